@@ -1,0 +1,1 @@
+//! Multi-energy dispatch (placeholder until the dispatch issue lands).

@@ -1,0 +1,524 @@
+//! Assets: everything that injects into or withdraws from a bus.
+//!
+//! Every asset type takes a type parameter `P` for its time-varying
+//! attributes: [`ProfileSpec`](crate::case::ProfileSpec) while a case is read
+//! (a number, an inline array or a file reference), [`Profile`] once it is
+//! checked. The same struct therefore describes the case-file schema and the
+//! checked model, and a checked case serialises back to a valid case file.
+//!
+//! Units: power in kW, energy in kWh, money in the case's currency, time in
+//! hours. Fractions (efficiencies, state of charge) are per unit.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AssetId, BusId, CarrierId};
+use crate::profile::Profile;
+
+/// One asset of a case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Asset<P = Profile> {
+    /// Unique across all assets of the case.
+    pub id: AssetId,
+    /// What the asset is, with its attributes.
+    #[serde(flatten)]
+    pub kind: AssetKind<P>,
+}
+
+/// The asset classes of the domain model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AssetKind<P = Profile> {
+    /// A demand: fixed, curtailable or shiftable.
+    Load(Load<P>),
+    /// A variable renewable generator (PV, wind) with an availability profile.
+    Renewable(Renewable<P>),
+    /// A dispatchable fuel-burning generator, optionally under unit commitment.
+    Thermal(Thermal<P>),
+    /// A connection to an outside network with import and export tariffs.
+    Grid(Grid<P>),
+    /// A multi-port converter between carriers (CHP, boiler, heat pump, ...).
+    Converter(Converter<P>),
+    /// Energy storage (battery, thermal store, hydrogen tank).
+    Storage(Storage),
+}
+
+impl<P> AssetKind<P> {
+    /// The `type` tag used in case files.
+    #[must_use]
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Load(_) => "load",
+            Self::Renewable(_) => "renewable",
+            Self::Thermal(_) => "thermal",
+            Self::Grid(_) => "grid",
+            Self::Converter(_) => "converter",
+            Self::Storage(_) => "storage",
+        }
+    }
+
+    /// All `type` tags, for error messages.
+    pub const TYPE_NAMES: [&'static str; 6] =
+        ["load", "renewable", "thermal", "grid", "converter", "storage"];
+}
+
+/// A demand on one bus. Fixed unless `curtailable` or `shiftable` is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
+pub struct Load<P = Profile> {
+    /// The bus the demand is drawn from.
+    pub bus: BusId,
+    /// Demand in kW at each step (non-negative).
+    pub demand_kw: P,
+    /// Set to allow shedding part of the demand at a price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curtailable: Option<Curtailable<P>>,
+    /// Set to allow moving demand in time within fixed windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shiftable: Option<Shiftable>,
+}
+
+/// Demand that may be shed, at a value of lost load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
+pub struct Curtailable<P = Profile> {
+    /// Cost of each kWh not served, currency/kWh.
+    pub value_of_lost_load: P,
+    /// The largest share of the demand that may be shed at a step (default 1).
+    #[serde(default = "one")]
+    pub max_share: f64,
+}
+
+/// Demand whose energy is fixed per window but whose timing is free.
+///
+/// The horizon is cut into consecutive windows of `window_h` hours from its
+/// start; within each window the load consumes the same energy as its demand
+/// profile, at any power between 0 and `max_power_kw`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shiftable {
+    /// Window length in hours: a whole number of steps.
+    pub window_h: f64,
+    /// The largest power the shifted load may draw, kW.
+    pub max_power_kw: f64,
+}
+
+/// A variable renewable generator (PV, wind, run-of-river).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
+pub struct Renewable<P = Profile> {
+    /// The bus it injects into.
+    pub bus: BusId,
+    /// Installed capacity, kW.
+    pub capacity_kw: f64,
+    /// Available output per unit of capacity at each step, in \[0, 1\].
+    pub availability: P,
+    /// Operating cost per kWh produced (default 0).
+    #[serde(default = "zero_profile")]
+    pub marginal_cost: P,
+    /// Whether output below the availability is allowed (default true).
+    #[serde(default = "yes")]
+    pub curtailable: bool,
+}
+
+/// A dispatchable generator that burns a fuel.
+///
+/// Fuel comes either from a bus (`fuel_bus`, e.g. the site's gas bus) or is
+/// bought at `fuel_price` as `fuel_carrier`. Fuel use is `power / efficiency`,
+/// or follows the piecewise-linear `fuel_curve` when one is given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
+pub struct Thermal<P = Profile> {
+    /// The bus it injects into.
+    pub bus: BusId,
+    /// Maximum output, kW.
+    pub capacity_kw: f64,
+    /// Minimum output while running, kW (default 0).
+    #[serde(default)]
+    pub min_power_kw: f64,
+    /// Draw fuel from this bus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel_bus: Option<BusId>,
+    /// Or buy this carrier ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel_carrier: Option<CarrierId>,
+    /// ... at this price, currency per kWh of fuel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel_price: Option<P>,
+    /// Output per unit of fuel, in (0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub efficiency: Option<f64>,
+    /// Or fuel input as a piecewise-linear convex function of output:
+    /// `[[output_kw, fuel_kw], ...]` from `min_power_kw` to `capacity_kw`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel_curve: Option<Vec<[f64; 2]>>,
+    /// Non-fuel operating cost per kWh produced (default 0).
+    #[serde(default = "zero_profile")]
+    pub marginal_cost: P,
+    /// Largest increase of output per hour, kW/h (unlimited if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_up_kw_per_h: Option<f64>,
+    /// Largest decrease of output per hour, kW/h (unlimited if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_down_kw_per_h: Option<f64>,
+    /// Unit-commitment data; without it the unit is always available
+    /// between 0 and its capacity (its minimum power is then not enforced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commitment: Option<Commitment>,
+}
+
+/// Where a thermal unit's fuel comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FuelSource<'a, P> {
+    /// Drawn from a bus of the case.
+    Bus(&'a BusId),
+    /// Bought from outside.
+    Purchased {
+        /// The fuel's carrier (for CO2).
+        carrier: &'a CarrierId,
+        /// Price per kWh of fuel.
+        price: &'a P,
+    },
+}
+
+/// How a thermal unit turns fuel into output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FuelUse<'a> {
+    /// `fuel = output / efficiency`.
+    Efficiency(f64),
+    /// `[[output_kw, fuel_kw], ...]`, convex and increasing.
+    Curve(&'a [[f64; 2]]),
+}
+
+impl<P> Thermal<P> {
+    /// The fuel source (a checked case has exactly one).
+    #[must_use]
+    pub fn fuel_source(&self) -> Option<FuelSource<'_, P>> {
+        match (&self.fuel_bus, &self.fuel_carrier, &self.fuel_price) {
+            (Some(bus), None, None) => Some(FuelSource::Bus(bus)),
+            (None, Some(carrier), Some(price)) => Some(FuelSource::Purchased { carrier, price }),
+            _ => None,
+        }
+    }
+
+    /// The fuel use model (a checked case has exactly one).
+    #[must_use]
+    pub fn fuel_use(&self) -> Option<FuelUse<'_>> {
+        match (self.efficiency, &self.fuel_curve) {
+            (Some(eff), None) => Some(FuelUse::Efficiency(eff)),
+            (None, Some(curve)) => Some(FuelUse::Curve(curve)),
+            _ => None,
+        }
+    }
+}
+
+/// Unit-commitment data: on/off decisions with their costs and timing rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Commitment {
+    /// Once started, stay on at least this long, hours (default 0).
+    #[serde(default)]
+    pub min_up_h: f64,
+    /// Once stopped, stay off at least this long, hours (default 0).
+    #[serde(default)]
+    pub min_down_h: f64,
+    /// Cost of a hot start, currency (default 0).
+    #[serde(default)]
+    pub start_cost: f64,
+    /// Cost of a cold start, currency (default: the hot start cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_start_cost: Option<f64>,
+    /// A start after at least this many hours off is cold (default: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_start_after_h: Option<f64>,
+    /// Cost of a shut-down, currency (default 0).
+    #[serde(default)]
+    pub shutdown_cost: f64,
+    /// State before the first step.
+    #[serde(default)]
+    pub initial: InitialState,
+}
+
+/// A unit's state just before the horizon starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitialState {
+    /// Whether it was running (default false).
+    #[serde(default)]
+    pub on: bool,
+    /// For how long it had been in that state, hours (default: long enough
+    /// that no minimum up or down time binds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours_in_state: Option<f64>,
+    /// Its output in the last step, kW (for ramp limits; default 0 if off,
+    /// the minimum power if on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_kw: Option<f64>,
+}
+
+impl Default for InitialState {
+    fn default() -> Self {
+        Self { on: false, hours_in_state: None, power_kw: None }
+    }
+}
+
+/// A connection to an outside network (the public grid, a gas supply, a
+/// district-heating main).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
+pub struct Grid<P = Profile> {
+    /// The bus it connects.
+    pub bus: BusId,
+    /// Price paid per kWh imported.
+    pub import_price: P,
+    /// Price received per kWh exported (default 0).
+    #[serde(default = "zero_profile")]
+    pub export_price: P,
+    /// Import limit, kW (unlimited if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_limit_kw: Option<P>,
+    /// Export limit, kW (default 0: no export).
+    #[serde(default = "zero_profile")]
+    pub export_limit_kw: P,
+    /// CO2 per kWh imported (default: the bus carrier's intensity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub co2_kg_per_kwh: Option<P>,
+    /// Demand charge per kW of the highest import over the horizon (default 0).
+    #[serde(default)]
+    pub peak_demand_charge: f64,
+}
+
+/// The role of a converter, used for labels and for the efficiency rule
+/// (heat pumps and chillers may have a coefficient of performance above 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConverterKind {
+    /// Combined heat and power: gas → electricity + heat.
+    Chp,
+    /// Gas boiler: gas → heat.
+    GasBoiler,
+    /// Electric boiler: electricity → heat.
+    ElectricBoiler,
+    /// Heat pump: electricity → heat, efficiency is the COP.
+    HeatPump,
+    /// Compression chiller: electricity → cooling, efficiency is the EER.
+    ElectricChiller,
+    /// Absorption chiller: heat → cooling, efficiency is the thermal COP.
+    AbsorptionChiller,
+    /// Electrolyser: electricity → hydrogen.
+    Electrolyser,
+    /// Anything else.
+    Generic,
+}
+
+impl ConverterKind {
+    /// Whether an output efficiency above 1 is physical for this kind.
+    #[must_use]
+    pub fn allows_cop(self) -> bool {
+        matches!(self, Self::HeatPump | Self::ElectricChiller | Self::AbsorptionChiller)
+    }
+}
+
+/// Which flow a converter's capacity and minimum power refer to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RatedAt {
+    /// The first output (nameplate convention: 400 kWe CHP, 1 MWth boiler).
+    #[default]
+    Output,
+    /// The first input (the reference flow).
+    Input,
+}
+
+/// A converter with any number of input and output ports.
+///
+/// The reference flow `x` is the first input's flow. Every other input draws
+/// `ratio × x`, every output injects `efficiency × x`. Capacity and minimum
+/// power apply to the first output unless `rated_at = "input"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
+pub struct Converter<P = Profile> {
+    /// What it is.
+    pub kind: ConverterKind,
+    /// Input ports; the first has ratio 1.
+    pub inputs: Vec<InputPort>,
+    /// Output ports.
+    pub outputs: Vec<OutputPort<P>>,
+    /// Maximum of the rated flow, kW.
+    pub capacity_kw: f64,
+    /// Which flow the capacity refers to (default: the first output).
+    #[serde(default)]
+    pub rated_at: RatedAt,
+    /// Minimum of the rated flow while running, kW (default 0; enforced
+    /// only under unit commitment).
+    #[serde(default)]
+    pub min_power_kw: f64,
+    /// Operating cost per kWh of the reference flow (default 0).
+    #[serde(default = "zero_profile")]
+    pub marginal_cost: P,
+    /// Largest increase of the rated flow per hour, kW/h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_up_kw_per_h: Option<f64>,
+    /// Largest decrease of the rated flow per hour, kW/h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_down_kw_per_h: Option<f64>,
+    /// Unit-commitment data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commitment: Option<Commitment>,
+}
+
+/// A converter input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputPort {
+    /// The bus drawn from.
+    pub bus: BusId,
+    /// Flow per unit of reference flow (1 for the first input).
+    #[serde(default = "one")]
+    pub ratio: f64,
+}
+
+/// A converter output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
+pub struct OutputPort<P = Profile> {
+    /// The bus injected into.
+    pub bus: BusId,
+    /// Output per unit of reference flow; a COP series for heat pumps.
+    pub efficiency: P,
+}
+
+/// How the state of charge must end.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum FinalState {
+    /// No condition.
+    #[default]
+    Free,
+    /// Equal to the initial state.
+    Cyclic,
+    /// At least this fraction of the energy capacity.
+    AtLeast(f64),
+}
+
+/// Energy storage on one bus.
+///
+/// With `e` the stored energy, `c` the charge and `d` the discharge power
+/// over a step of `h` hours: `e[t+1] = e[t]·(1 − standing_loss_per_h)^h +
+/// c·η_c·h − d/η_d·h`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// The bus it charges from and discharges into.
+    pub bus: BusId,
+    /// Usable energy capacity, kWh.
+    pub energy_capacity_kwh: f64,
+    /// Maximum charging power, kW (drawn from the bus).
+    pub charge_power_kw: f64,
+    /// Maximum discharging power, kW (injected into the bus).
+    pub discharge_power_kw: f64,
+    /// Charging efficiency in (0, 1] (default 1).
+    #[serde(default = "one")]
+    pub charge_efficiency: f64,
+    /// Discharging efficiency in (0, 1] (default 1).
+    #[serde(default = "one")]
+    pub discharge_efficiency: f64,
+    /// Share of the stored energy lost per hour, in \[0, 1) (default 0).
+    #[serde(default)]
+    pub standing_loss_per_h: f64,
+    /// Lowest state of charge, fraction of capacity (default 0).
+    #[serde(default)]
+    pub soc_min: f64,
+    /// Highest state of charge, fraction of capacity (default 1).
+    #[serde(default = "one")]
+    pub soc_max: f64,
+    /// State of charge before the first step, fraction of capacity (default 0.5).
+    #[serde(default = "half")]
+    pub initial_soc: f64,
+    /// End condition: `"free"` (default), `"cyclic"`, or a minimum fraction.
+    #[serde(default, with = "final_state")]
+    pub final_soc: FinalState,
+    /// Forbid charging and discharging in the same step (adds a binary per step).
+    #[serde(default)]
+    pub no_simultaneous: bool,
+    /// Wear cost per kWh discharged (default 0).
+    #[serde(default)]
+    pub cycle_cost: f64,
+}
+
+/// A spinning-reserve requirement on a bus: online units' headroom
+/// (committed capacity minus output) and storage discharge headroom must
+/// cover `requirement_kw + load_share × fixed demand` at every step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
+pub struct Reserve<P = Profile> {
+    /// The bus whose units provide the reserve.
+    pub bus: BusId,
+    /// Fixed part of the requirement, kW (default 0).
+    #[serde(default = "zero_profile")]
+    pub requirement_kw: P,
+    /// Part proportional to the bus's demand (default 0).
+    #[serde(default)]
+    pub load_share: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn half() -> f64 {
+    0.5
+}
+fn yes() -> bool {
+    true
+}
+fn zero_profile<P: From<f64>>() -> P {
+    P::from(0.0)
+}
+
+mod final_state {
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    use super::FinalState;
+
+    pub fn serialize<S: Serializer>(state: &FinalState, s: S) -> Result<S::Ok, S::Error> {
+        match state {
+            FinalState::Free => s.serialize_str("free"),
+            FinalState::Cyclic => s.serialize_str("cyclic"),
+            FinalState::AtLeast(v) => s.serialize_f64(*v),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<FinalState, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FinalState;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"free\", \"cyclic\" or a fraction of capacity")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FinalState, E> {
+                match v {
+                    "free" => Ok(FinalState::Free),
+                    "cyclic" => Ok(FinalState::Cyclic),
+                    other => Err(E::invalid_value(de::Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<FinalState, E> {
+                Ok(FinalState::AtLeast(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FinalState, E> {
+                Ok(FinalState::AtLeast(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FinalState, E> {
+                Ok(FinalState::AtLeast(v as f64))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
