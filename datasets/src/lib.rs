@@ -7,6 +7,8 @@
 
 use std::path::PathBuf;
 
+pub mod derive;
+
 /// The `datasets/` directory.
 #[must_use]
 pub fn root() -> PathBuf {
@@ -29,4 +31,18 @@ pub fn case(name: &str) -> PathBuf {
 #[must_use]
 pub fn invalid_cases() -> PathBuf {
     root().join("cases").join("invalid")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_profiles_match_a_fresh_derivation() {
+        for (name, text) in super::derive::profiles().expect("derives") {
+            let committed = std::fs::read_to_string(super::case(name)).expect("committed file");
+            assert!(
+                committed == text,
+                "{name} differs from a fresh derivation: run `cargo run -p volta-datasets --bin derive-profiles`"
+            );
+        }
+    }
 }

@@ -57,8 +57,7 @@ impl<P> AssetKind<P> {
     }
 
     /// All `type` tags, for error messages.
-    pub const TYPE_NAMES: [&'static str; 6] =
-        ["load", "renewable", "thermal", "grid", "converter", "storage"];
+    pub const TYPE_NAMES: [&'static str; 6] = ["load", "renewable", "thermal", "grid", "converter", "storage"];
 }
 
 /// A demand on one bus. Fixed unless `curtailable` or `shiftable` is set.
@@ -243,7 +242,7 @@ pub struct Commitment {
 }
 
 /// A unit's state just before the horizon starts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InitialState {
     /// Whether it was running (default false).
@@ -257,12 +256,6 @@ pub struct InitialState {
     /// the minimum power if on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_kw: Option<f64>,
-}
-
-impl Default for InitialState {
-    fn default() -> Self {
-        Self { on: false, hours_in_state: None, power_kw: None }
-    }
 }
 
 /// A connection to an outside network (the public grid, a gas supply, a

@@ -22,11 +22,7 @@ impl Profile {
     pub fn at(&self, t: usize) -> f64 {
         match self {
             Self::Constant(v) => *v,
-            Self::Series(values) => values
-                .get(t)
-                .or_else(|| values.last())
-                .copied()
-                .unwrap_or(0.0),
+            Self::Series(values) => values.get(t).or_else(|| values.last()).copied().unwrap_or(0.0),
         }
     }
 
@@ -85,12 +81,7 @@ impl Profile {
     pub fn find(&self, len: usize, pred: impl Fn(f64) -> bool) -> Option<(usize, f64)> {
         match self {
             Self::Constant(v) => pred(*v).then_some((0, *v)),
-            Self::Series(values) => values
-                .iter()
-                .take(len)
-                .copied()
-                .enumerate()
-                .find(|(_, v)| pred(*v)),
+            Self::Series(values) => values.iter().take(len).copied().enumerate().find(|(_, v)| pred(*v)),
         }
     }
 }

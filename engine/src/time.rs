@@ -102,24 +102,13 @@ impl TimeGrid {
     ///
     /// # Errors
     /// A [`TimeGridError`] naming what is wrong.
-    pub fn parse(
-        start: &str,
-        timezone: &str,
-        step: &str,
-        length: &GridLength,
-    ) -> Result<Self, TimeGridError> {
-        let tz = TimeZone::get(timezone)
-            .map_err(|_| TimeGridError::UnknownTimeZone(timezone.to_owned()))?;
+    pub fn parse(start: &str, timezone: &str, step: &str, length: &GridLength) -> Result<Self, TimeGridError> {
+        let tz = TimeZone::get(timezone).map_err(|_| TimeGridError::UnknownTimeZone(timezone.to_owned()))?;
         let start_zoned = parse_local(start, &tz).map_err(|e| match e {
-            LocalError::Parse(reason) => TimeGridError::BadStart {
-                value: start.to_owned(),
-                reason,
-            },
-            LocalError::Ambiguous(reason) => TimeGridError::AmbiguousStart {
-                value: start.to_owned(),
-                reason,
-                tz: timezone.to_owned(),
-            },
+            LocalError::Parse(reason) => TimeGridError::BadStart { value: start.to_owned(), reason },
+            LocalError::Ambiguous(reason) => {
+                TimeGridError::AmbiguousStart { value: start.to_owned(), reason, tz: timezone.to_owned() }
+            }
         })?;
         let step_dur = parse_step(step).ok_or_else(|| TimeGridError::BadStep(step.to_owned()))?;
         let horizon = match length {
@@ -127,10 +116,7 @@ impl TimeGrid {
             GridLength::Days(days) => {
                 let end = start_zoned
                     .checked_add(Span::new().days(i64::from(*days)))
-                    .map_err(|e| TimeGridError::BadEnd {
-                        value: format!("{days} days"),
-                        reason: e.to_string(),
-                    })?;
+                    .map_err(|e| TimeGridError::BadEnd { value: format!("{days} days"), reason: e.to_string() })?;
                 (start_zoned.duration_until(&end), format!("{days} days"))
             }
             GridLength::End(end) => {
@@ -155,10 +141,7 @@ impl TimeGrid {
         let step_secs = step_dur.as_secs();
         let horizon_secs = horizon.as_secs();
         if horizon_secs % step_secs != 0 {
-            return Err(TimeGridError::Misaligned {
-                horizon: horizon_text,
-                step: format_step(step_dur),
-            });
+            return Err(TimeGridError::Misaligned { horizon: horizon_text, step: format_step(step_dur) });
         }
         let n = u64::try_from(horizon_secs / step_secs).unwrap_or(0);
         Self::new(start_zoned, step_dur, usize::try_from(n).unwrap_or(usize::MAX))
@@ -244,10 +227,7 @@ impl TimeGrid {
     #[must_use]
     pub fn instant(&self, i: usize) -> Timestamp {
         let offset = self.step * i32::try_from(i).unwrap_or(i32::MAX);
-        self.start
-            .timestamp()
-            .checked_add(offset)
-            .unwrap_or(Timestamp::MAX)
+        self.start.timestamp().checked_add(offset).unwrap_or(Timestamp::MAX)
     }
 
     /// The start instants of all steps.
@@ -307,9 +287,7 @@ fn parse_local(text: &str, tz: &TimeZone) -> Result<ZonedDateTime, LocalError> {
     if let Ok(ts) = text.parse::<Timestamp>() {
         return Ok(ts.to_zoned_datetime(tz.clone()));
     }
-    let dt: DateTime = text
-        .parse()
-        .map_err(|e: jiff::Error| LocalError::Parse(e.to_string()))?;
+    let dt: DateTime = text.parse().map_err(|e: jiff::Error| LocalError::Parse(e.to_string()))?;
     let ambiguous = tz.to_ambiguous_zoned_datetime(dt);
     if ambiguous.is_ambiguous() {
         let reason = match ambiguous.offset() {
@@ -319,9 +297,7 @@ fn parse_local(text: &str, tz: &TimeZone) -> Result<ZonedDateTime, LocalError> {
         };
         return Err(LocalError::Ambiguous(reason));
     }
-    ambiguous
-        .unambiguous()
-        .map_err(|e| LocalError::Parse(e.to_string()))
+    ambiguous.unambiguous().map_err(|e| LocalError::Parse(e.to_string()))
 }
 
 /// Parses `"15min"`, `"30 min"`, `"1h"`, `"2h"`, `"PT15M"`, `"90m"`.
@@ -355,24 +331,20 @@ fn valid_step(step: SignedDuration) -> bool {
 
 fn format_step(step: SignedDuration) -> String {
     let mins = step.as_mins();
-    if mins % 60 == 0 && mins != 0 {
-        format!("{}h", mins / 60)
-    } else {
-        format!("{mins}min")
-    }
+    if mins % 60 == 0 && mins != 0 { format!("{}h", mins / 60) } else { format!("{mins}min") }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn grid(start: &str, tz: &str, step: &str, len: GridLength) -> TimeGrid {
-        TimeGrid::parse(start, tz, step, &len).expect("valid grid")
+    fn grid(start: &str, tz: &str, step: &str, len: &GridLength) -> TimeGrid {
+        TimeGrid::parse(start, tz, step, len).expect("valid grid")
     }
 
     #[test]
     fn hourly_week() {
-        let g = grid("2014-11-03T00:00", "Australia/Melbourne", "1h", GridLength::Days(7));
+        let g = grid("2014-11-03T00:00", "Australia/Melbourne", "1h", &GridLength::Days(7));
         assert_eq!(g.len(), 168);
         assert!((g.step_hours() - 1.0).abs() < 1e-12);
         assert_eq!(g.at(24).strftime("%Y-%m-%d %H:%M").to_string(), "2014-11-04 00:00");
@@ -381,25 +353,20 @@ mod tests {
     #[test]
     fn spring_forward_day_has_23_hours() {
         // Melbourne clocks went forward on 2014-10-05 at 02:00.
-        let g = grid("2014-10-05T00:00", "Australia/Melbourne", "1h", GridLength::Days(1));
+        let g = grid("2014-10-05T00:00", "Australia/Melbourne", "1h", &GridLength::Days(1));
         assert_eq!(g.len(), 23);
         assert_eq!(g.at(2).strftime("%H:%M").to_string(), "03:00");
     }
 
     #[test]
     fn fall_back_day_has_25_hours_of_quarter_hours() {
-        let g = grid("2024-10-27T00:00", "Europe/Berlin", "15min", GridLength::Days(1));
+        let g = grid("2024-10-27T00:00", "Europe/Berlin", "15min", &GridLength::Days(1));
         assert_eq!(g.len(), 100);
     }
 
     #[test]
     fn end_in_local_time() {
-        let g = grid(
-            "2024-03-30T00:00",
-            "Europe/Berlin",
-            "1h",
-            GridLength::End("2024-04-01T00:00".into()),
-        );
+        let g = grid("2024-03-30T00:00", "Europe/Berlin", "1h", &GridLength::End("2024-04-01T00:00".into()));
         assert_eq!(g.len(), 47);
     }
 
@@ -410,10 +377,7 @@ mod tests {
             TimeGrid::parse("2024-01-01T00:00", "Mars/Olympus", "1h", &len),
             Err(TimeGridError::UnknownTimeZone(_))
         ));
-        assert!(matches!(
-            TimeGrid::parse("2024-13-01T00:00", "UTC", "1h", &len),
-            Err(TimeGridError::BadStart { .. })
-        ));
+        assert!(matches!(TimeGrid::parse("2024-13-01T00:00", "UTC", "1h", &len), Err(TimeGridError::BadStart { .. })));
         assert!(matches!(
             TimeGrid::parse("2024-03-31T02:30", "Europe/Berlin", "1h", &len),
             Err(TimeGridError::AmbiguousStart { .. })
@@ -447,7 +411,7 @@ mod tests {
 
     #[test]
     fn index_of_round_trips() {
-        let g = grid("2024-01-01T00:00", "UTC", "15min", GridLength::Days(2));
+        let g = grid("2024-01-01T00:00", "UTC", "15min", &GridLength::Days(2));
         for i in 0..g.len() {
             assert_eq!(g.index_of(g.instant(i)), Some(i));
         }

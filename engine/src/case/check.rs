@@ -17,8 +17,8 @@ use super::report::{IssueCode, Path, ValidationReport};
 use super::series::SeriesLoader;
 use super::{Case, Settings, TimeSpec};
 use crate::asset::{
-    Asset, AssetKind, Commitment, Converter, ConverterKind, Curtailable, FinalState, Grid, InputPort, Load,
-    OutputPort, Renewable, Reserve, Storage, Thermal,
+    Asset, AssetKind, Commitment, Converter, ConverterKind, Curtailable, FinalState, Grid, InputPort, Load, OutputPort,
+    Renewable, Reserve, Storage, Thermal,
 };
 use crate::ids::{AssetId, BusId, CarrierId, is_valid_id};
 use crate::network::{Bus, Carrier};
@@ -44,7 +44,11 @@ pub(super) fn check(mut map: Map<String, Value>, base_dir: PathBuf, report: &mut
     let time: Option<TimeSpec> = match map.remove("time") {
         Some(v) => deserialize(v, &Path::root("time"), report),
         None => {
-            report.error("time", IssueCode::MissingField, "the [time] table is required (start, step, and steps, days or end)");
+            report.error(
+                "time",
+                IssueCode::MissingField,
+                "the [time] table is required (start, step, and steps, days or end)",
+            );
             None
         }
     };
@@ -60,6 +64,7 @@ pub(super) fn check(mut map: Map<String, Value>, base_dir: PathBuf, report: &mut
         carriers: Vec::new(),
         buses: HashMap::new(),
         broken: HashSet::new(),
+        touched_by_broken: HashSet::new(),
     };
     cx.grid = time.as_ref().and_then(|t| cx.time_grid(t));
     if let Some(s) = &settings {
@@ -67,10 +72,13 @@ pub(super) fn check(mut map: Map<String, Value>, base_dir: PathBuf, report: &mut
     }
     let carriers = cx.carriers(map.remove("carriers"));
     let buses = cx.buses(map.remove("buses"));
-    let assets = cx.assets(map.remove("assets"));
+    let (assets, all_assets) = cx.assets(map.remove("assets"));
     let reserves = cx.reserves(map.remove("reserves"));
-    cx.balance(&buses, &assets, settings.as_ref());
-    cx.unused_carriers(&carriers, &buses, &assets);
+    cx.balance(buses.as_deref(), &assets, settings.as_ref());
+    if all_assets {
+        cx.unused_carriers(carriers.as_deref(), buses.as_deref(), &assets);
+    }
+    let assets = all_assets.then_some(assets);
 
     Some(Case {
         name,
@@ -84,6 +92,7 @@ pub(super) fn check(mut map: Map<String, Value>, base_dir: PathBuf, report: &mut
     })
 }
 
+#[expect(clippy::wildcard_enum_match_arm, reason = "every other JSON type is the same mistake")]
 fn take_string(map: &mut Map<String, Value>, key: &str, report: &mut ValidationReport) -> Option<String> {
     match map.remove(key)? {
         Value::String(s) => Some(s),
@@ -103,9 +112,11 @@ fn deserialize<T: DeserializeOwned>(value: Value, path: &Path, report: &mut Vali
             let at = if inner == "." { path.clone() } else { path.child(&inner) };
             let message = err.inner().to_string();
             let (code, field, message) = classify_serde_error(&message);
+            // serde_path_to_error already ends the path with an unknown
+            // field's name, but not with a missing one's.
             let target = match field {
-                Some(f) => at.field(&f),
-                None => at.as_str().to_owned(),
+                Some(f) if inner.split('.').next_back().is_none_or(|last| last != f) => at.field(&f),
+                Some(_) | None => at.as_str().to_owned(),
             };
             report.error(target, code, message);
             None
@@ -128,7 +139,13 @@ fn classify_serde_error(message: &str) -> (IssueCode, Option<String>, String) {
         let given = backticked(message).unwrap_or_default();
         (IssueCode::OutOfRange, None, format!("unknown value {given:?}; {expected}"))
     } else {
-        (IssueCode::WrongType, None, message.replace("invalid type: ", "wrong type: "))
+        let friendly = message
+            .replace("invalid type: ", "wrong type: ")
+            .replace("expected f64", "expected a number")
+            .replace("expected usize", "expected a whole number")
+            .replace("expected u32", "expected a whole number")
+            .replace("expected a boolean", "expected true or false");
+        (IssueCode::WrongType, None, friendly)
     }
 }
 
@@ -183,6 +200,8 @@ struct Checker<'r> {
     /// Ids of items that exist but could not be read: references to them
     /// are not reported again.
     broken: HashSet<String>,
+    /// Buses that an unreadable asset refers to: their balance is not judged.
+    touched_by_broken: HashSet<String>,
 }
 
 impl Checker<'_> {
@@ -229,14 +248,22 @@ impl Checker<'_> {
         let mut ok = true;
         if let Some((t, v)) = values.iter().copied().enumerate().find(|(_, v)| !v.is_finite()) {
             let n = values.iter().filter(|v| !v.is_finite()).count();
-            self.report.error(path, IssueCode::NotFinite, format!("step {t} is {v} ({n} non-finite values in all)"));
+            self.report.error(
+                path,
+                IssueCode::NotFinite,
+                format!("step {t} is {v} ({n} of {} steps are not finite)", values.len()),
+            );
             ok = false;
         } else if let Some((t, v)) = values.iter().copied().enumerate().find(|(_, v)| !range.holds(*v)) {
             let n = values.iter().filter(|v| !range.holds(**v)).count();
             self.report.error(
                 path,
                 range.code(),
-                format!("every value must be {}; step {t} is {v} ({n} such steps)", range.describe()),
+                format!(
+                    "every value must be {}; step {t} is {v} ({n} of {} steps are not)",
+                    range.describe(),
+                    values.len()
+                ),
             );
             ok = false;
         }
@@ -352,9 +379,10 @@ impl Checker<'_> {
         };
         let mut out = Vec::with_capacity(items.len());
         let mut all = true;
+        let mut ids = HashSet::new();
         for (i, item) in items.into_iter().enumerate() {
             let id = item.get("id").and_then(Value::as_str).map(str::to_owned);
-            let path = Path::item(section, i, id.as_deref());
+            let path = item_path(section, i, id.as_deref(), &mut ids);
             self.rename_paths(section, i, &path);
             match deserialize::<T>(item, &path, self.report) {
                 Some(t) => out.push((path, t)),
@@ -428,7 +456,11 @@ impl Checker<'_> {
         self.report.error(
             path,
             IssueCode::UnknownCarrier,
-            format!("unknown carrier {:?}; known: {} (declare others under [[carriers]])", id.as_str(), known.join(", ")),
+            format!(
+                "unknown carrier {:?}; known: {} (declare others under [[carriers]])",
+                id.as_str(),
+                known.join(", ")
+            ),
         );
         false
     }
@@ -483,11 +515,12 @@ impl Checker<'_> {
         }
     }
 
-    fn assets(&mut self, value: Option<Value>) -> Option<Vec<Asset>> {
+    /// Reads every asset; returns those that are valid and whether all were.
+    fn assets(&mut self, value: Option<Value>) -> (Vec<Asset>, bool) {
         let items = match value {
             None => {
                 self.report.error("assets", IssueCode::MissingField, "a case needs at least one asset");
-                return None;
+                return (Vec::new(), false);
             }
             Some(Value::Array(items)) => items,
             Some(other) => {
@@ -496,34 +529,46 @@ impl Checker<'_> {
                     IssueCode::WrongType,
                     format!("expected an array of tables, found {}", json_type(&other)),
                 );
-                return None;
+                return (Vec::new(), false);
             }
         };
         let mut seen = HashSet::new();
+        let mut ids = HashSet::new();
         let mut assets = Vec::with_capacity(items.len());
         let mut all = true;
         for (i, item) in items.into_iter().enumerate() {
             let id = item.get("id").and_then(Value::as_str).map(str::to_owned);
-            let path = Path::item("assets", i, id.as_deref());
+            let path = item_path("assets", i, id.as_deref(), &mut ids);
             self.rename_paths("assets", i, &path);
-            let checked = self.asset(item, &path, &mut seen);
-            match checked {
+            let buses = referenced_buses(&item);
+            match self.asset(item, &path, &mut seen) {
                 Some(asset) => assets.push(asset),
-                None => all = false,
+                None => {
+                    all = false;
+                    self.touched_by_broken.extend(buses);
+                }
             }
         }
-        all.then_some(assets)
+        (assets, all)
     }
 
     fn asset(&mut self, item: Value, path: &Path, seen: &mut HashSet<String>) -> Option<Asset> {
         let Value::Object(mut map) = item else {
-            self.report.error(path.as_str(), IssueCode::WrongType, format!("an asset must be a table, found {}", json_type(&item)));
+            self.report.error(
+                path.as_str(),
+                IssueCode::WrongType,
+                format!("an asset must be a table, found {}", json_type(&item)),
+            );
             return None;
         };
         let id = match map.remove("id") {
             Some(Value::String(id)) => Some(id),
             Some(other) => {
-                self.report.error(path.field("id"), IssueCode::WrongType, format!("expected a string, found {}", json_type(&other)));
+                self.report.error(
+                    path.field("id"),
+                    IssueCode::WrongType,
+                    format!("expected a string, found {}", json_type(&other)),
+                );
                 None
             }
             None => {
@@ -535,7 +580,11 @@ impl Checker<'_> {
         let type_name = match map.remove("type") {
             Some(Value::String(t)) => t,
             Some(other) => {
-                self.report.error(path.field("type"), IssueCode::WrongType, format!("expected a string, found {}", json_type(&other)));
+                self.report.error(
+                    path.field("type"),
+                    IssueCode::WrongType,
+                    format!("expected a string, found {}", json_type(&other)),
+                );
                 return None;
             }
             None => {
@@ -552,27 +601,27 @@ impl Checker<'_> {
             "load" => {
                 let spec = deserialize(body, path, self.report)?;
                 AssetKind::Load(self.load(spec, path)?)
-            },
+            }
             "renewable" => {
                 let spec = deserialize(body, path, self.report)?;
                 AssetKind::Renewable(self.renewable(spec, path)?)
-            },
+            }
             "thermal" => {
                 let spec = deserialize(body, path, self.report)?;
                 AssetKind::Thermal(self.thermal(spec, path)?)
-            },
+            }
             "grid" => {
                 let spec = deserialize(body, path, self.report)?;
                 AssetKind::Grid(self.grid_connection(spec, path)?)
-            },
+            }
             "converter" => {
                 let spec = deserialize(body, path, self.report)?;
                 AssetKind::Converter(self.converter(spec, path)?)
-            },
+            }
             "storage" => {
                 let spec = deserialize(body, path, self.report)?;
                 AssetKind::Storage(self.storage(spec, path)?)
-            },
+            }
             other => {
                 self.report.error(
                     path.field("type"),
@@ -610,7 +659,11 @@ impl Checker<'_> {
             ok &= self.number(&sp.field("max_power_kw"), s.max_power_kw, Range::NonNegative);
             ok &= self.number(&sp.field("window_h"), s.window_h, Range::Positive);
             if both {
-                self.report.error(path.as_str(), IssueCode::Conflict, "a load is either curtailable or shiftable, not both");
+                self.report.error(
+                    path.as_str(),
+                    IssueCode::Conflict,
+                    "a load is either curtailable or shiftable, not both",
+                );
                 ok = false;
             }
             if let (Some(grid), Some(demand)) = (&self.grid, &demand)
@@ -687,12 +740,20 @@ impl Checker<'_> {
                 p
             }
             (None, Some(_), None) => {
-                self.report.error(path.field("fuel_price"), IssueCode::MissingField, "a bought fuel (fuel_carrier) needs a fuel_price");
+                self.report.error(
+                    path.field("fuel_price"),
+                    IssueCode::MissingField,
+                    "a bought fuel (fuel_carrier) needs a fuel_price",
+                );
                 ok = false;
                 None
             }
             (None, None, Some(_)) => {
-                self.report.error(path.field("fuel_carrier"), IssueCode::MissingField, "fuel_price needs a fuel_carrier (for its CO2)");
+                self.report.error(
+                    path.field("fuel_carrier"),
+                    IssueCode::MissingField,
+                    "fuel_price needs a fuel_carrier (for its CO2)",
+                );
                 ok = false;
                 None
             }
@@ -706,7 +767,11 @@ impl Checker<'_> {
                 None
             }
             (Some(_), _, _) => {
-                self.report.error(path.field("fuel_bus"), IssueCode::Conflict, "give fuel_bus, or fuel_carrier with fuel_price, not both");
+                self.report.error(
+                    path.field("fuel_bus"),
+                    IssueCode::Conflict,
+                    "give fuel_bus, or fuel_carrier with fuel_price, not both",
+                );
                 ok = false;
                 None
             }
@@ -719,7 +784,11 @@ impl Checker<'_> {
                 ok = false;
             }
             (Some(_), Some(_)) => {
-                self.report.error(path.field("fuel_curve"), IssueCode::Conflict, "give an efficiency or a fuel_curve, not both");
+                self.report.error(
+                    path.field("fuel_curve"),
+                    IssueCode::Conflict,
+                    "give an efficiency or a fuel_curve, not both",
+                );
                 ok = false;
             }
         }
@@ -838,7 +907,11 @@ impl Checker<'_> {
         if let Some(cold) = c.cold_start_cost {
             ok &= self.number(&cp.field("cold_start_cost"), cold, Range::NonNegative);
             if cold < c.start_cost {
-                self.report.warn(cp.field("cold_start_cost"), IssueCode::Suspicious, "a cold start is usually dearer than a hot one");
+                self.report.warn(
+                    cp.field("cold_start_cost"),
+                    IssueCode::Suspicious,
+                    "a cold start is usually dearer than a hot one",
+                );
             }
             if c.cold_start_after_h.is_none() {
                 self.report.error(
@@ -881,7 +954,8 @@ impl Checker<'_> {
         let bus = self.bus_ref(&path.field("bus"), &spec.bus);
         let import = self.profile(&path.field("import_price"), spec.import_price, Range::Any);
         let export = self.profile(&path.field("export_price"), spec.export_price, Range::Any);
-        let import_limit = self.optional_profile(&path.field("import_limit_kw"), spec.import_limit_kw, Range::NonNegative);
+        let import_limit =
+            self.optional_profile(&path.field("import_limit_kw"), spec.import_limit_kw, Range::NonNegative);
         let export_limit = self.profile(&path.field("export_limit_kw"), spec.export_limit_kw, Range::NonNegative);
         let co2 = self.optional_profile(&path.field("co2_kg_per_kwh"), spec.co2_kg_per_kwh, Range::NonNegative);
         let peak_ok = self.number(&path.field("peak_demand_charge"), spec.peak_demand_charge, Range::NonNegative);
@@ -955,7 +1029,9 @@ impl Checker<'_> {
             && let Some(grid) = &self.grid
         {
             let input_total: f64 = spec.inputs.iter().map(|p| p.ratio).sum();
-            if let Some(t) = (0..grid.len()).find(|&t| outputs.iter().map(|o| o.efficiency.at(t)).sum::<f64>() > input_total + 1e-9) {
+            if let Some(t) =
+                (0..grid.len()).find(|&t| outputs.iter().map(|o| o.efficiency.at(t)).sum::<f64>() > input_total + 1e-9)
+            {
                 let total: f64 = outputs.iter().map(|o| o.efficiency.at(t)).sum();
                 self.report.error(
                     output_path.as_str(),
@@ -1009,8 +1085,18 @@ impl Checker<'_> {
         let kind_name = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         let first_in = inputs.first().and_then(Option::as_ref);
         let first_out = outputs.first().and_then(Option::as_ref);
-        self.expect_carrier(&path.child("inputs").index(0).field("bus"), first_in, input, &format!("the {kind_name}'s first input"));
-        self.expect_carrier(&path.child("outputs").index(0).field("bus"), first_out, output, &format!("the {kind_name}'s first output"));
+        self.expect_carrier(
+            &path.child("inputs").index(0).field("bus"),
+            first_in,
+            input,
+            &format!("the {kind_name}'s first input"),
+        );
+        self.expect_carrier(
+            &path.child("outputs").index(0).field("bus"),
+            first_out,
+            output,
+            &format!("the {kind_name}'s first output"),
+        );
     }
 
     fn storage(&mut self, spec: Storage, path: &Path) -> Option<Storage> {
@@ -1080,10 +1166,13 @@ impl Checker<'_> {
 
     /// Every bus with demand needs something that can supply it; every bus
     /// with forced injection needs something that can absorb it.
-    fn balance(&mut self, buses: &Option<Vec<Bus>>, assets: &Option<Vec<Asset>>, settings: Option<&Settings>) {
-        let (Some(buses), Some(assets)) = (buses, assets) else { return };
+    fn balance(&mut self, buses: Option<&[Bus]>, assets: &[Asset], settings: Option<&Settings>) {
+        let Some(buses) = buses else { return };
         let has_voll = settings.is_some_and(|s| s.value_of_lost_load.is_some());
         for (i, bus) in buses.iter().enumerate() {
+            if self.touched_by_broken.contains(bus.id.as_str()) {
+                continue;
+            }
             let path = Path::item("buses", i, Some(bus.id.as_str()));
             let mut demand = false;
             let mut forced = false;
@@ -1133,20 +1222,29 @@ impl Checker<'_> {
                         supply |= s.discharge_power_kw > 0.0 && s.energy_capacity_kwh > 0.0;
                         sink |= s.charge_power_kw > 0.0 && s.energy_capacity_kwh > 0.0;
                     }
-                    AssetKind::Load(_)
-                    | AssetKind::Renewable(_)
-                    | AssetKind::Grid(_)
-                    | AssetKind::Storage(_) => {}
+                    AssetKind::Load(_) | AssetKind::Renewable(_) | AssetKind::Grid(_) | AssetKind::Storage(_) => {}
                 }
             }
             if !connected {
-                self.report.warn(path.as_str(), IssueCode::Unused, format!("no asset is connected to bus {:?}", bus.id.as_str()));
+                self.report.warn(
+                    path.as_str(),
+                    IssueCode::Unused,
+                    format!("no asset is connected to bus {:?}", bus.id.as_str()),
+                );
             } else if demand && !supply {
                 let msg = format!("bus {:?} has demand but no asset can supply it", bus.id.as_str());
                 if has_voll {
-                    self.report.warn(path.as_str(), IssueCode::Unbalanceable, format!("{msg}: all of it will be unserved"));
+                    self.report.warn(
+                        path.as_str(),
+                        IssueCode::Unbalanceable,
+                        format!("{msg}: all of it will be unserved"),
+                    );
                 } else {
-                    self.report.error(path.as_str(), IssueCode::Unbalanceable, format!("{msg} (add a supply, or settings.value_of_lost_load)"));
+                    self.report.error(
+                        path.as_str(),
+                        IssueCode::Unbalanceable,
+                        format!("{msg} (add a supply, or settings.value_of_lost_load)"),
+                    );
                 }
             } else if forced && !sink {
                 self.report.error(
@@ -1158,11 +1256,12 @@ impl Checker<'_> {
         }
     }
 
-    fn unused_carriers(&mut self, carriers: &Option<Vec<Carrier>>, buses: &Option<Vec<Bus>>, assets: &Option<Vec<Asset>>) {
-        let (Some(carriers), Some(buses), Some(assets)) = (carriers, buses, assets) else { return };
+    fn unused_carriers(&mut self, carriers: Option<&[Carrier]>, buses: Option<&[Bus]>, assets: &[Asset]) {
+        let (Some(carriers), Some(buses)) = (carriers, buses) else { return };
         let builtin: Vec<CarrierId> = Carrier::builtins().into_iter().map(|c| c.id).collect();
         for carrier in carriers {
-            let fuel = |a: &Asset| matches!(&a.kind, AssetKind::Thermal(t) if t.fuel_carrier.as_ref() == Some(&carrier.id));
+            let fuel =
+                |a: &Asset| matches!(&a.kind, AssetKind::Thermal(t) if t.fuel_carrier.as_ref() == Some(&carrier.id));
             let used = buses.iter().any(|b| b.carrier == carrier.id) || assets.iter().any(fuel);
             if !used && !builtin.contains(&carrier.id) {
                 self.report.warn(
@@ -1173,6 +1272,33 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// The bus ids an unchecked asset mentions (`bus`, `fuel_bus`, ports).
+fn referenced_buses(item: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut take = |v: Option<&Value>| {
+        if let Some(Value::String(s)) = v {
+            out.push(s.clone());
+        }
+    };
+    take(item.get("bus"));
+    take(item.get("fuel_bus"));
+    for ports in ["inputs", "outputs"] {
+        if let Some(Value::Array(list)) = item.get(ports) {
+            for port in list {
+                take(port.get("bus"));
+            }
+        }
+    }
+    out
+}
+
+/// An item's path: by id (`assets.chp`), or by index (`assets[3]`) when it
+/// has no usable id or repeats an earlier one.
+fn item_path(section: &str, i: usize, id: Option<&str>, seen: &mut HashSet<String>) -> Path {
+    let fresh = id.is_some_and(|id| seen.insert(id.to_owned()));
+    Path::item(section, i, id.filter(|_| fresh))
 }
 
 /// Picks the value of each grid step from timestamped rows.

@@ -55,22 +55,40 @@ pub(crate) fn decode(bytes: &[u8], path: &Path) -> Result<String> {
 /// Parses text into a table. Non-finite TOML numbers (`nan`, `inf`) are
 /// reported to `report` with their path and replaced by 0 so that every
 /// other problem is still found.
-pub(crate) fn parse(text: &str, format: Format, path: &Path, report: &mut ValidationReport) -> Result<Map<String, Value>> {
+#[expect(clippy::wildcard_enum_match_arm, reason = "every non-table top level is the same mistake")]
+pub(crate) fn parse(
+    text: &str,
+    format: Format,
+    path: &Path,
+    report: &mut ValidationReport,
+) -> Result<Map<String, Value>> {
     let syntax = |message: String| Error::Syntax { path: path.to_owned(), message };
     let value = match format {
-        Format::Json => serde_json::from_str::<Value>(text)
-            .map_err(|e| syntax(format!("invalid JSON: {e}")))?,
+        Format::Json => serde_json::from_str::<Value>(text).map_err(|e| syntax(format!("invalid JSON: {e}")))?,
         Format::Toml => {
-            let table: toml::Table = toml::from_str(text).map_err(|e| syntax(format!("invalid TOML: {}", e.to_string().trim_end())))?;
+            let table: toml::Table = toml::from_str(text).map_err(|e| syntax(toml_message(&e, text)))?;
             toml_to_json(toml::Value::Table(table), "", report)
         }
     };
     match value {
         Value::Object(map) => Ok(map),
-        other => Err(syntax(format!(
-            "a case must be a table (a JSON object) at the top level, found {}",
-            json_type(&other)
-        ))),
+        other => {
+            Err(syntax(format!("a case must be a table (a JSON object) at the top level, found {}", json_type(&other))))
+        }
+    }
+}
+
+/// One line: `invalid TOML at line L, column C: what`.
+fn toml_message(err: &toml::de::Error, text: &str) -> String {
+    let what = err.message().trim_end();
+    match err.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("invalid TOML at line {line}, column {column}: {what}")
+        }
+        None => format!("invalid TOML: {what}"),
     }
 }
 
@@ -89,11 +107,7 @@ fn toml_to_json(value: toml::Value, path: &str, report: &mut ValidationReport) -
         toml::Value::Boolean(b) => Value::Bool(b),
         toml::Value::Datetime(dt) => Value::String(dt.to_string()),
         toml::Value::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| toml_to_json(v, &format!("{path}[{i}]"), report))
-                .collect(),
+            items.into_iter().enumerate().map(|(i, v)| toml_to_json(v, &format!("{path}[{i}]"), report)).collect(),
         ),
         toml::Value::Table(table) => Value::Object(
             table

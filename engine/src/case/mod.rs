@@ -329,10 +329,7 @@ impl CaseReader {
         let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
         let text = document::decode(&bytes, path)?;
         let format = Format::from_path(path).unwrap_or_else(|| Format::sniff(&text));
-        let base = self
-            .base_dir
-            .clone()
-            .unwrap_or_else(|| path.parent().map(Path::to_path_buf).unwrap_or_default());
+        let base = self.base_dir.clone().unwrap_or_else(|| path.parent().map(Path::to_path_buf).unwrap_or_default());
         self.check_text(&text, format, path, base)
     }
 
@@ -366,7 +363,11 @@ impl CaseReader {
         reader.check_map(map, report)
     }
 
-    fn check_map(&self, map: serde_json::Map<String, serde_json::Value>, mut report: ValidationReport) -> Result<Checked> {
+    fn check_map(
+        &self,
+        map: serde_json::Map<String, serde_json::Value>,
+        mut report: ValidationReport,
+    ) -> Result<Checked> {
         let base = self.base_dir.clone().unwrap_or_default();
         let case = check::check(map, base, &mut report);
         if self.strict {
@@ -393,12 +394,9 @@ impl<P> AssetKind<P> {
                 v
             }
             Self::Grid(g) => vec![(&g.bus, "grid")],
-            Self::Converter(c) => c
-                .inputs
-                .iter()
-                .map(|p| (&p.bus, "input"))
-                .chain(c.outputs.iter().map(|p| (&p.bus, "output")))
-                .collect(),
+            Self::Converter(c) => {
+                c.inputs.iter().map(|p| (&p.bus, "input")).chain(c.outputs.iter().map(|p| (&p.bus, "output"))).collect()
+            }
             Self::Storage(s) => vec![(&s.bus, "storage")],
         }
     }

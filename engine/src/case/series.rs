@@ -18,6 +18,7 @@ pub type SeriesError = (IssueCode, String);
 
 /// One cell of a table.
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "parquet"), allow(dead_code))]
 enum Cell {
     Null,
     Number(f64),
@@ -41,11 +42,7 @@ impl Table {
         let idx = self.headers.iter().position(|h| h == name).ok_or_else(|| {
             (
                 IssueCode::MissingColumn,
-                format!(
-                    "{} has no column {name:?} (it has: {})",
-                    file.display(),
-                    self.headers.join(", ")
-                ),
+                format!("{} has no column {name:?} (it has: {})", file.display(), self.headers.join(", ")),
             )
         })?;
         Ok(&self.columns[idx])
@@ -152,11 +149,7 @@ impl SeriesLoader {
 
     pub(crate) fn table(&mut self, file: &Path) -> Result<&Table, SeriesError> {
         let full = self.base_dir.join(file);
-        self.cache
-            .entry(full.clone())
-            .or_insert_with(|| read_table(&full, file))
-            .as_ref()
-            .map_err(Clone::clone)
+        self.cache.entry(full.clone()).or_insert_with(|| read_table(&full, file)).as_ref().map_err(Clone::clone)
     }
 }
 
@@ -193,6 +186,7 @@ fn read_csv(full: &Path, shown: &Path) -> Result<Table, SeriesError> {
 }
 
 #[cfg(feature = "parquet")]
+#[expect(clippy::wildcard_enum_match_arm, reason = "only timestamp logical types matter here")]
 fn read_parquet(full: &Path, shown: &Path) -> Result<Table, SeriesError> {
     use parquet::basic::{LogicalType, TimeUnit};
     use parquet::file::reader::{FileReader, SerializedFileReader};

@@ -56,19 +56,17 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     for path in &args.cases {
         let shown = path.display();
         match reader.read_path(path) {
-            Ok(checked) => {
-                match args.format {
-                    Format::Text => {
-                        writeln!(out, "ok {shown}: {}", checked.case.summary())?;
-                        for warning in &checked.warnings {
-                            writeln!(out, "{warning}")?;
-                        }
+            Ok(checked) => match args.format {
+                Format::Text => {
+                    writeln!(out, "ok {shown}: {}", checked.case.summary())?;
+                    for warning in &checked.warnings {
+                        writeln!(out, "{warning}")?;
                     }
-                    Format::Json => json_out.push(json!({
-                        "file": path, "ok": true, "summary": checked.case.summary(), "issues": checked.warnings,
-                    })),
                 }
-            }
+                Format::Json => json_out.push(json!({
+                    "file": path, "ok": true, "summary": checked.case.summary(), "issues": checked.warnings,
+                })),
+            },
             Err(err) => {
                 all_ok = false;
                 match (args.format, &err) {

@@ -1,0 +1,7 @@
+//! Integration tests of volta-engine, built as one binary.
+
+mod example_cases;
+mod grid_properties;
+mod invalid_cases;
+mod rules;
+mod support;

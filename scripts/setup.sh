@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything Volta needs to build and test, idempotently:
+# system packages (cmake and libclang for HiGHS, protoc for the gRPC layer),
+# the Rust components, and cargo-nextest. Safe to run again; fast when
+# everything is present.
+set -euo pipefail
+
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v g++ >/dev/null || need_apt+=(g++)
+command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
+ls /usr/lib/*/libclang-*.so* >/dev/null 2>&1 || ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang1-14)
+if ((${#need_apt[@]})); then
+  echo "setup: installing ${need_apt[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if command -v rustup >/dev/null; then
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+fi
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
