@@ -287,7 +287,13 @@ impl Checker<'_> {
                 return None;
             }
         };
-        let numbers = table.numbers(&file.column, &file.file);
+        // With a time column only the rows the grid selects matter, so empty
+        // cells elsewhere in the file are fine; the selected values are then
+        // checked like any series (an empty one is reported as NaN).
+        let numbers = match &file.time_column {
+            Some(_) => table.numbers_with_gaps(&file.column, &file.file),
+            None => table.numbers(&file.column, &file.file),
+        };
         let values = match (&file.time_column, numbers) {
             (_, Err((code, message))) => Err((format!("{path}.column"), code, message)),
             (None, Ok(values)) => {
