@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 source scripts/env.sh
 
-cargo nextest run --workspace --locked --no-fail-fast "$@"
 cargo test --workspace --locked --doc
+cargo nextest run --workspace --locked --no-fail-fast "$@"
