@@ -5,11 +5,12 @@
 # everything is present.
 set -euo pipefail
 
+# highs-sys needs cmake, a C++ compiler and libclang (bindgen); its libclang
+# error only shows after the whole HiGHS compile, so check up front.
 need_apt=()
-command -v cmake >/dev/null || need_apt+=(cmake)
-command -v g++ >/dev/null || need_apt+=(g++)
-command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
-ls /usr/lib/*/libclang-*.so* >/dev/null 2>&1 || ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang1-14)
+for pkg in cmake g++ libclang1-14 protobuf-compiler; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 if ((${#need_apt[@]})); then
   echo "setup: installing ${need_apt[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
