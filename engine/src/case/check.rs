@@ -1264,7 +1264,7 @@ impl Checker<'_> {
 
     fn unused_carriers(&mut self, carriers: Option<&[Carrier]>, buses: Option<&[Bus]>, assets: &[Asset]) {
         let (Some(carriers), Some(buses)) = (carriers, buses) else { return };
-        let builtin: Vec<CarrierId> = Carrier::builtins().into_iter().map(|c| c.id).collect();
+        let builtin = super::builtin_carrier_ids();
         for carrier in carriers {
             let fuel =
                 |a: &Asset| matches!(&a.kind, AssetKind::Thermal(t) if t.fuel_carrier.as_ref() == Some(&carrier.id));

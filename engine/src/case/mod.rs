@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use self::document::Format;
 pub use self::profile_spec::{FileRef, ProfileSpec};
 pub use self::report::{Issue, IssueCode, Severity, ValidationReport};
-use crate::asset::{Asset, AssetKind, Reserve};
+use crate::asset::{Asset, Reserve};
 use crate::error::{Error, Result};
 use crate::ids::{AssetId, BusId, CarrierId};
 use crate::network::{Bus, Carrier};
@@ -376,28 +376,6 @@ impl CaseReader {
         match case {
             Some(case) if !report.has_errors() => Ok(Checked { case, warnings: report.issues }),
             Some(_) | None => Err(Error::Invalid(report)),
-        }
-    }
-}
-
-impl<P> AssetKind<P> {
-    /// The buses this asset is connected to, with the role of each link.
-    pub fn connections(&self) -> Vec<(&BusId, &'static str)> {
-        match self {
-            Self::Load(l) => vec![(&l.bus, "demand")],
-            Self::Renewable(r) => vec![(&r.bus, "output")],
-            Self::Thermal(t) => {
-                let mut v = vec![(&t.bus, "output")];
-                if let Some(fuel) = &t.fuel_bus {
-                    v.push((fuel, "fuel"));
-                }
-                v
-            }
-            Self::Grid(g) => vec![(&g.bus, "grid")],
-            Self::Converter(c) => {
-                c.inputs.iter().map(|p| (&p.bus, "input")).chain(c.outputs.iter().map(|p| (&p.bus, "output"))).collect()
-            }
-            Self::Storage(s) => vec![(&s.bus, "storage")],
         }
     }
 }
