@@ -1,1 +1,184 @@
-//! Multi-energy dispatch (placeholder until the dispatch issue lands).
+//! # volta-dispatch: multi-energy scheduling as a MILP on HiGHS
+//!
+//! Given a checked [`Case`], [`schedule`] finds the operating schedule of
+//! every asset that minimises cost, CO2 or a weighted sum of both, subject
+//! to an energy balance on every bus at every step. [`pareto`] traces the
+//! cost–CO2 front; [`rolling_horizon`] simulates a long period window by
+//! window. The model is built with good_lp and solved by HiGHS.
+//!
+//! ```no_run
+//! use volta_dispatch::{Options, schedule};
+//! use volta_engine::Case;
+//!
+//! let case = Case::from_path("datasets/cases/campus.toml")?;
+//! let solution = schedule(&case, &Options::default())?;
+//! println!("{}: {:?}", solution.status.name(), solution.objective);
+//! if let Some(plan) = &solution.schedule {
+//!     println!("cost {:.2}, CO2 {:.0} kg", plan.cost, plan.co2_kg);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## The model
+//!
+//! Power columns are mean kW over a step of `h` hours; costs are in the
+//! case's currency. Each asset adds signed flows to buses (positive into the
+//! bus), and at every step the flows into each bus sum to zero.
+//!
+//! | asset | columns | constraints |
+//! |---|---|---|
+//! | load | shed, shifted power | shed ≤ share × demand; each shifting window serves its energy |
+//! | renewable | output | output ≤ availability × capacity (= if not curtailable) |
+//! | thermal | output, fuel, on/start/stop | capacity and minimum on the rated flow, convex fuel curve, ramps, min up/down |
+//! | converter | reference flow (first input) | the same unit rules on the rated flow; inputs × ratio, outputs × efficiency |
+//! | grid | import, export, peak | limits; peak ≥ import at every step |
+//! | storage | charge, discharge, energy | `e[t] = e[t−1]·(1−loss)^h + η_c·c·h − d·h/η_d`, bounds, end condition |
+//!
+//! Unit commitment uses the three-binary form of Morales-España, Latorre and
+//! Ramos (2013): `u[t] − u[t−1] = v[t] − w[t]`, with minimum up time
+//! `Σ_{τ=t−UT+1..t} v[τ] ≤ u[t]` and minimum down time
+//! `Σ_{τ=t−DT+1..t} w[τ] ≤ 1 − u[t]`, both honoured across the initial
+//! state. Only `u` is integer; a cold start costs extra when the unit was off
+//! for the whole cold-start lookback. A start may ramp straight to the
+//! larger of the minimum power and the ramp limit.
+//!
+//! Spinning reserve on a bus is met by the headroom of committed units
+//! (capacity × on − output, scaled to the bus for converter outputs) and by
+//! storage (more discharge or less charge, within the energy left). Grid
+//! imports do not count as reserve.
+//!
+//! When the case sets a value of lost load, every bus may leave demand
+//! unserved at that price; otherwise balances are hard.
+//!
+//! ## Statuses, not errors
+//!
+//! Infeasible and unbounded cases return a [`Solution`] with that
+//! [`Status`]; an infeasible one carries an [`Infeasibility`] that names
+//! the failing balance, its time steps and size, and the assets at their
+//! limits. A time limit with an incumbent returns the incumbent.
+//! [`DispatchError`] is reserved for requests that cannot be carried out.
+
+mod error;
+mod explain;
+mod lp;
+mod model;
+mod options;
+// mod pareto;
+mod plan;
+// mod rolling;
+mod solve;
+// pub mod verify;
+
+use volta_engine::Case;
+
+pub use error::DispatchError;
+pub use explain::{Infeasibility, Violation, ViolationKind};
+pub use model::CarriedState;
+pub use options::{LOST_LOAD_CO2_KG_PER_KWH, Objective, Options};
+// pub use pareto::{Front, ParetoPoint, pareto};
+pub use plan::{
+    AssetSchedule, BusSchedule, CostCategory, CostItem, Detail, EmissionItem, Flow, Schedule, Solution, SolveStats,
+    Status,
+};
+// pub use rolling::{RollingOptions, RollingResult, WindowReport, rolling_horizon};
+
+use crate::model::{Model, Window};
+
+/// Schedules `case` over its whole horizon.
+///
+/// # Errors
+/// [`DispatchError::Option`] for an option out of range, and
+/// [`DispatchError::Solver`] if HiGHS fails. An infeasible or unbounded
+/// case is a [`Status`], not an error.
+pub fn schedule(case: &Case, options: &Options) -> Result<Solution, DispatchError> {
+    check_options(options)?;
+    let state = CarriedState::default();
+    let window = Window { start: 0, len: case.grid().len(), state: &state };
+    solve(case, &window, options, None)
+}
+
+/// Solves one window. With `co2_cap`, the CO2 expression is bounded above
+/// (the epsilon constraint of the Pareto front).
+pub(crate) fn solve(
+    case: &Case,
+    window: &Window<'_>,
+    options: &Options,
+    co2_cap: Option<f64>,
+) -> Result<Solution, DispatchError> {
+    let cap = move |model: &mut Model| {
+        if let Some(cap) = co2_cap {
+            let co2 = model.co2();
+            model.lp.le(co2, cap);
+        }
+    };
+    let (model, raw, mut stats) = solve::solve_window(case, window, options, &cap)?;
+    let (mut model, mut raw) = (model, raw);
+    let mut objective = raw.objective;
+    // The CO2 objective is lexicographic: least CO2 first, then least cost.
+    if options.objective == Objective::Co2 {
+        if let Some(best) = raw.objective {
+            let bound = best + best.abs() * 1e-7 + 1e-6;
+            let limit = move |model: &mut Model| {
+                cap(model);
+                let mut primary = model.co2();
+                primary.add_lin(&model.lost_load_kwh, LOST_LOAD_CO2_KG_PER_KWH);
+                model.lp.le(primary, bound);
+            };
+            let second = Options { objective: Objective::Cost, ..options.clone() };
+            let (m2, r2, s2) = solve::solve_window(case, window, &second, &limit)?;
+            if r2.x.is_some() {
+                stats.solve_seconds += s2.solve_seconds;
+                stats.build_seconds += s2.build_seconds;
+                stats.price_seconds += s2.price_seconds;
+                (model, raw) = (m2, r2);
+                objective = Some(best);
+            }
+        }
+    }
+    let schedule = raw.x.as_ref().map(|x| solve::read_schedule(case, &model, x, raw.duals.as_deref()));
+    let mut status = raw.status;
+    let mut infeasibility = None;
+    if status == Status::Infeasible {
+        infeasibility = explain::explain(case, window, options)?;
+        if raw.ambiguous && infeasibility.as_ref().is_some_and(|i| i.unexplained) {
+            status = Status::Unbounded;
+            infeasibility = None;
+        }
+    }
+    Ok(Solution {
+        status,
+        objective,
+        best_bound: raw.best_bound,
+        gap: raw.gap,
+        stats,
+        schedule,
+        infeasibility,
+    })
+}
+
+fn check_options(options: &Options) -> Result<(), DispatchError> {
+    if let Some(limit) = options.time_limit_s {
+        if !(limit.is_finite() && limit > 0.0) {
+            return Err(DispatchError::Option(format!("time_limit_s must be a positive number of seconds, not {limit}")));
+        }
+    }
+    if let Some(gap) = options.mip_gap {
+        if !(0.0..1.0).contains(&gap) {
+            return Err(DispatchError::Option(format!("mip_gap must be in [0, 1), not {gap}")));
+        }
+    }
+    if options.threads == Some(0) {
+        return Err(DispatchError::Option("threads must be at least 1".to_owned()));
+    }
+    if let Objective::Weighted { cost_weight, co2_weight } = options.objective {
+        for (name, w) in [("cost_weight", cost_weight), ("co2_weight", co2_weight)] {
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(DispatchError::Option(format!("{name} must be a non-negative number, not {w}")));
+            }
+        }
+        if cost_weight == 0.0 && co2_weight == 0.0 {
+            return Err(DispatchError::Option("cost_weight and co2_weight cannot both be zero".to_owned()));
+        }
+    }
+    Ok(())
+}

@@ -163,6 +163,15 @@ impl TimeGrid {
         Ok(Self { start, step, len })
     }
 
+    /// The `len` steps of this grid from step `first` (clamped to the grid;
+    /// at least one step), e.g. one window of a rolling horizon.
+    #[must_use]
+    pub fn window(&self, first: usize, len: usize) -> Self {
+        let first = first.min(self.len - 1);
+        let len = len.clamp(1, self.len - first);
+        Self { start: self.at(first), step: self.step, len }
+    }
+
     /// The first step's start.
     #[must_use]
     pub fn start(&self) -> &ZonedDateTime {

@@ -1,0 +1,17 @@
+//! Errors of the dispatch layer.
+//!
+//! Infeasible and unbounded cases are *not* errors: they are a
+//! [`Status`](crate::Status) of the solution, with an explanation. An error
+//! means the request itself could not be carried out.
+
+/// Why a solve could not be carried out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// HiGHS reported an internal error or refused the model or an option.
+    #[error("solver error: {0}")]
+    Solver(String),
+    /// An option is out of range (the message names it).
+    #[error("invalid option: {0}")]
+    Option(String),
+}

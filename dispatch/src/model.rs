@@ -1,0 +1,949 @@
+//! The plant model: one MILP over a window of the case's time grid.
+//!
+//! Conventions (all documented in the crate overview):
+//! - a power column is the mean power over a step, in kW; energy is power ×
+//!   the step length `h` in hours;
+//! - every asset contributes *signed* flows to buses, positive into the bus;
+//!   one balance row per bus and step says that they sum to zero;
+//! - unit commitment uses the three-binary form (on `u`, start `v`, stop
+//!   `w`) with `u` binary and `v`, `w` continuous: integral `u` makes them
+//!   integral, and the relaxation stays tight (Morales-España et al., 2013).
+
+use std::collections::HashMap;
+
+use volta_engine::asset::{
+    Commitment, Converter, FinalState, FuelSource, FuelUse, Grid, Load, RatedAt, Renewable, Storage, Thermal,
+};
+use volta_engine::{AssetKind, Case, Profile};
+
+use crate::lp::{Col, Integrality, Lin, Lp, Row};
+use crate::options::{LOST_LOAD_CO2_KG_PER_KWH, Objective};
+use crate::plan::CostCategory;
+
+/// Tolerance used to decide that a quantity sits at a limit.
+pub(crate) const TOL: f64 = 1e-6;
+
+/// The state carried into a window: what happened before its first step.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CarriedState {
+    /// Per asset index: its state, where it has one.
+    pub(crate) assets: HashMap<usize, AssetState>,
+}
+
+/// The state of one asset at a window boundary.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum AssetState {
+    /// Stored energy, kWh.
+    Storage { energy_kwh: f64 },
+    /// A unit's last rated output and its on/off history.
+    Unit { power_kw: f64, on: bool, hours_in_state: f64 },
+    /// The highest import so far (for the demand charge).
+    Grid { peak_kw: f64 },
+    /// Energy already served in the current shifting window, kWh.
+    Shift { served_kwh: f64 },
+}
+
+/// Which steps a model covers, and what it starts from.
+#[derive(Debug, Clone)]
+pub(crate) struct Window<'a> {
+    pub(crate) start: usize,
+    pub(crate) len: usize,
+    pub(crate) state: &'a CarriedState,
+}
+
+impl Window<'_> {
+    fn reaches_end(&self, case: &Case) -> bool {
+        self.start + self.len >= case.grid().len()
+    }
+}
+
+/// Elastic mode: every balance, reserve and end condition gets slacks, and
+/// the objective becomes their total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Normal,
+    Elastic,
+}
+
+/// One cost term of the objective, attributed to an asset.
+#[derive(Debug, Clone)]
+pub(crate) struct CostTerm {
+    pub(crate) asset: Option<usize>,
+    pub(crate) category: CostCategory,
+    pub(crate) lin: Lin,
+}
+
+/// Handles to the columns of a unit (thermal or converter).
+#[derive(Debug, Clone)]
+pub(crate) struct UnitVars {
+    /// Reference flow: output for thermal units, first input for converters.
+    pub(crate) x: Vec<Col>,
+    /// Rated flow per unit of `x` at each step.
+    pub(crate) rated_coef: Vec<f64>,
+    /// Fuel drawn, kW (thermal units).
+    pub(crate) fuel: Vec<Lin>,
+    pub(crate) on: Option<Vec<Col>>,
+    pub(crate) start: Option<Vec<Col>>,
+    pub(crate) stop: Option<Vec<Col>>,
+    pub(crate) capacity_kw: f64,
+    pub(crate) min_power_kw: f64,
+}
+
+/// Handles to an asset's columns.
+#[derive(Debug, Clone)]
+pub(crate) enum AssetVars {
+    Load { demand: Vec<f64>, served: Vec<Lin>, shed: Option<Vec<Col>> },
+    Renewable { output: Vec<Col>, available: Vec<f64> },
+    Unit(UnitVars),
+    Grid { import: Vec<Col>, export: Vec<Col>, import_limit: Vec<f64>, export_limit: Vec<f64> },
+    Storage { charge: Vec<Col>, discharge: Vec<Col>, energy: Vec<Col>, initial_kwh: f64 },
+}
+
+/// Elastic slacks of one kind, for the explanation.
+#[derive(Debug, Clone)]
+pub(crate) enum Slack {
+    /// Energy missing (positive) on a bus at a step.
+    Short { bus: usize, t: usize, col: Col },
+    /// Energy in excess on a bus at a step.
+    Surplus { bus: usize, t: usize, col: Col },
+    /// Reserve missing on a bus at a step.
+    Reserve { bus: usize, t: usize, col: Col },
+    /// A storage's end condition missed, kWh.
+    StorageEnd { asset: usize, col: Col },
+    /// A shiftable load's window energy missed, kWh.
+    ShiftEnergy { asset: usize, window: usize, col: Col },
+}
+
+/// A built model: the LP plus everything needed to read its solution.
+#[derive(Debug)]
+pub(crate) struct Model {
+    pub(crate) lp: Lp,
+    pub(crate) start: usize,
+    pub(crate) len: usize,
+    pub(crate) h: f64,
+    /// Per asset, its signed flows: `(bus index, kW per step)`.
+    pub(crate) flows: Vec<Vec<(usize, Vec<Lin>)>>,
+    pub(crate) vars: Vec<AssetVars>,
+    /// `balance[bus][t]`.
+    pub(crate) balance_rows: Vec<Vec<Row>>,
+    /// Unserved energy per bus and step (when a value of lost load is set).
+    pub(crate) unserved: Vec<Option<Vec<Col>>>,
+    pub(crate) costs: Vec<CostTerm>,
+    /// CO2 in kg, per asset.
+    pub(crate) co2: Vec<(usize, Lin)>,
+    /// Lost load in kWh (shed and unserved), for the CO2 objective.
+    pub(crate) lost_load_kwh: Lin,
+    pub(crate) slacks: Vec<Slack>,
+    /// Per grid asset with a demand charge: the peak column.
+    pub(crate) peaks: HashMap<usize, Col>,
+}
+
+impl Model {
+    /// Builds the model of `case` over `window`.
+    pub(crate) fn build(case: &Case, window: &Window<'_>, integrality: Integrality, mode: Mode) -> Self {
+        let mut b = Builder::new(case, window, integrality, mode);
+        for (i, asset) in case.assets().iter().enumerate() {
+            match &asset.kind {
+                AssetKind::Load(load) => b.load(i, load),
+                AssetKind::Renewable(r) => b.renewable(i, r),
+                AssetKind::Thermal(th) => b.thermal(i, th),
+                AssetKind::Grid(g) => b.grid(i, g),
+                AssetKind::Converter(cv) => b.converter(i, cv),
+                AssetKind::Storage(s) => b.storage(i, s),
+            }
+        }
+        b.reserves();
+        b.finish()
+    }
+
+    /// Total cost as an expression.
+    pub(crate) fn cost(&self) -> Lin {
+        let mut lin = Lin::new();
+        for term in &self.costs {
+            lin.add_lin(&term.lin, 1.0);
+        }
+        lin
+    }
+
+    /// Total CO2 (kg) as an expression.
+    pub(crate) fn co2(&self) -> Lin {
+        let mut lin = Lin::new();
+        for (_, term) in &self.co2 {
+            lin.add_lin(term, 1.0);
+        }
+        lin
+    }
+
+    /// The expression minimised for `objective` (in elastic mode: the slacks).
+    pub(crate) fn objective(&self, objective: Objective) -> Lin {
+        if !self.slacks.is_empty() {
+            let mut lin = Lin::new();
+            for slack in &self.slacks {
+                let col = match slack {
+                    Slack::Short { col, .. }
+                    | Slack::Surplus { col, .. }
+                    | Slack::Reserve { col, .. }
+                    | Slack::StorageEnd { col, .. }
+                    | Slack::ShiftEnergy { col, .. } => *col,
+                };
+                lin.add(col, 1.0);
+            }
+            // A whisper of cost keeps the rest of the plan sensible.
+            lin.add_lin(&self.cost(), 1e-9);
+            return lin;
+        }
+        match objective {
+            Objective::Cost => self.cost(),
+            Objective::Co2 => {
+                let mut lin = self.co2();
+                lin.add_lin(&self.lost_load_kwh, LOST_LOAD_CO2_KG_PER_KWH);
+                lin
+            }
+            Objective::Weighted { cost_weight, co2_weight } => {
+                let mut lin = Lin::new();
+                lin.add_lin(&self.cost(), cost_weight);
+                lin.add_lin(&self.co2(), co2_weight);
+                lin
+            }
+        }
+    }
+}
+
+struct Builder<'c> {
+    case: &'c Case,
+    lp: Lp,
+    start: usize,
+    len: usize,
+    h: f64,
+    reaches_end: bool,
+    state: &'c CarriedState,
+    mode: Mode,
+    balance: Vec<Vec<Lin>>,
+    flows: Vec<Vec<(usize, Vec<Lin>)>>,
+    vars: Vec<AssetVars>,
+    costs: Vec<CostTerm>,
+    co2: Vec<(usize, Lin)>,
+    lost_load_kwh: Lin,
+    slacks: Vec<Slack>,
+    peaks: HashMap<usize, Col>,
+    /// Per bus: headroom expressions of units and storage, per step.
+    headroom: Vec<Vec<Lin>>,
+}
+
+impl<'c> Builder<'c> {
+    fn new(case: &'c Case, window: &Window<'c>, integrality: Integrality, mode: Mode) -> Self {
+        let buses = case.buses().len();
+        Self {
+            case,
+            lp: Lp::new(integrality),
+            start: window.start,
+            len: window.len,
+            h: case.grid().step_hours(),
+            reaches_end: window.reaches_end(case),
+            state: window.state,
+            mode,
+            balance: vec![vec![Lin::new(); window.len]; buses],
+            flows: Vec::with_capacity(case.assets().len()),
+            vars: Vec::with_capacity(case.assets().len()),
+            costs: Vec::new(),
+            co2: Vec::new(),
+            lost_load_kwh: Lin::new(),
+            slacks: Vec::new(),
+            peaks: HashMap::new(),
+            headroom: vec![vec![Lin::new(); window.len]; buses],
+        }
+    }
+
+    fn bus(&self, id: &volta_engine::BusId) -> usize {
+        // A checked case resolves every reference.
+        self.case.bus_index(id).unwrap_or(0)
+    }
+
+    /// The profile's values over the window.
+    fn values(&self, p: &Profile) -> Vec<f64> {
+        (self.start..self.start + self.len).map(|g| p.at(g)).collect()
+    }
+
+    fn steps(&self) -> std::ops::Range<usize> {
+        0..self.len
+    }
+
+    /// Records a signed flow of asset `i` into `bus`.
+    fn flow(&mut self, i: usize, bus: usize, kw: Vec<Lin>) {
+        for (t, lin) in kw.iter().enumerate() {
+            self.balance[bus][t].add_lin(lin, 1.0);
+        }
+        if self.flows.len() <= i {
+            self.flows.resize_with(i + 1, Vec::new);
+        }
+        self.flows[i].push((bus, kw));
+    }
+
+    fn cost(&mut self, asset: usize, category: CostCategory, lin: Lin) {
+        if !lin.is_empty() || lin.constant != 0.0 {
+            self.costs.push(CostTerm { asset: Some(asset), category, lin });
+        }
+    }
+
+    /// `Σ_t coef[t]·h·col[t]`.
+    fn energy_sum(&self, cols: &[Col], coef: &[f64]) -> Lin {
+        let mut lin = Lin::new();
+        for (t, &c) in cols.iter().enumerate() {
+            lin.add(c, coef[t] * self.h);
+        }
+        lin
+    }
+
+    fn load(&mut self, i: usize, load: &Load) {
+        let demand = self.values(&load.demand_kw);
+        let n = self.len;
+        // Served power per step.
+        let (mut served, shift_cols): (Vec<Lin>, Option<Vec<Col>>) = match &load.shiftable {
+            None => (demand.iter().map(|&d| Lin::constant(d)).collect(), None),
+            Some(shift) => {
+                let cols = self.lp.cols(n, 0.0, shift.max_power_kw);
+                (cols.iter().map(|&c| Lin::term(c, 1.0)).collect(), Some(cols))
+            }
+        };
+        let shed = load.curtailable.as_ref().map(|c| {
+            let voll = self.values(&c.value_of_lost_load);
+            let cols: Vec<Col> = demand.iter().map(|&d| self.lp.col(0.0, c.max_share * d)).collect();
+            let cost = self.energy_sum(&cols, &voll);
+            self.cost(i, CostCategory::LostLoad, cost);
+            let ones = vec![1.0; n];
+            let kwh = self.energy_sum(&cols, &ones);
+            self.lost_load_kwh.add_lin(&kwh, 1.0);
+            cols
+        });
+        if let (Some(shed), None) = (&shed, &shift_cols) {
+            for (t, &s) in shed.iter().enumerate() {
+                served[t].add(s, -1.0);
+            }
+        }
+        if let (Some(shift), Some(cols)) = (&load.shiftable, &shift_cols) {
+            self.shift_windows(i, shift.window_h, &demand, cols, shed.as_deref());
+        }
+        let withdrawal: Vec<Lin> = served
+            .iter()
+            .map(|l| {
+                let mut w = Lin::new();
+                w.add_lin(l, -1.0);
+                w
+            })
+            .collect();
+        let bus = self.bus(&load.bus);
+        self.flow(i, bus, withdrawal);
+        self.vars.push(AssetVars::Load { demand, served, shed });
+    }
+
+    /// Each shifting window (cut from the case's start) serves the energy
+    /// of its demand, less any shed energy.
+    fn shift_windows(&mut self, i: usize, window_h: f64, demand: &[f64], cols: &[Col], shed: Option<&[Col]>) {
+        let Some(w) = self.case.grid().steps_in(window_h).filter(|&w| w > 0) else { return };
+        let first = self.start / w;
+        let last = (self.start + self.len - 1) / w;
+        for k in first..=last {
+            let (g0, g1) = (k * w, ((k + 1) * w).min(self.case.grid().len()));
+            let mut lin = Lin::new();
+            let mut energy = 0.0;
+            let mut outside = 0;
+            for g in g0..g1 {
+                if g >= self.start && g < self.start + self.len {
+                    let t = g - self.start;
+                    lin.add(cols[t], self.h);
+                    if let Some(shed) = shed {
+                        lin.add(shed[t], self.h);
+                    }
+                    energy += demand[t] * self.h;
+                } else if g >= self.start + self.len {
+                    outside += 1;
+                }
+            }
+            // Energy of the steps of this window outside the model.
+            let mut before = 0.0;
+            let mut after_energy = 0.0;
+            if g0 < self.start {
+                if let Some(AssetState::Shift { served_kwh }) = self.state.assets.get(&i) {
+                    before = *served_kwh;
+                }
+            }
+            if let AssetKind::Load(load) = &self.case.assets()[i].kind {
+                for g in g0..g1 {
+                    if g < self.start || g >= self.start + self.len {
+                        after_energy += load.demand_kw.at(g) * self.h;
+                    }
+                }
+            }
+            let target = energy + after_energy - before;
+            let max_power = cols.first().map_or(0.0, |_| match &self.case.assets()[i].kind {
+                AssetKind::Load(Load { shiftable: Some(s), .. }) => s.max_power_kw,
+                _ => 0.0,
+            });
+            let slack = self.elastic_pair();
+            if let Some((short, surplus)) = slack {
+                lin.add(short, 1.0).add(surplus, -1.0);
+                self.slacks.push(Slack::ShiftEnergy { asset: i, window: k, col: short });
+                self.slacks.push(Slack::ShiftEnergy { asset: i, window: k, col: surplus });
+            }
+            if outside == 0 {
+                self.lp.eq(lin, target);
+            } else {
+                // Later steps of the window can still serve up to their maximum.
+                self.lp.le(lin.clone(), target);
+                self.lp.ge(lin, target - max_power * self.h * outside as f64);
+            }
+        }
+    }
+
+    /// In elastic mode, a pair of non-negative slacks `(short, surplus)`.
+    fn elastic_pair(&mut self) -> Option<(Col, Col)> {
+        (self.mode == Mode::Elastic).then(|| (self.lp.col(0.0, f64::INFINITY), self.lp.col(0.0, f64::INFINITY)))
+    }
+
+    fn renewable(&mut self, i: usize, r: &Renewable) {
+        let available: Vec<f64> = self.values(&r.availability).iter().map(|a| a * r.capacity_kw).collect();
+        let output: Vec<Col> =
+            available.iter().map(|&a| if r.curtailable { self.lp.col(0.0, a) } else { self.lp.col(a, a) }).collect();
+        let mc = self.values(&r.marginal_cost);
+        let cost = self.energy_sum(&output, &mc);
+        self.cost(i, CostCategory::Operation, cost);
+        let bus = self.bus(&r.bus);
+        self.flow(i, bus, output.iter().map(|&c| Lin::term(c, 1.0)).collect());
+        self.vars.push(AssetVars::Renewable { output, available });
+    }
+
+    fn thermal(&mut self, i: usize, th: &Thermal) {
+        let n = self.len;
+        let coef = vec![1.0; n];
+        let mut unit = self.unit(
+            i,
+            UnitSpec {
+                capacity_kw: th.capacity_kw,
+                min_power_kw: th.min_power_kw,
+                ramp_up: th.ramp_up_kw_per_h,
+                ramp_down: th.ramp_down_kw_per_h,
+                commitment: th.commitment.as_ref(),
+                rated_coef: coef,
+            },
+        );
+        let p = unit.x.clone();
+        // Fuel use.
+        let fuel: Vec<Lin> = match th.fuel_use() {
+            Some(FuelUse::Curve(points)) => {
+                let segments = segments(points);
+                // Without commitment, an "on" share `u = p / capacity` scales
+                // the no-load fuel: the convex hull of off and on.
+                let on: Vec<Lin> = match &unit.on {
+                    Some(u) => u.iter().map(|&c| Lin::term(c, 1.0)).collect(),
+                    None => p.iter().map(|&c| Lin::term(c, 1.0 / th.capacity_kw.max(TOL))).collect(),
+                };
+                (0..n)
+                    .map(|t| {
+                        let f = self.lp.col(0.0, f64::INFINITY);
+                        for &(slope, intercept) in &segments {
+                            let mut lin = Lin::term(f, 1.0).with(p[t], -slope);
+                            lin.add_lin(&on[t], -intercept);
+                            self.lp.ge(lin, 0.0);
+                        }
+                        Lin::term(f, 1.0)
+                    })
+                    .collect()
+            }
+            Some(FuelUse::Efficiency(eff)) => p.iter().map(|&c| Lin::term(c, 1.0 / eff)).collect(),
+            None => Vec::new(),
+        };
+        match th.fuel_source() {
+            Some(FuelSource::Bus(bus)) => {
+                let bus = self.bus(bus);
+                let draw = fuel.iter().map(|f| Lin::new().with_lin(f, -1.0)).collect();
+                self.flow(i, bus, draw);
+            }
+            Some(FuelSource::Purchased { carrier, price }) => {
+                let price = self.values(price);
+                let intensity = self.case.carrier(carrier.as_str()).map_or(0.0, |c| c.co2_kg_per_kwh);
+                let mut cost = Lin::new();
+                let mut co2 = Lin::new();
+                for (t, f) in fuel.iter().enumerate() {
+                    cost.add_lin(f, price[t] * self.h);
+                    co2.add_lin(f, intensity * self.h);
+                }
+                self.cost(i, CostCategory::Fuel, cost);
+                if intensity != 0.0 {
+                    self.co2.push((i, co2));
+                }
+            }
+            None => {}
+        }
+        let mc = self.values(&th.marginal_cost);
+        let cost = self.energy_sum(&p, &mc);
+        self.cost(i, CostCategory::Operation, cost);
+        let bus = self.bus(&th.bus);
+        self.flow(i, bus, p.iter().map(|&c| Lin::term(c, 1.0)).collect());
+        for t in self.steps() {
+            let head = self.unit_headroom(&unit, t, 1.0);
+            self.headroom[bus][t].add_lin(&head, 1.0);
+        }
+        unit.fuel = fuel;
+        self.vars.push(AssetVars::Unit(unit));
+    }
+
+    fn converter(&mut self, i: usize, cv: &Converter) {
+        let n = self.len;
+        let out0 = cv.outputs.first().map(|o| self.values(&o.efficiency)).unwrap_or_else(|| vec![1.0; n]);
+        let rated_coef = match cv.rated_at {
+            RatedAt::Output => out0,
+            RatedAt::Input => vec![1.0; n],
+        };
+        let unit = self.unit(
+            i,
+            UnitSpec {
+                capacity_kw: cv.capacity_kw,
+                min_power_kw: cv.min_power_kw,
+                ramp_up: cv.ramp_up_kw_per_h,
+                ramp_down: cv.ramp_down_kw_per_h,
+                commitment: cv.commitment.as_ref(),
+                rated_coef,
+            },
+        );
+        let x = unit.x.clone();
+        for port in &cv.inputs {
+            let bus = self.bus(&port.bus);
+            self.flow(i, bus, x.iter().map(|&c| Lin::term(c, -port.ratio)).collect());
+        }
+        for port in &cv.outputs {
+            let eff = self.values(&port.efficiency);
+            let bus = self.bus(&port.bus);
+            self.flow(i, bus, x.iter().enumerate().map(|(t, &c)| Lin::term(c, eff[t])).collect());
+            for (t, &e) in eff.iter().enumerate() {
+                let scale = if unit.rated_coef[t] > 0.0 { e / unit.rated_coef[t] } else { 0.0 };
+                let head = self.unit_headroom(&unit, t, scale);
+                self.headroom[bus][t].add_lin(&head, 1.0);
+            }
+        }
+        let mc = self.values(&cv.marginal_cost);
+        let cost = self.energy_sum(&x, &mc);
+        self.cost(i, CostCategory::Operation, cost);
+        self.vars.push(AssetVars::Unit(unit));
+    }
+
+    /// `scale × (capacity × on − rated flow)`: spinning headroom of a unit.
+    fn unit_headroom(&self, unit: &UnitVars, t: usize, scale: f64) -> Lin {
+        let mut lin = Lin::new();
+        match &unit.on {
+            Some(on) => {
+                lin.add(on[t], unit.capacity_kw * scale);
+            }
+            None => {
+                lin.add_constant(unit.capacity_kw * scale);
+            }
+        }
+        lin.add(unit.x[t], -unit.rated_coef[t] * scale);
+        lin
+    }
+
+    /// Columns and constraints shared by thermal units and converters:
+    /// capacity, minimum power, ramps and unit commitment on the rated flow
+    /// `rated_coef[t] × x[t]`.
+    fn unit(&mut self, i: usize, spec: UnitSpec<'_>) -> UnitVars {
+        let n = self.len;
+        let h = self.h;
+        let x = self.lp.cols(n, 0.0, f64::INFINITY);
+        let rated = |t: usize| Lin::term(x[t], spec.rated_coef[t]);
+        let carried = self.state.assets.get(&i).copied();
+        let mut unit = UnitVars {
+            x: x.clone(),
+            rated_coef: spec.rated_coef.clone(),
+            fuel: Vec::new(),
+            on: None,
+            start: None,
+            stop: None,
+            capacity_kw: spec.capacity_kw,
+            min_power_kw: spec.min_power_kw,
+        };
+        let Some(uc) = spec.commitment else {
+            for t in 0..n {
+                self.lp.le(rated(t), spec.capacity_kw);
+            }
+            let initial = match carried {
+                Some(AssetState::Unit { power_kw, .. }) => Some(power_kw),
+                _ => None,
+            };
+            self.ramps(&x, &spec, initial, None, None);
+            return unit;
+        };
+        // Initial state: from the previous window or the case.
+        let (on0, hours0, power0) = match carried {
+            Some(AssetState::Unit { power_kw, on, hours_in_state }) => (on, hours_in_state, power_kw),
+            _ => {
+                let on = uc.initial.on;
+                let hours = uc.initial.hours_in_state.unwrap_or(f64::INFINITY);
+                let power =
+                    uc.initial.power_kw.unwrap_or(if on { spec.min_power_kw.max(0.0) } else { 0.0 });
+                (on, hours, power)
+            }
+        };
+        let u: Vec<Col> = (0..n).map(|_| self.lp.binary()).collect();
+        let v = self.lp.cols(n, 0.0, 1.0);
+        let w = self.lp.cols(n, 0.0, 1.0);
+        for t in 0..n {
+            // Capacity and minimum power while on.
+            self.lp.le(rated(t).with(u[t], -spec.capacity_kw), 0.0);
+            if spec.min_power_kw > 0.0 {
+                self.lp.ge(rated(t).with(u[t], -spec.min_power_kw), 0.0);
+            }
+            // Transitions.
+            let mut lin = Lin::term(u[t], 1.0).with(v[t], -1.0).with(w[t], 1.0);
+            if t == 0 {
+                lin.add_constant(if on0 { -1.0 } else { 0.0 });
+            } else {
+                lin.add(u[t - 1], -1.0);
+            }
+            self.lp.eq(lin, 0.0);
+            self.lp.le(Lin::term(v[t], 1.0).with(w[t], 1.0), 1.0);
+        }
+        // Minimum up and down times, across the initial state.
+        let steps = |hours: f64| if hours > 0.0 { (hours / h - 1e-9).ceil() as usize } else { 0 };
+        let up = steps(uc.min_up_h);
+        let down = steps(uc.min_down_h);
+        for t in 0..n {
+            if up > 1 {
+                let mut lin = Lin::term(u[t], -1.0);
+                for tau in t.saturating_sub(up - 1)..=t {
+                    lin.add(v[tau], 1.0);
+                }
+                self.lp.le(lin, 0.0);
+            }
+            if down > 1 {
+                let mut lin = Lin::term(u[t], 1.0);
+                for tau in t.saturating_sub(down - 1)..=t {
+                    lin.add(w[tau], 1.0);
+                }
+                self.lp.le(lin, 1.0);
+            }
+        }
+        let must = |min_h: f64| {
+            if hours0.is_finite() && hours0 < min_h { steps(min_h - hours0).min(n) } else { 0 }
+        };
+        let forced = if on0 { must(uc.min_up_h) } else { must(uc.min_down_h) };
+        for &col in u.iter().take(forced) {
+            self.lp.eq(Lin::term(col, 1.0), if on0 { 1.0 } else { 0.0 });
+        }
+        // Start-up and shut-down costs, hot or cold.
+        let mut cost = Lin::new();
+        for t in 0..n {
+            cost.add(v[t], uc.start_cost).add(w[t], uc.shutdown_cost);
+        }
+        self.cost(i, CostCategory::Startup, cost);
+        if let (Some(cold), Some(after)) = (uc.cold_start_cost, uc.cold_start_after_h) {
+            let extra = cold - uc.start_cost;
+            let lookback = steps(after).max(1);
+            if extra > 0.0 {
+                let mut cold_cost = Lin::new();
+                // Steps before the window: on for `hours0` then off, or the reverse.
+                let history_on = |k: usize| {
+                    // k = 1 is the step just before the window.
+                    let within = (k as f64) * h <= hours0 + 1e-9;
+                    if within { on0 } else { !on0 }
+                };
+                for t in 0..n {
+                    let c = self.lp.col(0.0, f64::INFINITY);
+                    // c ≥ extra × (v[t] − Σ u over the lookback)
+                    let mut lin = Lin::term(c, 1.0).with(v[t], -extra);
+                    for k in 1..=lookback {
+                        if k <= t {
+                            lin.add(u[t - k], extra);
+                        } else if history_on(k - t) {
+                            lin.add_constant(extra);
+                        }
+                    }
+                    self.lp.ge(lin, 0.0);
+                    cold_cost.add(c, 1.0);
+                }
+                self.cost(i, CostCategory::Startup, cold_cost);
+            }
+        }
+        self.ramps(&x, &spec, Some(power0), Some(on0), Some((&u, &v, &w)));
+        unit.on = Some(u);
+        unit.start = Some(v);
+        unit.stop = Some(w);
+        unit
+    }
+
+    /// Ramp limits on the rated flow; with commitment, a start may jump to
+    /// the larger of the minimum power and the ramp.
+    fn ramps(
+        &mut self,
+        x: &[Col],
+        spec: &UnitSpec<'_>,
+        initial_power: Option<f64>,
+        initial_on: Option<bool>,
+        uc: Option<(&[Col], &[Col], &[Col])>,
+    ) {
+        let h = self.h;
+        let rated = |t: usize| Lin::term(x[t], spec.rated_coef[t]);
+        for t in 0..self.len {
+            let prev = if t == 0 {
+                match initial_power {
+                    Some(p) => Lin::constant(p),
+                    None => continue,
+                }
+            } else {
+                rated(t - 1)
+            };
+            if let Some(ru) = spec.ramp_up {
+                let mut lin = rated(t).with_lin(&prev, -1.0);
+                match uc {
+                    Some((u, v, _)) => {
+                        let su = spec.min_power_kw.max(ru * h);
+                        if t == 0 {
+                            lin.add_constant(if initial_on == Some(true) { -ru * h } else { 0.0 });
+                        } else {
+                            lin.add(u[t - 1], -ru * h);
+                        }
+                        lin.add(v[t], -su);
+                        self.lp.le(lin, 0.0);
+                    }
+                    None => {
+                        self.lp.le(lin, ru * h);
+                    }
+                }
+            }
+            if let Some(rd) = spec.ramp_down {
+                let mut lin = prev.clone().with_lin(&rated(t), -1.0);
+                match uc {
+                    Some((u, _, w)) => {
+                        let sd = spec.min_power_kw.max(rd * h);
+                        lin.add(u[t], -rd * h).add(w[t], -sd);
+                        self.lp.le(lin, 0.0);
+                    }
+                    None => {
+                        self.lp.le(lin, rd * h);
+                    }
+                }
+            }
+        }
+    }
+
+    fn grid(&mut self, i: usize, g: &Grid) {
+        let n = self.len;
+        let import_limit =
+            g.import_limit_kw.as_ref().map_or_else(|| vec![f64::INFINITY; n], |p| self.values(p));
+        let export_limit = self.values(&g.export_limit_kw);
+        let import: Vec<Col> = import_limit.iter().map(|&l| self.lp.col(0.0, l)).collect();
+        let export: Vec<Col> = export_limit.iter().map(|&l| self.lp.col(0.0, l)).collect();
+        let ip = self.values(&g.import_price);
+        let ep = self.values(&g.export_price);
+        let cost = self.energy_sum(&import, &ip);
+        self.cost(i, CostCategory::Import, cost);
+        let revenue = self.energy_sum(&export, &ep.iter().map(|p| -p).collect::<Vec<_>>());
+        self.cost(i, CostCategory::Export, revenue);
+        let intensity = match &g.co2_kg_per_kwh {
+            Some(p) => self.values(p),
+            None => {
+                let c = self.case.bus_carrier(&g.bus).map_or(0.0, |c| c.co2_kg_per_kwh);
+                vec![c; n]
+            }
+        };
+        if intensity.iter().any(|&c| c != 0.0) {
+            let co2 = self.energy_sum(&import, &intensity);
+            self.co2.push((i, co2));
+        }
+        if g.peak_demand_charge > 0.0 {
+            let floor = match self.state.assets.get(&i) {
+                Some(AssetState::Grid { peak_kw }) => *peak_kw,
+                _ => 0.0,
+            };
+            let peak = self.lp.col(floor, f64::INFINITY);
+            for &c in &import {
+                self.lp.ge(Lin::term(peak, 1.0).with(c, -1.0), 0.0);
+            }
+            self.cost(i, CostCategory::DemandCharge, Lin::term(peak, g.peak_demand_charge));
+            self.peaks.insert(i, peak);
+        }
+        let bus = self.bus(&g.bus);
+        let net = (0..n).map(|t| Lin::term(import[t], 1.0).with(export[t], -1.0)).collect();
+        self.flow(i, bus, net);
+        self.vars.push(AssetVars::Grid { import, export, import_limit, export_limit });
+    }
+
+    fn storage(&mut self, i: usize, s: &Storage) {
+        let n = self.len;
+        let h = self.h;
+        let cap = s.energy_capacity_kwh;
+        let charge = self.lp.cols(n, 0.0, s.charge_power_kw);
+        let discharge = self.lp.cols(n, 0.0, s.discharge_power_kw);
+        let energy = self.lp.cols(n, s.soc_min * cap, s.soc_max * cap);
+        let initial_kwh = match self.state.assets.get(&i) {
+            Some(AssetState::Storage { energy_kwh }) => *energy_kwh,
+            _ => s.initial_soc * cap,
+        };
+        let keep = (1.0 - s.standing_loss_per_h).powf(h);
+        for t in 0..n {
+            let mut lin = Lin::term(energy[t], 1.0)
+                .with(charge[t], -s.charge_efficiency * h)
+                .with(discharge[t], h / s.discharge_efficiency);
+            if t == 0 {
+                lin.add_constant(-keep * initial_kwh);
+            } else {
+                lin.add(energy[t - 1], -keep);
+            }
+            self.lp.eq(lin, 0.0);
+            if s.no_simultaneous {
+                let z = self.lp.binary();
+                self.lp.le(Lin::term(charge[t], 1.0).with(z, -s.charge_power_kw), 0.0);
+                self.lp.le(Lin::term(discharge[t], 1.0).with(z, s.discharge_power_kw), s.discharge_power_kw);
+            }
+        }
+        if self.reaches_end && n > 0 {
+            let target = match s.final_soc {
+                FinalState::Free => None,
+                FinalState::Cyclic => Some((s.initial_soc * cap, true)),
+                FinalState::AtLeast(f) => Some((f * cap, false)),
+            };
+            if let Some((target, equal)) = target {
+                let mut lin = Lin::term(energy[n - 1], 1.0);
+                if let Some((short, surplus)) = self.elastic_pair() {
+                    lin.add(short, 1.0);
+                    self.slacks.push(Slack::StorageEnd { asset: i, col: short });
+                    if equal {
+                        lin.add(surplus, -1.0);
+                        self.slacks.push(Slack::StorageEnd { asset: i, col: surplus });
+                    }
+                }
+                if equal {
+                    self.lp.eq(lin, target);
+                } else {
+                    self.lp.ge(lin, target);
+                }
+            }
+        }
+        if s.cycle_cost > 0.0 {
+            let cost = self.energy_sum(&discharge, &vec![s.cycle_cost; n]);
+            self.cost(i, CostCategory::Wear, cost);
+        }
+        let bus = self.bus(&s.bus);
+        self.flow(i, bus, (0..n).map(|t| Lin::term(discharge[t], 1.0).with(charge[t], -1.0)).collect());
+        // Reserve headroom: more discharge or less charge, within the energy left.
+        for t in 0..n {
+            let r = self.lp.col(0.0, f64::INFINITY);
+            self.lp.le(Lin::term(r, 1.0).with(discharge[t], 1.0).with(charge[t], -1.0), s.discharge_power_kw);
+            let mut lin = Lin::term(r, h / s.discharge_efficiency);
+            if t == 0 {
+                lin.add_constant(-(initial_kwh - s.soc_min * cap));
+            } else {
+                lin.add(energy[t - 1], -1.0).add_constant(s.soc_min * cap);
+            }
+            lin.add(discharge[t], h / s.discharge_efficiency);
+            self.lp.le(lin, 0.0);
+            self.headroom[bus][t].add(r, 1.0);
+        }
+        self.vars.push(AssetVars::Storage { charge, discharge, energy, initial_kwh });
+    }
+
+    fn reserves(&mut self) {
+        for reserve in self.case.reserves() {
+            let bus = self.bus(&reserve.bus);
+            let requirement = self.values(&reserve.requirement_kw);
+            let mut demand = vec![0.0; self.len];
+            if reserve.load_share > 0.0 {
+                for asset in self.case.assets() {
+                    if let AssetKind::Load(load) = &asset.kind {
+                        if self.bus(&load.bus) == bus {
+                            for (t, d) in self.values(&load.demand_kw).into_iter().enumerate() {
+                                demand[t] += d;
+                            }
+                        }
+                    }
+                }
+            }
+            for t in 0..self.len {
+                let mut lin = self.headroom[bus][t].clone();
+                if self.mode == Mode::Elastic {
+                    let short = self.lp.col(0.0, f64::INFINITY);
+                    lin.add(short, 1.0);
+                    self.slacks.push(Slack::Reserve { bus, t, col: short });
+                }
+                self.lp.ge(lin, requirement[t] + reserve.load_share * demand[t]);
+            }
+        }
+    }
+
+    fn finish(mut self) -> Model {
+        let buses = self.case.buses().len();
+        let voll = self.case.settings().value_of_lost_load;
+        let mut unserved = vec![None; buses];
+        let mut balance_rows = Vec::with_capacity(buses);
+        let balance = std::mem::take(&mut self.balance);
+        for (b, rows) in balance.into_iter().enumerate() {
+            let mut bus_rows = Vec::with_capacity(self.len);
+            let slack_cols = voll.map(|_| self.lp.cols(self.len, 0.0, f64::INFINITY));
+            for (t, mut lin) in rows.into_iter().enumerate() {
+                if let Some(cols) = &slack_cols {
+                    lin.add(cols[t], 1.0);
+                }
+                if let Some((short, surplus)) = self.elastic_pair() {
+                    lin.add(short, 1.0).add(surplus, -1.0);
+                    self.slacks.push(Slack::Short { bus: b, t, col: short });
+                    self.slacks.push(Slack::Surplus { bus: b, t, col: surplus });
+                }
+                bus_rows.push(self.lp.eq(lin, 0.0));
+            }
+            if let (Some(cols), Some(voll)) = (&slack_cols, voll) {
+                let mut cost = Lin::new();
+                for &c in cols {
+                    cost.add(c, voll * self.h);
+                    self.lost_load_kwh.add(c, self.h);
+                }
+                self.costs.push(CostTerm { asset: None, category: CostCategory::Unserved, lin: cost });
+            }
+            unserved[b] = slack_cols;
+            balance_rows.push(bus_rows);
+        }
+        self.flows.resize_with(self.case.assets().len(), Vec::new);
+        Model {
+            lp: self.lp,
+            start: self.start,
+            len: self.len,
+            h: self.h,
+            flows: self.flows,
+            vars: self.vars,
+            balance_rows,
+            unserved,
+            costs: self.costs,
+            co2: self.co2,
+            lost_load_kwh: self.lost_load_kwh,
+            slacks: self.slacks,
+            peaks: self.peaks,
+        }
+    }
+}
+
+/// What [`Builder::unit`] needs to know about a unit.
+struct UnitSpec<'a> {
+    capacity_kw: f64,
+    min_power_kw: f64,
+    ramp_up: Option<f64>,
+    ramp_down: Option<f64>,
+    commitment: Option<&'a Commitment>,
+    rated_coef: Vec<f64>,
+}
+
+/// The `(slope, intercept)` of each segment of a convex fuel curve.
+fn segments(points: &[[f64; 2]]) -> Vec<(f64, f64)> {
+    points
+        .windows(2)
+        .filter(|w| w[1][0] > w[0][0])
+        .map(|w| {
+            let slope = (w[1][1] - w[0][1]) / (w[1][0] - w[0][0]);
+            (slope, w[0][1] - slope * w[0][0])
+        })
+        .collect()
+}
+
+impl Lin {
+    /// `self + scale·other`, by value.
+    pub(crate) fn with_lin(mut self, other: &Lin, scale: f64) -> Self {
+        self.add_lin(other, scale);
+        self
+    }
+}
