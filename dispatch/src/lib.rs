@@ -67,7 +67,7 @@ mod options;
 mod plan;
 // mod rolling;
 mod solve;
-// pub mod verify;
+pub mod verify;
 
 use volta_engine::Case;
 

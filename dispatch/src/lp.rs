@@ -95,8 +95,6 @@ pub(crate) enum Integrality {
     Integer,
     /// Fixed at the given values (in order of creation, rounded): an LP.
     Fixed(Vec<f64>),
-    /// Relaxed to \[0, 1\]: the LP relaxation.
-    Relaxed,
 }
 
 /// Columns, rows and the integrality of a problem under construction.
@@ -140,7 +138,6 @@ impl Lp {
     pub(crate) fn binary(&mut self) -> Col {
         let def = match &self.integrality {
             Integrality::Integer => variable().binary(),
-            Integrality::Relaxed => variable().min(0.0).max(1.0),
             Integrality::Fixed(values) => {
                 let v = values.get(self.binaries.len()).copied().unwrap_or(0.0).round().clamp(0.0, 1.0);
                 variable().min(v).max(v)

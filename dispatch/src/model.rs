@@ -86,7 +86,6 @@ pub(crate) struct UnitVars {
     pub(crate) start: Option<Vec<Col>>,
     pub(crate) stop: Option<Vec<Col>>,
     pub(crate) capacity_kw: f64,
-    pub(crate) min_power_kw: f64,
 }
 
 /// Handles to an asset's columns.
@@ -95,7 +94,7 @@ pub(crate) enum AssetVars {
     Load { demand: Vec<f64>, served: Vec<Lin>, shed: Option<Vec<Col>> },
     Renewable { output: Vec<Col>, available: Vec<f64> },
     Unit(UnitVars),
-    Grid { import: Vec<Col>, export: Vec<Col>, import_limit: Vec<f64>, export_limit: Vec<f64> },
+    Grid { import: Vec<Col>, export: Vec<Col> },
     Storage { charge: Vec<Col>, discharge: Vec<Col>, energy: Vec<Col>, initial_kwh: f64 },
 }
 
@@ -134,8 +133,6 @@ pub(crate) struct Model {
     /// Lost load in kWh (shed and unserved), for the CO2 objective.
     pub(crate) lost_load_kwh: Lin,
     pub(crate) slacks: Vec<Slack>,
-    /// Per grid asset with a demand charge: the peak column.
-    pub(crate) peaks: HashMap<usize, Col>,
 }
 
 impl Model {
@@ -225,7 +222,6 @@ struct Builder<'c> {
     co2: Vec<(usize, Lin)>,
     lost_load_kwh: Lin,
     slacks: Vec<Slack>,
-    peaks: HashMap<usize, Col>,
     /// Per bus: headroom expressions of units and storage, per step.
     headroom: Vec<Vec<Lin>>,
 }
@@ -249,7 +245,6 @@ impl<'c> Builder<'c> {
             co2: Vec::new(),
             lost_load_kwh: Lin::new(),
             slacks: Vec::new(),
-            peaks: HashMap::new(),
             headroom: vec![vec![Lin::new(); window.len]; buses],
         }
     }
@@ -558,7 +553,6 @@ impl<'c> Builder<'c> {
             start: None,
             stop: None,
             capacity_kw: spec.capacity_kw,
-            min_power_kw: spec.min_power_kw,
         };
         let Some(uc) = spec.commitment else {
             for t in 0..n {
@@ -758,12 +752,11 @@ impl<'c> Builder<'c> {
                 self.lp.ge(Lin::term(peak, 1.0).with(c, -1.0), 0.0);
             }
             self.cost(i, CostCategory::DemandCharge, Lin::term(peak, g.peak_demand_charge));
-            self.peaks.insert(i, peak);
         }
         let bus = self.bus(&g.bus);
         let net = (0..n).map(|t| Lin::term(import[t], 1.0).with(export[t], -1.0)).collect();
         self.flow(i, bus, net);
-        self.vars.push(AssetVars::Grid { import, export, import_limit, export_limit });
+        self.vars.push(AssetVars::Grid { import, export });
     }
 
     fn storage(&mut self, i: usize, s: &Storage) {
@@ -913,7 +906,6 @@ impl<'c> Builder<'c> {
             co2: self.co2,
             lost_load_kwh: self.lost_load_kwh,
             slacks: self.slacks,
-            peaks: self.peaks,
         }
     }
 }

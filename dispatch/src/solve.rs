@@ -7,7 +7,7 @@ use volta_engine::{AssetKind, Case};
 
 use crate::error::DispatchError;
 use crate::lp::{Integrality, Lin};
-use crate::model::{AssetVars, CarriedState, Mode, Model, Window};
+use crate::model::{AssetVars, Mode, Model, Window};
 use crate::options::Options;
 use crate::plan::{AssetSchedule, BusSchedule, CostItem, Detail, EmissionItem, Flow, Schedule, SolveStats, Status};
 
@@ -36,7 +36,7 @@ pub(crate) fn run(mut model: Model, objective: &Lin, options: &Options) -> Resul
     if !options.verbose {
         highs.make_quiet();
     }
-    let mut set = |name: &str, result: Result<(), highs::TrySetOptionError>| {
+    let set = |name: &str, result: Result<(), highs::TrySetOptionError>| {
         result.map_err(|e| DispatchError::Solver(format!("HiGHS refused option {name}: {e:?}")))
     };
     set("output_flag", highs.try_set_option("output_flag", options.verbose))?;
@@ -217,9 +217,4 @@ pub(crate) fn read_schedule(case: &Case, model: &Model, x: &[f64], duals: Option
 /// Rounds solver noise (|v| < 1e-9) to zero.
 fn clean(v: f64) -> f64 {
     if v.abs() < 1e-9 { 0.0 } else { v }
-}
-
-/// The carried state for a fresh start from the case's initial conditions.
-pub(crate) fn initial_state() -> CarriedState {
-    CarriedState::default()
 }

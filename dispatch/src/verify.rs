@@ -1,0 +1,260 @@
+//! Invariant checks computed from a schedule alone, without the solver.
+//!
+//! [`check`] re-derives, from the case and the reported flows, that every
+//! bus balances at every step, that storage follows its recursion and stays
+//! in bounds, that units respect capacity, minimum power, ramps and minimum
+//! up/down times, and that the reported cost is what the flows cost. Tests
+//! run it on every schedule they produce; users can run it on schedules
+//! that went through a file or a network.
+
+use volta_engine::asset::{FinalState, FuelSource, FuelUse};
+use volta_engine::{AssetKind, Case};
+
+use crate::plan::{Detail, Schedule};
+
+/// Checks `schedule` against `case`; returns one message per violation
+/// (empty when everything holds). `tol` is an absolute tolerance in kW, kWh
+/// or currency, scaled up for large magnitudes.
+#[must_use]
+pub fn check(case: &Case, schedule: &Schedule, tol: f64) -> Vec<String> {
+    let mut errors = Vec::new();
+    let n = schedule.grid.len();
+    let h = case.grid().step_hours();
+    let offset = case.grid().index_of(schedule.grid.instant(0)).unwrap_or(0);
+    let near = |a: f64, b: f64| (a - b).abs() <= tol * a.abs().max(b.abs()).max(1.0);
+    let le = |a: f64, b: f64| a <= b + tol * a.abs().max(b.abs()).max(1.0);
+    // Balances.
+    for (b, bus) in case.buses().iter().enumerate() {
+        for t in 0..n {
+            let mut sum = schedule.buses[b].unserved_kw[t];
+            for asset in &schedule.assets {
+                sum += asset.flows.iter().filter(|f| f.bus == bus.id).map(|f| f.kw[t]).sum::<f64>();
+            }
+            if !near(sum, 0.0) {
+                errors.push(format!("bus {} step {t}: flows sum to {sum:.6} kW", bus.id));
+            }
+        }
+    }
+    let mut cost = schedule.buses.iter().map(|b| b.unserved_kw.iter().sum::<f64>() * h).sum::<f64>()
+        * case.settings().value_of_lost_load.unwrap_or(0.0);
+    for (asset, plan) in case.assets().iter().zip(&schedule.assets) {
+        let id = asset.id.as_str();
+        let at = |t: usize| offset + t;
+        match (&asset.kind, &plan.detail) {
+            (AssetKind::Load(load), Detail::Load { demand_kw, served_kw, shed_kw }) => {
+                for t in 0..n {
+                    if !near(demand_kw[t], load.demand_kw.at(at(t))) {
+                        errors.push(format!("{id} step {t}: demand differs from the case"));
+                    }
+                    let max_shed = load.curtailable.as_ref().map_or(0.0, |c| c.max_share * demand_kw[t]);
+                    if shed_kw[t] < -tol || !le(shed_kw[t], max_shed) {
+                        errors.push(format!("{id} step {t}: shed {:.3} kW outside [0, {max_shed:.3}]", shed_kw[t]));
+                    }
+                    if let Some(c) = &load.curtailable {
+                        cost += c.value_of_lost_load.at(at(t)) * shed_kw[t] * h;
+                    }
+                    if load.shiftable.is_none() && !near(served_kw[t] + shed_kw[t], demand_kw[t]) {
+                        errors.push(format!("{id} step {t}: served plus shed differs from demand"));
+                    }
+                }
+            }
+            (AssetKind::Renewable(r), Detail::Renewable { output_kw, .. }) => {
+                for (t, &p) in output_kw.iter().enumerate() {
+                    let avail = r.capacity_kw * r.availability.at(at(t));
+                    if p < -tol || !le(p, avail) || (!r.curtailable && !near(p, avail)) {
+                        errors.push(format!("{id} step {t}: output {p:.3} kW against availability {avail:.3}"));
+                    }
+                    cost += r.marginal_cost.at(at(t)) * p * h;
+                }
+            }
+            (AssetKind::Grid(g), Detail::Grid { import_kw, export_kw }) => {
+                for t in 0..n {
+                    let limit = g.import_limit_kw.as_ref().map_or(f64::INFINITY, |p| p.at(at(t)));
+                    if import_kw[t] < -tol || !le(import_kw[t], limit) {
+                        errors.push(format!("{id} step {t}: import {:.3} kW beyond its limit", import_kw[t]));
+                    }
+                    if export_kw[t] < -tol || !le(export_kw[t], g.export_limit_kw.at(at(t))) {
+                        errors.push(format!("{id} step {t}: export {:.3} kW beyond its limit", export_kw[t]));
+                    }
+                    cost += (g.import_price.at(at(t)) * import_kw[t] - g.export_price.at(at(t)) * export_kw[t]) * h;
+                }
+                if g.peak_demand_charge > 0.0 {
+                    cost += g.peak_demand_charge * import_kw.iter().copied().fold(0.0, f64::max);
+                }
+            }
+            (AssetKind::Storage(s), Detail::Storage { charge_kw, discharge_kw, energy_kwh, initial_kwh }) => {
+                let cap = s.energy_capacity_kwh;
+                let keep = (1.0 - s.standing_loss_per_h).powf(h);
+                let mut prev = *initial_kwh;
+                for t in 0..n {
+                    let expected = prev * keep + charge_kw[t] * s.charge_efficiency * h
+                        - discharge_kw[t] * h / s.discharge_efficiency;
+                    if !near(energy_kwh[t], expected) {
+                        errors.push(format!("{id} step {t}: energy {:.3} kWh, recursion gives {expected:.3}", energy_kwh[t]));
+                    }
+                    if !le(s.soc_min * cap, energy_kwh[t]) || !le(energy_kwh[t], s.soc_max * cap) {
+                        errors.push(format!("{id} step {t}: energy {:.3} kWh out of bounds", energy_kwh[t]));
+                    }
+                    if charge_kw[t] < -tol || !le(charge_kw[t], s.charge_power_kw) {
+                        errors.push(format!("{id} step {t}: charge {:.3} kW out of bounds", charge_kw[t]));
+                    }
+                    if discharge_kw[t] < -tol || !le(discharge_kw[t], s.discharge_power_kw) {
+                        errors.push(format!("{id} step {t}: discharge {:.3} kW out of bounds", discharge_kw[t]));
+                    }
+                    if s.no_simultaneous && charge_kw[t].min(discharge_kw[t]) > tol {
+                        errors.push(format!("{id} step {t}: charges and discharges at once"));
+                    }
+                    cost += s.cycle_cost * discharge_kw[t] * h;
+                    prev = energy_kwh[t];
+                }
+                let reaches_end = offset + n == case.grid().len();
+                let end = energy_kwh.last().copied().unwrap_or(*initial_kwh);
+                match s.final_soc {
+                    FinalState::Cyclic if reaches_end && !near(end, s.initial_soc * cap) => {
+                        errors.push(format!("{id}: ends at {end:.3} kWh, not its initial level"));
+                    }
+                    FinalState::AtLeast(f) if reaches_end && !le(f * cap, end) => {
+                        errors.push(format!("{id}: ends at {end:.3} kWh, below {:.3}", f * cap));
+                    }
+                    FinalState::Free | FinalState::Cyclic | FinalState::AtLeast(_) => {}
+                }
+            }
+            (AssetKind::Thermal(th), Detail::Unit { output_kw, fuel_kw, on, starts }) => {
+                let limits = UnitLimits {
+                    capacity: th.capacity_kw,
+                    min: th.min_power_kw,
+                    ramp_up: th.ramp_up_kw_per_h,
+                    ramp_down: th.ramp_down_kw_per_h,
+                    commitment: th.commitment.as_ref(),
+                };
+                cost += check_unit(id, &limits, output_kw, on.as_deref(), starts.as_deref(), h, tol, &mut errors);
+                let fuel = fuel_kw.as_deref().unwrap_or(&[]);
+                for (t, (&p, &f)) in output_kw.iter().zip(fuel).enumerate() {
+                    let is_on = on.as_ref().is_none_or(|o| o[t]);
+                    let needed = match th.fuel_use() {
+                        Some(FuelUse::Efficiency(e)) => p / e,
+                        Some(FuelUse::Curve(points)) if is_on && on.is_some() => curve_at(points, p),
+                        Some(FuelUse::Curve(_)) | None => 0.0,
+                    };
+                    if !le(needed, f) {
+                        errors.push(format!("{id} step {t}: fuel {f:.3} kW below the curve's {needed:.3}"));
+                    }
+                    if let Some(FuelSource::Purchased { price, .. }) = th.fuel_source() {
+                        cost += price.at(at(t)) * f * h;
+                    }
+                    cost += th.marginal_cost.at(at(t)) * p * h;
+                }
+            }
+            (AssetKind::Converter(cv), Detail::Unit { output_kw, on, starts, .. }) => {
+                let limits = UnitLimits {
+                    capacity: cv.capacity_kw,
+                    min: cv.min_power_kw,
+                    ramp_up: cv.ramp_up_kw_per_h,
+                    ramp_down: cv.ramp_down_kw_per_h,
+                    commitment: cv.commitment.as_ref(),
+                };
+                cost += check_unit(id, &limits, output_kw, on.as_deref(), starts.as_deref(), h, tol, &mut errors);
+                // The reference flow is the first input's draw.
+                if let Some(first) = plan.flows.first() {
+                    for (t, &x) in first.kw.iter().enumerate() {
+                        cost += cv.marginal_cost.at(at(t)) * (-x) * h;
+                    }
+                }
+            }
+            _ => errors.push(format!("{id}: the schedule's detail does not match the asset type")),
+        }
+    }
+    if !near(cost, schedule.cost) {
+        errors.push(format!("the flows cost {cost:.4}, the schedule reports {:.4}", schedule.cost));
+    }
+    errors
+}
+
+struct UnitLimits<'a> {
+    capacity: f64,
+    min: f64,
+    ramp_up: Option<f64>,
+    ramp_down: Option<f64>,
+    commitment: Option<&'a volta_engine::asset::Commitment>,
+}
+
+/// Checks one unit; returns its start-up and shut-down cost.
+#[expect(clippy::too_many_arguments, reason = "a private helper with plain inputs")]
+fn check_unit(
+    id: &str,
+    unit: &UnitLimits<'_>,
+    output: &[f64],
+    on: Option<&[bool]>,
+    starts: Option<&[bool]>,
+    h: f64,
+    tol: f64,
+    errors: &mut Vec<String>,
+) -> f64 {
+    let le = |a: f64, b: f64| a <= b + tol * a.abs().max(b.abs()).max(1.0);
+    let mut cost = 0.0;
+    for (t, &p) in output.iter().enumerate() {
+        let is_on = on.is_none_or(|o| o[t]);
+        let (lo, hi) = match (on, is_on) {
+            (Some(_), true) => (unit.min, unit.capacity),
+            (Some(_), false) => (0.0, 0.0),
+            (None, _) => (0.0, unit.capacity),
+        };
+        if !le(lo, p) || !le(p, hi) {
+            errors.push(format!("{id} step {t}: output {p:.3} kW outside [{lo}, {hi}]"));
+        }
+    }
+    let (Some(on), Some(uc)) = (on, unit.commitment) else {
+        for t in 1..output.len() {
+            if let Some(r) = unit.ramp_up {
+                if !le(output[t] - output[t - 1], r * h) {
+                    errors.push(format!("{id} step {t}: ramps up faster than {r} kW/h"));
+                }
+            }
+            if let Some(r) = unit.ramp_down {
+                if !le(output[t - 1] - output[t], r * h) {
+                    errors.push(format!("{id} step {t}: ramps down faster than {r} kW/h"));
+                }
+            }
+        }
+        return cost;
+    };
+    let steps = |hours: f64| if hours > 0.0 { (hours / h - 1e-9).ceil() as usize } else { 0 };
+    // Length of the run each step belongs to, counting the initial state.
+    let mut prev_on = uc.initial.on;
+    let mut run_h = uc.initial.hours_in_state.unwrap_or(f64::INFINITY);
+    for (t, &is_on) in on.iter().enumerate() {
+        if is_on != prev_on {
+            // A switch: the finished run must have lasted long enough.
+            let (needed, what) = if prev_on { (uc.min_up_h, "up") } else { (uc.min_down_h, "down") };
+            if run_h + 1e-9 < steps(needed) as f64 * h {
+                errors.push(format!("{id} step {t}: switched after {run_h} h, minimum {what} time is {needed} h"));
+            }
+            if is_on {
+                let cold = uc.cold_start_after_h.is_some_and(|after| run_h + 1e-9 >= steps(after).max(1) as f64 * h);
+                cost += if cold { uc.cold_start_cost.unwrap_or(uc.start_cost) } else { uc.start_cost };
+            } else {
+                cost += uc.shutdown_cost;
+            }
+            run_h = 0.0;
+        }
+        if let Some(starts) = starts {
+            if starts[t] != (is_on && !prev_on) {
+                errors.push(format!("{id} step {t}: start flag disagrees with the on/off series"));
+            }
+        }
+        run_h += h;
+        prev_on = is_on;
+    }
+    cost
+}
+
+/// The fuel of a convex piecewise-linear curve at output `p`.
+fn curve_at(points: &[[f64; 2]], p: f64) -> f64 {
+    points
+        .windows(2)
+        .map(|w| {
+            let slope = (w[1][1] - w[0][1]) / (w[1][0] - w[0][0]);
+            w[0][1] + slope * (p - w[0][0])
+        })
+        .fold(f64::NEG_INFINITY, f64::max)
+}

@@ -1,0 +1,7 @@
+//! Integration tests of volta-dispatch: published optima, invariants,
+//! statuses, prices and infeasibility explanations.
+
+mod golden;
+mod infeasible;
+mod invariants;
+mod support;
