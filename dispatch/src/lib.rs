@@ -63,9 +63,9 @@ mod explain;
 mod lp;
 mod model;
 mod options;
-// mod pareto;
+mod pareto;
 mod plan;
-// mod rolling;
+mod rolling;
 mod solve;
 pub mod verify;
 
@@ -75,12 +75,12 @@ pub use error::DispatchError;
 pub use explain::{Infeasibility, Violation, ViolationKind};
 pub use model::CarriedState;
 pub use options::{LOST_LOAD_CO2_KG_PER_KWH, Objective, Options};
-// pub use pareto::{Front, ParetoPoint, pareto};
+pub use pareto::{Front, ParetoPoint, pareto};
 pub use plan::{
     AssetSchedule, BusSchedule, CostCategory, CostItem, Detail, EmissionItem, Flow, Schedule, Solution, SolveStats,
     Status,
 };
-// pub use rolling::{RollingOptions, RollingResult, WindowReport, rolling_horizon};
+pub use rolling::{RollingOptions, RollingResult, WindowReport, rolling_horizon};
 
 use crate::model::{Model, Window};
 
@@ -156,7 +156,7 @@ pub(crate) fn solve(
     })
 }
 
-fn check_options(options: &Options) -> Result<(), DispatchError> {
+pub(crate) fn check_options(options: &Options) -> Result<(), DispatchError> {
     if let Some(limit) = options.time_limit_s {
         if !(limit.is_finite() && limit > 0.0) {
             return Err(DispatchError::Option(format!("time_limit_s must be a positive number of seconds, not {limit}")));

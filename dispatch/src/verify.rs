@@ -7,17 +7,34 @@
 //! run it on every schedule they produce; users can run it on schedules
 //! that went through a file or a network.
 
+use std::collections::BTreeMap;
+
 use volta_engine::asset::{FinalState, FuelSource, FuelUse};
 use volta_engine::{AssetKind, Case};
 
-use crate::plan::{Detail, Schedule};
+use crate::plan::{CostCategory, CostItem, Detail, EmissionItem, Schedule};
 
 /// Checks `schedule` against `case`; returns one message per violation
 /// (empty when everything holds). `tol` is an absolute tolerance in kW, kWh
 /// or currency, scaled up for large magnitudes.
 #[must_use]
 pub fn check(case: &Case, schedule: &Schedule, tol: f64) -> Vec<String> {
+    audit(case, schedule, tol).errors
+}
+
+/// What [`audit`] finds: violations, and the cost and emissions of the flows.
+pub(crate) struct Audit {
+    pub(crate) errors: Vec<String>,
+    pub(crate) costs: Vec<CostItem>,
+    pub(crate) emissions: Vec<EmissionItem>,
+}
+
+/// The cost of `schedule`'s flows under `case`'s prices, itemised, and its
+/// emissions: what a schedule stitched from windows really costs.
+pub(crate) fn audit(case: &Case, schedule: &Schedule, tol: f64) -> Audit {
     let mut errors = Vec::new();
+    let mut items: BTreeMap<(Option<usize>, CostCategory), f64> = BTreeMap::new();
+    let mut co2: BTreeMap<usize, f64> = BTreeMap::new();
     let n = schedule.grid.len();
     let h = case.grid().step_hours();
     let offset = case.grid().index_of(schedule.grid.instant(0)).unwrap_or(0);
@@ -35,10 +52,16 @@ pub fn check(case: &Case, schedule: &Schedule, tol: f64) -> Vec<String> {
             }
         }
     }
-    let mut cost = schedule.buses.iter().map(|b| b.unserved_kw.iter().sum::<f64>() * h).sum::<f64>()
+    let unserved = schedule.buses.iter().map(|b| b.unserved_kw.iter().sum::<f64>() * h).sum::<f64>()
         * case.settings().value_of_lost_load.unwrap_or(0.0);
-    for (asset, plan) in case.assets().iter().zip(&schedule.assets) {
+    if unserved != 0.0 {
+        items.insert((None, CostCategory::Unserved), unserved);
+    }
+    for (i, (asset, plan)) in case.assets().iter().zip(&schedule.assets).enumerate() {
         let id = asset.id.as_str();
+        let mut add = |category: CostCategory, amount: f64| {
+            *items.entry((Some(i), category)).or_insert(0.0) += amount;
+        };
         let at = |t: usize| offset + t;
         match (&asset.kind, &plan.detail) {
             (AssetKind::Load(load), Detail::Load { demand_kw, served_kw, shed_kw }) => {
@@ -51,7 +74,7 @@ pub fn check(case: &Case, schedule: &Schedule, tol: f64) -> Vec<String> {
                         errors.push(format!("{id} step {t}: shed {:.3} kW outside [0, {max_shed:.3}]", shed_kw[t]));
                     }
                     if let Some(c) = &load.curtailable {
-                        cost += c.value_of_lost_load.at(at(t)) * shed_kw[t] * h;
+                        add(CostCategory::LostLoad, c.value_of_lost_load.at(at(t)) * shed_kw[t] * h);
                     }
                     if load.shiftable.is_none() && !near(served_kw[t] + shed_kw[t], demand_kw[t]) {
                         errors.push(format!("{id} step {t}: served plus shed differs from demand"));
@@ -64,7 +87,7 @@ pub fn check(case: &Case, schedule: &Schedule, tol: f64) -> Vec<String> {
                     if p < -tol || !le(p, avail) || (!r.curtailable && !near(p, avail)) {
                         errors.push(format!("{id} step {t}: output {p:.3} kW against availability {avail:.3}"));
                     }
-                    cost += r.marginal_cost.at(at(t)) * p * h;
+                    add(CostCategory::Operation, r.marginal_cost.at(at(t)) * p * h);
                 }
             }
             (AssetKind::Grid(g), Detail::Grid { import_kw, export_kw }) => {
@@ -76,10 +99,18 @@ pub fn check(case: &Case, schedule: &Schedule, tol: f64) -> Vec<String> {
                     if export_kw[t] < -tol || !le(export_kw[t], g.export_limit_kw.at(at(t))) {
                         errors.push(format!("{id} step {t}: export {:.3} kW beyond its limit", export_kw[t]));
                     }
-                    cost += (g.import_price.at(at(t)) * import_kw[t] - g.export_price.at(at(t)) * export_kw[t]) * h;
+                    add(CostCategory::Import, g.import_price.at(at(t)) * import_kw[t] * h);
+                    add(CostCategory::Export, -g.export_price.at(at(t)) * export_kw[t] * h);
+                    let intensity = g.co2_kg_per_kwh.as_ref().map_or_else(
+                        || case.bus_carrier(&g.bus).map_or(0.0, |c| c.co2_kg_per_kwh),
+                        |p| p.at(at(t)),
+                    );
+                    if intensity != 0.0 {
+                        *co2.entry(i).or_insert(0.0) += intensity * import_kw[t] * h;
+                    }
                 }
                 if g.peak_demand_charge > 0.0 {
-                    cost += g.peak_demand_charge * import_kw.iter().copied().fold(0.0, f64::max);
+                    add(CostCategory::DemandCharge, g.peak_demand_charge * import_kw.iter().copied().fold(0.0, f64::max));
                 }
             }
             (AssetKind::Storage(s), Detail::Storage { charge_kw, discharge_kw, energy_kwh, initial_kwh }) => {
@@ -104,7 +135,7 @@ pub fn check(case: &Case, schedule: &Schedule, tol: f64) -> Vec<String> {
                     if s.no_simultaneous && charge_kw[t].min(discharge_kw[t]) > tol {
                         errors.push(format!("{id} step {t}: charges and discharges at once"));
                     }
-                    cost += s.cycle_cost * discharge_kw[t] * h;
+                    add(CostCategory::Wear, s.cycle_cost * discharge_kw[t] * h);
                     prev = energy_kwh[t];
                 }
                 let reaches_end = offset + n == case.grid().len();
@@ -127,7 +158,10 @@ pub fn check(case: &Case, schedule: &Schedule, tol: f64) -> Vec<String> {
                     ramp_down: th.ramp_down_kw_per_h,
                     commitment: th.commitment.as_ref(),
                 };
-                cost += check_unit(id, &limits, output_kw, on.as_deref(), starts.as_deref(), h, tol, &mut errors);
+                add(
+                    CostCategory::Startup,
+                    check_unit(id, &limits, output_kw, on.as_deref(), starts.as_deref(), h, tol, &mut errors),
+                );
                 let fuel = fuel_kw.as_deref().unwrap_or(&[]);
                 for (t, (&p, &f)) in output_kw.iter().zip(fuel).enumerate() {
                     let is_on = on.as_ref().is_none_or(|o| o[t]);
@@ -139,10 +173,14 @@ pub fn check(case: &Case, schedule: &Schedule, tol: f64) -> Vec<String> {
                     if !le(needed, f) {
                         errors.push(format!("{id} step {t}: fuel {f:.3} kW below the curve's {needed:.3}"));
                     }
-                    if let Some(FuelSource::Purchased { price, .. }) = th.fuel_source() {
-                        cost += price.at(at(t)) * f * h;
+                    if let Some(FuelSource::Purchased { price, carrier }) = th.fuel_source() {
+                        add(CostCategory::Fuel, price.at(at(t)) * f * h);
+                        let intensity = case.carrier(carrier.as_str()).map_or(0.0, |c| c.co2_kg_per_kwh);
+                        if intensity != 0.0 {
+                            *co2.entry(i).or_insert(0.0) += intensity * f * h;
+                        }
                     }
-                    cost += th.marginal_cost.at(at(t)) * p * h;
+                    add(CostCategory::Operation, th.marginal_cost.at(at(t)) * p * h);
                 }
             }
             (AssetKind::Converter(cv), Detail::Unit { output_kw, on, starts, .. }) => {
@@ -153,21 +191,36 @@ pub fn check(case: &Case, schedule: &Schedule, tol: f64) -> Vec<String> {
                     ramp_down: cv.ramp_down_kw_per_h,
                     commitment: cv.commitment.as_ref(),
                 };
-                cost += check_unit(id, &limits, output_kw, on.as_deref(), starts.as_deref(), h, tol, &mut errors);
+                add(
+                    CostCategory::Startup,
+                    check_unit(id, &limits, output_kw, on.as_deref(), starts.as_deref(), h, tol, &mut errors),
+                );
                 // The reference flow is the first input's draw.
                 if let Some(first) = plan.flows.first() {
                     for (t, &x) in first.kw.iter().enumerate() {
-                        cost += cv.marginal_cost.at(at(t)) * (-x) * h;
+                        add(CostCategory::Operation, cv.marginal_cost.at(at(t)) * (-x) * h);
                     }
                 }
             }
             _ => errors.push(format!("{id}: the schedule's detail does not match the asset type")),
         }
     }
+    let cost: f64 = items.values().sum();
     if !near(cost, schedule.cost) {
         errors.push(format!("the flows cost {cost:.4}, the schedule reports {:.4}", schedule.cost));
     }
-    errors
+    let costs = items
+        .into_iter()
+        .filter(|&(_, amount)| amount != 0.0)
+        .map(|((asset, category), amount)| CostItem {
+            asset: asset.map(|i| case.assets()[i].id.clone()),
+            category,
+            amount,
+        })
+        .collect();
+    let emissions =
+        co2.into_iter().map(|(i, co2_kg)| EmissionItem { asset: case.assets()[i].id.clone(), co2_kg }).collect();
+    Audit { errors, costs, emissions }
 }
 
 struct UnitLimits<'a> {

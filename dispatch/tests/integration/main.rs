@@ -2,6 +2,7 @@
 //! statuses, prices and infeasibility explanations.
 
 mod golden;
+mod horizons;
 mod infeasible;
 mod invariants;
 mod support;

@@ -1,0 +1,304 @@
+//! Rolling-horizon simulation (model predictive control).
+//!
+//! A long period is scheduled as a sequence of overlapping windows: each
+//! window of `horizon` steps is optimised, its first `commit` steps are
+//! kept, and the state at the end of those steps (storage levels, each
+//! unit's output and on/off history, the peak import so far, the energy a
+//! shiftable load has already served) becomes the next window's initial
+//! state. The case's end conditions (cyclic or minimum storage levels)
+//! apply only to the window that reaches the end of the case.
+
+use serde::Serialize;
+use volta_engine::{AssetKind, Case};
+
+use crate::error::DispatchError;
+use crate::explain::Infeasibility;
+use crate::model::{AssetState, CarriedState, Window};
+use crate::options::Options;
+use crate::plan::{Detail, Schedule, Status};
+
+/// How to cut the horizon into windows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RollingOptions {
+    /// Steps optimised in each window (the look-ahead).
+    pub horizon_steps: usize,
+    /// Steps kept from each window before moving on (at most the horizon).
+    pub commit_steps: usize,
+    /// Solver options for every window.
+    pub options: Options,
+}
+
+/// What happened in one window.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowReport {
+    /// Its first step in the case.
+    pub start: usize,
+    /// Steps optimised.
+    pub len: usize,
+    /// How its solve ended.
+    pub status: Status,
+    /// Its objective over the whole window (look-ahead included).
+    pub objective: Option<f64>,
+    /// Seconds in HiGHS.
+    pub solve_seconds: f64,
+    /// Seconds building the model.
+    pub build_seconds: f64,
+}
+
+/// The stitched result of a rolling-horizon run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollingResult {
+    /// The worst status over the windows (optimal < within gap < time limit
+    /// < infeasible); the run stops at the first window without a schedule.
+    pub status: Status,
+    /// The committed steps of every window, end to end. Its cost and
+    /// emissions are recomputed from the stitched flows.
+    pub schedule: Option<Schedule>,
+    /// One report per window solved.
+    pub windows: Vec<WindowReport>,
+    /// Why the failing window was infeasible, if one was.
+    pub infeasibility: Option<Infeasibility>,
+}
+
+/// Simulates `case` window by window. `progress` is called after each
+/// window with its report and the number of windows in all.
+///
+/// # Errors
+/// [`DispatchError::Option`] for a zero or inconsistent window size, and
+/// solver errors.
+pub fn rolling_horizon(
+    case: &Case,
+    rolling: &RollingOptions,
+    progress: &mut dyn FnMut(&WindowReport, usize),
+) -> Result<RollingResult, DispatchError> {
+    let total = case.grid().len();
+    let (horizon, commit) = (rolling.horizon_steps, rolling.commit_steps);
+    if horizon == 0 || commit == 0 || commit > horizon {
+        return Err(DispatchError::Option(format!(
+            "need 0 < commit_steps ({commit}) <= horizon_steps ({horizon})"
+        )));
+    }
+    crate::check_options(&rolling.options)?;
+    let count = total.div_ceil(commit);
+    let mut state = CarriedState::default();
+    let mut stitched: Option<Schedule> = None;
+    let mut windows = Vec::with_capacity(count);
+    let mut status = Status::Optimal;
+    let mut start = 0;
+    while start < total {
+        let len = horizon.min(total - start);
+        let window = Window { start, len, state: &state };
+        let solution = crate::solve(case, &window, &rolling.options, None)?;
+        let report = WindowReport {
+            start,
+            len,
+            status: solution.status,
+            objective: solution.objective,
+            solve_seconds: solution.stats.solve_seconds,
+            build_seconds: solution.stats.build_seconds,
+        };
+        progress(&report, count);
+        windows.push(report);
+        status = worse(status, solution.status);
+        let Some(plan) = solution.schedule else {
+            return Ok(RollingResult { status, schedule: stitched, windows, infeasibility: solution.infeasibility });
+        };
+        let keep = commit.min(len);
+        let part = truncate(plan, keep);
+        let merged = match stitched.take() {
+            None => part,
+            Some(mut acc) => {
+                append(&mut acc, part);
+                acc
+            }
+        };
+        let mut merged = merged;
+        merged.grid = case.grid().window(0, start + keep);
+        state = carry(case, &merged);
+        stitched = Some(merged);
+        start += keep;
+    }
+    let schedule = stitched.map(|mut s| {
+        let audit = crate::verify::audit(case, &s, 1e-6);
+        s.cost = audit.costs.iter().map(|c| c.amount).sum();
+        s.co2_kg = audit.emissions.iter().map(|e| e.co2_kg).sum();
+        s.costs = audit.costs;
+        s.emissions = audit.emissions;
+        s
+    });
+    Ok(RollingResult { status, schedule, windows, infeasibility: None })
+}
+
+fn worse(a: Status, b: Status) -> Status {
+    let rank = |s: Status| match s {
+        Status::Optimal => 0,
+        Status::WithinGap => 1,
+        Status::TimeLimit => 2,
+        Status::Unbounded => 3,
+        Status::Infeasible => 4,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+/// Keeps the first `keep` steps of every series.
+fn truncate(mut plan: Schedule, keep: usize) -> Schedule {
+    let cut = |v: &mut Vec<f64>| v.truncate(keep);
+    for asset in &mut plan.assets {
+        for flow in &mut asset.flows {
+            cut(&mut flow.kw);
+        }
+        match &mut asset.detail {
+            Detail::Load { demand_kw, served_kw, shed_kw } => {
+                cut(demand_kw);
+                cut(served_kw);
+                cut(shed_kw);
+            }
+            Detail::Renewable { available_kw, output_kw } => {
+                cut(available_kw);
+                cut(output_kw);
+            }
+            Detail::Unit { output_kw, fuel_kw, on, starts } => {
+                cut(output_kw);
+                if let Some(f) = fuel_kw {
+                    cut(f);
+                }
+                if let Some(on) = on {
+                    on.truncate(keep);
+                }
+                if let Some(s) = starts {
+                    s.truncate(keep);
+                }
+            }
+            Detail::Grid { import_kw, export_kw } => {
+                cut(import_kw);
+                cut(export_kw);
+            }
+            Detail::Storage { charge_kw, discharge_kw, energy_kwh, .. } => {
+                cut(charge_kw);
+                cut(discharge_kw);
+                cut(energy_kwh);
+            }
+        }
+    }
+    for bus in &mut plan.buses {
+        cut(&mut bus.unserved_kw);
+        if let Some(p) = &mut bus.price {
+            cut(p);
+        }
+    }
+    plan.grid = plan.grid.window(0, keep);
+    plan
+}
+
+/// Appends `next` (the following steps) to `acc`; the caller sets the grid.
+fn append(acc: &mut Schedule, next: Schedule) {
+    for (a, b) in acc.assets.iter_mut().zip(next.assets) {
+        for (fa, fb) in a.flows.iter_mut().zip(b.flows) {
+            fa.kw.extend(fb.kw);
+        }
+        match (&mut a.detail, b.detail) {
+            (
+                Detail::Load { demand_kw, served_kw, shed_kw },
+                Detail::Load { demand_kw: d, served_kw: s, shed_kw: x },
+            ) => {
+                demand_kw.extend(d);
+                served_kw.extend(s);
+                shed_kw.extend(x);
+            }
+            (Detail::Renewable { available_kw, output_kw }, Detail::Renewable { available_kw: a2, output_kw: o }) => {
+                available_kw.extend(a2);
+                output_kw.extend(o);
+            }
+            (
+                Detail::Unit { output_kw, fuel_kw, on, starts },
+                Detail::Unit { output_kw: o, fuel_kw: f, on: u, starts: s },
+            ) => {
+                output_kw.extend(o);
+                if let (Some(a), Some(b)) = (fuel_kw, f) {
+                    a.extend(b);
+                }
+                if let (Some(a), Some(b)) = (on, u) {
+                    a.extend(b);
+                }
+                if let (Some(a), Some(b)) = (starts, s) {
+                    a.extend(b);
+                }
+            }
+            (Detail::Grid { import_kw, export_kw }, Detail::Grid { import_kw: i, export_kw: e }) => {
+                import_kw.extend(i);
+                export_kw.extend(e);
+            }
+            (
+                Detail::Storage { charge_kw, discharge_kw, energy_kwh, .. },
+                Detail::Storage { charge_kw: c, discharge_kw: d, energy_kwh: e, .. },
+            ) => {
+                charge_kw.extend(c);
+                discharge_kw.extend(d);
+                energy_kwh.extend(e);
+            }
+            _ => {}
+        }
+    }
+    for (a, b) in acc.buses.iter_mut().zip(next.buses) {
+        a.unserved_kw.extend(b.unserved_kw);
+        match (&mut a.price, b.price) {
+            (Some(p), Some(q)) => p.extend(q),
+            (p, _) => *p = None,
+        }
+    }
+}
+
+/// The state at the end of the stitched schedule `plan`.
+fn carry(case: &Case, plan: &Schedule) -> CarriedState {
+    let h = case.grid().step_hours();
+    let end = plan.grid.len();
+    let mut state = CarriedState::default();
+    for (i, (asset, sched)) in case.assets().iter().zip(&plan.assets).enumerate() {
+        let carried = match (&asset.kind, &sched.detail) {
+            (AssetKind::Storage(_), Detail::Storage { energy_kwh, .. }) => {
+                energy_kwh.last().map(|&e| AssetState::Storage { energy_kwh: e })
+            }
+            (AssetKind::Thermal(_) | AssetKind::Converter(_), Detail::Unit { output_kw, on, .. }) => {
+                let power_kw = output_kw.last().copied().unwrap_or(0.0);
+                match on {
+                    Some(on) => {
+                        let last = on.last().copied().unwrap_or(false);
+                        let run = on.iter().rev().take_while(|&&b| b == last).count();
+                        // A run reaching back to the start continues the initial state.
+                        let before = if run == on.len() { initial_run(asset, last) } else { 0.0 };
+                        Some(AssetState::Unit { power_kw, on: last, hours_in_state: run as f64 * h + before })
+                    }
+                    None => Some(AssetState::Unit { power_kw, on: true, hours_in_state: f64::INFINITY }),
+                }
+            }
+            (AssetKind::Grid(g), Detail::Grid { import_kw, .. }) if g.peak_demand_charge > 0.0 => {
+                Some(AssetState::Grid { peak_kw: import_kw.iter().copied().fold(0.0, f64::max) })
+            }
+            (AssetKind::Load(load), Detail::Load { served_kw, shed_kw, .. }) => {
+                load.shiftable.as_ref().and_then(|s| case.grid().steps_in(s.window_h)).map(|w| {
+                    let from = end - end % w.max(1);
+                    let served = (from..end).map(|t| (served_kw[t] + shed_kw[t]) * h).sum();
+                    AssetState::Shift { served_kwh: served }
+                })
+            }
+            _ => None,
+        };
+        if let Some(c) = carried {
+            state.assets.insert(i, c);
+        }
+    }
+    state
+}
+
+/// Hours a unit had been in `on_state` before the case started.
+fn initial_run(asset: &volta_engine::Asset, on_state: bool) -> f64 {
+    let commitment = match &asset.kind {
+        AssetKind::Thermal(th) => th.commitment.as_ref(),
+        AssetKind::Converter(cv) => cv.commitment.as_ref(),
+        AssetKind::Load(_) | AssetKind::Renewable(_) | AssetKind::Grid(_) | AssetKind::Storage(_) => None,
+    };
+    match commitment {
+        Some(uc) if uc.initial.on == on_state => uc.initial.hours_in_state.unwrap_or(f64::INFINITY),
+        _ => 0.0,
+    }
+}

@@ -1,0 +1,66 @@
+//! The Pareto front and rolling-horizon simulation.
+
+use volta_dispatch::{Options, RollingOptions, Status, pareto, rolling_horizon, verify};
+
+use crate::support::{example, solve_checked};
+
+#[test]
+fn pareto_front_runs_from_cheapest_to_cleanest() {
+    let case = example("campus.toml");
+    let front = pareto(&case, 5, &Options::default()).expect("front");
+    assert!(front.is_complete());
+    assert!(front.points.len() >= 3, "{} points", front.points.len());
+    assert_eq!(front.points.len() + front.dropped, 5);
+    for pair in front.points.windows(2) {
+        assert!(pair[1].cost > pair[0].cost, "cost must rise along the front");
+        assert!(pair[1].co2_kg < pair[0].co2_kg, "CO2 must fall along the front");
+    }
+    // The first anchor is the cost optimum.
+    let (_, cheapest) = solve_checked(&case, &Options::default());
+    assert!((front.points[0].cost - cheapest.cost).abs() < 1e-6 * cheapest.cost);
+    // Inner points respect their caps.
+    for p in &front.points {
+        if let Some(cap) = p.co2_cap_kg {
+            assert!(p.co2_kg <= cap * (1.0 + 1e-6), "{} > cap {cap}", p.co2_kg);
+        }
+    }
+}
+
+#[test]
+fn pareto_needs_two_points() {
+    let err = pareto(&example("campus.toml"), 1, &Options::default()).expect_err("refused");
+    assert!(err.to_string().contains("at least 2"), "{err}");
+}
+
+#[test]
+fn rolling_horizon_stitches_a_valid_week() {
+    let case = example("campus.toml");
+    let rolling = RollingOptions { horizon_steps: 48, commit_steps: 24, options: Options::default() };
+    let mut seen = 0;
+    let result = rolling_horizon(&case, &rolling, &mut |_, total| {
+        seen += 1;
+        assert_eq!(total, 7);
+    })
+    .expect("runs");
+    assert_eq!(seen, 7);
+    assert_eq!(result.windows.len(), 7);
+    assert!(matches!(result.status, Status::Optimal | Status::WithinGap));
+    let plan = result.schedule.expect("stitched schedule");
+    assert_eq!(plan.grid.len(), 168);
+    // The stitched week holds every invariant, minimum up/down times and
+    // storage continuity across window boundaries included.
+    let errors = verify::check(&case, &plan, 1e-5);
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    // Perfect foresight over the week is a lower bound on the rolling cost.
+    let (_, full) = solve_checked(&case, &Options::default());
+    assert!(plan.cost >= full.cost - 1e-6 * full.cost, "rolling {} < full {}", plan.cost, full.cost);
+    assert!(plan.cost <= full.cost * 1.10, "rolling {} vs full {}", plan.cost, full.cost);
+}
+
+#[test]
+fn rolling_horizon_refuses_bad_windows() {
+    let case = example("campus.toml");
+    let rolling = RollingOptions { horizon_steps: 24, commit_steps: 48, options: Options::default() };
+    let err = rolling_horizon(&case, &rolling, &mut |_, _| {}).expect_err("refused");
+    assert!(err.to_string().contains("commit_steps"), "{err}");
+}
