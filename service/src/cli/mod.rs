@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch to the sub-commands.
 
+mod schedule;
 mod validate;
 
 use std::process::ExitCode;
@@ -19,11 +20,13 @@ worked examples built from real data.";
 
 const AFTER_HELP: &str = "\
 Examples:
+  volta schedule datasets/cases/campus.toml --out results/
+  volta schedule datasets/cases/campus.toml --pareto 8 --out front/
   volta validate datasets/cases/campus.toml
   volta validate --strict datasets/cases/*.toml
   volta validate --format json my_site.toml
 
-Exit status: 0 when every case is valid, 1 otherwise.";
+Run `volta help <command>` for the details of a command.";
 
 /// The `volta` command line.
 #[derive(Debug, Parser)]
@@ -38,11 +41,15 @@ enum Command {
     /// Check case files and report every problem, each with its path.
     #[command(long_about = validate::LONG_ABOUT, after_help = validate::AFTER_HELP)]
     Validate(validate::Args),
+    /// Optimise the operation of a case: schedule, costs, prices, plots.
+    #[command(long_about = schedule::LONG_ABOUT, after_help = schedule::AFTER_HELP)]
+    Schedule(schedule::Args),
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Schedule(args) => schedule::run(&args),
     }
 }

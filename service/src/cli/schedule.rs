@@ -1,0 +1,288 @@
+//! `volta schedule`: optimise the operation of a case.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+use volta_dispatch::{Objective, Options, RollingOptions, Schedule, Solution, Status};
+use volta_engine::{Case, CaseReader, Error};
+
+use crate::report;
+
+pub(super) const LONG_ABOUT: &str = "\
+Optimise the operation of a case: which unit runs when, how storage charges,
+what is imported and exported, at the least cost, CO2 or a weighted sum.
+
+The case is solved as a mixed-integer linear program by HiGHS. A JSON summary
+goes to stdout: status, objective, cost, co2_kg, best_bound, gap and
+solve_seconds, the cost by category, and with --pareto the points of the
+front. Statuses: optimal; within_gap (feasible, proven within --gap);
+time_limit (the best schedule found in time); infeasible (with an
+explanation: which bus is short or in surplus, when, by how much, and which
+assets are at their limits); unbounded.
+
+With --out DIR, the schedule is also written as files:
+  schedule.csv, schedule.parquet  signed flow of every asset into every bus, kW
+  storage.csv                     stored energy at the end of each step, kWh
+  commitment.csv                  on/off and output of units under commitment
+  prices.csv                      marginal price and unserved energy per bus
+  costs.csv                       the cost by asset and category, with totals
+  dispatch_<bus>.png              stacked dispatch, storage levels and price
+  pareto.csv, pareto.png          with --pareto, the cost-CO2 front
+
+With --horizon-h, the case is simulated as a rolling horizon: windows of
+--horizon-h hours, of which the first --commit-h are kept before moving on,
+carrying storage levels and unit states across windows.";
+
+pub(super) const AFTER_HELP: &str = "\
+Examples:
+  volta schedule datasets/cases/campus.toml --out results/
+  volta schedule datasets/cases/campus.toml --objective co2
+  volta schedule datasets/cases/campus.toml --objective weighted --co2-price 0.08
+  volta schedule datasets/cases/campus.toml --pareto 8 --out front/
+  volta schedule datasets/cases/islanded.toml --time-limit 10 --gap 0.005
+  volta schedule datasets/cases/campus.toml --horizon-h 48 --commit-h 24
+
+Exit status: 0 with a schedule, 1 on an error (bad case or option),
+2 when the case is infeasible or unbounded or no schedule was found in time.";
+
+/// What to minimise.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ObjectiveArg {
+    /// Total cost.
+    Cost,
+    /// Total CO2 (then the cheapest such schedule).
+    Co2,
+    /// Cost plus --co2-price per kg of CO2.
+    Weighted,
+}
+
+/// Arguments of `volta schedule`.
+#[derive(Debug, clap::Args)]
+pub(super) struct Args {
+    /// The case file (.toml or .json).
+    #[arg(value_name = "CASE")]
+    case: PathBuf,
+    /// What to minimise.
+    #[arg(long, value_enum, default_value = "cost")]
+    objective: ObjectiveArg,
+    /// Carbon price for --objective weighted, currency per kg of CO2.
+    #[arg(long, value_name = "PRICE", default_value_t = 0.05)]
+    co2_price: f64,
+    /// Trace the cost-CO2 front with N points (N >= 2) instead of one schedule.
+    #[arg(long, value_name = "N", conflicts_with = "horizon_h")]
+    pareto: Option<usize>,
+    /// Stop each solve after S seconds and keep the best schedule found.
+    #[arg(long, value_name = "S")]
+    time_limit: Option<f64>,
+    /// Stop once the relative MIP gap is below G (default 1e-4).
+    #[arg(long, value_name = "G")]
+    gap: Option<f64>,
+    /// Solver threads.
+    #[arg(long, value_name = "N")]
+    threads: Option<u32>,
+    /// Rolling horizon: optimise windows of this many hours.
+    #[arg(long, value_name = "HOURS")]
+    horizon_h: Option<f64>,
+    /// Rolling horizon: keep this many hours of each window (default: half the window).
+    #[arg(long, value_name = "HOURS", requires = "horizon_h")]
+    commit_h: Option<f64>,
+    /// Skip the marginal-price computation.
+    #[arg(long)]
+    no_prices: bool,
+    /// Write tables and plots into this directory.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print HiGHS's log on stderr.
+    #[arg(long)]
+    verbose: bool,
+}
+
+pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let case = match CaseReader::new().read_path(&args.case) {
+        Ok(checked) => {
+            for w in &checked.warnings {
+                eprintln!("warning: {}: {w}", args.case.display());
+            }
+            checked.case
+        }
+        Err(Error::Invalid(report)) => {
+            eprintln!("invalid {}: {} problems", args.case.display(), report.issues.len());
+            for issue in report.issues {
+                eprintln!("  {issue}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", args.case.display())),
+    };
+    let objective = match args.objective {
+        ObjectiveArg::Cost => Objective::Cost,
+        ObjectiveArg::Co2 => Objective::Co2,
+        ObjectiveArg::Weighted => Objective::Weighted { cost_weight: 1.0, co2_weight: args.co2_price },
+    };
+    let options = Options {
+        objective,
+        time_limit_s: args.time_limit,
+        mip_gap: args.gap,
+        threads: args.threads,
+        prices: !args.no_prices,
+        verbose: args.verbose,
+    };
+    if let Some(n) = args.pareto {
+        return pareto(args, &case, n, &options);
+    }
+    if let Some(horizon) = args.horizon_h {
+        return rolling(args, &case, horizon, options);
+    }
+    let spinner = spinner(&format!("scheduling {} ({} steps)", case.name(), case.grid().len()));
+    let solution = volta_dispatch::schedule(&case, &options)?;
+    spinner.finish_and_clear();
+    let mut summary = summary(&case, &options, &solution);
+    finish(args, &case, solution.schedule.as_ref(), solution.status, &mut summary, solution.infeasibility.as_ref())
+}
+
+fn pareto(args: &Args, case: &Case, n: usize, options: &Options) -> anyhow::Result<ExitCode> {
+    let spinner = spinner(&format!("tracing a {n}-point front of {}", case.name()));
+    let front = volta_dispatch::pareto(case, n, options)?;
+    spinner.finish_and_clear();
+    let points: Vec<Value> = front
+        .points
+        .iter()
+        .map(|p| {
+            json!({
+                "cost": p.cost, "co2_kg": p.co2_kg, "co2_cap_kg": p.co2_cap_kg, "status": p.status.name(),
+                "best_bound": p.solution.best_bound, "gap": p.solution.gap,
+                "solve_seconds": p.solution.stats.solve_seconds,
+            })
+        })
+        .collect();
+    let first = front.points.first().map(|p| &p.solution);
+    let mut summary = match first {
+        Some(solution) => summary(case, &Options { objective: Objective::Cost, ..options.clone() }, solution),
+        None => json!({}),
+    };
+    summary["pareto"] = json!({ "points": points, "dropped": front.dropped });
+    let status = first.map_or(Status::Infeasible, |s| s.status);
+    if let Some(dir) = &args.out {
+        report::write_front(case, &front, dir)?;
+    }
+    let infeasibility = first.and_then(|s| s.infeasibility.as_ref());
+    finish(args, case, first.and_then(|s| s.schedule.as_ref()), status, &mut summary, infeasibility)
+}
+
+fn rolling(args: &Args, case: &Case, horizon_h: f64, options: Options) -> anyhow::Result<ExitCode> {
+    let grid = case.grid();
+    let steps = |hours: f64, name: &str| {
+        grid.steps_in(hours).filter(|&s| s > 0).with_context(|| {
+            format!("{name} must be a positive whole number of steps of {} (got {hours} h)", grid.step_text())
+        })
+    };
+    let horizon = steps(horizon_h, "--horizon-h")?;
+    let commit = match args.commit_h {
+        Some(h) => steps(h, "--commit-h")?,
+        None => (horizon / 2).max(1),
+    };
+    let rolling = RollingOptions { horizon_steps: horizon, commit_steps: commit, options: options.clone() };
+    let bar = ProgressBar::new(grid.len().div_ceil(commit) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} windows, {elapsed} elapsed, ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("rolling {}", case.name()));
+    let result = volta_dispatch::rolling_horizon(case, &rolling, &mut |_, _| bar.inc(1))?;
+    bar.finish_and_clear();
+    let solve: f64 = result.windows.iter().map(|w| w.solve_seconds).sum();
+    let build: f64 = result.windows.iter().map(|w| w.build_seconds).sum();
+    let plan = result.schedule.as_ref();
+    let mut summary = json!({
+        "case": case.name(),
+        "status": result.status.name(),
+        "objective": options.objective.name(),
+        "cost": plan.map(|s| s.cost),
+        "co2_kg": plan.map(|s| s.co2_kg),
+        "best_bound": Value::Null,
+        "gap": Value::Null,
+        "solve_seconds": solve,
+        "build_seconds": build,
+        "currency": case.settings().currency,
+        "rolling": {
+            "horizon_steps": horizon, "commit_steps": commit, "windows": result.windows.len(),
+            "steps_scheduled": plan.map_or(0, |s| s.grid.len()),
+        },
+    });
+    if let Some(plan) = plan {
+        summary["cost_by_category"] = by_category(plan);
+    }
+    finish(args, case, plan, result.status, &mut summary, result.infeasibility.as_ref())
+}
+
+fn spinner(message: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_message(message.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+fn summary(case: &Case, options: &Options, solution: &Solution) -> Value {
+    let plan = solution.schedule.as_ref();
+    let mut value = json!({
+        "case": case.name(),
+        "status": solution.status.name(),
+        "objective_kind": options.objective.name(),
+        "objective": solution.objective,
+        "cost": plan.map(|s| s.cost),
+        "co2_kg": plan.map(|s| s.co2_kg),
+        "best_bound": solution.best_bound,
+        "gap": solution.gap,
+        "solve_seconds": solution.stats.solve_seconds,
+        "build_seconds": solution.stats.build_seconds,
+        "price_seconds": solution.stats.price_seconds,
+        "currency": case.settings().currency,
+        "steps": case.grid().len(),
+        "model": { "columns": solution.stats.columns, "rows": solution.stats.rows, "binaries": solution.stats.binaries },
+    });
+    if let Some(plan) = plan {
+        value["cost_by_category"] = by_category(plan);
+    }
+    value
+}
+
+fn by_category(plan: &Schedule) -> Value {
+    let map: serde_json::Map<String, Value> =
+        plan.cost_by_category().into_iter().map(|(c, v)| (c.name().to_owned(), json!(v))).collect();
+    Value::Object(map)
+}
+
+fn finish(
+    args: &Args,
+    case: &Case,
+    plan: Option<&Schedule>,
+    status: Status,
+    summary: &mut Value,
+    infeasibility: Option<&volta_dispatch::Infeasibility>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(why) = infeasibility {
+        summary["infeasibility"] = serde_json::to_value(why)?;
+    }
+    if let (Some(dir), Some(plan)) = (&args.out, plan) {
+        let files = report::write_schedule(case, plan, dir)?;
+        summary["files"] = json!(files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>());
+    }
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut stdout, summary)?;
+    writeln!(stdout)?;
+    if plan.is_some() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    match (status, infeasibility) {
+        (Status::Infeasible, Some(why)) => eprintln!("infeasible: {}", why.report().replace('\n', "\n  ")),
+        (Status::Infeasible, None) => eprintln!("infeasible"),
+        (Status::Unbounded, _) => eprintln!("unbounded: a cost can fall without limit (check prices and limits)"),
+        (Status::TimeLimit, _) => eprintln!("no schedule found within the time limit"),
+        (Status::Optimal | Status::WithinGap, _) => {}
+    }
+    Ok(ExitCode::from(2))
+}

@@ -1,0 +1,55 @@
+//! Files written by `volta schedule --out DIR`.
+
+mod plot;
+mod tables;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use volta_dispatch::{Front, Schedule};
+use volta_engine::Case;
+
+/// Writes the schedule's tables and plots into `dir`; returns the files written.
+pub(crate) fn write_schedule(case: &Case, schedule: &Schedule, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut written = Vec::new();
+    let mut out = |name: &str| {
+        let path = dir.join(name);
+        written.push(path.clone());
+        path
+    };
+    let flows = tables::flows(schedule);
+    flows.write_csv(&out("schedule.csv"))?;
+    flows.write_parquet(&out("schedule.parquet"))?;
+    let storage = tables::storage(schedule);
+    if !storage.is_empty() {
+        storage.write_csv(&out("storage.csv"))?;
+    }
+    let commitment = tables::commitment(schedule);
+    if !commitment.is_empty() {
+        commitment.write_csv(&out("commitment.csv"))?;
+    }
+    tables::prices(schedule).write_csv(&out("prices.csv"))?;
+    tables::write_costs(schedule, &case.settings().currency, &out("costs.csv"))?;
+    for bus in case.buses() {
+        let path = out(&format!("dispatch_{}.png", bus.id));
+        plot::dispatch(case, schedule, bus, &path)?;
+    }
+    Ok(written)
+}
+
+/// Writes `pareto.csv` and `pareto.png` into `dir`.
+pub(crate) fn write_front(case: &Case, front: &Front, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let csv_path = dir.join("pareto.csv");
+    let mut w = csv::Writer::from_path(&csv_path)?;
+    w.write_record(["point", &format!("cost_{}", case.settings().currency), "co2_kg", "co2_cap_kg", "status"])?;
+    for (i, p) in front.points.iter().enumerate() {
+        let cap = p.co2_cap_kg.map(|c| c.to_string()).unwrap_or_default();
+        w.write_record([i.to_string(), p.cost.to_string(), p.co2_kg.to_string(), cap, p.status.name().to_owned()])?;
+    }
+    w.flush()?;
+    let png = dir.join("pareto.png");
+    plot::front(case, front, &png)?;
+    Ok(vec![csv_path, png])
+}

@@ -1,0 +1,222 @@
+//! PNG plots: the dispatch stack of a bus and the Pareto front.
+//!
+//! Text is drawn with DejaVu Sans, bundled (`service/assets`, free licence),
+//! so plots look the same on every machine without system fonts.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::anyhow;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use volta_dispatch::{Detail, Front, Schedule};
+use volta_engine::{Bus, Case};
+
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+
+/// A qualitative palette (Tableau 10), cycled.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(78, 121, 167),
+    RGBColor(242, 142, 43),
+    RGBColor(225, 87, 89),
+    RGBColor(118, 183, 178),
+    RGBColor(89, 161, 79),
+    RGBColor(237, 201, 72),
+    RGBColor(176, 122, 161),
+    RGBColor(255, 157, 167),
+    RGBColor(156, 117, 95),
+    RGBColor(186, 176, 172),
+];
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The bundled font is valid; if it were not, plotters would fall
+        // back to drawing no text rather than fail.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+fn err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("drawing failed: {e}")
+}
+
+/// Steps as a staircase: `(t, v[t])` and `(t + 1, v[t])` for every step.
+fn stairs(values: &[f64]) -> Vec<(f64, f64)> {
+    values.iter().enumerate().flat_map(|(t, &v)| [(t as f64, v), (t as f64 + 1.0, v)]).collect()
+}
+
+/// Three panels for one bus: the stacked flows into (above zero) and out of
+/// (below zero) the bus, the storage levels on it, and its marginal price.
+pub(super) fn dispatch(case: &Case, schedule: &Schedule, bus: &Bus, path: &Path) -> anyhow::Result<()> {
+    register_font();
+    let n = schedule.grid.len();
+    let grid = &schedule.grid;
+    let mut supply: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut use_: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut levels: Vec<(String, Vec<f64>)> = Vec::new();
+    for asset in &schedule.assets {
+        for flow in asset.flows.iter().filter(|f| f.bus == bus.id) {
+            let pos: Vec<f64> = flow.kw.iter().map(|v| v.max(0.0)).collect();
+            let neg: Vec<f64> = flow.kw.iter().map(|v| v.min(0.0)).collect();
+            if pos.iter().any(|&v| v > 1e-6) {
+                supply.push((asset.id.to_string(), pos));
+            }
+            if neg.iter().any(|&v| v < -1e-6) {
+                use_.push((asset.id.to_string(), neg));
+            }
+        }
+        if let Detail::Storage { energy_kwh, .. } = &asset.detail {
+            if asset.flows.iter().any(|f| f.bus == bus.id) {
+                levels.push((asset.id.to_string(), energy_kwh.clone()));
+            }
+        }
+    }
+    let bus_schedule = schedule.bus(bus.id.as_str());
+    if let Some(b) = bus_schedule {
+        if b.unserved_kw.iter().any(|&v| v > 1e-6) {
+            supply.push(("unserved".to_owned(), b.unserved_kw.clone()));
+        }
+    }
+    let cumulative = |series: &[(String, Vec<f64>)]| -> Vec<Vec<f64>> {
+        let mut acc = vec![0.0; n];
+        series
+            .iter()
+            .map(|(_, v)| {
+                for (a, x) in acc.iter_mut().zip(v) {
+                    *a += x;
+                }
+                acc.clone()
+            })
+            .collect()
+    };
+    let up = cumulative(&supply);
+    let down = cumulative(&use_);
+    let top = up.last().map_or(1.0, |v| v.iter().copied().fold(0.0, f64::max)).max(1.0) * 1.08;
+    let bottom = down.last().map_or(0.0, |v| v.iter().copied().fold(0.0, f64::min)) * 1.08;
+    let carrier = case.bus_carrier(&bus.id).map_or_else(|| bus.carrier.to_string(), |c| c.display_name().to_owned());
+    let currency = &case.settings().currency;
+    let x_label = |x: &f64| {
+        let t = (*x as usize).min(n.saturating_sub(1));
+        grid.at(t).strftime("%a %d %H:%M").to_string()
+    };
+
+    let root = BitMapBackend::new(path, (1400, 1000)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (upper, rest) = root.split_vertically(560);
+    let (middle, lower) = rest.split_vertically(220);
+
+    let mut chart = ChartBuilder::on(&upper)
+        .caption(format!("{} — bus {} ({carrier}), kW", case.name(), bus.id), ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(28)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..n as f64, bottom.min(0.0)..top)
+        .map_err(err)?;
+    chart.configure_mesh().x_labels(8).x_label_formatter(&x_label).y_desc("kW").draw().map_err(err)?;
+    // Draw the largest cumulative sum first so the smaller ones sit on top.
+    for (k, (name, _)) in supply.iter().enumerate().rev() {
+        let color = PALETTE[k % PALETTE.len()];
+        chart
+            .draw_series(AreaSeries::new(stairs(&up[k]), 0.0, color.mix(0.9)).border_style(color))
+            .map_err(err)?
+            .label(format!("+ {name}"))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    for (k, (name, _)) in use_.iter().enumerate().rev() {
+        let color = PALETTE[(supply.len() + k) % PALETTE.len()];
+        chart
+            .draw_series(AreaSeries::new(stairs(&down[k]), 0.0, color.mix(0.6)).border_style(color))
+            .map_err(err)?
+            .label(format!("− {name}"))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.mix(0.6).filled()));
+    }
+    chart.draw_series(LineSeries::new([(0.0, 0.0), (n as f64, 0.0)], BLACK.stroke_width(1))).map_err(err)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(err)?;
+
+    let max_level = levels.iter().flat_map(|(_, v)| v.iter().copied()).fold(0.0, f64::max).max(1.0) * 1.08;
+    let mut chart = ChartBuilder::on(&middle)
+        .margin(12)
+        .x_label_area_size(20)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..n as f64, 0.0..max_level)
+        .map_err(err)?;
+    chart.configure_mesh().x_labels(8).x_label_formatter(&x_label).y_desc("stored kWh").draw().map_err(err)?;
+    for (k, (name, values)) in levels.iter().enumerate() {
+        let color = PALETTE[(k + 4) % PALETTE.len()];
+        let points: Vec<(f64, f64)> = values.iter().enumerate().map(|(t, &v)| (t as f64 + 1.0, v)).collect();
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(err)?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 12, y)], color.stroke_width(2)));
+    }
+    if !levels.is_empty() {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(err)?;
+    }
+
+    let price = bus_schedule.and_then(|b| b.price.clone()).unwrap_or_default();
+    let (pmin, pmax) = price.iter().fold((0.0f64, 0.0f64), |(lo, hi), &p| (lo.min(p), hi.max(p)));
+    let pad = ((pmax - pmin) * 0.1).max(1e-3);
+    let mut chart = ChartBuilder::on(&lower)
+        .margin(12)
+        .x_label_area_size(28)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..n as f64, (pmin - pad)..(pmax + pad))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_labels(8)
+        .x_label_formatter(&x_label)
+        .y_desc(format!("price {currency}/kWh"))
+        .draw()
+        .map_err(err)?;
+    if !price.is_empty() {
+        chart.draw_series(LineSeries::new(stairs(&price), PALETTE[2].stroke_width(2))).map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// The cost–CO2 front: one marker per point, joined in order.
+pub(super) fn front(case: &Case, front: &Front, path: &Path) -> anyhow::Result<()> {
+    register_font();
+    let points: Vec<(f64, f64)> = front.points.iter().map(|p| (p.co2_kg / 1000.0, p.cost)).collect();
+    let (xmin, xmax) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (ymin, ymax) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (xpad, ypad) = (((xmax - xmin) * 0.08).max(1e-3), ((ymax - ymin) * 0.08).max(1e-3));
+    let root = BitMapBackend::new(path, (1000, 700)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{} — cost against CO2 ({} points)", case.name(), points.len()), ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(90)
+        .build_cartesian_2d((xmin - xpad)..(xmax + xpad), (ymin - ypad)..(ymax + ypad))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("CO2, t")
+        .y_desc(format!("cost, {}", case.settings().currency))
+        .draw()
+        .map_err(err)?;
+    chart.draw_series(LineSeries::new(points.clone(), PALETTE[0].stroke_width(2))).map_err(err)?;
+    chart
+        .draw_series(points.iter().map(|&p| Circle::new(p, 6, PALETTE[1].filled())))
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
