@@ -94,3 +94,111 @@ fn help_teaches() {
     let out = volta(&["validate"]);
     assert_eq!(out.status.code(), Some(2), "missing arguments is a usage error");
 }
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(out)))
+}
+
+#[test]
+fn schedule_prints_a_json_summary_and_writes_tables_and_plots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = volta(&["schedule", &case("campus.toml"), "--out", &dir.path().display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = json(&out);
+    assert_eq!(summary["status"], "optimal");
+    for key in ["objective", "cost", "co2_kg", "best_bound", "gap", "solve_seconds"] {
+        assert!(summary[key].is_number(), "{key} missing: {summary}");
+    }
+    let cost = summary["cost"].as_f64().expect("cost");
+    let by_category: f64 = summary["cost_by_category"].as_object().expect("breakdown").values().filter_map(|v| v.as_f64()).sum();
+    assert!((cost - by_category).abs() < 1e-6 * cost, "{cost} vs {by_category}");
+    for file in ["schedule.csv", "schedule.parquet", "storage.csv", "commitment.csv", "prices.csv", "costs.csv"] {
+        assert!(dir.path().join(file).is_file(), "{file} missing");
+    }
+    for bus in ["elec", "heat", "cool", "gas"] {
+        let png = std::fs::read(dir.path().join(format!("dispatch_{bus}.png"))).expect("plot");
+        assert!(png.starts_with(b"\x89PNG"), "dispatch_{bus}.png is not a PNG");
+    }
+    // The schedule table has one row per step and balances every bus.
+    let text = std::fs::read_to_string(dir.path().join("schedule.csv")).expect("csv");
+    let mut rows = text.lines();
+    let header: Vec<&str> = rows.next().expect("header").split(',').collect();
+    assert_eq!(header[0], "timestamp");
+    let rows: Vec<Vec<f64>> =
+        rows.map(|r| r.split(',').skip(1).map(|v| v.parse().expect("number")).collect()).collect();
+    assert_eq!(rows.len(), 168);
+    for bus in ["elec", "heat", "cool", "gas"] {
+        let cols: Vec<usize> =
+            header.iter().enumerate().filter(|(_, h)| h.ends_with(&format!(".{bus}_kw"))).map(|(i, _)| i - 1).collect();
+        for row in &rows {
+            let sum: f64 = cols.iter().map(|&c| row[c]).sum();
+            assert!(sum.abs() < 1e-3, "{bus} does not balance: {sum}");
+        }
+    }
+    // The Parquet file, timestamps included, reads back as a case series.
+    let reuse = dir.path().join("reuse.toml");
+    std::fs::write(
+        &reuse,
+        r#"
+name = "reuse"
+[time]
+start = "2014-11-03T00:00"
+timezone = "Australia/Melbourne"
+step = "1h"
+days = 7
+[[buses]]
+id = "elec"
+carrier = "electricity"
+[[assets]]
+id = "grid"
+type = "grid"
+bus = "elec"
+import_price = 0.2
+[[assets]]
+id = "campus"
+type = "load"
+bus = "elec"
+demand_kw = { file = "schedule.parquet", column = "campus_electric.elec_kw", time_column = "timestamp", scale = -1 }
+"#,
+    )
+    .expect("write");
+    let out = volta(&["validate", &reuse.display().to_string()]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}
+
+#[test]
+fn an_infeasible_case_exits_2_with_an_explanation() {
+    let out = volta(&["schedule", &case("infeasible/short_heat.toml")]);
+    assert_eq!(out.status.code(), Some(2));
+    let summary = json(&out);
+    assert_eq!(summary["status"], "infeasible");
+    assert!(summary["cost"].is_null());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("heat bus") && err.contains("short by") && err.contains("at maximum"), "{err}");
+}
+
+#[test]
+fn pareto_and_rolling_horizon_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = volta(&["schedule", &case("campus.toml"), "--pareto", "3", "--out", &dir.path().display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let points = json(&out)["pareto"]["points"].as_array().expect("points").len();
+    assert!((2..=3).contains(&points));
+    assert!(dir.path().join("pareto.png").is_file() && dir.path().join("pareto.csv").is_file());
+
+    let out = volta(&["schedule", &case("campus.toml"), "--horizon-h", "48", "--commit-h", "24"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = json(&out);
+    assert_eq!(summary["rolling"]["windows"], 7);
+    assert_eq!(summary["rolling"]["steps_scheduled"], 168);
+}
+
+#[test]
+fn schedule_options_are_checked() {
+    let out = volta(&["schedule", &case("campus.toml"), "--gap", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mip_gap"));
+    let out = volta(&["schedule", &case("campus.toml"), "--horizon-h", "1.5"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--horizon-h"));
+}
