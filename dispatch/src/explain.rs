@@ -133,6 +133,7 @@ pub(crate) fn explain(
     Ok(Some(Infeasibility { violations, unexplained: false }))
 }
 
+#[expect(clippy::too_many_arguments, reason = "a private helper with plain inputs")]
 fn violation(
     case: &Case,
     schedule: &Schedule,

@@ -115,24 +115,24 @@ pub(crate) fn solve(
     let (mut model, mut raw) = (model, raw);
     let mut objective = raw.objective;
     // The CO2 objective is lexicographic: least CO2 first, then least cost.
-    if options.objective == Objective::Co2 {
-        if let Some(best) = raw.objective {
-            let bound = best + best.abs() * 1e-7 + 1e-6;
-            let limit = move |model: &mut Model| {
-                cap(model);
-                let mut primary = model.co2();
-                primary.add_lin(&model.lost_load_kwh, LOST_LOAD_CO2_KG_PER_KWH);
-                model.lp.le(primary, bound);
-            };
-            let second = Options { objective: Objective::Cost, ..options.clone() };
-            let (m2, r2, s2) = solve::solve_window(case, window, &second, &limit)?;
-            if r2.x.is_some() {
-                stats.solve_seconds += s2.solve_seconds;
-                stats.build_seconds += s2.build_seconds;
-                stats.price_seconds += s2.price_seconds;
-                (model, raw) = (m2, r2);
-                objective = Some(best);
-            }
+    if options.objective == Objective::Co2
+        && let Some(best) = raw.objective
+    {
+        let bound = best + best.abs() * 1e-7 + 1e-6;
+        let limit = move |model: &mut Model| {
+            cap(model);
+            let mut primary = model.co2();
+            primary.add_lin(&model.lost_load_kwh, LOST_LOAD_CO2_KG_PER_KWH);
+            model.lp.le(primary, bound);
+        };
+        let second = Options { objective: Objective::Cost, ..options.clone() };
+        let (m2, r2, s2) = solve::solve_window(case, window, &second, &limit)?;
+        if r2.x.is_some() {
+            stats.solve_seconds += s2.solve_seconds;
+            stats.build_seconds += s2.build_seconds;
+            stats.price_seconds += s2.price_seconds;
+            (model, raw) = (m2, r2);
+            objective = Some(best);
         }
     }
     let schedule = raw.x.as_ref().map(|x| solve::read_schedule(case, &model, x, raw.duals.as_deref()));
@@ -145,27 +145,19 @@ pub(crate) fn solve(
             infeasibility = None;
         }
     }
-    Ok(Solution {
-        status,
-        objective,
-        best_bound: raw.best_bound,
-        gap: raw.gap,
-        stats,
-        schedule,
-        infeasibility,
-    })
+    Ok(Solution { status, objective, best_bound: raw.best_bound, gap: raw.gap, stats, schedule, infeasibility })
 }
 
 pub(crate) fn check_options(options: &Options) -> Result<(), DispatchError> {
-    if let Some(limit) = options.time_limit_s {
-        if !(limit.is_finite() && limit > 0.0) {
-            return Err(DispatchError::Option(format!("time_limit_s must be a positive number of seconds, not {limit}")));
-        }
+    if let Some(limit) = options.time_limit_s
+        && !(limit.is_finite() && limit > 0.0)
+    {
+        return Err(DispatchError::Option(format!("time_limit_s must be a positive number of seconds, not {limit}")));
     }
-    if let Some(gap) = options.mip_gap {
-        if !(0.0..1.0).contains(&gap) {
-            return Err(DispatchError::Option(format!("mip_gap must be in [0, 1), not {gap}")));
-        }
+    if let Some(gap) = options.mip_gap
+        && !(0.0..1.0).contains(&gap)
+    {
+        return Err(DispatchError::Option(format!("mip_gap must be in [0, 1), not {gap}")));
     }
     if options.threads == Some(0) {
         return Err(DispatchError::Option("threads must be at least 1".to_owned()));

@@ -357,10 +357,10 @@ impl<'c> Builder<'c> {
             // Energy of the steps of this window outside the model.
             let mut before = 0.0;
             let mut after_energy = 0.0;
-            if g0 < self.start {
-                if let Some(AssetState::Shift { served_kwh }) = self.state.assets.get(&i) {
-                    before = *served_kwh;
-                }
+            if g0 < self.start
+                && let Some(AssetState::Shift { served_kwh }) = self.state.assets.get(&i)
+            {
+                before = *served_kwh;
             }
             if let AssetKind::Load(load) = &self.case.assets()[i].kind {
                 for g in g0..g1 {
@@ -372,7 +372,12 @@ impl<'c> Builder<'c> {
             let target = energy + after_energy - before;
             let max_power = cols.first().map_or(0.0, |_| match &self.case.assets()[i].kind {
                 AssetKind::Load(Load { shiftable: Some(s), .. }) => s.max_power_kw,
-                _ => 0.0,
+                AssetKind::Load(_)
+                | AssetKind::Renewable(_)
+                | AssetKind::Thermal(_)
+                | AssetKind::Grid(_)
+                | AssetKind::Converter(_)
+                | AssetKind::Storage(_) => 0.0,
             });
             let slack = self.elastic_pair();
             if let Some((short, surplus)) = slack {
@@ -412,7 +417,7 @@ impl<'c> Builder<'c> {
         let coef = vec![1.0; n];
         let mut unit = self.unit(
             i,
-            UnitSpec {
+            &UnitSpec {
                 capacity_kw: th.capacity_kw,
                 min_power_kw: th.min_power_kw,
                 ramp_up: th.ramp_up_kw_per_h,
@@ -484,14 +489,14 @@ impl<'c> Builder<'c> {
 
     fn converter(&mut self, i: usize, cv: &Converter) {
         let n = self.len;
-        let out0 = cv.outputs.first().map(|o| self.values(&o.efficiency)).unwrap_or_else(|| vec![1.0; n]);
+        let out0 = cv.outputs.first().map_or_else(|| vec![1.0; n], |o| self.values(&o.efficiency));
         let rated_coef = match cv.rated_at {
             RatedAt::Output => out0,
             RatedAt::Input => vec![1.0; n],
         };
         let unit = self.unit(
             i,
-            UnitSpec {
+            &UnitSpec {
                 capacity_kw: cv.capacity_kw,
                 min_power_kw: cv.min_power_kw,
                 ramp_up: cv.ramp_up_kw_per_h,
@@ -539,7 +544,7 @@ impl<'c> Builder<'c> {
     /// Columns and constraints shared by thermal units and converters:
     /// capacity, minimum power, ramps and unit commitment on the rated flow
     /// `rated_coef[t] × x[t]`.
-    fn unit(&mut self, i: usize, spec: UnitSpec<'_>) -> UnitVars {
+    fn unit(&mut self, i: usize, spec: &UnitSpec<'_>) -> UnitVars {
         let n = self.len;
         let h = self.h;
         let x = self.lp.cols(n, 0.0, f64::INFINITY);
@@ -562,7 +567,7 @@ impl<'c> Builder<'c> {
                 Some(AssetState::Unit { power_kw, .. }) => Some(power_kw),
                 _ => None,
             };
-            self.ramps(&x, &spec, initial, None, None);
+            self.ramps(&x, spec, initial, None, None);
             return unit;
         };
         // Initial state: from the previous window or the case.
@@ -571,8 +576,7 @@ impl<'c> Builder<'c> {
             _ => {
                 let on = uc.initial.on;
                 let hours = uc.initial.hours_in_state.unwrap_or(f64::INFINITY);
-                let power =
-                    uc.initial.power_kw.unwrap_or(if on { spec.min_power_kw.max(0.0) } else { 0.0 });
+                let power = uc.initial.power_kw.unwrap_or(if on { spec.min_power_kw.max(0.0) } else { 0.0 });
                 (on, hours, power)
             }
         };
@@ -599,18 +603,18 @@ impl<'c> Builder<'c> {
         let steps = |hours: f64| if hours > 0.0 { (hours / h - 1e-9).ceil() as usize } else { 0 };
         let up = steps(uc.min_up_h);
         let down = steps(uc.min_down_h);
-        for t in 0..n {
+        for (t, &on) in u.iter().enumerate() {
             if up > 1 {
-                let mut lin = Lin::term(u[t], -1.0);
-                for tau in t.saturating_sub(up - 1)..=t {
-                    lin.add(v[tau], 1.0);
+                let mut lin = Lin::term(on, -1.0);
+                for &start in &v[t.saturating_sub(up - 1)..=t] {
+                    lin.add(start, 1.0);
                 }
                 self.lp.le(lin, 0.0);
             }
             if down > 1 {
-                let mut lin = Lin::term(u[t], 1.0);
-                for tau in t.saturating_sub(down - 1)..=t {
-                    lin.add(w[tau], 1.0);
+                let mut lin = Lin::term(on, 1.0);
+                for &stop in &w[t.saturating_sub(down - 1)..=t] {
+                    lin.add(stop, 1.0);
                 }
                 self.lp.le(lin, 1.0);
             }
@@ -656,7 +660,7 @@ impl<'c> Builder<'c> {
                 self.cost(i, CostCategory::Startup, cold_cost);
             }
         }
-        self.ramps(&x, &spec, Some(power0), Some(on0), Some((&u, &v, &w)));
+        self.ramps(&x, spec, Some(power0), Some(on0), Some((&u, &v, &w)));
         unit.on = Some(u);
         unit.start = Some(v);
         unit.stop = Some(w);
@@ -720,8 +724,7 @@ impl<'c> Builder<'c> {
 
     fn grid(&mut self, i: usize, g: &Grid) {
         let n = self.len;
-        let import_limit =
-            g.import_limit_kw.as_ref().map_or_else(|| vec![f64::INFINITY; n], |p| self.values(p));
+        let import_limit = g.import_limit_kw.as_ref().map_or_else(|| vec![f64::INFINITY; n], |p| self.values(p));
         let export_limit = self.values(&g.export_limit_kw);
         let import: Vec<Col> = import_limit.iter().map(|&l| self.lp.col(0.0, l)).collect();
         let export: Vec<Col> = export_limit.iter().map(|&l| self.lp.col(0.0, l)).collect();
@@ -840,11 +843,11 @@ impl<'c> Builder<'c> {
             let mut demand = vec![0.0; self.len];
             if reserve.load_share > 0.0 {
                 for asset in self.case.assets() {
-                    if let AssetKind::Load(load) = &asset.kind {
-                        if self.bus(&load.bus) == bus {
-                            for (t, d) in self.values(&load.demand_kw).into_iter().enumerate() {
-                                demand[t] += d;
-                            }
+                    if let AssetKind::Load(load) = &asset.kind
+                        && self.bus(&load.bus) == bus
+                    {
+                        for (t, d) in self.values(&load.demand_kw).into_iter().enumerate() {
+                            demand[t] += d;
                         }
                     }
                 }

@@ -60,7 +60,14 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { objective: Objective::Cost, time_limit_s: None, mip_gap: None, threads: None, prices: true, verbose: false }
+        Self {
+            objective: Objective::Cost,
+            time_limit_s: None,
+            mip_gap: None,
+            threads: None,
+            prices: true,
+            verbose: false,
+        }
     }
 }
 

@@ -74,9 +74,7 @@ pub fn rolling_horizon(
     let total = case.grid().len();
     let (horizon, commit) = (rolling.horizon_steps, rolling.commit_steps);
     if horizon == 0 || commit == 0 || commit > horizon {
-        return Err(DispatchError::Option(format!(
-            "need 0 < commit_steps ({commit}) <= horizon_steps ({horizon})"
-        )));
+        return Err(DispatchError::Option(format!("need 0 < commit_steps ({commit}) <= horizon_steps ({horizon})")));
     }
     crate::check_options(&rolling.options)?;
     let count = total.div_ceil(commit);

@@ -56,6 +56,7 @@ pub(crate) fn run(mut model: Model, objective: &Lin, options: &Options) -> Resul
     let seconds = started.elapsed().as_secs_f64();
     let has_primal = solved.primal_solution_status() == HighsSolutionStatus::Feasible;
     let mut ambiguous = false;
+    #[expect(clippy::wildcard_enum_match_arm, reason = "HighsModelStatus is foreign and non-exhaustive")]
     let status = match solved.status() {
         HighsModelStatus::Optimal | HighsModelStatus::ObjectiveBound | HighsModelStatus::ObjectiveTarget => {
             let gap = if is_mip { solved.mip_gap() } else { 0.0 };
@@ -72,7 +73,10 @@ pub(crate) fn run(mut model: Model, objective: &Lin, options: &Options) -> Resul
             ambiguous = true;
             Status::Infeasible
         }
-        other => return Err(DispatchError::Solver(format!("HiGHS ended with status {other:?}"))),
+        // Errors, and anything a newer HiGHS adds to its non-exhaustive enum.
+        other => {
+            return Err(DispatchError::Solver(format!("HiGHS ended with status {other:?}")));
+        }
     };
     let feasible = status.is_feasible() && has_primal;
     let (x, duals) = if feasible {
@@ -119,19 +123,20 @@ pub(crate) fn solve_window(
     stats.solve_seconds = raw.seconds;
     // Marginal prices: the LP duals, or for a MILP those of the LP with its
     // binaries fixed at the solution.
-    if options.prices && is_mip {
-        if let Some(x) = &raw.x {
-            let started = Instant::now();
-            let fixed: Vec<f64> = binaries.iter().map(|c| x[c.0]).collect();
-            let mut lp_model = Model::build(case, window, Integrality::Fixed(fixed), Mode::Normal);
-            extra(&mut lp_model);
-            let objective = lp_model.objective(options.objective);
-            let lp_options = Options { time_limit_s: None, mip_gap: None, ..options.clone() };
-            if let Ok((_, fixed_raw)) = run(lp_model, &objective, &lp_options) {
-                raw.duals = fixed_raw.duals;
-            }
-            stats.price_seconds = started.elapsed().as_secs_f64();
+    if options.prices
+        && is_mip
+        && let Some(x) = &raw.x
+    {
+        let started = Instant::now();
+        let fixed: Vec<f64> = binaries.iter().map(|c| x[c.0]).collect();
+        let mut lp_model = Model::build(case, window, Integrality::Fixed(fixed), Mode::Normal);
+        extra(&mut lp_model);
+        let objective = lp_model.objective(options.objective);
+        let lp_options = Options { time_limit_s: None, mip_gap: None, ..options.clone() };
+        if let Ok((_, fixed_raw)) = run(lp_model, &objective, &lp_options) {
+            raw.duals = fixed_raw.duals;
         }
+        stats.price_seconds = started.elapsed().as_secs_f64();
     }
     Ok((model, raw, stats))
 }
@@ -143,10 +148,8 @@ pub(crate) fn read_schedule(case: &Case, model: &Model, x: &[f64], duals: Option
     let val = |cols: &[crate::lp::Col]| -> Vec<f64> { cols.iter().map(|c| clean(x[c.0])).collect() };
     let mut assets = Vec::with_capacity(case.assets().len());
     for (i, asset) in case.assets().iter().enumerate() {
-        let flows = model.flows[i]
-            .iter()
-            .map(|(bus, kw)| Flow { bus: case.buses()[*bus].id.clone(), kw: eval(kw) })
-            .collect();
+        let flows =
+            model.flows[i].iter().map(|(bus, kw)| Flow { bus: case.buses()[*bus].id.clone(), kw: eval(kw) }).collect();
         let detail = match &model.vars[i] {
             AssetVars::Load { demand, served, shed } => Detail::Load {
                 demand_kw: demand.clone(),

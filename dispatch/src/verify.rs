@@ -101,16 +101,19 @@ pub(crate) fn audit(case: &Case, schedule: &Schedule, tol: f64) -> Audit {
                     }
                     add(CostCategory::Import, g.import_price.at(at(t)) * import_kw[t] * h);
                     add(CostCategory::Export, -g.export_price.at(at(t)) * export_kw[t] * h);
-                    let intensity = g.co2_kg_per_kwh.as_ref().map_or_else(
-                        || case.bus_carrier(&g.bus).map_or(0.0, |c| c.co2_kg_per_kwh),
-                        |p| p.at(at(t)),
-                    );
+                    let intensity = g
+                        .co2_kg_per_kwh
+                        .as_ref()
+                        .map_or_else(|| case.bus_carrier(&g.bus).map_or(0.0, |c| c.co2_kg_per_kwh), |p| p.at(at(t)));
                     if intensity != 0.0 {
                         *co2.entry(i).or_insert(0.0) += intensity * import_kw[t] * h;
                     }
                 }
                 if g.peak_demand_charge > 0.0 {
-                    add(CostCategory::DemandCharge, g.peak_demand_charge * import_kw.iter().copied().fold(0.0, f64::max));
+                    add(
+                        CostCategory::DemandCharge,
+                        g.peak_demand_charge * import_kw.iter().copied().fold(0.0, f64::max),
+                    );
                 }
             }
             (AssetKind::Storage(s), Detail::Storage { charge_kw, discharge_kw, energy_kwh, initial_kwh }) => {
@@ -121,7 +124,10 @@ pub(crate) fn audit(case: &Case, schedule: &Schedule, tol: f64) -> Audit {
                     let expected = prev * keep + charge_kw[t] * s.charge_efficiency * h
                         - discharge_kw[t] * h / s.discharge_efficiency;
                     if !near(energy_kwh[t], expected) {
-                        errors.push(format!("{id} step {t}: energy {:.3} kWh, recursion gives {expected:.3}", energy_kwh[t]));
+                        errors.push(format!(
+                            "{id} step {t}: energy {:.3} kWh, recursion gives {expected:.3}",
+                            energy_kwh[t]
+                        ));
                     }
                     if !le(s.soc_min * cap, energy_kwh[t]) || !le(energy_kwh[t], s.soc_max * cap) {
                         errors.push(format!("{id} step {t}: energy {:.3} kWh out of bounds", energy_kwh[t]));
@@ -258,15 +264,15 @@ fn check_unit(
     }
     let (Some(on), Some(uc)) = (on, unit.commitment) else {
         for t in 1..output.len() {
-            if let Some(r) = unit.ramp_up {
-                if !le(output[t] - output[t - 1], r * h) {
-                    errors.push(format!("{id} step {t}: ramps up faster than {r} kW/h"));
-                }
+            if let Some(r) = unit.ramp_up
+                && !le(output[t] - output[t - 1], r * h)
+            {
+                errors.push(format!("{id} step {t}: ramps up faster than {r} kW/h"));
             }
-            if let Some(r) = unit.ramp_down {
-                if !le(output[t - 1] - output[t], r * h) {
-                    errors.push(format!("{id} step {t}: ramps down faster than {r} kW/h"));
-                }
+            if let Some(r) = unit.ramp_down
+                && !le(output[t - 1] - output[t], r * h)
+            {
+                errors.push(format!("{id} step {t}: ramps down faster than {r} kW/h"));
             }
         }
         return cost;
@@ -290,10 +296,10 @@ fn check_unit(
             }
             run_h = 0.0;
         }
-        if let Some(starts) = starts {
-            if starts[t] != (is_on && !prev_on) {
-                errors.push(format!("{id} step {t}: start flag disagrees with the on/off series"));
-            }
+        if let Some(starts) = starts
+            && starts[t] != (is_on && !prev_on)
+        {
+            errors.push(format!("{id} step {t}: start flag disagrees with the on/off series"));
         }
         run_h += h;
         prev_on = is_on;

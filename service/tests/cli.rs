@@ -110,7 +110,8 @@ fn schedule_prints_a_json_summary_and_writes_tables_and_plots() {
         assert!(summary[key].is_number(), "{key} missing: {summary}");
     }
     let cost = summary["cost"].as_f64().expect("cost");
-    let by_category: f64 = summary["cost_by_category"].as_object().expect("breakdown").values().filter_map(|v| v.as_f64()).sum();
+    let by_category: f64 =
+        summary["cost_by_category"].as_object().expect("breakdown").values().filter_map(|v| v.as_f64()).sum();
     assert!((cost - by_category).abs() < 1e-6 * cost, "{cost} vs {by_category}");
     for file in ["schedule.csv", "schedule.parquet", "storage.csv", "commitment.csv", "prices.csv", "costs.csv"] {
         assert!(dir.path().join(file).is_file(), "{file} missing");

@@ -1,8 +1,8 @@
 //! Shared helpers.
 
 use volta_dispatch::{Options, Schedule, Solution, schedule, verify};
-use volta_engine::case::{CaseReader, Format};
 use volta_engine::Case;
+use volta_engine::case::{CaseReader, Format};
 
 /// An example case from `datasets/cases`.
 pub fn example(name: &str) -> Case {

@@ -135,7 +135,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         return pareto(args, &case, n, &options);
     }
     if let Some(horizon) = args.horizon_h {
-        return rolling(args, &case, horizon, options);
+        return rolling(args, &case, horizon, &options);
     }
     let spinner = spinner(&format!("scheduling {} ({} steps)", case.name(), case.grid().len()));
     let solution = volta_dispatch::schedule(&case, &options)?;
@@ -173,7 +173,7 @@ fn pareto(args: &Args, case: &Case, n: usize, options: &Options) -> anyhow::Resu
     finish(args, case, first.and_then(|s| s.schedule.as_ref()), status, &mut summary, infeasibility)
 }
 
-fn rolling(args: &Args, case: &Case, horizon_h: f64, options: Options) -> anyhow::Result<ExitCode> {
+fn rolling(args: &Args, case: &Case, horizon_h: f64, options: &Options) -> anyhow::Result<ExitCode> {
     let grid = case.grid();
     let steps = |hours: f64, name: &str| {
         grid.steps_in(hours).filter(|&s| s > 0).with_context(|| {

@@ -66,17 +66,17 @@ pub(super) fn dispatch(case: &Case, schedule: &Schedule, bus: &Bus, path: &Path)
                 use_.push((asset.id.to_string(), neg));
             }
         }
-        if let Detail::Storage { energy_kwh, .. } = &asset.detail {
-            if asset.flows.iter().any(|f| f.bus == bus.id) {
-                levels.push((asset.id.to_string(), energy_kwh.clone()));
-            }
+        if let Detail::Storage { energy_kwh, .. } = &asset.detail
+            && asset.flows.iter().any(|f| f.bus == bus.id)
+        {
+            levels.push((asset.id.to_string(), energy_kwh.clone()));
         }
     }
     let bus_schedule = schedule.bus(bus.id.as_str());
-    if let Some(b) = bus_schedule {
-        if b.unserved_kw.iter().any(|&v| v > 1e-6) {
-            supply.push(("unserved".to_owned(), b.unserved_kw.clone()));
-        }
+    if let Some(b) = bus_schedule
+        && b.unserved_kw.iter().any(|&v| v > 1e-6)
+    {
+        supply.push(("unserved".to_owned(), b.unserved_kw.clone()));
     }
     let cumulative = |series: &[(String, Vec<f64>)]| -> Vec<Vec<f64>> {
         let mut acc = vec![0.0; n];
@@ -214,9 +214,7 @@ pub(super) fn front(case: &Case, front: &Front, path: &Path) -> anyhow::Result<(
         .draw()
         .map_err(err)?;
     chart.draw_series(LineSeries::new(points.clone(), PALETTE[0].stroke_width(2))).map_err(err)?;
-    chart
-        .draw_series(points.iter().map(|&p| Circle::new(p, 6, PALETTE[1].filled())))
-        .map_err(err)?;
+    chart.draw_series(points.iter().map(|&p| Circle::new(p, 6, PALETTE[1].filled()))).map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
 }

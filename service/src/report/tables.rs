@@ -57,7 +57,9 @@ impl<'g> Table<'g> {
         )];
         for (name, _) in &self.columns {
             fields.push(Arc::new(
-                Type::primitive_type_builder(name, PhysicalType::DOUBLE).with_repetition(Repetition::REQUIRED).build()?,
+                Type::primitive_type_builder(name, PhysicalType::DOUBLE)
+                    .with_repetition(Repetition::REQUIRED)
+                    .build()?,
             ));
         }
         let schema = Arc::new(Type::group_type_builder("schedule").with_fields(fields).build()?);
