@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use volta_engine::asset::{
-    Commitment, Converter, FinalState, FuelSource, FuelUse, Grid, Load, RatedAt, Renewable, Storage, Thermal,
+    Commitment, Converter, FinalState, FuelSource, FuelUse, Grid, Load, RatedAt, Renewable, Shiftable, Storage, Thermal,
 };
 use volta_engine::{AssetKind, Case, Profile};
 
@@ -316,7 +316,7 @@ impl<'c> Builder<'c> {
             }
         }
         if let (Some(shift), Some(cols)) = (&load.shiftable, &shift_cols) {
-            self.shift_windows(i, shift.window_h, &demand, cols, shed.as_deref());
+            self.shift_windows(i, shift, &demand, cols, shed.as_deref());
         }
         let withdrawal: Vec<Lin> = served
             .iter()
@@ -333,8 +333,8 @@ impl<'c> Builder<'c> {
 
     /// Each shifting window (cut from the case's start) serves the energy
     /// of its demand, less any shed energy.
-    fn shift_windows(&mut self, i: usize, window_h: f64, demand: &[f64], cols: &[Col], shed: Option<&[Col]>) {
-        let Some(w) = self.case.grid().steps_in(window_h).filter(|&w| w > 0) else { return };
+    fn shift_windows(&mut self, i: usize, shift: &Shiftable, demand: &[f64], cols: &[Col], shed: Option<&[Col]>) {
+        let Some(w) = self.case.grid().steps_in(shift.window_h).filter(|&w| w > 0) else { return };
         let first = self.start / w;
         let last = (self.start + self.len - 1) / w;
         for k in first..=last {
@@ -370,15 +370,7 @@ impl<'c> Builder<'c> {
                 }
             }
             let target = energy + after_energy - before;
-            let max_power = cols.first().map_or(0.0, |_| match &self.case.assets()[i].kind {
-                AssetKind::Load(Load { shiftable: Some(s), .. }) => s.max_power_kw,
-                AssetKind::Load(_)
-                | AssetKind::Renewable(_)
-                | AssetKind::Thermal(_)
-                | AssetKind::Grid(_)
-                | AssetKind::Converter(_)
-                | AssetKind::Storage(_) => 0.0,
-            });
+            let max_power = shift.max_power_kw;
             let slack = self.elastic_pair();
             if let Some((short, surplus)) = slack {
                 lin.add(short, 1.0).add(surplus, -1.0);

@@ -80,6 +80,21 @@ pub(crate) fn audit(case: &Case, schedule: &Schedule, tol: f64) -> Audit {
                         errors.push(format!("{id} step {t}: served plus shed differs from demand"));
                     }
                 }
+                // A shiftable load serves each whole window's energy.
+                if let Some(w) =
+                    load.shiftable.as_ref().and_then(|s| case.grid().steps_in(s.window_h)).filter(|&w| w > 0)
+                    && offset == 0
+                    && n == case.grid().len()
+                {
+                    for (k, start) in (0..n).step_by(w).enumerate() {
+                        let steps = start..(start + w).min(n);
+                        let served: f64 = steps.clone().map(|t| (served_kw[t] + shed_kw[t]) * h).sum();
+                        let wanted: f64 = steps.map(|t| demand_kw[t] * h).sum();
+                        if !near(served, wanted) {
+                            errors.push(format!("{id} window {k}: serves {served:.3} kWh of {wanted:.3}"));
+                        }
+                    }
+                }
             }
             (AssetKind::Renewable(r), Detail::Renewable { output_kw, .. }) => {
                 for (t, &p) in output_kw.iter().enumerate() {

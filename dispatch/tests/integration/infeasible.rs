@@ -2,58 +2,11 @@
 
 use volta_dispatch::{Options, Status, ViolationKind, schedule};
 
-use crate::support::case_from_toml;
-
-const SHORT_HEAT: &str = r#"
-name = "short_heat"
-[time]
-start = "2024-01-15T00:00"
-timezone = "Europe/Berlin"
-step = "1h"
-steps = 24
-[[buses]]
-id = "elec"
-carrier = "electricity"
-[[buses]]
-id = "heat"
-carrier = "heat"
-[[assets]]
-id = "grid"
-type = "grid"
-bus = "elec"
-import_price = 0.3
-[[assets]]
-id = "space_heat"
-type = "load"
-bus = "heat"
-demand_kw = [100, 100, 100, 100, 100, 100, 100, 150, 200, 200, 150, 120, 120, 120, 120, 130, 180, 230, 260, 240, 200, 150, 120, 100]
-[[assets]]
-id = "heat_pump"
-type = "converter"
-kind = "heat_pump"
-inputs = [{ bus = "elec" }]
-outputs = [{ bus = "heat", efficiency = 3.0 }]
-capacity_kw = 120
-[[assets]]
-id = "boiler"
-type = "converter"
-kind = "electric_boiler"
-inputs = [{ bus = "elec" }]
-outputs = [{ bus = "heat", efficiency = 0.99 }]
-capacity_kw = 80
-[[assets]]
-id = "thermal_store"
-type = "storage"
-bus = "heat"
-energy_capacity_kwh = 60
-charge_power_kw = 30
-discharge_power_kw = 30
-initial_soc = 0.5
-"#;
-
 #[test]
 fn a_heat_shortage_is_explained_in_plant_terms() {
-    let case = case_from_toml(SHORT_HEAT);
+    // The evening heat peak (260 kW) exceeds the heat pump, the electric
+    // boiler and a small store.
+    let case = crate::support::example("infeasible/short_heat.toml");
     let solution = schedule(&case, &Options::default()).expect("runs");
     assert_eq!(solution.status, Status::Infeasible);
     assert!(solution.schedule.is_none());

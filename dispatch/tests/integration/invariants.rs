@@ -67,6 +67,13 @@ id = "elec_load"
 type = "load"
 bus = "elec"
 demand_kw = [{elec}]
+curtailable = {{ value_of_lost_load = 2.0, max_share = 0.3 }}
+[[assets]]
+id = "ev_charging"
+type = "load"
+bus = "elec"
+demand_kw = [{ev}]
+shiftable = {{ window_h = 6, max_power_kw = 50 }}
 [[assets]]
 id = "heat_load"
 type = "load"
@@ -154,6 +161,7 @@ final_soc = 0.3
         heat = list(heat),
         price = list(price),
         pv = list(pv),
+        ev = list(&elec.iter().map(|e| e / 8.0).collect::<Vec<_>>()),
     )
 }
 
