@@ -111,8 +111,7 @@ pub(crate) fn solve(
             model.lp.le(co2, cap);
         }
     };
-    let (model, raw, mut stats) = solve::solve_window(case, window, options, &cap)?;
-    let (mut model, mut raw) = (model, raw);
+    let (mut model, mut raw, mut stats) = solve::solve_window(case, window, options, &cap)?;
     let mut objective = raw.objective;
     // The CO2 objective is lexicographic: least CO2 first, then least cost.
     if options.objective == Objective::Co2

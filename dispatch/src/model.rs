@@ -310,13 +310,14 @@ impl<'c> Builder<'c> {
             self.lost_load_kwh.add_lin(&kwh, 1.0);
             cols
         });
-        if let (Some(shed), None) = (&shed, &shift_cols) {
+        // A checked case never makes a load both curtailable and shiftable.
+        if let Some(shed) = &shed {
             for (t, &s) in shed.iter().enumerate() {
                 served[t].add(s, -1.0);
             }
         }
         if let (Some(shift), Some(cols)) = (&load.shiftable, &shift_cols) {
-            self.shift_windows(i, shift, &demand, cols, shed.as_deref());
+            self.shift_windows(i, shift, &demand, cols);
         }
         let withdrawal: Vec<Lin> = served
             .iter()
@@ -332,8 +333,8 @@ impl<'c> Builder<'c> {
     }
 
     /// Each shifting window (cut from the case's start) serves the energy
-    /// of its demand, less any shed energy.
-    fn shift_windows(&mut self, i: usize, shift: &Shiftable, demand: &[f64], cols: &[Col], shed: Option<&[Col]>) {
+    /// of its demand.
+    fn shift_windows(&mut self, i: usize, shift: &Shiftable, demand: &[f64], cols: &[Col]) {
         let Some(w) = self.case.grid().steps_in(shift.window_h).filter(|&w| w > 0) else { return };
         let first = self.start / w;
         let last = (self.start + self.len - 1) / w;
@@ -346,9 +347,6 @@ impl<'c> Builder<'c> {
                 if g >= self.start && g < self.start + self.len {
                     let t = g - self.start;
                     lin.add(cols[t], self.h);
-                    if let Some(shed) = shed {
-                        lin.add(shed[t], self.h);
-                    }
                     energy += demand[t] * self.h;
                 } else if g >= self.start + self.len {
                     outside += 1;
@@ -592,7 +590,7 @@ impl<'c> Builder<'c> {
             self.lp.le(Lin::term(v[t], 1.0).with(w[t], 1.0), 1.0);
         }
         // Minimum up and down times, across the initial state.
-        let steps = |hours: f64| if hours > 0.0 { (hours / h - 1e-9).ceil() as usize } else { 0 };
+        let steps = |hours: f64| steps_covering(hours, h);
         let up = steps(uc.min_up_h);
         let down = steps(uc.min_down_h);
         for (t, &on) in u.iter().enumerate() {
@@ -913,6 +911,13 @@ struct UnitSpec<'a> {
     ramp_down: Option<f64>,
     commitment: Option<&'a Commitment>,
     rated_coef: Vec<f64>,
+}
+
+/// The number of steps of `h` hours that a duration of `hours` needs (at
+/// least the duration; 0 for none): how minimum up/down and cold-start
+/// times become step counts.
+pub(crate) fn steps_covering(hours: f64, h: f64) -> usize {
+    if hours > 0.0 { (hours / h - 1e-9).ceil() as usize } else { 0 }
 }
 
 /// The `(slope, intercept)` of each segment of a convex fuel curve.

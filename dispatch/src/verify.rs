@@ -292,7 +292,7 @@ fn check_unit(
         }
         return cost;
     };
-    let steps = |hours: f64| if hours > 0.0 { (hours / h - 1e-9).ceil() as usize } else { 0 };
+    let steps = |hours: f64| crate::model::steps_covering(hours, h);
     // Length of the run each step belongs to, counting the initial state.
     let mut prev_on = uc.initial.on;
     let mut run_h = uc.initial.hours_in_state.unwrap_or(f64::INFINITY);
