@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: every Rust crate's unit, integration and doc tests.
+# The whole test suite: every Rust crate's unit, integration and doc tests,
+# then the differential test of the dispatch optimiser against PyPSA.
 # Usage: scripts/test.sh [extra nextest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,3 +9,7 @@ source scripts/env.sh
 
 cargo test --workspace --locked --doc
 cargo nextest run --workspace --locked --no-fail-fast "$@"
+
+# Volta against PyPSA (linopy + HiGHS) on the campus case and random cases:
+# the same optimal cost within 1e-6 relative (installs PyPSA in a venv).
+benches/pypsa/run.sh --random "${VOLTA_DIFF_CASES:-12}"

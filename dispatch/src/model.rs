@@ -809,19 +809,17 @@ impl<'c> Builder<'c> {
         }
         let bus = self.bus(&s.bus);
         self.flow(i, bus, (0..n).map(|t| Lin::term(discharge[t], 1.0).with(charge[t], -1.0)).collect());
-        // Reserve headroom: more discharge or less charge, within the energy left.
-        for t in 0..n {
-            let r = self.lp.col(0.0, f64::INFINITY);
-            self.lp.le(Lin::term(r, 1.0).with(discharge[t], 1.0).with(charge[t], -1.0), s.discharge_power_kw);
-            let mut lin = Lin::term(r, h / s.discharge_efficiency);
-            if t == 0 {
-                lin.add_constant(-(initial_kwh - s.soc_min * cap));
-            } else {
-                lin.add(energy[t - 1], -1.0).add_constant(s.soc_min * cap);
+        // Reserve headroom, only where a reserve is required: more discharge
+        // or less charge, for as long as the energy left after the step's
+        // own schedule lasts.
+        if self.case.reserves().iter().any(|r| self.bus(&r.bus) == bus) {
+            for t in 0..n {
+                let r = self.lp.col(0.0, f64::INFINITY);
+                self.lp.le(Lin::term(r, 1.0).with(discharge[t], 1.0).with(charge[t], -1.0), s.discharge_power_kw);
+                let lin = Lin::term(r, h / s.discharge_efficiency).with(energy[t], -1.0);
+                self.lp.le(lin, -s.soc_min * cap);
+                self.headroom[bus][t].add(r, 1.0);
             }
-            lin.add(discharge[t], h / s.discharge_efficiency);
-            self.lp.le(lin, 0.0);
-            self.headroom[bus][t].add(r, 1.0);
         }
         self.vars.push(AssetVars::Storage { charge, discharge, energy, initial_kwh });
     }

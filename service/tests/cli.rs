@@ -83,6 +83,27 @@ fn strict_fails_on_warnings() {
 }
 
 #[test]
+fn export_writes_a_self_contained_case_that_reads_back_the_same() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("campus.json");
+    let target = target.to_str().expect("utf-8 path");
+    let out = volta(&["validate", "--export", target, &case("campus.toml")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exported: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(target).expect("written")).expect("json");
+    // Series are inline: the CSV is not needed any more.
+    let demand = exported["assets"][0]["demand_kw"].as_array().expect("inline demand");
+    assert_eq!(demand.len(), 168);
+    let original = volta_engine::Case::from_path(case("campus.toml")).expect("campus");
+    let again = volta_engine::Case::from_path(target).expect("exported case");
+    assert_eq!(original, again);
+    // One case only.
+    let out = volta(&["validate", "--export", target, &case("campus.toml"), &case("islanded.toml")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--export takes exactly one case"));
+}
+
+#[test]
 fn help_teaches() {
     let out = volta(&["--help"]);
     assert!(out.status.success());

@@ -18,13 +18,18 @@ Warnings (legal but suspicious settings) are printed as `warning: PATH:
 message` and do not fail the check unless --strict is given.
 
 Referenced CSV and Parquet series are read and checked too: missing files and
-columns, series that do not match the time grid, NaN and infinite values.";
+columns, series that do not match the time grid, NaN and infinite values.
+
+With --export FILE, a valid case is also written to FILE as one
+self-contained JSON case file: every series inline, every default spelled
+out. Other tools (and `volta schedule`) read it without the original CSVs.";
 
 pub(super) const AFTER_HELP: &str = "\
 Examples:
   volta validate datasets/cases/campus.toml datasets/cases/islanded.toml
   volta validate --strict site.toml
   volta validate --format json site.toml | jq '.[0].issues'
+  volta validate --export campus.json datasets/cases/campus.toml
 
 Exit status: 0 when every case is valid, 1 otherwise.";
 
@@ -40,6 +45,9 @@ pub(super) struct Args {
     /// Output format: human-readable text, or JSON for programs.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Write the (single, valid) case to FILE as self-contained JSON.
+    #[arg(long, value_name = "FILE")]
+    export: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -49,6 +57,9 @@ enum Format {
 }
 
 pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    if args.export.is_some() && args.cases.len() != 1 {
+        anyhow::bail!("--export takes exactly one case, not {}", args.cases.len());
+    }
     let reader = CaseReader::new().strict(args.strict);
     let mut all_ok = true;
     let mut json_out = Vec::new();
@@ -56,17 +67,24 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     for path in &args.cases {
         let shown = path.display();
         match reader.read_path(path) {
-            Ok(checked) => match args.format {
-                Format::Text => {
-                    writeln!(out, "ok {shown}: {}", checked.case.summary())?;
-                    for warning in &checked.warnings {
-                        writeln!(out, "{warning}")?;
-                    }
+            Ok(checked) => {
+                if let Some(target) = &args.export {
+                    let json = checked.case.to_json()?;
+                    std::fs::write(target, json + "\n")
+                        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", target.display()))?;
                 }
-                Format::Json => json_out.push(json!({
-                    "file": path, "ok": true, "summary": checked.case.summary(), "issues": checked.warnings,
-                })),
-            },
+                match args.format {
+                    Format::Text => {
+                        writeln!(out, "ok {shown}: {}", checked.case.summary())?;
+                        for warning in &checked.warnings {
+                            writeln!(out, "{warning}")?;
+                        }
+                    }
+                    Format::Json => json_out.push(json!({
+                        "file": path, "ok": true, "summary": checked.case.summary(), "issues": checked.warnings,
+                    })),
+                }
+            }
             Err(err) => {
                 all_ok = false;
                 match (args.format, &err) {
