@@ -194,9 +194,9 @@ def _grid(net, a, n, h):
                 p_max_pu=0.0, marginal_cost=series(a.get("export_price", 0.0), n))
 
 
-def _commitment(a, capacity, min_power, h, scale):
+def _commitment(a, p_nom, min_power, h, scale):
     """PyPSA unit-commitment attributes; `scale` turns rated kW into the
-    component's own per-unit of p_nom."""
+    component's own per-unit of `p_nom` (p_init is absolute, not per unit)."""
     uc = a.get("commitment")
     if not uc:
         ramps = {}
@@ -224,7 +224,7 @@ def _commitment(a, capacity, min_power, h, scale):
     }
     if on:
         power0 = init.get("power_kw")
-        attrs["p_init"] = (min_power if power0 is None else power0) * scale
+        attrs["p_init"] = (min_power if power0 is None else power0) * scale * p_nom
     ru, rd = a.get("ramp_up_kw_per_h"), a.get("ramp_down_kw_per_h")
     if ru is not None:
         attrs["ramp_limit_up"] = ru * h * scale
@@ -252,17 +252,19 @@ def _fuel_line(a):
 def _thermal(net, a, n, h):
     cap = float(a["capacity_kw"])
     min_power = float(a.get("min_power_kw", 0.0)) if a.get("commitment") else 0.0
-    attrs = _commitment(a, cap, min_power, h, 1.0 / cap)
     mc = series(a.get("marginal_cost", 0.0), n)
     line = _fuel_line(a)
     if a.get("fuel_bus"):
         if line is None or line[1] != 0.0:
             raise Unsupported(f"assets.{a['id']}: fuel from a bus with a fuel curve intercept")
         eff = 1.0 / line[0]
-        # The link's p0 is the fuel: rescale capacity, ramps and costs to it.
+        # The link's p0 is the fuel: per-unit limits are unchanged, absolute
+        # ones (p_nom, p_init, costs per kWh) scale to the fuel.
+        attrs = _commitment(a, cap / eff, min_power, h, 1.0 / cap)
         net.add("Link", a["id"], bus0=a["fuel_bus"], bus1=a["bus"], efficiency=eff, p_nom=cap / eff,
                 marginal_cost=mc * eff, **attrs)
         return
+    attrs = _commitment(a, cap, min_power, h, 1.0 / cap)
     if line is not None:
         slope, intercept = line
         price = series(a.get("fuel_price", 0.0), n)
@@ -290,7 +292,7 @@ def _converter(net, a, n, h):
     if varying and (commitment or a.get("ramp_up_kw_per_h") is not None or a.get("ramp_down_kw_per_h") is not None):
         raise Unsupported(f"assets.{a['id']}: ramps or commitment with a time-varying rated efficiency")
     scale = 1.0 / (float(per_p0[0]) * p_nom)
-    attrs = _commitment(a, cap, min_power, h, scale)
+    attrs = _commitment(a, p_nom, min_power, h, scale)
     if varying:
         attrs["p_max_pu"] = upper / p_nom
     ports = {}
