@@ -1,0 +1,370 @@
+//! Time series from CSV or Parquet files, on a regular time grid.
+//!
+//! Files are read with polars. The time column may hold instants (RFC 3339
+//! text with an offset, or a time-zone-aware datetime column) or local wall
+//! clock times (naive text or datetimes), which are placed in the series'
+//! time zone. Internally a series is a regular grid of absolute instants, so
+//! that a day of 23 or 25 hours around a DST change simply has 46 or 50
+//! half-hours; calendar features use the local time of each instant.
+//!
+//! [`read`] also cleans the data and says what it did in a [`QualityReport`]:
+//! rows off the grid, duplicates, missing steps, short gaps imputed, long
+//! gaps left, outliers and flat-lines flagged.
+
+use std::path::Path;
+
+use jiff::civil::DateTime;
+use jiff::tz::{Disambiguation, TimeZone};
+use jiff::{SignedDuration, Timestamp, ZonedDateTime};
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::error::{ForecastError, Result};
+use crate::quality::{self, QualityReport};
+
+/// A target series and its exogenous columns on one regular time grid.
+#[derive(Debug, Clone)]
+pub struct TimeSeries {
+    /// Time zone of the calendar (hour of day, weekday, holidays).
+    pub tz: TimeZone,
+    /// The first step's start.
+    pub start: Timestamp,
+    /// The step length in seconds.
+    pub step_s: i64,
+    /// The target column's name.
+    pub target_name: String,
+    /// The target; NaN where missing.
+    pub target: Vec<f64>,
+    /// Exogenous columns, same length as the target.
+    pub exog: Vec<Exog>,
+}
+
+/// An exogenous column (temperature, irradiance, a workday flag, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exog {
+    /// Column name.
+    pub name: String,
+    /// Values; NaN where missing.
+    pub values: Vec<f64>,
+    /// Whether the column is a forecast, known ahead of time for the whole
+    /// horizon at issue time. Columns that are not (measured temperature,
+    /// say) are only used up to the issue time: no future weather leaks in.
+    pub known_ahead: bool,
+}
+
+impl TimeSeries {
+    /// Builds a series from values; `exog` columns must have the target's length.
+    ///
+    /// # Errors
+    /// When lengths differ or the step is not positive.
+    pub fn new(
+        tz: TimeZone,
+        start: Timestamp,
+        step_s: i64,
+        target_name: impl Into<String>,
+        target: Vec<f64>,
+        exog: Vec<Exog>,
+    ) -> Result<Self> {
+        if step_s <= 0 {
+            return Err(ForecastError::option("step", format!("must be positive, not {step_s} s")));
+        }
+        for e in &exog {
+            if e.values.len() != target.len() {
+                return Err(ForecastError::column(
+                    &e.name,
+                    format!("{} values, the target has {}", e.values.len(), target.len()),
+                ));
+            }
+        }
+        Ok(Self { tz, start, step_s, target_name: target_name.into(), target, exog })
+    }
+
+    /// Number of steps.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.target.len()
+    }
+
+    /// Whether the series has no step.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.target.is_empty()
+    }
+
+    /// Start of step `i`.
+    #[must_use]
+    pub fn time(&self, i: usize) -> Timestamp {
+        self.start + SignedDuration::from_secs(self.step_s * i as i64)
+    }
+
+    /// Start of step `i` in the series' time zone.
+    #[must_use]
+    pub fn local(&self, i: usize) -> ZonedDateTime {
+        self.time(i).to_zoned_datetime(self.tz.clone())
+    }
+
+    /// The step at or after `t` (may be past the end).
+    #[must_use]
+    pub fn index_at_or_after(&self, t: Timestamp) -> usize {
+        let secs = t.duration_since(self.start).as_secs();
+        if secs <= 0 { 0 } else { ((secs + self.step_s - 1) / self.step_s) as usize }
+    }
+
+    /// Steps per day (86,400 s divided by the step, rounded).
+    #[must_use]
+    pub fn steps_per_day(&self) -> usize {
+        ((86_400 + self.step_s / 2) / self.step_s).max(1) as usize
+    }
+
+    /// The exogenous column called `name`.
+    #[must_use]
+    pub fn exog(&self, name: &str) -> Option<&Exog> {
+        self.exog.iter().find(|e| e.name == name)
+    }
+
+    /// The first `len` steps (a training set, say).
+    #[must_use]
+    pub fn head(&self, len: usize) -> Self {
+        let len = len.min(self.len());
+        Self {
+            tz: self.tz.clone(),
+            start: self.start,
+            step_s: self.step_s,
+            target_name: self.target_name.clone(),
+            target: self.target[..len].to_vec(),
+            exog: self
+                .exog
+                .iter()
+                .map(|e| Exog { name: e.name.clone(), values: e.values[..len].to_vec(), known_ahead: e.known_ahead })
+                .collect(),
+        }
+    }
+}
+
+/// How to read a file into a [`TimeSeries`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadOptions {
+    /// The time column; by default the first datetime column, or one named
+    /// `timestamp`, `time`, `datetime` or `date`.
+    pub time_column: Option<String>,
+    /// The target column.
+    pub target: String,
+    /// Exogenous columns to carry along.
+    pub exog: Vec<String>,
+    /// Those exogenous columns that are forecasts, known over the horizon at
+    /// issue time.
+    pub known_ahead: Vec<String>,
+    /// Time zone of the calendar, and of naive (offset-less) timestamps.
+    /// Default: UTC.
+    pub timezone: Option<String>,
+    /// Gaps of at most this many steps are filled by linear interpolation;
+    /// longer gaps stay missing. Default: 4.
+    pub max_gap_steps: usize,
+}
+
+impl ReadOptions {
+    /// Options for `target` with every default.
+    #[must_use]
+    pub fn new(target: impl Into<String>) -> Self {
+        Self {
+            time_column: None,
+            target: target.into(),
+            exog: Vec::new(),
+            known_ahead: Vec::new(),
+            timezone: None,
+            max_gap_steps: 4,
+        }
+    }
+}
+
+/// Reads a CSV or Parquet file (by extension) into a clean regular series.
+///
+/// # Errors
+/// Unreadable files, missing columns, unparsable timestamps or values, and a
+/// time column without a regular step, each naming the file or column.
+pub fn read(path: &Path, options: &ReadOptions) -> Result<(TimeSeries, QualityReport)> {
+    let frame = load_frame(path)?;
+    from_frame(&frame, options)
+}
+
+/// Loads a whole file as a polars frame.
+///
+/// # Errors
+/// When the file cannot be read or parsed.
+pub fn load_frame(path: &Path) -> Result<DataFrame> {
+    let fail = |e: &dyn std::fmt::Display| ForecastError::Read { path: path.to_owned(), reason: e.to_string() };
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("parquet" | "pq") => {
+            let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
+            ParquetReader::new(file).finish().map_err(|e| fail(&e))
+        }
+        Some("csv" | "txt") | None => CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(Some(10_000))
+            .try_into_reader_with_file_path(Some(path.to_owned()))
+            .and_then(SerReader::finish)
+            .map_err(|e| fail(&e)),
+        Some(other) => Err(fail(&format!("unknown file type .{other}; expected .csv or .parquet"))),
+    }
+}
+
+/// Builds a clean regular series from a frame (see [`read`]).
+///
+/// # Errors
+/// As [`read`].
+pub fn from_frame(frame: &DataFrame, options: &ReadOptions) -> Result<(TimeSeries, QualityReport)> {
+    let tz = match &options.timezone {
+        Some(name) => TimeZone::get(name).map_err(|e| ForecastError::option("timezone", e.to_string()))?,
+        None => TimeZone::UTC,
+    };
+    let names: Vec<String> = frame.get_column_names().iter().map(|s| s.to_string()).collect();
+    let time_name = match &options.time_column {
+        Some(name) => name.clone(),
+        None => guess_time_column(frame, &names)?,
+    };
+    let column = |name: &str| {
+        frame
+            .column(name)
+            .map_err(|_| ForecastError::MissingColumn { column: name.to_owned(), available: names.join(", ") })
+    };
+    for name in &options.known_ahead {
+        if !options.exog.contains(name) {
+            return Err(ForecastError::option(
+                "known_ahead",
+                format!("{name:?} is not one of the exogenous columns ({})", options.exog.join(", ")),
+            ));
+        }
+    }
+    let times = timestamps(column(&time_name)?, &time_name, &tz)?;
+    let target = values(column(&options.target)?, &options.target)?;
+    let mut exog = Vec::with_capacity(options.exog.len());
+    for name in &options.exog {
+        if name == &options.target || name == &time_name {
+            return Err(ForecastError::option("exog", format!("{name:?} is the target or the time column")));
+        }
+        exog.push((name.clone(), values(column(name)?, name)?));
+    }
+    quality::regularise(&times, &time_name, target, exog, options, tz)
+}
+
+fn guess_time_column(frame: &DataFrame, names: &[String]) -> Result<String> {
+    for col in frame.columns() {
+        if matches!(col.dtype(), DataType::Datetime(..)) {
+            return Ok(col.name().to_string());
+        }
+    }
+    for want in ["timestamp", "time", "datetime", "date", "ds"] {
+        if let Some(name) = names.iter().find(|n| n.eq_ignore_ascii_case(want)) {
+            return Ok(name.clone());
+        }
+    }
+    Err(ForecastError::option(
+        "time_column",
+        format!("no datetime column and none named timestamp/time/datetime/date; the data has: {}", names.join(", ")),
+    ))
+}
+
+/// A numeric column as f64, nulls as NaN.
+fn values(column: &Column, name: &str) -> Result<Vec<f64>> {
+    if matches!(column.dtype(), DataType::String) {
+        return Err(ForecastError::column(name, "holds text, expected numbers"));
+    }
+    let cast = column
+        .cast(&DataType::Float64)
+        .map_err(|e| ForecastError::column(name, format!("cannot be read as numbers: {e}")))?;
+    let ca = cast.f64().map_err(|e| ForecastError::column(name, e.to_string()))?;
+    Ok(ca.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
+/// Instants of the time column.
+fn timestamps(column: &Column, name: &str, tz: &TimeZone) -> Result<Vec<Timestamp>> {
+    let bad = |row: usize, reason: String| ForecastError::Timestamp { column: name.to_owned(), row: row + 1, reason };
+    match column.dtype() {
+        DataType::Datetime(unit, zone) => {
+            let ca = column.datetime().map_err(|e| ForecastError::column(name, e.to_string()))?;
+            let per_s: i64 = match unit {
+                TimeUnit::Nanoseconds => 1_000_000_000,
+                TimeUnit::Microseconds => 1_000_000,
+                TimeUnit::Milliseconds => 1_000,
+            };
+            let aware = zone.is_some();
+            let mut local = LocalTimes::new(tz);
+            ca.physical()
+                .iter()
+                .enumerate()
+                .map(|(row, v)| {
+                    let v = v.ok_or_else(|| bad(row, "missing timestamp".into()))?;
+                    let ts =
+                        Timestamp::new(v.div_euclid(per_s), (v.rem_euclid(per_s) * (1_000_000_000 / per_s)) as i32)
+                            .map_err(|e| bad(row, e.to_string()))?;
+                    if aware {
+                        Ok(ts)
+                    } else {
+                        // Naive datetimes are wall-clock times in the series' zone.
+                        local.place(ts.to_zoned_datetime(TimeZone::UTC).datetime()).map_err(|e| bad(row, e))
+                    }
+                })
+                .collect()
+        }
+        DataType::String => {
+            let ca = column.str().map_err(|e| ForecastError::column(name, e.to_string()))?;
+            let mut local = LocalTimes::new(tz);
+            ca.iter()
+                .enumerate()
+                .map(|(row, v)| {
+                    let text = v.ok_or_else(|| bad(row, "missing timestamp".into()))?.trim();
+                    parse_time(text, &mut local).map_err(|e| bad(row, e))
+                })
+                .collect()
+        }
+        other => Err(ForecastError::column(name, format!("is {other}, expected datetimes or timestamp text"))),
+    }
+}
+
+/// Text as an instant: RFC 3339 with an offset or `Z`, a zoned datetime
+/// (`...[Europe/Berlin]`), or a naive `YYYY-MM-DD HH:MM[:SS]` in the series' zone.
+fn parse_time(text: &str, local: &mut LocalTimes<'_>) -> Result<Timestamp, String> {
+    if let Ok(ts) = text.parse::<Timestamp>() {
+        return Ok(ts);
+    }
+    if let Ok(z) = text.parse::<ZonedDateTime>() {
+        return Ok(z.timestamp());
+    }
+    match text.parse::<DateTime>() {
+        Ok(dt) => local.place(dt),
+        Err(_) => Err(format!(
+            "cannot read {text:?} as a timestamp (expected RFC 3339, e.g. 2014-01-01T00:30:00+10:00, or YYYY-MM-DD HH:MM)"
+        )),
+    }
+}
+
+/// Places naive local times in a zone, in file order: a wall-clock time
+/// repeated when clocks go back is taken at the earlier offset the first
+/// time and at the later offset the second time.
+struct LocalTimes<'a> {
+    tz: &'a TimeZone,
+    last: Option<Timestamp>,
+}
+
+impl<'a> LocalTimes<'a> {
+    fn new(tz: &'a TimeZone) -> Self {
+        Self { tz, last: None }
+    }
+
+    fn place(&mut self, dt: DateTime) -> Result<Timestamp, String> {
+        let ambiguous = self.tz.to_ambiguous_timestamp(dt);
+        let early = ambiguous.clone().disambiguate(Disambiguation::Earlier).map_err(|e| e.to_string())?;
+        let ts = if ambiguous.is_ambiguous() && self.last.is_some_and(|last| early <= last) {
+            ambiguous.disambiguate(Disambiguation::Later).map_err(|e| e.to_string())?
+        } else if ambiguous.is_ambiguous() {
+            early
+        } else {
+            ambiguous.disambiguate(Disambiguation::Reject).map_err(|_| {
+                format!("{dt} does not exist in {} (clocks jump forward)", self.tz.iana_name().unwrap_or("the zone"))
+            })?
+        };
+        self.last = Some(ts);
+        Ok(ts)
+    }
+}

@@ -1,0 +1,287 @@
+//! Data quality: a regular grid, gaps, imputation, outliers and flat-lines.
+//!
+//! Nothing is changed silently: every row dropped, every step added, every
+//! value imputed is counted in the [`QualityReport`], and outliers and
+//! flat-lines are flagged (not removed) with their times.
+
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use crate::data::{Exog, ReadOptions, TimeSeries};
+use crate::error::{ForecastError, Result};
+
+/// What reading and cleaning a series did and found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QualityReport {
+    /// Data rows read.
+    pub rows: usize,
+    /// The step found (seconds; the most frequent interval between rows).
+    pub step_seconds: i64,
+    /// First and last step start (RFC 3339, local offset).
+    pub start: String,
+    /// Last step start.
+    pub end: String,
+    /// Steps of the regular grid.
+    pub steps: usize,
+    /// Whether rows had to be sorted by time.
+    pub sorted: bool,
+    /// Rows whose time repeats an earlier row (the first is kept).
+    pub duplicates: usize,
+    /// Rows between grid points (dropped).
+    pub off_grid: usize,
+    /// Grid steps with no row in the file.
+    pub missing_steps: usize,
+    /// Target values filled by linear interpolation (gaps up to the limit).
+    pub imputed: usize,
+    /// Exogenous values filled, per column.
+    pub exog_imputed: Vec<(String, usize)>,
+    /// Target gaps longer than the limit, left missing.
+    pub long_gaps: Vec<Span>,
+    /// Target values far from the same time of day on nearby days.
+    pub outliers: Vec<Outlier>,
+    /// Runs of one repeated non-zero target value (a stuck meter, say).
+    pub flat_lines: Vec<Span>,
+}
+
+/// A run of steps.
+#[derive(Debug, Clone, Serialize)]
+pub struct Span {
+    /// Start of the first step.
+    pub from: String,
+    /// Start of the last step.
+    pub to: String,
+    /// Number of steps.
+    pub steps: usize,
+}
+
+/// A flagged value.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outlier {
+    /// Step start.
+    pub time: String,
+    /// The value.
+    pub value: f64,
+    /// The median of the same time of day on the 3 days either side.
+    pub expected: f64,
+}
+
+impl QualityReport {
+    /// One line for logs and the CLI.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        format!(
+            "{} rows, {} steps of {} s from {} to {}; {} duplicates, {} off-grid rows, {} missing steps, {} values imputed, {} long gaps, {} outliers, {} flat-lines",
+            self.rows,
+            self.steps,
+            self.step_seconds,
+            self.start,
+            self.end,
+            self.duplicates,
+            self.off_grid,
+            self.missing_steps,
+            self.imputed,
+            self.long_gaps.len(),
+            self.outliers.len(),
+            self.flat_lines.len()
+        )
+    }
+}
+
+/// Places rows on a regular grid and cleans them (see the module docs).
+pub(crate) fn regularise(
+    times: &[Timestamp],
+    time_name: &str,
+    target: Vec<f64>,
+    exog: Vec<(String, Vec<f64>)>,
+    options: &ReadOptions,
+    tz: TimeZone,
+) -> Result<(TimeSeries, QualityReport)> {
+    let mut report = QualityReport { rows: times.len(), ..QualityReport::default() };
+    if times.len() < 2 {
+        return Err(ForecastError::column(time_name, format!("{} rows; at least 2 are needed", times.len())));
+    }
+    let mut order: Vec<usize> = (0..times.len()).collect();
+    if times.windows(2).any(|w| w[1] < w[0]) {
+        order.sort_by_key(|&i| times[i]);
+        report.sorted = true;
+    }
+    let step_s = most_common_step(&order.iter().map(|&i| times[i]).collect::<Vec<_>>())
+        .ok_or_else(|| ForecastError::column(time_name, "all timestamps are equal"))?;
+    let start = times[order[0]];
+    let last = times[order[order.len() - 1]];
+    let span = last.duration_since(start).as_secs();
+    let steps = (span / step_s) as usize + 1;
+    if steps > 50_000_000 {
+        return Err(ForecastError::column(time_name, format!("{steps} steps of {step_s} s: is the step right?")));
+    }
+    let mut slot: Vec<Option<usize>> = vec![None; steps];
+    for &i in &order {
+        let offset = times[i].duration_since(start).as_secs();
+        if offset % step_s != 0 {
+            report.off_grid += 1;
+            continue;
+        }
+        let k = (offset / step_s) as usize;
+        if slot[k].is_some() {
+            report.duplicates += 1;
+        } else {
+            slot[k] = Some(i);
+        }
+    }
+    report.missing_steps = slot.iter().filter(|s| s.is_none()).count();
+    let place = |col: &[f64]| -> Vec<f64> { slot.iter().map(|s| s.map_or(f64::NAN, |i| col[i])).collect() };
+    let mut y = place(&target);
+    report.imputed = impute(&mut y, options.max_gap_steps);
+    let mut ex = Vec::with_capacity(exog.len());
+    for (name, col) in exog {
+        let mut values = place(&col);
+        let filled = impute(&mut values, options.max_gap_steps);
+        report.exog_imputed.push((name.clone(), filled));
+        let known_ahead = options.known_ahead.contains(&name);
+        ex.push(Exog { name, values, known_ahead });
+    }
+    let series = TimeSeries::new(tz, start, step_s, options.target.clone(), y, ex)?;
+    report.step_seconds = step_s;
+    report.steps = steps;
+    report.start = stamp(&series, 0);
+    report.end = stamp(&series, steps - 1);
+    report.long_gaps = runs(&series, |i| series.target[i].is_nan(), 1);
+    report.outliers = outliers(&series);
+    report.flat_lines = flat_lines(&series);
+    Ok((series, report))
+}
+
+fn stamp(series: &TimeSeries, i: usize) -> String {
+    series.local(i).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+}
+
+fn most_common_step(sorted: &[Timestamp]) -> Option<i64> {
+    let mut counts: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+    for w in sorted.windows(2) {
+        let d = w[1].duration_since(w[0]);
+        if d > SignedDuration::ZERO {
+            *counts.entry(d.as_secs()).or_default() += 1;
+        }
+    }
+    counts.into_iter().filter(|&(s, _)| s > 0).max_by_key(|&(s, n)| (n, -s)).map(|(s, _)| s)
+}
+
+/// Fills NaN runs of at most `max_gap` steps that have a value on both
+/// sides by linear interpolation; returns how many values were filled.
+pub(crate) fn impute(values: &mut [f64], max_gap: usize) -> usize {
+    let mut filled = 0;
+    let mut i = 0;
+    while i < values.len() {
+        if !values[i].is_nan() {
+            i += 1;
+            continue;
+        }
+        let from = i;
+        while i < values.len() && values[i].is_nan() {
+            i += 1;
+        }
+        let len = i - from;
+        if from > 0 && i < values.len() && len <= max_gap {
+            let (a, b) = (values[from - 1], values[i]);
+            for (k, v) in values[from..i].iter_mut().enumerate() {
+                *v = a + (b - a) * (k + 1) as f64 / (len + 1) as f64;
+            }
+            filled += len;
+        }
+    }
+    filled
+}
+
+/// Runs of at least `min_len` steps where `hit` holds.
+fn runs(series: &TimeSeries, hit: impl Fn(usize) -> bool, min_len: usize) -> Vec<Span> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < series.len() {
+        if !hit(i) {
+            i += 1;
+            continue;
+        }
+        let from = i;
+        while i < series.len() && hit(i) {
+            i += 1;
+        }
+        if i - from >= min_len {
+            out.push(Span { from: stamp(series, from), to: stamp(series, i - 1), steps: i - from });
+        }
+    }
+    out
+}
+
+/// Values whose distance to the median of the same step of the day on the
+/// three days either side exceeds 6 robust standard deviations (1.4826 ×
+/// the median absolute distance over the whole series).
+fn outliers(series: &TimeSeries) -> Vec<Outlier> {
+    let y = &series.target;
+    let day = series.steps_per_day();
+    let mut expected = vec![f64::NAN; y.len()];
+    for (t, e) in expected.iter_mut().enumerate() {
+        let mut near: Vec<f64> = (1..=3)
+            .flat_map(|k| [t.checked_sub(k * day), Some(t + k * day)])
+            .flatten()
+            .filter_map(|j| y.get(j).copied())
+            .filter(|v| !v.is_nan())
+            .collect();
+        if near.len() >= 3 {
+            *e = median(&mut near);
+        }
+    }
+    let mut dev: Vec<f64> = y.iter().zip(&expected).map(|(a, b)| (a - b).abs()).filter(|d| !d.is_nan()).collect();
+    if dev.is_empty() {
+        return Vec::new();
+    }
+    let scale = 1.4826 * median(&mut dev);
+    if scale <= 0.0 {
+        return Vec::new();
+    }
+    (0..y.len())
+        .filter(|&t| (y[t] - expected[t]).abs() > 6.0 * scale)
+        .map(|t| Outlier { time: stamp(series, t), value: y[t], expected: expected[t] })
+        .collect()
+}
+
+/// Runs of one repeated non-zero value lasting at least 3 hours (and at
+/// least 4 steps). Zeros are left alone: PV is flat at night.
+fn flat_lines(series: &TimeSeries) -> Vec<Span> {
+    let y = &series.target;
+    let min_len = ((3 * 3600) / series.step_s).max(4) as usize;
+    let same = |i: usize| {
+        let v = y[i];
+        v != 0.0 && !v.is_nan() && ((i > 0 && y[i - 1] == v) || y.get(i + 1).is_some_and(|&w| w == v))
+    };
+    runs(series, same, min_len)
+}
+
+/// Median of a non-empty slice (reorders it).
+pub(crate) fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 { values[n / 2] } else { 0.5 * (values[n / 2 - 1] + values[n / 2]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_gaps_are_interpolated_long_ones_left() {
+        let mut v = vec![1.0, f64::NAN, 3.0, f64::NAN, f64::NAN, f64::NAN, 7.0, f64::NAN];
+        assert_eq!(impute(&mut v, 2), 1);
+        assert_eq!(v[1], 2.0);
+        assert!(v[3].is_nan() && v[7].is_nan());
+        let mut v = vec![0.0, f64::NAN, f64::NAN, f64::NAN, 4.0];
+        assert_eq!(impute(&mut v, 3), 3);
+        assert_eq!(&v, &[0.0, 1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn median_of_even_and_odd() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}
