@@ -245,7 +245,7 @@ pub fn from_frame(frame: &DataFrame, options: &ReadOptions) -> Result<(TimeSerie
         }
         exog.push((name.clone(), values(column(name)?, name)?));
     }
-    quality::regularise(&times, &time_name, target, exog, options, tz)
+    quality::regularise(&times, &time_name, &target, exog, options, tz)
 }
 
 fn guess_time_column(frame: &DataFrame, names: &[String]) -> Result<String> {
@@ -278,6 +278,7 @@ fn values(column: &Column, name: &str) -> Result<Vec<f64>> {
 }
 
 /// Instants of the time column.
+#[expect(clippy::wildcard_enum_match_arm, reason = "polars' dtype list grows; every other dtype is refused alike")]
 fn timestamps(column: &Column, name: &str, tz: &TimeZone) -> Result<Vec<Timestamp>> {
     let bad = |row: usize, reason: String| ForecastError::Timestamp { column: name.to_owned(), row: row + 1, reason };
     match column.dtype() {
@@ -354,7 +355,7 @@ impl<'a> LocalTimes<'a> {
 
     fn place(&mut self, dt: DateTime) -> Result<Timestamp, String> {
         let ambiguous = self.tz.to_ambiguous_timestamp(dt);
-        let early = ambiguous.clone().disambiguate(Disambiguation::Earlier).map_err(|e| e.to_string())?;
+        let early = ambiguous.disambiguate(Disambiguation::Earlier).map_err(|e| e.to_string())?;
         let ts = if ambiguous.is_ambiguous() && self.last.is_some_and(|last| early <= last) {
             ambiguous.disambiguate(Disambiguation::Later).map_err(|e| e.to_string())?
         } else if ambiguous.is_ambiguous() {

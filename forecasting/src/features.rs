@@ -75,6 +75,9 @@ pub struct Context {
     pub month: Vec<u8>,
     /// Holiday flag.
     pub holiday: Vec<bool>,
+    /// The year-end break (22 December to 6 January), when many businesses
+    /// close and demand stays low between the holidays.
+    pub year_end: Vec<bool>,
     /// Exponentially smoothed temperature (NaN without a temperature).
     pub smooth_temp: Vec<f64>,
     /// Mean clear-sky GHI over each step (0 without a site).
@@ -95,6 +98,7 @@ impl Context {
         let mut weekday = Vec::with_capacity(n);
         let mut month = Vec::with_capacity(n);
         let mut holiday = Vec::with_capacity(n);
+        let mut year_end = Vec::with_capacity(n);
         for i in 0..n {
             let z = series.local(i);
             let secs = i64::from(z.hour()) * 3600 + i64::from(z.minute()) * 60 + i64::from(z.second());
@@ -102,6 +106,7 @@ impl Context {
             weekday.push(z.weekday().to_monday_zero_offset() as u8);
             month.push(z.month() as u8);
             holiday.push(spec.holidays.contains(z.date()));
+            year_end.push((z.month() == 12 && z.day() >= 22) || (z.month() == 1 && z.day() <= 6));
         }
         let temp = spec.temperature.as_deref().and_then(|name| series.exog(name));
         let smooth_temp = match temp {
@@ -130,15 +135,17 @@ impl Context {
                 .unzip(),
             None => (vec![0.0; n], vec![0.0; n]),
         };
-        Self { step_of_day, weekday, month, holiday, smooth_temp, clear_sky, elevation, steps_per_day: spd }
+        Self { step_of_day, weekday, month, holiday, year_end, smooth_temp, clear_sky, elevation, steps_per_day: spd }
     }
 }
 
 /// Names of the pooled features, in matrix order.
 #[must_use]
 pub fn names(series: &TimeSeries, spec: &FeatureSpec) -> Vec<String> {
-    let mut out: Vec<String> =
-        ["lead", "step_of_day", "weekday", "month", "holiday", "workday"].iter().map(|s| (*s).to_owned()).collect();
+    let mut out: Vec<String> = ["lead", "step_of_day", "weekday", "month", "holiday", "workday", "year_end"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
     for d in &spec.lag_days {
         out.push(format!("lag_{d}d"));
     }
@@ -146,7 +153,7 @@ pub fn names(series: &TimeSeries, spec: &FeatureSpec) -> Vec<String> {
     out.push("last_day_mean".into());
     for e in &series.exog {
         if e.known_ahead {
-            out.push(format!("{}", e.name));
+            out.push(e.name.clone());
         } else {
             out.push(format!("{}_last", e.name));
             out.push(format!("{}_lag_1d", e.name));
@@ -183,6 +190,7 @@ pub fn row(series: &TimeSeries, spec: &FeatureSpec, ctx: &Context, i0: usize, k:
     row.push(cal(&ctx.month));
     row.push(f64::from(u8::from(holiday)));
     row.push(f64::from(u8::from(!holiday && ctx.weekday.get(j).is_some_and(|&w| w < 5))));
+    row.push(f64::from(u8::from(ctx.year_end.get(j).copied().unwrap_or(false))));
     for &d in &spec.lag_days {
         row.push(at(y, j.checked_sub(back(k, d, spd))));
     }
@@ -215,10 +223,10 @@ pub fn row(series: &TimeSeries, spec: &FeatureSpec, ctx: &Context, i0: usize, k:
         // Yesterday's (last known day's) energy over its clear-sky energy.
         let from = i0.saturating_sub(spd);
         let (mut num, mut den) = (0.0, 0.0);
-        for i in from..i0 {
-            if !y[i].is_nan() {
-                num += y[i];
-                den += ctx.clear_sky[i];
+        for (v, cs) in y[from..i0].iter().zip(&ctx.clear_sky[from..i0]) {
+            if !v.is_nan() {
+                num += v;
+                den += cs;
             }
         }
         row.push(if den > 0.0 { cs * num / den } else { f64::NAN });

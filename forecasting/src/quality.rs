@@ -92,7 +92,7 @@ impl QualityReport {
 pub(crate) fn regularise(
     times: &[Timestamp],
     time_name: &str,
-    target: Vec<f64>,
+    target: &[f64],
     exog: Vec<(String, Vec<f64>)>,
     options: &ReadOptions,
     tz: TimeZone,
@@ -131,7 +131,7 @@ pub(crate) fn regularise(
     }
     report.missing_steps = slot.iter().filter(|s| s.is_none()).count();
     let place = |col: &[f64]| -> Vec<f64> { slot.iter().map(|s| s.map_or(f64::NAN, |i| col[i])).collect() };
-    let mut y = place(&target);
+    let mut y = place(target);
     report.imputed = impute(&mut y, options.max_gap_steps);
     let mut ex = Vec::with_capacity(exog.len());
     for (name, col) in exog {

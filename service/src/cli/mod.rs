@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch to the sub-commands.
 
+mod forecast;
 mod schedule;
 mod validate;
 
@@ -25,6 +26,9 @@ Examples:
   volta validate datasets/cases/campus.toml
   volta validate --strict datasets/cases/*.toml
   volta validate --format json my_site.toml
+  volta backtest --data load.csv --target load_kw --horizon 48 --train-until 2014-10-31 --model gbdt
+  volta train --data load.csv --target load_kw --horizon 48 --model-file site.model.json
+  volta forecast --model-file site.model.json --data load.csv --issue-time 2014-12-01T00:00
 
 Run `volta help <command>` for the details of a command.";
 
@@ -44,6 +48,15 @@ enum Command {
     /// Optimise the operation of a case: schedule, costs, prices, plots.
     #[command(long_about = schedule::LONG_ABOUT, after_help = schedule::AFTER_HELP)]
     Schedule(schedule::Args),
+    /// Backtest a load or PV forecasting model on history (rolling origin).
+    #[command(long_about = forecast::BACKTEST_ABOUT, after_help = forecast::BACKTEST_AFTER)]
+    Backtest(forecast::BacktestArgs),
+    /// Train a forecasting model and save it to a model file.
+    #[command(long_about = forecast::TRAIN_ABOUT, after_help = forecast::FORECAST_AFTER)]
+    Train(forecast::TrainArgs),
+    /// Forecast the next horizon with a saved model.
+    #[command(long_about = forecast::FORECAST_ABOUT, after_help = forecast::FORECAST_AFTER)]
+    Forecast(forecast::ForecastArgs),
 }
 
 /// Runs the parsed command line.
@@ -51,5 +64,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schedule(args) => schedule::run(&args),
+        Command::Backtest(args) => forecast::backtest(&args),
+        Command::Train(args) => forecast::train(&args),
+        Command::Forecast(args) => forecast::forecast(&args),
     }
 }

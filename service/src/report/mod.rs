@@ -1,5 +1,6 @@
-//! Files written by `volta schedule --out DIR`.
+//! Files written by `volta schedule --out DIR` and `volta backtest --out DIR`.
 
+pub(crate) mod forecast;
 mod plot;
 mod tables;
 

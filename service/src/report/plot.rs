@@ -218,3 +218,81 @@ pub(super) fn front(case: &Case, front: &Front, path: &Path) -> anyhow::Result<(
     root.present().map_err(err)?;
     Ok(())
 }
+
+/// A stretch of backtest forecasts against the actuals: the point forecast,
+/// the central interval as a band, and the actual values.
+pub(super) struct ForecastPlot<'a> {
+    pub title: String,
+    pub unit: &'a str,
+    /// Hours since the first issue, per plotted step.
+    pub hours: Vec<f64>,
+    pub actual: Vec<f64>,
+    pub point: Vec<f64>,
+    /// Lower and upper bounds, with their label (e.g. "P10–P90").
+    pub band: Option<(String, Vec<f64>, Vec<f64>)>,
+    /// Hours at which a new forecast is issued (drawn as faint lines).
+    pub issues: Vec<f64>,
+}
+
+pub(super) fn forecast(plot: &ForecastPlot<'_>, path: &Path) -> anyhow::Result<()> {
+    register_font();
+    let finite = |v: &&f64| v.is_finite();
+    let mut all: Vec<f64> = plot.actual.iter().chain(&plot.point).filter(finite).copied().collect();
+    if let Some((_, lo, hi)) = &plot.band {
+        all.extend(lo.iter().chain(hi).filter(finite));
+    }
+    let (ymin, ymax) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (ymin, ymax) = if ymin.is_finite() { (ymin, ymax) } else { (0.0, 1.0) };
+    let pad = ((ymax - ymin) * 0.05).max(1e-6);
+    let xmax = plot.hours.last().copied().unwrap_or(1.0).max(1.0);
+    let root = BitMapBackend::new(path, (1400, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&plot.title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..xmax, (ymin - pad)..(ymax + pad))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("hours since the first issue")
+        .y_desc(plot.unit)
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(err)?;
+    for &x in &plot.issues {
+        chart.draw_series(LineSeries::new([(x, ymin - pad), (x, ymax + pad)], BLACK.mix(0.08))).map_err(err)?;
+    }
+    let pts = |v: &[f64]| -> Vec<(f64, f64)> {
+        plot.hours.iter().zip(v).filter(|(_, y)| y.is_finite()).map(|(&x, &y)| (x, y)).collect()
+    };
+    if let Some((label, lo, hi)) = &plot.band {
+        let mut poly = pts(hi);
+        poly.extend(pts(lo).into_iter().rev());
+        chart
+            .draw_series(std::iter::once(Polygon::new(poly, PALETTE[0].mix(0.22).filled())))
+            .map_err(err)?
+            .label(label.as_str())
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], PALETTE[0].mix(0.22).filled()));
+    }
+    chart
+        .draw_series(LineSeries::new(pts(&plot.actual), BLACK.stroke_width(2)))
+        .map_err(err)?
+        .label("actual")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.stroke_width(2)));
+    chart
+        .draw_series(LineSeries::new(pts(&plot.point), PALETTE[0].stroke_width(2)))
+        .map_err(err)?
+        .label("forecast")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], PALETTE[0].stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}

@@ -1,0 +1,394 @@
+//! `volta backtest`, `volta train` and `volta forecast`: load and PV forecasting.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use jiff::Timestamp;
+use jiff::civil::{Date, DateTime, Time};
+use jiff::tz::TimeZone;
+use serde_json::{Value, json};
+use volta_forecasting::{
+    BacktestSpec, FeatureSpec, ForecastSpec, GbdtParams, Holidays, ModelSpec, QualityReport, ReadOptions, Site,
+    TimeSeries, TrainedModel, data,
+};
+
+pub(super) const BACKTEST_ABOUT: &str = "\
+Backtest a forecasting model on history, as it would have run in operation.
+
+The model is trained on the data before --train-until. Then, at every issue
+time (--issue-time, local clock, every day) after it, a forecast of the next
+--horizon steps is issued using only what was known at that moment: the
+target up to the issue time, measured exogenous columns up to the issue
+time, and columns marked --known-ahead (weather forecasts) over the horizon.
+--refit-every N retrains every N issues on all data before the issue.
+
+Models: naive (same time on the latest known day), naive_week, vanilla
+(Hong's multiple linear regression benchmark: trend, month, weekday x time
+of day, a temperature cubic; needs --temperature), linear (ridge on lags,
+calendar, exogenous and degree-hour features), elastic_net, gbdt
+(gradient-boosted trees on the same features).
+
+With --quantiles, the forecast also gives those quantiles, calibrated on the
+model's own errors over the last --calibration-days of training (split
+conformal), so P10-P90 intervals cover close to 80 % on new data.
+
+Prints a JSON summary: model, n_forecasts, mae, rmse, mape, smape, mase,
+rmae (MAE over the one-day naive's), and per quantile the pinball loss and
+the share of actuals below it; with --out DIR also forecasts.csv,
+metrics_by_lead.csv and forecast.png (forecast, intervals and actuals).";
+
+pub(super) const BACKTEST_AFTER: &str = "\
+Examples:
+  # Victoria 2014, day-ahead at midnight, ex-post temperature (measured, used as a forecast)
+  volta backtest --data datasets/raw/vic_elecdemand_2014_halfhourly.csv \\
+      --time-column period_start_aest_assumed --timezone Australia/Brisbane \\
+      --target demand_gw --exog temperature_c --known-ahead temperature_c --temperature temperature_c \\
+      --holidays AU-VIC --horizon 48 --issue-time 00:00 --train-until 2014-10-31 \\
+      --model gbdt --quantiles 0.1,0.5,0.9 --out backtest/
+
+--train-until takes a date (training ends after that local day) or a
+timestamp (training ends just before it).
+
+Exit status: 0 on success, 1 for bad input (the message names the column or option).";
+
+pub(super) const TRAIN_ABOUT: &str = "\
+Train a forecasting model and save it to a model file (versioned JSON).
+
+Takes the data and model options of `volta backtest`; trains on the data
+before --train-until, or on all of it. `volta forecast` loads the file.";
+
+pub(super) const FORECAST_ABOUT: &str = "\
+Forecast the next horizon with a saved model.
+
+Reads the data file (the target and the model's exogenous columns; rows
+past the last actual may carry known-ahead columns such as a weather
+forecast), issues a forecast at --issue-time from what is known then, and
+writes CSV (time, point forecast, quantiles) to stdout or --out.";
+
+pub(super) const FORECAST_AFTER: &str = "\
+Examples:
+  volta train --data load.csv --target load_kw --exog temp_fc --known-ahead temp_fc \\
+      --temperature temp_fc --horizon 96 --model gbdt --quantiles 0.1,0.5,0.9 --model-file site.model.json
+  volta forecast --model-file site.model.json --data load.csv --issue-time 2024-06-03T00:00";
+
+/// Where the data is and how to read it.
+#[derive(Debug, clap::Args)]
+pub(super) struct DataArgs {
+    /// CSV or Parquet file with a time column, the target and any exogenous columns.
+    #[arg(long, value_name = "FILE")]
+    data: PathBuf,
+    /// The target column.
+    #[arg(long, value_name = "COL")]
+    target: String,
+    /// Exogenous columns, comma-separated.
+    #[arg(long, value_name = "COL,...", value_delimiter = ',')]
+    exog: Vec<String>,
+    /// Exogenous columns known over the horizon at issue time (forecasts); others are only used up to the issue.
+    #[arg(long, value_name = "COL,...", value_delimiter = ',')]
+    known_ahead: Vec<String>,
+    /// The time column (default: the first datetime column, or timestamp/time/datetime/date).
+    #[arg(long, value_name = "COL")]
+    time_column: Option<String>,
+    /// Time zone of the calendar and of timestamps without an offset (IANA name).
+    #[arg(long, value_name = "TZ", default_value = "UTC")]
+    timezone: String,
+    /// Fill gaps of up to this many steps by interpolation.
+    #[arg(long, value_name = "STEPS", default_value_t = 4)]
+    max_gap: usize,
+}
+
+/// The model and its features.
+#[derive(Debug, clap::Args)]
+pub(super) struct ModelArgs {
+    /// Steps per forecast.
+    #[arg(long, value_name = "STEPS")]
+    horizon: usize,
+    /// Local time of day at which forecasts are issued.
+    #[arg(long, value_name = "HH:MM", default_value = "00:00")]
+    issue_time: String,
+    /// naive, naive_week, vanilla, linear, elastic_net or gbdt.
+    #[arg(long, default_value = "gbdt")]
+    model: String,
+    /// Quantile levels to forecast, e.g. 0.1,0.5,0.9.
+    #[arg(long, value_name = "Q,...", value_delimiter = ',')]
+    quantiles: Vec<f64>,
+    /// Days at the end of training held out to calibrate the quantiles.
+    #[arg(long, value_name = "DAYS", default_value_t = 28)]
+    calibration_days: usize,
+    /// Train on at most this many days before each cut (default: all).
+    #[arg(long, value_name = "DAYS")]
+    train_days: Option<usize>,
+    /// The exogenous column holding temperature (degree-hours, smoothing, vanilla).
+    #[arg(long, value_name = "COL")]
+    temperature: Option<String>,
+    /// Holidays: a built-in table (AU-VIC, DE, US) or a file of dates.
+    #[arg(long, value_name = "CODE|FILE")]
+    holidays: Option<String>,
+    /// Same-time-of-day lags of the target, in days.
+    #[arg(long, value_name = "DAYS,...", value_delimiter = ',', default_value = "1,2,7")]
+    lags: Vec<usize>,
+    /// Site latitude (PV: clear-sky and sun-position features; with --longitude).
+    #[arg(long, requires = "longitude", allow_negative_numbers = true)]
+    latitude: Option<f64>,
+    /// Site longitude, degrees east.
+    #[arg(long, requires = "latitude", allow_negative_numbers = true)]
+    longitude: Option<f64>,
+    /// gbdt: number of trees.
+    #[arg(long, default_value_t = GbdtParams::default().trees)]
+    trees: usize,
+    /// gbdt: learning rate.
+    #[arg(long, default_value_t = GbdtParams::default().learning_rate)]
+    learning_rate: f64,
+    /// gbdt: maximum tree depth.
+    #[arg(long, default_value_t = GbdtParams::default().max_depth)]
+    max_depth: usize,
+    /// linear / elastic_net: penalty.
+    #[arg(long)]
+    penalty: Option<f64>,
+}
+
+/// Arguments of `volta backtest`.
+#[derive(Debug, clap::Args)]
+pub(super) struct BacktestArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Training ends after this local date, or just before this timestamp.
+    #[arg(long, value_name = "DATE|TIME")]
+    train_until: String,
+    /// Issue no forecast at or after this local date or timestamp.
+    #[arg(long, value_name = "DATE|TIME")]
+    test_until: Option<String>,
+    /// Retrain every N issues (0: train once).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    refit_every: usize,
+    /// Keep the training-time quantile calibration for the whole backtest
+    /// (default: recalibrate before each issue on the errors of the last
+    /// --calibration-days, as an operator retraining daily would).
+    #[arg(long)]
+    static_intervals: bool,
+    /// Write forecasts.csv, metrics_by_lead.csv and forecast.png here.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+/// Arguments of `volta train`.
+#[derive(Debug, clap::Args)]
+pub(super) struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Train on the data before this local date's end or timestamp (default: all).
+    #[arg(long, value_name = "DATE|TIME")]
+    train_until: Option<String>,
+    /// Where to save the model.
+    #[arg(long, value_name = "FILE")]
+    model_file: PathBuf,
+}
+
+/// Arguments of `volta forecast`.
+#[derive(Debug, clap::Args)]
+pub(super) struct ForecastArgs {
+    /// A model file written by `volta train`.
+    #[arg(long, value_name = "FILE")]
+    model_file: PathBuf,
+    /// CSV or Parquet data with the model's target and exogenous columns.
+    #[arg(long, value_name = "FILE")]
+    data: PathBuf,
+    /// The time column (default: detected).
+    #[arg(long, value_name = "COL")]
+    time_column: Option<String>,
+    /// Issue time: a timestamp (RFC 3339, or local YYYY-MM-DDTHH:MM).
+    #[arg(long, value_name = "TIME")]
+    issue_time: String,
+    /// Write the CSV here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+fn read_series(args: &DataArgs) -> anyhow::Result<(TimeSeries, QualityReport)> {
+    let mut options = ReadOptions::new(args.target.clone());
+    options.time_column.clone_from(&args.time_column);
+    options.exog.clone_from(&args.exog);
+    options.known_ahead.clone_from(&args.known_ahead);
+    options.timezone = Some(args.timezone.clone());
+    options.max_gap_steps = args.max_gap;
+    Ok(data::read(&args.data, &options)?)
+}
+
+fn forecast_spec(args: &ModelArgs, series: &TimeSeries) -> anyhow::Result<ForecastSpec> {
+    let issue_time: Time = args
+        .issue_time
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--issue-time: {:?} is not a time of day (HH:MM)", args.issue_time))?;
+    let mut model = ModelSpec::from_name(&args.model)?;
+    match &mut model {
+        ModelSpec::Gbdt(p) => {
+            p.trees = args.trees;
+            p.learning_rate = args.learning_rate;
+            p.max_depth = args.max_depth;
+        }
+        ModelSpec::Linear { penalty, .. } => {
+            if let Some(v) = args.penalty {
+                *penalty = v;
+            }
+        }
+        ModelSpec::NaiveDay | ModelSpec::NaiveWeek | ModelSpec::Vanilla => {}
+    }
+    let mut features = FeatureSpec::new(args.horizon);
+    features.lag_days.clone_from(&args.lags);
+    if let Some(t) = &args.temperature {
+        if series.exog(t).is_none() {
+            bail!("--temperature: {t:?} is not one of the --exog columns");
+        }
+        features.temperature = Some(t.clone());
+    }
+    if let Some(h) = &args.holidays {
+        let first = series.local(0).year();
+        let last = series.local(series.len() - 1).year() + 1;
+        features.holidays =
+            if Path::new(h).exists() { Holidays::from_file(Path::new(h))? } else { Holidays::builtin(h, first, last)? };
+    }
+    if let (Some(lat), Some(lon)) = (args.latitude, args.longitude) {
+        features.site = Some(Site::new(lat, lon)?);
+    }
+    let mut spec = ForecastSpec::new(model, features, issue_time, args.quantiles.clone());
+    spec.calibration_days = args.calibration_days;
+    spec.train_days = args.train_days;
+    spec.check()?;
+    Ok(spec)
+}
+
+/// A date means "after that local day"; a timestamp "just before it".
+fn cut_time(text: &str, tz: &TimeZone, option: &str) -> anyhow::Result<Timestamp> {
+    if let Ok(d) = text.parse::<Date>() {
+        let next = d.tomorrow().map_err(|e| anyhow::anyhow!("{option}: {e}"))?;
+        return Ok(next.to_zoned_datetime(tz.clone())?.timestamp());
+    }
+    if let Ok(ts) = text.parse::<Timestamp>() {
+        return Ok(ts);
+    }
+    if let Ok(dt) = text.parse::<DateTime>() {
+        return Ok(dt.to_zoned_datetime(tz.clone())?.timestamp());
+    }
+    bail!("{option}: {text:?} is not a date (YYYY-MM-DD) or a timestamp")
+}
+
+fn quantile_map(levels: &[volta_forecasting::metrics::Level]) -> Value {
+    Value::Object(levels.iter().map(|l| (format!("{}", l.q), json!(l.value))).collect())
+}
+
+pub(super) fn backtest(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
+    let (series, quality) = read_series(&args.data)?;
+    let spec = forecast_spec(&args.model, &series)?;
+    let train_until = cut_time(&args.train_until, &series.tz, "--train-until")?;
+    let test_until = args.test_until.as_deref().map(|t| cut_time(t, &series.tz, "--test-until")).transpose()?;
+    let bt = volta_forecasting::backtest(
+        &series,
+        &BacktestSpec {
+            forecast: spec.clone(),
+            train_until,
+            refit_every: args.refit_every,
+            test_until,
+            recalibrate: !args.static_intervals,
+        },
+    )?;
+    let m = &bt.metrics;
+    let mut summary = json!({
+        "model": bt.model,
+        "target": series.target_name,
+        "horizon": spec.features.horizon,
+        "issue_time": spec.issue_time.to_string(),
+        "n_forecasts": bt.forecasts.len(),
+        "n_points": m.n,
+        "mae": m.mae,
+        "rmse": m.rmse,
+        "mape": m.mape,
+        "smape": m.smape,
+        "mase": m.mase,
+        "rmae": m.rmae,
+        "fits": bt.fits,
+        "fit_seconds": bt.fit_seconds,
+        "predict_seconds": bt.predict_seconds,
+        "known_ahead": args.data.known_ahead,
+        "data": quality.summary(),
+    });
+    if !spec.quantiles.is_empty() {
+        summary["pinball"] = quantile_map(&m.pinball);
+        summary["coverage"] = quantile_map(&m.coverage);
+        summary["intervals"] = serde_json::to_value(&m.intervals)?;
+    }
+    if !args.data.known_ahead.is_empty() {
+        summary["note"] = json!(
+            "columns marked --known-ahead are used over the horizon as if forecast; if they hold measurements the scores are ex-post"
+        );
+    }
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let files = crate::report::forecast::write_backtest(&series, &spec, &bt, dir)?;
+        summary["files"] = json!(files);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    let (series, quality) = read_series(&args.data)?;
+    let spec = forecast_spec(&args.model, &series)?;
+    let end = match &args.train_until {
+        Some(t) => series.index_at_or_after(cut_time(t, &series.tz, "--train-until")?),
+        None => series.len(),
+    };
+    let start = std::time::Instant::now();
+    let model = volta_forecasting::train(&series, &spec, end)?;
+    let seconds = start.elapsed().as_secs_f64();
+    model.save(&args.model_file)?;
+    let summary = json!({
+        "model": spec.model.name(),
+        "model_file": args.model_file,
+        "trained_until": model.trained_until.to_string(),
+        "fit_seconds": seconds,
+        "calibration_residuals": model.calibration.as_ref().map(|c| c.residuals),
+        "data": quality.summary(),
+    });
+    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&summary)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn forecast(args: &ForecastArgs) -> anyhow::Result<ExitCode> {
+    let model = TrainedModel::load(&args.model_file)?;
+    let mut options = ReadOptions::new(model.target.clone());
+    options.time_column.clone_from(&args.time_column);
+    options.exog = model.exog.iter().map(|(n, _)| n.clone()).collect();
+    options.known_ahead = model.exog.iter().filter(|(_, k)| *k).map(|(n, _)| n.clone()).collect();
+    options.timezone = Some(model.timezone.clone());
+    let (series, _) = data::read(&args.data, &options)?;
+    let issue = cut_time(&args.issue_time, &series.tz, "--issue-time")
+        .ok()
+        .filter(|_| args.issue_time.parse::<Date>().is_err())
+        .ok_or_else(|| anyhow::anyhow!("--issue-time: {:?} is not a timestamp", args.issue_time))?;
+    let forecast = model.forecast(&series, issue)?;
+    let mut text = String::from("time,point");
+    for q in &model.spec.quantiles {
+        text.push_str(&format!(",q{q}"));
+    }
+    text.push('\n');
+    for (k, p) in forecast.point.iter().enumerate() {
+        let t = series.time(forecast.issue_step + k).to_zoned_datetime(series.tz.clone());
+        text.push_str(&format!("{},{p}", t.strftime("%Y-%m-%dT%H:%M:%S%:z")));
+        for q in forecast.quantiles.get(k).into_iter().flatten() {
+            text.push_str(&format!(",{q}"));
+        }
+        text.push('\n');
+    }
+    match &args.out {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?,
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
