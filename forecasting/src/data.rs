@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use jiff::civil::DateTime;
-use jiff::tz::{Disambiguation, TimeZone};
+use jiff::tz::{AmbiguousOffset, Disambiguation, TimeZone};
 use jiff::{SignedDuration, Timestamp, ZonedDateTime};
 use polars::prelude::*;
 use serde::Serialize;
@@ -355,15 +355,19 @@ impl<'a> LocalTimes<'a> {
 
     fn place(&mut self, dt: DateTime) -> Result<Timestamp, String> {
         let ambiguous = self.tz.to_ambiguous_timestamp(dt);
-        let early = ambiguous.disambiguate(Disambiguation::Earlier).map_err(|e| e.to_string())?;
-        let ts = if ambiguous.is_ambiguous() && self.last.is_some_and(|last| early <= last) {
-            ambiguous.disambiguate(Disambiguation::Later).map_err(|e| e.to_string())?
-        } else if ambiguous.is_ambiguous() {
-            early
-        } else {
-            ambiguous.disambiguate(Disambiguation::Reject).map_err(|_| {
-                format!("{dt} does not exist in {} (clocks jump forward)", self.tz.iana_name().unwrap_or("the zone"))
-            })?
+        let pick = |d: Disambiguation| ambiguous.disambiguate(d).map_err(|e| e.to_string());
+        let ts = match ambiguous.offset() {
+            AmbiguousOffset::Unambiguous { .. } => pick(Disambiguation::Compatible)?,
+            AmbiguousOffset::Fold { .. } => {
+                let early = pick(Disambiguation::Earlier)?;
+                if self.last.is_some_and(|last| early <= last) { pick(Disambiguation::Later)? } else { early }
+            }
+            AmbiguousOffset::Gap { .. } => {
+                return Err(format!(
+                    "{dt} does not exist in {} (clocks jump forward)",
+                    self.tz.iana_name().unwrap_or("the zone")
+                ));
+            }
         };
         self.last = Some(ts);
         Ok(ts)

@@ -215,7 +215,8 @@ fn runs(series: &TimeSeries, hit: impl Fn(usize) -> bool, min_len: usize) -> Vec
 
 /// Values whose distance to the median of the same step of the day on the
 /// three days either side exceeds 6 robust standard deviations (1.4826 ×
-/// the median absolute distance over the whole series).
+/// the median absolute distance over the whole series, at least 1 % of the
+/// series' median level).
 fn outliers(series: &TimeSeries) -> Vec<Outlier> {
     let y = &series.target;
     let day = series.steps_per_day();
@@ -235,7 +236,11 @@ fn outliers(series: &TimeSeries) -> Vec<Outlier> {
     if dev.is_empty() {
         return Vec::new();
     }
-    let scale = 1.4826 * median(&mut dev);
+    // A strictly periodic series has a zero median deviation; a floor of
+    // 1 % of its typical level keeps rounding noise from being flagged.
+    let mut level: Vec<f64> = y.iter().filter(|v| !v.is_nan()).map(|v| v.abs()).collect();
+    let floor = if level.is_empty() { 0.0 } else { 0.01 * median(&mut level) };
+    let scale = (1.4826 * median(&mut dev)).max(floor);
     if scale <= 0.0 {
         return Vec::new();
     }
