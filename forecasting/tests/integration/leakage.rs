@@ -23,7 +23,7 @@ proptest! {
         let i0 = 48 * day;
         let ctx = Context::new(&series, &model.spec.features);
         let before = model.forecast_at(&series, &ctx, i0);
-        let mut future = series.clone();
+        let mut future = series;
         for v in &mut future.target[i0..] {
             *v = *v * scale + shift;
         }

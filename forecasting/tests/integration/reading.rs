@@ -51,11 +51,11 @@ fn the_quality_report_says_what_was_done() {
             200..=219 => continue,          // 20 missing rows: a long gap
             500 => "5000".to_owned(),       // an outlier
             700..=715 => "42.5".to_owned(), // a stuck meter
-            _ => format!("{}", 50.0 + 10.0 * ((i % 48) as f64 / 48.0 * 6.28).sin()),
+            _ => format!("{}", 50.0 + 10.0 * ((i % 48) as f64 / 48.0 * std::f64::consts::TAU).sin()),
         };
-        text.push_str(&format!("{},{v}\n", t));
+        text.push_str(&format!("{t},{v}\n"));
         if i == 300 {
-            text.push_str(&format!("{},{v}\n", t)); // a duplicate
+            text.push_str(&format!("{t},{v}\n")); // a duplicate
         }
     }
     let path = write(dir.path(), "q.csv", &text);
