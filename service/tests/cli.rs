@@ -224,3 +224,133 @@ fn schedule_options_are_checked() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--horizon-h"));
 }
+
+fn victoria_args<'a>(extra: &[&'a str]) -> Vec<String> {
+    let data = volta_datasets::raw("vic_elecdemand_2014_halfhourly.csv").display().to_string();
+    let mut args: Vec<String> = [
+        "--data",
+        data.as_str(),
+        "--time-column",
+        "period_start_aest_assumed",
+        "--timezone",
+        "Australia/Brisbane",
+        "--target",
+        "demand_gw",
+        "--exog",
+        "temperature_c",
+        "--known-ahead",
+        "temperature_c",
+        "--temperature",
+        "temperature_c",
+        "--holidays",
+        "AU-VIC",
+        "--horizon",
+        "48",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
+}
+
+fn volta_owned(command: &str, args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_volta")).arg(command).args(args).output().expect("volta runs")
+}
+
+#[test]
+fn backtest_prints_metrics_and_writes_forecasts_and_a_plot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = dir.path().to_str().expect("utf-8").to_owned();
+    let args = victoria_args(&[
+        "--train-until",
+        "2014-10-31",
+        "--model",
+        "naive_week",
+        "--quantiles",
+        "0.1,0.5,0.9",
+        "--out",
+        &out_dir,
+    ]);
+    let out = volta_owned("backtest", &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = json(&out);
+    assert_eq!(summary["model"], "naive_week");
+    assert_eq!(summary["n_forecasts"], 61);
+    let mape = summary["mape"].as_f64().expect("mape");
+    assert!((mape - 7.2).abs() < 0.05, "{mape}");
+    for key in ["mae", "rmse", "mase", "rmae", "smape"] {
+        assert!(summary[key].as_f64().is_some_and(f64::is_finite), "{key}");
+    }
+    assert!(summary["pinball"]["0.9"].as_f64().is_some());
+    assert!(summary["coverage"]["0.1"].as_f64().is_some());
+    let csv = std::fs::read_to_string(dir.path().join("forecasts.csv")).expect("csv");
+    assert_eq!(csv.lines().count(), 61 * 48 + 1);
+    assert!(csv.starts_with("issue,time,lead,actual,point,naive,q0.1,q0.5,q0.9"));
+    let png = std::fs::metadata(dir.path().join("forecast.png")).expect("png");
+    assert!(png.len() > 10_000);
+}
+
+#[test]
+fn train_then_forecast_writes_the_next_day() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("m.json").to_str().expect("utf-8").to_owned();
+    let args = victoria_args(&[
+        "--train-until",
+        "2014-12-30",
+        "--model",
+        "linear",
+        "--quantiles",
+        "0.1,0.9",
+        "--model-file",
+        &model,
+    ]);
+    let out = volta_owned("train", &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json(&out)["model"], "linear");
+    let data = volta_datasets::raw("vic_elecdemand_2014_halfhourly.csv").display().to_string();
+    let out = volta(&[
+        "forecast",
+        "--model-file",
+        &model,
+        "--data",
+        &data,
+        "--time-column",
+        "period_start_aest_assumed",
+        "--issue-time",
+        "2014-12-31T00:00",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 49, "{text}");
+    assert_eq!(lines[0], "time,point,q0.1,q0.9");
+    assert!(lines[1].starts_with("2014-12-31T00:00:00+10:00,"), "{}", lines[1]);
+    let row: Vec<f64> = lines[20].split(',').skip(1).map(|v| v.parse().expect("number")).collect();
+    assert!(row[1] <= row[0] && row[0] <= row[2], "{row:?}");
+}
+
+#[test]
+fn bad_forecasting_input_exits_1_naming_the_problem() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["--train-until", "2014-10-31", "--target", "demand_mw"], "demand_mw"),
+        (&["--train-until", "2015-06-01"], "train_until"),
+        (&["--train-until", "2014-10-31", "--issue-time", "25:00"], "--issue-time"),
+        (&["--train-until", "2014-10-31", "--quantiles", "0.9,0.1"], "quantiles"),
+    ];
+    for (extra, needle) in cases {
+        let mut args = victoria_args(&[]);
+        // A later --target overrides the first.
+        if let Some(i) = extra.iter().position(|a| *a == "--target") {
+            let t = args.iter().position(|a| a == "--target").expect("target");
+            args[t + 1] = extra[i + 1].to_owned();
+            args.extend(extra[..i].iter().map(|s| (*s).to_owned()));
+        } else {
+            args.extend(extra.iter().map(|s| (*s).to_owned()));
+        }
+        let out = volta_owned("backtest", &args);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{extra:?}: {err}");
+    }
+}

@@ -265,7 +265,9 @@ fn forecast_spec(args: &ModelArgs, series: &TimeSeries) -> anyhow::Result<Foreca
 
 /// A date means "after that local day"; a timestamp "just before it".
 fn cut_time(text: &str, tz: &TimeZone, option: &str) -> anyhow::Result<Timestamp> {
-    if let Ok(d) = text.parse::<Date>() {
+    if text.len() == 10
+        && let Ok(d) = text.parse::<Date>()
+    {
         let next = d.tomorrow().map_err(|e| anyhow::anyhow!("{option}: {e}"))?;
         return Ok(next.to_zoned_datetime(tz.clone())?.timestamp());
     }
@@ -368,9 +370,9 @@ pub(super) fn forecast(args: &ForecastArgs) -> anyhow::Result<ExitCode> {
     options.known_ahead = model.exog.iter().filter(|(_, k)| *k).map(|(n, _)| n.clone()).collect();
     options.timezone = Some(model.timezone.clone());
     let (series, _) = data::read(&args.data, &options)?;
-    let issue = cut_time(&args.issue_time, &series.tz, "--issue-time")
-        .ok()
-        .filter(|_| args.issue_time.parse::<Date>().is_err())
+    let issue = Some(&args.issue_time)
+        .filter(|t| t.len() > 10)
+        .and_then(|t| cut_time(t, &series.tz, "--issue-time").ok())
         .ok_or_else(|| anyhow::anyhow!("--issue-time: {:?} is not a timestamp", args.issue_time))?;
     let forecast = model.forecast(&series, issue)?;
     let mut text = String::from("time,point");
