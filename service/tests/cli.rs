@@ -225,7 +225,7 @@ fn schedule_options_are_checked() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--horizon-h"));
 }
 
-fn victoria_args<'a>(extra: &[&'a str]) -> Vec<String> {
+fn victoria_args(extra: &[&str]) -> Vec<String> {
     let data = volta_datasets::raw("vic_elecdemand_2014_halfhourly.csv").display().to_string();
     let mut args: Vec<String> = [
         "--data",
