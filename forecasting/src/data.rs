@@ -160,6 +160,10 @@ pub struct ReadOptions {
     /// Gaps of at most this many steps are filled by linear interpolation;
     /// longer gaps stay missing. Default: 4.
     pub max_gap_steps: usize,
+    /// A second file (weather, say) holding exogenous columns that the main
+    /// file lacks, on its own time grid: its values are interpolated
+    /// linearly in time onto the main file's timestamps.
+    pub exog_file: Option<std::path::PathBuf>,
 }
 
 impl ReadOptions {
@@ -173,6 +177,7 @@ impl ReadOptions {
             known_ahead: Vec::new(),
             timezone: None,
             max_gap_steps: 4,
+            exog_file: None,
         }
     }
 }
@@ -184,7 +189,8 @@ impl ReadOptions {
 /// time column without a regular step, each naming the file or column.
 pub fn read(path: &Path, options: &ReadOptions) -> Result<(TimeSeries, QualityReport)> {
     let frame = load_frame(path)?;
-    from_frame(&frame, options)
+    let extra = options.exog_file.as_deref().map(load_frame).transpose()?;
+    from_frames(&frame, extra.as_ref(), options)
 }
 
 /// Loads a whole file as a polars frame.
@@ -214,6 +220,19 @@ pub fn load_frame(path: &Path) -> Result<DataFrame> {
 /// # Errors
 /// As [`read`].
 pub fn from_frame(frame: &DataFrame, options: &ReadOptions) -> Result<(TimeSeries, QualityReport)> {
+    from_frames(frame, None, options)
+}
+
+/// [`from_frame`] with exogenous columns optionally taken from a second
+/// frame, interpolated in time (see [`ReadOptions::exog_file`]).
+///
+/// # Errors
+/// As [`read`].
+pub fn from_frames(
+    frame: &DataFrame,
+    extra: Option<&DataFrame>,
+    options: &ReadOptions,
+) -> Result<(TimeSeries, QualityReport)> {
     let tz = match &options.timezone {
         Some(name) => TimeZone::get(name).map_err(|e| ForecastError::option("timezone", e.to_string()))?,
         None => TimeZone::UTC,
@@ -243,9 +262,51 @@ pub fn from_frame(frame: &DataFrame, options: &ReadOptions) -> Result<(TimeSerie
         if name == &options.target || name == &time_name {
             return Err(ForecastError::option("exog", format!("{name:?} is the target or the time column")));
         }
-        exog.push((name.clone(), values(column(name)?, name)?));
+        let own = frame.column(name).ok();
+        let col = match (own, extra) {
+            (Some(c), _) => values(c, name)?,
+            (None, Some(other)) => {
+                let other_names: Vec<String> = other.get_column_names().iter().map(|s| s.to_string()).collect();
+                let other_col = other.column(name).map_err(|_| ForecastError::MissingColumn {
+                    column: name.clone(),
+                    available: format!("{} (data) and {} (exog file)", names.join(", "), other_names.join(", ")),
+                })?;
+                let other_time = guess_time_column(other, &other_names)?;
+                let other_times = timestamps(
+                    other.column(&other_time).map_err(|e| ForecastError::column(&other_time, e.to_string()))?,
+                    &other_time,
+                    &tz,
+                )?;
+                interpolate(&other_times, &values(other_col, name)?, &times)
+            }
+            (None, None) => values(column(name)?, name)?,
+        };
+        exog.push((name.clone(), col));
     }
     quality::regularise(&times, &time_name, &target, exog, options, tz)
+}
+
+/// Values at `at` by linear interpolation in time between the samples
+/// `(times, values)` (NaN outside them or next to a missing sample).
+fn interpolate(times: &[Timestamp], values: &[f64], at: &[Timestamp]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..times.len()).collect();
+    order.sort_by_key(|&i| times[i]);
+    let t: Vec<Timestamp> = order.iter().map(|&i| times[i]).collect();
+    let v: Vec<f64> = order.iter().map(|&i| values[i]).collect();
+    at.iter()
+        .map(|x| {
+            let k = t.partition_point(|s| s < x);
+            if k < t.len() && t[k] == *x {
+                return v[k];
+            }
+            if k == 0 || k == t.len() {
+                return f64::NAN;
+            }
+            let (t0, t1) = (t[k - 1], t[k]);
+            let w = x.duration_since(t0).as_secs_f64() / t1.duration_since(t0).as_secs_f64();
+            v[k - 1] + w * (v[k] - v[k - 1])
+        })
+        .collect()
 }
 
 fn guess_time_column(frame: &DataFrame, names: &[String]) -> Result<String> {

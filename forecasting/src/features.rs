@@ -217,19 +217,10 @@ pub fn row(series: &TimeSeries, spec: &FeatureSpec, ctx: &Context, i0: usize, k:
         row.push(if known { at(&ctx.smooth_temp, Some(j)) } else { at(&ctx.smooth_temp, i0.checked_sub(1)) });
     }
     if spec.site.is_some() {
-        let cs = at(&ctx.clear_sky, Some(j));
-        row.push(cs);
+        row.push(at(&ctx.clear_sky, Some(j)));
         row.push(at(&ctx.elevation, Some(j)));
         // Yesterday's (last known day's) energy over its clear-sky energy.
-        let from = i0.saturating_sub(spd);
-        let (mut num, mut den) = (0.0, 0.0);
-        for (v, cs) in y[from..i0].iter().zip(&ctx.clear_sky[from..i0]) {
-            if !v.is_nan() {
-                num += v;
-                den += cs;
-            }
-        }
-        row.push(if den > 0.0 { cs * num / den } else { f64::NAN });
+        row.push(crate::models::clear_sky_persistence(series, ctx, i0, j));
     }
 }
 

@@ -18,8 +18,10 @@ pub struct Metrics {
     pub smape: f64,
     /// MAE over the in-sample MAE of the one-day seasonal naive (MASE).
     pub mase: f64,
-    /// MAE over the MAE of the one-day seasonal naive on the same forecasts (rMAE).
+    /// MAE over the benchmark's MAE on the same forecasts (rMAE).
     pub rmae: f64,
+    /// Skill score against the benchmark: 1 − RMSE / benchmark RMSE.
+    pub skill: f64,
     /// Mean pinball loss per quantile level.
     pub pinball: Vec<Level>,
     /// Share of actuals at or below each quantile (calibration: close to the level).
@@ -163,6 +165,7 @@ pub fn score<'a>(steps: impl IntoIterator<Item = Scored<'a>>, levels: &[f64], na
         smape: 100.0 * smape / all.n.max(1) as f64,
         mase: if naive_scale > 0.0 { all.mae() / naive_scale } else { f64::NAN },
         rmae: if naive.n > 0 && naive.mae() > 0.0 { all.mae() / naive.mae() } else { f64::NAN },
+        skill: if naive.n > 0 && naive.rmse() > 0.0 { 1.0 - all.rmse() / naive.rmse() } else { f64::NAN },
         pinball: levels.iter().zip(&pinball).map(|(&q, &v)| Level { q, value: v / qd }).collect(),
         coverage: levels.iter().zip(&below).map(|(&q, &v)| Level { q, value: v as f64 / qd }).collect(),
         intervals: pairs

@@ -35,6 +35,9 @@ pub enum ModelSpec {
     NaiveDay,
     /// Same time and weekday on the latest known week.
     NaiveWeek,
+    /// PV: clear-sky irradiance at the target step times the last known
+    /// day's clear-sky index (energy over clear-sky energy). Needs a site.
+    ClearSkyPersistence,
     /// The vanilla MLR benchmark.
     Vanilla,
     /// Elastic net.
@@ -55,6 +58,7 @@ impl ModelSpec {
         match self {
             Self::NaiveDay => "naive_day",
             Self::NaiveWeek => "naive_week",
+            Self::ClearSkyPersistence => "clear_sky_persistence",
             Self::Vanilla => "vanilla",
             Self::Linear { .. } => "linear",
             Self::Gbdt(_) => "gbdt",
@@ -69,6 +73,7 @@ impl ModelSpec {
         Ok(match name {
             "naive" | "naive_day" | "naive-day" => Self::NaiveDay,
             "naive_week" | "naive-week" => Self::NaiveWeek,
+            "clear_sky_persistence" | "clear-sky" | "clear_sky" => Self::ClearSkyPersistence,
             "vanilla" => Self::Vanilla,
             "linear" | "ridge" => Self::Linear { penalty: 0.1, l1_ratio: 0.0 },
             "elastic_net" | "elastic-net" => Self::Linear { penalty: 0.01, l1_ratio: 0.5 },
@@ -77,7 +82,7 @@ impl ModelSpec {
                 return Err(ForecastError::option(
                     "model",
                     format!(
-                        "unknown model {other:?}; expected naive, naive_week, vanilla, linear, elastic_net or gbdt"
+                        "unknown model {other:?}; expected naive, naive_week, clear_sky_persistence, vanilla, linear, elastic_net or gbdt"
                     ),
                 ));
             }
@@ -125,6 +130,8 @@ pub enum Fitted {
         /// Period in days (1 or 7).
         days: usize,
     },
+    /// Clear-sky persistence (PV).
+    ClearSkyPersistence,
     /// Vanilla regression.
     Vanilla {
         /// Coefficients of [`vanilla_row`]'s design.
@@ -181,6 +188,12 @@ pub fn fit(
     match spec {
         ModelSpec::NaiveDay => Ok(Fitted::Naive { days: 1 }),
         ModelSpec::NaiveWeek => Ok(Fitted::Naive { days: 7 }),
+        ModelSpec::ClearSkyPersistence => {
+            if fspec.site.is_none() {
+                return Err(fail("needs a site (latitude and longitude)".into()));
+            }
+            Ok(Fitted::ClearSkyPersistence)
+        }
         ModelSpec::Vanilla => fit_vanilla(series, fspec, ctx, issues, end).map_err(fail),
         ModelSpec::Linear { penalty, l1_ratio } => {
             let samples = Samples::build(series, fspec, ctx, issues, end);
@@ -327,6 +340,22 @@ fn vanilla_row(ctx: &Context, j: usize, trend: f64, tz: f64, months: &[u8; 12], 
     }
 }
 
+/// Clear-sky irradiance at `j` times the last known day's clear-sky index.
+pub(crate) fn clear_sky_persistence(series: &TimeSeries, ctx: &Context, i0: usize, j: usize) -> f64 {
+    let from = i0.saturating_sub(ctx.steps_per_day);
+    let (mut num, mut den) = (0.0, 0.0);
+    for (v, cs) in series.target[from..i0].iter().zip(&ctx.clear_sky[from..i0]) {
+        if !v.is_nan() {
+            num += v;
+            den += cs;
+        }
+    }
+    match ctx.clear_sky.get(j) {
+        Some(cs) if den > 0.0 => cs * num / den,
+        _ => f64::NAN,
+    }
+}
+
 /// For each month, the nearest month (cyclically, earlier on ties) seen in training.
 fn nearest_months(seen: &[bool; 12]) -> [u8; 12] {
     let mut out = [0u8; 12];
@@ -430,6 +459,7 @@ impl Fitted {
                     (i0 + k).checked_sub(back).and_then(|i| series.target.get(i).copied()).unwrap_or(f64::NAN)
                 })
                 .collect(),
+            Self::ClearSkyPersistence => (0..h).map(|k| clear_sky_persistence(series, ctx, i0, i0 + k)).collect(),
             Self::Vanilla { coef, intercept, temp, column, months, with_trend, .. } => {
                 let mut row = vec![0.0; coef.len()];
                 (0..h)

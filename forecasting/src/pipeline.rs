@@ -461,7 +461,8 @@ pub struct Scoredforecast {
     pub forecast: Forecast,
     /// Actual values per lead.
     pub actual: Vec<f64>,
-    /// The one-day seasonal naive forecast per lead (the rMAE benchmark).
+    /// The benchmark's forecast per lead (rMAE and skill): clear-sky
+    /// persistence for PV, else the one-day seasonal naive.
     pub naive: Vec<f64>,
 }
 
@@ -470,6 +471,8 @@ pub struct Scoredforecast {
 pub struct Backtest {
     /// The model name.
     pub model: String,
+    /// The benchmark of rMAE and skill.
+    pub benchmark: String,
     /// Every forecast issued.
     pub forecasts: Vec<Scoredforecast>,
     /// Their scores.
@@ -516,7 +519,9 @@ pub fn backtest(series: &TimeSeries, spec: &BacktestSpec) -> Result<Backtest> {
             format!("no issue time {} after it leaves a full horizon of {h} steps in the data", fs.issue_time),
         ));
     }
-    let naive = Fitted::Naive { days: 1 };
+    // The benchmark of rMAE and of the skill score: clear-sky persistence
+    // for PV (a site is set), the one-day seasonal naive otherwise.
+    let naive = if fs.features.site.is_some() { Fitted::ClearSkyPersistence } else { Fitted::Naive { days: 1 } };
     let mut model: Option<TrainedModel> = None;
     let (mut fits, mut fit_s, mut predict_s) = (0, 0.0, 0.0);
     let mut forecasts = Vec::with_capacity(issues.len());
@@ -592,6 +597,7 @@ pub fn backtest(series: &TimeSeries, spec: &BacktestSpec) -> Result<Backtest> {
         scale,
     );
     Ok(Backtest {
+        benchmark: if fs.features.site.is_some() { "clear_sky_persistence" } else { "naive_day" }.to_owned(),
         model: fs.model.name().to_owned(),
         forecasts,
         metrics,

@@ -232,7 +232,15 @@ fn outliers(series: &TimeSeries) -> Vec<Outlier> {
             *e = median(&mut near);
         }
     }
-    let mut dev: Vec<f64> = y.iter().zip(&expected).map(|(a, b)| (a - b).abs()).filter(|d| !d.is_nan()).collect();
+    // Steps where both value and expectation are zero (PV at night) say
+    // nothing about the spread.
+    let mut dev: Vec<f64> = y
+        .iter()
+        .zip(&expected)
+        .filter(|(a, b)| **a != 0.0 || **b != 0.0)
+        .map(|(a, b)| (a - b).abs())
+        .filter(|d| !d.is_nan())
+        .collect();
     if dev.is_empty() {
         return Vec::new();
     }

@@ -97,6 +97,10 @@ pub(super) struct DataArgs {
     /// Fill gaps of up to this many steps by interpolation.
     #[arg(long, value_name = "STEPS", default_value_t = 4)]
     max_gap: usize,
+    /// A second file (weather) with exogenous columns the data lacks; its
+    /// values are interpolated in time onto the data's timestamps.
+    #[arg(long, value_name = "FILE")]
+    exog_file: Option<PathBuf>,
 }
 
 /// The model and its features.
@@ -217,6 +221,7 @@ fn read_series(args: &DataArgs) -> anyhow::Result<(TimeSeries, QualityReport)> {
     options.known_ahead.clone_from(&args.known_ahead);
     options.timezone = Some(args.timezone.clone());
     options.max_gap_steps = args.max_gap;
+    options.exog_file.clone_from(&args.exog_file);
     Ok(data::read(&args.data, &options)?)
 }
 
@@ -237,7 +242,7 @@ fn forecast_spec(args: &ModelArgs, series: &TimeSeries) -> anyhow::Result<Foreca
                 *penalty = v;
             }
         }
-        ModelSpec::NaiveDay | ModelSpec::NaiveWeek | ModelSpec::Vanilla => {}
+        ModelSpec::NaiveDay | ModelSpec::NaiveWeek | ModelSpec::ClearSkyPersistence | ModelSpec::Vanilla => {}
     }
     let mut features = FeatureSpec::new(args.horizon);
     features.lag_days.clone_from(&args.lags);
@@ -313,6 +318,8 @@ pub(super) fn backtest(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         "smape": m.smape,
         "mase": m.mase,
         "rmae": m.rmae,
+        "skill": m.skill,
+        "benchmark": bt.benchmark,
         "fits": bt.fits,
         "fit_seconds": bt.fit_seconds,
         "predict_seconds": bt.predict_seconds,

@@ -52,14 +52,27 @@ pub(crate) fn write_backtest(
     if let Some(first) = shown.first() {
         let t0 = series.time(first.forecast.issue_step);
         let mut p = ForecastPlot {
-            title: format!(
-                "{} — {} forecasts of {} (MAPE {:.2} % over {} forecasts)",
-                series.target_name,
-                bt.model,
-                spec.features.horizon,
-                bt.metrics.mape,
-                bt.forecasts.len()
-            ),
+            title: if spec.features.site.is_some() {
+                // MAPE means nothing for PV (zeros at night): show the skill.
+                format!(
+                    "{} — {} forecasts of {} steps (skill {:.2} against {} over {} forecasts)",
+                    series.target_name,
+                    bt.model,
+                    spec.features.horizon,
+                    bt.metrics.skill,
+                    bt.benchmark,
+                    bt.forecasts.len()
+                )
+            } else {
+                format!(
+                    "{} — {} forecasts of {} steps (MAPE {:.2} % over {} forecasts)",
+                    series.target_name,
+                    bt.model,
+                    spec.features.horizon,
+                    bt.metrics.mape,
+                    bt.forecasts.len()
+                )
+            },
             unit: &series.target_name,
             hours: Vec::new(),
             actual: Vec::new(),
