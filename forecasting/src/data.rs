@@ -122,6 +122,47 @@ impl TimeSeries {
         self.exog.iter().find(|e| e.name == name)
     }
 
+    /// The series on a coarser grid of `step_s` seconds (a multiple of its
+    /// step): each new step is the mean of the values inside it, ignoring
+    /// missing ones (missing when all are). Steps are aligned on multiples
+    /// of `step_s` since the Unix epoch, so an hourly grid starts on the hour.
+    ///
+    /// # Errors
+    /// When `step_s` is not a positive multiple of the current step.
+    pub fn resample(&self, step_s: i64) -> Result<Self> {
+        if step_s <= 0 || step_s % self.step_s != 0 {
+            return Err(ForecastError::option(
+                "resample",
+                format!("{step_s} s is not a multiple of the data's step of {} s", self.step_s),
+            ));
+        }
+        if step_s == self.step_s {
+            return Ok(self.clone());
+        }
+        let first = self.start.as_second().div_euclid(step_s) * step_s;
+        let last = self.time(self.len().saturating_sub(1)).as_second().div_euclid(step_s) * step_s;
+        let len = ((last - first) / step_s + 1) as usize;
+        let bucket = |i: usize| ((self.time(i).as_second() - first) / step_s) as usize;
+        let mean = |values: &[f64]| {
+            let mut sum = vec![0.0; len];
+            let mut n = vec![0usize; len];
+            for (i, v) in values.iter().enumerate() {
+                if !v.is_nan() {
+                    sum[bucket(i)] += v;
+                    n[bucket(i)] += 1;
+                }
+            }
+            sum.iter().zip(&n).map(|(s, &k)| if k == 0 { f64::NAN } else { s / k as f64 }).collect::<Vec<f64>>()
+        };
+        let start = Timestamp::from_second(first).map_err(|e| ForecastError::option("resample", e.to_string()))?;
+        let exog = self
+            .exog
+            .iter()
+            .map(|e| Exog { name: e.name.clone(), values: mean(&e.values), known_ahead: e.known_ahead })
+            .collect();
+        Self::new(self.tz.clone(), start, step_s, self.target_name.clone(), mean(&self.target), exog)
+    }
+
     /// The first `len` steps (a training set, say).
     #[must_use]
     pub fn head(&self, len: usize) -> Self {
@@ -160,6 +201,9 @@ pub struct ReadOptions {
     /// Gaps of at most this many steps are filled by linear interpolation;
     /// longer gaps stay missing. Default: 4.
     pub max_gap_steps: usize,
+    /// Resample to this step (seconds; a multiple of the data's step) by
+    /// averaging, after cleaning.
+    pub resample_s: Option<i64>,
     /// A second file (weather, say) holding exogenous columns that the main
     /// file lacks, on its own time grid: its values are interpolated
     /// linearly in time onto the main file's timestamps.
@@ -177,6 +221,7 @@ impl ReadOptions {
             known_ahead: Vec::new(),
             timezone: None,
             max_gap_steps: 4,
+            resample_s: None,
             exog_file: None,
         }
     }
@@ -190,7 +235,15 @@ impl ReadOptions {
 pub fn read(path: &Path, options: &ReadOptions) -> Result<(TimeSeries, QualityReport)> {
     let frame = load_frame(path)?;
     let extra = options.exog_file.as_deref().map(load_frame).transpose()?;
-    from_frames(&frame, extra.as_ref(), options)
+    let (series, mut report) = from_frames(&frame, extra.as_ref(), options)?;
+    match options.resample_s {
+        Some(step) if step != series.step_s => {
+            let coarse = series.resample(step)?;
+            report.resampled_to = Some(step);
+            Ok((coarse, report))
+        }
+        Some(_) | None => Ok((series, report)),
+    }
 }
 
 /// Loads a whole file as a polars frame.

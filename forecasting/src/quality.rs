@@ -42,6 +42,8 @@ pub struct QualityReport {
     pub outliers: Vec<Outlier>,
     /// Runs of one repeated non-zero target value (a stuck meter, say).
     pub flat_lines: Vec<Span>,
+    /// The step the series was averaged to after cleaning, seconds.
+    pub resampled_to: Option<i64>,
 }
 
 /// A run of steps.
@@ -84,7 +86,7 @@ impl QualityReport {
             self.long_gaps.len(),
             self.outliers.len(),
             self.flat_lines.len()
-        )
+        ) + &self.resampled_to.map_or(String::new(), |s| format!("; averaged to steps of {s} s"))
     }
 }
 

@@ -132,3 +132,28 @@ fn parquet_files_read_like_csv() {
 fn unsafe_utc() -> polars::prelude::TimeZone {
     polars::prelude::TimeZone::opt_try_new(Some("UTC")).expect("utc").expect("some")
 }
+
+#[test]
+fn resampling_averages_onto_whole_hours() {
+    let (series, _) = {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut text = String::from("timestamp,load,temp\n");
+        for i in 0..(4 * 48) {
+            let t = jiff::Timestamp::from_second(1_704_067_200 + 900 * i).expect("ts");
+            let load = if i == 5 { String::new() } else { format!("{}", i % 4) };
+            text.push_str(&format!("{t},{load},{}\n", 10 + i));
+        }
+        let path = write(dir.path(), "r.csv", &text);
+        let mut options = ReadOptions::new("load");
+        options.exog = vec!["temp".into()];
+        options.max_gap_steps = 0;
+        options.resample_s = Some(3600);
+        data::read(&path, &options).expect("read")
+    };
+    assert_eq!(series.step_s, 3600);
+    assert_eq!(series.len(), 48);
+    assert_eq!(series.target[0], 1.5); // mean of 0, 1, 2, 3
+    assert!((series.target[1] - 5.0 / 3.0).abs() < 1e-12); // 0, (missing), 2, 3
+    assert_eq!(series.exog[0].values[0], 11.5);
+    assert!(series.resample(5400).is_err());
+}

@@ -97,6 +97,9 @@ pub(super) struct DataArgs {
     /// Fill gaps of up to this many steps by interpolation.
     #[arg(long, value_name = "STEPS", default_value_t = 4)]
     max_gap: usize,
+    /// Average the data to this step after cleaning (e.g. 1h, 30min; a multiple of its step).
+    #[arg(long, value_name = "STEP")]
+    resample: Option<String>,
     /// A second file (weather) with exogenous columns the data lacks; its
     /// values are interpolated in time onto the data's timestamps.
     #[arg(long, value_name = "FILE")]
@@ -222,7 +225,22 @@ fn read_series(args: &DataArgs) -> anyhow::Result<(TimeSeries, QualityReport)> {
     options.timezone = Some(args.timezone.clone());
     options.max_gap_steps = args.max_gap;
     options.exog_file.clone_from(&args.exog_file);
+    options.resample_s = args.resample.as_deref().map(parse_step).transpose()?;
     Ok(data::read(&args.data, &options)?)
+}
+
+/// `15min`, `30min`, `1h`, `2h`, `1d` as seconds.
+fn parse_step(text: &str) -> anyhow::Result<i64> {
+    let (num, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: i64 = num.parse().map_err(|_| anyhow::anyhow!("--resample: {text:?} is not a step like 30min or 1h"))?;
+    let scale = match unit {
+        "s" => 1,
+        "min" | "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => bail!("--resample: unit of {text:?} must be s, min, h or d"),
+    };
+    Ok(n * scale)
 }
 
 fn forecast_spec(args: &ModelArgs, series: &TimeSeries) -> anyhow::Result<ForecastSpec> {
