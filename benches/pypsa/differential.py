@@ -24,11 +24,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import volta_pypsa
 from random_cases import random_case
 
+# pandas 3 deprecation notices from PyPSA's importer say nothing about the comparison.
+warnings.filterwarnings("ignore", category=FutureWarning)
 # linopy and PyPSA log every solve at INFO; keep the table readable.
 logging.basicConfig(level=logging.WARNING)
 for noisy in ("linopy", "pypsa"):
