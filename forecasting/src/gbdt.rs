@@ -307,9 +307,11 @@ impl Grower<'_> {
         self.binned
             .bins
             .par_iter()
+            .zip(&self.binned.edges)
             .with_min_len(if rows.len() > 4096 { 1 } else { usize::MAX })
-            .map(|col| {
-                let mut h = Hist { g: vec![0.0; 256], n: vec![0; 256] };
+            .map(|(col, edges)| {
+                let bins = edges.len() + 1;
+                let mut h = Hist { g: vec![0.0; bins], n: vec![0; bins] };
                 for &r in rows {
                     let b = col[r as usize] as usize;
                     h.g[b] += self.grad[r as usize];

@@ -18,6 +18,9 @@ pub use features::FeatureSpec;
 pub use gbdt::{GbdtParams, Loss};
 pub use metrics::Metrics;
 pub use models::ModelSpec;
-pub use pipeline::{Backtest, BacktestSpec, Forecast, ForecastSpec, TrainedModel, backtest, backtest_many, train};
+pub use pipeline::{
+    Backtest, BacktestSpec, Forecast, ForecastSpec, TrainedModel, backtest, backtest_many, backtest_with_progress,
+    train,
+};
 pub use quality::QualityReport;
 pub use solar::Site;

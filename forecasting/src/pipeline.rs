@@ -496,6 +496,18 @@ pub struct Backtest {
 /// # Errors
 /// Invalid options (a horizon longer than the data, no issue times), or a failed fit.
 pub fn backtest(series: &TimeSeries, spec: &BacktestSpec) -> Result<Backtest> {
+    backtest_with_progress(series, spec, &mut |_, _| {})
+}
+
+/// [`backtest`], calling `progress(done, total)` after every issued forecast.
+///
+/// # Errors
+/// As [`backtest`].
+pub fn backtest_with_progress(
+    series: &TimeSeries,
+    spec: &BacktestSpec,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Backtest> {
     let fs = &spec.forecast;
     fs.check()?;
     let h = fs.features.horizon;
@@ -581,6 +593,7 @@ pub fn backtest(series: &TimeSeries, spec: &BacktestSpec) -> Result<Backtest> {
             naive: naive.predict(series, &fs.features, &ctx, i0),
             forecast,
         });
+        progress(n + 1, issues.len());
     }
     let scale = model.as_ref().map_or(f64::NAN, |m| m.naive_scale);
     let metrics = metrics::score(

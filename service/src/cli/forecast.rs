@@ -312,7 +312,18 @@ pub(super) fn backtest(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     let spec = forecast_spec(&args.model, &series)?;
     let train_until = cut_time(&args.train_until, &series.tz, "--train-until")?;
     let test_until = args.test_until.as_deref().map(|t| cut_time(t, &series.tz, "--test-until")).transpose()?;
-    let bt = volta_forecasting::backtest(
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} forecasts, {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("backtest {}", spec.model.name()));
+    let mut progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let bt = volta_forecasting::backtest_with_progress(
         &series,
         &BacktestSpec {
             forecast: spec.clone(),
@@ -321,7 +332,9 @@ pub(super) fn backtest(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
             test_until,
             recalibrate: !args.static_intervals,
         },
+        &mut progress,
     )?;
+    bar.finish_and_clear();
     let m = &bt.metrics;
     let mut summary = json!({
         "model": bt.model,
