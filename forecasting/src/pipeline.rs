@@ -455,7 +455,7 @@ pub struct BacktestSpec {
 
 /// A forecast with the actuals it is scored against.
 #[derive(Debug, Clone, Serialize)]
-pub struct Scoredforecast {
+pub struct ScoredForecast {
     /// The forecast.
     #[serde(flatten)]
     pub forecast: Forecast,
@@ -474,7 +474,7 @@ pub struct Backtest {
     /// The benchmark of rMAE and skill.
     pub benchmark: String,
     /// Every forecast issued.
-    pub forecasts: Vec<Scoredforecast>,
+    pub forecasts: Vec<ScoredForecast>,
     /// Their scores.
     pub metrics: Metrics,
     /// Number of fits (refits included).
@@ -588,7 +588,7 @@ pub fn backtest_with_progress(
             }
         }
         predict_s += t.elapsed().as_secs_f64();
-        forecasts.push(Scoredforecast {
+        forecasts.push(ScoredForecast {
             actual: series.target[i0..i0 + h].to_vec(),
             naive: naive.predict(series, &fs.features, &ctx, i0),
             forecast,
