@@ -67,6 +67,10 @@ pub struct LeadMetrics {
     pub rmse: f64,
     /// MAPE, %.
     pub mape: f64,
+    /// Mean pinball loss over the quantile levels (NaN without quantiles).
+    pub pinball: f64,
+    /// Share of actuals inside the widest central interval (NaN without one).
+    pub coverage: f64,
 }
 
 /// One forecast step to score.
@@ -91,6 +95,9 @@ struct Acc {
     sq: f64,
     ape: f64,
     ape_n: usize,
+    pinball: f64,
+    quantile_n: usize,
+    inside: usize,
 }
 
 impl Acc {
@@ -140,6 +147,22 @@ pub fn score<'a>(steps: impl IntoIterator<Item = Scored<'a>>, levels: &[f64], na
             per_lead.resize(s.lead + 1, Acc::default());
         }
         per_lead[s.lead].add(s.actual, s.point);
+        if s.quantiles.len() == levels.len() && !levels.is_empty() {
+            let lead = &mut per_lead[s.lead];
+            lead.quantile_n += 1;
+            lead.pinball += levels
+                .iter()
+                .zip(s.quantiles)
+                .map(|(&q, &f)| {
+                    let d = s.actual - f;
+                    if d >= 0.0 { q * d } else { (q - 1.0) * d }
+                })
+                .sum::<f64>()
+                / levels.len() as f64;
+            if let Some(&(lo, hi)) = pairs.first() {
+                lead.inside += usize::from(s.actual >= s.quantiles[lo] && s.actual <= s.quantiles[hi]);
+            }
+        }
         let denom = s.actual.abs() + s.point.abs();
         if denom > 0.0 {
             smape += 2.0 * (s.actual - s.point).abs() / denom;
@@ -181,7 +204,18 @@ pub fn score<'a>(steps: impl IntoIterator<Item = Scored<'a>>, levels: &[f64], na
         per_lead: per_lead
             .iter()
             .enumerate()
-            .map(|(lead, a)| LeadMetrics { lead, n: a.n, mae: a.mae(), rmse: a.rmse(), mape: a.mape() })
+            .map(|(lead, a)| {
+                let qn = a.quantile_n as f64;
+                LeadMetrics {
+                    lead,
+                    n: a.n,
+                    mae: a.mae(),
+                    rmse: a.rmse(),
+                    mape: a.mape(),
+                    pinball: if a.quantile_n > 0 { a.pinball / qn } else { f64::NAN },
+                    coverage: if a.quantile_n > 0 && !pairs.is_empty() { a.inside as f64 / qn } else { f64::NAN },
+                }
+            })
             .collect(),
     }
 }
@@ -225,5 +259,7 @@ mod tests {
         assert_eq!(m.intervals.len(), 1);
         assert_eq!(m.intervals[0].observed, 1.0);
         assert_eq!(m.per_lead.len(), 2);
+        assert!((m.per_lead[0].pinball - (0.3 + 1.0 + 0.1) / 3.0).abs() < 1e-12);
+        assert_eq!(m.per_lead[1].coverage, 1.0);
     }
 }

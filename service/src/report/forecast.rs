@@ -40,9 +40,9 @@ pub(crate) fn write_backtest(
     std::fs::write(&path, csv).with_context(|| format!("cannot write {}", path.display()))?;
     written.push(path);
 
-    let mut csv = String::from("lead,n,mae,rmse,mape\n");
+    let mut csv = String::from("lead,n,mae,rmse,mape,pinball,interval_coverage\n");
     for l in &bt.metrics.per_lead {
-        writeln!(csv, "{},{},{},{},{}", l.lead, l.n, l.mae, l.rmse, l.mape)?;
+        writeln!(csv, "{},{},{},{},{},{},{}", l.lead, l.n, l.mae, l.rmse, l.mape, l.pinball, l.coverage)?;
     }
     let path = dir.join("metrics_by_lead.csv");
     std::fs::write(&path, csv).with_context(|| format!("cannot write {}", path.display()))?;
