@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Exog, TimeSeries};
 use crate::error::{ForecastError, Result};
 use crate::features::{self, Context, FeatureSpec};
-use crate::gbdt::quantile;
+use crate::gbdt::{Gbdt, GbdtParams, Loss, quantile};
 use crate::metrics::{self, Metrics, Scored};
 use crate::models::{self, Fitted, ModelSpec};
 
@@ -45,13 +45,18 @@ pub struct ForecastSpec {
     pub calibration_days: usize,
     /// Train on at most this many days before the cut (all when `None`).
     pub train_days: Option<usize>,
+    /// GBDT only: forecast each quantile with its own pinball-loss trees,
+    /// then correct each by its held-out errors (conformalised quantile
+    /// regression), instead of adding error quantiles to the point forecast.
+    #[serde(default)]
+    pub quantile_trees: bool,
 }
 
 impl ForecastSpec {
     /// A spec with the default calibration (28 days) and training window (all).
     #[must_use]
     pub fn new(model: ModelSpec, features: FeatureSpec, issue_time: Time, quantiles: Vec<f64>) -> Self {
-        Self { model, features, issue_time, quantiles, calibration_days: 28, train_days: None }
+        Self { model, features, issue_time, quantiles, calibration_days: 28, train_days: None, quantile_trees: false }
     }
 
     /// Checks the options; errors name the option.
@@ -72,6 +77,9 @@ impl ForecastSpec {
         }
         if let ModelSpec::Gbdt(p) = &self.model {
             p.check().map_err(|e| ForecastError::option("gbdt", e))?;
+        }
+        if self.quantile_trees && (!matches!(self.model, ModelSpec::Gbdt(_)) || self.quantiles.is_empty()) {
+            return Err(ForecastError::option("intervals", "quantile trees need the gbdt model and --quantiles"));
         }
         if let ModelSpec::Linear { penalty, l1_ratio } = &self.model
             && (*penalty < 0.0 || !(0.0..=1.0).contains(l1_ratio))
@@ -127,6 +135,9 @@ pub struct TrainedModel {
     pub fitted: Fitted,
     /// Quantile calibration, when quantiles were asked for.
     pub calibration: Option<Calibration>,
+    /// Pinball-loss trees, one per quantile level (with `quantile_trees`).
+    #[serde(default)]
+    pub quantile_models: Vec<Gbdt>,
 }
 
 /// One issued forecast.
@@ -174,6 +185,8 @@ fn train_with(series: &TimeSeries, spec: &ForecastSpec, ctx: &Context, end: usiz
     }
     let calibration = if spec.quantiles.is_empty() { None } else { Some(calibrate(series, spec, ctx, &issues, end)?) };
     let fitted = models::fit(&spec.model, series, &spec.features, ctx, &issues, end)?;
+    let quantile_models =
+        if spec.quantile_trees { fit_quantile_trees(series, spec, ctx, &issues, end)? } else { Vec::new() };
     let y = &series.target[..end];
     let nonnegative = y.iter().all(|v| v.is_nan() || *v >= 0.0);
     let (sum, n) = (spd..end)
@@ -195,7 +208,44 @@ fn train_with(series: &TimeSeries, spec: &ForecastSpec, ctx: &Context, end: usiz
         naive_scale: if n > 0 { sum / n as f64 } else { f64::NAN },
         fitted,
         calibration,
+        quantile_models,
     })
+}
+
+/// One pinball-loss GBDT per quantile level, fitted in parallel.
+fn fit_quantile_trees(
+    series: &TimeSeries,
+    spec: &ForecastSpec,
+    ctx: &Context,
+    issues: &[usize],
+    end: usize,
+) -> Result<Vec<Gbdt>> {
+    let ModelSpec::Gbdt(params) = &spec.model else {
+        return Err(ForecastError::option("intervals", "quantile trees need the gbdt model"));
+    };
+    let samples = features::Samples::build(series, &spec.features, ctx, issues, end);
+    spec.quantiles
+        .par_iter()
+        .map(|&alpha| {
+            let p = GbdtParams { loss: Loss::Quantile { alpha }, ..params.clone() };
+            Gbdt::fit(&samples.x, samples.width, &samples.y, &p)
+                .map_err(|reason| ForecastError::Fit { model: format!("gbdt q{alpha}"), reason })
+        })
+        .collect()
+}
+
+/// Raw quantile-tree forecasts `[lead][level]` from issue step `i0`.
+fn raw_quantiles(models: &[Gbdt], series: &TimeSeries, spec: &FeatureSpec, ctx: &Context, i0: usize) -> Vec<Vec<f64>> {
+    let mut row = Vec::new();
+    (0..spec.horizon)
+        .map(|k| {
+            if i0 + k >= series.len() {
+                return vec![f64::NAN; models.len()];
+            }
+            features::row(series, spec, ctx, i0, k, &mut row);
+            models.iter().map(|m| m.predict_row(&row)).collect()
+        })
+        .collect()
 }
 
 fn calibrate(
@@ -221,25 +271,29 @@ fn calibrate(
         ));
     }
     let fitted = models::fit(&spec.model, series, &spec.features, ctx, &fit_issues, cut)?;
+    let trees = if spec.quantile_trees { fit_quantile_trees(series, spec, ctx, &fit_issues, cut)? } else { Vec::new() };
     let mut held_out = Vec::new();
     for &i0 in &held {
         let point = fitted.predict(series, &spec.features, ctx, i0);
+        let raw = if trees.is_empty() { Vec::new() } else { raw_quantiles(&trees, series, &spec.features, ctx, i0) };
         for (k, p) in point.iter().enumerate() {
-            let e = series.target[i0 + k] - p;
+            let y = series.target[i0 + k];
+            let e = y - p;
             if !e.is_nan() {
-                held_out.push(Residual { step: i0 + k, lead: k, error: e, point: *p });
+                let levels = raw.get(k).map_or_else(Vec::new, |q| q.iter().map(|v| y - v).collect());
+                held_out.push(Residual { step: i0 + k, lead: k, error: e, point: *p, levels });
             }
         }
     }
     // A strictly positive target (a load) has errors that grow with its
     // level: calibrate relative errors. Otherwise (PV, with its zeros at
-    // night) absolute ones.
-    let relative = series.target[..end].iter().all(|v| v.is_nan() || *v > 0.0);
+    // night) absolute ones. Quantile trees are corrected additively.
+    let relative = !spec.quantile_trees && series.target[..end].iter().all(|v| v.is_nan() || *v > 0.0);
     Ok(Calibration::from_residuals(&held_out, h, &spec.quantiles, relative, held_out.clone()))
 }
 
 /// An out-of-sample forecast error.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Residual {
     /// The target step.
     pub step: usize,
@@ -249,6 +303,8 @@ pub struct Residual {
     pub error: f64,
     /// The forecast.
     pub point: f64,
+    /// With quantile trees: actual minus each level's raw tree forecast.
+    pub levels: Vec<f64>,
 }
 
 impl Calibration {
@@ -262,20 +318,29 @@ impl Calibration {
     ) -> Self {
         let block = horizon.div_ceil(8).max(1);
         let blocks = horizon.div_ceil(block);
-        let mut errors: Vec<Vec<f64>> = vec![Vec::new(); blocks];
-        for r in residuals {
-            let e = if relative { r.error / r.point } else { r.error };
-            if e.is_finite() {
-                errors[(r.lead / block).min(blocks - 1)].push(e);
-            }
-        }
-        let pooled: Vec<f64> = errors.iter().flatten().copied().collect();
-        let offsets = errors
-            .iter()
-            .map(|errs| {
-                // A block with too few errors borrows the pooled ones.
-                let mut source = if errs.len() >= 20 { errs.clone() } else { pooled.clone() };
-                levels.iter().map(|&q| quantile(&mut source, q)).collect()
+        let offsets = (0..blocks)
+            .map(|b| {
+                levels
+                    .iter()
+                    .enumerate()
+                    .map(|(qi, &q)| {
+                        let value = |r: &Residual| {
+                            let e = r.levels.get(qi).copied().unwrap_or(r.error);
+                            if relative { e / r.point } else { e }
+                        };
+                        let mut own: Vec<f64> = residuals
+                            .iter()
+                            .filter(|r| (r.lead / block).min(blocks - 1) == b)
+                            .map(value)
+                            .filter(|e| e.is_finite())
+                            .collect();
+                        // A block with too few errors borrows everyone's.
+                        if own.len() < 20 {
+                            own = residuals.iter().map(value).filter(|e| e.is_finite()).collect();
+                        }
+                        quantile(&mut own, q)
+                    })
+                    .collect()
             })
             .collect();
         Self { block, offsets, relative, residuals: residuals.len(), held_out: keep }
@@ -300,6 +365,19 @@ impl TrainedModel {
         let mut point = self.fitted.predict(series, &self.spec.features, ctx, i0);
         let clip = |v: f64| if self.nonnegative { v.max(0.0) } else { v };
         let quantiles = match cal {
+            Some(cal) if !self.quantile_models.is_empty() => {
+                raw_quantiles(&self.quantile_models, series, &self.spec.features, ctx, i0)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, raw)| {
+                        let offs = &cal.offsets[(k / cal.block).min(cal.offsets.len() - 1)];
+                        let mut q: Vec<f64> = raw.iter().zip(offs).map(|(r, o)| clip(r + o)).collect();
+                        // Separately fitted levels may cross: sort them.
+                        q.sort_by(f64::total_cmp);
+                        q
+                    })
+                    .collect()
+            }
             Some(cal) => point
                 .iter()
                 .enumerate()
@@ -561,7 +639,7 @@ pub fn backtest_with_progress(
         let t = Instant::now();
         let calibration = match &trained.calibration {
             Some(_) if spec.recalibrate => {
-                window.extend(pending.iter().filter(|r| r.step < i0));
+                window.extend(pending.iter().filter(|r| r.step < i0).cloned());
                 pending.retain(|r| r.step >= i0);
                 for (_, below) in hits.iter().filter(|(step, _)| *step < i0) {
                     for ((level, &nominal), &b) in levels.iter_mut().zip(&fs.quantiles).zip(below) {
@@ -578,10 +656,17 @@ pub fn backtest_with_progress(
             None => None,
         };
         let forecast = trained.forecast_calibrated(series, &ctx, i0, calibration.as_ref());
+        let raw = if trained.quantile_models.is_empty() {
+            Vec::new()
+        } else {
+            raw_quantiles(&trained.quantile_models, series, &fs.features, &ctx, i0)
+        };
         for (k, p) in forecast.point.iter().enumerate() {
-            let error = series.target[i0 + k] - p;
+            let y = series.target[i0 + k];
+            let error = y - p;
             if !error.is_nan() {
-                pending.push(Residual { step: i0 + k, lead: k, error, point: *p });
+                let levels = raw.get(k).map_or_else(Vec::new, |q| q.iter().map(|v| y - v).collect());
+                pending.push(Residual { step: i0 + k, lead: k, error, point: *p, levels });
                 if let Some(qs) = forecast.quantiles.get(k) {
                     hits.push((i0 + k, qs.iter().map(|q| series.target[i0 + k] <= *q).collect()));
                 }

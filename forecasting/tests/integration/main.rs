@@ -102,3 +102,24 @@ fn batch_backtests_run_in_parallel_and_match_single_runs() {
         assert_eq!(r.metrics.mae, one.metrics.mae);
     }
 }
+
+#[test]
+fn quantile_trees_give_ordered_calibrated_quantiles() {
+    let series = victoria();
+    let gbdt = ModelSpec::Gbdt(GbdtParams { trees: 100, ..GbdtParams::default() });
+    let mut spec = protocol(gbdt, vec![0.1, 0.5, 0.9]);
+    spec.forecast.quantile_trees = true;
+    let bt = backtest(&series, &spec).expect("backtest");
+    assert_eq!(bt.model_state.as_ref().map(|m| m.quantile_models.len()), Some(3));
+    for f in &bt.forecasts {
+        for q in &f.forecast.quantiles {
+            assert!(q[0] <= q[1] && q[1] <= q[2], "{q:?}");
+        }
+    }
+    let cover = bt.metrics.intervals[0].observed;
+    assert!((0.65..=0.92).contains(&cover), "P10–P90 coverage {cover}");
+    // Only the gbdt model has quantile trees.
+    let mut bad = protocol(ModelSpec::NaiveDay, vec![0.1, 0.9]);
+    bad.forecast.quantile_trees = true;
+    assert!(backtest(&series, &bad).expect_err("naive").to_string().starts_with("intervals"));
+}

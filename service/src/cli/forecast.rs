@@ -121,6 +121,11 @@ pub(super) struct ModelArgs {
     /// Quantile levels to forecast, e.g. 0.1,0.5,0.9.
     #[arg(long, value_name = "Q,...", value_delimiter = ',')]
     quantiles: Vec<f64>,
+    /// How quantiles are made: `conformal` (error quantiles added to the point
+    /// forecast) or `quantile-trees` (gbdt only: pinball-loss trees per level,
+    /// each corrected by its held-out errors).
+    #[arg(long, value_name = "METHOD", default_value = "conformal", value_parser = ["conformal", "quantile-trees"])]
+    intervals: String,
     /// Days at the end of training held out to calibrate the quantiles.
     #[arg(long, value_name = "DAYS", default_value_t = 28)]
     calibration_days: usize,
@@ -282,6 +287,7 @@ fn forecast_spec(args: &ModelArgs, series: &TimeSeries) -> anyhow::Result<Foreca
     let mut spec = ForecastSpec::new(model, features, issue_time, args.quantiles.clone());
     spec.calibration_days = args.calibration_days;
     spec.train_days = args.train_days;
+    spec.quantile_trees = args.intervals == "quantile-trees";
     spec.check()?;
     Ok(spec)
 }
