@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: every Rust crate's unit, integration and doc tests,
-# then the differential test of the dispatch optimiser against PyPSA.
+# the Python package's pytest suite (built into a venv), then the
+# differential test of the dispatch optimiser against PyPSA.
 # Usage: scripts/test.sh [extra nextest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,8 @@ source scripts/env.sh
 
 cargo test --workspace --locked --doc
 cargo nextest run --workspace --locked --no-fail-fast "$@"
+
+scripts/python-tests.sh
 
 # Volta against PyPSA (linopy + HiGHS) on the campus case and random cases:
 # the same optimal cost within 1e-6 relative (installs PyPSA in a venv).

@@ -1,0 +1,204 @@
+"""Volta: plan and forecast multi-energy systems.
+
+>>> import volta
+>>> case = volta.Case.from_file("datasets/cases/campus.toml")
+>>> result = volta.schedule(case, objective="cost", gap=1e-4)
+>>> result.status, round(result.cost)
+>>> result.flows["battery:elec"]          # numpy array, kW per step
+>>> result.to_pandas()                    # one column per asset:bus flow
+
+The native core is the same Rust library as the ``volta`` command line and
+the gRPC services; this package only converts inputs and outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from os import PathLike
+from typing import Any
+
+import numpy as np
+
+from . import _native
+from .errors import CaseError, ForecastError, SolverError, VoltaError
+
+__all__ = [
+    "Case",
+    "CaseError",
+    "ForecastError",
+    "Schedule",
+    "SolverError",
+    "VoltaError",
+    "pareto",
+    "rolling_horizon",
+    "schedule",
+]
+__version__ = _native.__version__
+
+
+def _plain(value: Any) -> Any:
+    """Series-like values (numpy, pandas, polars) as plain lists, for JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "to_list"):  # pandas / polars Series
+        return [float(v) for v in value.to_list()]
+    if isinstance(value, np.ndarray):
+        return value.astype(float).tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class Case:
+    """A checked case: time grid, carriers, buses and assets.
+
+    Build one with :meth:`from_file` or :meth:`from_dict`; an invalid case
+    raises :class:`CaseError` listing every problem with its path.
+    """
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+
+    @classmethod
+    def from_file(cls, path: str | PathLike[str]) -> "Case":
+        """Reads a TOML or JSON case file (and the CSV/Parquet series it references)."""
+        return cls(_native.Case.from_file(str(path)))
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> "Case":
+        """A case from a dictionary in the case-file schema. Series may be
+        lists, numpy arrays, pandas Series or polars Series."""
+        return cls(_native.Case.from_json(json.dumps(_plain(document))))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The case as a dictionary, every series inline and every default spelled out."""
+        return json.loads(self._native.to_json())
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Checks the case again (it was checked when built) and returns its warnings."""
+        return Case.from_dict(self.to_dict()).warnings
+
+    @property
+    def name(self) -> str:
+        return self._native.name
+
+    @property
+    def summary(self) -> str:
+        return self._native.summary
+
+    @property
+    def warnings(self) -> list[tuple[str, str]]:
+        """Legal but suspicious settings, as (path, message)."""
+        return list(self._native.warnings)
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+@dataclass
+class Schedule:
+    """The result of :func:`schedule` or :func:`rolling_horizon`.
+
+    ``status`` is one of ``optimal``, ``within_gap``, ``time_limit``,
+    ``infeasible`` and ``unbounded``; without a schedule (infeasible, say)
+    the series are empty and ``infeasibility`` explains why.
+    """
+
+    status: str
+    objective: float | None = None
+    best_bound: float | None = None
+    gap: float | None = None
+    cost: float | None = None
+    co2_kg: float | None = None
+    solve_seconds: float = 0.0
+    infeasibility: str | None = None
+    times: list[str] = field(default_factory=list)
+    cost_by_category: dict[str, float] = field(default_factory=dict)
+    flows: dict[str, np.ndarray] = field(default_factory=dict)
+    storage_kwh: dict[str, np.ndarray] = field(default_factory=dict)
+    commitment: dict[str, np.ndarray] = field(default_factory=dict)
+    prices: dict[str, np.ndarray] = field(default_factory=dict)
+    unserved_kw: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def _from_native(cls, raw: dict[str, Any]) -> "Schedule":
+        plan = raw.get("schedule") or {}
+        return cls(
+            status=raw["status"],
+            objective=raw.get("objective"),
+            best_bound=raw.get("best_bound"),
+            gap=raw.get("gap"),
+            cost=plan.get("cost"),
+            co2_kg=plan.get("co2_kg"),
+            solve_seconds=raw.get("solve_seconds", 0.0),
+            infeasibility=raw.get("infeasibility"),
+            times=plan.get("times", []),
+            cost_by_category=plan.get("cost_by_category", {}),
+            flows=plan.get("flows", {}),
+            storage_kwh=plan.get("storage_kwh", {}),
+            commitment=plan.get("commitment", {}),
+            prices=plan.get("prices", {}),
+            unserved_kw=plan.get("unserved_kw", {}),
+        )
+
+    def to_pandas(self, what: str = "flows"):
+        """One of the series tables (``flows``, ``storage_kwh``, ``commitment``,
+        ``prices``, ``unserved_kw``) as a pandas DataFrame indexed by time."""
+        import pandas as pd
+
+        index = pd.DatetimeIndex(pd.to_datetime(self.times, utc=True), name="time")
+        return pd.DataFrame(getattr(self, what), index=index)
+
+    def to_polars(self, what: str = "flows"):
+        """The same table as a polars DataFrame with a ``time`` column."""
+        import polars as pl
+
+        columns: dict[str, Any] = {"time": self.times}
+        columns.update(getattr(self, what))
+        return pl.DataFrame(columns).with_columns(pl.col("time").str.to_datetime(time_zone="UTC"))
+
+
+def schedule(
+    case: Case,
+    objective: str = "cost",
+    *,
+    co2_price: float | None = None,
+    time_limit: float | None = None,
+    gap: float | None = None,
+    threads: int | None = None,
+) -> Schedule:
+    """Optimises the operation of ``case``.
+
+    ``objective`` is ``cost``, ``co2`` (least emissions, then least cost) or
+    ``weighted`` (cost plus ``co2_price`` per kg). ``time_limit`` (s) and
+    ``gap`` (relative MIP gap) bound the effort; a time limit with a plan
+    returns it with status ``time_limit``. The GIL is released while solving,
+    so schedules in a thread pool run in parallel.
+    """
+    return Schedule._from_native(
+        _native.schedule(case._native, objective, co2_price, time_limit, gap, threads)
+    )
+
+
+def pareto(case: Case, n: int = 10, *, time_limit: float | None = None, gap: float | None = None) -> list[dict]:
+    """The cost–CO2 Pareto front by the epsilon-constraint method: ``n``
+    points from the cheapest to the cleanest plan, dominated ones dropped."""
+    return _native.pareto(case._native, n, time_limit, gap)
+
+
+def rolling_horizon(
+    case: Case,
+    horizon_steps: int,
+    commit_steps: int,
+    objective: str = "cost",
+    *,
+    time_limit: float | None = None,
+    gap: float | None = None,
+) -> Schedule:
+    """Simulates the case window by window (model-predictive control),
+    carrying storage levels and unit states, and returns the stitched plan."""
+    raw = _native.rolling_horizon(case._native, horizon_steps, commit_steps, objective, time_limit, gap)
+    return Schedule._from_native(raw)

@@ -1,0 +1,267 @@
+//! `volta._native`: the Rust side of the `volta` Python package.
+//!
+//! This layer only converts: cases in and out (files or JSON text), solver
+//! options in, results out as dictionaries whose series are numpy arrays
+//! (moved, not copied, from the Rust vectors). Long solves release the GIL.
+//! Errors are raised as the exception classes of `volta.errors`, so that
+//! Python code catches `volta.CaseError` and friends.
+
+use numpy::IntoPyArray;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use volta_dispatch::{Detail, Objective, Options, RollingOptions, Schedule, Solution};
+use volta_engine::{Case, CaseReader, Error as CaseFileError, Format};
+
+/// Raises the `volta.errors` exception `name` with `args`.
+fn raise(py: Python<'_>, name: &str, message: impl Into<String>) -> PyErr {
+    let message: String = message.into();
+    let made = py
+        .import("volta.errors")
+        .and_then(|m| m.getattr(name))
+        .and_then(|class| class.call1((message,)).map(PyErr::from_value));
+    match made {
+        Ok(err) | Err(err) => err,
+    }
+}
+
+fn case_error(py: Python<'_>, err: &CaseFileError) -> PyErr {
+    let problems: Vec<(String, String)> = err
+        .report()
+        .map(|r| r.issues.iter().map(|i| (i.path.clone(), i.message.clone())).collect())
+        .unwrap_or_default();
+    let made = py
+        .import("volta.errors")
+        .and_then(|m| m.getattr("CaseError"))
+        .and_then(|class| class.call1((err.to_string(), problems)).map(PyErr::from_value));
+    match made {
+        Ok(e) | Err(e) => e,
+    }
+}
+
+/// A checked case.
+#[pyclass(name = "Case", module = "volta._native", frozen)]
+struct PyCase {
+    case: Case,
+    warnings: Vec<(String, String)>,
+}
+
+#[pymethods]
+impl PyCase {
+    /// Reads and checks a case file (TOML or JSON; referenced CSV/Parquet series too).
+    #[staticmethod]
+    fn from_file(py: Python<'_>, path: &str) -> PyResult<Self> {
+        let checked = py.detach(|| CaseReader::new().read_path(path)).map_err(|e| case_error(py, &e))?;
+        Ok(Self::new(checked))
+    }
+
+    /// Checks a case given as JSON text (the case-file schema).
+    #[staticmethod]
+    fn from_json(py: Python<'_>, text: &str) -> PyResult<Self> {
+        let checked = CaseReader::new().read_str(text, Format::Json).map_err(|e| case_error(py, &e))?;
+        Ok(Self::new(checked))
+    }
+
+    /// The case as self-contained JSON text (every series inline).
+    fn to_json(&self) -> PyResult<String> {
+        self.case.to_json().map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// The case's name.
+    #[getter]
+    fn name(&self) -> String {
+        self.case.name().to_owned()
+    }
+
+    /// A one-line summary.
+    #[getter]
+    fn summary(&self) -> String {
+        self.case.summary()
+    }
+
+    /// Warnings found when the case was checked, as (path, message).
+    #[getter]
+    fn warnings(&self) -> Vec<(String, String)> {
+        self.warnings.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Case({:?}: {})", self.case.name(), self.case.summary())
+    }
+}
+
+impl PyCase {
+    fn new(checked: volta_engine::Checked) -> Self {
+        let warnings = checked.warnings.iter().map(|i| (i.path.clone(), i.message.clone())).collect();
+        Self { case: checked.case, warnings }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn options(
+    py: Python<'_>,
+    objective: &str,
+    co2_price: Option<f64>,
+    time_limit: Option<f64>,
+    gap: Option<f64>,
+    threads: Option<u32>,
+) -> PyResult<Options> {
+    let objective = match (objective, co2_price) {
+        ("cost", None) => Objective::Cost,
+        ("co2", None) => Objective::Co2,
+        ("weighted" | "cost", Some(p)) => Objective::Weighted { cost_weight: 1.0, co2_weight: p },
+        ("weighted", None) => return Err(raise(py, "SolverError", "objective='weighted' needs co2_price")),
+        (other, _) => {
+            return Err(raise(
+                py,
+                "SolverError",
+                format!("objective must be 'cost', 'co2' or 'weighted', not {other:?}"),
+            ));
+        }
+    };
+    Ok(Options { objective, time_limit_s: time_limit, mip_gap: gap, threads, ..Options::default() })
+}
+
+/// Series of a schedule as numpy arrays, keyed by name.
+fn schedule_dict<'py>(py: Python<'py>, plan: Schedule) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    let times: Vec<String> =
+        (0..plan.grid.len()).map(|i| plan.grid.at(i).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()).collect();
+    out.set_item("times", times)?;
+    out.set_item("cost", plan.cost)?;
+    out.set_item("co2_kg", plan.co2_kg)?;
+    let by_category = PyDict::new(py);
+    for (category, amount) in plan.cost_by_category() {
+        by_category.set_item(category.name(), amount)?;
+    }
+    out.set_item("cost_by_category", by_category)?;
+    let flows = PyDict::new(py);
+    let storage = PyDict::new(py);
+    let commitment = PyDict::new(py);
+    for asset in plan.assets {
+        let id = asset.id.to_string();
+        for flow in asset.flows {
+            flows.set_item(format!("{id}:{}", flow.bus), flow.kw.into_pyarray(py))?;
+        }
+        match asset.detail {
+            Detail::Storage { energy_kwh, .. } => storage.set_item(&id, energy_kwh.into_pyarray(py))?,
+            Detail::Unit { on: Some(on), .. } => commitment.set_item(&id, on.into_pyarray(py))?,
+            Detail::Unit { on: None, .. } | Detail::Load { .. } | Detail::Renewable { .. } | Detail::Grid { .. } => {}
+        }
+    }
+    out.set_item("flows", flows)?;
+    out.set_item("storage_kwh", storage)?;
+    out.set_item("commitment", commitment)?;
+    let prices = PyDict::new(py);
+    let unserved = PyDict::new(py);
+    for bus in plan.buses {
+        let id = bus.id.to_string();
+        if let Some(p) = bus.price {
+            prices.set_item(&id, p.into_pyarray(py))?;
+        }
+        unserved.set_item(&id, bus.unserved_kw.into_pyarray(py))?;
+    }
+    out.set_item("prices", prices)?;
+    out.set_item("unserved_kw", unserved)?;
+    Ok(out)
+}
+
+fn solution_dict<'py>(py: Python<'py>, solution: Solution) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    out.set_item("status", solution.status.name())?;
+    out.set_item("objective", solution.objective)?;
+    out.set_item("best_bound", solution.best_bound)?;
+    out.set_item("gap", solution.gap)?;
+    out.set_item("solve_seconds", solution.stats.solve_seconds)?;
+    out.set_item("build_seconds", solution.stats.build_seconds)?;
+    out.set_item("infeasibility", solution.infeasibility.as_ref().map(volta_dispatch::Infeasibility::report))?;
+    let plan = match solution.schedule {
+        Some(plan) => Some(schedule_dict(py, plan)?),
+        None => None,
+    };
+    out.set_item("schedule", plan)?;
+    Ok(out)
+}
+
+/// Optimises a case; see `volta.schedule`.
+#[pyfunction]
+#[pyo3(signature = (case, objective = "cost", co2_price = None, time_limit = None, gap = None, threads = None))]
+fn schedule<'py>(
+    py: Python<'py>,
+    case: &PyCase,
+    objective: &str,
+    co2_price: Option<f64>,
+    time_limit: Option<f64>,
+    gap: Option<f64>,
+    threads: Option<u32>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let options = options(py, objective, co2_price, time_limit, gap, threads)?;
+    let solved = py.detach(|| volta_dispatch::schedule(&case.case, &options));
+    let solution = solved.map_err(|e| raise(py, "SolverError", e.to_string()))?;
+    solution_dict(py, solution)
+}
+
+/// Traces the cost–CO2 front; see `volta.pareto`.
+#[pyfunction]
+#[pyo3(signature = (case, n = 10, time_limit = None, gap = None))]
+fn pareto<'py>(
+    py: Python<'py>,
+    case: &PyCase,
+    n: usize,
+    time_limit: Option<f64>,
+    gap: Option<f64>,
+) -> PyResult<Bound<'py, PyList>> {
+    let options = Options { time_limit_s: time_limit, mip_gap: gap, ..Options::default() };
+    let front = py
+        .detach(|| volta_dispatch::pareto(&case.case, n, &options))
+        .map_err(|e| raise(py, "SolverError", e.to_string()))?;
+    let points = PyList::empty(py);
+    for p in front.points {
+        let d = PyDict::new(py);
+        d.set_item("co2_cap_kg", p.co2_cap_kg)?;
+        d.set_item("cost", p.cost)?;
+        d.set_item("co2_kg", p.co2_kg)?;
+        d.set_item("status", p.status.name())?;
+        points.append(d)?;
+    }
+    Ok(points)
+}
+
+/// Simulates a rolling horizon; see `volta.rolling_horizon`.
+#[pyfunction]
+#[pyo3(signature = (case, horizon_steps, commit_steps, objective = "cost", time_limit = None, gap = None))]
+fn rolling_horizon<'py>(
+    py: Python<'py>,
+    case: &PyCase,
+    horizon_steps: usize,
+    commit_steps: usize,
+    objective: &str,
+    time_limit: Option<f64>,
+    gap: Option<f64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let options = options(py, objective, None, time_limit, gap, None)?;
+    let rolling = RollingOptions { horizon_steps, commit_steps, options };
+    let result = py
+        .detach(|| volta_dispatch::rolling_horizon(&case.case, &rolling, &mut |_, _| {}))
+        .map_err(|e| raise(py, "SolverError", e.to_string()))?;
+    let out = PyDict::new(py);
+    out.set_item("status", result.status.name())?;
+    out.set_item("windows", result.windows.len())?;
+    out.set_item("infeasibility", result.infeasibility.as_ref().map(volta_dispatch::Infeasibility::report))?;
+    let plan = match result.schedule {
+        Some(plan) => Some(schedule_dict(py, plan)?),
+        None => None,
+    };
+    out.set_item("schedule", plan)?;
+    Ok(out)
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyCase>()?;
+    m.add_function(wrap_pyfunction!(schedule, m)?)?;
+    m.add_function(wrap_pyfunction!(pareto, m)?)?;
+    m.add_function(wrap_pyfunction!(rolling_horizon, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
