@@ -7,6 +7,7 @@ pub mod features;
 pub mod gbdt;
 pub mod metrics;
 pub mod models;
+pub mod options;
 pub mod pipeline;
 pub mod quality;
 pub mod solar;
@@ -18,6 +19,7 @@ pub use features::FeatureSpec;
 pub use gbdt::{GbdtParams, Loss};
 pub use metrics::Metrics;
 pub use models::ModelSpec;
+pub use options::{ModelOptions, cut_time};
 pub use pipeline::{
     Backtest, BacktestSpec, Forecast, ForecastSpec, TrainedModel, backtest, backtest_many, backtest_with_progress,
     train,

@@ -335,7 +335,7 @@ fn bad_forecasting_input_exits_1_naming_the_problem() {
     let cases: [(&[&str], &str); 4] = [
         (&["--train-until", "2014-10-31", "--target", "demand_mw"], "demand_mw"),
         (&["--train-until", "2015-06-01"], "train_until"),
-        (&["--train-until", "2014-10-31", "--issue-time", "25:00"], "--issue-time"),
+        (&["--train-until", "2014-10-31", "--issue-time", "25:00"], "issue_time"),
         (&["--train-until", "2014-10-31", "--quantiles", "0.9,0.1"], "quantiles"),
     ];
     for (extra, needle) in cases {

@@ -1,17 +1,15 @@
 //! `volta backtest`, `volta train` and `volta forecast`: load and PV forecasting.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use jiff::Timestamp;
-use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use volta_forecasting::{
-    BacktestSpec, FeatureSpec, ForecastSpec, GbdtParams, Holidays, ModelSpec, QualityReport, ReadOptions, Site,
-    TimeSeries, TrainedModel, data,
+    BacktestSpec, ForecastSpec, GbdtParams, ModelOptions, QualityReport, ReadOptions, TimeSeries, TrainedModel, data,
 };
 
 pub(super) const BACKTEST_ABOUT: &str = "\
@@ -249,64 +247,30 @@ fn parse_step(text: &str) -> anyhow::Result<i64> {
 }
 
 fn forecast_spec(args: &ModelArgs, series: &TimeSeries) -> anyhow::Result<ForecastSpec> {
-    let issue_time: Time = args
-        .issue_time
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--issue-time: {:?} is not a time of day (HH:MM)", args.issue_time))?;
-    let mut model = ModelSpec::from_name(&args.model)?;
-    match &mut model {
-        ModelSpec::Gbdt(p) => {
-            p.trees = args.trees;
-            p.learning_rate = args.learning_rate;
-            p.max_depth = args.max_depth;
-        }
-        ModelSpec::Linear { penalty, .. } => {
-            if let Some(v) = args.penalty {
-                *penalty = v;
-            }
-        }
-        ModelSpec::NaiveDay | ModelSpec::NaiveWeek | ModelSpec::ClearSkyPersistence | ModelSpec::Vanilla => {}
-    }
-    let mut features = FeatureSpec::new(args.horizon);
-    features.lag_days.clone_from(&args.lags);
-    if let Some(t) = &args.temperature {
-        if series.exog(t).is_none() {
-            bail!("--temperature: {t:?} is not one of the --exog columns");
-        }
-        features.temperature = Some(t.clone());
-    }
-    if let Some(h) = &args.holidays {
-        let first = series.local(0).year();
-        let last = series.local(series.len() - 1).year() + 1;
-        features.holidays =
-            if Path::new(h).exists() { Holidays::from_file(Path::new(h))? } else { Holidays::builtin(h, first, last)? };
-    }
-    if let (Some(lat), Some(lon)) = (args.latitude, args.longitude) {
-        features.site = Some(Site::new(lat, lon)?);
-    }
-    let mut spec = ForecastSpec::new(model, features, issue_time, args.quantiles.clone());
-    spec.calibration_days = args.calibration_days;
-    spec.train_days = args.train_days;
-    spec.quantile_trees = args.intervals == "quantile-trees";
-    spec.check()?;
-    Ok(spec)
+    let options = ModelOptions {
+        horizon: args.horizon,
+        issue_time: args.issue_time.clone(),
+        model: args.model.clone(),
+        quantiles: args.quantiles.clone(),
+        intervals: args.intervals.clone(),
+        calibration_days: args.calibration_days,
+        train_days: args.train_days,
+        temperature: args.temperature.clone(),
+        holidays: args.holidays.clone(),
+        lags: args.lags.clone(),
+        latitude: args.latitude,
+        longitude: args.longitude,
+        trees: args.trees,
+        learning_rate: args.learning_rate,
+        max_depth: args.max_depth,
+        penalty: args.penalty,
+    };
+    Ok(options.to_spec(series)?)
 }
 
-/// A date means "after that local day"; a timestamp "just before it".
+/// [`volta_forecasting::cut_time`] with the CLI's option names.
 fn cut_time(text: &str, tz: &TimeZone, option: &str) -> anyhow::Result<Timestamp> {
-    if text.len() == 10
-        && let Ok(d) = text.parse::<Date>()
-    {
-        let next = d.tomorrow().map_err(|e| anyhow::anyhow!("{option}: {e}"))?;
-        return Ok(next.to_zoned_datetime(tz.clone())?.timestamp());
-    }
-    if let Ok(ts) = text.parse::<Timestamp>() {
-        return Ok(ts);
-    }
-    if let Ok(dt) = text.parse::<DateTime>() {
-        return Ok(dt.to_zoned_datetime(tz.clone())?.timestamp());
-    }
-    bail!("{option}: {text:?} is not a date (YYYY-MM-DD) or a timestamp")
+    Ok(volta_forecasting::cut_time(text, tz, option)?)
 }
 
 fn quantile_map(levels: &[volta_forecasting::metrics::Level]) -> Value {
