@@ -362,6 +362,51 @@ fn interpolate(times: &[Timestamp], values: &[f64], at: &[Timestamp]) -> Vec<f64
         .collect()
 }
 
+/// A clean regular series from columns already in memory (a Python or
+/// service front end): instants, the target and exogenous columns, cleaned
+/// and reported as [`read`] does. `options.time_column` and `exog_file` are
+/// not used; `options.exog` is ignored in favour of `exog`'s names.
+///
+/// # Errors
+/// Mismatched lengths, an unknown time zone, or too few rows.
+pub fn from_columns(
+    times: &[Timestamp],
+    target: &[f64],
+    exog: Vec<(String, Vec<f64>)>,
+    options: &ReadOptions,
+) -> Result<(TimeSeries, QualityReport)> {
+    let tz = match &options.timezone {
+        Some(name) => TimeZone::get(name).map_err(|e| ForecastError::option("timezone", e.to_string()))?,
+        None => TimeZone::UTC,
+    };
+    if target.len() != times.len() {
+        return Err(ForecastError::column(
+            &options.target,
+            format!("{} values for {} times", target.len(), times.len()),
+        ));
+    }
+    for (name, values) in &exog {
+        if values.len() != times.len() {
+            return Err(ForecastError::column(name, format!("{} values for {} times", values.len(), times.len())));
+        }
+    }
+    for name in &options.known_ahead {
+        if !exog.iter().any(|(n, _)| n == name) {
+            return Err(ForecastError::option("known_ahead", format!("{name:?} is not one of the exogenous columns")));
+        }
+    }
+    let mut options = options.clone();
+    options.exog = exog.iter().map(|(n, _)| n.clone()).collect();
+    let (series, mut report) = quality::regularise(times, "time", target, exog, &options, tz)?;
+    match options.resample_s {
+        Some(step) if step != series.step_s => {
+            report.resampled_to = Some(step);
+            Ok((series.resample(step)?, report))
+        }
+        Some(_) | None => Ok((series, report)),
+    }
+}
+
 fn guess_time_column(frame: &DataFrame, names: &[String]) -> Result<String> {
     for col in frame.columns() {
         if matches!(col.dtype(), DataType::Datetime(..)) {

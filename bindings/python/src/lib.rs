@@ -6,6 +6,8 @@
 //! Errors are raised as the exception classes of `volta.errors`, so that
 //! Python code catches `volta.CaseError` and friends.
 
+mod forecast;
+
 use numpy::IntoPyArray;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -14,7 +16,7 @@ use volta_dispatch::{Detail, Objective, Options, RollingOptions, Schedule, Solut
 use volta_engine::{Case, CaseReader, Error as CaseFileError, Format};
 
 /// Raises the `volta.errors` exception `name` with `args`.
-fn raise(py: Python<'_>, name: &str, message: impl Into<String>) -> PyErr {
+pub(crate) fn raise(py: Python<'_>, name: &str, message: impl Into<String>) -> PyErr {
     let message: String = message.into();
     let made = py
         .import("volta.errors")
@@ -262,6 +264,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(schedule, m)?)?;
     m.add_function(wrap_pyfunction!(pareto, m)?)?;
     m.add_function(wrap_pyfunction!(rolling_horizon, m)?)?;
+    m.add_class::<forecast::PyModel>()?;
+    m.add_function(wrap_pyfunction!(forecast::backtest, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

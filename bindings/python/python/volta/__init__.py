@@ -24,12 +24,15 @@ from . import _native
 from .errors import CaseError, ForecastError, SolverError, VoltaError
 
 __all__ = [
+    "Backtest",
     "Case",
+    "ForecastModel",
     "CaseError",
     "ForecastError",
     "Schedule",
     "SolverError",
     "VoltaError",
+    "backtest",
     "pareto",
     "rolling_horizon",
     "schedule",
@@ -202,3 +205,138 @@ def rolling_horizon(
     carrying storage levels and unit states, and returns the stitched plan."""
     raw = _native.rolling_horizon(case._native, horizon_steps, commit_steps, objective, time_limit, gap)
     return Schedule._from_native(raw)
+
+
+# ---- forecasting ------------------------------------------------------------------
+
+
+def _columns(frame: Any, target: str, time: str, exog: list[str], known_ahead: list[str], timezone: str | None) -> dict:
+    """A pandas or polars DataFrame as the native layer's columns: instants in
+    seconds (naive times are wall-clock times in ``timezone``), floats."""
+    if hasattr(frame, "to_pandas") and hasattr(frame, "schema"):  # polars
+        import polars as pl
+
+        t = frame[time]
+        if t.dtype == pl.Utf8:
+            t = t.str.to_datetime()
+        if getattr(t.dtype, "time_zone", None) is None:
+            t = t.dt.replace_time_zone(timezone or "UTC", ambiguous="earliest")
+        seconds = t.dt.epoch("s").to_list()
+        column = lambda name: frame[name].cast(pl.Float64).fill_null(float("nan")).to_list()  # noqa: E731
+    else:
+        import pandas as pd
+
+        t = pd.to_datetime(frame[time])
+        if t.dt.tz is None:
+            t = t.dt.tz_localize(timezone or "UTC", ambiguous="infer", nonexistent="raise")
+        # Whatever the resolution (pandas 3 infers it), count whole seconds.
+        seconds = ((t.dt.tz_convert("UTC") - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).tolist()
+        column = lambda name: frame[name].astype(float).tolist()  # noqa: E731
+    missing = [c for c in [target, *exog] if c not in frame.columns]
+    if missing:
+        raise ForecastError(f"column {missing[0]!r} not found; the data has: {', '.join(map(str, frame.columns))}")
+    return {
+        "times_s": seconds,
+        "target_name": target,
+        "target": column(target),
+        "exog": [(name, column(name)) for name in exog],
+        "known_ahead": list(known_ahead),
+        "timezone": timezone,
+    }
+
+
+@dataclass
+class Backtest:
+    """The outcome of :func:`backtest`: every forecast and its scores."""
+
+    model: str
+    metrics: dict[str, Any]
+    issues: list[str]
+    point: np.ndarray          # (forecasts, horizon)
+    actual: np.ndarray         # (forecasts, horizon)
+    quantiles: np.ndarray      # (forecasts, horizon, levels)
+    fit_seconds: float
+
+
+def backtest(
+    frame: Any,
+    *,
+    target: str,
+    time: str = "timestamp",
+    exog: list[str] | tuple[str, ...] = (),
+    known_ahead: list[str] | tuple[str, ...] = (),
+    timezone: str | None = None,
+    train_until: str,
+    test_until: str | None = None,
+    refit_every: int = 0,
+    **options: Any,
+) -> Backtest:
+    """Rolling-origin backtest of a forecasting model on a pandas or polars
+    DataFrame, exactly as ``volta backtest`` does it. ``options`` are the
+    model options (``horizon``, ``issue_time``, ``model``, ``quantiles``,
+    ``temperature``, ``holidays``, ``latitude``/``longitude``, ``trees``, ...).
+    """
+    cols = _columns(frame, target, time, list(exog), list(known_ahead), timezone)
+    raw = _native.backtest(cols, json.dumps(options), train_until, refit_every, test_until)
+    levels = len(options.get("quantiles", []))
+    n, h = raw["point"].shape
+    import datetime as _dt
+
+    return Backtest(
+        model=raw["model"],
+        metrics=json.loads(raw["metrics"]),
+        issues=[_dt.datetime.fromtimestamp(s, _dt.timezone.utc).isoformat() for s in raw["issues_s"]],
+        point=raw["point"],
+        actual=raw["actual"],
+        quantiles=raw["quantiles"].reshape(n, h, levels),
+        fit_seconds=raw["fit_seconds"],
+    )
+
+
+class ForecastModel:
+    """A trained forecasting model: train, save, load, forecast."""
+
+    def __init__(self, native: Any, time: str = "timestamp") -> None:
+        self._native = native
+        self._time = time
+
+    @classmethod
+    def train(
+        cls,
+        frame: Any,
+        *,
+        target: str,
+        time: str = "timestamp",
+        exog: list[str] | tuple[str, ...] = (),
+        known_ahead: list[str] | tuple[str, ...] = (),
+        timezone: str | None = None,
+        train_until: str | None = None,
+        **options: Any,
+    ) -> "ForecastModel":
+        """Trains on the frame's rows before ``train_until`` (all when ``None``)."""
+        cols = _columns(frame, target, time, list(exog), list(known_ahead), timezone)
+        return cls(_native.ForecastModel.train(cols, json.dumps(options), train_until), time)
+
+    @classmethod
+    def load(cls, path: str | PathLike[str], time: str = "timestamp") -> "ForecastModel":
+        """Reads a model file written by :meth:`save` or ``volta train``."""
+        return cls(_native.ForecastModel.load(str(path)), time)
+
+    def save(self, path: str | PathLike[str]) -> None:
+        """Writes the model file (versioned JSON, no pickles)."""
+        self._native.save(str(path))
+
+    def forecast(self, frame: Any, issue: str) -> tuple[np.ndarray, np.ndarray]:
+        """Forecast issued at ``issue`` (ISO timestamp) from the frame's data
+        known then: the point forecast per lead and the quantiles (lead, level)."""
+        target, exog = self._native.columns
+        cols = _columns(frame, target, self._time, [n for n, _ in exog], [n for n, k in exog if k],
+                        self._native.timezone)
+        import datetime as _dt
+
+        stamp = _dt.datetime.fromisoformat(issue)
+        if stamp.tzinfo is None:
+            from zoneinfo import ZoneInfo
+
+            stamp = stamp.replace(tzinfo=ZoneInfo(self._native.timezone))
+        return self._native.forecast(cols, int(stamp.timestamp()))

@@ -1,0 +1,151 @@
+//! Forecasting from Python: series arrive as columns (instants in seconds,
+//! the target, exogenous columns), options as a JSON object in the schema of
+//! `volta_forecasting::ModelOptions`; results leave as numpy arrays and JSON.
+
+use numpy::{IntoPyArray, PyArray2, PyArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use volta_forecasting::{BacktestSpec, ModelOptions, ReadOptions, TimeSeries, TrainedModel, cut_time, data};
+
+use crate::raise;
+
+/// The columns of a series, as the Python layer sends them.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub(crate) struct Columns {
+    times_s: Vec<i64>,
+    target_name: String,
+    target: Vec<f64>,
+    exog: Vec<(String, Vec<f64>)>,
+    known_ahead: Vec<String>,
+    timezone: Option<String>,
+}
+
+fn series(py: Python<'_>, c: Columns) -> PyResult<TimeSeries> {
+    let times = c
+        .times_s
+        .iter()
+        .map(|&s| jiff::Timestamp::from_second(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| raise(py, "ForecastError", format!("time: {e}")))?;
+    let mut options = ReadOptions::new(c.target_name);
+    options.known_ahead = c.known_ahead;
+    options.timezone = c.timezone;
+    data::from_columns(&times, &c.target, c.exog, &options)
+        .map(|(s, _)| s)
+        .map_err(|e| raise(py, "ForecastError", e.to_string()))
+}
+
+fn model_options(py: Python<'_>, json: &str) -> PyResult<ModelOptions> {
+    serde_json::from_str(json).map_err(|e| raise(py, "ForecastError", format!("options: {e}")))
+}
+
+fn matrix<'py>(py: Python<'py>, rows: Vec<Vec<f64>>, width: usize) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let n = rows.len();
+    let flat: Vec<f64> = rows.into_iter().flatten().collect();
+    flat.into_pyarray(py).reshape([n, width])
+}
+
+/// Rolling-origin backtest; see `volta.backtest`.
+#[pyfunction]
+#[pyo3(signature = (columns, options, train_until, refit_every = 0, test_until = None))]
+pub(crate) fn backtest<'py>(
+    py: Python<'py>,
+    columns: Columns,
+    options: &str,
+    train_until: &str,
+    refit_every: usize,
+    test_until: Option<&str>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let series = series(py, columns)?;
+    let err = |e: volta_forecasting::ForecastError| raise(py, "ForecastError", e.to_string());
+    let spec = model_options(py, options)?.to_spec(&series).map_err(err)?;
+    let train_until = cut_time(train_until, &series.tz, "train_until").map_err(err)?;
+    let test_until = test_until.map(|t| cut_time(t, &series.tz, "test_until")).transpose().map_err(err)?;
+    let spec = BacktestSpec { forecast: spec, train_until, refit_every, test_until, recalibrate: true };
+    let bt = py.detach(|| volta_forecasting::backtest(&series, &spec)).map_err(err)?;
+    let h = spec.forecast.features.horizon;
+    let q = spec.forecast.quantiles.len();
+    let out = PyDict::new(py);
+    out.set_item("model", &bt.model)?;
+    out.set_item(
+        "metrics",
+        serde_json::to_string(&bt.metrics).map_err(|e| raise(py, "ForecastError", e.to_string()))?,
+    )?;
+    out.set_item("issues_s", bt.forecasts.iter().map(|f| f.forecast.issue.as_second()).collect::<Vec<_>>())?;
+    out.set_item("point", matrix(py, bt.forecasts.iter().map(|f| f.forecast.point.clone()).collect(), h)?)?;
+    out.set_item("actual", matrix(py, bt.forecasts.iter().map(|f| f.actual.clone()).collect(), h)?)?;
+    let quantiles: Vec<Vec<f64>> =
+        bt.forecasts.iter().map(|f| f.forecast.quantiles.iter().flatten().copied().collect()).collect();
+    out.set_item("quantiles", matrix(py, quantiles, h * q)?)?;
+    out.set_item("fit_seconds", bt.fit_seconds)?;
+    Ok(out)
+}
+
+/// A forecast as numpy arrays: the point per lead, the quantiles per (lead, level).
+type PointAndQuantiles<'py> = (Bound<'py, numpy::PyArray1<f64>>, Bound<'py, PyArray2<f64>>);
+
+/// A trained forecasting model; see `volta.ForecastModel`.
+#[pyclass(name = "ForecastModel", module = "volta._native", frozen)]
+pub(crate) struct PyModel {
+    model: TrainedModel,
+}
+
+#[pymethods]
+impl PyModel {
+    /// Trains on the data before `train_until` (all of it when `None`).
+    #[staticmethod]
+    #[pyo3(signature = (columns, options, train_until = None))]
+    fn train(py: Python<'_>, columns: Columns, options: &str, train_until: Option<&str>) -> PyResult<Self> {
+        let series = series(py, columns)?;
+        let err = |e: volta_forecasting::ForecastError| raise(py, "ForecastError", e.to_string());
+        let spec = model_options(py, options)?.to_spec(&series).map_err(err)?;
+        let end = match train_until {
+            Some(t) => series.index_at_or_after(cut_time(t, &series.tz, "train_until").map_err(err)?),
+            None => series.len(),
+        };
+        let model = py.detach(|| volta_forecasting::train(&series, &spec, end)).map_err(err)?;
+        Ok(Self { model })
+    }
+
+    /// Reads a model file.
+    #[staticmethod]
+    fn load(py: Python<'_>, path: &str) -> PyResult<Self> {
+        TrainedModel::load(std::path::Path::new(path))
+            .map(|model| Self { model })
+            .map_err(|e| raise(py, "ForecastError", e.to_string()))
+    }
+
+    /// Writes the model file (versioned JSON).
+    fn save(&self, py: Python<'_>, path: &str) -> PyResult<()> {
+        self.model.save(std::path::Path::new(path)).map_err(|e| raise(py, "ForecastError", e.to_string()))
+    }
+
+    /// Forecast issued at `issue` (seconds since the epoch): the point
+    /// forecast per lead and the quantiles as a (horizon, levels) array.
+    fn forecast<'py>(&self, py: Python<'py>, columns: Columns, issue_s: i64) -> PyResult<PointAndQuantiles<'py>> {
+        let series = series(py, columns)?;
+        let issue = jiff::Timestamp::from_second(issue_s).map_err(|e| raise(py, "ForecastError", e.to_string()))?;
+        let f = self.model.forecast(&series, issue).map_err(|e| raise(py, "ForecastError", e.to_string()))?;
+        let q = self.model.spec.quantiles.len();
+        Ok((f.point.into_pyarray(py), matrix(py, f.quantiles, q)?))
+    }
+
+    /// The target column and the exogenous columns with their known-ahead flags.
+    #[getter]
+    fn columns(&self) -> (String, Vec<(String, bool)>) {
+        (self.model.target.clone(), self.model.exog.clone())
+    }
+
+    /// Quantile levels.
+    #[getter]
+    fn quantiles(&self) -> Vec<f64> {
+        self.model.spec.quantiles.clone()
+    }
+
+    /// The time zone of the model's calendar.
+    #[getter]
+    fn timezone(&self) -> String {
+        self.model.timezone.clone()
+    }
+}
