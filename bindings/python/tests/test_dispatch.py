@@ -99,3 +99,14 @@ def test_pareto_and_rolling_horizon(campus):
     rolled = volta.rolling_horizon(campus, horizon_steps=48, commit_steps=24, gap=1e-3)
     assert rolled.status in ("optimal", "within_gap")
     assert len(rolled.times) == 168
+
+
+def test_cases_and_results_pickle_for_worker_pools(campus):
+    import pickle
+
+    again = pickle.loads(pickle.dumps(campus))
+    assert again.to_dict() == campus.to_dict()
+    result = volta.schedule(volta.Case.from_file(CASES / "benchmarks" / "kazarlis10.toml"), gap=1e-4)
+    copy = pickle.loads(pickle.dumps(result))
+    assert copy.objective == result.objective
+    np.testing.assert_array_equal(copy.flows["unit_1:system"], result.flows["unit_1:system"])

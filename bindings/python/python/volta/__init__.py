@@ -100,6 +100,11 @@ class Case:
     def __repr__(self) -> str:
         return repr(self._native)
 
+    def __reduce__(self):
+        # Picklable as its self-contained document, so cases travel to
+        # process pools, Dask or Ray workers.
+        return (Case.from_dict, (self.to_dict(),))
+
 
 @dataclass
 class Schedule:
