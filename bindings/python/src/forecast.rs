@@ -63,7 +63,8 @@ pub(crate) fn backtest<'py>(
     let train_until = cut_time(train_until, &series.tz, "train_until").map_err(err)?;
     let test_until = test_until.map(|t| cut_time(t, &series.tz, "test_until")).transpose().map_err(err)?;
     let spec = BacktestSpec { forecast: spec, train_until, refit_every, test_until, recalibrate: true };
-    let bt = py.detach(|| volta_forecasting::backtest(&series, &spec)).map_err(err)?;
+    let run = spec.clone();
+    let bt = crate::interruptible(py, move || volta_forecasting::backtest(&series, &run))?.map_err(err)?;
     let h = spec.forecast.features.horizon;
     let q = spec.forecast.quantiles.len();
     let out = PyDict::new(py);
@@ -104,7 +105,7 @@ impl PyModel {
             Some(t) => series.index_at_or_after(cut_time(t, &series.tz, "train_until").map_err(err)?),
             None => series.len(),
         };
-        let model = py.detach(|| volta_forecasting::train(&series, &spec, end)).map_err(err)?;
+        let model = crate::interruptible(py, move || volta_forecasting::train(&series, &spec, end))?.map_err(err)?;
         Ok(Self { model })
     }
 

@@ -15,6 +15,37 @@ use pyo3::types::{PyDict, PyList};
 use volta_dispatch::{Detail, Objective, Options, RollingOptions, Schedule, Solution};
 use volta_engine::{Case, CaseReader, Error as CaseFileError, Format};
 
+/// Runs `work` on its own thread without the GIL, checking for Ctrl-C every
+/// 100 ms: on an interrupt, Python gets its `KeyboardInterrupt` at once and
+/// the abandoned work finishes in the background, its result dropped (HiGHS
+/// cannot be stopped mid-solve from here).
+pub(crate) fn interruptible<T: Send + 'static>(
+    py: Python<'_>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> PyResult<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("volta-work".into())
+        .spawn(move || {
+            // The receiver is gone only after an interrupt: nothing to report.
+            let _ = tx.send(work());
+        })
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start a worker thread: {e}")))?;
+    let mut rx = rx;
+    loop {
+        // The receiver is Send but not Sync: move it into the GIL-free wait and back.
+        let (got, back) = py.detach(move || (rx.recv_timeout(std::time::Duration::from_millis(100)), rx));
+        rx = back;
+        match got {
+            Ok(value) => return Ok(value),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(PyRuntimeError::new_err("the worker thread panicked"));
+            }
+        }
+    }
+}
+
 /// Raises the `volta.errors` exception `name` with `args`.
 pub(crate) fn raise(py: Python<'_>, name: &str, message: impl Into<String>) -> PyErr {
     let message: String = message.into();
@@ -198,7 +229,8 @@ fn schedule<'py>(
     threads: Option<u32>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = options(py, objective, co2_price, time_limit, gap, threads)?;
-    let solved = py.detach(|| volta_dispatch::schedule(&case.case, &options));
+    let owned = case.case.clone();
+    let solved = interruptible(py, move || volta_dispatch::schedule(&owned, &options))?;
     let solution = solved.map_err(|e| raise(py, "SolverError", e.to_string()))?;
     solution_dict(py, solution)
 }
@@ -214,8 +246,8 @@ fn pareto<'py>(
     gap: Option<f64>,
 ) -> PyResult<Bound<'py, PyList>> {
     let options = Options { time_limit_s: time_limit, mip_gap: gap, ..Options::default() };
-    let front = py
-        .detach(|| volta_dispatch::pareto(&case.case, n, &options))
+    let owned = case.case.clone();
+    let front = interruptible(py, move || volta_dispatch::pareto(&owned, n, &options))?
         .map_err(|e| raise(py, "SolverError", e.to_string()))?;
     let points = PyList::empty(py);
     for p in front.points {
@@ -243,8 +275,8 @@ fn rolling_horizon<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = options(py, objective, None, time_limit, gap, None)?;
     let rolling = RollingOptions { horizon_steps, commit_steps, options };
-    let result = py
-        .detach(|| volta_dispatch::rolling_horizon(&case.case, &rolling, &mut |_, _| {}))
+    let owned = case.case.clone();
+    let result = interruptible(py, move || volta_dispatch::rolling_horizon(&owned, &rolling, &mut |_, _| {}))?
         .map_err(|e| raise(py, "SolverError", e.to_string()))?;
     let out = PyDict::new(py);
     out.set_item("status", result.status.name())?;

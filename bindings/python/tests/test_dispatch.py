@@ -110,3 +110,15 @@ def test_cases_and_results_pickle_for_worker_pools(campus):
     copy = pickle.loads(pickle.dumps(result))
     assert copy.objective == result.objective
     np.testing.assert_array_equal(copy.flows["unit_1:system"], result.flows["unit_1:system"])
+
+
+def test_ctrl_c_interrupts_a_long_solve(campus):
+    import os
+    import signal
+    import threading
+
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        volta.schedule(campus, gap=0.0)
+    timer.cancel()
