@@ -1,6 +1,7 @@
 //! `volta`: plan and forecast multi-energy systems from the command line.
 
 mod cli;
+mod grpc;
 mod report;
 
 use std::process::ExitCode;

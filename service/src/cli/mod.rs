@@ -2,6 +2,7 @@
 
 mod forecast;
 mod schedule;
+mod serve;
 mod validate;
 
 use std::process::ExitCode;
@@ -57,6 +58,9 @@ enum Command {
     /// Forecast the next horizon with a saved model.
     #[command(long_about = forecast::FORECAST_ABOUT, after_help = forecast::FORECAST_AFTER)]
     Forecast(forecast::ForecastArgs),
+    /// Serve the dispatch service over gRPC (health checking and reflection included).
+    #[command(long_about = serve::LONG_ABOUT, after_help = serve::AFTER_HELP)]
+    Serve(serve::Args),
 }
 
 /// Runs the parsed command line.
@@ -67,5 +71,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backtest(args) => forecast::backtest(&args),
         Command::Train(args) => forecast::train(&args),
         Command::Forecast(args) => forecast::forecast(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }
