@@ -122,3 +122,24 @@ pub(crate) fn deadline<T>(request: &tonic::Request<T>) -> Option<Duration> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn grpc_timeout_headers_become_durations() {
+        let with = |value: &str| {
+            let mut request = tonic::Request::new(());
+            request.metadata_mut().insert("grpc-timeout", value.parse().expect("ascii"));
+            super::deadline(&request)
+        };
+        assert_eq!(with("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(with("1500m"), Some(Duration::from_millis(1500)));
+        assert_eq!(with("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(with("250u"), Some(Duration::from_micros(250)));
+        assert_eq!(with("7x"), None);
+        assert_eq!(with("S"), None);
+        assert_eq!(super::deadline(&tonic::Request::new(())), None);
+    }
+}
