@@ -268,6 +268,20 @@ pub fn load_frame(path: &Path) -> Result<DataFrame> {
     }
 }
 
+/// Parses CSV text (with a header row) into a polars frame, for data that
+/// arrives over the network rather than from a file.
+///
+/// # Errors
+/// When the text is not CSV.
+pub fn frame_from_csv(text: &str) -> Result<DataFrame> {
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(10_000))
+        .into_reader_with_file_handle(std::io::Cursor::new(text.as_bytes().to_vec()))
+        .finish()
+        .map_err(|e| ForecastError::Read { path: "<csv text>".into(), reason: e.to_string() })
+}
+
 /// Builds a clean regular series from a frame (see [`read`]).
 ///
 /// # Errors

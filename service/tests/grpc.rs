@@ -10,6 +10,11 @@ use tonic_types::StatusExt as _;
 mod pb {
     #![allow(missing_docs, unused_qualifications, clippy::all, clippy::pedantic)]
     tonic::include_proto!("volta.dispatch.v1");
+
+    pub mod forecast {
+        #![allow(missing_docs, unused_qualifications, clippy::all, clippy::pedantic)]
+        tonic::include_proto!("volta.forecast.v1");
+    }
 }
 
 use pb::dispatch_service_client::DispatchServiceClient;
@@ -167,4 +172,42 @@ fn sigterm_stops_the_server_cleanly_and_public_addresses_are_refused() {
         .expect("volta serve");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
+
+#[tokio::test]
+async fn forecast_backtests_give_the_cli_numbers_and_name_bad_columns() {
+    use pb::forecast::forecast_service_client::ForecastServiceClient;
+    let server = Server::start(&[]);
+    let mut client = ForecastServiceClient::connect(server.url.clone()).await.expect("connect");
+    let csv = std::fs::read_to_string(volta_datasets::raw("vic_elecdemand_2014_halfhourly.csv")).expect("csv");
+    let request = pb::forecast::BacktestRequest {
+        data_csv: csv,
+        target: "demand_gw".into(),
+        time_column: "period_start_aest_assumed".into(),
+        exog: vec!["temperature_c".into()],
+        known_ahead: vec!["temperature_c".into()],
+        timezone: "Australia/Brisbane".into(),
+        options_json: r#"{"horizon": 48, "model": "naive_week", "quantiles": [0.1, 0.9]}"#.into(),
+        train_until: "2014-10-31".into(),
+        refit_every: 0,
+    };
+    let reply = client.backtest(request.clone()).await.expect("backtest").into_inner();
+    assert_eq!(reply.model, "naive_week");
+    assert_eq!(reply.n_forecasts, 61);
+    assert!((reply.mape - 7.197).abs() < 0.01, "{}", reply.mape);
+    assert!(reply.interval_coverage.is_some() && reply.coverage.contains_key("0.9"));
+    let err = client
+        .backtest(pb::forecast::BacktestRequest { target: "demand_mw".into(), ..request.clone() })
+        .await
+        .expect_err("missing column");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("demand_mw"), "{}", err.message());
+    let err = client
+        .backtest(pb::forecast::BacktestRequest {
+            options_json: r#"{"horizon": 48, "modle": "gbdt"}"#.into(),
+            ..request
+        })
+        .await
+        .expect_err("unknown option");
+    assert!(err.message().contains("modle"), "{}", err.message());
 }

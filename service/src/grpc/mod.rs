@@ -6,6 +6,7 @@
 //! (`grpc-timeout`) becomes the solver's time limit.
 
 mod dispatch;
+mod forecast;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +19,12 @@ use tokio::sync::Semaphore;
 pub(crate) mod pb {
     #![allow(missing_docs, unused_qualifications, clippy::all, clippy::pedantic)]
     tonic::include_proto!("volta.dispatch.v1");
+
+    /// `volta.forecast.v1`.
+    pub(crate) mod forecast {
+        #![allow(missing_docs, unused_qualifications, clippy::all, clippy::pedantic)]
+        tonic::include_proto!("volta.forecast.v1");
+    }
 
     /// The encoded descriptors of every Volta proto, for server reflection.
     pub(crate) const DESCRIPTOR: &[u8] = tonic::include_file_descriptor_set!("volta_descriptor");
@@ -54,10 +61,14 @@ async fn run(options: ServeOptions) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     log(&format!("volta serve: listening on {local} (loopback only: no authentication configured)"));
     let slots = Arc::new(Semaphore::new(options.solver_slots.max(1)));
-    let dispatch = pb::dispatch_service_server::DispatchServiceServer::new(dispatch::Dispatch::new(slots))
+    let dispatch = pb::dispatch_service_server::DispatchServiceServer::new(dispatch::Dispatch::new(slots.clone()))
         .max_decoding_message_size(options.max_request_bytes);
+    let forecast =
+        pb::forecast::forecast_service_server::ForecastServiceServer::new(forecast::Forecast::new(slots.clone()))
+            .max_decoding_message_size(options.max_request_bytes);
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<pb::dispatch_service_server::DispatchServiceServer<dispatch::Dispatch>>().await;
+    reporter.set_serving::<pb::forecast::forecast_service_server::ForecastServiceServer<forecast::Forecast>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::DESCRIPTOR)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -67,6 +78,9 @@ async fn run(options: ServeOptions) -> anyhow::Result<()> {
         shutdown_signal().await;
         log("volta serve: shutting down; in-flight calls finish");
         reporter.set_not_serving::<pb::dispatch_service_server::DispatchServiceServer<dispatch::Dispatch>>().await;
+        reporter
+            .set_not_serving::<pb::forecast::forecast_service_server::ForecastServiceServer<forecast::Forecast>>()
+            .await;
         // Give health checkers a moment to see NOT_SERVING.
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -74,6 +88,7 @@ async fn run(options: ServeOptions) -> anyhow::Result<()> {
         .add_service(health)
         .add_service(reflection)
         .add_service(dispatch)
+        .add_service(forecast)
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
         .await
         .context("server")?;
