@@ -11,18 +11,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::civil::time;
-use volta_forecasting::{
-    BacktestSpec, FeatureSpec, ForecastSpec, Holidays, ModelSpec, ReadOptions, TimeSeries, backtest, data, train,
-};
-
-fn victoria() -> TimeSeries {
-    let mut options = ReadOptions::new("demand_gw");
-    options.time_column = Some("period_start_aest_assumed".into());
-    options.timezone = Some("Australia/Brisbane".into());
-    options.exog = vec!["temperature_c".into()];
-    options.known_ahead = vec!["temperature_c".into()];
-    data::read(&volta_datasets::raw("vic_elecdemand_2014_halfhourly.csv"), &options).expect("victoria").0
-}
+use volta_forecasting::{BacktestSpec, FeatureSpec, ForecastSpec, Holidays, ModelSpec, backtest, train};
 
 fn spec(model: &str) -> ForecastSpec {
     let mut features = FeatureSpec::new(48);
@@ -42,7 +31,7 @@ fn protocol(model: &str) -> BacktestSpec {
 }
 
 fn benches(c: &mut Criterion) {
-    let series = victoria();
+    let series = volta_benches::victoria();
     let cut = series.index_at_or_after("2014-11-01T00:00:00+10:00".parse().expect("ts"));
     let mut group = c.benchmark_group("forecasting");
     group.sample_size(10);

@@ -1,2 +1,20 @@
-//! Criterion benchmarks of Volta live in `benches/benches/`; this library is
-//! empty. Run them with `cargo bench -p volta-benches`.
+//! Shared inputs of Volta's benchmarks. The criterion benchmarks live in
+//! `benches/benches/` (run them with `cargo bench -p volta-benches`), the
+//! longer timed runs in `src/bin/`.
+
+use volta_forecasting::{ReadOptions, TimeSeries, data};
+
+/// Victoria's 2014 half-hourly demand with Melbourne temperature (AEST, as
+/// Australia/Brisbane; the temperature marked known ahead: ex post).
+///
+/// # Panics
+/// If the committed dataset cannot be read.
+#[must_use]
+pub fn victoria() -> TimeSeries {
+    let mut options = ReadOptions::new("demand_gw");
+    options.time_column = Some("period_start_aest_assumed".into());
+    options.timezone = Some("Australia/Brisbane".into());
+    options.exog = vec!["temperature_c".into()];
+    options.known_ahead = vec!["temperature_c".into()];
+    data::read(&volta_datasets::raw("vic_elecdemand_2014_halfhourly.csv"), &options).expect("victoria").0
+}

@@ -235,15 +235,7 @@ impl ReadOptions {
 pub fn read(path: &Path, options: &ReadOptions) -> Result<(TimeSeries, QualityReport)> {
     let frame = load_frame(path)?;
     let extra = options.exog_file.as_deref().map(load_frame).transpose()?;
-    let (series, mut report) = from_frames(&frame, extra.as_ref(), options)?;
-    match options.resample_s {
-        Some(step) if step != series.step_s => {
-            let coarse = series.resample(step)?;
-            report.resampled_to = Some(step);
-            Ok((coarse, report))
-        }
-        Some(_) | None => Ok((series, report)),
-    }
+    from_frames(&frame, extra.as_ref(), options)
 }
 
 /// Loads a whole file as a polars frame.
@@ -300,10 +292,7 @@ pub fn from_frames(
     extra: Option<&DataFrame>,
     options: &ReadOptions,
 ) -> Result<(TimeSeries, QualityReport)> {
-    let tz = match &options.timezone {
-        Some(name) => TimeZone::get(name).map_err(|e| ForecastError::option("timezone", e.to_string()))?,
-        None => TimeZone::UTC,
-    };
+    let tz = zone(options)?;
     let names: Vec<String> = frame.get_column_names().iter().map(|s| s.to_string()).collect();
     let time_name = match &options.time_column {
         Some(name) => name.clone(),
@@ -314,14 +303,7 @@ pub fn from_frames(
             .column(name)
             .map_err(|_| ForecastError::MissingColumn { column: name.to_owned(), available: names.join(", ") })
     };
-    for name in &options.known_ahead {
-        if !options.exog.contains(name) {
-            return Err(ForecastError::option(
-                "known_ahead",
-                format!("{name:?} is not one of the exogenous columns ({})", options.exog.join(", ")),
-            ));
-        }
-    }
+    check_known_ahead(options)?;
     let times = timestamps(column(&time_name)?, &time_name, &tz)?;
     let target = values(column(&options.target)?, &options.target)?;
     let mut exog = Vec::with_capacity(options.exog.len());
@@ -350,7 +332,7 @@ pub fn from_frames(
         };
         exog.push((name.clone(), col));
     }
-    quality::regularise(&times, &time_name, &target, exog, options, tz)
+    clean(&times, &time_name, &target, exog, options, tz)
 }
 
 /// Values at `at` by linear interpolation in time between the samples
@@ -389,10 +371,7 @@ pub fn from_columns(
     exog: Vec<(String, Vec<f64>)>,
     options: &ReadOptions,
 ) -> Result<(TimeSeries, QualityReport)> {
-    let tz = match &options.timezone {
-        Some(name) => TimeZone::get(name).map_err(|e| ForecastError::option("timezone", e.to_string()))?,
-        None => TimeZone::UTC,
-    };
+    let tz = zone(options)?;
     if target.len() != times.len() {
         return Err(ForecastError::column(
             &options.target,
@@ -404,14 +383,42 @@ pub fn from_columns(
             return Err(ForecastError::column(name, format!("{} values for {} times", values.len(), times.len())));
         }
     }
-    for name in &options.known_ahead {
-        if !exog.iter().any(|(n, _)| n == name) {
-            return Err(ForecastError::option("known_ahead", format!("{name:?} is not one of the exogenous columns")));
-        }
-    }
     let mut options = options.clone();
     options.exog = exog.iter().map(|(n, _)| n.clone()).collect();
-    let (series, mut report) = quality::regularise(times, "time", target, exog, &options, tz)?;
+    check_known_ahead(&options)?;
+    clean(times, "time", target, exog, &options, tz)
+}
+
+/// The calendar's time zone (UTC by default).
+fn zone(options: &ReadOptions) -> Result<TimeZone> {
+    match &options.timezone {
+        Some(name) => TimeZone::get(name).map_err(|e| ForecastError::option("timezone", e.to_string())),
+        None => Ok(TimeZone::UTC),
+    }
+}
+
+/// Every known-ahead column must be one of the exogenous columns.
+fn check_known_ahead(options: &ReadOptions) -> Result<()> {
+    match options.known_ahead.iter().find(|name| !options.exog.contains(name)) {
+        Some(name) => Err(ForecastError::option(
+            "known_ahead",
+            format!("{name:?} is not one of the exogenous columns ({})", options.exog.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The common end of every reading path: the regular grid and its cleaning,
+/// then the resampling asked for.
+fn clean(
+    times: &[Timestamp],
+    time_name: &str,
+    target: &[f64],
+    exog: Vec<(String, Vec<f64>)>,
+    options: &ReadOptions,
+    tz: TimeZone,
+) -> Result<(TimeSeries, QualityReport)> {
+    let (series, mut report) = quality::regularise(times, time_name, target, exog, options, tz)?;
     match options.resample_s {
         Some(step) if step != series.step_s => {
             report.resampled_to = Some(step);

@@ -12,19 +12,11 @@
 use std::time::Instant;
 
 use jiff::civil::time;
-use volta_forecasting::{
-    BacktestSpec, FeatureSpec, ForecastSpec, ModelSpec, ReadOptions, TimeSeries, backtest_many, data,
-};
+use volta_forecasting::{BacktestSpec, FeatureSpec, ForecastSpec, ModelSpec, TimeSeries, backtest_many};
 
 fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
-    let mut options = ReadOptions::new("demand_gw");
-    options.time_column = Some("period_start_aest_assumed".into());
-    options.timezone = Some("Australia/Brisbane".into());
-    options.exog = vec!["temperature_c".into()];
-    options.known_ahead = vec!["temperature_c".into()];
-    let (series, _) =
-        data::read(&volta_datasets::raw("vic_elecdemand_2014_halfhourly.csv"), &options).expect("victoria");
+    let series = volta_benches::victoria();
     let len = 48 * 60;
     let many: Vec<TimeSeries> = (0..n)
         .map(|k| {
