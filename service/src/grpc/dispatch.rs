@@ -31,13 +31,14 @@ fn read(case: Option<pb::CaseText>) -> Result<Checked, CaseFileError> {
     }
 }
 
+/// An issue with its path from the request's root (`case.assets.chp...`).
+fn problem(issue: &volta_engine::Issue) -> pb::Problem {
+    pb::Problem { path: format!("case.{}", issue.path), message: issue.message.clone() }
+}
+
 fn problems(err: &CaseFileError) -> Vec<pb::Problem> {
     match err.report() {
-        Some(report) => report
-            .issues
-            .iter()
-            .map(|i| pb::Problem { path: format!("case.{}", i.path), message: i.message.clone() })
-            .collect(),
+        Some(report) => report.issues.iter().map(problem).collect(),
         None => vec![pb::Problem { path: "case".into(), message: err.to_string() }],
     }
 }
@@ -63,11 +64,7 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
                 ok: true,
                 summary: ok.case.summary(),
                 problems: Vec::new(),
-                warnings: ok
-                    .warnings
-                    .iter()
-                    .map(|i| pb::Problem { path: format!("case.{}", i.path), message: i.message.clone() })
-                    .collect(),
+                warnings: ok.warnings.iter().map(problem).collect(),
             },
             Err(err) => pb::ValidateResponse {
                 ok: false,
