@@ -14,4 +14,7 @@ pub enum DispatchError {
     /// An option is out of range (the message names it).
     #[error("invalid option: {0}")]
     Option(String),
+    /// The caller cancelled the work (see [`Cancel`](crate::Cancel)).
+    #[error("cancelled")]
+    Cancelled,
 }

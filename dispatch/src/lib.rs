@@ -74,7 +74,7 @@ use volta_engine::Case;
 pub use error::DispatchError;
 pub use explain::{Infeasibility, Violation, ViolationKind};
 pub use model::CarriedState;
-pub use options::{LOST_LOAD_CO2_KG_PER_KWH, Objective, Options};
+pub use options::{Cancel, LOST_LOAD_CO2_KG_PER_KWH, Objective, Options};
 pub use pareto::{Front, ParetoPoint, pareto};
 pub use plan::{
     AssetSchedule, BusSchedule, CostCategory, CostItem, Detail, EmissionItem, Flow, Schedule, Solution, SolveStats,
@@ -111,6 +111,7 @@ pub(crate) fn solve(
             model.lp.le(co2, cap);
         }
     };
+    options.cancel.check()?;
     let (mut model, mut raw, mut stats) = solve::solve_window(case, window, options, &cap)?;
     let mut objective = raw.objective;
     // The CO2 objective is lexicographic: least CO2 first, then least cost.
@@ -125,6 +126,7 @@ pub(crate) fn solve(
             model.lp.le(primary, bound);
         };
         let second = Options { objective: Objective::Cost, ..options.clone() };
+        options.cancel.check()?;
         let (m2, r2, s2) = solve::solve_window(case, window, &second, &limit)?;
         if r2.x.is_some() {
             stats.solve_seconds += s2.solve_seconds;
@@ -138,6 +140,7 @@ pub(crate) fn solve(
     let mut status = raw.status;
     let mut infeasibility = None;
     if status == Status::Infeasible {
+        options.cancel.check()?;
         infeasibility = explain::explain(case, window, options)?;
         if raw.ambiguous && infeasibility.as_ref().is_some_and(|i| i.unexplained) {
             status = Status::Unbounded;

@@ -1,5 +1,8 @@
 //! What to optimise and how hard to try.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::{Deserialize, Serialize};
 
 /// What the schedule minimises.
@@ -56,6 +59,14 @@ pub struct Options {
     pub prices: bool,
     /// Print the solver's log on stderr.
     pub verbose: bool,
+    /// Stops the work between phases (before building a model, between the
+    /// solves of a lexicographic objective, a Pareto front or a rolling
+    /// horizon) once cancelled: the call returns [`DispatchError::Cancelled`].
+    /// A solve already inside HiGHS runs to its own limits.
+    ///
+    /// [`DispatchError::Cancelled`]: crate::DispatchError::Cancelled
+    #[serde(skip)]
+    pub cancel: Cancel,
 }
 
 impl Default for Options {
@@ -67,6 +78,7 @@ impl Default for Options {
             threads: None,
             prices: true,
             verbose: false,
+            cancel: Cancel::default(),
         }
     }
 }
@@ -76,5 +88,40 @@ impl Options {
     #[must_use]
     pub fn with_objective(objective: Objective) -> Self {
         Self { objective, ..Self::default() }
+    }
+}
+
+/// A cancellation flag shared between a caller and the solves it started;
+/// clones share the flag. Two tokens compare equal when they share it.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A fresh, uncancelled token.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks every solve holding this token to stop at its next phase.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// `Err(Cancelled)` once cancelled: the check made between phases.
+    pub(crate) fn check(&self) -> Result<(), crate::DispatchError> {
+        if self.is_cancelled() { Err(crate::DispatchError::Cancelled) } else { Ok(()) }
+    }
+}
+
+impl PartialEq for Cancel {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }

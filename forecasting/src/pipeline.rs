@@ -463,13 +463,42 @@ impl TrainedModel {
         Ok(())
     }
 
+    /// The model as JSON text (what a model file holds).
+    ///
+    /// # Errors
+    /// When a number cannot be written (never for a fitted model).
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string(self).map_err(|e| ForecastError::ModelFile(e.to_string()))
+    }
+
+    /// Reads a model from JSON text, checking its format and version;
+    /// `source` names where the text came from, for messages.
+    ///
+    /// # Errors
+    /// Other formats, newer versions, malformed models.
+    pub fn from_json(text: &str, source: &str) -> Result<Self> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ForecastError::ModelFile(format!("{source}: {e}")))?;
+        let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
+        if format != MODEL_FORMAT {
+            return Err(ForecastError::ModelFile(format!("{source} is not a Volta forecast model")));
+        }
+        let version = value.get("version").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        if version != u64::from(MODEL_VERSION) {
+            return Err(ForecastError::ModelFile(format!(
+                "{source} has version {version}; this Volta reads version {MODEL_VERSION}"
+            )));
+        }
+        serde_json::from_value(value).map_err(|e| ForecastError::ModelFile(format!("{source}: {e}")))
+    }
+
     /// Writes the model as JSON.
     ///
     /// # Errors
     /// When the file cannot be written.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string(self).map_err(|e| ForecastError::ModelFile(e.to_string()))?;
-        std::fs::write(path, text).map_err(|e| ForecastError::Read { path: path.to_owned(), reason: e.to_string() })
+        std::fs::write(path, self.to_json()?)
+            .map_err(|e| ForecastError::Read { path: path.to_owned(), reason: e.to_string() })
     }
 
     /// Reads a model file, checking its format and version.
@@ -479,20 +508,7 @@ impl TrainedModel {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ForecastError::Read { path: path.to_owned(), reason: e.to_string() })?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| ForecastError::ModelFile(format!("{}: {e}", path.display())))?;
-        let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
-        if format != MODEL_FORMAT {
-            return Err(ForecastError::ModelFile(format!("{} is not a Volta forecast model", path.display())));
-        }
-        let version = value.get("version").and_then(serde_json::Value::as_u64).unwrap_or(0);
-        if version != u64::from(MODEL_VERSION) {
-            return Err(ForecastError::ModelFile(format!(
-                "{} has version {version}; this Volta reads version {MODEL_VERSION}",
-                path.display()
-            )));
-        }
-        serde_json::from_value(value).map_err(|e| ForecastError::ModelFile(format!("{}: {e}", path.display())))
+        Self::from_json(&text, &path.display().to_string())
     }
 }
 

@@ -1,12 +1,9 @@
 //! `volta`: plan and forecast multi-energy systems from the command line.
 
-mod cli;
-mod grpc;
-mod report;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use volta_service::cli;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();

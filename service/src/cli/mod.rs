@@ -58,7 +58,7 @@ enum Command {
     /// Forecast the next horizon with a saved model.
     #[command(long_about = forecast::FORECAST_ABOUT, after_help = forecast::FORECAST_AFTER)]
     Forecast(forecast::ForecastArgs),
-    /// Serve the dispatch service over gRPC (health checking and reflection included).
+    /// Serve dispatch and forecasting over gRPC (auth, TLS, metrics, health, reflection).
     #[command(long_about = serve::LONG_ABOUT, after_help = serve::AFTER_HELP)]
     Serve(serve::Args),
 }

@@ -130,6 +130,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         threads: args.threads,
         prices: !args.no_prices,
         verbose: args.verbose,
+        ..Options::default()
     };
     if let Some(n) = args.pareto {
         return pareto(args, &case, n, &options);

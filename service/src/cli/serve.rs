@@ -1,47 +1,130 @@
-//! `volta serve`: the gRPC services on one port.
+//! `volta serve`: every gRPC service on one port.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::grpc::{self, ServeOptions};
+use crate::config::{Auth, Config, LogFormat, Tls};
+use crate::grpc;
 
 pub(super) const LONG_ABOUT: &str = "\
-Serve Volta over gRPC: volta.dispatch.v1.DispatchService (Validate, Schedule),
-gRPC health checking (grpc.health.v1) and server reflection, so grpcurl works.
+Serve Volta over gRPC on one port:
+  volta.dispatch.v1.DispatchService   Validate, Schedule, Pareto, RollingHorizon (streamed)
+  volta.forecast.v1.ForecastService   Backtest, Train, Forecast, ListModels, DeleteModel
+  grpc.health.v1.Health and server reflection (grpcurl works)
 
-Solves run on a bounded pool of --solver-slots; a call that finds every slot
-busy gets RESOURCE_EXHAUSTED at once. A call's deadline becomes the solver's
-time limit. SIGTERM or Ctrl-C stops accepting calls, reports NOT_SERVING and
-lets in-flight calls finish. Without authentication configured (not yet
-available) the server binds to loopback addresses only.";
+Settings come from --config FILE (TOML), then environment variables, then
+flags, each overriding the one before; with none, the embedded defaults
+serve on 127.0.0.1:50051 and keep trained models in ./volta.db (SQLite).
+Set storage.url (VOLTA_DATABASE_URL) to postgres://... to use PostgreSQL.
+
+Solves and fits run on a bounded pool of --solver-slots; a call that finds
+every slot busy gets RESOURCE_EXHAUSTED at once. A call's deadline becomes
+the solver's time limit, and a cancelled call stops its work between
+phases. SIGTERM or Ctrl-C reports NOT_SERVING, stops accepting calls and
+lets in-flight calls finish.
+
+Authentication: with [auth] configured (an HS256 secret or an RS256 public
+key), every call needs `authorization: Bearer <JWT>` with a tenant claim
+and roles (viewer, operator, admin); without it the server binds to
+loopback addresses only. TLS is on when [tls] names a certificate and key.
+
+Logs are JSON lines on stderr (--log-format text for people); Prometheus
+metrics are served on --metrics-listen at GET /metrics.";
 
 pub(super) const AFTER_HELP: &str = "\
 Examples:
-  volta serve                                  # 127.0.0.1:50051
-  volta serve --listen 127.0.0.1:0             # any free port, printed on start
+  volta serve                                  # 127.0.0.1:50051, ./volta.db
+  volta serve --listen 127.0.0.1:0             # any free port, logged on start
+  volta serve --config /etc/volta/volta.toml --metrics-listen 127.0.0.1:9464
+  VOLTA_DATABASE_URL=postgres://volta@db/volta volta serve
   grpcurl -plaintext 127.0.0.1:50051 list
-  grpcurl -plaintext -d @ 127.0.0.1:50051 volta.dispatch.v1.DispatchService/Schedule < request.json";
+  grpcurl -plaintext -d @ 127.0.0.1:50051 volta.dispatch.v1.DispatchService/Schedule < request.json
 
-/// Arguments of `volta serve`.
+Environment: VOLTA_CONFIG, VOLTA_LISTEN, VOLTA_METRICS_LISTEN, VOLTA_SOLVER_SLOTS,
+VOLTA_MAX_REQUEST_MIB, VOLTA_DATABASE_URL, VOLTA_LOG_FORMAT, VOLTA_LOG,
+VOLTA_JWT_HS256_SECRET, VOLTA_JWT_RS256_PUBLIC_KEY_FILE, VOLTA_TLS_CERT_FILE,
+VOLTA_TLS_KEY_FILE. The configuration file's format: docs/serve.md.";
+
+/// Arguments of `volta serve`; each overrides the configuration file.
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
-    /// Address to listen on (loopback only without authentication).
-    #[arg(long, default_value = "127.0.0.1:50051", env = "VOLTA_LISTEN")]
-    listen: SocketAddr,
-    /// Solves that may run at once (default: the number of cores).
-    #[arg(long, env = "VOLTA_SOLVER_SLOTS")]
+    /// A TOML configuration file (see docs/serve.md).
+    #[arg(long, value_name = "FILE", env = "VOLTA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on (loopback only without authentication) [default: 127.0.0.1:50051].
+    #[arg(long, env = "VOLTA_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Address of the Prometheus metrics endpoint (GET /metrics) [default: none].
+    #[arg(long, value_name = "ADDR", env = "VOLTA_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Solves and fits that may run at once [default: the number of cores].
+    #[arg(long, value_name = "N", env = "VOLTA_SOLVER_SLOTS")]
     solver_slots: Option<usize>,
-    /// Largest request accepted, in MiB.
-    #[arg(long, default_value_t = 64, env = "VOLTA_MAX_REQUEST_MIB")]
-    max_request_mib: usize,
+    /// Largest request accepted, MiB [default: 64].
+    #[arg(long, value_name = "MIB", env = "VOLTA_MAX_REQUEST_MIB")]
+    max_request_mib: Option<usize>,
+    /// Database: sqlite://FILE or postgres://USER@HOST/DB [default: sqlite://volta.db].
+    #[arg(long, value_name = "URL", env = "VOLTA_DATABASE_URL")]
+    database: Option<String>,
+    /// Log lines as JSON objects or as text [default: json].
+    #[arg(long, value_enum, env = "VOLTA_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `info,volta_service=debug` [default: info].
+    #[arg(long, value_name = "FILTER", env = "VOLTA_LOG")]
+    log: Option<String>,
+    /// RS256 public key (PEM) that signs bearer tokens; turns auth on.
+    #[arg(long, value_name = "PEM", env = "VOLTA_JWT_RS256_PUBLIC_KEY_FILE")]
+    jwt_rs256_public_key_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM); needs --tls-key-file.
+    #[arg(long, value_name = "PEM", env = "VOLTA_TLS_CERT_FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert-file.
+    #[arg(long, value_name = "PEM", env = "VOLTA_TLS_KEY_FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+}
+
+impl Args {
+    /// The file's settings, overridden by environment variables and flags.
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        let server = &mut config.server;
+        server.listen = self.listen.unwrap_or(server.listen);
+        server.metrics_listen = self.metrics_listen.or(server.metrics_listen);
+        server.solver_slots = self.solver_slots.or(server.solver_slots);
+        server.max_request_mib = self.max_request_mib.unwrap_or(server.max_request_mib);
+        if let Some(url) = &self.database {
+            config.storage.url.clone_from(url);
+        }
+        config.log.format = self.log_format.unwrap_or(config.log.format);
+        if let Some(level) = &self.log {
+            config.log.level.clone_from(level);
+        }
+        // A secret only from the environment or a file, never from a flag
+        // (flags show in `ps`).
+        if let Ok(secret) = std::env::var("VOLTA_JWT_HS256_SECRET") {
+            let auth = config.auth.get_or_insert_with(Auth::default);
+            auth.hs256_secret = Some(secret);
+            auth.hs256_secret_file = None;
+            auth.rs256_public_key_file = None;
+        }
+        if let Some(path) = &self.jwt_rs256_public_key_file {
+            let auth = config.auth.get_or_insert_with(Auth::default);
+            auth.rs256_public_key_file = Some(path.clone());
+            auth.hs256_secret = None;
+            auth.hs256_secret_file = None;
+        }
+        if let (Some(cert_file), Some(key_file)) = (&self.tls_cert_file, &self.tls_key_file) {
+            config.tls = Some(Tls { cert_file: cert_file.clone(), key_file: key_file.clone() });
+        }
+        Ok(config)
+    }
 }
 
 pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    grpc::serve(&ServeOptions {
-        listen: args.listen,
-        solver_slots: args.solver_slots.unwrap_or(cores),
-        max_request_bytes: args.max_request_mib << 20,
-    })?;
+    grpc::serve(&args.config()?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,28 +1,30 @@
 //! `volta.dispatch.v1.DispatchService`.
 
-use std::sync::Arc;
+use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
-use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
-use volta_dispatch::{Objective, Options};
-use volta_engine::{CaseReader, Checked, Error as CaseFileError, Format};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+use volta_dispatch::{Cancel, Detail, Objective, Options, RollingOptions, Schedule, WindowReport};
+use volta_engine::{Case, CaseReader, Checked, Format};
 
-use super::pb::{self, case_text};
+use super::errors::{self, problem, problems};
+use super::pb::dispatch::{self as pb, case_text};
+use super::{Shared, deadline, time_limit};
+use crate::auth::{Caller, Role};
 
 /// The dispatch service.
 pub(crate) struct Dispatch {
-    slots: Arc<Semaphore>,
+    shared: Shared,
 }
 
 impl Dispatch {
-    pub(crate) fn new(slots: Arc<Semaphore>) -> Self {
-        Self { slots }
+    pub(crate) fn new(shared: Shared) -> Self {
+        Self { shared }
     }
 }
 
-fn read(case: Option<pb::CaseText>) -> Result<Checked, CaseFileError> {
+fn read(case: Option<pb::CaseText>) -> Result<Checked, volta_engine::Error> {
     let reader = CaseReader::new();
     match case.and_then(|c| c.format) {
         Some(case_text::Format::Json(text)) => reader.read_str(&text, Format::Json),
@@ -31,30 +33,97 @@ fn read(case: Option<pb::CaseText>) -> Result<Checked, CaseFileError> {
     }
 }
 
-/// An issue with its path from the request's root (`case.assets.chp...`).
-fn problem(issue: &volta_engine::Issue) -> pb::Problem {
-    pb::Problem { path: format!("case.{}", issue.path), message: issue.message.clone() }
+/// Reads and checks a case the caller may work on.
+fn authorised_case(caller: &Caller, case: Option<pb::CaseText>) -> Result<Case, Status> {
+    let checked = read(case).map_err(|e| errors::case(&e))?;
+    caller.require_site(checked.case.name())?;
+    Ok(checked.case)
 }
 
-fn problems(err: &CaseFileError) -> Vec<pb::Problem> {
-    match err.report() {
-        Some(report) => report.issues.iter().map(problem).collect(),
-        None => vec![pb::Problem { path: "case".into(), message: err.to_string() }],
+fn objective(value: i32, co2_price: Option<f64>) -> Result<Objective, Status> {
+    let field = |name: &str, message: &str| {
+        errors::bad_request(format!("{name}: {message}"), [(name.to_owned(), message.to_owned())])
+    };
+    match (pb::Objective::try_from(value), co2_price) {
+        (Ok(pb::Objective::Unspecified | pb::Objective::Cost), None) => Ok(Objective::Cost),
+        (Ok(pb::Objective::Co2), None) => Ok(Objective::Co2),
+        (Ok(pb::Objective::Weighted | pb::Objective::Unspecified | pb::Objective::Cost), Some(p)) => {
+            Ok(Objective::Weighted { cost_weight: 1.0, co2_weight: p })
+        }
+        (Ok(pb::Objective::Weighted), None) => Err(field("co2_price", "OBJECTIVE_WEIGHTED needs co2_price")),
+        (Ok(pb::Objective::Co2), Some(_)) => Err(field("co2_price", "only with OBJECTIVE_WEIGHTED or OBJECTIVE_COST")),
+        (Err(_), _) => Err(field("objective", &format!("unknown value {value}"))),
     }
 }
 
-/// INVALID_ARGUMENT with a google.rpc.BadRequest naming every field.
-fn invalid(err: &CaseFileError) -> Status {
-    let mut details = ErrorDetails::new();
-    for p in problems(err) {
-        details.add_bad_request_violation(p.path, p.message);
-    }
-    Status::with_error_details(Code::InvalidArgument, format!("invalid case: {err}"), details)
+fn rfc3339(t: &jiff::ZonedDateTime) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
 }
+
+fn flags(v: &[bool]) -> Vec<f64> {
+    v.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect()
+}
+
+/// An asset's own series, named as in `schedule.csv`.
+fn detail(detail: &Detail) -> Vec<pb::Series> {
+    let series = |name: &str, values: &[f64]| pb::Series { name: name.to_owned(), values: values.to_vec() };
+    match detail {
+        Detail::Load { demand_kw, served_kw, shed_kw } => {
+            vec![series("demand_kw", demand_kw), series("served_kw", served_kw), series("shed_kw", shed_kw)]
+        }
+        Detail::Renewable { available_kw, output_kw } => {
+            vec![series("available_kw", available_kw), series("output_kw", output_kw)]
+        }
+        Detail::Unit { output_kw, fuel_kw, on, starts } => {
+            let mut out = vec![series("output_kw", output_kw)];
+            out.extend(fuel_kw.as_deref().map(|f| series("fuel_kw", f)));
+            out.extend(on.as_deref().map(|f| pb::Series { name: "on".into(), values: flags(f) }));
+            out.extend(starts.as_deref().map(|f| pb::Series { name: "starts".into(), values: flags(f) }));
+            out
+        }
+        Detail::Grid { import_kw, export_kw } => vec![series("import_kw", import_kw), series("export_kw", export_kw)],
+        Detail::Storage { charge_kw, discharge_kw, energy_kwh, initial_kwh: _ } => {
+            vec![series("charge_kw", charge_kw), series("discharge_kw", discharge_kw), series("energy_kwh", energy_kwh)]
+        }
+    }
+}
+
+/// A schedule step by step.
+pub(crate) fn schedule_message(plan: &Schedule) -> pb::Schedule {
+    pb::Schedule {
+        times: (0..plan.grid.len()).map(|i| rfc3339(&plan.grid.at(i))).collect(),
+        assets: plan
+            .assets
+            .iter()
+            .map(|a| pb::AssetSchedule {
+                id: a.id.to_string(),
+                kind: a.kind.to_owned(),
+                flows: a.flows.iter().map(|f| pb::Flow { bus: f.bus.to_string(), kw: f.kw.clone() }).collect(),
+                detail: detail(&a.detail),
+            })
+            .collect(),
+        buses: plan
+            .buses
+            .iter()
+            .map(|b| pb::BusSchedule {
+                id: b.id.to_string(),
+                price: b.price.clone().unwrap_or_default(),
+                unserved_kw: b.unserved_kw.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn cost_by_category(plan: Option<&Schedule>) -> std::collections::HashMap<String, f64> {
+    plan.map(|p| p.cost_by_category().into_iter().map(|(c, v)| (c.name().to_owned(), v)).collect()).unwrap_or_default()
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RollingHorizonEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::dispatch_service_server::DispatchService for Dispatch {
     async fn validate(&self, request: Request<pb::ValidateRequest>) -> Result<Response<pb::ValidateResponse>, Status> {
+        Caller::of(&request)?.require(Role::Viewer)?;
         let case = request.into_inner().case;
         let checked = tokio::task::spawn_blocking(move || read(case))
             .await
@@ -76,55 +145,172 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
     }
 
     async fn schedule(&self, request: Request<pb::ScheduleRequest>) -> Result<Response<pb::ScheduleResponse>, Status> {
-        let deadline = super::deadline(&request);
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Operator)?;
+        let deadline = deadline(&request);
         let req = request.into_inner();
-        let objective = match (pb::Objective::try_from(req.objective), req.co2_price) {
-            (Ok(pb::Objective::Unspecified | pb::Objective::Cost), None) => Objective::Cost,
-            (Ok(pb::Objective::Co2), None) => Objective::Co2,
-            (Ok(pb::Objective::Weighted | pb::Objective::Unspecified | pb::Objective::Cost), Some(p)) => {
-                Objective::Weighted { cost_weight: 1.0, co2_weight: p }
-            }
-            (Ok(pb::Objective::Weighted), None) => {
-                return Err(Status::invalid_argument("objective: OBJECTIVE_WEIGHTED needs co2_price"));
-            }
-            (Ok(pb::Objective::Co2), Some(_)) => {
-                return Err(Status::invalid_argument("co2_price: only with OBJECTIVE_WEIGHTED or OBJECTIVE_COST"));
-            }
-            (Err(_), _) => return Err(Status::invalid_argument(format!("objective: unknown value {}", req.objective))),
+        let cancel = Cancel::new();
+        let options = Options {
+            objective: objective(req.objective, req.co2_price)?,
+            mip_gap: req.gap,
+            time_limit_s: time_limit(req.time_limit_seconds, deadline),
+            cancel: cancel.clone(),
+            ..Options::default()
         };
-        // The deadline bounds the solve, with a margin for the reply.
-        let budget = deadline.map(|d| d.saturating_sub(Duration::from_millis(200)).as_secs_f64().max(0.05));
-        let time_limit = match (req.time_limit_seconds, budget) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let (case, summary_only) = (req.case, req.summary_only);
+        let reply = self
+            .shared
+            .offload("schedule", &cancel, move || {
+                let case = authorised_case(&caller, case)?;
+                let solved = volta_dispatch::schedule(&case, &options).map_err(|e| errors::dispatch(&e))?;
+                let plan = solved.schedule.as_ref();
+                Ok(pb::ScheduleResponse {
+                    status: solved.status.name().to_owned(),
+                    objective: solved.objective,
+                    best_bound: solved.best_bound,
+                    gap: solved.gap,
+                    cost: plan.map(|p| p.cost),
+                    co2_kg: plan.map(|p| p.co2_kg),
+                    cost_by_category: cost_by_category(plan),
+                    infeasibility: solved
+                        .infeasibility
+                        .as_ref()
+                        .map(volta_dispatch::Infeasibility::report)
+                        .unwrap_or_default(),
+                    solve_seconds: solved.stats.solve_seconds,
+                    schedule: plan.filter(|_| !summary_only).map(schedule_message),
+                })
+            })
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn pareto(&self, request: Request<pb::ParetoRequest>) -> Result<Response<pb::ParetoResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Operator)?;
+        let deadline = deadline(&request);
+        let req = request.into_inner();
+        let cancel = Cancel::new();
+        let options = Options {
+            mip_gap: req.gap,
+            time_limit_s: time_limit(req.time_limit_seconds, deadline),
+            cancel: cancel.clone(),
+            ..Options::default()
         };
-        let options = Options { objective, mip_gap: req.gap, time_limit_s: time_limit, ..Options::default() };
-        let permit = self
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Status::resource_exhausted("every solver slot is busy; retry later"))?;
-        let case = req.case;
-        let solved = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let checked = read(case).map_err(|e| invalid(&e))?;
-            volta_dispatch::schedule(&checked.case, &options).map_err(|e| Status::invalid_argument(e.to_string()))
-        })
-        .await
-        .map_err(|e| Status::internal(format!("solver task failed: {e}")))??;
-        let plan = solved.schedule.as_ref();
-        Ok(Response::new(pb::ScheduleResponse {
-            status: solved.status.name().to_owned(),
-            objective: solved.objective,
-            best_bound: solved.best_bound,
-            gap: solved.gap,
-            cost: plan.map(|p| p.cost),
-            co2_kg: plan.map(|p| p.co2_kg),
-            cost_by_category: plan
-                .map(|p| p.cost_by_category().into_iter().map(|(c, v)| (c.name().to_owned(), v)).collect())
-                .unwrap_or_default(),
-            infeasibility: solved.infeasibility.as_ref().map(volta_dispatch::Infeasibility::report).unwrap_or_default(),
-            solve_seconds: solved.stats.solve_seconds,
-        }))
+        let (case, points) = (req.case, req.points as usize);
+        let reply = self
+            .shared
+            .offload("pareto", &cancel, move || {
+                let case = authorised_case(&caller, case)?;
+                let front = volta_dispatch::pareto(&case, points, &options).map_err(|e| errors::dispatch(&e))?;
+                Ok(pb::ParetoResponse {
+                    points: front
+                        .points
+                        .iter()
+                        .map(|p| pb::ParetoPoint {
+                            co2_cap_kg: p.co2_cap_kg,
+                            cost: p.cost,
+                            co2_kg: p.co2_kg,
+                            status: p.status.name().to_owned(),
+                        })
+                        .collect(),
+                    dropped: u32::try_from(front.dropped).unwrap_or(u32::MAX),
+                })
+            })
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    type RollingHorizonStream = EventStream;
+
+    async fn rolling_horizon(
+        &self,
+        request: Request<pb::RollingHorizonRequest>,
+    ) -> Result<Response<Self::RollingHorizonStream>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Operator)?;
+        let deadline = deadline(&request);
+        let started = std::time::Instant::now();
+        let req = request.into_inner();
+        let cancel = Cancel::new();
+        let options = Options {
+            objective: objective(req.objective, req.co2_price)?,
+            mip_gap: req.gap,
+            time_limit_s: time_limit(req.time_limit_seconds, deadline),
+            cancel: cancel.clone(),
+            ..Options::default()
+        };
+        let case = authorised_case(&caller, req.case)?;
+        let steps = |hours: f64, field: &str| {
+            case.grid().steps_in(hours).filter(|n| *n > 0).ok_or_else(|| {
+                let message = format!("{hours} h is not a positive whole number of {} steps", case.grid().step_text());
+                errors::bad_request(format!("{field}: {message}"), [(field.to_owned(), message)])
+            })
+        };
+        let horizon = steps(req.horizon_hours, "horizon_hours")?;
+        let commit = match req.commit_hours {
+            Some(h) => steps(h, "commit_hours")?,
+            None => horizon,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let (slot, busy) = self.shared.slot()?;
+        let metrics = self.shared.metrics.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let (_slot, _busy, _entered) = (slot, busy, span.enter());
+            let grid = case.grid().clone();
+            let mut index = 0_u32;
+            let mut progress = |report: &WindowReport, total: usize| {
+                metrics.observe_work("rolling_window", report.solve_seconds + report.build_seconds);
+                let event = pb::WindowResult {
+                    index,
+                    windows: u32::try_from(total).unwrap_or(u32::MAX),
+                    start_step: u32::try_from(report.start).unwrap_or(u32::MAX),
+                    start_time: rfc3339(&grid.at(report.start)),
+                    steps: u32::try_from(report.len).unwrap_or(u32::MAX),
+                    status: report.status.name().to_owned(),
+                    objective: report.objective,
+                    solve_seconds: report.solve_seconds,
+                    build_seconds: report.build_seconds,
+                };
+                index += 1;
+                let event = pb::RollingHorizonEvent { event: Some(pb::rolling_horizon_event::Event::Window(event)) };
+                // A closed stream: the client went away; stop before the next window.
+                if tx.blocking_send(Ok(event)).is_err() {
+                    cancel.cancel();
+                }
+                if deadline.is_some_and(|d| started.elapsed() + Duration::from_millis(200) >= d) {
+                    cancel.cancel();
+                }
+            };
+            let rolling = RollingOptions { horizon_steps: horizon, commit_steps: commit, options };
+            let outcome = volta_dispatch::rolling_horizon(&case, &rolling, &mut progress);
+            let event = match outcome {
+                Ok(result) => {
+                    let plan = result.schedule.as_ref();
+                    Ok(pb::RollingHorizonEvent {
+                        event: Some(pb::rolling_horizon_event::Event::Summary(pb::RollingHorizonSummary {
+                            status: result.status.name().to_owned(),
+                            cost: plan.map(|p| p.cost),
+                            co2_kg: plan.map(|p| p.co2_kg),
+                            cost_by_category: cost_by_category(plan),
+                            infeasibility: result
+                                .infeasibility
+                                .as_ref()
+                                .map(volta_dispatch::Infeasibility::report)
+                                .unwrap_or_default(),
+                            steps: plan.map_or(0, |p| u32::try_from(p.grid.len()).unwrap_or(u32::MAX)),
+                        })),
+                    })
+                }
+                Err(volta_dispatch::DispatchError::Cancelled) if deadline.is_some() => {
+                    Err(Status::deadline_exceeded("the deadline passed between windows"))
+                }
+                Err(e) => Err(errors::dispatch(&e)),
+            };
+            // Nobody to tell if the client is gone.
+            let _ = tx.blocking_send(event);
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 }

@@ -1,42 +1,64 @@
-//! `volta.forecast.v1.ForecastService`.
+//! `volta.forecast.v1.ForecastService`: backtests, and models trained,
+//! stored by id under the caller's tenant, and used to forecast.
 
-use std::sync::Arc;
-
-use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
-use volta_forecasting::{BacktestSpec, ModelOptions, ReadOptions, cut_time, data};
+use volta_dispatch::Cancel;
+use volta_forecasting::{BacktestSpec, ModelOptions, ReadOptions, TimeSeries, TrainedModel, cut_time, data};
 
+use super::Shared;
+use super::errors;
 use super::pb::forecast as pb;
+use crate::auth::{Caller, Role};
+use crate::store::ModelRecord;
 
 /// The forecasting service (shares the solver slots with dispatch).
 pub(crate) struct Forecast {
-    slots: Arc<Semaphore>,
+    shared: Shared,
 }
 
 impl Forecast {
-    pub(crate) fn new(slots: Arc<Semaphore>) -> Self {
-        Self { slots }
+    pub(crate) fn new(shared: Shared) -> Self {
+        Self { shared }
     }
 }
 
-fn bad(e: &volta_forecasting::ForecastError) -> Status {
-    Status::invalid_argument(e.to_string())
+/// The series of a request, read as `volta backtest` reads a file.
+fn series(message: Option<pb::Series>, target: Option<&str>) -> Result<TimeSeries, Status> {
+    let message = message.unwrap_or_default();
+    let target = match (message.target.as_str(), target) {
+        ("", Some(t)) => t.to_owned(),
+        ("", None) => {
+            return Err(errors::bad_request(
+                "series.target: missing".to_owned(),
+                [("series.target".to_owned(), "name the column to forecast".to_owned())],
+            ));
+        }
+        (t, _) => t.to_owned(),
+    };
+    let frame = data::frame_from_csv(&message.csv).map_err(|e| errors::forecast(&e, "options_json"))?;
+    let mut read = ReadOptions::new(target);
+    read.time_column = Some(message.time_column).filter(|s| !s.is_empty());
+    read.exog = message.exog;
+    read.known_ahead = message.known_ahead;
+    read.timezone = Some(message.timezone).filter(|s| !s.is_empty());
+    let (series, _) = data::from_frame(&frame, &read).map_err(|e| errors::forecast(&e, "options_json"))?;
+    Ok(series)
 }
 
-fn run(req: pb::BacktestRequest) -> Result<pb::BacktestResponse, Status> {
-    let frame = data::frame_from_csv(&req.data_csv).map_err(|e| bad(&e))?;
-    let mut read = ReadOptions::new(req.target);
-    read.time_column = Some(req.time_column).filter(|s| !s.is_empty());
-    read.exog = req.exog;
-    read.known_ahead = req.known_ahead;
-    read.timezone = Some(req.timezone).filter(|s| !s.is_empty());
-    let (series, _) = data::from_frame(&frame, &read).map_err(|e| bad(&e))?;
-    let options: ModelOptions = if req.options_json.trim().is_empty() {
-        ModelOptions::default()
-    } else {
-        serde_json::from_str(&req.options_json).map_err(|e| Status::invalid_argument(format!("options_json: {e}")))?
-    };
-    let spec = options.to_spec(&series).map_err(|e| bad(&e))?;
+fn options(json: &str) -> Result<ModelOptions, Status> {
+    if json.trim().is_empty() {
+        return Ok(ModelOptions::default());
+    }
+    serde_json::from_str(json).map_err(|e| {
+        let message = e.to_string();
+        errors::bad_request(format!("options_json: {message}"), [("options_json".to_owned(), message)])
+    })
+}
+
+fn backtest(req: pb::BacktestRequest) -> Result<pb::BacktestResponse, Status> {
+    let bad = |e: &volta_forecasting::ForecastError| errors::forecast(e, "options_json");
+    let series = series(req.series, None)?;
+    let spec = options(&req.options_json)?.to_spec(&series).map_err(|e| bad(&e))?;
     let train_until = cut_time(&req.train_until, &series.tz, "train_until").map_err(|e| bad(&e))?;
     let spec = BacktestSpec {
         forecast: spec,
@@ -50,7 +72,7 @@ fn run(req: pb::BacktestRequest) -> Result<pb::BacktestResponse, Status> {
     let levels = |v: &[volta_forecasting::metrics::Level]| v.iter().map(|l| (format!("{}", l.q), l.value)).collect();
     Ok(pb::BacktestResponse {
         model: bt.model.clone(),
-        n_forecasts: bt.forecasts.len() as u32,
+        n_forecasts: u32::try_from(bt.forecasts.len()).unwrap_or(u32::MAX),
         mae: m.mae,
         rmse: m.rmse,
         mape: m.mape,
@@ -65,21 +87,148 @@ fn run(req: pb::BacktestRequest) -> Result<pb::BacktestResponse, Status> {
     })
 }
 
+/// Trains; returns the model and its record (id and tenant to be filled).
+fn train(req: pb::TrainRequest, tenant: String) -> Result<(ModelRecord, String, f64), Status> {
+    let bad = |e: &volta_forecasting::ForecastError| errors::forecast(e, "options_json");
+    let series = series(req.series, None)?;
+    let spec = options(&req.options_json)?.to_spec(&series).map_err(|e| bad(&e))?;
+    let end = if req.train_until.trim().is_empty() {
+        series.len()
+    } else {
+        series.index_at_or_after(cut_time(&req.train_until, &series.tz, "train_until").map_err(|e| bad(&e))?)
+    };
+    let start = std::time::Instant::now();
+    let model = volta_forecasting::train(&series, &spec, end).map_err(|e| bad(&e))?;
+    let seconds = start.elapsed().as_secs_f64();
+    let body = model.to_json().map_err(|e| bad(&e))?;
+    let record = ModelRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant,
+        name: if req.name.is_empty() { format!("{} {}", spec.model.name(), model.target) } else { req.name },
+        model_kind: spec.model.name().to_owned(),
+        target: model.target.clone(),
+        horizon: i64::try_from(spec.features.horizon).unwrap_or(i64::MAX),
+        step_seconds: model.step_seconds,
+        trained_until: model.trained_until.to_string(),
+        created_at: jiff::Timestamp::now().to_string(),
+    };
+    Ok((record, body, seconds))
+}
+
+fn forecast(model_id: String, body: &str, req: pb::ForecastRequest) -> Result<pb::ForecastResponse, Status> {
+    let model =
+        TrainedModel::from_json(body, &format!("stored model {model_id}")).map_err(|e| errors::forecast(&e, ""))?;
+    let mut message = req.series.unwrap_or_default();
+    // The model decides which columns it reads.
+    message.exog = model.exog.iter().map(|(n, _)| n.clone()).collect();
+    message.known_ahead = model.exog.iter().filter(|(_, k)| *k).map(|(n, _)| n.clone()).collect();
+    if message.timezone.is_empty() {
+        message.timezone.clone_from(&model.timezone);
+    }
+    let series = series(Some(message), Some(&model.target))?;
+    let issue = cut_time(&req.issue_time, &series.tz, "issue_time")
+        .ok()
+        .filter(|_| req.issue_time.len() > 10)
+        .ok_or_else(|| {
+            let message = format!("{:?} is not a timestamp", req.issue_time);
+            errors::bad_request(format!("issue_time: {message}"), [("issue_time".to_owned(), message)])
+        })?;
+    let forecast = model.forecast(&series, issue).map_err(|e| errors::forecast(&e, "issue_time"))?;
+    let levels = &model.spec.quantiles;
+    Ok(pb::ForecastResponse {
+        model_id,
+        times: (0..forecast.point.len())
+            .map(|k| {
+                let t = series.time(forecast.issue_step + k).to_zoned_datetime(series.tz.clone());
+                t.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+            })
+            .collect(),
+        point: forecast.point.clone(),
+        quantiles: levels
+            .iter()
+            .enumerate()
+            .map(|(j, &level)| pb::Quantile {
+                level,
+                values: forecast.quantiles.iter().map(|row| row.get(j).copied().unwrap_or(f64::NAN)).collect(),
+            })
+            .collect(),
+    })
+}
+
+fn info(record: ModelRecord) -> pb::ModelInfo {
+    pb::ModelInfo {
+        id: record.id,
+        name: record.name,
+        model: record.model_kind,
+        target: record.target,
+        horizon: u32::try_from(record.horizon).unwrap_or(u32::MAX),
+        step_seconds: record.step_seconds,
+        trained_until: record.trained_until,
+        created_at: record.created_at,
+    }
+}
+
+fn not_found(id: &str) -> Status {
+    Status::not_found(format!("model_id: no model {id:?} for this tenant"))
+}
+
 #[tonic::async_trait]
 impl pb::forecast_service_server::ForecastService for Forecast {
     async fn backtest(&self, request: Request<pb::BacktestRequest>) -> Result<Response<pb::BacktestResponse>, Status> {
-        let permit = self
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Status::resource_exhausted("every solver slot is busy; retry later"))?;
+        Caller::of(&request)?.require(Role::Operator)?;
         let req = request.into_inner();
-        let reply = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            run(req)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("backtest task failed: {e}")))??;
+        let reply = self.shared.offload("backtest", &Cancel::new(), move || backtest(req)).await?;
         Ok(Response::new(reply))
+    }
+
+    async fn train(&self, request: Request<pb::TrainRequest>) -> Result<Response<pb::TrainResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Operator)?;
+        let req = request.into_inner();
+        let (record, body, fit_seconds) =
+            self.shared.offload("train", &Cancel::new(), move || train(req, caller.tenant)).await?;
+        self.shared.store.put_model(&record, &body).await.map_err(|e| errors::store(&e))?;
+        tracing::info!(model_id = %record.id, tenant = %record.tenant, "model stored");
+        Ok(Response::new(pb::TrainResponse { model: Some(info(record)), fit_seconds }))
+    }
+
+    async fn forecast(&self, request: Request<pb::ForecastRequest>) -> Result<Response<pb::ForecastResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Viewer)?;
+        let req = request.into_inner();
+        let id = req.model_id.clone();
+        let (_, body) = self
+            .shared
+            .store
+            .model(&caller.tenant, &id)
+            .await
+            .map_err(|e| errors::store(&e))?
+            .ok_or_else(|| not_found(&id))?;
+        let reply = self.shared.offload("forecast", &Cancel::new(), move || forecast(id, &body, req)).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn list_models(
+        &self,
+        request: Request<pb::ListModelsRequest>,
+    ) -> Result<Response<pb::ListModelsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Viewer)?;
+        let models = self.shared.store.models(&caller.tenant).await.map_err(|e| errors::store(&e))?;
+        Ok(Response::new(pb::ListModelsResponse { models: models.into_iter().map(info).collect() }))
+    }
+
+    async fn delete_model(
+        &self,
+        request: Request<pb::DeleteModelRequest>,
+    ) -> Result<Response<pb::DeleteModelResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Admin)?;
+        let id = request.into_inner().id;
+        if self.shared.store.delete_model(&caller.tenant, &id).await.map_err(|e| errors::store(&e))? {
+            Ok(Response::new(pb::DeleteModelResponse {}))
+        } else {
+            Err(not_found(&id))
+        }
     }
 }

@@ -1,90 +1,205 @@
 //! The gRPC layer: services over the same library calls as the CLI.
 //!
-//! CPU-heavy work (solves) runs on tokio's blocking pool behind a semaphore
-//! of solver slots; a call that finds every slot taken is shed at once with
-//! RESOURCE_EXHAUSTED instead of queueing without bound. The call's deadline
-//! (`grpc-timeout`) becomes the solver's time limit.
+//! - CPU-heavy work (solves, fits) runs on tokio's blocking pool behind a
+//!   semaphore of solver slots ([`Shared::offload`]); a call that finds every
+//!   slot taken is shed at once with RESOURCE_EXHAUSTED instead of queueing
+//!   without bound.
+//! - A call's deadline (`grpc-timeout`) becomes the solver's time limit, and
+//!   a call dropped by its client (cancelled, or past its deadline) cancels
+//!   its work, which stops at its next phase.
+//! - Every call passes the [`Observe`](crate::telemetry::Observe) layer
+//!   (span, log line, metrics) and the [`Authenticator`].
+//!
+//! To add a service: write its proto under `proto/volta/<name>/v1/`, list it
+//! in `build.rs`, implement it over a [`Shared`], and add it in [`run`].
 
 mod dispatch;
+mod errors;
 mod forecast;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::sync::Semaphore;
+use tonic::Status;
+use tonic::service::interceptor::InterceptedService;
+use volta_dispatch::Cancel;
 
-/// Generated protobuf types and service stubs.
-pub(crate) mod pb {
-    #![allow(missing_docs, unused_qualifications, clippy::all, clippy::pedantic)]
-    tonic::include_proto!("volta.dispatch.v1");
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::store::{self, Store};
+use crate::telemetry::{self, Metrics, Observe};
+
+/// Generated protobuf types, service stubs and clients.
+pub mod pb {
+    /// `volta.dispatch.v1`.
+    pub mod dispatch {
+        #![allow(missing_docs, unused_qualifications, clippy::all, clippy::pedantic)]
+        tonic::include_proto!("volta.dispatch.v1");
+    }
 
     /// `volta.forecast.v1`.
-    pub(crate) mod forecast {
+    pub mod forecast {
         #![allow(missing_docs, unused_qualifications, clippy::all, clippy::pedantic)]
         tonic::include_proto!("volta.forecast.v1");
     }
 
     /// The encoded descriptors of every Volta proto, for server reflection.
-    pub(crate) const DESCRIPTOR: &[u8] = tonic::include_file_descriptor_set!("volta_descriptor");
+    pub const DESCRIPTOR: &[u8] = tonic::include_file_descriptor_set!("volta_descriptor");
 }
 
-/// How the server runs.
+/// What every service shares: the solver pool, the metrics and the store.
 #[derive(Debug, Clone)]
-pub(crate) struct ServeOptions {
-    /// Address to bind (port 0: any free port, printed on start).
-    pub listen: SocketAddr,
-    /// Solves that may run at once; more are shed with RESOURCE_EXHAUSTED.
-    pub solver_slots: usize,
-    /// Largest request accepted, bytes.
-    pub max_request_bytes: usize,
+pub(crate) struct Shared {
+    slots: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    store: Store,
 }
 
-/// Runs the server until SIGTERM or Ctrl-C, then stops accepting calls,
-/// reports NOT_SERVING and lets in-flight calls finish.
-pub(crate) fn serve(options: &ServeOptions) -> anyhow::Result<()> {
-    if !options.listen.ip().is_loopback() {
-        anyhow::bail!(
-            "--listen {}: no authentication is configured, so volta serve binds to loopback addresses only",
-            options.listen
-        );
+/// Cancels a call's work if the call is dropped before it is disarmed.
+struct CancelOnDrop(Option<Cancel>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(cancel) = self.0.take() {
+            cancel.cancel();
+        }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
-    runtime.block_on(run(options.clone()))
 }
 
-async fn run(options: ServeOptions) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", options.listen))?;
-    let local = listener.local_addr()?;
-    log(&format!("volta serve: listening on {local} (loopback only: no authentication configured)"));
-    let slots = Arc::new(Semaphore::new(options.solver_slots.max(1)));
-    let dispatch = pb::dispatch_service_server::DispatchServiceServer::new(dispatch::Dispatch::new(slots.clone()))
-        .max_decoding_message_size(options.max_request_bytes);
-    let forecast =
-        pb::forecast::forecast_service_server::ForecastServiceServer::new(forecast::Forecast::new(slots.clone()))
-            .max_decoding_message_size(options.max_request_bytes);
+impl Shared {
+    /// A solver slot, or RESOURCE_EXHAUSTED at once if every one is busy.
+    fn slot(&self) -> Result<(tokio::sync::OwnedSemaphorePermit, telemetry::SlotGuard), Status> {
+        let permit = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Status::resource_exhausted("every solver slot is busy; retry with backoff"))?;
+        Ok((permit, self.metrics.slot_taken()))
+    }
+
+    /// Runs `work` on the blocking pool in a solver slot, inside the call's
+    /// span, timing it as `kind`. If the call is dropped meanwhile, `cancel`
+    /// is cancelled so that the work stops at its next phase; the slot stays
+    /// taken until the work has really stopped.
+    async fn offload<T: Send + 'static>(
+        &self,
+        kind: &'static str,
+        cancel: &Cancel,
+        work: impl FnOnce() -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let slot = self.slot()?;
+        let span = tracing::Span::current();
+        let metrics = self.metrics.clone();
+        let mut guard = CancelOnDrop(Some(cancel.clone()));
+        let joined = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            let _entered = span.enter();
+            let start = Instant::now();
+            let out = work();
+            metrics.observe_work(kind, start.elapsed().as_secs_f64());
+            out
+        })
+        .await;
+        guard.0 = None;
+        joined.map_err(|e| Status::internal(format!("{kind} task failed: {e}")))?
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C, then reports NOT_SERVING, stops
+/// accepting calls and lets in-flight calls finish.
+///
+/// # Errors
+/// Invalid settings, an address in use, an unreachable database.
+pub fn serve(config: &Config) -> anyhow::Result<()> {
+    config.check()?;
+    telemetry::init_logs(config.log.format, &config.log.level)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+    runtime.block_on(run(config.clone()))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let auth = match &config.auth {
+        Some(auth) => Authenticator::from_config(auth)?,
+        None => Authenticator::disabled(),
+    };
+    let store = Store::open(&config.storage.url).await?;
+    let metrics = Arc::new(Metrics::new());
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let slots = config.server.solver_slots.unwrap_or(cores);
+    let shared = Shared { slots: Arc::new(Semaphore::new(slots)), metrics: metrics.clone(), store };
+    let max_bytes = config.server.max_request_mib << 20;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        // An error means the sender is gone: the server is stopping anyway.
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let metrics_addr = match config.server.metrics_listen {
+        Some(addr) => Some(telemetry::serve_metrics(addr, metrics.clone(), stopped(stop_rx.clone())).await?),
+        None => None,
+    };
+
+    let dispatch = InterceptedService::new(
+        pb::dispatch::dispatch_service_server::DispatchServiceServer::new(dispatch::Dispatch::new(shared.clone()))
+            .max_decoding_message_size(max_bytes),
+        auth.clone(),
+    );
+    let forecast = InterceptedService::new(
+        pb::forecast::forecast_service_server::ForecastServiceServer::new(forecast::Forecast::new(shared.clone()))
+            .max_decoding_message_size(max_bytes),
+        auth.clone(),
+    );
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_serving::<pb::dispatch_service_server::DispatchServiceServer<dispatch::Dispatch>>().await;
-    reporter.set_serving::<pb::forecast::forecast_service_server::ForecastServiceServer<forecast::Forecast>>().await;
+    let names = [
+        <pb::dispatch::dispatch_service_server::DispatchServiceServer<dispatch::Dispatch> as tonic::server::NamedService>::NAME,
+        <pb::forecast::forecast_service_server::ForecastServiceServer<forecast::Forecast> as tonic::server::NamedService>::NAME,
+    ];
+    for name in names {
+        reporter.set_service_status(name, tonic_health::ServingStatus::Serving).await;
+    }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::DESCRIPTOR)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("reflection")?;
+
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let local = listener.local_addr()?;
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        let cert =
+            std::fs::read(&tls.cert_file).with_context(|| format!("tls.cert_file {}", tls.cert_file.display()))?;
+        let key = std::fs::read(&tls.key_file).with_context(|| format!("tls.key_file {}", tls.key_file.display()))?;
+        let identity = tonic::transport::Identity::from_pem(cert, key);
+        builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity)).context("tls")?;
+    }
+    tracing::info!(
+        addr = %local,
+        tls = config.tls.is_some(),
+        auth = auth.is_enabled(),
+        solver_slots = slots,
+        storage = %store::redacted(&config.storage.url),
+        metrics = %metrics_addr.map_or_else(|| "off".to_owned(), |a| format!("http://{a}/metrics")),
+        "listening on {local}{}",
+        if auth.is_enabled() { "" } else { " (loopback only: no authentication configured)" }
+    );
+
     let shutdown = async move {
         shutdown_signal().await;
-        log("volta serve: shutting down; in-flight calls finish");
-        reporter.set_not_serving::<pb::dispatch_service_server::DispatchServiceServer<dispatch::Dispatch>>().await;
-        reporter
-            .set_not_serving::<pb::forecast::forecast_service_server::ForecastServiceServer<forecast::Forecast>>()
-            .await;
+        tracing::info!("shutting down: NOT_SERVING, in-flight calls finish");
+        for name in names {
+            reporter.set_service_status(name, tonic_health::ServingStatus::NotServing).await;
+        }
         // Give health checkers a moment to see NOT_SERVING.
         tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = stop_tx.send(true);
     };
-    tonic::transport::Server::builder()
+    builder
+        .layer(Observe::new(metrics))
         .add_service(health)
         .add_service(reflection)
         .add_service(dispatch)
@@ -92,13 +207,8 @@ async fn run(options: ServeOptions) -> anyhow::Result<()> {
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
         .await
         .context("server")?;
+    tracing::info!("stopped");
     Ok(())
-}
-
-/// One line on stderr; a closed stderr (a supervisor gone) is not a reason to crash.
-fn log(line: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 async fn shutdown_signal() {
@@ -138,6 +248,20 @@ pub(crate) fn deadline<T>(request: &tonic::Request<T>) -> Option<Duration> {
     })
 }
 
+/// The solver time limit of a call: the request's own limit, bounded by
+/// the deadline less a margin for reading the case, building the model,
+/// pricing and replying (15 %, at least 200 ms).
+pub(crate) fn time_limit(requested: Option<f64>, deadline: Option<Duration>) -> Option<f64> {
+    let budget = deadline.map(|d| {
+        let margin = (d.mul_f64(0.15)).max(Duration::from_millis(200));
+        d.saturating_sub(margin).as_secs_f64().max(0.05)
+    });
+    match (requested, budget) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -156,5 +280,15 @@ mod tests {
         assert_eq!(with("7x"), None);
         assert_eq!(with("S"), None);
         assert_eq!(super::deadline(&tonic::Request::new(())), None);
+    }
+
+    #[test]
+    fn the_deadline_bounds_the_time_limit_with_a_margin() {
+        assert_eq!(super::time_limit(None, None), None);
+        assert_eq!(super::time_limit(Some(30.0), None), Some(30.0));
+        assert_eq!(super::time_limit(None, Some(Duration::from_secs(1))), Some(0.8));
+        assert_eq!(super::time_limit(None, Some(Duration::from_secs(10))), Some(8.5));
+        assert_eq!(super::time_limit(Some(1.0), Some(Duration::from_secs(10))), Some(1.0));
+        assert_eq!(super::time_limit(None, Some(Duration::from_millis(100))), Some(0.05));
     }
 }

@@ -1,0 +1,229 @@
+//! `volta serve`'s configuration: a TOML file, overridden by environment
+//! variables and flags (`--listen` beats `VOLTA_LISTEN` beats `[server]
+//! listen`). Every setting has an embedded default, so no file is needed.
+//!
+//! ```toml
+//! [server]
+//! listen = "0.0.0.0:50051"          # non-loopback needs [auth]
+//! metrics_listen = "127.0.0.1:9464" # Prometheus text on GET /metrics
+//! solver_slots = 2                  # solves at once; more are shed
+//! max_request_mib = 64
+//!
+//! [storage]
+//! url = "postgres://volta@db/volta" # default: sqlite://volta.db
+//!
+//! [auth]
+//! hs256_secret_file = "/run/secrets/volta-jwt"   # or rs256_public_key_file
+//! issuer = "https://login.example.org"            # optional checks
+//! audience = "volta"
+//!
+//! [tls]
+//! cert_file = "/etc/volta/tls.crt"
+//! key_file = "/etc/volta/tls.key"
+//!
+//! [log]
+//! format = "json"                   # or "text"
+//! level = "info"                    # a tracing filter: "info,volta_service=debug"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listening, limits.
+    pub server: Server,
+    /// Where trained models are kept.
+    pub storage: Storage,
+    /// Bearer-token authentication; none means loopback only.
+    pub auth: Option<Auth>,
+    /// TLS for the gRPC port; none means plaintext.
+    pub tls: Option<Tls>,
+    /// Log format and filter.
+    pub log: Log,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Server {
+    /// The gRPC address (port 0: any free port, logged on start).
+    pub listen: SocketAddr,
+    /// The Prometheus metrics address; none: no metrics endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Solves and fits that may run at once (default: the number of cores);
+    /// a call that finds every slot busy gets RESOURCE_EXHAUSTED.
+    pub solver_slots: Option<usize>,
+    /// Largest request accepted, MiB.
+    pub max_request_mib: usize,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_listen: None,
+            solver_slots: None,
+            max_request_mib: 64,
+        }
+    }
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Storage {
+    /// `sqlite://FILE` (created if missing) or `postgres://...`.
+    pub url: String,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self { url: "sqlite://volta.db".to_owned() }
+    }
+}
+
+/// `[auth]`: how bearer tokens are checked. Exactly one key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    /// A file holding the HS256 shared secret (the bytes of the file,
+    /// trailing newline removed). `VOLTA_JWT_HS256_SECRET` gives it inline.
+    pub hs256_secret_file: Option<PathBuf>,
+    /// The HS256 secret itself; prefer the file or the environment.
+    pub hs256_secret: Option<String>,
+    /// A PEM file with the RS256 public key.
+    pub rs256_public_key_file: Option<PathBuf>,
+    /// Required `iss`, when set.
+    pub issuer: Option<String>,
+    /// Required `aud`, when set.
+    pub audience: Option<String>,
+}
+
+/// `[tls]`: the server's certificate chain and key, PEM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// Certificate chain, PEM.
+    pub cert_file: PathBuf,
+    /// Private key, PEM.
+    pub key_file: PathBuf,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// One JSON object per line, or human-readable text.
+    pub format: LogFormat,
+    /// A tracing filter directive (`RUST_LOG` syntax).
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self { format: LogFormat::Json, level: "info".to_owned() }
+    }
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (for log shippers).
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+impl Config {
+    /// Reads a TOML configuration file; unknown keys are errors naming the key.
+    ///
+    /// # Errors
+    /// An unreadable file, or invalid TOML or settings (with the key's path).
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Self::from_toml(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses TOML text.
+    ///
+    /// # Errors
+    /// Invalid TOML, or a setting of the wrong type or unknown (its path named).
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.path(), e.inner().message()))
+    }
+
+    /// Checks settings that do not depend on the machine: the auth key
+    /// choice and the loopback rule.
+    ///
+    /// # Errors
+    /// No or two auth keys, or a non-loopback address without auth.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(auth) = &self.auth {
+            let keys =
+                [auth.hs256_secret.is_some(), auth.hs256_secret_file.is_some(), auth.rs256_public_key_file.is_some()];
+            match keys.iter().filter(|k| **k).count() {
+                0 => anyhow::bail!(
+                    "auth: give one key: hs256_secret_file, rs256_public_key_file or VOLTA_JWT_HS256_SECRET"
+                ),
+                1 => {}
+                _ => anyhow::bail!("auth: give only one of hs256_secret, hs256_secret_file and rs256_public_key_file"),
+            }
+        } else if !self.server.listen.ip().is_loopback() {
+            anyhow::bail!(
+                "server.listen = {}: no authentication is configured, so volta serve binds to loopback addresses only \
+                 (configure [auth], or listen on 127.0.0.1)",
+                self.server.listen
+            );
+        }
+        if self.server.max_request_mib == 0 {
+            anyhow::bail!("server.max_request_mib must be at least 1");
+        }
+        if self.server.solver_slots == Some(0) {
+            anyhow::bail!("server.solver_slots must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Config, LogFormat};
+
+    #[test]
+    fn an_empty_file_gives_the_embedded_defaults() {
+        let config = Config::from_toml("").expect("empty");
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:50051");
+        assert_eq!(config.storage.url, "sqlite://volta.db");
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert!(config.auth.is_none() && config.tls.is_none());
+        config.check().expect("defaults are valid");
+    }
+
+    #[test]
+    fn unknown_and_mistyped_keys_are_named() {
+        let err = Config::from_toml("[server]\nlisten = \"127.0.0.1:1\"\nslots = 3\n").expect_err("unknown");
+        assert!(format!("{err:#}").contains("slots"), "{err:#}");
+        let err = Config::from_toml("[server]\nmax_request_mib = \"big\"\n").expect_err("mistyped");
+        assert!(format!("{err:#}").contains("server.max_request_mib"), "{err:#}");
+    }
+
+    #[test]
+    fn a_public_address_needs_auth_and_auth_needs_one_key() {
+        let open = Config::from_toml("[server]\nlisten = \"0.0.0.0:50051\"\n").expect("parse");
+        assert!(format!("{:#}", open.check().expect_err("no auth")).contains("loopback"));
+        let guarded =
+            Config::from_toml("[server]\nlisten = \"0.0.0.0:50051\"\n[auth]\nhs256_secret = \"s\"\n").expect("parse");
+        guarded.check().expect("auth configured");
+        let keyless = Config::from_toml("[auth]\nissuer = \"me\"\n").expect("parse");
+        assert!(format!("{:#}", keyless.check().expect_err("no key")).contains("one key"));
+    }
+}
