@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: every Rust crate's unit, integration and doc tests,
+# The whole test suite: every Rust crate's unit, integration and doc tests
+# (the model store against PostgreSQL too: scripts/services.sh starts it),
 # the Python package's pytest suite (built into a venv), then the
 # differential test of the dispatch optimiser against PyPSA.
 # Usage: scripts/test.sh [extra nextest arguments]
@@ -7,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 source scripts/env.sh
+source scripts/services.sh
 
 cargo test --workspace --locked --doc
 cargo nextest run --workspace --locked --no-fail-fast "$@"

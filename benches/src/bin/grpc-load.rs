@@ -1,0 +1,255 @@
+//! Load generator for `volta serve`: replays the platform's workload over
+//! loopback gRPC and reports throughput, latency percentiles and errors.
+//!
+//! Two phases, each with its own connection per client:
+//! 1. `validate`: 200 concurrent clients call `DispatchService/Validate` on
+//!    the campus case (168 hourly steps, 13 assets, every series inline)
+//!    back to back for `--seconds`.
+//! 2. `schedule`: 100 concurrent clients call `DispatchService/Schedule` on
+//!    the campus case (a week of unit commitment, totals only). A call
+//!    that finds every solver slot busy is shed at once with
+//!    RESOURCE_EXHAUSTED; the client then waits `--backoff-ms` and tries
+//!    again, as a well-behaved platform client does.
+//!
+//! The server is started from `--volta` (default: the `volta` binary next
+//! to this one) with a temporary database, or reached at `--url`.
+//!
+//! `cargo run -p volta-benches --bin grpc-load -- --seconds 20`
+
+use std::future::Future;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tonic::Code;
+use tonic::transport::Channel;
+use volta_service::grpc::pb::dispatch as pb;
+
+struct Args {
+    url: Option<String>,
+    volta: std::path::PathBuf,
+    seconds: f64,
+    validate_clients: usize,
+    schedule_clients: usize,
+    backoff: Duration,
+}
+
+fn args() -> Result<Args, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut args = Args {
+        url: None,
+        volta: exe.with_file_name("volta"),
+        seconds: 20.0,
+        validate_clients: 200,
+        schedule_clients: 100,
+        backoff: Duration::from_millis(250),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let number = |v: String| v.parse::<f64>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--url" => args.url = Some(value()?),
+            "--volta" => args.volta = value()?.into(),
+            "--seconds" => args.seconds = number(value()?)?,
+            "--validate-clients" => args.validate_clients = number(value()?)? as usize,
+            "--schedule-clients" => args.schedule_clients = number(value()?)? as usize,
+            "--backoff-ms" => args.backoff = Duration::from_secs_f64(number(value()?)? / 1e3),
+            "-h" | "--help" => {
+                return Err("usage: grpc-load [--url URL | --volta PATH] [--seconds S] [--validate-clients N] \
+                            [--schedule-clients N] [--backoff-ms MS]"
+                    .to_owned());
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(args)
+}
+
+/// `volta serve` on an ephemeral port with a throwaway database.
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(volta: &std::path::Path) -> Self {
+        use std::io::BufRead as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = format!("sqlite://{}", dir.path().join("volta.db").display());
+        let mut child = Command::new(volta)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", &db, "--log", "warn,volta_service::grpc=info"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", volta.display()));
+        let mut reader = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            assert!(reader.read_line(&mut line).expect("log") > 0, "volta serve exited");
+            let json: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+            if let Some(addr) = json["addr"].as_str() {
+                break addr.to_owned();
+            }
+        };
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        Self { child, url: format!("http://{addr}"), _dir: dir }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one phase measured.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    shed: usize,
+    errors: usize,
+}
+
+impl Tally {
+    fn merge(&mut self, other: Self) {
+        self.latencies.extend(other.latencies);
+        self.shed += other.shed;
+        self.errors += other.errors;
+    }
+
+    fn report(&mut self, name: &str, clients: usize, wall: Duration, peer: &str) {
+        self.latencies.sort();
+        let n = self.latencies.len();
+        let pct = |p: f64| {
+            self.latencies
+                .get(((n as f64 * p).ceil() as usize).saturating_sub(1))
+                .map_or(f64::NAN, Duration::as_secs_f64)
+        };
+        let mean = self.latencies.iter().map(Duration::as_secs_f64).sum::<f64>() / n.max(1) as f64;
+        let attempts = n + self.shed + self.errors;
+        println!(
+            "{name:>9} | {clients:>7} | {:>8.1} | {:>8.3} | {:>8.3} | {:>8.3} | {:>6} | {:>6.1} % | {:>6.1} % | {peer}",
+            n as f64 / wall.as_secs_f64(),
+            mean,
+            pct(0.5),
+            pct(0.99),
+            n,
+            100.0 * self.shed as f64 / attempts.max(1) as f64,
+            100.0 * self.errors as f64 / attempts.max(1) as f64,
+        );
+    }
+}
+
+async fn phase<F, Fut>(url: &str, clients: usize, seconds: f64, call: F) -> (Tally, Duration)
+where
+    F: Fn(pb::dispatch_service_client::DispatchServiceClient<Channel>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (pb::dispatch_service_client::DispatchServiceClient<Channel>, Tally)> + Send,
+{
+    let call = Arc::new(call);
+    let mut channels = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let channel = Channel::from_shared(url.to_owned()).expect("url").connect().await.expect("connect");
+        channels
+            .push(pb::dispatch_service_client::DispatchServiceClient::new(channel).max_decoding_message_size(64 << 20));
+    }
+    let start = Instant::now();
+    let until = start + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = channels
+        .into_iter()
+        .map(|client| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                let mut client = client;
+                while Instant::now() < until {
+                    let (back, one) = call(client).await;
+                    client = back;
+                    tally.merge(one);
+                }
+                tally
+            })
+        })
+        .collect();
+    let mut total = Tally::default();
+    for task in tasks {
+        total.merge(task.await.expect("client task"));
+    }
+    (total, start.elapsed())
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match args() {
+        Ok(a) => a,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let server = args.url.is_none().then(|| Server::start(&args.volta));
+    let url = args.url.clone().unwrap_or_else(|| server.as_ref().map(|s| s.url.clone()).expect("a server"));
+    let case = volta_engine::Case::from_path(volta_datasets::case("campus.toml")).expect("campus case");
+    let text = pb::CaseText { format: Some(pb::case_text::Format::Json(case.to_json().expect("json"))) };
+    println!(
+        "volta serve at {url}; campus case {} KiB as JSON; {} s per phase; {} cores\n",
+        text.format.as_ref().map_or(0, |f| match f {
+            pb::case_text::Format::Json(t) | pb::case_text::Format::Toml(t) => t.len() / 1024,
+        }),
+        args.seconds,
+        std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get)
+    );
+    println!(
+        "{:>9} | {:>7} | {:>8} | {:>8} | {:>8} | {:>8} | {:>6} | {:>8} | {:>8} | replaced platform (mean, 2 x 8 cores)",
+        "rpc", "clients", "ok/s", "mean s", "p50 s", "p99 s", "ok", "shed", "errors"
+    );
+
+    let validate = pb::ValidateRequest { case: Some(text.clone()) };
+    let (mut tally, wall) = phase(&url, args.validate_clients, args.seconds, move |mut client| {
+        let request = validate.clone();
+        async move {
+            let mut one = Tally::default();
+            let start = Instant::now();
+            match client.validate(request).await {
+                Ok(reply) if reply.get_ref().ok => one.latencies.push(start.elapsed()),
+                Ok(_) => one.errors += 1,
+                Err(s) if s.code() == Code::ResourceExhausted => one.shed += 1,
+                Err(_) => one.errors += 1,
+            }
+            (client, one)
+        }
+    })
+    .await;
+    tally.report("Validate", args.validate_clients, wall, "0.269 s at 200 users");
+
+    let schedule = pb::ScheduleRequest { case: Some(text), summary_only: true, ..Default::default() };
+    let backoff = args.backoff;
+    let (mut tally, wall) = phase(&url, args.schedule_clients, args.seconds, move |mut client| {
+        let request = schedule.clone();
+        async move {
+            let mut one = Tally::default();
+            let start = Instant::now();
+            match client.schedule(request).await {
+                Ok(reply) if reply.get_ref().status == "optimal" || reply.get_ref().status == "within_gap" => {
+                    one.latencies.push(start.elapsed());
+                }
+                Ok(_) => one.errors += 1,
+                Err(s) if s.code() == Code::ResourceExhausted => {
+                    one.shed += 1;
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(_) => one.errors += 1,
+            }
+            (client, one)
+        }
+    })
+    .await;
+    tally.report("Schedule", args.schedule_clients, wall, "0.879 s at 100 users");
+    println!(
+        "\nok/s: answered calls per second; latencies of answered calls; shed: RESOURCE_EXHAUSTED (every solver \
+         slot busy), retried after {} ms.",
+        args.backoff.as_millis()
+    );
+}
