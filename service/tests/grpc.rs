@@ -114,6 +114,35 @@ async fn health_validate_and_schedule_give_the_library_numbers() {
         .status;
     assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
 
+    // What grpcurl sees: every service, through reflection.
+    let mut reflection =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(server.channel().await);
+    let list = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut replies =
+        reflection.server_reflection_info(tokio_stream::iter([list])).await.expect("reflect").into_inner();
+    let reply = replies.message().await.expect("reply").expect("a reply");
+    let Some(tonic_reflection::pb::v1::server_reflection_response::MessageResponse::ListServicesResponse(services)) =
+        reply.message_response
+    else {
+        panic!("not a service list");
+    };
+    let mut names: Vec<String> = services.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "volta.dispatch.v1.DispatchService",
+            "volta.forecast.v1.ForecastService"
+        ]
+    );
+
     let mut client = server.client().await;
     let ok = client.validate(pb::ValidateRequest { case: Some(case_json("campus.toml")) }).await.expect("validate");
     assert!(ok.get_ref().ok && ok.get_ref().summary.contains("13 assets"));
