@@ -290,6 +290,41 @@ mod tests {
     }
 
     #[test]
+    fn rs256_tokens_check_against_the_public_key_issuer_and_audience() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let public = dir.path().join("jwt.pub.pem");
+        std::fs::write(&public, include_str!("../tests/data/jwt-rs256.pub.pem")).expect("write");
+        let auth = Authenticator::from_config(&Auth {
+            rs256_public_key_file: Some(public),
+            issuer: Some("https://login.example.org".to_owned()),
+            audience: Some("volta".to_owned()),
+            ..Auth::default()
+        })
+        .expect("rs256");
+        let private = EncodingKey::from_rsa_pem(include_bytes!("../tests/data/jwt-rs256.key.pem")).expect("key");
+        let sign = |claims: &serde_json::Value| {
+            let header = Header::new(jsonwebtoken::Algorithm::RS256);
+            format!("Bearer {}", jsonwebtoken::encode(&header, claims, &private).expect("sign"))
+        };
+        let mut claims = json!({"sub": "p7", "tenant": "acme", "roles": ["admin"], "exp": 4_000_000_000_u64,
+            "iss": "https://login.example.org", "aud": "volta"});
+        let caller = auth.caller(Some(&sign(&claims))).expect("valid");
+        assert_eq!(caller.role, Some(Role::Admin));
+        claims["aud"] = json!("another service");
+        let err = auth.caller(Some(&sign(&claims))).expect_err("audience");
+        assert!(err.message().contains("InvalidAudience"), "{}", err.message());
+        // An HS256 token made with the public key as secret (the classic
+        // algorithm-confusion attack) is refused.
+        let forged = jsonwebtoken::encode(
+            &Header::default(),
+            &json!({"sub": "eve", "tenant": "acme", "roles": ["admin"], "exp": 4_000_000_000_u64}),
+            &EncodingKey::from_secret(include_bytes!("../tests/data/jwt-rs256.pub.pem")),
+        )
+        .expect("sign");
+        assert_eq!(auth.caller(Some(&format!("Bearer {forged}"))).expect_err("alg").code(), Code::Unauthenticated);
+    }
+
+    #[test]
     fn short_secrets_are_refused() {
         let err = Authenticator::from_config(&Auth { hs256_secret: Some("short".to_owned()), ..Auth::default() })
             .expect_err("short");

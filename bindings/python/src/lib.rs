@@ -17,10 +17,21 @@ use volta_engine::{Case, CaseReader, Error as CaseFileError, Format};
 
 /// Runs `work` on its own thread without the GIL, checking for Ctrl-C every
 /// 100 ms: on an interrupt, Python gets its `KeyboardInterrupt` at once and
-/// the abandoned work finishes in the background, its result dropped (HiGHS
-/// cannot be stopped mid-solve from here).
+/// the abandoned work runs on in the background until it ends, its result
+/// dropped.
 pub(crate) fn interruptible<T: Send + 'static>(
     py: Python<'_>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> PyResult<T> {
+    interruptible_with(py, &volta_dispatch::Cancel::new(), work)
+}
+
+/// [`interruptible`], and an interrupt also cancels `cancel`, so that a
+/// solve left behind stops at its next phase (HiGHS itself is not stopped
+/// mid-solve): the next window, Pareto point or lexicographic stage.
+pub(crate) fn interruptible_with<T: Send + 'static>(
+    py: Python<'_>,
+    cancel: &volta_dispatch::Cancel,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> PyResult<T> {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -38,7 +49,12 @@ pub(crate) fn interruptible<T: Send + 'static>(
         rx = back;
         match got {
             Ok(value) => return Ok(value),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(interrupt) = py.check_signals() {
+                    cancel.cancel();
+                    return Err(interrupt);
+                }
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(PyRuntimeError::new_err("the worker thread panicked"));
             }
@@ -230,7 +246,8 @@ fn schedule<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = options(py, objective, co2_price, time_limit, gap, threads)?;
     let owned = case.case.clone();
-    let solved = interruptible(py, move || volta_dispatch::schedule(&owned, &options))?;
+    let cancel = options.cancel.clone();
+    let solved = interruptible_with(py, &cancel, move || volta_dispatch::schedule(&owned, &options))?;
     let solution = solved.map_err(|e| raise(py, "SolverError", e.to_string()))?;
     solution_dict(py, solution)
 }
@@ -247,7 +264,8 @@ fn pareto<'py>(
 ) -> PyResult<Bound<'py, PyList>> {
     let options = Options { time_limit_s: time_limit, mip_gap: gap, ..Options::default() };
     let owned = case.case.clone();
-    let front = interruptible(py, move || volta_dispatch::pareto(&owned, n, &options))?
+    let cancel = options.cancel.clone();
+    let front = interruptible_with(py, &cancel, move || volta_dispatch::pareto(&owned, n, &options))?
         .map_err(|e| raise(py, "SolverError", e.to_string()))?;
     let points = PyList::empty(py);
     for p in front.points {
@@ -274,10 +292,12 @@ fn rolling_horizon<'py>(
     gap: Option<f64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = options(py, objective, None, time_limit, gap, None)?;
+    let cancel = options.cancel.clone();
     let rolling = RollingOptions { horizon_steps, commit_steps, options };
     let owned = case.case.clone();
-    let result = interruptible(py, move || volta_dispatch::rolling_horizon(&owned, &rolling, &mut |_, _| {}))?
-        .map_err(|e| raise(py, "SolverError", e.to_string()))?;
+    let result =
+        interruptible_with(py, &cancel, move || volta_dispatch::rolling_horizon(&owned, &rolling, &mut |_, _| {}))?
+            .map_err(|e| raise(py, "SolverError", e.to_string()))?;
     let out = PyDict::new(py);
     out.set_item("status", result.status.name())?;
     out.set_item("windows", result.windows.len())?;
