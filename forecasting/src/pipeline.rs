@@ -183,8 +183,13 @@ fn train_with(series: &TimeSeries, spec: &ForecastSpec, ctx: &Context, end: usiz
             ),
         ));
     }
-    let calibration = if spec.quantiles.is_empty() { None } else { Some(calibrate(series, spec, ctx, &issues, end)?) };
-    let fitted = models::fit(&spec.model, series, &spec.features, ctx, &issues, end)?;
+    // The calibration fit (on all but the last `calibration_days`) and the
+    // final fit are independent: run them side by side.
+    let (calibration, fitted) = rayon::join(
+        || if spec.quantiles.is_empty() { Ok(None) } else { calibrate(series, spec, ctx, &issues, end).map(Some) },
+        || models::fit(&spec.model, series, &spec.features, ctx, &issues, end),
+    );
+    let (calibration, fitted) = (calibration?, fitted?);
     let quantile_models =
         if spec.quantile_trees { fit_quantile_trees(series, spec, ctx, &issues, end)? } else { Vec::new() };
     let y = &series.target[..end];
