@@ -287,11 +287,18 @@ impl Binned {
     }
 }
 
-/// Per-bin gradient sums and counts of one feature.
+/// Per-bin gradient sums and counts of one feature, over all 256 possible
+/// bins so that a `u8` bin indexes them without a bounds check.
 #[derive(Clone)]
 struct Hist {
-    g: Vec<f64>,
-    n: Vec<u32>,
+    g: Box<[f64; 256]>,
+    n: Box<[u32; 256]>,
+}
+
+impl Hist {
+    fn empty() -> Self {
+        Self { g: Box::new([0.0; 256]), n: Box::new([0; 256]) }
+    }
 }
 
 struct Grower<'a> {
@@ -304,17 +311,17 @@ struct Grower<'a> {
 
 impl Grower<'_> {
     fn histograms(&self, rows: &[u32]) -> Vec<Hist> {
+        // Gather the rows' gradients once, for every feature.
+        let grads: Vec<f64> = rows.iter().map(|&r| self.grad[r as usize]).collect();
         self.binned
             .bins
             .par_iter()
-            .zip(&self.binned.edges)
             .with_min_len(if rows.len() > 4096 { 1 } else { usize::MAX })
-            .map(|(col, edges)| {
-                let bins = edges.len() + 1;
-                let mut h = Hist { g: vec![0.0; bins], n: vec![0; bins] };
-                for &r in rows {
-                    let b = col[r as usize] as usize;
-                    h.g[b] += self.grad[r as usize];
+            .map(|col| {
+                let mut h = Hist::empty();
+                for (&r, &g) in rows.iter().zip(&grads) {
+                    let b = usize::from(col[r as usize]);
+                    h.g[b] += g;
                     h.n[b] += 1;
                 }
                 h
@@ -382,11 +389,12 @@ impl Grower<'_> {
         let small_is_left = left_rows.len() <= right_rows.len();
         let small = self.histograms(if small_is_left { left_rows } else { right_rows });
         let large: Vec<Hist> = hist
-            .iter()
+            .into_iter()
             .zip(&small)
-            .map(|(p, s)| Hist {
-                g: p.g.iter().zip(&s.g).map(|(a, b)| a - b).collect(),
-                n: p.n.iter().zip(&s.n).map(|(a, b)| a - b).collect(),
+            .map(|(mut p, s)| {
+                p.g.iter_mut().zip(s.g.iter()).for_each(|(a, b)| *a -= b);
+                p.n.iter_mut().zip(s.n.iter()).for_each(|(a, b)| *a -= b);
+                p
             })
             .collect();
         let (lh, rh) = if small_is_left { (small, large) } else { (large, small) };
