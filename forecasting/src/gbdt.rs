@@ -221,7 +221,9 @@ impl Gbdt {
             grower.grow(&mut rows, None, 0, &mut leaves);
             let mut nodes = grower.nodes;
             // Leaf values: Newton steps for squared error, residual quantiles
-            // for the pinball loss; then shrink and apply to every row.
+            // for the pinball loss; then shrink and apply to every row: the
+            // sampled rows through their leaf, the others through the tree.
+            let mut placed = vec![false; n];
             for (node, members) in leaves {
                 let value = match params.loss {
                     Loss::Squared => {
@@ -233,11 +235,18 @@ impl Gbdt {
                         quantile(&mut res, alpha)
                     }
                 };
-                nodes[node] = Node::Leaf { value: value * params.learning_rate };
+                let value = value * params.learning_rate;
+                nodes[node] = Node::Leaf { value };
+                for &r in &members {
+                    pred[r as usize] += value;
+                    placed[r as usize] = true;
+                }
             }
             let tree = Gbdt { loss: params.loss, base: 0.0, trees: vec![nodes], importance: Vec::new() };
-            pred.par_iter_mut().enumerate().with_min_len(4096).for_each(|(i, p)| {
-                *p += tree.predict_row(&x[i * width..(i + 1) * width]);
+            pred.par_iter_mut().zip(&placed).enumerate().with_min_len(4096).for_each(|(i, (p, &done))| {
+                if !done {
+                    *p += tree.predict_row(&x[i * width..(i + 1) * width]);
+                }
             });
             trees.push(tree.trees.into_iter().next().unwrap_or_default());
         }
@@ -385,21 +394,27 @@ impl Grower<'_> {
             }
         }
         let (left_rows, right_rows) = rows.split_at_mut(split);
-        // Histogram of the smaller child, the larger by subtraction.
+        // Histogram of the smaller child, the larger by subtraction; none if
+        // neither child can split (the last level, or too few rows).
         let small_is_left = left_rows.len() <= right_rows.len();
-        let small = self.histograms(if small_is_left { left_rows } else { right_rows });
-        let large: Vec<Hist> = hist
-            .into_iter()
-            .zip(&small)
-            .map(|(mut p, s)| {
-                p.g.iter_mut().zip(s.g.iter()).for_each(|(a, b)| *a -= b);
-                p.n.iter_mut().zip(s.n.iter()).for_each(|(a, b)| *a -= b);
-                p
-            })
-            .collect();
-        let (lh, rh) = if small_is_left { (small, large) } else { (large, small) };
-        let left = self.grow(left_rows, Some(lh), depth + 1, leaves);
-        let right = self.grow(right_rows, Some(rh), depth + 1, leaves);
+        let splittable = depth + 1 < self.params.max_depth && left_rows.len().max(right_rows.len()) >= 2 * min_leaf;
+        let (lh, rh) = if splittable {
+            let small = self.histograms(if small_is_left { left_rows } else { right_rows });
+            let large: Vec<Hist> = hist
+                .into_iter()
+                .zip(&small)
+                .map(|(mut p, s)| {
+                    p.g.iter_mut().zip(s.g.iter()).for_each(|(a, b)| *a -= b);
+                    p.n.iter_mut().zip(s.n.iter()).for_each(|(a, b)| *a -= b);
+                    p
+                })
+                .collect();
+            if small_is_left { (Some(small), Some(large)) } else { (Some(large), Some(small)) }
+        } else {
+            (None, None)
+        };
+        let left = self.grow(left_rows, lh, depth + 1, leaves);
+        let right = self.grow(right_rows, rh, depth + 1, leaves);
         // Bin b ≥ 1 holds values up to edges[b - 1]; bin 0 (missing) goes left.
         let threshold = if last_left == 0 { f64::NEG_INFINITY } else { self.binned.edges[feature][last_left - 1] };
         self.nodes[id] = Node::Split { feature: feature as u32, threshold, left: left as u32, right: right as u32 };
