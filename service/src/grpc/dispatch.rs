@@ -56,6 +56,18 @@ fn objective(value: i32, co2_price: Option<f64>) -> Result<Objective, Status> {
     }
 }
 
+/// Solver options of a call: its objective and gap, its time limit bounded
+/// by its deadline, and a fresh cancellation token.
+fn solve_options(objective: Objective, gap: Option<f64>, limit: Option<f64>, deadline: Option<Duration>) -> Options {
+    Options {
+        objective,
+        mip_gap: gap,
+        time_limit_s: time_limit(limit, deadline),
+        cancel: Cancel::new(),
+        ..Options::default()
+    }
+}
+
 fn rfc3339(t: &jiff::ZonedDateTime) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
 }
@@ -149,15 +161,9 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
         caller.require(Role::Operator)?;
         let deadline = deadline(&request);
         let req = request.into_inner();
-        let cancel = Cancel::new();
-        let options = Options {
-            objective: objective(req.objective, req.co2_price)?,
-            mip_gap: req.gap,
-            time_limit_s: time_limit(req.time_limit_seconds, deadline),
-            cancel: cancel.clone(),
-            ..Options::default()
-        };
-        let (case, summary_only) = (req.case, req.summary_only);
+        let objective = objective(req.objective, req.co2_price)?;
+        let options = solve_options(objective, req.gap, req.time_limit_seconds, deadline);
+        let (case, summary_only, cancel) = (req.case, req.summary_only, options.cancel.clone());
         let reply = self
             .shared
             .offload("schedule", &cancel, move || {
@@ -190,14 +196,9 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
         caller.require(Role::Operator)?;
         let deadline = deadline(&request);
         let req = request.into_inner();
-        let cancel = Cancel::new();
-        let options = Options {
-            mip_gap: req.gap,
-            time_limit_s: time_limit(req.time_limit_seconds, deadline),
-            cancel: cancel.clone(),
-            ..Options::default()
-        };
-        let (case, points) = (req.case, req.points as usize);
+        // Pareto ignores the objective: it solves for cost and for CO2.
+        let options = solve_options(Objective::Cost, req.gap, req.time_limit_seconds, deadline);
+        let (case, points, cancel) = (req.case, req.points as usize, options.cancel.clone());
         let reply = self
             .shared
             .offload("pareto", &cancel, move || {
@@ -232,14 +233,9 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
         let deadline = deadline(&request);
         let started = std::time::Instant::now();
         let req = request.into_inner();
-        let cancel = Cancel::new();
-        let options = Options {
-            objective: objective(req.objective, req.co2_price)?,
-            mip_gap: req.gap,
-            time_limit_s: time_limit(req.time_limit_seconds, deadline),
-            cancel: cancel.clone(),
-            ..Options::default()
-        };
+        let objective = objective(req.objective, req.co2_price)?;
+        let options = solve_options(objective, req.gap, req.time_limit_seconds, deadline);
+        let cancel = options.cancel.clone();
         let case = authorised_case(&caller, req.case)?;
         let steps = |hours: f64, field: &str| {
             case.grid().steps_in(hours).filter(|n| *n > 0).ok_or_else(|| {
