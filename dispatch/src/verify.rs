@@ -292,6 +292,27 @@ fn check_unit(
         }
         return cost;
     };
+    // Ramps under commitment, from the initial state: running units move
+    // by at most the ramp per step; a start may jump to the larger of the
+    // minimum power and one step's ramp, a stop may drop from it.
+    let initial_power = uc.initial.power_kw.unwrap_or(if uc.initial.on { unit.min.max(0.0) } else { 0.0 });
+    for t in 0..output.len() {
+        let (prev_p, prev_on) = if t == 0 { (initial_power, uc.initial.on) } else { (output[t - 1], on[t - 1]) };
+        let (start, stop) = (on[t] && !prev_on, prev_on && !on[t]);
+        if let Some(r) = unit.ramp_up {
+            let allowed = if prev_on { r * h } else { 0.0 } + if start { unit.min.max(r * h) } else { 0.0 };
+            if !le(output[t] - prev_p, allowed) {
+                errors.push(format!("{id} step {t}: ramps up by {:.3} kW, more than {allowed} kW", output[t] - prev_p));
+            }
+        }
+        if let Some(r) = unit.ramp_down {
+            let allowed = if on[t] { r * h } else { 0.0 } + if stop { unit.min.max(r * h) } else { 0.0 };
+            if !le(prev_p - output[t], allowed) {
+                errors
+                    .push(format!("{id} step {t}: ramps down by {:.3} kW, more than {allowed} kW", prev_p - output[t]));
+            }
+        }
+    }
     let steps = |hours: f64| crate::model::steps_covering(hours, h);
     // Length of the run each step belongs to, counting the initial state.
     let mut prev_on = uc.initial.on;

@@ -188,3 +188,51 @@ proptest! {
         prop_assert!((solution.objective.unwrap_or(f64::NAN) - plan.cost).abs() <= 1e-6 * plan.cost.abs().max(1.0));
     }
 }
+
+#[test]
+fn verify_catches_a_committed_unit_ramping_too_fast() {
+    let case = case_from_toml(
+        r#"
+name = "ramps"
+[time]
+start = "2024-01-01T00:00"
+timezone = "UTC"
+step = "1h"
+steps = 4
+[[carriers]]
+id = "diesel"
+co2_kg_per_kwh = 0.267
+[[buses]]
+id = "elec"
+carrier = "electricity"
+[[assets]]
+id = "load"
+type = "load"
+bus = "elec"
+demand_kw = [20, 30, 40, 40]
+[[assets]]
+id = "unit"
+type = "thermal"
+bus = "elec"
+capacity_kw = 60
+min_power_kw = 10
+ramp_up_kw_per_h = 10
+ramp_down_kw_per_h = 10
+efficiency = 0.35
+fuel_carrier = "diesel"
+fuel_price = 0.13
+  [assets.commitment]
+  start_cost = 1
+  initial = { on = true, power_kw = 20 }
+"#,
+    );
+    let (_, mut plan) = solve_checked(&case, &Options::default());
+    let Some(unit) = plan.assets.iter_mut().find(|a| a.id.as_str() == "unit") else { panic!("unit") };
+    let Detail::Unit { output_kw, .. } = &mut unit.detail else { panic!("a unit's detail") };
+    assert_eq!(output_kw, &[20.0, 30.0, 40.0, 40.0]);
+    // Up by 25 kW in an hour where 10 kW/h is allowed (then down by 5: allowed).
+    output_kw[1] = 45.0;
+    let errors = volta_dispatch::verify::check(&case, &plan, 1e-5);
+    assert!(errors.iter().any(|e| e.starts_with("unit step 1: ramps up by 25.000")), "{errors:?}");
+    assert!(!errors.iter().any(|e| e.starts_with("unit step 2: ramps down")), "{errors:?}");
+}
