@@ -312,6 +312,25 @@ pub struct Residual {
     pub levels: Vec<f64>,
 }
 
+/// The split-conformal offset at `level` from `n` held-out errors: the
+/// order statistic with the finite-sample correction, `⌈(n+1)·level⌉`-th
+/// smallest for an upper level and `⌊(n+1)·level⌋`-th for a lower one, so
+/// that a new error falls beyond it with probability at most the nominal
+/// share (the plain empirical quantile covers slightly less than asked).
+fn conformal_quantile(values: &mut [f64], level: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    if (level - 0.5).abs() < 1e-12 {
+        return quantile(values, level);
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let rank = (n + 1) as f64 * level;
+    let k = if level > 0.5 { rank.ceil() as usize } else { rank.floor() as usize };
+    values[k.clamp(1, n) - 1]
+}
+
 impl Calibration {
     /// Error quantiles per block of `horizon / 8` leads from residuals.
     fn from_residuals(
@@ -343,7 +362,7 @@ impl Calibration {
                         if own.len() < 20 {
                             own = residuals.iter().map(value).filter(|e| e.is_finite()).collect();
                         }
-                        quantile(&mut own, q)
+                        conformal_quantile(&mut own, q)
                     })
                     .collect()
             })
