@@ -332,6 +332,23 @@ fn conformal_quantile(values: &mut [f64], level: f64) -> f64 {
 }
 
 impl Calibration {
+    /// The width of its widest interval in offset units (relative or
+    /// absolute), averaged over the lead blocks.
+    fn spread(&self) -> f64 {
+        let widths = self.offsets.iter().map(|o| o.last().copied().unwrap_or(0.0) - o.first().copied().unwrap_or(0.0));
+        widths.sum::<f64>() / self.offsets.len().max(1) as f64
+    }
+
+    /// Adds a shift to each level's offsets, keeping them ordered.
+    fn shift(&mut self, shifts: &[f64]) {
+        for block in &mut self.offsets {
+            for (offset, shift) in block.iter_mut().zip(shifts) {
+                *offset += shift;
+            }
+            block.sort_by(f64::total_cmp);
+        }
+    }
+
     /// Error quantiles per block of `horizon / 8` leads from residuals.
     fn from_residuals(
         residuals: &[Residual],
@@ -549,8 +566,12 @@ pub fn extend(series: &TimeSeries, len: usize) -> TimeSeries {
     out
 }
 
-/// Step of adaptive conformal inference (Gibbs and Candès, 2021): after each
-/// actual, a quantile's level moves by this times (nominal level − hit).
+/// Step of the online quantile tracking of backtests (the proportional
+/// term of conformal PID control; Angelopoulos, Candès and Tibshirani,
+/// 2023): after each known actual, a quantile's offset moves by this times
+/// the calibrated interval's width times (nominal level − hit). The offsets
+/// are not bounded, so coverage converges to the nominal level even through
+/// a change of regime (a level-based update clamped to (0, 1) does not).
 pub const ADAPT_RATE: f64 = 0.005;
 
 /// How to backtest.
@@ -565,9 +586,9 @@ pub struct BacktestSpec {
     /// Stop issuing here (exclusive; default: the end of the data).
     pub test_until: Option<Timestamp>,
     /// Recalibrate the quantiles before each issue on the errors of the last
-    /// `calibration_days` whose actuals are known by then, reading each
-    /// quantile at a level adapted to the coverage seen so far (adaptive
-    /// conformal inference), instead of keeping the training-time calibration.
+    /// `calibration_days` whose actuals are known by then, each shifted by
+    /// the online tracking of its coverage so far ([`ADAPT_RATE`]), instead
+    /// of keeping the training-time calibration.
     pub recalibrate: bool,
 }
 
@@ -658,9 +679,11 @@ pub fn backtest_with_progress(
     // Errors of earlier forecasts, used for recalibration once their actuals are known.
     let mut pending: Vec<Residual> = Vec::new();
     let mut window: Vec<Residual> = Vec::new();
-    // Adaptive conformal inference: the level each quantile is read at,
-    // nudged after every known actual towards the nominal coverage.
-    let mut levels = fs.quantiles.clone();
+    // Quantile tracking: a shift of each quantile's offset, nudged after
+    // every known actual towards the nominal coverage, in steps scaled by
+    // the width of the fitted model's calibrated interval.
+    let mut shifts = vec![0.0; fs.quantiles.len()];
+    let mut step_size = 0.0;
     let mut hits: Vec<(usize, Vec<bool>)> = Vec::new();
     let keep_steps = fs.calibration_days * ctx.steps_per_day;
     for (n, &i0) in issues.iter().enumerate() {
@@ -671,6 +694,7 @@ pub fn backtest_with_progress(
             let trained = train_with(series, fs, &ctx, cut)?;
             window = trained.calibration.as_ref().map(|c| c.held_out.clone()).unwrap_or_default();
             pending.retain(|r| r.step >= cut);
+            step_size = ADAPT_RATE * trained.calibration.as_ref().map_or(0.0, Calibration::spread);
             model = Some(trained);
             fit_s += t.elapsed().as_secs_f64();
             fits += 1;
@@ -682,15 +706,16 @@ pub fn backtest_with_progress(
                 window.extend(pending.iter().filter(|r| r.step < i0).cloned());
                 pending.retain(|r| r.step >= i0);
                 for (_, below) in hits.iter().filter(|(step, _)| *step < i0) {
-                    for ((level, &nominal), &b) in levels.iter_mut().zip(&fs.quantiles).zip(below) {
-                        *level = (*level + ADAPT_RATE * (nominal - f64::from(u8::from(b)))).clamp(0.005, 0.995);
+                    for ((shift, &nominal), &b) in shifts.iter_mut().zip(&fs.quantiles).zip(below) {
+                        *shift += step_size * (nominal - f64::from(u8::from(b)));
                     }
                 }
                 hits.retain(|(step, _)| *step >= i0);
-                levels.sort_by(f64::total_cmp);
                 window.retain(|r| r.step + keep_steps >= i0);
                 let relative = trained.calibration.as_ref().is_some_and(|c| c.relative);
-                Some(Calibration::from_residuals(&window, h, &levels, relative, Vec::new()))
+                let mut calibration = Calibration::from_residuals(&window, h, &fs.quantiles, relative, Vec::new());
+                calibration.shift(&shifts);
+                Some(calibration)
             }
             Some(c) => Some(c.clone()),
             None => None,
