@@ -126,6 +126,11 @@ pub(crate) fn schedule_message(plan: &Schedule) -> pb::Schedule {
     }
 }
 
+/// Why a case was infeasible, in plant terms; empty when it was not.
+fn explanation(infeasibility: Option<&volta_dispatch::Infeasibility>) -> String {
+    infeasibility.map(volta_dispatch::Infeasibility::report).unwrap_or_default()
+}
+
 fn cost_by_category(plan: Option<&Schedule>) -> std::collections::HashMap<String, f64> {
     plan.map(|p| p.cost_by_category().into_iter().map(|(c, v)| (c.name().to_owned(), v)).collect()).unwrap_or_default()
 }
@@ -178,11 +183,7 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
                     cost: plan.map(|p| p.cost),
                     co2_kg: plan.map(|p| p.co2_kg),
                     cost_by_category: cost_by_category(plan),
-                    infeasibility: solved
-                        .infeasibility
-                        .as_ref()
-                        .map(volta_dispatch::Infeasibility::report)
-                        .unwrap_or_default(),
+                    infeasibility: explanation(solved.infeasibility.as_ref()),
                     solve_seconds: solved.stats.solve_seconds,
                     schedule: plan.filter(|_| !summary_only).map(schedule_message),
                 })
@@ -290,11 +291,7 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
                             cost: plan.map(|p| p.cost),
                             co2_kg: plan.map(|p| p.co2_kg),
                             cost_by_category: cost_by_category(plan),
-                            infeasibility: result
-                                .infeasibility
-                                .as_ref()
-                                .map(volta_dispatch::Infeasibility::report)
-                                .unwrap_or_default(),
+                            infeasibility: explanation(result.infeasibility.as_ref()),
                             steps: plan.map_or(0, |p| u32::try_from(p.grid.len()).unwrap_or(u32::MAX)),
                         })),
                     })
