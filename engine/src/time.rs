@@ -232,6 +232,13 @@ impl TimeGrid {
         self.instant(i).to_zoned_datetime(self.time_zone().clone())
     }
 
+    /// The start of step `i` in RFC 3339 with the zone's offset
+    /// (`2014-11-03T00:00:00+11:00`), as tables and services print it.
+    #[must_use]
+    pub fn stamp(&self, i: usize) -> String {
+        self.at(i).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    }
+
     /// The start of step `i` as an instant.
     #[must_use]
     pub fn instant(&self, i: usize) -> Timestamp {

@@ -103,6 +103,12 @@ impl TimeSeries {
         self.time(i).to_zoned_datetime(self.tz.clone())
     }
 
+    /// Start of step `i` in RFC 3339 with the zone's offset.
+    #[must_use]
+    pub fn stamp(&self, i: usize) -> String {
+        self.local(i).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    }
+
     /// The step at or after `t` (may be past the end).
     #[must_use]
     pub fn index_at_or_after(&self, t: Timestamp) -> usize {

@@ -17,7 +17,7 @@ use jiff::civil::Time;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Exog, TimeSeries};
+use crate::data::{Exog, ReadOptions, TimeSeries};
 use crate::error::{ForecastError, Result};
 use crate::features::{self, Context, FeatureSpec};
 use crate::gbdt::{Gbdt, GbdtParams, Loss, quantile};
@@ -502,6 +502,17 @@ impl TrainedModel {
             ));
         }
         Ok(())
+    }
+
+    /// How to read data for this model: its target, the exogenous columns
+    /// it was trained with (known-ahead ones marked) and its time zone.
+    #[must_use]
+    pub fn read_options(&self) -> ReadOptions {
+        let mut options = ReadOptions::new(self.target.clone());
+        options.exog = self.exog.iter().map(|(n, _)| n.clone()).collect();
+        options.known_ahead = self.exog.iter().filter(|(_, k)| *k).map(|(n, _)| n.clone()).collect();
+        options.timezone = Some(self.timezone.clone());
+        options
     }
 
     /// The model as JSON text (what a model file holds).

@@ -146,16 +146,12 @@ pub(crate) fn regularise(
     let series = TimeSeries::new(tz, start, step_s, options.target.clone(), y, ex)?;
     report.step_seconds = step_s;
     report.steps = steps;
-    report.start = stamp(&series, 0);
-    report.end = stamp(&series, steps - 1);
+    report.start = series.stamp(0);
+    report.end = series.stamp(steps - 1);
     report.long_gaps = runs(&series, |i| series.target[i].is_nan(), 1);
     report.outliers = outliers(&series);
     report.flat_lines = flat_lines(&series);
     Ok((series, report))
-}
-
-fn stamp(series: &TimeSeries, i: usize) -> String {
-    series.local(i).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
 }
 
 fn most_common_step(sorted: &[Timestamp]) -> Option<i64> {
@@ -209,7 +205,7 @@ fn runs(series: &TimeSeries, hit: impl Fn(usize) -> bool, min_len: usize) -> Vec
             i += 1;
         }
         if i - from >= min_len {
-            out.push(Span { from: stamp(series, from), to: stamp(series, i - 1), steps: i - from });
+            out.push(Span { from: series.stamp(from), to: series.stamp(i - 1), steps: i - from });
         }
     }
     out
@@ -256,7 +252,7 @@ fn outliers(series: &TimeSeries) -> Vec<Outlier> {
     }
     (0..y.len())
         .filter(|&t| (y[t] - expected[t]).abs() > 6.0 * scale)
-        .map(|t| Outlier { time: stamp(series, t), value: y[t], expected: expected[t] })
+        .map(|t| Outlier { time: series.stamp(t), value: y[t], expected: expected[t] })
         .collect()
 }
 

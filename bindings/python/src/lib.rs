@@ -174,8 +174,7 @@ fn options(
 /// Series of a schedule as numpy arrays, keyed by name.
 fn schedule_dict<'py>(py: Python<'py>, plan: Schedule) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
-    let times: Vec<String> =
-        (0..plan.grid.len()).map(|i| plan.grid.at(i).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()).collect();
+    let times: Vec<String> = (0..plan.grid.len()).map(|i| plan.grid.stamp(i)).collect();
     out.set_item("times", times)?;
     out.set_item("cost", plan.cost)?;
     out.set_item("co2_kg", plan.co2_kg)?;

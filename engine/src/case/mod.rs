@@ -265,7 +265,7 @@ impl Serialize for CaseDocument<'_> {
             name: &case.name,
             description: &case.description,
             time: TimeSpec {
-                start: grid.start().strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+                start: grid.stamp(0),
                 timezone: grid.time_zone_name().to_owned(),
                 step: grid.step_text(),
                 steps: Some(grid.len()),

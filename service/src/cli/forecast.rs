@@ -372,11 +372,8 @@ pub(super) fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
 
 pub(super) fn forecast(args: &ForecastArgs) -> anyhow::Result<ExitCode> {
     let model = TrainedModel::load(&args.model_file)?;
-    let mut options = ReadOptions::new(model.target.clone());
+    let mut options = model.read_options();
     options.time_column.clone_from(&args.time_column);
-    options.exog = model.exog.iter().map(|(n, _)| n.clone()).collect();
-    options.known_ahead = model.exog.iter().filter(|(_, k)| *k).map(|(n, _)| n.clone()).collect();
-    options.timezone = Some(model.timezone.clone());
     let (series, _) = data::read(&args.data, &options)?;
     let issue = Some(&args.issue_time)
         .filter(|t| t.len() > 10)
@@ -389,8 +386,7 @@ pub(super) fn forecast(args: &ForecastArgs) -> anyhow::Result<ExitCode> {
     }
     text.push('\n');
     for (k, p) in forecast.point.iter().enumerate() {
-        let t = series.time(forecast.issue_step + k).to_zoned_datetime(series.tz.clone());
-        text.push_str(&format!("{},{p}", t.strftime("%Y-%m-%dT%H:%M:%S%:z")));
+        text.push_str(&format!("{},{p}", series.stamp(forecast.issue_step + k)));
         for q in forecast.quantiles.get(k).into_iter().flatten() {
             text.push_str(&format!(",{q}"));
         }

@@ -68,10 +68,6 @@ fn solve_options(objective: Objective, gap: Option<f64>, limit: Option<f64>, dea
     }
 }
 
-fn rfc3339(t: &jiff::ZonedDateTime) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
-}
-
 fn flags(v: &[bool]) -> Vec<f64> {
     v.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect()
 }
@@ -103,7 +99,7 @@ fn detail(detail: &Detail) -> Vec<pb::Series> {
 /// A schedule step by step.
 pub(crate) fn schedule_message(plan: &Schedule) -> pb::Schedule {
     pb::Schedule {
-        times: (0..plan.grid.len()).map(|i| rfc3339(&plan.grid.at(i))).collect(),
+        times: (0..plan.grid.len()).map(|i| plan.grid.stamp(i)).collect(),
         assets: plan
             .assets
             .iter()
@@ -263,7 +259,7 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
                     index,
                     windows: u32::try_from(total).unwrap_or(u32::MAX),
                     start_step: u32::try_from(report.start).unwrap_or(u32::MAX),
-                    start_time: rfc3339(&grid.at(report.start)),
+                    start_time: grid.stamp(report.start),
                     steps: u32::try_from(report.len).unwrap_or(u32::MAX),
                     status: report.status.name().to_owned(),
                     objective: report.objective,

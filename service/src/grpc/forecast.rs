@@ -120,10 +120,10 @@ fn forecast(model_id: String, body: &str, req: pb::ForecastRequest) -> Result<pb
         TrainedModel::from_json(body, &format!("stored model {model_id}")).map_err(|e| errors::forecast(&e, ""))?;
     let mut message = req.series.unwrap_or_default();
     // The model decides which columns it reads.
-    message.exog = model.exog.iter().map(|(n, _)| n.clone()).collect();
-    message.known_ahead = model.exog.iter().filter(|(_, k)| *k).map(|(n, _)| n.clone()).collect();
+    let read = model.read_options();
+    (message.exog, message.known_ahead) = (read.exog, read.known_ahead);
     if message.timezone.is_empty() {
-        message.timezone.clone_from(&model.timezone);
+        message.timezone = read.timezone.unwrap_or_default();
     }
     let series = series(Some(message), Some(&model.target))?;
     let issue = cut_time(&req.issue_time, &series.tz, "issue_time")
@@ -137,12 +137,7 @@ fn forecast(model_id: String, body: &str, req: pb::ForecastRequest) -> Result<pb
     let levels = &model.spec.quantiles;
     Ok(pb::ForecastResponse {
         model_id,
-        times: (0..forecast.point.len())
-            .map(|k| {
-                let t = series.time(forecast.issue_step + k).to_zoned_datetime(series.tz.clone());
-                t.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
-            })
-            .collect(),
+        times: (0..forecast.point.len()).map(|k| series.stamp(forecast.issue_step + k)).collect(),
         point: forecast.point.clone(),
         quantiles: levels
             .iter()

@@ -19,7 +19,7 @@ pub(crate) fn write_backtest(
     dir: &Path,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    let stamp = |i: usize| series.local(i).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string();
+    let stamp = |i: usize| series.stamp(i);
 
     let mut csv = String::from("issue,time,lead,actual,point,naive");
     for q in &spec.quantiles {

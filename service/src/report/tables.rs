@@ -39,7 +39,7 @@ impl<'g> Table<'g> {
         header.extend(self.columns.iter().map(|(n, _)| n.clone()));
         w.write_record(&header)?;
         for t in 0..self.grid.len() {
-            let mut row = vec![self.grid.at(t).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()];
+            let mut row = vec![self.grid.stamp(t)];
             row.extend(self.columns.iter().map(|(_, v)| format!("{}", round(v[t]))));
             w.write_record(&row)?;
         }
