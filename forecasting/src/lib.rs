@@ -21,8 +21,8 @@ pub use metrics::Metrics;
 pub use models::ModelSpec;
 pub use options::{ModelOptions, cut_time};
 pub use pipeline::{
-    Backtest, BacktestSpec, Forecast, ForecastSpec, TrainedModel, backtest, backtest_many, backtest_with_progress,
-    train,
+    Backtest, BacktestSpec, Forecast, ForecastSpec, Regime, TrainedModel, backtest, backtest_many,
+    backtest_with_progress, train,
 };
 pub use quality::QualityReport;
 pub use solar::Site;

@@ -14,7 +14,7 @@ use crate::error::{ForecastError, Result};
 use crate::features::FeatureSpec;
 use crate::gbdt::GbdtParams;
 use crate::models::ModelSpec;
-use crate::pipeline::ForecastSpec;
+use crate::pipeline::{ForecastSpec, Regime};
 use crate::solar::Site;
 
 /// Model and feature options with their front-end defaults.
@@ -33,6 +33,13 @@ pub struct ModelOptions {
     pub intervals: String,
     /// Days held out to calibrate quantiles.
     pub calibration_days: usize,
+    /// Cross-fitting folds for the calibration (0: hold out the last days).
+    pub calibration_folds: usize,
+    /// `auto`, `none`, `temperature` or `level`: what calibration conditions
+    /// on (`auto`: the temperature when it is a known-ahead column).
+    pub calibrate_by: String,
+    /// Number of regimes of `calibrate_by`.
+    pub regime_bins: usize,
     /// Training window in days (all when `None`).
     pub train_days: Option<usize>,
     /// The temperature column.
@@ -65,6 +72,9 @@ impl Default for ModelOptions {
             quantiles: Vec::new(),
             intervals: "conformal".into(),
             calibration_days: 28,
+            calibration_folds: 3,
+            calibrate_by: "auto".into(),
+            regime_bins: 3,
             train_days: None,
             temperature: None,
             holidays: None,
@@ -128,6 +138,16 @@ impl ModelOptions {
         }
         let mut spec = ForecastSpec::new(model, features, issue_time, self.quantiles.clone());
         spec.calibration_days = self.calibration_days;
+        spec.calibration_folds = self.calibration_folds;
+        spec.regime = match self.calibrate_by.as_str() {
+            "auto" => {
+                let known =
+                    spec.features.temperature.as_deref().and_then(|t| series.exog(t)).is_some_and(|e| e.known_ahead);
+                if known { Regime::Temperature } else { Regime::None }
+            }
+            name => Regime::from_name(name)?,
+        };
+        spec.regime_bins = self.regime_bins;
         spec.train_days = self.train_days;
         spec.quantile_trees = match self.intervals.as_str() {
             "conformal" => false,

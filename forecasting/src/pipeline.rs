@@ -50,13 +50,83 @@ pub struct ForecastSpec {
     /// regression), instead of adding error quantiles to the point forecast.
     #[serde(default)]
     pub quantile_trees: bool,
+    /// Calibrate on the out-of-fold errors of this many cross-fitted models
+    /// over the whole training period (blocked folds), instead of on the
+    /// last `calibration_days` only (0).
+    #[serde(default)]
+    pub calibration_folds: usize,
+    /// Calibrate separately in `regime_bins` regimes of this variable.
+    #[serde(default)]
+    pub regime: Regime,
+    /// Number of regimes (equal shares of the calibration errors).
+    #[serde(default)]
+    pub regime_bins: usize,
+}
+
+/// What the quantile calibration conditions on besides the lead time
+/// (Mondrian conformal prediction): errors are grouped in bins of this
+/// variable, and a forecast takes its offsets from its own bin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Regime {
+    /// One set of offsets per block of leads.
+    #[default]
+    None,
+    /// The temperature at the target step (a known-ahead column).
+    Temperature,
+    /// The point forecast.
+    Level,
+}
+
+impl Regime {
+    /// Parses a front end's name.
+    ///
+    /// # Errors
+    /// An unknown name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "none" => Ok(Self::None),
+            "temperature" => Ok(Self::Temperature),
+            "level" => Ok(Self::Level),
+            other => Err(ForecastError::option(
+                "calibrate_by",
+                format!("{other:?}; expected auto, none, temperature or level"),
+            )),
+        }
+    }
+
+    /// The variable's value at `step` of `series` for a forecast `point`
+    /// (NaN where unknown).
+    fn value(self, series: &TimeSeries, features: &FeatureSpec, step: usize, point: f64) -> f64 {
+        match self {
+            Self::None => f64::NAN,
+            Self::Level => point,
+            Self::Temperature => features
+                .temperature
+                .as_deref()
+                .and_then(|t| series.exog(t))
+                .and_then(|e| e.values.get(step).copied())
+                .unwrap_or(f64::NAN),
+        }
+    }
 }
 
 impl ForecastSpec {
     /// A spec with the default calibration (28 days) and training window (all).
     #[must_use]
     pub fn new(model: ModelSpec, features: FeatureSpec, issue_time: Time, quantiles: Vec<f64>) -> Self {
-        Self { model, features, issue_time, quantiles, calibration_days: 28, train_days: None, quantile_trees: false }
+        Self {
+            model,
+            features,
+            issue_time,
+            quantiles,
+            calibration_days: 28,
+            train_days: None,
+            quantile_trees: false,
+            calibration_folds: 3,
+            regime: Regime::None,
+            regime_bins: 3,
+        }
     }
 
     /// Checks the options; errors name the option.
@@ -98,6 +168,12 @@ pub struct Calibration {
     /// `offsets[block][q]`: the level-q quantile of (actual − forecast),
     /// divided by the forecast when `relative`.
     pub offsets: Vec<Vec<f64>>,
+    /// Inner edges of the regime bins, increasing (none: one regime).
+    #[serde(default)]
+    pub edges: Vec<f64>,
+    /// `regimes[bin][block][q]`: the offsets of each regime bin.
+    #[serde(default)]
+    pub regimes: Vec<Vec<Vec<f64>>>,
     /// Whether offsets are relative to the forecast (a positive target).
     #[serde(default)]
     pub relative: bool,
@@ -262,39 +338,103 @@ fn calibrate(
 ) -> Result<Calibration> {
     let spd = ctx.steps_per_day;
     let h = spec.features.horizon;
-    let cut = end.saturating_sub(spec.calibration_days * spd);
-    let fit_issues: Vec<usize> = issues.iter().copied().filter(|&i| i < cut).collect();
-    let held: Vec<usize> = issues.iter().copied().filter(|&i| i >= cut && i + h <= end).collect();
-    if spec.calibration_days == 0 || fit_issues.is_empty() || held.is_empty() {
+    if spec.regime == Regime::Temperature
+        && !spec.features.temperature.as_deref().and_then(|t| series.exog(t)).is_some_and(|e| e.known_ahead)
+    {
         return Err(ForecastError::option(
-            "calibration_days",
+            "calibrate_by",
+            "temperature needs a temperature column that is known ahead (a forecast)",
+        ));
+    }
+    // Each part: the issues a model is fitted on, the data end it may use,
+    // and the issues it forecasts out of sample.
+    let parts: Vec<(Vec<usize>, usize, Vec<usize>)> = if spec.calibration_folds >= 2 {
+        cross_fit_folds(issues, spec.calibration_folds, h, end)
+            .into_iter()
+            .map(|(fit, held)| (fit, end, held))
+            .collect()
+    } else {
+        let cut = end.saturating_sub(spec.calibration_days * spd);
+        let fit: Vec<usize> = issues.iter().copied().filter(|&i| i < cut).collect();
+        let held: Vec<usize> = issues.iter().copied().filter(|&i| i >= cut && i + h <= end).collect();
+        if spec.calibration_days == 0 { Vec::new() } else { vec![(fit, cut, held)] }
+    };
+    if parts.iter().any(|(fit, _, held)| fit.is_empty() || held.is_empty()) || parts.is_empty() {
+        let (option, what) = if spec.calibration_folds >= 2 {
+            ("calibration_folds", format!("{} folds", spec.calibration_folds))
+        } else {
+            ("calibration_days", format!("{} days", spec.calibration_days))
+        };
+        return Err(ForecastError::option(
+            option,
             format!(
-                "{} days leave no forecasts to calibrate the quantiles on (training has {} issue times)",
-                spec.calibration_days,
+                "{what} leave no forecasts to calibrate the quantiles on (training has {} issue times)",
                 issues.len()
             ),
         ));
     }
-    let fitted = models::fit(&spec.model, series, &spec.features, ctx, &fit_issues, cut)?;
-    let trees = if spec.quantile_trees { fit_quantile_trees(series, spec, ctx, &fit_issues, cut)? } else { Vec::new() };
-    let mut held_out = Vec::new();
-    for &i0 in &held {
-        let point = fitted.predict(series, &spec.features, ctx, i0);
-        let raw = if trees.is_empty() { Vec::new() } else { raw_quantiles(&trees, series, &spec.features, ctx, i0) };
-        for (k, p) in point.iter().enumerate() {
-            let y = series.target[i0 + k];
-            let e = y - p;
-            if !e.is_nan() {
-                let levels = raw.get(k).map_or_else(Vec::new, |q| q.iter().map(|v| y - v).collect());
-                held_out.push(Residual { step: i0 + k, lead: k, error: e, point: *p, levels });
+    let held_out: Vec<Vec<Residual>> = parts
+        .par_iter()
+        .map(|(fit_issues, cut, held)| {
+            let fitted = models::fit(&spec.model, series, &spec.features, ctx, fit_issues, *cut)?;
+            let trees =
+                if spec.quantile_trees { fit_quantile_trees(series, spec, ctx, fit_issues, *cut)? } else { Vec::new() };
+            let mut out = Vec::new();
+            for &i0 in held {
+                let point = fitted.predict(series, &spec.features, ctx, i0);
+                let raw =
+                    if trees.is_empty() { Vec::new() } else { raw_quantiles(&trees, series, &spec.features, ctx, i0) };
+                for (k, p) in point.iter().enumerate() {
+                    let levels = raw.get(k).map_or(&[][..], Vec::as_slice);
+                    out.extend(Residual::new(series, spec, i0, k, *p, levels));
+                }
             }
-        }
-    }
+            Ok(out)
+        })
+        .collect::<Result<_>>()?;
+    let held_out: Vec<Residual> = held_out.into_iter().flatten().collect();
     // A strictly positive target (a load) has errors that grow with its
     // level: calibrate relative errors. Otherwise (PV, with its zeros at
     // night) absolute ones. Quantile trees are corrected additively.
     let relative = !spec.quantile_trees && series.target[..end].iter().all(|v| v.is_nan() || *v > 0.0);
-    Ok(Calibration::from_residuals(&held_out, h, &spec.quantiles, relative, held_out.clone()))
+    let edges = if spec.regime == Regime::None || spec.regime_bins < 2 {
+        Vec::new()
+    } else {
+        let mut values: Vec<f64> = held_out.iter().map(|r| r.regime).filter(|v| v.is_finite()).collect();
+        let mut edges: Vec<f64> =
+            (1..spec.regime_bins).map(|j| quantile(&mut values, j as f64 / spec.regime_bins as f64)).collect();
+        edges.dedup();
+        edges
+    };
+    let mut calibration = Calibration {
+        block: h.div_ceil(8).max(1),
+        edges,
+        offsets: Vec::new(),
+        regimes: Vec::new(),
+        relative,
+        residuals: 0,
+        held_out: Vec::new(),
+    };
+    calibration.refit(&held_out, h, &spec.quantiles);
+    calibration.held_out = held_out;
+    Ok(calibration)
+}
+
+/// Blocked cross-fitting: the issues split into `folds` consecutive
+/// folds; each fold's issues (those whose horizon ends by `end`) are to be
+/// forecast by a model fitted on the other folds' issues, less those whose
+/// target windows of `horizon` steps overlap the fold's. Returns
+/// `(fit, held)` per fold.
+fn cross_fit_folds(issues: &[usize], folds: usize, horizon: usize, end: usize) -> Vec<(Vec<usize>, Vec<usize>)> {
+    let chunk = issues.len().div_ceil(folds.max(1)).max(1);
+    issues
+        .chunks(chunk)
+        .map(|held| {
+            let (first, last) = (held[0], held[held.len() - 1]);
+            let fit = issues.iter().copied().filter(|&i| i + horizon <= first || i >= last + horizon).collect();
+            (fit, held.iter().copied().filter(|&i| i + horizon <= end).collect())
+        })
+        .collect()
 }
 
 /// An out-of-sample forecast error.
@@ -310,6 +450,26 @@ pub struct Residual {
     pub point: f64,
     /// With quantile trees: actual minus each level's raw tree forecast.
     pub levels: Vec<f64>,
+    /// The value of the calibration's regime variable (NaN without one).
+    pub regime: f64,
+}
+
+impl Residual {
+    /// The error of forecast `point` issued at `i0` for lead `k` (with the
+    /// raw quantile-tree forecasts `raw`), once its actual is known.
+    fn new(series: &TimeSeries, spec: &ForecastSpec, i0: usize, k: usize, point: f64, raw: &[f64]) -> Option<Self> {
+        let step = i0 + k;
+        let y = series.target[step];
+        let error = y - point;
+        (!error.is_nan()).then(|| Self {
+            step,
+            lead: k,
+            error,
+            point,
+            levels: raw.iter().map(|v| y - v).collect(),
+            regime: spec.regime.value(series, &spec.features, step, point),
+        })
+    }
 }
 
 /// The split-conformal offset at `level` from `n` held-out errors: the
@@ -324,12 +484,14 @@ fn conformal_quantile(values: &mut [f64], level: f64) -> f64 {
     if (level - 0.5).abs() < 1e-12 {
         return quantile(values, level);
     }
-    values.sort_by(f64::total_cmp);
     let n = values.len();
     let rank = (n + 1) as f64 * level;
     let k = if level > 0.5 { rank.ceil() as usize } else { rank.floor() as usize };
-    values[k.clamp(1, n) - 1]
+    *values.select_nth_unstable_by(k.clamp(1, n) - 1, f64::total_cmp).1
 }
+
+/// Fewest errors a calibration cell needs; sparser cells borrow a wider pool.
+const MIN_CELL: usize = 20;
 
 impl Calibration {
     /// The width of its widest interval in offset units (relative or
@@ -339,9 +501,22 @@ impl Calibration {
         widths.sum::<f64>() / self.offsets.len().max(1) as f64
     }
 
+    /// Its block, regimes and error scale, without offsets or errors.
+    fn clone_settings(&self) -> Self {
+        Self {
+            block: self.block,
+            offsets: Vec::new(),
+            edges: self.edges.clone(),
+            regimes: Vec::new(),
+            relative: self.relative,
+            residuals: 0,
+            held_out: Vec::new(),
+        }
+    }
+
     /// Adds a shift to each level's offsets, keeping them ordered.
     fn shift(&mut self, shifts: &[f64]) {
-        for block in &mut self.offsets {
+        for block in self.offsets.iter_mut().chain(self.regimes.iter_mut().flatten()) {
             for (offset, shift) in block.iter_mut().zip(shifts) {
                 *offset += shift;
             }
@@ -349,42 +524,68 @@ impl Calibration {
         }
     }
 
-    /// Error quantiles per block of `horizon / 8` leads from residuals.
-    fn from_residuals(
-        residuals: &[Residual],
-        horizon: usize,
-        levels: &[f64],
-        relative: bool,
-        keep: Vec<Residual>,
-    ) -> Self {
-        let block = horizon.div_ceil(8).max(1);
-        let blocks = horizon.div_ceil(block);
-        let offsets = (0..blocks)
-            .map(|b| {
-                levels
-                    .iter()
-                    .enumerate()
-                    .map(|(qi, &q)| {
-                        let value = |r: &Residual| {
-                            let e = r.levels.get(qi).copied().unwrap_or(r.error);
-                            if relative { e / r.point } else { e }
-                        };
-                        let mut own: Vec<f64> = residuals
-                            .iter()
-                            .filter(|r| (r.lead / block).min(blocks - 1) == b)
-                            .map(value)
-                            .filter(|e| e.is_finite())
-                            .collect();
-                        // A block with too few errors borrows everyone's.
-                        if own.len() < 20 {
-                            own = residuals.iter().map(value).filter(|e| e.is_finite()).collect();
-                        }
-                        conformal_quantile(&mut own, q)
-                    })
-                    .collect()
-            })
+    /// The offsets of a forecast at `lead` whose regime variable is `regime`.
+    fn offsets_for(&self, lead: usize, regime: f64) -> &[f64] {
+        let b = (lead / self.block).min(self.offsets.len().saturating_sub(1));
+        let table = if self.regimes.is_empty() || regime.is_nan() {
+            &self.offsets
+        } else {
+            &self.regimes[self.edges.partition_point(|e| *e <= regime)]
+        };
+        table.get(b).map_or(&[][..], Vec::as_slice)
+    }
+
+    /// Recomputes the offsets from `residuals`, keeping the blocks, regimes
+    /// and error scale: per block of leads, and per regime and block when
+    /// there are regimes. A block with too few errors borrows all leads' of
+    /// its table; a regime with too few errors takes the pooled offsets.
+    fn refit(&mut self, residuals: &[Residual], horizon: usize, levels: &[f64]) {
+        let blocks = horizon.div_ceil(self.block).max(1);
+        let bins = if self.edges.is_empty() { 0 } else { self.edges.len() + 1 };
+        // cells[level][table][block]: table 0 pools every error, table
+        // 1 + i holds regime i's. Grouped in one pass over the errors.
+        let mut cells = vec![vec![vec![Vec::new(); blocks]; 1 + bins]; levels.len()];
+        let mut in_bin = vec![0usize; 1 + bins];
+        for r in residuals {
+            let b = (r.lead / self.block).min(blocks - 1);
+            let table =
+                if bins > 0 && !r.regime.is_nan() { 1 + self.edges.partition_point(|e| *e <= r.regime) } else { 0 };
+            in_bin[table] += 1;
+            for (qi, level_cells) in cells.iter_mut().enumerate() {
+                let e = r.levels.get(qi).copied().unwrap_or(r.error);
+                let v = if self.relative { e / r.point } else { e };
+                if v.is_finite() {
+                    level_cells[0][b].push(v);
+                    if table > 0 {
+                        level_cells[table][b].push(v);
+                    }
+                }
+            }
+        }
+        let offsets = |table: usize, cells: &mut [Vec<Vec<Vec<f64>>>]| -> Vec<Vec<f64>> {
+            (0..blocks)
+                .map(|b| {
+                    levels
+                        .iter()
+                        .zip(cells.iter_mut())
+                        .map(|(&q, level_cells)| {
+                            let own = &mut level_cells[table];
+                            if own[b].len() >= MIN_CELL {
+                                conformal_quantile(&mut own[b], q)
+                            } else {
+                                let mut all: Vec<f64> = own.iter().flatten().copied().collect();
+                                conformal_quantile(&mut all, q)
+                            }
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        self.offsets = offsets(0, &mut cells);
+        self.regimes = (1..=bins)
+            .map(|t| if in_bin[t] < MIN_CELL { self.offsets.clone() } else { offsets(t, &mut cells) })
             .collect();
-        Self { block, offsets, relative, residuals: residuals.len(), held_out: keep }
+        self.residuals = residuals.len();
     }
 }
 
@@ -411,7 +612,7 @@ impl TrainedModel {
                     .into_iter()
                     .enumerate()
                     .map(|(k, raw)| {
-                        let offs = &cal.offsets[(k / cal.block).min(cal.offsets.len() - 1)];
+                        let offs = cal.offsets_for(k, self.regime_value(series, i0 + k, point[k]));
                         let mut q: Vec<f64> = raw.iter().zip(offs).map(|(r, o)| clip(r + o)).collect();
                         // Separately fitted levels may cross: sort them.
                         q.sort_by(f64::total_cmp);
@@ -423,7 +624,7 @@ impl TrainedModel {
                 .iter()
                 .enumerate()
                 .map(|(k, &p)| {
-                    let offs = &cal.offsets[(k / cal.block).min(cal.offsets.len() - 1)];
+                    let offs = cal.offsets_for(k, self.regime_value(series, i0 + k, p));
                     let relative = cal.relative;
                     offs.iter().map(|o| clip(if relative { p * (1.0 + o) } else { p + o })).collect()
                 })
@@ -434,6 +635,10 @@ impl TrainedModel {
             *p = clip(*p);
         }
         Forecast { issue: series.time(i0), issue_step: i0, point, quantiles }
+    }
+
+    fn regime_value(&self, series: &TimeSeries, step: usize, point: f64) -> f64 {
+        self.spec.regime.value(series, &self.spec.features, step, point)
     }
 
     /// Forecast of the horizon from `issue`, using the data of `series`
@@ -696,7 +901,9 @@ pub fn backtest_with_progress(
     let mut shifts = vec![0.0; fs.quantiles.len()];
     let mut step_size = 0.0;
     let mut hits: Vec<(usize, Vec<bool>)> = Vec::new();
-    let keep_steps = fs.calibration_days * ctx.steps_per_day;
+    // Cross-fitted calibrations span the training period and keep every
+    // error; held-out ones keep a sliding window of `calibration_days`.
+    let keep_steps = if fs.calibration_folds >= 2 { usize::MAX } else { fs.calibration_days * ctx.steps_per_day };
     for (n, &i0) in issues.iter().enumerate() {
         let refit = model.is_none() || (spec.refit_every > 0 && n % spec.refit_every == 0);
         if refit {
@@ -713,7 +920,7 @@ pub fn backtest_with_progress(
         let Some(trained) = &model else { continue };
         let t = Instant::now();
         let calibration = match &trained.calibration {
-            Some(_) if spec.recalibrate => {
+            Some(fitted) if spec.recalibrate => {
                 window.extend(pending.iter().filter(|r| r.step < i0).cloned());
                 pending.retain(|r| r.step >= i0);
                 for (_, below) in hits.iter().filter(|(step, _)| *step < i0) {
@@ -722,9 +929,9 @@ pub fn backtest_with_progress(
                     }
                 }
                 hits.retain(|(step, _)| *step >= i0);
-                window.retain(|r| r.step + keep_steps >= i0);
-                let relative = trained.calibration.as_ref().is_some_and(|c| c.relative);
-                let mut calibration = Calibration::from_residuals(&window, h, &fs.quantiles, relative, Vec::new());
+                window.retain(|r| r.step.saturating_add(keep_steps) >= i0);
+                let mut calibration = fitted.clone_settings();
+                calibration.refit(&window, h, &fs.quantiles);
                 calibration.shift(&shifts);
                 Some(calibration)
             }
@@ -738,11 +945,9 @@ pub fn backtest_with_progress(
             raw_quantiles(&trained.quantile_models, series, &fs.features, &ctx, i0)
         };
         for (k, p) in forecast.point.iter().enumerate() {
-            let y = series.target[i0 + k];
-            let error = y - p;
-            if !error.is_nan() {
-                let levels = raw.get(k).map_or_else(Vec::new, |q| q.iter().map(|v| y - v).collect());
-                pending.push(Residual { step: i0 + k, lead: k, error, point: *p, levels });
+            let levels = raw.get(k).map_or(&[][..], Vec::as_slice);
+            if let Some(residual) = Residual::new(series, fs, i0, k, *p, levels) {
+                pending.push(residual);
                 if let Some(qs) = forecast.quantiles.get(k) {
                     hits.push((i0 + k, qs.iter().map(|q| series.target[i0 + k] <= *q).collect()));
                 }
@@ -796,4 +1001,85 @@ pub fn known_ahead(mut exog: Vec<Exog>, names: &[&str]) -> Vec<Exog> {
         e.known_ahead = names.contains(&e.name.as_str());
     }
     exog
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_fitted_folds_hold_out_every_issue_once_and_never_train_on_its_targets() {
+        // Daily issues of a 48-step horizon, one of them spanning two days.
+        for horizon in [48, 96] {
+            let issues: Vec<usize> = (0..100).map(|d| d * 48).collect();
+            let end = 100 * 48;
+            let folds = cross_fit_folds(&issues, 4, horizon, end);
+            assert_eq!(folds.len(), 4);
+            let held: Vec<usize> = folds.iter().flat_map(|(_, held)| held.iter().copied()).collect();
+            let expected: Vec<usize> = issues.iter().copied().filter(|&i| i + horizon <= end).collect();
+            assert_eq!(held, expected);
+            for (fit, held) in &folds {
+                assert!(!fit.is_empty());
+                for &f in fit {
+                    for &h in held {
+                        let disjoint = f + horizon <= h || h + horizon <= f;
+                        assert!(disjoint, "horizon {horizon}: fit issue {f} overlaps held-out issue {h}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn residual(lead: usize, error: f64, regime: f64) -> Residual {
+        Residual { step: lead, lead, error, point: 1.0, levels: Vec::new(), regime }
+    }
+
+    #[test]
+    fn regimes_get_their_own_offsets_and_unknown_regimes_the_pooled_ones() {
+        // Errors spread over ±1 in the cold regime and ±3 in the hot one, at every lead.
+        let mut residuals = Vec::new();
+        for i in 0..440 {
+            let base = ((i * 7) % 11) as f64 / 5.0 - 1.0;
+            residuals.push(residual(i % 8, base, 10.0));
+            residuals.push(residual(i % 8, 3.0 * base, 30.0));
+        }
+        let mut cal = Calibration {
+            block: 1,
+            offsets: Vec::new(),
+            edges: vec![20.0],
+            regimes: Vec::new(),
+            relative: false,
+            residuals: 0,
+            held_out: Vec::new(),
+        };
+        cal.refit(&residuals, 8, &[0.1, 0.9]);
+        let width = |o: &[f64]| o[1] - o[0];
+        let cold = width(cal.offsets_for(3, 12.0));
+        let hot = width(cal.offsets_for(3, 31.0));
+        let pooled = width(cal.offsets_for(3, f64::NAN));
+        assert!((hot - 3.0 * cold).abs() < 1e-9, "cold {cold} hot {hot}");
+        assert!(cold < pooled && pooled < hot, "cold {cold} pooled {pooled} hot {hot}");
+        // A shift moves every table alike.
+        cal.shift(&[-0.5, 0.5]);
+        assert!((width(cal.offsets_for(3, 12.0)) - cold - 1.0).abs() < 1e-9);
+        assert!((width(cal.offsets_for(3, 31.0)) - hot - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_sparse_regime_borrows_the_pooled_offsets() {
+        let mut residuals: Vec<Residual> = (0..200).map(|i| residual(i % 4, (i % 7) as f64 - 3.0, 10.0)).collect();
+        residuals.extend((0..5).map(|i| residual(i, 50.0, 40.0)));
+        let mut cal = Calibration {
+            block: 1,
+            offsets: Vec::new(),
+            edges: vec![20.0],
+            regimes: Vec::new(),
+            relative: false,
+            residuals: 0,
+            held_out: Vec::new(),
+        };
+        cal.refit(&residuals, 4, &[0.1, 0.9]);
+        assert_eq!(cal.offsets_for(2, 41.0), cal.offsets_for(2, f64::NAN));
+        assert_eq!(cal.residuals, 205);
+    }
 }

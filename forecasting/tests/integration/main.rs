@@ -6,7 +6,8 @@ mod reading;
 
 use jiff::civil::time;
 use volta_forecasting::{
-    BacktestSpec, FeatureSpec, ForecastSpec, GbdtParams, Holidays, ModelSpec, ReadOptions, TimeSeries, backtest, data,
+    BacktestSpec, FeatureSpec, ForecastSpec, GbdtParams, Holidays, ModelSpec, ReadOptions, Regime, TimeSeries,
+    backtest, data,
 };
 
 /// Victoria's 2014 half-hourly demand with Melbourne temperature, in AEST
@@ -122,4 +123,46 @@ fn quantile_trees_give_ordered_calibrated_quantiles() {
     let mut bad = protocol(ModelSpec::NaiveDay, vec![0.1, 0.9]);
     bad.forecast.quantile_trees = true;
     assert!(backtest(&series, &bad).expect_err("naive").to_string().starts_with("intervals"));
+}
+
+#[test]
+fn temperature_regimes_widen_the_intervals_of_hot_days() {
+    let series = victoria();
+    let temperature = &series.exog("temperature_c").expect("temperature").values;
+    let gbdt = ModelSpec::Gbdt(GbdtParams { trees: 200, ..GbdtParams::default() });
+    let mut spec = protocol(gbdt, vec![0.1, 0.9]);
+    spec.forecast.calibration_folds = 3;
+    spec.forecast.regime = Regime::Temperature;
+    let bt = backtest(&series, &spec).expect("backtest");
+    let cover = bt.metrics.intervals[0].observed;
+    assert!((0.72..=0.88).contains(&cover), "P10–P90 coverage {cover}");
+    // Mean relative width of the forecasts issued for days peaking above
+    // 30 °C and below 22 °C.
+    let (mut hot, mut mild) = ((0.0, 0u32), (0.0, 0u32));
+    for f in &bt.forecasts {
+        let i0 = f.forecast.issue_step;
+        let peak = temperature[i0..i0 + 48].iter().copied().fold(f64::MIN, f64::max);
+        let width: f64 =
+            f.forecast.quantiles.iter().zip(&f.forecast.point).map(|(q, p)| (q[1] - q[0]) / p).sum::<f64>() / 48.0;
+        let bucket = if peak >= 30.0 {
+            &mut hot
+        } else if peak < 22.0 {
+            &mut mild
+        } else {
+            continue;
+        };
+        bucket.0 += width;
+        bucket.1 += 1;
+    }
+    assert!(hot.1 >= 5 && mild.1 >= 5, "hot days {} mild days {}", hot.1, mild.1);
+    let (hot, mild) = (hot.0 / f64::from(hot.1), mild.0 / f64::from(mild.1));
+    assert!(hot > 1.2 * mild, "hot-day width {hot} vs mild {mild}");
+
+    // The regime must be a forecast: a measured temperature would leak.
+    let mut measured = victoria();
+    for e in &mut measured.exog {
+        e.known_ahead = false;
+    }
+    let err = backtest(&measured, &spec).expect_err("not known ahead").to_string();
+    assert!(err.starts_with("calibrate_by"), "{err}");
 }

@@ -127,6 +127,20 @@ pub(super) struct ModelArgs {
     /// Days at the end of training held out to calibrate the quantiles.
     #[arg(long, value_name = "DAYS", default_value_t = 28)]
     calibration_days: usize,
+    /// Calibrate on the out-of-fold errors of this many cross-fitted models
+    /// over all the training data (0: only on the last --calibration-days,
+    /// with a model fitted before them).
+    #[arg(long, value_name = "K", default_value_t = 3)]
+    calibration_folds: usize,
+    /// Calibrate separately in regimes of `temperature` (a known-ahead
+    /// --temperature column: hot days get their own, wider intervals) or
+    /// `level` (the point forecast), or `none`. `auto`: temperature when
+    /// --temperature is known ahead, else none.
+    #[arg(long, value_name = "VAR", default_value = "auto", value_parser = ["auto", "none", "temperature", "level"])]
+    calibrate_by: String,
+    /// Number of regimes for --calibrate-by (equal shares of the errors).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    regime_bins: usize,
     /// Train on at most this many days before each cut (default: all).
     #[arg(long, value_name = "DAYS")]
     train_days: Option<usize>,
@@ -254,6 +268,9 @@ fn forecast_spec(args: &ModelArgs, series: &TimeSeries) -> anyhow::Result<Foreca
         quantiles: args.quantiles.clone(),
         intervals: args.intervals.clone(),
         calibration_days: args.calibration_days,
+        calibration_folds: args.calibration_folds,
+        calibrate_by: args.calibrate_by.clone(),
+        regime_bins: args.regime_bins,
         train_days: args.train_days,
         temperature: args.temperature.clone(),
         holidays: args.holidays.clone(),

@@ -1,0 +1,77 @@
+"""How the interval calibration was chosen: time-series cross-validation
+inside 2014, then the issue's test period once.
+
+Each fold trains on Victoria's 2014 demand up to the end of March, May, July
+or August and backtests day-ahead forecasts (00:00, 48 half-hours) over the
+next two months, so the issue's test period (November and December) plays
+no part in the choice. For each calibration variant given on the command
+line (extra `volta backtest` flags), prints P10-P90 coverage, the share of
+actuals below P10 and above P90, mean pinball loss and MAPE per fold, then
+the same on the test period when `--test` is given.
+
+    python benches/forecast_peers/calibration.py --volta target/debug/volta \\
+        "" "--calibration-folds 4" "--calibration-folds 4 --calibrate-by temperature"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "datasets" / "raw" / "vic_elecdemand_2014_halfhourly.csv"
+FOLDS = [("2014-04-01", "2014-06-01"), ("2014-06-01", "2014-08-01"),
+         ("2014-08-01", "2014-10-01"), ("2014-09-01", "2014-11-01")]
+TEST = ("2014-11-01", None)
+
+
+def run(volta: str, extra: str, train_until: str, test_until: str | None) -> dict:
+    args = [
+        volta, "backtest", "--data", str(DATA), "--time-column", "period_start_aest_assumed",
+        "--timezone", "Australia/Brisbane", "--target", "demand_gw", "--exog", "temperature_c",
+        "--known-ahead", "temperature_c", "--temperature", "temperature_c", "--holidays", "AU-VIC",
+        "--horizon", "48", "--issue-time", "00:00", "--model", "gbdt", "--quantiles", "0.1,0.5,0.9",
+        "--train-until", train_until, *shlex.split(extra),
+    ]
+    if test_until:
+        args += ["--test-until", test_until]
+    start = time.perf_counter()
+    out = subprocess.run(args, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(args)}\n{out.stderr}")
+    s = json.loads(out.stdout)
+    interval = s["intervals"][0]
+    return {
+        "coverage": interval["observed"],
+        "below": s["coverage"]["0.1"],
+        "above": 1 - s["coverage"]["0.9"],
+        "pinball": sum(s["pinball"].values()) / len(s["pinball"]),
+        "mape": s["mape"],
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--volta", default="volta")
+    parser.add_argument("--test", action="store_true", help="also run the test period (once, after choosing)")
+    parser.add_argument("variants", nargs="+", help="extra volta backtest flags per variant ('' for the defaults)")
+    args = parser.parse_args()
+    periods = FOLDS + ([TEST] if args.test else [])
+    print(f"{'variant':<52} {'period':<10} {'P10-P90':>7} {'<P10':>6} {'>P90':>6} {'pinball':>8} {'MAPE':>5} {'s':>5}")
+    for extra in args.variants:
+        for train_until, test_until in periods:
+            r = run(args.volta, extra, train_until, test_until)
+            label = "test" if test_until is None else train_until[:7]
+            print(f"{extra or '(defaults)':<52} {label:<10} {100 * r['coverage']:6.1f}% {100 * r['below']:5.1f}% "
+                  f"{100 * r['above']:5.1f}% {r['pinball']:8.4f} {r['mape']:5.2f} {r['seconds']:5.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
