@@ -2,12 +2,18 @@
 //! rolling-origin backtests.
 //!
 //! Probabilistic forecasts are the point forecast plus quantiles of the
-//! model's own out-of-sample errors (split conformal): training holds out
-//! its last `calibration_days`, fits on the rest, forecasts the held-out
-//! days exactly as in operation (same issue time, same horizon), and keeps
-//! the error quantiles per block of lead times. The model is then refitted
-//! on all the training data. Quantiles are monotone in the level, so they
-//! never cross; a target that was never negative in training is clipped at 0.
+//! model's own out-of-sample errors (conformal prediction). By default the
+//! errors come from cross-fitting: the training issues are split into
+//! consecutive folds, and each fold is forecast, exactly as in operation
+//! (same issue time, same horizon), by a model fitted on the other folds
+//! without the issues whose targets overlap it. The errors of the whole
+//! training period thus calibrate the final model, which is fitted on all
+//! of it. Alternatively the last `calibration_days` are held out (split
+//! conformal). Offsets are kept per block of lead times and, optionally,
+//! per regime of a known-ahead variable such as the temperature (Mondrian
+//! conformal), so that hot days take their intervals from hot days' errors.
+//! Quantiles are monotone in the level, so they never cross; a target that
+//! was never negative in training is clipped at 0.
 
 use std::path::Path;
 use std::time::Instant;
@@ -41,7 +47,9 @@ pub struct ForecastSpec {
     pub issue_time: Time,
     /// Quantile levels, in (0, 1), increasing.
     pub quantiles: Vec<f64>,
-    /// Days held out at the end of training to calibrate the quantiles.
+    /// Days held out at the end of training to calibrate the quantiles when
+    /// `calibration_folds` is 0; the window of recent errors a backtest
+    /// recalibrates on in that case.
     pub calibration_days: usize,
     /// Train on at most this many days before the cut (all when `None`).
     pub train_days: Option<usize>,
@@ -112,7 +120,8 @@ impl Regime {
 }
 
 impl ForecastSpec {
-    /// A spec with the default calibration (28 days) and training window (all).
+    /// A spec with the default calibration (three cross-fitted folds, one
+    /// regime) and training window (all).
     #[must_use]
     pub fn new(model: ModelSpec, features: FeatureSpec, issue_time: Time, quantiles: Vec<f64>) -> Self {
         Self {

@@ -65,3 +65,10 @@ def test_bad_input_raises_forecast_errors(frame):
         volta.backtest(frame, train_until="2014-10-31", **{**COMMON, "horizon": 0})
     with pytest.raises(volta.ForecastError, match="model"):
         volta.backtest(frame, train_until="2014-10-31", model="prophet", **COMMON)
+    with pytest.raises(volta.ForecastError, match="calibrate_by"):
+        volta.backtest(frame, train_until="2014-10-31", calibrate_by="humidity", **COMMON)
+    with pytest.raises(volta.ForecastError, match="calibrate_by"):
+        volta.backtest(
+            frame, train_until="2014-10-31", quantiles=[0.1, 0.9], calibrate_by="temperature",
+            **{**COMMON, "known_ahead": []},
+        )

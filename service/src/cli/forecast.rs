@@ -29,8 +29,11 @@ calendar, exogenous and degree-hour features), elastic_net, gbdt
 (gradient-boosted trees on the same features).
 
 With --quantiles, the forecast also gives those quantiles, calibrated on the
-model's own errors over the last --calibration-days of training (split
-conformal), so P10-P90 intervals cover close to 80 % on new data.
+model's own out-of-sample errors (conformal): --calibration-folds models are
+cross-fitted over the training period, each forecasting the days it did not
+see, and with a known-ahead --temperature the errors are grouped by
+temperature regime (--calibrate-by), so hot days get their own, wider
+intervals. P10-P90 intervals then cover close to 80 % on new data.
 
 Prints a JSON summary: model, n_forecasts, mae, rmse, mape, smape, mase,
 rmae (MAE over the one-day naive's), and per quantile the pinball loss and
