@@ -2,7 +2,7 @@
 //! October, 61 day-ahead forecasts of 48 half-hours):
 //!
 //! - `fit/<model>`: one training (GBDT: 400 trees; quantile calibration
-//!   included, i.e. two fits);
+//!   included, i.e. three cross-fitted models and the final one);
 //! - `backtest/<model>`: the whole protocol, training included;
 //!
 //! Run with `cargo bench -p volta-benches --bench forecasting`. The batch
