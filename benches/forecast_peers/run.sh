@@ -14,7 +14,8 @@ if ! cmp -s "$here/requirements.txt" "$venv/.volta-requirements"; then
   cp "$here/requirements.txt" "$venv/.volta-requirements"
 fi
 profile="${VOLTA_PROFILE:-release}"
-(cd "$root" && cargo build --quiet --locked --profile "$profile" -p volta-service)
+# --workspace: the same feature unification as the test build, so polars is not rebuilt.
+(cd "$root" && cargo build --quiet --locked --profile "$profile" --workspace --bin volta)
 target="${CARGO_TARGET_DIR:-$root/target}"
 dir="$profile"; [ "$profile" = dev ] && dir=debug
 exec "$venv/bin/python" "$here/peers.py" --volta "$target/$dir/volta" "$@"
