@@ -60,6 +60,14 @@ pub enum ForecastError {
         /// What went wrong.
         reason: String,
     },
+    /// The caller asked the work to stop (a progress callback broke off).
+    #[error("cancelled after {done} of {total} forecasts")]
+    Cancelled {
+        /// Forecasts issued before the stop.
+        done: usize,
+        /// Forecasts the backtest would have issued.
+        total: usize,
+    },
 }
 
 impl ForecastError {

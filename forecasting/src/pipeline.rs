@@ -15,6 +15,7 @@
 //! Quantiles are monotone in the level, so they never cross; a target that
 //! was never negative in training is clipped at 0.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Instant;
 
@@ -860,17 +861,20 @@ pub struct Backtest {
 /// # Errors
 /// Invalid options (a horizon longer than the data, no issue times), or a failed fit.
 pub fn backtest(series: &TimeSeries, spec: &BacktestSpec) -> Result<Backtest> {
-    backtest_with_progress(series, spec, &mut |_, _| {})
+    backtest_with_progress(series, spec, &mut |_, _| ControlFlow::Continue(()))
 }
 
-/// [`backtest`], calling `progress(done, total)` after every issued forecast.
+/// [`backtest`], calling `progress(done, total)` before the first forecast
+/// (`done` 0) and after every issued forecast; the backtest stops with
+/// [`ForecastError::Cancelled`] when it returns `Break`, which is how a
+/// server or Ctrl-C abandons a long run.
 ///
 /// # Errors
-/// As [`backtest`].
+/// As [`backtest`], and `Cancelled`.
 pub fn backtest_with_progress(
     series: &TimeSeries,
     spec: &BacktestSpec,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut dyn FnMut(usize, usize) -> ControlFlow<()>,
 ) -> Result<Backtest> {
     let fs = &spec.forecast;
     fs.check()?;
@@ -914,6 +918,9 @@ pub fn backtest_with_progress(
     // error; held-out ones keep a sliding window of `calibration_days`.
     let keep_steps = if fs.calibration_folds >= 2 { usize::MAX } else { fs.calibration_days * ctx.steps_per_day };
     for (n, &i0) in issues.iter().enumerate() {
+        if progress(n, issues.len()).is_break() {
+            return Err(ForecastError::Cancelled { done: n, total: issues.len() });
+        }
         let refit = model.is_none() || (spec.refit_every > 0 && n % spec.refit_every == 0);
         if refit {
             let t = Instant::now();
@@ -968,7 +975,9 @@ pub fn backtest_with_progress(
             naive: naive.predict(series, &fs.features, &ctx, i0),
             forecast,
         });
-        progress(n + 1, issues.len());
+    }
+    if progress(issues.len(), issues.len()).is_break() {
+        return Err(ForecastError::Cancelled { done: issues.len(), total: issues.len() });
     }
     let scale = model.as_ref().map_or(f64::NAN, |m| m.naive_scale);
     let metrics = metrics::score(

@@ -424,6 +424,49 @@ async fn forecast_backtests_give_the_cli_numbers_and_name_bad_columns() {
     assert!(err.message().contains("modle"), "{}", err.message());
 }
 
+#[tokio::test]
+async fn a_dropped_backtest_stops_at_its_next_forecast_and_frees_its_slot() {
+    let server = Server::start(&["--solver-slots", "1"]);
+    let client = server.forecaster().await;
+    // GBDT refitted before each of 61 issues: minutes of work.
+    let (series, options_json) = victoria(r#"{"horizon": 48, "model": "gbdt", "quantiles": [0.1, 0.9]}"#);
+    let long = fpb::BacktestRequest {
+        series: Some(series.clone()),
+        options_json,
+        train_until: "2014-10-31".into(),
+        refit_every: 1,
+    };
+    let quick = fpb::BacktestRequest {
+        series: Some(series),
+        options_json: r#"{"horizon": 48, "model": "naive_week"}"#.into(),
+        train_until: "2014-10-31".into(),
+        refit_every: 0,
+    };
+    let mut background = client.clone();
+    let call = tokio::spawn(async move { background.backtest(long).await });
+    // The long backtest takes the one slot as it arrives (a probe sent too
+    // early would take it first and have the long call shed).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!call.is_finished(), "the long backtest ended early: {:?}", call.await);
+    let mut probe = client.clone();
+    let err = probe.backtest(quick.clone()).await.expect_err("slot taken");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    call.abort();
+    let mut freed = false;
+    for _ in 0..150 {
+        match probe.backtest(quick.clone()).await {
+            Ok(reply) => {
+                assert_eq!(reply.into_inner().n_forecasts, 61);
+                freed = true;
+                break;
+            }
+            Err(s) if s.code() == Code::ResourceExhausted => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(s) => panic!("unexpected {s:?}"),
+        }
+    }
+    assert!(freed, "the abandoned backtest still holds its slot after 15 s");
+}
+
 fn token(claims: &serde_json::Value) -> String {
     let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
     format!("Bearer {}", jsonwebtoken::encode(&jsonwebtoken::Header::default(), claims, &key).expect("sign"))

@@ -2,6 +2,8 @@
 //! the target, exogenous columns), options as a JSON object in the schema of
 //! `volta_forecasting::ModelOptions`; results leave as numpy arrays and JSON.
 
+use std::ops::ControlFlow;
+
 use numpy::{IntoPyArray, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -64,7 +66,15 @@ pub(crate) fn backtest<'py>(
     let test_until = test_until.map(|t| cut_time(t, &series.tz, "test_until")).transpose().map_err(err)?;
     let spec = BacktestSpec { forecast: spec, train_until, refit_every, test_until, recalibrate: true };
     let run = spec.clone();
-    let bt = crate::interruptible(py, move || volta_forecasting::backtest(&series, &run))?.map_err(err)?;
+    // Ctrl-C stops the abandoned backtest at its next forecast.
+    let cancel = volta_dispatch::Cancel::new();
+    let stop = cancel.clone();
+    let bt = crate::interruptible_with(py, &cancel, move || {
+        volta_forecasting::backtest_with_progress(&series, &run, &mut |_, _| {
+            if stop.is_cancelled() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        })
+    })?
+    .map_err(err)?;
     let h = spec.forecast.features.horizon;
     let q = spec.forecast.quantiles.len();
     let out = PyDict::new(py);

@@ -312,6 +312,7 @@ pub(super) fn backtest(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     let mut progress = |done: usize, total: usize| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
+        std::ops::ControlFlow::Continue(())
     };
     let bt = volta_forecasting::backtest_with_progress(
         &series,

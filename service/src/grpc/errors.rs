@@ -76,6 +76,7 @@ pub(crate) fn forecast(err: &ForecastError, options: &str) -> Status {
         ForecastError::Read { .. } => bad_request(message.clone(), [("series.csv".to_owned(), message)]),
         ForecastError::Fit { .. } => Status::failed_precondition(message),
         ForecastError::ModelFile(_) => Status::data_loss(message),
+        ForecastError::Cancelled { .. } => Status::cancelled(message),
         other => Status::internal(other.to_string()),
     }
 }

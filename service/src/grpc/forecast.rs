@@ -1,6 +1,8 @@
 //! `volta.forecast.v1.ForecastService`: backtests, and models trained,
 //! stored by id under the caller's tenant, and used to forecast.
 
+use std::ops::ControlFlow;
+
 use tonic::{Request, Response, Status};
 use volta_dispatch::Cancel;
 use volta_forecasting::{BacktestSpec, ModelOptions, ReadOptions, TimeSeries, TrainedModel, cut_time, data};
@@ -55,7 +57,7 @@ fn options(json: &str) -> Result<ModelOptions, Status> {
     })
 }
 
-fn backtest(req: pb::BacktestRequest) -> Result<pb::BacktestResponse, Status> {
+fn backtest(req: pb::BacktestRequest, cancel: &Cancel) -> Result<pb::BacktestResponse, Status> {
     let bad = |e: &volta_forecasting::ForecastError| errors::forecast(e, "options_json");
     let series = series(req.series, None)?;
     let spec = options(&req.options_json)?.to_spec(&series).map_err(|e| bad(&e))?;
@@ -67,7 +69,11 @@ fn backtest(req: pb::BacktestRequest) -> Result<pb::BacktestResponse, Status> {
         test_until: None,
         recalibrate: true,
     };
-    let bt = volta_forecasting::backtest(&series, &spec).map_err(|e| bad(&e))?;
+    // A dropped call stops the backtest at its next forecast.
+    let bt = volta_forecasting::backtest_with_progress(&series, &spec, &mut |_, _| {
+        if cancel.is_cancelled() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    })
+    .map_err(|e| bad(&e))?;
     let m = &bt.metrics;
     let levels = |v: &[volta_forecasting::metrics::Level]| v.iter().map(|l| (format!("{}", l.q), l.value)).collect();
     Ok(pb::BacktestResponse {
@@ -172,7 +178,9 @@ impl pb::forecast_service_server::ForecastService for Forecast {
     async fn backtest(&self, request: Request<pb::BacktestRequest>) -> Result<Response<pb::BacktestResponse>, Status> {
         Caller::of(&request)?.require(Role::Operator)?;
         let req = request.into_inner();
-        let reply = self.shared.offload("backtest", &Cancel::new(), move || backtest(req)).await?;
+        let cancel = Cancel::new();
+        let token = cancel.clone();
+        let reply = self.shared.offload("backtest", &cancel, move || backtest(req, &token)).await?;
         Ok(Response::new(reply))
     }
 
