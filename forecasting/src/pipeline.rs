@@ -1052,6 +1052,19 @@ mod tests {
         Residual { step: lead, lead, error, point: 1.0, levels: Vec::new(), regime }
     }
 
+    /// Absolute offsets per lead, in regimes below and above 20.
+    fn two_regimes() -> Calibration {
+        Calibration {
+            block: 1,
+            offsets: Vec::new(),
+            edges: vec![20.0],
+            regimes: Vec::new(),
+            relative: false,
+            residuals: 0,
+            held_out: Vec::new(),
+        }
+    }
+
     #[test]
     fn regimes_get_their_own_offsets_and_unknown_regimes_the_pooled_ones() {
         // Errors spread over ±1 in the cold regime and ±3 in the hot one, at every lead.
@@ -1061,15 +1074,7 @@ mod tests {
             residuals.push(residual(i % 8, base, 10.0));
             residuals.push(residual(i % 8, 3.0 * base, 30.0));
         }
-        let mut cal = Calibration {
-            block: 1,
-            offsets: Vec::new(),
-            edges: vec![20.0],
-            regimes: Vec::new(),
-            relative: false,
-            residuals: 0,
-            held_out: Vec::new(),
-        };
+        let mut cal = two_regimes();
         cal.refit(&residuals, 8, &[0.1, 0.9]);
         let width = |o: &[f64]| o[1] - o[0];
         let cold = width(cal.offsets_for(3, 12.0));
@@ -1087,15 +1092,7 @@ mod tests {
     fn a_sparse_regime_borrows_the_pooled_offsets() {
         let mut residuals: Vec<Residual> = (0..200).map(|i| residual(i % 4, (i % 7) as f64 - 3.0, 10.0)).collect();
         residuals.extend((0..5).map(|i| residual(i, 50.0, 40.0)));
-        let mut cal = Calibration {
-            block: 1,
-            offsets: Vec::new(),
-            edges: vec![20.0],
-            regimes: Vec::new(),
-            relative: false,
-            residuals: 0,
-            held_out: Vec::new(),
-        };
+        let mut cal = two_regimes();
         cal.refit(&residuals, 4, &[0.1, 0.9]);
         assert_eq!(cal.offsets_for(2, 41.0), cal.offsets_for(2, f64::NAN));
         assert_eq!(cal.residuals, 205);
