@@ -40,6 +40,13 @@ pub struct FeatureSpec {
 }
 
 impl FeatureSpec {
+    /// Whether the temperature column is set and, in `series`, a forecast
+    /// known over the horizon.
+    #[must_use]
+    pub fn temperature_known_ahead(&self, series: &TimeSeries) -> bool {
+        self.temperature.as_deref().and_then(|t| series.exog(t)).is_some_and(|e| e.known_ahead)
+    }
+
     /// Defaults for a horizon: lags of 1, 2 and 7 days, no holidays, bases
     /// 18 °C and 22 °C, a 24 h temperature smoothing.
     #[must_use]

@@ -140,11 +140,8 @@ impl ModelOptions {
         spec.calibration_days = self.calibration_days;
         spec.calibration_folds = self.calibration_folds;
         spec.regime = match self.calibrate_by.as_str() {
-            "auto" => {
-                let known =
-                    spec.features.temperature.as_deref().and_then(|t| series.exog(t)).is_some_and(|e| e.known_ahead);
-                if known { Regime::Temperature } else { Regime::None }
-            }
+            "auto" if spec.features.temperature_known_ahead(series) => Regime::Temperature,
+            "auto" => Regime::None,
             name => Regime::from_name(name)?,
         };
         spec.regime_bins = self.regime_bins;

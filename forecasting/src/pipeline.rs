@@ -348,9 +348,7 @@ fn calibrate(
 ) -> Result<Calibration> {
     let spd = ctx.steps_per_day;
     let h = spec.features.horizon;
-    if spec.regime == Regime::Temperature
-        && !spec.features.temperature.as_deref().and_then(|t| series.exog(t)).is_some_and(|e| e.known_ahead)
-    {
+    if spec.regime == Regime::Temperature && !spec.features.temperature_known_ahead(series) {
         return Err(ForecastError::option(
             "calibrate_by",
             "temperature needs a temperature column that is known ahead (a forecast)",
