@@ -390,17 +390,18 @@ fn victoria(options_json: &str) -> (fpb::Series, String) {
     (series, options_json.to_owned())
 }
 
+/// A backtest of the issue's protocol (train to 2014-10-31) on Victoria.
+fn victoria_backtest(options_json: &str, refit_every: u32) -> fpb::BacktestRequest {
+    let (series, options_json) = victoria(options_json);
+    fpb::BacktestRequest { series: Some(series), options_json, train_until: "2014-10-31".into(), refit_every }
+}
+
 #[tokio::test]
 async fn forecast_backtests_give_the_cli_numbers_and_name_bad_columns() {
     let server = Server::start(&[]);
     let mut client = server.forecaster().await;
-    let (series, options_json) = victoria(r#"{"horizon": 48, "model": "naive_week", "quantiles": [0.1, 0.9]}"#);
-    let request = fpb::BacktestRequest {
-        series: Some(series.clone()),
-        options_json,
-        train_until: "2014-10-31".into(),
-        refit_every: 0,
-    };
+    let request = victoria_backtest(r#"{"horizon": 48, "model": "naive_week", "quantiles": [0.1, 0.9]}"#, 0);
+    let series = request.series.clone().expect("series");
     let reply = client.backtest(request.clone()).await.expect("backtest").into_inner();
     assert_eq!(reply.model, "naive_week");
     assert_eq!(reply.n_forecasts, 61);
@@ -429,19 +430,8 @@ async fn a_dropped_backtest_stops_at_its_next_forecast_and_frees_its_slot() {
     let server = Server::start(&["--solver-slots", "1"]);
     let client = server.forecaster().await;
     // GBDT refitted before each of 61 issues: minutes of work.
-    let (series, options_json) = victoria(r#"{"horizon": 48, "model": "gbdt", "quantiles": [0.1, 0.9]}"#);
-    let long = fpb::BacktestRequest {
-        series: Some(series.clone()),
-        options_json,
-        train_until: "2014-10-31".into(),
-        refit_every: 1,
-    };
-    let quick = fpb::BacktestRequest {
-        series: Some(series),
-        options_json: r#"{"horizon": 48, "model": "naive_week"}"#.into(),
-        train_until: "2014-10-31".into(),
-        refit_every: 0,
-    };
+    let long = victoria_backtest(r#"{"horizon": 48, "model": "gbdt", "quantiles": [0.1, 0.9]}"#, 1);
+    let quick = victoria_backtest(r#"{"horizon": 48, "model": "naive_week"}"#, 0);
     let mut background = client.clone();
     let call = tokio::spawn(async move { background.backtest(long).await });
     // The long backtest takes the one slot as it arrives (a probe sent too
