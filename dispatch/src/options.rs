@@ -114,6 +114,12 @@ impl Cancel {
         self.0.load(Ordering::Relaxed)
     }
 
+    /// `Break` once cancelled: for work that reports progress through a
+    /// callback, such as a forecasting backtest.
+    pub fn flow(&self) -> std::ops::ControlFlow<()> {
+        if self.is_cancelled() { std::ops::ControlFlow::Break(()) } else { std::ops::ControlFlow::Continue(()) }
+    }
+
     /// `Err(Cancelled)` once cancelled: the check made between phases.
     pub(crate) fn check(&self) -> Result<(), crate::DispatchError> {
         if self.is_cancelled() { Err(crate::DispatchError::Cancelled) } else { Ok(()) }

@@ -2,8 +2,6 @@
 //! the target, exogenous columns), options as a JSON object in the schema of
 //! `volta_forecasting::ModelOptions`; results leave as numpy arrays and JSON.
 
-use std::ops::ControlFlow;
-
 use numpy::{IntoPyArray, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -70,9 +68,7 @@ pub(crate) fn backtest<'py>(
     let cancel = volta_dispatch::Cancel::new();
     let stop = cancel.clone();
     let bt = crate::interruptible_with(py, &cancel, move || {
-        volta_forecasting::backtest_with_progress(&series, &run, &mut |_, _| {
-            if stop.is_cancelled() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-        })
+        volta_forecasting::backtest_with_progress(&series, &run, &mut |_, _| stop.flow())
     })?
     .map_err(err)?;
     let h = spec.forecast.features.horizon;

@@ -1,8 +1,6 @@
 //! `volta.forecast.v1.ForecastService`: backtests, and models trained,
 //! stored by id under the caller's tenant, and used to forecast.
 
-use std::ops::ControlFlow;
-
 use tonic::{Request, Response, Status};
 use volta_dispatch::Cancel;
 use volta_forecasting::{BacktestSpec, ModelOptions, ReadOptions, TimeSeries, TrainedModel, cut_time, data};
@@ -70,10 +68,8 @@ fn backtest(req: pb::BacktestRequest, cancel: &Cancel) -> Result<pb::BacktestRes
         recalibrate: true,
     };
     // A dropped call stops the backtest at its next forecast.
-    let bt = volta_forecasting::backtest_with_progress(&series, &spec, &mut |_, _| {
-        if cancel.is_cancelled() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-    })
-    .map_err(|e| bad(&e))?;
+    let bt =
+        volta_forecasting::backtest_with_progress(&series, &spec, &mut |_, _| cancel.flow()).map_err(|e| bad(&e))?;
     let m = &bt.metrics;
     let levels = |v: &[volta_forecasting::metrics::Level]| v.iter().map(|l| (format!("{}", l.q), l.value)).collect();
     Ok(pb::BacktestResponse {
