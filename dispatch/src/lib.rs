@@ -75,7 +75,7 @@ pub use error::DispatchError;
 pub use explain::{Infeasibility, Violation, ViolationKind};
 pub use model::CarriedState;
 pub use options::{Cancel, LOST_LOAD_CO2_KG_PER_KWH, Objective, Options};
-pub use pareto::{Front, ParetoPoint, pareto};
+pub use pareto::{Front, MAX_PARETO_POINTS, ParetoPoint, pareto};
 pub use plan::{
     AssetSchedule, BusSchedule, CostCategory, CostItem, Detail, EmissionItem, Flow, Schedule, Solution, SolveStats,
     Status,
@@ -184,8 +184,11 @@ pub(crate) fn check_options(options: &Options) -> Result<(), DispatchError> {
     }
     if let Objective::Weighted { cost_weight, co2_weight } = options.objective {
         for (name, w) in [("cost_weight", cost_weight), ("co2_weight", co2_weight)] {
-            if !(w.is_finite() && w >= 0.0) {
-                return Err(DispatchError::Option(format!("{name} must be a non-negative number, not {w}")));
+            if !(w.is_finite() && (0.0..=volta_engine::MAX_MAGNITUDE).contains(&w)) {
+                return Err(DispatchError::Option(format!(
+                    "{name} must be a number in [0, {:e}], not {w}",
+                    volta_engine::MAX_MAGNITUDE
+                )));
             }
         }
         if cost_weight == 0.0 && co2_weight == 0.0 {

@@ -34,7 +34,12 @@ pub struct Front {
     pub dropped: usize,
 }
 
-/// Traces the cost–CO2 front of `case` with `n` points (at least 2).
+/// The most points a front may ask for: each is a full solve, and past a
+/// few dozen they no longer show anything the eye or a decision can use.
+pub const MAX_PARETO_POINTS: usize = 1000;
+
+/// Traces the cost–CO2 front of `case` with `n` points (2 to
+/// [`MAX_PARETO_POINTS`]).
 ///
 /// The two anchors are the cost-optimal schedule and the CO2-optimal one
 /// (the cheapest among the least-emitting). The `n − 2` inner points
@@ -43,11 +48,11 @@ pub struct Front {
 /// duplicate points are dropped. `options.objective` is ignored.
 ///
 /// # Errors
-/// [`DispatchError::Option`] if `n < 2`, and whatever a solve returns.
+/// [`DispatchError::Option`] if `n` is out of range, and whatever a solve returns.
 /// If an anchor is infeasible, the front holds that one solution.
 pub fn pareto(case: &Case, n: usize, options: &Options) -> Result<Front, DispatchError> {
-    if n < 2 {
-        return Err(DispatchError::Option(format!("a Pareto front needs at least 2 points, not {n}")));
+    if !(2..=MAX_PARETO_POINTS).contains(&n) {
+        return Err(DispatchError::Option(format!("a Pareto front has 2 to {MAX_PARETO_POINTS} points, not {n}")));
     }
     crate::check_options(options)?;
     let state = CarriedState::default();

@@ -86,7 +86,7 @@ mod profile;
 pub mod time;
 
 pub use asset::{Asset, AssetKind};
-pub use case::{Case, CaseReader, Checked, Format, Issue, IssueCode, Severity, ValidationReport};
+pub use case::{Case, CaseReader, Checked, Format, Issue, IssueCode, MAX_MAGNITUDE, Severity, ValidationReport};
 pub use error::{Error, Result};
 pub use ids::{AssetId, BusId, CarrierId, is_valid_id};
 pub use network::{Bus, Carrier};

@@ -1,4 +1,5 @@
-//! Holidays: from a file the user provides, or a built-in country table.
+//! Holidays: a built-in country table, dates given inline, or (local front
+//! doors only) a file the user provides.
 //!
 //! Built-in tables (computed for any year from their rules):
 //!
@@ -47,12 +48,46 @@ impl Holidays {
             _ => {
                 return Err(ForecastError::option(
                     "holidays",
-                    format!("unknown country {code:?}; built in: {}, or give a file of dates", BUILTIN.join(", ")),
+                    format!(
+                        "unknown calendar {:?}; built in: {}, or give the dates",
+                        code.chars().take(32).collect::<String>(),
+                        BUILTIN.join(", ")
+                    ),
                 ));
             }
         };
         let dates = (from..=to).flat_map(rule).collect();
         Ok(Self { source: code.to_ascii_uppercase(), dates })
+    }
+
+    /// Dates given inline, `YYYY-MM-DD` each (the service's way: a remote
+    /// caller never names a file on the server).
+    ///
+    /// # Errors
+    /// A malformed date, naming `holiday_dates[i]`.
+    pub fn from_dates(dates: &[String]) -> Result<Self> {
+        let mut set = BTreeSet::new();
+        for (i, text) in dates.iter().enumerate() {
+            let d: Date = text.trim().parse().map_err(|_| {
+                let shown: String = text.chars().take(32).collect();
+                ForecastError::option(format!("holiday_dates[{i}]"), format!("{shown:?} is not a YYYY-MM-DD date"))
+            })?;
+            set.insert(d);
+        }
+        Ok(Self { source: format!("{} inline dates", set.len()), dates: set })
+    }
+
+    /// These dates and `other`'s.
+    #[must_use]
+    pub fn union(mut self, other: Self) -> Self {
+        if self.dates.is_empty() {
+            return other;
+        }
+        if !other.dates.is_empty() {
+            self.source = format!("{} + {}", self.source, other.source);
+            self.dates.extend(other.dates);
+        }
+        self
     }
 
     /// Dates from a text file: one `YYYY-MM-DD` per line, optionally

@@ -214,7 +214,15 @@ pub struct ReadOptions {
     /// file lacks, on its own time grid: its values are interpolated
     /// linearly in time onto the main file's timestamps.
     pub exog_file: Option<std::path::PathBuf>,
+    /// The longest regular grid the rows may span, in steps (default
+    /// [`MAX_GRID_STEPS`]): a few rows far apart with a short step would
+    /// otherwise make a grid of millions of empty steps. Services set it lower.
+    pub max_steps: usize,
 }
+
+/// The default of [`ReadOptions::max_steps`]: 50 million steps (95 years of
+/// one-minute data).
+pub const MAX_GRID_STEPS: usize = 50_000_000;
 
 impl ReadOptions {
     /// Options for `target` with every default.
@@ -229,6 +237,7 @@ impl ReadOptions {
             max_gap_steps: 4,
             resample_s: None,
             exog_file: None,
+            max_steps: MAX_GRID_STEPS,
         }
     }
 }

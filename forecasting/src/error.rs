@@ -71,8 +71,8 @@ pub enum ForecastError {
 }
 
 impl ForecastError {
-    pub(crate) fn option(option: &str, reason: impl Into<String>) -> Self {
-        Self::Option { option: option.to_owned(), reason: reason.into() }
+    pub(crate) fn option(option: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Option { option: option.into(), reason: reason.into() }
     }
 
     pub(crate) fn column(column: &str, reason: impl Into<String>) -> Self {

@@ -19,7 +19,7 @@ pub use features::FeatureSpec;
 pub use gbdt::{GbdtParams, Loss};
 pub use metrics::Metrics;
 pub use models::ModelSpec;
-pub use options::{ModelOptions, cut_time};
+pub use options::{Files, ModelOptions, cut_time};
 pub use pipeline::{
     Backtest, BacktestSpec, Forecast, ForecastSpec, Regime, TrainedModel, backtest, backtest_many,
     backtest_with_progress, train,

@@ -8,7 +8,7 @@ use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 
-use crate::calendar::Holidays;
+use crate::calendar::{BUILTIN, Holidays};
 use crate::data::TimeSeries;
 use crate::error::{ForecastError, Result};
 use crate::features::FeatureSpec;
@@ -44,8 +44,11 @@ pub struct ModelOptions {
     pub train_days: Option<usize>,
     /// The temperature column.
     pub temperature: Option<String>,
-    /// Built-in holiday table or a file of dates.
+    /// A built-in holiday table (`AU-VIC`, `DE`, `US`) or, where the front
+    /// door reads local files ([`Files::Local`]), a file of dates.
     pub holidays: Option<String>,
+    /// Holiday dates given inline, `YYYY-MM-DD` (added to `holidays`).
+    pub holiday_dates: Vec<String>,
     /// Same-time lags in days.
     pub lags: Vec<usize>,
     /// PV site latitude.
@@ -78,6 +81,7 @@ impl Default for ModelOptions {
             train_days: None,
             temperature: None,
             holidays: None,
+            holiday_dates: Vec::new(),
             lags: vec![1, 2, 7],
             latitude: None,
             longitude: None,
@@ -89,12 +93,32 @@ impl Default for ModelOptions {
     }
 }
 
+/// Whether options may name files on the machine that runs the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Files {
+    /// The caller's own machine (the CLI, Python): `holidays` may be a file.
+    Local,
+    /// A remote caller (a service): options never name a file, and nothing
+    /// about the filesystem is looked at or reported.
+    Refused,
+}
+
 impl ModelOptions {
-    /// The checked spec for `series` (holiday tables cover its years).
+    /// The checked spec for `series` (holiday tables cover its years), for a
+    /// local caller: `holidays` may name a file.
     ///
     /// # Errors
     /// Any invalid option, named.
     pub fn to_spec(&self, series: &TimeSeries) -> Result<ForecastSpec> {
+        self.to_spec_with(series, Files::Local)
+    }
+
+    /// The checked spec for `series`, with `files` saying whether `holidays`
+    /// may name a file.
+    ///
+    /// # Errors
+    /// Any invalid option, named.
+    pub fn to_spec_with(&self, series: &TimeSeries, files: Files) -> Result<ForecastSpec> {
         let issue_time: Time = self.issue_time.parse().map_err(|_| {
             ForecastError::option("issue_time", format!("{:?} is not a time of day (HH:MM)", self.issue_time))
         })?;
@@ -122,12 +146,16 @@ impl ModelOptions {
         }
         if let Some(h) = &self.holidays {
             let first = series.local(0).year();
-            let last = series.local(series.len().saturating_sub(1)).year() + 1;
-            features.holidays = if Path::new(h).exists() {
-                Holidays::from_file(Path::new(h))?
-            } else {
-                Holidays::builtin(h, first, last)?
+            let last = series.local(series.len().saturating_sub(1)).year().saturating_add(1);
+            let is_builtin = BUILTIN.iter().any(|b| b.eq_ignore_ascii_case(h));
+            features.holidays = match files {
+                Files::Local if !is_builtin && Path::new(h).exists() => Holidays::from_file(Path::new(h))?,
+                Files::Local | Files::Refused => Holidays::builtin(h, first, last)?,
             };
+        }
+        if !self.holiday_dates.is_empty() {
+            let inline = Holidays::from_dates(&self.holiday_dates)?;
+            features.holidays = std::mem::replace(&mut features.holidays, Holidays::none()).union(inline);
         }
         match (self.latitude, self.longitude) {
             (Some(lat), Some(lon)) => features.site = Some(Site::new(lat, lon)?),

@@ -36,6 +36,28 @@ pub const MODEL_FORMAT: &str = "volta-forecast-model";
 /// Current model-file version.
 pub const MODEL_VERSION: u32 = 1;
 
+/// The bounds every [`ForecastSpec`] is held to, whoever calls: beyond them
+/// an option is a mistake (or an attack), not a model. Services set tighter
+/// budgets of their own.
+pub mod bounds {
+    /// Steps of one forecast (a week of one-minute steps and more).
+    pub const MAX_HORIZON: usize = 20_000;
+    /// Same-time lags, in days (a year and a month back).
+    pub const MAX_LAG_DAYS: usize = 400;
+    /// Number of lags.
+    pub const MAX_LAGS: usize = 32;
+    /// Quantile levels.
+    pub const MAX_QUANTILES: usize = 99;
+    /// Calibration regimes.
+    pub const MAX_REGIME_BINS: usize = 20;
+    /// Cross-fitting folds.
+    pub const MAX_CALIBRATION_FOLDS: usize = 20;
+    /// Days of held-out calibration, and of a training window.
+    pub const MAX_DAYS: usize = 36_600;
+    /// Trees of a gradient-boosted model.
+    pub const MAX_TREES: usize = 100_000;
+}
+
 /// What to train: the model, its features, when forecasts are issued, and
 /// which quantiles to calibrate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,10 +164,33 @@ impl ForecastSpec {
     /// Checks the options; errors name the option.
     ///
     /// # Errors
-    /// A zero horizon, quantiles outside (0, 1) or not increasing.
+    /// A zero horizon, quantiles outside (0, 1) or not increasing, and any
+    /// option beyond its [`bounds`].
     pub fn check(&self) -> Result<()> {
-        if self.features.horizon == 0 {
-            return Err(ForecastError::option("horizon", "must be at least 1 step"));
+        let within = |option: &str, value: usize, min: usize, max: usize| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(ForecastError::option(option, format!("must be in {min}..={max}, not {value}")))
+            }
+        };
+        within("horizon", self.features.horizon, 1, bounds::MAX_HORIZON)?;
+        within("lags", self.features.lag_days.len(), 0, bounds::MAX_LAGS)
+            .map_err(|_| ForecastError::option("lags", format!("at most {} lags", bounds::MAX_LAGS)))?;
+        for (i, &lag) in self.features.lag_days.iter().enumerate() {
+            within(&format!("lags[{i}]"), lag, 1, bounds::MAX_LAG_DAYS)?;
+        }
+        if self.quantiles.len() > bounds::MAX_QUANTILES {
+            return Err(ForecastError::option("quantiles", format!("at most {} levels", bounds::MAX_QUANTILES)));
+        }
+        within("regime_bins", self.regime_bins, 1, bounds::MAX_REGIME_BINS)?;
+        within("calibration_folds", self.calibration_folds, 0, bounds::MAX_CALIBRATION_FOLDS)?;
+        within("calibration_days", self.calibration_days, 0, bounds::MAX_DAYS)?;
+        if let Some(days) = self.train_days {
+            within("train_days", days, 1, bounds::MAX_DAYS)?;
+        }
+        if let ModelSpec::Gbdt(p) = &self.model {
+            within("trees", p.trees, 1, bounds::MAX_TREES)?;
         }
         for w in self.quantiles.windows(2) {
             if w[1] <= w[0] {
@@ -162,7 +207,7 @@ impl ForecastSpec {
             return Err(ForecastError::option("intervals", "quantile trees need the gbdt model and --quantiles"));
         }
         if let ModelSpec::Linear { penalty, l1_ratio } = &self.model
-            && (*penalty < 0.0 || !(0.0..=1.0).contains(l1_ratio))
+            && !(penalty.is_finite() && *penalty >= 0.0 && (0.0..=1.0).contains(l1_ratio))
         {
             return Err(ForecastError::option("linear", "penalty must be >= 0 and l1_ratio in [0, 1]"));
         }
@@ -661,7 +706,19 @@ impl TrainedModel {
         if offset < 0 || offset % series.step_s != 0 {
             return Err(ForecastError::option("issue_time", format!("{issue} is not a step of the data")));
         }
-        let i0 = (offset / series.step_s) as usize;
+        // The history up to the issue time must be in the data: an issue time
+        // past its end would forecast from nothing known (and a far one
+        // would make the grid as long as the gap).
+        let i0 = usize::try_from(offset / series.step_s).unwrap_or(usize::MAX);
+        if i0 > series.len() {
+            return Err(ForecastError::option(
+                "issue_time",
+                format!(
+                    "{issue} is after the end of the data ({}); a forecast needs the history up to its issue time",
+                    series.stamp(series.len().saturating_sub(1))
+                ),
+            ));
+        }
         let h = self.spec.features.horizon;
         let spd = series.steps_per_day();
         if i0 < spd {

@@ -113,9 +113,15 @@ pub(crate) fn regularise(
     let start = times[order[0]];
     let last = times[order[order.len() - 1]];
     let span = last.duration_since(start).as_secs();
-    let steps = (span / step_s) as usize + 1;
-    if steps > 50_000_000 {
-        return Err(ForecastError::column(time_name, format!("{steps} steps of {step_s} s: is the step right?")));
+    let steps = usize::try_from(span / step_s).unwrap_or(usize::MAX).saturating_add(1);
+    if steps > options.max_steps {
+        return Err(ForecastError::column(
+            time_name,
+            format!(
+                "the rows span {steps} steps of {step_s} s, more than the limit of {} (is the step right?)",
+                options.max_steps
+            ),
+        ));
     }
     let mut slot: Vec<Option<usize>> = vec![None; steps];
     for &i in &order {

@@ -115,9 +115,9 @@ impl Caller {
     pub fn require_site(&self, site: &str) -> Result<(), Status> {
         match &self.sites {
             Some(sites) if !sites.iter().any(|s| s == site) => Err(Status::permission_denied(format!(
-                "case.name: {} may not work on the site {site:?} (token sites: {})",
-                self.subject,
-                sites.join(", ")
+                "case.name: {} may not work on the site {}",
+                crate::grpc::shown(&self.subject),
+                crate::grpc::shown(site),
             ))),
             Some(_) | None => Ok(()),
         }
@@ -182,6 +182,8 @@ impl Authenticator {
             (DecodingKey::from_secret(&secret), Algorithm::HS256)
         };
         let mut validation = Validation::new(algorithm);
+        // `exp` is required; `nbf`, when present, is honoured too.
+        validation.validate_nbf = true;
         if let Some(issuer) = &auth.issuer {
             validation.set_issuer(&[issuer]);
         }
@@ -281,6 +283,16 @@ mod tests {
             (Some(format!("Bearer {}", token(&good, "another secret of at least 32 bytes!"))), "InvalidSignature"),
             (Some(format!("Bearer {}", token(&json!({"sub": "x", "tenant": "t", "exp": 1}), SECRET))), "Expired"),
             (Some(format!("Bearer {}", token(&json!({"sub": "x", "exp": 4_000_000_000_u64}), SECRET))), "tenant"),
+            (
+                Some(format!(
+                    "Bearer {}",
+                    token(
+                        &json!({"sub": "x", "tenant": "t", "exp": 4_000_000_000_u64, "nbf": 3_900_000_000_u64}),
+                        SECRET
+                    )
+                )),
+                "ImmatureSignature",
+            ),
         ];
         for (header, reason) in cases {
             let err = a.caller(header.as_deref()).expect_err(reason);

@@ -7,7 +7,7 @@
 //! listen = "0.0.0.0:50051"          # non-loopback needs [auth]
 //! metrics_listen = "127.0.0.1:9464" # Prometheus text on GET /metrics
 //! solver_slots = 2                  # solves at once; more are shed
-//! max_request_mib = 64
+//! max_request_mib = 32
 //!
 //! [storage]
 //! url = "postgres://volta@db/volta" # default: sqlite://volta.db
@@ -20,6 +20,17 @@
 //! [tls]
 //! cert_file = "/etc/volta/tls.crt"
 //! key_file = "/etc/volta/tls.key"
+//!
+//! [limits]                           # budgets, checked before work starts
+//! max_concurrent_calls = 16          # calls read and served at once; more wait
+//! max_call_seconds = 900             # deadline of a call that sets none (or a longer one)
+//! max_case_cells = 250000            # steps x assets of a case
+//! max_pareto_points = 32
+//! max_series_steps = 1000000         # grid length of an uploaded series
+//! max_horizon_steps = 2880
+//! max_lags = 16
+//! max_regime_bins = 10
+//! max_trees = 5000
 //!
 //! [log]
 //! format = "json"                   # or "text"
@@ -46,6 +57,55 @@ pub struct Config {
     pub tls: Option<Tls>,
     /// Log format and filter.
     pub log: Log,
+    /// Budgets of a single call.
+    pub limits: Limits,
+}
+
+/// `[limits]`: what one call may ask of the server. Each is checked before
+/// any work starts, and a request beyond one is INVALID_ARGUMENT naming the
+/// field and the limit (docs/security.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Volta calls being read and served at once; more wait their turn
+    /// (until their deadline) before their request is read, so that memory
+    /// stays below this times `server.max_request_mib`.
+    pub max_concurrent_calls: usize,
+    /// The longest a call may run: its deadline when it sets none or a
+    /// later one, so that no caller holds a solver slot for ever.
+    pub max_call_seconds: u64,
+    /// Steps times assets of a case to schedule. The campus year (8,736
+    /// steps x 13 assets = 113,568 cells) peaks near 2.4 GB under unit
+    /// commitment; the default allows twice that.
+    pub max_case_cells: usize,
+    /// Points of a Pareto front.
+    pub max_pareto_points: usize,
+    /// Steps of the regular grid an uploaded series spans.
+    pub max_series_steps: usize,
+    /// Steps of one forecast.
+    pub max_horizon_steps: usize,
+    /// Same-time lags of a forecasting model (count; each at most 400 days).
+    pub max_lags: usize,
+    /// Calibration regimes of a forecasting model.
+    pub max_regime_bins: usize,
+    /// Trees of a gradient-boosted model.
+    pub max_trees: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_calls: 16,
+            max_call_seconds: 900,
+            max_case_cells: 250_000,
+            max_pareto_points: 32,
+            max_series_steps: 1_000_000,
+            max_horizon_steps: 2880,
+            max_lags: 16,
+            max_regime_bins: 10,
+            max_trees: 5000,
+        }
+    }
 }
 
 /// `[server]`.
@@ -69,7 +129,7 @@ impl Default for Server {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             metrics_listen: None,
             solver_slots: None,
-            max_request_mib: 64,
+            max_request_mib: 32,
         }
     }
 }
@@ -177,15 +237,43 @@ impl Config {
                 1 => {}
                 _ => anyhow::bail!("auth: give only one of hs256_secret, hs256_secret_file and rs256_public_key_file"),
             }
-        } else if !self.server.listen.ip().is_loopback() {
+        } else {
+            if !self.server.listen.ip().is_loopback() {
+                anyhow::bail!(
+                    "server.listen = {}: no authentication is configured, so volta serve binds to loopback addresses \
+                     only (configure [auth], or listen on 127.0.0.1)",
+                    self.server.listen
+                );
+            }
+            if let Some(metrics) = self.server.metrics_listen.filter(|a| !a.ip().is_loopback()) {
+                anyhow::bail!(
+                    "server.metrics_listen = {metrics}: no authentication is configured, so the metrics port too binds \
+                     to loopback addresses only (configure [auth], or listen on 127.0.0.1)"
+                );
+            }
+        }
+        let limits = [
+            ("limits.max_concurrent_calls", self.limits.max_concurrent_calls),
+            ("limits.max_case_cells", self.limits.max_case_cells),
+            ("limits.max_series_steps", self.limits.max_series_steps),
+            ("limits.max_horizon_steps", self.limits.max_horizon_steps),
+            ("limits.max_regime_bins", self.limits.max_regime_bins),
+            ("limits.max_trees", self.limits.max_trees),
+        ];
+        if let Some((name, _)) = limits.iter().find(|(_, v)| *v == 0) {
+            anyhow::bail!("{name} must be at least 1");
+        }
+        if !(1..=7 * 24 * 3600).contains(&self.limits.max_call_seconds) {
             anyhow::bail!(
-                "server.listen = {}: no authentication is configured, so volta serve binds to loopback addresses only \
-                 (configure [auth], or listen on 127.0.0.1)",
-                self.server.listen
+                "limits.max_call_seconds must be in 1..=604800 (a week), not {}",
+                self.limits.max_call_seconds
             );
         }
-        if self.server.max_request_mib == 0 {
-            anyhow::bail!("server.max_request_mib must be at least 1");
+        if self.limits.max_pareto_points < 2 {
+            anyhow::bail!("limits.max_pareto_points must be at least 2");
+        }
+        if !(1..=1024).contains(&self.server.max_request_mib) {
+            anyhow::bail!("server.max_request_mib must be in 1..=1024, not {}", self.server.max_request_mib);
         }
         if self.server.solver_slots == Some(0) {
             anyhow::bail!("server.solver_slots must be at least 1");
@@ -225,5 +313,17 @@ mod tests {
         guarded.check().expect("auth configured");
         let keyless = Config::from_toml("[auth]\nissuer = \"me\"\n").expect("parse");
         assert!(format!("{:#}", keyless.check().expect_err("no key")).contains("one key"));
+        // Without auth, the metrics port is held to the same loopback rule.
+        let open = Config::from_toml("[server]\nmetrics_listen = \"0.0.0.0:9464\"\n").expect("parse");
+        assert!(format!("{:#}", open.check().expect_err("no auth")).contains("metrics_listen"));
+    }
+
+    #[test]
+    fn limits_have_defaults_and_zero_is_refused() {
+        let config = Config::from_toml("[limits]\nmax_pareto_points = 8\n").expect("parse");
+        assert_eq!(config.limits.max_pareto_points, 8);
+        assert_eq!(config.limits.max_case_cells, super::Limits::default().max_case_cells);
+        let zero = Config::from_toml("[limits]\nmax_case_cells = 0\n").expect("parse");
+        assert!(format!("{:#}", zero.check().expect_err("zero")).contains("limits.max_case_cells"));
     }
 }

@@ -29,6 +29,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
     CREATE INDEX forecast_models_by_tenant ON forecast_models (tenant, created_at)",
 )];
 
+/// The PostgreSQL advisory lock key that serialises migrations ("volta"
+/// in ASCII).
+const MIGRATION_LOCK: i64 = 0x0076_6f6c_7461;
+
 /// The columns of a [`ModelRecord`], in `SELECT` order.
 macro_rules! columns {
     () => {
@@ -63,6 +67,7 @@ pub struct ModelRecord {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool<Any>,
+    postgres: bool,
 }
 
 /// A URL with what sqlx needs to create a missing SQLite file.
@@ -110,7 +115,7 @@ impl Store {
             .connect(&connect_url(url))
             .await
             .with_context(|| format!("cannot open the database {}", redacted(url)))?;
-        let store = Self { pool };
+        let store = Self { pool, postgres: url.starts_with("postgres") };
         store.migrate().await.with_context(|| format!("cannot migrate the database {}", redacted(url)))?;
         Ok(store)
     }
@@ -121,14 +126,26 @@ impl Store {
         &self.pool
     }
 
+    /// Brings the schema up to date in one transaction. On PostgreSQL the
+    /// transaction first takes an advisory lock, so that replicas starting
+    /// together migrate one after the other: the first applies the missing
+    /// versions, the others then find nothing to do. (SQLite has one writer:
+    /// its transaction is the lock.)
     async fn migrate(&self) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if self.postgres {
+            sqlx::query("SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
+                .bind(MIGRATION_LOCK)
+                .fetch_one(&mut *tx)
+                .await
+                .context("migration lock")?;
+        }
         sqlx::query("CREATE TABLE IF NOT EXISTS volta_schema (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM volta_schema").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM volta_schema").fetch_one(&mut *tx).await?;
         let current: i64 = row.try_get(0)?;
         for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-            let mut tx = self.pool.begin().await?;
             for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                 sqlx::query(statement).execute(&mut *tx).await.with_context(|| format!("migration {version}"))?;
             }
@@ -137,9 +154,9 @@ impl Store {
                 .bind(jiff::Timestamp::now().to_string())
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
             tracing::info!(version, "database migrated");
         }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -1,17 +1,31 @@
 //! Logs, per-call spans and Prometheus metrics.
 //!
-//! Every gRPC call passes through [`Observe`], a tower layer that opens a
-//! `grpc` span (method, request id) around the call, logs one line when it
-//! ends (code, latency) and counts it. [`Metrics`] is served as Prometheus
-//! text on `GET /metrics` of a separate HTTP port ([`serve_metrics`]).
+//! Every gRPC call passes through [`Observe`], a tower layer that
+//! - answers UNIMPLEMENTED for a method no service serves, before any other
+//!   check (authentication included), and counts it under `unknown`, so
+//!   that callers cannot grow the metrics' label sets;
+//! - admits at most `limits.max_concurrent_calls` Volta calls at once; the
+//!   others wait, before their request is read, until a place frees or
+//!   their deadline nears (health and reflection are never held back);
+//! - gives each Volta call a deadline of at most `limits.max_call_seconds`
+//!   (the caller's own when it is sooner);
+//! - opens a `grpc` span (method, request id) around the call, logs one line
+//!   when it ends (code, latency) and counts it;
+//! - turns a panic inside a call into INTERNAL for that call alone (no panic
+//!   text to the caller; a log line and `volta_panics_total`).
+//!
+//! [`Metrics`] is served as Prometheus text on `GET /metrics` of a separate
+//! HTTP port ([`serve_metrics`]).
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -20,9 +34,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use crate::config::LogFormat;
+use crate::grpc::budget::{Arrival, reply_due, timeout_header};
 
 /// Installs the global log subscriber on stderr.
 ///
@@ -72,6 +88,8 @@ pub struct Metrics {
     work: Histograms<WorkLabels>,
     in_flight: Gauge,
     slots_busy: Gauge,
+    waiting: Gauge,
+    panics: Counter,
     next_id: AtomicU64,
 }
 
@@ -106,7 +124,17 @@ impl Metrics {
         registry.register("grpc_in_flight", "gRPC calls being served", in_flight.clone());
         let slots_busy = Gauge::default();
         registry.register("solver_slots_busy", "Solver slots in use", slots_busy.clone());
-        Self { registry, requests, latency, work, in_flight, slots_busy, next_id: AtomicU64::new(1) }
+        let waiting = Gauge::default();
+        registry.register("grpc_waiting", "Calls waiting for admission (limits.max_concurrent_calls)", waiting.clone());
+        let panics = Counter::default();
+        registry.register("panics", "Calls that panicked: answered INTERNAL, the server kept serving", panics.clone());
+        Self { registry, requests, latency, work, in_flight, slots_busy, waiting, panics, next_id: AtomicU64::new(1) }
+    }
+
+    /// Records a panic inside a call (its message goes to the log only).
+    pub fn panicked(&self, message: &str) {
+        self.panics.inc();
+        tracing::error!(panic = message, "a call panicked; it was answered INTERNAL");
     }
 
     /// Records `seconds` of CPU-heavy work of `kind`.
@@ -131,8 +159,6 @@ impl Metrics {
     }
 
     fn finish(&self, method: &str, code: tonic::Code, seconds: f64) {
-        // Unknown paths share one label, so that callers cannot grow the series.
-        let method = if code == tonic::Code::Unimplemented { "unknown" } else { method };
         self.requests.get_or_create(&CallLabels { method: method.to_owned(), code: format!("{code:?}") }).inc();
         self.latency.get_or_create(&MethodLabels { method: method.to_owned() }).observe(seconds);
     }
@@ -179,17 +205,48 @@ pub async fn serve_metrics(
     Ok(local)
 }
 
-/// The tower layer that observes every call (span, log line, metrics).
+/// The text of a panic's payload.
+#[must_use]
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// The label a method path is counted under: itself when a service serves
+/// it, `unknown` otherwise.
+const UNKNOWN: &str = "unknown";
+
+/// Calls allowed to wait for admission at once; beyond them a call is shed.
+const MAX_WAITING: usize = 1024;
+
+/// The tower layer that observes every call: method check, admission,
+/// span, log line, metrics, panic containment (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Observe {
     metrics: Arc<Metrics>,
+    known: Arc<HashSet<String>>,
+    admission: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    max_call: Duration,
 }
 
 impl Observe {
-    /// Observes calls into `metrics`.
+    /// Observes calls into `metrics`; `known` are the method paths
+    /// (`/package.Service/Method`) the server serves, and at most
+    /// `max_concurrent` calls outside `/grpc.*` are served at once, each
+    /// for at most `max_call` (its deadline when it sets none or a later one).
     #[must_use]
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
+    pub fn new(metrics: Arc<Metrics>, known: HashSet<String>, max_concurrent: usize, max_call: Duration) -> Self {
+        Self {
+            metrics,
+            known: Arc::new(known),
+            admission: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_call,
+        }
     }
 }
 
@@ -197,7 +254,7 @@ impl<S> tower::Layer<S> for Observe {
     type Service = Observed<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observed { inner, metrics: self.metrics.clone() }
+        Observed { inner, layer: self.clone() }
     }
 }
 
@@ -205,7 +262,7 @@ impl<S> tower::Layer<S> for Observe {
 #[derive(Debug, Clone)]
 pub struct Observed<S> {
     inner: S,
-    metrics: Arc<Metrics>,
+    layer: Observe,
 }
 
 /// Counts a call in flight; a call dropped before its response (the client
@@ -227,11 +284,80 @@ impl Drop for InFlight {
     }
 }
 
+/// Counts a call waiting for admission.
+struct Waiting<'a>(&'a Observe);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.0.metrics.waiting.dec();
+    }
+}
+
+impl Observe {
+    /// A place among the calls served at once, waiting for one until
+    /// `deadline` nears.
+    async fn admit(&self, deadline: Option<Instant>) -> Result<tokio::sync::OwnedSemaphorePermit, tonic::Status> {
+        if let Ok(permit) = self.admission.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(tonic::Status::resource_exhausted("the server is busy; retry with backoff"));
+        }
+        self.metrics.waiting.inc();
+        let _waiting = Waiting(self);
+        let acquire = self.admission.clone().acquire_owned();
+        let permit = match deadline {
+            Some(deadline) => {
+                // Leave time to answer before the caller gives up.
+                tokio::time::timeout_at(reply_due(deadline).into(), acquire).await.map_err(|_| {
+                    tonic::Status::deadline_exceeded("the deadline passed while waiting for the server to be free")
+                })?
+            }
+            None => acquire.await,
+        };
+        permit.map_err(|_| tonic::Status::unavailable("the server is stopping"))
+    }
+}
+
+/// tonic answers a request that is not valid protobuf (bad wire format,
+/// a string that is not UTF-8) with INTERNAL, as gRPC's status code table
+/// has it. But INTERNAL means "a bug of ours" to the people who watch this
+/// server, and the fault is the caller's: it becomes INVALID_ARGUMENT, with
+/// the decoder's message (which names the field).
+fn undecodable_is_invalid_argument<R>(response: &mut http::Response<R>) {
+    const DECODE: &str = "failed%20to%20decode%20Protobuf%20message";
+    let headers = response.headers_mut();
+    let internal = headers.get("grpc-status").is_some_and(|v| v.as_bytes() == b"13");
+    let undecodable = headers.get("grpc-message").is_some_and(|v| v.as_bytes().starts_with(DECODE.as_bytes()));
+    if internal && undecodable {
+        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+    }
+}
+
+/// A future whose panic becomes an `Err` with the panic's message.
+struct CatchPanic<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.get_mut().0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
+        }
+    }
+}
+
 impl<S, B, R> tower::Service<http::Request<B>> for Observed<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
+    R: Default + Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -241,23 +367,55 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         // The clone that was polled ready serves this call.
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
-        let method = request.uri().path().to_owned();
-        let id = request
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map_or_else(|| format!("{:016x}", self.metrics.next_id.fetch_add(1, Ordering::Relaxed)), str::to_owned);
+        let arrival = Instant::now();
+        let path = request.uri().path();
+        let known = self.layer.known.contains(path);
+        let method = if known { path.to_owned() } else { UNKNOWN.to_owned() };
+        let admitted = known && !path.starts_with("/grpc.");
+        let timeout = request.headers().get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(timeout_header);
+        // Health and reflection (a watch, a reflection session) may stay open.
+        let longest = if admitted { Some(self.layer.max_call) } else { None };
+        let deadline = match (timeout, longest) {
+            (Some(t), Some(max)) => arrival.checked_add(t.min(max)),
+            (t, max) => t.or(max).and_then(|d| arrival.checked_add(d)),
+        };
+        request.extensions_mut().insert(Arrival { deadline });
+        let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map_or_else(
+            || format!("{:016x}", self.layer.metrics.next_id.fetch_add(1, Ordering::Relaxed)),
+            |v| v.chars().take(64).collect::<String>(),
+        );
         let span = tracing::info_span!("grpc", method = %method, request_id = %id, subject = tracing::field::Empty);
-        let metrics = self.metrics.clone();
+        let layer = self.layer.clone();
         Box::pin(
             async move {
+                let metrics = layer.metrics.clone();
                 metrics.in_flight.inc();
-                let mut guard = InFlight { metrics: metrics.clone(), method, start: Instant::now(), done: false };
-                let result = inner.call(request).await;
+                let mut guard = InFlight { metrics: metrics.clone(), method, start: arrival, done: false };
+                let outcome = if !known {
+                    Err(tonic::Status::unimplemented("no such method"))
+                } else if admitted {
+                    layer.admit(deadline).await.map(Some)
+                } else {
+                    Ok(None)
+                };
+                let result = match outcome {
+                    Err(status) => Ok(status.into_http()),
+                    Ok(_permit) => match CatchPanic(Box::pin(inner.call(request))).await {
+                        Ok(result) => result,
+                        Err(message) => {
+                            metrics.panicked(&message);
+                            Ok(tonic::Status::internal("internal error (logged on the server)").into_http())
+                        }
+                    },
+                };
+                let mut result = result;
+                if let Ok(response) = &mut result {
+                    undecodable_is_invalid_argument(response);
+                }
                 let code = match &result {
                     Ok(response) => response
                         .headers()
@@ -275,5 +433,71 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use tower::{Layer as _, Service as _};
+
+    use super::{Metrics, Observe};
+
+    /// A service that panics while serving, as a handler bug would.
+    #[derive(Clone)]
+    struct Panics;
+
+    impl tower::Service<http::Request<()>> for Panics {
+        type Response = http::Response<String>;
+        type Error = std::convert::Infallible;
+        type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: http::Request<()>) -> Self::Future {
+            Box::pin(async move {
+                assert!(request.uri().path() != "/volta.test.v1.Test/Boom", "secret detail {}", 42);
+                Ok(http::Response::new(String::from("fine")))
+            })
+        }
+    }
+
+    fn status_of(response: &http::Response<String>) -> Option<&str> {
+        response.headers().get("grpc-status").and_then(|v| v.to_str().ok())
+    }
+
+    #[tokio::test]
+    async fn a_panicking_call_is_internal_for_itself_and_unknown_methods_share_one_label() {
+        let metrics = Arc::new(Metrics::new());
+        let known: HashSet<String> =
+            ["/volta.test.v1.Test/Boom", "/volta.test.v1.Test/Fine"].into_iter().map(String::from).collect();
+        let mut service = Observe::new(metrics.clone(), known, 4, Duration::from_secs(60)).layer(Panics);
+        let request = |path: &str| http::Request::builder().uri(path).body(()).expect("request");
+
+        let response = service.call(request("/volta.test.v1.Test/Boom")).await.expect("a response");
+        assert_eq!(status_of(&response), Some("13"));
+        let message = response.headers().get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(!message.contains("secret"), "{message}");
+        // The layer keeps serving after the panic.
+        let response = service.call(request("/volta.test.v1.Test/Fine")).await.expect("a response");
+        assert_eq!(response.body(), "fine");
+        for i in 0..20 {
+            let response = service.call(request(&format!("/made.up{i}/X"))).await.expect("a response");
+            assert_eq!(status_of(&response), Some("12"), "UNIMPLEMENTED");
+        }
+
+        let text = metrics.encode();
+        assert!(text.contains("volta_panics_total 1"), "{text}");
+        assert!(text.contains(r#"method="unknown",code="Unimplemented"} 20"#), "{text}");
+        assert!(text.contains(r#"method="/volta.test.v1.Test/Boom",code="Internal"} 1"#), "{text}");
+        assert!(!text.contains("made.up"), "{text}");
     }
 }

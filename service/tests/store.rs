@@ -49,7 +49,7 @@ async fn sqlite_keeps_models_per_tenant_across_reopening() {
     assert_eq!(again.models("acme").await.expect("list").len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_keeps_models_per_tenant() {
     let Ok(base) = std::env::var("VOLTA_TEST_POSTGRES_URL") else {
         eprintln!("VOLTA_TEST_POSTGRES_URL is not set: PostgreSQL not tested (scripts/test.sh sets it)");
@@ -63,6 +63,18 @@ async fn postgres_keeps_models_per_tenant() {
         Some((server, _)) => format!("{server}/{name}"),
         None => panic!("VOLTA_TEST_POSTGRES_URL needs a database path: {base}"),
     };
+    // Replicas starting together on a fresh database: every one opens (the
+    // migration runs under an advisory lock, once).
+    let replicas: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { Store::open(&url).await })
+        })
+        .collect();
+    for (i, replica) in replicas.into_iter().enumerate() {
+        let store = replica.await.expect("task");
+        store.unwrap_or_else(|e| panic!("replica {i} failed to start: {e:#}")).pool().close().await;
+    }
     let store = Store::open(&url).await.expect("open");
     exercise(&store).await;
     let again = Store::open(&url).await.expect("reopen");

@@ -15,7 +15,7 @@ use super::document::json_type;
 use super::profile_spec::{FileRef, ProfileSpec};
 use super::report::{IssueCode, Path, ValidationReport};
 use super::series::SeriesLoader;
-use super::{Case, Settings, TimeSpec};
+use super::{Case, MAX_MAGNITUDE, Settings, TimeSpec};
 use crate::asset::{
     Asset, AssetKind, Commitment, Converter, ConverterKind, Curtailable, FinalState, Grid, InputPort, Load, OutputPort,
     Renewable, Reserve, Storage, Thermal,
@@ -29,7 +29,11 @@ const TOP_LEVEL: [&str; 8] = ["name", "description", "time", "settings", "carrie
 
 /// Checks a parsed case document. Returns the case when every item could be
 /// built; `report` decides whether it may be used.
-pub(super) fn check(mut map: Map<String, Value>, base_dir: PathBuf, report: &mut ValidationReport) -> Option<Case> {
+pub(super) fn check(
+    mut map: Map<String, Value>,
+    base_dir: Option<PathBuf>,
+    report: &mut ValidationReport,
+) -> Option<Case> {
     for key in map.keys() {
         if !TOP_LEVEL.contains(&key.as_str()) {
             report.error(
@@ -211,6 +215,9 @@ impl Checker<'_> {
         if !v.is_finite() {
             self.report.error(path, IssueCode::NotFinite, format!("{v} is not a finite number"));
             false
+        } else if v.abs() > MAX_MAGNITUDE {
+            self.report.error(path, IssueCode::OutOfRange, format!("{v:e} is beyond ±{MAX_MAGNITUDE:e}"));
+            false
         } else if !range.holds(v) {
             self.report.error(path, range.code(), format!("must be {}, got {v}", range.describe()));
             false
@@ -252,6 +259,14 @@ impl Checker<'_> {
                 path,
                 IssueCode::NotFinite,
                 format!("step {t} is {v} ({n} of {} steps are not finite)", values.len()),
+            );
+            ok = false;
+        } else if let Some((t, v)) = values.iter().copied().enumerate().find(|(_, v)| v.abs() > MAX_MAGNITUDE) {
+            let n = values.iter().filter(|v| v.abs() > MAX_MAGNITUDE).count();
+            self.report.error(
+                path,
+                IssueCode::OutOfRange,
+                format!("step {t} is {v:e}, beyond ±{MAX_MAGNITUDE:e} ({n} of {} steps are)", values.len()),
             );
             ok = false;
         } else if let Some((t, v)) = values.iter().copied().enumerate().find(|(_, v)| !range.holds(*v)) {

@@ -291,11 +291,18 @@ pub struct Checked {
     pub warnings: Vec<Issue>,
 }
 
+/// The largest magnitude any number of a case may have. A gigawatt plant
+/// is 1e6 kW and a terawatt-hour store 1e9 kWh; beyond this a value is a
+/// mistake, and it would leave the solver's tolerances (about 1e-9
+/// relative) with nothing to measure.
+pub const MAX_MAGNITUDE: f64 = 1e9;
+
 /// Reads case files, with options.
 #[derive(Debug, Clone, Default)]
 pub struct CaseReader {
     strict: bool,
     base_dir: Option<PathBuf>,
+    inline_only: bool,
 }
 
 impl CaseReader {
@@ -310,6 +317,16 @@ impl CaseReader {
     #[must_use]
     pub fn strict(mut self, strict: bool) -> Self {
         self.strict = strict;
+        self
+    }
+
+    /// Refuse series files: every series must be inline. For callers on
+    /// another machine (a service), whose case must never name a file on
+    /// this one; a file reference is an error at its field, and the
+    /// filesystem is not looked at.
+    #[must_use]
+    pub fn inline_only(mut self) -> Self {
+        self.inline_only = true;
         self
     }
 
@@ -368,7 +385,7 @@ impl CaseReader {
         map: serde_json::Map<String, serde_json::Value>,
         mut report: ValidationReport,
     ) -> Result<Checked> {
-        let base = self.base_dir.clone().unwrap_or_default();
+        let base = if self.inline_only { None } else { Some(self.base_dir.clone().unwrap_or_default()) };
         let case = check::check(map, base, &mut report);
         if self.strict {
             report.make_strict();

@@ -277,6 +277,7 @@ fn forecast_spec(args: &ModelArgs, series: &TimeSeries) -> anyhow::Result<Foreca
         train_days: args.train_days,
         temperature: args.temperature.clone(),
         holidays: args.holidays.clone(),
+        holiday_dates: Vec::new(),
         lags: args.lags.clone(),
         latitude: args.latitude,
         longitude: args.longitude,

@@ -1,17 +1,19 @@
 //! `volta.dispatch.v1.DispatchService`.
 
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use volta_dispatch::{Cancel, Detail, Objective, Options, RollingOptions, Schedule, WindowReport};
 use volta_engine::{Case, CaseReader, Checked, Format};
 
-use super::errors::{self, problem, problems};
+use super::Shared;
+use super::budget::Budget;
+use super::errors::{self, problems};
 use super::pb::dispatch::{self as pb, case_text};
-use super::{Shared, deadline, time_limit};
 use crate::auth::{Caller, Role};
+use crate::config::Limits;
 
 /// The dispatch service.
 pub(crate) struct Dispatch {
@@ -24,8 +26,10 @@ impl Dispatch {
     }
 }
 
+/// Reads a case sent by a remote caller: every series inline, never a file
+/// of the server's.
 fn read(case: Option<pb::CaseText>) -> Result<Checked, volta_engine::Error> {
-    let reader = CaseReader::new();
+    let reader = CaseReader::new().inline_only();
     match case.and_then(|c| c.format) {
         Some(case_text::Format::Json(text)) => reader.read_str(&text, Format::Json),
         Some(case_text::Format::Toml(text)) => reader.read_str(&text, Format::Toml),
@@ -33,10 +37,20 @@ fn read(case: Option<pb::CaseText>) -> Result<Checked, volta_engine::Error> {
     }
 }
 
-/// Reads and checks a case the caller may work on.
-fn authorised_case(caller: &Caller, case: Option<pb::CaseText>) -> Result<Case, Status> {
+/// Reads and checks a case the caller may work on, within the size budget.
+fn authorised_case(caller: &Caller, case: Option<pb::CaseText>, limits: &Limits) -> Result<Case, Status> {
     let checked = read(case).map_err(|e| errors::case(&e))?;
     caller.require_site(checked.case.name())?;
+    let (steps, assets) = (checked.case.grid().len(), checked.case.assets().len());
+    let cells = steps.saturating_mul(assets.max(1));
+    if cells > limits.max_case_cells {
+        return Err(errors::over_limit(
+            "case.time",
+            &format!("{steps} steps x {assets} assets = {cells} cells"),
+            "max_case_cells",
+            limits.max_case_cells,
+        ));
+    }
     Ok(checked.case)
 }
 
@@ -58,14 +72,27 @@ fn objective(value: i32, co2_price: Option<f64>) -> Result<Objective, Status> {
 
 /// Solver options of a call: its objective and gap, its time limit bounded
 /// by its deadline, and a fresh cancellation token.
-fn solve_options(objective: Objective, gap: Option<f64>, limit: Option<f64>, deadline: Option<Duration>) -> Options {
-    Options {
+fn solve_options(
+    objective: Objective,
+    gap: Option<f64>,
+    limit: Option<f64>,
+    budget: Budget,
+) -> Result<Options, Status> {
+    let field =
+        |name: &str, message: String| errors::bad_request(format!("{name}: {message}"), [(name.to_owned(), message)]);
+    if let Some(gap) = gap.filter(|g| !(0.0..1.0).contains(g)) {
+        return Err(field("gap", format!("{gap} is not a relative gap in [0, 1)")));
+    }
+    if let Some(limit) = limit.filter(|l| !(l.is_finite() && *l > 0.0)) {
+        return Err(field("time_limit_seconds", format!("{limit} is not a positive number of seconds")));
+    }
+    Ok(Options {
         objective,
         mip_gap: gap,
-        time_limit_s: time_limit(limit, deadline),
+        time_limit_s: budget.time_limit(limit),
         cancel: Cancel::new(),
         ..Options::default()
-    }
+    })
 }
 
 fn flags(v: &[bool]) -> Vec<f64> {
@@ -140,13 +167,13 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
         let case = request.into_inner().case;
         let checked = tokio::task::spawn_blocking(move || read(case))
             .await
-            .map_err(|e| Status::internal(format!("validation task failed: {e}")))?;
+            .map_err(|e| self.shared.task_failed("validation", e))?;
         Ok(Response::new(match checked {
             Ok(ok) => pb::ValidateResponse {
                 ok: true,
                 summary: ok.case.summary(),
                 problems: Vec::new(),
-                warnings: ok.warnings.iter().map(problem).collect(),
+                warnings: errors::listed(&ok.warnings),
             },
             Err(err) => pb::ValidateResponse {
                 ok: false,
@@ -160,15 +187,16 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
     async fn schedule(&self, request: Request<pb::ScheduleRequest>) -> Result<Response<pb::ScheduleResponse>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Operator)?;
-        let deadline = deadline(&request);
+        let budget = Budget::of(&request);
         let req = request.into_inner();
         let objective = objective(req.objective, req.co2_price)?;
-        let options = solve_options(objective, req.gap, req.time_limit_seconds, deadline);
+        let options = solve_options(objective, req.gap, req.time_limit_seconds, budget)?;
         let (case, summary_only, cancel) = (req.case, req.summary_only, options.cancel.clone());
+        let limits = self.shared.limits.clone();
         let reply = self
             .shared
-            .offload("schedule", &cancel, move || {
-                let case = authorised_case(&caller, case)?;
+            .offload("schedule", &cancel, budget, move || {
+                let case = authorised_case(&caller, case, &limits)?;
                 let solved = volta_dispatch::schedule(&case, &options).map_err(|e| errors::dispatch(&e))?;
                 let plan = solved.schedule.as_ref();
                 Ok(pb::ScheduleResponse {
@@ -191,15 +219,22 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
     async fn pareto(&self, request: Request<pb::ParetoRequest>) -> Result<Response<pb::ParetoResponse>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Operator)?;
-        let deadline = deadline(&request);
+        let budget = Budget::of(&request);
         let req = request.into_inner();
+        let limits = self.shared.limits.clone();
+        let points = usize::try_from(req.points).unwrap_or(usize::MAX);
+        if !(2..=limits.max_pareto_points).contains(&points) {
+            let message =
+                format!("{points}; a front has 2 to {} points (limits.max_pareto_points)", limits.max_pareto_points);
+            return Err(errors::bad_request(format!("points: {message}"), [("points".to_owned(), message)]));
+        }
         // Pareto ignores the objective: it solves for cost and for CO2.
-        let options = solve_options(Objective::Cost, req.gap, req.time_limit_seconds, deadline);
-        let (case, points, cancel) = (req.case, req.points as usize, options.cancel.clone());
+        let options = solve_options(Objective::Cost, req.gap, req.time_limit_seconds, budget)?;
+        let (case, cancel) = (req.case, options.cancel.clone());
         let reply = self
             .shared
-            .offload("pareto", &cancel, move || {
-                let case = authorised_case(&caller, case)?;
+            .offload("pareto", &cancel, budget, move || {
+                let case = authorised_case(&caller, case, &limits)?;
                 let front = volta_dispatch::pareto(&case, points, &options).map_err(|e| errors::dispatch(&e))?;
                 Ok(pb::ParetoResponse {
                     points: front
@@ -227,18 +262,20 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
     ) -> Result<Response<Self::RollingHorizonStream>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Operator)?;
-        let deadline = deadline(&request);
-        let started = std::time::Instant::now();
+        let budget = Budget::of(&request);
         let req = request.into_inner();
         let objective = objective(req.objective, req.co2_price)?;
-        let options = solve_options(objective, req.gap, req.time_limit_seconds, deadline);
+        let options = solve_options(objective, req.gap, req.time_limit_seconds, budget)?;
         let cancel = options.cancel.clone();
-        let case = authorised_case(&caller, req.case)?;
+        let case = authorised_case(&caller, req.case, &self.shared.limits)?;
         let steps = |hours: f64, field: &str| {
-            case.grid().steps_in(hours).filter(|n| *n > 0).ok_or_else(|| {
-                let message = format!("{hours} h is not a positive whole number of {} steps", case.grid().step_text());
-                errors::bad_request(format!("{field}: {message}"), [(field.to_owned(), message)])
-            })
+            Some(hours).filter(|h| h.is_finite()).and_then(|h| case.grid().steps_in(h)).filter(|n| *n > 0).ok_or_else(
+                || {
+                    let message =
+                        format!("{hours} h is not a positive whole number of {} steps", case.grid().step_text());
+                    errors::bad_request(format!("{field}: {message}"), [(field.to_owned(), message)])
+                },
+            )
         };
         let horizon = steps(req.horizon_hours, "horizon_hours")?;
         let commit = match req.commit_hours {
@@ -248,57 +285,69 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let (slot, busy) = self.shared.slot()?;
         let metrics = self.shared.metrics.clone();
+        let metrics_on_panic = metrics.clone();
         let span = tracing::Span::current();
+        let due = budget.reply_due();
         tokio::task::spawn_blocking(move || {
             let (_slot, _busy, _entered) = (slot, busy, span.enter());
-            let grid = case.grid().clone();
-            let mut index = 0_u32;
-            let mut progress = |report: &WindowReport, total: usize| {
-                metrics.observe_work("rolling_window", report.solve_seconds + report.build_seconds);
-                let event = pb::WindowResult {
-                    index,
-                    windows: u32::try_from(total).unwrap_or(u32::MAX),
-                    start_step: u32::try_from(report.start).unwrap_or(u32::MAX),
-                    start_time: grid.stamp(report.start),
-                    steps: u32::try_from(report.len).unwrap_or(u32::MAX),
-                    status: report.status.name().to_owned(),
-                    objective: report.objective,
-                    solve_seconds: report.solve_seconds,
-                    build_seconds: report.build_seconds,
+            let failed = tx.clone();
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let grid = case.grid().clone();
+                let mut index = 0_u32;
+                let mut progress = |report: &WindowReport, total: usize| {
+                    metrics.observe_work("rolling_window", report.solve_seconds + report.build_seconds);
+                    let event = pb::WindowResult {
+                        index,
+                        windows: u32::try_from(total).unwrap_or(u32::MAX),
+                        start_step: u32::try_from(report.start).unwrap_or(u32::MAX),
+                        start_time: grid.stamp(report.start),
+                        steps: u32::try_from(report.len).unwrap_or(u32::MAX),
+                        status: report.status.name().to_owned(),
+                        objective: report.objective,
+                        solve_seconds: report.solve_seconds,
+                        build_seconds: report.build_seconds,
+                    };
+                    index += 1;
+                    let event =
+                        pb::RollingHorizonEvent { event: Some(pb::rolling_horizon_event::Event::Window(event)) };
+                    // A closed stream: the client went away; stop before the next window.
+                    if tx.blocking_send(Ok(event)).is_err() {
+                        cancel.cancel();
+                    }
+                    if due.is_some_and(|d| Instant::now() + Duration::from_millis(200) >= d) {
+                        cancel.cancel();
+                    }
                 };
-                index += 1;
-                let event = pb::RollingHorizonEvent { event: Some(pb::rolling_horizon_event::Event::Window(event)) };
-                // A closed stream: the client went away; stop before the next window.
-                if tx.blocking_send(Ok(event)).is_err() {
-                    cancel.cancel();
-                }
-                if deadline.is_some_and(|d| started.elapsed() + Duration::from_millis(200) >= d) {
-                    cancel.cancel();
-                }
-            };
-            let rolling = RollingOptions { horizon_steps: horizon, commit_steps: commit, options };
-            let outcome = volta_dispatch::rolling_horizon(&case, &rolling, &mut progress);
-            let event = match outcome {
-                Ok(result) => {
-                    let plan = result.schedule.as_ref();
-                    Ok(pb::RollingHorizonEvent {
-                        event: Some(pb::rolling_horizon_event::Event::Summary(pb::RollingHorizonSummary {
-                            status: result.status.name().to_owned(),
-                            cost: plan.map(|p| p.cost),
-                            co2_kg: plan.map(|p| p.co2_kg),
-                            cost_by_category: cost_by_category(plan),
-                            infeasibility: explanation(result.infeasibility.as_ref()),
-                            steps: plan.map_or(0, |p| u32::try_from(p.grid.len()).unwrap_or(u32::MAX)),
-                        })),
-                    })
-                }
-                Err(volta_dispatch::DispatchError::Cancelled) if deadline.is_some() => {
-                    Err(Status::deadline_exceeded("the deadline passed between windows"))
-                }
-                Err(e) => Err(errors::dispatch(&e)),
-            };
-            // Nobody to tell if the client is gone.
-            let _ = tx.blocking_send(event);
+                let rolling = RollingOptions { horizon_steps: horizon, commit_steps: commit, options };
+                let outcome = volta_dispatch::rolling_horizon(&case, &rolling, &mut progress);
+                let event = match outcome {
+                    Ok(result) => {
+                        let plan = result.schedule.as_ref();
+                        Ok(pb::RollingHorizonEvent {
+                            event: Some(pb::rolling_horizon_event::Event::Summary(pb::RollingHorizonSummary {
+                                status: result.status.name().to_owned(),
+                                cost: plan.map(|p| p.cost),
+                                co2_kg: plan.map(|p| p.co2_kg),
+                                cost_by_category: cost_by_category(plan),
+                                infeasibility: explanation(result.infeasibility.as_ref()),
+                                steps: plan.map_or(0, |p| u32::try_from(p.grid.len()).unwrap_or(u32::MAX)),
+                            })),
+                        })
+                    }
+                    Err(volta_dispatch::DispatchError::Cancelled) if due.is_some() => {
+                        Err(Status::deadline_exceeded("the deadline passed between windows"))
+                    }
+                    Err(e) => Err(errors::dispatch(&e)),
+                };
+                // Nobody to tell if the client is gone.
+                let _ = tx.blocking_send(event);
+            }));
+            if let Err(payload) = run {
+                metrics_on_panic.panicked(&crate::telemetry::panic_message(payload.as_ref()));
+                let _ = failed.blocking_send(Err(Status::internal(
+                    "internal error in the rolling horizon (logged on the server)",
+                )));
+            }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }

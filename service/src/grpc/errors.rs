@@ -4,7 +4,8 @@
 //! |---|---|
 //! | invalid case file | INVALID_ARGUMENT + BadRequest field violations (`case.assets.x.y`) |
 //! | dispatch option out of range | INVALID_ARGUMENT + a violation on the option |
-//! | solver failure | INTERNAL |
+//! | request beyond a `[limits]` budget | INVALID_ARGUMENT + a violation on the field, naming the limit |
+//! | solver failure, panic | INTERNAL (details in the server log only) |
 //! | work cancelled by the client | CANCELLED |
 //! | forecasting input (column, timestamp, option) | INVALID_ARGUMENT + a violation on the column or option |
 //! | the data cannot support the model (fit) | FAILED_PRECONDITION |
@@ -22,26 +23,75 @@ use volta_forecasting::ForecastError;
 
 use super::pb::dispatch as pb;
 
-/// An issue with its path from the request's root (`case.assets.chp...`).
-pub(crate) fn problem(issue: &volta_engine::Issue) -> pb::Problem {
-    pb::Problem { path: format!("case.{}", issue.path), message: issue.message.clone() }
+/// The longest text of a caller's echoed back in a message (an id, a
+/// name): beyond it, the text is cut and marked.
+const SHOWN_CHARS: usize = 64;
+
+/// The longest message or field path sent back.
+const MESSAGE_CHARS: usize = 1024;
+
+/// The most problems one reply lists (the count of the rest is given).
+const MAX_PROBLEMS: usize = 100;
+
+/// A caller's text as messages quote it: debug-quoted, and cut after
+/// [`SHOWN_CHARS`] characters.
+pub(crate) fn shown(text: &str) -> String {
+    if text.chars().count() <= SHOWN_CHARS {
+        format!("{text:?}")
+    } else {
+        let head: String = text.chars().take(SHOWN_CHARS).collect();
+        format!("{head:?}... ({} characters)", text.chars().count())
+    }
 }
 
-/// Every problem of a case that did not read or validate.
+/// A message cut to [`MESSAGE_CHARS`] characters.
+pub(crate) fn capped(mut text: String) -> String {
+    if let Some((at, _)) = text.char_indices().nth(MESSAGE_CHARS) {
+        text.truncate(at);
+        text.push_str("...");
+    }
+    text
+}
+
+/// An issue with its path from the request's root (`case.assets.chp...`).
+pub(crate) fn problem(issue: &volta_engine::Issue) -> pb::Problem {
+    pb::Problem { path: capped(format!("case.{}", issue.path)), message: capped(issue.message.clone()) }
+}
+
+/// The problems of a case that did not read or validate: at most
+/// [`MAX_PROBLEMS`], the last saying how many more there are.
 pub(crate) fn problems(err: &CaseFileError) -> Vec<pb::Problem> {
     match err.report() {
-        Some(report) => report.issues.iter().map(problem).collect(),
-        None => vec![pb::Problem { path: "case".into(), message: err.to_string() }],
+        Some(report) => listed(&report.issues),
+        None => vec![pb::Problem { path: "case".into(), message: capped(err.to_string()) }],
     }
+}
+
+/// At most [`MAX_PROBLEMS`] issues as problems.
+pub(crate) fn listed(issues: &[volta_engine::Issue]) -> Vec<pb::Problem> {
+    let mut out: Vec<pb::Problem> = issues.iter().take(MAX_PROBLEMS).map(problem).collect();
+    if issues.len() > MAX_PROBLEMS {
+        out.push(pb::Problem {
+            path: "case".into(),
+            message: format!("and {} more problems", issues.len() - MAX_PROBLEMS),
+        });
+    }
+    out
 }
 
 /// INVALID_ARGUMENT with a google.rpc.BadRequest naming `(field, message)`s.
 pub(crate) fn bad_request(message: String, violations: impl IntoIterator<Item = (String, String)>) -> Status {
     let mut details = ErrorDetails::new();
-    for (field, description) in violations {
-        details.add_bad_request_violation(field, description);
+    for (field, description) in violations.into_iter().take(MAX_PROBLEMS) {
+        details.add_bad_request_violation(capped(field), capped(description));
     }
-    Status::with_error_details(Code::InvalidArgument, message, details)
+    Status::with_error_details(Code::InvalidArgument, capped(message), details)
+}
+
+/// INVALID_ARGUMENT for a request beyond one of the server's `[limits]`.
+pub(crate) fn over_limit(field: &str, what: &str, limit: &str, max: usize) -> Status {
+    let message = format!("{what}, more than limits.{limit} = {max}");
+    bad_request(format!("{field}: {message}"), [(field.to_owned(), message)])
 }
 
 /// An invalid case: INVALID_ARGUMENT naming every field.
@@ -56,19 +106,28 @@ pub(crate) fn dispatch(err: &DispatchError) -> Status {
             bad_request(format!("invalid option: {message}"), [("options".to_owned(), message.clone())])
         }
         DispatchError::Cancelled => Status::cancelled("cancelled by the client"),
-        DispatchError::Solver(message) => Status::internal(format!("solver error: {message}")),
-        other => Status::internal(other.to_string()),
+        DispatchError::Solver(message) => {
+            tracing::error!(error = %message, "solver");
+            Status::internal("the solver failed on this case (logged on the server)")
+        }
+        other => {
+            tracing::error!(error = %other, "dispatch");
+            Status::internal("internal error in dispatch (logged on the server)")
+        }
     }
 }
 
 /// A forecasting error; `options` is the request field that held the options.
 pub(crate) fn forecast(err: &ForecastError, options: &str) -> Status {
-    let message = err.to_string();
+    let message = capped(err.to_string());
     match err {
         ForecastError::MissingColumn { column, .. }
         | ForecastError::Column { column, .. }
         | ForecastError::Timestamp { column, .. } => {
             bad_request(message.clone(), [(format!("series.csv[{column}]"), message)])
+        }
+        ForecastError::Option { option, .. } if options.is_empty() => {
+            bad_request(message.clone(), [(option.clone(), message)])
         }
         ForecastError::Option { option, .. } => {
             bad_request(message.clone(), [(format!("{options}.{option}"), message)])
@@ -77,7 +136,10 @@ pub(crate) fn forecast(err: &ForecastError, options: &str) -> Status {
         ForecastError::Fit { .. } => Status::failed_precondition(message),
         ForecastError::ModelFile(_) => Status::data_loss(message),
         ForecastError::Cancelled { .. } => Status::cancelled(message),
-        other => Status::internal(other.to_string()),
+        other => {
+            tracing::error!(error = %other, "forecasting");
+            Status::internal("internal error in forecasting (logged on the server)")
+        }
     }
 }
 

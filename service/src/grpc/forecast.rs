@@ -3,12 +3,16 @@
 
 use tonic::{Request, Response, Status};
 use volta_dispatch::Cancel;
-use volta_forecasting::{BacktestSpec, ModelOptions, ReadOptions, TimeSeries, TrainedModel, cut_time, data};
+use volta_forecasting::{
+    BacktestSpec, Files, ForecastSpec, ModelOptions, ReadOptions, TimeSeries, TrainedModel, cut_time, data,
+};
 
 use super::Shared;
-use super::errors;
+use super::budget::Budget;
+use super::errors::{self, shown};
 use super::pb::forecast as pb;
 use crate::auth::{Caller, Role};
+use crate::config::Limits;
 use crate::store::ModelRecord;
 
 /// The forecasting service (shares the solver slots with dispatch).
@@ -22,8 +26,9 @@ impl Forecast {
     }
 }
 
-/// The series of a request, read as `volta backtest` reads a file.
-fn series(message: Option<pb::Series>, target: Option<&str>) -> Result<TimeSeries, Status> {
+/// The series of a request, read as `volta backtest` reads a file, its
+/// grid within `limits.max_series_steps`.
+fn series(message: Option<pb::Series>, target: Option<&str>, limits: &Limits) -> Result<TimeSeries, Status> {
     let message = message.unwrap_or_default();
     let target = match (message.target.as_str(), target) {
         ("", Some(t)) => t.to_owned(),
@@ -41,29 +46,51 @@ fn series(message: Option<pb::Series>, target: Option<&str>) -> Result<TimeSerie
     read.exog = message.exog;
     read.known_ahead = message.known_ahead;
     read.timezone = Some(message.timezone).filter(|s| !s.is_empty());
+    read.max_steps = limits.max_series_steps;
     let (series, _) = data::from_frame(&frame, &read).map_err(|e| errors::forecast(&e, "options_json"))?;
     Ok(series)
 }
 
-fn options(json: &str) -> Result<ModelOptions, Status> {
-    if json.trim().is_empty() {
-        return Ok(ModelOptions::default());
+/// The model options of a request, within the server's budgets.
+fn options(json: &str, limits: &Limits) -> Result<ModelOptions, Status> {
+    let options: ModelOptions = if json.trim().is_empty() {
+        ModelOptions::default()
+    } else {
+        serde_json::from_str(json).map_err(|e| {
+            let message = e.to_string();
+            errors::bad_request(format!("options_json: {message}"), [("options_json".to_owned(), message)])
+        })?
+    };
+    let checks = [
+        ("horizon", options.horizon, "max_horizon_steps", limits.max_horizon_steps),
+        ("lags", options.lags.len(), "max_lags", limits.max_lags),
+        ("regime_bins", options.regime_bins, "max_regime_bins", limits.max_regime_bins),
+        ("trees", options.trees, "max_trees", limits.max_trees),
+    ];
+    for (field, value, limit, max) in checks {
+        if value > max {
+            return Err(errors::over_limit(&format!("options_json.{field}"), &value.to_string(), limit, max));
+        }
     }
-    serde_json::from_str(json).map_err(|e| {
-        let message = e.to_string();
-        errors::bad_request(format!("options_json: {message}"), [("options_json".to_owned(), message)])
-    })
+    Ok(options)
 }
 
-fn backtest(req: pb::BacktestRequest, cancel: &Cancel) -> Result<pb::BacktestResponse, Status> {
+/// The checked spec of `options` for `series`: holidays from the built-in
+/// calendars or inline dates, never a file of the server's.
+fn spec(options: &ModelOptions, series: &TimeSeries) -> Result<ForecastSpec, Status> {
+    options.to_spec_with(series, Files::Refused).map_err(|e| errors::forecast(&e, "options_json"))
+}
+
+fn backtest(req: pb::BacktestRequest, cancel: &Cancel, limits: &Limits) -> Result<pb::BacktestResponse, Status> {
     let bad = |e: &volta_forecasting::ForecastError| errors::forecast(e, "options_json");
-    let series = series(req.series, None)?;
-    let spec = options(&req.options_json)?.to_spec(&series).map_err(|e| bad(&e))?;
+    let options = options(&req.options_json, limits)?;
+    let series = series(req.series, None, limits)?;
+    let spec = spec(&options, &series)?;
     let train_until = cut_time(&req.train_until, &series.tz, "train_until").map_err(|e| bad(&e))?;
     let spec = BacktestSpec {
         forecast: spec,
         train_until,
-        refit_every: req.refit_every as usize,
+        refit_every: usize::try_from(req.refit_every).unwrap_or(usize::MAX),
         test_until: None,
         recalibrate: true,
     };
@@ -90,10 +117,11 @@ fn backtest(req: pb::BacktestRequest, cancel: &Cancel) -> Result<pb::BacktestRes
 }
 
 /// Trains; returns the model and its record (id and tenant to be filled).
-fn train(req: pb::TrainRequest, tenant: String) -> Result<(ModelRecord, String, f64), Status> {
+fn train(req: pb::TrainRequest, tenant: String, limits: &Limits) -> Result<(ModelRecord, String, f64), Status> {
     let bad = |e: &volta_forecasting::ForecastError| errors::forecast(e, "options_json");
-    let series = series(req.series, None)?;
-    let spec = options(&req.options_json)?.to_spec(&series).map_err(|e| bad(&e))?;
+    let options = options(&req.options_json, limits)?;
+    let series = series(req.series, None, limits)?;
+    let spec = spec(&options, &series)?;
     let end = if req.train_until.trim().is_empty() {
         series.len()
     } else {
@@ -106,7 +134,11 @@ fn train(req: pb::TrainRequest, tenant: String) -> Result<(ModelRecord, String, 
     let record = ModelRecord {
         id: uuid::Uuid::new_v4().to_string(),
         tenant,
-        name: if req.name.is_empty() { format!("{} {}", spec.model.name(), model.target) } else { req.name },
+        name: if req.name.is_empty() {
+            format!("{} {}", spec.model.name(), model.target)
+        } else {
+            req.name.chars().take(200).collect()
+        },
         model_kind: spec.model.name().to_owned(),
         target: model.target.clone(),
         horizon: i64::try_from(spec.features.horizon).unwrap_or(i64::MAX),
@@ -117,7 +149,12 @@ fn train(req: pb::TrainRequest, tenant: String) -> Result<(ModelRecord, String, 
     Ok((record, body, seconds))
 }
 
-fn forecast(model_id: String, body: &str, req: pb::ForecastRequest) -> Result<pb::ForecastResponse, Status> {
+fn forecast(
+    model_id: String,
+    body: &str,
+    req: pb::ForecastRequest,
+    limits: &Limits,
+) -> Result<pb::ForecastResponse, Status> {
     let model =
         TrainedModel::from_json(body, &format!("stored model {model_id}")).map_err(|e| errors::forecast(&e, ""))?;
     let mut message = req.series.unwrap_or_default();
@@ -127,15 +164,15 @@ fn forecast(model_id: String, body: &str, req: pb::ForecastRequest) -> Result<pb
     if message.timezone.is_empty() {
         message.timezone = read.timezone.unwrap_or_default();
     }
-    let series = series(Some(message), Some(&model.target))?;
+    let series = series(Some(message), Some(&model.target), limits)?;
     let issue = cut_time(&req.issue_time, &series.tz, "issue_time")
         .ok()
         .filter(|_| req.issue_time.len() > 10)
         .ok_or_else(|| {
-            let message = format!("{:?} is not a timestamp", req.issue_time);
+            let message = format!("{} is not a timestamp", shown(&req.issue_time));
             errors::bad_request(format!("issue_time: {message}"), [("issue_time".to_owned(), message)])
         })?;
-    let forecast = model.forecast(&series, issue).map_err(|e| errors::forecast(&e, "issue_time"))?;
+    let forecast = model.forecast(&series, issue).map_err(|e| errors::forecast(&e, ""))?;
     let levels = &model.spec.quantiles;
     Ok(pb::ForecastResponse {
         model_id,
@@ -166,26 +203,30 @@ fn info(record: ModelRecord) -> pb::ModelInfo {
 }
 
 fn not_found(id: &str) -> Status {
-    Status::not_found(format!("model_id: no model {id:?} for this tenant"))
+    Status::not_found(format!("model_id: no model {} for this tenant", shown(id)))
 }
 
 #[tonic::async_trait]
 impl pb::forecast_service_server::ForecastService for Forecast {
     async fn backtest(&self, request: Request<pb::BacktestRequest>) -> Result<Response<pb::BacktestResponse>, Status> {
         Caller::of(&request)?.require(Role::Operator)?;
+        let budget = Budget::of(&request);
         let req = request.into_inner();
         let cancel = Cancel::new();
         let token = cancel.clone();
-        let reply = self.shared.offload("backtest", &cancel, move || backtest(req, &token)).await?;
+        let limits = self.shared.limits.clone();
+        let reply = self.shared.offload("backtest", &cancel, budget, move || backtest(req, &token, &limits)).await?;
         Ok(Response::new(reply))
     }
 
     async fn train(&self, request: Request<pb::TrainRequest>) -> Result<Response<pb::TrainResponse>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Operator)?;
+        let budget = Budget::of(&request);
         let req = request.into_inner();
+        let limits = self.shared.limits.clone();
         let (record, body, fit_seconds) =
-            self.shared.offload("train", &Cancel::new(), move || train(req, caller.tenant)).await?;
+            self.shared.offload("train", &Cancel::new(), budget, move || train(req, caller.tenant, &limits)).await?;
         self.shared.store.put_model(&record, &body).await.map_err(|e| errors::store(&e))?;
         tracing::info!(model_id = %record.id, tenant = %record.tenant, "model stored");
         Ok(Response::new(pb::TrainResponse { model: Some(info(record)), fit_seconds }))
@@ -194,6 +235,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
     async fn forecast(&self, request: Request<pb::ForecastRequest>) -> Result<Response<pb::ForecastResponse>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Viewer)?;
+        let budget = Budget::of(&request);
         let req = request.into_inner();
         let id = req.model_id.clone();
         let (_, body) = self
@@ -203,7 +245,9 @@ impl pb::forecast_service_server::ForecastService for Forecast {
             .await
             .map_err(|e| errors::store(&e))?
             .ok_or_else(|| not_found(&id))?;
-        let reply = self.shared.offload("forecast", &Cancel::new(), move || forecast(id, &body, req)).await?;
+        let limits = self.shared.limits.clone();
+        let reply =
+            self.shared.offload("forecast", &Cancel::new(), budget, move || forecast(id, &body, req, &limits)).await?;
         Ok(Response::new(reply))
     }
 

@@ -13,10 +13,14 @@
 //! To add a service: write its proto under `proto/volta/<name>/v1/`, list it
 //! in `build.rs`, implement it over a [`Shared`], and add it in [`run`].
 
+pub(crate) mod budget;
 mod dispatch;
 mod errors;
 mod forecast;
 
+pub(crate) use errors::shown;
+
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,8 +30,9 @@ use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use volta_dispatch::Cancel;
 
+use self::budget::Budget;
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::store::{self, Store};
 use crate::telemetry::{self, Metrics, Observe};
 
@@ -49,12 +54,14 @@ pub mod pb {
     pub const DESCRIPTOR: &[u8] = tonic::include_file_descriptor_set!("volta_descriptor");
 }
 
-/// What every service shares: the solver pool, the metrics and the store.
+/// What every service shares: the solver pool, the metrics, the store and
+/// the budgets of a call.
 #[derive(Debug, Clone)]
 pub(crate) struct Shared {
     slots: Arc<Semaphore>,
     metrics: Arc<Metrics>,
     store: Store,
+    limits: Arc<Limits>,
 }
 
 /// Cancels a call's work if the call is dropped before it is disarmed.
@@ -82,29 +89,103 @@ impl Shared {
     /// Runs `work` on the blocking pool in a solver slot, inside the call's
     /// span, timing it as `kind`. If the call is dropped meanwhile, `cancel`
     /// is cancelled so that the work stops at its next phase; the slot stays
-    /// taken until the work has really stopped.
+    /// taken until the work has really stopped. If the work is still running
+    /// when the reply is due (shortly before the call's deadline), it is
+    /// cancelled and the call answered DEADLINE_EXCEEDED in time. A panic in
+    /// the work is INTERNAL for this call alone, its message logged.
     async fn offload<T: Send + 'static>(
         &self,
         kind: &'static str,
         cancel: &Cancel,
+        budget: Budget,
         work: impl FnOnce() -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
         let slot = self.slot()?;
         let span = tracing::Span::current();
         let metrics = self.metrics.clone();
         let mut guard = CancelOnDrop(Some(cancel.clone()));
-        let joined = tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let _slot = slot;
             let _entered = span.enter();
             let start = Instant::now();
             let out = work();
             metrics.observe_work(kind, start.elapsed().as_secs_f64());
             out
-        })
-        .await;
+        });
+        let joined = match budget.reply_due() {
+            Some(due) => match tokio::time::timeout_at(due.into(), task).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    // The guard cancels the work as it drops.
+                    return Err(Status::deadline_exceeded(format!(
+                        "the deadline came before the {kind} finished; allow more time, or set a time limit"
+                    )));
+                }
+            },
+            None => task.await,
+        };
         guard.0 = None;
-        joined.map_err(|e| Status::internal(format!("{kind} task failed: {e}")))?
+        joined.map_err(|e| self.task_failed(kind, e))?
     }
+
+    /// INTERNAL for a blocking task that panicked (or was aborted); the
+    /// panic's text goes to the log, never to the caller.
+    fn task_failed(&self, kind: &str, error: tokio::task::JoinError) -> Status {
+        match error.try_into_panic() {
+            Ok(payload) => self.metrics.panicked(&telemetry::panic_message(payload.as_ref())),
+            Err(error) => tracing::error!(error = %error, kind, "task failed"),
+        }
+        Status::internal(format!("internal error in the {kind} (logged on the server)"))
+    }
+}
+
+/// Every method path the server serves (`/package.Service/Method`), from
+/// the descriptors of its protos, health and reflection included.
+fn known_methods() -> anyhow::Result<HashSet<String>> {
+    use prost::Message as _;
+    let sets = [
+        pb::DESCRIPTOR,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ];
+    let mut methods = HashSet::new();
+    for bytes in sets {
+        let set = prost_types::FileDescriptorSet::decode(bytes).context("descriptor set")?;
+        for file in &set.file {
+            let package = file.package();
+            for service in &file.service {
+                for method in &service.method {
+                    let service_name = if package.is_empty() {
+                        service.name().to_owned()
+                    } else {
+                        format!("{package}.{}", service.name())
+                    };
+                    methods.insert(format!("/{service_name}/{}", method.name()));
+                }
+            }
+        }
+    }
+    Ok(methods)
+}
+
+/// Logs panics as structured lines (with where they happened) instead of
+/// the default hook's bare text on stderr.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(panic = telemetry::panic_message(info.payload()), location, "panic");
+    }));
+}
+
+/// The reflection builder of both protocol versions; each lists both.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .include_reflection_service(false)
+        .register_encoded_file_descriptor_set(pb::DESCRIPTOR)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
 }
 
 /// Runs the server until SIGTERM or Ctrl-C, then reports NOT_SERVING, stops
@@ -115,6 +196,7 @@ impl Shared {
 pub fn serve(config: &Config) -> anyhow::Result<()> {
     config.check()?;
     telemetry::init_logs(config.log.format, &config.log.level)?;
+    log_panics();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
     runtime.block_on(run(config.clone()))
 }
@@ -128,8 +210,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     let slots = config.server.solver_slots.unwrap_or(cores);
-    let shared = Shared { slots: Arc::new(Semaphore::new(slots)), metrics: metrics.clone(), store };
-    let max_bytes = config.server.max_request_mib << 20;
+    let shared = Shared {
+        slots: Arc::new(Semaphore::new(slots)),
+        metrics: metrics.clone(),
+        store,
+        limits: Arc::new(config.limits.clone()),
+    };
+    let max_bytes = config.server.max_request_mib.saturating_mul(1 << 20);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -159,11 +246,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
     for name in names {
         reporter.set_service_status(name, tonic_health::ServingStatus::Serving).await;
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::DESCRIPTOR)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("reflection")?;
+    // Both reflection protocols: grpcurl before 1.8.8 and Python's
+    // grpcio-reflection speak only v1alpha.
+    let reflection = reflection_builder().build_v1().context("reflection")?;
+    let reflection_alpha = reflection_builder().build_v1alpha().context("reflection")?;
+    let observe = Observe::new(
+        metrics,
+        known_methods()?,
+        config.limits.max_concurrent_calls,
+        Duration::from_secs(config.limits.max_call_seconds),
+    );
 
     let signals = StopSignals::install()?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -200,9 +292,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     };
     builder
-        .layer(Observe::new(metrics))
+        .layer(observe)
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_alpha)
         .add_service(dispatch)
         .add_service(forecast)
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
@@ -250,66 +343,5 @@ impl StopSignals {
 
     async fn wait(self) {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// The remaining deadline of a call, from its `grpc-timeout` header.
-pub(crate) fn deadline<T>(request: &tonic::Request<T>) -> Option<Duration> {
-    let text = request.metadata().get("grpc-timeout")?.to_str().ok()?;
-    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
-
-/// The solver time limit of a call: the request's own limit, bounded by
-/// the deadline less a margin for reading the case, building the model,
-/// pricing and replying (15 %, at least 200 ms).
-pub(crate) fn time_limit(requested: Option<f64>, deadline: Option<Duration>) -> Option<f64> {
-    let budget = deadline.map(|d| {
-        let margin = (d.mul_f64(0.15)).max(Duration::from_millis(200));
-        d.saturating_sub(margin).as_secs_f64().max(0.05)
-    });
-    match (requested, budget) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    #[test]
-    fn grpc_timeout_headers_become_durations() {
-        let with = |value: &str| {
-            let mut request = tonic::Request::new(());
-            request.metadata_mut().insert("grpc-timeout", value.parse().expect("ascii"));
-            super::deadline(&request)
-        };
-        assert_eq!(with("3S"), Some(Duration::from_secs(3)));
-        assert_eq!(with("1500m"), Some(Duration::from_millis(1500)));
-        assert_eq!(with("2M"), Some(Duration::from_secs(120)));
-        assert_eq!(with("250u"), Some(Duration::from_micros(250)));
-        assert_eq!(with("7x"), None);
-        assert_eq!(with("S"), None);
-        assert_eq!(super::deadline(&tonic::Request::new(())), None);
-    }
-
-    #[test]
-    fn the_deadline_bounds_the_time_limit_with_a_margin() {
-        assert_eq!(super::time_limit(None, None), None);
-        assert_eq!(super::time_limit(Some(30.0), None), Some(30.0));
-        assert_eq!(super::time_limit(None, Some(Duration::from_secs(1))), Some(0.8));
-        assert_eq!(super::time_limit(None, Some(Duration::from_secs(10))), Some(8.5));
-        assert_eq!(super::time_limit(Some(1.0), Some(Duration::from_secs(10))), Some(1.0));
-        assert_eq!(super::time_limit(None, Some(Duration::from_millis(100))), Some(0.05));
     }
 }

@@ -279,8 +279,9 @@ def backtest(
     """Rolling-origin backtest of a forecasting model on a pandas or polars
     DataFrame, exactly as ``volta backtest`` does it. ``options`` are the
     model options (``horizon``, ``issue_time``, ``model``, ``quantiles``,
-    ``temperature``, ``holidays``, ``latitude``/``longitude``, ``trees``,
-    ``calibration_folds``, ``calibrate_by``, ...), as the CLI's flags.
+    ``temperature``, ``holidays`` (a built-in calendar or a file of dates),
+    ``holiday_dates`` (a list of ``YYYY-MM-DD``), ``latitude``/``longitude``,
+    ``trees``, ``calibration_folds``, ``calibrate_by``, ...), as the CLI's flags.
     """
     cols = _columns(frame, target, time, list(exog), list(known_ahead), timezone)
     raw = _native.backtest(cols, json.dumps(options), train_until, refit_every, test_until)

@@ -1,5 +1,8 @@
 //! `volta serve` over real loopback gRPC, called with tonic clients.
 
+mod fuzz;
+mod security;
+
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -62,6 +65,11 @@ impl Server {
             metrics: started["metrics"].as_str().filter(|m| *m != "off").map(str::to_owned),
             _dir: None,
         }
+    }
+
+    /// Whether the server process is still up (not exited, not a zombie).
+    fn is_running(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).is_ok_and(|stat| !stat.contains(") Z"))
     }
 
     async fn channel(&self) -> Channel {
@@ -138,6 +146,7 @@ async fn health_validate_and_schedule_give_the_library_numbers() {
         [
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
             "volta.dispatch.v1.DispatchService",
             "volta.forecast.v1.ForecastService"
         ]
@@ -245,6 +254,13 @@ async fn the_deadline_bounds_the_solve_and_overload_is_shed() {
                 answered += 1;
             }
             Err(status) if status.code() == Code::ResourceExhausted => shed += 1,
+            // On a loaded machine the solve may not finish in time: the server
+            // then answers DEADLINE_EXCEEDED itself, before the caller's deadline
+            // (the client's own timer would say CANCELLED, "Timeout expired").
+            Err(status) if status.code() == Code::DeadlineExceeded => {
+                assert!(status.message().contains("deadline came"), "{status:?}");
+                answered += 1;
+            }
             Err(status) => panic!("unexpected {status:?}"),
         }
     }

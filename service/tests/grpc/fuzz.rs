@@ -1,0 +1,583 @@
+//! A structured fuzz campaign over every RPC of `volta serve`.
+//!
+//! Well-typed requests are generated with proptest: small cases whose every
+//! number, size, time and series may be hostile (huge, negative, not finite,
+//! the wrong type, a file reference), option documents with hostile values
+//! for every known key and some unknown ones, tiny CSVs with odd rows, and
+//! arbitrary text where text goes. Raw byte mutations of valid encoded
+//! requests go to every method as well. Each call carries a short deadline.
+//!
+//! The invariants, checked on every answer:
+//! - never INTERNAL or UNKNOWN: bad input is the caller's fault;
+//! - no panic text, no path of the server, no secret in any message;
+//! - the process stays up, its peak memory under a ceiling, and
+//!   `volta_panics_total` stays 0.
+//!
+//! `VOLTA_FUZZ_CASES` sets the cases per RPC (default 64 here, so that the
+//! test suite stays quick; `benches/fuzz.sh` runs thousands and prints the
+//! outcome table that the README reports).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use tonic::Code;
+
+use super::{SECRET, Server, fpb, pb, token, with_token};
+
+/// One call's outcome, as a future the runner blocks on.
+type Call = Pin<Box<dyn Future<Output = Result<(), tonic::Status>>>>;
+
+/// Cases per RPC: `VOLTA_FUZZ_CASES`, or 64.
+fn cases() -> u32 {
+    std::env::var("VOLTA_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+}
+
+/// Peak resident memory the server may reach (VmHWM), in KiB.
+const MEMORY_CEILING_KIB: u64 = 3 << 20;
+
+/// Words no answer may contain.
+const LEAKS: [&str; 8] = ["panicked", "RUST_BACKTRACE", "/root", "/home", "/work", "/proc", "src/", SECRET];
+
+fn hostile_number() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => (-1e4_f64..1e4).prop_map(|v| format!("{v}")),
+        2 => (0_u32..2000).prop_map(|v| v.to_string()),
+        1 => any::<i64>().prop_map(|v| v.to_string()),
+        1 => prop::sample::select(vec![
+            "0", "-1", "1e308", "-1e308", "1e9", "1.0000001e9", "5e-324", "nan", "inf", "-inf",
+            "18446744073709551616", "\"12\"", "[1, 2]", "true", "{}", "\"\"",
+            "{ file = \"/etc/passwd\", column = \"root\" }",
+            "{ file = \"../../../../proc/self/environ\", column = \"x\", time_column = \"t\" }",
+        ])
+        .prop_map(str::to_owned),
+    ]
+}
+
+fn hostile_profile() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => hostile_number(),
+        1 => prop::collection::vec(hostile_number(), 0..40).prop_map(|v| format!("[{}]", v.join(", "))),
+    ]
+}
+
+fn steps() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => (1_u32..48).prop_map(|v| v.to_string()),
+        1 => prop::sample::select(vec!["0", "-3", "1000000", "5000000", "5270401", "18446744073709551615", "1.5", "\"24\""])
+            .prop_map(str::to_owned),
+    ]
+}
+
+fn text(choices: Vec<&'static str>) -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => prop::sample::select(choices).prop_map(str::to_owned),
+        1 => ".{0,40}".prop_map(|s: String| s),
+    ]
+}
+
+/// A small case (load, PV, battery, a unit under commitment, a grid) with
+/// every value drawn from a hostile distribution.
+fn case_text() -> impl Strategy<Value = pb::CaseText> {
+    let time = (
+        steps(),
+        text(vec!["1h", "15min", "30min", "1s", "0min", "-1h", "7d", "1h30min"]),
+        text(vec!["UTC", "Europe/Berlin", "Australia/Melbourne", "America/New_York", "Mars/Olympus"]),
+        text(vec!["2025-03-30T00:00", "2025-10-26T00:00", "9999-12-31T23:00", "0001-01-01T00:00", "2025-02-30T00:00"]),
+    );
+    let values = prop::collection::vec(hostile_number(), 12);
+    let profiles = (hostile_profile(), hostile_profile(), hostile_profile());
+    let structure = (any::<bool>(), any::<bool>(), any::<u8>());
+    (time, values, profiles, structure).prop_map(
+        |((steps, step, tz, start), v, (load, avail, price), (json, cut, dup))| {
+            let mut toml = format!(
+                r#"name = "fuzz"
+[time]
+start = "{start}"
+timezone = "{tz}"
+step = "{step}"
+steps = {steps}
+[[buses]]
+id = "ac"
+carrier = "electricity"
+[[assets]]
+id = "load"
+type = "load"
+bus = "ac"
+demand_kw = {load}
+curtailable = {{ value_of_lost_load = {} }}
+[[assets]]
+id = "pv"
+type = "renewable"
+bus = "ac"
+capacity_kw = {}
+availability = {avail}
+[[assets]]
+id = "battery"
+type = "storage"
+bus = "ac"
+energy_capacity_kwh = {}
+charge_power_kw = {}
+discharge_power_kw = {}
+charge_efficiency = {}
+initial_soc = {}
+[[assets]]
+id = "unit"
+type = "thermal"
+bus = "ac"
+capacity_kw = {}
+min_power_kw = {}
+fuel_price = {}
+  [assets.commitment]
+  min_up_h = {}
+  start_cost = 5
+[[assets]]
+id = "grid"
+type = "grid"
+bus = "ac"
+import_limit_kw = {}
+import_price = {price}
+"#,
+                v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11]
+            );
+            if dup % 7 == 0 {
+                // A duplicated asset id.
+                toml.push_str("[[assets]]\nid = \"grid\"\ntype = \"grid\"\nbus = \"ac\"\nimport_price = 1\n");
+            }
+            if cut {
+                // A document cut anywhere, even inside a multi-byte character.
+                let at = usize::from(dup) * toml.len() / 255;
+                toml = String::from_utf8_lossy(&toml.as_bytes()[..at]).into_owned();
+            }
+            let format = if json {
+                // The same document as JSON where it parses, else the raw text.
+                match toml::from_str::<toml::Value>(&toml).ok().and_then(|v| serde_json::to_string(&v).ok()) {
+                    Some(json) => pb::case_text::Format::Json(json),
+                    None => pb::case_text::Format::Json(toml),
+                }
+            } else {
+                pb::case_text::Format::Toml(toml)
+            };
+            pb::CaseText { format: Some(format) }
+        },
+    )
+}
+
+fn maybe_f64() -> impl Strategy<Value = Option<f64>> {
+    prop::option::of(prop_oneof![
+        3 => 0.0_f64..10.0,
+        1 => any::<f64>(),
+        1 => prop::sample::select(vec![f64::NAN, f64::INFINITY, -1.0, 0.0, 1e-300, 1e300]),
+    ])
+}
+
+fn schedule_request() -> impl Strategy<Value = pb::ScheduleRequest> {
+    (case_text(), -2_i32..6, maybe_f64(), maybe_f64(), maybe_f64()).prop_map(|(case, objective, co2, gap, limit)| {
+        pb::ScheduleRequest {
+            case: Some(case),
+            objective,
+            co2_price: co2,
+            gap,
+            time_limit_seconds: limit,
+            summary_only: true,
+        }
+    })
+}
+
+fn pareto_request() -> impl Strategy<Value = pb::ParetoRequest> {
+    let points = prop_oneof![3 => 0_u32..8, 1 => any::<u32>()];
+    (case_text(), points, maybe_f64(), maybe_f64()).prop_map(|(case, points, gap, limit)| pb::ParetoRequest {
+        case: Some(case),
+        points,
+        gap,
+        time_limit_seconds: limit,
+    })
+}
+
+fn rolling_request() -> impl Strategy<Value = pb::RollingHorizonRequest> {
+    let hours = prop_oneof![3 => 0.5_f64..30.0, 1 => any::<f64>(), 1 => Just(1e-9)];
+    (case_text(), hours, maybe_f64(), -2_i32..6, maybe_f64()).prop_map(|(case, horizon, commit, objective, gap)| {
+        pb::RollingHorizonRequest {
+            case: Some(case),
+            horizon_hours: horizon,
+            commit_hours: commit,
+            objective,
+            co2_price: None,
+            gap,
+            time_limit_seconds: Some(1.0),
+        }
+    })
+}
+
+/// A JSON value for an option: usually of the right kind, often hostile.
+fn option_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::json;
+    prop_oneof![
+        3 => (0_u64..100).prop_map(|v| json!(v)),
+        1 => any::<u64>().prop_map(|v| json!(v)),
+        1 => any::<i64>().prop_map(|v| json!(v)),
+        1 => (-1e6_f64..1e6).prop_map(|v| json!(v)),
+        1 => prop::sample::select(vec![
+            json!(1e300), json!(-0.0), json!("AU-VIC"), json!("DE"), json!("/etc/passwd"), json!("../secret.csv"),
+            json!("gbdt"), json!("linear"), json!("naive_day"), json!("naive_week"), json!("conformal"), json!("06:00"),
+            json!("25:61"), json!([0.1, 0.5, 0.9]), json!([0.0, 1.0]), json!([18_446_744_073_709_551_615_u64]),
+            json!(["2014-12-25", "2014-13-01"]), json!(null), json!({}), json!(true),
+        ]),
+        1 => prop::collection::vec(0_u64..500, 0..40).prop_map(|v| json!(v)),
+        1 => ".{0,20}".prop_map(|s: String| json!(s)),
+    ]
+}
+
+const OPTION_KEYS: [&str; 22] = [
+    "horizon",
+    "issue_time",
+    "model",
+    "quantiles",
+    "intervals",
+    "calibration_days",
+    "calibration_folds",
+    "calibrate_by",
+    "regime_bins",
+    "train_days",
+    "temperature",
+    "holidays",
+    "holiday_dates",
+    "lags",
+    "latitude",
+    "longitude",
+    "trees",
+    "learning_rate",
+    "max_depth",
+    "penalty",
+    "not_an_option",
+    "",
+];
+
+fn options_json() -> impl Strategy<Value = String> {
+    let entries = prop::collection::btree_map(prop::sample::select(OPTION_KEYS.to_vec()), option_value(), 0..6);
+    prop_oneof![
+        8 => (entries, 1_u64..96, any::<bool>()).prop_map(|(mut map, horizon, cheap)| {
+            map.entry("horizon").or_insert(serde_json::json!(horizon));
+            if cheap {
+                // Keep most fits quick: a naive model unless the map says otherwise.
+                map.entry("model").or_insert(serde_json::json!("naive_day"));
+            }
+            serde_json::to_string(&map).unwrap_or_default()
+        }),
+        1 => ".{0,60}".prop_map(|s: String| s),
+    ]
+}
+
+/// A tiny CSV series: odd timestamps, gaps, duplicates, text, blanks.
+fn series() -> impl Strategy<Value = fpb::Series> {
+    let stamp = prop_oneof![
+        6 => (0_i64..400).prop_map(|h| {
+            let t = jiff::civil::date(2024, 3, 1).at(0, 0, 0, 0) + jiff::Span::new().hours(h);
+            t.to_string()
+        }),
+        1 => prop::sample::select(vec!["", "garbage", "2024-03-31T02:30", "9999-12-31T23:59", "0001-01-01T00:00",
+            "2024-02-30T00:00", "1970-01-01T00:00:00Z", "2024-03-01T00:00:00+14:00"]).prop_map(str::to_owned),
+    ];
+    let value = prop_oneof![
+        6 => (0.0_f64..100.0).prop_map(|v| format!("{v:.3}")),
+        1 => prop::sample::select(vec!["", "nan", "inf", "-1e300", "1e300", "x", "\"1,5\""]).prop_map(str::to_owned),
+    ];
+    let rows = prop::collection::vec((stamp, value.clone(), value), 0..120);
+    let tz = text(vec!["", "UTC", "Europe/Lisbon", "Australia/Brisbane", "Nowhere/Land"]);
+    let column = || text(vec!["y", "t", "x", ""]);
+    (rows, any::<bool>(), tz, column(), column()).prop_map(|(mut rows, sorted, timezone, target, time_column)| {
+        if sorted {
+            rows.sort();
+        }
+        let mut csv = String::from("t,y,x\n");
+        for (t, y, x) in rows {
+            csv.push_str(&format!("{t},{y},{x}\n"));
+        }
+        fpb::Series { csv, target, time_column, exog: vec!["x".to_owned()], known_ahead: Vec::new(), timezone }
+    })
+}
+
+fn cut_time() -> impl Strategy<Value = String> {
+    text(vec!["2024-03-10", "2024-03-05T12:00", "", "2024-13-01", "9999-12-31", "1900-01-01", "2024-03-31T02:30"])
+}
+
+fn backtest_request() -> impl Strategy<Value = fpb::BacktestRequest> {
+    let refit = prop_oneof![3 => 0_u32..5, 1 => any::<u32>()];
+    (series(), options_json(), cut_time(), refit).prop_map(|(series, options_json, train_until, refit_every)| {
+        fpb::BacktestRequest { series: Some(series), options_json, train_until, refit_every }
+    })
+}
+
+fn train_request() -> impl Strategy<Value = fpb::TrainRequest> {
+    (series(), options_json(), cut_time(), ".{0,300}").prop_map(|(series, options_json, train_until, name)| {
+        fpb::TrainRequest { series: Some(series), options_json, train_until, name }
+    })
+}
+
+/// Outcomes by RPC and status code, and the distinct fields named.
+#[derive(Default)]
+struct Tally {
+    codes: BTreeMap<(&'static str, String), u64>,
+    fields: BTreeMap<&'static str, std::collections::BTreeSet<String>>,
+}
+
+static TALLY: Mutex<Option<Tally>> = Mutex::new(None);
+
+fn record(rpc: &'static str, outcome: &Result<(), tonic::Status>) -> Result<(), TestCaseError> {
+    let code = match outcome {
+        Ok(()) => "Ok".to_owned(),
+        Err(status) => format!("{:?}", status.code()),
+    };
+    let mut fields = Vec::new();
+    if let Err(status) = outcome {
+        use tonic_types::StatusExt as _;
+        if let Some(bad) = status.get_details_bad_request() {
+            // Generalise indices so that the tally counts kinds of fields.
+            fields
+                .extend(bad.field_violations.iter().map(|v| v.field.chars().filter(|c| !c.is_ascii_digit()).collect()));
+        }
+    }
+    {
+        let mut tally = TALLY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tally = tally.get_or_insert_with(Tally::default);
+        *tally.codes.entry((rpc, code)).or_default() += 1;
+        tally.fields.entry(rpc).or_default().extend(fields);
+    }
+    let Err(status) = outcome else { return Ok(()) };
+    prop_assert!(!matches!(status.code(), Code::Internal | Code::Unknown | Code::DataLoss), "{rpc}: {status:?}");
+    for leak in LEAKS {
+        prop_assert!(!status.message().contains(leak), "{rpc} leaks {leak:?}: {status:?}");
+    }
+    Ok(())
+}
+
+/// The server's peak resident memory in KiB (Linux), or 0 elsewhere.
+fn peak_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn deadline<T>(message: T, bearer: &str) -> tonic::Request<T> {
+    let mut request = with_token(message, bearer);
+    request.set_timeout(Duration::from_secs(3));
+    request
+}
+
+/// Runs `cases()` generated requests of one RPC through `call`.
+fn campaign<S: Strategy>(
+    runtime: &tokio::runtime::Runtime,
+    server: &Server,
+    rpc: &'static str,
+    strategy: S,
+    call: impl Fn(S::Value) -> Call,
+) {
+    let config = Config { cases: cases(), failure_persistence: None, max_shrink_iters: 200, ..Config::default() };
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&strategy, |request| {
+        let outcome = runtime.block_on(call(request));
+        record(rpc, &outcome)?;
+        prop_assert!(server.is_running(), "{rpc}: the server died");
+        Ok(())
+    });
+    if let Err(failure) = result {
+        panic!("{rpc}: {failure}");
+    }
+    let peak = peak_kib(server);
+    assert!(peak < MEMORY_CEILING_KIB, "{rpc}: peak memory {peak} KiB");
+}
+
+/// The raw bytes of a valid request with random flips, cuts and inserts.
+fn mutated(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+    let edits = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0_u8..4), 1..8);
+    edits.prop_map(move |edits| {
+        let mut bytes = valid.clone();
+        for (at, byte, kind) in edits {
+            if bytes.is_empty() {
+                bytes.push(byte);
+                continue;
+            }
+            let i = at.index(bytes.len());
+            match kind {
+                0 => bytes[i] = byte,
+                1 => bytes.truncate(i),
+                2 => bytes.insert(i, byte),
+                _ => bytes[i] ^= 0x80,
+            }
+        }
+        bytes
+    })
+}
+
+/// A codec that sends bytes as they are and discards the reply's bytes.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = ();
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use bytes::BufMut as _;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = ();
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+        use bytes::Buf as _;
+        src.advance(src.remaining());
+        Ok(Some(()))
+    }
+}
+
+#[test]
+fn every_rpc_survives_hostile_requests() {
+    use prost::Message as _;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("volta.db").display());
+    let server = Server::start_with(&["--database", &db, "--solver-slots", "2"], &[("VOLTA_JWT_HS256_SECRET", SECRET)]);
+    let channel = runtime.block_on(server.channel());
+    let exp = 4_000_000_000_u64;
+    let admin = token(&serde_json::json!({"sub": "fuzz", "tenant": "acme", "roles": ["admin"], "exp": exp}));
+    let dispatch = pb::dispatch_service_client::DispatchServiceClient::new(channel.clone());
+    let forecast = fpb::forecast_service_client::ForecastServiceClient::new(channel.clone());
+
+    // One real model, so that Forecast reaches the model as well as NOT_FOUND.
+    let (series, _) = super::victoria("");
+    let train = fpb::TrainRequest {
+        series: Some(series.clone()),
+        options_json: r#"{"horizon": 48, "model": "naive_week"}"#.into(),
+        train_until: "2014-10-31".into(),
+        name: "fuzz".into(),
+    };
+    let model = runtime
+        .block_on(forecast.clone().train(with_token(train, &admin)))
+        .expect("train")
+        .into_inner()
+        .model
+        .expect("model")
+        .id;
+
+    macro_rules! unary {
+        ($client:expr, $method:ident) => {{
+            let (client, bearer) = ($client.clone(), admin.clone());
+            move |request| {
+                let (mut client, bearer) = (client.clone(), bearer.clone());
+                Box::pin(async move { client.$method(deadline(request, &bearer)).await.map(|_| ()) }) as Call
+            }
+        }};
+    }
+
+    let validate = case_text().prop_map(|case| pb::ValidateRequest { case: Some(case) });
+    campaign(&runtime, &server, "Validate", validate, unary!(dispatch, validate));
+    campaign(&runtime, &server, "Schedule", schedule_request(), unary!(dispatch, schedule));
+    campaign(&runtime, &server, "Pareto", pareto_request(), unary!(dispatch, pareto));
+    let rolling = {
+        let (client, bearer) = (dispatch, admin.clone());
+        move |request| {
+            let (mut client, bearer) = (client.clone(), bearer.clone());
+            Box::pin(async move {
+                let mut events = client.rolling_horizon(deadline(request, &bearer)).await?.into_inner();
+                while events.message().await?.is_some() {}
+                Ok(())
+            }) as Call
+        }
+    };
+    campaign(&runtime, &server, "RollingHorizon", rolling_request(), rolling);
+    campaign(&runtime, &server, "Backtest", backtest_request(), unary!(forecast, backtest));
+    campaign(&runtime, &server, "Train", train_request(), unary!(forecast, train));
+    let ids = prop_oneof![3 => Just(model), 1 => ".{0,80}".prop_map(|s: String| s), 1 => Just("x".repeat(5000))];
+    let forecasts = (ids, series_or_victoria(series), cut_time()).prop_map(|(model_id, series, issue)| {
+        fpb::ForecastRequest { model_id, series: Some(series), issue_time: issue }
+    });
+    campaign(&runtime, &server, "Forecast", forecasts, unary!(forecast, forecast));
+    campaign(&runtime, &server, "ListModels", Just(fpb::ListModelsRequest {}), unary!(forecast, list_models));
+    let deletes = ".{0,80}".prop_map(|id: String| fpb::DeleteModelRequest { id });
+    campaign(&runtime, &server, "DeleteModel", deletes, unary!(forecast, delete_model));
+
+    // Raw bytes: mutations of valid requests, to every method.
+    let valid =
+        pb::ScheduleRequest { case: Some(super::case_json("islanded.toml")), ..Default::default() }.encode_to_vec();
+    let methods = [
+        "/volta.dispatch.v1.DispatchService/Validate",
+        "/volta.dispatch.v1.DispatchService/Schedule",
+        "/volta.dispatch.v1.DispatchService/Pareto",
+        "/volta.forecast.v1.ForecastService/Backtest",
+        "/volta.forecast.v1.ForecastService/Train",
+        "/volta.forecast.v1.ForecastService/Forecast",
+        "/volta.forecast.v1.ForecastService/DeleteModel",
+    ];
+    let raw = (prop::sample::select(methods.to_vec()), mutated(valid));
+    let send = {
+        let (channel, bearer) = (channel, admin);
+        move |(method, bytes): (&'static str, Vec<u8>)| {
+            let (channel, bearer) = (channel.clone(), bearer.clone());
+            Box::pin(async move {
+                let mut grpc = tonic::client::Grpc::new(channel);
+                grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                let path = http::uri::PathAndQuery::from_static(method);
+                grpc.unary(deadline(bytes, &bearer), path, RawCodec).await.map(|_| ())
+            }) as Call
+        }
+    };
+    campaign(&runtime, &server, "raw bytes", raw, send);
+
+    let text = runtime.block_on(super::metrics(&server));
+    assert!(text.contains("volta_panics_total 0"), "{text}");
+    report(peak_kib(&server));
+}
+
+fn series_or_victoria(victoria: fpb::Series) -> impl Strategy<Value = fpb::Series> {
+    prop_oneof![
+        1 => Just(fpb::Series { target: String::new(), ..victoria }),
+        2 => series(),
+    ]
+}
+
+/// Prints the outcome table (cases and codes per RPC, distinct fields named).
+fn report(peak: u64) {
+    let tally = TALLY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(tally) = tally.as_ref() else { return };
+    let mut rpcs: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
+    for ((rpc, code), n) in &tally.codes {
+        rpcs.entry(rpc).or_default().insert(code, *n);
+    }
+    println!("fuzz: {} cases per RPC, server peak {} MiB", cases(), peak / 1024);
+    println!("| RPC | cases | outcomes | distinct fields named |");
+    println!("|---|---:|---|---:|");
+    for (rpc, codes) in rpcs {
+        let total: u64 = codes.values().sum();
+        let outcomes: Vec<String> = codes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let fields = tally.fields.get(rpc).map_or(0, std::collections::BTreeSet::len);
+        println!("| {rpc} | {total} | {} | {fields} |", outcomes.join(", "));
+    }
+}
