@@ -81,10 +81,10 @@ fn solve_options(
     let field =
         |name: &str, message: String| errors::bad_request(format!("{name}: {message}"), [(name.to_owned(), message)]);
     if let Some(gap) = gap.filter(|g| !(0.0..1.0).contains(g)) {
-        return Err(field("gap", format!("{gap} is not a relative gap in [0, 1)")));
+        return Err(field("gap", format!("{gap:?} is not a relative gap in [0, 1)")));
     }
     if let Some(limit) = limit.filter(|l| !(l.is_finite() && *l > 0.0)) {
-        return Err(field("time_limit_seconds", format!("{limit} is not a positive number of seconds")));
+        return Err(field("time_limit_seconds", format!("{limit:?} is not a positive number of seconds")));
     }
     Ok(Options {
         objective,

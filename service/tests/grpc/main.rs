@@ -219,7 +219,7 @@ async fn an_invalid_case_is_invalid_argument_with_field_violations() {
         .await
         .expect_err("one point");
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("at least 2"), "{}", err.message());
+    assert!(err.message().contains("2 to 32 points"), "{}", err.message());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -158,7 +158,12 @@ async fn hostile_sizes_are_refused_before_work_naming_the_limit() {
     // million grid steps once; now refused by the grid budget.
     let csv = "t,y\n2020-01-01T00:00:00,1\n2020-01-01T00:00:01,2\n2020-01-01T00:00:02,3\n2021-07-01T00:00:00,4\n";
     let sparse = fpb::BacktestRequest {
-        series: Some(fpb::Series { csv: csv.into(), target: "y".into(), ..Default::default() }),
+        series: Some(fpb::Series {
+            csv: csv.into(),
+            target: "y".into(),
+            time_column: "t".into(),
+            ..Default::default()
+        }),
         options_json: r#"{"horizon": 2, "model": "naive_day"}"#.into(),
         train_until: "2020-06-01".into(),
         refit_every: 0,
@@ -244,7 +249,10 @@ async fn odd_deadlines_neither_panic_nor_hang() {
         call.metadata_mut().insert("grpc-timeout", header.parse().expect("ascii"));
         match dispatch.validate(call).await {
             Ok(reply) => assert!(reply.get_ref().ok, "{header}"),
-            Err(status) => assert_eq!(status.code(), Code::DeadlineExceeded, "{header}: {status:?}"),
+            Err(status) if status.code() == Code::DeadlineExceeded => {}
+            // The client keeps the deadline too: with 0 ns or 1 us it gives up first.
+            Err(status) if header.len() == 2 => assert_eq!(status.code(), Code::Cancelled, "{header}: {status:?}"),
+            Err(status) => panic!("{header}: {status:?}"),
         }
     }
     alive(&server).await;
