@@ -325,5 +325,13 @@ mod tests {
         assert_eq!(config.limits.max_case_cells, super::Limits::default().max_case_cells);
         let zero = Config::from_toml("[limits]\nmax_case_cells = 0\n").expect("parse");
         assert!(format!("{:#}", zero.check().expect_err("zero")).contains("limits.max_case_cells"));
+        for bad in ["[limits]\nmax_call_seconds = 0\n", "[limits]\nmax_call_seconds = 9999999999\n"] {
+            let config = Config::from_toml(bad).expect("parse");
+            assert!(format!("{:#}", config.check().expect_err(bad)).contains("limits.max_call_seconds"));
+        }
+        let huge = Config::from_toml("[server]\nmax_request_mib = 4096\n").expect("parse");
+        assert!(format!("{:#}", huge.check().expect_err("4 GiB")).contains("max_request_mib"));
+        let typo = Config::from_toml("[limits]\nmax_case_cell = 5\n").expect_err("unknown key");
+        assert!(format!("{typo:#}").contains("max_case_cell"), "{typo:#}");
     }
 }

@@ -27,9 +27,11 @@ fn pareto_front_runs_from_cheapest_to_cleanest() {
 }
 
 #[test]
-fn pareto_needs_two_points() {
-    let err = pareto(&example("campus.toml"), 1, &Options::default()).expect_err("refused");
-    assert!(err.to_string().contains("at least 2"), "{err}");
+fn pareto_takes_two_to_max_points_and_refuses_others_before_any_work() {
+    for n in [0, 1, volta_dispatch::MAX_PARETO_POINTS + 1, usize::MAX] {
+        let err = pareto(&example("campus.toml"), n, &Options::default()).expect_err("refused");
+        assert!(err.to_string().contains("2 to 1000 points"), "{err}");
+    }
 }
 
 #[test]

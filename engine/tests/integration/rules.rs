@@ -198,6 +198,52 @@ fn missing_series_file() {
     assert_issue(&text, "assets.space_heat.demand_kw.file", C::File);
 }
 
+#[test]
+fn inline_only_refuses_series_files_without_looking_at_them() {
+    // An existing CSV, a missing one and a path out of the tree: one answer,
+    // and nothing read (not even the header row).
+    let existing = crate::support::datasets().join("cases/islanded_profiles.csv");
+    let mut answers = Vec::new();
+    for file in [existing.display().to_string(), "nowhere.csv".into(), "../../../../etc/passwd".into()] {
+        let text = BASE.replace(
+            "demand_kw = 20.0",
+            &format!("demand_kw = {{ file = {file:?}, column = \"load_kw\", time_column = \"timestamp\" }}"),
+        );
+        let err = volta_engine::CaseReader::new().inline_only().read_str(&text, volta_engine::Format::Toml);
+        let Err(Error::Invalid(report)) = err else { panic!("expected a refusal for {file}") };
+        let issue = report.issues.iter().find(|i| i.code == C::File).expect("a file issue");
+        assert_eq!(issue.path, "assets.space_heat.demand_kw.file");
+        assert!(!issue.message.contains("timestamp,"), "{}", issue.message);
+        answers.push(issue.message.clone());
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    // The same case reads from a local file with the ordinary reader.
+    let local = BASE.replace(
+        "demand_kw = 20.0",
+        &format!(
+            "demand_kw = {{ file = {:?}, column = \"load_kw\", time_column = \"timestamp\" }}",
+            existing.display()
+        ),
+    );
+    let local = local.replace("start = \"2024-01-15T00:00\"", "start = \"2014-07-14T00:00\"");
+    let local = local.replace("Europe/Berlin", "Australia/Melbourne").replace("step = \"1h\"", "step = \"30min\"");
+    parse(&local).expect("a local reader reads the file");
+}
+
+#[test]
+fn numbers_beyond_the_largest_magnitude_are_out_of_range() {
+    for (from, to, path) in [
+        ("capacity_kw = 50", "capacity_kw = 1e308", "assets.boiler.capacity_kw"),
+        ("import_price = 0.3", "import_price = 1e300", "assets.utility.import_price"),
+        ("import_price = 0.3", "import_price = -1e12", "assets.utility.import_price"),
+        ("demand_kw = [10.0, 12.0, 11.0, 9.0]", "demand_kw = [10.0, 1e15, 11.0, 9.0]", "assets.office.demand_kw"),
+    ] {
+        assert_issue(&BASE.replace(from, to), path, C::OutOfRange);
+    }
+    let at_limit = BASE.replace("capacity_kw = 50", &format!("capacity_kw = {:e}", volta_engine::MAX_MAGNITUDE));
+    parse(&at_limit).expect("the largest magnitude itself is allowed");
+}
+
 // ----- time grid ------------------------------------------------------------------------
 
 #[test]

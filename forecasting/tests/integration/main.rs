@@ -1,6 +1,7 @@
 //! Forecasting on real data, end to end: reading, backtests against
 //! baselines, leakage, model files and bad input.
 
+mod hostile;
 mod leakage;
 mod reading;
 
