@@ -22,8 +22,9 @@
 //! key_file = "/etc/volta/tls.key"
 //!
 //! [limits]                           # budgets, checked before work starts
-//! max_concurrent_calls = 16          # calls read and served at once; more wait
+//! max_concurrent_calls = 8           # calls read and served at once; more wait
 //! max_call_seconds = 900             # deadline of a call that sets none (or a longer one)
+//! max_case_mib = 8                   # text of a case (JSON or TOML)
 //! max_case_cells = 250000            # steps x assets of a case
 //! max_pareto_points = 32
 //! max_series_steps = 1000000         # grid length of an uploaded series
@@ -71,6 +72,11 @@ pub struct Limits {
     /// (until their deadline) before their request is read, so that memory
     /// stays below this times `server.max_request_mib`.
     pub max_concurrent_calls: usize,
+    /// The text of a case, MiB. Reading a case takes about 17 times its
+    /// size in memory as JSON and 43 times as TOML (measured), so this
+    /// times `max_concurrent_calls` bounds the memory of reading cases. A
+    /// year of hourly steps with a dozen series is about 1 MiB.
+    pub max_case_mib: usize,
     /// The longest a call may run: its deadline when it sets none or a
     /// later one, so that no caller holds a solver slot for ever.
     pub max_call_seconds: u64,
@@ -95,7 +101,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_concurrent_calls: 16,
+            max_concurrent_calls: 8,
+            max_case_mib: 8,
             max_call_seconds: 900,
             max_case_cells: 250_000,
             max_pareto_points: 32,
@@ -254,6 +261,7 @@ impl Config {
         }
         let limits = [
             ("limits.max_concurrent_calls", self.limits.max_concurrent_calls),
+            ("limits.max_case_mib", self.limits.max_case_mib),
             ("limits.max_case_cells", self.limits.max_case_cells),
             ("limits.max_series_steps", self.limits.max_series_steps),
             ("limits.max_horizon_steps", self.limits.max_horizon_steps),

@@ -38,7 +38,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use crate::config::LogFormat;
-use crate::grpc::budget::{Arrival, reply_due, timeout_header};
+use crate::grpc::budget::{Admission, Arrival, reply_due, timeout_header};
 
 /// Installs the global log subscriber on stderr.
 ///
@@ -404,13 +404,19 @@ where
                 };
                 let result = match outcome {
                     Err(status) => Ok(status.into_http()),
-                    Ok(_permit) => match CatchPanic(Box::pin(inner.call(request))).await {
-                        Ok(result) => result,
-                        Err(message) => {
-                            metrics.panicked(&message);
-                            Ok(tonic::Status::internal("internal error (logged on the server)").into_http())
+                    Ok(permit) => {
+                        // Work that outlives the reply (past its deadline) keeps the place.
+                        if let Some(permit) = permit {
+                            request.extensions_mut().insert(Admission::new(permit));
                         }
-                    },
+                        match CatchPanic(Box::pin(inner.call(request))).await {
+                            Ok(result) => result,
+                            Err(message) => {
+                                metrics.panicked(&message);
+                                Ok(tonic::Status::internal("internal error (logged on the server)").into_http())
+                            }
+                        }
+                    }
                 };
                 let mut result = result;
                 if let Ok(response) = &mut result {

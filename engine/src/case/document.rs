@@ -106,8 +106,23 @@ fn toml_to_json(value: toml::Value, path: &str, report: &mut ValidationReport) -
         }
         toml::Value::Boolean(b) => Value::Bool(b),
         toml::Value::Datetime(dt) => Value::String(dt.to_string()),
+        // A series can hold millions of numbers: their paths are only made
+        // for the rare item that needs one in a message.
         toml::Value::Array(items) => Value::Array(
-            items.into_iter().enumerate().map(|(i, v)| toml_to_json(v, &format!("{path}[{i}]"), report)).collect(),
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    toml::Value::Float(f) if f.is_finite() => Value::from(f),
+                    toml::Value::Integer(n) => Value::from(n),
+                    other @ (toml::Value::Float(_)
+                    | toml::Value::String(_)
+                    | toml::Value::Boolean(_)
+                    | toml::Value::Datetime(_)
+                    | toml::Value::Array(_)
+                    | toml::Value::Table(_)) => toml_to_json(other, &format!("{path}[{i}]"), report),
+                })
+                .collect(),
         ),
         toml::Value::Table(table) => Value::Object(
             table

@@ -7,7 +7,10 @@
 //! building, pricing and encoding, and work still running when the reply is
 //! due is cancelled and answered DEADLINE_EXCEEDED.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::OwnedSemaphorePermit;
 
 /// A call's deadline, measured from its arrival at the server.
 #[derive(Debug, Clone, Copy)]
@@ -36,10 +39,26 @@ pub(crate) fn timeout_header(text: &str) -> Option<Duration> {
     })
 }
 
-/// The time budget of one call.
-#[derive(Debug, Clone, Copy, Default)]
+/// A call's place among those served at once (`limits.max_concurrent_calls`).
+/// The call holds it until its reply, and work that outlives the reply (cut
+/// short by the deadline) holds a clone until it really stops, so that the
+/// bound on work in progress holds.
+#[derive(Debug, Clone)]
+pub(crate) struct Admission {
+    _permit: Arc<OwnedSemaphorePermit>,
+}
+
+impl Admission {
+    pub(crate) fn new(permit: OwnedSemaphorePermit) -> Self {
+        Self { _permit: Arc::new(permit) }
+    }
+}
+
+/// The time budget of one call, and its place.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Budget {
     deadline: Option<Instant>,
+    admission: Option<Admission>,
 }
 
 impl Budget {
@@ -55,24 +74,29 @@ impl Budget {
                 .and_then(timeout_header)
                 .and_then(|d| Instant::now().checked_add(d)),
         };
-        Self { deadline }
+        Self { deadline, admission: request.extensions().get::<Admission>().cloned() }
+    }
+
+    /// The call's place, to be held by work that may outlive the reply.
+    pub(crate) fn admission(&self) -> Option<Admission> {
+        self.admission.clone()
     }
 
     /// Time left before the deadline.
-    pub(crate) fn remaining(self) -> Option<Duration> {
+    pub(crate) fn remaining(&self) -> Option<Duration> {
         self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// When the reply is due: shortly before the deadline, so that it
     /// reaches the caller in time (5 %, at least 50 ms, at most 1 s early).
-    pub(crate) fn reply_due(self) -> Option<Instant> {
+    pub(crate) fn reply_due(&self) -> Option<Instant> {
         self.deadline.map(reply_due)
     }
 
     /// The solver time limit of a call: the request's own limit, bounded by
     /// the time left less a margin for reading the case, building the model,
     /// pricing and replying (15 %, at least 200 ms).
-    pub(crate) fn time_limit(self, requested: Option<f64>) -> Option<f64> {
+    pub(crate) fn time_limit(&self, requested: Option<f64>) -> Option<f64> {
         time_limit(requested, self.remaining())
     }
 }

@@ -26,6 +26,20 @@ impl Dispatch {
     }
 }
 
+/// The text of a case within `limits.max_case_mib`, checked before it is
+/// parsed (parsing takes many times the text's size).
+fn case_size(case: Option<&pb::CaseText>, limits: &Limits) -> Result<(), Status> {
+    let bytes = match case.and_then(|c| c.format.as_ref()) {
+        Some(case_text::Format::Json(text) | case_text::Format::Toml(text)) => text.len(),
+        None => 0,
+    };
+    if bytes > limits.max_case_mib.saturating_mul(1 << 20) {
+        let what = format!("{:.1} MiB of case text", bytes as f64 / f64::from(1 << 20));
+        return Err(errors::over_limit("case", &what, "max_case_mib", limits.max_case_mib));
+    }
+    Ok(())
+}
+
 /// Reads a case sent by a remote caller: every series inline, never a file
 /// of the server's.
 fn read(case: Option<pb::CaseText>) -> Result<Checked, volta_engine::Error> {
@@ -39,6 +53,7 @@ fn read(case: Option<pb::CaseText>) -> Result<Checked, volta_engine::Error> {
 
 /// Reads and checks a case the caller may work on, within the size budget.
 fn authorised_case(caller: &Caller, case: Option<pb::CaseText>, limits: &Limits) -> Result<Case, Status> {
+    case_size(case.as_ref(), limits)?;
     let checked = read(case).map_err(|e| errors::case(&e))?;
     caller.require_site(checked.case.name())?;
     let (steps, assets) = (checked.case.grid().len(), checked.case.assets().len());
@@ -76,7 +91,7 @@ fn solve_options(
     objective: Objective,
     gap: Option<f64>,
     limit: Option<f64>,
-    budget: Budget,
+    budget: &Budget,
 ) -> Result<Options, Status> {
     let field =
         |name: &str, message: String| errors::bad_request(format!("{name}: {message}"), [(name.to_owned(), message)]);
@@ -164,10 +179,10 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RollingHorizonEvent, Sta
 impl pb::dispatch_service_server::DispatchService for Dispatch {
     async fn validate(&self, request: Request<pb::ValidateRequest>) -> Result<Response<pb::ValidateResponse>, Status> {
         Caller::of(&request)?.require(Role::Viewer)?;
+        let budget = Budget::of(&request);
         let case = request.into_inner().case;
-        let checked = tokio::task::spawn_blocking(move || read(case))
-            .await
-            .map_err(|e| self.shared.task_failed("validation", e))?;
+        case_size(case.as_ref(), &self.shared.limits)?;
+        let checked = self.shared.unslotted("validation", &budget, move || read(case)).await?;
         Ok(Response::new(match checked {
             Ok(ok) => pb::ValidateResponse {
                 ok: true,
@@ -190,12 +205,12 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
         let budget = Budget::of(&request);
         let req = request.into_inner();
         let objective = objective(req.objective, req.co2_price)?;
-        let options = solve_options(objective, req.gap, req.time_limit_seconds, budget)?;
+        let options = solve_options(objective, req.gap, req.time_limit_seconds, &budget)?;
         let (case, summary_only, cancel) = (req.case, req.summary_only, options.cancel.clone());
         let limits = self.shared.limits.clone();
         let reply = self
             .shared
-            .offload("schedule", &cancel, budget, move || {
+            .offload("schedule", &cancel, &budget, move || {
                 let case = authorised_case(&caller, case, &limits)?;
                 let solved = volta_dispatch::schedule(&case, &options).map_err(|e| errors::dispatch(&e))?;
                 let plan = solved.schedule.as_ref();
@@ -229,11 +244,11 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
             return Err(errors::bad_request(format!("points: {message}"), [("points".to_owned(), message)]));
         }
         // Pareto ignores the objective: it solves for cost and for CO2.
-        let options = solve_options(Objective::Cost, req.gap, req.time_limit_seconds, budget)?;
+        let options = solve_options(Objective::Cost, req.gap, req.time_limit_seconds, &budget)?;
         let (case, cancel) = (req.case, options.cancel.clone());
         let reply = self
             .shared
-            .offload("pareto", &cancel, budget, move || {
+            .offload("pareto", &cancel, &budget, move || {
                 let case = authorised_case(&caller, case, &limits)?;
                 let front = volta_dispatch::pareto(&case, points, &options).map_err(|e| errors::dispatch(&e))?;
                 Ok(pb::ParetoResponse {
@@ -265,7 +280,7 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
         let budget = Budget::of(&request);
         let req = request.into_inner();
         let objective = objective(req.objective, req.co2_price)?;
-        let options = solve_options(objective, req.gap, req.time_limit_seconds, budget)?;
+        let options = solve_options(objective, req.gap, req.time_limit_seconds, &budget)?;
         let cancel = options.cancel.clone();
         let case = authorised_case(&caller, req.case, &self.shared.limits)?;
         let steps = |hours: f64, field: &str| {
@@ -288,8 +303,9 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
         let metrics_on_panic = metrics.clone();
         let span = tracing::Span::current();
         let due = budget.reply_due();
+        let admission = budget.admission();
         tokio::task::spawn_blocking(move || {
-            let (_slot, _busy, _entered) = (slot, busy, span.enter());
+            let (_slot, _busy, _admission, _entered) = (slot, busy, admission, span.enter());
             let failed = tx.clone();
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let grid = case.grid().clone();

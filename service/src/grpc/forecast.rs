@@ -215,7 +215,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
         let cancel = Cancel::new();
         let token = cancel.clone();
         let limits = self.shared.limits.clone();
-        let reply = self.shared.offload("backtest", &cancel, budget, move || backtest(req, &token, &limits)).await?;
+        let reply = self.shared.offload("backtest", &cancel, &budget, move || backtest(req, &token, &limits)).await?;
         Ok(Response::new(reply))
     }
 
@@ -226,7 +226,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
         let req = request.into_inner();
         let limits = self.shared.limits.clone();
         let (record, body, fit_seconds) =
-            self.shared.offload("train", &Cancel::new(), budget, move || train(req, caller.tenant, &limits)).await?;
+            self.shared.offload("train", &Cancel::new(), &budget, move || train(req, caller.tenant, &limits)).await?;
         self.shared.store.put_model(&record, &body).await.map_err(|e| errors::store(&e))?;
         tracing::info!(model_id = %record.id, tenant = %record.tenant, "model stored");
         Ok(Response::new(pb::TrainResponse { model: Some(info(record)), fit_seconds }))
@@ -247,7 +247,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
             .ok_or_else(|| not_found(&id))?;
         let limits = self.shared.limits.clone();
         let reply =
-            self.shared.offload("forecast", &Cancel::new(), budget, move || forecast(id, &body, req, &limits)).await?;
+            self.shared.offload("forecast", &Cancel::new(), &budget, move || forecast(id, &body, req, &limits)).await?;
         Ok(Response::new(reply))
     }
 

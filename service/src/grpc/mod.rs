@@ -54,6 +54,12 @@ pub mod pb {
     pub const DESCRIPTOR: &[u8] = tonic::include_file_descriptor_set!("volta_descriptor");
 }
 
+/// Calls open at once on one connection (more wait in the client).
+const STREAMS_PER_CONNECTION: u32 = 32;
+
+/// A call's HTTP/2 receive window, bytes.
+const STREAM_WINDOW: u32 = 1 << 20;
+
 /// What every service shares: the solver pool, the metrics, the store and
 /// the budgets of a call.
 #[derive(Debug, Clone)]
@@ -97,35 +103,62 @@ impl Shared {
         &self,
         kind: &'static str,
         cancel: &Cancel,
-        budget: Budget,
+        budget: &Budget,
         work: impl FnOnce() -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
         let slot = self.slot()?;
         let span = tracing::Span::current();
         let metrics = self.metrics.clone();
         let mut guard = CancelOnDrop(Some(cancel.clone()));
+        let admission = budget.admission();
         let task = tokio::task::spawn_blocking(move || {
-            let _slot = slot;
+            let (_slot, _admission) = (slot, admission);
             let _entered = span.enter();
             let start = Instant::now();
             let out = work();
             metrics.observe_work(kind, start.elapsed().as_secs_f64());
             out
         });
+        // On DEADLINE_EXCEEDED the guard cancels the work as it drops.
+        let out = self.reply_by_deadline(kind, budget, task).await;
+        guard.0 = None;
+        out?
+    }
+
+    /// Runs light work (reading a case) on the blocking pool without a
+    /// solver slot, answered by the call's deadline like [`Self::offload`].
+    async fn unslotted<T: Send + 'static>(
+        &self,
+        kind: &'static str,
+        budget: &Budget,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Status> {
+        let admission = budget.admission();
+        let span = tracing::Span::current();
+        let task = tokio::task::spawn_blocking(move || {
+            let (_admission, _entered) = (admission, span.enter());
+            work()
+        });
+        self.reply_by_deadline(kind, budget, task).await
+    }
+
+    /// The task's result, or DEADLINE_EXCEEDED when the reply is due first
+    /// (the task goes on until it stops, holding its slot and its place).
+    async fn reply_by_deadline<T>(
+        &self,
+        kind: &'static str,
+        budget: &Budget,
+        task: tokio::task::JoinHandle<T>,
+    ) -> Result<T, Status> {
         let joined = match budget.reply_due() {
-            Some(due) => match tokio::time::timeout_at(due.into(), task).await {
-                Ok(joined) => joined,
-                Err(_) => {
-                    // The guard cancels the work as it drops.
-                    return Err(Status::deadline_exceeded(format!(
-                        "the deadline came before the {kind} finished; allow more time, or set a time limit"
-                    )));
-                }
-            },
+            Some(due) => tokio::time::timeout_at(due.into(), task).await.map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "the deadline came before the {kind} finished; allow more time, or set a time limit"
+                ))
+            })?,
             None => task.await,
         };
-        guard.0 = None;
-        joined.map_err(|e| self.task_failed(kind, e))?
+        joined.map_err(|e| self.task_failed(kind, e))
     }
 
     /// INTERNAL for a blocking task that panicked (or was aborted); the
@@ -262,7 +295,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let local = listener.local_addr()?;
-    let mut builder = tonic::transport::Server::builder();
+    // HTTP/2 flow control against head-of-line blocking: a call waiting for
+    // admission is not read, so its data sits in the connection's window. With
+    // a connection window of every stream's window added up, waiting calls
+    // can never starve the admitted ones of the same connection; and a
+    // connection holds at most that much unread data.
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(STREAMS_PER_CONNECTION)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(STREAM_WINDOW * STREAMS_PER_CONNECTION);
     if let Some(tls) = &config.tls {
         let cert =
             std::fs::read(&tls.cert_file).with_context(|| format!("tls.cert_file {}", tls.cert_file.display()))?;

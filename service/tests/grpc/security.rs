@@ -363,3 +363,61 @@ async fn calls_beyond_the_concurrency_limit_wait_then_meet_their_deadline() {
     assert!(text.contains("volta_grpc_waiting"), "{text}");
     call.abort();
 }
+
+/// Peak resident memory of the server (VmHWM), MiB.
+fn peak_mib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap_or_default();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    kib / 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_large_validations_at_once_stay_within_a_memory_ceiling() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("volta.toml");
+    let limits = "[limits]\nmax_concurrent_calls = 4\n";
+    std::fs::write(&config, format!("[storage]\nurl = \"sqlite://{}\"\n{limits}", dir.path().join("v.db").display()))
+        .expect("write");
+    let server = Server::start_with(&["--config", config.to_str().expect("utf-8")], &[]);
+    // A 24-step case whose load profile has 1.4 million values (7 MiB of
+    // TOML, the costliest format to read): wrong length, so every call
+    // reads it all and then refuses it.
+    let values = vec!["12.5"; 1_400_000].join(",");
+    let case = small_case("24", &format!("[{values}]"), "1000", "0.2");
+    let bytes = match &case.format {
+        Some(pb::case_text::Format::Toml(text)) => text.len(),
+        _ => 0,
+    };
+    // Past limits.max_case_mib (8), a case is refused before it is parsed.
+    let mut client = server.client().await;
+    let larger = small_case("24", &format!("[{}]", vec!["12.5"; 1_800_000].join(",")), "1000", "0.2");
+    let err = client.validate(pb::ValidateRequest { case: Some(larger) }).await.expect_err("9 MiB");
+    assert_eq!(field(&err), "case");
+    assert!(err.message().contains("max_case_mib"), "{}", err.message());
+    let before = peak_mib(&server);
+    let channel = server.channel().await;
+    let calls: Vec<_> = (0..12)
+        .map(|_| {
+            let (channel, case) = (channel.clone(), case.clone());
+            tokio::spawn(async move {
+                let mut client = pb::dispatch_service_client::DispatchServiceClient::new(channel);
+                let mut request = tonic::Request::new(pb::ValidateRequest { case: Some(case) });
+                request.set_timeout(Duration::from_secs(120));
+                client.validate(request).await
+            })
+        })
+        .collect();
+    for call in calls {
+        let reply = call.await.expect("task").expect("validate").into_inner();
+        assert!(!reply.ok && reply.problems[0].message.contains("1400000"), "{:?}", reply.problems);
+    }
+    let peak = peak_mib(&server);
+    println!("12 validations of {} MiB of TOML, 4 at once: server peak {before} -> {peak} MiB", bytes >> 20);
+    // Four at a time, each about 43 times its text: about 1.2 GiB, not 12 times 300 MiB.
+    assert!(peak < 1800, "peak {peak} MiB");
+    alive(&server).await;
+}
