@@ -481,16 +481,6 @@ fn record(rpc: &'static str, outcome: &Result<String, tonic::Status>) -> Result<
     Ok(())
 }
 
-/// The server's peak resident memory in KiB (Linux), or 0 elsewhere.
-fn peak_kib(server: &Server) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn deadline<T>(message: T, bearer: &str) -> tonic::Request<T> {
     let mut request = with_token(message, bearer);
     request.set_timeout(Duration::from_secs(3));
@@ -516,7 +506,7 @@ fn campaign<S: Strategy>(
     if let Err(failure) = result {
         panic!("{rpc}: {failure}");
     }
-    let peak = peak_kib(server);
+    let peak = server.peak_kib();
     assert!(peak < MEMORY_CEILING_KIB, "{rpc}: peak memory {peak} KiB");
 }
 
@@ -739,7 +729,7 @@ fn every_rpc_survives_hostile_requests() {
 
     let text = runtime.block_on(super::metrics(&server));
     assert!(text.contains("volta_panics_total 0"), "{text}");
-    report(peak_kib(&server));
+    report(server.peak_kib());
 }
 
 fn series_or_victoria(victoria: fpb::Series) -> impl Strategy<Value = fpb::Series> {

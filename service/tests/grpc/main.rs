@@ -67,6 +67,17 @@ impl Server {
         }
     }
 
+    /// The server's peak resident memory (VmHWM) in KiB, or 0 where /proc
+    /// does not say.
+    fn peak_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Whether the server process is still up (not exited, not a zombie).
     fn is_running(&self) -> bool {
         std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).is_ok_and(|stat| !stat.contains(") Z"))

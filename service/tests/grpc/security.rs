@@ -364,17 +364,6 @@ async fn calls_beyond_the_concurrency_limit_wait_then_meet_their_deadline() {
     call.abort();
 }
 
-/// Peak resident memory of the server (VmHWM), MiB.
-fn peak_mib(server: &Server) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap_or_default();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    kib / 1024
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_large_validations_at_once_stay_within_a_memory_ceiling() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -398,7 +387,7 @@ async fn many_large_validations_at_once_stay_within_a_memory_ceiling() {
     let err = client.validate(pb::ValidateRequest { case: Some(larger) }).await.expect_err("9 MiB");
     assert_eq!(field(&err), "case");
     assert!(err.message().contains("max_case_mib"), "{}", err.message());
-    let before = peak_mib(&server);
+    let before = server.peak_kib() / 1024;
     let channel = server.channel().await;
     let calls: Vec<_> = (0..12)
         .map(|_| {
@@ -415,7 +404,7 @@ async fn many_large_validations_at_once_stay_within_a_memory_ceiling() {
         let reply = call.await.expect("task").expect("validate").into_inner();
         assert!(!reply.ok && reply.problems[0].message.contains("1400000"), "{:?}", reply.problems);
     }
-    let peak = peak_mib(&server);
+    let peak = server.peak_kib() / 1024;
     println!("12 validations of {} MiB of TOML, 4 at once: server peak {before} -> {peak} MiB", bytes >> 20);
     // Four at a time, each about 43 times its text: about 1.2 GiB, not 12 times 300 MiB.
     assert!(peak < 1800, "peak {peak} MiB");
