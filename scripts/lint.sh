@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Formatting and clippy, warnings as errors.
+# Formatting, clippy (warnings as errors) and the crates' dependency lanes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -7,3 +7,4 @@ source scripts/env.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+scripts/lanes.sh

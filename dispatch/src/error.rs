@@ -14,7 +14,13 @@ pub enum DispatchError {
     /// An option is out of range (the message names it).
     #[error("invalid option: {0}")]
     Option(String),
-    /// The caller cancelled the work (see [`Cancel`](crate::Cancel)).
+    /// The caller cancelled the work (see [`Cancel`](volta_engine::Cancel)).
     #[error("cancelled")]
     Cancelled,
+}
+
+impl From<volta_engine::Cancelled> for DispatchError {
+    fn from(_: volta_engine::Cancelled) -> Self {
+        Self::Cancelled
+    }
 }

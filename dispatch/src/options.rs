@@ -1,9 +1,7 @@
 //! What to optimise and how hard to try.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use serde::{Deserialize, Serialize};
+use volta_engine::Cancel;
 
 /// What the schedule minimises.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -88,46 +86,5 @@ impl Options {
     #[must_use]
     pub fn with_objective(objective: Objective) -> Self {
         Self { objective, ..Self::default() }
-    }
-}
-
-/// A cancellation flag shared between a caller and the solves it started;
-/// clones share the flag. Two tokens compare equal when they share it.
-#[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
-
-impl Cancel {
-    /// A fresh, uncancelled token.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Asks every solve holding this token to stop at its next phase.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether [`cancel`](Self::cancel) was called.
-    #[must_use]
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// `Break` once cancelled: for work that reports progress through a
-    /// callback, such as a forecasting backtest.
-    pub fn flow(&self) -> std::ops::ControlFlow<()> {
-        if self.is_cancelled() { std::ops::ControlFlow::Break(()) } else { std::ops::ControlFlow::Continue(()) }
-    }
-
-    /// `Err(Cancelled)` once cancelled: the check made between phases.
-    pub(crate) fn check(&self) -> Result<(), crate::DispatchError> {
-        if self.is_cancelled() { Err(crate::DispatchError::Cancelled) } else { Ok(()) }
-    }
-}
-
-impl PartialEq for Cancel {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
     }
 }

@@ -78,6 +78,7 @@
 //! (`assets.chp1.commitment.min_up_h`) and an [`IssueCode`].
 
 pub mod asset;
+pub mod cancel;
 pub mod case;
 mod error;
 mod ids;
@@ -86,6 +87,7 @@ mod profile;
 pub mod time;
 
 pub use asset::{Asset, AssetKind};
+pub use cancel::{Cancel, Cancelled};
 pub use case::{Case, CaseReader, Checked, Format, Issue, IssueCode, MAX_MAGNITUDE, Severity, ValidationReport};
 pub use error::{Error, Result};
 pub use ids::{AssetId, BusId, CarrierId, is_valid_id};

@@ -60,13 +60,12 @@ pub enum ForecastError {
         /// What went wrong.
         reason: String,
     },
-    /// The caller asked the work to stop (a progress callback broke off).
-    #[error("cancelled after {done} of {total} forecasts")]
+    /// The caller asked the work to stop (its [`Cancel`](volta_engine::Cancel)
+    /// was cancelled, or a progress callback broke off).
+    #[error("cancelled {progress}")]
     Cancelled {
-        /// Forecasts issued before the stop.
-        done: usize,
-        /// Forecasts the backtest would have issued.
-        total: usize,
+        /// How far the work got: `after 12 of 61 forecasts`, `while training`.
+        progress: String,
     },
 }
 
@@ -82,3 +81,9 @@ impl ForecastError {
 
 /// Result alias of the crate.
 pub type Result<T, E = ForecastError> = std::result::Result<T, E>;
+
+impl From<volta_engine::Cancelled> for ForecastError {
+    fn from(_: volta_engine::Cancelled) -> Self {
+        Self::Cancelled { progress: "while training".to_owned() }
+    }
+}

@@ -16,6 +16,7 @@
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use volta_engine::Cancel;
 
 use crate::quality::median;
 
@@ -175,6 +176,20 @@ impl Gbdt {
     /// # Errors
     /// Invalid parameters, or no rows.
     pub fn fit(x: &[f64], width: usize, y: &[f64], params: &GbdtParams) -> Result<Self, String> {
+        Self::fit_cancellable(x, width, y, params, &Cancel::new())
+    }
+
+    /// [`fit`](Self::fit), checking `cancel` before each tree.
+    ///
+    /// # Errors
+    /// As [`fit`](Self::fit), and `"cancelled"` once `cancel` is cancelled.
+    pub fn fit_cancellable(
+        x: &[f64],
+        width: usize,
+        y: &[f64],
+        params: &GbdtParams,
+        cancel: &Cancel,
+    ) -> Result<Self, String> {
         params.check()?;
         let n = y.len();
         if n == 0 || width == 0 || x.len() != n * width {
@@ -192,6 +207,9 @@ impl Gbdt {
         let mut importance = vec![0.0; width];
         let mut rows: Vec<u32> = Vec::with_capacity(n);
         for _ in 0..params.trees {
+            if cancel.is_cancelled() {
+                return Err("cancelled".to_owned());
+            }
             for i in 0..n {
                 grad[i] = match params.loss {
                     Loss::Squared => pred[i] - y[i],

@@ -22,7 +22,7 @@ pub use models::ModelSpec;
 pub use options::{Files, ModelOptions, cut_time};
 pub use pipeline::{
     Backtest, BacktestSpec, Forecast, ForecastSpec, Regime, TrainedModel, backtest, backtest_many,
-    backtest_with_progress, train,
+    backtest_with_progress, train, train_cancellable,
 };
 pub use quality::QualityReport;
 pub use solar::Site;

@@ -21,6 +21,7 @@ use linfa_elasticnet::ElasticNet;
 use linfa_linear::LinearRegression;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
+use volta_engine::Cancel;
 
 use crate::data::TimeSeries;
 use crate::error::{ForecastError, Result};
@@ -183,7 +184,9 @@ pub fn fit(
     ctx: &Context,
     issues: &[usize],
     end: usize,
+    cancel: &Cancel,
 ) -> Result<Fitted> {
+    cancel.check()?;
     let fail = |reason: String| ForecastError::Fit { model: spec.name().to_owned(), reason };
     match spec {
         ModelSpec::NaiveDay => Ok(Fitted::Naive { days: 1 }),
@@ -244,7 +247,11 @@ pub fn fit(
             if samples.len() < 2 * params.min_leaf {
                 return Err(fail(format!("{} training samples is too few", samples.len())));
             }
-            Gbdt::fit(&samples.x, samples.width, &samples.y, params).map(Fitted::Gbdt).map_err(fail)
+            Gbdt::fit_cancellable(&samples.x, samples.width, &samples.y, params, cancel).map(Fitted::Gbdt).map_err(
+                |reason| {
+                    if cancel.is_cancelled() { ForecastError::from(volta_engine::Cancelled) } else { fail(reason) }
+                },
+            )
         }
     }
 }

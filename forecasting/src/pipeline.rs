@@ -18,6 +18,7 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Instant;
+use volta_engine::Cancel;
 
 use jiff::Timestamp;
 use jiff::civil::Time;
@@ -295,12 +296,33 @@ fn issues_before(series: &TimeSeries, spec: &ForecastSpec, ctx: &Context, end: u
 /// # Errors
 /// Invalid options, too little data, or a failed fit.
 pub fn train(series: &TimeSeries, spec: &ForecastSpec, end: usize) -> Result<TrainedModel> {
-    let ctx = Context::new(series, &spec.features);
-    train_with(series, spec, &ctx, end)
+    train_cancellable(series, spec, end, &Cancel::new())
 }
 
-fn train_with(series: &TimeSeries, spec: &ForecastSpec, ctx: &Context, end: usize) -> Result<TrainedModel> {
+/// [`train`], stopping with [`ForecastError::Cancelled`] soon after `cancel`
+/// is cancelled: checked before every model fit and every boosted tree.
+///
+/// # Errors
+/// As [`train`], and `Cancelled`.
+pub fn train_cancellable(
+    series: &TimeSeries,
+    spec: &ForecastSpec,
+    end: usize,
+    cancel: &Cancel,
+) -> Result<TrainedModel> {
+    let ctx = Context::new(series, &spec.features);
+    train_with(series, spec, &ctx, end, cancel)
+}
+
+fn train_with(
+    series: &TimeSeries,
+    spec: &ForecastSpec,
+    ctx: &Context,
+    end: usize,
+    cancel: &Cancel,
+) -> Result<TrainedModel> {
     spec.check()?;
+    cancel.check()?;
     let end = end.min(series.len());
     let spd = ctx.steps_per_day;
     let issues = issues_before(series, spec, ctx, end);
@@ -317,12 +339,18 @@ fn train_with(series: &TimeSeries, spec: &ForecastSpec, ctx: &Context, end: usiz
     // The calibration fit (on all but the last `calibration_days`) and the
     // final fit are independent: run them side by side.
     let (calibration, fitted) = rayon::join(
-        || if spec.quantiles.is_empty() { Ok(None) } else { calibrate(series, spec, ctx, &issues, end).map(Some) },
-        || models::fit(&spec.model, series, &spec.features, ctx, &issues, end),
+        || {
+            if spec.quantiles.is_empty() {
+                Ok(None)
+            } else {
+                calibrate(series, spec, ctx, &issues, end, cancel).map(Some)
+            }
+        },
+        || models::fit(&spec.model, series, &spec.features, ctx, &issues, end, cancel),
     );
     let (calibration, fitted) = (calibration?, fitted?);
     let quantile_models =
-        if spec.quantile_trees { fit_quantile_trees(series, spec, ctx, &issues, end)? } else { Vec::new() };
+        if spec.quantile_trees { fit_quantile_trees(series, spec, ctx, &issues, end, cancel)? } else { Vec::new() };
     let y = &series.target[..end];
     let nonnegative = y.iter().all(|v| v.is_nan() || *v >= 0.0);
     let (sum, n) = (spd..end)
@@ -355,6 +383,7 @@ fn fit_quantile_trees(
     ctx: &Context,
     issues: &[usize],
     end: usize,
+    cancel: &Cancel,
 ) -> Result<Vec<Gbdt>> {
     let ModelSpec::Gbdt(params) = &spec.model else {
         return Err(ForecastError::option("intervals", "quantile trees need the gbdt model"));
@@ -364,8 +393,13 @@ fn fit_quantile_trees(
         .par_iter()
         .map(|&alpha| {
             let p = GbdtParams { loss: Loss::Quantile { alpha }, ..params.clone() };
-            Gbdt::fit(&samples.x, samples.width, &samples.y, &p)
-                .map_err(|reason| ForecastError::Fit { model: format!("gbdt q{alpha}"), reason })
+            Gbdt::fit_cancellable(&samples.x, samples.width, &samples.y, &p, cancel).map_err(|reason| {
+                if cancel.is_cancelled() {
+                    ForecastError::from(volta_engine::Cancelled)
+                } else {
+                    ForecastError::Fit { model: format!("gbdt q{alpha}"), reason }
+                }
+            })
         })
         .collect()
 }
@@ -390,6 +424,7 @@ fn calibrate(
     ctx: &Context,
     issues: &[usize],
     end: usize,
+    cancel: &Cancel,
 ) -> Result<Calibration> {
     let spd = ctx.steps_per_day;
     let h = spec.features.horizon;
@@ -429,9 +464,12 @@ fn calibrate(
     let held_out: Vec<Vec<Residual>> = parts
         .par_iter()
         .map(|(fit_issues, cut, held)| {
-            let fitted = models::fit(&spec.model, series, &spec.features, ctx, fit_issues, *cut)?;
-            let trees =
-                if spec.quantile_trees { fit_quantile_trees(series, spec, ctx, fit_issues, *cut)? } else { Vec::new() };
+            let fitted = models::fit(&spec.model, series, &spec.features, ctx, fit_issues, *cut, cancel)?;
+            let trees = if spec.quantile_trees {
+                fit_quantile_trees(series, spec, ctx, fit_issues, *cut, cancel)?
+            } else {
+                Vec::new()
+            };
             let mut out = Vec::new();
             for &i0 in held {
                 let point = fitted.predict(series, &spec.features, ctx, i0);
@@ -974,13 +1012,13 @@ pub fn backtest_with_progress(
     let keep_steps = if fs.calibration_folds >= 2 { usize::MAX } else { fs.calibration_days * ctx.steps_per_day };
     for (n, &i0) in issues.iter().enumerate() {
         if progress(n, issues.len()).is_break() {
-            return Err(ForecastError::Cancelled { done: n, total: issues.len() });
+            return Err(ForecastError::Cancelled { progress: format!("after {n} of {} forecasts", issues.len()) });
         }
         let refit = model.is_none() || (spec.refit_every > 0 && n % spec.refit_every == 0);
         if refit {
             let t = Instant::now();
             let cut = if model.is_none() { start } else { i0 };
-            let trained = train_with(series, fs, &ctx, cut)?;
+            let trained = train_with(series, fs, &ctx, cut, &Cancel::new())?;
             window = trained.calibration.as_ref().map(|c| c.held_out.clone()).unwrap_or_default();
             pending.retain(|r| r.step >= cut);
             step_size = ADAPT_RATE * trained.calibration.as_ref().map_or(0.0, Calibration::spread);
@@ -1032,7 +1070,8 @@ pub fn backtest_with_progress(
         });
     }
     if progress(issues.len(), issues.len()).is_break() {
-        return Err(ForecastError::Cancelled { done: issues.len(), total: issues.len() });
+        let n = issues.len();
+        return Err(ForecastError::Cancelled { progress: format!("after {n} of {n} forecasts") });
     }
     let scale = model.as_ref().map_or(f64::NAN, |m| m.naive_scale);
     let metrics = metrics::score(

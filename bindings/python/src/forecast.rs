@@ -65,9 +65,9 @@ pub(crate) fn backtest<'py>(
     let spec = BacktestSpec { forecast: spec, train_until, refit_every, test_until, recalibrate: true };
     let run = spec.clone();
     // Ctrl-C stops the abandoned backtest at its next forecast.
-    let cancel = volta_dispatch::Cancel::new();
+    let cancel = volta_engine::Cancel::new();
     let stop = cancel.clone();
-    let bt = crate::interruptible_with(py, &cancel, move || {
+    let bt = crate::interruptible(py, &cancel, move || {
         volta_forecasting::backtest_with_progress(&series, &run, &mut |_, _| stop.flow())
     })?
     .map_err(err)?;
@@ -111,7 +111,13 @@ impl PyModel {
             Some(t) => series.index_at_or_after(cut_time(t, &series.tz, "train_until").map_err(err)?),
             None => series.len(),
         };
-        let model = crate::interruptible(py, move || volta_forecasting::train(&series, &spec, end))?.map_err(err)?;
+        // Ctrl-C stops the abandoned fit at its next tree.
+        let cancel = volta_engine::Cancel::new();
+        let stop = cancel.clone();
+        let model = crate::interruptible(py, &cancel, move || {
+            volta_forecasting::train_cancellable(&series, &spec, end, &stop)
+        })?
+        .map_err(err)?;
         Ok(Self { model })
     }
 

@@ -17,21 +17,13 @@ use volta_engine::{Case, CaseReader, Error as CaseFileError, Format};
 
 /// Runs `work` on its own thread without the GIL, checking for Ctrl-C every
 /// 100 ms: on an interrupt, Python gets its `KeyboardInterrupt` at once and
-/// the abandoned work runs on in the background until it ends, its result
-/// dropped.
+/// `cancel` is cancelled, so that the work left behind stops at its next
+/// check (the next window, Pareto point or lexicographic stage of a solve,
+/// HiGHS itself not being stopped mid-solve; the next tree of a fit; the
+/// next forecast of a backtest), its result dropped.
 pub(crate) fn interruptible<T: Send + 'static>(
     py: Python<'_>,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> PyResult<T> {
-    interruptible_with(py, &volta_dispatch::Cancel::new(), work)
-}
-
-/// [`interruptible`], and an interrupt also cancels `cancel`, so that a
-/// solve left behind stops at its next phase (HiGHS itself is not stopped
-/// mid-solve): the next window, Pareto point or lexicographic stage.
-pub(crate) fn interruptible_with<T: Send + 'static>(
-    py: Python<'_>,
-    cancel: &volta_dispatch::Cancel,
+    cancel: &volta_engine::Cancel,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> PyResult<T> {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -246,7 +238,7 @@ fn schedule<'py>(
     let options = options(py, objective, co2_price, time_limit, gap, threads)?;
     let owned = case.case.clone();
     let cancel = options.cancel.clone();
-    let solved = interruptible_with(py, &cancel, move || volta_dispatch::schedule(&owned, &options))?;
+    let solved = interruptible(py, &cancel, move || volta_dispatch::schedule(&owned, &options))?;
     let solution = solved.map_err(|e| raise(py, "SolverError", e.to_string()))?;
     solution_dict(py, solution)
 }
@@ -264,7 +256,7 @@ fn pareto<'py>(
     let options = Options { time_limit_s: time_limit, mip_gap: gap, ..Options::default() };
     let owned = case.case.clone();
     let cancel = options.cancel.clone();
-    let front = interruptible_with(py, &cancel, move || volta_dispatch::pareto(&owned, n, &options))?
+    let front = interruptible(py, &cancel, move || volta_dispatch::pareto(&owned, n, &options))?
         .map_err(|e| raise(py, "SolverError", e.to_string()))?;
     let points = PyList::empty(py);
     for p in front.points {
@@ -294,9 +286,8 @@ fn rolling_horizon<'py>(
     let cancel = options.cancel.clone();
     let rolling = RollingOptions { horizon_steps, commit_steps, options };
     let owned = case.case.clone();
-    let result =
-        interruptible_with(py, &cancel, move || volta_dispatch::rolling_horizon(&owned, &rolling, &mut |_, _| {}))?
-            .map_err(|e| raise(py, "SolverError", e.to_string()))?;
+    let result = interruptible(py, &cancel, move || volta_dispatch::rolling_horizon(&owned, &rolling, &mut |_, _| {}))?
+        .map_err(|e| raise(py, "SolverError", e.to_string()))?;
     let out = PyDict::new(py);
     out.set_item("status", result.status.name())?;
     out.set_item("windows", result.windows.len())?;

@@ -109,3 +109,26 @@ fn a_sparse_file_that_would_make_a_huge_grid_is_refused_before_it_is_built() {
     let text = err.to_string();
     assert!(text.contains("47260801 steps") && text.contains("limit of 1000000"), "{text}");
 }
+
+#[test]
+fn a_cancelled_training_stops_between_trees() {
+    let series = victoria().head(48 * 120);
+    let gbdt = ModelSpec::Gbdt(volta_forecasting::GbdtParams { trees: 100_000, ..Default::default() });
+    let spec = spec(gbdt, vec![0.1, 0.9]);
+    // Cancelled before it starts: nothing is fitted.
+    let cancel = volta_engine::Cancel::new();
+    cancel.cancel();
+    let err = volta_forecasting::train_cancellable(&series, &spec, 48 * 100, &cancel).expect_err("cancelled");
+    assert!(matches!(err, ForecastError::Cancelled { .. }), "{err}");
+    // Cancelled while fitting 100,000 trees (minutes of work): it stops at
+    // the next tree of each of its parallel fits.
+    let cancel = volta_engine::Cancel::new();
+    let later = cancel.clone();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        later.cancel();
+    });
+    let err = volta_forecasting::train_cancellable(&series, &spec, 48 * 100, &cancel).expect_err("cancelled");
+    assert_eq!(err.to_string(), "cancelled while training");
+    canceller.join().expect("canceller");
+}

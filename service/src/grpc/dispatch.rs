@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
-use volta_dispatch::{Cancel, Detail, Objective, Options, RollingOptions, Schedule, WindowReport};
-use volta_engine::{Case, CaseReader, Checked, Format};
+use volta_dispatch::{Detail, Objective, Options, RollingOptions, Schedule, WindowReport};
+use volta_engine::{Cancel, Case, CaseReader, Checked, Format};
 
 use super::Shared;
 use super::budget::Budget;

@@ -2,7 +2,7 @@
 //! stored by id under the caller's tenant, and used to forecast.
 
 use tonic::{Request, Response, Status};
-use volta_dispatch::Cancel;
+use volta_engine::Cancel;
 use volta_forecasting::{
     BacktestSpec, Files, ForecastSpec, ModelOptions, ReadOptions, TimeSeries, TrainedModel, cut_time, data,
 };
@@ -117,7 +117,12 @@ fn backtest(req: pb::BacktestRequest, cancel: &Cancel, limits: &Limits) -> Resul
 }
 
 /// Trains; returns the model and its record (id and tenant to be filled).
-fn train(req: pb::TrainRequest, tenant: String, limits: &Limits) -> Result<(ModelRecord, String, f64), Status> {
+fn train(
+    req: pb::TrainRequest,
+    tenant: String,
+    limits: &Limits,
+    cancel: &Cancel,
+) -> Result<(ModelRecord, String, f64), Status> {
     let bad = |e: &volta_forecasting::ForecastError| errors::forecast(e, "options_json");
     let options = options(&req.options_json, limits)?;
     let series = series(req.series, None, limits)?;
@@ -128,7 +133,8 @@ fn train(req: pb::TrainRequest, tenant: String, limits: &Limits) -> Result<(Mode
         series.index_at_or_after(cut_time(&req.train_until, &series.tz, "train_until").map_err(|e| bad(&e))?)
     };
     let start = std::time::Instant::now();
-    let model = volta_forecasting::train(&series, &spec, end).map_err(|e| bad(&e))?;
+    // A dropped call, or one past its deadline, stops the fit at its next tree.
+    let model = volta_forecasting::train_cancellable(&series, &spec, end, cancel).map_err(|e| bad(&e))?;
     let seconds = start.elapsed().as_secs_f64();
     let body = model.to_json().map_err(|e| bad(&e))?;
     let record = ModelRecord {
@@ -225,8 +231,10 @@ impl pb::forecast_service_server::ForecastService for Forecast {
         let budget = Budget::of(&request);
         let req = request.into_inner();
         let limits = self.shared.limits.clone();
+        let cancel = Cancel::new();
+        let token = cancel.clone();
         let (record, body, fit_seconds) =
-            self.shared.offload("train", &Cancel::new(), &budget, move || train(req, caller.tenant, &limits)).await?;
+            self.shared.offload("train", &cancel, &budget, move || train(req, caller.tenant, &limits, &token)).await?;
         self.shared.store.put_model(&record, &body).await.map_err(|e| errors::store(&e))?;
         tracing::info!(model_id = %record.id, tenant = %record.tenant, "model stored");
         Ok(Response::new(pb::TrainResponse { model: Some(info(record)), fit_seconds }))

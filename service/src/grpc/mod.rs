@@ -28,7 +28,7 @@ use anyhow::Context as _;
 use tokio::sync::Semaphore;
 use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
-use volta_dispatch::Cancel;
+use volta_engine::Cancel;
 
 use self::budget::Budget;
 use crate::auth::Authenticator;

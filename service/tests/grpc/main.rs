@@ -484,6 +484,38 @@ async fn a_dropped_backtest_stops_at_its_next_forecast_and_frees_its_slot() {
     assert!(freed, "the abandoned backtest still holds its slot after 15 s");
 }
 
+#[tokio::test]
+async fn a_dropped_train_stops_at_its_next_tree_and_frees_its_slot() {
+    let server = Server::start(&["--solver-slots", "1"]);
+    let client = server.forecaster().await;
+    // Seven fits of 5,000 trees (six-fold calibration and the final model):
+    // about 25 s on two cores uncancelled.
+    let (series, options_json) =
+        victoria(r#"{"horizon": 48, "model": "gbdt", "trees": 5000, "quantiles": [0.1, 0.9], "calibration_folds": 6}"#);
+    let train =
+        fpb::TrainRequest { series: Some(series), options_json, train_until: "2014-10-31".into(), name: String::new() };
+    let mut background = client.clone();
+    let call = tokio::spawn(async move { background.train(train).await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!call.is_finished(), "the long fit ended early: {:?}", call.await);
+    call.abort();
+    // Before, the fit ran to its end holding the only slot.
+    let quick = victoria_backtest(r#"{"horizon": 48, "model": "naive_week"}"#, 0);
+    let mut probe = client.clone();
+    let mut freed = false;
+    for _ in 0..150 {
+        match probe.backtest(quick.clone()).await {
+            Ok(_) => {
+                freed = true;
+                break;
+            }
+            Err(s) if s.code() == Code::ResourceExhausted => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(s) => panic!("unexpected {s:?}"),
+        }
+    }
+    assert!(freed, "the abandoned fit still holds its slot after 15 s");
+}
+
 fn token(claims: &serde_json::Value) -> String {
     let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
     format!("Bearer {}", jsonwebtoken::encode(&jsonwebtoken::Header::default(), claims, &key).expect("sign"))

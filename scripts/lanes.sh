@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The dependency lanes of the workspace, checked from Cargo.lock (no build):
+# - engine is the shared vocabulary and depends on no other Volta crate;
+# - dispatch and forecasting see only engine, never each other;
+# - domain crates never see the service stack (gRPC, protobuf, HTTP, SQL)
+#   nor Python (tokio is allowed: polars runs its I/O on it);
+# - the Python bindings never link the server.
+# A crate not in the workspace yet (trading, contracts) is skipped.
+# Usage: scripts/lanes.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SERVICE_STACK='tonic|prost|sqlx|axum|hyper|pyo3'
+
+members=$(cargo metadata --format-version 1 --no-deps --offline 2>/dev/null |
+  python3 -c 'import json,sys; print("\n".join(p["name"] for p in json.load(sys.stdin)["packages"]))')
+
+failed=0
+
+check() {
+  local crate=$1 allowed=$2 forbidden=$3
+  if ! grep -qx "$crate" <<< "$members"; then
+    echo "lanes: $crate is not in the workspace yet: skipped"
+    return
+  fi
+  local deps
+  deps=$(cargo tree --locked --offline -p "$crate" -e normal --prefix none -f '{p}' | awk '{print $1}' | sort -u)
+  local volta
+  volta=$(grep -E '^volta-' <<< "$deps" | grep -vx "$crate" || true)
+  for dep in $volta; do
+    if ! grep -qxE "$allowed" <<< "$dep"; then
+      echo "lanes: $crate depends on $dep (allowed: ${allowed//|/, })" >&2
+      failed=1
+    fi
+  done
+  local bad
+  bad=$(grep -xE "($forbidden)" <<< "$deps" || true)
+  if [ -n "$bad" ]; then
+    echo "lanes: $crate pulls in $(echo $bad | tr ' ' ',') (its lane forbids them; cargo tree -i shows how)" >&2
+    failed=1
+  fi
+}
+
+check volta-engine 'none' "$SERVICE_STACK|polars|good_lp|highs"
+check volta-dispatch 'volta-engine' "$SERVICE_STACK|polars|linfa"
+check volta-forecasting 'volta-engine' "$SERVICE_STACK|good_lp|highs"
+check volta-contracts 'volta-engine' "$SERVICE_STACK"
+check volta-trading 'volta-engine|volta-dispatch|volta-forecasting|volta-contracts' "$SERVICE_STACK"
+check volta-python 'volta-engine|volta-dispatch|volta-forecasting' 'volta-service|tonic|sqlx|axum|hyper'
+
+if [ "$failed" -ne 0 ]; then
+  exit 1
+fi
+echo "lanes: every crate keeps to its lane"
