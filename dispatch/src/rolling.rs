@@ -28,6 +28,17 @@ pub struct RollingOptions {
     pub options: Options,
 }
 
+impl RollingOptions {
+    /// Windows of `horizon_steps`, of which `commit_steps` are kept; without
+    /// `commit_steps`, half the window (at least one step), so that every
+    /// committed step was planned with as much look-ahead again. The one
+    /// default of the CLI, gRPC and Python.
+    #[must_use]
+    pub fn new(horizon_steps: usize, commit_steps: Option<usize>, options: Options) -> Self {
+        Self { horizon_steps, commit_steps: commit_steps.unwrap_or((horizon_steps / 2).max(1)), options }
+    }
+}
+
 /// What happened in one window.
 #[derive(Debug, Clone, Serialize)]
 pub struct WindowReport {

@@ -147,19 +147,8 @@ fn options(
     gap: Option<f64>,
     threads: Option<u32>,
 ) -> PyResult<Options> {
-    let objective = match (objective, co2_price) {
-        ("cost", None) => Objective::Cost,
-        ("co2", None) => Objective::Co2,
-        ("weighted" | "cost", Some(p)) => Objective::Weighted { cost_weight: 1.0, co2_weight: p },
-        ("weighted", None) => return Err(raise(py, "SolverError", "objective='weighted' needs co2_price")),
-        (other, _) => {
-            return Err(raise(
-                py,
-                "SolverError",
-                format!("objective must be 'cost', 'co2' or 'weighted', not {other:?}"),
-            ));
-        }
-    };
+    let objective = Objective::from_request(objective, co2_price)
+        .map_err(|e| raise(py, "SolverError", format!("{}: {e}", e.field())))?;
     Ok(Options { objective, time_limit_s: time_limit, mip_gap: gap, threads, ..Options::default() })
 }
 
@@ -272,19 +261,19 @@ fn pareto<'py>(
 
 /// Simulates a rolling horizon; see `volta.rolling_horizon`.
 #[pyfunction]
-#[pyo3(signature = (case, horizon_steps, commit_steps, objective = "cost", time_limit = None, gap = None))]
+#[pyo3(signature = (case, horizon_steps, commit_steps = None, objective = "cost", time_limit = None, gap = None))]
 fn rolling_horizon<'py>(
     py: Python<'py>,
     case: &PyCase,
     horizon_steps: usize,
-    commit_steps: usize,
+    commit_steps: Option<usize>,
     objective: &str,
     time_limit: Option<f64>,
     gap: Option<f64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = options(py, objective, None, time_limit, gap, None)?;
     let cancel = options.cancel.clone();
-    let rolling = RollingOptions { horizon_steps, commit_steps, options };
+    let rolling = RollingOptions::new(horizon_steps, commit_steps, options);
     let owned = case.case.clone();
     let result = interruptible(py, &cancel, move || volta_dispatch::rolling_horizon(&owned, &rolling, &mut |_, _| {}))?
         .map_err(|e| raise(py, "SolverError", e.to_string()))?;

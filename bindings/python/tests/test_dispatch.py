@@ -73,6 +73,11 @@ def test_bad_options_raise_solver_errors(campus):
         volta.schedule(campus, objective="money")
     with pytest.raises(volta.SolverError, match="mip_gap"):
         volta.schedule(campus, gap=2.0)
+    # One rule in every front door: weighted needs a price, co2 takes none.
+    with pytest.raises(volta.SolverError, match="^co2_price: the weighted objective needs a CO2 price"):
+        volta.schedule(campus, objective="weighted")
+    with pytest.raises(volta.SolverError, match="^co2_price: a CO2 price goes with"):
+        volta.schedule(campus, objective="co2", co2_price=0.1)
 
 
 def test_cases_round_trip_through_dicts_with_any_series_type(campus):
@@ -99,6 +104,9 @@ def test_pareto_and_rolling_horizon(campus):
     rolled = volta.rolling_horizon(campus, horizon_steps=48, commit_steps=24, gap=1e-3)
     assert rolled.status in ("optimal", "within_gap")
     assert len(rolled.times) == 168
+    # Without commit_steps, half the window is kept, as in the CLI and gRPC.
+    default = volta.rolling_horizon(campus, horizon_steps=48, gap=1e-3)
+    assert default.cost == pytest.approx(rolled.cost, rel=1e-9)
 
 
 def test_cases_and_results_pickle_for_worker_pools(campus):

@@ -60,6 +60,16 @@ enum ObjectiveArg {
     Weighted,
 }
 
+impl ObjectiveArg {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Cost => "cost",
+            Self::Co2 => "co2",
+            Self::Weighted => "weighted",
+        }
+    }
+}
+
 /// Arguments of `volta schedule`.
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
@@ -69,9 +79,10 @@ pub(super) struct Args {
     /// What to minimise.
     #[arg(long, value_enum, default_value = "cost")]
     objective: ObjectiveArg,
-    /// Carbon price for --objective weighted, currency per kg of CO2.
-    #[arg(long, value_name = "PRICE", default_value_t = 0.05)]
-    co2_price: f64,
+    /// Carbon price, currency per kg of CO2: needed by --objective weighted,
+    /// and with --objective cost it prices CO2 the same way.
+    #[arg(long, value_name = "PRICE")]
+    co2_price: Option<f64>,
     /// Trace the cost-CO2 front with N points (N >= 2) instead of one schedule.
     #[arg(long, value_name = "N", conflicts_with = "horizon_h")]
     pareto: Option<usize>,
@@ -118,11 +129,10 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", args.case.display())),
     };
-    let objective = match args.objective {
-        ObjectiveArg::Cost => Objective::Cost,
-        ObjectiveArg::Co2 => Objective::Co2,
-        ObjectiveArg::Weighted => Objective::Weighted { cost_weight: 1.0, co2_weight: args.co2_price },
-    };
+    let objective = Objective::from_request(args.objective.name(), args.co2_price).map_err(|e| {
+        let flag = if e.field() == "objective" { "--objective" } else { "--co2-price" };
+        anyhow::anyhow!("{flag}: {e}")
+    })?;
     let options = Options {
         objective,
         time_limit_s: args.time_limit,
@@ -182,11 +192,9 @@ fn rolling(args: &Args, case: &Case, horizon_h: f64, options: &Options) -> anyho
         })
     };
     let horizon = steps(horizon_h, "--horizon-h")?;
-    let commit = match args.commit_h {
-        Some(h) => steps(h, "--commit-h")?,
-        None => (horizon / 2).max(1),
-    };
-    let rolling = RollingOptions { horizon_steps: horizon, commit_steps: commit, options: options.clone() };
+    let commit = args.commit_h.map(|h| steps(h, "--commit-h")).transpose()?;
+    let rolling = RollingOptions::new(horizon, commit, options.clone());
+    let commit = rolling.commit_steps;
     let bar = ProgressBar::new(grid.len().div_ceil(commit) as u64);
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} windows, {elapsed} elapsed, ETA {eta}")
@@ -201,7 +209,7 @@ fn rolling(args: &Args, case: &Case, horizon_h: f64, options: &Options) -> anyho
     let mut summary = json!({
         "case": case.name(),
         "status": result.status.name(),
-        "objective": options.objective.name(),
+        "objective_kind": options.objective.name(),
         "cost": plan.map(|s| s.cost),
         "co2_kg": plan.map(|s| s.co2_kg),
         "best_bound": Value::Null,

@@ -70,19 +70,16 @@ fn authorised_case(caller: &Caller, case: Option<pb::CaseText>, limits: &Limits)
 }
 
 fn objective(value: i32, co2_price: Option<f64>) -> Result<Objective, Status> {
-    let field = |name: &str, message: &str| {
-        errors::bad_request(format!("{name}: {message}"), [(name.to_owned(), message.to_owned())])
+    let field =
+        |name: &str, message: String| errors::bad_request(format!("{name}: {message}"), [(name.to_owned(), message)]);
+    let name = match pb::Objective::try_from(value) {
+        Ok(pb::Objective::Unspecified) => "",
+        Ok(pb::Objective::Cost) => "cost",
+        Ok(pb::Objective::Co2) => "co2",
+        Ok(pb::Objective::Weighted) => "weighted",
+        Err(_) => return Err(field("objective", format!("unknown value {value}"))),
     };
-    match (pb::Objective::try_from(value), co2_price) {
-        (Ok(pb::Objective::Unspecified | pb::Objective::Cost), None) => Ok(Objective::Cost),
-        (Ok(pb::Objective::Co2), None) => Ok(Objective::Co2),
-        (Ok(pb::Objective::Weighted | pb::Objective::Unspecified | pb::Objective::Cost), Some(p)) => {
-            Ok(Objective::Weighted { cost_weight: 1.0, co2_weight: p })
-        }
-        (Ok(pb::Objective::Weighted), None) => Err(field("co2_price", "OBJECTIVE_WEIGHTED needs co2_price")),
-        (Ok(pb::Objective::Co2), Some(_)) => Err(field("co2_price", "only with OBJECTIVE_WEIGHTED or OBJECTIVE_COST")),
-        (Err(_), _) => Err(field("objective", &format!("unknown value {value}"))),
-    }
+    Objective::from_request(name, co2_price).map_err(|e| field(e.field(), e.to_string()))
 }
 
 /// Solver options of a call: its objective and gap, its time limit bounded
@@ -293,10 +290,7 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
             )
         };
         let horizon = steps(req.horizon_hours, "horizon_hours")?;
-        let commit = match req.commit_hours {
-            Some(h) => steps(h, "commit_hours")?,
-            None => horizon,
-        };
+        let commit = req.commit_hours.map(|h| steps(h, "commit_hours")).transpose()?;
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let (slot, busy) = self.shared.slot()?;
         let metrics = self.shared.metrics.clone();
@@ -334,7 +328,7 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
                         cancel.cancel();
                     }
                 };
-                let rolling = RollingOptions { horizon_steps: horizon, commit_steps: commit, options };
+                let rolling = RollingOptions::new(horizon, commit, options);
                 let outcome = volta_dispatch::rolling_horizon(&case, &rolling, &mut progress);
                 let event = match outcome {
                     Ok(result) => {

@@ -516,6 +516,60 @@ async fn a_dropped_train_stops_at_its_next_tree_and_frees_its_slot() {
     assert!(freed, "the abandoned fit still holds its slot after 15 s");
 }
 
+/// The CLI's JSON summary of `volta schedule ARGS`.
+fn cli_schedule(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_volta")).arg("schedule").args(args).output().expect("volta schedule");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let start = text.find('{').expect("a JSON summary");
+    serde_json::from_str(&text[start..]).expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_and_grpc_read_an_objective_and_a_rolling_default_alike() {
+    let server = Server::start(&[]);
+    let mut client = server.client().await;
+    let campus = volta_datasets::case("campus.toml").display().to_string();
+    // A CO2 price with the cost objective prices CO2 in both (it was dropped by the CLI).
+    let cli = cli_schedule(&[&campus, "--co2-price", "0.05", "--gap", "1e-6"]);
+    let request = pb::ScheduleRequest {
+        case: Some(case_json("campus.toml")),
+        co2_price: Some(0.05),
+        gap: Some(1e-6),
+        summary_only: true,
+        ..Default::default()
+    };
+    let grpc = client.schedule(request).await.expect("schedule").into_inner();
+    assert_eq!(cli["objective_kind"], "weighted");
+    let (a, b) = (cli["cost"].as_f64().expect("cost"), grpc.cost.expect("cost"));
+    assert!(close(a, b, 1e-6), "CLI {a} vs gRPC {b}");
+    // Without a commit length both keep half the window.
+    let cli = cli_schedule(&[&campus, "--horizon-h", "48"]);
+    assert_eq!(cli["rolling"]["commit_steps"], 24);
+    assert_eq!(cli["objective_kind"], "cost", "a name under the same key as a single schedule's");
+    let request =
+        pb::RollingHorizonRequest { case: Some(case_json("campus.toml")), horizon_hours: 48.0, ..Default::default() };
+    let mut stream = client.rolling_horizon(request).await.expect("rolling").into_inner();
+    let mut windows = 0;
+    let mut cost = None;
+    while let Some(event) = stream.message().await.expect("event") {
+        match event.event {
+            Some(pb::rolling_horizon_event::Event::Window(w)) => windows = w.windows,
+            Some(pb::rolling_horizon_event::Event::Summary(s)) => cost = s.cost,
+            None => {}
+        }
+    }
+    assert_eq!(u64::from(windows), cli["rolling"]["windows"].as_u64().expect("windows"));
+    let (a, b) = (cli["cost"].as_f64().expect("cost"), cost.expect("cost"));
+    assert!(close(a, b, 1e-6), "CLI {a} vs gRPC {b}");
+    // Weighted without a price is refused alike.
+    let out = Command::new(env!("CARGO_BIN_EXE_volta"))
+        .args(["schedule", &campus, "--objective", "weighted"])
+        .output()
+        .expect("volta");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--co2-price: the weighted objective needs a CO2 price"));
+}
+
 fn token(claims: &serde_json::Value) -> String {
     let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
     format!("Bearer {}", jsonwebtoken::encode(&jsonwebtoken::Header::default(), claims, &key).expect("sign"))

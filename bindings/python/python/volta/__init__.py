@@ -200,14 +200,16 @@ def pareto(case: Case, n: int = 10, *, time_limit: float | None = None, gap: flo
 def rolling_horizon(
     case: Case,
     horizon_steps: int,
-    commit_steps: int,
+    commit_steps: int | None = None,
     objective: str = "cost",
     *,
     time_limit: float | None = None,
     gap: float | None = None,
 ) -> Schedule:
     """Simulates the case window by window (model-predictive control),
-    carrying storage levels and unit states, and returns the stitched plan."""
+    carrying storage levels and unit states, and returns the stitched plan.
+    Each window optimises ``horizon_steps`` and keeps ``commit_steps``
+    (default: half the window, as the CLI and gRPC do)."""
     raw = _native.rolling_horizon(case._native, horizon_steps, commit_steps, objective, time_limit, gap)
     return Schedule._from_native(raw)
 
