@@ -279,7 +279,10 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
         let objective = objective(req.objective, req.co2_price)?;
         let options = solve_options(objective, req.gap, req.time_limit_seconds, &budget)?;
         let cancel = options.cancel.clone();
-        let case = authorised_case(&caller, req.case, &self.shared.limits)?;
+        // Reading a case is CPU work: off the async executor, as every handler's.
+        let limits = self.shared.limits.clone();
+        let case =
+            self.shared.unslotted("case", &budget, move || authorised_case(&caller, req.case, &limits)).await??;
         let steps = |hours: f64, field: &str| {
             Some(hours).filter(|h| h.is_finite()).and_then(|h| case.grid().steps_in(h)).filter(|n| *n > 0).ok_or_else(
                 || {
