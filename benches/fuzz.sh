@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 export VOLTA_FUZZ_CASES="${1:-2000}"
+# A fresh seed each long run (the test suite's is fixed); a failure prints
+# the minimal failing request, and VOLTA_FUZZ_SEED=<n> replays a run.
+export VOLTA_FUZZ_SEED="${VOLTA_FUZZ_SEED:-random}"
 start=$(date +%s)
 cargo test -p volta-service --locked --test grpc -- fuzz::every_rpc_survives_hostile_requests --exact --nocapture \
   2>&1 | tee "$CARGO_TARGET_DIR/fuzz.log" | grep -E '^(fuzz:|\||test result|.*panicked)'

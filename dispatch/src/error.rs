@@ -5,8 +5,10 @@
 //! means the request itself could not be carried out.
 
 /// Why a solve could not be carried out.
+///
+/// Not `#[non_exhaustive]`: every front door maps each variant on purpose,
+/// and a new one must fail their builds until it is mapped.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum DispatchError {
     /// HiGHS reported an internal error or refused the model or an option.
     #[error("solver error: {0}")]

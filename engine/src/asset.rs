@@ -147,7 +147,7 @@ pub struct Thermal<P = Profile> {
     /// ... at this price, currency per kWh of fuel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuel_price: Option<P>,
-    /// Output per unit of fuel, in (0, 1].
+    /// Output per unit of fuel, in [0.001, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub efficiency: Option<f64>,
     /// Or fuel input as a piecewise-linear convex function of output:
@@ -415,10 +415,10 @@ pub struct Storage {
     pub charge_power_kw: f64,
     /// Maximum discharging power, kW (injected into the bus).
     pub discharge_power_kw: f64,
-    /// Charging efficiency in (0, 1] (default 1).
+    /// Charging efficiency in [0.001, 1] (default 1).
     #[serde(default = "one")]
     pub charge_efficiency: f64,
-    /// Discharging efficiency in (0, 1] (default 1).
+    /// Discharging efficiency in [0.001, 1] (default 1).
     #[serde(default = "one")]
     pub discharge_efficiency: f64,
     /// Share of the stored energy lost per hour, in \[0, 1) (default 0).

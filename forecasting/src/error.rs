@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 /// Why a forecasting call failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ForecastError {
     /// A file could not be read.
     #[error("cannot read {path}: {reason}")]

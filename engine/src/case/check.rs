@@ -15,7 +15,7 @@ use super::document::json_type;
 use super::profile_spec::{FileRef, ProfileSpec};
 use super::report::{IssueCode, Path, ValidationReport};
 use super::series::SeriesLoader;
-use super::{Case, MAX_MAGNITUDE, Settings, TimeSpec};
+use super::{Case, MAX_MAGNITUDE, MIN_EFFICIENCY, Settings, TimeSpec};
 use crate::asset::{
     Asset, AssetKind, Commitment, Converter, ConverterKind, Curtailable, FinalState, Grid, InputPort, Load, OutputPort,
     Renewable, Reserve, Storage, Thermal,
@@ -161,6 +161,9 @@ enum Range {
     Positive,
     Fraction,
     Efficiency,
+    /// A coefficient of performance (heat pumps, chillers): at least
+    /// [`MIN_EFFICIENCY`], no upper bound but the largest magnitude.
+    Cop,
 }
 
 impl Range {
@@ -170,14 +173,15 @@ impl Range {
             Self::NonNegative => v >= 0.0,
             Self::Positive => v > 0.0,
             Self::Fraction => (0.0..=1.0).contains(&v),
-            Self::Efficiency => v > 0.0 && v <= 1.0,
+            Self::Efficiency => (MIN_EFFICIENCY..=1.0).contains(&v),
+            Self::Cop => v >= MIN_EFFICIENCY,
         }
     }
 
     fn code(self) -> IssueCode {
         match self {
             Self::NonNegative => IssueCode::Negative,
-            Self::Efficiency => IssueCode::Efficiency,
+            Self::Efficiency | Self::Cop => IssueCode::Efficiency,
             Self::Any | Self::Positive | Self::Fraction => IssueCode::OutOfRange,
         }
     }
@@ -188,7 +192,8 @@ impl Range {
             Self::NonNegative => "at least 0",
             Self::Positive => "greater than 0",
             Self::Fraction => "between 0 and 1",
-            Self::Efficiency => "in (0, 1]",
+            Self::Efficiency => "in [0.001, 1]",
+            Self::Cop => "at least 0.001",
         }
     }
 }
@@ -889,6 +894,17 @@ impl Checker<'_> {
                 return false;
             }
             let slope = (f1 - f0) / (p1 - p0);
+            if slope > 1.0 / MIN_EFFICIENCY {
+                self.report.error(
+                    format!("{at}[{}]", i + 1),
+                    IssueCode::OutOfRange,
+                    format!(
+                        "the curve rises by {slope:e} kW of fuel per kW of output here, more than {} (an efficiency below {MIN_EFFICIENCY})",
+                        1.0 / MIN_EFFICIENCY
+                    ),
+                );
+                return false;
+            }
             if slope < last_slope - 1e-12 || slope < 0.0 {
                 self.report.error(
                     format!("{at}[{}]", i + 1),
@@ -1034,7 +1050,7 @@ impl Checker<'_> {
             }
         }
         let output_path = path.child("outputs");
-        let eff_range = if spec.kind.allows_cop() { Range::Positive } else { Range::Efficiency };
+        let eff_range = if spec.kind.allows_cop() { Range::Cop } else { Range::Efficiency };
         let mut outputs = Vec::with_capacity(spec.outputs.len());
         let mut out_carriers = Vec::new();
         for (i, port) in spec.outputs.into_iter().enumerate() {

@@ -297,6 +297,11 @@ pub struct Checked {
 /// relative) with nothing to measure.
 pub const MAX_MAGNITUDE: f64 = 1e9;
 
+/// The smallest efficiency (or coefficient of performance) of a case: 0.1 %.
+/// Output is divided by it to find the input, so a smaller one makes a
+/// coefficient beyond what the solver can take, and is a mistake anyway.
+pub const MIN_EFFICIENCY: f64 = 1e-3;
+
 /// Reads case files, with options.
 #[derive(Debug, Clone, Default)]
 pub struct CaseReader {

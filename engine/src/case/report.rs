@@ -41,7 +41,7 @@ pub enum IssueCode {
     Negative,
     /// A value outside its allowed range.
     OutOfRange,
-    /// An efficiency outside (0, 1].
+    /// An efficiency outside [0.001, 1].
     Efficiency,
     /// A NaN or infinite value.
     NotFinite,

@@ -240,6 +240,13 @@ fn numbers_beyond_the_largest_magnitude_are_out_of_range() {
     ] {
         assert_issue(&BASE.replace(from, to), path, C::OutOfRange);
     }
+    // An efficiency is a divisor: a tiny one makes a coefficient no solver
+    // takes (found by the gRPC fuzz campaign: 1.43e-252 reached HiGHS).
+    let tiny = BASE.replace("efficiency = 0.9", "efficiency = 1.4293857944624224e-252");
+    assert_issue(&tiny, "assets.boiler.outputs[0].efficiency", C::Efficiency);
+    let unit = "id = \"gen\"\ntype = \"thermal\"\nbus = \"elec\"\ncapacity_kw = 100\nmin_power_kw = 50\n\
+                fuel_carrier = \"gas\"\nfuel_curve = [[50, 100], [50.000001, 200], [100, 300]]";
+    assert_issue(&with_asset(unit), "assets.gen.fuel_curve[1]", C::OutOfRange);
     let at_limit = BASE.replace("capacity_kw = 50", &format!("capacity_kw = {:e}", volta_engine::MAX_MAGNITUDE));
     parse(&at_limit).expect("the largest magnitude itself is allowed");
 }

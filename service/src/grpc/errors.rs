@@ -110,10 +110,6 @@ pub(crate) fn dispatch(err: &DispatchError) -> Status {
             tracing::error!(error = %message, "solver");
             Status::internal("the solver failed on this case (logged on the server)")
         }
-        other => {
-            tracing::error!(error = %other, "dispatch");
-            Status::internal("internal error in dispatch (logged on the server)")
-        }
     }
 }
 
@@ -136,10 +132,6 @@ pub(crate) fn forecast(err: &ForecastError, options: &str) -> Status {
         ForecastError::Fit { .. } => Status::failed_precondition(message),
         ForecastError::ModelFile(_) => Status::data_loss(message),
         ForecastError::Cancelled { .. } => Status::cancelled(message),
-        other => {
-            tracing::error!(error = %other, "forecasting");
-            Status::internal("internal error in forecasting (logged on the server)")
-        }
     }
 }
 
@@ -147,4 +139,76 @@ pub(crate) fn forecast(err: &ForecastError, options: &str) -> Status {
 pub(crate) fn store(err: &anyhow::Error) -> Status {
     tracing::error!(error = format!("{err:#}"), "database");
     Status::unavailable("the model store is unavailable; retry later")
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+    use tonic_types::StatusExt as _;
+    use volta_dispatch::DispatchError;
+    use volta_forecasting::ForecastError;
+
+    use super::{dispatch, forecast};
+
+    /// The first field a status names, if any.
+    fn field(status: &tonic::Status) -> Option<String> {
+        status.get_details_bad_request().and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
+    }
+
+    #[test]
+    fn every_dispatch_error_has_its_code() {
+        let cases = [
+            (DispatchError::Option("mip_gap must be in [0, 1)".into()), Code::InvalidArgument),
+            (DispatchError::Cancelled, Code::Cancelled),
+            (DispatchError::Solver("HiGHS: model error at /work/x".into()), Code::Internal),
+        ];
+        for (err, code) in cases {
+            let status = dispatch(&err);
+            assert_eq!(status.code(), code, "{err}");
+            assert!(!status.message().contains("/work"), "solver detail stays in the log: {}", status.message());
+        }
+    }
+
+    #[test]
+    fn every_forecast_error_has_its_code_and_field() {
+        let text = String::from;
+        let cases = [
+            (
+                ForecastError::Read { path: "/srv/x.csv".into(), reason: text("bad") },
+                Code::InvalidArgument,
+                Some("series.csv"),
+            ),
+            (
+                ForecastError::MissingColumn { column: text("load"), available: text("t, y") },
+                Code::InvalidArgument,
+                Some("series.csv[load]"),
+            ),
+            (
+                ForecastError::Column { column: text("y"), reason: text("text") },
+                Code::InvalidArgument,
+                Some("series.csv[y]"),
+            ),
+            (
+                ForecastError::Timestamp { column: text("t"), row: 3, reason: text("no such time") },
+                Code::InvalidArgument,
+                Some("series.csv[t]"),
+            ),
+            (
+                ForecastError::Option { option: text("lags[0]"), reason: text("too far") },
+                Code::InvalidArgument,
+                Some("options_json.lags[0]"),
+            ),
+            (ForecastError::ModelFile(text("version 9")), Code::DataLoss, None),
+            (ForecastError::Fit { model: text("gbdt"), reason: text("12 samples") }, Code::FailedPrecondition, None),
+            (ForecastError::Cancelled { progress: text("while training") }, Code::Cancelled, None),
+        ];
+        for (err, code, named) in cases {
+            let status = forecast(&err, "options_json");
+            assert_eq!(status.code(), code, "{err}");
+            assert_eq!(field(&status).as_deref(), named, "{err}");
+        }
+        // Without an options field, an option error names the option itself.
+        let late = ForecastError::Option { option: text("issue_time"), reason: text("late") };
+        assert_eq!(field(&forecast(&late, "")).as_deref(), Some("issue_time"));
+    }
 }
