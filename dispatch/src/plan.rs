@@ -15,6 +15,13 @@ pub enum Status {
     WithinGap,
     /// The time limit was reached. The schedule is the best one found, if any.
     TimeLimit,
+    /// The solver's iteration limit was reached; the best schedule found, if any.
+    IterationLimit,
+    /// The solver ran out of memory; the best schedule found, if any.
+    MemoryLimit,
+    /// The solve was interrupted (a solution limit, an interrupt); the best
+    /// schedule found, if any.
+    Interrupted,
     /// No schedule satisfies the constraints; see the explanation.
     Infeasible,
     /// The cost can decrease without bound (a missing limit or price).
@@ -29,16 +36,26 @@ impl Status {
             Self::Optimal => "optimal",
             Self::WithinGap => "within_gap",
             Self::TimeLimit => "time_limit",
+            Self::IterationLimit => "iteration_limit",
+            Self::MemoryLimit => "memory_limit",
+            Self::Interrupted => "interrupted",
             Self::Infeasible => "infeasible",
             Self::Unbounded => "unbounded",
         }
     }
 
     /// Whether a schedule comes with this status (always for optimal and
-    /// within-gap, when an incumbent exists for a time limit).
+    /// within-gap, when an incumbent exists for a solve stopped early).
     #[must_use]
     pub fn is_feasible(self) -> bool {
-        matches!(self, Self::Optimal | Self::WithinGap | Self::TimeLimit)
+        matches!(self, Self::Optimal | Self::WithinGap) || self.stopped_early()
+    }
+
+    /// Whether the solver stopped before proving its answer (a limit or an
+    /// interrupt): the schedule, if any, is the best found by then.
+    #[must_use]
+    pub fn stopped_early(self) -> bool {
+        matches!(self, Self::TimeLimit | Self::IterationLimit | Self::MemoryLimit | Self::Interrupted)
     }
 }
 
@@ -267,5 +284,31 @@ impl Schedule {
             *totals.entry(item.category).or_insert(0.0) += item.amount;
         }
         totals.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Status;
+
+    #[test]
+    fn every_status_has_its_own_name_and_early_stops_keep_their_reason() {
+        let all = [
+            Status::Optimal,
+            Status::WithinGap,
+            Status::TimeLimit,
+            Status::IterationLimit,
+            Status::MemoryLimit,
+            Status::Interrupted,
+            Status::Infeasible,
+            Status::Unbounded,
+        ];
+        let mut names: Vec<&str> = all.iter().map(|s| s.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all.len(), "{names:?}");
+        let early: Vec<&str> = all.iter().filter(|s| s.stopped_early()).map(|s| s.name()).collect();
+        assert_eq!(early, ["time_limit", "iteration_limit", "memory_limit", "interrupted"]);
+        assert!(all.iter().filter(|s| s.is_feasible()).all(|s| !matches!(s, Status::Infeasible | Status::Unbounded)));
     }
 }

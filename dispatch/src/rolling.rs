@@ -142,7 +142,7 @@ fn worse(a: Status, b: Status) -> Status {
     let rank = |s: Status| match s {
         Status::Optimal => 0,
         Status::WithinGap => 1,
-        Status::TimeLimit => 2,
+        Status::TimeLimit | Status::IterationLimit | Status::MemoryLimit | Status::Interrupted => 2,
         Status::Unbounded => 3,
         Status::Infeasible => 4,
     };

@@ -62,11 +62,10 @@ pub(crate) fn run(mut model: Model, objective: &Lin, options: &Options) -> Resul
             let gap = if is_mip { solved.mip_gap() } else { 0.0 };
             if gap.is_finite() && gap > 1e-6 { Status::WithinGap } else { Status::Optimal }
         }
-        HighsModelStatus::ReachedTimeLimit
-        | HighsModelStatus::ReachedIterationLimit
-        | HighsModelStatus::ReachedSolutionLimit
-        | HighsModelStatus::ReachedInterrupt
-        | HighsModelStatus::ReachedMemoryLimit => Status::TimeLimit,
+        HighsModelStatus::ReachedTimeLimit => Status::TimeLimit,
+        HighsModelStatus::ReachedIterationLimit => Status::IterationLimit,
+        HighsModelStatus::ReachedMemoryLimit => Status::MemoryLimit,
+        HighsModelStatus::ReachedSolutionLimit | HighsModelStatus::ReachedInterrupt => Status::Interrupted,
         HighsModelStatus::Infeasible => Status::Infeasible,
         HighsModelStatus::Unbounded => Status::Unbounded,
         HighsModelStatus::UnboundedOrInfeasible => {

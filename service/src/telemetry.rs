@@ -303,7 +303,7 @@ impl Observe {
         }
         if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(tonic::Status::resource_exhausted("the server is busy; retry with backoff"));
+            return Err(crate::grpc::shed("the server is busy; retry with backoff", Duration::from_secs(1)));
         }
         self.metrics.waiting.inc();
         let _waiting = Waiting(self);

@@ -20,7 +20,9 @@ The case is solved as a mixed-integer linear program by HiGHS. A JSON summary
 goes to stdout: status, objective, cost, co2_kg, best_bound, gap and
 solve_seconds, the cost by category, and with --pareto the points of the
 front. Statuses: optimal; within_gap (feasible, proven within --gap);
-time_limit (the best schedule found in time); infeasible (with an
+time_limit (the best schedule found in time); iteration_limit, memory_limit
+and interrupted (the solver stopped early for that reason: the best schedule
+found by then, if any); infeasible (with an
 explanation: which bus is short or in surplus, when, by how much, and which
 assets are at their limits); unbounded.
 
@@ -291,6 +293,9 @@ fn finish(
         (Status::Infeasible, None) => eprintln!("infeasible"),
         (Status::Unbounded, _) => eprintln!("unbounded: a cost can fall without limit (check prices and limits)"),
         (Status::TimeLimit, _) => eprintln!("no schedule found within the time limit"),
+        (Status::IterationLimit, _) => eprintln!("no schedule found within the solver's iteration limit"),
+        (Status::MemoryLimit, _) => eprintln!("the solver ran out of memory before finding a schedule"),
+        (Status::Interrupted, _) => eprintln!("the solve was interrupted before finding a schedule"),
         (Status::Optimal | Status::WithinGap, _) => {}
     }
     Ok(ExitCode::from(2))

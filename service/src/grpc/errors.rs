@@ -88,6 +88,14 @@ pub(crate) fn bad_request(message: String, violations: impl IntoIterator<Item = 
     Status::with_error_details(Code::InvalidArgument, capped(message), details)
 }
 
+/// RESOURCE_EXHAUSTED for a call shed under load, with a `google.rpc.RetryInfo`
+/// saying how long to wait before trying again.
+pub(crate) fn shed(message: &str, retry_after: std::time::Duration) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_retry_info(Some(retry_after));
+    Status::with_error_details(Code::ResourceExhausted, message, details)
+}
+
 /// INVALID_ARGUMENT for a request beyond one of the server's `[limits]`.
 pub(crate) fn over_limit(field: &str, what: &str, limit: &str, max: usize) -> Status {
     let message = format!("{what}, more than limits.{limit} = {max}");

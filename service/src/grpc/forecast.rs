@@ -51,6 +51,15 @@ fn series(message: Option<pb::Series>, target: Option<&str>, limits: &Limits) ->
     Ok(series)
 }
 
+/// INVALID_ARGUMENT naming `field` when a required text is empty (rather
+/// than NOT_FOUND for an id nobody could have).
+fn required(field: &str, value: &str) -> Result<(), Status> {
+    if value.trim().is_empty() {
+        return Err(errors::bad_request(format!("{field}: required"), [(field.to_owned(), "required".to_owned())]));
+    }
+    Ok(())
+}
+
 /// The model options of a request, within the server's budgets.
 fn options(json: &str, limits: &Limits) -> Result<ModelOptions, Status> {
     let options: ModelOptions = if json.trim().is_empty() {
@@ -86,7 +95,7 @@ fn backtest(req: pb::BacktestRequest, cancel: &Cancel, limits: &Limits) -> Resul
     let options = options(&req.options_json, limits)?;
     let series = series(req.series, None, limits)?;
     let spec = spec(&options, &series)?;
-    let train_until = cut_time(&req.train_until, &series.tz, "train_until").map_err(|e| bad(&e))?;
+    let train_until = cut_time(&req.train_until, &series.tz, "train_until").map_err(|e| errors::forecast(&e, ""))?;
     let spec = BacktestSpec {
         forecast: spec,
         train_until,
@@ -130,7 +139,9 @@ fn train(
     let end = if req.train_until.trim().is_empty() {
         series.len()
     } else {
-        series.index_at_or_after(cut_time(&req.train_until, &series.tz, "train_until").map_err(|e| bad(&e))?)
+        series.index_at_or_after(
+            cut_time(&req.train_until, &series.tz, "train_until").map_err(|e| errors::forecast(&e, ""))?,
+        )
     };
     let start = std::time::Instant::now();
     // A dropped call, or one past its deadline, stops the fit at its next tree.
@@ -245,6 +256,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
         caller.require(Role::Viewer)?;
         let budget = Budget::of(&request);
         let req = request.into_inner();
+        required("model_id", &req.model_id)?;
         let id = req.model_id.clone();
         let (_, body) = self
             .shared
@@ -276,6 +288,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
         let caller = Caller::of(&request)?;
         caller.require(Role::Admin)?;
         let id = request.into_inner().id;
+        required("id", &id)?;
         if self.shared.store.delete_model(&caller.tenant, &id).await.map_err(|e| errors::store(&e))? {
             Ok(Response::new(pb::DeleteModelResponse {}))
         } else {

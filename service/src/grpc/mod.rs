@@ -18,7 +18,7 @@ mod dispatch;
 mod errors;
 mod forecast;
 
-pub(crate) use errors::shown;
+pub(crate) use errors::{shed, shown};
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -88,7 +88,7 @@ impl Shared {
             .slots
             .clone()
             .try_acquire_owned()
-            .map_err(|_| Status::resource_exhausted("every solver slot is busy; retry with backoff"))?;
+            .map_err(|_| shed("every solver slot is busy; retry with backoff", Duration::from_millis(250)))?;
         Ok((permit, self.metrics.slot_taken()))
     }
 

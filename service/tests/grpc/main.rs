@@ -264,7 +264,12 @@ async fn the_deadline_bounds_the_solve_and_overload_is_shed() {
                 assert!(reply.get_ref().schedule.is_none(), "summary_only");
                 answered += 1;
             }
-            Err(status) if status.code() == Code::ResourceExhausted => shed += 1,
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                // The client is told when to try again.
+                let retry = status.get_details_retry_info().and_then(|r| r.retry_delay);
+                assert!(retry.is_some_and(|d| d > Duration::ZERO), "{status:?}");
+                shed += 1;
+            }
             // On a loaded machine the solve may not finish in time: the server
             // then answers DEADLINE_EXCEEDED itself, before the caller's deadline
             // (the client's own timer would say CANCELLED, "Timeout expired").

@@ -410,3 +410,36 @@ async fn many_large_validations_at_once_stay_within_a_memory_ceiling() {
     assert!(peak < 1800, "peak {peak} MiB");
     alive(&server).await;
 }
+
+#[tokio::test]
+async fn errors_name_fields_that_exist_in_the_proto() {
+    let server = Server::start(&[]);
+    let mut forecaster = server.forecaster().await;
+    let err = forecaster
+        .forecast(fpb::ForecastRequest { model_id: String::new(), ..Default::default() })
+        .await
+        .expect_err("no model id");
+    assert_eq!(field(&err), "model_id");
+    let err = forecaster.delete_model(fpb::DeleteModelRequest { id: " ".into() }).await.expect_err("no id");
+    assert_eq!(field(&err), "id");
+    let mut request = victoria_backtest(r#"{"horizon": 48, "model": "naive_week"}"#, 0);
+    request.train_until = "2014-13-45".into();
+    let err = forecaster.backtest(request).await.expect_err("no such date");
+    assert_eq!(field(&err), "train_until");
+    let mut dispatch = server.client().await;
+    let err = dispatch
+        .schedule(pb::ScheduleRequest { case: Some(case_json("campus.toml")), gap: Some(2.0), ..Default::default() })
+        .await
+        .expect_err("gap 2");
+    assert_eq!(field(&err), "gap");
+    let err = dispatch
+        .schedule(pb::ScheduleRequest {
+            case: Some(case_json("campus.toml")),
+            objective: pb::Objective::Co2 as i32,
+            co2_price: Some(0.1),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a price with co2");
+    assert_eq!(field(&err), "co2_price");
+}

@@ -111,6 +111,8 @@ class Schedule:
     """The result of :func:`schedule` or :func:`rolling_horizon`.
 
     ``status`` is one of ``optimal``, ``within_gap``, ``time_limit``,
+    ``iteration_limit``, ``memory_limit``, ``interrupted`` (the last four:
+    stopped early, with the best schedule found by then, if any),
     ``infeasible`` and ``unbounded``; without a schedule (infeasible, say)
     the series are empty and ``infeasibility`` explains why.
     """
