@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -90,7 +90,6 @@ pub struct Metrics {
     slots_busy: Gauge,
     waiting: Gauge,
     panics: Counter,
-    next_id: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -128,7 +127,7 @@ impl Metrics {
         registry.register("grpc_waiting", "Calls waiting for admission (limits.max_concurrent_calls)", waiting.clone());
         let panics = Counter::default();
         registry.register("panics", "Calls that panicked: answered INTERNAL, the server kept serving", panics.clone());
-        Self { registry, requests, latency, work, in_flight, slots_busy, waiting, panics, next_id: AtomicU64::new(1) }
+        Self { registry, requests, latency, work, in_flight, slots_busy, waiting, panics }
     }
 
     /// Records a panic inside a call (its message goes to the log only).
@@ -321,6 +320,16 @@ impl Observe {
     }
 }
 
+/// A call's id: the caller's `x-request-id` when it is 1 to 64 characters
+/// of `[A-Za-z0-9._:-]`, else a fresh random one (unique across restarts).
+fn request_id(header: Option<&http::HeaderValue>) -> String {
+    let ok = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-');
+    match header.map(http::HeaderValue::as_bytes) {
+        Some(v) if (1..=64).contains(&v.len()) && v.iter().copied().all(ok) => String::from_utf8_lossy(v).into_owned(),
+        Some(_) | None => uuid::Uuid::new_v4().simple().to_string(),
+    }
+}
+
 /// tonic answers a request that is not valid protobuf (bad wire format,
 /// a string that is not UTF-8) with INTERNAL, as gRPC's status code table
 /// has it. But INTERNAL means "a bug of ours" to the people who watch this
@@ -384,12 +393,10 @@ where
             (t, max) => t.or(max).and_then(|d| arrival.checked_add(d)),
         };
         request.extensions_mut().insert(Arrival { deadline });
-        let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map_or_else(
-            || format!("{:016x}", self.layer.metrics.next_id.fetch_add(1, Ordering::Relaxed)),
-            |v| v.chars().take(64).collect::<String>(),
-        );
+        let id = request_id(request.headers().get("x-request-id"));
         let span = tracing::info_span!("grpc", method = %method, request_id = %id, subject = tracing::field::Empty);
         let layer = self.layer.clone();
+        let echo = id;
         Box::pin(
             async move {
                 let metrics = layer.metrics.clone();
@@ -421,6 +428,10 @@ where
                 let mut result = result;
                 if let Ok(response) = &mut result {
                     undecodable_is_invalid_argument(response);
+                    // The id goes back, so that a caller can quote it.
+                    if let Ok(value) = http::HeaderValue::from_str(&echo) {
+                        response.headers_mut().insert("x-request-id", value);
+                    }
                 }
                 let code = match &result {
                     Ok(response) => response
@@ -499,6 +510,25 @@ mod tests {
             let response = service.call(request(&format!("/made.up{i}/X"))).await.expect("a response");
             assert_eq!(status_of(&response), Some("12"), "UNIMPLEMENTED");
         }
+
+        // Request ids: a caller's sound id is kept and echoed, anything else replaced.
+        let with_id = |id: &str| {
+            http::Request::builder()
+                .uri("/volta.test.v1.Test/Fine")
+                .header("x-request-id", id)
+                .body(())
+                .expect("request")
+        };
+        let response = service.call(with_id("order-42:retry.1")).await.expect("a response");
+        assert_eq!(
+            response.headers().get("x-request-id").map(http::HeaderValue::as_bytes),
+            Some(&b"order-42:retry.1"[..])
+        );
+        let response = service.call(with_id(&"x".repeat(65))).await.expect("a response");
+        let fresh = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert!(fresh.len() == 32 && fresh.bytes().all(|b| b.is_ascii_hexdigit()), "{fresh}");
+        let again = service.call(request("/volta.test.v1.Test/Fine")).await.expect("a response");
+        assert_ne!(again.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some(fresh.as_str()));
 
         let text = metrics.encode();
         assert!(text.contains("volta_panics_total 1"), "{text}");
