@@ -1,0 +1,336 @@
+//! DispatchService over gRPC: the library's numbers, field violations,
+//! deadlines and shedding, Pareto fronts and rolling horizons, and the CLI
+//! and gRPC reading a request alike.
+
+use std::process::Command;
+use std::time::Duration;
+
+use tonic::Code;
+use tonic_types::StatusExt as _;
+
+use super::{Server, case_json, close, invalid_case, library_case, metrics, pb};
+
+#[tokio::test]
+async fn health_validate_and_schedule_give_the_library_numbers() {
+    let server = Server::start(&[]);
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest { service: "volta.dispatch.v1.DispatchService".into() })
+        .await
+        .expect("health")
+        .into_inner()
+        .status;
+    assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+
+    // What grpcurl sees: every service, through reflection.
+    let mut reflection =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(server.channel().await);
+    let list = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut replies =
+        reflection.server_reflection_info(tokio_stream::iter([list])).await.expect("reflect").into_inner();
+    let reply = replies.message().await.expect("reply").expect("a reply");
+    let Some(tonic_reflection::pb::v1::server_reflection_response::MessageResponse::ListServicesResponse(services)) =
+        reply.message_response
+    else {
+        panic!("not a service list");
+    };
+    let mut names: Vec<String> = services.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+            "volta.dispatch.v1.DispatchService",
+            "volta.forecast.v1.ForecastService"
+        ]
+    );
+
+    let mut client = server.client().await;
+    let ok = client.validate(pb::ValidateRequest { case: Some(case_json("campus.toml")) }).await.expect("validate");
+    assert!(ok.get_ref().ok && ok.get_ref().summary.contains("13 assets"));
+    let bad = client.validate(pb::ValidateRequest { case: Some(invalid_case()) }).await.expect("validate");
+    let paths: Vec<&str> = bad.get_ref().problems.iter().map(|p| p.path.as_str()).collect();
+    assert!(!bad.get_ref().ok && paths.contains(&"case.assets.turbine.type"), "{paths:?}");
+
+    let request = pb::ScheduleRequest {
+        case: Some(case_json("benchmarks/kazarlis10.toml")),
+        gap: Some(1e-6),
+        ..pb::ScheduleRequest::default()
+    };
+    let reply = client.schedule(request).await.expect("schedule").into_inner();
+    let options = volta_dispatch::Options { mip_gap: Some(1e-6), ..volta_dispatch::Options::default() };
+    let library = volta_dispatch::schedule(&library_case("benchmarks/kazarlis10.toml"), &options).expect("library");
+    assert_eq!(reply.status, "optimal");
+    let (a, b) = (reply.objective.expect("objective"), library.objective.expect("objective"));
+    assert!(close(a, b, 1e-9), "{a} vs {b}");
+    assert!(reply.cost_by_category.contains_key("startup"));
+    // The schedule itself: 24 steps, every unit's output and on/off, balanced.
+    let plan = reply.schedule.expect("schedule");
+    assert_eq!(plan.times.len(), 24);
+    assert!(plan.times[0].starts_with("20") && plan.times[0].contains('T'), "{}", plan.times[0]);
+    let mut injected = [0.0; 24];
+    for asset in &plan.assets {
+        for flow in &asset.flows {
+            assert_eq!(flow.kw.len(), 24, "{}", asset.id);
+            injected.iter_mut().zip(&flow.kw).for_each(|(sum, kw)| *sum += kw);
+        }
+    }
+    let unserved = &plan.buses[0].unserved_kw;
+    for (t, (sum, lost)) in injected.iter().zip(unserved).enumerate() {
+        assert!((sum + lost).abs() < 1e-6, "step {t}: the flows sum to {sum}");
+    }
+    let unit = plan.assets.iter().find(|a| a.kind == "thermal").expect("a unit");
+    assert!(unit.detail.iter().any(|s| s.name == "on"), "{:?}", unit.detail);
+}
+
+#[tokio::test]
+async fn an_invalid_case_is_invalid_argument_with_field_violations() {
+    let server = Server::start(&[]);
+    let mut client = server.client().await;
+    let err = client
+        .schedule(pb::ScheduleRequest { case: Some(invalid_case()), ..pb::ScheduleRequest::default() })
+        .await
+        .expect_err("invalid");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let violations = err.get_details_bad_request().expect("bad request details").field_violations;
+    let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+    assert!(fields.contains(&"case.assets.battery.energy_capacity_kwh"), "{fields:?}");
+    assert!(fields.len() >= 5, "{fields:?}");
+    let err = client
+        .schedule(pb::ScheduleRequest {
+            case: Some(case_json("campus.toml")),
+            objective: pb::Objective::Weighted as i32,
+            ..pb::ScheduleRequest::default()
+        })
+        .await
+        .expect_err("weighted without a price");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let fields = err.get_details_bad_request().expect("details").field_violations;
+    assert_eq!(fields[0].field, "co2_price");
+    let err = client
+        .pareto(pb::ParetoRequest { case: Some(case_json("islanded.toml")), points: 1, ..Default::default() })
+        .await
+        .expect_err("one point");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("2 to 32 points"), "{}", err.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_bounds_the_solve_and_overload_is_shed() {
+    let server = Server::start(&["--solver-slots", "1"]);
+    let campus = pb::ScheduleRequest {
+        case: Some(case_json("campus.toml")),
+        gap: Some(0.0),
+        summary_only: true,
+        ..Default::default()
+    };
+    // One slot: of three concurrent solves, at least one is shed at once.
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(server.client().await);
+    }
+    let calls = clients.into_iter().map(|mut c| {
+        let mut request = tonic::Request::new(campus.clone());
+        request.set_timeout(Duration::from_secs(3));
+        tokio::spawn(async move { c.schedule(request).await })
+    });
+    let calls: Vec<_> = calls.collect(); // start all three before waiting for any
+    let mut shed = 0;
+    let mut answered = 0;
+    for call in calls {
+        match call.await.expect("task") {
+            Ok(reply) => {
+                // A 3 s deadline became the solver's time limit: the plan comes back,
+                // optimal or with the time limit's incumbent.
+                assert!(matches!(reply.get_ref().status.as_str(), "optimal" | "time_limit"), "{:?}", reply.get_ref());
+                assert!(reply.get_ref().schedule.is_none(), "summary_only");
+                answered += 1;
+            }
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                // The client is told when to try again.
+                let retry = status.get_details_retry_info().and_then(|r| r.retry_delay);
+                assert!(retry.is_some_and(|d| d > Duration::ZERO), "{status:?}");
+                shed += 1;
+            }
+            // On a loaded machine the solve may not finish in time: the server
+            // then answers DEADLINE_EXCEEDED itself, before the caller's deadline
+            // (the client's own timer would say CANCELLED, "Timeout expired").
+            Err(status) if status.code() == Code::DeadlineExceeded => {
+                assert!(status.message().contains("deadline came"), "{status:?}");
+                answered += 1;
+            }
+            Err(status) => panic!("unexpected {status:?}"),
+        }
+    }
+    assert!(shed >= 1 && answered >= 1, "shed {shed}, answered {answered}");
+    let text = metrics(&server).await;
+    assert!(text.contains(r#"code="ResourceExhausted""#), "{text}");
+    assert!(text.contains(r#"volta_work_duration_seconds_count{kind="schedule"}"#), "{text}");
+}
+
+/// The islanded microgrid cut to its first day (48 half-hour steps), so
+/// that its unit-commitment solves take seconds.
+fn islanded_day() -> volta_engine::Case {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["islanded.toml", "islanded_profiles.csv"] {
+        let text = std::fs::read_to_string(volta_datasets::case(name)).expect("read");
+        std::fs::write(dir.path().join(name), text.replace("days = 3", "days = 1")).expect("write");
+    }
+    volta_engine::Case::from_path(dir.path().join("islanded.toml")).expect("case")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pareto_and_rolling_horizon_give_the_library_numbers() {
+    let server = Server::start(&[]);
+    let mut client = server.client().await;
+    let case = islanded_day();
+    let text = pb::CaseText { format: Some(pb::case_text::Format::Json(case.to_json().expect("json"))) };
+
+    let request = pb::ParetoRequest { case: Some(text.clone()), points: 3, ..Default::default() };
+    let options = volta_dispatch::Options::default();
+    let library = {
+        let (case, options) = (case.clone(), options.clone());
+        tokio::task::spawn_blocking(move || volta_dispatch::pareto(&case, 3, &options).expect("library front"))
+    };
+    let front = client.pareto(request).await.expect("pareto").into_inner();
+    let library = library.await.expect("library");
+    assert_eq!(front.points.len(), library.points.len());
+    assert!(front.points.len() >= 2, "{front:?}");
+    for (got, want) in front.points.iter().zip(&library.points) {
+        assert!(close(got.cost, want.cost, 1e-9) && close(got.co2_kg, want.co2_kg, 1e-9), "{got:?} vs {want:?}");
+    }
+    assert!(front.points.windows(2).all(|w| w[0].cost <= w[1].cost && w[0].co2_kg >= w[1].co2_kg));
+
+    let request = pb::RollingHorizonRequest {
+        case: Some(text),
+        horizon_hours: 8.0,
+        commit_hours: Some(4.0),
+        ..Default::default()
+    };
+    let mut stream = client.rolling_horizon(request).await.expect("rolling").into_inner();
+    let mut windows = Vec::new();
+    let mut summary = None;
+    while let Some(event) = stream.message().await.expect("event") {
+        match event.event.expect("event") {
+            pb::rolling_horizon_event::Event::Window(w) => windows.push(w),
+            pb::rolling_horizon_event::Event::Summary(s) => summary = Some(s),
+        }
+    }
+    let summary = summary.expect("a summary ends the stream");
+    let rolling = volta_dispatch::RollingOptions { horizon_steps: 16, commit_steps: 8, options };
+    let library = volta_dispatch::rolling_horizon(&case, &rolling, &mut |_, _| {}).expect("library rolling");
+    assert_eq!(windows.len(), library.windows.len());
+    assert_eq!(windows.len(), 6);
+    assert_eq!((windows[1].start_step, windows[1].windows, windows[5].index), (8, 6, 5));
+    assert_eq!(windows[1].start_time, "2014-07-14T04:00:00+10:00");
+    let plan = library.schedule.expect("stitched");
+    assert!(close(summary.cost.expect("cost"), plan.cost, 1e-9), "{summary:?} vs {}", plan.cost);
+    assert_eq!(summary.steps, 48);
+
+    let err = client
+        .rolling_horizon(pb::RollingHorizonRequest { horizon_hours: 0.75, ..Default::default() })
+        .await
+        .expect_err("no case");
+    assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_rolling_horizon_stops_between_windows_and_frees_its_slot() {
+    let server = Server::start(&["--solver-slots", "1"]);
+    let mut client = server.client().await;
+    // The campus week in 4-hour windows: 42 windows, far longer than the test.
+    let request = pb::RollingHorizonRequest {
+        case: Some(case_json("campus.toml")),
+        horizon_hours: 8.0,
+        commit_hours: Some(4.0),
+        ..Default::default()
+    };
+    let mut stream = client.rolling_horizon(request).await.expect("rolling").into_inner();
+    let first = stream.message().await.expect("event").expect("a first window");
+    assert!(matches!(first.event, Some(pb::rolling_horizon_event::Event::Window(ref w)) if w.windows == 42));
+    drop(stream);
+    // The one slot comes free once the run stops at its next window.
+    let small = pb::ValidateRequest { case: Some(case_json("benchmarks/kazarlis10.toml")) };
+    let kazarlis = pb::ScheduleRequest { case: small.case.clone(), summary_only: true, ..Default::default() };
+    let mut freed = false;
+    for _ in 0..100 {
+        match client.schedule(kazarlis.clone()).await {
+            Ok(_) => {
+                freed = true;
+                break;
+            }
+            Err(s) if s.code() == Code::ResourceExhausted => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(s) => panic!("unexpected {s:?}"),
+        }
+    }
+    assert!(freed, "the cancelled run still holds its slot after 10 s");
+    let text = metrics(&server).await;
+    let windows: f64 = text
+        .lines()
+        .find(|l| l.starts_with(r#"volta_work_duration_seconds_count{kind="rolling_window"}"#))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .expect("rolling windows counted");
+    assert!(windows < 42.0, "{windows} windows ran after the client left");
+}
+
+/// The CLI's JSON summary of `volta schedule ARGS`.
+fn cli_schedule(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_volta")).arg("schedule").args(args).output().expect("volta schedule");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let start = text.find('{').expect("a JSON summary");
+    serde_json::from_str(&text[start..]).expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_and_grpc_read_an_objective_and_a_rolling_default_alike() {
+    let server = Server::start(&[]);
+    let mut client = server.client().await;
+    let campus = volta_datasets::case("campus.toml").display().to_string();
+    // A CO2 price with the cost objective prices CO2 in both (it was dropped by the CLI).
+    let cli = cli_schedule(&[&campus, "--co2-price", "0.05", "--gap", "1e-6"]);
+    let request = pb::ScheduleRequest {
+        case: Some(case_json("campus.toml")),
+        co2_price: Some(0.05),
+        gap: Some(1e-6),
+        summary_only: true,
+        ..Default::default()
+    };
+    let grpc = client.schedule(request).await.expect("schedule").into_inner();
+    assert_eq!(cli["objective_kind"], "weighted");
+    let (a, b) = (cli["cost"].as_f64().expect("cost"), grpc.cost.expect("cost"));
+    assert!(close(a, b, 1e-6), "CLI {a} vs gRPC {b}");
+    // Without a commit length both keep half the window.
+    let cli = cli_schedule(&[&campus, "--horizon-h", "48"]);
+    assert_eq!(cli["rolling"]["commit_steps"], 24);
+    assert_eq!(cli["objective_kind"], "cost", "a name under the same key as a single schedule's");
+    let request =
+        pb::RollingHorizonRequest { case: Some(case_json("campus.toml")), horizon_hours: 48.0, ..Default::default() };
+    let mut stream = client.rolling_horizon(request).await.expect("rolling").into_inner();
+    let mut windows = 0;
+    let mut cost = None;
+    while let Some(event) = stream.message().await.expect("event") {
+        match event.event {
+            Some(pb::rolling_horizon_event::Event::Window(w)) => windows = w.windows,
+            Some(pb::rolling_horizon_event::Event::Summary(s)) => cost = s.cost,
+            None => {}
+        }
+    }
+    assert_eq!(u64::from(windows), cli["rolling"]["windows"].as_u64().expect("windows"));
+    let (a, b) = (cli["cost"].as_f64().expect("cost"), cost.expect("cost"));
+    assert!(close(a, b, 1e-6), "CLI {a} vs gRPC {b}");
+    // Weighted without a price is refused alike.
+    let out = Command::new(env!("CARGO_BIN_EXE_volta"))
+        .args(["schedule", &campus, "--objective", "weighted"])
+        .output()
+        .expect("volta");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--co2-price: the weighted objective needs a CO2 price"));
+}
