@@ -8,7 +8,7 @@ use std::time::Duration;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-use super::{Server, case_json, close, invalid_case, library_case, metrics, pb};
+use super::{Server, case_json, close, invalid_case, library_case, metrics, once_a_slot_frees, pb};
 
 #[tokio::test]
 async fn health_validate_and_schedule_give_the_library_numbers() {
@@ -259,18 +259,12 @@ async fn a_cancelled_rolling_horizon_stops_between_windows_and_frees_its_slot() 
     // The one slot comes free once the run stops at its next window.
     let small = pb::ValidateRequest { case: Some(case_json("benchmarks/kazarlis10.toml")) };
     let kazarlis = pb::ScheduleRequest { case: small.case.clone(), summary_only: true, ..Default::default() };
-    let mut freed = false;
-    for _ in 0..100 {
-        match client.schedule(kazarlis.clone()).await {
-            Ok(_) => {
-                freed = true;
-                break;
-            }
-            Err(s) if s.code() == Code::ResourceExhausted => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(s) => panic!("unexpected {s:?}"),
-        }
-    }
-    assert!(freed, "the cancelled run still holds its slot after 10 s");
+    let freed = once_a_slot_frees(100, || {
+        let (mut client, kazarlis) = (client.clone(), kazarlis.clone());
+        async move { client.schedule(kazarlis).await }
+    })
+    .await;
+    assert!(freed.is_some(), "the cancelled run still holds its slot after 10 s");
     let text = metrics(&server).await;
     let windows: f64 = text
         .lines()

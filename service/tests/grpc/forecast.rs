@@ -6,7 +6,7 @@ use std::time::Duration;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-use super::{Server, fpb, victoria, victoria_backtest};
+use super::{Server, fpb, once_a_slot_frees, victoria, victoria_backtest};
 
 #[tokio::test]
 async fn forecast_backtests_give_the_cli_numbers_and_name_bad_columns() {
@@ -54,19 +54,13 @@ async fn a_dropped_backtest_stops_at_its_next_forecast_and_frees_its_slot() {
     let err = probe.backtest(quick.clone()).await.expect_err("slot taken");
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     call.abort();
-    let mut freed = false;
-    for _ in 0..150 {
-        match probe.backtest(quick.clone()).await {
-            Ok(reply) => {
-                assert_eq!(reply.into_inner().n_forecasts, 61);
-                freed = true;
-                break;
-            }
-            Err(s) if s.code() == Code::ResourceExhausted => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(s) => panic!("unexpected {s:?}"),
-        }
-    }
-    assert!(freed, "the abandoned backtest still holds its slot after 15 s");
+    let reply = once_a_slot_frees(150, || {
+        let (mut probe, quick) = (probe.clone(), quick.clone());
+        async move { probe.backtest(quick).await }
+    })
+    .await
+    .expect("the abandoned backtest still holds its slot after 15 s");
+    assert_eq!(reply.into_inner().n_forecasts, 61);
 }
 
 #[tokio::test]
@@ -86,17 +80,10 @@ async fn a_dropped_train_stops_at_its_next_tree_and_frees_its_slot() {
     call.abort();
     // Before, the fit ran to its end holding the only slot.
     let quick = victoria_backtest(r#"{"horizon": 48, "model": "naive_week"}"#, 0);
-    let mut probe = client.clone();
-    let mut freed = false;
-    for _ in 0..150 {
-        match probe.backtest(quick.clone()).await {
-            Ok(_) => {
-                freed = true;
-                break;
-            }
-            Err(s) if s.code() == Code::ResourceExhausted => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(s) => panic!("unexpected {s:?}"),
-        }
-    }
-    assert!(freed, "the abandoned fit still holds its slot after 15 s");
+    let freed = once_a_slot_frees(150, || {
+        let (mut probe, quick) = (client.clone(), quick.clone());
+        async move { probe.backtest(quick).await }
+    })
+    .await;
+    assert!(freed.is_some(), "the abandoned fit still holds its slot after 15 s");
 }

@@ -166,3 +166,22 @@ async fn metrics(server: &Server) -> String {
     assert!(text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"), "{text}");
     text
 }
+
+/// Retries `call` every 100 ms while it is shed (RESOURCE_EXHAUSTED), at
+/// most `tries` times: its first answer, or `None` if every try was shed.
+async fn once_a_slot_frees<T, F, Fut>(tries: usize, mut call: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, tonic::Status>>,
+{
+    for _ in 0..tries {
+        match call().await {
+            Ok(reply) => return Some(reply),
+            Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(s) => panic!("unexpected {s:?}"),
+        }
+    }
+    None
+}
