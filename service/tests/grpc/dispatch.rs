@@ -86,6 +86,13 @@ async fn health_validate_and_schedule_give_the_library_numbers() {
     for (t, (sum, lost)) in injected.iter().zip(unserved).enumerate() {
         assert!((sum + lost).abs() < 1e-6, "step {t}: the flows sum to {sum}");
     }
+    // Kinds are the case file's asset types, as the proto says.
+    let types = ["load", "renewable", "thermal", "grid", "converter", "storage"];
+    assert!(
+        plan.assets.iter().all(|a| types.contains(&a.kind.as_str())),
+        "{:?}",
+        plan.assets.iter().map(|a| &a.kind).collect::<Vec<_>>()
+    );
     let unit = plan.assets.iter().find(|a| a.kind == "thermal").expect("a unit");
     assert!(unit.detail.iter().any(|s| s.name == "on"), "{:?}", unit.detail);
 }
