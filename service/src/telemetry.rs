@@ -23,7 +23,6 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -219,7 +218,7 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 const UNKNOWN: &str = "unknown";
 
 /// Calls allowed to wait for admission at once; beyond them a call is shed.
-const MAX_WAITING: usize = 1024;
+const MAX_WAITING: i64 = 1024;
 
 /// The tower layer that observes every call: method check, admission,
 /// span, log line, metrics, panic containment (see the module docs).
@@ -228,7 +227,6 @@ pub struct Observe {
     metrics: Arc<Metrics>,
     known: Arc<HashSet<String>>,
     admission: Arc<Semaphore>,
-    waiting: Arc<AtomicUsize>,
     max_call: Duration,
 }
 
@@ -239,13 +237,7 @@ impl Observe {
     /// for at most `max_call` (its deadline when it sets none or a later one).
     #[must_use]
     pub fn new(metrics: Arc<Metrics>, known: HashSet<String>, max_concurrent: usize, max_call: Duration) -> Self {
-        Self {
-            metrics,
-            known: Arc::new(known),
-            admission: Arc::new(Semaphore::new(max_concurrent.max(1))),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            max_call,
-        }
+        Self { metrics, known: Arc::new(known), admission: Arc::new(Semaphore::new(max_concurrent.max(1))), max_call }
     }
 }
 
@@ -288,7 +280,6 @@ struct Waiting<'a>(&'a Observe);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
         self.0.metrics.waiting.dec();
     }
 }
@@ -300,11 +291,11 @@ impl Observe {
         if let Ok(permit) = self.admission.clone().try_acquire_owned() {
             return Ok(permit);
         }
-        if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        // The gauge is the count: `inc` returns the number waiting before.
+        if self.metrics.waiting.inc() >= MAX_WAITING {
+            self.metrics.waiting.dec();
             return Err(crate::grpc::shed("the server is busy; retry with backoff", Duration::from_secs(1)));
         }
-        self.metrics.waiting.inc();
         let _waiting = Waiting(self);
         let acquire = self.admission.clone().acquire_owned();
         let permit = match deadline {

@@ -62,19 +62,14 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
-    /// The budget of `request`: its deadline from arrival, or from now when
-    /// the request did not pass the layer (a test calling a handler).
+    /// The budget of `request`, as the [`Observe`](crate::telemetry::Observe)
+    /// layer recorded it (every call passes the layer).
     pub(crate) fn of<T>(request: &tonic::Request<T>) -> Self {
-        let deadline = match request.extensions().get::<Arrival>() {
-            Some(arrival) => arrival.deadline,
-            None => request
-                .metadata()
-                .get("grpc-timeout")
-                .and_then(|v| v.to_str().ok())
-                .and_then(timeout_header)
-                .and_then(|d| Instant::now().checked_add(d)),
-        };
-        Self { deadline, admission: request.extensions().get::<Admission>().cloned() }
+        let extensions = request.extensions();
+        Self {
+            deadline: extensions.get::<Arrival>().and_then(|a| a.deadline),
+            admission: extensions.get::<Admission>().cloned(),
+        }
     }
 
     /// The call's place, to be held by work that may outlive the reply.

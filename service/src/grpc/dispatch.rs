@@ -70,16 +70,14 @@ fn authorised_case(caller: &Caller, case: Option<pb::CaseText>, limits: &Limits)
 }
 
 fn objective(value: i32, co2_price: Option<f64>) -> Result<Objective, Status> {
-    let field =
-        |name: &str, message: String| errors::bad_request(format!("{name}: {message}"), [(name.to_owned(), message)]);
     let name = match pb::Objective::try_from(value) {
         Ok(pb::Objective::Unspecified) => "",
         Ok(pb::Objective::Cost) => "cost",
         Ok(pb::Objective::Co2) => "co2",
         Ok(pb::Objective::Weighted) => "weighted",
-        Err(_) => return Err(field("objective", format!("unknown value {value}"))),
+        Err(_) => return Err(errors::invalid("objective", format!("unknown value {value}"))),
     };
-    Objective::from_request(name, co2_price).map_err(|e| field(e.field(), e.to_string()))
+    Objective::from_request(name, co2_price).map_err(|e| errors::invalid(e.field(), e.to_string()))
 }
 
 /// Solver options of a call: its objective and gap, its time limit bounded
@@ -90,13 +88,11 @@ fn solve_options(
     limit: Option<f64>,
     budget: &Budget,
 ) -> Result<Options, Status> {
-    let field =
-        |name: &str, message: String| errors::bad_request(format!("{name}: {message}"), [(name.to_owned(), message)]);
     if let Some(gap) = gap.filter(|g| !(0.0..1.0).contains(g)) {
-        return Err(field("gap", format!("{gap:?} is not a relative gap in [0, 1)")));
+        return Err(errors::invalid("gap", format!("{gap:?} is not a relative gap in [0, 1)")));
     }
     if let Some(limit) = limit.filter(|l| !(l.is_finite() && *l > 0.0)) {
-        return Err(field("time_limit_seconds", format!("{limit:?} is not a positive number of seconds")));
+        return Err(errors::invalid("time_limit_seconds", format!("{limit:?} is not a positive number of seconds")));
     }
     Ok(Options {
         objective,
@@ -238,7 +234,7 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
         if !(2..=limits.max_pareto_points).contains(&points) {
             let message =
                 format!("{points}; a front has 2 to {} points (limits.max_pareto_points)", limits.max_pareto_points);
-            return Err(errors::bad_request(format!("points: {message}"), [("points".to_owned(), message)]));
+            return Err(errors::invalid("points", message));
         }
         // Pareto ignores the objective: it solves for cost and for CO2.
         let options = solve_options(Objective::Cost, req.gap, req.time_limit_seconds, &budget)?;
@@ -288,7 +284,7 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
                 || {
                     let message =
                         format!("{hours} h is not a positive whole number of {} steps", case.grid().step_text());
-                    errors::bad_request(format!("{field}: {message}"), [(field.to_owned(), message)])
+                    errors::invalid(field, message)
                 },
             )
         };

@@ -88,6 +88,12 @@ pub(crate) fn bad_request(message: String, violations: impl IntoIterator<Item = 
     Status::with_error_details(Code::InvalidArgument, capped(message), details)
 }
 
+/// INVALID_ARGUMENT for one request field: `field: message`, with the
+/// field as a BadRequest violation.
+pub(crate) fn invalid(field: &str, message: String) -> Status {
+    bad_request(format!("{field}: {message}"), [(field.to_owned(), message)])
+}
+
 /// RESOURCE_EXHAUSTED for a call shed under load, with a `google.rpc.RetryInfo`
 /// saying how long to wait before trying again.
 pub(crate) fn shed(message: &str, retry_after: std::time::Duration) -> Status {
@@ -98,8 +104,7 @@ pub(crate) fn shed(message: &str, retry_after: std::time::Duration) -> Status {
 
 /// INVALID_ARGUMENT for a request beyond one of the server's `[limits]`.
 pub(crate) fn over_limit(field: &str, what: &str, limit: &str, max: usize) -> Status {
-    let message = format!("{what}, more than limits.{limit} = {max}");
-    bad_request(format!("{field}: {message}"), [(field.to_owned(), message)])
+    invalid(field, format!("{what}, more than limits.{limit} = {max}"))
 }
 
 /// An invalid case: INVALID_ARGUMENT naming every field.

@@ -55,7 +55,7 @@ fn series(message: Option<pb::Series>, target: Option<&str>, limits: &Limits) ->
 /// than NOT_FOUND for an id nobody could have).
 fn required(field: &str, value: &str) -> Result<(), Status> {
     if value.trim().is_empty() {
-        return Err(errors::bad_request(format!("{field}: required"), [(field.to_owned(), "required".to_owned())]));
+        return Err(errors::invalid(field, "required".to_owned()));
     }
     Ok(())
 }
@@ -65,10 +65,7 @@ fn options(json: &str, limits: &Limits) -> Result<ModelOptions, Status> {
     let options: ModelOptions = if json.trim().is_empty() {
         ModelOptions::default()
     } else {
-        serde_json::from_str(json).map_err(|e| {
-            let message = e.to_string();
-            errors::bad_request(format!("options_json: {message}"), [("options_json".to_owned(), message)])
-        })?
+        serde_json::from_str(json).map_err(|e| errors::invalid("options_json", e.to_string()))?
     };
     let checks = [
         ("horizon", options.horizon, "max_horizon_steps", limits.max_horizon_steps),
@@ -185,10 +182,7 @@ fn forecast(
     let issue = cut_time(&req.issue_time, &series.tz, "issue_time")
         .ok()
         .filter(|_| req.issue_time.len() > 10)
-        .ok_or_else(|| {
-            let message = format!("{} is not a timestamp", shown(&req.issue_time));
-            errors::bad_request(format!("issue_time: {message}"), [("issue_time".to_owned(), message)])
-        })?;
+        .ok_or_else(|| errors::invalid("issue_time", format!("{} is not a timestamp", shown(&req.issue_time))))?;
     let forecast = model.forecast(&series, issue).map_err(|e| errors::forecast(&e, ""))?;
     let levels = &model.spec.quantiles;
     Ok(pb::ForecastResponse {
