@@ -4,6 +4,8 @@
 # - dispatch and forecasting see only engine, never each other;
 # - domain crates never see the service stack (gRPC, protobuf, HTTP, SQL)
 #   nor Python (tokio is allowed: polars runs its I/O on it);
+# - the API contract sees no storage, auth, metrics or command line; the
+#   server runtime no command line or plots;
 # - the Python bindings never link the server.
 # A crate not in the workspace yet (trading, contracts) is skipped.
 # Usage: scripts/lanes.sh
@@ -46,7 +48,9 @@ check volta-dispatch 'volta-engine' "$SERVICE_STACK|polars|linfa"
 check volta-forecasting 'volta-engine' "$SERVICE_STACK|good_lp|highs"
 check volta-contracts 'volta-engine' "$SERVICE_STACK"
 check volta-trading 'volta-engine|volta-dispatch|volta-forecasting|volta-contracts' "$SERVICE_STACK"
-check volta-python 'volta-engine|volta-dispatch|volta-forecasting' 'volta-service|tonic|sqlx|axum|hyper'
+check volta-api 'volta-engine|volta-dispatch|volta-forecasting' 'sqlx|pyo3|clap|plotters|prometheus-client|jsonwebtoken'
+check volta-server 'volta-engine|volta-dispatch|volta-forecasting|volta-api' 'pyo3|clap|plotters'
+check volta-python 'volta-engine|volta-dispatch|volta-forecasting' 'volta-api|volta-server|volta-cli|tonic|sqlx|axum|hyper'
 
 if [ "$failed" -ne 0 ]; then
   exit 1

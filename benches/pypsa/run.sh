@@ -22,7 +22,7 @@ if ! "$venv/bin/python" -c 'import pypsa, highspy' 2>/dev/null \
   cp "$here/requirements.txt" "$venv/.volta-requirements"
 fi
 
-(cd "$root" && cargo build --quiet --locked -p volta-service)
+(cd "$root" && cargo build --quiet --locked -p volta-cli)
 target="${CARGO_TARGET_DIR:-$root/target}"
 export VOLTA_BIN="$target/debug/volta"
 

@@ -4,8 +4,8 @@
 //! electricity, heat, cooling and gas meet. This crate holds what every other
 //! part of Volta shares: the vocabulary of the domain, the case-file format
 //! and its validation. It has no solver, no data-frame library and no
-//! network code; the `volta-dispatch`, `volta-forecasting` and
-//! `volta-service` crates build on it.
+//! network code; the `volta-dispatch` and `volta-forecasting` crates and the
+//! service crates (`volta-api`, `volta-server`, `volta-cli`) build on it.
 //!
 //! ## The model
 //!

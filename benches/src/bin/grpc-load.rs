@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tonic::Code;
 use tonic::transport::Channel;
-use volta_service::grpc::pb::dispatch as pb;
+use volta_api::pb::dispatch as pb;
 
 struct Args {
     url: Option<String>,
@@ -79,7 +79,15 @@ impl Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = format!("sqlite://{}", dir.path().join("volta.db").display());
         let mut child = Command::new(volta)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", &db, "--log", "warn,volta_service::grpc=info"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                &db,
+                "--log",
+                "warn,volta_server=info,volta_server::telemetry=warn",
+            ])
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", volta.display()));

@@ -13,8 +13,8 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use tonic::transport::Channel;
-use volta_service::grpc::pb::dispatch as pb;
-use volta_service::grpc::pb::forecast as fpb;
+use volta_api::pb::dispatch as pb;
+use volta_api::pb::forecast as fpb;
 
 use fpb::forecast_service_client::ForecastServiceClient;
 use pb::dispatch_service_client::DispatchServiceClient;

@@ -2,16 +2,16 @@
 //! stored by id under the caller's tenant, and used to forecast.
 
 use tonic::{Request, Response, Status};
+use volta_api::pb::forecast as pb;
+use volta_api::status::{self as errors, shown};
 use volta_engine::Cancel;
 use volta_forecasting::{
     BacktestSpec, Files, ForecastSpec, ModelOptions, ReadOptions, TimeSeries, TrainedModel, cut_time, data,
 };
 
-use super::Shared;
-use super::budget::Budget;
-use super::errors::{self, shown};
-use super::pb::forecast as pb;
+use crate::Shared;
 use crate::auth::{Caller, Role};
+use crate::budget::Budget;
 use crate::config::Limits;
 use crate::store::ModelRecord;
 
@@ -240,7 +240,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
         let token = cancel.clone();
         let (record, body, fit_seconds) =
             self.shared.offload("train", &cancel, &budget, move || train(req, caller.tenant, &limits, &token)).await?;
-        self.shared.store.put_model(&record, &body).await.map_err(|e| errors::store(&e))?;
+        self.shared.store.put_model(&record, &body).await.map_err(|e| crate::store::unavailable(&e))?;
         tracing::info!(model_id = %record.id, tenant = %record.tenant, "model stored");
         Ok(Response::new(pb::TrainResponse { model: Some(info(record)), fit_seconds }))
     }
@@ -257,7 +257,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
             .store
             .model(&caller.tenant, &id)
             .await
-            .map_err(|e| errors::store(&e))?
+            .map_err(|e| crate::store::unavailable(&e))?
             .ok_or_else(|| not_found(&id))?;
         let limits = self.shared.limits.clone();
         let reply =
@@ -271,7 +271,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Viewer)?;
-        let models = self.shared.store.models(&caller.tenant).await.map_err(|e| errors::store(&e))?;
+        let models = self.shared.store.models(&caller.tenant).await.map_err(|e| crate::store::unavailable(&e))?;
         Ok(Response::new(pb::ListModelsResponse { models: models.into_iter().map(info).collect() }))
     }
 
@@ -283,7 +283,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
         caller.require(Role::Admin)?;
         let id = request.into_inner().id;
         required("id", &id)?;
-        if self.shared.store.delete_model(&caller.tenant, &id).await.map_err(|e| errors::store(&e))? {
+        if self.shared.store.delete_model(&caller.tenant, &id).await.map_err(|e| crate::store::unavailable(&e))? {
             Ok(Response::new(pb::DeleteModelResponse {}))
         } else {
             Err(not_found(&id))

@@ -5,14 +5,15 @@ use std::time::{Duration, Instant};
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
-use volta_dispatch::{Detail, Objective, Options, RollingOptions, Schedule, WindowReport};
-use volta_engine::{Cancel, Case, CaseReader, Checked, Format};
+use volta_api::dispatch::{self as convert, cost_by_category, explanation, objective};
+use volta_api::pb::dispatch as pb;
+use volta_api::status::{self as errors, problems};
+use volta_dispatch::{Objective, Options, RollingOptions, WindowReport};
+use volta_engine::{Cancel, Case};
 
-use super::Shared;
-use super::budget::Budget;
-use super::errors::{self, problems};
-use super::pb::dispatch::{self as pb, case_text};
+use crate::Shared;
 use crate::auth::{Caller, Role};
+use crate::budget::Budget;
 use crate::config::Limits;
 
 /// The dispatch service.
@@ -29,10 +30,7 @@ impl Dispatch {
 /// The text of a case within `limits.max_case_mib`, checked before it is
 /// parsed (parsing takes many times the text's size).
 fn case_size(case: Option<&pb::CaseText>, limits: &Limits) -> Result<(), Status> {
-    let bytes = match case.and_then(|c| c.format.as_ref()) {
-        Some(case_text::Format::Json(text) | case_text::Format::Toml(text)) => text.len(),
-        None => 0,
-    };
+    let bytes = convert::case_bytes(case);
     if bytes > limits.max_case_mib.saturating_mul(1 << 20) {
         let what = format!("{:.1} MiB of case text", bytes as f64 / f64::from(1 << 20));
         return Err(errors::over_limit("case", &what, "max_case_mib", limits.max_case_mib));
@@ -40,21 +38,10 @@ fn case_size(case: Option<&pb::CaseText>, limits: &Limits) -> Result<(), Status>
     Ok(())
 }
 
-/// Reads a case sent by a remote caller: every series inline, never a file
-/// of the server's.
-fn read(case: Option<pb::CaseText>) -> Result<Checked, volta_engine::Error> {
-    let reader = CaseReader::new().inline_only();
-    match case.and_then(|c| c.format) {
-        Some(case_text::Format::Json(text)) => reader.read_str(&text, Format::Json),
-        Some(case_text::Format::Toml(text)) => reader.read_str(&text, Format::Toml),
-        None => reader.read_str("", Format::Json),
-    }
-}
-
 /// Reads and checks a case the caller may work on, within the size budget.
 fn authorised_case(caller: &Caller, case: Option<pb::CaseText>, limits: &Limits) -> Result<Case, Status> {
     case_size(case.as_ref(), limits)?;
-    let checked = read(case).map_err(|e| errors::case(&e))?;
+    let checked = convert::read_case(case).map_err(|e| errors::case(&e))?;
     caller.require_site(checked.case.name())?;
     let (steps, assets) = (checked.case.grid().len(), checked.case.assets().len());
     let cells = steps.saturating_mul(assets.max(1));
@@ -67,17 +54,6 @@ fn authorised_case(caller: &Caller, case: Option<pb::CaseText>, limits: &Limits)
         ));
     }
     Ok(checked.case)
-}
-
-fn objective(value: i32, co2_price: Option<f64>) -> Result<Objective, Status> {
-    let name = match pb::Objective::try_from(value) {
-        Ok(pb::Objective::Unspecified) => "",
-        Ok(pb::Objective::Cost) => "cost",
-        Ok(pb::Objective::Co2) => "co2",
-        Ok(pb::Objective::Weighted) => "weighted",
-        Err(_) => return Err(errors::invalid("objective", format!("unknown value {value}"))),
-    };
-    Objective::from_request(name, co2_price).map_err(|e| errors::invalid(e.field(), e.to_string()))
 }
 
 /// Solver options of a call: its objective and gap, its time limit bounded
@@ -103,69 +79,6 @@ fn solve_options(
     })
 }
 
-fn flags(v: &[bool]) -> Vec<f64> {
-    v.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect()
-}
-
-/// An asset's own series, named as in `schedule.csv`.
-fn detail(detail: &Detail) -> Vec<pb::Series> {
-    let series = |name: &str, values: &[f64]| pb::Series { name: name.to_owned(), values: values.to_vec() };
-    match detail {
-        Detail::Load { demand_kw, served_kw, shed_kw } => {
-            vec![series("demand_kw", demand_kw), series("served_kw", served_kw), series("shed_kw", shed_kw)]
-        }
-        Detail::Renewable { available_kw, output_kw } => {
-            vec![series("available_kw", available_kw), series("output_kw", output_kw)]
-        }
-        Detail::Unit { output_kw, fuel_kw, on, starts } => {
-            let mut out = vec![series("output_kw", output_kw)];
-            out.extend(fuel_kw.as_deref().map(|f| series("fuel_kw", f)));
-            out.extend(on.as_deref().map(|f| pb::Series { name: "on".into(), values: flags(f) }));
-            out.extend(starts.as_deref().map(|f| pb::Series { name: "starts".into(), values: flags(f) }));
-            out
-        }
-        Detail::Grid { import_kw, export_kw } => vec![series("import_kw", import_kw), series("export_kw", export_kw)],
-        Detail::Storage { charge_kw, discharge_kw, energy_kwh, initial_kwh: _ } => {
-            vec![series("charge_kw", charge_kw), series("discharge_kw", discharge_kw), series("energy_kwh", energy_kwh)]
-        }
-    }
-}
-
-/// A schedule step by step.
-pub(crate) fn schedule_message(plan: &Schedule) -> pb::Schedule {
-    pb::Schedule {
-        times: (0..plan.grid.len()).map(|i| plan.grid.stamp(i)).collect(),
-        assets: plan
-            .assets
-            .iter()
-            .map(|a| pb::AssetSchedule {
-                id: a.id.to_string(),
-                kind: a.kind.to_owned(),
-                flows: a.flows.iter().map(|f| pb::Flow { bus: f.bus.to_string(), kw: f.kw.clone() }).collect(),
-                detail: detail(&a.detail),
-            })
-            .collect(),
-        buses: plan
-            .buses
-            .iter()
-            .map(|b| pb::BusSchedule {
-                id: b.id.to_string(),
-                price: b.price.clone().unwrap_or_default(),
-                unserved_kw: b.unserved_kw.clone(),
-            })
-            .collect(),
-    }
-}
-
-/// Why a case was infeasible, in plant terms; empty when it was not.
-fn explanation(infeasibility: Option<&volta_dispatch::Infeasibility>) -> String {
-    infeasibility.map(volta_dispatch::Infeasibility::report).unwrap_or_default()
-}
-
-fn cost_by_category(plan: Option<&Schedule>) -> std::collections::HashMap<String, f64> {
-    plan.map(|p| p.cost_by_category().into_iter().map(|(c, v)| (c.name().to_owned(), v)).collect()).unwrap_or_default()
-}
-
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RollingHorizonEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -175,7 +88,7 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
         let budget = Budget::of(&request);
         let case = request.into_inner().case;
         case_size(case.as_ref(), &self.shared.limits)?;
-        let checked = self.shared.unslotted("validation", &budget, move || read(case)).await?;
+        let checked = self.shared.unslotted("validation", &budget, move || convert::read_case(case)).await?;
         Ok(Response::new(match checked {
             Ok(ok) => pb::ValidateResponse {
                 ok: true,
@@ -217,7 +130,7 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
                     cost_by_category: cost_by_category(plan),
                     infeasibility: explanation(solved.infeasibility.as_ref()),
                     solve_seconds: solved.stats.solve_seconds,
-                    schedule: plan.filter(|_| !summary_only).map(schedule_message),
+                    schedule: plan.filter(|_| !summary_only).map(convert::schedule),
                 })
             })
             .await?;

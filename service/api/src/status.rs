@@ -21,7 +21,7 @@ use volta_dispatch::DispatchError;
 use volta_engine::Error as CaseFileError;
 use volta_forecasting::ForecastError;
 
-use super::pb::dispatch as pb;
+use crate::pb::dispatch as pb;
 
 /// The longest text of a caller's echoed back in a message (an id, a
 /// name): beyond it, the text is cut and marked.
@@ -35,7 +35,7 @@ const MAX_PROBLEMS: usize = 100;
 
 /// A caller's text as messages quote it: debug-quoted, and cut after
 /// [`SHOWN_CHARS`] characters.
-pub(crate) fn shown(text: &str) -> String {
+pub fn shown(text: &str) -> String {
     if text.chars().count() <= SHOWN_CHARS {
         format!("{text:?}")
     } else {
@@ -45,7 +45,7 @@ pub(crate) fn shown(text: &str) -> String {
 }
 
 /// A message cut to [`MESSAGE_CHARS`] characters.
-pub(crate) fn capped(mut text: String) -> String {
+pub fn capped(mut text: String) -> String {
     if let Some((at, _)) = text.char_indices().nth(MESSAGE_CHARS) {
         text.truncate(at);
         text.push_str("...");
@@ -54,13 +54,13 @@ pub(crate) fn capped(mut text: String) -> String {
 }
 
 /// An issue with its path from the request's root (`case.assets.chp...`).
-pub(crate) fn problem(issue: &volta_engine::Issue) -> pb::Problem {
+pub fn problem(issue: &volta_engine::Issue) -> pb::Problem {
     pb::Problem { path: capped(format!("case.{}", issue.path)), message: capped(issue.message.clone()) }
 }
 
 /// The problems of a case that did not read or validate: at most
 /// [`MAX_PROBLEMS`], the last saying how many more there are.
-pub(crate) fn problems(err: &CaseFileError) -> Vec<pb::Problem> {
+pub fn problems(err: &CaseFileError) -> Vec<pb::Problem> {
     match err.report() {
         Some(report) => listed(&report.issues),
         None => vec![pb::Problem { path: "case".into(), message: capped(err.to_string()) }],
@@ -68,7 +68,7 @@ pub(crate) fn problems(err: &CaseFileError) -> Vec<pb::Problem> {
 }
 
 /// At most [`MAX_PROBLEMS`] issues as problems.
-pub(crate) fn listed(issues: &[volta_engine::Issue]) -> Vec<pb::Problem> {
+pub fn listed(issues: &[volta_engine::Issue]) -> Vec<pb::Problem> {
     let mut out: Vec<pb::Problem> = issues.iter().take(MAX_PROBLEMS).map(problem).collect();
     if issues.len() > MAX_PROBLEMS {
         out.push(pb::Problem {
@@ -80,7 +80,7 @@ pub(crate) fn listed(issues: &[volta_engine::Issue]) -> Vec<pb::Problem> {
 }
 
 /// INVALID_ARGUMENT with a google.rpc.BadRequest naming `(field, message)`s.
-pub(crate) fn bad_request(message: String, violations: impl IntoIterator<Item = (String, String)>) -> Status {
+pub fn bad_request(message: String, violations: impl IntoIterator<Item = (String, String)>) -> Status {
     let mut details = ErrorDetails::new();
     for (field, description) in violations.into_iter().take(MAX_PROBLEMS) {
         details.add_bad_request_violation(capped(field), capped(description));
@@ -90,30 +90,30 @@ pub(crate) fn bad_request(message: String, violations: impl IntoIterator<Item = 
 
 /// INVALID_ARGUMENT for one request field: `field: message`, with the
 /// field as a BadRequest violation.
-pub(crate) fn invalid(field: &str, message: String) -> Status {
+pub fn invalid(field: &str, message: String) -> Status {
     bad_request(format!("{field}: {message}"), [(field.to_owned(), message)])
 }
 
 /// RESOURCE_EXHAUSTED for a call shed under load, with a `google.rpc.RetryInfo`
 /// saying how long to wait before trying again.
-pub(crate) fn shed(message: &str, retry_after: std::time::Duration) -> Status {
+pub fn shed(message: &str, retry_after: std::time::Duration) -> Status {
     let mut details = ErrorDetails::new();
     details.set_retry_info(Some(retry_after));
     Status::with_error_details(Code::ResourceExhausted, message, details)
 }
 
 /// INVALID_ARGUMENT for a request beyond one of the server's `[limits]`.
-pub(crate) fn over_limit(field: &str, what: &str, limit: &str, max: usize) -> Status {
+pub fn over_limit(field: &str, what: &str, limit: &str, max: usize) -> Status {
     invalid(field, format!("{what}, more than limits.{limit} = {max}"))
 }
 
 /// An invalid case: INVALID_ARGUMENT naming every field.
-pub(crate) fn case(err: &CaseFileError) -> Status {
+pub fn case(err: &CaseFileError) -> Status {
     bad_request(format!("invalid case: {err}"), problems(err).into_iter().map(|p| (p.path, p.message)))
 }
 
 /// A dispatch error.
-pub(crate) fn dispatch(err: &DispatchError) -> Status {
+pub fn dispatch(err: &DispatchError) -> Status {
     match err {
         DispatchError::Option(message) => {
             bad_request(format!("invalid option: {message}"), [("options".to_owned(), message.clone())])
@@ -127,7 +127,7 @@ pub(crate) fn dispatch(err: &DispatchError) -> Status {
 }
 
 /// A forecasting error; `options` is the request field that held the options.
-pub(crate) fn forecast(err: &ForecastError, options: &str) -> Status {
+pub fn forecast(err: &ForecastError, options: &str) -> Status {
     let message = capped(err.to_string());
     match err {
         ForecastError::MissingColumn { column, .. }
@@ -146,12 +146,6 @@ pub(crate) fn forecast(err: &ForecastError, options: &str) -> Status {
         ForecastError::ModelFile(_) => Status::data_loss(message),
         ForecastError::Cancelled { .. } => Status::cancelled(message),
     }
-}
-
-/// A database failure (the detail goes to the log, not to the caller).
-pub(crate) fn store(err: &anyhow::Error) -> Status {
-    tracing::error!(error = format!("{err:#}"), "database");
-    Status::unavailable("the model store is unavailable; retry later")
 }
 
 #[cfg(test)]

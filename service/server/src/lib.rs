@@ -1,4 +1,8 @@
-//! The gRPC layer: services over the same library calls as the CLI.
+//! Volta's gRPC server runtime: the services of the `volta-api` contract
+//! over the same library calls as the CLI, with what a server needs around
+//! them: configuration ([`config`]), bearer-token authentication
+//! ([`auth`]), the model store ([`store`]: SQLite or PostgreSQL), logs and
+//! metrics ([`telemetry`]), and the budgets of a call.
 //!
 //! - CPU-heavy work (solves, fits) runs on tokio's blocking pool behind a
 //!   semaphore of solver slots ([`Shared::offload`]); a call that finds every
@@ -10,15 +14,17 @@
 //! - Every call passes the [`Observe`](crate::telemetry::Observe) layer
 //!   (span, log line, metrics) and the [`Authenticator`].
 //!
-//! To add a service: write its proto under `proto/volta/<name>/v1/`, list it
-//! in `build.rs`, implement it over a [`Shared`], and add it in [`run`].
+//! To add a service: write its proto under `service/api/proto/volta/<name>/v1/`,
+//! list it in `service/api/build.rs`, implement it over a [`Shared`] in a
+//! module of its own here, and add it in [`run`].
 
-pub(crate) mod budget;
+pub mod auth;
+mod budget;
+pub mod config;
 mod dispatch;
-mod errors;
 mod forecast;
-
-pub(crate) use errors::{shed, shown};
+pub mod store;
+pub mod telemetry;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,31 +34,15 @@ use anyhow::Context as _;
 use tokio::sync::Semaphore;
 use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
+use volta_api::pb;
+use volta_api::status::shed;
 use volta_engine::Cancel;
 
-use self::budget::Budget;
 use crate::auth::Authenticator;
+use crate::budget::Budget;
 use crate::config::{Config, Limits};
-use crate::store::{self, Store};
-use crate::telemetry::{self, Metrics, Observe};
-
-/// Generated protobuf types, service stubs and clients.
-pub mod pb {
-    /// `volta.dispatch.v1`.
-    pub mod dispatch {
-        #![allow(missing_docs, unused_qualifications, clippy::all, clippy::pedantic)]
-        tonic::include_proto!("volta.dispatch.v1");
-    }
-
-    /// `volta.forecast.v1`.
-    pub mod forecast {
-        #![allow(missing_docs, unused_qualifications, clippy::all, clippy::pedantic)]
-        tonic::include_proto!("volta.forecast.v1");
-    }
-
-    /// The encoded descriptors of every Volta proto, for server reflection.
-    pub const DESCRIPTOR: &[u8] = tonic::include_file_descriptor_set!("volta_descriptor");
-}
+use crate::store::Store;
+use crate::telemetry::{Metrics, Observe};
 
 /// Calls open at once on one connection (more wait in the client).
 const STREAMS_PER_CONNECTION: u32 = 32;

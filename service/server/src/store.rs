@@ -248,6 +248,12 @@ fn record(row: &sqlx::any::AnyRow) -> anyhow::Result<ModelRecord> {
     })
 }
 
+/// A database failure (the detail goes to the log, not to the caller).
+pub(crate) fn unavailable(err: &anyhow::Error) -> tonic::Status {
+    tracing::error!(error = format!("{err:#}"), "database");
+    tonic::Status::unavailable("the model store is unavailable; retry later")
+}
+
 #[cfg(test)]
 mod tests {
     use super::{connect_url, redacted};

@@ -3,7 +3,7 @@
 //! uses a database of its own, dropped at the end).
 
 use sqlx::Executor as _;
-use volta_service::store::{ModelRecord, Store};
+use volta_server::store::{ModelRecord, Store};
 
 fn record(id: &str, tenant: &str, created_at: &str) -> ModelRecord {
     ModelRecord {

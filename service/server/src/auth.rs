@@ -116,8 +116,8 @@ impl Caller {
         match &self.sites {
             Some(sites) if !sites.iter().any(|s| s == site) => Err(Status::permission_denied(format!(
                 "case.name: {} may not work on the site {}",
-                crate::grpc::shown(&self.subject),
-                crate::grpc::shown(site),
+                volta_api::status::shown(&self.subject),
+                volta_api::status::shown(site),
             ))),
             Some(_) | None => Ok(()),
         }

@@ -4,8 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::config::{Auth, Config, LogFormat, Tls};
-use crate::grpc;
+use volta_server::config::{Auth, Config, LogFormat, Tls};
 
 pub(super) const LONG_ABOUT: &str = "\
 Serve Volta over gRPC on one port:
@@ -61,7 +60,7 @@ pub(super) struct Args {
     /// Solves and fits that may run at once [default: the number of cores].
     #[arg(long, value_name = "N", env = "VOLTA_SOLVER_SLOTS")]
     solver_slots: Option<usize>,
-    /// Largest request accepted, MiB [default: 64].
+    /// Largest request accepted, MiB [default: 32].
     #[arg(long, value_name = "MIB", env = "VOLTA_MAX_REQUEST_MIB")]
     max_request_mib: Option<usize>,
     /// Database: sqlite://FILE or postgres://USER@HOST/DB [default: sqlite://volta.db].
@@ -69,8 +68,8 @@ pub(super) struct Args {
     database: Option<String>,
     /// Log lines as JSON objects or as text [default: json].
     #[arg(long, value_enum, env = "VOLTA_LOG_FORMAT")]
-    log_format: Option<LogFormat>,
-    /// Log filter, e.g. `info` or `info,volta_service=debug` [default: info].
+    log_format: Option<LogStyle>,
+    /// Log filter, e.g. `info` or `info,volta_server=debug` [default: info].
     #[arg(long, value_name = "FILTER", env = "VOLTA_LOG")]
     log: Option<String>,
     /// RS256 public key (PEM) that signs bearer tokens; turns auth on.
@@ -99,7 +98,12 @@ impl Args {
         if let Some(url) = &self.database {
             config.storage.url.clone_from(url);
         }
-        config.log.format = self.log_format.unwrap_or(config.log.format);
+        if let Some(style) = self.log_format {
+            config.log.format = match style {
+                LogStyle::Json => LogFormat::Json,
+                LogStyle::Text => LogFormat::Text,
+            };
+        }
         if let Some(level) = &self.log {
             config.log.level.clone_from(level);
         }
@@ -124,7 +128,16 @@ impl Args {
     }
 }
 
+/// `--log-format`: the configuration's [`LogFormat`], spelled for the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogStyle {
+    /// One JSON object per line (for log shippers).
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
 pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    grpc::serve(&args.config()?)?;
+    volta_server::serve(&args.config()?)?;
     Ok(ExitCode::SUCCESS)
 }

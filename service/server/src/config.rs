@@ -35,7 +35,7 @@
 //!
 //! [log]
 //! format = "json"                   # or "text"
-//! level = "info"                    # a tracing filter: "info,volta_service=debug"
+//! level = "info"                    # a tracing filter: "info,volta_server=debug"
 //! ```
 
 use std::net::SocketAddr;
@@ -199,7 +199,7 @@ impl Default for Log {
 }
 
 /// How log lines look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// One JSON object per line (for log shippers).

@@ -36,8 +36,8 @@ use prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
+use crate::budget::{Admission, Arrival, reply_due, timeout_header};
 use crate::config::LogFormat;
-use crate::grpc::budget::{Admission, Arrival, reply_due, timeout_header};
 
 /// Installs the global log subscriber on stderr.
 ///
@@ -294,7 +294,7 @@ impl Observe {
         // The gauge is the count: `inc` returns the number waiting before.
         if self.metrics.waiting.inc() >= MAX_WAITING {
             self.metrics.waiting.dec();
-            return Err(crate::grpc::shed("the server is busy; retry with backoff", Duration::from_secs(1)));
+            return Err(volta_api::status::shed("the server is busy; retry with backoff", Duration::from_secs(1)));
         }
         let _waiting = Waiting(self);
         let acquire = self.admission.clone().acquire_owned();

@@ -1,6 +1,11 @@
-//! Command-line parsing and dispatch to the sub-commands.
+//! `volta`: plan and forecast multi-energy systems from the command line.
+//!
+//! Each sub-command is a module: `validate`, `schedule` (with its tables
+//! and plots in `report`), `backtest`/`train`/`forecast` (in `forecast`)
+//! and `serve`, which runs the gRPC server of the `volta-server` crate.
 
 mod forecast;
+mod report;
 mod schedule;
 mod serve;
 mod validate;
@@ -36,7 +41,7 @@ Run `volta help <command>` for the details of a command.";
 /// The `volta` command line.
 #[derive(Debug, Parser)]
 #[command(name = "volta", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
-pub struct Cli {
+struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -64,7 +69,7 @@ enum Command {
 }
 
 /// Runs the parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schedule(args) => schedule::run(&args),
@@ -72,5 +77,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => forecast::train(&args),
         Command::Forecast(args) => forecast::forecast(&args),
         Command::Serve(args) => serve::run(&args),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
     }
 }
