@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Volta needs to build and test, idempotently:
-# system packages (cmake and libclang for HiGHS, protoc for the gRPC layer),
+# system packages (cmake and libclang for HiGHS; protoc and the well-known
+# protos, Timestamp and Duration, for the gRPC layer),
 # the Rust components, and cargo-nextest. Safe to run again; fast when
 # everything is present.
 set -euo pipefail
@@ -8,7 +9,7 @@ set -euo pipefail
 # highs-sys needs cmake, a C++ compiler and libclang (bindgen); its libclang
 # error only shows after the whole HiGHS compile, so check up front.
 need_apt=()
-for pkg in cmake g++ libclang1-14 protobuf-compiler; do
+for pkg in cmake g++ libclang1-14 protobuf-compiler libprotobuf-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

@@ -7,6 +7,11 @@
 //! shiftable load has already served) becomes the next window's initial
 //! state. The case's end conditions (cyclic or minimum storage levels)
 //! apply only to the window that reaches the end of the case.
+//!
+//! A run that is cancelled (its [`Cancel`](volta_engine::Cancel) token set
+//! by a caller or a deadline) keeps what it committed: it stops before its
+//! next window and returns the stitched schedule so far, with the status
+//! [`Status::Interrupted`].
 
 use serde::Serialize;
 use volta_engine::{AssetKind, Case};
@@ -61,6 +66,7 @@ pub struct WindowReport {
 pub struct RollingResult {
     /// The worst status over the windows (optimal < within gap < time limit
     /// < infeasible); the run stops at the first window without a schedule.
+    /// [`Status::Interrupted`] when it was cancelled between windows.
     pub status: Status,
     /// The committed steps of every window, end to end. Its cost and
     /// emissions are recomputed from the stitched flows.
@@ -72,15 +78,16 @@ pub struct RollingResult {
 }
 
 /// Simulates `case` window by window. `progress` is called after each
-/// window with its report and the number of windows in all.
+/// window with its report, the steps it commits (`None` when its solve
+/// found no schedule) and the number of windows in all.
 ///
 /// # Errors
 /// [`DispatchError::Option`] for a zero or inconsistent window size, and
-/// solver errors.
+/// solver errors. Cancellation is not an error: see the module.
 pub fn rolling_horizon(
     case: &Case,
     rolling: &RollingOptions,
-    progress: &mut dyn FnMut(&WindowReport, usize),
+    progress: &mut dyn FnMut(&WindowReport, Option<&Schedule>, usize),
 ) -> Result<RollingResult, DispatchError> {
     let total = case.grid().len();
     let (horizon, commit) = (rolling.horizon_steps, rolling.commit_steps);
@@ -97,7 +104,13 @@ pub fn rolling_horizon(
     while start < total {
         let len = horizon.min(total - start);
         let window = Window { start, len, state: &state };
-        let solution = crate::solve(case, &window, &rolling.options, None)?;
+        let solution = match crate::solve(case, &window, &rolling.options, None) {
+            Err(DispatchError::Cancelled) => {
+                status = worse(status, Status::Interrupted);
+                break;
+            }
+            other => other?,
+        };
         let report = WindowReport {
             start,
             len,
@@ -106,14 +119,16 @@ pub fn rolling_horizon(
             solve_seconds: solution.stats.solve_seconds,
             build_seconds: solution.stats.build_seconds,
         };
-        progress(&report, count);
-        windows.push(report);
         status = worse(status, solution.status);
         let Some(plan) = solution.schedule else {
+            progress(&report, None, count);
+            windows.push(report);
             return Ok(RollingResult { status, schedule: stitched, windows, infeasibility: solution.infeasibility });
         };
         let keep = commit.min(len);
         let part = truncate(plan, keep);
+        progress(&report, Some(&part), count);
+        windows.push(report);
         let merged = match stitched.take() {
             None => part,
             Some(mut acc) => {

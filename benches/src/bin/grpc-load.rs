@@ -232,7 +232,8 @@ async fn main() {
     .await;
     tally.report("Validate", args.validate_clients, wall, "0.269 s at 200 users");
 
-    let schedule = pb::ScheduleRequest { case: Some(text), summary_only: true, ..Default::default() };
+    let schedule =
+        pb::ScheduleRequest { case: Some(text), view: pb::ScheduleView::Summary.into(), ..Default::default() };
     let backoff = args.backoff;
     let (mut tally, wall) = phase(&url, args.schedule_clients, args.seconds, move |mut client| {
         let request = schedule.clone();
@@ -240,7 +241,9 @@ async fn main() {
             let mut one = Tally::default();
             let start = Instant::now();
             match client.schedule(request).await {
-                Ok(reply) if reply.get_ref().status == "optimal" || reply.get_ref().status == "within_gap" => {
+                Ok(reply)
+                    if matches!(reply.get_ref().status(), pb::SolveStatus::Optimal | pb::SolveStatus::WithinGap) =>
+                {
                     one.latencies.push(start.elapsed());
                 }
                 Ok(_) => one.errors += 1,

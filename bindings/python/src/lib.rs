@@ -275,8 +275,9 @@ fn rolling_horizon<'py>(
     let cancel = options.cancel.clone();
     let rolling = RollingOptions::new(horizon_steps, commit_steps, options);
     let owned = case.case.clone();
-    let result = interruptible(py, &cancel, move || volta_dispatch::rolling_horizon(&owned, &rolling, &mut |_, _| {}))?
-        .map_err(|e| raise(py, "SolverError", e.to_string()))?;
+    let result =
+        interruptible(py, &cancel, move || volta_dispatch::rolling_horizon(&owned, &rolling, &mut |_, _, _| {}))?
+            .map_err(|e| raise(py, "SolverError", e.to_string()))?;
     let out = PyDict::new(py);
     out.set_item("status", result.status.name())?;
     out.set_item("windows", result.windows.len())?;

@@ -39,9 +39,13 @@ fn rolling_horizon_stitches_a_valid_week() {
     let case = example("campus.toml");
     let rolling = RollingOptions { horizon_steps: 48, commit_steps: 24, options: Options::default() };
     let mut seen = 0;
-    let result = rolling_horizon(&case, &rolling, &mut |_, total| {
+    let mut committed = Vec::new();
+    let result = rolling_horizon(&case, &rolling, &mut |report, part, total| {
         seen += 1;
         assert_eq!(total, 7);
+        let part = part.expect("every window of the week has a schedule");
+        assert_eq!(part.grid, case.grid().window(report.start, 24), "a window commits its first 24 steps");
+        committed.push(part.clone());
     })
     .expect("runs");
     assert_eq!(seen, 7);
@@ -53,6 +57,14 @@ fn rolling_horizon_stitches_a_valid_week() {
     // storage continuity across window boundaries included.
     let errors = verify::check(&case, &plan, 1e-5);
     assert!(errors.is_empty(), "{}", errors.join("\n"));
+    // The parts given as the windows were solved are the stitched schedule.
+    for (k, part) in committed.iter().enumerate() {
+        for (whole, piece) in plan.assets.iter().zip(&part.assets) {
+            for (f, p) in whole.flows.iter().zip(&piece.flows) {
+                assert_eq!(&f.kw[k * 24..(k + 1) * 24], p.kw.as_slice(), "{} in window {k}", whole.id);
+            }
+        }
+    }
     // Perfect foresight over the week is a lower bound on the rolling cost.
     let (_, full) = solve_checked(&case, &Options::default());
     assert!(plan.cost >= full.cost - 1e-6 * full.cost, "rolling {} < full {}", plan.cost, full.cost);
@@ -60,9 +72,43 @@ fn rolling_horizon_stitches_a_valid_week() {
 }
 
 #[test]
+fn a_cancelled_rolling_run_keeps_what_it_committed() {
+    let case = example("campus.toml");
+    let options = Options::default();
+    let cancel = options.cancel.clone();
+    let rolling = RollingOptions { horizon_steps: 48, commit_steps: 24, options };
+    let mut windows = 0;
+    let result = rolling_horizon(&case, &rolling, &mut |_, _, _| {
+        windows += 1;
+        if windows == 3 {
+            cancel.cancel();
+        }
+    })
+    .expect("a cancelled run is not an error");
+    assert_eq!(result.status, Status::Interrupted);
+    assert_eq!(result.windows.len(), 3);
+    let plan = result.schedule.expect("the committed steps");
+    assert_eq!(plan.grid, case.grid().window(0, 72));
+    let errors = verify::check(&case, &plan, 1e-5);
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    // The same three windows as a run to the end, and the cost of 72 steps
+    // of them, not of the week.
+    let whole = rolling_horizon(&case, &RollingOptions { options: Options::default(), ..rolling }, &mut |_, _, _| {})
+        .expect("runs")
+        .schedule
+        .expect("stitched");
+    for (a, b) in plan.assets.iter().zip(&whole.assets) {
+        for (fa, fb) in a.flows.iter().zip(&b.flows) {
+            assert_eq!(fa.kw.as_slice(), &fb.kw[..72], "{}", a.id);
+        }
+    }
+    assert!(plan.cost < whole.cost, "72 steps cost {} of the week's {}", plan.cost, whole.cost);
+}
+
+#[test]
 fn rolling_horizon_refuses_bad_windows() {
     let case = example("campus.toml");
     let rolling = RollingOptions { horizon_steps: 24, commit_steps: 48, options: Options::default() };
-    let err = rolling_horizon(&case, &rolling, &mut |_, _| {}).expect_err("refused");
+    let err = rolling_horizon(&case, &rolling, &mut |_, _, _| {}).expect_err("refused");
     assert!(err.to_string().contains("commit_steps"), "{err}");
 }

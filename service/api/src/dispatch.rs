@@ -1,15 +1,16 @@
-//! Conversions between `volta.dispatch.v1` messages and the domain: the
-//! case text a remote caller sends, the objective it names, and the
-//! schedules, explanations and cost breakdowns sent back.
+//! Conversions between `volta.dispatch.v1` messages and the domain: each
+//! request read into a checked call (every field destructured, so that a
+//! field added to the proto cannot be silently ignored), the case text a
+//! remote caller sends, and the schedules, fronts and windows sent back.
 
-use std::collections::HashMap;
-
+use jiff::SignedDuration;
 use tonic::Status;
-use volta_dispatch::{Detail, Infeasibility, Objective, Schedule};
-use volta_engine::{CaseReader, Checked, Format};
+use volta_dispatch::{Detail, Front, Infeasibility, Objective, RollingResult, Schedule, Solution, WindowReport};
+use volta_engine::{CaseReader, Checked, Format, TimeGrid};
 
+use crate::pb::common;
 use crate::pb::dispatch::{self as pb, case_text};
-use crate::status;
+use crate::{status, time};
 
 /// The length in bytes of a request's case text (0 when absent).
 #[must_use]
@@ -49,13 +50,193 @@ pub fn objective(value: i32, co2_price: Option<f64>) -> Result<Objective, Status
     Objective::from_request(name, co2_price).map_err(|e| status::invalid(e.field(), e.to_string()))
 }
 
+/// A relative MIP gap in [0, 1).
+fn mip_gap(gap: Option<f64>) -> Result<Option<f64>, Status> {
+    match gap {
+        Some(g) if !(0.0..1.0).contains(&g) => {
+            Err(status::invalid("mip_gap", format!("{g:?} is not a relative gap in [0, 1)")))
+        }
+        other => Ok(other),
+    }
+}
+
+/// A solver time limit: positive when given.
+fn time_limit(field: &str, limit: Option<prost_types::Duration>) -> Result<Option<SignedDuration>, Status> {
+    match time::length(field, limit)? {
+        Some(d) if d.is_zero() => Err(status::invalid(field, "a time limit must be positive".to_owned())),
+        other => Ok(other),
+    }
+}
+
+/// The solver settings every solving request carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Solving {
+    /// What to minimise.
+    pub objective: Objective,
+    /// The relative MIP gap.
+    pub mip_gap: Option<f64>,
+    /// The requested time limit (of each solve, or each window).
+    pub time_limit: Option<SignedDuration>,
+}
+
+/// A Schedule request, read and checked (the case is read later, off the
+/// async executor).
+#[derive(Debug)]
+pub struct ScheduleCall {
+    /// The case text.
+    pub case: Option<pb::CaseText>,
+    /// Objective, gap and time limit.
+    pub solving: Solving,
+    /// Whether the step-by-step schedule goes back.
+    pub full: bool,
+    /// Only these assets' schedules (all when empty).
+    pub asset_ids: Vec<String>,
+}
+
+impl TryFrom<pb::ScheduleRequest> for ScheduleCall {
+    type Error = Status;
+
+    fn try_from(request: pb::ScheduleRequest) -> Result<Self, Status> {
+        let pb::ScheduleRequest { case, objective: kind, co2_price, mip_gap: gap, time_limit: limit, view, asset_ids } =
+            request;
+        let full = match pb::ScheduleView::try_from(view) {
+            Ok(pb::ScheduleView::Unspecified | pb::ScheduleView::Full) => true,
+            Ok(pb::ScheduleView::Summary) => false,
+            Err(_) => return Err(status::invalid("view", format!("unknown value {view}"))),
+        };
+        if !full && !asset_ids.is_empty() {
+            return Err(status::invalid("asset_ids", "asset_ids select schedules: use SCHEDULE_VIEW_FULL".to_owned()));
+        }
+        let solving = Solving {
+            objective: objective(kind, co2_price)?,
+            mip_gap: mip_gap(gap)?,
+            time_limit: time_limit("time_limit", limit)?,
+        };
+        Ok(Self { case, solving, full, asset_ids })
+    }
+}
+
+/// A Pareto request, read and checked.
+#[derive(Debug)]
+pub struct ParetoCall {
+    /// The case text.
+    pub case: Option<pb::CaseText>,
+    /// Points on the front (the server bounds it by its limits).
+    pub points: usize,
+    /// Gap and time limit of each solve (the objective is cost, then CO2).
+    pub solving: Solving,
+}
+
+impl TryFrom<pb::ParetoRequest> for ParetoCall {
+    type Error = Status;
+
+    fn try_from(request: pb::ParetoRequest) -> Result<Self, Status> {
+        let pb::ParetoRequest { case, points, mip_gap: gap, time_limit: limit } = request;
+        let solving = Solving {
+            objective: Objective::Cost,
+            mip_gap: mip_gap(gap)?,
+            time_limit: time_limit("time_limit", limit)?,
+        };
+        Ok(Self { case, points: time::unsigned("points", points)?, solving })
+    }
+}
+
+/// A RollingHorizon request, read and checked; its lengths become steps
+/// once the case's grid is known ([`RollingCall::steps`]).
+#[derive(Debug)]
+pub struct RollingCall {
+    /// The case text.
+    pub case: Option<pb::CaseText>,
+    /// Look-ahead of a window.
+    pub horizon: SignedDuration,
+    /// Time kept from a window (default: half the horizon).
+    pub commit: Option<SignedDuration>,
+    /// Objective, gap and time limit of each window.
+    pub solving: Solving,
+}
+
+impl TryFrom<pb::RollingHorizonRequest> for RollingCall {
+    type Error = Status;
+
+    fn try_from(request: pb::RollingHorizonRequest) -> Result<Self, Status> {
+        let pb::RollingHorizonRequest {
+            case,
+            horizon,
+            commit,
+            objective: kind,
+            co2_price,
+            mip_gap: gap,
+            window_time_limit,
+        } = request;
+        let horizon = time::length("horizon", horizon)?
+            .ok_or_else(|| status::invalid("horizon", "required: the look-ahead of a window".to_owned()))?;
+        let solving = Solving {
+            objective: objective(kind, co2_price)?,
+            mip_gap: mip_gap(gap)?,
+            time_limit: time_limit("window_time_limit", window_time_limit)?,
+        };
+        Ok(Self { case, horizon, commit: time::length("commit", commit)?, solving })
+    }
+}
+
+impl RollingCall {
+    /// The window's look-ahead and commitment in steps of `grid`.
+    ///
+    /// # Errors
+    /// INVALID_ARGUMENT naming `horizon` or `commit` when one is not a
+    /// positive whole number of steps.
+    pub fn steps(&self, grid: &TimeGrid) -> Result<(usize, Option<usize>), Status> {
+        let steps = |length: SignedDuration, field: &str| {
+            let step = grid.step();
+            let whole = !step.is_zero() && length.as_nanos() % step.as_nanos() == 0;
+            Some(length.as_nanos() / step.as_nanos().max(1))
+                .filter(|n| whole && *n > 0)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    let message = format!("{length:#} is not a positive whole number of {} steps", grid.step_text());
+                    status::invalid(field, message)
+                })
+        };
+        Ok((steps(self.horizon, "horizon")?, self.commit.map(|c| steps(c, "commit")).transpose()?))
+    }
+}
+
+/// How a solve ended, as sent.
+#[must_use]
+pub fn solve_status(status: volta_dispatch::Status) -> pb::SolveStatus {
+    match status {
+        volta_dispatch::Status::Optimal => pb::SolveStatus::Optimal,
+        volta_dispatch::Status::WithinGap => pb::SolveStatus::WithinGap,
+        volta_dispatch::Status::TimeLimit => pb::SolveStatus::TimeLimit,
+        volta_dispatch::Status::IterationLimit => pb::SolveStatus::IterationLimit,
+        volta_dispatch::Status::MemoryLimit => pb::SolveStatus::MemoryLimit,
+        volta_dispatch::Status::Interrupted => pb::SolveStatus::Interrupted,
+        volta_dispatch::Status::Infeasible => pb::SolveStatus::Infeasible,
+        volta_dispatch::Status::Unbounded => pb::SolveStatus::Unbounded,
+    }
+}
+
+/// An asset's kind from its case-file type name.
+#[must_use]
+pub fn asset_kind(type_name: &str) -> pb::AssetKind {
+    match type_name {
+        "load" => pb::AssetKind::Load,
+        "renewable" => pb::AssetKind::Renewable,
+        "thermal" => pb::AssetKind::Thermal,
+        "grid" => pb::AssetKind::Grid,
+        "converter" => pb::AssetKind::Converter,
+        "storage" => pb::AssetKind::Storage,
+        _ => pb::AssetKind::Unspecified,
+    }
+}
+
 fn flags(v: &[bool]) -> Vec<f64> {
     v.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect()
 }
 
 /// An asset's own series, named as in `schedule.csv`.
-fn detail(detail: &Detail) -> Vec<pb::Series> {
-    let series = |name: &str, values: &[f64]| pb::Series { name: name.to_owned(), values: values.to_vec() };
+fn detail(detail: &Detail) -> Vec<common::Series> {
+    let series = |name: &str, values: &[f64]| common::Series { name: name.to_owned(), values: values.to_vec() };
     match detail {
         Detail::Load { demand_kw, served_kw, shed_kw } => {
             vec![series("demand_kw", demand_kw), series("served_kw", served_kw), series("shed_kw", shed_kw)]
@@ -66,8 +247,8 @@ fn detail(detail: &Detail) -> Vec<pb::Series> {
         Detail::Unit { output_kw, fuel_kw, on, starts } => {
             let mut out = vec![series("output_kw", output_kw)];
             out.extend(fuel_kw.as_deref().map(|f| series("fuel_kw", f)));
-            out.extend(on.as_deref().map(|f| pb::Series { name: "on".into(), values: flags(f) }));
-            out.extend(starts.as_deref().map(|f| pb::Series { name: "starts".into(), values: flags(f) }));
+            out.extend(on.as_deref().map(|f| common::Series { name: "on".into(), values: flags(f) }));
+            out.extend(starts.as_deref().map(|f| common::Series { name: "starts".into(), values: flags(f) }));
             out
         }
         Detail::Grid { import_kw, export_kw } => vec![series("import_kw", import_kw), series("export_kw", export_kw)],
@@ -77,19 +258,26 @@ fn detail(detail: &Detail) -> Vec<pb::Series> {
     }
 }
 
-/// A schedule step by step.
+/// The time grid of a schedule or a case.
 #[must_use]
-pub fn schedule(plan: &Schedule) -> pb::Schedule {
+pub fn grid(grid: &TimeGrid) -> common::TimeGrid {
+    time::grid(grid.instant(0), grid.step(), grid.len(), grid.time_zone())
+}
+
+/// A schedule step by step; with `assets`, only theirs.
+#[must_use]
+pub fn schedule(plan: &Schedule, assets: &[String]) -> pb::Schedule {
     pb::Schedule {
-        times: (0..plan.grid.len()).map(|i| plan.grid.stamp(i)).collect(),
+        grid: Some(grid(&plan.grid)),
         assets: plan
             .assets
             .iter()
+            .filter(|a| assets.is_empty() || assets.iter().any(|id| a.id.as_str() == id))
             .map(|a| pb::AssetSchedule {
                 id: a.id.to_string(),
-                kind: a.kind.to_owned(),
-                flows: a.flows.iter().map(|f| pb::Flow { bus: f.bus.to_string(), kw: f.kw.clone() }).collect(),
-                detail: detail(&a.detail),
+                kind: asset_kind(a.kind).into(),
+                flows: a.flows.iter().map(|f| pb::Flow { bus: f.bus.to_string(), power_kw: f.kw.clone() }).collect(),
+                details: detail(&a.detail),
             })
             .collect(),
         buses: plan
@@ -97,10 +285,93 @@ pub fn schedule(plan: &Schedule) -> pb::Schedule {
             .iter()
             .map(|b| pb::BusSchedule {
                 id: b.id.to_string(),
-                price: b.price.clone().unwrap_or_default(),
+                prices: b.price.clone().unwrap_or_default(),
                 unserved_kw: b.unserved_kw.clone(),
             })
             .collect(),
+    }
+}
+
+/// The asset ids of `wanted` that the case lacks, as an INVALID_ARGUMENT.
+///
+/// # Errors
+/// Naming the first `asset_ids[i]` the case does not have.
+pub fn check_assets(case: &volta_engine::Case, wanted: &[String]) -> Result<(), Status> {
+    for (i, id) in wanted.iter().enumerate() {
+        if !case.assets().iter().any(|a| a.id.as_str() == id) {
+            return Err(status::invalid(
+                &format!("asset_ids[{i}]"),
+                format!("the case has no asset {}", status::shown(id)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The answer to a Schedule call.
+#[must_use]
+pub fn schedule_response(solved: &Solution, call: &ScheduleCall) -> pb::ScheduleResponse {
+    let plan = solved.schedule.as_ref();
+    pb::ScheduleResponse {
+        status: solve_status(solved.status).into(),
+        objective: solved.objective,
+        best_bound: solved.best_bound,
+        mip_gap: solved.gap,
+        cost: plan.map(|p| p.cost),
+        co2_kg: plan.map(|p| p.co2_kg),
+        costs: costs(plan),
+        infeasibility: explanation(solved.infeasibility.as_ref()),
+        solve_time: Some(time::seconds(solved.stats.solve_seconds)),
+        schedule: plan.filter(|_| call.full).map(|p| schedule(p, &call.asset_ids)),
+    }
+}
+
+/// The answer to a Pareto call.
+#[must_use]
+pub fn pareto_response(front: &Front) -> pb::ParetoResponse {
+    pb::ParetoResponse {
+        points: front
+            .points
+            .iter()
+            .map(|p| pb::ParetoPoint {
+                co2_cap_kg: p.co2_cap_kg,
+                cost: p.cost,
+                co2_kg: p.co2_kg,
+                status: solve_status(p.status).into(),
+            })
+            .collect(),
+        dropped_points: time::count(front.dropped),
+    }
+}
+
+/// One window of a rolling run, with the steps it commits.
+#[must_use]
+pub fn window(report: &WindowReport, index: usize, windows: usize, committed: Option<&Schedule>) -> pb::WindowResult {
+    pb::WindowResult {
+        index: time::count(index),
+        windows: time::count(windows),
+        start_step: time::count(report.start),
+        steps: time::count(report.len),
+        status: solve_status(report.status).into(),
+        objective: report.objective,
+        solve_time: Some(time::seconds(report.solve_seconds)),
+        build_time: Some(time::seconds(report.build_seconds)),
+        committed: committed.map(|p| schedule(p, &[])),
+    }
+}
+
+/// The stitched summary of a rolling run; `status` overrides the run's
+/// own (a deadline that ended it early is a time limit).
+#[must_use]
+pub fn rolling_summary(result: &RollingResult, status: Option<pb::SolveStatus>) -> pb::RollingHorizonSummary {
+    let plan = result.schedule.as_ref();
+    pb::RollingHorizonSummary {
+        status: status.unwrap_or_else(|| solve_status(result.status)).into(),
+        cost: plan.map(|p| p.cost),
+        co2_kg: plan.map(|p| p.co2_kg),
+        costs: costs(plan),
+        infeasibility: explanation(result.infeasibility.as_ref()),
+        steps: plan.map_or(0, |p| time::count(p.grid.len())),
     }
 }
 
@@ -112,6 +383,12 @@ pub fn explanation(infeasibility: Option<&Infeasibility>) -> String {
 
 /// The cost of a schedule by category (empty without a schedule).
 #[must_use]
-pub fn cost_by_category(plan: Option<&Schedule>) -> HashMap<String, f64> {
-    plan.map(|p| p.cost_by_category().into_iter().map(|(c, v)| (c.name().to_owned(), v)).collect()).unwrap_or_default()
+pub fn costs(plan: Option<&Schedule>) -> Vec<pb::CategoryCost> {
+    plan.map(|p| {
+        p.cost_by_category()
+            .into_iter()
+            .map(|(c, cost)| pb::CategoryCost { category: c.name().to_owned(), cost })
+            .collect()
+    })
+    .unwrap_or_default()
 }

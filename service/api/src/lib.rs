@@ -3,8 +3,11 @@
 //!
 //! - [`pb`]: the types, service stubs and clients generated from the
 //!   protos under `proto/volta/<service>/v1/`, and their descriptors;
-//! - [`dispatch`]: conversions between dispatch messages and the domain
-//!   (cases in, schedules out);
+//! - [`dispatch`] and [`forecast`]: conversions between each service's
+//!   messages and the domain (cases, series and options in; schedules,
+//!   scores and forecasts out), reading every field of a message so that a
+//!   field added to a proto cannot be silently ignored;
+//! - [`time`]: timestamps, durations and time grids;
 //! - [`status`]: every domain error mapped to a gRPC status, in one place,
 //!   with the helpers that build INVALID_ARGUMENT with field violations.
 //!
@@ -12,20 +15,36 @@
 //! (`volta-server`) adds those.
 
 pub mod dispatch;
+pub mod forecast;
 pub mod status;
+pub mod time;
 
-/// Generated protobuf types, service stubs and clients.
+/// Generated protobuf types, service stubs and clients, one module per
+/// proto package (`pb::dispatch` is `volta.dispatch.v1`).
 pub mod pb {
-    /// `volta.dispatch.v1`.
-    pub mod dispatch {
-        #![allow(missing_docs, unused_qualifications, clippy::all, clippy::pedantic)]
-        tonic::include_proto!("volta.dispatch.v1");
-    }
+    pub use self::volta::common::v1 as common;
+    pub use self::volta::dispatch::v1 as dispatch;
+    pub use self::volta::forecast::v1 as forecast;
 
-    /// `volta.forecast.v1`.
-    pub mod forecast {
-        #![allow(missing_docs, unused_qualifications, clippy::all, clippy::pedantic)]
-        tonic::include_proto!("volta.forecast.v1");
+    /// The packages as protoc nests them (generated code refers to other
+    /// packages by relative paths).
+    #[allow(missing_docs, unused_qualifications, clippy::all, clippy::pedantic)]
+    mod volta {
+        pub mod common {
+            pub mod v1 {
+                tonic::include_proto!("volta.common.v1");
+            }
+        }
+        pub mod dispatch {
+            pub mod v1 {
+                tonic::include_proto!("volta.dispatch.v1");
+            }
+        }
+        pub mod forecast {
+            pub mod v1 {
+                tonic::include_proto!("volta.forecast.v1");
+            }
+        }
     }
 
     /// The encoded descriptors of every Volta proto, for server reflection.

@@ -1,19 +1,31 @@
-//! Every library error mapped to a gRPC status, in one place.
+//! Every error of Volta's services as a gRPC status, in one place: its
+//! code, a stable `google.rpc.ErrorInfo` reason a client can switch on
+//! (domain [`DOMAIN`]), and the details that say what to do about it.
 //!
-//! | error | code |
-//! |---|---|
-//! | invalid case file | INVALID_ARGUMENT + BadRequest field violations (`case.assets.x.y`) |
-//! | dispatch option out of range | INVALID_ARGUMENT + a violation on the option |
-//! | request beyond a `[limits]` budget | INVALID_ARGUMENT + a violation on the field, naming the limit |
-//! | solver failure, panic | INTERNAL (details in the server log only) |
-//! | work cancelled by the client | CANCELLED |
-//! | forecasting input (column, timestamp, option) | INVALID_ARGUMENT + a violation on the column or option |
-//! | the data cannot support the model (fit) | FAILED_PRECONDITION |
-//! | a stored model that no longer reads | DATA_LOSS |
-//! | database unreachable or failing | UNAVAILABLE |
+//! | error | code | reason |
+//! |---|---|---|
+//! | a request field out of range, missing or malformed | INVALID_ARGUMENT + BadRequest on the field | `INVALID_FIELD` |
+//! | invalid case file | INVALID_ARGUMENT + BadRequest field violations (`case.assets.x.y`) | `INVALID_CASE` |
+//! | request beyond a `[limits]` budget | INVALID_ARGUMENT + BadRequest on the field, naming the limit | `OVER_LIMIT` |
+//! | a request that is not valid protobuf | INVALID_ARGUMENT | `MALFORMED_REQUEST` |
+//! | every slot busy, too many calls waiting | RESOURCE_EXHAUSTED + RetryInfo | `OVERLOADED` |
+//! | the deadline came first | DEADLINE_EXCEEDED | `DEADLINE_EXCEEDED` |
+//! | work cancelled by the client | CANCELLED | `CANCELLED` |
+//! | solver failure, panic | INTERNAL (details in the server log only) | `SOLVER_FAILED`, `INTERNAL` |
+//! | forecasting input (column, timestamp, option) | INVALID_ARGUMENT + BadRequest on the field | `INVALID_FIELD` |
+//! | the data cannot support the model (fit) | FAILED_PRECONDITION | `DATA_TOO_THIN` |
+//! | a stored model that no longer reads | DATA_LOSS | `MODEL_UNREADABLE` |
+//! | no such model for the caller's tenant | NOT_FOUND | `MODEL_NOT_FOUND` |
+//! | database unreachable or failing | UNAVAILABLE | `STORE_UNAVAILABLE` |
+//! | the server is stopping | UNAVAILABLE | `SHUTTING_DOWN` |
+//! | no or bad bearer token | UNAUTHENTICATED | `UNAUTHENTICATED` |
+//! | a role or a site the token lacks | PERMISSION_DENIED | `ROLE_REQUIRED`, `SITE_NOT_GRANTED` |
+//! | a method the server does not have | UNIMPLEMENTED | `UNKNOWN_METHOD` |
 //!
 //! Infeasible and unbounded cases are not errors: they are an OK response
 //! whose status says so, with an explanation.
+
+use std::time::Duration;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
@@ -21,7 +33,120 @@ use volta_dispatch::DispatchError;
 use volta_engine::Error as CaseFileError;
 use volta_forecasting::ForecastError;
 
-use crate::pb::dispatch as pb;
+use crate::pb::common;
+
+/// The `google.rpc.ErrorInfo` domain of every Volta error.
+pub const DOMAIN: &str = "volta.energy";
+
+/// Why a call failed: the stable `google.rpc.ErrorInfo` reason of every
+/// error a Volta service returns (see the table of the module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// A request field is out of range, missing or malformed.
+    InvalidField,
+    /// The case file does not read or validate.
+    InvalidCase,
+    /// The request asks for more than a `[limits]` budget allows.
+    OverLimit,
+    /// The request is not valid protobuf.
+    MalformedRequest,
+    /// Every solver slot is busy, or too many calls wait: retry later.
+    Overloaded,
+    /// The deadline came before the work finished.
+    DeadlineExceeded,
+    /// The caller cancelled the call.
+    Cancelled,
+    /// The solver failed on the case.
+    SolverFailed,
+    /// A fault of the server (logged there).
+    Internal,
+    /// The data cannot support the model asked for.
+    DataTooThin,
+    /// A stored model no longer reads.
+    ModelUnreadable,
+    /// No such model for the caller's tenant.
+    ModelNotFound,
+    /// The database is unreachable or failing.
+    StoreUnavailable,
+    /// The server is stopping.
+    ShuttingDown,
+    /// No bearer token, or one that does not verify.
+    Unauthenticated,
+    /// The token lacks the role the method needs.
+    RoleRequired,
+    /// The token does not grant the case's site.
+    SiteNotGranted,
+    /// The server has no such method.
+    UnknownMethod,
+}
+
+impl Reason {
+    /// Every reason, for tests and documentation.
+    pub const ALL: [Self; 18] = [
+        Self::InvalidField,
+        Self::InvalidCase,
+        Self::OverLimit,
+        Self::MalformedRequest,
+        Self::Overloaded,
+        Self::DeadlineExceeded,
+        Self::Cancelled,
+        Self::SolverFailed,
+        Self::Internal,
+        Self::DataTooThin,
+        Self::ModelUnreadable,
+        Self::ModelNotFound,
+        Self::StoreUnavailable,
+        Self::ShuttingDown,
+        Self::Unauthenticated,
+        Self::RoleRequired,
+        Self::SiteNotGranted,
+        Self::UnknownMethod,
+    ];
+
+    /// The reason as sent: UPPER_SNAKE_CASE, stable across releases.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidField => "INVALID_FIELD",
+            Self::InvalidCase => "INVALID_CASE",
+            Self::OverLimit => "OVER_LIMIT",
+            Self::MalformedRequest => "MALFORMED_REQUEST",
+            Self::Overloaded => "OVERLOADED",
+            Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Self::Cancelled => "CANCELLED",
+            Self::SolverFailed => "SOLVER_FAILED",
+            Self::Internal => "INTERNAL",
+            Self::DataTooThin => "DATA_TOO_THIN",
+            Self::ModelUnreadable => "MODEL_UNREADABLE",
+            Self::ModelNotFound => "MODEL_NOT_FOUND",
+            Self::StoreUnavailable => "STORE_UNAVAILABLE",
+            Self::ShuttingDown => "SHUTTING_DOWN",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::RoleRequired => "ROLE_REQUIRED",
+            Self::SiteNotGranted => "SITE_NOT_GRANTED",
+            Self::UnknownMethod => "UNKNOWN_METHOD",
+        }
+    }
+
+    /// The gRPC code that goes with the reason.
+    #[must_use]
+    pub fn code(self) -> Code {
+        match self {
+            Self::InvalidField | Self::InvalidCase | Self::OverLimit | Self::MalformedRequest => Code::InvalidArgument,
+            Self::Overloaded => Code::ResourceExhausted,
+            Self::DeadlineExceeded => Code::DeadlineExceeded,
+            Self::Cancelled => Code::Cancelled,
+            Self::SolverFailed | Self::Internal => Code::Internal,
+            Self::DataTooThin => Code::FailedPrecondition,
+            Self::ModelUnreadable => Code::DataLoss,
+            Self::ModelNotFound => Code::NotFound,
+            Self::StoreUnavailable | Self::ShuttingDown => Code::Unavailable,
+            Self::Unauthenticated => Code::Unauthenticated,
+            Self::RoleRequired | Self::SiteNotGranted => Code::PermissionDenied,
+            Self::UnknownMethod => Code::Unimplemented,
+        }
+    }
+}
 
 /// The longest text of a caller's echoed back in a message (an id, a
 /// name): beyond it, the text is cut and marked.
@@ -35,6 +160,7 @@ const MAX_PROBLEMS: usize = 100;
 
 /// A caller's text as messages quote it: debug-quoted, and cut after
 /// [`SHOWN_CHARS`] characters.
+#[must_use]
 pub fn shown(text: &str) -> String {
     if text.chars().count() <= SHOWN_CHARS {
         format!("{text:?}")
@@ -45,6 +171,7 @@ pub fn shown(text: &str) -> String {
 }
 
 /// A message cut to [`MESSAGE_CHARS`] characters.
+#[must_use]
 pub fn capped(mut text: String) -> String {
     if let Some((at, _)) = text.char_indices().nth(MESSAGE_CHARS) {
         text.truncate(at);
@@ -53,25 +180,50 @@ pub fn capped(mut text: String) -> String {
     text
 }
 
+/// A name as a key in a field path: as it is when it is plain
+/// (`load_kw`), quoted and escaped otherwise (`"a].b"`), so that a path
+/// always reads one way.
+#[must_use]
+pub fn key(name: &str) -> String {
+    let plain = !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | ' ' | '%'));
+    if plain { capped(name.to_owned()) } else { capped(format!("{name:?}")) }
+}
+
+/// Details that carry `reason`.
+fn details(reason: Reason) -> ErrorDetails {
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason.as_str(), DOMAIN, std::collections::HashMap::new());
+    details
+}
+
+/// A status of `reason`'s code with its ErrorInfo.
+#[must_use]
+pub fn error(reason: Reason, message: impl Into<String>) -> Status {
+    Status::with_error_details(reason.code(), capped(message.into()), details(reason))
+}
+
 /// An issue with its path from the request's root (`case.assets.chp...`).
-pub fn problem(issue: &volta_engine::Issue) -> pb::Problem {
-    pb::Problem { path: capped(format!("case.{}", issue.path)), message: capped(issue.message.clone()) }
+#[must_use]
+pub fn problem(issue: &volta_engine::Issue) -> common::Problem {
+    common::Problem { path: capped(format!("case.{}", issue.path)), message: capped(issue.message.clone()) }
 }
 
 /// The problems of a case that did not read or validate: at most
 /// [`MAX_PROBLEMS`], the last saying how many more there are.
-pub fn problems(err: &CaseFileError) -> Vec<pb::Problem> {
+#[must_use]
+pub fn problems(err: &CaseFileError) -> Vec<common::Problem> {
     match err.report() {
         Some(report) => listed(&report.issues),
-        None => vec![pb::Problem { path: "case".into(), message: capped(err.to_string()) }],
+        None => vec![common::Problem { path: "case".into(), message: capped(err.to_string()) }],
     }
 }
 
 /// At most [`MAX_PROBLEMS`] issues as problems.
-pub fn listed(issues: &[volta_engine::Issue]) -> Vec<pb::Problem> {
-    let mut out: Vec<pb::Problem> = issues.iter().take(MAX_PROBLEMS).map(problem).collect();
+#[must_use]
+pub fn listed(issues: &[volta_engine::Issue]) -> Vec<common::Problem> {
+    let mut out: Vec<common::Problem> = issues.iter().take(MAX_PROBLEMS).map(problem).collect();
     if issues.len() > MAX_PROBLEMS {
-        out.push(pb::Problem {
+        out.push(common::Problem {
             path: "case".into(),
             message: format!("and {} more problems", issues.len() - MAX_PROBLEMS),
         });
@@ -79,9 +231,10 @@ pub fn listed(issues: &[volta_engine::Issue]) -> Vec<pb::Problem> {
     out
 }
 
-/// INVALID_ARGUMENT with a google.rpc.BadRequest naming `(field, message)`s.
-pub fn bad_request(message: String, violations: impl IntoIterator<Item = (String, String)>) -> Status {
-    let mut details = ErrorDetails::new();
+/// INVALID_ARGUMENT of `reason` with a google.rpc.BadRequest naming
+/// `(field, message)`s.
+pub fn bad_request(reason: Reason, message: String, violations: impl IntoIterator<Item = (String, String)>) -> Status {
+    let mut details = details(reason);
     for (field, description) in violations.into_iter().take(MAX_PROBLEMS) {
         details.add_bad_request_violation(capped(field), capped(description));
     }
@@ -90,61 +243,69 @@ pub fn bad_request(message: String, violations: impl IntoIterator<Item = (String
 
 /// INVALID_ARGUMENT for one request field: `field: message`, with the
 /// field as a BadRequest violation.
+#[must_use]
 pub fn invalid(field: &str, message: String) -> Status {
-    bad_request(format!("{field}: {message}"), [(field.to_owned(), message)])
+    bad_request(Reason::InvalidField, format!("{field}: {message}"), [(field.to_owned(), message)])
 }
 
 /// RESOURCE_EXHAUSTED for a call shed under load, with a `google.rpc.RetryInfo`
 /// saying how long to wait before trying again.
-pub fn shed(message: &str, retry_after: std::time::Duration) -> Status {
-    let mut details = ErrorDetails::new();
+#[must_use]
+pub fn shed(message: &str, retry_after: Duration) -> Status {
+    let mut details = details(Reason::Overloaded);
     details.set_retry_info(Some(retry_after));
     Status::with_error_details(Code::ResourceExhausted, message, details)
 }
 
 /// INVALID_ARGUMENT for a request beyond one of the server's `[limits]`.
+#[must_use]
 pub fn over_limit(field: &str, what: &str, limit: &str, max: usize) -> Status {
-    invalid(field, format!("{what}, more than limits.{limit} = {max}"))
+    let message = format!("{what}, more than limits.{limit} = {max}");
+    bad_request(Reason::OverLimit, format!("{field}: {message}"), [(field.to_owned(), message)])
 }
 
 /// An invalid case: INVALID_ARGUMENT naming every field.
+#[must_use]
 pub fn case(err: &CaseFileError) -> Status {
-    bad_request(format!("invalid case: {err}"), problems(err).into_iter().map(|p| (p.path, p.message)))
+    bad_request(
+        Reason::InvalidCase,
+        format!("invalid case: {err}"),
+        problems(err).into_iter().map(|p| (p.path, p.message)),
+    )
 }
 
 /// A dispatch error.
+#[must_use]
 pub fn dispatch(err: &DispatchError) -> Status {
     match err {
-        DispatchError::Option(message) => {
-            bad_request(format!("invalid option: {message}"), [("options".to_owned(), message.clone())])
-        }
-        DispatchError::Cancelled => Status::cancelled("cancelled by the client"),
+        DispatchError::Option(message) => bad_request(
+            Reason::InvalidField,
+            format!("invalid option: {message}"),
+            [("options".to_owned(), message.clone())],
+        ),
+        DispatchError::Cancelled => error(Reason::Cancelled, "cancelled by the client"),
         DispatchError::Solver(message) => {
             tracing::error!(error = %message, "solver");
-            Status::internal("the solver failed on this case (logged on the server)")
+            error(Reason::SolverFailed, "the solver failed on this case (logged on the server)")
         }
     }
 }
 
-/// A forecasting error; `options` is the request field that held the options.
-pub fn forecast(err: &ForecastError, options: &str) -> Status {
+/// A forecasting error; `field` gives the request field of a library
+/// option (`lags[0]` is `options.lag_days[0]` in a request).
+#[must_use]
+pub fn forecast(err: &ForecastError, field: &dyn Fn(&str) -> String) -> Status {
     let message = capped(err.to_string());
+    let on = |path: String| bad_request(Reason::InvalidField, message.clone(), [(path, message.clone())]);
     match err {
         ForecastError::MissingColumn { column, .. }
         | ForecastError::Column { column, .. }
-        | ForecastError::Timestamp { column, .. } => {
-            bad_request(message.clone(), [(format!("series.csv[{column}]"), message)])
-        }
-        ForecastError::Option { option, .. } if options.is_empty() => {
-            bad_request(message.clone(), [(option.clone(), message)])
-        }
-        ForecastError::Option { option, .. } => {
-            bad_request(message.clone(), [(format!("{options}.{option}"), message)])
-        }
-        ForecastError::Read { .. } => bad_request(message.clone(), [("series.csv".to_owned(), message)]),
-        ForecastError::Fit { .. } => Status::failed_precondition(message),
-        ForecastError::ModelFile(_) => Status::data_loss(message),
-        ForecastError::Cancelled { .. } => Status::cancelled(message),
+        | ForecastError::Timestamp { column, .. } => on(format!("series.csv[{}]", key(column))),
+        ForecastError::Option { option, .. } => on(field(option)),
+        ForecastError::Read { .. } => on("series.csv".to_owned()),
+        ForecastError::Fit { .. } => error(Reason::DataTooThin, message),
+        ForecastError::ModelFile(_) => error(Reason::ModelUnreadable, message),
+        ForecastError::Cancelled { .. } => error(Reason::Cancelled, message),
     }
 }
 
@@ -155,11 +316,30 @@ mod tests {
     use volta_dispatch::DispatchError;
     use volta_forecasting::ForecastError;
 
-    use super::{dispatch, forecast};
+    use super::{DOMAIN, Reason, dispatch, forecast};
 
     /// The first field a status names, if any.
     fn field(status: &tonic::Status) -> Option<String> {
         status.get_details_bad_request().and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
+    }
+
+    /// The ErrorInfo reason of a status, checked against its code.
+    fn reason(status: &tonic::Status) -> String {
+        let info = status.get_details_error_info().expect("every error carries an ErrorInfo");
+        assert_eq!(info.domain, DOMAIN);
+        let reason = Reason::ALL.iter().find(|r| r.as_str() == info.reason).expect("a known reason");
+        assert_eq!(reason.code(), status.code(), "{}", info.reason);
+        info.reason
+    }
+
+    #[test]
+    fn reasons_are_distinct_upper_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::ALL {
+            let text = r.as_str();
+            assert!(text.chars().all(|c| c.is_ascii_uppercase() || c == '_'), "{text}");
+            assert!(seen.insert(text), "{text} twice");
+        }
     }
 
     #[test]
@@ -172,6 +352,7 @@ mod tests {
         for (err, code) in cases {
             let status = dispatch(&err);
             assert_eq!(status.code(), code, "{err}");
+            reason(&status);
             assert!(!status.message().contains("/work"), "solver detail stays in the log: {}", status.message());
         }
     }
@@ -203,19 +384,18 @@ mod tests {
             (
                 ForecastError::Option { option: text("lags[0]"), reason: text("too far") },
                 Code::InvalidArgument,
-                Some("options_json.lags[0]"),
+                Some("options.lag_days[0]"),
             ),
             (ForecastError::ModelFile(text("version 9")), Code::DataLoss, None),
             (ForecastError::Fit { model: text("gbdt"), reason: text("12 samples") }, Code::FailedPrecondition, None),
             (ForecastError::Cancelled { progress: text("while training") }, Code::Cancelled, None),
         ];
+        let fields = |option: &str| crate::forecast::field_of(option, crate::forecast::Call::Train);
         for (err, code, named) in cases {
-            let status = forecast(&err, "options_json");
+            let status = forecast(&err, &fields);
             assert_eq!(status.code(), code, "{err}");
             assert_eq!(field(&status).as_deref(), named, "{err}");
+            reason(&status);
         }
-        // Without an options field, an option error names the option itself.
-        let late = ForecastError::Option { option: text("issue_time"), reason: text("late") };
-        assert_eq!(field(&forecast(&late, "")).as_deref(), Some("issue_time"));
     }
 }

@@ -203,7 +203,7 @@ fn rolling(args: &Args, case: &Case, horizon_h: f64, options: &Options) -> anyho
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(format!("rolling {}", case.name()));
-    let result = volta_dispatch::rolling_horizon(case, &rolling, &mut |_, _| bar.inc(1))?;
+    let result = volta_dispatch::rolling_horizon(case, &rolling, &mut |_, _, _| bar.inc(1))?;
     bar.finish_and_clear();
     let solve: f64 = result.windows.iter().map(|w| w.solve_seconds).sum();
     let build: f64 = result.windows.iter().map(|w| w.build_seconds).sum();

@@ -26,6 +26,7 @@ use anyhow::Context as _;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tonic::{Request, Status};
+use volta_api::status::Reason;
 
 use crate::config::Auth;
 
@@ -93,7 +94,11 @@ impl Caller {
     /// UNAUTHENTICATED if no caller was recorded (a service mounted without
     /// the interceptor: a wiring bug, refused rather than let through).
     pub fn of<T>(request: &Request<T>) -> Result<Self, Status> {
-        request.extensions().get::<Self>().cloned().ok_or_else(|| Status::unauthenticated("no caller on the request"))
+        request
+            .extensions()
+            .get::<Self>()
+            .cloned()
+            .ok_or_else(|| volta_api::status::error(Reason::Unauthenticated, "no caller on the request"))
     }
 
     /// PERMISSION_DENIED unless the caller holds `role` (or a higher one).
@@ -104,7 +109,10 @@ impl Caller {
         if self.role.is_some_and(|r| r >= role) {
             Ok(())
         } else {
-            Err(Status::permission_denied(format!("{} needs the role {:?} or higher", self.subject, role.name())))
+            Err(volta_api::status::error(
+                Reason::RoleRequired,
+                format!("{} needs the role {:?} or higher", self.subject, role.name()),
+            ))
         }
     }
 
@@ -114,11 +122,14 @@ impl Caller {
     /// The site, named.
     pub fn require_site(&self, site: &str) -> Result<(), Status> {
         match &self.sites {
-            Some(sites) if !sites.iter().any(|s| s == site) => Err(Status::permission_denied(format!(
-                "case.name: {} may not work on the site {}",
-                volta_api::status::shown(&self.subject),
-                volta_api::status::shown(site),
-            ))),
+            Some(sites) if !sites.iter().any(|s| s == site) => Err(volta_api::status::error(
+                Reason::SiteNotGranted,
+                format!(
+                    "case.name: {} may not work on the site {}",
+                    volta_api::status::shown(&self.subject),
+                    volta_api::status::shown(site),
+                ),
+            )),
             Some(_) | None => Ok(()),
         }
     }
@@ -209,18 +220,19 @@ impl Authenticator {
         let Some(key) = &self.key else {
             return Ok(Caller::anonymous());
         };
-        let header = authorization.ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| Status::unauthenticated("authorization must be \"Bearer <token>\""))?;
+        let header = authorization.ok_or_else(|| {
+            volta_api::status::error(Reason::Unauthenticated, "missing authorization: Bearer <token>")
+        })?;
+        let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).ok_or_else(|| {
+            volta_api::status::error(Reason::Unauthenticated, "authorization must be \"Bearer <token>\"")
+        })?;
         let data = jsonwebtoken::decode::<Claims>(token.trim(), &key.0, &key.1)
-            .map_err(|e| Status::unauthenticated(format!("invalid token: {e}")))?;
+            .map_err(|e| volta_api::status::error(Reason::Unauthenticated, format!("invalid token: {e}")))?;
         let claims = data.claims;
         let tenant = claims
             .tenant
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Status::unauthenticated("invalid token: no tenant claim"))?;
+            .ok_or_else(|| volta_api::status::error(Reason::Unauthenticated, "invalid token: no tenant claim"))?;
         Ok(Caller {
             subject: claims.sub.unwrap_or_else(|| "unnamed".to_owned()),
             tenant,

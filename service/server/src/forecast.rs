@@ -1,19 +1,21 @@
 //! `volta.forecast.v1.ForecastService`: backtests, and models trained,
-//! stored by id under the caller's tenant, and used to forecast.
+//! stored under the caller's tenant as `tenants/{tenant}/models/{id}`, and
+//! used to forecast.
 
+use jiff::{SignedDuration, Timestamp};
 use tonic::{Request, Response, Status};
+use volta_api::forecast::{self as convert, Call};
 use volta_api::pb::forecast as pb;
-use volta_api::status::{self as errors, shown};
+use volta_api::status::{self as errors, Reason, shown};
+use volta_api::time;
 use volta_engine::Cancel;
-use volta_forecasting::{
-    BacktestSpec, Files, ForecastSpec, ModelOptions, ReadOptions, TimeSeries, TrainedModel, cut_time, data,
-};
+use volta_forecasting::{BacktestSpec, Files, ForecastSpec, ModelOptions, TimeSeries, TrainedModel};
 
 use crate::Shared;
 use crate::auth::{Caller, Role};
 use crate::budget::Budget;
 use crate::config::Limits;
-use crate::store::ModelRecord;
+use crate::store::{self, Cursor, ModelFilter, ModelRecord};
 
 /// The forecasting service (shares the solver slots with dispatch).
 pub(crate) struct Forecast {
@@ -24,58 +26,50 @@ impl Forecast {
     pub(crate) fn new(shared: Shared) -> Self {
         Self { shared }
     }
-}
 
-/// The series of a request, read as `volta backtest` reads a file, its
-/// grid within `limits.max_series_steps`.
-fn series(message: Option<pb::Series>, target: Option<&str>, limits: &Limits) -> Result<TimeSeries, Status> {
-    let message = message.unwrap_or_default();
-    let target = match (message.target.as_str(), target) {
-        ("", Some(t)) => t.to_owned(),
-        ("", None) => {
-            return Err(errors::bad_request(
-                "series.target: missing".to_owned(),
-                [("series.target".to_owned(), "name the column to forecast".to_owned())],
-            ));
-        }
-        (t, _) => t.to_owned(),
-    };
-    let frame = data::frame_from_csv(&message.csv).map_err(|e| errors::forecast(&e, "options_json"))?;
-    let mut read = ReadOptions::new(target);
-    read.time_column = Some(message.time_column).filter(|s| !s.is_empty());
-    read.exog = message.exog;
-    read.known_ahead = message.known_ahead;
-    read.timezone = Some(message.timezone).filter(|s| !s.is_empty());
-    read.max_steps = limits.max_series_steps;
-    let (series, _) = data::from_frame(&frame, &read).map_err(|e| errors::forecast(&e, "options_json"))?;
-    Ok(series)
-}
-
-/// INVALID_ARGUMENT naming `field` when a required text is empty (rather
-/// than NOT_FOUND for an id nobody could have).
-fn required(field: &str, value: &str) -> Result<(), Status> {
-    if value.trim().is_empty() {
-        return Err(errors::invalid(field, "required".to_owned()));
+    /// The stored model that the request field `field` names, with its
+    /// body: NOT_FOUND when the caller's tenant has no such model.
+    async fn stored(&self, field: &str, name: &str, caller: &Caller) -> Result<(ModelRecord, String), Status> {
+        let id = model_id(field, name, &caller.tenant)?;
+        self.shared
+            .store
+            .model(&caller.tenant, id)
+            .await
+            .map_err(|e| store::unavailable(&e))?
+            .ok_or_else(|| not_found(name))
     }
-    Ok(())
+}
+
+/// Models a page lists when the caller does not say.
+const DEFAULT_PAGE: usize = 50;
+
+/// The longest request id of a Train call.
+const MAX_REQUEST_ID_CHARS: usize = 128;
+
+/// The series of a request within `limits.max_series_steps`.
+fn series(
+    message: Option<pb::SeriesData>,
+    target: Option<&str>,
+    limits: &Limits,
+    call: Call,
+) -> Result<TimeSeries, Status> {
+    let mut series = convert::series(message, target)?;
+    series.read.max_steps = limits.max_series_steps;
+    series.read(call)
 }
 
 /// The model options of a request, within the server's budgets.
-fn options(json: &str, limits: &Limits) -> Result<ModelOptions, Status> {
-    let options: ModelOptions = if json.trim().is_empty() {
-        ModelOptions::default()
-    } else {
-        serde_json::from_str(json).map_err(|e| errors::invalid("options_json", e.to_string()))?
-    };
+fn options(message: Option<pb::ModelOptions>, limits: &Limits) -> Result<ModelOptions, Status> {
+    let options = convert::model_options(message)?;
     let checks = [
-        ("horizon", options.horizon, "max_horizon_steps", limits.max_horizon_steps),
-        ("lags", options.lags.len(), "max_lags", limits.max_lags),
+        ("horizon_steps", options.horizon, "max_horizon_steps", limits.max_horizon_steps),
+        ("lag_days", options.lags.len(), "max_lags", limits.max_lags),
         ("regime_bins", options.regime_bins, "max_regime_bins", limits.max_regime_bins),
         ("trees", options.trees, "max_trees", limits.max_trees),
     ];
     for (field, value, limit, max) in checks {
         if value > max {
-            return Err(errors::over_limit(&format!("options_json.{field}"), &value.to_string(), limit, max));
+            return Err(errors::over_limit(&format!("options.{field}"), &value.to_string(), limit, max));
         }
     }
     Ok(options)
@@ -83,111 +77,105 @@ fn options(json: &str, limits: &Limits) -> Result<ModelOptions, Status> {
 
 /// The checked spec of `options` for `series`: holidays from the built-in
 /// calendars or inline dates, never a file of the server's.
-fn spec(options: &ModelOptions, series: &TimeSeries) -> Result<ForecastSpec, Status> {
-    options.to_spec_with(series, Files::Refused).map_err(|e| errors::forecast(&e, "options_json"))
+fn spec(options: &ModelOptions, series: &TimeSeries, call: Call) -> Result<ForecastSpec, Status> {
+    options.to_spec_with(series, Files::Refused).map_err(|e| convert::error(&e, call))
+}
+
+/// The instant a request's cut falls on, inside the data.
+fn cut(field: &str, at: Option<prost_types::Timestamp>, series: &TimeSeries) -> Result<Option<Timestamp>, Status> {
+    let Some(at) = time::instant(field, at)? else { return Ok(None) };
+    let (first, last) = (series.time(0), series.time(series.len().saturating_sub(1)));
+    if at <= first || at > last {
+        return Err(errors::invalid(field, format!("{at} is outside the data ({first} to {last})")));
+    }
+    Ok(Some(at))
 }
 
 fn backtest(req: pb::BacktestRequest, cancel: &Cancel, limits: &Limits) -> Result<pb::BacktestResponse, Status> {
-    let bad = |e: &volta_forecasting::ForecastError| errors::forecast(e, "options_json");
-    let options = options(&req.options_json, limits)?;
-    let series = series(req.series, None, limits)?;
-    let spec = spec(&options, &series)?;
-    let train_until = cut_time(&req.train_until, &series.tz, "train_until").map_err(|e| errors::forecast(&e, ""))?;
+    let pb::BacktestRequest { series: data, options: model, train_until, refit_every } = req;
+    let options = options(model, limits)?;
+    let series = series(data, None, limits, Call::Backtest)?;
+    let spec = spec(&options, &series, Call::Backtest)?;
+    let train_until = cut("train_until", train_until, &series)?
+        .ok_or_else(|| errors::invalid("train_until", "required: the end of the training data".to_owned()))?;
     let spec = BacktestSpec {
         forecast: spec,
         train_until,
-        refit_every: usize::try_from(req.refit_every).unwrap_or(usize::MAX),
+        refit_every: time::unsigned("refit_every", refit_every)?,
         test_until: None,
         recalibrate: true,
     };
     // A dropped call stops the backtest at its next forecast.
-    let bt =
-        volta_forecasting::backtest_with_progress(&series, &spec, &mut |_, _| cancel.flow()).map_err(|e| bad(&e))?;
-    let m = &bt.metrics;
-    let levels = |v: &[volta_forecasting::metrics::Level]| v.iter().map(|l| (format!("{}", l.q), l.value)).collect();
-    Ok(pb::BacktestResponse {
-        model: bt.model.clone(),
-        n_forecasts: u32::try_from(bt.forecasts.len()).unwrap_or(u32::MAX),
-        mae: m.mae,
-        rmse: m.rmse,
-        mape: m.mape,
-        smape: m.smape,
-        mase: m.mase,
-        rmae: m.rmae,
-        skill: m.skill,
-        pinball: levels(&m.pinball),
-        coverage: levels(&m.coverage),
-        interval_coverage: m.intervals.first().map(|i| i.observed),
-        fit_seconds: bt.fit_seconds,
-    })
+    let bt = volta_forecasting::backtest_with_progress(&series, &spec, &mut |_, _| cancel.flow())
+        .map_err(|e| convert::error(&e, Call::Backtest))?;
+    Ok(convert::backtest(&bt))
 }
 
-/// Trains; returns the model and its record (id and tenant to be filled).
-fn train(
-    req: pb::TrainRequest,
-    tenant: String,
-    limits: &Limits,
-    cancel: &Cancel,
-) -> Result<(ModelRecord, String, f64), Status> {
-    let bad = |e: &volta_forecasting::ForecastError| errors::forecast(e, "options_json");
-    let options = options(&req.options_json, limits)?;
-    let series = series(req.series, None, limits)?;
-    let spec = spec(&options, &series)?;
-    let end = if req.train_until.trim().is_empty() {
-        series.len()
-    } else {
-        series.index_at_or_after(
-            cut_time(&req.train_until, &series.tz, "train_until").map_err(|e| errors::forecast(&e, ""))?,
-        )
+/// What Train stores: the record and the model file's text.
+struct Trained {
+    record: ModelRecord,
+    body: String,
+    fit: SignedDuration,
+}
+
+fn train(req: pb::TrainRequest, tenant: String, limits: &Limits, cancel: &Cancel) -> Result<Trained, Status> {
+    let pb::TrainRequest { series: data, options: model, train_until, display_name, request_id } = req;
+    let options = options(model, limits)?;
+    let series = series(data, None, limits, Call::Train)?;
+    let spec = spec(&options, &series, Call::Train)?;
+    let end = match cut("train_until", train_until, &series)? {
+        Some(at) => series.index_at_or_after(at),
+        None => series.len(),
     };
     let start = std::time::Instant::now();
     // A dropped call, or one past its deadline, stops the fit at its next tree.
-    let model = volta_forecasting::train_cancellable(&series, &spec, end, cancel).map_err(|e| bad(&e))?;
-    let seconds = start.elapsed().as_secs_f64();
-    let body = model.to_json().map_err(|e| bad(&e))?;
+    let model = volta_forecasting::train_cancellable(&series, &spec, end, cancel)
+        .map_err(|e| convert::error(&e, Call::Train))?;
+    let fit = SignedDuration::try_from(start.elapsed()).unwrap_or(SignedDuration::MAX);
+    let body = model.to_json().map_err(|e| convert::error(&e, Call::Train))?;
     let record = ModelRecord {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: uuid::Uuid::new_v4().simple().to_string(),
         tenant,
-        name: if req.name.is_empty() {
+        name: if display_name.is_empty() {
             format!("{} {}", spec.model.name(), model.target)
         } else {
-            req.name.chars().take(200).collect()
+            display_name.chars().take(200).collect()
         },
         model_kind: spec.model.name().to_owned(),
         target: model.target.clone(),
         horizon: i64::try_from(spec.features.horizon).unwrap_or(i64::MAX),
         step_seconds: model.step_seconds,
         trained_until: model.trained_until.to_string(),
-        created_at: jiff::Timestamp::now().to_string(),
+        created_at: store::stored_time(Timestamp::now()),
+        request_id: Some(request_id).filter(|r| !r.is_empty()),
     };
-    Ok((record, body, seconds))
+    Ok(Trained { record, body, fit })
 }
 
 fn forecast(
-    model_id: String,
+    name: String,
     body: &str,
     req: pb::ForecastRequest,
     limits: &Limits,
 ) -> Result<pb::ForecastResponse, Status> {
-    let model =
-        TrainedModel::from_json(body, &format!("stored model {model_id}")).map_err(|e| errors::forecast(&e, ""))?;
-    let mut message = req.series.unwrap_or_default();
+    let pb::ForecastRequest { model: _, series: data, issue_time } = req;
+    let model = TrainedModel::from_json(body, &format!("stored model {name}"))
+        .map_err(|e| convert::error(&e, Call::Forecast))?;
+    let mut message = data.unwrap_or_default();
     // The model decides which columns it reads.
     let read = model.read_options();
-    (message.exog, message.known_ahead) = (read.exog, read.known_ahead);
-    if message.timezone.is_empty() {
-        message.timezone = read.timezone.unwrap_or_default();
+    (message.exog_columns, message.known_ahead_columns) = (read.exog, read.known_ahead);
+    if message.time_zone.is_empty() {
+        message.time_zone = read.timezone.unwrap_or_default();
     }
-    let series = series(Some(message), Some(&model.target), limits)?;
-    let issue = cut_time(&req.issue_time, &series.tz, "issue_time")
-        .ok()
-        .filter(|_| req.issue_time.len() > 10)
-        .ok_or_else(|| errors::invalid("issue_time", format!("{} is not a timestamp", shown(&req.issue_time))))?;
-    let forecast = model.forecast(&series, issue).map_err(|e| errors::forecast(&e, ""))?;
+    let series = series(Some(message), Some(&model.target), limits, Call::Forecast)?;
+    let issue = time::instant("issue_time", issue_time)?
+        .ok_or_else(|| errors::invalid("issue_time", "required: the first forecast step".to_owned()))?;
+    let forecast = model.forecast(&series, issue).map_err(|e| convert::error(&e, Call::Forecast))?;
     let levels = &model.spec.quantiles;
     Ok(pb::ForecastResponse {
-        model_id,
-        times: (0..forecast.point.len()).map(|k| series.stamp(forecast.issue_step + k)).collect(),
+        model: name,
+        grid: Some(convert::forecast_grid(&series, forecast.issue_step, forecast.point.len())),
         point: forecast.point.clone(),
         quantiles: levels
             .iter()
@@ -200,21 +188,103 @@ fn forecast(
     })
 }
 
-fn info(record: ModelRecord) -> pb::ModelInfo {
-    pb::ModelInfo {
-        id: record.id,
-        name: record.name,
-        model: record.model_kind,
-        target: record.target,
-        horizon: u32::try_from(record.horizon).unwrap_or(u32::MAX),
-        step_seconds: record.step_seconds,
-        trained_until: record.trained_until,
-        created_at: record.created_at,
+/// A stored model's resource name.
+fn resource(record: &ModelRecord) -> String {
+    format!("tenants/{}/models/{}", record.tenant, record.id)
+}
+
+/// The model id of a resource name of the caller's tenant. A name of
+/// another tenant is NOT_FOUND, as if it did not exist.
+fn model_id<'a>(field: &str, name: &'a str, tenant: &str) -> Result<&'a str, Status> {
+    if name.trim().is_empty() {
+        return Err(errors::invalid(field, "required: tenants/{tenant}/models/{model}".to_owned()));
+    }
+    match name.split('/').collect::<Vec<_>>().as_slice() {
+        ["tenants", owner, "models", id] if !owner.is_empty() && !id.is_empty() => {
+            if *owner == tenant {
+                Ok(id)
+            } else {
+                Err(not_found(name))
+            }
+        }
+        _ => Err(errors::invalid(field, format!("{} is not tenants/{{tenant}}/models/{{model}}", shown(name)))),
     }
 }
 
-fn not_found(id: &str) -> Status {
-    Status::not_found(format!("model_id: no model {} for this tenant", shown(id)))
+fn info(record: &ModelRecord) -> pb::Model {
+    let stored = |text: &str| text.parse::<Timestamp>().ok().map(time::timestamp);
+    pb::Model {
+        name: resource(record),
+        display_name: record.name.clone(),
+        kind: convert::model_kind(&record.model_kind).into(),
+        target: record.target.clone(),
+        horizon_steps: i32::try_from(record.horizon).unwrap_or(i32::MAX),
+        step: Some(time::duration(SignedDuration::from_secs(record.step_seconds))),
+        trained_until: stored(&record.trained_until),
+        create_time: stored(&record.created_at),
+    }
+}
+
+fn not_found(name: &str) -> Status {
+    errors::error(Reason::ModelNotFound, format!("name: no model {} for this tenant", shown(name)))
+}
+
+/// A list filter: `field = "value"` conditions joined by AND.
+fn filter(text: &str) -> Result<ModelFilter, Status> {
+    let mut out = ModelFilter::default();
+    if text.trim().is_empty() {
+        return Ok(out);
+    }
+    let bad = |why: String| errors::invalid("filter", why);
+    for condition in text.split(" AND ") {
+        let (field, value) =
+            condition.split_once('=').ok_or_else(|| bad(format!("{} is not field = \"value\"", shown(condition))))?;
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .filter(|v| !v.contains('"'))
+            .ok_or_else(|| bad(format!("the value of {} must be in double quotes", shown(field.trim()))))?
+            .to_owned();
+        let slot = match field.trim() {
+            "display_name" => &mut out.name,
+            "target" => &mut out.target,
+            "kind" => {
+                let kind = pb::ModelKind::from_str_name(&value)
+                    .filter(|k| *k != pb::ModelKind::Unspecified)
+                    .ok_or_else(|| bad(format!("{} is not a model kind (MODEL_KIND_GBDT, ...)", shown(&value))))?;
+                out.model_kind = Some(convert::model_name("filter", kind.into())?.replace("elastic_net", "linear"));
+                continue;
+            }
+            other => return Err(bad(format!("{} cannot be filtered on (display_name, target, kind)", shown(other)))),
+        };
+        *slot = Some(value);
+    }
+    Ok(out)
+}
+
+/// A page token: where the next page starts, opaque to callers (the hex
+/// of `created_at/id`).
+fn page_token(record: &ModelRecord) -> String {
+    format!("{}/{}", record.created_at, record.id).bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn cursor(token: &str) -> Result<Option<Cursor>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || errors::invalid("page_token", "not a token this server gave".to_owned());
+    if !token.len().is_multiple_of(2) || token.len() > 512 {
+        return Err(bad());
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| token.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (created_at, id) = text.split_once('/').ok_or_else(bad)?;
+    Ok(Some(Cursor { created_at: created_at.to_owned(), id: id.to_owned() }))
 }
 
 #[tonic::async_trait]
@@ -235,14 +305,40 @@ impl pb::forecast_service_server::ForecastService for Forecast {
         caller.require(Role::Operator)?;
         let budget = Budget::of(&request);
         let req = request.into_inner();
+        if req.request_id.chars().count() > MAX_REQUEST_ID_CHARS {
+            return Err(errors::invalid("request_id", format!("more than {MAX_REQUEST_ID_CHARS} characters")));
+        }
+        // A retried call returns what the first one stored, without training.
+        if !req.request_id.is_empty()
+            && let Some(stored) = self
+                .shared
+                .store
+                .model_by_request(&caller.tenant, &req.request_id)
+                .await
+                .map_err(|e| store::unavailable(&e))?
+        {
+            return Ok(Response::new(pb::TrainResponse {
+                model: Some(info(&stored)),
+                fit_time: Some(time::duration(SignedDuration::ZERO)),
+            }));
+        }
         let limits = self.shared.limits.clone();
         let cancel = Cancel::new();
         let token = cancel.clone();
-        let (record, body, fit_seconds) =
-            self.shared.offload("train", &cancel, &budget, move || train(req, caller.tenant, &limits, &token)).await?;
-        self.shared.store.put_model(&record, &body).await.map_err(|e| crate::store::unavailable(&e))?;
-        tracing::info!(model_id = %record.id, tenant = %record.tenant, "model stored");
-        Ok(Response::new(pb::TrainResponse { model: Some(info(record)), fit_seconds }))
+        let tenant = caller.tenant.clone();
+        let trained =
+            self.shared.offload("train", &cancel, &budget, move || train(req, tenant, &limits, &token)).await?;
+        let stored =
+            self.shared.store.put_model(&trained.record, &trained.body).await.map_err(|e| store::unavailable(&e))?;
+        let (record, fit) = match stored {
+            // A concurrent call with the same request id stored first.
+            Some(first) => (first, SignedDuration::ZERO),
+            None => {
+                tracing::info!(model = %resource(&trained.record), "model stored");
+                (trained.record, trained.fit)
+            }
+        };
+        Ok(Response::new(pb::TrainResponse { model: Some(info(&record)), fit_time: Some(time::duration(fit)) }))
     }
 
     async fn forecast(&self, request: Request<pb::ForecastRequest>) -> Result<Response<pb::ForecastResponse>, Status> {
@@ -250,19 +346,22 @@ impl pb::forecast_service_server::ForecastService for Forecast {
         caller.require(Role::Viewer)?;
         let budget = Budget::of(&request);
         let req = request.into_inner();
-        required("model_id", &req.model_id)?;
-        let id = req.model_id.clone();
-        let (_, body) = self
-            .shared
-            .store
-            .model(&caller.tenant, &id)
-            .await
-            .map_err(|e| crate::store::unavailable(&e))?
-            .ok_or_else(|| not_found(&id))?;
+        let name = req.model.clone();
+        let (_, body) = self.stored("model", &name, &caller).await?;
         let limits = self.shared.limits.clone();
-        let reply =
-            self.shared.offload("forecast", &Cancel::new(), &budget, move || forecast(id, &body, req, &limits)).await?;
+        let reply = self
+            .shared
+            .offload("forecast", &Cancel::new(), &budget, move || forecast(name, &body, req, &limits))
+            .await?;
         Ok(Response::new(reply))
+    }
+
+    async fn get_model(&self, request: Request<pb::GetModelRequest>) -> Result<Response<pb::GetModelResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Viewer)?;
+        let pb::GetModelRequest { name } = request.into_inner();
+        let (record, _) = self.stored("name", &name, &caller).await?;
+        Ok(Response::new(pb::GetModelResponse { model: Some(info(&record)) }))
     }
 
     async fn list_models(
@@ -271,8 +370,30 @@ impl pb::forecast_service_server::ForecastService for Forecast {
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Viewer)?;
-        let models = self.shared.store.models(&caller.tenant).await.map_err(|e| crate::store::unavailable(&e))?;
-        Ok(Response::new(pb::ListModelsResponse { models: models.into_iter().map(info).collect() }))
+        let pb::ListModelsRequest { page_size, page_token: token, filter: condition } = request.into_inner();
+        let size = match time::unsigned("page_size", page_size)? {
+            0 => DEFAULT_PAGE,
+            n if n > store::MAX_PAGE => {
+                return Err(errors::invalid("page_size", format!("{n}; a page has at most {}", store::MAX_PAGE)));
+            }
+            n => n,
+        };
+        let filter = filter(&condition)?;
+        let cursor = cursor(&token)?;
+        // One more than the page: whether there is a next one.
+        let mut models = self
+            .shared
+            .store
+            .models(&caller.tenant, &filter, cursor.as_ref(), size + 1)
+            .await
+            .map_err(|e| store::unavailable(&e))?;
+        let next_page_token = if models.len() > size {
+            models.truncate(size);
+            models.last().map(page_token).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListModelsResponse { models: models.iter().map(info).collect(), next_page_token }))
     }
 
     async fn delete_model(
@@ -281,12 +402,61 @@ impl pb::forecast_service_server::ForecastService for Forecast {
     ) -> Result<Response<pb::DeleteModelResponse>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Admin)?;
-        let id = request.into_inner().id;
-        required("id", &id)?;
-        if self.shared.store.delete_model(&caller.tenant, &id).await.map_err(|e| crate::store::unavailable(&e))? {
+        let pb::DeleteModelRequest { name } = request.into_inner();
+        let id = model_id("name", &name, &caller.tenant)?;
+        if self.shared.store.delete_model(&caller.tenant, id).await.map_err(|e| store::unavailable(&e))? {
+            // The audit line of every deletion: who deleted what.
+            tracing::info!(audit = true, subject = %caller.subject, model = %name, "model deleted");
             Ok(Response::new(pb::DeleteModelResponse {}))
         } else {
-            Err(not_found(&id))
+            Err(not_found(&name))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cursor, filter, model_id, page_token};
+    use crate::store::ModelRecord;
+
+    #[test]
+    fn resource_names_resolve_only_in_the_callers_tenant() {
+        assert_eq!(model_id("name", "tenants/acme/models/m1", "acme").ok(), Some("m1"));
+        let other = model_id("name", "tenants/globex/models/m1", "acme").expect_err("other tenant");
+        assert_eq!(other.code(), tonic::Code::NotFound);
+        for bad in ["", "m1", "tenants/acme/models/", "tenants/acme/models/m1/x", "models/m1"] {
+            let err = model_id("name", bad, "acme").expect_err(bad);
+            assert_eq!(err.code(), tonic::Code::InvalidArgument, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_forgeries_are_refused() {
+        let record = ModelRecord {
+            id: "abc".into(),
+            tenant: "acme".into(),
+            name: String::new(),
+            model_kind: "gbdt".into(),
+            target: "y".into(),
+            horizon: 48,
+            step_seconds: 1800,
+            trained_until: String::new(),
+            created_at: "2026-12-02T17:00:00.000001Z".into(),
+            request_id: None,
+        };
+        let back = cursor(&page_token(&record)).expect("reads").expect("a cursor");
+        assert_eq!((back.created_at.as_str(), back.id.as_str()), ("2026-12-02T17:00:00.000001Z", "abc"));
+        for forged in ["x", "zz", "0", &"ab".repeat(300)] {
+            assert_eq!(cursor(forged).expect_err(forged).code(), tonic::Code::InvalidArgument);
+        }
+    }
+
+    #[test]
+    fn filters_name_their_fields_and_quote_their_values() {
+        let f = filter(r#"target = "load_kw" AND kind = "MODEL_KIND_GBDT""#).expect("reads");
+        assert_eq!((f.target.as_deref(), f.model_kind.as_deref()), (Some("load_kw"), Some("gbdt")));
+        for bad in ["target = load_kw", "owner = \"x\"", "kind = \"GBDT\"", "target"] {
+            assert_eq!(filter(bad).expect_err(bad).code(), tonic::Code::InvalidArgument, "{bad}");
         }
     }
 }

@@ -35,7 +35,7 @@ use tokio::sync::Semaphore;
 use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use volta_api::pb;
-use volta_api::status::shed;
+use volta_api::status::{Reason, shed};
 use volta_engine::Cancel;
 
 use crate::auth::Authenticator;
@@ -142,9 +142,10 @@ impl Shared {
     ) -> Result<T, Status> {
         let joined = match budget.reply_due() {
             Some(due) => tokio::time::timeout_at(due.into(), task).await.map_err(|_| {
-                Status::deadline_exceeded(format!(
-                    "the deadline came before the {kind} finished; allow more time, or set a time limit"
-                ))
+                volta_api::status::error(
+                    Reason::DeadlineExceeded,
+                    format!("the deadline came before the {kind} finished; allow more time, or set a time limit"),
+                )
             })?,
             None => task.await,
         };
@@ -158,7 +159,7 @@ impl Shared {
             Ok(payload) => self.metrics.panicked(&telemetry::panic_message(payload.as_ref())),
             Err(error) => tracing::error!(error = %error, kind, "task failed"),
         }
-        Status::internal(format!("internal error in the {kind} (logged on the server)"))
+        volta_api::status::error(Reason::Internal, format!("internal error in the {kind} (logged on the server)"))
     }
 }
 
@@ -233,6 +234,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     let slots = config.server.solver_slots.unwrap_or(cores);
+    metrics.set_slots(slots);
     let shared = Shared {
         slots: Arc::new(Semaphore::new(slots)),
         metrics: metrics.clone(),

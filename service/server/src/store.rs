@@ -6,15 +6,16 @@
 //! Every row belongs to a tenant and every query filters on it, so a caller
 //! never sees another tenant's rows, not even their ids.
 
-use anyhow::Context as _;
 use sqlx::Any;
 use sqlx::Row as _;
 use sqlx::pool::{Pool, PoolOptions};
+use volta_api::status::Reason;
 
 /// The schema, version by version; new versions go at the end.
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE forecast_models (
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE forecast_models (
         id TEXT PRIMARY KEY,
         tenant TEXT NOT NULL,
         name TEXT NOT NULL,
@@ -27,7 +28,15 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
         body TEXT NOT NULL
     );
     CREATE INDEX forecast_models_by_tenant ON forecast_models (tenant, created_at)",
-)];
+    ),
+    // Train is idempotent by the caller's request id, per tenant (NULLs,
+    // models trained without one, do not collide).
+    (
+        2,
+        "ALTER TABLE forecast_models ADD COLUMN request_id TEXT;
+    CREATE UNIQUE INDEX forecast_models_by_request ON forecast_models (tenant, request_id)",
+    ),
+];
 
 /// The PostgreSQL advisory lock key that serialises migrations ("volta"
 /// in ASCII).
@@ -36,7 +45,7 @@ const MIGRATION_LOCK: i64 = 0x0076_6f6c_7461;
 /// The columns of a [`ModelRecord`], in `SELECT` order.
 macro_rules! columns {
     () => {
-        "id, tenant, name, model_kind, target, horizon, step_seconds, trained_until, created_at"
+        "id, tenant, name, model_kind, target, horizon, step_seconds, trained_until, created_at, request_id"
     };
 }
 
@@ -59,8 +68,78 @@ pub struct ModelRecord {
     pub step_seconds: i64,
     /// End of its training data, RFC 3339.
     pub trained_until: String,
-    /// When it was stored, RFC 3339.
+    /// When it was stored, RFC 3339 in UTC with microseconds (fixed width:
+    /// text order is time order).
     pub created_at: String,
+    /// The request id of the Train call that stored it, if it had one.
+    pub request_id: Option<String>,
+}
+
+/// A time as [`ModelRecord::created_at`] holds it.
+#[must_use]
+pub fn stored_time(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// What can go wrong with the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A storage URL of another kind.
+    #[error("storage.url {0}: use sqlite://FILE or postgres://...")]
+    Url(String),
+    /// The database cannot be reached or opened.
+    #[error("cannot open the database {url}: {source}")]
+    Connect {
+        /// The URL, without its password.
+        url: String,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// A migration failed (the schema is left as it was).
+    #[error("cannot migrate the database to version {version}: {source}")]
+    Migration {
+        /// The version that failed.
+        version: i64,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// A query failed.
+    #[error("cannot {action}: {source}")]
+    Query {
+        /// What the store was doing (`store the model`).
+        action: &'static str,
+        /// Why.
+        source: sqlx::Error,
+    },
+}
+
+impl StoreError {
+    fn query(action: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
+        move |source| Self::Query { action, source }
+    }
+}
+
+/// How many models a page lists, at most.
+pub const MAX_PAGE: usize = 1000;
+
+/// Which models to list: equality on the columns a filter may name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelFilter {
+    /// The display name.
+    pub name: Option<String>,
+    /// The target column.
+    pub target: Option<String>,
+    /// The model kind (`gbdt`).
+    pub model_kind: Option<String>,
+}
+
+/// Where a page starts: after this model in the list order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// The `created_at` of the last model of the previous page.
+    pub created_at: String,
+    /// Its id.
+    pub id: String,
 }
 
 /// The database behind the services.
@@ -101,9 +180,9 @@ impl Store {
     ///
     /// # Errors
     /// An unsupported scheme, an unreachable database, or a failed migration.
-    pub async fn open(url: &str) -> anyhow::Result<Self> {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
         if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
-            anyhow::bail!("storage.url {}: use sqlite://FILE or postgres://...", redacted(url));
+            return Err(StoreError::Url(redacted(url)));
         }
         sqlx::any::install_default_drivers();
         // One connection for SQLite: it has one writer anyway, and an
@@ -114,9 +193,9 @@ impl Store {
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect(&connect_url(url))
             .await
-            .with_context(|| format!("cannot open the database {}", redacted(url)))?;
+            .map_err(|source| StoreError::Connect { url: redacted(url), source })?;
         let store = Self { pool, postgres: url.starts_with("postgres") };
-        store.migrate().await.with_context(|| format!("cannot migrate the database {}", redacted(url)))?;
+        store.migrate().await?;
         Ok(store)
     }
 
@@ -131,44 +210,57 @@ impl Store {
     /// together migrate one after the other: the first applies the missing
     /// versions, the others then find nothing to do. (SQLite has one writer:
     /// its transaction is the lock.)
-    async fn migrate(&self) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let failed = |version: i64| move |source| StoreError::Migration { version, source };
+        let mut tx = self.pool.begin().await.map_err(failed(0))?;
         if self.postgres {
             sqlx::query("SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
                 .bind(MIGRATION_LOCK)
                 .fetch_one(&mut *tx)
                 .await
-                .context("migration lock")?;
+                .map_err(failed(0))?;
         }
         sqlx::query("CREATE TABLE IF NOT EXISTS volta_schema (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
             .execute(&mut *tx)
-            .await?;
-        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM volta_schema").fetch_one(&mut *tx).await?;
-        let current: i64 = row.try_get(0)?;
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            .await
+            .map_err(failed(0))?;
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM volta_schema")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(failed(0))?;
+        let current: i64 = row.try_get(0).map_err(failed(0))?;
+        for &(version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
             for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                sqlx::query(statement).execute(&mut *tx).await.with_context(|| format!("migration {version}"))?;
+                sqlx::query(statement).execute(&mut *tx).await.map_err(failed(version))?;
             }
             sqlx::query("INSERT INTO volta_schema (version, applied_at) VALUES ($1, $2)")
-                .bind(*version)
+                .bind(version)
                 .bind(jiff::Timestamp::now().to_string())
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(failed(version))?;
             tracing::info!(version, "database migrated");
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(failed(0))?;
         Ok(())
     }
 
-    /// Stores a model body under a new id.
+    /// Stores a model body under its id. With a request id that the
+    /// tenant has used before, nothing is stored and the model that request
+    /// stored is returned instead (also when two calls race).
     ///
     /// # Errors
-    /// A database error.
-    pub async fn put_model(&self, record: &ModelRecord, body: &str) -> anyhow::Result<()> {
-        sqlx::query(
+    /// A database error (an id that exists is one).
+    pub async fn put_model(&self, record: &ModelRecord, body: &str) -> Result<Option<ModelRecord>, StoreError> {
+        if let Some(request) = &record.request_id
+            && let Some(existing) = self.model_by_request(&record.tenant, request).await?
+        {
+            return Ok(Some(existing));
+        }
+        let inserted = sqlx::query(
             "INSERT INTO forecast_models \
-             (id, tenant, name, model_kind, target, horizon, step_seconds, trained_until, created_at, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             (id, tenant, name, model_kind, target, horizon, step_seconds, trained_until, created_at, body, request_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&record.id)
         .bind(&record.tenant)
@@ -180,10 +272,35 @@ impl Store {
         .bind(&record.trained_until)
         .bind(&record.created_at)
         .bind(body)
+        .bind(record.request_id.as_deref())
         .execute(&self.pool)
-        .await
-        .context("cannot store the model")?;
-        Ok(())
+        .await;
+        match inserted {
+            Ok(_) => Ok(None),
+            // A concurrent call with the same request id stored first.
+            Err(source) => match &record.request_id {
+                Some(request) => match self.model_by_request(&record.tenant, request).await? {
+                    Some(existing) => Ok(Some(existing)),
+                    None => Err(StoreError::Query { action: "store the model", source }),
+                },
+                None => Err(StoreError::Query { action: "store the model", source }),
+            },
+        }
+    }
+
+    /// The model a Train call with `request` stored for `tenant`, if any.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn model_by_request(&self, tenant: &str, request: &str) -> Result<Option<ModelRecord>, StoreError> {
+        let row =
+            sqlx::query(concat!("SELECT ", columns!(), " FROM forecast_models WHERE tenant = $1 AND request_id = $2"))
+                .bind(tenant)
+                .bind(request)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::query("read the model"))?;
+        row.map(|r| record(&r)).transpose()
     }
 
     /// A model of `tenant` with its body; `None` if it does not exist or
@@ -191,31 +308,56 @@ impl Store {
     ///
     /// # Errors
     /// A database error.
-    pub async fn model(&self, tenant: &str, id: &str) -> anyhow::Result<Option<(ModelRecord, String)>> {
+    pub async fn model(&self, tenant: &str, id: &str) -> Result<Option<(ModelRecord, String)>, StoreError> {
         let row =
             sqlx::query(concat!("SELECT ", columns!(), ", body FROM forecast_models WHERE tenant = $1 AND id = $2"))
                 .bind(tenant)
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await
-                .context("cannot read the model")?;
-        row.map(|r| Ok((record(&r)?, r.try_get("body")?))).transpose()
+                .map_err(StoreError::query("read the model"))?;
+        row.map(|r| Ok((record(&r)?, r.try_get("body").map_err(StoreError::query("read the model"))?))).transpose()
     }
 
-    /// The models of `tenant`, newest first.
+    /// A page of the models of `tenant` that match `filter`, newest first
+    /// (then by id), after `cursor`: at most `limit` ([`MAX_PAGE`] at most).
     ///
     /// # Errors
     /// A database error.
-    pub async fn models(&self, tenant: &str) -> anyhow::Result<Vec<ModelRecord>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM forecast_models WHERE tenant = $1 ORDER BY created_at DESC, id"
-        ))
-        .bind(tenant)
-        .fetch_all(&self.pool)
-        .await
-        .context("cannot list the models")?;
+    pub async fn models(
+        &self,
+        tenant: &str,
+        filter: &ModelFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<ModelRecord>, StoreError> {
+        let mut sql = String::from(concat!("SELECT ", columns!(), " FROM forecast_models WHERE tenant = $1"));
+        let mut binds: Vec<&str> = vec![tenant];
+        let conditions = [
+            ("name", filter.name.as_deref()),
+            ("target", filter.target.as_deref()),
+            ("model_kind", filter.model_kind.as_deref()),
+        ];
+        for (column, value) in conditions {
+            if let Some(value) = value {
+                binds.push(value);
+                sql.push_str(&format!(" AND {column} = ${}", binds.len()));
+            }
+        }
+        if let Some(cursor) = cursor {
+            binds.push(&cursor.created_at);
+            let at = binds.len();
+            binds.push(&cursor.id);
+            let id = binds.len();
+            sql.push_str(&format!(" AND (created_at < ${at} OR (created_at = ${at} AND id > ${id}))"));
+        }
+        let limit = i64::try_from(limit.min(MAX_PAGE)).unwrap_or(1000);
+        sql.push_str(&format!(" ORDER BY created_at DESC, id LIMIT {limit}"));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in binds {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(StoreError::query("list the models"))?;
         rows.iter().map(record).collect()
     }
 
@@ -223,35 +365,39 @@ impl Store {
     ///
     /// # Errors
     /// A database error.
-    pub async fn delete_model(&self, tenant: &str, id: &str) -> anyhow::Result<bool> {
+    pub async fn delete_model(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM forecast_models WHERE tenant = $1 AND id = $2")
             .bind(tenant)
             .bind(id)
             .execute(&self.pool)
             .await
-            .context("cannot delete the model")?;
+            .map_err(StoreError::query("delete the model"))?;
         Ok(done.rows_affected() > 0)
     }
 }
 
-fn record(row: &sqlx::any::AnyRow) -> anyhow::Result<ModelRecord> {
-    Ok(ModelRecord {
-        id: row.try_get("id")?,
-        tenant: row.try_get("tenant")?,
-        name: row.try_get("name")?,
-        model_kind: row.try_get("model_kind")?,
-        target: row.try_get("target")?,
-        horizon: row.try_get("horizon")?,
-        step_seconds: row.try_get("step_seconds")?,
-        trained_until: row.try_get("trained_until")?,
-        created_at: row.try_get("created_at")?,
-    })
+fn record(row: &sqlx::any::AnyRow) -> Result<ModelRecord, StoreError> {
+    let read = || -> Result<ModelRecord, sqlx::Error> {
+        Ok(ModelRecord {
+            id: row.try_get("id")?,
+            tenant: row.try_get("tenant")?,
+            name: row.try_get("name")?,
+            model_kind: row.try_get("model_kind")?,
+            target: row.try_get("target")?,
+            horizon: row.try_get("horizon")?,
+            step_seconds: row.try_get("step_seconds")?,
+            trained_until: row.try_get("trained_until")?,
+            created_at: row.try_get("created_at")?,
+            request_id: row.try_get("request_id")?,
+        })
+    };
+    read().map_err(StoreError::query("read a model row"))
 }
 
 /// A database failure (the detail goes to the log, not to the caller).
-pub(crate) fn unavailable(err: &anyhow::Error) -> tonic::Status {
-    tracing::error!(error = format!("{err:#}"), "database");
-    tonic::Status::unavailable("the model store is unavailable; retry later")
+pub(crate) fn unavailable(err: &StoreError) -> tonic::Status {
+    tracing::error!(error = %err, "database");
+    volta_api::status::error(Reason::StoreUnavailable, "the model store is unavailable; retry later")
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
+use volta_api::status::Reason;
 
 use crate::budget::{Admission, Arrival, reply_due, timeout_header};
 use crate::config::LogFormat;
@@ -53,17 +54,53 @@ pub fn init_logs(format: LogFormat, level: &str) -> anyhow::Result<()> {
     installed.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
 }
 
-/// Labels of a finished call.
+/// Labels of a finished call, as gRPC's conventions name them.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
-    method: String,
-    code: String,
+    grpc_service: String,
+    grpc_method: String,
+    grpc_code: String,
 }
 
 /// Labels of a latency histogram.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
-    method: String,
+    grpc_service: String,
+    grpc_method: String,
+}
+
+/// Labels of a solve's outcome.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    status: String,
+}
+
+/// Labels of the build.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+/// A method path's service and method (`unknown` for both when the path
+/// is not one of `/package.Service/Method`).
+fn service_and_method(path: &str) -> (String, String) {
+    match path.strip_prefix('/').and_then(|p| p.split_once('/')) {
+        Some((service, method)) => (service.to_owned(), method.to_owned()),
+        None => (UNKNOWN.to_owned(), UNKNOWN.to_owned()),
+    }
+}
+
+/// A code as gRPC's documents spell it: `OK`, `INVALID_ARGUMENT`, ...
+fn code_name(code: tonic::Code) -> String {
+    let camel = format!("{code:?}");
+    let mut out = String::with_capacity(camel.len() + 4);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
 }
 
 /// Labels of the work histogram.
@@ -87,8 +124,13 @@ pub struct Metrics {
     work: Histograms<WorkLabels>,
     in_flight: Gauge,
     slots_busy: Gauge,
+    slots: Gauge,
     waiting: Gauge,
     panics: Counter,
+    solves: Family<OutcomeLabels, Counter>,
+    resident_bytes: Gauge,
+    cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    open_fds: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -109,9 +151,17 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("volta");
         let requests = Family::<CallLabels, Counter>::default();
-        registry.register("grpc_requests", "gRPC calls finished, by method and status code", requests.clone());
+        registry.register(
+            "grpc_server_handled",
+            "gRPC calls finished, by service, method and status code",
+            requests.clone(),
+        );
         let latency: Histograms<MethodLabels> = Family::new_with_constructor(seconds_histogram);
-        registry.register("grpc_request_duration_seconds", "Time from request to response headers", latency.clone());
+        registry.register(
+            "grpc_server_handling_seconds",
+            "Time from a call's request to its end (a stream's last message and status)",
+            latency.clone(),
+        );
         let work: Histograms<WorkLabels> = Family::new_with_constructor(seconds_histogram);
         registry.register(
             "work_duration_seconds",
@@ -122,17 +172,58 @@ impl Metrics {
         registry.register("grpc_in_flight", "gRPC calls being served", in_flight.clone());
         let slots_busy = Gauge::default();
         registry.register("solver_slots_busy", "Solver slots in use", slots_busy.clone());
+        let slots = Gauge::default();
+        registry.register("solver_slots", "Solver slots in all (server.solver_slots)", slots.clone());
         let waiting = Gauge::default();
         registry.register("grpc_waiting", "Calls waiting for admission (limits.max_concurrent_calls)", waiting.clone());
         let panics = Counter::default();
         registry.register("panics", "Calls that panicked: answered INTERNAL, the server kept serving", panics.clone());
-        Self { registry, requests, latency, work, in_flight, slots_busy, waiting, panics }
+        let solves = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "solves",
+            "Solves by outcome (optimal, within_gap, time_limit, infeasible, ...): schedules, front points, windows",
+            solves.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
+        registry.register("build_info", "The running build: 1, with its version as a label", build);
+        let resident_bytes = Gauge::default();
+        registry.register("process_resident_memory_bytes", "Resident memory of the server", resident_bytes.clone());
+        let cpu_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register("process_cpu_seconds", "CPU time of the server, user and system", cpu_seconds.clone());
+        let open_fds = Gauge::default();
+        registry.register("process_open_fds", "Open file descriptors of the server", open_fds.clone());
+        Self {
+            registry,
+            requests,
+            latency,
+            work,
+            in_flight,
+            slots_busy,
+            slots,
+            waiting,
+            panics,
+            solves,
+            resident_bytes,
+            cpu_seconds,
+            open_fds,
+        }
     }
 
     /// Records a panic inside a call (its message goes to the log only).
     pub fn panicked(&self, message: &str) {
         self.panics.inc();
         tracing::error!(panic = message, "a call panicked; it was answered INTERNAL");
+    }
+
+    /// Sets the solver pool's size.
+    pub fn set_slots(&self, slots: usize) {
+        self.slots.set(i64::try_from(slots).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a solve that ended with `status` (`optimal`, `time_limit`, ...).
+    pub fn solved(&self, status: &str) {
+        self.solves.get_or_create(&OutcomeLabels { status: status.to_owned() }).inc();
     }
 
     /// Records `seconds` of CPU-heavy work of `kind`.
@@ -147,18 +238,41 @@ impl Metrics {
         SlotGuard(self.clone())
     }
 
-    /// The metrics in Prometheus' text format.
+    /// The metrics in the OpenMetrics text format, process metrics read now.
     #[must_use]
     pub fn encode(&self) -> String {
+        self.read_process();
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
     }
 
+    /// Reads the process's memory, CPU time and open files from /proc (left
+    /// at zero where there is none).
+    fn read_process(&self) {
+        let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
+        // The fields after the command's closing parenthesis; utime and stime
+        // are the 12th and 13th of them, rss the 22nd (in pages).
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let number = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        // Linux's USER_HZ is 100 and its pages 4 KiB on every platform Volta ships for.
+        self.cpu_seconds.set((number(11) + number(12)) as f64 / 100.0);
+        self.resident_bytes.set(i64::try_from(number(21).saturating_mul(4096)).unwrap_or(i64::MAX));
+        let fds = std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count);
+        self.open_fds.set(i64::try_from(fds).unwrap_or(i64::MAX));
+    }
+
     fn finish(&self, method: &str, code: tonic::Code, seconds: f64) {
-        self.requests.get_or_create(&CallLabels { method: method.to_owned(), code: format!("{code:?}") }).inc();
-        self.latency.get_or_create(&MethodLabels { method: method.to_owned() }).observe(seconds);
+        let (grpc_service, grpc_method) = service_and_method(method);
+        let labels = CallLabels {
+            grpc_service: grpc_service.clone(),
+            grpc_method: grpc_method.clone(),
+            grpc_code: code_name(code),
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.latency.get_or_create(&MethodLabels { grpc_service, grpc_method }).observe(seconds);
     }
 }
 
@@ -171,6 +285,9 @@ impl Drop for SlotGuard {
         self.0.slots_busy.dec();
     }
 }
+
+/// The content type of the OpenMetrics text format that `encode` writes.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Serves `GET /metrics` on `listen` until `shutdown` resolves; returns the
 /// bound address at once and runs in the background.
@@ -190,9 +307,7 @@ pub async fn serve_metrics(
         "/metrics",
         axum::routing::get(move || {
             let metrics = metrics.clone();
-            async move {
-                ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.encode())
-            }
+            async move { ([(http::header::CONTENT_TYPE, OPENMETRICS)], metrics.encode()) }
         }),
     );
     tokio::spawn(async move {
@@ -256,8 +371,9 @@ pub struct Observed<S> {
     layer: Observe,
 }
 
-/// Counts a call in flight; a call dropped before its response (the client
-/// went away) is recorded as CANCELLED.
+/// Counts a call in flight until it ends: with its status, from the
+/// response's headers or trailers, or dropped before either (the client
+/// went away), recorded as CANCELLED.
 struct InFlight {
     metrics: Arc<Metrics>,
     method: String,
@@ -265,13 +381,100 @@ struct InFlight {
     done: bool,
 }
 
+impl InFlight {
+    /// Counts and logs the call's end: its code, its time from request to
+    /// last byte, and the message of an error.
+    fn finish(&mut self, code: tonic::Code, message: Option<&str>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let seconds = self.start.elapsed().as_secs_f64();
+        self.metrics.finish(&self.method, code, seconds);
+        match message.filter(|_| code != tonic::Code::Ok) {
+            Some(message) => tracing::info!(code = ?code, latency_ms = seconds * 1e3, error = message, "call"),
+            None => tracing::info!(code = ?code, latency_ms = seconds * 1e3, "call"),
+        }
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.metrics.in_flight.dec();
         if !self.done {
+            self.done = true;
             self.metrics.finish(&self.method, tonic::Code::Cancelled, self.start.elapsed().as_secs_f64());
             tracing::info!(code = "Cancelled", "call dropped by the client");
         }
+    }
+}
+
+/// The gRPC status in `headers` (or trailers), with its decoded message.
+fn status_of(headers: &http::HeaderMap) -> Option<(tonic::Code, Option<String>)> {
+    let code = headers.get("grpc-status")?.to_str().ok()?.parse::<i32>().ok()?;
+    let message = headers.get("grpc-message").map(|m| percent_decoded(m.as_bytes()));
+    Some((tonic::Code::from(code), message))
+}
+
+/// A response body that ends its call's record when its trailers pass (a
+/// stream's status is only known then), or when it ends or is dropped.
+pub struct ObservedBody<B> {
+    inner: B,
+    guard: Option<InFlight>,
+    span: tracing::Span,
+}
+
+impl<B> ObservedBody<B> {
+    fn end(&mut self, code: tonic::Code, message: Option<&str>) {
+        if let Some(mut guard) = self.guard.take() {
+            let _entered = self.span.enter();
+            guard.finish(code, message);
+        }
+    }
+}
+
+impl<B> Drop for ObservedBody<B> {
+    fn drop(&mut self) {
+        // A body dropped before its trailers: the client went away.
+        if let Some(guard) = self.guard.take() {
+            let _entered = self.span.enter();
+            drop(guard);
+        }
+    }
+}
+
+impl<B> http_body::Body for ObservedBody<B>
+where
+    B: http_body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some((code, message)) = frame.trailers_ref().and_then(status_of) {
+                    this.end(code, message.as_deref());
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.end(tonic::Code::Unknown, Some("the response body failed")),
+            // Ended without trailers: gRPC has no status then.
+            Poll::Ready(None) => this.end(tonic::Code::Unknown, Some("the response ended without a status")),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -302,12 +505,15 @@ impl Observe {
             Some(deadline) => {
                 // Leave time to answer before the caller gives up.
                 tokio::time::timeout_at(reply_due(deadline).into(), acquire).await.map_err(|_| {
-                    tonic::Status::deadline_exceeded("the deadline passed while waiting for the server to be free")
+                    volta_api::status::error(
+                        Reason::DeadlineExceeded,
+                        "the deadline passed while waiting for the server to be free",
+                    )
                 })?
             }
             None => acquire.await,
         };
-        permit.map_err(|_| tonic::Status::unavailable("the server is stopping"))
+        permit.map_err(|_| volta_api::status::error(Reason::ShuttingDown, "the server is stopping"))
     }
 }
 
@@ -324,16 +530,48 @@ fn request_id(header: Option<&http::HeaderValue>) -> String {
 /// tonic answers a request that is not valid protobuf (bad wire format,
 /// a string that is not UTF-8) with INTERNAL, as gRPC's status code table
 /// has it. But INTERNAL means "a bug of ours" to the people who watch this
-/// server, and the fault is the caller's: it becomes INVALID_ARGUMENT, with
-/// the decoder's message (which names the field).
+/// server, and the fault is the caller's: it becomes INVALID_ARGUMENT with
+/// the reason MALFORMED_REQUEST, and the decoder's message (which names the
+/// field).
 fn undecodable_is_invalid_argument<R>(response: &mut http::Response<R>) {
     const DECODE: &str = "failed%20to%20decode%20Protobuf%20message";
     let headers = response.headers_mut();
     let internal = headers.get("grpc-status").is_some_and(|v| v.as_bytes() == b"13");
     let undecodable = headers.get("grpc-message").is_some_and(|v| v.as_bytes().starts_with(DECODE.as_bytes()));
     if internal && undecodable {
-        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+        let message = headers.get("grpc-message").map(|v| percent_decoded(v.as_bytes())).unwrap_or_default();
+        let status = volta_api::status::error(Reason::MalformedRequest, message);
+        let mut replacement = http::HeaderMap::new();
+        if status.add_header(&mut replacement).is_ok() {
+            for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+                headers.remove(name);
+            }
+            headers.extend(replacement);
+        }
     }
+}
+
+/// A `grpc-message` header's text (percent-encoded on the wire).
+fn percent_decoded(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A future whose panic becomes an `Err` with the panic's message.
@@ -357,9 +595,9 @@ where
     S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
-    R: Default + Send + 'static,
+    R: Default + Send + Unpin + 'static,
 {
-    type Response = S::Response;
+    type Response = http::Response<ObservedBody<R>>;
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -394,7 +632,7 @@ where
                 metrics.in_flight.inc();
                 let mut guard = InFlight { metrics: metrics.clone(), method, start: arrival, done: false };
                 let outcome = if !known {
-                    Err(tonic::Status::unimplemented("no such method"))
+                    Err(volta_api::status::error(Reason::UnknownMethod, "no such method"))
                 } else if admitted {
                     layer.admit(deadline).await.map(Some)
                 } else {
@@ -411,33 +649,38 @@ where
                             Ok(result) => result,
                             Err(message) => {
                                 metrics.panicked(&message);
-                                Ok(tonic::Status::internal("internal error (logged on the server)").into_http())
+                                Ok(volta_api::status::error(Reason::Internal, "internal error (logged on the server)")
+                                    .into_http())
                             }
                         }
                     }
                 };
-                let mut result = result;
-                if let Ok(response) = &mut result {
-                    undecodable_is_invalid_argument(response);
-                    // The id goes back, so that a caller can quote it.
-                    if let Ok(value) = http::HeaderValue::from_str(&echo) {
-                        response.headers_mut().insert("x-request-id", value);
+                let mut response = match result {
+                    Ok(response) => response,
+                    Err(error) => {
+                        guard.finish(tonic::Code::Unknown, None);
+                        return Err(error);
                     }
-                }
-                let code = match &result {
-                    Ok(response) => response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|s| s.parse::<i32>().ok())
-                        .map_or(tonic::Code::Ok, tonic::Code::from),
-                    Err(_) => tonic::Code::Unknown,
                 };
-                let seconds = guard.start.elapsed().as_secs_f64();
-                metrics.finish(&guard.method, code, seconds);
-                guard.done = true;
-                tracing::info!(code = ?code, latency_ms = seconds * 1e3, "call");
-                result
+                undecodable_is_invalid_argument(&mut response);
+                // The id goes back, so that a caller can quote it.
+                if let Ok(value) = http::HeaderValue::from_str(&echo) {
+                    response.headers_mut().insert("x-request-id", value);
+                }
+                // A trailers-only response (an error before any message) has
+                // its status in the headers; any other carries it in the
+                // trailers, which the body reports when the call ends.
+                match status_of(response.headers()) {
+                    Some((code, message)) => {
+                        guard.finish(code, message.as_deref());
+                        Ok(response.map(|inner| ObservedBody { inner, guard: None, span: tracing::Span::none() }))
+                    }
+                    None => Ok(response.map(|inner| ObservedBody {
+                        inner,
+                        guard: Some(guard),
+                        span: tracing::Span::current(),
+                    })),
+                }
             }
             .instrument(span),
         )
@@ -457,12 +700,41 @@ mod tests {
 
     use super::{Metrics, Observe};
 
-    /// A service that panics while serving, as a handler bug would.
+    /// A gRPC-like body: one message, then trailers with `status` (none:
+    /// the body just ends).
+    #[derive(Default)]
+    struct Reply {
+        data: Option<bytes::Bytes>,
+        status: Option<&'static str>,
+    }
+
+    impl http_body::Body for Reply {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            if let Some(data) = self.data.take() {
+                return Poll::Ready(Some(Ok(http_body::Frame::data(data))));
+            }
+            Poll::Ready(self.status.take().map(|code| {
+                let mut trailers = http::HeaderMap::new();
+                trailers.insert("grpc-status", http::HeaderValue::from_static(code));
+                Ok(http_body::Frame::trailers(trailers))
+            }))
+        }
+    }
+
+    /// A service that panics while serving `Boom`, as a handler bug would,
+    /// answers `Late` with DEADLINE_EXCEEDED in its trailers, and any other
+    /// method with one message and OK.
     #[derive(Clone)]
     struct Panics;
 
     impl tower::Service<http::Request<()>> for Panics {
-        type Response = http::Response<String>;
+        type Response = http::Response<Reply>;
         type Error = std::convert::Infallible;
         type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -472,21 +744,37 @@ mod tests {
 
         fn call(&mut self, request: http::Request<()>) -> Self::Future {
             Box::pin(async move {
-                assert!(request.uri().path() != "/volta.test.v1.Test/Boom", "secret detail {}", 42);
-                Ok(http::Response::new(String::from("fine")))
+                let path = request.uri().path().to_owned();
+                assert!(path != "/volta.test.v1.Test/Boom", "secret detail {}", 42);
+                let status = if path.ends_with("/Late") { "4" } else { "0" };
+                Ok(http::Response::new(Reply { data: Some(bytes::Bytes::from_static(b"fine")), status: Some(status) }))
             })
         }
     }
 
-    fn status_of(response: &http::Response<String>) -> Option<&str> {
+    fn status_of<B>(response: &http::Response<B>) -> Option<&str> {
         response.headers().get("grpc-status").and_then(|v| v.to_str().ok())
+    }
+
+    /// Reads a body to its end: its data.
+    async fn drain<B: http_body::Body<Data = bytes::Bytes> + Unpin>(mut body: B) -> Vec<u8> {
+        let mut data = Vec::new();
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            if let Ok(bytes) = frame.map(|f| f.into_data()) {
+                data.extend(bytes.unwrap_or_default());
+            }
+        }
+        data
     }
 
     #[tokio::test]
     async fn a_panicking_call_is_internal_for_itself_and_unknown_methods_share_one_label() {
         let metrics = Arc::new(Metrics::new());
         let known: HashSet<String> =
-            ["/volta.test.v1.Test/Boom", "/volta.test.v1.Test/Fine"].into_iter().map(String::from).collect();
+            ["/volta.test.v1.Test/Boom", "/volta.test.v1.Test/Fine", "/volta.test.v1.Test/Late"]
+                .into_iter()
+                .map(String::from)
+                .collect();
         let mut service = Observe::new(metrics.clone(), known, 4, Duration::from_secs(60)).layer(Panics);
         let request = |path: &str| http::Request::builder().uri(path).body(()).expect("request");
 
@@ -496,11 +784,21 @@ mod tests {
         assert!(!message.contains("secret"), "{message}");
         // The layer keeps serving after the panic.
         let response = service.call(request("/volta.test.v1.Test/Fine")).await.expect("a response");
-        assert_eq!(response.body(), "fine");
+        assert_eq!(drain(response.into_body()).await, b"fine");
         for i in 0..20 {
             let response = service.call(request(&format!("/made.up{i}/X"))).await.expect("a response");
             assert_eq!(status_of(&response), Some("12"), "UNIMPLEMENTED");
         }
+        // A status in the trailers is the call's, counted when the body ends;
+        // a body dropped before its end is a call the client left.
+        let late = service.call(request("/volta.test.v1.Test/Late")).await.expect("a response");
+        let deadline = r#"grpc_service="volta.test.v1.Test",grpc_method="Late",grpc_code="DEADLINE_EXCEEDED"} 1"#;
+        assert!(!metrics.encode().contains(deadline), "counted before its end");
+        drain(late.into_body()).await;
+        assert!(metrics.encode().contains(deadline), "{}", metrics.encode());
+        drop(service.call(request("/volta.test.v1.Test/Late")).await.expect("a response"));
+        let left = r#"grpc_method="Late",grpc_code="CANCELLED"} 1"#;
+        assert!(metrics.encode().contains(left), "{}", metrics.encode());
 
         // Request ids: a caller's sound id is kept and echoed, anything else replaced.
         let with_id = |id: &str| {
@@ -523,8 +821,16 @@ mod tests {
 
         let text = metrics.encode();
         assert!(text.contains("volta_panics_total 1"), "{text}");
-        assert!(text.contains(r#"method="unknown",code="Unimplemented"} 20"#), "{text}");
-        assert!(text.contains(r#"method="/volta.test.v1.Test/Boom",code="Internal"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"grpc_service="unknown",grpc_method="unknown",grpc_code="UNIMPLEMENTED"} 20"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"grpc_service="volta.test.v1.Test",grpc_method="Boom",grpc_code="INTERNAL"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"grpc_method="Fine",grpc_code="OK"} 1"#), "{text}");
         assert!(!text.contains("made.up"), "{text}");
+        assert!(text.contains("volta_build_info{version="), "{text}");
     }
 }

@@ -3,7 +3,7 @@
 //! uses a database of its own, dropped at the end).
 
 use sqlx::Executor as _;
-use volta_server::store::{ModelRecord, Store};
+use volta_server::store::{Cursor, ModelFilter, ModelRecord, Store};
 
 fn record(id: &str, tenant: &str, created_at: &str) -> ModelRecord {
     ModelRecord {
@@ -16,7 +16,14 @@ fn record(id: &str, tenant: &str, created_at: &str) -> ModelRecord {
         step_seconds: 1800,
         trained_until: "2014-10-31T14:00:00Z".to_owned(),
         created_at: created_at.to_owned(),
+        request_id: None,
     }
+}
+
+/// The ids of `tenant`'s models, newest first.
+async fn ids(store: &Store, tenant: &str) -> Vec<String> {
+    let all = store.models(tenant, &ModelFilter::default(), None, 1000).await.expect("list");
+    all.into_iter().map(|m| m.id).collect()
 }
 
 /// Everything a service relies on, on one store.
@@ -30,13 +37,34 @@ async fn exercise(store: &Store) {
     let (got, text) = store.model("acme", "a1").await.expect("get").expect("present");
     assert_eq!((got, text.as_str()), (record("a1", "acme", "2026-01-01T00:00:00Z"), body));
     assert!(store.model("globex", "a1").await.expect("get").is_none(), "another tenant's model is invisible");
-    let ids: Vec<String> = store.models("acme").await.expect("list").into_iter().map(|m| m.id).collect();
-    assert_eq!(ids, ["a2", "a1"], "newest first, own tenant only");
+    assert_eq!(ids(store, "acme").await, ["a2", "a1"], "newest first, own tenant only");
+
+    // Pages: a cursor after the first model gives the rest; filters narrow.
+    let first = store.models("acme", &ModelFilter::default(), None, 1).await.expect("page");
+    let cursor = Cursor { created_at: first[0].created_at.clone(), id: first[0].id.clone() };
+    let rest = store.models("acme", &ModelFilter::default(), Some(&cursor), 10).await.expect("page");
+    assert_eq!((first[0].id.as_str(), rest.len(), rest[0].id.as_str()), ("a2", 1, "a1"));
+    let named = ModelFilter { name: Some("model a1".into()), ..ModelFilter::default() };
+    assert_eq!(store.models("acme", &named, None, 10).await.expect("filter").len(), 1);
+    let other_kind = ModelFilter { model_kind: Some("linear".into()), ..ModelFilter::default() };
+    assert!(store.models("acme", &other_kind, None, 10).await.expect("filter").is_empty());
+
+    // A request id stores once per tenant: a second put returns the first.
+    let with_request = |id: &str, tenant: &str| ModelRecord {
+        request_id: Some("req-1".into()),
+        ..record(id, tenant, "2026-01-05T00:00:00Z")
+    };
+    assert_eq!(store.put_model(&with_request("r1", "acme"), "{}").await.expect("put"), None);
+    let again = store.put_model(&with_request("r2", "acme"), "{}").await.expect("put").expect("the first");
+    assert_eq!(again.id, "r1");
+    assert_eq!(store.put_model(&with_request("r3", "globex"), "{}").await.expect("put"), None, "per tenant");
+    assert!(store.model("acme", "r2").await.expect("get").is_none(), "nothing stored twice");
+    assert!(store.delete_model("acme", "r1").await.expect("delete"));
 
     assert!(!store.delete_model("globex", "a1").await.expect("delete"), "not globex's to delete");
     assert!(store.delete_model("acme", "a1").await.expect("delete"));
     assert!(store.model("acme", "a1").await.expect("get").is_none());
-    assert_eq!(store.models("globex").await.expect("list").len(), 1);
+    assert_eq!(ids(store, "globex").await, ["r3", "g1"]);
 }
 
 #[tokio::test]
@@ -46,7 +74,7 @@ async fn sqlite_keeps_models_per_tenant_across_reopening() {
     exercise(&Store::open(&url).await.expect("open")).await;
     // Reopening migrates nothing twice and loses nothing.
     let again = Store::open(&url).await.expect("reopen");
-    assert_eq!(again.models("acme").await.expect("list").len(), 1);
+    assert_eq!(ids(&again, "acme").await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,8 +106,36 @@ async fn postgres_keeps_models_per_tenant() {
     let store = Store::open(&url).await.expect("open");
     exercise(&store).await;
     let again = Store::open(&url).await.expect("reopen");
-    assert_eq!(again.models("acme").await.expect("list").len(), 1);
+    assert_eq!(ids(&again, "acme").await.len(), 1);
     again.pool().close().await;
     store.pool().close().await;
     admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}"))).await.expect("drop database");
+}
+
+#[tokio::test]
+async fn a_database_of_the_first_schema_migrates_and_keeps_its_models() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("v1.db").display());
+    sqlx::any::install_default_drivers();
+    let old = sqlx::AnyPool::connect(&url).await.expect("connect");
+    let (version, sql) = volta_server::store::MIGRATIONS[0];
+    for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        old.execute(statement).await.expect("schema 1");
+    }
+    old.execute("CREATE TABLE volta_schema (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)").await.expect("t");
+    old.execute(sqlx::AssertSqlSafe(format!("INSERT INTO volta_schema VALUES ({version}, 'then')"))).await.expect("v");
+    old.execute(
+        "INSERT INTO forecast_models VALUES ('m1', 'acme', 'old', 'gbdt', 'load_kw', 48, 1800, \
+         '2014-10-31T14:00:00Z', '2025-01-01T00:00:00Z', '{}')",
+    )
+    .await
+    .expect("a model of schema 1");
+    old.close().await;
+
+    let store = Store::open(&url).await.expect("migrates");
+    let (model, body) = store.model("acme", "m1").await.expect("get").expect("kept");
+    assert_eq!((model.name.as_str(), model.request_id, body.as_str()), ("old", None, "{}"));
+    let newer = ModelRecord { request_id: Some("r".into()), ..record("m2", "acme", "2026-01-01T00:00:00Z") };
+    assert_eq!(store.put_model(&newer, "{}").await.expect("put"), None);
+    assert_eq!(ids(&store, "acme").await, ["m2", "m1"]);
 }

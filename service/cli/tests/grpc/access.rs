@@ -4,7 +4,10 @@
 use tonic::Code;
 use tonic::transport::Channel;
 
-use super::{DispatchServiceClient, SECRET, Server, case_json, fpb, pb, token, victoria, with_token};
+use super::{
+    DispatchServiceClient, SECRET, Server, at, case_json, fpb, model, pb, reason, token, victoria,
+    victoria_train_until, with_token,
+};
 
 #[tokio::test]
 async fn models_are_stored_by_id_per_tenant_and_auth_rejects_wrong_tokens_and_tenants() {
@@ -30,72 +33,94 @@ async fn models_are_stored_by_id_per_tenant_and_auth_rejects_wrong_tokens_and_te
     let validate = pb::ValidateRequest { case: Some(case_json("benchmarks/kazarlis10.toml")) };
     let err = dispatch.validate(validate.clone()).await.expect_err("no token");
     assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(reason(&err), "UNAUTHENTICATED");
     let err = dispatch.validate(with_token(validate.clone(), &forged)).await.expect_err("forged");
     assert_eq!(err.code(), Code::Unauthenticated);
     assert!(err.message().contains("InvalidSignature"), "{}", err.message());
     dispatch.validate(with_token(validate.clone(), &viewer)).await.expect("a viewer may validate");
-    let schedule =
-        pb::ScheduleRequest { case: validate.case.clone(), summary_only: true, ..pb::ScheduleRequest::default() };
+    let schedule = pb::ScheduleRequest {
+        case: validate.case.clone(),
+        view: pb::ScheduleView::Summary.into(),
+        ..pb::ScheduleRequest::default()
+    };
     let err = dispatch.schedule(with_token(schedule.clone(), &viewer)).await.expect_err("viewer");
     assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(reason(&err), "ROLE_REQUIRED");
     let err = dispatch.schedule(with_token(schedule.clone(), &harbour)).await.expect_err("another site");
     assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(reason(&err), "SITE_NOT_GRANTED");
     assert!(err.message().contains("kazarlis10"), "{}", err.message());
     dispatch.schedule(with_token(schedule, &acme)).await.expect("an operator schedules any site");
 
     let mut client = server.forecaster().await;
-    let (series, options_json) = victoria(r#"{"horizon": 48, "model": "linear", "quantiles": [0.1, 0.5, 0.9]}"#);
+    let options = fpb::ModelOptions { quantiles: vec![0.1, 0.5, 0.9], ..model(fpb::ModelKind::Linear) };
     let train = fpb::TrainRequest {
-        series: Some(series.clone()),
-        options_json,
-        train_until: "2014-10-31".into(),
-        name: "victoria".into(),
+        series: Some(victoria()),
+        options: Some(options),
+        train_until: Some(victoria_train_until()),
+        display_name: "victoria".into(),
+        request_id: String::new(),
     };
     let trained = client.train(with_token(train, &acme)).await.expect("train").into_inner();
     let model = trained.model.expect("model");
-    assert_eq!((model.name.as_str(), model.model.as_str(), model.horizon), ("victoria", "linear", 48));
+    assert_eq!(
+        (model.display_name.as_str(), model.kind(), model.horizon_steps),
+        ("victoria", fpb::ModelKind::Linear, 48)
+    );
+    assert!(model.name.starts_with("tenants/acme/models/"), "{}", model.name);
+    assert_eq!(model.trained_until, Some(victoria_train_until()));
     let forecast = fpb::ForecastRequest {
-        model_id: model.id.clone(),
-        series: Some(fpb::Series { target: String::new(), ..series }),
-        issue_time: "2014-11-05T00:00".into(),
+        model: model.name.clone(),
+        series: Some(fpb::SeriesData { target: String::new(), ..victoria() }),
+        issue_time: Some(at("2014-11-05T00:00:00+10:00")),
     };
     let reply = client.forecast(with_token(forecast.clone(), &viewer)).await.expect("forecast").into_inner();
     assert_eq!(reply.point.len(), 48);
-    assert_eq!(reply.times[0], "2014-11-05T00:00:00+10:00");
+    let grid = reply.grid.expect("grid");
+    assert_eq!(
+        (grid.start, grid.steps, grid.time_zone.as_str()),
+        (Some(at("2014-11-05T00:00:00+10:00")), 48, "Australia/Brisbane")
+    );
     assert_eq!(reply.quantiles.len(), 3);
     for k in 0..48 {
         let (lo, mid, hi) = (reply.quantiles[0].values[k], reply.quantiles[1].values[k], reply.quantiles[2].values[k]);
         assert!(lo <= mid && mid <= hi && (3.0..9.0).contains(&reply.point[k]), "lead {k}: {lo} {mid} {hi}");
     }
+    let got = client
+        .get_model(with_token(fpb::GetModelRequest { name: model.name.clone() }, &viewer))
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got.model.as_ref(), Some(&model));
 
-    // Another tenant sees nothing of acme's: not its list, not its model.
+    // Another tenant sees nothing of acme's: not its list, not its model,
+    // even by naming it.
     let err = client.forecast(with_token(forecast.clone(), &other)).await.expect_err("other tenant");
     assert_eq!(err.code(), Code::NotFound);
-    let listed = client.list_models(with_token(fpb::ListModelsRequest {}, &other)).await.expect("list");
+    assert_eq!(reason(&err), "MODEL_NOT_FOUND");
+    let listed = client.list_models(with_token(fpb::ListModelsRequest::default(), &other)).await.expect("list");
     assert!(listed.into_inner().models.is_empty());
-    let err = client
-        .delete_model(with_token(fpb::DeleteModelRequest { id: model.id.clone() }, &other))
-        .await
-        .expect_err("other tenant");
+    let delete = fpb::DeleteModelRequest { name: model.name.clone() };
+    let err = client.delete_model(with_token(delete.clone(), &other)).await.expect_err("other tenant");
     assert_eq!(err.code(), Code::NotFound);
-    let err = client
-        .delete_model(with_token(fpb::DeleteModelRequest { id: model.id.clone() }, &acme))
-        .await
-        .expect_err("operators do not delete");
+    let err = client.delete_model(with_token(delete.clone(), &acme)).await.expect_err("operators do not delete");
     assert_eq!(err.code(), Code::PermissionDenied);
+    // A required name is INVALID_ARGUMENT, not NOT_FOUND.
+    let err = client
+        .forecast(with_token(fpb::ForecastRequest { model: String::new(), ..forecast.clone() }, &acme))
+        .await
+        .expect_err("no model");
+    assert_eq!((err.code(), reason(&err).as_str()), (Code::InvalidArgument, "INVALID_FIELD"));
 
     // Nothing is lost across a restart: the model is still there.
     drop(server);
     let server = Server::start_with(&["--database", &db], &env);
     let mut client = server.forecaster().await;
-    let listed = client.list_models(with_token(fpb::ListModelsRequest {}, &viewer)).await.expect("list");
-    assert_eq!(listed.into_inner().models.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), [model.id.as_str()]);
+    let listed = client.list_models(with_token(fpb::ListModelsRequest::default(), &viewer)).await.expect("list");
+    assert_eq!(listed.into_inner().models, std::slice::from_ref(&model));
     let again = client.forecast(with_token(forecast.clone(), &acme)).await.expect("forecast").into_inner();
     assert_eq!(again.point, reply.point);
-    client
-        .delete_model(with_token(fpb::DeleteModelRequest { id: model.id.clone() }, &acme_admin))
-        .await
-        .expect("delete");
+    client.delete_model(with_token(delete, &acme_admin)).await.expect("delete");
     let err = client.forecast(with_token(forecast, &acme)).await.expect_err("deleted");
     assert_eq!(err.code(), Code::NotFound);
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tonic::Code;
 use tonic_types::StatusExt as _;
+use volta_api::pb::dispatch::rolling_horizon_response::Event;
 
-use super::{Server, case_json, close, invalid_case, library_case, metrics, once_a_slot_frees, pb};
+use super::{Server, case_json, close, invalid_case, length, library_case, metrics, once_a_slot_frees, pb, reason};
 
 #[tokio::test]
 async fn health_validate_and_schedule_give_the_library_numbers() {
@@ -61,40 +62,61 @@ async fn health_validate_and_schedule_give_the_library_numbers() {
 
     let request = pb::ScheduleRequest {
         case: Some(case_json("benchmarks/kazarlis10.toml")),
-        gap: Some(1e-6),
+        mip_gap: Some(1e-6),
         ..pb::ScheduleRequest::default()
     };
     let reply = client.schedule(request).await.expect("schedule").into_inner();
     let options = volta_dispatch::Options { mip_gap: Some(1e-6), ..volta_dispatch::Options::default() };
     let library = volta_dispatch::schedule(&library_case("benchmarks/kazarlis10.toml"), &options).expect("library");
-    assert_eq!(reply.status, "optimal");
+    assert_eq!(reply.status(), pb::SolveStatus::Optimal);
     let (a, b) = (reply.objective.expect("objective"), library.objective.expect("objective"));
     assert!(close(a, b, 1e-9), "{a} vs {b}");
-    assert!(reply.cost_by_category.contains_key("startup"));
-    // The schedule itself: 24 steps, every unit's output and on/off, balanced.
+    assert!(reply.costs.iter().any(|c| c.category == "startup"), "{:?}", reply.costs);
+    let by_category: f64 = reply.costs.iter().map(|c| c.cost).sum();
+    assert!(close(by_category, reply.cost.expect("cost"), 1e-9), "the categories add up to the cost");
+    // The schedule itself: 24 hourly steps on the case's grid, every unit's
+    // output and on/off, balanced.
     let plan = reply.schedule.expect("schedule");
-    assert_eq!(plan.times.len(), 24);
-    assert!(plan.times[0].starts_with("20") && plan.times[0].contains('T'), "{}", plan.times[0]);
+    let grid = plan.grid.clone().expect("grid");
+    let library_grid = library_case("benchmarks/kazarlis10.toml").grid().clone();
+    assert_eq!(grid.steps, 24);
+    assert_eq!(grid.step, Some(length("1h")));
+    assert_eq!(grid.start.expect("start").seconds, library_grid.instant(0).as_second());
+    assert_eq!(grid.time_zone, library_grid.time_zone_name());
     let mut injected = [0.0; 24];
     for asset in &plan.assets {
         for flow in &asset.flows {
-            assert_eq!(flow.kw.len(), 24, "{}", asset.id);
-            injected.iter_mut().zip(&flow.kw).for_each(|(sum, kw)| *sum += kw);
+            assert_eq!(flow.power_kw.len(), 24, "{}", asset.id);
+            injected.iter_mut().zip(&flow.power_kw).for_each(|(sum, kw)| *sum += kw);
         }
     }
     let unserved = &plan.buses[0].unserved_kw;
     for (t, (sum, lost)) in injected.iter().zip(unserved).enumerate() {
         assert!((sum + lost).abs() < 1e-6, "step {t}: the flows sum to {sum}");
     }
-    // Kinds are the case file's asset types, as the proto says.
-    let types = ["load", "renewable", "thermal", "grid", "converter", "storage"];
-    assert!(
-        plan.assets.iter().all(|a| types.contains(&a.kind.as_str())),
-        "{:?}",
-        plan.assets.iter().map(|a| &a.kind).collect::<Vec<_>>()
-    );
-    let unit = plan.assets.iter().find(|a| a.kind == "thermal").expect("a unit");
-    assert!(unit.detail.iter().any(|s| s.name == "on"), "{:?}", unit.detail);
+    // Every asset has a kind, and the units are thermal.
+    assert!(plan.assets.iter().all(|a| a.kind() != pb::AssetKind::Unspecified), "{:?}", plan.assets);
+    let unit = plan.assets.iter().find(|a| a.kind() == pb::AssetKind::Thermal).expect("a unit");
+    assert!(unit.details.iter().any(|s| s.name == "on"), "{:?}", unit.details);
+
+    // A caller may ask for some assets' schedules only, or for none.
+    let one = pb::ScheduleRequest {
+        case: Some(case_json("benchmarks/kazarlis10.toml")),
+        asset_ids: vec![unit.id.clone()],
+        ..pb::ScheduleRequest::default()
+    };
+    let reply = client.schedule(one.clone()).await.expect("schedule").into_inner();
+    let ids: Vec<String> = reply.schedule.expect("schedule").assets.into_iter().map(|a| a.id).collect();
+    assert_eq!(ids, std::slice::from_ref(&unit.id));
+    let summary = pb::ScheduleRequest { view: pb::ScheduleView::Summary.into(), asset_ids: Vec::new(), ..one.clone() };
+    let reply = client.schedule(summary).await.expect("schedule").into_inner();
+    assert!(reply.schedule.is_none() && reply.cost.is_some());
+    let err = client
+        .schedule(pb::ScheduleRequest { asset_ids: vec![unit.id.clone(), "nope".into()], ..one })
+        .await
+        .expect_err("an unknown asset");
+    let fields = err.get_details_bad_request().expect("details").field_violations;
+    assert_eq!(fields[0].field, "asset_ids[1]", "{err:?}");
 }
 
 #[tokio::test]
@@ -110,6 +132,7 @@ async fn an_invalid_case_is_invalid_argument_with_field_violations() {
     let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
     assert!(fields.contains(&"case.assets.battery.energy_capacity_kwh"), "{fields:?}");
     assert!(fields.len() >= 5, "{fields:?}");
+    assert_eq!(reason(&err), "INVALID_CASE");
     let err = client
         .schedule(pb::ScheduleRequest {
             case: Some(case_json("campus.toml")),
@@ -121,6 +144,7 @@ async fn an_invalid_case_is_invalid_argument_with_field_violations() {
     assert_eq!(err.code(), Code::InvalidArgument);
     let fields = err.get_details_bad_request().expect("details").field_violations;
     assert_eq!(fields[0].field, "co2_price");
+    assert_eq!(reason(&err), "INVALID_FIELD");
     let err = client
         .pareto(pb::ParetoRequest { case: Some(case_json("islanded.toml")), points: 1, ..Default::default() })
         .await
@@ -134,8 +158,8 @@ async fn the_deadline_bounds_the_solve_and_overload_is_shed() {
     let server = Server::start(&["--solver-slots", "1"]);
     let campus = pb::ScheduleRequest {
         case: Some(case_json("campus.toml")),
-        gap: Some(0.0),
-        summary_only: true,
+        mip_gap: Some(0.0),
+        view: pb::ScheduleView::Summary.into(),
         ..Default::default()
     };
     // One slot: of three concurrent solves, at least one is shed at once.
@@ -156,14 +180,20 @@ async fn the_deadline_bounds_the_solve_and_overload_is_shed() {
             Ok(reply) => {
                 // A 3 s deadline became the solver's time limit: the plan comes back,
                 // optimal or with the time limit's incumbent.
-                assert!(matches!(reply.get_ref().status.as_str(), "optimal" | "time_limit"), "{:?}", reply.get_ref());
-                assert!(reply.get_ref().schedule.is_none(), "summary_only");
+                let status = reply.get_ref().status();
+                assert!(
+                    matches!(status, pb::SolveStatus::Optimal | pb::SolveStatus::TimeLimit),
+                    "{:?}",
+                    reply.get_ref()
+                );
+                assert!(reply.get_ref().schedule.is_none(), "the summary view");
                 answered += 1;
             }
             Err(status) if status.code() == Code::ResourceExhausted => {
                 // The client is told when to try again.
                 let retry = status.get_details_retry_info().and_then(|r| r.retry_delay);
                 assert!(retry.is_some_and(|d| d > Duration::ZERO), "{status:?}");
+                assert_eq!(reason(&status), "OVERLOADED");
                 shed += 1;
             }
             // On a loaded machine the solve may not finish in time: the server
@@ -171,6 +201,7 @@ async fn the_deadline_bounds_the_solve_and_overload_is_shed() {
             // (the client's own timer would say CANCELLED, "Timeout expired").
             Err(status) if status.code() == Code::DeadlineExceeded => {
                 assert!(status.message().contains("deadline came"), "{status:?}");
+                assert_eq!(reason(&status), "DEADLINE_EXCEEDED");
                 answered += 1;
             }
             Err(status) => panic!("unexpected {status:?}"),
@@ -178,7 +209,9 @@ async fn the_deadline_bounds_the_solve_and_overload_is_shed() {
     }
     assert!(shed >= 1 && answered >= 1, "shed {shed}, answered {answered}");
     let text = metrics(&server).await;
-    assert!(text.contains(r#"code="ResourceExhausted""#), "{text}");
+    assert!(text.contains(r#"grpc_method="Schedule",grpc_code="RESOURCE_EXHAUSTED""#), "{text}");
+    assert!(text.contains("volta_solver_slots 1"), "{text}");
+    assert!(text.contains(r#"volta_solves_total{status="#), "{text}");
     assert!(text.contains(r#"volta_work_duration_seconds_count{kind="schedule"}"#), "{text}");
 }
 
@@ -217,8 +250,8 @@ async fn pareto_and_rolling_horizon_give_the_library_numbers() {
 
     let request = pb::RollingHorizonRequest {
         case: Some(text),
-        horizon_hours: 8.0,
-        commit_hours: Some(4.0),
+        horizon: Some(length("8h")),
+        commit: Some(length("4h")),
         ..Default::default()
     };
     let mut stream = client.rolling_horizon(request).await.expect("rolling").into_inner();
@@ -226,23 +259,35 @@ async fn pareto_and_rolling_horizon_give_the_library_numbers() {
     let mut summary = None;
     while let Some(event) = stream.message().await.expect("event") {
         match event.event.expect("event") {
-            pb::rolling_horizon_event::Event::Window(w) => windows.push(w),
-            pb::rolling_horizon_event::Event::Summary(s) => summary = Some(s),
+            Event::Window(w) => windows.push(w),
+            Event::Summary(s) => summary = Some(s),
         }
     }
     let summary = summary.expect("a summary ends the stream");
     let rolling = volta_dispatch::RollingOptions { horizon_steps: 16, commit_steps: 8, options };
-    let library = volta_dispatch::rolling_horizon(&case, &rolling, &mut |_, _| {}).expect("library rolling");
+    let library = volta_dispatch::rolling_horizon(&case, &rolling, &mut |_, _, _| {}).expect("library rolling");
     assert_eq!(windows.len(), library.windows.len());
     assert_eq!(windows.len(), 6);
     assert_eq!((windows[1].start_step, windows[1].windows, windows[5].index), (8, 6, 5));
-    assert_eq!(windows[1].start_time, "2014-07-14T04:00:00+10:00");
     let plan = library.schedule.expect("stitched");
+    // Each window sends the steps it commits: together, the stitched plan.
+    for (k, window) in windows.iter().enumerate() {
+        let committed = window.committed.as_ref().expect("committed steps");
+        let grid = committed.grid.as_ref().expect("grid");
+        assert_eq!(grid.steps, 8);
+        assert_eq!(grid.start.expect("start").seconds, case.grid().instant(8 * k).as_second());
+        for (piece, whole) in committed.assets.iter().zip(&plan.assets) {
+            assert_eq!(piece.id, whole.id.as_str());
+            for (p, w) in piece.flows.iter().zip(&whole.flows) {
+                assert_eq!(p.power_kw.as_slice(), &w.kw[8 * k..8 * (k + 1)], "{} in window {k}", piece.id);
+            }
+        }
+    }
     assert!(close(summary.cost.expect("cost"), plan.cost, 1e-9), "{summary:?} vs {}", plan.cost);
     assert_eq!(summary.steps, 48);
 
     let err = client
-        .rolling_horizon(pb::RollingHorizonRequest { horizon_hours: 0.75, ..Default::default() })
+        .rolling_horizon(pb::RollingHorizonRequest { horizon: Some(length("45m")), ..Default::default() })
         .await
         .expect_err("no case");
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -255,17 +300,18 @@ async fn a_cancelled_rolling_horizon_stops_between_windows_and_frees_its_slot() 
     // The campus week in 4-hour windows: 42 windows, far longer than the test.
     let request = pb::RollingHorizonRequest {
         case: Some(case_json("campus.toml")),
-        horizon_hours: 8.0,
-        commit_hours: Some(4.0),
+        horizon: Some(length("8h")),
+        commit: Some(length("4h")),
         ..Default::default()
     };
     let mut stream = client.rolling_horizon(request).await.expect("rolling").into_inner();
     let first = stream.message().await.expect("event").expect("a first window");
-    assert!(matches!(first.event, Some(pb::rolling_horizon_event::Event::Window(ref w)) if w.windows == 42));
+    assert!(matches!(first.event, Some(Event::Window(ref w)) if w.windows == 42));
     drop(stream);
     // The one slot comes free once the run stops at its next window.
     let small = pb::ValidateRequest { case: Some(case_json("benchmarks/kazarlis10.toml")) };
-    let kazarlis = pb::ScheduleRequest { case: small.case.clone(), summary_only: true, ..Default::default() };
+    let kazarlis =
+        pb::ScheduleRequest { case: small.case.clone(), view: pb::ScheduleView::Summary.into(), ..Default::default() };
     let freed = once_a_slot_frees(100, || {
         let (mut client, kazarlis) = (client.clone(), kazarlis.clone());
         async move { client.schedule(kazarlis).await }
@@ -280,6 +326,35 @@ async fn a_cancelled_rolling_horizon_stops_between_windows_and_frees_its_slot() 
         .and_then(|v| v.parse().ok())
         .expect("rolling windows counted");
     assert!(windows < 42.0, "{windows} windows ran after the client left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_ends_a_rolling_horizon_with_a_time_limit_summary_of_what_was_committed() {
+    let server = Server::start(&[]);
+    let mut client = server.client().await;
+    // The islanded microgrid's three days in 4-hour windows with unit
+    // commitment: 18 windows of about a second each here, more than 8 s.
+    let mut request = tonic::Request::new(pb::RollingHorizonRequest {
+        case: Some(case_json("islanded.toml")),
+        horizon: Some(length("8h")),
+        commit: Some(length("4h")),
+        ..Default::default()
+    });
+    request.set_timeout(Duration::from_secs(8));
+    let mut stream = client.rolling_horizon(request).await.expect("rolling").into_inner();
+    let mut committed = 0;
+    let mut summary = None;
+    while let Some(event) = stream.message().await.expect("the stream ends with a summary, not an error") {
+        match event.event.expect("event") {
+            Event::Window(w) => committed += w.committed.and_then(|c| c.grid).map_or(0, |g| g.steps),
+            Event::Summary(s) => summary = Some(s),
+        }
+    }
+    let summary = summary.expect("a summary ends the stream");
+    assert_eq!(summary.status(), pb::SolveStatus::TimeLimit, "{summary:?}");
+    assert!(summary.steps > 0 && summary.steps < 144, "{summary:?}");
+    assert_eq!(summary.steps, committed, "the summary covers what the windows committed");
+    assert!(summary.cost.is_some_and(f64::is_finite), "{summary:?}");
 }
 
 /// The CLI's JSON summary of `volta schedule ARGS`.
@@ -301,8 +376,8 @@ async fn the_cli_and_grpc_read_an_objective_and_a_rolling_default_alike() {
     let request = pb::ScheduleRequest {
         case: Some(case_json("campus.toml")),
         co2_price: Some(0.05),
-        gap: Some(1e-6),
-        summary_only: true,
+        mip_gap: Some(1e-6),
+        view: pb::ScheduleView::Summary.into(),
         ..Default::default()
     };
     let grpc = client.schedule(request).await.expect("schedule").into_inner();
@@ -313,19 +388,22 @@ async fn the_cli_and_grpc_read_an_objective_and_a_rolling_default_alike() {
     let cli = cli_schedule(&[&campus, "--horizon-h", "48"]);
     assert_eq!(cli["rolling"]["commit_steps"], 24);
     assert_eq!(cli["objective_kind"], "cost", "a name under the same key as a single schedule's");
-    let request =
-        pb::RollingHorizonRequest { case: Some(case_json("campus.toml")), horizon_hours: 48.0, ..Default::default() };
+    let request = pb::RollingHorizonRequest {
+        case: Some(case_json("campus.toml")),
+        horizon: Some(length("48h")),
+        ..Default::default()
+    };
     let mut stream = client.rolling_horizon(request).await.expect("rolling").into_inner();
     let mut windows = 0;
     let mut cost = None;
     while let Some(event) = stream.message().await.expect("event") {
         match event.event {
-            Some(pb::rolling_horizon_event::Event::Window(w)) => windows = w.windows,
-            Some(pb::rolling_horizon_event::Event::Summary(s)) => cost = s.cost,
+            Some(Event::Window(w)) => windows = w.windows,
+            Some(Event::Summary(s)) => cost = s.cost,
             None => {}
         }
     }
-    assert_eq!(u64::from(windows), cli["rolling"]["windows"].as_u64().expect("windows"));
+    assert_eq!(i64::from(windows), cli["rolling"]["windows"].as_i64().expect("windows"));
     let (a, b) = (cli["cost"].as_f64().expect("cost"), cost.expect("cost"));
     assert!(close(a, b, 1e-6), "CLI {a} vs gRPC {b}");
     // Weighted without a price is refused alike.

@@ -232,134 +232,139 @@ fn objective() -> impl Strategy<Value = i32> {
     prop_oneof![20 => 0_i32..3, 1 => any::<i32>()]
 }
 
+/// A duration: usually a sound number of seconds, sometimes hostile
+/// (negative, mixed signs, nanoseconds out of range, huge).
+fn duration(sound: std::ops::Range<u32>) -> impl Strategy<Value = Option<prost_types::Duration>> {
+    let sound = sound.prop_map(|s| Some(prost_types::Duration { seconds: i64::from(s), nanos: 0 }));
+    let hostile =
+        (any::<i64>(), any::<i32>()).prop_map(|(seconds, nanos)| Some(prost_types::Duration { seconds, nanos }));
+    prop_oneof![20 => sound, 2 => Just(None), 1 => hostile]
+}
+
 fn schedule_request() -> impl Strategy<Value = pb::ScheduleRequest> {
-    (case_text(), objective(), maybe(0.0..0.5), maybe(0.0..0.01), maybe(0.2..2.0)).prop_map(
-        |(case, objective, co2_price, gap, time_limit_seconds)| pb::ScheduleRequest {
+    let view = prop_oneof![10 => Just(1_i32), 1 => any::<i32>()];
+    let assets = prop_oneof![10 => Just(Vec::new()), 1 => prop::collection::vec(".{0,12}", 0..3)];
+    (case_text(), objective(), maybe(0.0..0.5), maybe(0.0..0.01), duration(1..3), view, assets).prop_map(
+        |(case, objective, co2_price, mip_gap, time_limit, view, asset_ids)| pb::ScheduleRequest {
             case: Some(case),
             objective,
             co2_price,
-            gap,
-            time_limit_seconds,
-            summary_only: true,
+            mip_gap,
+            time_limit,
+            view: if asset_ids.is_empty() { view } else { 2 },
+            asset_ids,
         },
     )
 }
 
 fn pareto_request() -> impl Strategy<Value = pb::ParetoRequest> {
-    let points = prop_oneof![20 => 2_u32..6, 1 => any::<u32>()];
-    (case_text(), points, maybe(0.0..0.01), maybe(0.2..1.0)).prop_map(|(case, points, gap, time_limit_seconds)| {
-        pb::ParetoRequest { case: Some(case), points, gap, time_limit_seconds }
+    let points = prop_oneof![20 => 2_i32..6, 1 => any::<i32>()];
+    (case_text(), points, maybe(0.0..0.01), duration(1..2)).prop_map(|(case, points, mip_gap, time_limit)| {
+        pb::ParetoRequest { case: Some(case), points, mip_gap, time_limit }
     })
 }
 
 fn rolling_request() -> impl Strategy<Value = pb::RollingHorizonRequest> {
-    let hours = prop_oneof![20 => (1_u32..24).prop_map(f64::from), 1 => any::<f64>(), 1 => Just(0.3)];
-    let commit = prop::option::of(prop_oneof![20 => (1_u32..12).prop_map(f64::from), 1 => any::<f64>()]);
-    (case_text(), hours, commit, objective(), maybe(0.0..0.01)).prop_map(
-        |(case, horizon_hours, commit_hours, objective, gap)| pb::RollingHorizonRequest {
+    // Sound lengths are whole hours; a third of an hour is not a whole number of steps.
+    let hours = |d: Option<prost_types::Duration>| {
+        d.map(|d| prost_types::Duration { seconds: d.seconds.saturating_mul(3600), ..d })
+    };
+    let horizon = duration(1..24).prop_map(hours);
+    let third = prost_types::Duration { seconds: 1200, nanos: 0 };
+    let commit = prop_oneof![3 => duration(1..12).prop_map(hours), 1 => Just(Some(third)), 1 => Just(None)];
+    (case_text(), horizon, commit, objective(), maybe(0.0..0.01)).prop_map(
+        |(case, horizon, commit, objective, mip_gap)| pb::RollingHorizonRequest {
             case: Some(case),
-            horizon_hours,
-            commit_hours,
+            horizon,
+            commit,
             objective,
             co2_price: None,
-            gap,
-            time_limit_seconds: Some(1.0),
+            mip_gap,
+            window_time_limit: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
         },
     )
 }
 
-/// A hostile JSON value for an option.
-fn hostile_option() -> impl Strategy<Value = serde_json::Value> {
-    use serde_json::json;
-    prop_oneof![
-        1 => any::<u64>().prop_map(|v| json!(v)),
-        1 => any::<i64>().prop_map(|v| json!(v)),
-        1 => any::<f64>().prop_map(|v| json!(v)),
-        3 => prop::sample::select(vec![
-            json!(1e300), json!(-0.0), json!("/etc/passwd"), json!("../secret.csv"), json!("XX"), json!("25:61"),
-            json!([0.0, 1.0]), json!([0.9, 0.1]), json!([18_446_744_073_709_551_615_u64]), json!(["2014-13-01"]),
-            json!(null), json!({}), json!(true), json!([]),
-        ]),
-        1 => prop::collection::vec(0_u64..500, 0..40).prop_map(|v| json!(v)),
-        1 => ".{0,20}".prop_map(|s: String| json!(s)),
-    ]
-}
-
-/// Model options: sound values for a few keys, sometimes a hostile one
-/// (or an unknown key), sometimes not JSON at all.
-fn options_json() -> impl Strategy<Value = String> {
-    use serde_json::json;
-    let model = prop::sample::select(vec!["naive_day", "naive_week", "linear", "vanilla", "gbdt"]);
-    let sound = (
-        1_u64..48,
-        model,
-        prop::sample::select(vec![json!([]), json!([0.1, 0.9]), json!([0.05, 0.5, 0.95])]),
-        prop::sample::select(vec![json!([1]), json!([1, 2]), json!([])]),
-        prop::option::of(prop::sample::select(vec![json!("AU-VIC"), json!("DE"), json!("US")])),
-        prop::option::of(prop::sample::select(vec![json!(["2024-03-08"]), json!(["2024-03-01", "2024-03-29"])])),
-        prop::option::of(prop::sample::select(vec!["00:00", "06:00", "12:30"])),
-        prop::option::of(5_u64..60),
+/// Model options: sound values in every field, and in a quarter of the
+/// cases one field given a hostile value (any integer, any float, a path,
+/// an impossible date or time of day, an undefined enum value).
+fn model_options() -> impl Strategy<Value = fpb::ModelOptions> {
+    use volta_api::pb::common::{Date, TimeOfDay};
+    let some = |range: std::ops::Range<i32>| prop::option::of(range);
+    let quantiles = prop::sample::select(vec![vec![], vec![0.1, 0.9], vec![0.05, 0.5, 0.95]]);
+    let lags = prop::sample::select(vec![vec![1], vec![1, 2], vec![]]);
+    let calendar = prop::sample::select(vec!["", "AU-VIC", "DE", "US"]);
+    let dates = prop::collection::vec(
+        (2024_i32..2025, 1_i32..13, 1_i32..29).prop_map(|(year, month, day)| Date { year, month, day }),
+        0..3,
     );
-    let keys = prop::sample::select(vec![
-        "horizon",
-        "issue_time",
-        "model",
-        "quantiles",
-        "intervals",
-        "calibration_days",
-        "calibration_folds",
-        "calibrate_by",
-        "regime_bins",
-        "train_days",
-        "temperature",
-        "holidays",
-        "holiday_dates",
-        "lags",
-        "latitude",
-        "longitude",
-        "trees",
-        "learning_rate",
-        "max_depth",
-        "penalty",
-        "not_an_option",
-        "",
-    ]);
-    let hostile = prop::collection::btree_map(keys, hostile_option(), 0..3);
-    let hostile = prop_oneof![3 => Just(BTreeMap::new()), 1 => hostile];
-    prop_oneof![
-        30 => (sound, hostile).prop_map(|((horizon, model, quantiles, lags, holidays, dates, issue, trees), hostile)| {
-            let mut map = serde_json::Map::new();
-            map.insert("horizon".into(), json!(horizon));
-            map.insert("model".into(), json!(model));
-            map.insert("quantiles".into(), quantiles);
-            map.insert("lags".into(), lags);
-            map.insert("calibration_days".into(), json!(2));
-            map.insert("calibration_folds".into(), json!(0));
-            if let Some(h) = holidays {
-                map.insert("holidays".into(), h);
-            }
-            if let Some(d) = dates {
-                map.insert("holiday_dates".into(), d);
-            }
-            if let Some(t) = issue {
-                map.insert("issue_time".into(), json!(t));
-            }
-            if let Some(t) = trees {
-                map.insert("trees".into(), json!(t));
-            }
-            for (key, value) in hostile {
-                map.insert(key.to_owned(), value);
-            }
-            serde_json::Value::Object(map).to_string()
-        }),
-        1 => ".{0,60}".prop_map(|s: String| s),
-    ]
+    let issue = prop::option::of(
+        (0_i32..24, prop::sample::select(vec![0_i32, 30])).prop_map(|(hours, minutes)| TimeOfDay { hours, minutes }),
+    );
+    let site = prop::option::of((-60.0..60.0_f64, -180.0..180.0_f64));
+    let sound = (
+        (1_i32..48, issue, prop::sample::select(vec![0_i32, 1, 2, 5, 7]), quantiles, 0_i32..3, 0_i32..5),
+        (some(1..4), some(5..60), prop::sample::select(vec!["", "x"]), calendar, dates, lags),
+        (site, some(5..60), prop::option::of(0.01..0.3_f64), some(2..6), prop::option::of(0.0..1.0_f64)),
+    )
+        .prop_map(
+            |(
+                (horizon, issue_time_of_day, model, quantiles, intervals, calibrate_by),
+                (regime_bins, train_days, temperature, calendar, holiday_dates, lag_days),
+                (site, trees, learning_rate, max_depth, penalty),
+            )| fpb::ModelOptions {
+                horizon_steps: Some(horizon),
+                issue_time_of_day,
+                model,
+                quantiles,
+                intervals,
+                calibration_days: Some(2),
+                calibration_folds: Some(0),
+                calibrate_by,
+                regime_bins,
+                train_days,
+                temperature_column: temperature.to_owned(),
+                holiday_calendar: calendar.to_owned(),
+                holiday_dates,
+                lag_days,
+                latitude: site.map(|(lat, _)| lat),
+                longitude: site.map(|(_, lon)| lon),
+                trees,
+                learning_rate,
+                max_depth,
+                penalty,
+            },
+        );
+    let strange_float = prop_oneof![any::<f64>(), prop::sample::select(vec![f64::NAN, f64::INFINITY, -1.0, 1e300])];
+    let hostile = (0_u8..16, any::<i32>(), strange_float, prop::sample::select(vec!["/etc/passwd", "../x.csv", "XX"]));
+    (sound, prop::option::weighted(0.25, hostile)).prop_map(|(mut o, hostile)| {
+        let Some((field, int, float, text)) = hostile else { return o };
+        match field {
+            0 => o.horizon_steps = Some(int),
+            1 => o.issue_time_of_day = Some(TimeOfDay { hours: int, minutes: int.wrapping_mul(7) }),
+            2 => o.model = int,
+            3 => o.quantiles = vec![float],
+            4 => o.intervals = int,
+            5 => o.calibration_days = Some(int),
+            6 => o.calibration_folds = Some(int),
+            7 => o.calibrate_by = int,
+            8 => o.regime_bins = Some(int),
+            9 => o.train_days = Some(int),
+            10 => o.holiday_calendar = text.to_owned(),
+            11 => o.holiday_dates = vec![Date { year: int, month: int % 14, day: 31 }],
+            12 => o.lag_days = vec![int],
+            13 => (o.latitude, o.longitude) = (Some(float), None),
+            14 => o.trees = Some(int),
+            _ => (o.learning_rate, o.max_depth, o.penalty) = (Some(float), Some(int), Some(float)),
+        }
+        o
+    })
 }
 
 /// A small CSV series: hourly or half-hourly rows over days, usually
 /// clean, sometimes with gaps, duplicates, odd or non-existent local
 /// times, text, blanks or extreme values.
-fn series() -> impl Strategy<Value = fpb::Series> {
+fn series() -> impl Strategy<Value = fpb::SeriesData> {
     let shape = (20_i64..40, prop::sample::select(vec![60_i64, 30]), any::<bool>());
     let edit = (
         any::<prop::sample::Index>(),
@@ -386,7 +391,7 @@ fn series() -> impl Strategy<Value = fpb::Series> {
     let column = || text(vec!["y"], vec!["t", "x", "", "z"]);
     let time_column = text(vec!["t"], vec!["y", "", "q"]);
     (shape, damage, tz, column(), time_column).prop_map(
-        |((days, minutes, late), damage, timezone, target, time_column)| {
+        |((days, minutes, late), damage, time_zone, target, time_column)| {
             // From March 1st or 10th: across Lisbon's spring-forward day or not.
             let start = jiff::civil::date(2024, 3, if late { 10 } else { 1 });
             let rows = days * 24 * 60 / minutes;
@@ -422,29 +427,51 @@ fn series() -> impl Strategy<Value = fpb::Series> {
                 }
             }
             let csv = format!("t,y,x\n{}\n", lines.join("\n"));
-            fpb::Series { csv, target, time_column, exog: vec!["x".to_owned()], known_ahead: Vec::new(), timezone }
+            fpb::SeriesData {
+                source: Some(fpb::series_data::Source::Csv(csv)),
+                target,
+                time_column,
+                exog_columns: vec!["x".to_owned()],
+                known_ahead_columns: Vec::new(),
+                time_zone,
+            }
         },
     )
 }
 
-fn cut_time() -> impl Strategy<Value = String> {
-    text(
-        vec!["2024-03-20", "2024-03-24T12:00", "2024-03-28T00:00"],
-        vec!["", "2024-13-01", "9999-12-31", "1900-01-01", "2024-03-31T02:30"],
-    )
+/// The end of training: inside the data, at its edges, or far outside.
+fn cut_time() -> impl Strategy<Value = Option<prost_types::Timestamp>> {
+    let at = |text: &str| super::at(text);
+    let sound = prop::sample::select(vec![
+        at("2024-03-20T00:00:00Z"),
+        at("2024-03-24T12:00:00+01:00"),
+        at("2024-03-28T00:00:00Z"),
+    ]);
+    let hostile = prop_oneof![
+        prop::sample::select(vec![at("9999-12-30T00:00:00Z"), at("1900-01-01T00:00:00Z"), at("2024-03-31T02:30:00Z")]),
+        (any::<i64>(), any::<i32>()).prop_map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos }),
+    ];
+    prop_oneof![12 => sound.prop_map(Some), 1 => Just(None), 2 => hostile.prop_map(Some)]
 }
 
 fn backtest_request() -> impl Strategy<Value = fpb::BacktestRequest> {
-    let refit = prop_oneof![3 => 0_u32..5, 1 => any::<u32>()];
-    (series(), options_json(), cut_time(), refit).prop_map(|(series, options_json, train_until, refit_every)| {
-        fpb::BacktestRequest { series: Some(series), options_json, train_until, refit_every }
+    let refit = prop_oneof![3 => 0_i32..5, 1 => any::<i32>()];
+    (series(), model_options(), cut_time(), refit).prop_map(|(series, options, train_until, refit_every)| {
+        fpb::BacktestRequest { series: Some(series), options: Some(options), train_until, refit_every }
     })
 }
 
 fn train_request() -> impl Strategy<Value = fpb::TrainRequest> {
-    (series(), options_json(), cut_time(), ".{0,300}").prop_map(|(series, options_json, train_until, name)| {
-        fpb::TrainRequest { series: Some(series), options_json, train_until, name }
-    })
+    let request_id = prop_oneof![3 => Just(String::new()), 1 => ".{0,140}"];
+    (series(), model_options(), cut_time(), ".{0,300}", request_id).prop_map(
+        |(series, options, train_until, display_name, request_id)| fpb::TrainRequest {
+            series: Some(series),
+            options: Some(options),
+            train_until,
+            display_name,
+            request_id,
+        },
+    )
 }
 
 /// Outcomes by RPC and status code, and the distinct fields named.
@@ -489,6 +516,23 @@ fn record(rpc: &'static str, outcome: &Result<String, tonic::Status>) -> Result<
         );
     }
     prop_assert!(!matches!(status.code(), Code::Internal | Code::Unknown | Code::DataLoss), "{rpc}: {status:?}");
+    // Every error of the server's says why, in a reason a client can switch
+    // on (CANCELLED may be the client's own timer), and names only fields
+    // that exist in the protos.
+    {
+        use tonic_types::StatusExt as _;
+        let info = status.get_details_error_info();
+        prop_assert!(info.is_some() || status.code() == Code::Cancelled, "{rpc}: no ErrorInfo: {status:?}");
+        if let Some(bad) = status.get_details_bad_request() {
+            for violation in &bad.field_violations {
+                prop_assert!(
+                    violation.field.starts_with("case") || super::request_field_exists(&violation.field),
+                    "{rpc}: {} is not a request field",
+                    violation.field
+                );
+            }
+        }
+    }
     for leak in LEAKS {
         prop_assert!(!status.message().contains(leak), "{rpc} leaks {leak:?}: {status:?}");
     }
@@ -608,12 +652,13 @@ fn every_rpc_survives_hostile_requests() {
     let forecast = fpb::forecast_service_client::ForecastServiceClient::new(channel.clone());
 
     // One real model, so that Forecast reaches the model as well as NOT_FOUND.
-    let (series, _) = super::victoria("");
+    let series = super::victoria();
     let train = fpb::TrainRequest {
         series: Some(series.clone()),
-        options_json: r#"{"horizon": 48, "model": "naive_week"}"#.into(),
-        train_until: "2014-10-31".into(),
-        name: "fuzz".into(),
+        options: Some(super::model(fpb::ModelKind::NaiveWeek)),
+        train_until: Some(super::victoria_train_until()),
+        display_name: "fuzz".into(),
+        request_id: String::new(),
     };
     let model = runtime
         .block_on(forecast.clone().train(with_token(train, &admin)))
@@ -621,7 +666,7 @@ fn every_rpc_survives_hostile_requests() {
         .into_inner()
         .model
         .expect("model")
-        .id;
+        .name;
 
     macro_rules! unary {
         ($client:expr, $method:ident, $label:expr) => {{
@@ -649,7 +694,7 @@ fn every_rpc_survives_hostile_requests() {
         &server,
         "Schedule",
         schedule_request(),
-        unary!(dispatch, schedule, |r: &pb::ScheduleResponse| format!("Ok {}", r.status)),
+        unary!(dispatch, schedule, |r: &pb::ScheduleResponse| format!("Ok {:?}", r.status())),
     );
     campaign(
         &runtime,
@@ -666,8 +711,8 @@ fn every_rpc_survives_hostile_requests() {
                 let mut events = client.rolling_horizon(deadline(request, &bearer)).await?.into_inner();
                 let mut last = String::from("Ok (no summary)");
                 while let Some(event) = events.message().await? {
-                    if let Some(pb::rolling_horizon_event::Event::Summary(summary)) = event.event {
-                        last = format!("Ok {}", summary.status);
+                    if let Some(pb::rolling_horizon_response::Event::Summary(summary)) = event.event {
+                        last = format!("Ok {:?}", summary.status());
                     }
                 }
                 Ok(last)
@@ -689,14 +734,30 @@ fn every_rpc_survives_hostile_requests() {
         train_request(),
         unary!(forecast, train, |_: &fpb::TrainResponse| "Ok".to_owned()),
     );
-    let ids = prop_oneof![3 => Just(model), 1 => ".{0,80}".prop_map(|s: String| s), 1 => Just("x".repeat(5000))];
-    let issue = text(
-        vec!["2014-11-05T00:00", "2014-12-01T00:00", "2014-12-30T00:00"],
-        vec!["2014-11-05T00:10", "9999-12-31T00:00", "2016-06-01T00:00", "1900-01-01T00:00", "2014-11-05"],
-    );
-    let forecasts = (ids, series_or_victoria(series), issue).prop_map(|(model_id, series, issue)| {
-        fpb::ForecastRequest { model_id, series: Some(series), issue_time: issue }
-    });
+    let names = prop_oneof![
+        3 => Just(model.clone()),
+        1 => ".{0,80}".prop_map(|s: String| s),
+        1 => "tenants/(acme|globex)/models/[a-f0-9]{0,32}".prop_map(|s: String| s),
+        1 => Just("x".repeat(5000)),
+    ];
+    let at = super::at;
+    let issue = prop_oneof![
+        6 => prop::sample::select(vec![
+            at("2014-11-05T00:00:00+10:00"),
+            at("2014-12-01T00:00:00+10:00"),
+            at("2014-12-30T00:00:00+10:00"),
+        ]).prop_map(Some),
+        2 => prop::sample::select(vec![
+            at("2014-11-05T00:10:00+10:00"),
+            at("9999-12-30T00:00:00Z"),
+            at("2016-06-01T00:00:00Z"),
+            at("1900-01-01T00:00:00Z"),
+        ]).prop_map(Some),
+        1 => Just(None),
+        1 => (any::<i64>(), any::<i32>()).prop_map(|(seconds, nanos)| Some(prost_types::Timestamp { seconds, nanos })),
+    ];
+    let forecasts = (names, series_or_victoria(series), issue)
+        .prop_map(|(model, series, issue_time)| fpb::ForecastRequest { model, series: Some(series), issue_time });
     campaign(
         &runtime,
         &server,
@@ -704,14 +765,37 @@ fn every_rpc_survives_hostile_requests() {
         forecasts,
         unary!(forecast, forecast, |_: &fpb::ForecastResponse| "Ok".to_owned()),
     );
+    let gets = prop_oneof![1 => Just(model), 1 => ".{0,80}".prop_map(|s: String| s)]
+        .prop_map(|name| fpb::GetModelRequest { name });
+    campaign(
+        &runtime,
+        &server,
+        "GetModel",
+        gets,
+        unary!(forecast, get_model, |_: &fpb::GetModelResponse| "Ok".to_owned()),
+    );
+    let token = prop_oneof![6 => Just(String::new()), 1 => ".{0,40}"];
+    let filters = vec![
+        r#"kind = "MODEL_KIND_NAIVE_WEEK""#,
+        r#"target = "demand_gw""#,
+        r#"display_name = "fuzz" AND kind = "MODEL_KIND_GBDT""#,
+    ];
+    let filter = prop_oneof![
+        3 => Just(String::new()),
+        2 => prop::sample::select(filters).prop_map(str::to_owned),
+        1 => ".{0,60}",
+    ];
+    let lists = (prop_oneof![3 => 0_i32..5, 1 => any::<i32>()], token, filter)
+        .prop_map(|(page_size, page_token, filter)| fpb::ListModelsRequest { page_size, page_token, filter });
     campaign(
         &runtime,
         &server,
         "ListModels",
-        Just(fpb::ListModelsRequest {}),
+        lists,
         unary!(forecast, list_models, |_: &fpb::ListModelsResponse| "Ok".to_owned()),
     );
-    let deletes = ".{0,80}".prop_map(|id: String| fpb::DeleteModelRequest { id });
+    let deletes = prop_oneof![".{0,80}", "tenants/acme/models/[a-f0-9]{1,32}"]
+        .prop_map(|name: String| fpb::DeleteModelRequest { name });
     campaign(
         &runtime,
         &server,
@@ -730,6 +814,8 @@ fn every_rpc_survives_hostile_requests() {
         "/volta.forecast.v1.ForecastService/Backtest",
         "/volta.forecast.v1.ForecastService/Train",
         "/volta.forecast.v1.ForecastService/Forecast",
+        "/volta.forecast.v1.ForecastService/GetModel",
+        "/volta.forecast.v1.ForecastService/ListModels",
         "/volta.forecast.v1.ForecastService/DeleteModel",
     ];
     let raw = (prop::sample::select(methods.to_vec()), mutated(valid));
@@ -752,9 +838,9 @@ fn every_rpc_survives_hostile_requests() {
     report(server.peak_kib());
 }
 
-fn series_or_victoria(victoria: fpb::Series) -> impl Strategy<Value = fpb::Series> {
+fn series_or_victoria(victoria: fpb::SeriesData) -> impl Strategy<Value = fpb::SeriesData> {
     prop_oneof![
-        3 => Just(fpb::Series { target: String::new(), ..victoria }),
+        3 => Just(fpb::SeriesData { target: String::new(), ..victoria }),
         1 => series(),
     ]
 }

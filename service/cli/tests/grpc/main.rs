@@ -124,23 +124,116 @@ fn close(a: f64, b: f64, rtol: f64) -> bool {
     (a - b).abs() <= rtol * b.abs().max(1.0)
 }
 
-fn victoria(options_json: &str) -> (fpb::Series, String) {
+/// An instant, from RFC 3339 text.
+fn at(text: &str) -> prost_types::Timestamp {
+    volta_api::time::timestamp(text.parse().expect("RFC 3339"))
+}
+
+/// A length of time.
+fn length(text: &str) -> prost_types::Duration {
+    volta_api::time::duration(text.parse().expect("a duration like 24h or PT30M"))
+}
+
+/// Victoria's half-hourly demand of 2014 with its temperature, as CSV.
+fn victoria() -> fpb::SeriesData {
     let csv = std::fs::read_to_string(volta_datasets::raw("vic_elecdemand_2014_halfhourly.csv")).expect("csv");
-    let series = fpb::Series {
-        csv,
+    fpb::SeriesData {
+        source: Some(fpb::series_data::Source::Csv(csv)),
         target: "demand_gw".into(),
         time_column: "period_start_aest_assumed".into(),
-        exog: vec!["temperature_c".into()],
-        known_ahead: vec!["temperature_c".into()],
-        timezone: "Australia/Brisbane".into(),
-    };
-    (series, options_json.to_owned())
+        exog_columns: vec!["temperature_c".into()],
+        known_ahead_columns: vec!["temperature_c".into()],
+        time_zone: "Australia/Brisbane".into(),
+    }
+}
+
+/// 48-step options of `model`.
+fn model(kind: fpb::ModelKind) -> fpb::ModelOptions {
+    fpb::ModelOptions { horizon_steps: Some(48), model: kind.into(), ..Default::default() }
+}
+
+/// The same with P10 and P90.
+fn with_quantiles(options: fpb::ModelOptions) -> fpb::ModelOptions {
+    fpb::ModelOptions { quantiles: vec![0.1, 0.9], ..options }
+}
+
+/// The end of the issue's training data: 2014-10-31, local (AEST).
+fn victoria_train_until() -> prost_types::Timestamp {
+    at("2014-11-01T00:00:00+10:00")
 }
 
 /// A backtest of the issue's protocol (train to 2014-10-31) on Victoria.
-fn victoria_backtest(options_json: &str, refit_every: u32) -> fpb::BacktestRequest {
-    let (series, options_json) = victoria(options_json);
-    fpb::BacktestRequest { series: Some(series), options_json, train_until: "2014-10-31".into(), refit_every }
+fn victoria_backtest(options: fpb::ModelOptions, refit_every: i32) -> fpb::BacktestRequest {
+    fpb::BacktestRequest {
+        series: Some(victoria()),
+        options: Some(options),
+        train_until: Some(victoria_train_until()),
+        refit_every,
+    }
+}
+
+/// Whether `path` (`options.lag_days[0]`, `series.csv[load]`,
+/// `case.assets.chp.type`) names a field of the request message `message`
+/// (`volta.forecast.v1.BacktestRequest`) in the protos the server serves.
+/// Inside a case's text, paths are the case file's and are not walked.
+fn field_exists(message: &str, path: &str) -> bool {
+    use prost::Message as _;
+    let set = prost_types::FileDescriptorSet::decode(volta_api::pb::DESCRIPTOR).expect("descriptors");
+    let find = |name: &str| {
+        set.file
+            .iter()
+            .find_map(|f| f.message_type.iter().find(|m| format!(".{}.{}", f.package(), m.name()) == name).cloned())
+    };
+    // Indices and column names in brackets (`csv[load_kw]`, `csv["a].b"]`,
+    // quoted with escapes) are not fields.
+    let (mut bracket, mut quoted, mut escaped) = (false, false, false);
+    let mut fields = String::new();
+    for c in path.chars() {
+        match (bracket, quoted, escaped, c) {
+            (true, true, true, _) => escaped = false,
+            (true, true, false, '\\') => escaped = true,
+            (true, _, false, '"') => quoted = !quoted,
+            (true, false, _, ']') => bracket = false,
+            (true, _, _, _) => {}
+            (false, _, _, '[') => bracket = true,
+            (false, _, _, c) => fields.push(c),
+        }
+    }
+    let mut current = find(&format!(".{message}"));
+    for name in fields.split('.') {
+        let Some(descriptor) = current.take() else { return false };
+        if descriptor.name() == "CaseText" {
+            return true;
+        }
+        let Some(field) = descriptor.field.iter().find(|f| f.name() == name) else { return false };
+        // A message field leads on; a scalar or enum ends the path.
+        current = if field.r#type() == prost_types::field_descriptor_proto::Type::Message {
+            find(field.type_name())
+        } else {
+            Some(prost_types::DescriptorProto::default())
+        };
+    }
+    current.is_some()
+}
+
+/// Whether `path` names a field of some request message of the API.
+fn request_field_exists(path: &str) -> bool {
+    use prost::Message as _;
+    let set = prost_types::FileDescriptorSet::decode(volta_api::pb::DESCRIPTOR).expect("descriptors");
+    set.file.iter().any(|f| {
+        f.message_type
+            .iter()
+            .filter(|m| m.name().ends_with("Request"))
+            .any(|m| field_exists(&format!("{}.{}", f.package(), m.name()), path))
+    })
+}
+
+/// The ErrorInfo reason of a status (every error carries one).
+fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt as _;
+    let info = status.get_details_error_info().unwrap_or_else(|| panic!("no ErrorInfo on {status:?}"));
+    assert_eq!(info.domain, volta_api::status::DOMAIN);
+    info.reason
 }
 
 fn token(claims: &serde_json::Value) -> String {

@@ -8,13 +8,20 @@ use std::time::{Duration, Instant};
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-use super::{SECRET, Server, case_json, fpb, metrics, pb, token, victoria, victoria_backtest, with_token};
+use super::{
+    SECRET, Server, at, case_json, field_exists, fpb, metrics, model, pb, reason, request_field_exists, token,
+    victoria, victoria_backtest, victoria_train_until, with_token,
+};
 
-/// The first violated field of an INVALID_ARGUMENT.
+/// The first violated field of an INVALID_ARGUMENT: a field of a request
+/// message, with a reason.
 fn field(status: &tonic::Status) -> String {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(["INVALID_FIELD", "INVALID_CASE", "OVER_LIMIT"].contains(&reason(status).as_str()), "{status:?}");
     let details = status.get_details_bad_request().expect("bad request details");
-    details.field_violations.first().map(|v| v.field.clone()).unwrap_or_default()
+    let field = details.field_violations.first().map(|v| v.field.clone()).unwrap_or_default();
+    assert!(request_field_exists(&field), "{field} is not a field of any request message");
+    field
 }
 
 /// The server still answers a health check.
@@ -73,10 +80,11 @@ async fn no_remote_request_reads_a_file_of_the_server() {
     // Holidays: a path is never opened, whether it exists or not; the
     // answer is the same for both and carries nothing of the file.
     let mut messages = Vec::new();
+    let naive_week = || model(fpb::ModelKind::NaiveWeek);
     for path in [&secret, &missing] {
-        let options = format!(r#"{{"horizon": 48, "model": "naive_week", "holidays": {:?}}}"#, path.display());
-        let err = client.backtest(victoria_backtest(&options, 0)).await.expect_err("a path is refused");
-        assert_eq!(field(&err), "options_json.holidays", "{err:?}");
+        let options = fpb::ModelOptions { holiday_calendar: path.display().to_string(), ..naive_week() };
+        let err = client.backtest(victoria_backtest(options, 0)).await.expect_err("a path is refused");
+        assert_eq!(field(&err), "options.holiday_calendar", "{err:?}");
         assert!(!err.message().contains("the-secret"), "{}", err.message());
         messages.push(err.message().replace(&secret.display().to_string(), "PATH"));
     }
@@ -85,13 +93,14 @@ async fn no_remote_request_reads_a_file_of_the_server() {
     assert!(unknown.contains("AU-VIC"), "the error teaches the built-in calendars: {unknown}");
 
     // Built-in calendars and inline dates work.
-    let builtin = r#"{"horizon": 48, "model": "naive_week", "holidays": "AU-VIC"}"#;
+    let builtin = fpb::ModelOptions { holiday_calendar: "AU-VIC".into(), ..naive_week() };
     client.backtest(victoria_backtest(builtin, 0)).await.expect("a built-in calendar");
-    let inline = r#"{"horizon": 48, "model": "naive_week", "holiday_dates": ["2014-11-04", "2014-12-25"]}"#;
+    let date = |year, month, day| volta_api::pb::common::Date { year, month, day };
+    let inline = fpb::ModelOptions { holiday_dates: vec![date(2014, 11, 4), date(2014, 12, 25)], ..naive_week() };
     client.backtest(victoria_backtest(inline, 0)).await.expect("inline dates");
-    let bad = r#"{"horizon": 48, "model": "naive_week", "holiday_dates": ["2014-11-04", "Christmas"]}"#;
+    let bad = fpb::ModelOptions { holiday_dates: vec![date(2014, 11, 4), date(2014, 2, 30)], ..naive_week() };
     let err = client.backtest(victoria_backtest(bad, 0)).await.expect_err("not a date");
-    assert!(err.message().contains("holiday_dates[1]"), "{}", err.message());
+    assert_eq!(field(&err), "options.holiday_dates[1]", "{err:?}");
 
     // Case series: `file =` is refused at its field, and the filesystem is
     // not looked at (an existing CSV and a missing one read the same).
@@ -127,9 +136,9 @@ async fn hostile_sizes_are_refused_before_work_naming_the_limit() {
 
     // Each of these once aborted the server or held gigabytes.
     let err = dispatch
-        .pareto(pb::ParetoRequest { case: Some(case_json("islanded.toml")), points: u32::MAX, ..Default::default() })
+        .pareto(pb::ParetoRequest { case: Some(case_json("islanded.toml")), points: i32::MAX, ..Default::default() })
         .await
-        .expect_err("4294967295 points");
+        .expect_err("2147483647 points");
     assert_eq!(field(&err), "points");
     assert!(err.message().contains("max_pareto_points"), "{}", err.message());
 
@@ -141,16 +150,19 @@ async fn hostile_sizes_are_refused_before_work_naming_the_limit() {
     assert_eq!(field(&err), "case.time");
     assert!(err.message().contains("max_case_cells"), "{}", err.message());
 
+    let gbdt = || model(fpb::ModelKind::Gbdt);
     let options = [
-        (r#"{"horizon": 48, "regime_bins": 1000000000000}"#, "options_json.regime_bins"),
-        (r#"{"horizon": 48, "lags": [18446744073709551615]}"#, "options_json.lags[0]"),
-        (r#"{"horizon": 4294967295}"#, "options_json.horizon"),
-        (r#"{"horizon": 48, "trees": 1000000000}"#, "options_json.trees"),
-        (r#"{"horizon": 48, "lags": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]}"#, "options_json.lags"),
+        (fpb::ModelOptions { regime_bins: Some(i32::MAX), ..gbdt() }, "options.regime_bins"),
+        (fpb::ModelOptions { lag_days: vec![i32::MAX], ..gbdt() }, "options.lag_days[0]"),
+        (fpb::ModelOptions { lag_days: vec![-1], ..gbdt() }, "options.lag_days[0]"),
+        (fpb::ModelOptions { horizon_steps: Some(i32::MAX), ..gbdt() }, "options.horizon_steps"),
+        (fpb::ModelOptions { horizon_steps: Some(-5), ..gbdt() }, "options.horizon_steps"),
+        (fpb::ModelOptions { trees: Some(1_000_000_000), ..gbdt() }, "options.trees"),
+        (fpb::ModelOptions { lag_days: (1..=20).collect(), ..gbdt() }, "options.lag_days"),
     ];
-    for (json, named) in options {
-        let err = forecaster.backtest(victoria_backtest(json, 0)).await.expect_err(json);
-        assert_eq!(field(&err), named, "{json}: {err:?}");
+    for (options, named) in options {
+        let err = forecaster.backtest(victoria_backtest(options.clone(), 0)).await.expect_err(named);
+        assert_eq!(field(&err), named, "{options:?}: {err:?}");
         assert!(!err.message().contains("panicked"), "{}", err.message());
     }
 
@@ -158,14 +170,14 @@ async fn hostile_sizes_are_refused_before_work_naming_the_limit() {
     // million grid steps once; now refused by the grid budget.
     let csv = "t,y\n2020-01-01T00:00:00,1\n2020-01-01T00:00:01,2\n2020-01-01T00:00:02,3\n2021-07-01T00:00:00,4\n";
     let sparse = fpb::BacktestRequest {
-        series: Some(fpb::Series {
-            csv: csv.into(),
+        series: Some(fpb::SeriesData {
+            source: Some(fpb::series_data::Source::Csv(csv.into())),
             target: "y".into(),
             time_column: "t".into(),
             ..Default::default()
         }),
-        options_json: r#"{"horizon": 2, "model": "naive_day"}"#.into(),
-        train_until: "2020-06-01".into(),
+        options: Some(fpb::ModelOptions { horizon_steps: Some(2), ..model(fpb::ModelKind::NaiveDay) }),
+        train_until: Some(at("2020-06-01T00:00:00Z")),
         refit_every: 0,
     };
     let err = forecaster.backtest(sparse).await.expect_err("47 million steps");
@@ -174,28 +186,40 @@ async fn hostile_sizes_are_refused_before_work_naming_the_limit() {
 
     // Forecasts issued outside the data: year 9999 once overflowed after
     // 25 s and 3 GB; a far-future time from a viewer cost as much.
-    let (series, _) = victoria("");
     let train = fpb::TrainRequest {
-        series: Some(series.clone()),
-        options_json: r#"{"horizon": 48, "model": "naive_week"}"#.into(),
-        train_until: "2014-10-31".into(),
-        name: "n".repeat(100_000),
+        series: Some(victoria()),
+        options: Some(model(fpb::ModelKind::NaiveWeek)),
+        train_until: Some(victoria_train_until()),
+        display_name: "n".repeat(100_000),
+        request_id: String::new(),
     };
-    let model = forecaster.train(train).await.expect("train").into_inner().model.expect("model");
-    assert!(model.name.len() <= 200, "names are bounded");
-    for issue_time in ["9999-12-31T00:00", "2016-06-01T00:00", "1900-01-01T00:00"] {
+    let stored = forecaster.train(train.clone()).await.expect("train").into_inner().model.expect("model");
+    assert!(stored.display_name.len() <= 200, "names are bounded");
+    let err = forecaster
+        .train(fpb::TrainRequest { request_id: "r".repeat(129), ..train })
+        .await
+        .expect_err("a long request id");
+    assert_eq!(field(&err), "request_id");
+    for issue_time in ["9999-12-30T00:00:00Z", "2016-06-01T00:00:00Z", "1900-01-01T00:00:00Z"] {
         let request = fpb::ForecastRequest {
-            model_id: model.id.clone(),
-            series: Some(fpb::Series { target: String::new(), ..series.clone() }),
-            issue_time: issue_time.into(),
+            model: stored.name.clone(),
+            series: Some(fpb::SeriesData { target: String::new(), ..victoria() }),
+            issue_time: Some(at(issue_time)),
         };
         let err = forecaster.forecast(request).await.expect_err(issue_time);
         assert_eq!(field(&err), "issue_time", "{issue_time}: {err:?}");
     }
+    let request = fpb::ForecastRequest {
+        model: stored.name.clone(),
+        series: Some(victoria()),
+        issue_time: Some(prost_types::Timestamp { seconds: i64::MAX, nanos: 0 }),
+    };
+    let err = forecaster.forecast(request).await.expect_err("past the year 9999");
+    assert_eq!(field(&err), "issue_time", "{err:?}");
 
-    // Ids of any length are not echoed back whole.
-    let long = "x".repeat(100_000);
-    let err = forecaster.delete_model(fpb::DeleteModelRequest { id: long }).await.expect_err("no such model");
+    // Names of any length are not echoed back whole.
+    let long = format!("tenants/default/models/{}", "x".repeat(100_000));
+    let err = forecaster.delete_model(fpb::DeleteModelRequest { name: long }).await.expect_err("no such model");
     assert_eq!(err.code(), Code::NotFound);
     assert!(err.message().len() < 200, "{} bytes", err.message().len());
 
@@ -230,7 +254,7 @@ async fn extreme_numbers_are_invalid_arguments_naming_the_field() {
     let err = dispatch
         .schedule(pb::ScheduleRequest {
             case: Some(small_case("24", "100", "1000", "0.2")),
-            gap: Some(f64::NAN),
+            mip_gap: Some(f64::NAN),
             ..Default::default()
         })
         .await
@@ -264,7 +288,7 @@ async fn odd_deadlines_neither_panic_nor_hang() {
 async fn call_unknown(channel: tonic::transport::Channel, path: &str, bearer: Option<&str>) -> tonic::Status {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.expect("ready");
-    let mut request = tonic::Request::new(fpb::ListModelsRequest {});
+    let mut request = tonic::Request::new(fpb::ListModelsRequest::default());
     if let Some(bearer) = bearer {
         request.metadata_mut().insert("authorization", bearer.parse().expect("ascii"));
     }
@@ -287,19 +311,21 @@ async fn unknown_methods_are_unimplemented_before_auth_under_one_label() {
     let status = call_unknown(channel.clone(), "/volta.forecast.v1.ForecastService/Nope", Some("Bearer x")).await;
     assert_eq!(status.code(), Code::Unimplemented);
     // A known method still asks for a token.
-    let err = server.forecaster().await.list_models(fpb::ListModelsRequest {}).await.expect_err("no token");
+    let err = server.forecaster().await.list_models(fpb::ListModelsRequest::default()).await.expect_err("no token");
     assert_eq!(err.code(), Code::Unauthenticated);
 
     let text = metrics(&server).await;
     assert!(!text.contains("Nope"), "made-up names became labels");
-    assert!(text.contains(r#"volta_grpc_requests_total{method="unknown",code="Unimplemented"} 51"#), "{text}");
+    let unknown =
+        r#"volta_grpc_server_handled_total{grpc_service="unknown",grpc_method="unknown",grpc_code="UNIMPLEMENTED"} 51"#;
+    assert!(text.contains(unknown), "{text}");
     // A token that is not yet valid (nbf in the future) is refused.
     let exp = 4_000_000_000_u64;
     let early = token(&serde_json::json!({"sub": "a", "tenant": "t", "roles": ["admin"], "nbf": exp - 1, "exp": exp}));
     let err = server
         .forecaster()
         .await
-        .list_models(with_token(fpb::ListModelsRequest {}, &early))
+        .list_models(with_token(fpb::ListModelsRequest::default(), &early))
         .await
         .expect_err("not before");
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -345,7 +371,7 @@ async fn calls_beyond_the_concurrency_limit_wait_then_meet_their_deadline() {
     let server = Server::start_with(&["--config", config.to_str().expect("utf-8")], &[]);
     let client = server.forecaster().await;
     // GBDT refitted before each of 61 issues: minutes of work, one place.
-    let long = victoria_backtest(r#"{"horizon": 48, "model": "gbdt"}"#, 1);
+    let long = victoria_backtest(model(fpb::ModelKind::Gbdt), 1);
     let mut background = client.clone();
     let call = tokio::spawn(async move { background.backtest(long).await });
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -416,22 +442,49 @@ async fn errors_name_fields_that_exist_in_the_proto() {
     let server = Server::start(&[]);
     let mut forecaster = server.forecaster().await;
     let err = forecaster
-        .forecast(fpb::ForecastRequest { model_id: String::new(), ..Default::default() })
+        .forecast(fpb::ForecastRequest { model: String::new(), ..Default::default() })
         .await
-        .expect_err("no model id");
-    assert_eq!(field(&err), "model_id");
-    let err = forecaster.delete_model(fpb::DeleteModelRequest { id: " ".into() }).await.expect_err("no id");
-    assert_eq!(field(&err), "id");
-    let mut request = victoria_backtest(r#"{"horizon": 48, "model": "naive_week"}"#, 0);
-    request.train_until = "2014-13-45".into();
-    let err = forecaster.backtest(request).await.expect_err("no such date");
+        .expect_err("no model");
+    assert_eq!(field(&err), "model");
+    assert!(field_exists("volta.forecast.v1.ForecastRequest", "model"));
+    let err = forecaster.delete_model(fpb::DeleteModelRequest { name: " ".into() }).await.expect_err("no name");
+    assert_eq!(field(&err), "name");
+    let err = forecaster.get_model(fpb::GetModelRequest { name: "models/1".into() }).await.expect_err("bad name");
+    assert_eq!(field(&err), "name");
+    let mut request = victoria_backtest(model(fpb::ModelKind::NaiveWeek), 0);
+    request.train_until = Some(prost_types::Timestamp { seconds: 0, nanos: 2_000_000_000 });
+    let err = forecaster.backtest(request.clone()).await.expect_err("not a timestamp");
     assert_eq!(field(&err), "train_until");
+    request.train_until = None;
+    let err = forecaster.backtest(request.clone()).await.expect_err("no end of training");
+    assert_eq!(field(&err), "train_until");
+    // Library option names come back as the request's fields.
+    request.train_until = Some(victoria_train_until());
+    request.options = Some(fpb::ModelOptions { temperature_column: "nope".into(), ..model(fpb::ModelKind::Gbdt) });
+    let err = forecaster.backtest(request.clone()).await.expect_err("no such column");
+    assert_eq!(field(&err), "options.temperature_column");
+    request.series = Some(fpb::SeriesData { time_zone: "Mars/Olympus".into(), ..victoria() });
+    let err = forecaster.backtest(request).await.expect_err("no such zone");
+    assert_eq!(field(&err), "series.time_zone");
     let mut dispatch = server.client().await;
     let err = dispatch
-        .schedule(pb::ScheduleRequest { case: Some(case_json("campus.toml")), gap: Some(2.0), ..Default::default() })
+        .schedule(pb::ScheduleRequest {
+            case: Some(case_json("campus.toml")),
+            mip_gap: Some(2.0),
+            ..Default::default()
+        })
         .await
         .expect_err("gap 2");
-    assert_eq!(field(&err), "gap");
+    assert_eq!(field(&err), "mip_gap");
+    let err = dispatch
+        .schedule(pb::ScheduleRequest {
+            case: Some(case_json("campus.toml")),
+            time_limit: Some(prost_types::Duration { seconds: -1, nanos: 0 }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a negative time limit");
+    assert_eq!(field(&err), "time_limit");
     let err = dispatch
         .schedule(pb::ScheduleRequest {
             case: Some(case_json("campus.toml")),

@@ -1,0 +1,84 @@
+//! Times and lengths between protobuf's well-known types and the domain's:
+//! `google.protobuf.Timestamp` is a [`jiff::Timestamp`], a
+//! `google.protobuf.Duration` a [`jiff::SignedDuration`], and a
+//! `volta.common.v1.TimeGrid` the grid of a case or a series.
+
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use tonic::Status;
+
+use crate::pb::common;
+use crate::status;
+
+/// A timestamp message.
+#[must_use]
+pub fn timestamp(t: Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.as_second(), nanos: t.subsec_nanosecond() }
+}
+
+/// A duration message.
+#[must_use]
+pub fn duration(d: SignedDuration) -> prost_types::Duration {
+    prost_types::Duration { seconds: d.as_secs(), nanos: d.subsec_nanos() }
+}
+
+/// A duration message of `seconds` (a measured time).
+#[must_use]
+pub fn seconds(seconds: f64) -> prost_types::Duration {
+    duration(SignedDuration::try_from_secs_f64(seconds).unwrap_or(SignedDuration::ZERO))
+}
+
+/// The instant of a request's timestamp, `None` when absent.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming `field` for a timestamp outside 0001-9999 or
+/// with nanoseconds out of range.
+pub fn instant(field: &str, t: Option<prost_types::Timestamp>) -> Result<Option<Timestamp>, Status> {
+    t.map(|t| {
+        Timestamp::new(t.seconds, t.nanos).map_err(|e| status::invalid(field, format!("not a valid timestamp: {e}")))
+    })
+    .transpose()
+}
+
+/// The length of a request's duration, `None` when absent.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming `field` for a negative duration or one whose
+/// seconds and nanoseconds disagree in sign.
+pub fn length(field: &str, d: Option<prost_types::Duration>) -> Result<Option<SignedDuration>, Status> {
+    let Some(d) = d else { return Ok(None) };
+    let mixed = (d.seconds < 0 && d.nanos > 0) || (d.seconds > 0 && d.nanos < 0);
+    if mixed || !(-999_999_999..=999_999_999).contains(&d.nanos) {
+        return Err(status::invalid(field, "not a valid duration (seconds and nanos disagree)".to_owned()));
+    }
+    let length = SignedDuration::new(d.seconds, d.nanos);
+    if length.is_negative() {
+        return Err(status::invalid(field, format!("{length:#} is negative")));
+    }
+    Ok(Some(length))
+}
+
+/// A grid message of `steps` steps of `step` from `start`, in `zone`.
+#[must_use]
+pub fn grid(start: Timestamp, step: SignedDuration, steps: usize, zone: &TimeZone) -> common::TimeGrid {
+    common::TimeGrid {
+        start: Some(timestamp(start)),
+        step: Some(duration(step)),
+        steps: count(steps),
+        time_zone: zone.iana_name().unwrap_or("UTC").to_owned(),
+    }
+}
+
+/// A count as an `int32` field (saturated: no Volta count comes near).
+#[must_use]
+pub fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// A request's count as a `usize`.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming `field` for a negative count.
+pub fn unsigned(field: &str, n: i32) -> Result<usize, Status> {
+    usize::try_from(n).map_err(|_| status::invalid(field, format!("{n} is negative")))
+}
