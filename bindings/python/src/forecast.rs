@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use volta_forecasting::{BacktestSpec, ModelOptions, ReadOptions, TimeSeries, TrainedModel, cut_time, data};
 
-use crate::raise;
+use crate::{Raise, raise};
 
 /// The columns of a series, as the Python layer sends them.
 #[derive(FromPyObject)]
@@ -27,17 +27,17 @@ fn series(py: Python<'_>, c: Columns) -> PyResult<TimeSeries> {
         .iter()
         .map(|&s| jiff::Timestamp::from_second(s))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| raise(py, "ForecastError", format!("time: {e}")))?;
+        .map_err(|e| raise(py, Raise::Forecast, format!("time: {e}")))?;
     let mut options = ReadOptions::new(c.target_name);
     options.known_ahead = c.known_ahead;
     options.timezone = c.timezone;
     data::from_columns(&times, &c.target, c.exog, &options)
         .map(|(s, _)| s)
-        .map_err(|e| raise(py, "ForecastError", e.to_string()))
+        .map_err(|e| raise(py, Raise::Forecast, e.to_string()))
 }
 
 fn model_options(py: Python<'_>, json: &str) -> PyResult<ModelOptions> {
-    serde_json::from_str(json).map_err(|e| raise(py, "ForecastError", format!("options: {e}")))
+    serde_json::from_str(json).map_err(|e| raise(py, Raise::Forecast, format!("options: {e}")))
 }
 
 fn matrix<'py>(py: Python<'py>, rows: Vec<Vec<f64>>, width: usize) -> PyResult<Bound<'py, PyArray2<f64>>> {
@@ -58,7 +58,7 @@ pub(crate) fn backtest<'py>(
     test_until: Option<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let series = series(py, columns)?;
-    let err = |e: volta_forecasting::ForecastError| raise(py, "ForecastError", e.to_string());
+    let err = |e: volta_forecasting::ForecastError| raise(py, Raise::Forecast, e.to_string());
     let spec = model_options(py, options)?.to_spec(&series).map_err(err)?;
     let train_until = cut_time(train_until, &series.tz, "train_until").map_err(err)?;
     let test_until = test_until.map(|t| cut_time(t, &series.tz, "test_until")).transpose().map_err(err)?;
@@ -77,7 +77,7 @@ pub(crate) fn backtest<'py>(
     out.set_item("model", &bt.model)?;
     out.set_item(
         "metrics",
-        serde_json::to_string(&bt.metrics).map_err(|e| raise(py, "ForecastError", e.to_string()))?,
+        serde_json::to_string(&bt.metrics).map_err(|e| raise(py, Raise::Forecast, e.to_string()))?,
     )?;
     out.set_item("issues_s", bt.forecasts.iter().map(|f| f.forecast.issue.as_second()).collect::<Vec<_>>())?;
     out.set_item("point", matrix(py, bt.forecasts.iter().map(|f| f.forecast.point.clone()).collect(), h)?)?;
@@ -105,7 +105,7 @@ impl PyModel {
     #[pyo3(signature = (columns, options, train_until = None))]
     fn train(py: Python<'_>, columns: Columns, options: &str, train_until: Option<&str>) -> PyResult<Self> {
         let series = series(py, columns)?;
-        let err = |e: volta_forecasting::ForecastError| raise(py, "ForecastError", e.to_string());
+        let err = |e: volta_forecasting::ForecastError| raise(py, Raise::Forecast, e.to_string());
         let spec = model_options(py, options)?.to_spec(&series).map_err(err)?;
         let end = match train_until {
             Some(t) => series.index_at_or_after(cut_time(t, &series.tz, "train_until").map_err(err)?),
@@ -126,20 +126,20 @@ impl PyModel {
     fn load(py: Python<'_>, path: &str) -> PyResult<Self> {
         TrainedModel::load(std::path::Path::new(path))
             .map(|model| Self { model })
-            .map_err(|e| raise(py, "ForecastError", e.to_string()))
+            .map_err(|e| raise(py, Raise::Forecast, e.to_string()))
     }
 
     /// Writes the model file (versioned JSON).
     fn save(&self, py: Python<'_>, path: &str) -> PyResult<()> {
-        self.model.save(std::path::Path::new(path)).map_err(|e| raise(py, "ForecastError", e.to_string()))
+        self.model.save(std::path::Path::new(path)).map_err(|e| raise(py, Raise::Forecast, e.to_string()))
     }
 
     /// Forecast issued at `issue` (seconds since the epoch): the point
     /// forecast per lead and the quantiles as a (horizon, levels) array.
     fn forecast<'py>(&self, py: Python<'py>, columns: Columns, issue_s: i64) -> PyResult<PointAndQuantiles<'py>> {
         let series = series(py, columns)?;
-        let issue = jiff::Timestamp::from_second(issue_s).map_err(|e| raise(py, "ForecastError", e.to_string()))?;
-        let f = self.model.forecast(&series, issue).map_err(|e| raise(py, "ForecastError", e.to_string()))?;
+        let issue = jiff::Timestamp::from_second(issue_s).map_err(|e| raise(py, Raise::Forecast, e.to_string()))?;
+        let f = self.model.forecast(&series, issue).map_err(|e| raise(py, Raise::Forecast, e.to_string()))?;
         let q = self.model.spec.quantiles.len();
         Ok((f.point.into_pyarray(py), matrix(py, f.quantiles, q)?))
     }

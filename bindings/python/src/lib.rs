@@ -55,11 +55,31 @@ pub(crate) fn interruptible<T: Send + 'static>(
 }
 
 /// Raises the `volta.errors` exception `name` with `args`.
-pub(crate) fn raise(py: Python<'_>, name: &str, message: impl Into<String>) -> PyErr {
+/// The classes of `volta.errors` that Rust raises (`CaseError`, which
+/// carries its problems, is made by `case_error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Raise {
+    /// `volta.SolverError`: bad solver options, or a solver failure.
+    Solver,
+    /// `volta.ForecastError`: bad forecasting input or options.
+    Forecast,
+}
+
+impl Raise {
+    /// The class's name in `volta.errors`.
+    fn class(self) -> &'static str {
+        match self {
+            Self::Solver => "SolverError",
+            Self::Forecast => "ForecastError",
+        }
+    }
+}
+
+pub(crate) fn raise(py: Python<'_>, kind: Raise, message: impl Into<String>) -> PyErr {
     let message: String = message.into();
     let made = py
         .import("volta.errors")
-        .and_then(|m| m.getattr(name))
+        .and_then(|m| m.getattr(kind.class()))
         .and_then(|class| class.call1((message,)).map(PyErr::from_value));
     match made {
         Ok(err) | Err(err) => err,
@@ -148,7 +168,7 @@ fn options(
     threads: Option<u32>,
 ) -> PyResult<Options> {
     let objective = Objective::from_request(objective, co2_price)
-        .map_err(|e| raise(py, "SolverError", format!("{}: {e}", e.field())))?;
+        .map_err(|e| raise(py, Raise::Solver, format!("{}: {e}", e.field())))?;
     Ok(Options { objective, time_limit_s: time_limit, mip_gap: gap, threads, ..Options::default() })
 }
 
@@ -228,7 +248,7 @@ fn schedule<'py>(
     let owned = case.case.clone();
     let cancel = options.cancel.clone();
     let solved = interruptible(py, &cancel, move || volta_dispatch::schedule(&owned, &options))?;
-    let solution = solved.map_err(|e| raise(py, "SolverError", e.to_string()))?;
+    let solution = solved.map_err(|e| raise(py, Raise::Solver, e.to_string()))?;
     solution_dict(py, solution)
 }
 
@@ -246,7 +266,7 @@ fn pareto<'py>(
     let owned = case.case.clone();
     let cancel = options.cancel.clone();
     let front = interruptible(py, &cancel, move || volta_dispatch::pareto(&owned, n, &options))?
-        .map_err(|e| raise(py, "SolverError", e.to_string()))?;
+        .map_err(|e| raise(py, Raise::Solver, e.to_string()))?;
     let points = PyList::empty(py);
     for p in front.points {
         let d = PyDict::new(py);
@@ -277,7 +297,7 @@ fn rolling_horizon<'py>(
     let owned = case.case.clone();
     let result =
         interruptible(py, &cancel, move || volta_dispatch::rolling_horizon(&owned, &rolling, &mut |_, _, _| {}))?
-            .map_err(|e| raise(py, "SolverError", e.to_string()))?;
+            .map_err(|e| raise(py, Raise::Solver, e.to_string()))?;
     let out = PyDict::new(py);
     out.set_item("status", result.status.name())?;
     out.set_item("windows", result.windows.len())?;

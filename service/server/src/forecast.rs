@@ -32,7 +32,7 @@ impl Forecast {
     async fn stored(&self, field: &str, name: &str, caller: &Caller) -> Result<(ModelRecord, String), Status> {
         let id = model_id(field, name, &caller.tenant)?;
         self.shared
-            .store
+            .models
             .model(&caller.tenant, id)
             .await
             .map_err(|e| store::unavailable(&e))?
@@ -312,7 +312,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
         if !req.request_id.is_empty()
             && let Some(stored) = self
                 .shared
-                .store
+                .models
                 .model_by_request(&caller.tenant, &req.request_id)
                 .await
                 .map_err(|e| store::unavailable(&e))?
@@ -329,7 +329,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
         let trained =
             self.shared.offload("train", &cancel, &budget, move || train(req, tenant, &limits, &token)).await?;
         let stored =
-            self.shared.store.put_model(&trained.record, &trained.body).await.map_err(|e| store::unavailable(&e))?;
+            self.shared.models.put_model(&trained.record, &trained.body).await.map_err(|e| store::unavailable(&e))?;
         let (record, fit) = match stored {
             // A concurrent call with the same request id stored first.
             Some(first) => (first, SignedDuration::ZERO),
@@ -383,7 +383,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
         // One more than the page: whether there is a next one.
         let mut models = self
             .shared
-            .store
+            .models
             .models(&caller.tenant, &filter, cursor.as_ref(), size + 1)
             .await
             .map_err(|e| store::unavailable(&e))?;
@@ -404,7 +404,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
         caller.require(Role::Admin)?;
         let pb::DeleteModelRequest { name } = request.into_inner();
         let id = model_id("name", &name, &caller.tenant)?;
-        if self.shared.store.delete_model(&caller.tenant, id).await.map_err(|e| store::unavailable(&e))? {
+        if self.shared.models.delete_model(&caller.tenant, id).await.map_err(|e| store::unavailable(&e))? {
             // The audit line of every deletion: who deleted what.
             tracing::info!(audit = true, subject = %caller.subject, model = %name, "model deleted");
             Ok(Response::new(pb::DeleteModelResponse {}))

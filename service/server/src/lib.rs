@@ -41,7 +41,7 @@ use volta_engine::Cancel;
 use crate::auth::Authenticator;
 use crate::budget::Budget;
 use crate::config::{Config, Limits};
-use crate::store::Store;
+use crate::store::{ModelStore, Store};
 use crate::telemetry::{Metrics, Observe};
 
 /// Calls open at once on one connection (more wait in the client).
@@ -50,13 +50,13 @@ const STREAMS_PER_CONNECTION: u32 = 32;
 /// A call's HTTP/2 receive window, bytes.
 const STREAM_WINDOW: u32 = 1 << 20;
 
-/// What every service shares: the solver pool, the metrics, the store and
+/// What every service shares: the solver pool, the metrics, the stores and
 /// the budgets of a call.
 #[derive(Debug, Clone)]
 pub(crate) struct Shared {
     slots: Arc<Semaphore>,
     metrics: Arc<Metrics>,
-    store: Store,
+    models: Arc<dyn ModelStore>,
     limits: Arc<Limits>,
 }
 
@@ -238,7 +238,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let shared = Shared {
         slots: Arc::new(Semaphore::new(slots)),
         metrics: metrics.clone(),
-        store,
+        models: Arc::new(store),
         limits: Arc::new(config.limits.clone()),
     };
     let max_bytes = config.server.max_request_mib.saturating_mul(1 << 20);

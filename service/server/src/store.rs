@@ -1,8 +1,11 @@
 //! Persistence: SQLite embedded by default, PostgreSQL when configured.
 //!
 //! One async API over both through sqlx's `any` driver; the SQL is the
-//! portable subset both understand. The schema is versioned: [`MIGRATIONS`]
-//! are applied in order at start, each once, recorded in `volta_schema`.
+//! portable subset both understand. Each service owns its tables and their
+//! [`Schema`], versioned on its own: at start, every service's missing
+//! migrations are applied in order, each once, recorded per service in
+//! `volta_migrations`. Services see their storage through a trait
+//! ([`ModelStore`] for the forecasting service), never through SQL.
 //! Every row belongs to a tenant and every query filters on it, so a caller
 //! never sees another tenant's rows, not even their ids.
 
@@ -11,8 +14,22 @@ use sqlx::Row as _;
 use sqlx::pool::{Pool, PoolOptions};
 use volta_api::status::Reason;
 
-/// The schema, version by version; new versions go at the end.
-pub const MIGRATIONS: &[(i64, &str)] = &[
+/// The tables of one service, version by version.
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    /// The service, as `volta_migrations` records it (`forecast`).
+    pub service: &'static str,
+    /// Its migrations, numbered from 1; new versions go at the end.
+    pub migrations: &'static [(i64, &'static str)],
+}
+
+/// The forecasting service's tables: stored models.
+pub const FORECAST: Schema = Schema { service: "forecast", migrations: FORECAST_MIGRATIONS };
+
+/// Every service's schema, brought up to date when a store opens.
+pub const SCHEMAS: &[Schema] = &[FORECAST];
+
+const FORECAST_MIGRATIONS: &[(i64, &str)] = &[
     (
         1,
         "CREATE TABLE forecast_models (
@@ -205,11 +222,13 @@ impl Store {
         &self.pool
     }
 
-    /// Brings the schema up to date in one transaction. On PostgreSQL the
-    /// transaction first takes an advisory lock, so that replicas starting
-    /// together migrate one after the other: the first applies the missing
-    /// versions, the others then find nothing to do. (SQLite has one writer:
-    /// its transaction is the lock.)
+    /// Brings every service's schema up to date in one transaction. On
+    /// PostgreSQL the transaction first takes an advisory lock, so that
+    /// replicas starting together migrate one after the other: the first
+    /// applies the missing versions, the others then find nothing to do.
+    /// (SQLite has one writer: its transaction is the lock.) A database of
+    /// the first layout, with one `volta_schema` table for the forecasting
+    /// service, is carried over.
     async fn migrate(&self) -> Result<(), StoreError> {
         let failed = |version: i64| move |source| StoreError::Migration { version, source };
         let mut tx = self.pool.begin().await.map_err(failed(0))?;
@@ -220,38 +239,92 @@ impl Store {
                 .await
                 .map_err(failed(0))?;
         }
-        sqlx::query("CREATE TABLE IF NOT EXISTS volta_schema (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
-            .execute(&mut *tx)
-            .await
-            .map_err(failed(0))?;
-        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM volta_schema")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(failed(0))?;
-        let current: i64 = row.try_get(0).map_err(failed(0))?;
-        for &(version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                sqlx::query(statement).execute(&mut *tx).await.map_err(failed(version))?;
-            }
-            sqlx::query("INSERT INTO volta_schema (version, applied_at) VALUES ($1, $2)")
-                .bind(version)
-                .bind(jiff::Timestamp::now().to_string())
-                .execute(&mut *tx)
+        let bootstrap = [
+            "CREATE TABLE IF NOT EXISTS volta_migrations (service TEXT NOT NULL, version BIGINT NOT NULL, \
+             applied_at TEXT NOT NULL, PRIMARY KEY (service, version))",
+            // The first layout's table (empty on a new database), carried over and dropped.
+            "CREATE TABLE IF NOT EXISTS volta_schema (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+            "INSERT INTO volta_migrations (service, version, applied_at) \
+             SELECT 'forecast', version, applied_at FROM volta_schema",
+            "DROP TABLE volta_schema",
+        ];
+        for statement in bootstrap {
+            sqlx::query(statement).execute(&mut *tx).await.map_err(failed(0))?;
+        }
+        for schema in SCHEMAS {
+            let row = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM volta_migrations WHERE service = $1")
+                .bind(schema.service)
+                .fetch_one(&mut *tx)
                 .await
-                .map_err(failed(version))?;
-            tracing::info!(version, "database migrated");
+                .map_err(failed(0))?;
+            let current: i64 = row.try_get(0).map_err(failed(0))?;
+            for &(version, sql) in schema.migrations.iter().filter(|(v, _)| *v > current) {
+                for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                    sqlx::query(statement).execute(&mut *tx).await.map_err(failed(version))?;
+                }
+                sqlx::query("INSERT INTO volta_migrations (service, version, applied_at) VALUES ($1, $2, $3)")
+                    .bind(schema.service)
+                    .bind(version)
+                    .bind(jiff::Timestamp::now().to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed(version))?;
+                tracing::info!(service = schema.service, version, "database migrated");
+            }
         }
         tx.commit().await.map_err(failed(0))?;
         Ok(())
     }
+}
 
+/// What the forecasting service keeps: models per tenant. [`Store`] keeps
+/// them in SQLite or PostgreSQL; the service sees only this trait.
+#[tonic::async_trait]
+pub trait ModelStore: Send + Sync + std::fmt::Debug {
     /// Stores a model body under its id. With a request id that the
     /// tenant has used before, nothing is stored and the model that request
     /// stored is returned instead (also when two calls race).
     ///
     /// # Errors
     /// A database error (an id that exists is one).
-    pub async fn put_model(&self, record: &ModelRecord, body: &str) -> Result<Option<ModelRecord>, StoreError> {
+    async fn put_model(&self, record: &ModelRecord, body: &str) -> Result<Option<ModelRecord>, StoreError>;
+
+    /// The model a Train call with `request` stored for `tenant`, if any.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn model_by_request(&self, tenant: &str, request: &str) -> Result<Option<ModelRecord>, StoreError>;
+
+    /// A model of `tenant` with its body; `None` if it does not exist or
+    /// belongs to another tenant.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn model(&self, tenant: &str, id: &str) -> Result<Option<(ModelRecord, String)>, StoreError>;
+
+    /// A page of the models of `tenant` that match `filter`, newest first
+    /// (then by id), after `cursor`: at most `limit` ([`MAX_PAGE`] at most).
+    ///
+    /// # Errors
+    /// A database error.
+    async fn models(
+        &self,
+        tenant: &str,
+        filter: &ModelFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<ModelRecord>, StoreError>;
+
+    /// Deletes a model of `tenant`; whether it existed.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn delete_model(&self, tenant: &str, id: &str) -> Result<bool, StoreError>;
+}
+
+#[tonic::async_trait]
+impl ModelStore for Store {
+    async fn put_model(&self, record: &ModelRecord, body: &str) -> Result<Option<ModelRecord>, StoreError> {
         if let Some(request) = &record.request_id
             && let Some(existing) = self.model_by_request(&record.tenant, request).await?
         {
@@ -288,11 +361,7 @@ impl Store {
         }
     }
 
-    /// The model a Train call with `request` stored for `tenant`, if any.
-    ///
-    /// # Errors
-    /// A database error.
-    pub async fn model_by_request(&self, tenant: &str, request: &str) -> Result<Option<ModelRecord>, StoreError> {
+    async fn model_by_request(&self, tenant: &str, request: &str) -> Result<Option<ModelRecord>, StoreError> {
         let row =
             sqlx::query(concat!("SELECT ", columns!(), " FROM forecast_models WHERE tenant = $1 AND request_id = $2"))
                 .bind(tenant)
@@ -303,12 +372,7 @@ impl Store {
         row.map(|r| record(&r)).transpose()
     }
 
-    /// A model of `tenant` with its body; `None` if it does not exist or
-    /// belongs to another tenant.
-    ///
-    /// # Errors
-    /// A database error.
-    pub async fn model(&self, tenant: &str, id: &str) -> Result<Option<(ModelRecord, String)>, StoreError> {
+    async fn model(&self, tenant: &str, id: &str) -> Result<Option<(ModelRecord, String)>, StoreError> {
         let row =
             sqlx::query(concat!("SELECT ", columns!(), ", body FROM forecast_models WHERE tenant = $1 AND id = $2"))
                 .bind(tenant)
@@ -319,12 +383,7 @@ impl Store {
         row.map(|r| Ok((record(&r)?, r.try_get("body").map_err(StoreError::query("read the model"))?))).transpose()
     }
 
-    /// A page of the models of `tenant` that match `filter`, newest first
-    /// (then by id), after `cursor`: at most `limit` ([`MAX_PAGE`] at most).
-    ///
-    /// # Errors
-    /// A database error.
-    pub async fn models(
+    async fn models(
         &self,
         tenant: &str,
         filter: &ModelFilter,
@@ -361,11 +420,7 @@ impl Store {
         rows.iter().map(record).collect()
     }
 
-    /// Deletes a model of `tenant`; whether it existed.
-    ///
-    /// # Errors
-    /// A database error.
-    pub async fn delete_model(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    async fn delete_model(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM forecast_models WHERE tenant = $1 AND id = $2")
             .bind(tenant)
             .bind(id)

@@ -3,7 +3,7 @@
 //! uses a database of its own, dropped at the end).
 
 use sqlx::Executor as _;
-use volta_server::store::{Cursor, ModelFilter, ModelRecord, Store};
+use volta_server::store::{Cursor, ModelFilter, ModelRecord, ModelStore as _, Store};
 
 fn record(id: &str, tenant: &str, created_at: &str) -> ModelRecord {
     ModelRecord {
@@ -118,7 +118,7 @@ async fn a_database_of_the_first_schema_migrates_and_keeps_its_models() {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("v1.db").display());
     sqlx::any::install_default_drivers();
     let old = sqlx::AnyPool::connect(&url).await.expect("connect");
-    let (version, sql) = volta_server::store::MIGRATIONS[0];
+    let (version, sql) = volta_server::store::FORECAST.migrations[0];
     for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         old.execute(statement).await.expect("schema 1");
     }
@@ -135,6 +135,16 @@ async fn a_database_of_the_first_schema_migrates_and_keeps_its_models() {
     let store = Store::open(&url).await.expect("migrates");
     let (model, body) = store.model("acme", "m1").await.expect("get").expect("kept");
     assert_eq!((model.name.as_str(), model.request_id, body.as_str()), ("old", None, "{}"));
+    // Versions are recorded per service; the first layout's table is gone.
+    let versions: Vec<(String, i64)> =
+        sqlx::query_as("SELECT service, version FROM volta_migrations ORDER BY service, version")
+            .fetch_all(store.pool())
+            .await
+            .expect("versions");
+    let forecast = volta_server::store::FORECAST;
+    let expected: Vec<(String, i64)> = forecast.migrations.iter().map(|(v, _)| ("forecast".to_owned(), *v)).collect();
+    assert_eq!(versions, expected);
+    assert!(store.pool().execute("SELECT 1 FROM volta_schema").await.is_err(), "volta_schema was dropped");
     let newer = ModelRecord { request_id: Some("r".into()), ..record("m2", "acme", "2026-01-01T00:00:00Z") };
     assert_eq!(store.put_model(&newer, "{}").await.expect("put"), None);
     assert_eq!(ids(&store, "acme").await, ["m2", "m1"]);
