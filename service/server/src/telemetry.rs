@@ -527,6 +527,34 @@ fn request_id(header: Option<&http::HeaderValue>) -> String {
     }
 }
 
+/// A call's W3C trace context: the caller's `traceparent` when it is a
+/// valid version-00 header (its trace continues here, as a child of the
+/// caller's span), else a fresh trace. Returns the trace id (32 hex) and the
+/// `traceparent` of this server's span, to send back.
+fn trace_context(header: Option<&http::HeaderValue>) -> (String, String) {
+    let hex =
+        |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let parsed = header.and_then(|v| v.to_str().ok()).and_then(|v| {
+        let parts: Vec<&str> = v.trim().split('-').collect();
+        match parts.as_slice() {
+            ["00", trace, parent, flags]
+                if hex(trace, 32)
+                    && hex(parent, 16)
+                    && hex(flags, 2)
+                    && trace.bytes().any(|b| b != b'0')
+                    && parent.bytes().any(|b| b != b'0') =>
+            {
+                Some(((*trace).to_owned(), (*flags).to_owned()))
+            }
+            _ => None,
+        }
+    });
+    let (trace, flags) = parsed.unwrap_or_else(|| (uuid::Uuid::new_v4().simple().to_string(), "01".to_owned()));
+    let span: String = uuid::Uuid::new_v4().simple().to_string().chars().take(16).collect();
+    let traceparent = format!("00-{trace}-{span}-{flags}");
+    (trace, traceparent)
+}
+
 /// tonic answers a request that is not valid protobuf (bad wire format,
 /// a string that is not UTF-8) with INTERNAL, as gRPC's status code table
 /// has it. But INTERNAL means "a bug of ours" to the people who watch this
@@ -623,7 +651,15 @@ where
         };
         request.extensions_mut().insert(Arrival { deadline });
         let id = request_id(request.headers().get("x-request-id"));
-        let span = tracing::info_span!("grpc", method = %method, request_id = %id, subject = tracing::field::Empty);
+        // Every log line of the call carries its trace id (the span's field).
+        let (trace_id, traceparent) = trace_context(request.headers().get("traceparent"));
+        let span = tracing::info_span!(
+            "grpc",
+            method = %method,
+            request_id = %id,
+            trace_id = %trace_id,
+            subject = tracing::field::Empty
+        );
         let layer = self.layer.clone();
         let echo = id;
         Box::pin(
@@ -663,9 +699,13 @@ where
                     }
                 };
                 undecodable_is_invalid_argument(&mut response);
-                // The id goes back, so that a caller can quote it.
+                // The id goes back, so that a caller can quote it, and the
+                // trace context, so that a caller without one can find the trace.
                 if let Ok(value) = http::HeaderValue::from_str(&echo) {
                     response.headers_mut().insert("x-request-id", value);
+                }
+                if let Ok(value) = http::HeaderValue::from_str(&traceparent) {
+                    response.headers_mut().insert("traceparent", value);
                 }
                 // A trailers-only response (an error before any message) has
                 // its status in the headers; any other carries it in the
@@ -818,6 +858,25 @@ mod tests {
         assert!(fresh.len() == 32 && fresh.bytes().all(|b| b.is_ascii_hexdigit()), "{fresh}");
         let again = service.call(request("/volta.test.v1.Test/Fine")).await.expect("a response");
         assert_ne!(again.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some(fresh.as_str()));
+
+        // W3C trace context: a caller's trace continues; anything else starts one.
+        let traced = |value: &str| {
+            http::Request::builder()
+                .uri("/volta.test.v1.Test/Fine")
+                .header("traceparent", value)
+                .body(())
+                .expect("request")
+        };
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let response = service.call(traced(caller)).await.expect("a response");
+        let back = response.headers().get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert!(back.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && back.ends_with("-01"), "{back}");
+        assert_ne!(back, caller, "this server's span is a child of the caller's");
+        for bad in ["01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "00-0000-00f067aa0ba902b7-01", "x"] {
+            let response = service.call(traced(bad)).await.expect("a response");
+            let fresh = response.headers().get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            assert!(fresh.len() == 55 && !fresh.contains("4bf92f35"), "{bad}: {fresh}");
+        }
 
         let text = metrics.encode();
         assert!(text.contains("volta_panics_total 1"), "{text}");
