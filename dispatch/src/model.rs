@@ -250,8 +250,8 @@ impl<'c> Builder<'c> {
     }
 
     fn bus(&self, id: &volta_engine::BusId) -> usize {
-        // A checked case resolves every reference.
-        self.case.bus_index(id).unwrap_or(0)
+        // Resolved when the case was checked.
+        self.case.position_of_bus(id)
     }
 
     /// The profile's values over the window.
@@ -450,7 +450,7 @@ impl<'c> Builder<'c> {
             }
             Some(FuelSource::Purchased { carrier, price }) => {
                 let price = self.values(price);
-                let intensity = self.case.carrier(carrier.as_str()).map_or(0.0, |c| c.co2_kg_per_kwh);
+                let intensity = self.case.carrier_of(carrier).co2_kg_per_kwh;
                 let mut cost = Lin::new();
                 let mut co2 = Lin::new();
                 for (t, f) in fuel.iter().enumerate() {
@@ -462,6 +462,8 @@ impl<'c> Builder<'c> {
                     self.co2.push((i, co2));
                 }
             }
+            // Not for a checked case: it has exactly one fuel source (the
+            // types do not say so yet: see `Thermal::fuel_source`).
             None => {}
         }
         let mc = self.values(&th.marginal_cost);
@@ -727,7 +729,7 @@ impl<'c> Builder<'c> {
         let intensity = match &g.co2_kg_per_kwh {
             Some(p) => self.values(p),
             None => {
-                let c = self.case.bus_carrier(&g.bus).map_or(0.0, |c| c.co2_kg_per_kwh);
+                let c = self.case.carrier_of_bus(&g.bus).co2_kg_per_kwh;
                 vec![c; n]
             }
         };

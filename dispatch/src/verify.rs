@@ -37,7 +37,13 @@ pub(crate) fn audit(case: &Case, schedule: &Schedule, tol: f64) -> Audit {
     let mut co2: BTreeMap<usize, f64> = BTreeMap::new();
     let n = schedule.grid.len();
     let h = case.grid().step_hours();
-    let offset = case.grid().index_of(schedule.grid.instant(0)).unwrap_or(0);
+    let offset = match case.grid().index_of(schedule.grid.instant(0)) {
+        Some(offset) => offset,
+        None => {
+            errors.push(format!("the schedule starts at {}, not on the case's grid", schedule.grid.stamp(0)));
+            0
+        }
+    };
     let near = |a: f64, b: f64| (a - b).abs() <= tol * a.abs().max(b.abs()).max(1.0);
     let le = |a: f64, b: f64| a <= b + tol * a.abs().max(b.abs()).max(1.0);
     // Balances.
@@ -119,7 +125,7 @@ pub(crate) fn audit(case: &Case, schedule: &Schedule, tol: f64) -> Audit {
                     let intensity = g
                         .co2_kg_per_kwh
                         .as_ref()
-                        .map_or_else(|| case.bus_carrier(&g.bus).map_or(0.0, |c| c.co2_kg_per_kwh), |p| p.at(at(t)));
+                        .map_or_else(|| case.carrier_of_bus(&g.bus).co2_kg_per_kwh, |p| p.at(at(t)));
                     if intensity != 0.0 {
                         *co2.entry(i).or_insert(0.0) += intensity * import_kw[t] * h;
                     }
@@ -196,7 +202,7 @@ pub(crate) fn audit(case: &Case, schedule: &Schedule, tol: f64) -> Audit {
                     }
                     if let Some(FuelSource::Purchased { price, carrier }) = th.fuel_source() {
                         add(CostCategory::Fuel, price.at(at(t)) * f * h);
-                        let intensity = case.carrier(carrier.as_str()).map_or(0.0, |c| c.co2_kg_per_kwh);
+                        let intensity = case.carrier_of(carrier).co2_kg_per_kwh;
                         if intensity != 0.0 {
                             *co2.entry(i).or_insert(0.0) += intensity * f * h;
                         }

@@ -15,7 +15,7 @@ use super::document::json_type;
 use super::profile_spec::{FileRef, ProfileSpec};
 use super::report::{IssueCode, Path, ValidationReport};
 use super::series::SeriesLoader;
-use super::{Case, MAX_MAGNITUDE, MIN_EFFICIENCY, Settings, TimeSpec};
+use super::{Case, MAX_MAGNITUDE, MIN_EFFICIENCY, Resolved, Settings, TimeSpec};
 use crate::asset::{
     Asset, AssetKind, Commitment, Converter, ConverterKind, Curtailable, FinalState, Grid, InputPort, Load, OutputPort,
     Renewable, Reserve, Storage, Thermal,
@@ -83,16 +83,20 @@ pub(super) fn check(
         cx.unused_carriers(carriers.as_deref(), buses.as_deref(), &assets);
     }
     let assets = all_assets.then_some(assets);
+    let (carriers, buses) = (carriers?, buses?);
+    // Only a case without problems is built: every reference resolves.
+    let resolved = Resolved::of(&carriers, &buses)?;
 
     Some(Case {
         name,
         description,
         grid: cx.grid?,
         settings: settings?,
-        carriers: carriers?,
-        buses: buses?,
+        carriers,
+        buses,
         assets: assets?,
         reserves: reserves?,
+        resolved,
     })
 }
 

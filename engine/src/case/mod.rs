@@ -14,6 +14,7 @@ mod profile_spec;
 mod report;
 pub mod series;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,32 @@ pub struct Case {
     buses: Vec<Bus>,
     assets: Vec<Asset>,
     reserves: Vec<Reserve>,
+    resolved: Resolved,
+}
+
+/// The references of a checked case, resolved once when it is checked:
+/// every bus id and carrier id the case holds has its position here.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Resolved {
+    buses: HashMap<BusId, usize>,
+    carriers: HashMap<CarrierId, usize>,
+    /// Per bus, the position of its carrier.
+    bus_carriers: Vec<usize>,
+}
+
+impl Resolved {
+    /// The positions of `carriers` and `buses`; `None` if a bus names a
+    /// carrier that is not there (the checker has refused such a case).
+    fn of(carriers: &[Carrier], buses: &[Bus]) -> Option<Self> {
+        let carrier_positions: HashMap<CarrierId, usize> =
+            carriers.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect();
+        let bus_carriers = buses.iter().map(|b| carrier_positions.get(&b.carrier).copied()).collect::<Option<_>>()?;
+        Some(Self {
+            buses: buses.iter().enumerate().map(|(i, b)| (b.id.clone(), i)).collect(),
+            carriers: carrier_positions,
+            bus_carriers,
+        })
+    }
 }
 
 impl Case {
@@ -181,6 +208,36 @@ impl Case {
     #[must_use]
     pub fn bus_carrier(&self, id: &BusId) -> Option<&Carrier> {
         self.bus(id.as_str()).and_then(|b| self.carrier(b.carrier.as_str()))
+    }
+
+    /// The position in [`Case::buses`] of a bus the case refers to (an
+    /// asset's bus, a reserve's): resolved when the case was checked.
+    ///
+    /// # Panics
+    /// For an id that the case does not hold, which only code that made
+    /// the id up itself can pass (use [`Case::bus_index`] for those).
+    #[must_use]
+    pub fn position_of_bus(&self, id: &BusId) -> usize {
+        self.resolved.buses[id]
+    }
+
+    /// A carrier the case refers to (a bus's, a purchased fuel's): resolved
+    /// when the case was checked.
+    ///
+    /// # Panics
+    /// As [`Case::position_of_bus`] (use [`Case::carrier`] for ids from elsewhere).
+    #[must_use]
+    pub fn carrier_of(&self, id: &CarrierId) -> &Carrier {
+        &self.carriers[self.resolved.carriers[id]]
+    }
+
+    /// The carrier of a bus the case refers to.
+    ///
+    /// # Panics
+    /// As [`Case::position_of_bus`].
+    #[must_use]
+    pub fn carrier_of_bus(&self, id: &BusId) -> &Carrier {
+        &self.carriers[self.resolved.bus_carriers[self.position_of_bus(id)]]
     }
 
     /// An asset by id.

@@ -78,3 +78,18 @@ fn json_and_toml_are_one_schema() {
     assert_eq!(case.grid().time_zone_name(), "UTC");
     assert!((case.grid().step_hours() - 0.5).abs() < 1e-12);
 }
+
+#[test]
+fn every_reference_of_a_checked_case_is_resolved_once() {
+    for name in ["campus.toml", "islanded.toml", "benchmarks/kazarlis10.toml"] {
+        let case = example(name);
+        for (i, bus) in case.buses().iter().enumerate() {
+            // The resolved positions agree with a plain scan.
+            assert_eq!(case.position_of_bus(&bus.id), i, "{name}: {}", bus.id);
+            assert_eq!(case.bus_index(&bus.id), Some(i));
+            let scanned = case.carriers().iter().find(|c| c.id == bus.carrier).expect("declared");
+            assert_eq!(case.carrier_of_bus(&bus.id), scanned, "{name}: {}", bus.id);
+            assert_eq!(case.carrier_of(&bus.carrier), scanned);
+        }
+    }
+}
