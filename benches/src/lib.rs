@@ -2,7 +2,7 @@
 //! `benches/benches/` (run them with `cargo bench -p volta-benches`), the
 //! longer timed runs in `src/bin/`.
 
-use volta_forecasting::{ReadOptions, TimeSeries, data};
+use volta_forecasting::{History, ReadOptions, data};
 
 /// Victoria's 2014 half-hourly demand with Melbourne temperature (AEST, as
 /// Australia/Brisbane; the temperature marked known ahead: ex post).
@@ -10,7 +10,7 @@ use volta_forecasting::{ReadOptions, TimeSeries, data};
 /// # Panics
 /// If the committed dataset cannot be read.
 #[must_use]
-pub fn victoria() -> TimeSeries {
+pub fn victoria() -> History {
     let mut options = ReadOptions::new("demand_gw");
     options.time_column = Some("period_start_aest_assumed".into());
     options.timezone = Some("Australia/Brisbane".into());

@@ -84,6 +84,7 @@ mod error;
 mod ids;
 mod network;
 mod profile;
+pub mod series;
 pub mod time;
 
 pub use asset::{Asset, AssetKind};
@@ -95,4 +96,5 @@ pub use error::{Error, Result};
 pub use ids::{AssetId, BusId, CarrierId, is_valid_id};
 pub use network::{Bus, Carrier};
 pub use profile::Profile;
+pub use series::TimeSeries;
 pub use time::TimeGrid;

@@ -13,29 +13,28 @@
 
 use std::path::Path;
 
-use jiff::civil::DateTime;
-use jiff::tz::{AmbiguousOffset, Disambiguation, TimeZone};
+use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ZonedDateTime};
 use polars::prelude::*;
 use serde::Serialize;
+use volta_engine::series::LocalTimes;
+use volta_engine::{TimeGrid, TimeSeries};
 
 use crate::error::{ForecastError, Result};
 use crate::quality::{self, QualityReport};
 
-/// A target series and its exogenous columns on one regular time grid.
+/// What a forecaster reads: a target and its exogenous columns on one
+/// regular [`TimeGrid`] of the engine (so a 23- or 25-hour local day simply
+/// has 23 or 25 hourly steps, and calendar features use each step's local
+/// time). Missing values are NaN.
 #[derive(Debug, Clone)]
-pub struct TimeSeries {
-    /// Time zone of the calendar (hour of day, weekday, holidays).
-    pub tz: TimeZone,
-    /// The first step's start.
-    pub start: Timestamp,
-    /// The step length in seconds.
-    pub step_s: i64,
+pub struct History {
+    grid: TimeGrid,
     /// The target column's name.
     pub target_name: String,
-    /// The target; NaN where missing.
+    /// The target, one value per step of the grid.
     pub target: Vec<f64>,
-    /// Exogenous columns, same length as the target.
+    /// Exogenous columns, one value per step of the grid.
     pub exog: Vec<Exog>,
 }
 
@@ -52,31 +51,70 @@ pub struct Exog {
     pub known_ahead: bool,
 }
 
-impl TimeSeries {
-    /// Builds a series from values; `exog` columns must have the target's length.
+impl History {
+    /// A history on `grid`; the target and every exogenous column must have
+    /// one value per step.
     ///
     /// # Errors
-    /// When lengths differ or the step is not positive.
-    pub fn new(
-        tz: TimeZone,
-        start: Timestamp,
-        step_s: i64,
-        target_name: impl Into<String>,
-        target: Vec<f64>,
-        exog: Vec<Exog>,
-    ) -> Result<Self> {
-        if step_s <= 0 {
-            return Err(ForecastError::option("step", format!("must be positive, not {step_s} s")));
+    /// When a length differs from the grid's.
+    pub fn new(grid: TimeGrid, target_name: impl Into<String>, target: Vec<f64>, exog: Vec<Exog>) -> Result<Self> {
+        let target_name = target_name.into();
+        if target.len() != grid.len() {
+            return Err(ForecastError::column(
+                &target_name,
+                format!("{} values for a grid of {} steps", target.len(), grid.len()),
+            ));
         }
         for e in &exog {
-            if e.values.len() != target.len() {
+            if e.values.len() != grid.len() {
                 return Err(ForecastError::column(
                     &e.name,
                     format!("{} values, the target has {}", e.values.len(), target.len()),
                 ));
             }
         }
-        Ok(Self { tz, start, step_s, target_name: target_name.into(), target, exog })
+        Ok(Self { grid, target_name, target, exog })
+    }
+
+    /// A history whose target is an engine series (a case's profile, say),
+    /// named `target_name`, without exogenous columns.
+    #[must_use]
+    pub fn from_series(target_name: impl Into<String>, series: TimeSeries) -> Self {
+        let grid = series.grid().clone();
+        Self { grid, target_name: target_name.into(), target: series.into_values(), exog: Vec::new() }
+    }
+
+    /// The target as an engine series, ready to become a case's profile.
+    ///
+    /// # Errors
+    /// Never in practice: the history keeps one value per step.
+    pub fn target_series(&self) -> Result<TimeSeries> {
+        TimeSeries::new(self.grid.clone(), self.target.clone())
+            .map_err(|e| ForecastError::column(&self.target_name, e.to_string()))
+    }
+
+    /// The grid the values are on.
+    #[must_use]
+    pub fn grid(&self) -> &TimeGrid {
+        &self.grid
+    }
+
+    /// Time zone of the calendar (hour of day, weekday, holidays).
+    #[must_use]
+    pub fn tz(&self) -> &TimeZone {
+        self.grid.time_zone()
+    }
+
+    /// The first step's start.
+    #[must_use]
+    pub fn start(&self) -> Timestamp {
+        self.grid.instant(0)
+    }
+
+    /// The step length in seconds.
+    #[must_use]
+    pub fn step_s(&self) -> i64 {
+        self.grid.step().as_secs()
     }
 
     /// Number of steps.
@@ -85,7 +123,7 @@ impl TimeSeries {
         self.target.len()
     }
 
-    /// Whether the series has no step.
+    /// Whether the history has no step (never: a grid has at least one).
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.target.is_empty()
@@ -94,32 +132,34 @@ impl TimeSeries {
     /// Start of step `i`.
     #[must_use]
     pub fn time(&self, i: usize) -> Timestamp {
-        self.start + SignedDuration::from_secs(self.step_s * i as i64)
+        self.grid.instant(i)
     }
 
     /// Start of step `i` in the series' time zone.
     #[must_use]
     pub fn local(&self, i: usize) -> ZonedDateTime {
-        self.time(i).to_zoned_datetime(self.tz.clone())
+        self.grid.at(i)
     }
 
     /// Start of step `i` in RFC 3339 with the zone's offset.
     #[must_use]
     pub fn stamp(&self, i: usize) -> String {
-        self.local(i).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+        self.grid.stamp(i)
     }
 
     /// The step at or after `t` (may be past the end).
     #[must_use]
     pub fn index_at_or_after(&self, t: Timestamp) -> usize {
-        let secs = t.duration_since(self.start).as_secs();
-        if secs <= 0 { 0 } else { ((secs + self.step_s - 1) / self.step_s) as usize }
+        let step = self.step_s();
+        let secs = t.duration_since(self.start()).as_secs();
+        if secs <= 0 { 0 } else { usize::try_from((secs + step - 1) / step).unwrap_or(usize::MAX) }
     }
 
     /// Steps per day (86,400 s divided by the step, rounded).
     #[must_use]
     pub fn steps_per_day(&self) -> usize {
-        ((86_400 + self.step_s / 2) / self.step_s).max(1) as usize
+        let step = self.step_s();
+        usize::try_from(((86_400 + step / 2) / step).max(1)).unwrap_or(1)
     }
 
     /// The exogenous column called `name`.
@@ -128,27 +168,29 @@ impl TimeSeries {
         self.exog.iter().find(|e| e.name == name)
     }
 
-    /// The series on a coarser grid of `step_s` seconds (a multiple of its
+    /// The history on a coarser grid of `step_s` seconds (a multiple of its
     /// step): each new step is the mean of the values inside it, ignoring
     /// missing ones (missing when all are). Steps are aligned on multiples
     /// of `step_s` since the Unix epoch, so an hourly grid starts on the hour.
     ///
     /// # Errors
-    /// When `step_s` is not a positive multiple of the current step.
+    /// When `step_s` is not a positive multiple of the current step that
+    /// divides a day.
     pub fn resample(&self, step_s: i64) -> Result<Self> {
-        if step_s <= 0 || step_s % self.step_s != 0 {
+        let current = self.step_s();
+        if step_s <= 0 || step_s % current != 0 {
             return Err(ForecastError::option(
                 "resample",
-                format!("{step_s} s is not a multiple of the data's step of {} s", self.step_s),
+                format!("{step_s} s is not a multiple of the data's step of {current} s"),
             ));
         }
-        if step_s == self.step_s {
+        if step_s == current {
             return Ok(self.clone());
         }
-        let first = self.start.as_second().div_euclid(step_s) * step_s;
+        let first = self.start().as_second().div_euclid(step_s) * step_s;
         let last = self.time(self.len().saturating_sub(1)).as_second().div_euclid(step_s) * step_s;
-        let len = ((last - first) / step_s + 1) as usize;
-        let bucket = |i: usize| ((self.time(i).as_second() - first) / step_s) as usize;
+        let len = usize::try_from((last - first) / step_s + 1).unwrap_or(0);
+        let bucket = |i: usize| usize::try_from((self.time(i).as_second() - first) / step_s).unwrap_or(0);
         let mean = |values: &[f64]| {
             let mut sum = vec![0.0; len];
             let mut n = vec![0usize; len];
@@ -161,22 +203,23 @@ impl TimeSeries {
             sum.iter().zip(&n).map(|(s, &k)| if k == 0 { f64::NAN } else { s / k as f64 }).collect::<Vec<f64>>()
         };
         let start = Timestamp::from_second(first).map_err(|e| ForecastError::option("resample", e.to_string()))?;
+        let grid = TimeGrid::new(start.to_zoned_datetime(self.tz().clone()), SignedDuration::from_secs(step_s), len)
+            .map_err(|e| ForecastError::option("resample", e.to_string()))?;
         let exog = self
             .exog
             .iter()
             .map(|e| Exog { name: e.name.clone(), values: mean(&e.values), known_ahead: e.known_ahead })
             .collect();
-        Self::new(self.tz.clone(), start, step_s, self.target_name.clone(), mean(&self.target), exog)
+        Self::new(grid, self.target_name.clone(), mean(&self.target), exog)
     }
 
-    /// The first `len` steps (a training set, say).
+    /// The first `len` steps, at least one (a training set, say).
     #[must_use]
     pub fn head(&self, len: usize) -> Self {
-        let len = len.min(self.len());
+        let grid = self.grid.window(0, len);
+        let len = grid.len();
         Self {
-            tz: self.tz.clone(),
-            start: self.start,
-            step_s: self.step_s,
+            grid,
             target_name: self.target_name.clone(),
             target: self.target[..len].to_vec(),
             exog: self
@@ -186,9 +229,27 @@ impl TimeSeries {
                 .collect(),
         }
     }
+
+    /// The history padded with missing steps to `len` (for forecasts past
+    /// its end); unchanged when it is already as long.
+    ///
+    /// # Errors
+    /// A grid longer than the engine allows.
+    pub fn extend(&self, len: usize) -> Result<Self> {
+        let mut out = self.clone();
+        if len > out.len() {
+            out.grid = TimeGrid::new(self.grid.start().clone(), self.grid.step(), len)
+                .map_err(|e| ForecastError::option("horizon", e.to_string()))?;
+            out.target.resize(len, f64::NAN);
+            for e in &mut out.exog {
+                e.values.resize(len, f64::NAN);
+            }
+        }
+        Ok(out)
+    }
 }
 
-/// How to read a file into a [`TimeSeries`].
+/// How to read a file into a [`History`].
 #[derive(Debug, Clone, Serialize)]
 pub struct ReadOptions {
     /// The time column; by default the first datetime column, or one named
@@ -220,9 +281,9 @@ pub struct ReadOptions {
     pub max_steps: usize,
 }
 
-/// The default of [`ReadOptions::max_steps`]: 50 million steps (95 years of
-/// one-minute data).
-pub const MAX_GRID_STEPS: usize = 50_000_000;
+/// The default of [`ReadOptions::max_steps`]: the engine's largest grid (ten
+/// years of one-minute steps).
+pub const MAX_GRID_STEPS: usize = volta_engine::time::MAX_STEPS;
 
 impl ReadOptions {
     /// Options for `target` with every default.
@@ -247,7 +308,7 @@ impl ReadOptions {
 /// # Errors
 /// Unreadable files, missing columns, unparsable timestamps or values, and a
 /// time column without a regular step, each naming the file or column.
-pub fn read(path: &Path, options: &ReadOptions) -> Result<(TimeSeries, QualityReport)> {
+pub fn read(path: &Path, options: &ReadOptions) -> Result<(History, QualityReport)> {
     let frame = load_frame(path)?;
     let extra = options.exog_file.as_deref().map(load_frame).transpose()?;
     from_frames(&frame, extra.as_ref(), options)
@@ -293,7 +354,7 @@ pub fn frame_from_csv(text: &str) -> Result<DataFrame> {
 ///
 /// # Errors
 /// As [`read`].
-pub fn from_frame(frame: &DataFrame, options: &ReadOptions) -> Result<(TimeSeries, QualityReport)> {
+pub fn from_frame(frame: &DataFrame, options: &ReadOptions) -> Result<(History, QualityReport)> {
     from_frames(frame, None, options)
 }
 
@@ -306,7 +367,7 @@ pub fn from_frames(
     frame: &DataFrame,
     extra: Option<&DataFrame>,
     options: &ReadOptions,
-) -> Result<(TimeSeries, QualityReport)> {
+) -> Result<(History, QualityReport)> {
     let tz = zone(options)?;
     let names: Vec<String> = frame.get_column_names().iter().map(|s| s.to_string()).collect();
     let time_name = match &options.time_column {
@@ -385,7 +446,7 @@ pub fn from_columns(
     target: &[f64],
     exog: Vec<(String, Vec<f64>)>,
     options: &ReadOptions,
-) -> Result<(TimeSeries, QualityReport)> {
+) -> Result<(History, QualityReport)> {
     let tz = zone(options)?;
     if target.len() != times.len() {
         return Err(ForecastError::column(
@@ -432,10 +493,10 @@ fn clean(
     exog: Vec<(String, Vec<f64>)>,
     options: &ReadOptions,
     tz: TimeZone,
-) -> Result<(TimeSeries, QualityReport)> {
+) -> Result<(History, QualityReport)> {
     let (series, mut report) = quality::regularise(times, time_name, target, exog, options, tz)?;
     match options.resample_s {
-        Some(step) if step != series.step_s => {
+        Some(step) if step != series.step_s() => {
             report.resampled_to = Some(step);
             Ok((series.resample(step)?, report))
         }
@@ -509,62 +570,11 @@ fn timestamps(column: &Column, name: &str, tz: &TimeZone) -> Result<Vec<Timestam
             ca.iter()
                 .enumerate()
                 .map(|(row, v)| {
-                    let text = v.ok_or_else(|| bad(row, "missing timestamp".into()))?.trim();
-                    parse_time(text, &mut local).map_err(|e| bad(row, e))
+                    let text = v.ok_or_else(|| bad(row, "missing timestamp".into()))?;
+                    local.parse(text).map_err(|e| bad(row, e))
                 })
                 .collect()
         }
         other => Err(ForecastError::column(name, format!("is {other}, expected datetimes or timestamp text"))),
-    }
-}
-
-/// Text as an instant: RFC 3339 with an offset or `Z`, a zoned datetime
-/// (`...[Europe/Berlin]`), or a naive `YYYY-MM-DD HH:MM[:SS]` in the series' zone.
-fn parse_time(text: &str, local: &mut LocalTimes<'_>) -> Result<Timestamp, String> {
-    if let Ok(ts) = text.parse::<Timestamp>() {
-        return Ok(ts);
-    }
-    if let Ok(z) = text.parse::<ZonedDateTime>() {
-        return Ok(z.timestamp());
-    }
-    match text.parse::<DateTime>() {
-        Ok(dt) => local.place(dt),
-        Err(_) => Err(format!(
-            "cannot read {text:?} as a timestamp (expected RFC 3339, e.g. 2014-01-01T00:30:00+10:00, or YYYY-MM-DD HH:MM)"
-        )),
-    }
-}
-
-/// Places naive local times in a zone, in file order: a wall-clock time
-/// repeated when clocks go back is taken at the earlier offset the first
-/// time and at the later offset the second time.
-struct LocalTimes<'a> {
-    tz: &'a TimeZone,
-    last: Option<Timestamp>,
-}
-
-impl<'a> LocalTimes<'a> {
-    fn new(tz: &'a TimeZone) -> Self {
-        Self { tz, last: None }
-    }
-
-    fn place(&mut self, dt: DateTime) -> Result<Timestamp, String> {
-        let ambiguous = self.tz.to_ambiguous_timestamp(dt);
-        let pick = |d: Disambiguation| ambiguous.disambiguate(d).map_err(|e| e.to_string());
-        let ts = match ambiguous.offset() {
-            AmbiguousOffset::Unambiguous { .. } => pick(Disambiguation::Compatible)?,
-            AmbiguousOffset::Fold { .. } => {
-                let early = pick(Disambiguation::Earlier)?;
-                if self.last.is_some_and(|last| early <= last) { pick(Disambiguation::Later)? } else { early }
-            }
-            AmbiguousOffset::Gap { .. } => {
-                return Err(format!(
-                    "{dt} does not exist in {} (clocks jump forward)",
-                    self.tz.iana_name().unwrap_or("the zone")
-                ));
-            }
-        };
-        self.last = Some(ts);
-        Ok(ts)
     }
 }

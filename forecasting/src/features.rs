@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::Holidays;
-use crate::data::TimeSeries;
+use crate::data::History;
 use crate::solar::Site;
 
 /// What the features are built from.
@@ -43,7 +43,7 @@ impl FeatureSpec {
     /// Whether the temperature column is set and, in `series`, a forecast
     /// known over the horizon.
     #[must_use]
-    pub fn temperature_known_ahead(&self, series: &TimeSeries) -> bool {
+    pub fn temperature_known_ahead(&self, series: &History) -> bool {
         self.temperature.as_deref().and_then(|t| series.exog(t)).is_some_and(|e| e.known_ahead)
     }
 
@@ -98,7 +98,7 @@ pub struct Context {
 impl Context {
     /// Computes the context of a series.
     #[must_use]
-    pub fn new(series: &TimeSeries, spec: &FeatureSpec) -> Self {
+    pub fn new(series: &History, spec: &FeatureSpec) -> Self {
         let n = series.len();
         let spd = series.steps_per_day();
         let mut step_of_day = Vec::with_capacity(n);
@@ -109,7 +109,7 @@ impl Context {
         for i in 0..n {
             let z = series.local(i);
             let secs = i64::from(z.hour()) * 3600 + i64::from(z.minute()) * 60 + i64::from(z.second());
-            step_of_day.push((secs / series.step_s).min(spd as i64 - 1).max(0) as u16);
+            step_of_day.push((secs / series.step_s()).min(spd as i64 - 1).max(0) as u16);
             weekday.push(z.weekday().to_monday_zero_offset() as u8);
             month.push(z.month() as u8);
             holiday.push(spec.holidays.contains(z.date()));
@@ -118,7 +118,7 @@ impl Context {
         let temp = spec.temperature.as_deref().and_then(|name| series.exog(name));
         let smooth_temp = match temp {
             Some(col) => {
-                let alpha = 1.0 - (-(series.step_s as f64) / (spec.smoothing_h * 3600.0)).exp();
+                let alpha = 1.0 - (-(series.step_s() as f64) / (spec.smoothing_h * 3600.0)).exp();
                 let mut s = f64::NAN;
                 col.values
                     .iter()
@@ -136,8 +136,8 @@ impl Context {
             Some(site) => (0..n)
                 .map(|i| {
                     let t = series.time(i);
-                    let mid = t + jiff::SignedDuration::from_secs(series.step_s / 2);
-                    (site.clear_sky_mean(t, series.step_s), site.elevation(mid))
+                    let mid = t + jiff::SignedDuration::from_secs(series.step_s() / 2);
+                    (site.clear_sky_mean(t, series.step_s()), site.elevation(mid))
                 })
                 .unzip(),
             None => (vec![0.0; n], vec![0.0; n]),
@@ -148,7 +148,7 @@ impl Context {
 
 /// Names of the pooled features, in matrix order.
 #[must_use]
-pub fn names(series: &TimeSeries, spec: &FeatureSpec) -> Vec<String> {
+pub fn names(series: &History, spec: &FeatureSpec) -> Vec<String> {
     let mut out: Vec<String> = ["lead", "step_of_day", "weekday", "month", "holiday", "workday", "year_end"]
         .iter()
         .map(|s| (*s).to_owned())
@@ -183,7 +183,7 @@ fn back(k: usize, days: usize, spd: usize) -> usize {
 
 /// Writes the pooled features of (issue `i0`, lead `k`) into `row`
 /// (cleared first); NaN where a value is missing.
-pub fn row(series: &TimeSeries, spec: &FeatureSpec, ctx: &Context, i0: usize, k: usize, row: &mut Vec<f64>) {
+pub fn row(series: &History, spec: &FeatureSpec, ctx: &Context, i0: usize, k: usize, row: &mut Vec<f64>) {
     row.clear();
     let j = i0 + k;
     let spd = ctx.steps_per_day;
@@ -246,7 +246,7 @@ fn mean(v: &[f64], from: usize, to: usize) -> f64 {
 /// The issue steps of a series: every step whose local wall time is
 /// `issue_time` (a day with no such time, at a DST change, has none).
 #[must_use]
-pub fn issue_steps(series: &TimeSeries, issue_time: jiff::civil::Time) -> Vec<usize> {
+pub fn issue_steps(series: &History, issue_time: jiff::civil::Time) -> Vec<usize> {
     (0..series.len())
         .filter(|&i| {
             let z = series.local(i);
@@ -273,7 +273,7 @@ pub struct Samples {
 impl Samples {
     /// Builds the samples.
     #[must_use]
-    pub fn build(series: &TimeSeries, spec: &FeatureSpec, ctx: &Context, issues: &[usize], end: usize) -> Self {
+    pub fn build(series: &History, spec: &FeatureSpec, ctx: &Context, issues: &[usize], end: usize) -> Self {
         let mut out = Samples { width: names(series, spec).len(), ..Samples::default() };
         let mut buf = Vec::with_capacity(out.width);
         for &i0 in issues {
@@ -314,17 +314,15 @@ impl Samples {
 mod tests {
     use super::*;
     use crate::data::Exog;
-    use jiff::tz::TimeZone;
+    use volta_engine::time::GridLength;
 
-    fn series() -> TimeSeries {
+    fn series() -> History {
         let n = 24 * 10;
         let y: Vec<f64> = (0..n).map(|i| i as f64).collect();
         let t: Vec<f64> = (0..n).map(|i| 100.0 + i as f64).collect();
-        let start: jiff::Timestamp = "2024-01-01T00:00:00Z".parse().expect("ts");
-        TimeSeries::new(
-            TimeZone::UTC,
-            start,
-            3600,
+        let grid = volta_engine::TimeGrid::parse("2024-01-01T00:00", "UTC", "1h", &GridLength::Steps(n)).expect("grid");
+        History::new(
+            grid,
             "y",
             y,
             vec![

@@ -13,7 +13,7 @@ pub mod quality;
 pub mod solar;
 
 pub use calendar::Holidays;
-pub use data::{Exog, ReadOptions, TimeSeries};
+pub use data::{Exog, History, ReadOptions};
 pub use error::{ForecastError, Result};
 pub use features::FeatureSpec;
 pub use gbdt::{GbdtParams, Loss};

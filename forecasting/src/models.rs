@@ -23,7 +23,7 @@ use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 use volta_engine::Cancel;
 
-use crate::data::TimeSeries;
+use crate::data::History;
 use crate::error::{ForecastError, Result};
 use crate::features::{self, Context, FeatureSpec, Samples};
 use crate::gbdt::{Gbdt, GbdtParams};
@@ -179,7 +179,7 @@ fn numeric_cols(names: &[String]) -> Vec<usize> {
 /// Too little data, a model that needs a missing column, or a failed fit.
 pub fn fit(
     spec: &ModelSpec,
-    series: &TimeSeries,
+    series: &History,
     fspec: &FeatureSpec,
     ctx: &Context,
     issues: &[usize],
@@ -307,7 +307,7 @@ fn linear_row(pooled: &[f64], names: &[String], cols: &[usize], scaler: &Scaler,
 }
 
 /// Temperature of target step `j` for an issue at `i0` (see the module docs).
-fn vanilla_temp(series: &TimeSeries, column: &str, i0: usize, j: usize, spd: usize) -> f64 {
+fn vanilla_temp(series: &History, column: &str, i0: usize, j: usize, spd: usize) -> f64 {
     let Some(col) = series.exog(column) else { return f64::NAN };
     let idx = if col.known_ahead { Some(j) } else { j.checked_sub(spd * ((j - i0) / spd + 1)) };
     idx.and_then(|i| col.values.get(i).copied()).unwrap_or(f64::NAN)
@@ -348,7 +348,7 @@ fn vanilla_row(ctx: &Context, j: usize, trend: f64, tz: f64, months: &[u8; 12], 
 }
 
 /// Clear-sky irradiance at `j` times the last known day's clear-sky index.
-pub(crate) fn clear_sky_persistence(series: &TimeSeries, ctx: &Context, i0: usize, j: usize) -> f64 {
+pub(crate) fn clear_sky_persistence(series: &History, ctx: &Context, i0: usize, j: usize) -> f64 {
     let from = i0.saturating_sub(ctx.steps_per_day);
     let (mut num, mut den) = (0.0, 0.0);
     for (v, cs) in series.target[from..i0].iter().zip(&ctx.clear_sky[from..i0]) {
@@ -373,13 +373,13 @@ fn nearest_months(seen: &[bool; 12]) -> [u8; 12] {
     out
 }
 
-fn trend(series: &TimeSeries, j: usize) -> f64 {
+fn trend(series: &History, j: usize) -> f64 {
     // Years since 2000, so that a saved model extrapolates the same way.
     (series.time(j).as_second() - 946_684_800) as f64 / (365.25 * 86_400.0)
 }
 
 fn fit_vanilla(
-    series: &TimeSeries,
+    series: &History,
     fspec: &FeatureSpec,
     ctx: &Context,
     issues: &[usize],
@@ -456,7 +456,7 @@ fn fit_vanilla(
 impl Fitted {
     /// Point forecasts of the `horizon` steps from issue step `i0`.
     #[must_use]
-    pub fn predict(&self, series: &TimeSeries, fspec: &FeatureSpec, ctx: &Context, i0: usize) -> Vec<f64> {
+    pub fn predict(&self, series: &History, fspec: &FeatureSpec, ctx: &Context, i0: usize) -> Vec<f64> {
         let spd = ctx.steps_per_day;
         let h = fspec.horizon;
         match self {

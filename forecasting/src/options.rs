@@ -9,7 +9,7 @@ use jiff::tz::TimeZone;
 use serde::Deserialize;
 
 use crate::calendar::{BUILTIN, Holidays};
-use crate::data::TimeSeries;
+use crate::data::History;
 use crate::error::{ForecastError, Result};
 use crate::features::FeatureSpec;
 use crate::gbdt::GbdtParams;
@@ -109,7 +109,7 @@ impl ModelOptions {
     ///
     /// # Errors
     /// Any invalid option, named.
-    pub fn to_spec(&self, series: &TimeSeries) -> Result<ForecastSpec> {
+    pub fn to_spec(&self, series: &History) -> Result<ForecastSpec> {
         self.to_spec_with(series, Files::Local)
     }
 
@@ -118,7 +118,7 @@ impl ModelOptions {
     ///
     /// # Errors
     /// Any invalid option, named.
-    pub fn to_spec_with(&self, series: &TimeSeries, files: Files) -> Result<ForecastSpec> {
+    pub fn to_spec_with(&self, series: &History, files: Files) -> Result<ForecastSpec> {
         let issue_time: Time = self.issue_time.parse().map_err(|_| {
             ForecastError::option("issue_time", format!("{:?} is not a time of day (HH:MM)", self.issue_time))
         })?;

@@ -25,7 +25,7 @@ use jiff::civil::Time;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Exog, ReadOptions, TimeSeries};
+use crate::data::{Exog, History, ReadOptions};
 use crate::error::{ForecastError, Result};
 use crate::features::{self, Context, FeatureSpec};
 use crate::gbdt::{Gbdt, GbdtParams, Loss, quantile};
@@ -129,7 +129,7 @@ impl Regime {
 
     /// The variable's value at `step` of `series` for a forecast `point`
     /// (NaN where unknown).
-    fn value(self, series: &TimeSeries, features: &FeatureSpec, step: usize, point: f64) -> f64 {
+    fn value(self, series: &History, features: &FeatureSpec, step: usize, point: f64) -> f64 {
         match self {
             Self::None => f64::NAN,
             Self::Level => point,
@@ -285,7 +285,7 @@ pub struct Forecast {
     pub quantiles: Vec<Vec<f64>>,
 }
 
-fn issues_before(series: &TimeSeries, spec: &ForecastSpec, ctx: &Context, end: usize) -> Vec<usize> {
+fn issues_before(series: &History, spec: &ForecastSpec, ctx: &Context, end: usize) -> Vec<usize> {
     let first = spec.features.history_days(ctx.steps_per_day) * ctx.steps_per_day;
     let from = spec.train_days.map_or(0, |d| end.saturating_sub(d * ctx.steps_per_day));
     features::issue_steps(series, spec.issue_time).into_iter().filter(|&i| i >= first && i >= from && i < end).collect()
@@ -295,7 +295,7 @@ fn issues_before(series: &TimeSeries, spec: &ForecastSpec, ctx: &Context, end: u
 ///
 /// # Errors
 /// Invalid options, too little data, or a failed fit.
-pub fn train(series: &TimeSeries, spec: &ForecastSpec, end: usize) -> Result<TrainedModel> {
+pub fn train(series: &History, spec: &ForecastSpec, end: usize) -> Result<TrainedModel> {
     train_cancellable(series, spec, end, &Cancel::new())
 }
 
@@ -304,18 +304,13 @@ pub fn train(series: &TimeSeries, spec: &ForecastSpec, end: usize) -> Result<Tra
 ///
 /// # Errors
 /// As [`train`], and `Cancelled`.
-pub fn train_cancellable(
-    series: &TimeSeries,
-    spec: &ForecastSpec,
-    end: usize,
-    cancel: &Cancel,
-) -> Result<TrainedModel> {
+pub fn train_cancellable(series: &History, spec: &ForecastSpec, end: usize, cancel: &Cancel) -> Result<TrainedModel> {
     let ctx = Context::new(series, &spec.features);
     train_with(series, spec, &ctx, end, cancel)
 }
 
 fn train_with(
-    series: &TimeSeries,
+    series: &History,
     spec: &ForecastSpec,
     ctx: &Context,
     end: usize,
@@ -365,8 +360,8 @@ fn train_with(
         spec: spec.clone(),
         target: series.target_name.clone(),
         exog: series.exog.iter().map(|e| (e.name.clone(), e.known_ahead)).collect(),
-        step_seconds: series.step_s,
-        timezone: series.tz.iana_name().unwrap_or("UTC").to_owned(),
+        step_seconds: series.step_s(),
+        timezone: series.tz().iana_name().unwrap_or("UTC").to_owned(),
         trained_until: series.time(end),
         nonnegative,
         naive_scale: if n > 0 { sum / n as f64 } else { f64::NAN },
@@ -378,7 +373,7 @@ fn train_with(
 
 /// One pinball-loss GBDT per quantile level, fitted in parallel.
 fn fit_quantile_trees(
-    series: &TimeSeries,
+    series: &History,
     spec: &ForecastSpec,
     ctx: &Context,
     issues: &[usize],
@@ -405,7 +400,7 @@ fn fit_quantile_trees(
 }
 
 /// Raw quantile-tree forecasts `[lead][level]` from issue step `i0`.
-fn raw_quantiles(models: &[Gbdt], series: &TimeSeries, spec: &FeatureSpec, ctx: &Context, i0: usize) -> Vec<Vec<f64>> {
+fn raw_quantiles(models: &[Gbdt], series: &History, spec: &FeatureSpec, ctx: &Context, i0: usize) -> Vec<Vec<f64>> {
     let mut row = Vec::new();
     (0..spec.horizon)
         .map(|k| {
@@ -419,7 +414,7 @@ fn raw_quantiles(models: &[Gbdt], series: &TimeSeries, spec: &FeatureSpec, ctx: 
 }
 
 fn calibrate(
-    series: &TimeSeries,
+    series: &History,
     spec: &ForecastSpec,
     ctx: &Context,
     issues: &[usize],
@@ -548,7 +543,7 @@ pub struct Residual {
 impl Residual {
     /// The error of forecast `point` issued at `i0` for lead `k` (with the
     /// raw quantile-tree forecasts `raw`), once its actual is known.
-    fn new(series: &TimeSeries, spec: &ForecastSpec, i0: usize, k: usize, point: f64, raw: &[f64]) -> Option<Self> {
+    fn new(series: &History, spec: &ForecastSpec, i0: usize, k: usize, point: f64, raw: &[f64]) -> Option<Self> {
         let step = i0 + k;
         let y = series.target[step];
         let error = y - point;
@@ -684,17 +679,11 @@ impl TrainedModel {
     /// Forecast issued at step `i0` of `series` (which must extend over the
     /// horizon; use [`extend`] for the future).
     #[must_use]
-    pub fn forecast_at(&self, series: &TimeSeries, ctx: &Context, i0: usize) -> Forecast {
+    pub fn forecast_at(&self, series: &History, ctx: &Context, i0: usize) -> Forecast {
         self.forecast_calibrated(series, ctx, i0, self.calibration.as_ref())
     }
 
-    fn forecast_calibrated(
-        &self,
-        series: &TimeSeries,
-        ctx: &Context,
-        i0: usize,
-        cal: Option<&Calibration>,
-    ) -> Forecast {
+    fn forecast_calibrated(&self, series: &History, ctx: &Context, i0: usize, cal: Option<&Calibration>) -> Forecast {
         let mut point = self.fitted.predict(series, &self.spec.features, ctx, i0);
         let clip = |v: f64| if self.nonnegative { v.max(0.0) } else { v };
         let quantiles = match cal {
@@ -728,7 +717,7 @@ impl TrainedModel {
         Forecast { issue: series.time(i0), issue_step: i0, point, quantiles }
     }
 
-    fn regime_value(&self, series: &TimeSeries, step: usize, point: f64) -> f64 {
+    fn regime_value(&self, series: &History, step: usize, point: f64) -> f64 {
         self.spec.regime.value(series, &self.spec.features, step, point)
     }
 
@@ -738,16 +727,16 @@ impl TrainedModel {
     /// # Errors
     /// When the series does not match the model (columns, step) or the issue
     /// time is not on its grid.
-    pub fn forecast(&self, series: &TimeSeries, issue: Timestamp) -> Result<Forecast> {
+    pub fn forecast(&self, series: &History, issue: Timestamp) -> Result<Forecast> {
         self.check_series(series)?;
-        let offset = issue.duration_since(series.start).as_secs();
-        if offset < 0 || offset % series.step_s != 0 {
+        let offset = issue.duration_since(series.start()).as_secs();
+        if offset < 0 || offset % series.step_s() != 0 {
             return Err(ForecastError::option("issue_time", format!("{issue} is not a step of the data")));
         }
         // The history up to the issue time must be in the data: an issue time
         // past its end would forecast from nothing known (and a far one
         // would make the grid as long as the gap).
-        let i0 = usize::try_from(offset / series.step_s).unwrap_or(usize::MAX);
+        let i0 = usize::try_from(offset / series.step_s()).unwrap_or(usize::MAX);
         if i0 > series.len() {
             return Err(ForecastError::option(
                 "issue_time",
@@ -762,7 +751,7 @@ impl TrainedModel {
         if i0 < spd {
             return Err(ForecastError::option("issue_time", "needs at least a day of data before it"));
         }
-        let extended = extend(series, i0 + h);
+        let extended = series.extend(i0 + h)?;
         let ctx = Context::new(&extended, &self.spec.features);
         // Nothing at or after the issue time is used except known-ahead columns.
         let mut masked = extended;
@@ -779,11 +768,11 @@ impl TrainedModel {
         Ok(self.forecast_at(&masked, &ctx, i0))
     }
 
-    fn check_series(&self, series: &TimeSeries) -> Result<()> {
-        if series.step_s != self.step_seconds {
+    fn check_series(&self, series: &History) -> Result<()> {
+        if series.step_s() != self.step_seconds {
             return Err(ForecastError::option(
                 "data",
-                format!("step of {} s; the model was trained on {} s", series.step_s, self.step_seconds),
+                format!("step of {} s; the model was trained on {} s", series.step_s(), self.step_seconds),
             ));
         }
         for (name, known) in &self.exog {
@@ -872,19 +861,6 @@ impl TrainedModel {
     }
 }
 
-/// The series padded with missing steps to `len` (for forecasts past its end).
-#[must_use]
-pub fn extend(series: &TimeSeries, len: usize) -> TimeSeries {
-    let mut out = series.clone();
-    if len > out.len() {
-        out.target.resize(len, f64::NAN);
-        for e in &mut out.exog {
-            e.values.resize(len, f64::NAN);
-        }
-    }
-    out
-}
-
 /// Step of the online quantile tracking of backtests (the proportional
 /// term of conformal PID control; Angelopoulos, Candès and Tibshirani,
 /// 2023): after each known actual, a quantile's offset moves by this times
@@ -953,7 +929,7 @@ pub struct Backtest {
 ///
 /// # Errors
 /// Invalid options (a horizon longer than the data, no issue times), or a failed fit.
-pub fn backtest(series: &TimeSeries, spec: &BacktestSpec) -> Result<Backtest> {
+pub fn backtest(series: &History, spec: &BacktestSpec) -> Result<Backtest> {
     backtest_with_progress(series, spec, &mut |_, _| ControlFlow::Continue(()))
 }
 
@@ -965,7 +941,7 @@ pub fn backtest(series: &TimeSeries, spec: &BacktestSpec) -> Result<Backtest> {
 /// # Errors
 /// As [`backtest`], and `Cancelled`.
 pub fn backtest_with_progress(
-    series: &TimeSeries,
+    series: &History,
     spec: &BacktestSpec,
     progress: &mut dyn FnMut(usize, usize) -> ControlFlow<()>,
 ) -> Result<Backtest> {
@@ -1101,7 +1077,7 @@ pub fn backtest_with_progress(
 
 /// Backtests many series at once, in parallel; one result per series.
 #[must_use]
-pub fn backtest_many(series: &[TimeSeries], spec: &BacktestSpec) -> Vec<Result<Backtest>> {
+pub fn backtest_many(series: &[History], spec: &BacktestSpec) -> Vec<Result<Backtest>> {
     series.par_iter().map(|s| backtest(s, spec)).collect()
 }
 

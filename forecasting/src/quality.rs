@@ -8,7 +8,9 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use crate::data::{Exog, ReadOptions, TimeSeries};
+use volta_engine::TimeGrid;
+
+use crate::data::{Exog, History, ReadOptions};
 use crate::error::{ForecastError, Result};
 
 /// What reading and cleaning a series did and found.
@@ -98,7 +100,7 @@ pub(crate) fn regularise(
     exog: Vec<(String, Vec<f64>)>,
     options: &ReadOptions,
     tz: TimeZone,
-) -> Result<(TimeSeries, QualityReport)> {
+) -> Result<(History, QualityReport)> {
     let mut report = QualityReport { rows: times.len(), ..QualityReport::default() };
     if times.len() < 2 {
         return Err(ForecastError::column(time_name, format!("{} rows; at least 2 are needed", times.len())));
@@ -149,7 +151,9 @@ pub(crate) fn regularise(
         let known_ahead = options.known_ahead.contains(&name);
         ex.push(Exog { name, values, known_ahead });
     }
-    let series = TimeSeries::new(tz, start, step_s, options.target.clone(), y, ex)?;
+    let grid = TimeGrid::new(start.to_zoned_datetime(tz), SignedDuration::from_secs(step_s), steps)
+        .map_err(|e| ForecastError::column(time_name, format!("the rows' step of {step_s} s: {e}")))?;
+    let series = History::new(grid, options.target.clone(), y, ex)?;
     report.step_seconds = step_s;
     report.steps = steps;
     report.start = series.stamp(0);
@@ -198,7 +202,7 @@ pub(crate) fn impute(values: &mut [f64], max_gap: usize) -> usize {
 }
 
 /// Runs of at least `min_len` steps where `hit` holds.
-fn runs(series: &TimeSeries, hit: impl Fn(usize) -> bool, min_len: usize) -> Vec<Span> {
+fn runs(series: &History, hit: impl Fn(usize) -> bool, min_len: usize) -> Vec<Span> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < series.len() {
@@ -221,7 +225,7 @@ fn runs(series: &TimeSeries, hit: impl Fn(usize) -> bool, min_len: usize) -> Vec
 /// three days either side exceeds 6 robust standard deviations (1.4826 ×
 /// the median absolute distance over the whole series, at least 1 % of the
 /// series' median level).
-fn outliers(series: &TimeSeries) -> Vec<Outlier> {
+fn outliers(series: &History) -> Vec<Outlier> {
     let y = &series.target;
     let day = series.steps_per_day();
     let mut expected = vec![f64::NAN; y.len()];
@@ -264,9 +268,9 @@ fn outliers(series: &TimeSeries) -> Vec<Outlier> {
 
 /// Runs of one repeated non-zero value lasting at least 3 hours (and at
 /// least 4 steps). Zeros are left alone: PV is flat at night.
-fn flat_lines(series: &TimeSeries) -> Vec<Span> {
+fn flat_lines(series: &History) -> Vec<Span> {
     let y = &series.target;
-    let min_len = ((3 * 3600) / series.step_s).max(4) as usize;
+    let min_len = ((3 * 3600) / series.step_s()).max(4) as usize;
     let same = |i: usize| {
         let v = y[i];
         v != 0.0 && !v.is_nan() && ((i > 0 && y[i - 1] == v) || y.get(i + 1).is_some_and(|&w| w == v))

@@ -13,13 +13,13 @@
 use std::time::Instant;
 
 use jiff::civil::time;
-use volta_forecasting::{BacktestSpec, FeatureSpec, ForecastSpec, ModelSpec, TimeSeries, backtest_many};
+use volta_forecasting::{BacktestSpec, FeatureSpec, ForecastSpec, History, ModelSpec, backtest_many};
 
 fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
     let series = volta_benches::victoria();
     let len = 48 * 60;
-    let many: Vec<TimeSeries> = (0..n)
+    let many: Vec<History> = (0..n)
         .map(|k| {
             let from = (k * 97) % (series.len() - len);
             let mut s = series.head(len);

@@ -5,7 +5,7 @@
 use numpy::{IntoPyArray, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use volta_forecasting::{BacktestSpec, ModelOptions, ReadOptions, TimeSeries, TrainedModel, cut_time, data};
+use volta_forecasting::{BacktestSpec, History, ModelOptions, ReadOptions, TrainedModel, cut_time, data};
 
 use crate::{Raise, raise};
 
@@ -21,7 +21,7 @@ pub(crate) struct Columns {
     timezone: Option<String>,
 }
 
-fn series(py: Python<'_>, c: Columns) -> PyResult<TimeSeries> {
+fn series(py: Python<'_>, c: Columns) -> PyResult<History> {
     let times = c
         .times_s
         .iter()
@@ -60,8 +60,8 @@ pub(crate) fn backtest<'py>(
     let series = series(py, columns)?;
     let err = |e: volta_forecasting::ForecastError| raise(py, Raise::Forecast, e.to_string());
     let spec = model_options(py, options)?.to_spec(&series).map_err(err)?;
-    let train_until = cut_time(train_until, &series.tz, "train_until").map_err(err)?;
-    let test_until = test_until.map(|t| cut_time(t, &series.tz, "test_until")).transpose().map_err(err)?;
+    let train_until = cut_time(train_until, series.tz(), "train_until").map_err(err)?;
+    let test_until = test_until.map(|t| cut_time(t, series.tz(), "test_until")).transpose().map_err(err)?;
     let spec = BacktestSpec { forecast: spec, train_until, refit_every, test_until, recalibrate: true };
     let run = spec.clone();
     // Ctrl-C stops the abandoned backtest at its next forecast.
@@ -108,7 +108,7 @@ impl PyModel {
         let err = |e: volta_forecasting::ForecastError| raise(py, Raise::Forecast, e.to_string());
         let spec = model_options(py, options)?.to_spec(&series).map_err(err)?;
         let end = match train_until {
-            Some(t) => series.index_at_or_after(cut_time(t, &series.tz, "train_until").map_err(err)?),
+            Some(t) => series.index_at_or_after(cut_time(t, series.tz(), "train_until").map_err(err)?),
             None => series.len(),
         };
         // Ctrl-C stops the abandoned fit at its next tree.

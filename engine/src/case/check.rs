@@ -23,6 +23,7 @@ use crate::asset::{
 use crate::ids::{AssetId, BusId, CarrierId, is_valid_id};
 use crate::network::{Bus, Carrier};
 use crate::profile::Profile;
+use crate::series::{AlignError, TimeSeries};
 use crate::time::{GridLength, TimeGrid};
 
 const TOP_LEVEL: [&str; 8] = ["name", "description", "time", "settings", "carriers", "buses", "assets", "reserves"];
@@ -339,8 +340,15 @@ impl Checker<'_> {
             }
             (Some(time_col), Ok(values)) => match table.instants(time_col, &file.file, grid.time_zone()) {
                 Err((code, message)) => Err((format!("{path}.time_column"), code, message)),
-                Ok(instants) => align(&grid, &instants, &values)
-                    .map_err(|message| (path.to_owned(), IssueCode::SeriesLength, message)),
+                Ok(instants) => {
+                    TimeSeries::align(&grid, &instants, &values).map(TimeSeries::into_values).map_err(|e| {
+                        let code = match e {
+                            AlignError::Conflict { .. } => IssueCode::BadCell,
+                            AlignError::Lengths { .. } | AlignError::Missing { .. } => IssueCode::SeriesLength,
+                        };
+                        (path.to_owned(), code, e.to_string())
+                    })
+                }
             },
         };
         match values {
@@ -1340,26 +1348,4 @@ fn referenced_buses(item: &Value) -> Vec<String> {
 fn item_path(section: &str, i: usize, id: Option<&str>, seen: &mut HashSet<String>) -> Path {
     let fresh = id.is_some_and(|id| seen.insert(id.to_owned()));
     Path::item(section, i, id.filter(|_| fresh))
-}
-
-/// Picks the value of each grid step from timestamped rows.
-fn align(grid: &TimeGrid, instants: &[jiff::Timestamp], values: &[f64]) -> Result<Vec<f64>, String> {
-    let by_time: HashMap<i64, usize> = instants.iter().enumerate().map(|(i, t)| (t.as_second(), i)).collect();
-    let mut out = Vec::with_capacity(grid.len());
-    let mut missing = Vec::new();
-    for (step, t) in grid.instants().enumerate() {
-        match by_time.get(&t.as_second()) {
-            Some(&row) => out.push(values[row]),
-            None => missing.push(step),
-        }
-    }
-    match missing.first() {
-        None => Ok(out),
-        Some(&first) => Err(format!(
-            "the file has no row for {} (step {first}); {} of {} steps are missing",
-            grid.at(first).strftime("%Y-%m-%dT%H:%M%:z"),
-            missing.len(),
-            grid.len()
-        )),
-    }
 }

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
-use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 
 use super::report::IssueCode;
+use crate::series::LocalTimes;
 
 /// A problem with a referenced file: its code and message.
 pub type SeriesError = (IssueCode, String);
@@ -96,13 +96,15 @@ impl Table {
             .collect()
     }
 
-    /// The instants of a timestamp column. Text without an offset is read
-    /// as local time in `tz`; times skipped or repeated by DST are refused.
+    /// The instants of a timestamp column, read by the one DST policy of
+    /// [`crate::series`]: text without an offset is local time in `tz`, a
+    /// repeated fall-back hour is read in file order, a skipped hour refused.
     ///
     /// # Errors
     /// A missing column, or a cell that is not a timestamp.
     pub fn instants(&self, name: &str, file: &Path, tz: &TimeZone) -> Result<Vec<Timestamp>, SeriesError> {
         let cells = self.column(name, file)?;
+        let mut local = LocalTimes::new(tz);
         cells
             .iter()
             .enumerate()
@@ -112,27 +114,13 @@ impl Table {
                 };
                 match cell {
                     Cell::Time(t) => Ok(*t),
-                    Cell::Text(text) => parse_instant(text.trim(), tz).map_err(|why| bad(&why)),
+                    Cell::Text(text) => local.parse(text).map_err(|why| bad(&why)),
                     Cell::Null => Err(bad("empty timestamp")),
                     Cell::Number(_) => Err(bad("a number where a timestamp was expected")),
                 }
             })
             .collect()
     }
-}
-
-fn parse_instant(text: &str, tz: &TimeZone) -> Result<Timestamp, String> {
-    if let Ok(ts) = text.parse::<Timestamp>() {
-        return Ok(ts);
-    }
-    let normalised = text.replacen(' ', "T", 1);
-    let dt: DateTime = normalised
-        .parse()
-        .map_err(|_| format!("{text:?} is not a timestamp (use RFC 3339, e.g. 2014-11-03T00:00+11:00)"))?;
-    tz.to_ambiguous_zoned_datetime(dt)
-        .unambiguous()
-        .map(|z| z.timestamp())
-        .map_err(|_| format!("{text:?} is skipped or repeated by a DST change; give an offset"))
 }
 
 /// Reads and caches the files a case refers to.

@@ -94,7 +94,7 @@ fn a_forecast_issued_past_the_data_is_refused_at_once() {
         assert!(err.to_string().contains("after the end of the data"), "{err}");
     }
     // The end of the data itself is the last issue time that may be asked for.
-    let last = end + jiff::SignedDuration::from_secs(series.step_s);
+    let last = end + jiff::SignedDuration::from_secs(series.step_s());
     assert!(model.forecast(&series, last).is_ok());
 }
 

@@ -7,7 +7,7 @@ use volta_forecasting::{ModelSpec, TrainedModel, train};
 
 use crate::{spec, victoria};
 
-fn trained() -> (volta_forecasting::TimeSeries, TrainedModel) {
+fn trained() -> (volta_forecasting::History, TrainedModel) {
     let series = victoria().head(48 * 70);
     let model =
         train(&series, &spec(ModelSpec::from_name("linear").expect("linear"), vec![0.1, 0.9]), 48 * 50).expect("train");

@@ -3,17 +3,18 @@
 
 mod hostile;
 mod leakage;
+mod one_series;
 mod reading;
 
 use jiff::civil::time;
 use volta_forecasting::{
-    BacktestSpec, FeatureSpec, ForecastSpec, GbdtParams, Holidays, ModelSpec, ReadOptions, Regime, TimeSeries,
-    backtest, data,
+    BacktestSpec, FeatureSpec, ForecastSpec, GbdtParams, History, Holidays, ModelSpec, ReadOptions, Regime, backtest,
+    data,
 };
 
 /// Victoria's 2014 half-hourly demand with Melbourne temperature, in AEST
 /// (UTC+10 all year, as Australia/Brisbane), temperature known ahead (ex post).
-pub(crate) fn victoria() -> TimeSeries {
+pub(crate) fn victoria() -> History {
     let mut options = ReadOptions::new("demand_gw");
     options.time_column = Some("period_start_aest_assumed".into());
     options.timezone = Some("Australia/Brisbane".into());

@@ -150,7 +150,7 @@ fn resampling_averages_onto_whole_hours() {
         options.resample_s = Some(3600);
         data::read(&path, &options).expect("read")
     };
-    assert_eq!(series.step_s, 3600);
+    assert_eq!(series.step_s(), 3600);
     assert_eq!(series.len(), 48);
     assert_eq!(series.target[0], 1.5); // mean of 0, 1, 2, 3
     assert!((series.target[1] - 5.0 / 3.0).abs() < 1e-12); // 0, (missing), 2, 3

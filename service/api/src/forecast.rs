@@ -3,10 +3,9 @@
 //! field added to the proto cannot be silently ignored), the field path of
 //! a library error, and the scores and forecasts sent back.
 
-use jiff::SignedDuration;
 use tonic::Status;
 use volta_forecasting::metrics::Level;
-use volta_forecasting::{Backtest, ForecastError, ModelOptions, ReadOptions, TimeSeries, data};
+use volta_forecasting::{Backtest, ForecastError, History, ModelOptions, ReadOptions, data};
 
 use crate::pb::{common, forecast as pb};
 use crate::status;
@@ -247,7 +246,7 @@ impl Series {
     ///
     /// # Errors
     /// INVALID_ARGUMENT naming the column or field at fault.
-    pub fn read(self, call: Call) -> Result<TimeSeries, Status> {
+    pub fn read(self, call: Call) -> Result<History, Status> {
         let Self { mut read, source } = self;
         match source {
             Some(pb::series_data::Source::Csv(text)) => {
@@ -337,6 +336,6 @@ pub fn backtest(bt: &Backtest) -> pb::BacktestResponse {
 
 /// The grid of `steps` forecast steps from step `first` of `series`.
 #[must_use]
-pub fn forecast_grid(series: &TimeSeries, first: usize, steps: usize) -> common::TimeGrid {
-    time::grid(series.time(first), SignedDuration::from_secs(series.step_s), steps, &series.tz)
+pub fn forecast_grid(series: &History, first: usize, steps: usize) -> common::TimeGrid {
+    time::grid(series.time(first), series.grid().step(), steps, series.tz())
 }

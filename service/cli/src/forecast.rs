@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use volta_forecasting::{
-    BacktestSpec, ForecastSpec, GbdtParams, ModelOptions, QualityReport, ReadOptions, TimeSeries, TrainedModel, data,
+    BacktestSpec, ForecastSpec, GbdtParams, History, ModelOptions, QualityReport, ReadOptions, TrainedModel, data,
 };
 
 pub(super) const BACKTEST_ABOUT: &str = "\
@@ -237,7 +237,7 @@ pub(super) struct ForecastArgs {
     out: Option<PathBuf>,
 }
 
-fn read_series(args: &DataArgs) -> anyhow::Result<(TimeSeries, QualityReport)> {
+fn read_series(args: &DataArgs) -> anyhow::Result<(History, QualityReport)> {
     let mut options = ReadOptions::new(args.target.clone());
     options.time_column.clone_from(&args.time_column);
     options.exog.clone_from(&args.exog);
@@ -263,7 +263,7 @@ fn parse_step(text: &str) -> anyhow::Result<i64> {
     Ok(n * scale)
 }
 
-fn forecast_spec(args: &ModelArgs, series: &TimeSeries) -> anyhow::Result<ForecastSpec> {
+fn forecast_spec(args: &ModelArgs, series: &History) -> anyhow::Result<ForecastSpec> {
     let options = ModelOptions {
         horizon: args.horizon,
         issue_time: args.issue_time.clone(),
@@ -301,8 +301,8 @@ fn quantile_map(levels: &[volta_forecasting::metrics::Level]) -> Value {
 pub(super) fn backtest(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     let (series, quality) = read_series(&args.data)?;
     let spec = forecast_spec(&args.model, &series)?;
-    let train_until = cut_time(&args.train_until, &series.tz, "--train-until")?;
-    let test_until = args.test_until.as_deref().map(|t| cut_time(t, &series.tz, "--test-until")).transpose()?;
+    let train_until = cut_time(&args.train_until, series.tz(), "--train-until")?;
+    let test_until = args.test_until.as_deref().map(|t| cut_time(t, series.tz(), "--test-until")).transpose()?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} forecasts, {elapsed}")
@@ -373,7 +373,7 @@ pub(super) fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let (series, quality) = read_series(&args.data)?;
     let spec = forecast_spec(&args.model, &series)?;
     let end = match &args.train_until {
-        Some(t) => series.index_at_or_after(cut_time(t, &series.tz, "--train-until")?),
+        Some(t) => series.index_at_or_after(cut_time(t, series.tz(), "--train-until")?),
         None => series.len(),
     };
     let start = std::time::Instant::now();
@@ -399,7 +399,7 @@ pub(super) fn forecast(args: &ForecastArgs) -> anyhow::Result<ExitCode> {
     let (series, _) = data::read(&args.data, &options)?;
     let issue = Some(&args.issue_time)
         .filter(|t| t.len() > 10)
-        .and_then(|t| cut_time(t, &series.tz, "--issue-time").ok())
+        .and_then(|t| cut_time(t, series.tz(), "--issue-time").ok())
         .ok_or_else(|| anyhow::anyhow!("--issue-time: {:?} is not a timestamp", args.issue_time))?;
     let forecast = model.forecast(&series, issue)?;
     let mut text = String::from("time,point");

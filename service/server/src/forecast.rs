@@ -9,7 +9,7 @@ use volta_api::pb::forecast as pb;
 use volta_api::status::{self as errors, Reason, shown};
 use volta_api::time;
 use volta_engine::Cancel;
-use volta_forecasting::{BacktestSpec, Files, ForecastSpec, ModelOptions, TimeSeries, TrainedModel};
+use volta_forecasting::{BacktestSpec, Files, ForecastSpec, History, ModelOptions, TrainedModel};
 
 use crate::Shared;
 use crate::auth::{Caller, Role};
@@ -52,7 +52,7 @@ fn series(
     target: Option<&str>,
     limits: &Limits,
     call: Call,
-) -> Result<TimeSeries, Status> {
+) -> Result<History, Status> {
     let mut series = convert::series(message, target)?;
     series.read.max_steps = limits.max_series_steps;
     series.read(call)
@@ -77,12 +77,12 @@ fn options(message: Option<pb::ModelOptions>, limits: &Limits) -> Result<ModelOp
 
 /// The checked spec of `options` for `series`: holidays from the built-in
 /// calendars or inline dates, never a file of the server's.
-fn spec(options: &ModelOptions, series: &TimeSeries, call: Call) -> Result<ForecastSpec, Status> {
+fn spec(options: &ModelOptions, series: &History, call: Call) -> Result<ForecastSpec, Status> {
     options.to_spec_with(series, Files::Refused).map_err(|e| convert::error(&e, call))
 }
 
 /// The instant a request's cut falls on, inside the data.
-fn cut(field: &str, at: Option<prost_types::Timestamp>, series: &TimeSeries) -> Result<Option<Timestamp>, Status> {
+fn cut(field: &str, at: Option<prost_types::Timestamp>, series: &History) -> Result<Option<Timestamp>, Status> {
     let Some(at) = time::instant(field, at)? else { return Ok(None) };
     let (first, last) = (series.time(0), series.time(series.len().saturating_sub(1)));
     if at <= first || at > last {

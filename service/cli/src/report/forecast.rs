@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use volta_forecasting::{Backtest, ForecastSpec, TimeSeries};
+use volta_forecasting::{Backtest, ForecastSpec, History};
 
 use super::plot::{self, ForecastPlot};
 
@@ -13,7 +13,7 @@ const PLOT_DAYS: usize = 14;
 
 /// Writes `forecasts.csv`, `metrics_by_lead.csv` and `forecast.png`; returns the files.
 pub(crate) fn write_backtest(
-    series: &TimeSeries,
+    series: &History,
     spec: &ForecastSpec,
     bt: &Backtest,
     dir: &Path,
