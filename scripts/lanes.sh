@@ -6,7 +6,9 @@
 #   nor Python (tokio is allowed: polars runs its I/O on it);
 # - the API contract sees no storage, auth, metrics or command line; the
 #   server runtime no command line or plots;
-# - the Python bindings never link the server.
+# - the Python bindings never link the server;
+# - inside each crate, modules read top-down: none import each other in a
+#   circle (scripts/module_cycles.py).
 # A crate not in the workspace yet (trading, contracts) is skipped.
 # Usage: scripts/lanes.sh
 set -euo pipefail
@@ -52,7 +54,11 @@ check volta-api 'volta-engine|volta-dispatch|volta-forecasting' 'sqlx|pyo3|clap|
 check volta-server 'volta-engine|volta-dispatch|volta-forecasting|volta-api' 'pyo3|clap|plotters'
 check volta-python 'volta-engine|volta-dispatch|volta-forecasting' 'volta-api|volta-server|volta-cli|tonic|sqlx|axum|hyper'
 
+if ! python3 scripts/module_cycles.py engine dispatch forecasting trading contracts service/api service/server service/cli datasets; then
+  failed=1
+fi
+
 if [ "$failed" -ne 0 ]; then
   exit 1
 fi
-echo "lanes: every crate keeps to its lane"
+echo "lanes: every crate keeps to its lane, and its modules read top-down"

@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
-use volta_engine::case::series::{Table, read_table};
+use volta_engine::case::table::{Table, read_table};
 
 use crate::raw;
 

@@ -7,74 +7,14 @@
 //! which balance fails, when and by how much; the schedule around them says
 //! which assets were at their limits.
 
-use serde::Serialize;
 use volta_engine::{AssetKind, Case};
 
 use crate::error::DispatchError;
 use crate::lp::Integrality;
 use crate::model::{Mode, Model, Slack, Window};
 use crate::options::Options;
-use crate::plan::{Detail, Schedule};
+use crate::plan::{Detail, Infeasibility, Schedule, Violation, ViolationKind};
 use crate::solve::{read_schedule, run};
-
-/// Why a case has no feasible schedule.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Infeasibility {
-    /// Each failing constraint, grouped over consecutive steps.
-    pub violations: Vec<Violation>,
-    /// Set when the elastic model found no slack: the conflict lies outside
-    /// balances, reserves and end conditions (say, in minimum up/down times
-    /// against the initial state).
-    pub unexplained: bool,
-}
-
-/// What kind of constraint fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ViolationKind {
-    /// A bus lacks supply.
-    Short,
-    /// A bus has supply it cannot get rid of.
-    Surplus,
-    /// A spinning-reserve requirement is not met.
-    Reserve,
-    /// A storage cannot reach its end condition.
-    StorageEnd,
-    /// A shiftable load cannot serve its window's energy.
-    ShiftEnergy,
-}
-
-/// One failing constraint over a run of consecutive steps.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Violation {
-    /// What fails.
-    pub kind: ViolationKind,
-    /// The bus or asset it concerns.
-    pub subject: String,
-    /// The first and last step of the run (inclusive).
-    pub steps: (usize, usize),
-    /// The start of the first step, local time.
-    pub from: String,
-    /// The largest shortfall or excess, kW (kWh for end conditions).
-    pub largest: f64,
-    /// At the worst step, the assets at a limit that matters.
-    pub at_limits: Vec<String>,
-    /// The whole finding in one sentence.
-    pub message: String,
-}
-
-impl Infeasibility {
-    /// One line per violation, for people.
-    #[must_use]
-    pub fn report(&self) -> String {
-        if self.unexplained || self.violations.is_empty() {
-            return "infeasible, but not because of an energy balance, reserve or storage end condition: \
-                    check minimum up/down times against the initial states, and ramp limits"
-                .to_owned();
-        }
-        self.violations.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join("\n")
-    }
-}
 
 /// Solves `case` in elastic mode and explains where it fails.
 pub(crate) fn explain(

@@ -72,7 +72,7 @@ pub mod verify;
 use volta_engine::Case;
 
 pub use error::DispatchError;
-pub use explain::{Infeasibility, Violation, ViolationKind};
+pub use plan::{Infeasibility, Violation, ViolationKind};
 pub use model::CarriedState;
 pub use options::{LOST_LOAD_CO2_KG_PER_KWH, Objective, ObjectiveError, Options};
 pub use pareto::{Front, MAX_PARETO_POINTS, ParetoPoint, pareto};

@@ -17,7 +17,7 @@ use serde::Serialize;
 use volta_engine::{AssetKind, Case};
 
 use crate::error::DispatchError;
-use crate::explain::Infeasibility;
+use crate::plan::Infeasibility;
 use crate::model::{AssetState, CarriedState, Window};
 use crate::options::Options;
 use crate::plan::{Detail, Schedule, Status};

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::case::ValidationReport;
+use crate::report::ValidationReport;
 
 /// Result alias used throughout the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

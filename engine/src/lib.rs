@@ -84,6 +84,7 @@ mod error;
 mod ids;
 mod network;
 mod profile;
+mod report;
 pub mod series;
 pub mod time;
 

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::Holidays;
-use crate::data::History;
+use crate::history::History;
 use crate::solar::Site;
 
 /// What the features are built from.
@@ -227,7 +227,7 @@ pub fn row(series: &History, spec: &FeatureSpec, ctx: &Context, i0: usize, k: us
         row.push(at(&ctx.clear_sky, Some(j)));
         row.push(at(&ctx.elevation, Some(j)));
         // Yesterday's (last known day's) energy over its clear-sky energy.
-        row.push(crate::models::clear_sky_persistence(series, ctx, i0, j));
+        row.push(clear_sky_persistence(series, ctx, i0, j));
     }
 }
 
@@ -310,10 +310,26 @@ impl Samples {
     }
 }
 
+/// Clear-sky irradiance at `j` times the last known day's clear-sky index.
+pub(crate) fn clear_sky_persistence(series: &History, ctx: &Context, i0: usize, j: usize) -> f64 {
+    let from = i0.saturating_sub(ctx.steps_per_day);
+    let (mut num, mut den) = (0.0, 0.0);
+    for (v, cs) in series.target[from..i0].iter().zip(&ctx.clear_sky[from..i0]) {
+        if !v.is_nan() {
+            num += v;
+            den += cs;
+        }
+    }
+    match ctx.clear_sky.get(j) {
+        Some(cs) if den > 0.0 => cs * num / den,
+        _ => f64::NAN,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::Exog;
+    use crate::history::Exog;
     use volta_engine::time::GridLength;
 
     fn series() -> History {

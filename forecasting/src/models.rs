@@ -23,10 +23,10 @@ use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 use volta_engine::Cancel;
 
-use crate::data::History;
 use crate::error::{ForecastError, Result};
 use crate::features::{self, Context, FeatureSpec, Samples};
 use crate::gbdt::{Gbdt, GbdtParams};
+use crate::history::History;
 
 /// Which model to fit, with its hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -347,22 +347,6 @@ fn vanilla_row(ctx: &Context, j: usize, trend: f64, tz: f64, months: &[u8; 12], 
     }
 }
 
-/// Clear-sky irradiance at `j` times the last known day's clear-sky index.
-pub(crate) fn clear_sky_persistence(series: &History, ctx: &Context, i0: usize, j: usize) -> f64 {
-    let from = i0.saturating_sub(ctx.steps_per_day);
-    let (mut num, mut den) = (0.0, 0.0);
-    for (v, cs) in series.target[from..i0].iter().zip(&ctx.clear_sky[from..i0]) {
-        if !v.is_nan() {
-            num += v;
-            den += cs;
-        }
-    }
-    match ctx.clear_sky.get(j) {
-        Some(cs) if den > 0.0 => cs * num / den,
-        _ => f64::NAN,
-    }
-}
-
 /// For each month, the nearest month (cyclically, earlier on ties) seen in training.
 fn nearest_months(seen: &[bool; 12]) -> [u8; 12] {
     let mut out = [0u8; 12];
@@ -466,7 +450,9 @@ impl Fitted {
                     (i0 + k).checked_sub(back).and_then(|i| series.target.get(i).copied()).unwrap_or(f64::NAN)
                 })
                 .collect(),
-            Self::ClearSkyPersistence => (0..h).map(|k| clear_sky_persistence(series, ctx, i0, i0 + k)).collect(),
+            Self::ClearSkyPersistence => {
+                (0..h).map(|k| features::clear_sky_persistence(series, ctx, i0, i0 + k)).collect()
+            }
             Self::Vanilla { coef, intercept, temp, column, months, with_trend, .. } => {
                 let mut row = vec![0.0; coef.len()];
                 (0..h)

@@ -9,13 +9,13 @@ use jiff::tz::TimeZone;
 use serde::Deserialize;
 
 use crate::calendar::{BUILTIN, Holidays};
-use crate::data::History;
 use crate::error::{ForecastError, Result};
 use crate::features::FeatureSpec;
 use crate::gbdt::GbdtParams;
+use crate::history::History;
 use crate::models::ModelSpec;
-use crate::pipeline::{ForecastSpec, Regime};
 use crate::solar::Site;
+use crate::spec::{ForecastSpec, Regime};
 
 /// Model and feature options with their front-end defaults.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

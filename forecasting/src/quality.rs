@@ -4,14 +4,9 @@
 //! value imputed is counted in the [`QualityReport`], and outliers and
 //! flat-lines are flagged (not removed) with their times.
 
-use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use volta_engine::TimeGrid;
-
-use crate::data::{Exog, History, ReadOptions};
-use crate::error::{ForecastError, Result};
+use crate::history::History;
 
 /// What reading and cleaning a series did and found.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -90,89 +85,6 @@ impl QualityReport {
             self.flat_lines.len()
         ) + &self.resampled_to.map_or(String::new(), |s| format!("; averaged to steps of {s} s"))
     }
-}
-
-/// Places rows on a regular grid and cleans them (see the module docs).
-pub(crate) fn regularise(
-    times: &[Timestamp],
-    time_name: &str,
-    target: &[f64],
-    exog: Vec<(String, Vec<f64>)>,
-    options: &ReadOptions,
-    tz: TimeZone,
-) -> Result<(History, QualityReport)> {
-    let mut report = QualityReport { rows: times.len(), ..QualityReport::default() };
-    if times.len() < 2 {
-        return Err(ForecastError::column(time_name, format!("{} rows; at least 2 are needed", times.len())));
-    }
-    let mut order: Vec<usize> = (0..times.len()).collect();
-    if times.windows(2).any(|w| w[1] < w[0]) {
-        order.sort_by_key(|&i| times[i]);
-        report.sorted = true;
-    }
-    let step_s = most_common_step(&order.iter().map(|&i| times[i]).collect::<Vec<_>>())
-        .ok_or_else(|| ForecastError::column(time_name, "all timestamps are equal"))?;
-    let start = times[order[0]];
-    let last = times[order[order.len() - 1]];
-    let span = last.duration_since(start).as_secs();
-    let steps = usize::try_from(span / step_s).unwrap_or(usize::MAX).saturating_add(1);
-    if steps > options.max_steps {
-        return Err(ForecastError::column(
-            time_name,
-            format!(
-                "the rows span {steps} steps of {step_s} s, more than the limit of {} (is the step right?)",
-                options.max_steps
-            ),
-        ));
-    }
-    let mut slot: Vec<Option<usize>> = vec![None; steps];
-    for &i in &order {
-        let offset = times[i].duration_since(start).as_secs();
-        if offset % step_s != 0 {
-            report.off_grid += 1;
-            continue;
-        }
-        let k = (offset / step_s) as usize;
-        if slot[k].is_some() {
-            report.duplicates += 1;
-        } else {
-            slot[k] = Some(i);
-        }
-    }
-    report.missing_steps = slot.iter().filter(|s| s.is_none()).count();
-    let place = |col: &[f64]| -> Vec<f64> { slot.iter().map(|s| s.map_or(f64::NAN, |i| col[i])).collect() };
-    let mut y = place(target);
-    report.imputed = impute(&mut y, options.max_gap_steps);
-    let mut ex = Vec::with_capacity(exog.len());
-    for (name, col) in exog {
-        let mut values = place(&col);
-        let filled = impute(&mut values, options.max_gap_steps);
-        report.exog_imputed.push((name.clone(), filled));
-        let known_ahead = options.known_ahead.contains(&name);
-        ex.push(Exog { name, values, known_ahead });
-    }
-    let grid = TimeGrid::new(start.to_zoned_datetime(tz), SignedDuration::from_secs(step_s), steps)
-        .map_err(|e| ForecastError::column(time_name, format!("the rows' step of {step_s} s: {e}")))?;
-    let series = History::new(grid, options.target.clone(), y, ex)?;
-    report.step_seconds = step_s;
-    report.steps = steps;
-    report.start = series.stamp(0);
-    report.end = series.stamp(steps - 1);
-    report.long_gaps = runs(&series, |i| series.target[i].is_nan(), 1);
-    report.outliers = outliers(&series);
-    report.flat_lines = flat_lines(&series);
-    Ok((series, report))
-}
-
-fn most_common_step(sorted: &[Timestamp]) -> Option<i64> {
-    let mut counts: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
-    for w in sorted.windows(2) {
-        let d = w[1].duration_since(w[0]);
-        if d > SignedDuration::ZERO {
-            *counts.entry(d.as_secs()).or_default() += 1;
-        }
-    }
-    counts.into_iter().filter(|&(s, _)| s > 0).max_by_key(|&(s, n)| (n, -s)).map(|(s, _)| s)
 }
 
 /// Fills NaN runs of at most `max_gap` steps that have a value on both
@@ -276,6 +188,14 @@ fn flat_lines(series: &History) -> Vec<Span> {
         v != 0.0 && !v.is_nan() && ((i > 0 && y[i - 1] == v) || y.get(i + 1).is_some_and(|&w| w == v))
     };
     runs(series, same, min_len)
+}
+
+/// Fills the report's findings about a placed history: gaps left, outliers
+/// and flat-lines, each with its times.
+pub(crate) fn find(series: &History, report: &mut QualityReport) {
+    report.long_gaps = runs(series, |i| series.target[i].is_nan(), 1);
+    report.outliers = outliers(series);
+    report.flat_lines = flat_lines(series);
 }
 
 /// Median of a non-empty slice (reorders it).

@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 
 use super::document::json_type;
 use super::profile_spec::{FileRef, ProfileSpec};
-use super::report::{IssueCode, Path, ValidationReport};
-use super::series::SeriesLoader;
+use crate::report::{IssueCode, Path, ValidationReport};
+use super::table::SeriesLoader;
 use super::{Case, MAX_MAGNITUDE, MIN_EFFICIENCY, Resolved, Settings, TimeSpec};
 use crate::asset::{
     Asset, AssetKind, Commitment, Converter, ConverterKind, Curtailable, FinalState, Grid, InputPort, Load, OutputPort,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::report::{IssueCode, ValidationReport};
+use crate::report::{IssueCode, ValidationReport};
 use crate::error::{Error, Result};
 
 /// The syntax of a case file.

@@ -11,8 +11,8 @@
 mod check;
 mod document;
 mod profile_spec;
-mod report;
-pub mod series;
+
+pub mod table;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::document::Format;
 pub use self::profile_spec::{FileRef, ProfileSpec};
-pub use self::report::{Issue, IssueCode, Severity, ValidationReport};
+pub use crate::report::{Issue, IssueCode, Severity, ValidationReport};
 use crate::asset::{Asset, Reserve};
 use crate::error::{Error, Result};
 use crate::ids::{AssetId, BusId, CarrierId};

@@ -1,7 +1,7 @@
 //! Hostile and careless options: refused with the option named, before any
 //! work, and never a file opened for a caller on another machine.
 
-use volta_forecasting::pipeline::bounds;
+use volta_forecasting::spec::bounds;
 use volta_forecasting::{Files, ForecastError, ModelOptions, ModelSpec, ReadOptions, data, train};
 
 use crate::{spec, victoria};

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use super::report::IssueCode;
+use crate::report::IssueCode;
 use crate::series::LocalTimes;
 
 /// A problem with a referenced file: its code and message.
