@@ -72,7 +72,6 @@ pub mod verify;
 use volta_engine::Case;
 
 pub use error::DispatchError;
-pub use plan::{Infeasibility, Violation, ViolationKind};
 pub use model::CarriedState;
 pub use options::{LOST_LOAD_CO2_KG_PER_KWH, Objective, ObjectiveError, Options};
 pub use pareto::{Front, MAX_PARETO_POINTS, ParetoPoint, pareto};
@@ -80,6 +79,7 @@ pub use plan::{
     AssetSchedule, BusSchedule, CostCategory, CostItem, Detail, EmissionItem, Flow, Schedule, Solution, SolveStats,
     Status,
 };
+pub use plan::{Infeasibility, Violation, ViolationKind};
 pub use rolling::{RollingOptions, RollingResult, WindowReport, rolling_horizon};
 
 use crate::model::{Model, Window};

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use volta_engine::asset::{
-    Commitment, Converter, FinalState, FuelSource, FuelUse, Grid, Load, RatedAt, Renewable, Shiftable, Storage, Thermal,
+    Commitment, Converter, FinalState, Fuel, FuelUse, Grid, Load, RatedAt, Renewable, Shiftable, Storage, Thermal,
 };
 use volta_engine::{AssetKind, Case, Profile};
 
@@ -418,8 +418,8 @@ impl<'c> Builder<'c> {
         );
         let p = unit.x.clone();
         // Fuel use.
-        let fuel: Vec<Lin> = match th.fuel_use() {
-            Some(FuelUse::Curve(points)) => {
+        let fuel: Vec<Lin> = match &th.fuel_use {
+            FuelUse::Curve(points) => {
                 let segments = segments(points);
                 // Without commitment, an "on" share `u = p / capacity` scales
                 // the no-load fuel: the convex hull of off and on.
@@ -439,16 +439,15 @@ impl<'c> Builder<'c> {
                     })
                     .collect()
             }
-            Some(FuelUse::Efficiency(eff)) => p.iter().map(|&c| Lin::term(c, 1.0 / eff)).collect(),
-            None => Vec::new(),
+            FuelUse::Efficiency(eff) => p.iter().map(|&c| Lin::term(c, 1.0 / eff)).collect(),
         };
-        match th.fuel_source() {
-            Some(FuelSource::Bus(bus)) => {
+        match &th.fuel {
+            Fuel::Bus(bus) => {
                 let bus = self.bus(bus);
                 let draw = fuel.iter().map(|f| Lin::new().with_lin(f, -1.0)).collect();
                 self.flow(i, bus, draw);
             }
-            Some(FuelSource::Purchased { carrier, price }) => {
+            Fuel::Purchased { carrier, price } => {
                 let price = self.values(price);
                 let intensity = self.case.carrier_of(carrier).co2_kg_per_kwh;
                 let mut cost = Lin::new();
@@ -462,9 +461,6 @@ impl<'c> Builder<'c> {
                     self.co2.push((i, co2));
                 }
             }
-            // Not for a checked case: it has exactly one fuel source (the
-            // types do not say so yet: see `Thermal::fuel_source`).
-            None => {}
         }
         let mc = self.values(&th.marginal_cost);
         let cost = self.energy_sum(&p, &mc);

@@ -4,7 +4,6 @@
 use serde::Serialize;
 use volta_engine::{AssetId, BusId, TimeGrid};
 
-
 /// How a solve ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -345,7 +344,6 @@ impl Infeasibility {
         self.violations.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join("\n")
     }
 }
-
 
 #[cfg(test)]
 mod tests {

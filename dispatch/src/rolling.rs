@@ -17,9 +17,9 @@ use serde::Serialize;
 use volta_engine::{AssetKind, Case};
 
 use crate::error::DispatchError;
-use crate::plan::Infeasibility;
 use crate::model::{AssetState, CarriedState, Window};
 use crate::options::Options;
+use crate::plan::Infeasibility;
 use crate::plan::{Detail, Schedule, Status};
 
 /// How to cut the horizon into windows.

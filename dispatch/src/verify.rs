@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use volta_engine::asset::{FinalState, FuelSource, FuelUse};
+use volta_engine::asset::{FinalState, Fuel, FuelUse};
 use volta_engine::{AssetKind, Case};
 
 use crate::plan::{CostCategory, CostItem, Detail, EmissionItem, Schedule};
@@ -192,15 +192,17 @@ pub(crate) fn audit(case: &Case, schedule: &Schedule, tol: f64) -> Audit {
                 let fuel = fuel_kw.as_deref().unwrap_or(&[]);
                 for (t, (&p, &f)) in output_kw.iter().zip(fuel).enumerate() {
                     let is_on = on.as_ref().is_none_or(|o| o[t]);
-                    let needed = match th.fuel_use() {
-                        Some(FuelUse::Efficiency(e)) => p / e,
-                        Some(FuelUse::Curve(points)) if is_on && on.is_some() => curve_at(points, p),
-                        Some(FuelUse::Curve(_)) | None => 0.0,
+                    let needed = match &th.fuel_use {
+                        FuelUse::Efficiency(e) => p / e,
+                        FuelUse::Curve(points) if is_on && on.is_some() => curve_at(points, p),
+                        // Without commitment the no-load fuel is scaled by an
+                        // "on" share the schedule does not report.
+                        FuelUse::Curve(_) => 0.0,
                     };
                     if !le(needed, f) {
                         errors.push(format!("{id} step {t}: fuel {f:.3} kW below the curve's {needed:.3}"));
                     }
-                    if let Some(FuelSource::Purchased { price, carrier }) = th.fuel_source() {
+                    if let Fuel::Purchased { price, carrier } = &th.fuel {
                         add(CostCategory::Fuel, price.at(at(t)) * f * h);
                         let intensity = case.carrier_of(carrier).co2_kg_per_kwh;
                         if intensity != 0.0 {

@@ -5,6 +5,11 @@
 //! (a number, an inline array or a file reference), [`Profile`] once it is
 //! checked. The same struct therefore describes the case-file schema and the
 //! checked model, and a checked case serialises back to a valid case file.
+//! Where the file's shape allows what the model does not (a thermal unit
+//! names its fuel in one of two ways, and its fuel use in one of two), the
+//! file's form ([`ThermalSpec`]) and the checked form ([`Thermal`], with
+//! [`Fuel`] and [`FuelUse`] enums) are two types, so that no consumer of a
+//! checked case meets a combination the checker refused.
 //!
 //! Units: power in kW, energy in kWh, money in the case's currency, time in
 //! hours. Fractions (efficiencies, state of charge) are per unit.
@@ -33,7 +38,7 @@ pub enum AssetKind<P = Profile> {
     /// A variable renewable generator (PV, wind) with an availability profile.
     Renewable(Renewable<P>),
     /// A dispatchable fuel-burning generator, optionally under unit commitment.
-    Thermal(Thermal<P>),
+    Thermal(Thermal),
     /// A connection to an outside network with import and export tariffs.
     Grid(Grid<P>),
     /// A multi-port converter between carriers (CHP, boiler, heat pump, ...).
@@ -122,15 +127,70 @@ pub struct Renewable<P = Profile> {
     pub curtailable: bool,
 }
 
-/// A dispatchable generator that burns a fuel.
+/// A dispatchable generator that burns a fuel, as checked: exactly one
+/// fuel source and one fuel-use model, so code that holds one never falls
+/// back on a default.
 ///
 /// Fuel comes either from a bus (`fuel_bus`, e.g. the site's gas bus) or is
 /// bought at `fuel_price` as `fuel_carrier`. Fuel use is `power / efficiency`,
-/// or follows the piecewise-linear `fuel_curve` when one is given.
+/// or follows the piecewise-linear `fuel_curve` when one is given. A case
+/// file writes these as optional fields ([`ThermalSpec`]); a checked unit
+/// serialises back to them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(into = "ThermalSpec<Profile>")]
+pub struct Thermal {
+    /// The bus it injects into.
+    pub bus: BusId,
+    /// Maximum output, kW.
+    pub capacity_kw: f64,
+    /// Minimum output while running, kW.
+    pub min_power_kw: f64,
+    /// Where the fuel comes from.
+    pub fuel: Fuel,
+    /// How output turns into fuel.
+    pub fuel_use: FuelUse,
+    /// Non-fuel operating cost per kWh produced.
+    pub marginal_cost: Profile,
+    /// Largest increase of output per hour, kW/h (unlimited if absent).
+    pub ramp_up_kw_per_h: Option<f64>,
+    /// Largest decrease of output per hour, kW/h (unlimited if absent).
+    pub ramp_down_kw_per_h: Option<f64>,
+    /// Unit-commitment data; without it the unit is always available
+    /// between 0 and its capacity (its minimum power is then not enforced).
+    pub commitment: Option<Commitment>,
+}
+
+/// Where a thermal unit's fuel comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fuel {
+    /// Drawn from a bus of the case.
+    Bus(BusId),
+    /// Bought from outside.
+    Purchased {
+        /// The fuel's carrier (for CO2).
+        carrier: CarrierId,
+        /// Price per kWh of fuel.
+        price: Profile,
+    },
+}
+
+/// How a thermal unit turns fuel into output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FuelUse {
+    /// `fuel = output / efficiency`.
+    Efficiency(f64),
+    /// `[[output_kw, fuel_kw], ...]`, convex and increasing, from the minimum
+    /// power to the capacity.
+    Curve(Vec<[f64; 2]>),
+}
+
+/// A thermal unit as a case file writes it: the fuel source and the fuel
+/// use as optional fields, of which [`CaseReader`](crate::CaseReader) checks
+/// that exactly one of each is given before it builds a [`Thermal`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
-pub struct Thermal<P = Profile> {
+pub struct ThermalSpec<P> {
     /// The bus it injects into.
     pub bus: BusId,
     /// Maximum output, kW.
@@ -169,47 +229,40 @@ pub struct Thermal<P = Profile> {
     pub commitment: Option<Commitment>,
 }
 
-/// Where a thermal unit's fuel comes from.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FuelSource<'a, P> {
-    /// Drawn from a bus of the case.
-    Bus(&'a BusId),
-    /// Bought from outside.
-    Purchased {
-        /// The fuel's carrier (for CO2).
-        carrier: &'a CarrierId,
-        /// Price per kWh of fuel.
-        price: &'a P,
-    },
-}
-
-/// How a thermal unit turns fuel into output.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FuelUse<'a> {
-    /// `fuel = output / efficiency`.
-    Efficiency(f64),
-    /// `[[output_kw, fuel_kw], ...]`, convex and increasing.
-    Curve(&'a [[f64; 2]]),
-}
-
-impl<P> Thermal<P> {
-    /// The fuel source (a checked case has exactly one).
-    #[must_use]
-    pub fn fuel_source(&self) -> Option<FuelSource<'_, P>> {
-        match (&self.fuel_bus, &self.fuel_carrier, &self.fuel_price) {
-            (Some(bus), None, None) => Some(FuelSource::Bus(bus)),
-            (None, Some(carrier), Some(price)) => Some(FuelSource::Purchased { carrier, price }),
-            _ => None,
-        }
-    }
-
-    /// The fuel use model (a checked case has exactly one).
-    #[must_use]
-    pub fn fuel_use(&self) -> Option<FuelUse<'_>> {
-        match (self.efficiency, &self.fuel_curve) {
-            (Some(eff), None) => Some(FuelUse::Efficiency(eff)),
-            (None, Some(curve)) => Some(FuelUse::Curve(curve)),
-            _ => None,
+impl From<Thermal> for ThermalSpec<Profile> {
+    fn from(unit: Thermal) -> Self {
+        let Thermal {
+            bus,
+            capacity_kw,
+            min_power_kw,
+            fuel,
+            fuel_use,
+            marginal_cost,
+            ramp_up_kw_per_h,
+            ramp_down_kw_per_h,
+            commitment,
+        } = unit;
+        let (fuel_bus, fuel_carrier, fuel_price) = match fuel {
+            Fuel::Bus(bus) => (Some(bus), None, None),
+            Fuel::Purchased { carrier, price } => (None, Some(carrier), Some(price)),
+        };
+        let (efficiency, fuel_curve) = match fuel_use {
+            FuelUse::Efficiency(eff) => (Some(eff), None),
+            FuelUse::Curve(curve) => (None, Some(curve)),
+        };
+        Self {
+            bus,
+            capacity_kw,
+            min_power_kw,
+            fuel_bus,
+            fuel_carrier,
+            fuel_price,
+            efficiency,
+            fuel_curve,
+            marginal_cost,
+            ramp_up_kw_per_h,
+            ramp_down_kw_per_h,
+            commitment,
         }
     }
 }

@@ -13,16 +13,16 @@ use serde_json::{Map, Value};
 
 use super::document::json_type;
 use super::profile_spec::{FileRef, ProfileSpec};
-use crate::report::{IssueCode, Path, ValidationReport};
 use super::table::SeriesLoader;
 use super::{Case, MAX_MAGNITUDE, MIN_EFFICIENCY, Resolved, Settings, TimeSpec};
 use crate::asset::{
-    Asset, AssetKind, Commitment, Converter, ConverterKind, Curtailable, FinalState, Grid, InputPort, Load, OutputPort,
-    Renewable, Reserve, Storage, Thermal,
+    Asset, AssetKind, Commitment, Converter, ConverterKind, Curtailable, FinalState, Fuel, FuelUse, Grid, InputPort,
+    Load, OutputPort, Renewable, Reserve, Storage, Thermal, ThermalSpec,
 };
 use crate::ids::{AssetId, BusId, CarrierId, is_valid_id};
 use crate::network::{Bus, Carrier};
 use crate::profile::Profile;
+use crate::report::{IssueCode, Path, ValidationReport};
 use crate::series::{AlignError, TimeSeries};
 use crate::time::{GridLength, TimeGrid};
 
@@ -761,21 +761,20 @@ impl Checker<'_> {
         })
     }
 
-    fn thermal(&mut self, spec: Thermal<ProfileSpec>, path: &Path) -> Option<Thermal> {
+    fn thermal(&mut self, spec: ThermalSpec<ProfileSpec>, path: &Path) -> Option<Thermal> {
         let bus = self.bus_ref(&path.field("bus"), &spec.bus);
         let mut ok = self.number(&path.field("capacity_kw"), spec.capacity_kw, Range::NonNegative);
         ok &= self.min_power(path, spec.min_power_kw, spec.capacity_kw, spec.commitment.is_some());
         // Fuel source: a bus, or a bought carrier with a price.
-        let fuel_price = match (&spec.fuel_bus, &spec.fuel_carrier, spec.fuel_price) {
+        let fuel = match (spec.fuel_bus, spec.fuel_carrier, spec.fuel_price) {
             (Some(fuel_bus), None, None) => {
-                ok &= self.bus_ref(&path.field("fuel_bus"), fuel_bus).is_some();
-                None
+                ok &= self.bus_ref(&path.field("fuel_bus"), &fuel_bus).is_some();
+                Some(Fuel::Bus(fuel_bus))
             }
             (None, Some(carrier), Some(price)) => {
-                ok &= self.known_carrier(&path.field("fuel_carrier"), carrier);
-                let p = self.profile(&path.field("fuel_price"), price, Range::Any);
-                ok &= p.is_some();
-                p
+                ok &= self.known_carrier(&path.field("fuel_carrier"), &carrier);
+                self.profile(&path.field("fuel_price"), price, Range::Any)
+                    .map(|price| Fuel::Purchased { carrier, price })
             }
             (None, Some(_), None) => {
                 self.report.error(
@@ -814,12 +813,16 @@ impl Checker<'_> {
                 None
             }
         };
-        match (spec.efficiency, &spec.fuel_curve) {
-            (Some(eff), None) => ok &= self.number(&path.field("efficiency"), eff, Range::Efficiency),
-            (None, Some(curve)) => ok &= self.fuel_curve(path, curve, spec.min_power_kw, spec.capacity_kw),
+        let fuel_use = match (spec.efficiency, spec.fuel_curve) {
+            (Some(eff), None) => {
+                self.number(&path.field("efficiency"), eff, Range::Efficiency).then_some(FuelUse::Efficiency(eff))
+            }
+            (None, Some(curve)) => {
+                self.fuel_curve(path, &curve, spec.min_power_kw, spec.capacity_kw).then_some(FuelUse::Curve(curve))
+            }
             (None, None) => {
                 self.report.error(path.as_str(), IssueCode::MissingField, "give an efficiency or a fuel_curve");
-                ok = false;
+                None
             }
             (Some(_), Some(_)) => {
                 self.report.error(
@@ -827,9 +830,9 @@ impl Checker<'_> {
                     IssueCode::Conflict,
                     "give an efficiency or a fuel_curve, not both",
                 );
-                ok = false;
+                None
             }
-        }
+        };
         let cost = self.profile(&path.field("marginal_cost"), spec.marginal_cost, Range::Any);
         ok &= self.ramps(path, spec.ramp_up_kw_per_h, spec.ramp_down_kw_per_h);
         if let Some(c) = &spec.commitment {
@@ -841,11 +844,8 @@ impl Checker<'_> {
             bus: spec.bus,
             capacity_kw: spec.capacity_kw,
             min_power_kw: spec.min_power_kw,
-            fuel_bus: spec.fuel_bus,
-            fuel_carrier: spec.fuel_carrier,
-            fuel_price,
-            efficiency: spec.efficiency,
-            fuel_curve: spec.fuel_curve,
+            fuel: fuel?,
+            fuel_use: fuel_use?,
             marginal_cost: cost?,
             ramp_up_kw_per_h: spec.ramp_up_kw_per_h,
             ramp_down_kw_per_h: spec.ramp_down_kw_per_h,
@@ -1246,7 +1246,7 @@ impl Checker<'_> {
                             connected = true;
                             supply |= t.capacity_kw > 0.0;
                         }
-                        if t.fuel_bus.as_ref().is_some_and(on) {
+                        if matches!(&t.fuel, Fuel::Bus(bus) if on(bus)) {
                             connected = true;
                             sink = true;
                         }
@@ -1309,8 +1309,7 @@ impl Checker<'_> {
         let (Some(carriers), Some(buses)) = (carriers, buses) else { return };
         let builtin = super::builtin_carrier_ids();
         for carrier in carriers {
-            let fuel =
-                |a: &Asset| matches!(&a.kind, AssetKind::Thermal(t) if t.fuel_carrier.as_ref() == Some(&carrier.id));
+            let fuel = |a: &Asset| matches!(&a.kind, AssetKind::Thermal(t) if matches!(&t.fuel, Fuel::Purchased { carrier: c, .. } if *c == carrier.id));
             let used = buses.iter().any(|b| b.carrier == carrier.id) || assets.iter().any(fuel);
             if !used && !builtin.contains(&carrier.id) {
                 self.report.warn(

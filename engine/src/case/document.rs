@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::report::{IssueCode, ValidationReport};
 use crate::error::{Error, Result};
+use crate::report::{IssueCode, ValidationReport};
 
 /// The syntax of a case file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,11 +21,11 @@ use serde::{Deserialize, Serialize};
 
 pub use self::document::Format;
 pub use self::profile_spec::{FileRef, ProfileSpec};
-pub use crate::report::{Issue, IssueCode, Severity, ValidationReport};
 use crate::asset::{Asset, Reserve};
 use crate::error::{Error, Result};
 use crate::ids::{AssetId, BusId, CarrierId};
 use crate::network::{Bus, Carrier};
+pub use crate::report::{Issue, IssueCode, Severity, ValidationReport};
 use crate::time::TimeGrid;
 
 /// Case-wide settings.
