@@ -14,6 +14,7 @@
 //! Units: power in kW, energy in kWh, money in the case's currency, time in
 //! hours. Fractions (efficiencies, state of charge) are per unit.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AssetId, BusId, CarrierId};
@@ -66,9 +67,10 @@ impl<P> AssetKind<P> {
 }
 
 /// A demand on one bus. Fixed unless `curtailable` or `shiftable` is set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
+#[schemars(bound = "P: JsonSchema + Serialize + From<f64>")]
 pub struct Load<P = Profile> {
     /// The bus the demand is drawn from.
     pub bus: BusId,
@@ -83,9 +85,10 @@ pub struct Load<P = Profile> {
 }
 
 /// Demand that may be shed, at a value of lost load.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
+#[schemars(bound = "P: JsonSchema + Serialize + From<f64>")]
 pub struct Curtailable<P = Profile> {
     /// Cost of each kWh not served, currency/kWh.
     pub value_of_lost_load: P,
@@ -99,7 +102,7 @@ pub struct Curtailable<P = Profile> {
 /// The horizon is cut into consecutive windows of `window_h` hours from its
 /// start; within each window the load consumes the same energy as its demand
 /// profile, at any power between 0 and `max_power_kw`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Shiftable {
     /// Window length in hours: a whole number of steps.
@@ -109,9 +112,10 @@ pub struct Shiftable {
 }
 
 /// A variable renewable generator (PV, wind, run-of-river).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
+#[schemars(bound = "P: JsonSchema + Serialize + From<f64>")]
 pub struct Renewable<P = Profile> {
     /// The bus it injects into.
     pub bus: BusId,
@@ -120,7 +124,7 @@ pub struct Renewable<P = Profile> {
     /// Available output per unit of capacity at each step, in \[0, 1\].
     pub availability: P,
     /// Operating cost per kWh produced (default 0).
-    #[serde(default = "zero_profile")]
+    #[serde(default = "zero_profile::<P>")]
     pub marginal_cost: P,
     /// Whether output below the availability is allowed (default true).
     #[serde(default = "yes")]
@@ -187,9 +191,10 @@ pub enum FuelUse {
 /// A thermal unit as a case file writes it: the fuel source and the fuel
 /// use as optional fields, of which [`CaseReader`](crate::CaseReader) checks
 /// that exactly one of each is given before it builds a [`Thermal`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
+#[schemars(bound = "P: JsonSchema + Serialize + From<f64>")]
 pub struct ThermalSpec<P> {
     /// The bus it injects into.
     pub bus: BusId,
@@ -215,7 +220,7 @@ pub struct ThermalSpec<P> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuel_curve: Option<Vec<[f64; 2]>>,
     /// Non-fuel operating cost per kWh produced (default 0).
-    #[serde(default = "zero_profile")]
+    #[serde(default = "zero_profile::<P>")]
     pub marginal_cost: P,
     /// Largest increase of output per hour, kW/h (unlimited if absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -268,7 +273,7 @@ impl From<Thermal> for ThermalSpec<Profile> {
 }
 
 /// Unit-commitment data: on/off decisions with their costs and timing rules.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Commitment {
     /// Once started, stay on at least this long, hours (default 0).
@@ -295,7 +300,7 @@ pub struct Commitment {
 }
 
 /// A unit's state just before the horizon starts.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InitialState {
     /// Whether it was running (default false).
@@ -313,22 +318,23 @@ pub struct InitialState {
 
 /// A connection to an outside network (the public grid, a gas supply, a
 /// district-heating main).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
+#[schemars(bound = "P: JsonSchema + Serialize + From<f64>")]
 pub struct Grid<P = Profile> {
     /// The bus it connects.
     pub bus: BusId,
     /// Price paid per kWh imported.
     pub import_price: P,
     /// Price received per kWh exported (default 0).
-    #[serde(default = "zero_profile")]
+    #[serde(default = "zero_profile::<P>")]
     pub export_price: P,
     /// Import limit, kW (unlimited if absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import_limit_kw: Option<P>,
     /// Export limit, kW (default 0: no export).
-    #[serde(default = "zero_profile")]
+    #[serde(default = "zero_profile::<P>")]
     pub export_limit_kw: P,
     /// CO2 per kWh imported (default: the bus carrier's intensity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -340,7 +346,7 @@ pub struct Grid<P = Profile> {
 
 /// The role of a converter, used for labels and for the efficiency rule
 /// (heat pumps and chillers may have a coefficient of performance above 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConverterKind {
     /// Combined heat and power: gas → electricity + heat.
@@ -370,7 +376,7 @@ impl ConverterKind {
 }
 
 /// Which flow a converter's capacity and minimum power refer to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RatedAt {
     /// The first output (nameplate convention: 400 kWe CHP, 1 MWth boiler).
@@ -385,9 +391,10 @@ pub enum RatedAt {
 /// The reference flow `x` is the first input's flow. Every other input draws
 /// `ratio × x`, every output injects `efficiency × x`. Capacity and minimum
 /// power apply to the first output unless `rated_at = "input"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
+#[schemars(bound = "P: JsonSchema + Serialize + From<f64>")]
 pub struct Converter<P = Profile> {
     /// What it is.
     pub kind: ConverterKind,
@@ -405,7 +412,7 @@ pub struct Converter<P = Profile> {
     #[serde(default)]
     pub min_power_kw: f64,
     /// Operating cost per kWh of the reference flow (default 0).
-    #[serde(default = "zero_profile")]
+    #[serde(default = "zero_profile::<P>")]
     pub marginal_cost: P,
     /// Largest increase of the rated flow per hour, kW/h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -419,7 +426,7 @@ pub struct Converter<P = Profile> {
 }
 
 /// A converter input.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InputPort {
     /// The bus drawn from.
@@ -430,9 +437,10 @@ pub struct InputPort {
 }
 
 /// A converter output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
+#[schemars(bound = "P: JsonSchema + Serialize + From<f64>")]
 pub struct OutputPort<P = Profile> {
     /// The bus injected into.
     pub bus: BusId,
@@ -457,7 +465,7 @@ pub enum FinalState {
 /// With `e` the stored energy, `c` the charge and `d` the discharge power
 /// over a step of `h` hours: `e[t+1] = e[t]·(1 − standing_loss_per_h)^h +
 /// c·η_c·h − d/η_d·h`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Storage {
     /// The bus it charges from and discharges into.
@@ -488,6 +496,7 @@ pub struct Storage {
     pub initial_soc: f64,
     /// End condition: `"free"` (default), `"cyclic"`, or a minimum fraction.
     #[serde(default, with = "final_state")]
+    #[schemars(with = "FinalState")]
     pub final_soc: FinalState,
     /// Forbid charging and discharging in the same step (adds a binary per step).
     #[serde(default)]
@@ -500,14 +509,15 @@ pub struct Storage {
 /// A spinning-reserve requirement on a bus: online units' headroom
 /// (committed capacity minus output) and storage discharge headroom must
 /// cover `requirement_kw + load_share × fixed demand` at every step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(bound(deserialize = "P: Deserialize<'de> + From<f64>"))]
+#[schemars(bound = "P: JsonSchema + Serialize + From<f64>")]
 pub struct Reserve<P = Profile> {
     /// The bus whose units provide the reserve.
     pub bus: BusId,
     /// Fixed part of the requirement, kW (default 0).
-    #[serde(default = "zero_profile")]
+    #[serde(default = "zero_profile::<P>")]
     pub requirement_kw: P,
     /// Part proportional to the bus's demand (default 0).
     #[serde(default)]
@@ -525,6 +535,22 @@ fn yes() -> bool {
 }
 fn zero_profile<P: From<f64>>() -> P {
     P::from(0.0)
+}
+
+impl JsonSchema for FinalState {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FinalState".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "End condition of a storage: \"free\", \"cyclic\" (end where it started), or a minimum state of charge as a fraction of capacity.",
+            "anyOf": [
+                { "enum": ["free", "cyclic"] },
+                { "type": "number", "minimum": 0, "maximum": 1 }
+            ]
+        })
+    }
 }
 
 mod final_state {

@@ -11,7 +11,7 @@ use crate::ids::{BusId, CarrierId};
 /// enters the system from outside (fuel bought, a grid import with no
 /// intensity of its own). Energy converted inside the system carries no
 /// intensity of its own: a CHP's electricity is charged through its gas.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Carrier {
     /// The carrier's id, referenced by buses and fuels.
@@ -60,7 +60,7 @@ impl Carrier {
 
 /// A node where one carrier balances at every time step: injections equal
 /// withdrawals.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bus {
     /// The bus's id, referenced by assets.

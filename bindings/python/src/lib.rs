@@ -310,10 +310,18 @@ fn rolling_horizon<'py>(
     Ok(out)
 }
 
+/// The case format's JSON Schema (draft 2020-12), as JSON text.
+#[pyfunction]
+fn case_schema() -> PyResult<String> {
+    serde_json::to_string(&volta_engine::case::schema::json_schema())
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCase>()?;
     m.add_function(wrap_pyfunction!(schedule, m)?)?;
+    m.add_function(wrap_pyfunction!(case_schema, m)?)?;
     m.add_function(wrap_pyfunction!(pareto, m)?)?;
     m.add_function(wrap_pyfunction!(rolling_horizon, m)?)?;
     m.add_class::<forecast::PyModel>()?;

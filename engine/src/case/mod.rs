@@ -11,6 +11,7 @@
 mod check;
 mod document;
 mod profile_spec;
+pub mod schema;
 
 pub mod table;
 
@@ -29,7 +30,7 @@ pub use crate::report::{Issue, IssueCode, Severity, ValidationReport};
 use crate::time::TimeGrid;
 
 /// Case-wide settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// The currency all prices are in (a label; default `"EUR"`).
@@ -53,7 +54,7 @@ fn default_currency() -> String {
 }
 
 /// The `[time]` table of a case file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimeSpec {
     /// Local start (`2014-11-03T00:00`) or an instant with offset.

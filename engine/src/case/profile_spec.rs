@@ -21,7 +21,7 @@ pub enum ProfileSpec {
 }
 
 /// A column of a CSV or Parquet file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileRef {
     /// Path relative to the case file (`.csv` or `.parquet`).
@@ -36,6 +36,24 @@ pub struct FileRef {
     /// A factor applied to every value (default 1).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub scale: f64,
+}
+
+impl schemars::JsonSchema for ProfileSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Profile".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let file = generator.subschema_for::<FileRef>();
+        schemars::json_schema!({
+            "description": "A number (the same at every step), an array with one number per step of the time grid, or a column of a CSV or Parquet file.",
+            "anyOf": [
+                { "type": "number" },
+                { "type": "array", "items": { "type": "number" } },
+                file
+            ]
+        })
+    }
 }
 
 fn one() -> f64 {

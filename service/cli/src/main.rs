@@ -51,6 +51,15 @@ enum Command {
     /// Check case files and report every problem, each with its path.
     #[command(long_about = validate::LONG_ABOUT, after_help = validate::AFTER_HELP)]
     Validate(validate::Args),
+    /// Print the case format's JSON Schema (draft 2020-12), for editors and validators.
+    #[command(
+        long_about = "Print the case format's JSON Schema (draft 2020-12): every section and asset type with its fields, \
+                      types, defaults and descriptions, generated from the types `volta validate` reads. It describes the \
+                      shape of a case; the rules between fields are `volta validate`'s. The same schema is published as \
+                      docs/case.schema.json and returned by `volta.case_schema()` in Python.",
+        after_help = "Examples:\n  volta schema > case.schema.json\n  # in a TOML editor (taplo, Even Better TOML): #:schema ./case.schema.json"
+    )]
+    Schema,
     /// Optimise the operation of a case: schedule, costs, prices, plots.
     #[command(long_about = schedule::LONG_ABOUT, after_help = schedule::AFTER_HELP)]
     Schedule(schedule::Args),
@@ -72,6 +81,10 @@ enum Command {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&volta_engine::case::schema::json_schema())?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schedule(args) => schedule::run(&args),
         Command::Backtest(args) => forecast::backtest(&args),
         Command::Train(args) => forecast::train(&args),

@@ -33,6 +33,7 @@ __all__ = [
     "SolverError",
     "VoltaError",
     "backtest",
+    "case_schema",
     "pareto",
     "rolling_horizon",
     "schedule",
@@ -191,6 +192,16 @@ def schedule(
     return Schedule._from_native(
         _native.schedule(case._native, objective, co2_price, time_limit, gap, threads)
     )
+
+
+def case_schema() -> dict:
+    """The case format as a JSON Schema (draft 2020-12): every section and
+    asset type with its fields, types, defaults and descriptions. The same
+    schema is published as ``docs/case.schema.json``; editors and
+    ``jsonschema`` can check a case document against it. It describes the
+    shape of a case; rules between fields (one fuel source, a series with
+    one value per step) are checked by :class:`Case` with their paths."""
+    return json.loads(_native.case_schema())
 
 
 def pareto(case: Case, n: int = 10, *, time_limit: float | None = None, gap: float | None = None) -> list[dict]:

@@ -17,6 +17,7 @@ class Case:
     @property
     def warnings(self) -> list[tuple[str, str]]: ...
 
+def case_schema() -> str: ...
 def schedule(
     case: Case,
     objective: str = ...,
