@@ -26,3 +26,14 @@ fn case_format_example_is_valid() {
     assert_eq!(checked.case.grid().len(), 188);
     assert!(checked.warnings.is_empty(), "{:?}", checked.warnings);
 }
+
+#[test]
+fn the_published_case_schema_is_the_generated_one() {
+    let path = crate::support::datasets().join("../docs/case.schema.json");
+    let published: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("docs/case.schema.json")).expect("JSON");
+    assert!(
+        published == volta_engine::case::schema::json_schema(),
+        "docs/case.schema.json is out of date: run `volta schema > docs/case.schema.json`"
+    );
+}
