@@ -1,8 +1,10 @@
-//! Integration tests of volta-dispatch: published optima, invariants,
-//! statuses, prices and infeasibility explanations.
+//! Integration tests of volta-dispatch: published optima, each asset class
+//! solved by hand, invariants, every status, prices and infeasibility
+//! explanations.
 
+mod assets;
 mod golden;
 mod horizons;
-mod infeasible;
 mod invariants;
+mod statuses;
 mod support;
