@@ -43,7 +43,9 @@ Examples:
 Environment: VOLTA_CONFIG, VOLTA_LISTEN, VOLTA_METRICS_LISTEN, VOLTA_SOLVER_SLOTS,
 VOLTA_MAX_REQUEST_MIB, VOLTA_DATABASE_URL, VOLTA_LOG_FORMAT, VOLTA_LOG,
 VOLTA_JWT_HS256_SECRET, VOLTA_JWT_RS256_PUBLIC_KEY_FILE, VOLTA_TLS_CERT_FILE,
-VOLTA_TLS_KEY_FILE. The configuration file's format: docs/serve.md.";
+VOLTA_TLS_KEY_FILE; OpenTelemetry's OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (or
+OTEL_EXPORTER_OTLP_ENDPOINT) and OTEL_SERVICE_NAME export call spans to a collector.
+The configuration file's format: docs/serve.md.";
 
 /// Arguments of `volta serve`; each overrides the configuration file.
 #[derive(Debug, clap::Args)]
@@ -106,6 +108,14 @@ impl Args {
         }
         if let Some(level) = &self.log {
             config.log.level.clone_from(level);
+        }
+        // OpenTelemetry's standard variables, the signal's own first.
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        if let Some(url) = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+            config.otlp.endpoint = Some(url);
+        }
+        if let Some(name) = var("OTEL_SERVICE_NAME") {
+            config.otlp.service_name = name;
         }
         // A secret only from the environment or a file, never from a flag
         // (flags show in `ps`).

@@ -36,6 +36,10 @@
 //! [log]
 //! format = "json"                   # or "text"
 //! level = "info"                    # a tracing filter: "info,volta_server=debug"
+//!
+//! [otlp]                             # call spans to an OpenTelemetry collector
+//! endpoint = "http://127.0.0.1:4317" # OTLP/gRPC; default: none (no export)
+//! service_name = "volta"             # the resource's service.name
 //! ```
 
 use std::net::SocketAddr;
@@ -60,6 +64,8 @@ pub struct Config {
     pub log: Log,
     /// Budgets of a single call.
     pub limits: Limits,
+    /// Trace export.
+    pub otlp: Otlp,
 }
 
 /// `[limits]`: what one call may ask of the server. Each is checked before
@@ -198,6 +204,43 @@ impl Default for Log {
     }
 }
 
+/// `[otlp]`: where call spans go (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME` set them too).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Otlp {
+    /// A collector's OTLP/gRPC endpoint, `http://host:port`; none: no export.
+    pub endpoint: Option<String>,
+    /// The `service.name` of the spans' resource.
+    pub service_name: String,
+}
+
+impl Default for Otlp {
+    fn default() -> Self {
+        Self { endpoint: None, service_name: "volta".to_owned() }
+    }
+}
+
+impl Otlp {
+    /// The endpoint as a URI: `http://host:port` (a collector, or an agent
+    /// beside the server; TLS to the collector is not supported).
+    ///
+    /// # Errors
+    /// Anything else, named as the setting `otlp.endpoint`.
+    pub fn endpoint_uri(&self) -> anyhow::Result<Option<http::Uri>> {
+        let Some(url) = &self.endpoint else { return Ok(None) };
+        let uri: http::Uri = url.parse().with_context(|| format!("otlp.endpoint {url:?} is not a URI"))?;
+        match uri.scheme_str() {
+            Some("http") if uri.host().is_some() => Ok(Some(uri)),
+            Some("https") => anyhow::bail!(
+                "otlp.endpoint {url:?}: TLS to the collector is not supported; send to a collector or an agent \
+                 over http:// on a trusted network"
+            ),
+            _ => anyhow::bail!("otlp.endpoint {url:?}: give http://host:port"),
+        }
+    }
+}
+
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -259,6 +302,7 @@ impl Config {
                 );
             }
         }
+        self.otlp.endpoint_uri()?;
         let limits = [
             ("limits.max_concurrent_calls", self.limits.max_concurrent_calls),
             ("limits.max_case_mib", self.limits.max_case_mib),
@@ -292,7 +336,22 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::{Config, LogFormat};
+    use super::{Config, LogFormat, Otlp};
+
+    #[test]
+    fn only_http_collector_endpoints_are_taken() {
+        let otlp = |url: &str| Otlp { endpoint: Some(url.to_owned()), ..Otlp::default() };
+        assert!(Otlp::default().endpoint_uri().is_ok_and(|u| u.is_none()));
+        for good in ["http://127.0.0.1:4317", "http://collector.monitoring:4317"] {
+            assert!(otlp(good).endpoint_uri().is_ok_and(|u| u.is_some()), "{good}");
+        }
+        for bad in ["https://collector:4317", "127.0.0.1:4317", "ftp://x", "not a uri"] {
+            let error = otlp(bad).endpoint_uri().expect_err(bad).to_string();
+            assert!(error.contains("otlp.endpoint"), "{bad}: {error}");
+        }
+        let config = Config::from_toml("[otlp]\nendpoint = \"https://c:4317\"\n").expect("parses");
+        assert!(config.check().is_err_and(|e| e.to_string().contains("TLS")));
+    }
 
     #[test]
     fn an_empty_file_gives_the_embedded_defaults() {

@@ -2,7 +2,7 @@
 //! over the same library calls as the CLI, with what a server needs around
 //! them: configuration ([`config`]), bearer-token authentication
 //! ([`auth`]), the model store ([`store`]: SQLite or PostgreSQL), logs and
-//! metrics ([`telemetry`]), and the budgets of a call.
+//! metrics ([`telemetry`]), trace export ([`otlp`]), and the budgets of a call.
 //!
 //! - CPU-heavy work (solves, fits) runs on tokio's blocking pool behind a
 //!   semaphore of solver slots ([`Shared::offload`]); a call that finds every
@@ -23,6 +23,7 @@ mod budget;
 pub mod config;
 mod dispatch;
 mod forecast;
+pub mod otlp;
 pub mod store;
 pub mod telemetry;
 
@@ -275,12 +276,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // grpcio-reflection speak only v1alpha.
     let reflection = reflection_builder().build_v1().context("reflection")?;
     let reflection_alpha = reflection_builder().build_v1alpha().context("reflection")?;
+    let (spans, exporter) = otlp::Exporter::start(&config.otlp, metrics.span_outcomes())?;
     let observe = Observe::new(
         metrics,
         known_methods()?,
         config.limits.max_concurrent_calls,
         Duration::from_secs(config.limits.max_call_seconds),
-    );
+    )
+    .exporting(spans);
 
     let signals = StopSignals::install()?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -334,6 +337,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
         .await
         .context("server")?;
+    if let Some(exporter) = exporter {
+        exporter.shutdown(Duration::from_secs(5)).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -24,7 +24,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -39,6 +39,7 @@ use volta_api::status::Reason;
 
 use crate::budget::{Admission, Arrival, reply_due, timeout_header};
 use crate::config::LogFormat;
+use crate::otlp::{CallSpan, SpanOutcomes, Spans, TraceContext};
 
 /// Installs the global log subscriber on stderr.
 ///
@@ -128,6 +129,7 @@ pub struct Metrics {
     waiting: Gauge,
     panics: Counter,
     solves: Family<OutcomeLabels, Counter>,
+    spans: SpanOutcomes,
     resident_bytes: Gauge,
     cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     open_fds: Gauge,
@@ -184,6 +186,8 @@ impl Metrics {
             "Solves by outcome (optimal, within_gap, time_limit, infeasible, ...): schedules, front points, windows",
             solves.clone(),
         );
+        let spans = SpanOutcomes::default();
+        spans.register(&mut registry);
         let build = Family::<BuildLabels, Gauge>::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
         registry.register("build_info", "The running build: 1, with its version as a label", build);
@@ -204,6 +208,7 @@ impl Metrics {
             waiting,
             panics,
             solves,
+            spans,
             resident_bytes,
             cpu_seconds,
             open_fds,
@@ -224,6 +229,12 @@ impl Metrics {
     /// Counts a solve that ended with `status` (`optimal`, `time_limit`, ...).
     pub fn solved(&self, status: &str) {
         self.solves.get_or_create(&OutcomeLabels { status: status.to_owned() }).inc();
+    }
+
+    /// Where the span exporter counts what became of the spans.
+    #[must_use]
+    pub fn span_outcomes(&self) -> SpanOutcomes {
+        self.spans.clone()
     }
 
     /// Records `seconds` of CPU-heavy work of `kind`.
@@ -340,6 +351,7 @@ const MAX_WAITING: i64 = 1024;
 #[derive(Debug, Clone)]
 pub struct Observe {
     metrics: Arc<Metrics>,
+    spans: Spans,
     known: Arc<HashSet<String>>,
     admission: Arc<Semaphore>,
     max_call: Duration,
@@ -352,7 +364,20 @@ impl Observe {
     /// for at most `max_call` (its deadline when it sets none or a later one).
     #[must_use]
     pub fn new(metrics: Arc<Metrics>, known: HashSet<String>, max_concurrent: usize, max_call: Duration) -> Self {
-        Self { metrics, known: Arc::new(known), admission: Arc::new(Semaphore::new(max_concurrent.max(1))), max_call }
+        Self {
+            metrics,
+            spans: Spans::off(),
+            known: Arc::new(known),
+            admission: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            max_call,
+        }
+    }
+
+    /// Hands each call's span to `spans` when the call ends.
+    #[must_use]
+    pub fn exporting(mut self, spans: Spans) -> Self {
+        self.spans = spans;
+        self
     }
 }
 
@@ -379,6 +404,11 @@ struct InFlight {
     method: String,
     start: Instant,
     done: bool,
+    /// The call's span, sent to `spans` when it ends.
+    trace: TraceContext,
+    wall_start: SystemTime,
+    request_id: String,
+    spans: Spans,
 }
 
 impl InFlight {
@@ -388,12 +418,27 @@ impl InFlight {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let seconds = self.start.elapsed().as_secs_f64();
+        let elapsed = self.start.elapsed();
+        let seconds = elapsed.as_secs_f64();
         self.metrics.finish(&self.method, code, seconds);
+        self.span(code, message, elapsed);
         match message.filter(|_| code != tonic::Code::Ok) {
             Some(message) => tracing::info!(code = ?code, latency_ms = seconds * 1e3, error = message, "call"),
             None => tracing::info!(code = ?code, latency_ms = seconds * 1e3, "call"),
         }
+    }
+
+    /// Hands the call's span to the exporter.
+    fn span(&self, code: tonic::Code, message: Option<&str>, elapsed: Duration) {
+        self.spans.record(CallSpan {
+            context: self.trace,
+            method: self.method.clone(),
+            start: self.wall_start,
+            end: self.wall_start + elapsed,
+            code,
+            message: message.map(str::to_owned),
+            request_id: self.request_id.clone(),
+        });
     }
 }
 
@@ -402,7 +447,9 @@ impl Drop for InFlight {
         self.metrics.in_flight.dec();
         if !self.done {
             self.done = true;
-            self.metrics.finish(&self.method, tonic::Code::Cancelled, self.start.elapsed().as_secs_f64());
+            let elapsed = self.start.elapsed();
+            self.metrics.finish(&self.method, tonic::Code::Cancelled, elapsed.as_secs_f64());
+            self.span(tonic::Code::Cancelled, Some("dropped by the client"), elapsed);
             tracing::info!(code = "Cancelled", "call dropped by the client");
         }
     }
@@ -527,34 +574,6 @@ fn request_id(header: Option<&http::HeaderValue>) -> String {
     }
 }
 
-/// A call's W3C trace context: the caller's `traceparent` when it is a
-/// valid version-00 header (its trace continues here, as a child of the
-/// caller's span), else a fresh trace. Returns the trace id (32 hex) and the
-/// `traceparent` of this server's span, to send back.
-fn trace_context(header: Option<&http::HeaderValue>) -> (String, String) {
-    let hex =
-        |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    let parsed = header.and_then(|v| v.to_str().ok()).and_then(|v| {
-        let parts: Vec<&str> = v.trim().split('-').collect();
-        match parts.as_slice() {
-            ["00", trace, parent, flags]
-                if hex(trace, 32)
-                    && hex(parent, 16)
-                    && hex(flags, 2)
-                    && trace.bytes().any(|b| b != b'0')
-                    && parent.bytes().any(|b| b != b'0') =>
-            {
-                Some(((*trace).to_owned(), (*flags).to_owned()))
-            }
-            _ => None,
-        }
-    });
-    let (trace, flags) = parsed.unwrap_or_else(|| (uuid::Uuid::new_v4().simple().to_string(), "01".to_owned()));
-    let span: String = uuid::Uuid::new_v4().simple().to_string().chars().take(16).collect();
-    let traceparent = format!("00-{trace}-{span}-{flags}");
-    (trace, traceparent)
-}
-
 /// tonic answers a request that is not valid protobuf (bad wire format,
 /// a string that is not UTF-8) with INTERNAL, as gRPC's status code table
 /// has it. But INTERNAL means "a bug of ours" to the people who watch this
@@ -638,6 +657,7 @@ where
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
         let arrival = Instant::now();
+        let wall_start = SystemTime::now();
         let path = request.uri().path();
         let known = self.layer.known.contains(path);
         let method = if known { path.to_owned() } else { UNKNOWN.to_owned() };
@@ -652,7 +672,9 @@ where
         request.extensions_mut().insert(Arrival { deadline });
         let id = request_id(request.headers().get("x-request-id"));
         // Every log line of the call carries its trace id (the span's field).
-        let (trace_id, traceparent) = trace_context(request.headers().get("traceparent"));
+        let trace = TraceContext::of(request.headers().get("traceparent").and_then(|v| v.to_str().ok()));
+        let trace_id = trace.trace_hex();
+        let traceparent = trace.traceparent();
         let span = tracing::info_span!(
             "grpc",
             method = %method,
@@ -661,12 +683,21 @@ where
             subject = tracing::field::Empty
         );
         let layer = self.layer.clone();
-        let echo = id;
+        let echo = id.clone();
         Box::pin(
             async move {
                 let metrics = layer.metrics.clone();
                 metrics.in_flight.inc();
-                let mut guard = InFlight { metrics: metrics.clone(), method, start: arrival, done: false };
+                let mut guard = InFlight {
+                    metrics: metrics.clone(),
+                    method,
+                    start: arrival,
+                    done: false,
+                    trace,
+                    wall_start,
+                    request_id: id,
+                    spans: layer.spans.clone(),
+                };
                 let outcome = if !known {
                     Err(volta_api::status::error(Reason::UnknownMethod, "no such method"))
                 } else if admitted {

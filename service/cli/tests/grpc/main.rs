@@ -8,6 +8,7 @@ mod forecast;
 mod fuzz;
 mod lifecycle;
 mod security;
+mod tracing;
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -32,9 +33,14 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Self {
+        Self::start_in_temp(extra, &[])
+    }
+
+    /// Starts with `env` added, on a SQLite file of its own.
+    fn start_in_temp(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = format!("sqlite://{}", dir.path().join("volta.db").display());
-        let mut server = Self::start_with(&[&["--database", &db], extra].concat(), &[]);
+        let mut server = Self::start_with(&[&["--database", &db], extra].concat(), env);
         server._dir = Some(dir);
         server
     }
