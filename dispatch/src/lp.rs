@@ -1,10 +1,14 @@
-//! A thin linear-programming layer between the plant model and good_lp.
+//! The one modelling layer of dispatch: the plant model is written once in
+//! [`Col`]umns and [`Lin`]ear expressions that Volta can evaluate itself
+//! (cost breakdowns, explanations, the audit), and [`Lp::into_highs`] hands
+//! it to HiGHS through good_lp's model builder. Binary columns can be
+//! *fixed* instead of declared integer, which turns a MILP into the LP whose
+//! duals are the marginal prices.
 //!
-//! The model is written once in terms of [`Col`]umns and [`Lin`]ear
-//! expressions that Volta can evaluate itself (for cost breakdowns and
-//! explanations); [`Lp::into_highs`] hands it to HiGHS through good_lp.
-//! Binary columns can be *fixed* instead of declared integer, which turns a
-//! MILP into the LP whose duals are the marginal prices.
+//! Solving is `solve.rs`'s job, on the `highs` model good_lp builds: good_lp's
+//! own `solve` folds memory, iteration and interrupt stops into one
+//! "time limit", turns a time limit without an incumbent into an error and
+//! hides the MIP's dual bound, all of which a plan reports.
 
 use good_lp::solvers::highs::highs;
 use good_lp::{Expression, ProblemVariables, Variable, variable};
