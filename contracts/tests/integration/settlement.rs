@@ -1,0 +1,169 @@
+//! Settlements checked by hand: an excess and a shortfall beyond a monthly
+//! band, a spread penalty recomputed from the intervals, exemption by
+//! technology, the input hash across a correction, and a missing index.
+
+use jiff::SignedDuration;
+use jiff::civil::date;
+use jiff::tz::TimeZone;
+use rust_decimal::Decimal;
+use volta_contracts::ledger::{IndexPrices, MarketPrices as _, Portfolio};
+use volta_contracts::settlement::settle;
+use volta_contracts::{
+    Contract, ContractError, Energy, Location, MeteringPoint, PartyId, Period, Quality, Reading, ReadingLog, Technology,
+};
+
+use crate::support::{ZONE, contract_id, dec, fixed_terms, meter_id, portfolio, readings, spot};
+
+/// One contract (`fixed_terms("0.25", 30_000)`) on one meter of `technology`.
+fn single(technology: Technology, exempt: bool) -> Portfolio {
+    let mut p = Portfolio::new();
+    p.add_meter(MeteringPoint {
+        id: meter_id("m"),
+        party: PartyId::new("site").expect("id"),
+        interval_minutes: 15,
+        time_zone: ZONE.into(),
+        location: Location::Node("n1".into()),
+        technology,
+    })
+    .expect("meter");
+    let mut terms = fixed_terms("0.25", 30_000);
+    if exempt && let Some(penalty) = terms.penalty.as_mut() {
+        penalty.exempt = vec![Technology::Solar];
+    }
+    let contract = Contract::draft(
+        contract_id("c"),
+        PartyId::new("seller").expect("id"),
+        PartyId::new("buyer").expect("id"),
+        vec![meter_id("m")],
+        terms,
+    )
+    .expect("contract");
+    p.add_contract(contract).expect("contract");
+    p
+}
+
+/// Every interval of `period` at `wh`, as revision `revision`.
+fn constant(log: &mut ReadingLog, period: &Period, wh: i64, revision: u64) {
+    let zone = TimeZone::get(ZONE).expect("zone");
+    let readings: Vec<Reading> = period
+        .intervals(&zone, SignedDuration::from_mins(15))
+        .expect("grid")
+        .instants()
+        .map(|start| Reading { meter: meter_id("m"), start, energy: Energy::from_wh(wh), quality: Quality::Measured })
+        .collect();
+    log.load(revision, &readings).expect("load");
+}
+
+#[test]
+fn an_excess_beyond_a_monthly_band_pays_five_percent_of_the_price() {
+    // February 2024: 29 days, 2 784 quarter hours at 11.5 kWh = 32 016 kWh
+    // against 30 000 contracted; the band's top is 31 500, so 516 kWh pay
+    // 0.25 x 0.05 = 0.0125 each: 6.45. Energy: 32 016 x 0.25 = 8 004.00.
+    let p = single(Technology::Load, false);
+    let february = Period::month_of(date(2024, 2, 1));
+    let mut log = ReadingLog::new();
+    constant(&mut log, &february, 11_500, 1);
+    let ledger = p.ledger(&contract_id("c"), &february, &log, &IndexPrices::new(), None).expect("ledger");
+    let s = settle(&p, &ledger, &IndexPrices::new()).expect("settlement");
+    assert_eq!(s.contracted, Energy::from_kwh(30_000));
+    assert_eq!(s.delivered, Energy::from_kwh(32_016));
+    assert_eq!(s.deviation_up, Energy::from_kwh(2_016));
+    assert_eq!(s.deviation_down, Energy::ZERO);
+    assert_eq!(s.penalty_volume, dec("516"));
+    assert_eq!(s.within_band, dec("31500"));
+    assert_eq!(s.penalty_amount, dec("6.45"));
+    assert_eq!(s.energy_amount, dec("8004"));
+    assert_eq!(s.statement.total, dec("8010.45"));
+    assert_eq!(s.statement.currency, "EUR");
+    assert_eq!(s.versions, [1]);
+    assert_eq!(s.readings_revision, 1);
+    assert_eq!(s.rule, "monthly band -3 % / +5 %, penalty 0.05 x the contract price on both sides (version 1)");
+    assert_eq!(s.input_hash.len(), 64);
+}
+
+#[test]
+fn a_shortfall_pays_too_and_a_correction_makes_a_new_settlement() {
+    // 2 784 x 10 kWh = 27 840 kWh; the band's floor is 29 100: 1 260 kWh
+    // short, 15.75 of penalty.
+    let p = single(Technology::Load, false);
+    let february = Period::month_of(date(2024, 2, 1));
+    let mut log = ReadingLog::new();
+    constant(&mut log, &february, 10_000, 1);
+    let first = {
+        let ledger = p.ledger(&contract_id("c"), &february, &log, &IndexPrices::new(), None).expect("ledger");
+        settle(&p, &ledger, &IndexPrices::new()).expect("settlement")
+    };
+    assert_eq!(first.penalty_volume, dec("1260"));
+    assert_eq!(first.penalty_amount, dec("15.75"));
+    assert_eq!(first.statement.total, dec("6975.75"));
+    // The same inputs give the same hash.
+    let again = {
+        let ledger = p.ledger(&contract_id("c"), &february, &log, &IndexPrices::new(), None).expect("ledger");
+        settle(&p, &ledger, &IndexPrices::new()).expect("settlement")
+    };
+    assert_eq!(again, first);
+    // A correction of one day: a new revision, a new hash; as of revision 1 the old numbers stand.
+    constant(&mut log, &Period::day(date(2024, 2, 29)), 12_000, 2);
+    let ledger = p.ledger(&contract_id("c"), &february, &log, &IndexPrices::new(), None).expect("ledger");
+    let corrected = settle(&p, &ledger, &IndexPrices::new()).expect("settlement");
+    assert_eq!(corrected.readings_revision, 2);
+    assert_ne!(corrected.input_hash, first.input_hash);
+    assert_eq!(corrected.delivered, Energy::from_kwh(27_840 + 96 * 2));
+    let as_before = p.ledger(&contract_id("c"), &february, &log, &IndexPrices::new(), Some(1)).expect("ledger");
+    assert_eq!(settle(&p, &as_before, &IndexPrices::new()).expect("settlement"), first);
+}
+
+#[test]
+fn an_exempt_technology_pays_no_penalty_and_says_why() {
+    let p = single(Technology::Solar, true);
+    let february = Period::month_of(date(2024, 2, 1));
+    let mut log = ReadingLog::new();
+    constant(&mut log, &february, 11_500, 1);
+    let ledger = p.ledger(&contract_id("c"), &february, &log, &IndexPrices::new(), None).expect("ledger");
+    let s = settle(&p, &ledger, &IndexPrices::new()).expect("settlement");
+    assert_eq!(s.penalty_amount, Decimal::ZERO);
+    assert!(s.rule.contains("exempt"), "{}", s.rule);
+    assert_eq!(s.statement.total, dec("8004.00"));
+}
+
+#[test]
+fn a_spread_penalty_is_three_times_the_spread_on_each_day_beyond_the_band() {
+    let p = portfolio();
+    let period = Period::new(date(2025, 3, 28), date(2025, 4, 2)).expect("period");
+    let log = readings(&p, &period);
+    let prices = spot(&period);
+    let ledger = p.ledger(&contract_id("tou"), &period, &log, &prices, None).expect("ledger");
+    let s = settle(&p, &ledger, &prices).expect("settlement");
+    assert_eq!(s.lines.len(), 5, "a daily band");
+    // Recomputed from the intervals, day by day.
+    let mut penalty = Decimal::ZERO;
+    for day in period.days() {
+        let entries: Vec<_> = ledger.entries.iter().filter(|e| e.date == day).collect();
+        let c: Energy = entries.iter().map(|e| e.contracted).sum();
+        let d: Energy = entries.iter().map(|e| e.delivered).sum();
+        let (lower, upper) = (c.kwh() * dec("0.95"), c.kwh() * dec("1.05"));
+        let volume = (d.kwh() - upper).max(Decimal::ZERO) + (lower - d.kwh()).max(Decimal::ZERO);
+        let contract_price = entries.iter().map(|e| e.amount).sum::<Decimal>() / d.kwh();
+        let index = entries
+            .iter()
+            .map(|e| e.contracted.kwh() * prices.price("spot", e.start).expect("price").per_kwh())
+            .sum::<Decimal>()
+            / c.kwh();
+        penalty += volume * (contract_price - index).abs() * dec("3");
+    }
+    assert_eq!(s.penalty_amount, penalty);
+    assert!(s.penalty_amount > Decimal::ZERO, "the pattern deviates beyond 5 % on some day");
+    // The DST day (30 March) is one of the five lines, with its 92 intervals.
+    assert_eq!(ledger.entries.iter().filter(|e| e.date == date(2025, 3, 30)).count(), 92);
+}
+
+#[test]
+fn a_missing_index_price_is_named() {
+    let p = portfolio();
+    let day = Period::day(date(2025, 3, 3));
+    let log = readings(&p, &day);
+    let ledger =
+        p.ledger(&contract_id("tou"), &day, &log, &IndexPrices::new(), None).expect("TOU prices need no index");
+    let error = settle(&p, &ledger, &IndexPrices::new()).expect_err("the spread needs the spot index");
+    assert!(matches!(&error, ContractError::MissingPrice { index, .. } if index == "spot"), "{error}");
+}
