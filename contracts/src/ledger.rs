@@ -47,6 +47,11 @@ impl IndexPrices {
     pub fn insert(&mut self, index: &str, start: Timestamp, price: Price) {
         self.0.entry(index.to_owned()).or_default().insert(start, price);
     }
+
+    /// Removes `index`'s price for the interval starting at `start`.
+    pub fn remove(&mut self, index: &str, start: Timestamp) -> Option<Price> {
+        self.0.get_mut(index)?.remove(&start)
+    }
 }
 
 impl MarketPrices for IndexPrices {
@@ -74,10 +79,12 @@ pub struct Entry {
     pub quality: Quality,
     /// The highest revision of the readings used (0: none).
     pub revision: u64,
-    /// The price per kWh of the delivered energy (for a CfD: strike minus index).
-    pub price: Price,
-    /// What the delivered energy is worth, tier surcharges included, exact.
-    pub amount: Decimal,
+    /// The price per kWh of the delivered energy (for a CfD: strike minus
+    /// index); none while a market index price it needs is missing.
+    pub price: Option<Price>,
+    /// What the delivered energy is worth, tier surcharges included, exact;
+    /// none while unpriced.
+    pub amount: Option<Decimal>,
 }
 
 /// A contract's entries over a period, in time order.
@@ -89,6 +96,14 @@ pub struct Ledger {
     pub period: Period,
     /// One entry per delivered interval.
     pub entries: Vec<Entry>,
+}
+
+impl Ledger {
+    /// The first interval left unpriced, if any.
+    #[must_use]
+    pub fn first_unpriced(&self) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.amount.is_none())
+    }
 }
 
 /// Contracts, meters and allocations: what ledgers are read against.
@@ -245,11 +260,11 @@ impl Portfolio {
     }
 
     /// Contract `id`'s ledger over `period`, from the readings as of
-    /// revision `as_of` (the latest when `None`) and the market `prices`.
+    /// revision `as_of` (the latest when `None`) and the market `prices`
+    /// (an interval whose index price is missing is left unpriced).
     ///
     /// # Errors
-    /// An unknown contract, or a market price its terms need and `prices`
-    /// lacks (the index and interval named).
+    /// An unknown contract or meter.
     pub fn ledger(
         &self,
         id: &ContractId,
@@ -275,18 +290,20 @@ impl Portfolio {
             let date = start.to_zoned_datetime(zone.clone()).date();
             let terms = &contract.terms_on(date)?.terms;
             let price = match &terms.price {
-                PriceRule::Fixed { price } => *price,
-                PriceRule::Tou { table } => table.periods.get(point.period).map_or_else(Price::default, |p| p.price),
-                PriceRule::IndexPlus { index, adder } => index_price(prices, index, *start)? + *adder,
-                PriceRule::CfdStrike { index, strike } => *strike - index_price(prices, index, *start)?,
+                PriceRule::Fixed { price } => Some(*price),
+                PriceRule::Tou { table } => table.periods.get(point.period).map(|p| p.price),
+                PriceRule::IndexPlus { index, adder } => prices.price(index, *start).map(|p| p + *adder),
+                PriceRule::CfdStrike { index, strike } => prices.price(index, *start).map(|p| *strike - p),
             };
-            let mut amount = energy.at(price);
-            if let Some(table) = terms.tou().filter(|t| !t.tiers.is_empty()) {
+            let mut amount = price.map(|p| energy.at(p));
+            if let Some(table) = terms.tou().filter(|t| !t.tiers.is_empty())
+                && let Some(amount) = amount.as_mut()
+            {
                 let used = match month_to_date {
                     Some((y, m, used)) if y == date.year() && m == date.month() => used,
                     _ => Energy::ZERO,
                 };
-                amount += table.tier_surcharge(used, energy);
+                *amount += table.tier_surcharge(used, energy);
                 month_to_date = Some((date.year(), date.month(), used + energy));
             }
             if period.contains(date) {
@@ -372,10 +389,4 @@ struct Point {
     version: u32,
     period: usize,
     contracted: Energy,
-}
-
-fn index_price(prices: &dyn MarketPrices, index: &str, start: Timestamp) -> Result<Price, ContractError> {
-    prices
-        .price(index, start)
-        .ok_or_else(|| ContractError::MissingPrice { index: index.to_owned(), at: start.to_string() })
 }

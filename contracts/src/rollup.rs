@@ -29,8 +29,9 @@ pub struct DailyRollup {
     pub contracted: Energy,
     /// Delivered energy.
     pub delivered: Energy,
-    /// What the delivered energy is worth, exact.
-    pub amount: Decimal,
+    /// What the delivered energy is worth, exact; none while an interval
+    /// of it is unpriced.
+    pub amount: Option<Decimal>,
     /// Intervals summed.
     pub intervals: u32,
     /// Of them, read from estimated or substituted values.
@@ -55,7 +56,7 @@ pub fn daily(ledger: &Ledger) -> Vec<DailyRollup> {
                 period: entry.period,
                 contracted: Energy::ZERO,
                 delivered: Energy::ZERO,
-                amount: Decimal::ZERO,
+                amount: Some(Decimal::ZERO),
                 intervals: 0,
                 estimated: 0,
                 missing: 0,
@@ -66,7 +67,7 @@ pub fn daily(ledger: &Ledger) -> Vec<DailyRollup> {
         let row = &mut out[i];
         row.contracted += entry.contracted;
         row.delivered += entry.delivered;
-        row.amount += entry.amount;
+        row.amount = row.amount.zip(entry.amount).map(|(a, b)| a + b);
         row.intervals += 1;
         row.estimated += u32::from(matches!(entry.quality, Quality::Estimated | Quality::Substituted));
         row.missing += u32::from(entry.quality == Quality::Missing);

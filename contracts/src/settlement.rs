@@ -92,11 +92,17 @@ pub struct Settlement {
 /// gives a market-based penalty its index.
 ///
 /// # Errors
-/// An unknown contract, an empty ledger, or a missing index price.
+/// An unknown contract, an empty ledger, or a missing index price (an
+/// unpriced interval, or one a market-based penalty needs).
 pub fn settle(portfolio: &Portfolio, ledger: &Ledger, prices: &dyn MarketPrices) -> Result<Settlement, ContractError> {
     let contract = portfolio
         .contract(&ledger.contract)
         .ok_or_else(|| ContractError::invalid("contract", format!("no contract {}", ledger.contract)))?;
+    if let Some(entry) = ledger.first_unpriced() {
+        let terms = &contract.terms_on(entry.date)?.terms;
+        let index = terms.indices().first().map_or_else(String::new, |i| (*i).to_owned());
+        return Err(ContractError::MissingPrice { index, at: entry.start.to_string() });
+    }
     let (Some(first), Some(last)) = (ledger.entries.first(), ledger.entries.last()) else {
         return Err(ContractError::invalid(
             "period",
@@ -166,7 +172,7 @@ pub fn settle(portfolio: &Portfolio, ledger: &Ledger, prices: &dyn MarketPrices)
     let delivered: Energy = ledger.entries.iter().map(|e| e.delivered).sum();
     let deviation_up = lines.iter().map(|l| (l.band.delivered - l.band.contracted).positive_part()).sum();
     let deviation_down = lines.iter().map(|l| (l.band.contracted - l.band.delivered).positive_part()).sum();
-    let energy_amount: Decimal = ledger.entries.iter().map(|e| e.amount).sum();
+    let energy_amount: Decimal = ledger.entries.iter().map(amount).sum();
     let penalty_amount: Decimal = lines.iter().map(|l| l.penalty_amount).sum();
     let round = |amount: Decimal| final_terms.rounding.apply(amount, final_terms.decimals);
     let statement = Statement {
@@ -199,18 +205,23 @@ pub fn settle(portfolio: &Portfolio, ledger: &Ledger, prices: &dyn MarketPrices)
     })
 }
 
+/// An entry's amount (`settle` has checked that every entry is priced).
+fn amount(entry: &Entry) -> Decimal {
+    entry.amount.unwrap_or_default()
+}
+
 /// The volume-weighted contract price of `entries` per kWh: delivered-
 /// weighted, or contracted-weighted when nothing was delivered.
 fn contract_price(entries: &[&Entry]) -> Decimal {
     let delivered: Energy = entries.iter().map(|e| e.delivered).sum();
     if !delivered.is_zero() {
-        return entries.iter().map(|e| e.amount).sum::<Decimal>() / delivered.kwh();
+        return entries.iter().map(|e| amount(e)).sum::<Decimal>() / delivered.kwh();
     }
     let contracted: Energy = entries.iter().map(|e| e.contracted).sum();
     if contracted.is_zero() {
         return Decimal::ZERO;
     }
-    entries.iter().map(|e| e.contracted.at(e.price)).sum::<Decimal>() / contracted.kwh()
+    entries.iter().map(|e| e.contracted.at(e.price.unwrap_or_default())).sum::<Decimal>() / contracted.kwh()
 }
 
 /// The contracted-weighted average of `index` over `entries` (the plain

@@ -111,16 +111,17 @@ pub struct TouLine {
     pub contracted: Energy,
     /// Delivered energy.
     pub delivered: Energy,
-    /// What it is worth, exact.
-    pub amount: Decimal,
+    /// What it is worth, exact; none while an interval of it is unpriced.
+    pub amount: Option<Decimal>,
 }
 
 impl TouLine {
     /// The effective average price per kWh, to `decimals` places (none
-    /// when nothing was delivered).
+    /// when nothing was delivered or it is unpriced).
     #[must_use]
     pub fn average_price(&self, decimals: u32) -> Option<Decimal> {
-        (!self.delivered.is_zero()).then(|| Rounding::HalfUp.apply(self.amount / self.delivered.kwh(), decimals))
+        let amount = self.amount?;
+        (!self.delivered.is_zero()).then(|| Rounding::HalfUp.apply(amount / self.delivered.kwh(), decimals))
     }
 }
 
@@ -132,7 +133,7 @@ pub fn tou_breakdown(rollups: &[DailyRollup], period: &Period) -> Vec<TouLine> {
         let line = lines.entry(r.period).or_insert_with(|| TouLine::zero(r.period));
         line.contracted += r.contracted;
         line.delivered += r.delivered;
-        line.amount += r.amount;
+        line.amount = line.amount.zip(r.amount).map(|(a, b)| a + b);
     }
     lines.into_values().collect()
 }
@@ -145,14 +146,14 @@ pub fn tou_by_scan(entries: &[Entry], period: &Period) -> Vec<TouLine> {
         let line = lines.entry(e.period).or_insert_with(|| TouLine::zero(e.period));
         line.contracted += e.contracted;
         line.delivered += e.delivered;
-        line.amount += e.amount;
+        line.amount = line.amount.zip(e.amount).map(|(a, b)| a + b);
     }
     lines.into_values().collect()
 }
 
 impl TouLine {
     fn zero(period: usize) -> Self {
-        Self { period, contracted: Energy::ZERO, delivered: Energy::ZERO, amount: Decimal::ZERO }
+        Self { period, contracted: Energy::ZERO, delivered: Energy::ZERO, amount: Some(Decimal::ZERO) }
     }
 }
 

@@ -16,6 +16,15 @@ use crate::support::{ZONE, contract_id, dec, fixed_terms, meter_id, portfolio, r
 
 /// One contract (`fixed_terms("0.25", 30_000)`) on one meter of `technology`.
 fn single(technology: Technology, exempt: bool) -> Portfolio {
+    let mut terms = fixed_terms("0.25", 30_000);
+    if exempt && let Some(penalty) = terms.penalty.as_mut() {
+        penalty.exempt = vec![Technology::Solar];
+    }
+    with_terms(technology, terms)
+}
+
+/// One contract with `terms` on one meter of `technology`.
+fn with_terms(technology: Technology, terms: volta_contracts::Terms) -> Portfolio {
     let mut p = Portfolio::new();
     p.add_meter(MeteringPoint {
         id: meter_id("m"),
@@ -26,10 +35,6 @@ fn single(technology: Technology, exempt: bool) -> Portfolio {
         technology,
     })
     .expect("meter");
-    let mut terms = fixed_terms("0.25", 30_000);
-    if exempt && let Some(penalty) = terms.penalty.as_mut() {
-        penalty.exempt = vec![Technology::Solar];
-    }
     let contract = Contract::draft(
         contract_id("c"),
         PartyId::new("seller").expect("id"),
@@ -143,7 +148,7 @@ fn a_spread_penalty_is_three_times_the_spread_on_each_day_beyond_the_band() {
         let d: Energy = entries.iter().map(|e| e.delivered).sum();
         let (lower, upper) = (c.kwh() * dec("0.95"), c.kwh() * dec("1.05"));
         let volume = (d.kwh() - upper).max(Decimal::ZERO) + (lower - d.kwh()).max(Decimal::ZERO);
-        let contract_price = entries.iter().map(|e| e.amount).sum::<Decimal>() / d.kwh();
+        let contract_price = entries.iter().map(|e| e.amount.expect("priced")).sum::<Decimal>() / d.kwh();
         let index = entries
             .iter()
             .map(|e| e.contracted.kwh() * prices.price("spot", e.start).expect("price").per_kwh())
@@ -166,4 +171,42 @@ fn a_missing_index_price_is_named() {
         p.ledger(&contract_id("tou"), &day, &log, &IndexPrices::new(), None).expect("TOU prices need no index");
     let error = settle(&p, &ledger, &IndexPrices::new()).expect_err("the spread needs the spot index");
     assert!(matches!(&error, ContractError::MissingPrice { index, .. } if index == "spot"), "{error}");
+}
+
+#[test]
+fn an_index_priced_interval_waits_for_its_price() {
+    let terms = volta_contracts::Terms {
+        kind: volta_contracts::terms::Kind::PpaPhysical,
+        price: volta_contracts::terms::PriceRule::IndexPlus {
+            index: "spot".into(),
+            adder: volta_contracts::Price::new(dec("0.01")),
+        },
+        ..fixed_terms("0", 30_000)
+    };
+    let p = with_terms(Technology::Wind, terms);
+    let february = Period::month_of(date(2024, 2, 1));
+    let mut log = ReadingLog::new();
+    constant(&mut log, &february, 10_000, 1);
+    let mut prices = spot(&february);
+    let full = prices.clone();
+    // One price not published yet.
+    let hole = crate::support::at("2024-02-10T11:00:00Z");
+    prices.remove("spot", hole);
+    let ledger = p.ledger(&contract_id("c"), &february, &log, &prices, None).expect("ledger");
+    assert_eq!(ledger.first_unpriced().map(|e| e.start), Some(hole));
+    let rollups = volta_contracts::rollup::daily(&ledger);
+    for r in &rollups {
+        assert_eq!(r.amount.is_none(), r.date == date(2024, 2, 10), "{}", r.date);
+    }
+    let error = settle(&p, &ledger, &prices).expect_err("unpriced");
+    assert_eq!(error, ContractError::MissingPrice { index: "spot".into(), at: hole.to_string() });
+    // Once published: every kWh at spot + 0.01.
+    let ledger = p.ledger(&contract_id("c"), &february, &log, &full, None).expect("ledger");
+    let s = settle(&p, &ledger, &full).expect("settlement");
+    let expected: Decimal = ledger
+        .entries
+        .iter()
+        .map(|e| dec("10") * (full.price("spot", e.start).expect("price").per_kwh() + dec("0.01")))
+        .sum();
+    assert_eq!(s.energy_amount, expected);
 }

@@ -274,3 +274,8 @@ pub fn spot(period: &Period) -> IndexPrices {
     }
     prices
 }
+
+/// An instant from RFC 3339 text.
+pub fn at(text: &str) -> jiff::Timestamp {
+    text.parse().expect("instant")
+}
