@@ -50,8 +50,8 @@ check volta-dispatch 'volta-engine' "$SERVICE_STACK|polars|linfa"
 check volta-forecasting 'volta-engine' "$SERVICE_STACK|good_lp|highs"
 check volta-contracts 'volta-engine' "$SERVICE_STACK"
 check volta-trading 'volta-engine|volta-dispatch|volta-forecasting|volta-contracts' "$SERVICE_STACK"
-check volta-api 'volta-engine|volta-dispatch|volta-forecasting' 'sqlx|pyo3|clap|plotters|prometheus-client|jsonwebtoken'
-check volta-server 'volta-engine|volta-dispatch|volta-forecasting|volta-api' 'pyo3|clap|plotters'
+check volta-api 'volta-engine|volta-dispatch|volta-forecasting|volta-contracts' 'sqlx|pyo3|clap|plotters|prometheus-client|jsonwebtoken'
+check volta-server 'volta-engine|volta-dispatch|volta-forecasting|volta-contracts|volta-api' 'pyo3|clap|plotters'
 check volta-python 'volta-engine|volta-dispatch|volta-forecasting' 'volta-api|volta-server|volta-cli|tonic|sqlx|axum|hyper'
 
 if ! python3 scripts/module_cycles.py engine dispatch forecasting trading contracts service/api service/server service/cli datasets; then

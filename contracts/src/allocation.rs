@@ -15,8 +15,7 @@ use crate::parties::{ContractId, MeterId};
 use crate::quantity::{Energy, Percent};
 
 /// How much of a reading one contract takes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "take", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Take {
     /// Up to the contract's contracted energy in the interval.
     UpToContracted,
@@ -31,13 +30,58 @@ pub enum Take {
 
 /// One contract's place in an allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "ClaimSpec", into = "ClaimSpec")]
 pub struct Claim {
     /// The contract.
     pub contract: ContractId,
     /// What it takes.
-    #[serde(flatten)]
     pub take: Take,
+}
+
+/// A claim as files write it: `take = "share", share = 25`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimSpec {
+    contract: ContractId,
+    take: TakeName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    share: Option<Percent>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TakeName {
+    UpToContracted,
+    Share,
+    Remainder,
+}
+
+impl TryFrom<ClaimSpec> for Claim {
+    type Error = String;
+
+    fn try_from(spec: ClaimSpec) -> Result<Self, String> {
+        let take = match (spec.take, spec.share) {
+            (TakeName::Share, Some(share)) => Take::Share { share },
+            (TakeName::Share, None) => return Err("share: give the percentage".into()),
+            (TakeName::UpToContracted, None) => Take::UpToContracted,
+            (TakeName::Remainder, None) => Take::Remainder,
+            (TakeName::UpToContracted | TakeName::Remainder, Some(_)) => {
+                return Err("share: only a share takes a percentage".into());
+            }
+        };
+        Ok(Self { contract: spec.contract, take })
+    }
+}
+
+impl From<Claim> for ClaimSpec {
+    fn from(claim: Claim) -> Self {
+        let (take, share) = match claim.take {
+            Take::UpToContracted => (TakeName::UpToContracted, None),
+            Take::Share { share } => (TakeName::Share, Some(share)),
+            Take::Remainder => (TakeName::Remainder, None),
+        };
+        Self { contract: claim.contract, take, share }
+    }
 }
 
 /// How a meter's readings are shared by contracts, in order.
@@ -147,6 +191,16 @@ mod tests {
         // 4 kWh: base takes all of it; nothing is left for the others.
         let (parts, _) = a.split(Energy::from_kwh(4), |_| Energy::from_kwh(6));
         assert_eq!(parts, [Energy::from_kwh(4), Energy::ZERO, Energy::ZERO]);
+    }
+
+    #[test]
+    fn an_allocation_round_trips_through_its_file_form() {
+        let a = allocation();
+        let text = serde_json::to_string(&a).expect("json");
+        assert!(text.contains(r#"{"contract":"green","take":"share","share":"25"}"#), "{text}");
+        assert_eq!(serde_json::from_str::<Allocation>(&text).expect("reads back"), a);
+        let typo = r#"{"meter":"m1","claims":[{"contract":"a","take":"remainder","shares":"1"}]}"#;
+        assert!(serde_json::from_str::<Allocation>(typo).expect_err("unknown field").to_string().contains("shares"));
     }
 
     #[test]

@@ -101,6 +101,45 @@ impl Contract {
         Ok(Self { id, seller, buyer, meters, state: State::Draft, versions: vec![first], terminated_on: None })
     }
 
+    /// A contract as a store kept it: the same checks as a draft and its
+    /// amendments, then its state.
+    ///
+    /// # Errors
+    /// What [`draft`](Self::draft) and [`amend`](Self::amend) refuse, or
+    /// versions not numbered 1, 2, ... from the first delivery day.
+    pub fn restore(
+        id: ContractId,
+        seller: PartyId,
+        buyer: PartyId,
+        meters: Vec<MeterId>,
+        versions: Vec<TermVersion>,
+        state: State,
+        terminated_on: Option<Date>,
+    ) -> Result<Self, ContractError> {
+        let mut versions = versions.into_iter();
+        let first = versions.next().ok_or_else(|| ContractError::invalid("versions", "a contract has version 1"))?;
+        if first.version != 1 || first.valid_from != first.terms.delivery_first {
+            return Err(ContractError::invalid("versions[0]", "version 1 starts on the first delivery day"));
+        }
+        let mut contract = Self::draft(id, seller, buyer, meters, first.terms)?;
+        for (i, version) in versions.enumerate() {
+            let number = contract
+                .amend(version.valid_from, version.terms)
+                .map_err(|e| e.within(&format!("versions[{}]", i + 1)))?;
+            if number != version.version {
+                return Err(ContractError::invalid(
+                    format!("versions[{}].version", i + 1),
+                    "versions are numbered 1, 2, ...",
+                ));
+            }
+        }
+        if state == State::Terminated || state == State::Settled {
+            contract.terminated_on = terminated_on;
+        }
+        contract.state = state;
+        Ok(contract)
+    }
+
     /// Its id.
     #[must_use]
     pub fn id(&self) -> &ContractId {
@@ -286,6 +325,54 @@ mod tests {
             Some("terms.currency")
         );
         assert_eq!(c.versions().len(), 2);
+    }
+
+    #[test]
+    fn terms_round_trip_through_json_and_refuse_typos() {
+        let mut terms = crate::testing::tou_terms();
+        terms.band = Some(crate::terms::Band {
+            granularity: crate::terms::BandGranularity::Day,
+            lower: crate::quantity::Percent::new(crate::testing::dec("3")),
+            upper: crate::quantity::Percent::new(crate::testing::dec("5")),
+        });
+        terms.penalty = Some(crate::terms::Penalty {
+            base: crate::terms::PenaltyBase::Spread { index: "spot".into() },
+            multiplier: crate::testing::dec("3"),
+            applies_to: crate::terms::Direction::Both,
+            exempt: vec![crate::parties::Technology::Solar],
+        });
+        let text = serde_json::to_string(&terms).expect("json");
+        assert_eq!(serde_json::from_str::<Terms>(&text).expect("reads back"), terms);
+        let typo = text.replace("\"multiplier\"", "\"multiplyer\"");
+        assert!(serde_json::from_str::<Terms>(&typo).is_err());
+        let no_index = text.replace(",\"index\":\"spot\"", "");
+        let error = serde_json::from_str::<Terms>(&no_index).expect_err("no index").to_string();
+        assert!(error.contains("index"), "{error}");
+    }
+
+    #[test]
+    fn a_stored_contract_restores_to_itself() {
+        let mut c = contract();
+        c.amend(date(2025, 3, 15), fixed_terms("0.45")).expect("amend");
+        c.sign().expect("sign");
+        c.activate().expect("activate");
+        c.terminate(date(2025, 9, 1)).expect("terminate");
+        let back = Contract::restore(
+            c.id().clone(),
+            c.seller().clone(),
+            c.buyer().clone(),
+            c.meters().to_vec(),
+            c.versions().to_vec(),
+            c.state(),
+            c.terminated_on(),
+        )
+        .expect("restores");
+        assert_eq!(back, c);
+        let mut skipped = c.versions().to_vec();
+        skipped[1].version = 3;
+        let error =
+            Contract::restore(c.id().clone(), id("gen"), id("shop"), vec![id("m1")], skipped, State::Active, None);
+        assert!(error.expect_err("numbering").to_string().starts_with("versions[1].version"));
     }
 
     #[test]

@@ -164,8 +164,7 @@ pub struct Band {
 }
 
 /// The price a deviation beyond the band pays, per kWh, before the multiplier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "base", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PenaltyBase {
     /// The contract's own price (its volume-weighted average over the band's bucket).
     ContractPrice,
@@ -195,18 +194,63 @@ pub enum Direction {
 
 /// What a deviation beyond the band costs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "PenaltySpec", into = "PenaltySpec")]
 pub struct Penalty {
     /// The price it is based on.
-    #[serde(flatten)]
     pub base: PenaltyBase,
     /// Times the base (`0.05` for 5 % of the price, `3` for 3x the spread).
     pub multiplier: Decimal,
     /// Which deviations pay.
     pub applies_to: Direction,
     /// Metering points of these technologies pay no penalty.
-    #[serde(default)]
     pub exempt: Vec<Technology>,
+}
+
+/// A penalty as files write it: `base = "spread", index = "spot"`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PenaltySpec {
+    base: BaseName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    index: Option<String>,
+    multiplier: Decimal,
+    applies_to: Direction,
+    #[serde(default)]
+    exempt: Vec<Technology>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum BaseName {
+    ContractPrice,
+    Index,
+    Spread,
+}
+
+impl TryFrom<PenaltySpec> for Penalty {
+    type Error = String;
+
+    fn try_from(spec: PenaltySpec) -> Result<Self, String> {
+        let base = match (spec.base, spec.index) {
+            (BaseName::ContractPrice, None) => PenaltyBase::ContractPrice,
+            (BaseName::ContractPrice, Some(_)) => return Err("index: the contract price needs no index".into()),
+            (BaseName::Index, Some(index)) => PenaltyBase::Index { index },
+            (BaseName::Spread, Some(index)) => PenaltyBase::Spread { index },
+            (BaseName::Index | BaseName::Spread, None) => return Err("index: name the market index".into()),
+        };
+        Ok(Self { base, multiplier: spec.multiplier, applies_to: spec.applies_to, exempt: spec.exempt })
+    }
+}
+
+impl From<Penalty> for PenaltySpec {
+    fn from(penalty: Penalty) -> Self {
+        let (base, index) = match penalty.base {
+            PenaltyBase::ContractPrice => (BaseName::ContractPrice, None),
+            PenaltyBase::Index { index } => (BaseName::Index, Some(index)),
+            PenaltyBase::Spread { index } => (BaseName::Spread, Some(index)),
+        };
+        Self { base, index, multiplier: penalty.multiplier, applies_to: penalty.applies_to, exempt: penalty.exempt }
+    }
 }
 
 /// The terms of one version of a contract.

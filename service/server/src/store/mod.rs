@@ -9,6 +9,8 @@
 //! Every row belongs to a tenant and every query filters on it, so a caller
 //! never sees another tenant's rows, not even their ids.
 
+pub mod contracts;
+
 use sqlx::Any;
 use sqlx::Row as _;
 use sqlx::pool::{Pool, PoolOptions};
@@ -27,7 +29,7 @@ pub struct Schema {
 pub const FORECAST: Schema = Schema { service: "forecast", migrations: FORECAST_MIGRATIONS };
 
 /// Every service's schema, brought up to date when a store opens.
-pub const SCHEMAS: &[Schema] = &[FORECAST];
+pub const SCHEMAS: &[Schema] = &[FORECAST, contracts::CONTRACTS];
 
 const FORECAST_MIGRATIONS: &[(i64, &str)] = &[
     (
@@ -131,7 +133,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn query(action: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
+    pub(crate) fn query(action: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
         move |source| Self::Query { action, source }
     }
 }
@@ -164,6 +166,14 @@ pub struct Cursor {
 pub struct Store {
     pool: Pool<Any>,
     postgres: bool,
+}
+
+impl Store {
+    /// Whether the database is PostgreSQL (else SQLite).
+    #[must_use]
+    pub fn is_postgres(&self) -> bool {
+        self.postgres
+    }
 }
 
 /// A URL with what sqlx needs to create a missing SQLite file.
