@@ -3,7 +3,7 @@
 //!
 //! - [`pb`]: the types, service stubs and clients generated from the
 //!   protos under `proto/volta/<service>/v1/`, and their descriptors;
-//! - [`dispatch`] and [`forecast`]: conversions between each service's
+//! - [`dispatch`], [`forecast`] and [`contracts`]: conversions between each service's
 //!   messages and the domain (cases, series and options in; schedules,
 //!   scores and forecasts out), reading every field of a message so that a
 //!   field added to a proto cannot be silently ignored;
@@ -14,6 +14,7 @@
 //! No transport, storage or configuration lives here: the server runtime
 //! (`volta-server`) adds those.
 
+pub mod contracts;
 pub mod dispatch;
 pub mod forecast;
 pub mod status;
@@ -23,6 +24,7 @@ pub mod time;
 /// proto package (`pb::dispatch` is `volta.dispatch.v1`).
 pub mod pb {
     pub use self::volta::common::v1 as common;
+    pub use self::volta::contracts::v1 as contracts;
     pub use self::volta::dispatch::v1 as dispatch;
     pub use self::volta::forecast::v1 as forecast;
 
@@ -33,6 +35,11 @@ pub mod pb {
         pub mod common {
             pub mod v1 {
                 tonic::include_proto!("volta.common.v1");
+            }
+        }
+        pub mod contracts {
+            pub mod v1 {
+                tonic::include_proto!("volta.contracts.v1");
             }
         }
         pub mod dispatch {

@@ -21,6 +21,11 @@
 //! | no or bad bearer token | UNAUTHENTICATED | `UNAUTHENTICATED` |
 //! | a role or a site the token lacks | PERMISSION_DENIED | `ROLE_REQUIRED`, `SITE_NOT_GRANTED` |
 //! | a method the server does not have | UNIMPLEMENTED | `UNKNOWN_METHOD` |
+//! | no such contract (or meter) for the caller's tenant | NOT_FOUND | `CONTRACT_NOT_FOUND` |
+//! | a contract id that exists, a request id used for something else | ALREADY_EXISTS | `ALREADY_EXISTS` |
+//! | a lifecycle step the contract's state refuses, no terms in force | FAILED_PRECONDITION | `CONTRACT_RULE` |
+//! | a market index price a settlement needs is missing | FAILED_PRECONDITION | `PRICE_MISSING` |
+//! | the contract changed while the call changed it | ABORTED | `CONCURRENT_CHANGE` |
 //!
 //! Infeasible and unbounded cases are not errors: they are an OK response
 //! whose status says so, with an explanation.
@@ -29,6 +34,7 @@ use std::time::Duration;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
+use volta_contracts::ContractError;
 use volta_dispatch::DispatchError;
 use volta_engine::Error as CaseFileError;
 use volta_forecasting::ForecastError;
@@ -78,11 +84,21 @@ pub enum Reason {
     SiteNotGranted,
     /// The server has no such method.
     UnknownMethod,
+    /// No such contract, meter or party for the caller's tenant.
+    ContractNotFound,
+    /// The id exists already, or the request id was used for another change.
+    AlreadyExists,
+    /// The contract's state or terms refuse the step.
+    ContractRule,
+    /// A market index price the computation needs is missing.
+    PriceMissing,
+    /// Another change landed first; read again and retry.
+    ConcurrentChange,
 }
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 23] = [
         Self::InvalidField,
         Self::InvalidCase,
         Self::OverLimit,
@@ -101,6 +117,11 @@ impl Reason {
         Self::RoleRequired,
         Self::SiteNotGranted,
         Self::UnknownMethod,
+        Self::ContractNotFound,
+        Self::AlreadyExists,
+        Self::ContractRule,
+        Self::PriceMissing,
+        Self::ConcurrentChange,
     ];
 
     /// The reason as sent: UPPER_SNAKE_CASE, stable across releases.
@@ -125,6 +146,11 @@ impl Reason {
             Self::RoleRequired => "ROLE_REQUIRED",
             Self::SiteNotGranted => "SITE_NOT_GRANTED",
             Self::UnknownMethod => "UNKNOWN_METHOD",
+            Self::ContractNotFound => "CONTRACT_NOT_FOUND",
+            Self::AlreadyExists => "ALREADY_EXISTS",
+            Self::ContractRule => "CONTRACT_RULE",
+            Self::PriceMissing => "PRICE_MISSING",
+            Self::ConcurrentChange => "CONCURRENT_CHANGE",
         }
     }
 
@@ -144,6 +170,10 @@ impl Reason {
             Self::Unauthenticated => Code::Unauthenticated,
             Self::RoleRequired | Self::SiteNotGranted => Code::PermissionDenied,
             Self::UnknownMethod => Code::Unimplemented,
+            Self::ContractNotFound => Code::NotFound,
+            Self::AlreadyExists => Code::AlreadyExists,
+            Self::ContractRule | Self::PriceMissing => Code::FailedPrecondition,
+            Self::ConcurrentChange => Code::Aborted,
         }
     }
 }
@@ -306,6 +336,24 @@ pub fn forecast(err: &ForecastError, field: &dyn Fn(&str) -> String) -> Status {
         ForecastError::Fit { .. } => error(Reason::DataTooThin, message),
         ForecastError::ModelFile(_) => error(Reason::ModelUnreadable, message),
         ForecastError::Cancelled { .. } => error(Reason::Cancelled, message),
+    }
+}
+
+/// A contract rule's refusal as a status; `field` is the request field the
+/// data came from (`terms`), prefixed to the error's own path.
+#[must_use]
+pub fn contract(err: &ContractError, field: &str) -> Status {
+    let message = capped(err.to_string());
+    match err {
+        ContractError::Invalid { field: path, reason } => {
+            let path = if field.is_empty() { path.clone() } else { format!("{field}.{path}") };
+            bad_request(Reason::InvalidField, format!("{path}: {reason}"), [(path, reason.clone())])
+        }
+        ContractError::Precision { .. } | ContractError::Number { .. } => {
+            bad_request(Reason::InvalidField, message.clone(), [(field.to_owned(), message)])
+        }
+        ContractError::Transition { .. } | ContractError::NoTerms { .. } => error(Reason::ContractRule, message),
+        ContractError::MissingPrice { .. } => error(Reason::PriceMissing, message),
     }
 }
 

@@ -10,6 +10,24 @@ use tonic::Status;
 use crate::pb::common;
 use crate::status;
 
+/// A civil date from the protocol's `Date`, named by `field` when invalid.
+///
+/// # Errors
+/// INVALID_ARGUMENT on `field` for a date the calendar lacks.
+pub fn date(field: &str, d: &common::Date) -> Result<jiff::civil::Date, Status> {
+    let part = |what: &str, n: i32| status::invalid(field, format!("{what} {n} is out of range"));
+    let year = i16::try_from(d.year).map_err(|_| part("year", d.year))?;
+    let month = i8::try_from(d.month).map_err(|_| part("month", d.month))?;
+    let day = i8::try_from(d.day).map_err(|_| part("day", d.day))?;
+    jiff::civil::Date::new(year, month, day).map_err(|e| status::invalid(field, format!("not a date: {e}")))
+}
+
+/// A civil date as the protocol's `Date`.
+#[must_use]
+pub fn date_message(d: jiff::civil::Date) -> common::Date {
+    common::Date { year: i32::from(d.year()), month: i32::from(d.month()), day: i32::from(d.day()) }
+}
+
 /// A timestamp message.
 #[must_use]
 pub fn timestamp(t: Timestamp) -> prost_types::Timestamp {

@@ -32,6 +32,8 @@
 //! max_lags = 16
 //! max_regime_bins = 10
 //! max_trees = 5000
+//! max_load_readings = 1000000        # readings of one LoadReadings stream
+//! max_period_days = 3660             # days a contract statistic or settlement spans
 //!
 //! [log]
 //! format = "json"                   # or "text"
@@ -102,6 +104,11 @@ pub struct Limits {
     pub max_regime_bins: usize,
     /// Trees of a gradient-boosted model.
     pub max_trees: usize,
+    /// Readings of one load (`LoadReadings`, every chunk of the stream):
+    /// a load is one transaction, held in memory until it commits.
+    pub max_load_readings: usize,
+    /// Days a contract statistic or settlement spans.
+    pub max_period_days: usize,
 }
 
 impl Default for Limits {
@@ -117,6 +124,8 @@ impl Default for Limits {
             max_lags: 16,
             max_regime_bins: 10,
             max_trees: 5000,
+            max_load_readings: 1_000_000,
+            max_period_days: 3660,
         }
     }
 }
@@ -311,6 +320,8 @@ impl Config {
             ("limits.max_horizon_steps", self.limits.max_horizon_steps),
             ("limits.max_regime_bins", self.limits.max_regime_bins),
             ("limits.max_trees", self.limits.max_trees),
+            ("limits.max_load_readings", self.limits.max_load_readings),
+            ("limits.max_period_days", self.limits.max_period_days),
         ];
         if let Some((name, _)) = limits.iter().find(|(_, v)| *v == 0) {
             anyhow::bail!("{name} must be at least 1");

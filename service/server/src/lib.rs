@@ -21,6 +21,7 @@
 pub mod auth;
 mod budget;
 pub mod config;
+mod contracts;
 mod dispatch;
 mod forecast;
 pub mod otlp;
@@ -239,7 +240,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let shared = Shared {
         slots: Arc::new(Semaphore::new(slots)),
         metrics: metrics.clone(),
-        models: Arc::new(store),
+        models: Arc::new(store.clone()),
         limits: Arc::new(config.limits.clone()),
     };
     let max_bytes = config.server.max_request_mib.saturating_mul(1 << 20);
@@ -259,6 +260,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .max_decoding_message_size(max_bytes),
         auth.clone(),
     );
+    let contract_service = InterceptedService::new(
+        pb::contracts::contract_service_server::ContractServiceServer::new(contracts::Contracts::new(
+            shared.clone(),
+            Arc::new(store),
+        ))
+        .max_decoding_message_size(max_bytes),
+        auth.clone(),
+    );
     let forecast = InterceptedService::new(
         pb::forecast::forecast_service_server::ForecastServiceServer::new(forecast::Forecast::new(shared.clone()))
             .max_decoding_message_size(max_bytes),
@@ -268,6 +277,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let names = [
         <pb::dispatch::dispatch_service_server::DispatchServiceServer<dispatch::Dispatch> as tonic::server::NamedService>::NAME,
         <pb::forecast::forecast_service_server::ForecastServiceServer<forecast::Forecast> as tonic::server::NamedService>::NAME,
+        <pb::contracts::contract_service_server::ContractServiceServer<contracts::Contracts> as tonic::server::NamedService>::NAME,
     ];
     for name in names {
         reporter.set_service_status(name, tonic_health::ServingStatus::Serving).await;
@@ -334,6 +344,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .add_service(reflection_alpha)
         .add_service(dispatch)
         .add_service(forecast)
+        .add_service(contract_service)
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
         .await
         .context("server")?;

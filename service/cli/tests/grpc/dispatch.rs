@@ -48,6 +48,7 @@ async fn health_validate_and_schedule_give_the_library_numbers() {
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",
+            "volta.contracts.v1.ContractService",
             "volta.dispatch.v1.DispatchService",
             "volta.forecast.v1.ForecastService"
         ]

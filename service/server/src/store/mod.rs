@@ -462,7 +462,7 @@ fn record(row: &sqlx::any::AnyRow) -> Result<ModelRecord, StoreError> {
 /// A database failure (the detail goes to the log, not to the caller).
 pub(crate) fn unavailable(err: &StoreError) -> tonic::Status {
     tracing::error!(error = %err, "database");
-    volta_api::status::error(Reason::StoreUnavailable, "the model store is unavailable; retry later")
+    volta_api::status::error(Reason::StoreUnavailable, "the database is unavailable; retry later")
 }
 
 #[cfg(test)]
