@@ -98,7 +98,9 @@ pub fn party(message: Option<pb::Party>) -> Result<Party, Status> {
         Ok(pb::PartyRole::Consumer) => Role::Consumer,
         Ok(pb::PartyRole::Prosumer) => Role::Prosumer,
         Ok(pb::PartyRole::GridOperator) => Role::GridOperator,
-        Ok(pb::PartyRole::Unspecified) | Err(_) => return Err(status::invalid("party.role", "give the party's role".into())),
+        Ok(pb::PartyRole::Unspecified) | Err(_) => {
+            return Err(status::invalid("party.role", "give the party's role".into()));
+        }
     };
     if name.chars().count() > 256 {
         return Err(status::invalid("party.name", "at most 256 characters".into()));
@@ -154,7 +156,8 @@ pub fn terms(field: &str, message: Option<pb::ContractTerms>) -> Result<Terms, S
     let terms: Terms = match format {
         Some(pb::contract_terms::Format::Json(text)) => {
             let mut reader = serde_json::Deserializer::from_str(&text);
-            serde_path_to_error::deserialize(&mut reader).map_err(|e| at(e.path().to_string(), e.inner().to_string()))?
+            serde_path_to_error::deserialize(&mut reader)
+                .map_err(|e| at(e.path().to_string(), e.inner().to_string()))?
         }
         Some(pb::contract_terms::Format::Toml(text)) => {
             let value: toml::Table = toml::from_str(&text).map_err(|e| at(String::new(), e.message().to_owned()))?;
@@ -211,7 +214,9 @@ pub fn allocation(request: pb::SetAllocationRequest) -> Result<Allocation, Statu
             let take = match pb::Take::try_from(take) {
                 Ok(pb::Take::UpToContracted) => Take::UpToContracted,
                 Ok(pb::Take::Remainder) => Take::Remainder,
-                Ok(pb::Take::Share) => Take::Share { share: Percent::new(decimal(&format!("{field}.share_percent"), &share_percent)?) },
+                Ok(pb::Take::Share) => {
+                    Take::Share { share: Percent::new(decimal(&format!("{field}.share_percent"), &share_percent)?) }
+                }
                 Ok(pb::Take::Unspecified) | Err(_) => {
                     return Err(status::invalid(&format!("{field}.take"), "give what the contract takes".into()));
                 }
@@ -239,7 +244,8 @@ pub fn decimal(field: &str, text: &str) -> Result<rust_decimal::Decimal, Status>
 pub fn reading(index: usize, message: pb::Reading) -> Result<Reading, Status> {
     let pb::Reading { meter_id: meter, start, energy_wh, quality } = message;
     let field = |name: &str| format!("readings[{index}].{name}");
-    let start = time::instant(&field("start"), start)?.ok_or_else(|| status::invalid(&field("start"), "required".into()))?;
+    let start =
+        time::instant(&field("start"), start)?.ok_or_else(|| status::invalid(&field("start"), "required".into()))?;
     let quality = match pb::Quality::try_from(quality) {
         Ok(pb::Quality::Unspecified | pb::Quality::Measured) => Quality::Measured,
         Ok(pb::Quality::Estimated) => Quality::Estimated,

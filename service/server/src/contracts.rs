@@ -39,7 +39,11 @@ impl Contracts {
         Self { shared, store }
     }
 
-    fn period(&self, first: Option<volta_api::pb::common::Date>, last: Option<volta_api::pb::common::Date>) -> Result<volta_contracts::Period, Status> {
+    fn period(
+        &self,
+        first: Option<volta_api::pb::common::Date>,
+        last: Option<volta_api::pb::common::Date>,
+    ) -> Result<volta_contracts::Period, Status> {
         let max = i32::try_from(self.shared.limits.max_period_days).unwrap_or(i32::MAX);
         convert::period(first, last, max)
     }
@@ -143,7 +147,8 @@ impl pb::contract_service_server::ContractService for Contracts {
     ) -> Result<Response<pb::ChangeContractStateResponse>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Operator)?;
-        let pb::ChangeContractStateRequest { request_id: key, contract_id, transition, effective } = request.into_inner();
+        let pb::ChangeContractStateRequest { request_id: key, contract_id, transition, effective } =
+            request.into_inner();
         let key = request_id(&key)?;
         let id = convert::contract_id("contract_id", contract_id)?;
         let transition = pb::Transition::try_from(transition).unwrap_or(pb::Transition::Unspecified);
@@ -163,15 +168,24 @@ impl pb::contract_service_server::ContractService for Contracts {
             (pb::Transition::Terminate | pb::Transition::Unspecified, _) => Ok(()),
         };
         let operation = transition.as_str_name();
-        let applied =
-            self.store.change_contract(&caller.tenant, key, &id, operation, &change).await.map_err(|e| failed(e, ""))?;
+        let applied = self
+            .store
+            .change_contract(&caller.tenant, key, &id, operation, &change)
+            .await
+            .map_err(|e| failed(e, ""))?;
         let changed = matches!(applied, Applied::Now(_));
         let contract = applied.into_inner();
         tracing::info!(contract = %contract.id(), state = contract.state().name(), changed, "contract state");
-        Ok(Response::new(pb::ChangeContractStateResponse { contract: Some(convert::contract_message(&contract)), changed }))
+        Ok(Response::new(pb::ChangeContractStateResponse {
+            contract: Some(convert::contract_message(&contract)),
+            changed,
+        }))
     }
 
-    async fn get_contract(&self, request: Request<pb::GetContractRequest>) -> Result<Response<pb::GetContractResponse>, Status> {
+    async fn get_contract(
+        &self,
+        request: Request<pb::GetContractRequest>,
+    ) -> Result<Response<pb::GetContractResponse>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Viewer)?;
         let pb::GetContractRequest { contract_id } = request.into_inner();
@@ -221,7 +235,12 @@ impl pb::contract_service_server::ContractService for Contracts {
             .load_readings(&caller.tenant, &readings, if source.is_empty() { "grpc" } else { &source })
             .await
             .map_err(|e| failed(e, ""))?;
-        tracing::info!(revision = report.revision, readings = report.readings, contracts = report.contracts, "readings loaded");
+        tracing::info!(
+            revision = report.revision,
+            readings = report.readings,
+            contracts = report.contracts,
+            "readings loaded"
+        );
         Ok(Response::new(pb::LoadReadingsResponse {
             revision: i64::try_from(report.revision).unwrap_or(i64::MAX),
             readings: i64::try_from(report.readings).unwrap_or(i64::MAX),
@@ -255,7 +274,8 @@ impl pb::contract_service_server::ContractService for Contracts {
     ) -> Result<Response<pb::VolumeStatisticsResponse>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Viewer)?;
-        let pb::VolumeStatisticsRequest { scope, first, last, granularity, page_size, page_token } = request.into_inner();
+        let pb::VolumeStatisticsRequest { scope, first, last, granularity, page_size, page_token } =
+            request.into_inner();
         let scope = match scope {
             Some(pb::volume_statistics_request::Scope::ContractId(id)) => {
                 let id = convert::contract_id("contract_id", id)?;
@@ -272,15 +292,20 @@ impl pb::contract_service_server::ContractService for Contracts {
         let granularity = convert::granularity(granularity)?;
         let size = match volta_api::time::unsigned("page_size", page_size)? {
             0 => DEFAULT_PAGE,
-            n if n > MAX_PAGE => return Err(errors::invalid("page_size", format!("{n}; a page has at most {MAX_PAGE}"))),
+            n if n > MAX_PAGE => {
+                return Err(errors::invalid("page_size", format!("{n}; a page has at most {MAX_PAGE}")));
+            }
             n => n,
         };
         let offset = if page_token.is_empty() {
             0
         } else {
-            page_token.parse::<usize>().map_err(|_| errors::invalid("page_token", "not a token of this service".into()))?
+            page_token
+                .parse::<usize>()
+                .map_err(|_| errors::invalid("page_token", "not a token of this service".into()))?
         };
-        let buckets = self.store.volumes(&caller.tenant, &scope, &period, granularity).await.map_err(|e| failed(e, ""))?;
+        let buckets =
+            self.store.volumes(&caller.tenant, &scope, &period, granularity).await.map_err(|e| failed(e, ""))?;
         let page: Vec<pb::VolumeBucket> = buckets.iter().skip(offset).take(size).map(convert::bucket).collect();
         let next = offset + page.len();
         let next_page_token = if next < buckets.len() { next.to_string() } else { String::new() };
@@ -345,7 +370,8 @@ impl pb::contract_service_server::ContractService for Contracts {
         let settlement = self
             .shared
             .offload("settle", &cancel, &budget, move || {
-                let ledger = portfolio.ledger(&id, &period, &readings, &prices, None).map_err(|e| errors::contract(&e, ""))?;
+                let ledger =
+                    portfolio.ledger(&id, &period, &readings, &prices, None).map_err(|e| errors::contract(&e, ""))?;
                 settle(&portfolio, &ledger, &prices).map_err(|e| errors::contract(&e, ""))
             })
             .await?;
@@ -376,7 +402,10 @@ impl pb::contract_service_server::ContractService for Contracts {
         self.known(&caller, &id).await?;
         let runs = self.store.settlements(&caller.tenant, &id).await.map_err(|e| failed(e, ""))?;
         Ok(Response::new(pb::ListSettlementsResponse {
-            settlements: runs.iter().map(|r| convert::settlement_message(&r.settlement, r.sequence, r.superseded)).collect(),
+            settlements: runs
+                .iter()
+                .map(|r| convert::settlement_message(&r.settlement, r.sequence, r.superseded))
+                .collect(),
         }))
     }
 }

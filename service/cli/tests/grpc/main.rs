@@ -3,6 +3,7 @@
 //! holds the running server and the requests the modules share.
 
 mod access;
+mod contracts;
 mod dispatch;
 mod forecast;
 mod fuzz;
