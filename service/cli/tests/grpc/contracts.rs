@@ -66,7 +66,7 @@ fn january(wh: i64) -> Vec<cpb::Reading> {
 }
 
 /// `readings` as a stream of chunks of `size`.
-fn chunks(readings: Vec<cpb::Reading>, size: usize) -> Vec<cpb::LoadReadingsRequest> {
+fn chunks(readings: &[cpb::Reading], size: usize) -> Vec<cpb::LoadReadingsRequest> {
     readings
         .chunks(size)
         .enumerate()
@@ -156,25 +156,27 @@ async fn a_contract_from_its_terms_to_its_settlement() {
     let mut too_many = january(1_500);
     too_many.extend(january(1_500).into_iter().take(100));
     let error = client
-        .load_readings(with_token(tokio_stream::iter(chunks(too_many, 1000)), &operator))
+        .load_readings(with_token(tokio_stream::iter(chunks(&too_many, 1000)), &operator))
         .await
         .expect_err("limit");
     assert_eq!(reason(&error), "OVER_LIMIT");
     let mut bad = january(1_500);
     bad[1500].energy_wh = -5;
     let error =
-        client.load_readings(with_token(tokio_stream::iter(chunks(bad, 1000)), &operator)).await.expect_err("bad");
+        client.load_readings(with_token(tokio_stream::iter(chunks(&bad, 1000)), &operator)).await.expect_err("bad");
     assert_eq!(field(&error), "readings[1500].energy_wh");
     let mut off_grid = january(1_500);
     if let Some(start) = off_grid[2000].start.as_mut() {
         start.seconds += 60;
     }
-    let error =
-        client.load_readings(with_token(tokio_stream::iter(chunks(off_grid, 700)), &operator)).await.expect_err("grid");
+    let error = client
+        .load_readings(with_token(tokio_stream::iter(chunks(&off_grid, 700)), &operator))
+        .await
+        .expect_err("grid");
     assert_eq!(field(&error), "readings[2000].start");
     // January: 2 976 quarter hours at 1.5 kWh = 4 464 kWh against 31 000 contracted.
     let load = client
-        .load_readings(with_token(tokio_stream::iter(chunks(january(1_500), 1000)), &operator))
+        .load_readings(with_token(tokio_stream::iter(chunks(&january(1_500), 1000)), &operator))
         .await
         .expect("load");
     let load = load.into_inner();
