@@ -92,7 +92,7 @@ impl Energy {
 impl fmt::Display for Energy {
     /// kWh with its three decimals: `1234.500`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.kwh())
+        f.pad(&self.kwh().to_string())
     }
 }
 
@@ -187,7 +187,7 @@ impl Price {
 
 impl fmt::Display for Price {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        f.pad(&self.0.to_string())
     }
 }
 

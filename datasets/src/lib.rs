@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 pub mod derive;
+pub mod portfolio;
 
 /// The `datasets/` directory.
 #[must_use]
@@ -33,8 +34,35 @@ pub fn invalid_cases() -> PathBuf {
     root().join("cases").join("invalid")
 }
 
+/// The small generated contract portfolio (8 contracts, April 2024, seed 7).
+#[must_use]
+pub fn small_portfolio() -> PathBuf {
+    root().join("contracts").join("small")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_committed_small_portfolio_matches_a_fresh_generation() {
+        let dir = std::env::temp_dir().join(format!("volta-portfolio-{}", std::process::id()));
+        let spec = super::portfolio::Spec {
+            contracts: 8,
+            first: jiff::civil::date(2024, 4, 1),
+            last: jiff::civil::date(2024, 4, 30),
+            seed: 7,
+        };
+        let summary = super::portfolio::generate(&spec, &dir).expect("generates");
+        for name in summary.files.iter().map(String::as_str).chain(["portfolio.toml", "spot.csv"]) {
+            let fresh = std::fs::read_to_string(dir.join(name)).expect("fresh");
+            let committed = std::fs::read_to_string(super::small_portfolio().join(name)).expect("committed");
+            assert!(
+                fresh == committed,
+                "{name} differs: run `cargo run -p volta-datasets --bin contract-portfolio -- datasets/contracts/small 8 2024-04-01 2024-04-30 7`"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn committed_profiles_match_a_fresh_derivation() {
         for (name, text) in super::derive::profiles().expect("derives") {

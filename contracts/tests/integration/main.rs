@@ -5,5 +5,6 @@
 //! by hand.
 
 mod agreement;
+mod docs;
 mod settlement;
 mod support;

@@ -4,6 +4,7 @@
 //! and plots in `report`), `backtest`/`train`/`forecast` (in `forecast`)
 //! and `serve`, which runs the gRPC server of the `volta-server` crate.
 
+mod contracts;
 mod forecast;
 mod report;
 mod schedule;
@@ -72,7 +73,10 @@ enum Command {
     /// Forecast the next horizon with a saved model.
     #[command(long_about = forecast::FORECAST_ABOUT, after_help = forecast::FORECAST_AFTER)]
     Forecast(forecast::ForecastArgs),
-    /// Serve dispatch and forecasting over gRPC (auth, TLS, metrics, health, reflection).
+    /// Contracts, meter readings, volume statistics and settlement on a database of your own.
+    #[command(long_about = contracts::LONG_ABOUT, after_help = contracts::AFTER_HELP)]
+    Contracts(contracts::Args),
+    /// Serve dispatch, forecasting and contracts over gRPC (auth, TLS, metrics, health, reflection).
     #[command(long_about = serve::LONG_ABOUT, after_help = serve::AFTER_HELP)]
     Serve(serve::Args),
 }
@@ -90,12 +94,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => forecast::train(&args),
         Command::Forecast(args) => forecast::forecast(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Contracts(args) => contracts::run(&args),
     }
 }
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
+        // A reader that went away (`| head`) ends the output, not the run with an error.
+        Err(err)
+            if err.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(1)

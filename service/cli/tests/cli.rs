@@ -354,3 +354,63 @@ fn bad_forecasting_input_exits_1_naming_the_problem() {
         assert!(err.contains(needle), "{extra:?}: {err}");
     }
 }
+
+#[test]
+fn contracts_from_a_portfolio_file_to_a_settlement() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("contracts.db").display());
+    let small = volta_datasets::small_portfolio();
+    let file = |name: &str| small.join(name).display().to_string();
+    let run = |args: &[&str]| volta(&[&["contracts", "--database", &db], args].concat());
+
+    let out = run(&["apply", &file("portfolio.toml")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).contains("8 contracts created"), "{}", stdout(&out));
+    let again = run(&["apply", &file("portfolio.toml")]);
+    assert!(stdout(&again).contains("0 contracts created (8 already there)"), "{}", stdout(&again));
+
+    // A bad row names its file, line and column, and nothing of the file is kept.
+    let text = std::fs::read_to_string(small.join("readings-2024-04.csv")).expect("readings");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[500] = lines[500].replace(",measured", ",guessed");
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, lines.join("\n")).expect("write");
+    let out = run(&["import", "readings", &bad.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(error.contains("bad.csv:501: column 4 (quality)") && error.contains("guessed"), "{error}");
+
+    let out = run(&["import", "prices", "spot", &file("spot.csv")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["import", "readings", &file("readings-2024-04.csv")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).starts_with("revision 1: 23063 readings, 8 contracts"), "{}", stdout(&out));
+
+    // April 2024 in Melbourne: 30 days, one of 25 hours (7 April).
+    let plot = dir.path().join("april.png");
+    let out = run(&[
+        "stats",
+        "--portfolio",
+        "--from",
+        "2024-04-01",
+        "--to",
+        "2024-04-30",
+        "--by",
+        "day",
+        "--plot",
+        &plot.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout(&out).lines().count(), 31, "{}", stdout(&out));
+    assert!(std::fs::metadata(&plot).is_ok_and(|m| m.len() > 10_000), "a plot");
+    let month = run(&["stats", "--contract", "c00001", "--from", "2024-04-01", "--to", "2024-04-30"]);
+    let row = stdout(&month).lines().nth(1).unwrap_or_default().to_owned();
+    assert!(row.starts_with("2024-04") && row.contains("6632.000"), "{row}");
+
+    let settle = run(&["settle", "c00001", "--from", "2024-04-01", "--to", "2024-04-30"]);
+    assert!(stdout(&settle).contains("(run 1: stored)"), "{}", stdout(&settle));
+    let again = run(&["settle", "c00001", "--from", "2024-04-01", "--to", "2024-04-30"]);
+    assert!(stdout(&again).contains("(run 1: the same inputs as the stored run)"), "{}", stdout(&again));
+    let top = run(&["top", "--from", "2024-04-01", "--to", "2024-04-30", "-n", "3"]);
+    assert_eq!(stdout(&top).lines().count(), 4, "{}", stdout(&top));
+}

@@ -1,5 +1,7 @@
-//! Files written by `volta schedule --out DIR` and `volta backtest --out DIR`.
+//! Files written by `volta schedule --out DIR`, `volta backtest --out DIR` and
+//! `volta contracts stats --plot`.
 
+pub(crate) mod contracts;
 pub(crate) mod forecast;
 mod plot;
 mod tables;

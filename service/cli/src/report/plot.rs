@@ -15,7 +15,7 @@ use volta_engine::{Bus, Case};
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
 /// A qualitative palette (Tableau 10), cycled.
-const PALETTE: [RGBColor; 10] = [
+pub(super) const PALETTE: [RGBColor; 10] = [
     RGBColor(78, 121, 167),
     RGBColor(242, 142, 43),
     RGBColor(225, 87, 89),
@@ -28,7 +28,7 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(186, 176, 172),
 ];
 
-fn register_font() {
+pub(super) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The bundled font is valid; if it were not, plotters would fall
@@ -37,7 +37,7 @@ fn register_font() {
     });
 }
 
-fn err(e: impl std::fmt::Display) -> anyhow::Error {
+pub(super) fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("drawing failed: {e}")
 }
 

@@ -1,0 +1,493 @@
+//! `volta contracts`: the contract service's operations on a database of
+//! your own (the same one `volta serve` uses), from the command line.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr as _;
+
+use anyhow::{Context as _, anyhow, bail};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::Deserialize;
+use volta_contracts::allocation::Allocation;
+use volta_contracts::settlement::settle;
+use volta_contracts::statistics::Volume;
+use volta_contracts::{
+    Contract, ContractId, Energy, Granularity, MeterId, MeteringPoint, Party, PartyId, Period, Price, Quality, Reading,
+    Terms,
+};
+use volta_server::store::Store;
+use volta_server::store::contracts::{Applied, ContractStore as _, Scope};
+
+/// `println!` that returns the error (a closed pipe ends the command
+/// quietly instead of panicking).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?;
+    }};
+}
+
+pub(super) const LONG_ABOUT: &str = "\
+Contracts, meter readings, volume statistics and settlement, on a database of
+your own: the same SQLite file (default sqlite://volta.db) or PostgreSQL
+database that `volta serve` serves as volta.contracts.v1.ContractService.
+
+Energy is exact to the watt-hour and money exact decimal; days are local days
+of the meters' time zone (92 or 100 quarter hours on DST days). The terms of
+a contract (kind, price rule, TOU table, quantity, shape, band, penalty) are
+data: docs/contracts.md describes the format.
+
+  apply      add the parties, meters, contracts and allocations of a file
+  import     load meter readings (one revision, all or nothing) or index prices
+  stats      contracted against delivered per day, month or year (--plot)
+  tou        a contract's volumes and amounts per TOU period
+  top        the largest deviations of a period
+  settle     settle a period (stored, or --dry-run for a band check)
+  show       a contract with every version of its terms";
+
+pub(super) const AFTER_HELP: &str = "\
+Examples:
+  volta contracts apply datasets/contracts/small/portfolio.toml
+  volta contracts import readings datasets/contracts/small/readings.csv
+  volta contracts stats --portfolio --from 2024-01-01 --to 2024-12-31 --by month --plot volumes.png
+  volta contracts stats --contract shop-2024 --from 2024-03-01 --to 2024-03-31 --by day
+  volta contracts settle shop-2024 --from 2024-01-01 --to 2024-01-31 --dry-run
+
+Environment: VOLTA_DATABASE_URL (as --database).";
+
+/// Arguments of `volta contracts`.
+#[derive(Debug, clap::Args)]
+pub(super) struct Args {
+    /// The database: sqlite://FILE (created if missing) or postgres://...
+    #[arg(long, global = true, value_name = "URL", env = "VOLTA_DATABASE_URL", default_value = "sqlite://volta.db")]
+    database: String,
+    /// The tenant whose contracts these are (a server's callers name theirs in their token).
+    #[arg(long, global = true, default_value = "local")]
+    tenant: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Add the parties, meters, contracts and allocations of a portfolio file (TOML).
+    Apply {
+        /// The portfolio file: [[parties]], [[meters]], [[contracts]] (with `terms` or `terms_file`), [[allocations]].
+        file: PathBuf,
+    },
+    /// Load meter readings or index prices.
+    #[command(subcommand)]
+    Import(Import),
+    /// Contracted against delivered per bucket.
+    Stats {
+        /// One contract.
+        #[arg(long, group = "scope")]
+        contract: Option<String>,
+        /// Every contract a party buys or sells under.
+        #[arg(long, group = "scope")]
+        party: Option<String>,
+        /// Every contract.
+        #[arg(long, group = "scope")]
+        portfolio: bool,
+        /// The first day (YYYY-MM-DD).
+        #[arg(long)]
+        from: Date,
+        /// The last day, inclusive.
+        #[arg(long)]
+        to: Date,
+        /// The buckets.
+        #[arg(long, value_enum, default_value_t = By::Month)]
+        by: By,
+        /// Draw contracted against delivered to this PNG.
+        #[arg(long, value_name = "PNG")]
+        plot: Option<PathBuf>,
+    },
+    /// A contract's volumes and amounts per TOU period.
+    Tou {
+        /// The contract.
+        contract: String,
+        /// The first day.
+        #[arg(long)]
+        from: Date,
+        /// The last day, inclusive.
+        #[arg(long)]
+        to: Date,
+    },
+    /// The contracts whose delivery deviates most from their contracted volume.
+    Top {
+        /// The first day.
+        #[arg(long)]
+        from: Date,
+        /// The last day, inclusive.
+        #[arg(long)]
+        to: Date,
+        /// How many.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        count: usize,
+    },
+    /// Settle a contract's period: band check, penalty, statement.
+    Settle {
+        /// The contract.
+        contract: String,
+        /// The first day.
+        #[arg(long)]
+        from: Date,
+        /// The last day, inclusive.
+        #[arg(long)]
+        to: Date,
+        /// Compute and print without storing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// A contract with every version of its terms (JSON).
+    Show {
+        /// The contract.
+        contract: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Import {
+    /// Meter readings from CSV: meter,start,energy_kwh[,quality]; `start` in
+    /// RFC 3339 with its offset, energy in kWh (at most three decimals).
+    Readings {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Index prices from CSV: start,price (per kWh, decimal).
+    Prices {
+        /// The index's name.
+        index: String,
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum By {
+    Day,
+    Month,
+    Year,
+}
+
+/// A portfolio file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortfolioFile {
+    #[serde(default)]
+    parties: Vec<Party>,
+    #[serde(default)]
+    meters: Vec<MeteringPoint>,
+    #[serde(default)]
+    contracts: Vec<ContractEntry>,
+    #[serde(default)]
+    allocations: Vec<Allocation>,
+}
+
+/// A contract of a portfolio file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContractEntry {
+    id: ContractId,
+    seller: PartyId,
+    buyer: PartyId,
+    meters: Vec<MeterId>,
+    #[serde(default)]
+    terms: Option<Terms>,
+    #[serde(default)]
+    terms_file: Option<PathBuf>,
+}
+
+pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("tokio runtime")?;
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(args: &Args) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&args.database).await?;
+    let tenant = args.tenant.as_str();
+    match &args.command {
+        Command::Apply { file } => apply(&store, tenant, file).await?,
+        Command::Import(Import::Readings { file }) => {
+            let readings = read_readings(file)?;
+            let started = std::time::Instant::now();
+            let report = store
+                .load_readings(tenant, &readings, &file.display().to_string())
+                .await
+                .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+            let seconds = started.elapsed().as_secs_f64();
+            say!(
+                "revision {}: {} readings, {} contracts' rollups rebuilt ({} rows), {:.1} s ({:.0} readings/s)",
+                report.revision,
+                report.readings,
+                report.contracts,
+                report.rollups,
+                seconds,
+                report.readings as f64 / seconds.max(1e-9)
+            );
+        }
+        Command::Import(Import::Prices { index, file }) => {
+            let prices = read_prices(file)?;
+            store.put_prices(tenant, index, &prices).await.map_err(|e| anyhow!("{}: {e}", file.display()))?;
+            say!("{} prices of {index}", prices.len());
+        }
+        Command::Stats { contract, party, portfolio, from, to, by, plot } => {
+            let scope = match (contract, party, portfolio) {
+                (Some(id), _, _) => Scope::Contract(ContractId::new(id.clone())?),
+                (None, Some(id), _) => Scope::Party(PartyId::new(id.clone())?),
+                (None, None, true) => Scope::Portfolio,
+                (None, None, false) => bail!("give --contract ID, --party ID or --portfolio"),
+            };
+            let granularity = match by {
+                By::Day => Granularity::Day,
+                By::Month => Granularity::Month,
+                By::Year => Granularity::Year,
+            };
+            let period = period(*from, *to)?;
+            let volumes = store.volumes(tenant, &scope, &period, granularity).await?;
+            if let Some(path) = plot {
+                let title = match &scope {
+                    Scope::Contract(id) => format!("contract {id}"),
+                    Scope::Party(id) => format!("party {id}"),
+                    Scope::Portfolio => "portfolio".to_owned(),
+                };
+                crate::report::contracts::volumes(&title, &volumes, path)?;
+                eprintln!("plot: {}", path.display());
+            }
+            print_volumes(&volumes)?;
+        }
+        Command::Tou { contract, from, to } => {
+            let id = ContractId::new(contract.clone())?;
+            let stored = store.contract(tenant, &id).await?.ok_or_else(|| anyhow!("no contract {id}"))?;
+            let lines = store.tou_breakdown(tenant, &id, &period(*from, *to)?).await?;
+            let table = stored.latest().terms.tou().cloned();
+            say!(
+                "{:<12} {:>16} {:>16} {:>18} {:>12}",
+                "period",
+                "contracted kWh",
+                "delivered kWh",
+                "amount",
+                "avg price"
+            );
+            for line in lines {
+                let name = table.as_ref().map_or("all", |t| t.period_name(line.period));
+                say!(
+                    "{:<12} {:>16} {:>16} {:>18} {:>12}",
+                    name,
+                    line.contracted,
+                    line.delivered,
+                    line.amount.map_or_else(|| "unpriced".to_owned(), |a| a.normalize().to_string()),
+                    line.average_price(6).map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                );
+            }
+        }
+        Command::Top { from, to, count } => {
+            let top = store.top_deviators(tenant, &period(*from, *to)?, *count).await?;
+            say!("{:<24} {:>16} {:>16} {:>16}", "contract", "contracted kWh", "delivered kWh", "deviation kWh");
+            for (id, contracted, delivered) in top {
+                say!("{:<24} {:>16} {:>16} {:>16}", id.as_str(), contracted, delivered, delivered - contracted);
+            }
+        }
+        Command::Settle { contract, from, to, dry_run } => {
+            let id = ContractId::new(contract.clone())?;
+            let period = period(*from, *to)?;
+            let (portfolio, readings, prices) = store.settlement_inputs(tenant, &id, &period).await?;
+            let ledger = portfolio.ledger(&id, &period, &readings, &prices, None)?;
+            let settlement = settle(&portfolio, &ledger, &prices)?;
+            let (sequence, note) = if *dry_run {
+                (0, "dry run, not stored")
+            } else {
+                match store.put_settlement(tenant, &settlement).await? {
+                    Applied::Now(s) => (s.sequence, "stored"),
+                    Applied::Before(s) => (s.sequence, "the same inputs as the stored run"),
+                }
+            };
+            say!("settlement of {id}, {period} (run {sequence}: {note})");
+            say!("  rule:        {}", settlement.rule);
+            say!("  versions:    {:?}, readings revision {}", settlement.versions, settlement.readings_revision);
+            say!("  contracted:  {} kWh", settlement.contracted);
+            say!("  delivered:   {} kWh ({} intervals missing)", settlement.delivered, settlement.missing_intervals);
+            say!("  deviation:   +{} / -{} kWh", settlement.deviation_up, settlement.deviation_down);
+            say!("  penalty on:  {} kWh", settlement.penalty_volume.normalize());
+            let s = &settlement.statement;
+            say!("  energy:      {} {}", s.energy, s.currency);
+            say!("  penalty:     {} {}", s.penalty, s.currency);
+            say!("  total:       {} {}", s.total, s.currency);
+            say!("  input hash:  {}", settlement.input_hash);
+        }
+        Command::Show { contract } => {
+            let id = ContractId::new(contract.clone())?;
+            let stored = store.contract(tenant, &id).await?.ok_or_else(|| anyhow!("no contract {id}"))?;
+            say!("{}", serde_json::to_string_pretty(&stored)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `from` to `to`, inclusive.
+fn period(from: Date, to: Date) -> anyhow::Result<Period> {
+    if to < from {
+        bail!("--to {to} is before --from {from}");
+    }
+    Ok(Period::new(from, to.tomorrow()?)?)
+}
+
+fn print_volumes(volumes: &[Volume]) -> anyhow::Result<()> {
+    say!(
+        "{:<12} {:>16} {:>16} {:>16} {:>11} {:>9}",
+        "bucket",
+        "contracted kWh",
+        "delivered kWh",
+        "deviation kWh",
+        "completion",
+        "missing"
+    );
+    for v in volumes {
+        say!(
+            "{:<12} {:>16} {:>16} {:>16} {:>11} {:>9}",
+            v.label,
+            v.contracted,
+            v.delivered,
+            v.deviation(),
+            v.completion().map_or_else(|| "-".to_owned(), |c| format!("{c} %")),
+            v.missing
+        );
+    }
+    Ok(())
+}
+
+async fn apply(store: &Store, tenant: &str, file: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| anyhow!("{}: {}", file.display(), e.message()))?;
+    let portfolio: PortfolioFile = serde_path_to_error::deserialize(toml::Value::Table(table))
+        .map_err(|e| anyhow!("{}: {}: {}", file.display(), e.path(), e.inner().message()))?;
+    for party in &portfolio.parties {
+        store.put_party(tenant, party).await?;
+    }
+    for meter in &portfolio.meters {
+        store.put_meter(tenant, meter).await.map_err(|e| anyhow!("meter {}: {e}", meter.id))?;
+    }
+    let (mut created, mut kept) = (0, 0);
+    for (i, entry) in portfolio.contracts.into_iter().enumerate() {
+        let terms = match (entry.terms, &entry.terms_file) {
+            (Some(terms), None) => terms,
+            (None, Some(path)) => {
+                let path = file.parent().unwrap_or(Path::new(".")).join(path);
+                let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                let table: toml::Table =
+                    toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message()))?;
+                serde_path_to_error::deserialize(toml::Value::Table(table))
+                    .map_err(|e| anyhow!("{}: {}: {}", path.display(), e.path(), e.inner().message()))?
+            }
+            _ => bail!("{}: contracts[{i}]: give `terms` or `terms_file`", file.display()),
+        };
+        let id = entry.id.clone();
+        let contract = Contract::draft(entry.id, entry.seller, entry.buyer, entry.meters, terms)
+            .map_err(|e| anyhow!("{}: contracts[{i}] ({id}): {e}", file.display()))?;
+        let key = format!("apply:{id}");
+        match store.create_contract(tenant, Some(&key), &contract).await.map_err(|e| anyhow!("contract {id}: {e}"))? {
+            Applied::Now(_) => created += 1,
+            Applied::Before(_) => kept += 1,
+        }
+    }
+    for allocation in &portfolio.allocations {
+        store.allocate(tenant, allocation).await.map_err(|e| anyhow!("allocation of {}: {e}", allocation.meter))?;
+    }
+    say!(
+        "{} parties, {} meters, {created} contracts created ({kept} already there), {} allocations",
+        portfolio.parties.len(),
+        portfolio.meters.len(),
+        portfolio.allocations.len()
+    );
+    Ok(())
+}
+
+/// A CSV's header positions of `names` (the optional ones may be absent).
+fn columns(
+    headers: &csv::StringRecord,
+    file: &Path,
+    required: &[&str],
+    optional: &[&str],
+) -> anyhow::Result<Vec<Option<usize>>> {
+    let find = |name: &str| headers.iter().position(|h| h.trim() == name);
+    let mut out = Vec::new();
+    for name in required {
+        let at =
+            find(name).ok_or_else(|| anyhow!("{}: no column {name:?} (columns: {:?})", file.display(), headers))?;
+        out.push(Some(at));
+    }
+    for name in optional {
+        out.push(find(name));
+    }
+    Ok(out)
+}
+
+/// Meter readings from a CSV file, each row checked: an error names the
+/// file, its line and column.
+fn read_readings(file: &Path) -> anyhow::Result<Vec<Reading>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_path(file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let headers = reader.headers().with_context(|| format!("{}: no header row", file.display()))?.clone();
+    let at = columns(&headers, file, &["meter", "start", "energy_kwh"], &["quality"])?;
+    let (meter, start, energy, quality) = (at[0].unwrap_or(0), at[1].unwrap_or(0), at[2].unwrap_or(0), at[3]);
+    let mut meters: HashMap<String, MeterId> = HashMap::new();
+    let mut readings = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        let line = record.position().map_or(0, csv::Position::line);
+        let cell = |column: usize| record.get(column).unwrap_or("").trim();
+        let bad = |column: usize, what: String| {
+            anyhow!("{}:{line}: column {} ({}): {what}", file.display(), column + 1, &headers[column])
+        };
+        let id = cell(meter);
+        let meter_id = match meters.get(id) {
+            Some(m) => m.clone(),
+            None => {
+                let m = MeterId::new(id).map_err(|e| bad(meter, e.to_string()))?;
+                meters.insert(id.to_owned(), m.clone());
+                m
+            }
+        };
+        let instant = Timestamp::from_str(cell(start)).map_err(|_| {
+            bad(start, format!("{:?} is not an RFC 3339 time with its offset (2024-01-01T00:15:00+01:00)", cell(start)))
+        })?;
+        let kwh = Energy::from_str(cell(energy)).map_err(|e| bad(energy, e.to_string()))?;
+        let flag = match quality.map(cell) {
+            None | Some("") => Quality::Measured,
+            Some(name) => Quality::from_name(name).ok_or_else(|| {
+                bad(quality.unwrap_or(0), format!("{name:?}: measured, estimated, substituted or missing"))
+            })?,
+        };
+        readings.push(Reading { meter: meter_id, start: instant, energy: kwh, quality: flag });
+    }
+    if readings.is_empty() {
+        bail!("{}: no readings", file.display());
+    }
+    Ok(readings)
+}
+
+/// Index prices from a CSV file: start,price.
+fn read_prices(file: &Path) -> anyhow::Result<Vec<(Timestamp, Price)>> {
+    let mut reader = csv::Reader::from_path(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let headers = reader.headers().with_context(|| format!("{}: no header row", file.display()))?.clone();
+    let at = columns(&headers, file, &["start", "price"], &[])?;
+    let (start, price) = (at[0].unwrap_or(0), at[1].unwrap_or(0));
+    let mut out = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        let line = record.position().map_or(0, csv::Position::line);
+        let cell = |column: usize| record.get(column).unwrap_or("").trim();
+        let bad = |column: usize, what: String| {
+            anyhow!("{}:{line}: column {} ({}): {what}", file.display(), column + 1, &headers[column])
+        };
+        let instant = Timestamp::from_str(cell(start))
+            .map_err(|_| bad(start, format!("{:?} is not an RFC 3339 time with its offset", cell(start))))?;
+        let value = Price::from_str(cell(price)).map_err(|e| bad(price, e.to_string()))?;
+        out.push((instant, value));
+    }
+    Ok(out)
+}
