@@ -2,6 +2,8 @@
 //! `benches/benches/` (run them with `cargo bench -p volta-benches`), the
 //! longer timed runs in `src/bin/`.
 
+pub mod load;
+
 use volta_forecasting::{History, ReadOptions, data};
 
 /// Victoria's 2014 half-hourly demand with Melbourne temperature (AEST, as

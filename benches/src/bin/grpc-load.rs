@@ -16,14 +16,23 @@
 //!
 //! `cargo run -p volta-benches --bin grpc-load -- --seconds 20`
 
-use std::future::Future;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tonic::Code;
 use tonic::transport::Channel;
 use volta_api::pb::dispatch as pb;
+use volta_benches::load::{Server, Tally, phase};
+
+type Client = pb::dispatch_service_client::DispatchServiceClient<Channel>;
+
+async fn clients(url: &str, n: usize) -> Vec<Client> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let channel = Channel::from_shared(url.to_owned()).expect("url").connect().await.expect("connect");
+        out.push(Client::new(channel).max_decoding_message_size(64 << 20));
+    }
+    out
+}
 
 struct Args {
     url: Option<String>,
@@ -66,128 +75,6 @@ fn args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// `volta serve` on an ephemeral port with a throwaway database.
-struct Server {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(volta: &std::path::Path) -> Self {
-        use std::io::BufRead as _;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = format!("sqlite://{}", dir.path().join("volta.db").display());
-        let mut child = Command::new(volta)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--database",
-                &db,
-                "--log",
-                "warn,volta_server=info,volta_server::telemetry=warn",
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", volta.display()));
-        let mut reader = std::io::BufReader::new(child.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            assert!(reader.read_line(&mut line).expect("log") > 0, "volta serve exited");
-            let json: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
-            if let Some(addr) = json["addr"].as_str() {
-                break addr.to_owned();
-            }
-        };
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        Self { child, url: format!("http://{addr}"), _dir: dir }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// What one phase measured.
-#[derive(Default)]
-struct Tally {
-    latencies: Vec<Duration>,
-    shed: usize,
-    errors: usize,
-}
-
-impl Tally {
-    fn merge(&mut self, other: Self) {
-        self.latencies.extend(other.latencies);
-        self.shed += other.shed;
-        self.errors += other.errors;
-    }
-
-    fn report(&mut self, name: &str, clients: usize, wall: Duration, peer: &str) {
-        self.latencies.sort();
-        let n = self.latencies.len();
-        let pct = |p: f64| {
-            self.latencies
-                .get(((n as f64 * p).ceil() as usize).saturating_sub(1))
-                .map_or(f64::NAN, Duration::as_secs_f64)
-        };
-        let mean = self.latencies.iter().map(Duration::as_secs_f64).sum::<f64>() / n.max(1) as f64;
-        let attempts = n + self.shed + self.errors;
-        println!(
-            "{name:>9} | {clients:>7} | {:>8.1} | {:>8.3} | {:>8.3} | {:>8.3} | {:>6} | {:>6.1} % | {:>6.1} % | {peer}",
-            n as f64 / wall.as_secs_f64(),
-            mean,
-            pct(0.5),
-            pct(0.99),
-            n,
-            100.0 * self.shed as f64 / attempts.max(1) as f64,
-            100.0 * self.errors as f64 / attempts.max(1) as f64,
-        );
-    }
-}
-
-async fn phase<F, Fut>(url: &str, clients: usize, seconds: f64, call: F) -> (Tally, Duration)
-where
-    F: Fn(pb::dispatch_service_client::DispatchServiceClient<Channel>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = (pb::dispatch_service_client::DispatchServiceClient<Channel>, Tally)> + Send,
-{
-    let call = Arc::new(call);
-    let mut channels = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        let channel = Channel::from_shared(url.to_owned()).expect("url").connect().await.expect("connect");
-        channels
-            .push(pb::dispatch_service_client::DispatchServiceClient::new(channel).max_decoding_message_size(64 << 20));
-    }
-    let start = Instant::now();
-    let until = start + Duration::from_secs_f64(seconds);
-    let tasks: Vec<_> = channels
-        .into_iter()
-        .map(|client| {
-            let call = call.clone();
-            tokio::spawn(async move {
-                let mut tally = Tally::default();
-                let mut client = client;
-                while Instant::now() < until {
-                    let (back, one) = call(client).await;
-                    client = back;
-                    tally.merge(one);
-                }
-                tally
-            })
-        })
-        .collect();
-    let mut total = Tally::default();
-    for task in tasks {
-        total.merge(task.await.expect("client task"));
-    }
-    (total, start.elapsed())
-}
-
 #[tokio::main]
 async fn main() {
     let args = match args() {
@@ -197,7 +84,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let server = args.url.is_none().then(|| Server::start(&args.volta));
+    let server = args.url.is_none().then(|| Server::start(&args.volta, None));
     let url = args.url.clone().unwrap_or_else(|| server.as_ref().map(|s| s.url.clone()).expect("a server"));
     let case = volta_engine::Case::from_path(volta_datasets::case("campus.toml")).expect("campus case");
     let text = pb::CaseText { format: Some(pb::case_text::Format::Json(case.to_json().expect("json"))) };
@@ -209,13 +96,10 @@ async fn main() {
         args.seconds,
         std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get)
     );
-    println!(
-        "{:>9} | {:>7} | {:>8} | {:>8} | {:>8} | {:>8} | {:>6} | {:>8} | {:>8} | replaced platform (mean, 2 x 8 cores)",
-        "rpc", "clients", "ok/s", "mean s", "p50 s", "p99 s", "ok", "shed", "errors"
-    );
+    Tally::header("replaced platform (mean, 2 x 8 cores)");
 
     let validate = pb::ValidateRequest { case: Some(text.clone()) };
-    let (mut tally, wall) = phase(&url, args.validate_clients, args.seconds, move |mut client| {
+    let (mut tally, wall) = phase(clients(&url, args.validate_clients).await, args.seconds, move |mut client, _| {
         let request = validate.clone();
         async move {
             let mut one = Tally::default();
@@ -235,7 +119,7 @@ async fn main() {
     let schedule =
         pb::ScheduleRequest { case: Some(text), view: pb::ScheduleView::Summary.into(), ..Default::default() };
     let backoff = args.backoff;
-    let (mut tally, wall) = phase(&url, args.schedule_clients, args.seconds, move |mut client| {
+    let (mut tally, wall) = phase(clients(&url, args.schedule_clients).await, args.seconds, move |mut client, _| {
         let request = schedule.clone();
         async move {
             let mut one = Tally::default();

@@ -63,8 +63,8 @@ pub(super) struct Args {
     /// The database: sqlite://FILE (created if missing) or postgres://...
     #[arg(long, global = true, value_name = "URL", env = "VOLTA_DATABASE_URL", default_value = "sqlite://volta.db")]
     database: String,
-    /// The tenant whose contracts these are (a server's callers name theirs in their token).
-    #[arg(long, global = true, default_value = "local")]
+    /// The tenant whose contracts these are (a server without auth serves `default`; with auth, the token names it).
+    #[arg(long, global = true, default_value = volta_server::auth::DEFAULT_TENANT)]
     tenant: String,
     #[command(subcommand)]
     command: Command,

@@ -1,0 +1,155 @@
+//! The load generators' harness: a `volta serve` to load, client phases
+//! run back to back for a fixed time, and their tally.
+
+use std::future::Future;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `volta serve` on an ephemeral port, killed on drop.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts `volta` on `database`, or on a throwaway SQLite file.
+    ///
+    /// # Panics
+    /// If the server cannot start.
+    #[must_use]
+    pub fn start(volta: &std::path::Path, database: Option<&str>) -> Self {
+        use std::io::BufRead as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let throwaway = format!("sqlite://{}", dir.path().join("volta.db").display());
+        let db = database.unwrap_or(&throwaway);
+        let mut child = Command::new(volta)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                db,
+                "--log",
+                "warn,volta_server=info,volta_server::telemetry=warn",
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", volta.display()));
+        let mut reader = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            assert!(reader.read_line(&mut line).expect("log") > 0, "volta serve exited");
+            let json: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+            if let Some(addr) = json["addr"].as_str() {
+                break addr.to_owned();
+            }
+        };
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        Self { child, url: format!("http://{addr}"), _dir: Some(dir) }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one phase measured.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Latencies of answered calls.
+    pub latencies: Vec<Duration>,
+    /// Calls shed (RESOURCE_EXHAUSTED).
+    pub shed: usize,
+    /// Calls that failed otherwise.
+    pub errors: usize,
+}
+
+impl Tally {
+    /// One answered call.
+    #[must_use]
+    pub fn ok(latency: Duration) -> Self {
+        Self { latencies: vec![latency], ..Self::default() }
+    }
+
+    /// Adds `other`.
+    pub fn merge(&mut self, other: Self) {
+        self.latencies.extend(other.latencies);
+        self.shed += other.shed;
+        self.errors += other.errors;
+    }
+
+    /// The table's header.
+    pub fn header(peer: &str) {
+        println!(
+            "{:>16} | {:>7} | {:>8} | {:>8} | {:>8} | {:>8} | {:>7} | {:>8} | {:>8} | {peer}",
+            "rpc", "clients", "ok/s", "mean s", "p50 s", "p99 s", "ok", "shed", "errors"
+        );
+    }
+
+    /// One row of the table.
+    pub fn report(&mut self, name: &str, clients: usize, wall: Duration, peer: &str) {
+        self.latencies.sort();
+        let n = self.latencies.len();
+        let pct = |p: f64| {
+            self.latencies
+                .get(((n as f64 * p).ceil() as usize).saturating_sub(1))
+                .map_or(f64::NAN, Duration::as_secs_f64)
+        };
+        let mean = self.latencies.iter().map(Duration::as_secs_f64).sum::<f64>() / n.max(1) as f64;
+        let attempts = n + self.shed + self.errors;
+        println!(
+            "{name:>16} | {clients:>7} | {:>8.1} | {:>8.4} | {:>8.4} | {:>8.4} | {:>7} | {:>6.1} % | {:>6.1} % | {peer}",
+            n as f64 / wall.as_secs_f64(),
+            mean,
+            pct(0.5),
+            pct(0.99),
+            n,
+            100.0 * self.shed as f64 / attempts.max(1) as f64,
+            100.0 * self.errors as f64 / attempts.max(1) as f64,
+        );
+    }
+}
+
+/// Runs `call` back to back on every client for `seconds`; each client
+/// is its own connection. Returns the tally and the wall time.
+pub async fn phase<C, F, Fut>(clients: Vec<C>, seconds: f64, call: F) -> (Tally, Duration)
+where
+    C: Send + 'static,
+    F: Fn(C, usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (C, Tally)> + Send,
+{
+    let call = Arc::new(call);
+    let start = Instant::now();
+    let until = start + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, client)| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                let mut client = client;
+                let mut k = i;
+                while Instant::now() < until {
+                    let (back, one) = call(client, k).await;
+                    client = back;
+                    tally.merge(one);
+                    k = k.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                }
+                tally
+            })
+        })
+        .collect();
+    let mut total = Tally::default();
+    for task in tasks {
+        total.merge(task.await.expect("client task"));
+    }
+    (total, start.elapsed())
+}
