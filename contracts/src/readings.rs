@@ -78,12 +78,20 @@ pub struct Revised {
 /// # Errors
 /// [`ContractError::Invalid`] naming `start` or `energy`.
 pub fn check(reading: &Reading, meter: &MeteringPoint) -> Result<(), ContractError> {
+    check_in(reading, meter, &meter.zone()?)
+}
+
+/// [`check`] with the meter's zone already looked up (loads check many
+/// readings of few meters).
+///
+/// # Errors
+/// [`ContractError::Invalid`] naming `start` or `energy`.
+pub fn check_in(reading: &Reading, meter: &MeteringPoint, zone: &jiff::tz::TimeZone) -> Result<(), ContractError> {
     if reading.energy < Energy::ZERO {
         return Err(ContractError::invalid("energy", format!("{} kWh is negative", reading.energy)));
     }
-    let zone = meter.zone()?;
     let local = reading.start.to_zoned_datetime(zone.clone());
-    let midnight = crate::calendar::local_midnight(local.date(), &zone)?;
+    let midnight = crate::calendar::local_midnight(local.date(), zone)?;
     let offset = midnight.duration_until(&local).as_secs();
     let step = meter.interval().as_secs();
     if offset % step != 0 {
