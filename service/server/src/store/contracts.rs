@@ -72,7 +72,27 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     CREATE TABLE contracts_settlements (tenant TEXT NOT NULL, contract TEXT NOT NULL, period_first TEXT NOT NULL,
         period_end TEXT NOT NULL, sequence BIGINT NOT NULL, input_hash TEXT NOT NULL, superseded BIGINT NOT NULL,
         body TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (tenant, contract, period_first, period_end, sequence))",
-)];
+),
+    // Daily totals per party (as buyer or seller) and for the whole
+    // portfolio (`scope` ''), so that their statistics read a row a day.
+    (
+        2,
+        "CREATE TABLE contracts_totals (tenant TEXT NOT NULL, scope TEXT NOT NULL, day TEXT NOT NULL,
+            contracted_wh BIGINT NOT NULL, delivered_wh BIGINT NOT NULL, intervals BIGINT NOT NULL,
+            missing BIGINT NOT NULL, PRIMARY KEY (tenant, scope, day));
+        INSERT INTO contracts_totals (tenant, scope, day, contracted_wh, delivered_wh, intervals, missing)
+            SELECT tenant, '', day, SUM(contracted_wh), SUM(delivered_wh), SUM(intervals), SUM(missing)
+            FROM contracts_rollups GROUP BY tenant, day;
+        INSERT INTO contracts_totals (tenant, scope, day, contracted_wh, delivered_wh, intervals, missing)
+            SELECT tenant, scope, day, SUM(contracted_wh), SUM(delivered_wh), SUM(intervals), SUM(missing) FROM (
+                SELECT r.tenant, 'party:' || c.buyer AS scope, r.day, r.contracted_wh, r.delivered_wh, r.intervals, r.missing
+                FROM contracts_rollups r JOIN contracts_contracts c ON c.tenant = r.tenant AND c.id = r.contract
+                UNION ALL
+                SELECT r.tenant, 'party:' || c.seller AS scope, r.day, r.contracted_wh, r.delivered_wh, r.intervals, r.missing
+                FROM contracts_rollups r JOIN contracts_contracts c ON c.tenant = r.tenant AND c.id = r.contract
+            ) AS by_party GROUP BY tenant, scope, day",
+    ),
+];
 
 /// The PostgreSQL advisory lock that serialises reading loads, so that
 /// revisions are handed out one after the other ("vcload" in ASCII).
@@ -709,21 +729,22 @@ fn delivery_span(contract: &Contract) -> Option<Period> {
 }
 
 /// Rebuilds contract `id`'s rollups over `within` (its whole delivery when
-/// `None`) from its ledger; returns the rows written.
+/// `None`) from its ledger; returns the rows written and the days rebuilt
+/// (whose totals the caller refreshes once it has rebuilt every contract).
 async fn rebuild(
     conn: &mut AnyConnection,
     tenant: &str,
     id: &ContractId,
     within: Option<Period>,
-) -> Result<usize, ContractStoreError> {
+) -> Result<(usize, Option<Period>), ContractStoreError> {
     let portfolio = load_portfolio(conn, tenant, id).await?;
     let contract =
         portfolio.contract(id).ok_or_else(|| ContractStoreError::NotFound { what: "contract", id: id.to_string() })?;
-    let Some(delivery) = delivery_span(contract) else { return Ok(0) };
+    let Some(delivery) = delivery_span(contract) else { return Ok((0, None)) };
     let span = match within {
         Some(within) => match delivery.intersect(&within) {
             Some(span) => span,
-            None => return Ok(0),
+            None => return Ok((0, None)),
         },
         None => delivery,
     };
@@ -784,7 +805,47 @@ async fn rebuild(
         }
         q.execute(&mut *conn).await.map_err(query("store the rollups"))?;
     }
-    Ok(rollups.len())
+    Ok((rollups.len(), Some(span)))
+}
+
+/// Recomputes the daily totals (portfolio and per party) of `span` from
+/// the rollups: called once per change, after its rollups are rebuilt.
+async fn refresh_totals(conn: &mut AnyConnection, tenant: &str, span: &Period) -> Result<(), ContractStoreError> {
+    let (first, end) = (span.first().to_string(), span.end().to_string());
+    let statements = [
+        "DELETE FROM contracts_totals WHERE tenant = $1 AND day >= $2 AND day < $3",
+        "INSERT INTO contracts_totals (tenant, scope, day, contracted_wh, delivered_wh, intervals, missing) \
+         SELECT tenant, '', day, SUM(contracted_wh), SUM(delivered_wh), SUM(intervals), SUM(missing) \
+         FROM contracts_rollups WHERE tenant = $1 AND day >= $2 AND day < $3 GROUP BY tenant, day",
+        "INSERT INTO contracts_totals (tenant, scope, day, contracted_wh, delivered_wh, intervals, missing) \
+         SELECT tenant, scope, day, SUM(contracted_wh), SUM(delivered_wh), SUM(intervals), SUM(missing) FROM ( \
+             SELECT r.tenant, 'party:' || c.buyer AS scope, r.day, r.contracted_wh, r.delivered_wh, r.intervals, r.missing \
+             FROM contracts_rollups r JOIN contracts_contracts c ON c.tenant = r.tenant AND c.id = r.contract \
+             WHERE r.tenant = $1 AND r.day >= $2 AND r.day < $3 \
+             UNION ALL \
+             SELECT r.tenant, 'party:' || c.seller AS scope, r.day, r.contracted_wh, r.delivered_wh, r.intervals, r.missing \
+             FROM contracts_rollups r JOIN contracts_contracts c ON c.tenant = r.tenant AND c.id = r.contract \
+             WHERE r.tenant = $1 AND r.day >= $2 AND r.day < $3 \
+         ) AS by_party GROUP BY tenant, scope, day",
+    ];
+    for statement in statements {
+        sqlx::query(statement)
+            .bind(tenant)
+            .bind(&first)
+            .bind(&end)
+            .execute(&mut *conn)
+            .await
+            .map_err(query("total the rollups"))?;
+    }
+    Ok(())
+}
+
+/// The smallest period holding both.
+fn union(a: Option<Period>, b: Period) -> Period {
+    match a {
+        Some(a) => Period::new(a.first().min(b.first()), a.end().max(b.end())).unwrap_or(b),
+        None => b,
+    }
 }
 
 fn rollup_from(row: &sqlx::any::AnyRow, contract: &ContractId) -> Result<DailyRollup, ContractStoreError> {
@@ -885,7 +946,9 @@ impl ContractStore for Store {
             }
         }
         write_contract(&mut tx, tenant, contract, None).await?;
-        rebuild(&mut tx, tenant, contract.id(), None).await?;
+        if let (_, Some(span)) = rebuild(&mut tx, tenant, contract.id(), None).await? {
+            refresh_totals(&mut tx, tenant, &span).await?;
+        }
         tx.commit().await.map_err(query("commit"))?;
         Ok(Applied::Now(contract.clone()))
     }
@@ -912,14 +975,18 @@ impl ContractStore for Store {
         change(&mut contract)?;
         write_contract(&mut tx, tenant, &contract, Some((row_version, versions))).await?;
         if contract.versions().len() != versions || contract.terminated_on() != terminated {
-            rebuild(&mut tx, tenant, id, None).await?;
+            // The days of the old terms too: a termination shortens the delivery.
+            let before = load_contract(&mut tx, tenant, id).await?.and_then(|(c, _)| delivery_span(&c));
+            if let (_, Some(span)) = rebuild(&mut tx, tenant, id, None).await? {
+                refresh_totals(&mut tx, tenant, &union(before, span)).await?;
+            }
         }
         tx.commit().await.map_err(query("commit"))?;
         Ok(Applied::Now(contract))
     }
 
     async fn contract(&self, tenant: &str, id: &ContractId) -> Result<Option<Contract>, ContractStoreError> {
-        let mut conn = self.pool().acquire().await.map_err(query("connect"))?;
+        let mut conn = self.readers().acquire().await.map_err(query("connect"))?;
         Ok(load_contract(&mut conn, tenant, id).await?.map(|(c, _)| c))
     }
 
@@ -949,8 +1016,14 @@ impl ContractStore for Store {
             .execute(&mut *tx)
             .await
             .map_err(query("store the allocation"))?;
+        let mut span = None;
         for contract in &on_meter {
-            rebuild(&mut tx, tenant, contract, None).await?;
+            if let (_, Some(rebuilt)) = rebuild(&mut tx, tenant, contract, None).await? {
+                span = Some(union(span, rebuilt));
+            }
+        }
+        if let Some(span) = span {
+            refresh_totals(&mut tx, tenant, &span).await?;
         }
         tx.commit().await.map_err(query("commit"))?;
         Ok(())
@@ -1051,9 +1124,17 @@ impl ContractStore for Store {
             }
         }
         let mut rollups = 0;
+        let mut touched = None;
         for (contract, (first, last)) in &spans {
             let period = Period::new(*first, last.tomorrow().map_err(|e| corrupt("day", e))?)?;
-            rollups += rebuild(&mut tx, tenant, contract, Some(period)).await?;
+            let (rows, span) = rebuild(&mut tx, tenant, contract, Some(period)).await?;
+            rollups += rows;
+            if let Some(span) = span {
+                touched = Some(union(touched, span));
+            }
+        }
+        if let Some(span) = touched {
+            refresh_totals(&mut tx, tenant, &span).await?;
         }
         tx.commit().await.map_err(query("commit"))?;
         Ok(LoadReport {
@@ -1099,6 +1180,7 @@ impl ContractStore for Store {
             q.execute(&mut *tx).await.map_err(query("store the prices"))?;
         }
         // Contracts priced or penalised by the index: their rollups over the prices' days.
+        let mut touched = None;
         let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM contracts_contracts WHERE tenant = $1 ORDER BY id")
             .bind(tenant)
             .fetch_all(&mut *tx)
@@ -1115,7 +1197,12 @@ impl ContractStore for Store {
             let first = from.to_zoned_datetime(zone.clone()).date();
             let last = to.to_zoned_datetime(zone).date();
             let period = Period::new(first, last.tomorrow().map_err(|e| corrupt("day", e))?)?;
-            rebuild(&mut tx, tenant, &id, Some(period)).await?;
+            if let (_, Some(span)) = rebuild(&mut tx, tenant, &id, Some(period)).await? {
+                touched = Some(union(touched, span));
+            }
+        }
+        if let Some(span) = touched {
+            refresh_totals(&mut tx, tenant, &span).await?;
         }
         tx.commit().await.map_err(query("commit"))?;
         Ok(())
@@ -1133,31 +1220,26 @@ impl ContractStore for Store {
             return Ok(statistics::volumes(&rollups, period, granularity));
         }
         let bucket = match granularity {
-            Granularity::Day => "r.day",
-            Granularity::Month => "substr(r.day, 1, 7)",
-            Granularity::Year => "substr(r.day, 1, 4)",
+            Granularity::Day => "day",
+            Granularity::Month => "substr(day, 1, 7)",
+            Granularity::Year => "substr(day, 1, 4)",
         };
-        let (join, party) = match scope {
-            Scope::Party(party) => (
-                " JOIN contracts_contracts c ON c.tenant = r.tenant AND c.id = r.contract AND (c.buyer = $4 OR c.seller = $4)",
-                Some(party.as_str()),
-            ),
-            Scope::Portfolio | Scope::Contract(_) => ("", None),
+        let scope = match scope {
+            Scope::Party(party) => format!("party:{party}"),
+            Scope::Portfolio | Scope::Contract(_) => String::new(),
         };
         let sql = format!(
-            "SELECT {bucket} AS bucket, CAST(SUM(r.contracted_wh) AS BIGINT) AS contracted, \
-             CAST(SUM(r.delivered_wh) AS BIGINT) AS delivered, CAST(SUM(r.intervals) AS BIGINT) AS intervals, \
-             CAST(SUM(r.missing) AS BIGINT) AS missing FROM contracts_rollups r{join} \
-             WHERE r.tenant = $1 AND r.day >= $2 AND r.day < $3 GROUP BY {bucket} ORDER BY {bucket}"
+            "SELECT {bucket} AS bucket, CAST(SUM(contracted_wh) AS BIGINT) AS contracted, \
+             CAST(SUM(delivered_wh) AS BIGINT) AS delivered, CAST(SUM(intervals) AS BIGINT) AS intervals, \
+             CAST(SUM(missing) AS BIGINT) AS missing FROM contracts_totals \
+             WHERE tenant = $1 AND scope = $2 AND day >= $3 AND day < $4 GROUP BY {bucket} ORDER BY {bucket}"
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(tenant)
+            .bind(scope)
             .bind(period.first().to_string())
             .bind(period.end().to_string());
-        if let Some(party) = party {
-            q = q.bind(party);
-        }
-        let rows = q.fetch_all(self.pool()).await.map_err(query("sum the rollups"))?;
+        let rows = q.fetch_all(self.readers()).await.map_err(query("sum the rollups"))?;
         let mut sums: HashMap<String, (i64, i64, i64, i64)> = HashMap::new();
         for row in rows {
             let read = |e| query("sum the rollups")(e);
@@ -1202,7 +1284,7 @@ impl ContractStore for Store {
         .bind(id.as_str())
         .bind(period.first().to_string())
         .bind(period.end().to_string())
-        .fetch_all(self.pool())
+        .fetch_all(self.readers())
         .await
         .map_err(query("read the rollups"))?;
         rows.iter().map(|row| rollup_from(row, id)).collect()
@@ -1232,7 +1314,7 @@ impl ContractStore for Store {
         .bind(tenant)
         .bind(period.first().to_string())
         .bind(period.end().to_string())
-        .fetch_all(self.pool())
+        .fetch_all(self.readers())
         .await
         .map_err(query("rank the deviations"))?;
         rows.into_iter().map(|(id, c, d)| Ok((ContractId::new(id)?, Energy::from_wh(c), Energy::from_wh(d)))).collect()
@@ -1244,7 +1326,7 @@ impl ContractStore for Store {
         id: &ContractId,
         period: &Period,
     ) -> Result<(Portfolio, ReadingLog, IndexPrices), ContractStoreError> {
-        let mut conn = self.pool().acquire().await.map_err(query("connect"))?;
+        let mut conn = self.readers().acquire().await.map_err(query("connect"))?;
         let portfolio = load_portfolio(&mut conn, tenant, id).await?;
         let (zone, _) = portfolio.clock(id)?;
         let (from, to) = instants(&Period::new(period.first().first_of_month(), period.end())?, &zone)?;
@@ -1331,7 +1413,7 @@ impl ContractStore for Store {
         )
         .bind(tenant)
         .bind(id.as_str())
-        .fetch_all(self.pool())
+        .fetch_all(self.readers())
         .await
         .map_err(query("read the settlements"))?;
         rows.iter().map(settlement_from).collect()

@@ -165,8 +165,12 @@ pub struct Cursor {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool<Any>,
+    readers: Pool<Any>,
     postgres: bool,
 }
+
+/// Read-only connections to a SQLite file, beside its one writer.
+const READERS: u32 = 4;
 
 impl Store {
     /// Whether the database is PostgreSQL (else SQLite).
@@ -212,16 +216,27 @@ impl Store {
             return Err(StoreError::Url(redacted(url)));
         }
         sqlx::any::install_default_drivers();
-        // One connection for SQLite: it has one writer anyway, and an
-        // in-memory database must not be split across connections.
-        let connections = if url.starts_with("sqlite:") { 1 } else { 8 };
-        let pool = PoolOptions::<Any>::new()
-            .max_connections(connections)
-            .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect(&connect_url(url))
-            .await
-            .map_err(|source| StoreError::Connect { url: redacted(url), source })?;
-        let store = Self { pool, postgres: url.starts_with("postgres") };
+        // One writing connection for SQLite: it has one writer anyway, a
+        // transaction that reads before it writes cannot deadlock against
+        // another, and an in-memory database must not be split across
+        // connections. A file in WAL mode also gets readers that read
+        // beside the writer (each sees the last commit).
+        let sqlite = url.starts_with("sqlite:");
+        let memory = url.contains(":memory:");
+        let target = connect_url(url);
+        let connect = |connections: u32| {
+            PoolOptions::<Any>::new()
+                .max_connections(connections)
+                .acquire_timeout(std::time::Duration::from_secs(30))
+                .connect(&target)
+        };
+        let failed = |source| StoreError::Connect { url: redacted(url), source };
+        let pool = connect(if sqlite { 1 } else { 8 }).await.map_err(failed)?;
+        if sqlite && !memory {
+            sqlx::query("PRAGMA journal_mode=WAL").fetch_optional(&pool).await.map_err(failed)?;
+        }
+        let readers = if sqlite && !memory { connect(READERS).await.map_err(failed)? } else { pool.clone() };
+        let store = Self { pool, readers, postgres: url.starts_with("postgres") };
         store.migrate().await?;
         Ok(store)
     }
@@ -230,6 +245,13 @@ impl Store {
     #[must_use]
     pub fn pool(&self) -> &Pool<Any> {
         &self.pool
+    }
+
+    /// Connections for queries that only read (SQLite: beside the writer;
+    /// PostgreSQL: the same pool).
+    #[must_use]
+    pub fn readers(&self) -> &Pool<Any> {
+        &self.readers
     }
 
     /// Brings every service's schema up to date in one transaction. On
