@@ -301,6 +301,32 @@ async fn exercise(store: &Store) {
     assert_eq!(runs.iter().map(|r| (r.sequence, r.superseded)).collect::<Vec<_>>(), [(1, true), (2, false)]);
     assert_eq!(runs[0].settlement, first, "a superseded run is kept as it was");
 
+    // The daily totals, kept by differences, equal a fresh sum of the rollups.
+    let kept: Vec<(String, String, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT scope, day, contracted_wh, delivered_wh, intervals, missing FROM contracts_totals \
+         WHERE tenant = $1 AND (contracted_wh <> 0 OR delivered_wh <> 0 OR intervals <> 0) ORDER BY scope, day",
+    )
+    .bind(TENANT)
+    .fetch_all(store.pool())
+    .await
+    .expect("totals");
+    let fresh: Vec<(String, String, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT scope, day, CAST(SUM(c) AS BIGINT), CAST(SUM(d) AS BIGINT), CAST(SUM(i) AS BIGINT), CAST(SUM(m) AS BIGINT) \
+         FROM (SELECT '' AS scope, day, contracted_wh AS c, delivered_wh AS d, intervals AS i, missing AS m \
+               FROM contracts_rollups WHERE tenant = $1 \
+               UNION ALL SELECT 'party:' || k.buyer, r.day, r.contracted_wh, r.delivered_wh, r.intervals, r.missing \
+               FROM contracts_rollups r JOIN contracts_contracts k ON k.tenant = r.tenant AND k.id = r.contract WHERE r.tenant = $1 \
+               UNION ALL SELECT 'party:' || k.seller, r.day, r.contracted_wh, r.delivered_wh, r.intervals, r.missing \
+               FROM contracts_rollups r JOIN contracts_contracts k ON k.tenant = r.tenant AND k.id = r.contract WHERE r.tenant = $1) AS t \
+         GROUP BY scope, day ORDER BY scope, day",
+    )
+    .bind(TENANT)
+    .fetch_all(store.pool())
+    .await
+    .expect("fresh sums");
+    assert_eq!(kept.len(), fresh.len());
+    assert!(kept == fresh, "the kept totals drifted from the rollups");
+
     // Another tenant sees nothing of this one.
     assert!(store.contract("globex", &cid("shop-2024")).await.expect("read").is_none());
     let theirs = store.volumes("globex", &Scope::Portfolio, &year, Granularity::Year).await.expect("stats");

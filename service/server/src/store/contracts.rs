@@ -729,22 +729,22 @@ fn delivery_span(contract: &Contract) -> Option<Period> {
 }
 
 /// Rebuilds contract `id`'s rollups over `within` (its whole delivery when
-/// `None`) from its ledger; returns the rows written and the days rebuilt
-/// (whose totals the caller refreshes once it has rebuilt every contract).
+/// `None`) from its ledger, and moves the portfolio's and its parties'
+/// daily totals by the difference; returns the rows written.
 async fn rebuild(
     conn: &mut AnyConnection,
     tenant: &str,
     id: &ContractId,
     within: Option<Period>,
-) -> Result<(usize, Option<Period>), ContractStoreError> {
+) -> Result<usize, ContractStoreError> {
     let portfolio = load_portfolio(conn, tenant, id).await?;
     let contract =
         portfolio.contract(id).ok_or_else(|| ContractStoreError::NotFound { what: "contract", id: id.to_string() })?;
-    let Some(delivery) = delivery_span(contract) else { return Ok((0, None)) };
+    let Some(delivery) = delivery_span(contract) else { return Ok(0) };
     let span = match within {
         Some(within) => match delivery.intersect(&within) {
             Some(span) => span,
-            None => return Ok((0, None)),
+            None => return Ok(0),
         },
         None => delivery,
     };
@@ -770,6 +770,36 @@ async fn rebuild(
     let prices = load_prices(conn, tenant, &indices.into_iter().collect::<Vec<_>>(), from, to).await?;
     let ledger = portfolio.ledger(id, &span, &readings, &prices, None)?;
     let rollups = rollup::daily(&ledger);
+    let old: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT day, CAST(SUM(contracted_wh) AS BIGINT), CAST(SUM(delivered_wh) AS BIGINT), \
+         CAST(SUM(intervals) AS BIGINT), CAST(SUM(missing) AS BIGINT) FROM contracts_rollups \
+         WHERE tenant = $1 AND contract = $2 AND day >= $3 AND day < $4 GROUP BY day",
+    )
+    .bind(tenant)
+    .bind(id.as_str())
+    .bind(span.first().to_string())
+    .bind(span.end().to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(query("read the rollups"))?;
+    let mut delta: BTreeMap<String, [i64; 4]> = BTreeMap::new();
+    for (day, c, d, i, m) in old {
+        let row = delta.entry(day).or_default();
+        row[0] -= c;
+        row[1] -= d;
+        row[2] -= i;
+        row[3] -= m;
+    }
+    for r in &rollups {
+        let row = delta.entry(r.date.to_string()).or_default();
+        row[0] += r.contracted.wh();
+        row[1] += r.delivered.wh();
+        row[2] += i64::from(r.intervals);
+        row[3] += i64::from(r.missing);
+    }
+    delta.retain(|_, row| row.iter().any(|v| *v != 0));
+    let scopes = [String::new(), format!("party:{}", contract.buyer()), format!("party:{}", contract.seller())];
+    add_to_totals(conn, tenant, &scopes, &delta).await?;
     sqlx::query("DELETE FROM contracts_rollups WHERE tenant = $1 AND contract = $2 AND day >= $3 AND day < $4")
         .bind(tenant)
         .bind(id.as_str())
@@ -805,47 +835,39 @@ async fn rebuild(
         }
         q.execute(&mut *conn).await.map_err(query("store the rollups"))?;
     }
-    Ok((rollups.len(), Some(span)))
+    Ok(rollups.len())
 }
 
-/// Recomputes the daily totals (portfolio and per party) of `span` from
-/// the rollups: called once per change, after its rollups are rebuilt.
-async fn refresh_totals(conn: &mut AnyConnection, tenant: &str, span: &Period) -> Result<(), ContractStoreError> {
-    let (first, end) = (span.first().to_string(), span.end().to_string());
-    let statements = [
-        "DELETE FROM contracts_totals WHERE tenant = $1 AND day >= $2 AND day < $3",
-        "INSERT INTO contracts_totals (tenant, scope, day, contracted_wh, delivered_wh, intervals, missing) \
-         SELECT tenant, '', day, SUM(contracted_wh), SUM(delivered_wh), SUM(intervals), SUM(missing) \
-         FROM contracts_rollups WHERE tenant = $1 AND day >= $2 AND day < $3 GROUP BY tenant, day",
-        "INSERT INTO contracts_totals (tenant, scope, day, contracted_wh, delivered_wh, intervals, missing) \
-         SELECT tenant, scope, day, SUM(contracted_wh), SUM(delivered_wh), SUM(intervals), SUM(missing) FROM ( \
-             SELECT r.tenant, 'party:' || c.buyer AS scope, r.day, r.contracted_wh, r.delivered_wh, r.intervals, r.missing \
-             FROM contracts_rollups r JOIN contracts_contracts c ON c.tenant = r.tenant AND c.id = r.contract \
-             WHERE r.tenant = $1 AND r.day >= $2 AND r.day < $3 \
-             UNION ALL \
-             SELECT r.tenant, 'party:' || c.seller AS scope, r.day, r.contracted_wh, r.delivered_wh, r.intervals, r.missing \
-             FROM contracts_rollups r JOIN contracts_contracts c ON c.tenant = r.tenant AND c.id = r.contract \
-             WHERE r.tenant = $1 AND r.day >= $2 AND r.day < $3 \
-         ) AS by_party GROUP BY tenant, scope, day",
-    ];
-    for statement in statements {
-        sqlx::query(statement)
-            .bind(tenant)
-            .bind(&first)
-            .bind(&end)
-            .execute(&mut *conn)
-            .await
-            .map_err(query("total the rollups"))?;
+/// Adds per-day `delta`s (contracted, delivered, intervals, missing) to
+/// the daily totals of each of `scopes`, creating the days it lacks.
+async fn add_to_totals(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    scopes: &[String],
+    delta: &BTreeMap<String, [i64; 4]>,
+) -> Result<(), ContractStoreError> {
+    const COLUMNS: usize = 7;
+    let rows: Vec<(&String, &String, &[i64; 4])> =
+        scopes.iter().flat_map(|scope| delta.iter().map(move |(day, d)| (scope, day, d))).collect();
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let values: Vec<String> =
+            (0..chunk.len()).map(|i| format!("({})", placeholders(1 + i * COLUMNS, COLUMNS))).collect();
+        let sql = format!(
+            "INSERT INTO contracts_totals (tenant, scope, day, contracted_wh, delivered_wh, intervals, missing) VALUES {} \
+             ON CONFLICT (tenant, scope, day) DO UPDATE SET \
+             contracted_wh = contracts_totals.contracted_wh + excluded.contracted_wh, \
+             delivered_wh = contracts_totals.delivered_wh + excluded.delivered_wh, \
+             intervals = contracts_totals.intervals + excluded.intervals, \
+             missing = contracts_totals.missing + excluded.missing",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (scope, day, d) in chunk {
+            q = q.bind(tenant).bind(scope.as_str()).bind(day.as_str()).bind(d[0]).bind(d[1]).bind(d[2]).bind(d[3]);
+        }
+        q.execute(&mut *conn).await.map_err(query("add to the totals"))?;
     }
     Ok(())
-}
-
-/// The smallest period holding both.
-fn union(a: Option<Period>, b: Period) -> Period {
-    match a {
-        Some(a) => Period::new(a.first().min(b.first()), a.end().max(b.end())).unwrap_or(b),
-        None => b,
-    }
 }
 
 fn rollup_from(row: &sqlx::any::AnyRow, contract: &ContractId) -> Result<DailyRollup, ContractStoreError> {
@@ -946,9 +968,7 @@ impl ContractStore for Store {
             }
         }
         write_contract(&mut tx, tenant, contract, None).await?;
-        if let (_, Some(span)) = rebuild(&mut tx, tenant, contract.id(), None).await? {
-            refresh_totals(&mut tx, tenant, &span).await?;
-        }
+        rebuild(&mut tx, tenant, contract.id(), None).await?;
         tx.commit().await.map_err(query("commit"))?;
         Ok(Applied::Now(contract.clone()))
     }
@@ -975,11 +995,7 @@ impl ContractStore for Store {
         change(&mut contract)?;
         write_contract(&mut tx, tenant, &contract, Some((row_version, versions))).await?;
         if contract.versions().len() != versions || contract.terminated_on() != terminated {
-            // The days of the old terms too: a termination shortens the delivery.
-            let before = load_contract(&mut tx, tenant, id).await?.and_then(|(c, _)| delivery_span(&c));
-            if let (_, Some(span)) = rebuild(&mut tx, tenant, id, None).await? {
-                refresh_totals(&mut tx, tenant, &union(before, span)).await?;
-            }
+            rebuild(&mut tx, tenant, id, None).await?;
         }
         tx.commit().await.map_err(query("commit"))?;
         Ok(Applied::Now(contract))
@@ -1016,14 +1032,8 @@ impl ContractStore for Store {
             .execute(&mut *tx)
             .await
             .map_err(query("store the allocation"))?;
-        let mut span = None;
         for contract in &on_meter {
-            if let (_, Some(rebuilt)) = rebuild(&mut tx, tenant, contract, None).await? {
-                span = Some(union(span, rebuilt));
-            }
-        }
-        if let Some(span) = span {
-            refresh_totals(&mut tx, tenant, &span).await?;
+            rebuild(&mut tx, tenant, contract, None).await?;
         }
         tx.commit().await.map_err(query("commit"))?;
         Ok(())
@@ -1041,10 +1051,11 @@ impl ContractStore for Store {
         let mut seen = std::collections::HashSet::with_capacity(readings.len());
         for (index, reading) in readings.iter().enumerate() {
             if !meters.contains_key(&reading.meter) {
-                let point = load_meter(&mut tx, tenant, &reading.meter).await?.ok_or_else(|| ContractStoreError::Reading {
-                    index,
-                    error: ContractError::invalid("meter", format!("no metering point {}", reading.meter)),
-                })?;
+                let point =
+                    load_meter(&mut tx, tenant, &reading.meter).await?.ok_or_else(|| ContractStoreError::Reading {
+                        index,
+                        error: ContractError::invalid("meter", format!("no metering point {}", reading.meter)),
+                    })?;
                 let zone = point.zone()?;
                 meters.insert(reading.meter.clone(), (point, zone));
             }
@@ -1124,17 +1135,9 @@ impl ContractStore for Store {
             }
         }
         let mut rollups = 0;
-        let mut touched = None;
         for (contract, (first, last)) in &spans {
             let period = Period::new(*first, last.tomorrow().map_err(|e| corrupt("day", e))?)?;
-            let (rows, span) = rebuild(&mut tx, tenant, contract, Some(period)).await?;
-            rollups += rows;
-            if let Some(span) = span {
-                touched = Some(union(touched, span));
-            }
-        }
-        if let Some(span) = touched {
-            refresh_totals(&mut tx, tenant, &span).await?;
+            rollups += rebuild(&mut tx, tenant, contract, Some(period)).await?;
         }
         tx.commit().await.map_err(query("commit"))?;
         Ok(LoadReport {
@@ -1180,7 +1183,6 @@ impl ContractStore for Store {
             q.execute(&mut *tx).await.map_err(query("store the prices"))?;
         }
         // Contracts priced or penalised by the index: their rollups over the prices' days.
-        let mut touched = None;
         let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM contracts_contracts WHERE tenant = $1 ORDER BY id")
             .bind(tenant)
             .fetch_all(&mut *tx)
@@ -1197,12 +1199,7 @@ impl ContractStore for Store {
             let first = from.to_zoned_datetime(zone.clone()).date();
             let last = to.to_zoned_datetime(zone).date();
             let period = Period::new(first, last.tomorrow().map_err(|e| corrupt("day", e))?)?;
-            if let (_, Some(span)) = rebuild(&mut tx, tenant, &id, Some(period)).await? {
-                touched = Some(union(touched, span));
-            }
-        }
-        if let Some(span) = touched {
-            refresh_totals(&mut tx, tenant, &span).await?;
+            rebuild(&mut tx, tenant, &id, Some(period)).await?;
         }
         tx.commit().await.map_err(query("commit"))?;
         Ok(())
