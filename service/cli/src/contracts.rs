@@ -150,8 +150,10 @@ enum Command {
 
 #[derive(Debug, clap::Subcommand)]
 enum Import {
-    /// Meter readings from CSV: meter,start,energy_kwh[,quality]; `start` in
-    /// RFC 3339 with its offset, energy in kWh (at most three decimals).
+    /// Meter readings from CSV (meter,start,energy_kwh[,quality]; `start` in
+    /// RFC 3339 with its offset, energy in kWh with at most three decimals)
+    /// or Parquet (meter, start as a UTC timestamp or RFC 3339 text, and
+    /// energy_wh as integers or energy_kwh; quality optional).
     Readings {
         /// The file.
         file: PathBuf,
@@ -211,7 +213,8 @@ async fn run_async(args: &Args) -> anyhow::Result<ExitCode> {
     match &args.command {
         Command::Apply { file } => apply(&store, tenant, file).await?,
         Command::Import(Import::Readings { file }) => {
-            let readings = read_readings(file)?;
+            let parquet = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+            let readings = if parquet { read_readings_parquet(file)? } else { read_readings(file)? };
             let started = std::time::Instant::now();
             let report = store
                 .load_readings(tenant, &readings, &file.display().to_string())
@@ -490,4 +493,76 @@ fn read_prices(file: &Path) -> anyhow::Result<Vec<(Timestamp, Price)>> {
         out.push((instant, value));
     }
     Ok(out)
+}
+
+/// Meter readings from a Parquet file, each row checked: an error names
+/// the file, the row and the column.
+#[expect(clippy::wildcard_enum_match_arm, reason = "parquet's Field is foreign: every other kind is refused, by name")]
+fn read_readings_parquet(file: &Path) -> anyhow::Result<Vec<Reading>> {
+    use parquet::file::reader::{FileReader as _, SerializedFileReader};
+    use parquet::record::Field;
+    let opened = std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let reader =
+        SerializedFileReader::new(opened).map_err(|e| anyhow!("{}: not a Parquet file: {e}", file.display()))?;
+    let columns: Vec<String> =
+        reader.metadata().file_metadata().schema_descr().columns().iter().map(|c| c.name().to_owned()).collect();
+    let find = |name: &str| columns.iter().position(|c| c == name);
+    let need =
+        |name: &str| find(name).ok_or_else(|| anyhow!("{}: no column {name:?} (columns: {columns:?})", file.display()));
+    let (meter, start) = (need("meter")?, need("start")?);
+    let energy = match (find("energy_wh"), find("energy_kwh")) {
+        (Some(at), _) => (at, true),
+        (None, Some(at)) => (at, false),
+        (None, None) => bail!("{}: no column \"energy_wh\" or \"energy_kwh\" (columns: {columns:?})", file.display()),
+    };
+    let quality = find("quality");
+    let mut meters: HashMap<String, MeterId> = HashMap::new();
+    let mut readings = Vec::new();
+    let rows = reader.get_row_iter(None).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    for (n, row) in rows.enumerate() {
+        let row = row.map_err(|e| anyhow!("{}: row {}: {e}", file.display(), n + 1))?;
+        let fields: Vec<&Field> = row.get_column_iter().map(|(_, f)| f).collect();
+        let bad = |column: usize, what: String| {
+            anyhow!("{}: row {}, column {}: {what}", file.display(), n + 1, columns[column])
+        };
+        let field = |column: usize| fields.get(column).copied().unwrap_or(&Field::Null);
+        let id = match field(meter) {
+            Field::Str(text) => text.as_str(),
+            other => return Err(bad(meter, format!("{other} is not a meter id"))),
+        };
+        let meter_id = match meters.get(id) {
+            Some(m) => m.clone(),
+            None => {
+                let m = MeterId::new(id).map_err(|e| bad(meter, e.to_string()))?;
+                meters.insert(id.to_owned(), m.clone());
+                m
+            }
+        };
+        let instant = match field(start) {
+            Field::TimestampMillis(ms) => Timestamp::from_millisecond(*ms).map_err(|e| bad(start, e.to_string()))?,
+            Field::TimestampMicros(us) => Timestamp::from_microsecond(*us).map_err(|e| bad(start, e.to_string()))?,
+            Field::Str(text) => Timestamp::from_str(text)
+                .map_err(|_| bad(start, format!("{text:?} is not an RFC 3339 time with its offset")))?,
+            other => return Err(bad(start, format!("{other} is not a time"))),
+        };
+        let kwh = match (field(energy.0), energy.1) {
+            (Field::Long(wh), true) => Energy::from_wh(*wh),
+            (Field::Int(wh), true) => Energy::from_wh(i64::from(*wh)),
+            (Field::Str(text), false) => Energy::from_str(text).map_err(|e| bad(energy.0, e.to_string()))?,
+            (Field::Double(v), false) => Energy::from_str(&v.to_string()).map_err(|e| bad(energy.0, e.to_string()))?,
+            (other, _) => return Err(bad(energy.0, format!("{other} is not an energy"))),
+        };
+        let flag = match quality.map(field) {
+            None | Some(Field::Null) => Quality::Measured,
+            Some(Field::Str(name)) => Quality::from_name(name).ok_or_else(|| {
+                bad(quality.unwrap_or(0), format!("{name:?}: measured, estimated, substituted or missing"))
+            })?,
+            Some(other) => return Err(bad(quality.unwrap_or(0), format!("{other} is not a quality"))),
+        };
+        readings.push(Reading { meter: meter_id, start: instant, energy: kwh, quality: flag });
+    }
+    if readings.is_empty() {
+        bail!("{}: no readings", file.display());
+    }
+    Ok(readings)
 }

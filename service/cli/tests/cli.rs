@@ -414,3 +414,103 @@ fn contracts_from_a_portfolio_file_to_a_settlement() {
     let top = run(&["top", "--from", "2024-04-01", "--to", "2024-04-30", "-n", "3"]);
     assert_eq!(stdout(&top).lines().count(), 4, "{}", stdout(&top));
 }
+
+/// Writes readings as Parquet: meter and quality as UTF-8, start as UTC
+/// milliseconds, energy_wh as integers.
+fn write_parquet_readings(path: &std::path::Path, rows: &[(String, i64, i64, String)]) {
+    use std::sync::Arc;
+
+    use parquet::basic::{LogicalType, Repetition, TimeUnit, Type as PhysicalType};
+    use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::types::Type;
+
+    let text = |name: &str| {
+        Arc::new(
+            Type::primitive_type_builder(name, PhysicalType::BYTE_ARRAY)
+                .with_repetition(Repetition::REQUIRED)
+                .with_logical_type(Some(LogicalType::String))
+                .build()
+                .expect("column"),
+        )
+    };
+    let start = Type::primitive_type_builder("start", PhysicalType::INT64)
+        .with_repetition(Repetition::REQUIRED)
+        .with_logical_type(Some(LogicalType::timestamp(true, TimeUnit::MILLIS)))
+        .build()
+        .expect("column");
+    let energy = Type::primitive_type_builder("energy_wh", PhysicalType::INT64)
+        .with_repetition(Repetition::REQUIRED)
+        .build()
+        .expect("column");
+    let schema = Arc::new(
+        Type::group_type_builder("readings")
+            .with_fields(vec![text("meter"), Arc::new(start), Arc::new(energy), text("quality")])
+            .build()
+            .expect("schema"),
+    );
+    let file = std::fs::File::create(path).expect("create");
+    let mut writer =
+        SerializedFileWriter::new(file, schema, Arc::new(WriterProperties::builder().build())).expect("writer");
+    let mut group = writer.next_row_group().expect("group");
+    let meters: Vec<ByteArray> = rows.iter().map(|r| ByteArray::from(r.0.as_str())).collect();
+    let starts: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    let energies: Vec<i64> = rows.iter().map(|r| r.2).collect();
+    let qualities: Vec<ByteArray> = rows.iter().map(|r| ByteArray::from(r.3.as_str())).collect();
+    let mut index = 0;
+    while let Some(mut column) = group.next_column().expect("column") {
+        match index {
+            0 => column.typed::<ByteArrayType>().write_batch(&meters, None, None).expect("write"),
+            1 => column.typed::<Int64Type>().write_batch(&starts, None, None).expect("write"),
+            2 => column.typed::<Int64Type>().write_batch(&energies, None, None).expect("write"),
+            _ => column.typed::<ByteArrayType>().write_batch(&qualities, None, None).expect("write"),
+        };
+        column.close().expect("close");
+        index += 1;
+    }
+    group.close().expect("close");
+    writer.close().expect("close");
+}
+
+#[test]
+fn readings_import_from_parquet_as_from_csv() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("contracts.db").display());
+    let small = volta_datasets::small_portfolio();
+    let run = |args: &[&str]| volta(&[&["contracts", "--database", &db], args].concat());
+    assert!(run(&["apply", &small.join("portfolio.toml").display().to_string()]).status.success());
+    // The first meter's April, from the committed CSV.
+    let text = std::fs::read_to_string(small.join("readings-2024-04.csv")).expect("readings");
+    let rows: Vec<(String, i64, i64, String)> = text
+        .lines()
+        .skip(1)
+        .filter(|l| l.starts_with("m00001,"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            let start: jiff::Timestamp = cells[1].parse().expect("time");
+            let (kwh, frac) = cells[2].split_once('.').expect("kWh with decimals");
+            let wh = kwh.parse::<i64>().expect("kWh") * 1000 + frac.parse::<i64>().expect("Wh");
+            (cells[0].to_owned(), start.as_millisecond(), wh, cells[3].to_owned())
+        })
+        .collect();
+    let mut bad = rows.clone();
+    bad[9].3 = "guessed".into();
+    let bad_path = dir.path().join("bad.parquet");
+    write_parquet_readings(&bad_path, &bad);
+    let out = run(&["import", "readings", &bad_path.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(error.contains("bad.parquet: row 10, column quality") && error.contains("guessed"), "{error}");
+    let path = dir.path().join("m00001.parquet");
+    write_parquet_readings(&path, &rows);
+    let out = run(&["import", "readings", &path.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).starts_with(&format!("revision 1: {} readings, 1 contracts", rows.len())), "{}", stdout(&out));
+    // Delivered: the same as the CSV's kWh, added up exactly.
+    let total_wh: i64 = rows.iter().map(|r| r.2).sum();
+    let stats = run(&["stats", "--contract", "c00001", "--from", "2024-04-01", "--to", "2024-04-30"]);
+    let row = stdout(&stats).lines().nth(1).unwrap_or_default().to_owned();
+    let delivered = format!("{}.{:03}", total_wh / 1000, total_wh % 1000);
+    assert!(row.contains(&delivered), "{row} lacks {delivered}");
+}
