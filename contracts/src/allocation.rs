@@ -104,6 +104,7 @@ impl Allocation {
         if self.claims.is_empty() {
             return Err(ContractError::invalid("claims", "an allocation needs at least one contract"));
         }
+        crate::at_most("claims", self.claims.len(), crate::bounds::CLAIMS)?;
         let mut shares = Decimal::ZERO;
         for (i, claim) in self.claims.iter().enumerate() {
             if self.claims[..i].iter().any(|c| c.contract == claim.contract) {
@@ -201,6 +202,14 @@ mod tests {
         assert_eq!(serde_json::from_str::<Allocation>(&text).expect("reads back"), a);
         let typo = r#"{"meter":"m1","claims":[{"contract":"a","take":"remainder","shares":"1"}]}"#;
         assert!(serde_json::from_str::<Allocation>(typo).expect_err("unknown field").to_string().contains("shares"));
+    }
+
+    #[test]
+    fn a_long_allocation_is_refused_before_any_work() {
+        let claims =
+            (0..100_000).map(|i| Claim { contract: id(&format!("c{i}")), take: Take::UpToContracted }).collect();
+        let error = Allocation { meter: id("m1"), claims }.check().expect_err("too many claims");
+        assert_eq!(error, ContractError::invalid("claims", "100000 entries; at most 64"));
     }
 
     #[test]

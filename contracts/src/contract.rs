@@ -91,6 +91,7 @@ impl Contract {
         if seller == buyer {
             return Err(ContractError::invalid("buyer", "the seller cannot buy from itself"));
         }
+        crate::at_most("meters", meters.len(), crate::bounds::METERS)?;
         if meters.is_empty() {
             return Err(ContractError::invalid("meters", "a contract needs at least one metering point"));
         }
@@ -379,6 +380,10 @@ mod tests {
     fn a_draft_names_what_is_wrong() {
         let same = Contract::draft(id("c1"), id("gen"), id("gen"), vec![id("m1")], fixed_terms("0.40"));
         assert!(same.expect_err("self-dealing").to_string().starts_with("buyer"));
+        let many = (0..10_000).map(|i| id(&format!("m{i}"))).collect();
+        let error =
+            Contract::draft(id("c1"), id("gen"), id("shop"), many, fixed_terms("0.40")).expect_err("many meters");
+        assert_eq!(error, ContractError::invalid("meters", "10000 entries; at most 64"));
         let twice = Contract::draft(id("c1"), id("gen"), id("shop"), vec![id("m1"), id("m1")], fixed_terms("0.40"));
         assert!(twice.expect_err("repeated").to_string().starts_with("meters[1]"));
     }

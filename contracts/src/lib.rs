@@ -40,6 +40,33 @@ pub mod tou;
 #[cfg(test)]
 mod testing;
 
+/// The most of each list a contract may hold, checked before any work
+/// (every check is then quadratic at worst in these small numbers).
+pub mod bounds {
+    /// Metering points of a contract.
+    pub const METERS: usize = 64;
+    /// Claims on one shared meter.
+    pub const CLAIMS: usize = 64;
+    /// Periods of a TOU table.
+    pub const TOU_PERIODS: usize = 32;
+    /// Rules of a TOU table.
+    pub const TOU_RULES: usize = 256;
+    /// Consumption tiers of a TOU table.
+    pub const TIERS: usize = 16;
+    /// Monthly volumes of a contract (ten years).
+    pub const MONTHS: usize = 120;
+    /// Period shares of a shape.
+    pub const SHARES: usize = 32;
+}
+
+/// Refuses a list at `field` longer than `max`.
+pub(crate) fn at_most(field: &str, len: usize, max: usize) -> Result<(), ContractError> {
+    if len > max {
+        return Err(ContractError::invalid(field, format!("{len} entries; at most {max}")));
+    }
+    Ok(())
+}
+
 pub use calendar::{Granularity, Period};
 pub use contract::{Contract, State, TermVersion};
 pub use error::ContractError;

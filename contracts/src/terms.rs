@@ -389,6 +389,7 @@ impl Terms {
                 }
             }
             Quantity::Monthly { months } => {
+                crate::at_most("quantity.months", months.len(), crate::bounds::MONTHS)?;
                 for (i, month) in months.iter().enumerate() {
                     let field = format!("quantity.months[{i}]");
                     if month.month.day() != 1 {
@@ -425,6 +426,7 @@ impl Terms {
                 let Some(table) = self.tou() else {
                     return Err(ContractError::invalid("shape", "by_tou_period needs a TOU price table"));
                 };
+                crate::at_most("shape.shares", shares.len(), crate::bounds::SHARES)?;
                 for (i, share) in shares.iter().enumerate() {
                     if !table.periods.iter().any(|p| p.name == share.period) {
                         return Err(ContractError::invalid(

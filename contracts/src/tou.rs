@@ -141,6 +141,9 @@ impl TouTable {
     /// # Errors
     /// [`ContractError::Invalid`] with the field's path under `tou`.
     pub fn check(&self) -> Result<(), ContractError> {
+        crate::at_most("periods", self.periods.len(), crate::bounds::TOU_PERIODS)?;
+        crate::at_most("rules", self.rules.len(), crate::bounds::TOU_RULES)?;
+        crate::at_most("tiers", self.tiers.len(), crate::bounds::TIERS)?;
         if self.periods.is_empty() {
             return Err(ContractError::invalid("periods", "a table needs at least one period"));
         }
@@ -156,11 +159,11 @@ impl TouTable {
                     format!("no period {:?}", rule.period),
                 ));
             }
-            if rule.months.is_empty() || rule.months.iter().any(|m| !(1..=12).contains(m)) {
+            if rule.months.is_empty() || rule.months.len() > 12 || rule.months.iter().any(|m| !(1..=12).contains(m)) {
                 return Err(ContractError::invalid(format!("rules[{i}].months"), "give months from 1 to 12"));
             }
-            if rule.weekdays.is_empty() {
-                return Err(ContractError::invalid(format!("rules[{i}].weekdays"), "give at least one weekday"));
+            if rule.weekdays.is_empty() || rule.weekdays.len() > 7 {
+                return Err(ContractError::invalid(format!("rules[{i}].weekdays"), "give one to seven weekdays"));
             }
             if rule.from.second() != 0 || rule.to.second() != 0 || rule.from.subsec_nanosecond() != 0 {
                 return Err(ContractError::invalid(format!("rules[{i}]"), "windows start and end on whole minutes"));
@@ -310,6 +313,17 @@ mod tests {
         let mut t = table();
         t.rules[0].months.push(13);
         assert!(t.check().expect_err("month").to_string().starts_with("rules[0].months"));
+    }
+
+    #[test]
+    fn long_tables_are_refused_before_the_coverage_check() {
+        let mut t = table();
+        let rule = t.rules[0].clone();
+        t.rules = vec![rule; 100_000];
+        assert_eq!(t.check(), Err(ContractError::invalid("rules", "100000 entries; at most 256")));
+        let mut t = table();
+        t.rules[0].weekdays = vec![DayName::Monday; 8];
+        assert!(t.check().expect_err("8 weekdays").to_string().starts_with("rules[0].weekdays"));
     }
 
     #[test]

@@ -138,6 +138,20 @@ async fn a_contract_from_its_terms_to_its_settlement() {
     let error = client.create_contract(with_token(create(TERMS, ""), &operator)).await.expect_err("exists");
     assert_eq!((error.code(), reason(&error).as_str()), (Code::AlreadyExists, "ALREADY_EXISTS"));
 
+    // A hostile allocation (100 000 claims) is refused by its size, at once.
+    let claims = (0..100_000)
+        .map(|i| cpb::Claim {
+            contract_id: format!("c{i}"),
+            take: cpb::Take::UpToContracted.into(),
+            share_percent: String::new(),
+        })
+        .collect();
+    let error = client
+        .set_allocation(with_token(cpb::SetAllocationRequest { meter_id: "m1".into(), claims }, &operator))
+        .await
+        .expect_err("too many claims");
+    assert_eq!(field(&error), "claims");
+
     // Lifecycle: sign once; a second sign is the contract's rule, not the caller's syntax.
     let sign = |key: &str| cpb::ChangeContractStateRequest {
         request_id: key.into(),
