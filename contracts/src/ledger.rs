@@ -18,13 +18,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::allocation::{Allocation, Take};
 use crate::calendar::Period;
-use crate::contract::Contract;
+use crate::contract::{Contract, TermVersion};
 use crate::curve;
 use crate::error::ContractError;
 use crate::parties::{ContractId, MeterId, MeteringPoint};
 use crate::quantity::{Energy, Price};
 use crate::readings::{Quality, ReadingLog};
-use crate::terms::PriceRule;
+use crate::terms::{PriceRule, Quantity};
 
 /// Market index prices, by index and interval start.
 pub trait MarketPrices {
@@ -223,14 +223,24 @@ impl Portfolio {
     /// Contract `id`'s contracted curve over the intervals of `period`
     /// (`grid`): per interval, the version, TOU period and energy, or
     /// `None` on a day it does not deliver.
-    fn curve(&self, id: &ContractId, period: &Period, grid: &[Timestamp]) -> Result<Vec<Option<Point>>, ContractError> {
+    fn curve(
+        &self,
+        id: &ContractId,
+        period: &Period,
+        grid: &[Timestamp],
+    ) -> Result<Vec<Option<Point<'_>>>, ContractError> {
         let contract = self.known(id)?;
         let (zone, step) = self.clock(id)?;
         let mut out: Vec<Option<Point>> = vec![None; grid.len()];
         let index: HashMap<Timestamp, usize> = grid.iter().enumerate().map(|(i, t)| (*t, i)).collect();
+        // The version in force on each day the contract delivers.
+        let in_force: HashMap<Date, u32> = period
+            .days()
+            .filter(|d| contract.delivers_on(*d))
+            .filter_map(|d| contract.terms_on(d).ok().map(|v| (d, v.version)))
+            .collect();
         for version in contract.versions() {
-            let governs =
-                |d: Date| contract.delivers_on(d) && contract.terms_on(d).is_ok_and(|v| v.version == version.version);
+            let governs = |d: Date| in_force.get(&d) == Some(&version.version);
             if !period.days().any(governs) {
                 continue;
             }
@@ -241,18 +251,26 @@ impl Portfolio {
                         && governs(slot.date)
                         && let Some(&i) = index.get(&slot.start)
                     {
-                        out[i] = Some(Point { version: version.version, period: slot.period, contracted: energy });
+                        out[i] = Some(Point { date: slot.date, version, period: slot.period, contracted: energy });
                     }
                 }
             }
             // Days in force with no unit of volume (a month not listed) still deliver, at zero.
-            let slots = curve::slots(&version.terms, period, &zone, step)?;
-            for slot in slots {
+            let unlisted = match &version.terms.quantity {
+                Quantity::Monthly { months } => {
+                    period.days().any(|d| governs(d) && !months.iter().any(|m| m.month == d.first_of_month()))
+                }
+                Quantity::Total { .. } | Quantity::Daily { .. } => false,
+            };
+            if !unlisted {
+                continue;
+            }
+            for slot in curve::slots(&version.terms, period, &zone, step)? {
                 if governs(slot.date)
                     && let Some(&i) = index.get(&slot.start)
                     && out[i].is_none()
                 {
-                    out[i] = Some(Point { version: version.version, period: slot.period, contracted: Energy::ZERO });
+                    out[i] = Some(Point { date: slot.date, version, period: slot.period, contracted: Energy::ZERO });
                 }
             }
         }
@@ -287,8 +305,8 @@ impl Portfolio {
         for (i, start) in grid.iter().enumerate() {
             let Some(point) = curve[i] else { continue };
             let (energy, quality, revision) = delivered[i];
-            let date = start.to_zoned_datetime(zone.clone()).date();
-            let terms = &contract.terms_on(date)?.terms;
+            let date = point.date;
+            let terms = &point.version.terms;
             let price = match &terms.price {
                 PriceRule::Fixed { price } => Some(*price),
                 PriceRule::Tou { table } => table.periods.get(point.period).map(|p| p.price),
@@ -310,7 +328,7 @@ impl Portfolio {
                 entries.push(Entry {
                     start: *start,
                     date,
-                    version: point.version,
+                    version: point.version.version,
                     period: point.period,
                     contracted: point.contracted,
                     delivered: energy,
@@ -385,8 +403,11 @@ impl Portfolio {
 
 /// A contract's curve at one interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Point {
-    version: u32,
+struct Point<'a> {
+    /// The interval's local date.
+    date: Date,
+    /// The version of the terms in force on it.
+    version: &'a TermVersion,
     period: usize,
     contracted: Energy,
 }

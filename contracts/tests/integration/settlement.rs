@@ -210,3 +210,20 @@ fn an_index_priced_interval_waits_for_its_price() {
         .sum();
     assert_eq!(s.energy_amount, expected);
 }
+
+#[test]
+fn a_month_without_a_volume_still_delivers_at_zero_contracted() {
+    let mut terms = fixed_terms("0.25", 30_000);
+    if let volta_contracts::terms::Quantity::Monthly { months } = &mut terms.quantity {
+        months.truncate(1);
+    }
+    let p = with_terms(Technology::Load, terms);
+    let period = Period::new(date(2024, 1, 1), date(2024, 3, 1)).expect("period");
+    let mut log = ReadingLog::new();
+    constant(&mut log, &period, 1_000, 1);
+    let ledger = p.ledger(&contract_id("c"), &period, &log, &IndexPrices::new(), None).expect("ledger");
+    let (january, february): (Vec<_>, Vec<_>) = ledger.entries.iter().partition(|e| e.date < date(2024, 2, 1));
+    assert_eq!(january.iter().map(|e| e.contracted).sum::<Energy>(), Energy::from_kwh(30_000));
+    assert_eq!(february.len(), 29 * 96);
+    assert!(february.iter().all(|e| e.contracted.is_zero() && e.delivered == Energy::from_kwh(1)));
+}
