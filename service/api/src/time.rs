@@ -100,3 +100,15 @@ pub fn count(n: usize) -> i32 {
 pub fn unsigned(field: &str, n: i32) -> Result<usize, Status> {
     usize::try_from(n).map_err(|_| status::invalid(field, format!("{n} is negative")))
 }
+
+/// A request's `page_size`: `default` when unset (0), at most `max`.
+///
+/// # Errors
+/// INVALID_ARGUMENT on `page_size` when negative or above `max`.
+pub fn page_size(n: i32, default: usize, max: usize) -> Result<usize, Status> {
+    match unsigned("page_size", n)? {
+        0 => Ok(default),
+        n if n > max => Err(status::invalid("page_size", format!("{n}; a page has at most {max}"))),
+        n => Ok(n),
+    }
+}

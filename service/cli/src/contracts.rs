@@ -361,11 +361,16 @@ fn print_volumes(volumes: &[Volume]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A TOML file read as `T`; an error names the file and the field's path.
+fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message()))?;
+    serde_path_to_error::deserialize(toml::Value::Table(table))
+        .map_err(|e| anyhow!("{}: {}: {}", path.display(), e.path(), e.inner().message()))
+}
+
 async fn apply(store: &Store, tenant: &str, file: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| anyhow!("{}: {}", file.display(), e.message()))?;
-    let portfolio: PortfolioFile = serde_path_to_error::deserialize(toml::Value::Table(table))
-        .map_err(|e| anyhow!("{}: {}: {}", file.display(), e.path(), e.inner().message()))?;
+    let portfolio: PortfolioFile = read_toml(file)?;
     for party in &portfolio.parties {
         store.put_party(tenant, party).await?;
     }
@@ -376,14 +381,7 @@ async fn apply(store: &Store, tenant: &str, file: &Path) -> anyhow::Result<()> {
     for (i, entry) in portfolio.contracts.into_iter().enumerate() {
         let terms = match (entry.terms, &entry.terms_file) {
             (Some(terms), None) => terms,
-            (None, Some(path)) => {
-                let path = file.parent().unwrap_or(Path::new(".")).join(path);
-                let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                let table: toml::Table =
-                    toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message()))?;
-                serde_path_to_error::deserialize(toml::Value::Table(table))
-                    .map_err(|e| anyhow!("{}: {}: {}", path.display(), e.path(), e.inner().message()))?
-            }
+            (None, Some(path)) => read_toml(&file.parent().unwrap_or(Path::new(".")).join(path))?,
             _ => bail!("{}: contracts[{i}]: give `terms` or `terms_file`", file.display()),
         };
         let id = entry.id.clone();

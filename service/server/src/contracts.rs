@@ -14,19 +14,16 @@ use volta_contracts::settlement::settle;
 use volta_contracts::{Contract, ContractId};
 use volta_engine::Cancel;
 
-use crate::Shared;
 use crate::auth::{Caller, Role};
 use crate::budget::Budget;
 use crate::store::contracts::{Applied, ContractStore, ContractStoreError, Scope};
+use crate::{MAX_REQUEST_ID_CHARS, Shared};
 
 /// Buckets a statistics page holds when the caller does not say.
 const DEFAULT_PAGE: usize = 366;
 
 /// The most buckets of one page.
 const MAX_PAGE: usize = 10_000;
-
-/// The longest request id.
-const MAX_REQUEST_ID_CHARS: usize = 128;
 
 /// The contract service.
 pub(crate) struct Contracts {
@@ -297,13 +294,7 @@ impl pb::contract_service_server::ContractService for Contracts {
         };
         let period = self.period(first, last)?;
         let granularity = convert::granularity(granularity)?;
-        let size = match volta_api::time::unsigned("page_size", page_size)? {
-            0 => DEFAULT_PAGE,
-            n if n > MAX_PAGE => {
-                return Err(errors::invalid("page_size", format!("{n}; a page has at most {MAX_PAGE}")));
-            }
-            n => n,
-        };
+        let size = volta_api::time::page_size(page_size, DEFAULT_PAGE, MAX_PAGE)?;
         let offset = if page_token.is_empty() {
             0
         } else {

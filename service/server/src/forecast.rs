@@ -11,11 +11,11 @@ use volta_api::time;
 use volta_engine::Cancel;
 use volta_forecasting::{BacktestSpec, Files, ForecastSpec, History, ModelOptions, TrainedModel};
 
-use crate::Shared;
 use crate::auth::{Caller, Role};
 use crate::budget::Budget;
 use crate::config::Limits;
 use crate::store::{self, Cursor, ModelFilter, ModelRecord};
+use crate::{MAX_REQUEST_ID_CHARS, Shared};
 
 /// The forecasting service (shares the solver slots with dispatch).
 pub(crate) struct Forecast {
@@ -42,9 +42,6 @@ impl Forecast {
 
 /// Models a page lists when the caller does not say.
 const DEFAULT_PAGE: usize = 50;
-
-/// The longest request id of a Train call.
-const MAX_REQUEST_ID_CHARS: usize = 128;
 
 /// The series of a request within `limits.max_series_steps`.
 fn series(
@@ -371,13 +368,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
         let caller = Caller::of(&request)?;
         caller.require(Role::Viewer)?;
         let pb::ListModelsRequest { page_size, page_token: token, filter: condition } = request.into_inner();
-        let size = match time::unsigned("page_size", page_size)? {
-            0 => DEFAULT_PAGE,
-            n if n > store::MAX_PAGE => {
-                return Err(errors::invalid("page_size", format!("{n}; a page has at most {}", store::MAX_PAGE)));
-            }
-            n => n,
-        };
+        let size = time::page_size(page_size, DEFAULT_PAGE, store::MAX_PAGE)?;
         let filter = filter(&condition)?;
         let cursor = cursor(&token)?;
         // One more than the page: whether there is a next one.

@@ -46,6 +46,9 @@ use crate::config::{Config, Limits};
 use crate::store::{ModelStore, Store};
 use crate::telemetry::{Metrics, Observe};
 
+/// The longest request id (idempotency key) a call may carry.
+pub(crate) const MAX_REQUEST_ID_CHARS: usize = 128;
+
 /// Calls open at once on one connection (more wait in the client).
 const STREAMS_PER_CONNECTION: u32 = 32;
 

@@ -374,6 +374,12 @@ fn placeholders(first: usize, count: usize) -> String {
     (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
+/// The `VALUES` list of a multi-row INSERT: `rows` tuples of `columns`
+/// parameters, numbered from `$1`.
+fn values(rows: usize, columns: usize) -> String {
+    (0..rows).map(|i| format!("({})", placeholders(1 + i * columns, columns))).collect::<Vec<_>>().join(", ")
+}
+
 /// The stored contract `id` of `tenant` and its header's row version.
 async fn load_contract(
     conn: &mut AnyConnection,
@@ -810,12 +816,10 @@ async fn rebuild(
         .map_err(query("clear the rollups"))?;
     const COLUMNS: usize = 12;
     for chunk in rollups.chunks(ROWS_PER_INSERT) {
-        let rows: Vec<String> =
-            (0..chunk.len()).map(|i| format!("({})", placeholders(1 + i * COLUMNS, COLUMNS))).collect();
         let sql = format!(
             "INSERT INTO contracts_rollups (tenant, contract, day, period, version, contracted_wh, delivered_wh, amount, \
              intervals, estimated, missing, revision) VALUES {}",
-            rows.join(", ")
+            values(chunk.len(), COLUMNS)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in chunk {
@@ -850,8 +854,6 @@ async fn add_to_totals(
     let rows: Vec<(&String, &String, &[i64; 4])> =
         scopes.iter().flat_map(|scope| delta.iter().map(move |(day, d)| (scope, day, d))).collect();
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let values: Vec<String> =
-            (0..chunk.len()).map(|i| format!("({})", placeholders(1 + i * COLUMNS, COLUMNS))).collect();
         let sql = format!(
             "INSERT INTO contracts_totals (tenant, scope, day, contracted_wh, delivered_wh, intervals, missing) VALUES {} \
              ON CONFLICT (tenant, scope, day) DO UPDATE SET \
@@ -859,7 +861,7 @@ async fn add_to_totals(
              delivered_wh = contracts_totals.delivered_wh + excluded.delivered_wh, \
              intervals = contracts_totals.intervals + excluded.intervals, \
              missing = contracts_totals.missing + excluded.missing",
-            values.join(", ")
+            values(chunk.len(), COLUMNS)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (scope, day, d) in chunk {
@@ -1100,11 +1102,9 @@ impl ContractStore for Store {
         .map_err(query("record the load"))?;
         const COLUMNS: usize = 6;
         for chunk in readings.chunks(ROWS_PER_INSERT) {
-            let rows: Vec<String> =
-                (0..chunk.len()).map(|i| format!("({})", placeholders(1 + i * COLUMNS, COLUMNS))).collect();
             let sql = format!(
                 "INSERT INTO contracts_readings (tenant, meter, start_s, revision, energy_wh, quality) VALUES {}",
-                rows.join(", ")
+                values(chunk.len(), COLUMNS)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in chunk {
@@ -1171,10 +1171,9 @@ impl ContractStore for Store {
                 q = q.bind(start.as_second());
             }
             q.execute(&mut *tx).await.map_err(query("store the prices"))?;
-            let rows: Vec<String> = (0..chunk.len()).map(|i| format!("({})", placeholders(1 + i * 4, 4))).collect();
             let sql = format!(
                 "INSERT INTO contracts_prices (tenant, market_index, start_s, price) VALUES {}",
-                rows.join(", ")
+                values(chunk.len(), 4)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (start, price) in chunk {
