@@ -52,6 +52,12 @@ impl IndexPrices {
     pub fn remove(&mut self, index: &str, start: Timestamp) -> Option<Price> {
         self.0.get_mut(index)?.remove(&start)
     }
+
+    /// `index`'s prices of the intervals starting from `from` (inclusive)
+    /// to `to` (exclusive), in time order.
+    pub fn between(&self, index: &str, from: Timestamp, to: Timestamp) -> impl Iterator<Item = Price> + '_ {
+        self.0.get(index).into_iter().flat_map(move |p| p.range(from..to).map(|(_, price)| *price))
+    }
 }
 
 impl MarketPrices for IndexPrices {

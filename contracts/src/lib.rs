@@ -15,7 +15,9 @@
 //! - [`statistics`]: volume statistics, TOU breakdowns and band checks,
 //!   from rollups and, independently, from a plain scan of the intervals;
 //! - [`settlement`]: a period's settlement, immutable, with the hash of its
-//!   inputs.
+//!   inputs;
+//! - [`projection`]: where a period will end, settled under scenarios of
+//!   the rest of it.
 //!
 //! Energy is integer watt-hours ([`Energy`]), money is decimal
 //! ([`rust_decimal::Decimal`]), and time is the engine's zoned grid: a local
@@ -29,6 +31,7 @@ pub mod curve;
 mod error;
 pub mod ledger;
 pub mod parties;
+pub mod projection;
 pub mod quantity;
 pub mod readings;
 pub mod rollup;

@@ -6,5 +6,6 @@
 
 mod agreement;
 mod docs;
+mod projection;
 mod settlement;
 mod support;

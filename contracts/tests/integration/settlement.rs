@@ -2,62 +2,13 @@
 //! band, a spread penalty recomputed from the intervals, exemption by
 //! technology, the input hash across a correction, and a missing index.
 
-use jiff::SignedDuration;
 use jiff::civil::date;
-use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
-use volta_contracts::ledger::{IndexPrices, MarketPrices as _, Portfolio};
+use volta_contracts::ledger::{IndexPrices, MarketPrices as _};
 use volta_contracts::settlement::settle;
-use volta_contracts::{
-    Contract, ContractError, Energy, Location, MeteringPoint, PartyId, Period, Quality, Reading, ReadingLog, Technology,
-};
+use volta_contracts::{ContractError, Energy, Period, ReadingLog, Technology};
 
-use crate::support::{ZONE, contract_id, dec, fixed_terms, meter_id, portfolio, readings, spot};
-
-/// One contract (`fixed_terms("0.25", 30_000)`) on one meter of `technology`.
-fn single(technology: Technology, exempt: bool) -> Portfolio {
-    let mut terms = fixed_terms("0.25", 30_000);
-    if exempt && let Some(penalty) = terms.penalty.as_mut() {
-        penalty.exempt = vec![Technology::Solar];
-    }
-    with_terms(technology, terms)
-}
-
-/// One contract with `terms` on one meter of `technology`.
-fn with_terms(technology: Technology, terms: volta_contracts::Terms) -> Portfolio {
-    let mut p = Portfolio::new();
-    p.add_meter(MeteringPoint {
-        id: meter_id("m"),
-        party: PartyId::new("site").expect("id"),
-        interval_minutes: 15,
-        time_zone: ZONE.into(),
-        location: Location::Node("n1".into()),
-        technology,
-    })
-    .expect("meter");
-    let contract = Contract::draft(
-        contract_id("c"),
-        PartyId::new("seller").expect("id"),
-        PartyId::new("buyer").expect("id"),
-        vec![meter_id("m")],
-        terms,
-    )
-    .expect("contract");
-    p.add_contract(contract).expect("contract");
-    p
-}
-
-/// Every interval of `period` at `wh`, as revision `revision`.
-fn constant(log: &mut ReadingLog, period: &Period, wh: i64, revision: u64) {
-    let zone = TimeZone::get(ZONE).expect("zone");
-    let readings: Vec<Reading> = period
-        .intervals(&zone, SignedDuration::from_mins(15))
-        .expect("grid")
-        .instants()
-        .map(|start| Reading { meter: meter_id("m"), start, energy: Energy::from_wh(wh), quality: Quality::Measured })
-        .collect();
-    log.load(revision, &readings).expect("load");
-}
+use crate::support::{constant, contract_id, dec, fixed_terms, portfolio, readings, single, spot, with_terms};
 
 #[test]
 fn an_excess_beyond_a_monthly_band_pays_five_percent_of_the_price() {

@@ -279,3 +279,48 @@ pub fn spot(period: &Period) -> IndexPrices {
 pub fn at(text: &str) -> jiff::Timestamp {
     text.parse().expect("instant")
 }
+
+/// One contract (`fixed_terms("0.25", 30_000)`) on one meter of `technology`.
+pub fn single(technology: Technology, exempt: bool) -> Portfolio {
+    let mut terms = fixed_terms("0.25", 30_000);
+    if exempt && let Some(penalty) = terms.penalty.as_mut() {
+        penalty.exempt = vec![Technology::Solar];
+    }
+    with_terms(technology, terms)
+}
+
+/// One contract with `terms` on one meter of `technology`.
+pub fn with_terms(technology: Technology, terms: Terms) -> Portfolio {
+    let mut p = Portfolio::new();
+    p.add_meter(MeteringPoint {
+        id: meter_id("m"),
+        party: volta_contracts::PartyId::new("site").expect("id"),
+        interval_minutes: 15,
+        time_zone: ZONE.into(),
+        location: Location::Node("n1".into()),
+        technology,
+    })
+    .expect("meter");
+    let contract = Contract::draft(
+        contract_id("c"),
+        volta_contracts::PartyId::new("seller").expect("id"),
+        volta_contracts::PartyId::new("buyer").expect("id"),
+        vec![meter_id("m")],
+        terms,
+    )
+    .expect("contract");
+    p.add_contract(contract).expect("contract");
+    p
+}
+
+/// Every interval of `period` at `wh`, as revision `revision`.
+pub fn constant(log: &mut ReadingLog, period: &Period, wh: i64, revision: u64) {
+    let zone = jiff::tz::TimeZone::get(ZONE).expect("zone");
+    let readings: Vec<Reading> = period
+        .intervals(&zone, jiff::SignedDuration::from_mins(15))
+        .expect("grid")
+        .instants()
+        .map(|start| Reading { meter: meter_id("m"), start, energy: Energy::from_wh(wh), quality: Quality::Measured })
+        .collect();
+    log.load(revision, &readings).expect("load");
+}
