@@ -20,6 +20,7 @@ use linfa::prelude::*;
 use linfa_elasticnet::ElasticNet;
 use linfa_linear::LinearRegression;
 use ndarray::{Array1, Array2};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use volta_engine::Cancel;
 
@@ -260,7 +261,90 @@ pub fn fit(
 /// on the data augmented with `sqrt(n·penalty)·I`: the same objective as
 /// linfa's elastic net with `l1_ratio = 0`, solved directly instead of by
 /// coordinate descent. Returns the coefficients and the intercept.
+/// Ridge regression on centred columns: `(X'X + nλI) b = X'(y - ȳ)`, the
+/// intercept `ȳ`. The Gram matrix is accumulated over blocks of rows in
+/// parallel (n·p²/2 multiply-adds, a few hundred milliseconds for a year
+/// of quarter hours) and solved by Cholesky. Without a penalty the system
+/// may be singular: then least squares on the augmented design instead.
 fn ridge(x: &Array2<f64>, y: &Array1<f64>, penalty: f64) -> Result<(Vec<f64>, f64), String> {
+    let (n, p) = x.dim();
+    let y_mean = y.mean().unwrap_or(0.0);
+    let (Some(xs), Some(ys)) = (x.as_slice(), y.as_slice()) else { return ridge_augmented(x, y, penalty) };
+    const BLOCK: usize = 2048;
+    let (mut gram, xty) = xs
+        .par_chunks(p * BLOCK)
+        .zip(ys.par_chunks(BLOCK))
+        .map(|(rows, targets)| {
+            let mut gram = vec![0.0; p * p];
+            let mut xty = vec![0.0; p];
+            for (row, t) in rows.chunks_exact(p).zip(targets) {
+                let r = t - y_mean;
+                for (i, &xi) in row.iter().enumerate() {
+                    xty[i] += xi * r;
+                    // The lower triangle only; the solve reads no more.
+                    for (g, &xj) in gram[i * p..=i * p + i].iter_mut().zip(row) {
+                        *g += xi * xj;
+                    }
+                }
+            }
+            (gram, xty)
+        })
+        .reduce(
+            || (vec![0.0; p * p], vec![0.0; p]),
+            |(mut g, mut v), (g2, v2)| {
+                g.iter_mut().zip(&g2).for_each(|(a, b)| *a += b);
+                v.iter_mut().zip(&v2).for_each(|(a, b)| *a += b);
+                (g, v)
+            },
+        );
+    let shrink = n as f64 * penalty;
+    for i in 0..p {
+        gram[i * p + i] += shrink;
+    }
+    match cholesky_solve(&mut gram, xty, p) {
+        Some(beta) => Ok((beta, y_mean)),
+        None => ridge_augmented(x, y, penalty),
+    }
+}
+
+/// Solves `A b = v` for a symmetric positive definite `A` given by its
+/// lower triangle (row-major, `p` x `p`, overwritten by its Cholesky
+/// factor); `None` when `A` is not positive definite.
+fn cholesky_solve(a: &mut [f64], mut v: Vec<f64>, p: usize) -> Option<Vec<f64>> {
+    for j in 0..p {
+        let mut d = a[j * p + j];
+        for k in 0..j {
+            d -= a[j * p + k] * a[j * p + k];
+        }
+        if d <= 1e-12 * (1.0 + a[j * p + j].abs()) || !d.is_finite() {
+            return None;
+        }
+        let d = d.sqrt();
+        a[j * p + j] = d;
+        for i in j + 1..p {
+            let mut s = a[i * p + j];
+            for k in 0..j {
+                s -= a[i * p + k] * a[j * p + k];
+            }
+            a[i * p + j] = s / d;
+        }
+    }
+    // L z = v, then L' b = z.
+    for i in 0..p {
+        let s: f64 = (0..i).map(|k| a[i * p + k] * v[k]).sum();
+        v[i] = (v[i] - s) / a[i * p + i];
+    }
+    for i in (0..p).rev() {
+        let s: f64 = (i + 1..p).map(|k| a[k * p + i] * v[k]).sum();
+        v[i] = (v[i] - s) / a[i * p + i];
+    }
+    Some(v)
+}
+
+/// Ridge as least squares on the design augmented by `sqrt(nλ) I` rows: the
+/// same estimate as [`ridge`], by a second route (and the one that copes
+/// with a singular unpenalised system).
+fn ridge_augmented(x: &Array2<f64>, y: &Array1<f64>, penalty: f64) -> Result<(Vec<f64>, f64), String> {
     let (n, p) = x.dim();
     let y_mean = y.mean().unwrap_or(0.0);
     let mut big = Array2::<f64>::zeros((n + p, p));
@@ -497,5 +581,64 @@ impl Fitted {
                     .collect()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A centred design of `n` rows and `p` columns from a fixed generator,
+    /// with a target that depends on it and noise.
+    fn design(n: usize, p: usize) -> (Array2<f64>, Array1<f64>) {
+        let mut state = 11_u64;
+        let mut next = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let mut x = Array2::from_shape_fn((n, p), |_| next());
+        for mut col in x.columns_mut() {
+            let m = col.mean().unwrap_or(0.0);
+            col.mapv_inplace(|v| v - m);
+        }
+        let y = Array1::from_iter(
+            (0..n).map(|r| (0..p).map(|c| x[[r, c]] * (c as f64 - 3.0)).sum::<f64>() + 40.0 + next()),
+        );
+        (x, y)
+    }
+
+    fn close(a: &[f64], b: &[f64]) -> bool {
+        a.iter().zip(b).all(|(u, v)| (u - v).abs() <= 1e-8 * (1.0 + v.abs()))
+    }
+
+    #[test]
+    fn normal_equations_and_the_augmented_design_give_the_same_ridge() {
+        // More rows than one block, so the parallel reduction is exercised.
+        let (x, y) = design(5_000, 24);
+        for penalty in [0.0, 1e-3, 0.1, 10.0] {
+            let (fast, b0) = ridge(&x, &y, penalty).expect("ridge");
+            let (reference, r0) = ridge_augmented(&x, &y, penalty).expect("augmented");
+            assert!(close(&fast, &reference), "penalty {penalty}: {fast:?} vs {reference:?}");
+            assert!((b0 - r0).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn a_singular_unpenalised_design_falls_back_to_least_squares() {
+        let (mut x, y) = design(500, 6);
+        let first = x.column(0).to_owned();
+        x.column_mut(5).assign(&first);
+        let mut gram = vec![0.0; 36];
+        for r in 0..500 {
+            for i in 0..6 {
+                for j in 0..=i {
+                    gram[i * 6 + j] += x[[r, i]] * x[[r, j]];
+                }
+            }
+        }
+        assert!(cholesky_solve(&mut gram, vec![1.0; 6], 6).is_none(), "two equal columns are singular");
+        let (beta, _) = ridge(&x, &y, 0.0).expect("the fallback solves it");
+        let fitted: f64 = (0..6).map(|c| beta[c] * x[[0, c]]).sum();
+        assert!(fitted.is_finite());
     }
 }

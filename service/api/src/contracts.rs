@@ -367,3 +367,76 @@ pub fn settlement_message(s: &Settlement, sequence: i64, superseded: bool) -> pb
         superseded,
     }
 }
+
+/// Levels of a projection from request field `levels`: finite, in (0, 1),
+/// increasing, at most [`volta_contracts::projection::MAX_LEVELS`].
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the first bad level.
+pub fn levels(levels: &[f64]) -> Result<Vec<f64>, Status> {
+    let max = volta_contracts::projection::MAX_LEVELS;
+    if levels.len() > max {
+        return Err(status::over_limit("levels", &levels.len().to_string(), "levels", max));
+    }
+    for (i, level) in levels.iter().enumerate() {
+        if !(*level > 0.0 && *level < 1.0) {
+            return Err(status::invalid(&format!("levels[{i}]"), format!("{level} is not in (0, 1)")));
+        }
+        if i > 0 && *level <= levels[i - 1] {
+            return Err(status::invalid(&format!("levels[{i}]"), format!("{level} does not increase")));
+        }
+    }
+    Ok(levels.to_vec())
+}
+
+/// A projection as its response: the projection itself, the days its
+/// scenarios replay, the contract's currency, the model and the first day
+/// it trained on.
+#[must_use]
+pub fn projection_message(
+    p: &volta_contracts::projection::Projection,
+    analogs: &[Date],
+    currency: &str,
+    model: &str,
+    history_from: Date,
+) -> pb::ProjectDeviationResponse {
+    let text = |d: rust_decimal::Decimal| d.normalize().to_string();
+    let outcome = |o: &volta_contracts::projection::Outcome| pb::ProjectedOutcome {
+        delivered_wh: o.delivered.wh(),
+        deviation_wh: o.deviation.wh(),
+        penalty_kwh: text(o.penalty_volume),
+        penalty_amount: text(o.penalty_amount),
+    };
+    pb::ProjectDeviationResponse {
+        contract_id: p.contract.to_string(),
+        first: Some(time::date_message(p.period.first())),
+        last: Some(time::date_message(p.period.last())),
+        as_of: Some(time::timestamp(p.cut)),
+        contracted_wh: p.contracted.wh(),
+        contracted_to_date_wh: p.contracted_to_date.wh(),
+        delivered_to_date_wh: p.delivered_to_date.wh(),
+        expected: Some(outcome(&p.expected)),
+        levels: p
+            .levels
+            .iter()
+            .map(|l| pb::ProjectedLevel { level: l.level, outcome: Some(outcome(&l.outcome)) })
+            .collect(),
+        expected_penalty: text(p.expected_penalty.round_dp(6)),
+        penalty_probability: text(p.penalty_probability.round_dp(6)),
+        scenarios: p.outcomes.iter().map(outcome).collect(),
+        analogs: analogs.iter().map(|d| time::date_message(*d)).collect(),
+        rule: p.rule.clone(),
+        assumed: p
+            .assumed
+            .iter()
+            .map(|a| pb::AssumedPrice {
+                index: a.index.clone(),
+                price: text(a.price.per_kwh()),
+                over: i64::try_from(a.over).unwrap_or(i64::MAX),
+            })
+            .collect(),
+        currency: currency.to_owned(),
+        model: model.to_owned(),
+        history_from: Some(time::date_message(history_from)),
+    }
+}

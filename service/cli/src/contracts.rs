@@ -9,6 +9,7 @@ use std::str::FromStr as _;
 use anyhow::{Context as _, anyhow, bail};
 use jiff::Timestamp;
 use jiff::civil::Date;
+use rust_decimal::Decimal;
 use serde::Deserialize;
 use volta_contracts::allocation::Allocation;
 use volta_contracts::settlement::settle;
@@ -17,6 +18,7 @@ use volta_contracts::{
     Contract, ContractId, Energy, Granularity, MeterId, MeteringPoint, Party, PartyId, Period, Price, Quality, Reading,
     Terms,
 };
+use volta_server::projection;
 use volta_server::store::Store;
 use volta_server::store::contracts::{Applied, ContractStore as _, Scope};
 
@@ -45,6 +47,7 @@ data: docs/contracts.md describes the format.
   tou        a contract's volumes and amounts per TOU period
   top        the largest deviations of a period
   settle     settle a period (stored, or --dry-run for a band check)
+  project    where a period will end: deviation and penalty, P10 to P90 (--plot)
   show       a contract with every version of its terms";
 
 pub(super) const AFTER_HELP: &str = "\
@@ -54,6 +57,7 @@ Examples:
   volta contracts stats --portfolio --from 2024-01-01 --to 2024-12-31 --by month --plot volumes.png
   volta contracts stats --contract shop-2024 --from 2024-03-01 --to 2024-03-31 --by day
   volta contracts settle shop-2024 --from 2024-01-01 --to 2024-01-31 --dry-run
+  volta contracts project shop-2024 --from 2024-04-01 --to 2024-04-30 --as-of 2024-04-15 --plot odds.png
 
 Environment: VOLTA_DATABASE_URL (as --database).";
 
@@ -140,6 +144,36 @@ enum Command {
         /// Compute and print without storing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Where a period will end: deviation and penalty projected from the
+    /// readings so far and a load forecast of the rest, over scenarios
+    /// replayed from the forecast's own out-of-sample errors.
+    Project {
+        /// The contract.
+        contract: String,
+        /// The first day.
+        #[arg(long)]
+        from: Date,
+        /// The last day, inclusive.
+        #[arg(long)]
+        to: Date,
+        /// Readings before this instant (RFC 3339 with offset, or a local
+        /// date for its midnight in the contract's zone) are used; the rest
+        /// is projected. Default: where the readings stop.
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
+        /// The forecasting model: linear, elastic_net, gbdt, vanilla, naive, naive_week.
+        #[arg(long, default_value = "linear")]
+        model: String,
+        /// Days of readings before --as-of to train on (each also a scenario once the horizon fits behind it).
+        #[arg(long, default_value_t = volta_server::projection::DEFAULT_HISTORY_DAYS)]
+        history_days: usize,
+        /// Levels to report, comma-separated, in (0, 1).
+        #[arg(long, value_delimiter = ',', default_value = "0.1,0.5,0.9")]
+        levels: Vec<f64>,
+        /// Draw the scenarios' deviations, sorted, to this PNG.
+        #[arg(long, value_name = "PNG")]
+        plot: Option<PathBuf>,
     },
     /// A contract with every version of its terms (JSON).
     Show {
@@ -320,6 +354,29 @@ async fn run_async(args: &Args) -> anyhow::Result<ExitCode> {
             say!("  total:       {} {}", s.total, s.currency);
             say!("  input hash:  {}", settlement.input_hash);
         }
+        Command::Project { contract, from, to, as_of, model, history_days, levels, plot } => {
+            let id = ContractId::new(contract.clone())?;
+            let period = period(*from, *to)?;
+            let cut = match as_of {
+                None => None,
+                Some(text) => Some(instant(&store, tenant, &id, text).await?),
+            };
+            let options = projection::Options {
+                cut,
+                levels: levels.clone(),
+                model: volta_forecasting::ModelSpec::from_name(model)?,
+                history_days: *history_days,
+            };
+            let budgets = projection::Budgets { max_horizon_steps: 20_000, max_history_steps: 10_000_000 };
+            let inputs = projection::inputs(&store, tenant, &id, &period, &options, budgets).await?;
+            let started = std::time::Instant::now();
+            let projected = projection::run(&inputs, &id, &period, &options, &volta_engine::Cancel::new())?;
+            print_projection(&projected, started.elapsed().as_secs_f64())?;
+            if let Some(path) = plot {
+                crate::report::contracts::projection(&format!("contract {id}"), &projected.projection, path)?;
+                eprintln!("plot: {}", path.display());
+            }
+        }
         Command::Show { contract } => {
             let id = ContractId::new(contract.clone())?;
             let stored = store.contract(tenant, &id).await?.ok_or_else(|| anyhow!("no contract {id}"))?;
@@ -327,6 +384,69 @@ async fn run_async(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An instant from RFC 3339 text, or a local date's midnight in contract
+/// `id`'s zone.
+async fn instant(store: &Store, tenant: &str, id: &ContractId, text: &str) -> anyhow::Result<Timestamp> {
+    if let Ok(t) = text.parse::<Timestamp>() {
+        return Ok(t);
+    }
+    let date: Date =
+        text.parse().map_err(|_| anyhow!("--as-of {text:?}: neither RFC 3339 with an offset nor a date"))?;
+    let contract = store.contract(tenant, id).await?.ok_or_else(|| anyhow!("no contract {id}"))?;
+    let meter = contract.meters().first().ok_or_else(|| anyhow!("contract {id} has no meter"))?;
+    let (portfolio, _, _) = store.settlement_inputs(tenant, id, &Period::day(date)).await?;
+    let zone = portfolio.meter(meter).ok_or_else(|| anyhow!("no meter {meter}"))?.zone()?;
+    Ok(volta_contracts::calendar::local_midnight(date, &zone)?.timestamp())
+}
+
+fn print_projection(p: &projection::Projected, seconds: f64) -> anyhow::Result<()> {
+    let pr = &p.projection;
+    let c = &p.currency;
+    say!("projection of {}, {} as of {} ({} model, {:.1} s)", pr.contract, pr.period, pr.cut, p.model, seconds);
+    say!("  rule:             {}", pr.rule);
+    say!("  contracted:       {} kWh ({} kWh to date)", pr.contracted, pr.contracted_to_date);
+    say!("  delivered:        {} kWh to date", pr.delivered_to_date);
+    say!(
+        "  scenarios:        {} (forecast errors of the days from {} to {}; trained on readings from {})",
+        pr.outcomes.len(),
+        p.analogs.first().map_or_else(|| "-".to_owned(), ToString::to_string),
+        p.analogs.last().map_or_else(|| "-".to_owned(), ToString::to_string),
+        p.history_from
+    );
+    for a in &pr.assumed {
+        say!("  assumed:          index {} at {} after the cut (mean of {} prices)", a.index, a.price, a.over);
+    }
+    say!(
+        "{:<14} {:>16} {:>16} {:>14} {:>16}",
+        "",
+        "delivered kWh",
+        "deviation kWh",
+        "penalty kWh",
+        format!("penalty {c}")
+    );
+    let row = |name: String, o: &volta_contracts::projection::Outcome| -> anyhow::Result<()> {
+        say!(
+            "{:<14} {:>16} {:>16} {:>14} {:>16}",
+            name,
+            o.delivered,
+            o.deviation,
+            o.penalty_volume.normalize(),
+            o.penalty_amount.round_dp(2)
+        );
+        Ok(())
+    };
+    row("point forecast".to_owned(), &pr.expected)?;
+    for level in &pr.levels {
+        row(format!("P{}", (level.level * 100.0).round()), &level.outcome)?;
+    }
+    say!(
+        "expected penalty {} {c}; {}% of scenarios pay one",
+        pr.expected_penalty.round_dp(2),
+        (pr.penalty_probability * Decimal::ONE_HUNDRED).round_dp(1)
+    );
+    Ok(())
 }
 
 /// `from` to `to`, inclusive.

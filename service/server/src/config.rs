@@ -28,7 +28,7 @@
 //! max_case_cells = 250000            # steps x assets of a case
 //! max_pareto_points = 32
 //! max_series_steps = 1000000         # grid length of an uploaded series
-//! max_horizon_steps = 2880
+//! max_horizon_steps = 2976
 //! max_lags = 16
 //! max_regime_bins = 10
 //! max_trees = 5000
@@ -96,7 +96,8 @@ pub struct Limits {
     pub max_pareto_points: usize,
     /// Steps of the regular grid an uploaded series spans.
     pub max_series_steps: usize,
-    /// Steps of one forecast.
+    /// Steps of one forecast (the default is a 31-day month of quarter
+    /// hours, the longest rest of a period a projection forecasts).
     pub max_horizon_steps: usize,
     /// Same-time lags of a forecasting model (count; each at most 400 days).
     pub max_lags: usize,
@@ -120,7 +121,7 @@ impl Default for Limits {
             max_case_cells: 250_000,
             max_pareto_points: 32,
             max_series_steps: 1_000_000,
-            max_horizon_steps: 2880,
+            max_horizon_steps: 2976,
             max_lags: 16,
             max_regime_bins: 10,
             max_trees: 5000,

@@ -13,9 +13,11 @@ use volta_api::status::{self as errors, Reason};
 use volta_contracts::settlement::settle;
 use volta_contracts::{Contract, ContractId};
 use volta_engine::Cancel;
+use volta_forecasting::{ForecastError, ModelSpec};
 
 use crate::auth::{Caller, Role};
 use crate::budget::Budget;
+use crate::projection::{self, ProjectionError};
 use crate::store::contracts::{Applied, ContractStore, ContractStoreError, Scope};
 use crate::{MAX_REQUEST_ID_CHARS, Shared};
 
@@ -389,6 +391,52 @@ impl pb::contract_service_server::ContractService for Contracts {
         }))
     }
 
+    async fn project_deviation(
+        &self,
+        request: Request<pb::ProjectDeviationRequest>,
+    ) -> Result<Response<pb::ProjectDeviationResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Viewer)?;
+        let budget = Budget::of(&request);
+        let pb::ProjectDeviationRequest { contract_id, first, last, as_of, levels, model, history_days } =
+            request.into_inner();
+        let id = convert::contract_id("contract_id", contract_id)?;
+        let period = self.period(first, last)?;
+        let model = if model.is_empty() { "linear" } else { model.as_str() };
+        let options = projection::Options {
+            cut: volta_api::time::instant("as_of", as_of)?,
+            levels: convert::levels(&levels)?,
+            model: ModelSpec::from_name(model).map_err(|e| errors::forecast(&e, &|_| "model".to_owned()))?,
+            history_days: if history_days == 0 {
+                projection::DEFAULT_HISTORY_DAYS
+            } else {
+                usize::try_from(history_days).unwrap_or(usize::MAX)
+            },
+        };
+        let budgets = projection::Budgets {
+            max_horizon_steps: self.shared.limits.max_horizon_steps,
+            max_history_steps: self.shared.limits.max_series_steps,
+        };
+        let inputs = projection::inputs(&*self.store, &caller.tenant, &id, &period, &options, budgets)
+            .await
+            .map_err(projection_failed)?;
+        let cancel = Cancel::new();
+        let token = cancel.clone();
+        let projected = self
+            .shared
+            .offload("project", &cancel, &budget, move || {
+                projection::run(&inputs, &id, &period, &options, &token).map_err(projection_failed)
+            })
+            .await?;
+        Ok(Response::new(convert::projection_message(
+            &projected.projection,
+            &projected.analogs,
+            &projected.currency,
+            projected.model,
+            projected.history_from,
+        )))
+    }
+
     async fn list_settlements(
         &self,
         request: Request<pb::ListSettlementsRequest>,
@@ -405,6 +453,31 @@ impl pb::contract_service_server::ContractService for Contracts {
                 .map(|r| convert::settlement_message(&r.settlement, r.sequence, r.superseded))
                 .collect(),
         }))
+    }
+}
+
+/// A projection's failure as a status.
+fn projection_failed(err: ProjectionError) -> Status {
+    match err {
+        ProjectionError::Contract(e) => errors::contract(&e, ""),
+        ProjectionError::Store(e) => failed(e, ""),
+        ProjectionError::Forecast { meter, error } => {
+            let message = format!("meter {meter}: {error}");
+            match &error {
+                ForecastError::Cancelled { .. } => errors::forecast(&error, &str::to_owned),
+                ForecastError::Fit { .. } => errors::error(Reason::DataTooThin, message),
+                ForecastError::Option { option, .. } if option == "model" => errors::invalid("model", message),
+                ForecastError::Option { .. }
+                | ForecastError::Read { .. }
+                | ForecastError::MissingColumn { .. }
+                | ForecastError::Column { .. }
+                | ForecastError::Timestamp { .. }
+                | ForecastError::ModelFile(_) => errors::invalid("history_days", message),
+            }
+        }
+        ProjectionError::OverLimit { field, value, limit, max } => {
+            errors::over_limit(field, &value.to_string(), limit, max)
+        }
     }
 }
 

@@ -25,6 +25,7 @@ mod contracts;
 mod dispatch;
 mod forecast;
 pub mod otlp;
+pub mod projection;
 pub mod store;
 pub mod telemetry;
 

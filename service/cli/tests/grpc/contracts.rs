@@ -265,3 +265,163 @@ fn field(status: &tonic::Status) -> String {
     let details = status.get_details_bad_request().unwrap_or_else(|| panic!("no BadRequest on {status:?}"));
     details.field_violations.first().map(|v| v.field.clone()).unwrap_or_default()
 }
+
+/// A load at meter `m1` for quarter hour `k` of day `day` (days counted
+/// from 2024-01-01): a daily level that wanders from day to day, a day
+/// shape, weekends lower; about 10.4 kWh a quarter hour.
+fn wandering(day: usize, k: usize, level: f64) -> i64 {
+    let shape = if (32..80).contains(&k) { 1.25 } else { 0.75 };
+    let weekend = if (day + 1) % 7 >= 5 { 0.8 } else { 1.0 };
+    (level * shape * weekend * 10_400.0).round() as i64
+}
+
+/// Every quarter hour from 2024-01-01 to `last` in Berlin, as readings.
+fn wandering_readings(last: jiff::civil::Date) -> Vec<cpb::Reading> {
+    let zone = TimeZone::get("Europe/Berlin").expect("zone");
+    let mut state = 5_u64;
+    let mut level = 1.0_f64;
+    let mut out = Vec::new();
+    let mut day = date(2024, 1, 1);
+    let mut n = 0;
+    while day <= last {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        level = (level + ((state >> 33) as f64 / f64::from(1u32 << 31) - 0.5) * 0.12).clamp(0.7, 1.3);
+        let grid = volta_contracts::Period::day(day).intervals(&zone, SignedDuration::from_mins(15)).expect("grid");
+        for (k, start) in grid.instants().enumerate() {
+            out.push(cpb::Reading {
+                meter_id: "m1".into(),
+                start: Some(volta_api::time::timestamp(start)),
+                energy_wh: wandering(n, k, level),
+                quality: cpb::Quality::Measured.into(),
+            });
+        }
+        day = day.tomorrow().expect("day");
+        n += 1;
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_projection_settles_the_rest_of_the_month_under_each_scenario() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("volta.db").display());
+    let server = Server::start_with(&["--database", &db], &[("VOLTA_JWT_HS256_SECRET", SECRET)]);
+    let mut client = ContractServiceClient::new(server.channel().await);
+    let operator = bearer("acme", "operator");
+    let viewer = bearer("acme", "viewer");
+    for (id, role) in [("grid", cpb::PartyRole::Retailer), ("shop", cpb::PartyRole::Consumer)] {
+        let party = cpb::Party { id: id.into(), name: id.into(), role: role.into() };
+        client.put_party(with_token(cpb::PutPartyRequest { party: Some(party) }, &operator)).await.expect("party");
+    }
+    let meter = cpb::MeteringPoint {
+        id: "m1".into(),
+        party_id: "shop".into(),
+        interval_minutes: 15,
+        time_zone: "Europe/Berlin".into(),
+        location: Some(cpb::metering_point::Location::Zone("de".into())),
+        technology: cpb::Technology::Load.into(),
+    };
+    client.put_meter(with_token(cpb::PutMeterRequest { meter: Some(meter) }, &operator)).await.expect("meter");
+    let create = cpb::CreateContractRequest {
+        request_id: String::new(),
+        contract_id: "shop-2024".into(),
+        seller_id: "grid".into(),
+        buyer_id: "shop".into(),
+        meter_ids: vec!["m1".into()],
+        terms: Some(cpb::ContractTerms { format: Some(cpb::contract_terms::Format::Toml(TERMS.into())) }),
+    };
+    client.create_contract(with_token(create, &operator)).await.expect("create");
+    // Read up to 20 March: the rest of March (11 days, one of 23 hours) is to project.
+    let readings = wandering_readings(date(2024, 3, 20));
+    let stream = tokio_stream::iter(chunks(&readings, 20_000));
+    client.load_readings(with_token(stream, &operator)).await.expect("load");
+
+    let ask = |as_of: Option<&str>, levels: Vec<f64>, model: &str, history_days: u32| cpb::ProjectDeviationRequest {
+        contract_id: "shop-2024".into(),
+        first: day(2024, 3, 1),
+        last: day(2024, 3, 31),
+        as_of: as_of.map(|t| volta_api::time::timestamp(t.parse().expect("instant"))),
+        levels,
+        model: model.into(),
+        history_days,
+    };
+    let p = client
+        .project_deviation(with_token(ask(None, vec![], "", 60), &viewer))
+        .await
+        .expect("projection")
+        .into_inner();
+    // Where the readings stop: 21 March, 00:00 in Berlin.
+    assert_eq!(p.as_of, Some(volta_api::time::timestamp("2024-03-20T23:00:00Z".parse().expect("instant"))));
+    let read: i64 = readings
+        .iter()
+        .filter(|r| r.start.as_ref().is_some_and(|s| s.seconds >= 1_709_247_600))
+        .map(|r| r.energy_wh)
+        .sum();
+    assert_eq!(p.delivered_to_date_wh, read, "1 to 20 March as loaded");
+    assert_eq!((p.contracted_wh, p.contracted_to_date_wh), (31_000_000, 20_000_000), "1 000 kWh a day");
+    assert_eq!(p.model, "linear");
+    assert_eq!(p.history_from, day(2024, 1, 21));
+    assert_eq!(p.currency, "EUR");
+    assert_eq!(p.rule, "monthly band -3 % / +5 %, penalty 0.05 x the contract price on both sides (version 1)");
+
+    // Every level is its own quantity's order statistic of the scenarios.
+    let n = p.scenarios.len();
+    assert_eq!(p.analogs.len(), n);
+    assert!(n >= 20, "{n} scenarios");
+    let levels: Vec<f64> = p.levels.iter().map(|l| l.level).collect();
+    assert_eq!(levels, [0.1, 0.5, 0.9]);
+    let mut delivered: Vec<i64> = p.scenarios.iter().map(|s| s.delivered_wh).collect();
+    delivered.sort_unstable();
+    let amounts: Vec<rust_decimal::Decimal> =
+        p.scenarios.iter().map(|s| s.penalty_amount.parse().expect("decimal")).collect();
+    let mut sorted = amounts.clone();
+    sorted.sort_unstable();
+    for level in &p.levels {
+        let k = ((level.level * n as f64).ceil() as usize).clamp(1, n) - 1;
+        let outcome = level.outcome.as_ref().expect("outcome");
+        assert_eq!(outcome.delivered_wh, delivered[k], "P{}", level.level);
+        assert_eq!(outcome.penalty_amount.parse::<rust_decimal::Decimal>().expect("decimal"), sorted[k]);
+    }
+    let mean = amounts.iter().sum::<rust_decimal::Decimal>() / rust_decimal::Decimal::from(n);
+    assert_eq!(p.expected_penalty, mean.round_dp(6).normalize().to_string());
+    let paying = amounts.iter().filter(|a| !a.is_zero()).count();
+    let share = rust_decimal::Decimal::from(paying) / rust_decimal::Decimal::from(n);
+    assert_eq!(p.penalty_probability, share.round_dp(6).normalize().to_string());
+    // Each scenario settles the month: what was read plus its projection.
+    let expected = p.expected.as_ref().expect("expected");
+    assert!(expected.delivered_wh > p.delivered_to_date_wh);
+    assert!(delivered[0] < expected.delivered_wh && expected.delivered_wh < delivered[n - 1]);
+
+    // A caller names a time: the same projection from 15 March on.
+    let earlier = client
+        .project_deviation(with_token(ask(Some("2024-03-14T23:00:00Z"), vec![0.5], "naive_week", 80), &viewer))
+        .await
+        .expect("as of 15 March")
+        .into_inner();
+    assert!(earlier.delivered_to_date_wh < p.delivered_to_date_wh);
+    assert_eq!(earlier.levels.len(), 1);
+
+    // Refusals name their field, before any work.
+    let refusals = [
+        (ask(None, vec![0.5, 0.5], "", 60), "levels[1]"),
+        (ask(None, vec![1.5], "", 60), "levels[0]"),
+        (ask(None, vec![], "prophet", 60), "model"),
+        (ask(None, vec![], "", 5000), "history_days"),
+        (ask(Some("2024-04-05T00:00:00Z"), vec![], "", 60), "as_of"),
+        (ask(Some("2024-03-14T23:07:00Z"), vec![], "", 60), "as_of"),
+        (ask(None, vec![], "", 3), "history_days"),
+        // Eleven days left need 7 + 4 x 11 = 51 days of readings.
+        (ask(None, vec![], "", 50), "history_days"),
+    ];
+    for (request, expected_field) in refusals {
+        let error = client.project_deviation(with_token(request, &viewer)).await.expect_err("refused");
+        assert_eq!(error.code(), Code::InvalidArgument, "{expected_field}: {error:?}");
+        assert_eq!(field(&error), expected_field, "{error:?}");
+    }
+    // Another tenant has no such contract.
+    let error = client
+        .project_deviation(with_token(ask(None, vec![], "", 60), &bearer("other", "viewer")))
+        .await
+        .expect_err("another tenant");
+    assert_eq!((error.code(), reason(&error).as_str()), (Code::NotFound, "CONTRACT_NOT_FOUND"));
+}

@@ -313,6 +313,16 @@ pub trait ContractStore: Send + Sync + std::fmt::Debug {
         period: &Period,
     ) -> Result<(Portfolio, ReadingLog, IndexPrices), ContractStoreError>;
 
+    /// Every revision of the readings of `meters` from `from` (inclusive)
+    /// to `to` (exclusive); a meter of another tenant has none.
+    async fn readings(
+        &self,
+        tenant: &str,
+        meters: &[MeterId],
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<ReadingLog, ContractStoreError>;
+
     /// Stores a settlement: the same inputs as the latest run of its period
     /// return that run; other inputs are the next run, superseding it.
     async fn put_settlement(
@@ -1338,6 +1348,17 @@ impl ContractStore for Store {
             contract.versions().iter().flat_map(|v| v.terms.indices().into_iter().map(str::to_owned)).collect();
         let prices = load_prices(&mut conn, tenant, &indices.into_iter().collect::<Vec<_>>(), from, to).await?;
         Ok((portfolio, readings, prices))
+    }
+
+    async fn readings(
+        &self,
+        tenant: &str,
+        meters: &[MeterId],
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<ReadingLog, ContractStoreError> {
+        let mut conn = self.readers().acquire().await.map_err(query("connect"))?;
+        load_readings(&mut conn, tenant, meters, from, to).await
     }
 
     async fn put_settlement(
