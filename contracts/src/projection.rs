@@ -15,9 +15,9 @@
 //! and an excess pay), so each quantity's levels are taken on their own:
 //! the P90 penalty is not the penalty at the P90 volume.
 //!
-//! Index prices of intervals not yet priced are assumed at the mean of the
-//! index over the period's priced intervals before the cut, and the
-//! projection says so.
+//! Index prices of intervals after the cut not yet published are assumed
+//! at the mean of the index over the period's prices before the cut, and
+//! the projection says so.
 
 use jiff::Timestamp;
 use rust_decimal::Decimal;
@@ -28,7 +28,7 @@ use crate::error::ContractError;
 use crate::ledger::{IndexPrices, Ledger, MarketPrices, Portfolio};
 use crate::parties::ContractId;
 use crate::quantity::{Energy, Price};
-use crate::readings::{Reading, ReadingLog};
+use crate::readings::{Quality, Reading, ReadingLog};
 use crate::settlement::{Settlement, settle};
 
 /// Most scenarios of one projection.
@@ -79,6 +79,8 @@ pub struct Assumed {
     pub price: Price,
     /// How many prices the mean is over.
     pub over: usize,
+    /// How many intervals after the cut it prices (those not yet priced).
+    pub intervals: usize,
 }
 
 /// A period's projected end.
@@ -96,6 +98,9 @@ pub struct Projection {
     pub contracted_to_date: Energy,
     /// Delivered before the cut.
     pub delivered_to_date: Energy,
+    /// Intervals before the cut with a meter's reading missing (counted
+    /// as nothing delivered, as a settlement counts them).
+    pub missing_to_date: u64,
     /// The outcome of the expected future (the point forecast).
     pub expected: Outcome,
     /// The outcome at each requested level, over the scenarios.
@@ -139,7 +144,7 @@ pub fn project(
 ) -> Result<Projection, ContractError> {
     let contract =
         portfolio.contract(id).ok_or_else(|| ContractError::invalid("contract_id", format!("no contract {id}")))?;
-    let (zone, _) = portfolio.clock(id)?;
+    let (zone, step) = portfolio.clock(id)?;
     let begin = crate::calendar::local_midnight(period.first(), &zone)?.timestamp();
     let end = crate::calendar::local_midnight(period.end(), &zone)?.timestamp();
     if cut < begin || cut > end {
@@ -158,8 +163,13 @@ pub fn project(
     let mut indices: Vec<&str> = contract.versions().iter().flat_map(|v| v.terms.indices()).collect();
     indices.sort_unstable();
     indices.dedup();
+    let rest: Vec<Timestamp> = period.intervals(&zone, step)?.instants().filter(|t| *t >= cut).collect();
     let mut assumed = Vec::new();
     for index in indices {
+        let unpriced = rest.iter().filter(|t| prices.price(index, **t).is_none()).count();
+        if unpriced == 0 {
+            continue;
+        }
         let (sum, over) =
             prices.between(index, begin, cut).fold((Decimal::ZERO, 0_usize), |(s, n), p| (s + p.per_kwh(), n + 1));
         if over > 0 {
@@ -167,6 +177,7 @@ pub fn project(
                 index: index.to_owned(),
                 price: Price::new((sum / Decimal::from(over)).round_dp(6)),
                 over,
+                intervals: unpriced,
             });
         }
     }
@@ -234,6 +245,8 @@ pub fn project(
         contracted: settlement.contracted,
         contracted_to_date: to_date(|e| e.contracted),
         delivered_to_date: to_date(|e| e.delivered),
+        missing_to_date: ledger.entries.iter().filter(|e| e.start < cut && e.quality == Quality::Missing).count()
+            as u64,
         expected: Outcome::of(&settlement),
         levels,
         expected_penalty: total / count,

@@ -59,6 +59,7 @@ fn a_half_read_month_settles_under_each_future_and_levels_are_order_statistics()
     )
     .expect("projection");
     assert_eq!(projection.delivered_to_date, Energy::from_kwh(14_112));
+    assert_eq!(projection.missing_to_date, 0);
     assert_eq!(projection.contracted, Energy::from_kwh(30_000));
     // Contracted to date, by a plain scan of the ledger's first 14 days.
     let ledger = p.ledger(&contract_id("c"), &february, &log, &IndexPrices::new(), None).expect("ledger");
@@ -129,6 +130,7 @@ fn unpriced_intervals_after_the_cut_take_the_mean_of_the_index_before_it() {
     assert_eq!(projection.assumed[0].index, "spot");
     assert_eq!(projection.assumed[0].price.per_kwh(), dec("0.15"));
     assert_eq!(projection.assumed[0].over, 1344);
+    assert_eq!(projection.assumed[0].intervals, 1440);
 
     // With no price of the index at all, there is nothing to assume.
     let error = project(

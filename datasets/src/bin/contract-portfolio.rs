@@ -20,10 +20,13 @@ contracts, 2024-01-01 to 2024-12-31, seed 2024 (about 35 million readings,
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() || args.iter().any(|a| a.starts_with('-')) {
-        // An option is not a directory: `--help` must not start a 1.5 GB run.
+    if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
         return Ok(());
+    }
+    if args.is_empty() || args.iter().any(|a| a.starts_with('-')) {
+        // An option is not a directory: a typo must not start a 1.5 GB run.
+        anyhow::bail!("{USAGE}");
     }
     let out = &args[0];
     let contracts = args.get(1).map_or(Ok(1000), |a| a.parse()).context("CONTRACTS")?;

@@ -433,10 +433,12 @@ pub fn projection_message(
                 index: a.index.clone(),
                 price: text(a.price.per_kwh()),
                 over: i64::try_from(a.over).unwrap_or(i64::MAX),
+                intervals: i64::try_from(a.intervals).unwrap_or(i64::MAX),
             })
             .collect(),
         currency: currency.to_owned(),
         model: model.to_owned(),
         history_from: Some(time::date_message(history_from)),
+        missing_to_date: i64::try_from(p.missing_to_date).unwrap_or(i64::MAX),
     }
 }

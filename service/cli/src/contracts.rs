@@ -407,7 +407,7 @@ fn print_projection(p: &projection::Projected, seconds: f64) -> anyhow::Result<(
     say!("projection of {}, {} as of {} ({} model, {:.1} s)", pr.contract, pr.period, pr.cut, p.model, seconds);
     say!("  rule:             {}", pr.rule);
     say!("  contracted:       {} kWh ({} kWh to date)", pr.contracted, pr.contracted_to_date);
-    say!("  delivered:        {} kWh to date", pr.delivered_to_date);
+    say!("  delivered:        {} kWh to date ({} intervals missing)", pr.delivered_to_date, pr.missing_to_date);
     say!(
         "  scenarios:        {} (forecast errors of the days from {} to {}; trained on readings from {})",
         pr.outcomes.len(),
@@ -416,7 +416,13 @@ fn print_projection(p: &projection::Projected, seconds: f64) -> anyhow::Result<(
         p.history_from
     );
     for a in &pr.assumed {
-        say!("  assumed:          index {} at {} after the cut (mean of {} prices)", a.index, a.price, a.over);
+        say!(
+            "  assumed:          index {} at {} for the {} intervals not yet priced (the mean of its {} prices before)",
+            a.index,
+            a.price,
+            a.intervals,
+            a.over
+        );
     }
     say!(
         "{:<14} {:>16} {:>16} {:>14} {:>16}",

@@ -415,6 +415,71 @@ fn contracts_from_a_portfolio_file_to_a_settlement() {
     assert_eq!(stdout(&top).lines().count(), 4, "{}", stdout(&top));
 }
 
+#[test]
+fn a_half_read_month_is_projected_to_its_end_with_its_odds() {
+    // Two contracts on the real load shapes, read from December to the
+    // middle of April: where will April end?
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("portfolio");
+    let spec = volta_datasets::portfolio::Spec {
+        contracts: 2,
+        first: jiff::civil::date(2023, 12, 1),
+        last: jiff::civil::date(2024, 4, 30),
+        seed: 7,
+    };
+    volta_datasets::portfolio::generate(&spec, &data).expect("portfolio");
+    let db = format!("sqlite://{}", dir.path().join("contracts.db").display());
+    let run = |args: &[&str]| volta(&[&["contracts", "--database", &db], args].concat());
+    let file = |name: &str| data.join(name).display().to_string();
+    assert!(run(&["apply", &file("portfolio.toml")]).status.success());
+    assert!(run(&["import", "prices", "spot", &file("spot.csv")]).status.success());
+    for month in ["2023-12", "2024-01", "2024-02", "2024-03"] {
+        let out = run(&["import", "readings", &file(&format!("readings-{month}.csv"))]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // April up to the 15th, 00:00 in Melbourne (14:00 UTC the day before).
+    let april = std::fs::read_to_string(data.join("readings-2024-04.csv")).expect("april");
+    let mut lines = april.lines();
+    let header = lines.next().expect("header");
+    let read: Vec<&str> = lines.filter(|l| l.split(',').nth(1).is_some_and(|t| t < "2024-04-14T14")).collect();
+    let half = dir.path().join("april-half.csv");
+    std::fs::write(&half, [vec![header], read].concat().join("\n")).expect("write");
+    assert!(run(&["import", "readings", &half.display().to_string()]).status.success());
+
+    let plot = dir.path().join("odds.png");
+    let out = run(&[
+        "project",
+        "c00001",
+        "--from",
+        "2024-04-01",
+        "--to",
+        "2024-04-30",
+        "--history-days",
+        "120",
+        "--plot",
+        &plot.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    assert!(text.starts_with("projection of c00001, 2024-04-01 to 2024-04-30 as of 2024-04-14T14:00:00Z"), "{text}");
+    for row in ["point forecast", "P10", "P50", "P90", "expected penalty"] {
+        assert!(text.lines().any(|l| l.starts_with(row)), "{row}: {text}");
+    }
+    let delivered = |row: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(row)).unwrap_or_default();
+        line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+    };
+    assert!(delivered("P10") <= delivered("P50") && delivered("P50") <= delivered("P90"), "{text}");
+    assert!(std::fs::metadata(&plot).is_ok_and(|m| m.len() > 10_000), "a plot");
+
+    // Refusals name the option.
+    let out = run(&["project", "c00001", "--from", "2024-04-01", "--to", "2024-04-30", "--history-days", "20"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("history_days"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["project", "c00001", "--from", "2024-04-01", "--to", "2024-04-30", "--as-of", "May"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--as-of"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// Writes readings as Parquet: meter and quality as UTF-8, start as UTC
 /// milliseconds, energy_wh as integers.
 fn write_parquet_readings(path: &std::path::Path, rows: &[(String, i64, i64, String)]) {

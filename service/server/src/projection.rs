@@ -12,7 +12,9 @@
 //!
 //! Readings after the cut are not used: the projection asks where the
 //! period ends given what was known at the cut. The default cut is where
-//! the readings stop (the earliest meter's last reading).
+//! the readings stop (the end of the earliest meter's last reading in the
+//! period). A reading missing before the cut counts as nothing delivered,
+//! as in a settlement, and the projection counts them.
 
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
@@ -153,14 +155,15 @@ pub async fn inputs(
 
     let cut = match options.cut {
         Some(cut) => cut,
-        // Where the readings stop: the earliest meter's end of reading.
+        // Where the readings stop: the end of the last reading in the
+        // period, the earliest of the meters' (gaps before it stay gaps).
         None => points
             .iter()
             .map(|m| {
                 let step = m.interval();
-                let mut t = begin;
-                while t < end && log.at(&m.id, t, None).is_some() {
-                    t += step;
+                let mut t = end;
+                while t > begin && log.at(&m.id, t - step, None).is_none() {
+                    t -= step;
                 }
                 t
             })

@@ -101,7 +101,7 @@ pub(crate) fn projection(title: &str, p: &Projection, path: &Path) -> anyhow::Re
     let root = BitMapBackend::new(path, (1200, 650)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("{title}: projected deviation at the end of {}, MWh", p.period), ("sans-serif", 22))
+        .caption(format!("{title}: projected deviation over {} as of {}, MWh", p.period, p.cut), ("sans-serif", 22))
         .margin(14)
         .x_label_area_size(45)
         .y_label_area_size(80)
@@ -144,7 +144,7 @@ pub(crate) fn projection(title: &str, p: &Projection, path: &Path) -> anyhow::Re
         chart
             .draw_series([Text::new(
                 format!("P{:.0}", level.level * 100.0),
-                (level.level + 0.005, high + pad * 0.5),
+                (level.level + 0.005, low - pad * 0.4),
                 ("sans-serif", 14),
             )])
             .map_err(err)?;
