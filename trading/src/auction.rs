@@ -1,0 +1,349 @@
+//! Call auctions: every order of a product collected until the gate
+//! closes, then cleared at once.
+//!
+//! The rules, each stated:
+//! - **Volume.** Demand at a price is every buy order whose limit is at or
+//!   above it (market buys always); supply every sell at or below it
+//!   (market sells always). Prices are tried at every limit price and
+//!   between each two neighbouring ones (the curves are flat in between).
+//!   First the greatest executable volume `min(demand, supply)`; among
+//!   those, the least imbalance `|demand - supply|`; the clearing price is
+//!   the midpoint of the lowest and the highest price left, rounded down to
+//!   the tick. So a *vertical overlap*, where the curves cross along a
+//!   range of prices, clears in the middle of that range; a *horizontal
+//!   overlap*, where they share a range of volumes at one price, clears at
+//!   that price with the greatest volume, the longer side rationed. Without
+//!   a limit price on either side, or with no overlap, nothing clears and
+//!   there is no price.
+//! - **Acceptance.** At the clearing price, the side with less volume is
+//!   filled whole. The longer side is filled in price priority (market
+//!   orders first); the price level where it runs out is shared pro rata by
+//!   quantity, in whole Wh, the Wh left over by rounding going to the
+//!   largest remainders and, at equal remainders, to the earlier order.
+//! - **Payment.** Pay-as-clear: every accepted order at the clearing price.
+//!   Pay-as-bid: the same accepted orders, each at its own limit (a market
+//!   order at the clearing price); what buyers pay above what sellers
+//!   receive is the operator's surplus, reported.
+//! - **Trades.** Accepted buys and sells are paired in priority order (the
+//!   best buy with the best sell), so every kWh has a buyer and a seller.
+//!   A participant's own buy and sell may both be accepted.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use volta_contracts::{Energy, PartyId};
+
+use crate::error::TradingError;
+use crate::order::{OrderId, Side, Trade};
+use crate::price::{Price, amount};
+use crate::product::ProductId;
+
+/// An order of a call auction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bid {
+    /// Its number (the earlier wins ties).
+    pub id: OrderId,
+    /// Who places it.
+    pub participant: PartyId,
+    /// Buy or sell.
+    pub side: Side,
+    /// Its limit; none for a market order.
+    pub price: Option<Price>,
+    /// The energy, Wh, positive.
+    pub quantity: Energy,
+}
+
+/// How accepted orders pay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pricing {
+    /// Everyone at the clearing price.
+    PayAsClear,
+    /// Everyone at their own limit.
+    PayAsBid,
+}
+
+/// What one order got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fill {
+    /// The order.
+    pub id: OrderId,
+    /// Its side.
+    pub side: Side,
+    /// The energy accepted, Wh (zero: rejected).
+    pub quantity: Energy,
+    /// The price per kWh it pays or receives.
+    pub price: Price,
+}
+
+/// The outcome of a call auction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clearing {
+    /// The clearing price; none when nothing clears.
+    pub price: Option<Price>,
+    /// The energy traded, Wh.
+    pub volume: Energy,
+    /// Demand at the clearing price, Wh.
+    pub demand: Energy,
+    /// Supply at the clearing price, Wh.
+    pub supply: Energy,
+    /// Every order's fill, in the order given.
+    pub fills: Vec<Fill>,
+    /// Buyers paired with sellers.
+    pub trades: Vec<Trade>,
+    /// What buyers pay, exact.
+    pub paid: Decimal,
+    /// What sellers receive, exact.
+    pub received: Decimal,
+}
+
+impl Clearing {
+    /// Buyers' payments above sellers' receipts (zero under pay-as-clear).
+    #[must_use]
+    pub fn surplus(&self) -> Decimal {
+        self.paid - self.received
+    }
+}
+
+/// The most orders of one auction.
+pub const MAX_BIDS: usize = 10_000_000;
+
+/// Clears `bids` of `product` under `pricing`.
+///
+/// # Errors
+/// A quantity that is not positive or too large, a price beyond the
+/// library's bounds, a repeated id, or more than [`MAX_BIDS`] orders; each
+/// named by its position.
+pub fn clear(product: &ProductId, bids: &[Bid], pricing: Pricing) -> Result<Clearing, TradingError> {
+    check(bids)?;
+    // Priority order of each side: market orders first, then by price, then by id.
+    let rank = |b: &Bid| match (b.side, b.price) {
+        (_, None) => (0, 0),
+        (Side::Buy, Some(p)) => (1, -p.micros()),
+        (Side::Sell, Some(p)) => (1, p.micros()),
+    };
+    let mut buys: Vec<usize> = (0..bids.len()).filter(|&i| bids[i].side == Side::Buy).collect();
+    let mut sells: Vec<usize> = (0..bids.len()).filter(|&i| bids[i].side == Side::Sell).collect();
+    buys.sort_by_key(|&i| (rank(&bids[i]), bids[i].id));
+    sells.sort_by_key(|&i| (rank(&bids[i]), bids[i].id));
+
+    let mut limits: Vec<Price> = bids.iter().filter_map(|b| b.price).collect();
+    limits.sort_unstable();
+    limits.dedup();
+    // Every limit, and a price between each two neighbours.
+    let mut candidates = Vec::with_capacity(2 * limits.len());
+    for (k, p) in limits.iter().enumerate() {
+        if k > 0 {
+            candidates.push(limits[k - 1].midpoint(*p));
+        }
+        candidates.push(*p);
+    }
+    candidates.dedup();
+    let demand_at = |p: Price| -> Energy {
+        buys.iter().map(|&i| &bids[i]).take_while(|b| b.price.is_none_or(|l| l >= p)).map(|b| b.quantity).sum()
+    };
+    let supply_at = |p: Price| -> Energy {
+        sells.iter().map(|&i| &bids[i]).take_while(|b| b.price.is_none_or(|l| l <= p)).map(|b| b.quantity).sum()
+    };
+    let curves = curves(bids, &buys, &sells, &candidates);
+    let best_volume = curves.iter().map(|(d, s)| (*d).min(*s)).max().unwrap_or(Energy::ZERO);
+    let nothing = |demand, supply| Clearing {
+        price: None,
+        volume: Energy::ZERO,
+        demand,
+        supply,
+        fills: bids
+            .iter()
+            .map(|b| Fill { id: b.id, side: b.side, quantity: Energy::ZERO, price: Price::ZERO })
+            .collect(),
+        trades: Vec::new(),
+        paid: Decimal::ZERO,
+        received: Decimal::ZERO,
+    };
+    if best_volume.is_zero() {
+        return Ok(nothing(Energy::ZERO, Energy::ZERO));
+    }
+    let imbalance = |(d, s): (Energy, Energy)| (d - s).abs();
+    let least =
+        curves.iter().filter(|(d, s)| (*d).min(*s) == best_volume).map(|c| imbalance(*c)).min().unwrap_or(Energy::ZERO);
+    let chosen: Vec<Price> = candidates
+        .iter()
+        .zip(&curves)
+        .filter(|(_, c)| c.0.min(c.1) == best_volume && imbalance(**c) == least)
+        .map(|(p, _)| *p)
+        .collect();
+    let (Some(&low), Some(&high)) = (chosen.first(), chosen.last()) else {
+        return Ok(nothing(Energy::ZERO, Energy::ZERO));
+    };
+    let price = low.midpoint(high);
+    let (demand, supply) = (demand_at(price), supply_at(price));
+    let volume = demand.min(supply);
+
+    let mut accepted = vec![Energy::ZERO; bids.len()];
+    for (side, order) in [(Side::Buy, &buys), (Side::Sell, &sells)] {
+        let eligible: Vec<usize> = order
+            .iter()
+            .copied()
+            .take_while(|&i| match (side, bids[i].price) {
+                (_, None) => true,
+                (Side::Buy, Some(l)) => l >= price,
+                (Side::Sell, Some(l)) => l <= price,
+            })
+            .collect();
+        ration(bids, &eligible, volume, &mut accepted);
+    }
+    let settle_price = |b: &Bid| match pricing {
+        Pricing::PayAsClear => price,
+        Pricing::PayAsBid => b.price.unwrap_or(price),
+    };
+    let fills: Vec<Fill> = bids
+        .iter()
+        .zip(&accepted)
+        .map(|(b, q)| Fill { id: b.id, side: b.side, quantity: *q, price: settle_price(b) })
+        .collect();
+    let paid = fills.iter().filter(|f| f.side == Side::Buy).map(|f| amount(f.quantity, f.price)).sum();
+    let received = fills.iter().filter(|f| f.side == Side::Sell).map(|f| amount(f.quantity, f.price)).sum();
+    let trades = pair(product, bids, &buys, &sells, &accepted, &settle_price);
+    Ok(Clearing { price: Some(price), volume, demand, supply, fills, trades, paid, received })
+}
+
+fn check(bids: &[Bid]) -> Result<(), TradingError> {
+    crate::at_most("bids", bids.len(), MAX_BIDS)?;
+    let mut ids = std::collections::HashSet::with_capacity(bids.len());
+    for (i, b) in bids.iter().enumerate() {
+        if b.quantity <= Energy::ZERO || b.quantity > crate::order::MAX_QUANTITY {
+            return Err(TradingError::invalid(
+                format!("bids[{i}].quantity"),
+                format!("{} kWh; positive and at most {} kWh", b.quantity, crate::order::MAX_QUANTITY),
+            ));
+        }
+        if b.price.is_some_and(|p| p.micros().abs() > Price::LIMIT.micros()) {
+            return Err(TradingError::invalid(format!("bids[{i}].price"), format!("beyond ±{}", Price::LIMIT)));
+        }
+        if !ids.insert(b.id) {
+            return Err(TradingError::invalid(format!("bids[{i}].id"), format!("{} is repeated", b.id)));
+        }
+    }
+    Ok(())
+}
+
+/// Demand and supply at each candidate price (increasing), in one pass.
+fn curves(bids: &[Bid], buys: &[usize], sells: &[usize], candidates: &[Price]) -> Vec<(Energy, Energy)> {
+    // Demand at p: market buys plus limits >= p. Walk candidates downwards
+    // adding buys (sorted by price descending after the market ones).
+    let mut demand = vec![Energy::ZERO; candidates.len()];
+    let mut b = 0;
+    let mut acc = Energy::ZERO;
+    while b < buys.len() && bids[buys[b]].price.is_none() {
+        acc += bids[buys[b]].quantity;
+        b += 1;
+    }
+    for (k, p) in candidates.iter().enumerate().rev() {
+        while b < buys.len() && bids[buys[b]].price.is_some_and(|l| l >= *p) {
+            acc += bids[buys[b]].quantity;
+            b += 1;
+        }
+        demand[k] = acc;
+    }
+    let mut supply = vec![Energy::ZERO; candidates.len()];
+    let mut s = 0;
+    let mut acc = Energy::ZERO;
+    while s < sells.len() && bids[sells[s]].price.is_none() {
+        acc += bids[sells[s]].quantity;
+        s += 1;
+    }
+    for (k, p) in candidates.iter().enumerate() {
+        while s < sells.len() && bids[sells[s]].price.is_some_and(|l| l <= *p) {
+            acc += bids[sells[s]].quantity;
+            s += 1;
+        }
+        supply[k] = acc;
+    }
+    demand.into_iter().zip(supply).collect()
+}
+
+/// Fills `eligible` (in priority order) with `volume`: whole price levels
+/// while they fit, the level where it runs out pro rata.
+fn ration(bids: &[Bid], eligible: &[usize], volume: Energy, accepted: &mut [Energy]) {
+    let mut left = volume;
+    let mut k = 0;
+    while k < eligible.len() && !left.is_zero() {
+        let price = bids[eligible[k]].price;
+        let end = k + eligible[k..].iter().take_while(|&&i| bids[i].price == price).count();
+        let level = &eligible[k..end];
+        let total: Energy = level.iter().map(|&i| bids[i].quantity).sum();
+        if total <= left {
+            for &i in level {
+                accepted[i] = bids[i].quantity;
+            }
+            left -= total;
+        } else {
+            for (&i, share) in level.iter().zip(pro_rata(bids, level, left, total)) {
+                accepted[i] = share;
+            }
+            left = Energy::ZERO;
+        }
+        k = end;
+    }
+}
+
+/// `left` Wh shared among `level` by quantity: floors, then the leftover
+/// Wh to the largest remainders, ties to the earlier order.
+fn pro_rata(bids: &[Bid], level: &[usize], left: Energy, total: Energy) -> Vec<Energy> {
+    let (left, total) = (i128::from(left.wh()), i128::from(total.wh()));
+    let mut shares: Vec<(i128, i128)> = level
+        .iter()
+        .map(|&i| {
+            let q = i128::from(bids[i].quantity.wh());
+            ((q * left) / total, (q * left) % total)
+        })
+        .collect();
+    let given: i128 = shares.iter().map(|s| s.0).sum();
+    let mut order: Vec<usize> = (0..level.len()).collect();
+    order.sort_by(|&a, &b| shares[b].1.cmp(&shares[a].1).then(bids[level[a]].id.cmp(&bids[level[b]].id)));
+    for &j in order.iter().take(usize::try_from(left - given).unwrap_or(0)) {
+        shares[j].0 += 1;
+    }
+    shares.into_iter().map(|(s, _)| Energy::from_wh(i64::try_from(s).unwrap_or(i64::MAX))).collect()
+}
+
+/// Pairs accepted buys with accepted sells in priority order.
+fn pair(
+    product: &ProductId,
+    bids: &[Bid],
+    buys: &[usize],
+    sells: &[usize],
+    accepted: &[Energy],
+    price_of: &dyn Fn(&Bid) -> Price,
+) -> Vec<Trade> {
+    let mut trades = Vec::new();
+    let live = |list: &[usize]| list.iter().copied().filter(|&i| !accepted[i].is_zero()).collect::<Vec<_>>();
+    let (buys, sells) = (live(buys), live(sells));
+    let (mut bi, mut si) = (0, 0);
+    let (mut buy_left, mut sell_left) =
+        (buys.first().map_or(Energy::ZERO, |&i| accepted[i]), sells.first().map_or(Energy::ZERO, |&i| accepted[i]));
+    while bi < buys.len() && si < sells.len() {
+        let (b, s) = (&bids[buys[bi]], &bids[sells[si]]);
+        let quantity = buy_left.min(sell_left);
+        trades.push(Trade {
+            product: product.clone(),
+            buy: b.id,
+            sell: s.id,
+            buyer: b.participant.clone(),
+            seller: s.participant.clone(),
+            quantity,
+            buyer_price: price_of(b),
+            seller_price: price_of(s),
+        });
+        buy_left -= quantity;
+        sell_left -= quantity;
+        if buy_left.is_zero() {
+            bi += 1;
+            buy_left = buys.get(bi).map_or(Energy::ZERO, |&i| accepted[i]);
+        }
+        if sell_left.is_zero() {
+            si += 1;
+            sell_left = sells.get(si).map_or(Energy::ZERO, |&i| accepted[i]);
+        }
+    }
+    trades
+}

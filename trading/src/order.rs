@@ -1,0 +1,142 @@
+//! Orders and what becomes of them: trades and fills.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use volta_contracts::{Energy, PartyId};
+
+use crate::error::TradingError;
+use crate::price::Price;
+use crate::product::{Product, ProductId};
+
+/// An order's number, unique in its market (the store assigns it; its
+/// order is the time priority).
+pub type OrderId = u64;
+
+/// Buying or selling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// Buys energy.
+    Buy,
+    /// Sells energy.
+    Sell,
+}
+
+impl Side {
+    /// The other side.
+    #[must_use]
+    pub const fn opposite(self) -> Self {
+        match self {
+            Self::Buy => Self::Sell,
+            Self::Sell => Self::Buy,
+        }
+    }
+}
+
+/// How long a limit order's remainder stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeInForce {
+    /// Good till cancelled (or the gate closes): the remainder rests.
+    Gtc,
+    /// Immediate or cancel: what does not match at once is cancelled.
+    Ioc,
+    /// Fill or kill: all of it at once, or none.
+    Fok,
+}
+
+/// What an order asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Kind {
+    /// At its limit price or better.
+    Limit {
+        /// The worst price it accepts (a buyer's highest, a seller's lowest).
+        price: Price,
+        /// How long its remainder stays.
+        time_in_force: TimeInForce,
+    },
+    /// At any price, at once; the remainder is cancelled.
+    Market,
+}
+
+/// An order of a continuous market.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// Its number (time priority).
+    pub id: OrderId,
+    /// Who places it.
+    pub participant: PartyId,
+    /// The product.
+    pub product: ProductId,
+    /// Buy or sell.
+    pub side: Side,
+    /// Limit or market.
+    pub kind: Kind,
+    /// The energy, Wh, positive.
+    pub quantity: Energy,
+    /// When it was placed.
+    pub placed: Timestamp,
+}
+
+impl Order {
+    /// The limit price, if any.
+    #[must_use]
+    pub fn limit(&self) -> Option<Price> {
+        match self.kind {
+            Kind::Limit { price, .. } => Some(price),
+            Kind::Market => None,
+        }
+    }
+
+    /// Checks the order against `product`: the same product, a positive
+    /// quantity, a limit price within the product's bounds, inside the gate.
+    ///
+    /// # Errors
+    /// [`TradingError::Invalid`] naming the field, or
+    /// [`TradingError::GateClosed`].
+    pub fn check(&self, product: &Product) -> Result<(), TradingError> {
+        if self.product != product.id {
+            return Err(TradingError::invalid("product", format!("{} is not {}", self.product, product.id)));
+        }
+        if self.quantity <= Energy::ZERO {
+            return Err(TradingError::invalid("quantity", format!("{} kWh is not positive", self.quantity)));
+        }
+        if self.quantity > MAX_QUANTITY {
+            return Err(TradingError::invalid(
+                "quantity",
+                format!("{} kWh is more than {MAX_QUANTITY} kWh", self.quantity),
+            ));
+        }
+        if let Some(price) = self.limit() {
+            product.check_price(price, "price")?;
+        }
+        product.check_gate(self.placed)
+    }
+}
+
+/// The most energy of one order: 1 TWh (1e12 Wh), so that no sum of a
+/// book's orders can overflow.
+pub const MAX_QUANTITY: Energy = Energy::from_wh(1_000_000_000_000);
+
+/// Energy changing hands between two orders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trade {
+    /// The product.
+    pub product: ProductId,
+    /// The buying order.
+    pub buy: OrderId,
+    /// The selling order.
+    pub sell: OrderId,
+    /// The buyer.
+    pub buyer: PartyId,
+    /// The seller.
+    pub seller: PartyId,
+    /// The energy, Wh.
+    pub quantity: Energy,
+    /// What the buyer pays per kWh.
+    pub buyer_price: Price,
+    /// What the seller receives per kWh (the buyer's price, except under
+    /// pay-as-bid).
+    pub seller_price: Price,
+}

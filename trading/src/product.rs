@@ -1,0 +1,227 @@
+//! Products: delivery intervals of a market, each tradable between its
+//! gate opening and its gate closure.
+//!
+//! A market defines its products as data: the zone its days are read in,
+//! the length of a delivery interval, and how long before delivery each
+//! gate opens and closes. A local day has 92, 96 or 100 quarter-hour
+//! products across the clock changes.
+
+use std::fmt;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::error::TradingError;
+use crate::price::Price;
+
+/// Identifies a product: its delivery start (UTC) and length in minutes,
+/// `2024-04-06T16:00:00Z/15`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProductId(String);
+
+impl ProductId {
+    /// The id of the product delivering from `start` for `minutes`.
+    #[must_use]
+    pub fn of(start: Timestamp, minutes: i64) -> Self {
+        Self(format!("{start}/{minutes}"))
+    }
+
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProductId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One delivery interval and its trading window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    /// Its id.
+    pub id: ProductId,
+    /// Delivery starts.
+    pub delivery_start: Timestamp,
+    /// Delivery ends (exclusive).
+    pub delivery_end: Timestamp,
+    /// Orders are accepted from here...
+    pub gate_open: Timestamp,
+    /// ...until here (exclusive).
+    pub gate_close: Timestamp,
+    /// The lowest limit price accepted.
+    pub min_price: Price,
+    /// The highest limit price accepted.
+    pub max_price: Price,
+}
+
+impl Product {
+    /// Refuses an order at `at` outside the gate.
+    ///
+    /// # Errors
+    /// [`TradingError::GateClosed`].
+    pub fn check_gate(&self, at: Timestamp) -> Result<(), TradingError> {
+        let state = if at < self.gate_open {
+            "not open yet"
+        } else if at >= self.gate_close {
+            "closed"
+        } else {
+            return Ok(());
+        };
+        Err(TradingError::GateClosed {
+            product: self.id.to_string(),
+            state,
+            at,
+            open: self.gate_open,
+            close: self.gate_close,
+        })
+    }
+
+    /// Refuses a limit price outside the product's bounds.
+    ///
+    /// # Errors
+    /// [`TradingError::Invalid`] on `field`.
+    pub fn check_price(&self, price: Price, field: &str) -> Result<(), TradingError> {
+        if price < self.min_price || price > self.max_price {
+            return Err(TradingError::invalid(
+                field,
+                format!("{price} is outside the product's bounds [{}, {}]", self.min_price, self.max_price),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How a market makes its products.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketRules {
+    /// The zone its days are read in (IANA).
+    pub time_zone: String,
+    /// Minutes of a delivery interval: 5, 10, 15, 30 or 60.
+    pub interval_minutes: i64,
+    /// The gate opens this long before delivery.
+    pub gate_opens_before: SignedDuration,
+    /// The gate closes this long before delivery (zero: at delivery).
+    pub gate_closes_before: SignedDuration,
+    /// The lowest limit price.
+    pub min_price: Price,
+    /// The highest limit price.
+    pub max_price: Price,
+}
+
+impl MarketRules {
+    /// Checks the rules.
+    ///
+    /// # Errors
+    /// [`TradingError::Invalid`] naming the field.
+    pub fn check(&self) -> Result<TimeZone, TradingError> {
+        let zone = TimeZone::get(&self.time_zone).map_err(|_| {
+            TradingError::invalid("time_zone", format!("{:?} is not an IANA time zone", self.time_zone))
+        })?;
+        if ![5, 10, 15, 30, 60].contains(&self.interval_minutes) {
+            return Err(TradingError::invalid(
+                "interval_minutes",
+                format!("{}; one of 5, 10, 15, 30, 60", self.interval_minutes),
+            ));
+        }
+        if self.gate_closes_before.is_negative() || self.gate_opens_before <= self.gate_closes_before {
+            return Err(TradingError::invalid(
+                "gate_opens_before",
+                "the gate must open before it closes, and close at or before delivery",
+            ));
+        }
+        if self.min_price > self.max_price
+            || self.min_price < Price::from_micros(-Price::LIMIT.micros())
+            || self.max_price > Price::LIMIT
+        {
+            return Err(TradingError::invalid(
+                "max_price",
+                format!("[{}, {}] is not a price range within ±{}", self.min_price, self.max_price, Price::LIMIT),
+            ));
+        }
+        Ok(zone)
+    }
+
+    /// The products delivering on local day `day`: 24 hours' worth, or 23
+    /// or 25 on the days the clocks change.
+    ///
+    /// # Errors
+    /// Invalid rules.
+    pub fn products(&self, day: Date) -> Result<Vec<Product>, TradingError> {
+        let zone = self.check()?;
+        let midnight = |d: Date| {
+            volta_contracts::calendar::local_midnight(d, &zone)
+                .map(|z| z.timestamp())
+                .map_err(|e| TradingError::invalid("day", e.to_string()))
+        };
+        let start = midnight(day)?;
+        let end = midnight(day.tomorrow().map_err(|e| TradingError::invalid("day", e.to_string()))?)?;
+        let step = SignedDuration::from_mins(self.interval_minutes);
+        let mut out = Vec::new();
+        let mut t = start;
+        while t < end {
+            out.push(Product {
+                id: ProductId::of(t, self.interval_minutes),
+                delivery_start: t,
+                delivery_end: t + step,
+                gate_open: t - self.gate_opens_before,
+                gate_close: t - self.gate_closes_before,
+                min_price: self.min_price,
+                max_price: self.max_price,
+            });
+            t += step;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::civil::date;
+
+    use super::*;
+
+    fn rules() -> MarketRules {
+        MarketRules {
+            time_zone: "Europe/Berlin".into(),
+            interval_minutes: 15,
+            gate_opens_before: SignedDuration::from_hours(24),
+            gate_closes_before: SignedDuration::from_mins(5),
+            min_price: "-0.5".parse().expect("price"),
+            max_price: "4".parse().expect("price"),
+        }
+    }
+
+    #[test]
+    fn a_day_has_its_local_quarter_hours_and_each_its_gate() {
+        assert_eq!(rules().products(date(2024, 3, 30)).expect("products").len(), 96);
+        assert_eq!(rules().products(date(2024, 3, 31)).expect("products").len(), 92);
+        let autumn = rules().products(date(2024, 10, 27)).expect("products");
+        assert_eq!(autumn.len(), 100);
+        let first = &autumn[0];
+        assert_eq!(first.id.as_str(), "2024-10-26T22:00:00Z/15");
+        assert_eq!(first.gate_close, "2024-10-26T21:55:00Z".parse::<Timestamp>().expect("instant"));
+        assert!(first.check_gate("2024-10-26T21:54:59Z".parse().expect("instant")).is_ok());
+        let closed = first.check_gate("2024-10-26T21:55:00Z".parse().expect("instant")).expect_err("closed");
+        assert!(closed.to_string().contains("closed"), "{closed}");
+        let early = first.check_gate("2024-10-25T21:59:59Z".parse().expect("instant")).expect_err("early");
+        assert!(early.to_string().contains("not open yet"), "{early}");
+        assert!(first.check_price("4.000001".parse().expect("price"), "price").is_err());
+    }
+
+    #[test]
+    fn bad_rules_are_named() {
+        let bad = MarketRules { interval_minutes: 7, ..rules() };
+        assert!(bad.check().expect_err("7").to_string().starts_with("interval_minutes"));
+        let bad = MarketRules { gate_closes_before: SignedDuration::from_hours(25), ..rules() };
+        assert!(bad.check().expect_err("gate").to_string().starts_with("gate_opens_before"));
+        let bad = MarketRules { time_zone: "Mars/Base".into(), ..rules() };
+        assert!(bad.check().expect_err("zone").to_string().starts_with("time_zone"));
+    }
+}

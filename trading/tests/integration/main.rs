@@ -1,0 +1,8 @@
+//! The market's mechanisms on small books worked by hand, and their
+//! invariants on random ones: the continuous book against a plain
+//! reference matcher, the call auction against a scan of every price.
+
+mod auction;
+mod book;
+mod properties;
+mod support;
