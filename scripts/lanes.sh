@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The dependency lanes of the workspace, checked from Cargo.lock (no build):
 # - engine is the shared vocabulary and depends on no other Volta crate;
-# - dispatch and forecasting see only engine, never each other;
+# - the LP layer (volta-lp) sees no other Volta crate;
+# - dispatch and forecasting see only engine (dispatch also the LP layer),
+#   never each other;
 # - domain crates never see the service stack (gRPC, protobuf, HTTP, SQL)
 #   nor Python (tokio is allowed: polars runs its I/O on it);
 # - the API contract sees no storage, auth, metrics or command line; the
@@ -9,7 +11,7 @@
 # - the Python bindings never link the server;
 # - inside each crate, modules read top-down: none import each other in a
 #   circle (scripts/module_cycles.py).
-# A crate not in the workspace yet (trading, contracts) is skipped.
+# A crate not in the workspace yet is skipped.
 # Usage: scripts/lanes.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,15 +48,16 @@ check() {
 }
 
 check volta-engine 'none' "$SERVICE_STACK|polars|good_lp|highs"
-check volta-dispatch 'volta-engine' "$SERVICE_STACK|polars|linfa"
+check volta-lp 'none' "$SERVICE_STACK|polars|linfa"
+check volta-dispatch 'volta-engine|volta-lp' "$SERVICE_STACK|polars|linfa"
 check volta-forecasting 'volta-engine' "$SERVICE_STACK|good_lp|highs"
 check volta-contracts 'volta-engine' "$SERVICE_STACK"
-check volta-trading 'volta-engine|volta-dispatch|volta-forecasting|volta-contracts' "$SERVICE_STACK"
-check volta-api 'volta-engine|volta-dispatch|volta-forecasting|volta-contracts' 'sqlx|pyo3|clap|plotters|prometheus-client|jsonwebtoken'
-check volta-server 'volta-engine|volta-dispatch|volta-forecasting|volta-contracts|volta-api' 'pyo3|clap|plotters'
-check volta-python 'volta-engine|volta-dispatch|volta-forecasting' 'volta-api|volta-server|volta-cli|tonic|sqlx|axum|hyper'
+check volta-trading 'volta-engine|volta-lp|volta-dispatch|volta-forecasting|volta-contracts' "$SERVICE_STACK"
+check volta-api 'volta-engine|volta-lp|volta-dispatch|volta-forecasting|volta-contracts|volta-trading' 'sqlx|pyo3|clap|plotters|prometheus-client|jsonwebtoken'
+check volta-server 'volta-engine|volta-lp|volta-dispatch|volta-forecasting|volta-contracts|volta-trading|volta-api' 'pyo3|clap|plotters'
+check volta-python 'volta-engine|volta-lp|volta-dispatch|volta-forecasting' 'volta-api|volta-server|volta-cli|tonic|sqlx|axum|hyper'
 
-if ! python3 scripts/module_cycles.py engine dispatch forecasting trading contracts service/api service/server service/cli datasets; then
+if ! python3 scripts/module_cycles.py engine lp dispatch forecasting trading contracts service/api service/server service/cli datasets; then
   failed=1
 fi
 

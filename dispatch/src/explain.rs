@@ -10,11 +10,11 @@
 use volta_engine::{AssetKind, Case};
 
 use crate::error::DispatchError;
-use crate::lp::Integrality;
 use crate::model::{Mode, Model, Slack, Window};
 use crate::options::Options;
 use crate::plan::{Detail, Infeasibility, Schedule, Violation, ViolationKind};
 use crate::solve::{read_schedule, run};
+use volta_lp::Integrality;
 
 /// Solves `case` in elastic mode and explains where it fails.
 pub(crate) fn explain(

@@ -4,7 +4,7 @@
 //! every asset that minimises cost, CO2 or a weighted sum of both, subject
 //! to an energy balance on every bus at every step. [`pareto`] traces the
 //! cost–CO2 front; [`rolling_horizon`] simulates a long period window by
-//! window. The model is built with good_lp and solved by HiGHS.
+//! window. The model is built with Volta's LP layer (volta-lp, on good_lp) and solved by HiGHS.
 //!
 //! ```no_run
 //! use volta_dispatch::{Options, schedule};
@@ -60,7 +60,6 @@
 
 mod error;
 mod explain;
-mod lp;
 mod model;
 mod options;
 mod pareto;
@@ -158,10 +157,10 @@ pub(crate) fn solve(
 pub fn build_only(case: &Case, objective: Objective) -> (usize, usize) {
     let state = CarriedState::default();
     let window = Window { start: 0, len: case.grid().len(), state: &state };
-    let mut model = Model::build(case, &window, lp::Integrality::Integer, model::Mode::Normal);
+    let mut model = Model::build(case, &window, volta_lp::Integrality::Integer, model::Mode::Normal);
     let size = (model.lp.num_cols(), model.lp.num_rows());
     let objective = model.objective(objective);
-    let lp = std::mem::replace(&mut model.lp, lp::Lp::new(lp::Integrality::Integer));
+    let lp = std::mem::replace(&mut model.lp, volta_lp::solve::placeholder());
     // Building the HiGHS model is part of the cost; a failure here would be
     // reported by a real solve.
     let _ = lp.into_highs(&objective);

@@ -16,9 +16,9 @@ use volta_engine::asset::{
 };
 use volta_engine::{AssetKind, Case, Profile};
 
-use crate::lp::{Col, Integrality, Lin, Lp, Row};
 use crate::options::{LOST_LOAD_CO2_KG_PER_KWH, Objective};
 use crate::plan::CostCategory;
+use volta_lp::{Col, Integrality, Lin, Lp, Row};
 
 /// Tolerance used to decide that a quantity sits at a limit.
 pub(crate) const TOL: f64 = 1e-6;
@@ -926,12 +926,4 @@ fn segments(points: &[[f64; 2]]) -> Vec<(f64, f64)> {
             (slope, w[0][1] - slope * w[0][0])
         })
         .collect()
-}
-
-impl Lin {
-    /// `self + scale·other`, by value.
-    pub(crate) fn with_lin(mut self, other: &Lin, scale: f64) -> Self {
-        self.add_lin(other, scale);
-        self
-    }
 }

@@ -2,14 +2,13 @@
 
 use std::time::Instant;
 
-use highs::{HighsModelStatus, HighsSolutionStatus};
 use volta_engine::{AssetKind, Case};
 
 use crate::error::DispatchError;
-use crate::lp::{Integrality, Lin};
 use crate::model::{AssetVars, Mode, Model, Window};
 use crate::options::Options;
 use crate::plan::{AssetSchedule, BusSchedule, CostItem, Detail, EmissionItem, Flow, Schedule, SolveStats, Status};
+use volta_lp::{Integrality, Lin, Outcome, Settings};
 
 /// What HiGHS returned, before interpretation.
 #[derive(Debug)]
@@ -29,73 +28,36 @@ pub(crate) struct Raw {
 
 /// Solves `model` minimising `objective`.
 pub(crate) fn run(mut model: Model, objective: &Lin, options: &Options) -> Result<(Model, Raw), DispatchError> {
-    let is_mip = model.lp.is_mip();
     // The LP is consumed by HiGHS; keep the rest of the model for reading.
-    let lp = std::mem::replace(&mut model.lp, crate::lp::Lp::new(Integrality::Integer));
-    let mut highs = lp.into_highs(objective).map_err(DispatchError::Solver)?;
-    if !options.verbose {
-        highs.make_quiet();
-    }
-    let set = |name: &str, result: Result<(), highs::TrySetOptionError>| {
-        result.map_err(|e| DispatchError::Solver(format!("HiGHS refused option {name}: {e:?}")))
+    let lp = std::mem::replace(&mut model.lp, volta_lp::solve::placeholder());
+    let settings = Settings {
+        verbose: options.verbose,
+        time_limit_s: options.time_limit_s,
+        mip_gap: options.mip_gap,
+        threads: options.threads,
     };
-    set("output_flag", highs.try_set_option("output_flag", options.verbose))?;
-    set("log_to_console", highs.try_set_option("log_to_console", options.verbose))?;
-    if let Some(limit) = options.time_limit_s {
-        set("time_limit", highs.try_set_option("time_limit", limit.max(0.0)))?;
-    }
-    if let Some(gap) = options.mip_gap {
-        set("mip_rel_gap", highs.try_set_option("mip_rel_gap", gap))?;
-    }
-    if let Some(threads) = options.threads {
-        let threads = i32::try_from(threads).unwrap_or(i32::MAX);
-        set("threads", highs.try_set_option("threads", threads))?;
-    }
-    let started = Instant::now();
-    let solved = highs.try_solve().map_err(|e| DispatchError::Solver(format!("HiGHS failed to solve: {e:?}")))?;
-    let seconds = started.elapsed().as_secs_f64();
-    let has_primal = solved.primal_solution_status() == HighsSolutionStatus::Feasible;
-    let mut ambiguous = false;
-    #[expect(clippy::wildcard_enum_match_arm, reason = "HighsModelStatus is foreign and non-exhaustive")]
-    let status = match solved.status() {
-        HighsModelStatus::Optimal | HighsModelStatus::ObjectiveBound | HighsModelStatus::ObjectiveTarget => {
-            let gap = if is_mip { solved.mip_gap() } else { 0.0 };
-            if gap.is_finite() && gap > 1e-6 { Status::WithinGap } else { Status::Optimal }
-        }
-        HighsModelStatus::ReachedTimeLimit => Status::TimeLimit,
-        HighsModelStatus::ReachedIterationLimit => Status::IterationLimit,
-        HighsModelStatus::ReachedMemoryLimit => Status::MemoryLimit,
-        HighsModelStatus::ReachedSolutionLimit | HighsModelStatus::ReachedInterrupt => Status::Interrupted,
-        HighsModelStatus::Infeasible => Status::Infeasible,
-        HighsModelStatus::Unbounded => Status::Unbounded,
-        HighsModelStatus::UnboundedOrInfeasible => {
-            ambiguous = true;
-            Status::Infeasible
-        }
-        // Errors, and anything a newer HiGHS adds to its non-exhaustive enum.
-        other => {
-            return Err(DispatchError::Solver(format!("HiGHS ended with status {other:?}")));
-        }
+    let s = volta_lp::solve(lp, objective, &settings).map_err(DispatchError::Solver)?;
+    let status = match s.outcome {
+        Outcome::Optimal => Status::Optimal,
+        Outcome::WithinGap => Status::WithinGap,
+        Outcome::TimeLimit => Status::TimeLimit,
+        Outcome::IterationLimit => Status::IterationLimit,
+        Outcome::MemoryLimit => Status::MemoryLimit,
+        Outcome::Interrupted => Status::Interrupted,
+        Outcome::Infeasible => Status::Infeasible,
+        Outcome::Unbounded => Status::Unbounded,
     };
-    let feasible = status.is_feasible() && has_primal;
-    let (x, duals) = if feasible {
-        let solution = solved.get_solution();
-        let duals = (!is_mip).then(|| solution.dual_rows().to_vec());
-        (Some(solution.columns().to_vec()), duals)
-    } else {
-        (None, None)
+    let raw = Raw {
+        status,
+        objective: s.objective,
+        best_bound: s.best_bound,
+        gap: s.gap,
+        x: s.x,
+        duals: s.duals,
+        seconds: s.seconds,
+        ambiguous: s.ambiguous,
     };
-    let objective = feasible.then(|| solved.objective_value());
-    let (best_bound, gap) = if !feasible {
-        (None, None)
-    } else if is_mip {
-        let bound = solved.double_info_value(c"mip_dual_bound").ok().filter(|b| b.is_finite());
-        let gap = Some(solved.mip_gap()).filter(|g| g.is_finite());
-        (bound, gap)
-    } else {
-        (objective, Some(0.0))
-    };
-    Ok((model, Raw { status, objective, best_bound, gap, x, duals, seconds, ambiguous }))
+    Ok((model, raw))
 }
 
 /// Builds and solves one window of `case`; returns the model and the raw result.
@@ -144,7 +106,7 @@ pub(crate) fn solve_window(
 pub(crate) fn read_schedule(case: &Case, model: &Model, x: &[f64], duals: Option<&[f64]>) -> Schedule {
     let n = model.len;
     let eval = |lins: &[Lin]| -> Vec<f64> { lins.iter().map(|l| clean(l.eval(x))).collect() };
-    let val = |cols: &[crate::lp::Col]| -> Vec<f64> { cols.iter().map(|c| clean(x[c.0])).collect() };
+    let val = |cols: &[volta_lp::Col]| -> Vec<f64> { cols.iter().map(|c| clean(x[c.0])).collect() };
     let mut assets = Vec::with_capacity(case.assets().len());
     for (i, asset) in case.assets().iter().enumerate() {
         let flows =

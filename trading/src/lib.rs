@@ -6,7 +6,9 @@
 //!   market's rules per local day (DST days have 92 or 100 quarter hours);
 //! - [`order`]: orders, trades;
 //! - [`book`]: the continuous double auction, price-time priority;
-//! - [`auction`]: call auctions, pay-as-clear and pay-as-bid.
+//! - [`auction`]: call auctions, pay-as-clear and pay-as-bid;
+//! - [`welfare`]: welfare-maximising clearing over a network on HiGHS, with
+//!   block orders and nodal prices.
 //!
 //! Energy is integer watt-hours (the contract model's
 //! [`Energy`](volta_contracts::Energy)), participants are the contract
@@ -19,6 +21,7 @@ mod error;
 pub mod order;
 pub mod price;
 pub mod product;
+pub mod welfare;
 
 pub use auction::{Bid, Clearing, Fill, Pricing, clear};
 pub use book::{Book, Cancelled, Depth, Execution};

@@ -1,61 +1,65 @@
-//! The one modelling layer of dispatch: the plant model is written once in
+//! Columns, affine expressions and constraints: a problem written once in
 //! [`Col`]umns and [`Lin`]ear expressions that Volta can evaluate itself
-//! (cost breakdowns, explanations, the audit), and [`Lp::into_highs`] hands
-//! it to HiGHS through good_lp's model builder. Binary columns can be
-//! *fixed* instead of declared integer, which turns a MILP into the LP whose
-//! duals are the marginal prices.
-//!
-//! Solving is `solve.rs`'s job, on the `highs` model good_lp builds: good_lp's
-//! own `solve` folds memory, iteration and interrupt stops into one
-//! "time limit", turns a time limit without an incumbent into an error and
-//! hides the MIP's dual bound, all of which a plan reports.
+//! (cost breakdowns, explanations, audits), and [`Lp::into_highs`] hands it
+//! to HiGHS through good_lp's model builder. Binary columns can be *fixed*
+//! instead of declared integer, which turns a MILP into the LP whose duals
+//! are the marginal prices.
 
 use good_lp::solvers::highs::highs;
 use good_lp::{Expression, ProblemVariables, Variable, variable};
 
 /// A column (variable) of the problem, indexing the solution vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct Col(pub(crate) usize);
+pub struct Col(pub usize);
 
 /// A row (constraint) of the problem, indexing the dual vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct Row(pub(crate) usize);
+pub struct Row(pub usize);
 
 /// An affine expression `Σ coef·col + constant`.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Lin {
-    pub(crate) terms: Vec<(Col, f64)>,
-    pub(crate) constant: f64,
+pub struct Lin {
+    /// `(column, coefficient)` pairs; a column may appear more than once.
+    pub terms: Vec<(Col, f64)>,
+    /// The constant.
+    pub constant: f64,
 }
 
 impl Lin {
-    pub(crate) fn new() -> Self {
+    /// Zero.
+    #[must_use]
+    pub fn new() -> Self {
         Self::default()
     }
 
-    pub(crate) fn constant(value: f64) -> Self {
+    /// The constant `value`.
+    #[must_use]
+    pub fn constant(value: f64) -> Self {
         Self { terms: Vec::new(), constant: value }
     }
 
-    pub(crate) fn term(col: Col, coef: f64) -> Self {
+    /// `coef·col`.
+    #[must_use]
+    pub fn term(col: Col, coef: f64) -> Self {
         Self { terms: vec![(col, coef)], constant: 0.0 }
     }
 
     /// Adds `coef·col` (skipped when `coef` is zero).
-    pub(crate) fn add(&mut self, col: Col, coef: f64) -> &mut Self {
+    pub fn add(&mut self, col: Col, coef: f64) -> &mut Self {
         if coef != 0.0 {
             self.terms.push((col, coef));
         }
         self
     }
 
-    pub(crate) fn add_constant(&mut self, value: f64) -> &mut Self {
+    /// Adds `value` to the constant.
+    pub fn add_constant(&mut self, value: f64) -> &mut Self {
         self.constant += value;
         self
     }
 
     /// Adds `scale·other`.
-    pub(crate) fn add_lin(&mut self, other: &Lin, scale: f64) -> &mut Self {
+    pub fn add_lin(&mut self, other: &Lin, scale: f64) -> &mut Self {
         if scale != 0.0 {
             self.terms.extend(other.terms.iter().map(|&(c, v)| (c, v * scale)));
             self.constant += other.constant * scale;
@@ -63,25 +67,41 @@ impl Lin {
         self
     }
 
-    pub(crate) fn with(mut self, col: Col, coef: f64) -> Self {
+    /// This plus `scale·other`.
+    #[must_use]
+    pub fn with_lin(mut self, other: &Lin, scale: f64) -> Self {
+        self.add_lin(other, scale);
+        self
+    }
+
+    /// This plus `coef·col`.
+    #[must_use]
+    pub fn with(mut self, col: Col, coef: f64) -> Self {
         self.add(col, coef);
         self
     }
 
-    pub(crate) fn eval(&self, x: &[f64]) -> f64 {
+    /// The value at the column values `x`.
+    #[must_use]
+    pub fn eval(&self, x: &[f64]) -> f64 {
         self.terms.iter().map(|&(c, v)| v * x[c.0]).sum::<f64>() + self.constant
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether it has no column terms.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
         self.terms.is_empty()
     }
 }
 
 /// The sense of a constraint `lin ⋚ 0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Sense {
+pub enum Sense {
+    /// `lin ≤ 0`.
     Le,
+    /// `lin ≥ 0`.
     Ge,
+    /// `lin = 0`.
     Eq,
 }
 
@@ -93,7 +113,7 @@ struct Constraint {
 
 /// How binary columns are declared.
 #[derive(Debug, Clone, Default)]
-pub(crate) enum Integrality {
+pub enum Integrality {
     /// As binaries: the model is a MILP.
     #[default]
     Integer,
@@ -102,7 +122,7 @@ pub(crate) enum Integrality {
 }
 
 /// Columns, rows and the integrality of a problem under construction.
-pub(crate) struct Lp {
+pub struct Lp {
     vars: ProblemVariables,
     cols: Vec<Variable>,
     binaries: Vec<Col>,
@@ -117,12 +137,14 @@ impl std::fmt::Debug for Lp {
 }
 
 impl Lp {
-    pub(crate) fn new(integrality: Integrality) -> Self {
+    /// An empty problem whose binaries are declared by `integrality`.
+    #[must_use]
+    pub fn new(integrality: Integrality) -> Self {
         Self { vars: ProblemVariables::new(), cols: Vec::new(), binaries: Vec::new(), integrality, rows: Vec::new() }
     }
 
     /// A continuous column in `[lo, hi]` (either may be infinite).
-    pub(crate) fn col(&mut self, lo: f64, hi: f64) -> Col {
+    pub fn col(&mut self, lo: f64, hi: f64) -> Col {
         let mut def = variable();
         if lo.is_finite() {
             def = def.min(lo);
@@ -134,12 +156,12 @@ impl Lp {
     }
 
     /// `n` continuous columns in `[lo, hi]`.
-    pub(crate) fn cols(&mut self, n: usize, lo: f64, hi: f64) -> Vec<Col> {
+    pub fn cols(&mut self, n: usize, lo: f64, hi: f64) -> Vec<Col> {
         (0..n).map(|_| self.col(lo, hi)).collect()
     }
 
     /// A binary column, or a fixed or relaxed one (see [`Integrality`]).
-    pub(crate) fn binary(&mut self) -> Col {
+    pub fn binary(&mut self) -> Col {
         let def = match &self.integrality {
             Integrality::Integer => variable().binary(),
             Integrality::Fixed(values) => {
@@ -159,50 +181,57 @@ impl Lp {
     }
 
     /// Adds `lin ⋚ 0` and returns its row.
-    pub(crate) fn constrain(&mut self, lin: Lin, sense: Sense) -> Row {
+    pub fn constrain(&mut self, lin: Lin, sense: Sense) -> Row {
         let row = Row(self.rows.len());
         self.rows.push(Constraint { lin, sense });
         row
     }
 
     /// Adds `lin ≤ rhs`.
-    pub(crate) fn le(&mut self, mut lin: Lin, rhs: f64) -> Row {
+    pub fn le(&mut self, mut lin: Lin, rhs: f64) -> Row {
         lin.constant -= rhs;
         self.constrain(lin, Sense::Le)
     }
 
     /// Adds `lin ≥ rhs`.
-    pub(crate) fn ge(&mut self, mut lin: Lin, rhs: f64) -> Row {
+    pub fn ge(&mut self, mut lin: Lin, rhs: f64) -> Row {
         lin.constant -= rhs;
         self.constrain(lin, Sense::Ge)
     }
 
     /// Adds `lin = rhs`.
-    pub(crate) fn eq(&mut self, mut lin: Lin, rhs: f64) -> Row {
+    pub fn eq(&mut self, mut lin: Lin, rhs: f64) -> Row {
         lin.constant -= rhs;
         self.constrain(lin, Sense::Eq)
     }
 
-    pub(crate) fn num_cols(&self) -> usize {
+    /// Columns so far.
+    #[must_use]
+    pub fn num_cols(&self) -> usize {
         self.cols.len()
     }
 
-    pub(crate) fn num_rows(&self) -> usize {
+    /// Rows so far.
+    #[must_use]
+    pub fn num_rows(&self) -> usize {
         self.rows.len()
     }
 
     /// Whether any column is a declared binary.
-    pub(crate) fn is_mip(&self) -> bool {
+    pub fn is_mip(&self) -> bool {
         matches!(self.integrality, Integrality::Integer) && !self.binaries.is_empty()
     }
 
     /// The binary columns, in order of creation.
-    pub(crate) fn binaries(&self) -> &[Col] {
+    pub fn binaries(&self) -> &[Col] {
         &self.binaries
     }
 
     /// Hands the problem to HiGHS (through good_lp) with `objective` minimised.
-    pub(crate) fn into_highs(self, objective: &Lin) -> Result<highs::Model, String> {
+    ///
+    /// # Errors
+    /// good_lp refused the problem.
+    pub fn into_highs(self, objective: &Lin) -> Result<highs::Model, String> {
         let Self { vars, cols, rows, .. } = self;
         let expression = |lin: &Lin| {
             let mut e = Expression::with_capacity(lin.terms.len());

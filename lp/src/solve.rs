@@ -1,0 +1,188 @@
+//! Running HiGHS on a built problem and reading back what it found.
+
+use std::time::Instant;
+
+use highs::{HighsModelStatus, HighsSolutionStatus};
+
+use crate::model::{Integrality, Lin, Lp};
+
+/// Solver settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    /// Print HiGHS's log.
+    pub verbose: bool,
+    /// Stop after this many seconds (with the incumbent, if any).
+    pub time_limit_s: Option<f64>,
+    /// Stop within this relative MIP gap.
+    pub mip_gap: Option<f64>,
+    /// Threads HiGHS may use.
+    pub threads: Option<u32>,
+}
+
+/// How a solve ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Proven optimal.
+    Optimal,
+    /// A MIP solved within its relative gap (above 1e-6).
+    WithinGap,
+    /// The time limit was reached.
+    TimeLimit,
+    /// The iteration limit was reached.
+    IterationLimit,
+    /// The memory limit was reached.
+    MemoryLimit,
+    /// Interrupted, or a solution limit reached.
+    Interrupted,
+    /// No solution exists.
+    Infeasible,
+    /// The objective is unbounded.
+    Unbounded,
+}
+
+impl Outcome {
+    /// Whether a solution may exist (optimal, within the gap, or stopped by
+    /// a limit, in which case [`Solution::x`] says whether one was found).
+    #[must_use]
+    pub fn may_have_solution(self) -> bool {
+        !matches!(self, Self::Infeasible | Self::Unbounded)
+    }
+}
+
+/// What a solve found.
+#[derive(Debug, Clone)]
+pub struct Solution {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The objective, when a primal solution exists.
+    pub objective: Option<f64>,
+    /// The best bound (the MIP's dual bound; the objective of an LP).
+    pub best_bound: Option<f64>,
+    /// The relative gap (0 for an LP).
+    pub gap: Option<f64>,
+    /// Column values, when a primal solution exists.
+    pub x: Option<Vec<f64>>,
+    /// Row duals, for an LP with a solution (none for a MIP).
+    pub duals: Option<Vec<f64>>,
+    /// Seconds in HiGHS.
+    pub seconds: f64,
+    /// HiGHS could not tell infeasible from unbounded (reported as infeasible).
+    pub ambiguous: bool,
+}
+
+/// Solves `lp` minimising `objective`.
+///
+/// # Errors
+/// HiGHS refused an option, failed, or ended with an error status.
+pub fn solve(lp: Lp, objective: &Lin, settings: &Settings) -> Result<Solution, String> {
+    let is_mip = lp.is_mip();
+    let mut highs = lp.into_highs(objective)?;
+    if !settings.verbose {
+        highs.make_quiet();
+    }
+    let set = |name: &str, result: Result<(), highs::TrySetOptionError>| {
+        result.map_err(|e| format!("HiGHS refused option {name}: {e:?}"))
+    };
+    set("output_flag", highs.try_set_option("output_flag", settings.verbose))?;
+    set("log_to_console", highs.try_set_option("log_to_console", settings.verbose))?;
+    if let Some(limit) = settings.time_limit_s {
+        set("time_limit", highs.try_set_option("time_limit", limit.max(0.0)))?;
+    }
+    if let Some(gap) = settings.mip_gap {
+        set("mip_rel_gap", highs.try_set_option("mip_rel_gap", gap))?;
+    }
+    if let Some(threads) = settings.threads {
+        let threads = i32::try_from(threads).unwrap_or(i32::MAX);
+        set("threads", highs.try_set_option("threads", threads))?;
+    }
+    let started = Instant::now();
+    let solved = highs.try_solve().map_err(|e| format!("HiGHS failed to solve: {e:?}"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let has_primal = solved.primal_solution_status() == HighsSolutionStatus::Feasible;
+    let mut ambiguous = false;
+    #[expect(clippy::wildcard_enum_match_arm, reason = "HighsModelStatus is foreign and non-exhaustive")]
+    let outcome = match solved.status() {
+        HighsModelStatus::Optimal | HighsModelStatus::ObjectiveBound | HighsModelStatus::ObjectiveTarget => {
+            let gap = if is_mip { solved.mip_gap() } else { 0.0 };
+            if gap.is_finite() && gap > 1e-6 { Outcome::WithinGap } else { Outcome::Optimal }
+        }
+        HighsModelStatus::ReachedTimeLimit => Outcome::TimeLimit,
+        HighsModelStatus::ReachedIterationLimit => Outcome::IterationLimit,
+        HighsModelStatus::ReachedMemoryLimit => Outcome::MemoryLimit,
+        HighsModelStatus::ReachedSolutionLimit | HighsModelStatus::ReachedInterrupt => Outcome::Interrupted,
+        HighsModelStatus::Infeasible => Outcome::Infeasible,
+        HighsModelStatus::Unbounded => Outcome::Unbounded,
+        HighsModelStatus::UnboundedOrInfeasible => {
+            ambiguous = true;
+            Outcome::Infeasible
+        }
+        // Errors, and anything a newer HiGHS adds to its non-exhaustive enum.
+        other => return Err(format!("HiGHS ended with status {other:?}")),
+    };
+    let feasible = outcome.may_have_solution() && has_primal;
+    let (x, duals) = if feasible {
+        let solution = solved.get_solution();
+        let duals = (!is_mip).then(|| solution.dual_rows().to_vec());
+        (Some(solution.columns().to_vec()), duals)
+    } else {
+        (None, None)
+    };
+    let objective = feasible.then(|| solved.objective_value());
+    let (best_bound, gap) = if !feasible {
+        (None, None)
+    } else if is_mip {
+        let bound = solved.double_info_value(c"mip_dual_bound").ok().filter(|b| b.is_finite());
+        let gap = Some(solved.mip_gap()).filter(|g| g.is_finite());
+        (bound, gap)
+    } else {
+        (objective, Some(0.0))
+    };
+    Ok(Solution { outcome, objective, best_bound, gap, x, duals, seconds, ambiguous })
+}
+
+/// An empty problem to take the place of one handed to [`solve`].
+#[must_use]
+pub fn placeholder() -> Lp {
+    Lp::new(Integrality::Integer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_lp_gives_its_optimum_and_the_duals_of_its_rows() {
+        // min 2a + 3b subject to a + b >= 4, a <= 3: a = 3, b = 1, cost 9;
+        // the demand row's dual is 3 (the marginal unit comes from b).
+        let mut lp = Lp::new(Integrality::Integer);
+        let a = lp.col(0.0, 3.0);
+        let b = lp.col(0.0, f64::INFINITY);
+        let demand = lp.ge(Lin::term(a, 1.0).with(b, 1.0), 4.0);
+        let objective = Lin::term(a, 2.0).with(b, 3.0);
+        let s = solve(lp, &objective, &Settings::default()).expect("solves");
+        assert_eq!(s.outcome, Outcome::Optimal);
+        assert!((s.objective.expect("objective") - 9.0).abs() < 1e-9);
+        let duals = s.duals.expect("duals");
+        assert!((duals[demand.0].abs() - 3.0).abs() < 1e-9, "{duals:?}");
+    }
+
+    #[test]
+    fn a_mip_reports_its_bound_and_no_duals_and_infeasibility_is_an_outcome() {
+        let mut lp = Lp::new(Integrality::Integer);
+        let on = lp.binary();
+        let x = lp.col(0.0, 10.0);
+        lp.le(Lin::term(x, 1.0).with(on, -10.0), 0.0);
+        lp.ge(Lin::term(x, 1.0), 2.0);
+        let s = solve(lp, &Lin::term(on, 5.0).with(x, 1.0), &Settings::default()).expect("solves");
+        assert_eq!(s.outcome, Outcome::Optimal);
+        assert!((s.objective.expect("objective") - 7.0).abs() < 1e-9);
+        assert!(s.duals.is_none() && s.best_bound.is_some());
+
+        let mut lp = Lp::new(Integrality::Integer);
+        let x = lp.col(0.0, 1.0);
+        lp.ge(Lin::term(x, 1.0), 2.0);
+        let s = solve(lp, &Lin::term(x, 1.0), &Settings::default()).expect("solves");
+        assert_eq!(s.outcome, Outcome::Infeasible);
+        assert!(s.x.is_none());
+    }
+}

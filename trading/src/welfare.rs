@@ -1,0 +1,464 @@
+//! Welfare-maximising clearing over a network, on HiGHS.
+//!
+//! The market operator accepts the orders that maximise the gains from
+//! trade (what buyers would pay minus what sellers ask minus the grid fees
+//! of the flows), subject to each node's balance in each interval and the
+//! lines' capacities:
+//!
+//! - **Simple orders** (a step of a curve) are divisible: any share of
+//!   their quantity may be accepted.
+//! - **Block orders** are all or nothing over several intervals, one
+//!   binary each: a MILP.
+//! - **The network** is a transport model: energy flows over lines up to
+//!   their capacity in each direction, paying a grid fee per kWh moved;
+//!   Kirchhoff's voltage law is not imposed (for the radial networks of
+//!   most microgrids and parks the two coincide).
+//! - **Prices.** The price at a node in an interval is the dual of its
+//!   balance: what one more kWh there would be worth. With blocks, the
+//!   duals are those of the LP with every block fixed at its decision.
+//!   Without congestion and fees every node has one price; a congested
+//!   line splits them.
+//! - **Payment.** Every accepted kWh settles at its node's price. Blocks
+//!   are not forbidden to lose money at those prices: a block accepted
+//!   below its asking (or above its bid) is *paradoxically accepted* and
+//!   its loss, the uplift it needs, is reported; a block rejected though the
+//!   prices would have paid it is *paradoxically rejected*, and reported.
+//!
+//! Energies are solved in kWh and reported rounded to the Wh; prices to the
+//! tick (a millionth per kWh).
+
+use std::collections::HashMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use volta_contracts::{Energy, PartyId};
+use volta_lp::{Col, Integrality, Lin, Lp, Outcome, Row, Settings};
+
+use crate::error::TradingError;
+use crate::order::{OrderId, Side};
+use crate::price::{Price, amount};
+use crate::product::ProductId;
+
+/// A node of the network.
+pub type NodeId = String;
+
+/// A line between two nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    /// Its name.
+    pub id: String,
+    /// One end.
+    pub from: NodeId,
+    /// The other end.
+    pub to: NodeId,
+    /// The most energy it carries in an interval, each way, Wh.
+    pub capacity: Energy,
+    /// The grid fee per kWh carried, either way.
+    #[serde(default)]
+    pub fee: Price,
+}
+
+/// The network: nodes and lines. One node and no lines is a single zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    /// The nodes.
+    pub nodes: Vec<NodeId>,
+    /// The lines.
+    #[serde(default)]
+    pub lines: Vec<Line>,
+}
+
+impl Network {
+    /// One node, no lines.
+    #[must_use]
+    pub fn single(node: &str) -> Self {
+        Self { nodes: vec![node.to_owned()], lines: Vec::new() }
+    }
+}
+
+/// A divisible order: one step of a participant's curve in one interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Its number.
+    pub id: OrderId,
+    /// Who places it.
+    pub participant: PartyId,
+    /// The interval.
+    pub product: ProductId,
+    /// Where.
+    pub node: NodeId,
+    /// Buy or sell.
+    pub side: Side,
+    /// The limit per kWh.
+    pub price: Price,
+    /// The energy, Wh, positive.
+    pub quantity: Energy,
+}
+
+/// An all-or-nothing order over several intervals at one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    /// Its number.
+    pub id: OrderId,
+    /// Who places it.
+    pub participant: PartyId,
+    /// Where.
+    pub node: NodeId,
+    /// Buy or sell.
+    pub side: Side,
+    /// The limit per kWh, over the whole block.
+    pub price: Price,
+    /// The energy in each of its intervals, Wh, positive.
+    pub profile: Vec<(ProductId, Energy)>,
+}
+
+/// The book to clear.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Book {
+    /// Divisible orders.
+    pub steps: Vec<Step>,
+    /// Block orders.
+    pub blocks: Vec<Block>,
+}
+
+/// The price of a node in an interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodalPrice {
+    /// The interval.
+    pub product: ProductId,
+    /// The node.
+    pub node: NodeId,
+    /// The price per kWh.
+    pub price: Price,
+}
+
+/// A line's flow in an interval (positive: from `from` to `to`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    /// The interval.
+    pub product: ProductId,
+    /// The line.
+    pub line: String,
+    /// The energy, Wh.
+    pub energy: Energy,
+    /// Whether it is at the line's capacity.
+    pub congested: bool,
+}
+
+/// What a block got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockResult {
+    /// The block.
+    pub id: OrderId,
+    /// Accepted or not.
+    pub accepted: bool,
+    /// Its value at the nodal prices minus its limit, over its energy: what
+    /// it gains (a buyer: limit minus prices; a seller: prices minus limit).
+    pub surplus: Decimal,
+    /// Accepted at a loss (its uplift is `-surplus`).
+    pub paradoxically_accepted: bool,
+    /// Rejected though the prices would have paid it.
+    pub paradoxically_rejected: bool,
+}
+
+/// The outcome of a welfare clearing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welfare {
+    /// The gains from trade, per the objective.
+    pub welfare: f64,
+    /// Each step's accepted energy, in the order given.
+    pub steps: Vec<(OrderId, Energy)>,
+    /// Each block's decision.
+    pub blocks: Vec<BlockResult>,
+    /// The price of every node in every interval.
+    pub prices: Vec<NodalPrice>,
+    /// Every line's flow in every interval.
+    pub flows: Vec<Flow>,
+    /// What accepted buyers pay at their nodal prices, exact.
+    pub paid: Decimal,
+    /// What accepted sellers receive, exact.
+    pub received: Decimal,
+    /// Seconds in HiGHS (the MILP and the priced LP).
+    pub solve_seconds: f64,
+}
+
+/// The most orders of one welfare clearing (steps plus blocks).
+pub const MAX_ORDERS: usize = 1_000_000;
+
+/// The most intervals of one block.
+pub const MAX_BLOCK_LENGTH: usize = 96 * 7;
+
+/// Clears `book` over `network`, maximising welfare.
+///
+/// # Errors
+/// An order at an unknown node, a bad quantity, price or line, or too many
+/// orders, each named by its path; a failure of the solver.
+pub fn clear(network: &Network, book: &Book, settings: &Settings) -> Result<Welfare, TradingError> {
+    check(network, book)?;
+    let started = std::time::Instant::now();
+    let decisions = if book.blocks.is_empty() {
+        Vec::new()
+    } else {
+        let Model { lp, objective, blocks, .. } = Model::build(network, book, Integrality::Integer);
+        let s = volta_lp::solve(lp, &objective, settings).map_err(|e| TradingError::invalid("solver", e))?;
+        let x = s.x.ok_or_else(|| {
+            TradingError::invalid("book", format!("the clearing found no solution ({:?})", s.outcome))
+        })?;
+        blocks.iter().map(|c| x[c.0].round().clamp(0.0, 1.0)).collect()
+    };
+    // The LP (blocks fixed at their decisions) gives the prices.
+    let model = Model::build(network, book, Integrality::Fixed(decisions));
+    let Model { lp, objective, steps, blocks, balance, lines: flows, .. } = model;
+    let s = volta_lp::solve(lp, &objective, settings).map_err(|e| TradingError::invalid("solver", e))?;
+    if s.outcome != Outcome::Optimal {
+        return Err(TradingError::invalid("book", format!("the clearing ended {:?}", s.outcome)));
+    }
+    let (Some(x), Some(duals)) = (s.x, s.duals) else {
+        return Err(TradingError::invalid("book", "the clearing found no solution"));
+    };
+    let wh = |kwh: f64| Energy::from_wh((kwh * 1000.0).round() as i64);
+    let tick = |v: f64| Price::from_micros((v * 1e6).round() as i64);
+    let price_at: HashMap<(&str, &str), Price> =
+        balance.iter().map(|((product, node), row)| ((product.as_str(), node.as_str()), tick(duals[row.0]))).collect();
+
+    let step_results: Vec<(OrderId, Energy)> =
+        book.steps.iter().zip(&steps).map(|(o, c)| (o.id, wh(x[c.0] * kwh_of(o.quantity)))).collect();
+    let (mut paid, mut received) = (Decimal::ZERO, Decimal::ZERO);
+    for (o, (_, e)) in book.steps.iter().zip(&step_results) {
+        let value = amount(*e, price_at[&(o.product.as_str(), o.node.as_str())]);
+        match o.side {
+            Side::Buy => paid += value,
+            Side::Sell => received += value,
+        }
+    }
+    let mut block_results = Vec::with_capacity(book.blocks.len());
+    for (b, c) in book.blocks.iter().zip(&blocks) {
+        let accepted = x[c.0] > 0.5;
+        let at_prices: Decimal =
+            b.profile.iter().map(|(p, e)| amount(*e, price_at[&(p.as_str(), b.node.as_str())])).sum();
+        let at_limit: Decimal = b.profile.iter().map(|(_, e)| amount(*e, b.price)).sum();
+        let surplus = match b.side {
+            Side::Buy => at_limit - at_prices,
+            Side::Sell => at_prices - at_limit,
+        };
+        if accepted {
+            match b.side {
+                Side::Buy => paid += at_prices,
+                Side::Sell => received += at_prices,
+            }
+        }
+        block_results.push(BlockResult {
+            id: b.id,
+            accepted,
+            surplus,
+            paradoxically_accepted: accepted && surplus < Decimal::ZERO,
+            paradoxically_rejected: !accepted && surplus > Decimal::ZERO,
+        });
+    }
+    let prices = balance
+        .iter()
+        .map(|((product, node), row)| NodalPrice {
+            product: product.clone(),
+            node: node.clone(),
+            price: tick(duals[row.0]),
+        })
+        .collect();
+    let flows = flows
+        .iter()
+        .map(|((product, line), (forward, backward))| {
+            let capacity = network.lines.iter().find(|l| &l.id == line).map_or(Energy::ZERO, |l| l.capacity);
+            let energy = wh(x[forward.0] - x[backward.0]);
+            Flow {
+                product: product.clone(),
+                line: line.clone(),
+                energy,
+                congested: !capacity.is_zero() && energy.abs() >= capacity - Energy::from_wh(1),
+            }
+        })
+        .collect();
+    Ok(Welfare {
+        welfare: -s.objective.unwrap_or(0.0),
+        steps: step_results,
+        blocks: block_results,
+        prices,
+        flows,
+        paid,
+        received,
+        solve_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn kwh_of(e: Energy) -> f64 {
+    e.wh() as f64 / 1000.0
+}
+
+fn per_kwh(p: Price) -> f64 {
+    p.micros() as f64 / 1e6
+}
+
+/// The problem: one share column per step and block, two flow columns per
+/// line and interval, one balance row per node and interval.
+struct Model {
+    lp: Lp,
+    objective: Lin,
+    steps: Vec<Col>,
+    blocks: Vec<Col>,
+    /// Balance rows by (product, node), in a stable order.
+    balance: Vec<((ProductId, NodeId), Row)>,
+    /// (forward, backward) flow columns by (product, line).
+    lines: Vec<((ProductId, String), (Col, Col))>,
+}
+
+impl Model {
+    fn build(network: &Network, book: &Book, integrality: Integrality) -> Self {
+        let mut lp = Lp::new(integrality);
+        let mut objective = Lin::new();
+        // Net injection into each (product, node): sells minus buys.
+        let mut injection: Vec<((ProductId, NodeId), Lin)> = Vec::new();
+        let mut index: HashMap<(ProductId, NodeId), usize> = HashMap::new();
+        let mut products: Vec<ProductId> = book
+            .steps
+            .iter()
+            .map(|s| s.product.clone())
+            .chain(book.blocks.iter().flat_map(|b| b.profile.iter().map(|(p, _)| p.clone())))
+            .collect();
+        products.sort();
+        products.dedup();
+        for product in &products {
+            for node in &network.nodes {
+                index.insert((product.clone(), node.clone()), injection.len());
+                injection.push(((product.clone(), node.clone()), Lin::new()));
+            }
+        }
+        let sign = |side: Side| match side {
+            Side::Buy => -1.0,
+            Side::Sell => 1.0,
+        };
+        let mut steps = Vec::with_capacity(book.steps.len());
+        for o in &book.steps {
+            let share = lp.col(0.0, 1.0);
+            let q = kwh_of(o.quantity);
+            // Minimise sells' asks minus buys' bids: the negative welfare.
+            objective.add(share, sign(o.side) * per_kwh(o.price) * q);
+            let k = index[&(o.product.clone(), o.node.clone())];
+            injection[k].1.add(share, sign(o.side) * q);
+            steps.push(share);
+        }
+        let mut blocks = Vec::with_capacity(book.blocks.len());
+        for b in &book.blocks {
+            let on = lp.binary();
+            let total: f64 = b.profile.iter().map(|(_, e)| kwh_of(*e)).sum();
+            objective.add(on, sign(b.side) * per_kwh(b.price) * total);
+            for (p, e) in &b.profile {
+                let k = index[&(p.clone(), b.node.clone())];
+                injection[k].1.add(on, sign(b.side) * kwh_of(*e));
+            }
+            blocks.push(on);
+        }
+        let mut lines = Vec::new();
+        for product in &products {
+            for line in &network.lines {
+                let cap = kwh_of(line.capacity);
+                let (forward, backward) = (lp.col(0.0, cap), lp.col(0.0, cap));
+                let fee = per_kwh(line.fee);
+                objective.add(forward, fee);
+                objective.add(backward, fee);
+                let (from, to) =
+                    (index[&(product.clone(), line.from.clone())], index[&(product.clone(), line.to.clone())]);
+                // A forward flow leaves `from` and reaches `to`.
+                injection[from].1.add(forward, -1.0).add(backward, 1.0);
+                injection[to].1.add(forward, 1.0).add(backward, -1.0);
+                lines.push(((product.clone(), line.id.clone()), (forward, backward)));
+            }
+        }
+        // Each node's balance: what is injected there is taken out there. The
+        // row is written as demand minus supply so that its dual is the
+        // price of one more kWh of demand.
+        let balance = injection
+            .into_iter()
+            .map(|(key, lin)| {
+                let mut demand = Lin::new();
+                demand.add_lin(&lin, -1.0);
+                (key, lp.eq(demand, 0.0))
+            })
+            .collect();
+        Self { lp, objective, steps, blocks, balance, lines }
+    }
+}
+
+fn check(network: &Network, book: &Book) -> Result<(), TradingError> {
+    crate::at_most("orders", book.steps.len() + book.blocks.len(), MAX_ORDERS)?;
+    crate::at_most("nodes", network.nodes.len(), 10_000)?;
+    crate::at_most("lines", network.lines.len(), 100_000)?;
+    if network.nodes.is_empty() {
+        return Err(TradingError::invalid("network.nodes", "no node"));
+    }
+    let mut nodes = std::collections::HashSet::new();
+    for (i, n) in network.nodes.iter().enumerate() {
+        if !nodes.insert(n.as_str()) {
+            return Err(TradingError::invalid(format!("network.nodes[{i}]"), format!("{n:?} is repeated")));
+        }
+    }
+    let known = |field: String, node: &str| {
+        if nodes.contains(node) {
+            Ok(())
+        } else {
+            Err(TradingError::invalid(field, format!("{node:?} is not a node of the network")))
+        }
+    };
+    for (i, l) in network.lines.iter().enumerate() {
+        known(format!("network.lines[{i}].from"), &l.from)?;
+        known(format!("network.lines[{i}].to"), &l.to)?;
+        if l.from == l.to {
+            return Err(TradingError::invalid(format!("network.lines[{i}].to"), "a line joins two different nodes"));
+        }
+        if l.capacity < Energy::ZERO || l.capacity > crate::order::MAX_QUANTITY {
+            return Err(TradingError::invalid(format!("network.lines[{i}].capacity"), format!("{} kWh", l.capacity)));
+        }
+        if l.fee < Price::ZERO || l.fee > Price::LIMIT {
+            return Err(TradingError::invalid(format!("network.lines[{i}].fee"), format!("{} is not a fee", l.fee)));
+        }
+    }
+    let quantity = |field: String, e: Energy| {
+        if e <= Energy::ZERO || e > crate::order::MAX_QUANTITY {
+            Err(TradingError::invalid(field, format!("{e} kWh; positive and at most {}", crate::order::MAX_QUANTITY)))
+        } else {
+            Ok(())
+        }
+    };
+    let price = |field: String, p: Price| {
+        if p.micros().abs() > Price::LIMIT.micros() {
+            Err(TradingError::invalid(field, format!("beyond ±{}", Price::LIMIT)))
+        } else {
+            Ok(())
+        }
+    };
+    let mut ids = std::collections::HashSet::new();
+    for (i, s) in book.steps.iter().enumerate() {
+        known(format!("steps[{i}].node"), &s.node)?;
+        quantity(format!("steps[{i}].quantity"), s.quantity)?;
+        price(format!("steps[{i}].price"), s.price)?;
+        if !ids.insert(s.id) {
+            return Err(TradingError::invalid(format!("steps[{i}].id"), format!("{} is repeated", s.id)));
+        }
+    }
+    for (i, b) in book.blocks.iter().enumerate() {
+        known(format!("blocks[{i}].node"), &b.node)?;
+        price(format!("blocks[{i}].price"), b.price)?;
+        if b.profile.is_empty() {
+            return Err(TradingError::invalid(format!("blocks[{i}].profile"), "a block spans at least one interval"));
+        }
+        crate::at_most(&format!("blocks[{i}].profile"), b.profile.len(), MAX_BLOCK_LENGTH)?;
+        let mut seen = std::collections::HashSet::new();
+        for (k, (p, e)) in b.profile.iter().enumerate() {
+            quantity(format!("blocks[{i}].profile[{k}]"), *e)?;
+            if !seen.insert(p) {
+                return Err(TradingError::invalid(format!("blocks[{i}].profile[{k}]"), format!("{p} is repeated")));
+            }
+        }
+        if !ids.insert(b.id) {
+            return Err(TradingError::invalid(format!("blocks[{i}].id"), format!("{} is repeated", b.id)));
+        }
+    }
+    Ok(())
+}
