@@ -2,19 +2,21 @@
 //! closes, then cleared at once.
 //!
 //! The rules, each stated:
-//! - **Volume.** Demand at a price is every buy order whose limit is at or
+//! - **Price.** Demand at a price is every buy order whose limit is at or
 //!   above it (market buys always); supply every sell at or below it
-//!   (market sells always). Prices are tried at every limit price and
-//!   between each two neighbouring ones (the curves are flat in between).
-//!   First the greatest executable volume `min(demand, supply)`; among
-//!   those, the least imbalance `|demand - supply|`; the clearing price is
-//!   the midpoint of the lowest and the highest price left, rounded down to
-//!   the tick. So a *vertical overlap*, where the curves cross along a
-//!   range of prices, clears in the middle of that range; a *horizontal
-//!   overlap*, where they share a range of volumes at one price, clears at
-//!   that price with the greatest volume, the longer side rationed. Without
-//!   a limit price on either side, or with no overlap, nothing clears and
-//!   there is no price.
+//!   (market sells always). The clearing price is where the curves cross:
+//!   where excess demand `demand - supply` turns from positive to negative.
+//!   Prices are tried at every limit price and between each two
+//!   neighbouring ones (the curves are flat in between). Where the curves
+//!   meet along a range of prices (a *vertical overlap*, excess demand zero
+//!   over the range), the price is the middle of the range, rounded down to
+//!   the tick. Where they meet along a range of volumes at one price (a
+//!   *horizontal overlap*: one side's step spans the other's volume), the
+//!   price is that step's limit. If demand exceeds supply at every price,
+//!   the highest such price; if supply always exceeds demand, the lowest.
+//!   The crossing is where the most volume `min(demand, supply)` trades.
+//!   Without a limit price on either side, or with no volume at the
+//!   crossing, nothing clears and there is no price.
 //! - **Acceptance.** At the clearing price, the side with less volume is
 //!   filled whole. The longer side is filled in price priority (market
 //!   orders first); the price level where it runs out is shared pro rata by
@@ -145,7 +147,6 @@ pub fn clear(product: &ProductId, bids: &[Bid], pricing: Pricing) -> Result<Clea
         sells.iter().map(|&i| &bids[i]).take_while(|b| b.price.is_none_or(|l| l <= p)).map(|b| b.quantity).sum()
     };
     let curves = curves(bids, &buys, &sells, &candidates);
-    let best_volume = curves.iter().map(|(d, s)| (*d).min(*s)).max().unwrap_or(Energy::ZERO);
     let nothing = |demand, supply| Clearing {
         price: None,
         volume: Energy::ZERO,
@@ -159,24 +160,29 @@ pub fn clear(product: &ProductId, bids: &[Bid], pricing: Pricing) -> Result<Clea
         paid: Decimal::ZERO,
         received: Decimal::ZERO,
     };
-    if best_volume.is_zero() {
-        return Ok(nothing(Energy::ZERO, Energy::ZERO));
-    }
-    let imbalance = |(d, s): (Energy, Energy)| (d - s).abs();
-    let least =
-        curves.iter().filter(|(d, s)| (*d).min(*s) == best_volume).map(|c| imbalance(*c)).min().unwrap_or(Energy::ZERO);
-    let chosen: Vec<Price> = candidates
-        .iter()
-        .zip(&curves)
-        .filter(|(_, c)| c.0.min(c.1) == best_volume && imbalance(**c) == least)
-        .map(|(p, _)| *p)
-        .collect();
-    let (Some(&low), Some(&high)) = (chosen.first(), chosen.last()) else {
-        return Ok(nothing(Energy::ZERO, Energy::ZERO));
+    // Excess demand is non-increasing in the price: find where it crosses zero.
+    let excess: Vec<i64> = curves.iter().map(|(d, s)| d.wh() - s.wh()).collect();
+    let zero: Vec<Price> = candidates.iter().zip(&excess).filter(|(_, e)| **e == 0).map(|(p, _)| *p).collect();
+    let last_short = candidates.iter().zip(&excess).filter(|(_, e)| **e > 0).map(|(p, _)| *p).next_back();
+    let first_long = candidates.iter().zip(&excess).find(|(_, e)| **e < 0).map(|(p, _)| *p);
+    let is_limit = |p: Price| limits.binary_search(&p).is_ok();
+    let (low, high) = match (zero.first(), zero.last(), last_short, first_long) {
+        (Some(&low), Some(&high), _, _) => (low, high),
+        // A step between: its limit is the price.
+        (_, _, Some(a), Some(b)) => {
+            let p = if is_limit(b) { b } else { a };
+            (p, p)
+        }
+        (_, _, Some(a), None) => (a, a),
+        (_, _, None, Some(b)) => (b, b),
+        (_, _, None, None) => return Ok(nothing(Energy::ZERO, Energy::ZERO)),
     };
     let price = low.midpoint(high);
     let (demand, supply) = (demand_at(price), supply_at(price));
     let volume = demand.min(supply);
+    if volume.is_zero() {
+        return Ok(nothing(demand, supply));
+    }
 
     let mut accepted = vec![Energy::ZERO; bids.len()];
     for (side, order) in [(Side::Buy, &buys), (Side::Sell, &sells)] {

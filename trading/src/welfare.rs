@@ -371,17 +371,10 @@ impl Model {
                 lines.push(((product.clone(), line.id.clone()), (forward, backward)));
             }
         }
-        // Each node's balance: what is injected there is taken out there. The
-        // row is written as demand minus supply so that its dual is the
-        // price of one more kWh of demand.
-        let balance = injection
-            .into_iter()
-            .map(|(key, lin)| {
-                let mut demand = Lin::new();
-                demand.add_lin(&lin, -1.0);
-                (key, lp.eq(demand, 0.0))
-            })
-            .collect();
+        // Each node's balance: net injection zero. HiGHS reports the dual of
+        // this row, for the minimised negative welfare, as the price of one
+        // more kWh injected there (checked against hand-solved books).
+        let balance = injection.into_iter().map(|(key, lin)| (key, lp.eq(lin, 0.0))).collect();
         Self { lp, objective, steps, blocks, balance, lines }
     }
 }

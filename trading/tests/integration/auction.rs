@@ -18,8 +18,8 @@ fn filled(c: &Clearing) -> Vec<(u64, Energy)> {
 fn curves_crossing_along_a_range_of_prices_clear_in_its_middle() {
     // Demand: 10 at 0.20 and 10 more at 0.15; supply: 10 at 0.10 and 10
     // more at 0.18. Between 0.15 and 0.18 (both excluded) demand and supply
-    // are both 10: volume 10 with no imbalance, so the price is the
-    // midpoint, 0.165. At the edges one side is long by 10.
+    // are both 10: the curves meet along that range, so the price is its
+    // middle, 0.165. At its edges one side is long by 10.
     let bids = [
         bid(1, "shop", Side::Buy, Some("0.20"), 10),
         bid(2, "pool", Side::Buy, Some("0.15"), 10),
@@ -64,7 +64,8 @@ fn curves_sharing_volumes_at_one_price_clear_there_and_ration_the_longer_side() 
 
 #[test]
 fn the_marginal_level_is_shared_pro_rata_to_the_watt_hour() {
-    // 10 kWh bid at 0.20 by two buyers (7 and 3), 5 offered: 3.5 and 1.5.
+    // 10 kWh bid at 0.20 by two buyers (7 and 3), 5 offered at 0.10: the
+    // price rises to the buyers' 0.20, and they share the 5: 3.5 and 1.5.
     let c = run(
         &[
             bid(1, "a", Side::Buy, Some("0.20"), 7),
@@ -73,7 +74,7 @@ fn the_marginal_level_is_shared_pro_rata_to_the_watt_hour() {
         ],
         Pricing::PayAsClear,
     );
-    assert_eq!(c.price, Some(price("0.15")), "every price from 0.10 to 0.20 clears 5 with 5 over");
+    assert_eq!(c.price, Some(price("0.20")), "demand exceeds supply up to the buyers' limit");
     assert_eq!(filled(&c), [(1, Energy::from_wh(3_500)), (2, Energy::from_wh(1_500)), (3, kwh(5))]);
     // Three equal bids of 1 Wh for 2 Wh: the leftover Wh go to the earlier orders.
     let one = |id, side, p: &str| Bid { quantity: Energy::from_wh(1), ..bid(id, "x", side, Some(p), 1) };

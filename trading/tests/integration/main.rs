@@ -6,3 +6,4 @@ mod auction;
 mod book;
 mod properties;
 mod support;
+mod welfare;
