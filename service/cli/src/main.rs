@@ -6,6 +6,7 @@
 
 mod contracts;
 mod forecast;
+mod market;
 mod report;
 mod schedule;
 mod serve;
@@ -76,6 +77,9 @@ enum Command {
     /// Contracts, meter readings, volume statistics and settlement on a database of your own.
     #[command(long_about = contracts::LONG_ABOUT, after_help = contracts::AFTER_HELP)]
     Contracts(contracts::Args),
+    /// Clear a book of orders offline: call auctions or welfare clearing over a network.
+    #[command(long_about = market::LONG_ABOUT, after_help = market::AFTER_HELP)]
+    Market(market::Args),
     /// Serve dispatch, forecasting and contracts over gRPC (auth, TLS, metrics, health, reflection).
     #[command(long_about = serve::LONG_ABOUT, after_help = serve::AFTER_HELP)]
     Serve(serve::Args),
@@ -95,6 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Forecast(args) => forecast::forecast(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Contracts(args) => contracts::run(&args),
+        Command::Market(args) => market::run(&args),
     }
 }
 

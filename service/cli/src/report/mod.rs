@@ -3,6 +3,7 @@
 
 pub(crate) mod contracts;
 pub(crate) mod forecast;
+pub(crate) mod market;
 mod plot;
 mod tables;
 
