@@ -18,3 +18,6 @@ scripts/python-tests.sh
 # Volta against PyPSA (linopy + HiGHS) on the campus case and random cases:
 # the same optimal cost within 1e-6 relative (installs PyPSA in a venv).
 benches/pypsa/run.sh --random "${VOLTA_DIFF_CASES:-12}"
+# The market's welfare clearing against the same problem written directly
+# for HiGHS (highspy): the same welfare within 1e-6 relative.
+benches/pypsa/run.sh market --books "${VOLTA_MARKET_BOOKS:-20}"

@@ -5,6 +5,7 @@
 #   benches/pypsa/run.sh                       # 20 random cases + campus
 #   benches/pypsa/run.sh --random 100 --seed 7 # any differential.py options
 #   benches/pypsa/run.sh bench                 # the peer benchmark (bench.py)
+#   benches/pypsa/run.sh market --books 20     # welfare clearing against highspy
 #
 # The venv lives in $VOLTA_PYPSA_VENV (default ~/.cache/volta/venv-pypsa).
 set -euo pipefail
@@ -27,6 +28,10 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 export VOLTA_BIN="$target/debug/volta"
 
 cd "$here"
+if [ "${1:-}" = market ]; then
+  shift
+  exec "$venv/bin/python" market_welfare.py "$@"
+fi
 if [ "${1:-}" = bench ]; then
   shift
   exec "$venv/bin/python" bench.py --case "$root/datasets/cases/campus.toml" "$@"
