@@ -8,7 +8,8 @@
 //! - [`book`]: the continuous double auction, price-time priority;
 //! - [`auction`]: call auctions, pay-as-clear and pay-as-bid;
 //! - [`welfare`]: welfare-maximising clearing over a network on HiGHS, with
-//!   block orders and nodal prices.
+//!   block orders and nodal prices;
+//! - [`bids`]: a site's bid curves from its dispatch case at price levels.
 //!
 //! Energy is integer watt-hours (the contract model's
 //! [`Energy`](volta_contracts::Energy)), participants are the contract
@@ -16,6 +17,7 @@
 //! rationing in its module. This crate knows no database and no gRPC.
 
 pub mod auction;
+pub mod bids;
 pub mod book;
 mod error;
 pub mod order;

@@ -3,6 +3,7 @@
 //! reference matcher, the call auction against a scan of every price.
 
 mod auction;
+mod bids;
 mod book;
 mod properties;
 mod support;

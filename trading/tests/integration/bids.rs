@@ -1,0 +1,82 @@
+//! Bid curves from a dispatch case, worked by hand.
+
+use volta_contracts::Energy;
+use volta_dispatch::Options;
+use volta_engine::case::{CaseReader, Format};
+use volta_trading::bids::curves;
+use volta_trading::{Price, Side};
+
+const SITE: &str = r#"name = "a hall with chillers and a battery"
+[time]
+start = "2024-06-03T00:00"
+timezone = "UTC"
+step = "1h"
+steps = 2
+[[buses]]
+id = "elec"
+carrier = "electricity"
+[[assets]]
+id = "hall"
+type = "load"
+bus = "elec"
+demand_kw = 20
+[[assets]]
+id = "chillers"
+type = "load"
+bus = "elec"
+demand_kw = 10
+curtailable = { value_of_lost_load = 0.27 }
+[[assets]]
+id = "market"
+type = "grid"
+bus = "elec"
+import_price = 0
+export_limit_kw = 100
+[[assets]]
+id = "battery"
+type = "storage"
+bus = "elec"
+energy_capacity_kwh = 20
+charge_power_kw = 10
+discharge_power_kw = 10
+charge_efficiency = 0.9
+discharge_efficiency = 0.9
+initial_soc = 0.0
+"#;
+
+#[test]
+fn a_site_bids_what_it_would_buy_at_each_price() {
+    // Forecast 0.10 then 0.30, shifted by -0.05 to +0.10. The battery gains
+    // at every level (0.81 x the second price beats the first), so it
+    // charges 10 kWh in hour 1 and gives back 8.1 in hour 2. The chillers
+    // (worth 0.27 a kWh) run in hour 2 only at 0.25. Hour 1 buys 40 kWh at
+    // every level: one step at the highest price. Hour 2 buys 21.9 at 0.25
+    // and 11.9 above: 10 kWh at 0.25, 11.9 at 0.40.
+    let case = CaseReader::new().read_str(SITE, Format::Toml).expect("case").case;
+    let shifts: Vec<Price> = ["-0.05", "0", "0.05", "0.10"].iter().map(|s| s.parse().expect("price")).collect();
+    let c = curves(&case, "market", &[0.10, 0.30], &shifts, &Options::default()).expect("curves");
+    let wh = |e: Energy| e.wh();
+    assert_eq!(c.intervals[0].net_import.iter().map(|e| wh(*e)).collect::<Vec<_>>(), [40_000; 4]);
+    assert_eq!(c.intervals[1].net_import.iter().map(|e| wh(*e)).collect::<Vec<_>>(), [21_900, 11_900, 11_900, 11_900]);
+    let steps = |t: usize| -> Vec<(Side, String, i64)> {
+        c.intervals[t].steps.iter().map(|s| (s.side, s.price.to_string(), s.quantity.wh())).collect()
+    };
+    assert_eq!(steps(0), [(Side::Buy, "0.2".to_owned(), 40_000)]);
+    assert_eq!(steps(1), [(Side::Buy, "0.25".to_owned(), 10_000), (Side::Buy, "0.4".to_owned(), 11_900)]);
+    assert_eq!(c.evened, 0);
+}
+
+#[test]
+fn bad_requests_are_named() {
+    let case = CaseReader::new().read_str(SITE, Format::Toml).expect("case").case;
+    let one: Vec<Price> = vec![Price::ZERO];
+    let error = |grid: &str, prices: &[f64], shifts: &[Price]| {
+        curves(&case, grid, prices, shifts, &Options::default()).expect_err("refused").to_string()
+    };
+    assert!(error("hall", &[0.1, 0.3], &one).starts_with("grid"));
+    assert!(error("nope", &[0.1, 0.3], &one).starts_with("grid"));
+    assert!(error("market", &[0.1], &one).starts_with("prices"));
+    assert!(error("market", &[0.1, f64::NAN], &one).starts_with("prices[1]"));
+    assert!(error("market", &[0.1, 0.3], &[]).starts_with("shifts"));
+    assert!(error("market", &[0.1, 0.3], &[Price::ZERO, Price::ZERO]).starts_with("shifts"));
+}
