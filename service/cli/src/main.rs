@@ -4,6 +4,7 @@
 //! and plots in `report`), `backtest`/`train`/`forecast` (in `forecast`)
 //! and `serve`, which runs the gRPC server of the `volta-server` crate.
 
+mod bid;
 mod contracts;
 mod forecast;
 mod market;
@@ -77,6 +78,9 @@ enum Command {
     /// Contracts, meter readings, volume statistics and settlement on a database of your own.
     #[command(long_about = contracts::LONG_ABOUT, after_help = contracts::AFTER_HELP)]
     Contracts(contracts::Args),
+    /// A site's bid curves for the local market, from its case at price levels.
+    #[command(long_about = bid::LONG_ABOUT, after_help = bid::AFTER_HELP)]
+    Bid(bid::Args),
     /// Clear a book of orders offline: call auctions or welfare clearing over a network.
     #[command(long_about = market::LONG_ABOUT, after_help = market::AFTER_HELP)]
     Market(market::Args),
@@ -100,6 +104,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&args),
         Command::Contracts(args) => contracts::run(&args),
         Command::Market(args) => market::run(&args),
+        Command::Bid(args) => bid::run(&args),
     }
 }
 

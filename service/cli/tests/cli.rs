@@ -554,6 +554,83 @@ fn a_book_clears_by_each_mechanism_with_its_picture() {
     assert!(error.contains("zone.csv:2: column 5 (side)") && error.contains("\"bid\""), "{error}");
 }
 
+#[test]
+fn a_site_bids_from_its_case() {
+    // The hall of trading's bid test: hour 2 bids 10 kWh at 0.25 (the
+    // chillers) and 11.9 at 0.40; the forecast comes from a CSV.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let case = dir.path().join("site.toml");
+    std::fs::write(
+        &case,
+        r#"name = "hall"
+[time]
+start = "2024-06-03T00:00"
+timezone = "UTC"
+step = "1h"
+steps = 2
+[[buses]]
+id = "elec"
+carrier = "electricity"
+[[assets]]
+id = "hall"
+type = "load"
+bus = "elec"
+demand_kw = 20
+[[assets]]
+id = "chillers"
+type = "load"
+bus = "elec"
+demand_kw = 10
+curtailable = { value_of_lost_load = 0.27 }
+[[assets]]
+id = "market"
+type = "grid"
+bus = "elec"
+import_price = 0
+export_limit_kw = 100
+[[assets]]
+id = "battery"
+type = "storage"
+bus = "elec"
+energy_capacity_kwh = 20
+charge_power_kw = 10
+discharge_power_kw = 10
+charge_efficiency = 0.9
+discharge_efficiency = 0.9
+initial_soc = 0.0
+"#,
+    )
+    .expect("case");
+    let prices = dir.path().join("prices.csv");
+    std::fs::write(&prices, "price\n0.10\n0.30\n").expect("prices");
+    let out_csv = dir.path().join("curves.csv");
+    let out = volta(&[
+        "bid",
+        &case.display().to_string(),
+        "--grid",
+        "market",
+        "--prices",
+        &prices.display().to_string(),
+        "--shifts=-0.05,0,0.05,0.10",
+        "--out",
+        &out_csv.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let written = std::fs::read_to_string(&out_csv).expect("curves");
+    assert_eq!(
+        written.lines().collect::<Vec<_>>(),
+        [
+            "start,side,price,kwh",
+            "2024-06-03T00:00:00Z,buy,0.2,40.000",
+            "2024-06-03T01:00:00Z,buy,0.25,10.000",
+            "2024-06-03T01:00:00Z,buy,0.4,11.900"
+        ]
+    );
+    let out = volta(&["bid", &case.display().to_string(), "--grid", "hall"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--grid hall"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// Writes readings as Parquet: meter and quality as UTF-8, start as UTC
 /// milliseconds, energy_wh as integers.
 fn write_parquet_readings(path: &std::path::Path, rows: &[(String, i64, i64, String)]) {
