@@ -52,7 +52,7 @@ fn stream(n: usize) -> Vec<Step> {
     let mut out = Vec::with_capacity(n + n / 5);
     for i in 0..n {
         mid = (mid + (rng.next() % 3) as i64 * 100 - 100).clamp(50_000, 200_000);
-        let side = if rng.next() % 2 == 0 { Side::Buy } else { Side::Sell };
+        let side = if rng.next().is_multiple_of(2) { Side::Buy } else { Side::Sell };
         let offset = (rng.next() % 20) as i64 * 500;
         // Resting orders on their own side of the mid, takers across it.
         let price = Price::from_micros(match side {
@@ -86,7 +86,7 @@ fn bids(n: usize) -> Vec<Bid> {
     let parties: Vec<PartyId> = (0..1000).map(|i| PartyId::new(format!("p{i}")).expect("id")).collect();
     (0..n)
         .map(|i| {
-            let side = if rng.next() % 2 == 0 { Side::Buy } else { Side::Sell };
+            let side = if rng.next().is_multiple_of(2) { Side::Buy } else { Side::Sell };
             let base = if side == Side::Buy { 120_000 } else { 80_000 };
             Bid {
                 id: i as u64,
