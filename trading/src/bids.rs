@@ -54,6 +54,8 @@ pub struct IntervalCurve {
     pub start: Timestamp,
     /// Its steps (none: the site neither buys nor sells at any level).
     pub steps: Vec<BidStep>,
+    /// The price of each level: the forecast plus the level's shift.
+    pub prices: Vec<Price>,
     /// Net import at each level, Wh (negative: export), as scheduled.
     pub net_import: Vec<Energy>,
 }
@@ -82,9 +84,9 @@ pub fn curves(
     shifts: &[Price],
     options: &Options,
 ) -> Result<Curves, TradingError> {
-    let steps = case.grid().len();
-    if prices.len() != steps {
-        return Err(TradingError::invalid("prices", format!("{} prices for {steps} steps", prices.len())));
+    let count = case.grid().len();
+    if prices.len() != count {
+        return Err(TradingError::invalid("prices", format!("{} prices for {count} steps", prices.len())));
     }
     if let Some((i, _)) = prices.iter().enumerate().find(|(_, p)| !p.is_finite() || p.abs() > 1_000.0) {
         return Err(TradingError::invalid(format!("prices[{i}]"), "not a price"));
@@ -136,7 +138,7 @@ pub fn curves(
         net.push(flows.kw.iter().map(|kw| (kw * hours * 1000.0).round() as i64).collect());
     }
     let mut evened = 0;
-    let mut intervals = Vec::with_capacity(steps);
+    let mut intervals = Vec::with_capacity(count);
     for (t, start) in case.grid().instants().enumerate() {
         let mut column: Vec<i64> = net.iter().map(|n| n[t]).collect();
         // Import never rises with the price: running minimum upwards.
@@ -146,29 +148,32 @@ pub fn curves(
                 evened += 1;
             }
         }
-        let price = |k: usize| {
-            let micros = (prices[t] * 1e6).round() as i64 + shifts[k].micros();
-            Price::from_micros(micros)
-        };
-        let buy = |k: usize| column[k].max(0);
-        let sell = |k: usize| (-column[k]).max(0);
-        let last = column.len() - 1;
-        let mut out = Vec::new();
-        for k in 0..=last {
-            let bought = buy(k) - if k < last { buy(k + 1) } else { 0 };
-            if bought > 0 {
-                out.push(BidStep { side: Side::Buy, price: price(k), quantity: Energy::from_wh(bought) });
-            }
-            let sold = sell(k) - if k > 0 { sell(k - 1) } else { 0 };
-            if sold > 0 {
-                out.push(BidStep { side: Side::Sell, price: price(k), quantity: Energy::from_wh(sold) });
-            }
-        }
-        intervals.push(IntervalCurve {
-            start,
-            steps: out,
-            net_import: column.into_iter().map(Energy::from_wh).collect(),
-        });
+        let levels: Vec<Price> =
+            shifts.iter().map(|shift| Price::from_micros((prices[t] * 1e6).round() as i64 + shift.micros())).collect();
+        let net_import: Vec<Energy> = column.into_iter().map(Energy::from_wh).collect();
+        intervals.push(IntervalCurve { start, steps: steps(&net_import, &levels), prices: levels, net_import });
     }
     Ok(Curves { shifts: shifts.to_vec(), intervals, evened })
+}
+
+/// Steps from the net import at each level (ascending prices): a buy at
+/// level `k` of what stops being bought by the next level (the last keeps
+/// the rest), a sell at `k` of what starts being sold since the level
+/// before. Quantities must be monotone (import falling with the price).
+pub(crate) fn steps(net_import: &[Energy], prices: &[Price]) -> Vec<BidStep> {
+    let last = net_import.len().saturating_sub(1);
+    let buy = |k: usize| net_import[k].wh().max(0);
+    let sell = |k: usize| (-net_import[k].wh()).max(0);
+    let mut out = Vec::new();
+    for (k, &price) in prices.iter().enumerate().take(net_import.len()) {
+        let bought = buy(k) - if k < last { buy(k + 1) } else { 0 };
+        if bought > 0 {
+            out.push(BidStep { side: Side::Buy, price, quantity: Energy::from_wh(bought) });
+        }
+        let sold = sell(k) - if k > 0 { sell(k - 1) } else { 0 };
+        if sold > 0 {
+            out.push(BidStep { side: Side::Sell, price, quantity: Energy::from_wh(sold) });
+        }
+    }
+    out
 }

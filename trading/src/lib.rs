@@ -9,7 +9,9 @@
 //! - [`auction`]: call auctions, pay-as-clear and pay-as-bid;
 //! - [`welfare`]: welfare-maximising clearing over a network on HiGHS, with
 //!   block orders and nodal prices;
-//! - [`bids`]: a site's bid curves from its dispatch case at price levels.
+//! - [`bids`]: a site's bid curves from its dispatch case at price levels;
+//! - [`netting`]: contract positions netted before the market, and what is
+//!   covered by contract and by the market.
 //!
 //! Energy is integer watt-hours (the contract model's
 //! [`Energy`](volta_contracts::Energy)), participants are the contract
@@ -20,6 +22,7 @@ pub mod auction;
 pub mod bids;
 pub mod book;
 mod error;
+pub mod netting;
 pub mod order;
 pub mod price;
 pub mod product;
