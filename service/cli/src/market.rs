@@ -127,6 +127,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 "supply kWh",
                 "surplus"
             );
+            let mut clearing = std::time::Duration::ZERO;
             for (i, (_, product)) in products.iter().enumerate() {
                 let bids: Vec<Bid> = rows
                     .iter()
@@ -139,7 +140,9 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         quantity: r.quantity,
                     })
                     .collect();
+                let started = std::time::Instant::now();
                 let c = volta_trading::clear(product, &bids, pricing)?;
+                clearing += started.elapsed();
                 say!(
                     "{:<28} {:>10} {:>14} {:>14} {:>14} {:>12}",
                     product.as_str(),
@@ -157,6 +160,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     eprintln!("plot: {}", path.display());
                 }
             }
+            eprintln!("cleared {} orders in {:.3} ms", rows.len(), clearing.as_secs_f64() * 1e3);
         }
         Mechanism::Welfare => {
             let network = match network {
