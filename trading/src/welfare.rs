@@ -12,7 +12,10 @@
 //! - **The network** is a transport model: energy flows over lines up to
 //!   their capacity in each direction, paying a grid fee per kWh moved;
 //!   Kirchhoff's voltage law is not imposed (for the radial networks of
-//!   most microgrids and parks the two coincide).
+//!   most microgrids and parks the two coincide). Free lines would let the
+//!   welfare carry any loop flow, so the flows reported are those of a
+//!   second LP: the least energy moved (after fees) that serves the same
+//!   injections.
 //! - **Prices.** The price at a node in an interval is the dual of its
 //!   balance: what one more kWh there would be worth. With blocks, the
 //!   duals are those of the LP with every block fixed at its decision.
@@ -263,11 +266,26 @@ pub fn clear(network: &Network, book: &Book, settings: &Settings) -> Result<Welf
             price: tick(duals[row.0]),
         })
         .collect();
+    // The welfare LP is indifferent to loop flows on free lines: the flows
+    // reported are the least energy moved that serves the same injections.
+    let mut injection: HashMap<(&str, &str), f64> = HashMap::new();
+    for (o, c) in book.steps.iter().zip(&steps) {
+        let q = x[c.0] * kwh_of(o.quantity) * if o.side == Side::Sell { 1.0 } else { -1.0 };
+        *injection.entry((o.product.as_str(), o.node.as_str())).or_default() += q;
+    }
+    for (b, c) in book.blocks.iter().zip(&blocks) {
+        for (p, e) in &b.profile {
+            let q = x[c.0].round() * kwh_of(*e) * if b.side == Side::Sell { 1.0 } else { -1.0 };
+            *injection.entry((p.as_str(), b.node.as_str())).or_default() += q;
+        }
+    }
+    let net_flow = least_flows(network, &balance, &flows, &injection, settings)?;
     let flows = flows
         .iter()
-        .map(|((product, line), (forward, backward))| {
+        .zip(&net_flow)
+        .map(|(((product, line), _), kwh)| {
             let capacity = network.lines.iter().find(|l| &l.id == line).map_or(Energy::ZERO, |l| l.capacity);
-            let energy = wh(x[forward.0] - x[backward.0]);
+            let energy = wh(*kwh);
             Flow {
                 product: product.clone(),
                 line: line.clone(),
@@ -288,6 +306,64 @@ pub fn clear(network: &Network, book: &Book, settings: &Settings) -> Result<Welf
     })
 }
 
+/// Per line and interval (in the order of `lines`), the net flow of the
+/// least total flow that serves `injection` within the capacities and pays
+/// the same fees (fees first, then energy moved).
+fn least_flows(
+    network: &Network,
+    balance: &[((ProductId, NodeId), Row)],
+    lines: &[LineFlow],
+    injection: &HashMap<(&str, &str), f64>,
+    settings: &Settings,
+) -> Result<Vec<f64>, TradingError> {
+    if lines.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut lp = Lp::new(Integrality::Integer);
+    let mut objective = Lin::new();
+    let mut rows: HashMap<(&str, &str), Lin> = balance
+        .iter()
+        .map(|((p, n), _)| {
+            ((p.as_str(), n.as_str()), Lin::constant(injection.get(&(p.as_str(), n.as_str())).copied().unwrap_or(0.0)))
+        })
+        .collect();
+    let mut cols = Vec::with_capacity(lines.len());
+    for ((product, id), _) in lines {
+        let line = network
+            .lines
+            .iter()
+            .find(|l| &l.id == id)
+            .ok_or_else(|| TradingError::invalid("network.lines", id.clone()))?;
+        let cap = kwh_of(line.capacity);
+        let (forward, backward) = (lp.col(0.0, cap), lp.col(0.0, cap));
+        let cost = 1.0 + per_kwh(line.fee) * 1e6;
+        objective.add(forward, cost);
+        objective.add(backward, cost);
+        if let Some(row) = rows.get_mut(&(product.as_str(), line.from.as_str())) {
+            row.add(forward, -1.0).add(backward, 1.0);
+        }
+        if let Some(row) = rows.get_mut(&(product.as_str(), line.to.as_str())) {
+            row.add(forward, 1.0).add(backward, -1.0);
+        }
+        cols.push((forward, backward));
+    }
+    // Rows with tolerance: the injections are the welfare LP's, within its own.
+    for (_, lin) in rows {
+        if !lin.is_empty() {
+            let mut upper = lin.clone();
+            upper.add_constant(-1e-7);
+            lp.le(upper, 0.0);
+            let mut lower = lin;
+            lower.add_constant(1e-7);
+            lp.ge(lower, 0.0);
+        }
+    }
+    let s = volta_lp::solve(lp, &objective, settings).map_err(|e| TradingError::invalid("solver", e))?;
+    let x =
+        s.x.ok_or_else(|| TradingError::invalid("network", format!("no flows serve the clearing ({:?})", s.outcome)))?;
+    Ok(cols.iter().map(|(f, b)| x[f.0] - x[b.0]).collect())
+}
+
 fn kwh_of(e: Energy) -> f64 {
     e.wh() as f64 / 1000.0
 }
@@ -295,6 +371,9 @@ fn kwh_of(e: Energy) -> f64 {
 fn per_kwh(p: Price) -> f64 {
     p.micros() as f64 / 1e6
 }
+
+/// A line's (forward, backward) flow columns in an interval, by (product, line).
+type LineFlow = ((ProductId, String), (Col, Col));
 
 /// The problem: one share column per step and block, two flow columns per
 /// line and interval, one balance row per node and interval.
@@ -306,7 +385,7 @@ struct Model {
     /// Balance rows by (product, node), in a stable order.
     balance: Vec<((ProductId, NodeId), Row)>,
     /// (forward, backward) flow columns by (product, line).
-    lines: Vec<((ProductId, String), (Col, Col))>,
+    lines: Vec<LineFlow>,
 }
 
 impl Model {

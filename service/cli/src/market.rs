@@ -175,8 +175,8 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             say!(
                 "welfare {:.6}; buyers pay {}, sellers receive {} ({:.2} s)",
                 w.welfare,
-                w.paid.round_dp(6),
-                w.received.round_dp(6),
+                w.paid.round_dp(6).normalize(),
+                w.received.round_dp(6).normalize(),
                 w.solve_seconds
             );
             say!("{:<28} {:<12} {:>10}", "interval", "node", "price");

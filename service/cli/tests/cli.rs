@@ -502,7 +502,7 @@ fn a_book_clears_by_each_mechanism_with_its_picture() {
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = stdout(&out);
-    assert!(text.starts_with("welfare 2.500000; buyers pay 5.29, sellers receive 4.08"), "{text}");
+    assert!(text.starts_with("welfare 2.500000; buyers pay 5.29, sellers receive 4.08 ("), "{text}");
     for line in [
         "2024-06-03T10:00:00Z/60      a            0.1",
         "2024-06-03T10:00:00Z/60      c            0.105",

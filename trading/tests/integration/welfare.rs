@@ -233,3 +233,41 @@ proptest! {
         prop_assert!(side(Side::Buy) <= auction.volume.wh());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn without_congestion_or_fees_every_node_has_one_price(
+        raw in prop::collection::vec((any::<bool>(), 5_i64..25, 1_i64..20, 0_usize..4), 2..30),
+    ) {
+        // Four nodes in a ring of lines far larger than the whole book.
+        let h = product().id;
+        let nodes: Vec<String> = (0..4).map(|i| format!("n{i}")).collect();
+        let network = Network {
+            nodes: nodes.clone(),
+            lines: (0..4)
+                .map(|i| Line {
+                    id: format!("l{i}"),
+                    from: nodes[i].clone(),
+                    to: nodes[(i + 1) % 4].clone(),
+                    capacity: kwh(10_000),
+                    fee: price("0"),
+                })
+                .collect(),
+        };
+        let steps: Vec<Step> = raw
+            .iter()
+            .enumerate()
+            .map(|(i, (buy, cents, q, node))| {
+                step(i as u64, &nodes[*node], &h, if *buy { Side::Buy } else { Side::Sell }, &format!("0.{cents:02}"), *q)
+            })
+            .collect();
+        let w = clear(&network, &Book { steps, blocks: vec![] }, &Settings::default()).expect("clears");
+        let first = w.prices[0].price;
+        for p in &w.prices {
+            prop_assert_eq!(p.price, first, "node {} differs", p.node);
+        }
+        prop_assert!(w.flows.iter().all(|f| !f.congested));
+    }
+}
