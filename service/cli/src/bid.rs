@@ -8,14 +8,6 @@ use volta_dispatch::Options;
 use volta_engine::{AssetKind, CaseReader};
 use volta_trading::Price;
 
-/// `println!` that returns the error (a closed pipe ends the command quietly).
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        writeln!(std::io::stdout(), $($arg)*)?;
-    }};
-}
-
 pub(super) const LONG_ABOUT: &str = "\
 How a site enters the local market: its case is scheduled once per price level,
 the grid connection facing the market buying and selling at a forecast price

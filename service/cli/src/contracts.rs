@@ -22,15 +22,6 @@ use volta_server::projection;
 use volta_server::store::Store;
 use volta_server::store::contracts::{Applied, ContractStore as _, Scope};
 
-/// `println!` that returns the error (a closed pipe ends the command
-/// quietly instead of panicking).
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        writeln!(std::io::stdout(), $($arg)*)?;
-    }};
-}
-
 pub(super) const LONG_ABOUT: &str = "\
 Contracts, meter readings, volume statistics and settlement, on a database of
 your own: the same SQLite file (default sqlite://volta.db) or PostgreSQL

@@ -4,6 +4,15 @@
 //! and plots in `report`), `backtest`/`train`/`forecast` (in `forecast`)
 //! and `serve`, which runs the gRPC server of the `volta-server` crate.
 
+/// `println!` that returns the error (a closed pipe ends the command
+/// quietly instead of panicking).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?;
+    }};
+}
+
 mod bid;
 mod contracts;
 mod forecast;

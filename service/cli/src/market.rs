@@ -10,14 +10,6 @@ use volta_contracts::{Energy, PartyId};
 use volta_trading::welfare::{self, Block, Network, Step};
 use volta_trading::{Bid, Price, Pricing, ProductId, Side};
 
-/// `println!` that returns the error (a closed pipe ends the command quietly).
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        writeln!(std::io::stdout(), $($arg)*)?;
-    }};
-}
-
 pub(super) const LONG_ABOUT: &str = "\
 Clear a book of orders offline, by one of the market's mechanisms:
 
