@@ -556,51 +556,10 @@ fn a_book_clears_by_each_mechanism_with_its_picture() {
 
 #[test]
 fn a_site_bids_from_its_case() {
-    // The hall of trading's bid test: hour 2 bids 10 kWh at 0.25 (the
-    // chillers) and 11.9 at 0.40; the forecast comes from a CSV.
+    // The hall of datasets/market (trading's bid test): hour 2 bids 10 kWh
+    // at 0.25 (the chillers) and 11.9 at 0.40; the forecast comes from a CSV.
     let dir = tempfile::tempdir().expect("tempdir");
-    let case = dir.path().join("site.toml");
-    std::fs::write(
-        &case,
-        r#"name = "hall"
-[time]
-start = "2024-06-03T00:00"
-timezone = "UTC"
-step = "1h"
-steps = 2
-[[buses]]
-id = "elec"
-carrier = "electricity"
-[[assets]]
-id = "hall"
-type = "load"
-bus = "elec"
-demand_kw = 20
-[[assets]]
-id = "chillers"
-type = "load"
-bus = "elec"
-demand_kw = 10
-curtailable = { value_of_lost_load = 0.27 }
-[[assets]]
-id = "market"
-type = "grid"
-bus = "elec"
-import_price = 0
-export_limit_kw = 100
-[[assets]]
-id = "battery"
-type = "storage"
-bus = "elec"
-energy_capacity_kwh = 20
-charge_power_kw = 10
-discharge_power_kw = 10
-charge_efficiency = 0.9
-discharge_efficiency = 0.9
-initial_soc = 0.0
-"#,
-    )
-    .expect("case");
+    let case = volta_datasets::root().join("market").join("hall.toml");
     let prices = dir.path().join("prices.csv");
     std::fs::write(&prices, "price\n0.10\n0.30\n").expect("prices");
     let out_csv = dir.path().join("curves.csv");

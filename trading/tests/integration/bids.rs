@@ -6,43 +6,8 @@ use volta_engine::case::{CaseReader, Format};
 use volta_trading::bids::curves;
 use volta_trading::{Price, Side};
 
-const SITE: &str = r#"name = "a hall with chillers and a battery"
-[time]
-start = "2024-06-03T00:00"
-timezone = "UTC"
-step = "1h"
-steps = 2
-[[buses]]
-id = "elec"
-carrier = "electricity"
-[[assets]]
-id = "hall"
-type = "load"
-bus = "elec"
-demand_kw = 20
-[[assets]]
-id = "chillers"
-type = "load"
-bus = "elec"
-demand_kw = 10
-curtailable = { value_of_lost_load = 0.27 }
-[[assets]]
-id = "market"
-type = "grid"
-bus = "elec"
-import_price = 0
-export_limit_kw = 100
-[[assets]]
-id = "battery"
-type = "storage"
-bus = "elec"
-energy_capacity_kwh = 20
-charge_power_kw = 10
-discharge_power_kw = 10
-charge_efficiency = 0.9
-discharge_efficiency = 0.9
-initial_soc = 0.0
-"#;
+/// The hall of `datasets/market/hall.toml`.
+const SITE: &str = include_str!("../../../datasets/market/hall.toml");
 
 #[test]
 fn a_site_bids_what_it_would_buy_at_each_price() {
