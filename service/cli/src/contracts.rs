@@ -385,10 +385,8 @@ async fn instant(store: &Store, tenant: &str, id: &ContractId, text: &str) -> an
     }
     let date: Date =
         text.parse().map_err(|_| anyhow!("--as-of {text:?}: neither RFC 3339 with an offset nor a date"))?;
-    let contract = store.contract(tenant, id).await?.ok_or_else(|| anyhow!("no contract {id}"))?;
-    let meter = contract.meters().first().ok_or_else(|| anyhow!("contract {id} has no meter"))?;
     let (portfolio, _, _) = store.settlement_inputs(tenant, id, &Period::day(date)).await?;
-    let zone = portfolio.meter(meter).ok_or_else(|| anyhow!("no meter {meter}"))?.zone()?;
+    let (zone, _) = portfolio.clock(id)?;
     Ok(volta_contracts::calendar::local_midnight(date, &zone)?.timestamp())
 }
 
