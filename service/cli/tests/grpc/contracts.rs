@@ -81,6 +81,23 @@ fn bearer(tenant: &str, role: &str) -> String {
     token(&serde_json::json!({"sub": "t", "tenant": tenant, "roles": [role], "exp": 4_000_000_000_u64}))
 }
 
+/// Puts the parties `grid` (retailer) and `shop` (consumer) and returns
+/// shop's quarter-hour meter `m1` in Berlin, not yet stored.
+async fn grid_shop_and_meter(client: &mut ContractServiceClient<Channel>, operator: &str) -> cpb::MeteringPoint {
+    for (id, role) in [("grid", cpb::PartyRole::Retailer), ("shop", cpb::PartyRole::Consumer)] {
+        let party = cpb::Party { id: id.into(), name: id.into(), role: role.into() };
+        client.put_party(with_token(cpb::PutPartyRequest { party: Some(party) }, operator)).await.expect("party");
+    }
+    cpb::MeteringPoint {
+        id: "m1".into(),
+        party_id: "shop".into(),
+        interval_minutes: 15,
+        time_zone: "Europe/Berlin".into(),
+        location: Some(cpb::metering_point::Location::Zone("de".into())),
+        technology: cpb::Technology::Load.into(),
+    }
+}
+
 #[tokio::test]
 async fn a_contract_from_its_terms_to_its_settlement() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -96,18 +113,7 @@ async fn a_contract_from_its_terms_to_its_settlement() {
     let operator = bearer("acme", "operator");
     let viewer = bearer("acme", "viewer");
 
-    for (id, role) in [("grid", cpb::PartyRole::Retailer), ("shop", cpb::PartyRole::Consumer)] {
-        let party = cpb::Party { id: id.into(), name: id.into(), role: role.into() };
-        client.put_party(with_token(cpb::PutPartyRequest { party: Some(party) }, &operator)).await.expect("party");
-    }
-    let meter = cpb::MeteringPoint {
-        id: "m1".into(),
-        party_id: "shop".into(),
-        interval_minutes: 15,
-        time_zone: "Europe/Berlin".into(),
-        location: Some(cpb::metering_point::Location::Zone("de".into())),
-        technology: cpb::Technology::Load.into(),
-    };
+    let meter = grid_shop_and_meter(&mut client, &operator).await;
     client.put_meter(with_token(cpb::PutMeterRequest { meter: Some(meter.clone()) }, &operator)).await.expect("meter");
     let bad_zone = cpb::MeteringPoint { time_zone: "Mars/Olympus".into(), ..meter };
     let error = client
@@ -309,18 +315,7 @@ async fn a_projection_settles_the_rest_of_the_month_under_each_scenario() {
     let mut client = ContractServiceClient::new(server.channel().await);
     let operator = bearer("acme", "operator");
     let viewer = bearer("acme", "viewer");
-    for (id, role) in [("grid", cpb::PartyRole::Retailer), ("shop", cpb::PartyRole::Consumer)] {
-        let party = cpb::Party { id: id.into(), name: id.into(), role: role.into() };
-        client.put_party(with_token(cpb::PutPartyRequest { party: Some(party) }, &operator)).await.expect("party");
-    }
-    let meter = cpb::MeteringPoint {
-        id: "m1".into(),
-        party_id: "shop".into(),
-        interval_minutes: 15,
-        time_zone: "Europe/Berlin".into(),
-        location: Some(cpb::metering_point::Location::Zone("de".into())),
-        technology: cpb::Technology::Load.into(),
-    };
+    let meter = grid_shop_and_meter(&mut client, &operator).await;
     client.put_meter(with_token(cpb::PutMeterRequest { meter: Some(meter) }, &operator)).await.expect("meter");
     let create = cpb::CreateContractRequest {
         request_id: String::new(),
