@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use volta_contracts::projection::Projection;
 use volta_contracts::statistics::Volume;
 
-use super::plot::{PALETTE, err, register_font};
+use super::plot::{PALETTE, err, legend, register_font};
 
 /// Delivered energy as bars against the contracted volume as a line, per
 /// bucket, in MWh; completion under each bucket's label when there are few.
@@ -68,14 +68,7 @@ pub(crate) fn volumes(title: &str, volumes: &[Volume], path: &Path) -> anyhow::R
             }))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present().map_err(err)?;
     Ok(())
 }
@@ -149,14 +142,7 @@ pub(crate) fn projection(title: &str, p: &Projection, path: &Path) -> anyhow::Re
             )])
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present().map_err(err)?;
     Ok(())
 }

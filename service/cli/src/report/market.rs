@@ -6,7 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use volta_trading::{Bid, Price, Side};
 
-use super::plot::{PALETTE, err, register_font};
+use super::plot::{PALETTE, err, legend, register_font};
 
 /// Demand (bids, highest first) and supply (offers, lowest first) as
 /// cumulative step curves in kWh against price, with the clearing price
@@ -69,14 +69,7 @@ pub(crate) fn curves(
             .label(format!("clears {q:.3} kWh at {p}"))
             .legend(|(x, y)| Circle::new((x + 6, y), 5, BLACK.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present().map_err(err)?;
     Ok(())
 }

@@ -41,6 +41,22 @@ pub(super) fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("drawing failed: {e}")
 }
 
+/// Draws the legend of `chart`'s labelled series at `position`: a white box
+/// with a black border, 14-point labels.
+pub(super) fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(err)
+}
+
 /// Steps as a staircase: `(t, v[t])` and `(t + 1, v[t])` for every step.
 fn stairs(values: &[f64]) -> Vec<(f64, f64)> {
     values.iter().enumerate().flat_map(|(t, &v)| [(t as f64, v), (t as f64 + 1.0, v)]).collect()
