@@ -221,8 +221,16 @@ pub fn clear(network: &Network, book: &Book, settings: &Settings) -> Result<Welf
     };
     let wh = |kwh: f64| Energy::from_wh((kwh * 1000.0).round() as i64);
     let tick = |v: f64| Price::from_micros((v * 1e6).round() as i64);
+    let prices: Vec<NodalPrice> = balance
+        .iter()
+        .map(|((product, node), row)| NodalPrice {
+            product: product.clone(),
+            node: node.clone(),
+            price: tick(duals[row.0]),
+        })
+        .collect();
     let price_at: HashMap<(&str, &str), Price> =
-        balance.iter().map(|((product, node), row)| ((product.as_str(), node.as_str()), tick(duals[row.0]))).collect();
+        prices.iter().map(|p| ((p.product.as_str(), p.node.as_str()), p.price)).collect();
 
     let step_results: Vec<(OrderId, Energy)> =
         book.steps.iter().zip(&steps).map(|(o, c)| (o.id, wh(x[c.0] * kwh_of(o.quantity)))).collect();
@@ -258,14 +266,6 @@ pub fn clear(network: &Network, book: &Book, settings: &Settings) -> Result<Welf
             paradoxically_rejected: !accepted && surplus > Decimal::ZERO,
         });
     }
-    let prices = balance
-        .iter()
-        .map(|((product, node), row)| NodalPrice {
-            product: product.clone(),
-            node: node.clone(),
-            price: tick(duals[row.0]),
-        })
-        .collect();
     // The welfare LP is indifferent to loop flows on free lines: the flows
     // reported are the least energy moved that serves the same injections.
     let mut injection: HashMap<(&str, &str), f64> = HashMap::new();
