@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "proto/volta/dispatch/v1/dispatch.proto",
             "proto/volta/forecast/v1/forecast.proto",
             "proto/volta/contracts/v1/contracts.proto",
+            "proto/volta/trading/v1/trading.proto",
         ],
         &["proto"],
     )?;

@@ -3,7 +3,7 @@
 //!
 //! - [`pb`]: the types, service stubs and clients generated from the
 //!   protos under `proto/volta/<service>/v1/`, and their descriptors;
-//! - [`dispatch`], [`forecast`] and [`contracts`]: conversions between each service's
+//! - [`dispatch`], [`forecast`], [`contracts`] and [`trading`]: conversions between each service's
 //!   messages and the domain (cases, series and options in; schedules,
 //!   scores and forecasts out), reading every field of a message so that a
 //!   field added to a proto cannot be silently ignored;
@@ -19,6 +19,7 @@ pub mod dispatch;
 pub mod forecast;
 pub mod status;
 pub mod time;
+pub mod trading;
 
 /// Generated protobuf types, service stubs and clients, one module per
 /// proto package (`pb::dispatch` is `volta.dispatch.v1`).
@@ -27,6 +28,7 @@ pub mod pb {
     pub use self::volta::contracts::v1 as contracts;
     pub use self::volta::dispatch::v1 as dispatch;
     pub use self::volta::forecast::v1 as forecast;
+    pub use self::volta::trading::v1 as trading;
 
     /// The packages as protoc nests them (generated code refers to other
     /// packages by relative paths).
@@ -50,6 +52,11 @@ pub mod pb {
         pub mod forecast {
             pub mod v1 {
                 tonic::include_proto!("volta.forecast.v1");
+            }
+        }
+        pub mod trading {
+            pub mod v1 {
+                tonic::include_proto!("volta.trading.v1");
             }
         }
     }

@@ -26,6 +26,8 @@
 //! | a lifecycle step the contract's state refuses, no terms in force | FAILED_PRECONDITION | `CONTRACT_RULE` |
 //! | a market index price a settlement needs is missing | FAILED_PRECONDITION | `PRICE_MISSING` |
 //! | the contract changed while the call changed it | ABORTED | `CONCURRENT_CHANGE` |
+//! | no such market, or no such order of the caller's | NOT_FOUND | `MARKET_NOT_FOUND`, `ORDER_NOT_FOUND` |
+//! | an order for a product whose gate is not open | FAILED_PRECONDITION | `GATE_CLOSED` |
 //!
 //! Infeasible and unbounded cases are not errors: they are an OK response
 //! whose status says so, with an explanation.
@@ -38,6 +40,7 @@ use volta_contracts::ContractError;
 use volta_dispatch::DispatchError;
 use volta_engine::Error as CaseFileError;
 use volta_forecasting::ForecastError;
+use volta_trading::TradingError;
 
 use crate::pb::common;
 
@@ -94,11 +97,17 @@ pub enum Reason {
     PriceMissing,
     /// Another change landed first; read again and retry.
     ConcurrentChange,
+    /// No such market for the caller's tenant.
+    MarketNotFound,
+    /// No such order of the caller's (or, for the market operator, at all).
+    OrderNotFound,
+    /// The product's gate is not open at the time of the order.
+    GateClosed,
 }
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 26] = [
         Self::InvalidField,
         Self::InvalidCase,
         Self::OverLimit,
@@ -122,6 +131,9 @@ impl Reason {
         Self::ContractRule,
         Self::PriceMissing,
         Self::ConcurrentChange,
+        Self::MarketNotFound,
+        Self::OrderNotFound,
+        Self::GateClosed,
     ];
 
     /// The reason as sent: UPPER_SNAKE_CASE, stable across releases.
@@ -151,6 +163,9 @@ impl Reason {
             Self::ContractRule => "CONTRACT_RULE",
             Self::PriceMissing => "PRICE_MISSING",
             Self::ConcurrentChange => "CONCURRENT_CHANGE",
+            Self::MarketNotFound => "MARKET_NOT_FOUND",
+            Self::OrderNotFound => "ORDER_NOT_FOUND",
+            Self::GateClosed => "GATE_CLOSED",
         }
     }
 
@@ -174,6 +189,8 @@ impl Reason {
             Self::AlreadyExists => Code::AlreadyExists,
             Self::ContractRule | Self::PriceMissing => Code::FailedPrecondition,
             Self::ConcurrentChange => Code::Aborted,
+            Self::MarketNotFound | Self::OrderNotFound => Code::NotFound,
+            Self::GateClosed => Code::FailedPrecondition,
         }
     }
 }
@@ -354,6 +371,21 @@ pub fn contract(err: &ContractError, field: &str) -> Status {
         }
         ContractError::Transition { .. } | ContractError::NoTerms { .. } => error(Reason::ContractRule, message),
         ContractError::MissingPrice { .. } => error(Reason::PriceMissing, message),
+    }
+}
+
+/// A market rule's refusal as a status.
+#[must_use]
+pub fn trading(err: &TradingError) -> Status {
+    let message = capped(err.to_string());
+    match err {
+        TradingError::Invalid { field, reason } => {
+            bad_request(Reason::InvalidField, message.clone(), [(field.clone(), reason.clone())])
+        }
+        TradingError::GateClosed { .. } => error(Reason::GateClosed, message),
+        TradingError::UnknownOrder { .. } => error(Reason::OrderNotFound, message),
+        // Ids are handed out by the market: a duplicate is its own fault.
+        TradingError::DuplicateOrder { .. } => error(Reason::Internal, message),
     }
 }
 

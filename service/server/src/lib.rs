@@ -28,6 +28,7 @@ pub mod otlp;
 pub mod projection;
 pub mod store;
 pub mod telemetry;
+mod trading;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -267,7 +268,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let contract_service = InterceptedService::new(
         pb::contracts::contract_service_server::ContractServiceServer::new(contracts::Contracts::new(
             shared.clone(),
-            Arc::new(store),
+            Arc::new(store.clone()),
+        ))
+        .max_decoding_message_size(max_bytes),
+        auth.clone(),
+    );
+    let trading_service = InterceptedService::new(
+        pb::trading::trading_service_server::TradingServiceServer::new(trading::Trading::new(
+            shared.clone(),
+            Arc::new(store.clone()),
+            stop_rx.clone(),
         ))
         .max_decoding_message_size(max_bytes),
         auth.clone(),
@@ -282,6 +292,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         <pb::dispatch::dispatch_service_server::DispatchServiceServer<dispatch::Dispatch> as tonic::server::NamedService>::NAME,
         <pb::forecast::forecast_service_server::ForecastServiceServer<forecast::Forecast> as tonic::server::NamedService>::NAME,
         <pb::contracts::contract_service_server::ContractServiceServer<contracts::Contracts> as tonic::server::NamedService>::NAME,
+        <pb::trading::trading_service_server::TradingServiceServer<trading::Trading> as tonic::server::NamedService>::NAME,
     ];
     for name in names {
         reporter.set_service_status(name, tonic_health::ServingStatus::Serving).await;
@@ -349,6 +360,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .add_service(dispatch)
         .add_service(forecast)
         .add_service(contract_service)
+        .add_service(trading_service)
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
         .await
         .context("server")?;

@@ -129,6 +129,9 @@ pub struct Metrics {
     waiting: Gauge,
     panics: Counter,
     solves: Family<OutcomeLabels, Counter>,
+    orders: Family<OutcomeLabels, Counter>,
+    trades: Counter,
+    batches: Histogram,
     spans: SpanOutcomes,
     resident_bytes: Gauge,
     cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -186,6 +189,20 @@ impl Metrics {
             "Solves by outcome (optimal, within_gap, time_limit, infeasible, ...): schedules, front points, windows",
             solves.clone(),
         );
+        let orders = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "trading_orders",
+            "Order submissions answered, by status: accepted (new) or replayed (a client order id seen before)",
+            orders.clone(),
+        );
+        let trades = Counter::default();
+        registry.register("trading_trades", "Trades made by the continuous markets", trades.clone());
+        let batches = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        registry.register(
+            "trading_batch_commands",
+            "Commands a market's sequencer stored in one transaction (group commit)",
+            batches.clone(),
+        );
         let spans = SpanOutcomes::default();
         spans.register(&mut registry);
         let build = Family::<BuildLabels, Gauge>::default();
@@ -208,6 +225,9 @@ impl Metrics {
             waiting,
             panics,
             solves,
+            orders,
+            trades,
+            batches,
             spans,
             resident_bytes,
             cpu_seconds,
@@ -219,6 +239,20 @@ impl Metrics {
     pub fn panicked(&self, message: &str) {
         self.panics.inc();
         tracing::error!(panic = message, "a call panicked; it was answered INTERNAL");
+    }
+
+    /// Counts an answered order submission and the trades it made.
+    pub fn traded(&self, accepted: bool, trades: usize) {
+        let status = if accepted { "accepted" } else { "replayed" };
+        self.orders.get_or_create(&OutcomeLabels { status: status.to_owned() }).inc();
+        if accepted {
+            self.trades.inc_by(u64::try_from(trades).unwrap_or(0));
+        }
+    }
+
+    /// Records a stored batch of a market's sequencer.
+    pub fn batch(&self, commands: usize) {
+        self.batches.observe(commands as f64);
     }
 
     /// Sets the solver pool's size.

@@ -33,7 +33,7 @@ use volta_contracts::{
     Quality, Reading, ReadingLog, State, TermVersion,
 };
 
-use super::{Schema, Store, StoreError};
+use super::{Schema, Store, StoreError, placeholders, values};
 
 /// The contract service's tables.
 pub const CONTRACTS: Schema = Schema { service: "contracts", migrations: MIGRATIONS };
@@ -379,16 +379,6 @@ fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T
     serde_json::from_str(text).map_err(|e| corrupt(what, e))
 }
 
-/// `$first, $first+1, ...` for `count` values.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
-/// The `VALUES` list of a multi-row INSERT: `rows` tuples of `columns`
-/// parameters, numbered from `$1`.
-fn values(rows: usize, columns: usize) -> String {
-    (0..rows).map(|i| format!("({})", placeholders(1 + i * columns, columns))).collect::<Vec<_>>().join(", ")
-}
 
 /// The stored contract `id` of `tenant` and its header's row version.
 async fn load_contract(

@@ -10,6 +10,7 @@
 //! never sees another tenant's rows, not even their ids.
 
 pub mod contracts;
+pub mod trading;
 
 use sqlx::Any;
 use sqlx::Row as _;
@@ -29,7 +30,7 @@ pub struct Schema {
 pub const FORECAST: Schema = Schema { service: "forecast", migrations: FORECAST_MIGRATIONS };
 
 /// Every service's schema, brought up to date when a store opens.
-pub const SCHEMAS: &[Schema] = &[FORECAST, contracts::CONTRACTS];
+pub const SCHEMAS: &[Schema] = &[FORECAST, contracts::CONTRACTS, trading::TRADING];
 
 const FORECAST_MIGRATIONS: &[(i64, &str)] = &[
     (
@@ -479,6 +480,17 @@ fn record(row: &sqlx::any::AnyRow) -> Result<ModelRecord, StoreError> {
         })
     };
     read().map_err(StoreError::query("read a model row"))
+}
+
+/// `$first, $first+1, ...` for `count` values.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The `VALUES` list of a multi-row INSERT: `rows` tuples of `columns`
+/// parameters, numbered from `$1`.
+pub(crate) fn values(rows: usize, columns: usize) -> String {
+    (0..rows).map(|i| format!("({})", placeholders(1 + i * columns, columns))).collect::<Vec<_>>().join(", ")
 }
 
 /// A database failure (the detail goes to the log, not to the caller).

@@ -1,0 +1,970 @@
+//! `volta.trading.v1.TradingService`: the tenant's local energy markets.
+//!
+//! Each market runs in one sequencer task that owns its books
+//! ([`volta_trading::Market`]): calls send it commands and wait for its
+//! reply. The sequencer takes whatever commands are waiting (up to
+//! [`MAX_BATCH`]), runs them in arrival order against the books, writes
+//! everything they changed in one transaction, and only then replies to
+//! every caller of the batch and publishes the trades and book changes to
+//! watchers: an acknowledged order is stored, and one commit serves many
+//! orders under load (group commit). If the write fails, every caller of
+//! the batch gets UNAVAILABLE and the books are rebuilt from the store, so
+//! memory never holds what the store does not.
+//!
+//! A market's sequencer starts at its first call after the server starts,
+//! from the stored resting orders, and closes the books whose gate has
+//! closed once a second (their resting orders expire).
+//!
+//! Roles: a viewer reads books and the trade tape; an operator trades as
+//! the participant its token's subject names and sees its own orders; an
+//! admin is the market operator (creates markets, trades for anyone, sees
+//! everything). One process runs a market's sequencer: the trading leader.
+
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+use volta_api::pb::trading as pb;
+use volta_api::status::{self as errors, Reason};
+use volta_api::trading as convert;
+use volta_contracts::{Energy, PartyId};
+use volta_trading::book::Depth;
+use volta_trading::{Changes, Entry, Market, NewOrder, OrderId, TradeId, TradeRecord};
+
+use crate::Shared;
+use crate::auth::{Caller, Role};
+use crate::store::StoreError;
+use crate::store::trading::{MarketRecord, OrderFilter, TradingStore, client_key};
+
+/// Commands one batch of a sequencer takes at most.
+const MAX_BATCH: usize = 512;
+
+/// Commands waiting for a market's sequencer; beyond them a call is shed.
+const QUEUE: usize = 8_192;
+
+/// Events a watcher may fall behind by before it skips ahead.
+const EVENTS: usize = 1_024;
+
+/// Levels per side a book change carries to watchers (a watcher asks for
+/// at most this many).
+const MAX_WATCH_DEPTH: usize = 100;
+
+/// Levels per side of a book read.
+const MAX_DEPTH: usize = 1_000;
+
+/// Orders of a page when the caller does not say, and at most.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1_000;
+
+/// Resting orders of one participant in one market, at most.
+const MAX_RESTING_PER_PARTICIPANT: usize = 10_000;
+
+/// What a submission became.
+#[derive(Debug, Clone)]
+struct Submitted {
+    entry: Entry,
+    trades: Vec<TradeRecord>,
+    accepted: bool,
+}
+
+/// Who asks, as a sequencer sees it: `None` is the market operator.
+type Owner = Option<PartyId>;
+
+enum Command {
+    Submit { order: NewOrder, reply: oneshot::Sender<Result<Submitted, Status>> },
+    Cancel { id: OrderId, owner: Owner, reply: oneshot::Sender<Result<Option<Entry>, Status>> },
+    Reduce { id: OrderId, quantity: Energy, owner: Owner, reply: oneshot::Sender<Result<Option<Entry>, Status>> },
+    Depth { start: Timestamp, levels: usize, reply: oneshot::Sender<Result<pb::Book, Status>> },
+}
+
+/// What watchers are told after a batch is stored.
+#[derive(Debug)]
+enum Event {
+    Trades(Vec<TradeRecord>),
+    Books(Vec<pb::Book>),
+}
+
+/// A running market: its sequencer's queue and its event feed.
+#[derive(Clone)]
+struct Handle {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<Arc<Event>>,
+}
+
+impl Handle {
+    async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<Result<T, Status>>) -> Command) -> Result<T, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.try_send(command(tx)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                errors::shed("the market's queue is full; retry with backoff", Duration::from_millis(100))
+            }
+            mpsc::error::TrySendError::Closed(_) => stopped(),
+        })?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> Status {
+    errors::error(Reason::StoreUnavailable, "the market restarted; retry")
+}
+
+fn unavailable(err: &StoreError) -> Status {
+    crate::store::unavailable(err)
+}
+
+/// The running markets of every tenant.
+#[derive(Debug)]
+struct Markets {
+    store: Arc<dyn TradingStore>,
+    metrics: Arc<crate::telemetry::Metrics>,
+    running: Mutex<HashMap<(String, String), Running>>,
+}
+
+struct Running {
+    handle: Handle,
+    record: MarketRecord,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").field("market", &self.record.id).finish_non_exhaustive()
+    }
+}
+
+impl Markets {
+    /// The running market, started from the store if it is not running.
+    async fn get(&self, tenant: &str, id: &str) -> Result<(Handle, MarketRecord), Status> {
+        let mut running = self.running.lock().await;
+        let key = (tenant.to_owned(), id.to_owned());
+        if let Some(r) = running.get(&key)
+            && !r.handle.commands.is_closed()
+        {
+            return Ok((r.handle.clone(), r.record.clone()));
+        }
+        let record = self
+            .store
+            .market(tenant, id)
+            .await
+            .map_err(|e| unavailable(&e))?
+            .ok_or_else(|| errors::error(Reason::MarketNotFound, format!("no market {}", errors::shown(id))))?;
+        let market = load(self.store.as_ref(), tenant, &record).await?;
+        let (commands, queue) = mpsc::channel(QUEUE);
+        let (events, _) = broadcast::channel(EVENTS);
+        let sequencer = Sequencer {
+            tenant: tenant.to_owned(),
+            market_id: id.to_owned(),
+            record: record.clone(),
+            market,
+            store: self.store.clone(),
+            events: events.clone(),
+            metrics: self.metrics.clone(),
+        };
+        tokio::spawn(sequencer.run(queue));
+        let handle = Handle { commands, events };
+        running.insert(key, Running { handle: handle.clone(), record: record.clone() });
+        Ok((handle, record))
+    }
+}
+
+/// A market rebuilt from the store.
+async fn load(store: &dyn TradingStore, tenant: &str, record: &MarketRecord) -> Result<Market, Status> {
+    let snapshot = store.snapshot(tenant, &record.id).await.map_err(|e| unavailable(&e))?;
+    let mut market = Market::new(record.rules.clone(), snapshot.last_order, snapshot.last_trade)
+        .map_err(|e| errors::trading(&e))?;
+    let count = snapshot.resting.len();
+    for entry in snapshot.resting {
+        let id = entry.order.id;
+        market.restore(entry).map_err(|e| {
+            tracing::error!(market = %record.id, order = id, error = %e, "a stored order does not restore");
+            errors::error(Reason::Internal, "the market's stored book is inconsistent (logged on the server)")
+        })?;
+    }
+    tracing::info!(market = %record.id, resting = count, last_order = market.last_order(), "market loaded");
+    Ok(market)
+}
+
+/// A reply the sequencer sends once its batch is stored.
+enum Pending {
+    Submitted(oneshot::Sender<Result<Submitted, Status>>, Submitted),
+    /// A client order id stored before: the reply reads its trades.
+    Replay(oneshot::Sender<Result<Submitted, Status>>, Entry),
+    Changed(oneshot::Sender<Result<Option<Entry>, Status>>, Option<Entry>),
+    Book(oneshot::Sender<Result<pb::Book, Status>>, pb::Book),
+}
+
+struct Sequencer {
+    tenant: String,
+    market_id: String,
+    record: MarketRecord,
+    market: Market,
+    store: Arc<dyn TradingStore>,
+    events: broadcast::Sender<Arc<Event>>,
+    metrics: Arc<crate::telemetry::Metrics>,
+}
+
+impl Sequencer {
+    async fn run(mut self, mut queue: mpsc::Receiver<Command>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let ok = tokio::select! {
+                command = queue.recv() => {
+                    let Some(command) = command else { break };
+                    let mut batch = vec![command];
+                    while batch.len() < MAX_BATCH {
+                        match queue.try_recv() {
+                            Ok(c) => batch.push(c),
+                            Err(_) => break,
+                        }
+                    }
+                    self.batch(batch).await
+                }
+                _ = tick.tick() => self.expire().await,
+            };
+            if !ok {
+                // Rebuild from the store; if even that fails, stop: the
+                // next call starts the market again.
+                match load(self.store.as_ref(), &self.tenant, &self.record).await {
+                    Ok(market) => self.market = market,
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    /// Closes the books whose gate has closed; false if storing failed.
+    async fn expire(&mut self) -> bool {
+        let now = Timestamp::now();
+        let expired = self.market.expire(now);
+        if expired.is_empty() {
+            return true;
+        }
+        let changes = Changes { orders: expired, trades: Vec::new() };
+        match self.store.apply(&self.tenant, &self.market_id, &changes, now).await {
+            Ok(()) => {
+                tracing::info!(market = %self.market_id, expired = changes.orders.len(), "gates closed: orders expired");
+                true
+            }
+            Err(e) => {
+                tracing::error!(market = %self.market_id, error = %e, "cannot store expired orders");
+                false
+            }
+        }
+    }
+
+    /// Runs a batch and stores what it changed; false if storing failed.
+    async fn batch(&mut self, batch: Vec<Command>) -> bool {
+        let now = Timestamp::now();
+        self.metrics.batch(batch.len());
+        // Client order ids stored before (a retry after a lost reply).
+        let keys: Vec<String> = batch
+            .iter()
+            .filter_map(|c| match c {
+                Command::Submit { order, .. } => Some(client_key(&order.participant, &order.client_order_id)),
+                Command::Cancel { .. } | Command::Reduce { .. } | Command::Depth { .. } => None,
+            })
+            .collect();
+        let mut stored: HashMap<String, Entry> = HashMap::new();
+        if !keys.is_empty() {
+            match self.store.orders_by_key(&self.tenant, &self.market_id, &keys).await {
+                Ok(found) => {
+                    for e in found {
+                        stored.insert(client_key(&e.order.participant, &e.client_order_id), e);
+                    }
+                }
+                Err(e) => {
+                    let status = unavailable(&e);
+                    for command in batch {
+                        refuse(command, status.clone());
+                    }
+                    return true;
+                }
+            }
+        }
+        let mut pending = Vec::with_capacity(batch.len());
+        let mut changes = Changes::default();
+        let mut changed_books = HashSet::new();
+        // Client order ids submitted earlier in this batch, by order id.
+        let mut in_batch: HashMap<String, OrderId> = HashMap::new();
+        let mut duplicates = Vec::new();
+        for command in batch {
+            match command {
+                Command::Submit { order, reply } => {
+                    let key = client_key(&order.participant, &order.client_order_id);
+                    if let Some(entry) = stored.get(&key) {
+                        pending.push(Pending::Replay(reply, entry.clone()));
+                        continue;
+                    }
+                    if let Some(&id) = in_batch.get(&key) {
+                        duplicates.push((reply, id));
+                        continue;
+                    }
+                    if matches!(order.kind, volta_trading::Kind::Limit { .. })
+                        && self.market.resting_of(&order.participant) >= MAX_RESTING_PER_PARTICIPANT
+                    {
+                        let _ = reply.send(Err(errors::over_limit(
+                            "participant_id",
+                            "resting orders",
+                            "a participant's resting orders in a market",
+                            MAX_RESTING_PER_PARTICIPANT,
+                        )));
+                        continue;
+                    }
+                    let start = order.delivery_start;
+                    match self.market.submit(order, now) {
+                        Ok(made) => {
+                            changed_books.insert(start);
+                            let entry = made.orders[0].clone();
+                            in_batch.insert(key, entry.order.id);
+                            let submitted = Submitted { entry, trades: made.trades.clone(), accepted: true };
+                            changes.orders.extend(made.orders);
+                            changes.trades.extend(made.trades);
+                            pending.push(Pending::Submitted(reply, submitted));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(errors::trading(&e)));
+                        }
+                    }
+                }
+                Command::Cancel { id, owner, reply } => {
+                    if !self.owns(id, owner.as_ref()) {
+                        pending.push(Pending::Changed(reply, None));
+                        continue;
+                    }
+                    match self.market.cancel(id) {
+                        Ok(entry) => {
+                            changed_books.insert(entry.delivery_start);
+                            changes.orders.push(entry.clone());
+                            pending.push(Pending::Changed(reply, Some(entry)));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(errors::trading(&e)));
+                        }
+                    }
+                }
+                Command::Reduce { id, quantity, owner, reply } => {
+                    if !self.owns(id, owner.as_ref()) {
+                        pending.push(Pending::Changed(reply, None));
+                        continue;
+                    }
+                    match self.market.reduce(id, quantity) {
+                        Ok(entry) => {
+                            changed_books.insert(entry.delivery_start);
+                            changes.orders.push(entry.clone());
+                            pending.push(Pending::Changed(reply, Some(entry)));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(errors::trading(&e)));
+                        }
+                    }
+                }
+                Command::Depth { start, levels, reply } => match self.book(start, levels) {
+                    Ok(book) => pending.push(Pending::Book(reply, book)),
+                    Err(status) => {
+                        let _ = reply.send(Err(status));
+                    }
+                },
+            }
+        }
+        collapse(&mut changes.orders);
+        if !changes.orders.is_empty() || !changes.trades.is_empty() {
+            if let Err(e) = self.store.apply(&self.tenant, &self.market_id, &changes, now).await {
+                tracing::error!(market = %self.market_id, error = %e, "cannot store a batch; rebuilding the books");
+                let status = unavailable(&e);
+                for p in pending {
+                    p.refuse(status.clone());
+                }
+                for (reply, _) in duplicates {
+                    let _ = reply.send(Err(status.clone()));
+                }
+                return false;
+            }
+        }
+        // Stored: answer, then tell the watchers.
+        let final_state: HashMap<OrderId, &Entry> = changes.orders.iter().map(|e| (e.order.id, e)).collect();
+        for (reply, id) in duplicates {
+            let found = pending.iter().find_map(|p| match p {
+                Pending::Submitted(_, s) if s.entry.order.id == id => Some(s.clone()),
+                Pending::Submitted(..) | Pending::Replay(..) | Pending::Changed(..) | Pending::Book(..) => None,
+            });
+            if let Some(mut s) = found {
+                s.accepted = false;
+                if let Some(now) = final_state.get(&id) {
+                    s.entry = (*now).clone();
+                }
+                let _ = reply.send(Ok(s));
+            }
+        }
+        for p in pending {
+            match p {
+                Pending::Submitted(reply, mut s) => {
+                    if let Some(now) = final_state.get(&s.entry.order.id) {
+                        s.entry = (*now).clone();
+                    }
+                    let _ = reply.send(Ok(s));
+                }
+                Pending::Replay(reply, entry) => {
+                    // The order as it is now: resting ones are in memory.
+                    let entry = self.market.open(entry.order.id).cloned().unwrap_or(entry);
+                    let trades = self.store.trades_made_by(&self.tenant, &self.market_id, entry.order.id).await;
+                    let _ = reply.send(
+                        trades.map(|trades| Submitted { entry, trades, accepted: false }).map_err(|e| unavailable(&e)),
+                    );
+                }
+                Pending::Changed(reply, entry) => {
+                    let _ = reply.send(Ok(entry));
+                }
+                Pending::Book(reply, book) => {
+                    let _ = reply.send(Ok(book));
+                }
+            }
+        }
+        if self.events.receiver_count() > 0 {
+            if !changes.trades.is_empty() {
+                let _ = self.events.send(Arc::new(Event::Trades(changes.trades)));
+            }
+            if !changed_books.is_empty() {
+                let books = changed_books.into_iter().filter_map(|s| self.book(s, MAX_WATCH_DEPTH).ok()).collect();
+                let _ = self.events.send(Arc::new(Event::Books(books)));
+            }
+        }
+        true
+    }
+
+    /// Whether `owner` may change resting order `id` (`None`: the operator).
+    /// An order that does not rest, or rests for another participant, is
+    /// answered from the store by the caller.
+    fn owns(&self, id: OrderId, owner: Option<&PartyId>) -> bool {
+        self.market.open(id).is_some_and(|e| owner.is_none_or(|o| &e.order.participant == o))
+    }
+
+    fn book(&self, start: Timestamp, levels: usize) -> Result<pb::Book, Status> {
+        let product = self.market.product(start).map_err(|e| errors::trading(&e))?;
+        let (bids, asks): (Vec<Depth>, Vec<Depth>) = self.market.depth(start, levels);
+        Ok(convert::book_message(start, product.gate_close, &bids, &asks, self.market.last_order()))
+    }
+}
+
+/// Keeps the last version of every order, in the order of first change.
+fn collapse(orders: &mut Vec<Entry>) {
+    let mut at: HashMap<OrderId, usize> = HashMap::new();
+    let mut out: Vec<Entry> = Vec::with_capacity(orders.len());
+    for e in orders.drain(..) {
+        match at.get(&e.order.id) {
+            Some(&i) => out[i] = e,
+            None => {
+                at.insert(e.order.id, out.len());
+                out.push(e);
+            }
+        }
+    }
+    *orders = out;
+}
+
+fn refuse(command: Command, status: Status) {
+    match command {
+        Command::Submit { reply, .. } => {
+            let _ = reply.send(Err(status));
+        }
+        Command::Cancel { reply, .. } | Command::Reduce { reply, .. } => {
+            let _ = reply.send(Err(status));
+        }
+        Command::Depth { reply, .. } => {
+            let _ = reply.send(Err(status));
+        }
+    }
+}
+
+impl Pending {
+    fn refuse(self, status: Status) {
+        match self {
+            Self::Submitted(reply, _) | Self::Replay(reply, _) => {
+                let _ = reply.send(Err(status));
+            }
+            Self::Changed(reply, _) => {
+                let _ = reply.send(Err(status));
+            }
+            Self::Book(reply, _) => {
+                let _ = reply.send(Err(status));
+            }
+        }
+    }
+}
+
+/// The trading service.
+pub(crate) struct Trading {
+    shared: Shared,
+    store: Arc<dyn TradingStore>,
+    markets: Arc<Markets>,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Trading {
+    pub(crate) fn new(shared: Shared, store: Arc<dyn TradingStore>, stopping: watch::Receiver<bool>) -> Self {
+        let markets = Arc::new(Markets {
+            store: store.clone(),
+            metrics: shared.metrics.clone(),
+            running: Mutex::new(HashMap::new()),
+        });
+        Self { shared, store, markets, stopping }
+    }
+}
+
+/// The caller as a participant: its token's subject.
+fn participant_of(caller: &Caller) -> Result<PartyId, Status> {
+    PartyId::new(caller.subject.clone()).map_err(|_| {
+        errors::invalid(
+            "participant_id",
+            format!(
+                "the token's subject {} is not a participant id (1 to 64 of A-Z a-z 0-9 _ - .)",
+                errors::shown(&caller.subject)
+            ),
+        )
+    })
+}
+
+fn is_operator(caller: &Caller) -> bool {
+    caller.role.is_some_and(|r| r >= Role::Admin)
+}
+
+/// Who a change acts as: the participant the request names (the market
+/// operator only), or the caller.
+fn acting(caller: &Caller, named: Option<PartyId>) -> Result<PartyId, Status> {
+    match named {
+        Some(p) if is_operator(caller) => Ok(p),
+        Some(_) => Err(errors::error(
+            Reason::RoleRequired,
+            format!("{} may trade only for itself: only an admin names another participant", caller.subject),
+        )),
+        None => participant_of(caller),
+    }
+}
+
+/// What the caller may see of others: `None` everything (the operator).
+fn viewer(caller: &Caller) -> Option<Option<PartyId>> {
+    if is_operator(caller) { None } else { Some(PartyId::new(caller.subject.clone()).ok()) }
+}
+
+fn trade_for(record: &TradeRecord, seen_by: &Option<Option<PartyId>>) -> pb::Trade {
+    let shown = |p: &PartyId| match seen_by {
+        None => true,
+        Some(me) => me.as_ref() == Some(p),
+    };
+    convert::trade_message(record, &shown)
+}
+
+fn depth(n: i32) -> Result<usize, Status> {
+    match volta_api::time::unsigned("depth", n)? {
+        0 => Ok(10),
+        n => Ok(n),
+    }
+}
+
+type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+impl Trading {
+    /// An order the caller may see, from the store.
+    async fn visible(&self, caller: &Caller, market: &str, id: OrderId) -> Result<Entry, Status> {
+        let entry = self.store.order(&caller.tenant, market, id).await.map_err(|e| unavailable(&e))?;
+        let me = viewer(caller);
+        entry
+            .filter(|e| match &me {
+                None => true,
+                Some(me) => me.as_ref() == Some(&e.order.participant),
+            })
+            .ok_or_else(|| errors::error(Reason::OrderNotFound, format!("no order {id} of yours in this market")))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::trading_service_server::TradingService for Trading {
+    async fn create_market(
+        &self,
+        request: Request<pb::CreateMarketRequest>,
+    ) -> Result<Response<pb::CreateMarketResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Admin)?;
+        let pb::CreateMarketRequest { market_id, rules } = request.into_inner();
+        let id = convert::market_id("market_id", market_id)?;
+        let rules = convert::rules(rules)?;
+        let (record, created) =
+            self.store.create_market(&caller.tenant, &id, &rules, Timestamp::now()).await.map_err(|e| unavailable(&e))?;
+        if !created && record.rules != rules {
+            return Err(errors::error(
+                Reason::AlreadyExists,
+                format!("market {id} exists with other rules; a market's rules never change"),
+            ));
+        }
+        if created {
+            tracing::info!(market = %id, zone = %rules.time_zone, interval = rules.interval_minutes, "market created");
+        }
+        Ok(Response::new(pb::CreateMarketResponse {
+            market: Some(convert::market_message(&record.id, &record.rules, record.created)),
+            created,
+        }))
+    }
+
+    async fn get_market(&self, request: Request<pb::GetMarketRequest>) -> Result<Response<pb::GetMarketResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Viewer)?;
+        let pb::GetMarketRequest { market_id } = request.into_inner();
+        let id = convert::market_id("market_id", market_id)?;
+        let record = self
+            .store
+            .market(&caller.tenant, &id)
+            .await
+            .map_err(|e| unavailable(&e))?
+            .ok_or_else(|| errors::error(Reason::MarketNotFound, format!("no market {id}")))?;
+        Ok(Response::new(pb::GetMarketResponse {
+            market: Some(convert::market_message(&record.id, &record.rules, record.created)),
+        }))
+    }
+
+    async fn submit_order(
+        &self,
+        request: Request<pb::SubmitOrderRequest>,
+    ) -> Result<Response<pb::SubmitOrderResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Operator)?;
+        let submission = convert::submission(request.into_inner())?;
+        let participant = acting(&caller, submission.participant.clone())?;
+        let (market, _) = self.markets.get(&caller.tenant, &submission.market_id).await?;
+        let order = submission.order_for(participant);
+        let done = market.ask(|reply| Command::Submit { order, reply }).await?;
+        self.shared.metrics.traded(done.accepted, done.trades.len());
+        let seen_by = viewer(&caller);
+        Ok(Response::new(pb::SubmitOrderResponse {
+            order: Some(convert::order_message(&done.entry)),
+            trades: done.trades.iter().map(|t| trade_for(t, &seen_by)).collect(),
+            accepted: done.accepted,
+        }))
+    }
+
+    async fn amend_order(
+        &self,
+        request: Request<pb::AmendOrderRequest>,
+    ) -> Result<Response<pb::AmendOrderResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Operator)?;
+        let pb::AmendOrderRequest { market_id, order_id, quantity_wh } = request.into_inner();
+        let market_id = convert::market_id("market_id", market_id)?;
+        let id = convert::order_id(order_id)?;
+        if quantity_wh <= 0 {
+            return Err(errors::invalid("quantity_wh", format!("{quantity_wh}; a quantity is positive")));
+        }
+        let owner = if is_operator(&caller) { None } else { Some(participant_of(&caller)?) };
+        let (market, _) = self.markets.get(&caller.tenant, &market_id).await?;
+        let quantity = Energy::from_wh(quantity_wh);
+        let changed = market.ask(|reply| Command::Reduce { id, quantity, owner, reply }).await?;
+        let entry = match changed {
+            Some(entry) => entry,
+            None => {
+                let entry = self.visible(&caller, &market_id, id).await?;
+                if entry.order.quantity != quantity {
+                    return Err(errors::error(
+                        Reason::ContractRule,
+                        format!("order {id} is {}: only a resting order can be reduced", entry.state.as_str()),
+                    ));
+                }
+                entry
+            }
+        };
+        Ok(Response::new(pb::AmendOrderResponse { order: Some(convert::order_message(&entry)) }))
+    }
+
+    async fn cancel_order(
+        &self,
+        request: Request<pb::CancelOrderRequest>,
+    ) -> Result<Response<pb::CancelOrderResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Operator)?;
+        let pb::CancelOrderRequest { market_id, order_id } = request.into_inner();
+        let market_id = convert::market_id("market_id", market_id)?;
+        let id = convert::order_id(order_id)?;
+        let owner = if is_operator(&caller) { None } else { Some(participant_of(&caller)?) };
+        let (market, _) = self.markets.get(&caller.tenant, &market_id).await?;
+        let cancelled = market.ask(|reply| Command::Cancel { id, owner, reply }).await?;
+        let (entry, now) = match cancelled {
+            Some(entry) => (entry, true),
+            None => (self.visible(&caller, &market_id, id).await?, false),
+        };
+        Ok(Response::new(pb::CancelOrderResponse { order: Some(convert::order_message(&entry)), cancelled: now }))
+    }
+
+    async fn get_order(&self, request: Request<pb::GetOrderRequest>) -> Result<Response<pb::GetOrderResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Viewer)?;
+        let pb::GetOrderRequest { market_id, order_id } = request.into_inner();
+        let market_id = convert::market_id("market_id", market_id)?;
+        let id = convert::order_id(order_id)?;
+        let entry = self.visible(&caller, &market_id, id).await?;
+        Ok(Response::new(pb::GetOrderResponse { order: Some(convert::order_message(&entry)) }))
+    }
+
+    async fn list_orders(
+        &self,
+        request: Request<pb::ListOrdersRequest>,
+    ) -> Result<Response<pb::ListOrdersResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Viewer)?;
+        let pb::ListOrdersRequest { market_id, participant_id, resting_only, page_size, page_token } =
+            request.into_inner();
+        let market_id = convert::market_id("market_id", market_id)?;
+        let named = if participant_id.is_empty() {
+            None
+        } else {
+            Some(volta_api::contracts::party_id("participant_id", participant_id)?)
+        };
+        let participant = match (is_operator(&caller), named) {
+            (true, named) => named,
+            (false, None) => Some(participant_of(&caller)?),
+            (false, Some(p)) if caller.subject == p.as_str() => Some(p),
+            (false, Some(_)) => {
+                return Err(errors::error(Reason::RoleRequired, "only an admin lists another participant's orders"));
+            }
+        };
+        let limit = volta_api::time::page_size(page_size, DEFAULT_PAGE, MAX_PAGE)?;
+        let before = if page_token.is_empty() {
+            None
+        } else {
+            Some(page_token.parse::<u64>().map_err(|_| errors::invalid("page_token", "not a page token".to_owned()))?)
+        };
+        self.markets.get(&caller.tenant, &market_id).await?;
+        let filter = OrderFilter { participant, resting_only, before };
+        let orders = self.store.orders(&caller.tenant, &market_id, &filter, limit).await.map_err(|e| unavailable(&e))?;
+        let next = if orders.len() == limit { orders.last().map(|e| e.order.id.to_string()) } else { None };
+        Ok(Response::new(pb::ListOrdersResponse {
+            orders: orders.iter().map(convert::order_message).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn list_trades(
+        &self,
+        request: Request<pb::ListTradesRequest>,
+    ) -> Result<Response<pb::ListTradesResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Viewer)?;
+        let pb::ListTradesRequest { market_id, after_trade_id, page_size } = request.into_inner();
+        let market_id = convert::market_id("market_id", market_id)?;
+        let after = u64::try_from(after_trade_id)
+            .map_err(|_| errors::invalid("after_trade_id", format!("{after_trade_id} is negative")))?;
+        let limit = volta_api::time::page_size(page_size, DEFAULT_PAGE, MAX_PAGE)?;
+        self.markets.get(&caller.tenant, &market_id).await?;
+        let trades = self.store.trades(&caller.tenant, &market_id, after, limit).await.map_err(|e| unavailable(&e))?;
+        let seen_by = viewer(&caller);
+        let next = if trades.len() == limit { trades.last().map_or(0, |t| t.id) } else { 0 };
+        Ok(Response::new(pb::ListTradesResponse {
+            trades: trades.iter().map(|t| trade_for(t, &seen_by)).collect(),
+            next_after_trade_id: i64::try_from(next).unwrap_or(i64::MAX),
+        }))
+    }
+
+    async fn get_book(&self, request: Request<pb::GetBookRequest>) -> Result<Response<pb::GetBookResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Viewer)?;
+        let pb::GetBookRequest { market_id, delivery_start, depth: levels } = request.into_inner();
+        let market_id = convert::market_id("market_id", market_id)?;
+        let start = convert::delivery_start("delivery_start", delivery_start)?;
+        let levels = depth(levels)?;
+        if levels > MAX_DEPTH {
+            return Err(errors::over_limit("depth", "levels", "levels of a book read", MAX_DEPTH));
+        }
+        let (market, _) = self.markets.get(&caller.tenant, &market_id).await?;
+        let book = market.ask(|reply| Command::Depth { start, levels, reply }).await?;
+        Ok(Response::new(pb::GetBookResponse { book: Some(book) }))
+    }
+
+    type WatchBookStream = WatchStream<pb::WatchBookResponse>;
+
+    async fn watch_book(&self, request: Request<pb::WatchBookRequest>) -> Result<Response<Self::WatchBookStream>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Viewer)?;
+        let pb::WatchBookRequest { market_id, delivery_start, depth: levels } = request.into_inner();
+        let market_id = convert::market_id("market_id", market_id)?;
+        let start = convert::delivery_start("delivery_start", delivery_start)?;
+        let levels = depth(levels)?;
+        if levels > MAX_WATCH_DEPTH {
+            return Err(errors::over_limit("depth", "levels", "levels of a watched book", MAX_WATCH_DEPTH));
+        }
+        let (market, _) = self.markets.get(&caller.tenant, &market_id).await?;
+        let mut events = market.events.subscribe();
+        let first = market.ask(|reply| Command::Depth { start, levels, reply }).await?;
+        let (tx, rx) = mpsc::channel(16);
+        let mut stopping = self.stopping.clone();
+        tokio::spawn(async move {
+            let cut = |mut book: pb::Book| {
+                book.bids.truncate(levels);
+                book.asks.truncate(levels);
+                pb::WatchBookResponse { book: Some(book) }
+            };
+            if tx.send(Ok(cut(first))).await.is_err() {
+                return;
+            }
+            let start_message = Some(volta_api::time::timestamp(start));
+            loop {
+                let event = tokio::select! {
+                    event = events.recv() => event,
+                    _ = stopping.wait_for(|s| *s) => break,
+                    () = tx.closed() => break,
+                };
+                let book = match event {
+                    Ok(event) => match event.as_ref() {
+                        Event::Books(books) => books.iter().find(|b| b.delivery_start == start_message).cloned(),
+                        Event::Trades(_) => None,
+                    },
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        market.ask(|reply| Command::Depth { start, levels, reply }).await.ok()
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                if let Some(book) = book
+                    && tx.send(Ok(cut(book))).await.is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    type WatchTradesStream = WatchStream<pb::WatchTradesResponse>;
+
+    async fn watch_trades(
+        &self,
+        request: Request<pb::WatchTradesRequest>,
+    ) -> Result<Response<Self::WatchTradesStream>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Viewer)?;
+        let pb::WatchTradesRequest { market_id, after_trade_id } = request.into_inner();
+        let market_id = convert::market_id("market_id", market_id)?;
+        let mut last = u64::try_from(after_trade_id)
+            .map_err(|_| errors::invalid("after_trade_id", format!("{after_trade_id} is negative")))?;
+        let (market, _) = self.markets.get(&caller.tenant, &market_id).await?;
+        // Subscribe first, then catch up from the store: nothing between
+        // the two is missed, and ids already sent are skipped.
+        let mut events = market.events.subscribe();
+        let store = self.store.clone();
+        let tenant = caller.tenant.clone();
+        let seen_by = viewer(&caller);
+        let (tx, rx) = mpsc::channel(16);
+        let mut stopping = self.stopping.clone();
+        tokio::spawn(async move {
+            let send = |trades: Vec<pb::Trade>| {
+                let tx = tx.clone();
+                async move { tx.send(Ok(pb::WatchTradesResponse { trades })).await.is_ok() }
+            };
+            // Catches up from the store after `last`; false when the caller left.
+            let catch_up = |last: &mut TradeId| {
+                let store = store.clone();
+                let tenant = tenant.clone();
+                let market_id = market_id.clone();
+                let seen_by = seen_by.clone();
+                let send = send.clone();
+                let mut after = *last;
+                async move {
+                    loop {
+                        let page = match store.trades(&tenant, &market_id, after, MAX_PAGE).await {
+                            Ok(page) => page,
+                            Err(e) => return (after, Err(unavailable(&e))),
+                        };
+                        let Some(end) = page.last().map(|t| t.id) else { return (after, Ok(true)) };
+                        if !send(page.iter().map(|t| trade_for(t, &seen_by)).collect()).await {
+                            return (after, Ok(false));
+                        }
+                        after = end;
+                    }
+                }
+            };
+            let (after, caught) = catch_up(&mut last).await;
+            last = after;
+            match caught {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(status) => {
+                    let _ = tx.send(Err(status)).await;
+                    return;
+                }
+            }
+            loop {
+                let event = tokio::select! {
+                    event = events.recv() => event,
+                    _ = stopping.wait_for(|s| *s) => break,
+                    () = tx.closed() => break,
+                };
+                match event {
+                    Ok(event) => {
+                        let Event::Trades(trades) = event.as_ref() else { continue };
+                        let first = trades.first().map_or(0, |t| t.id);
+                        if first > last + 1 {
+                            // A gap (the feed skipped ahead): read it from the store.
+                            let (after, caught) = catch_up(&mut last).await;
+                            last = after;
+                            if !matches!(caught, Ok(true)) {
+                                break;
+                            }
+                            continue;
+                        }
+                        let new: Vec<pb::Trade> =
+                            trades.iter().filter(|t| t.id > last).map(|t| trade_for(t, &seen_by)).collect();
+                        if let Some(end) = trades.last() {
+                            last = last.max(end.id);
+                        }
+                        if !new.is_empty() && !send(new).await {
+                            break;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let (after, caught) = catch_up(&mut last).await;
+                        last = after;
+                        if !matches!(caught, Ok(true)) {
+                            break;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use volta_trading::OrderState;
+
+    use super::*;
+
+    #[test]
+    fn a_batch_keeps_the_last_version_of_each_order_in_first_change_order() {
+        let entry = |id: u64, filled: i64| {
+            let start: Timestamp = "2024-06-01T10:00:00Z".parse().expect("instant");
+            Entry {
+                order: volta_trading::Order {
+                    id,
+                    participant: PartyId::new("p").expect("id"),
+                    product: volta_trading::ProductId::of(start, 15),
+                    side: volta_trading::Side::Buy,
+                    kind: volta_trading::Kind::Market,
+                    quantity: Energy::from_wh(10),
+                    placed: start,
+                },
+                client_order_id: format!("c{id}"),
+                delivery_start: start,
+                delivery_end: start,
+                filled: Energy::from_wh(filled),
+                state: OrderState::Resting,
+                cancel_reason: None,
+            }
+        };
+        let mut orders = vec![entry(2, 0), entry(1, 0), entry(2, 5), entry(3, 0), entry(1, 7)];
+        collapse(&mut orders);
+        let seen: Vec<_> = orders.iter().map(|e| (e.order.id, e.filled.wh())).collect();
+        assert_eq!(seen, [(2, 5), (1, 7), (3, 0)]);
+    }
+}
