@@ -370,13 +370,17 @@ impl Market {
     }
 
     /// Reduces resting order `id` to `quantity` in all (traded and
-    /// resting), keeping its place.
+    /// resting), keeping its place; its quantity as it is already is no
+    /// change (a retried reduction).
     ///
     /// # Errors
     /// An order that does not rest, or a quantity that is not above what
     /// traded and below what was asked.
     pub fn reduce(&mut self, id: OrderId, quantity: Energy) -> Result<Entry, TradingError> {
         let entry = self.open.get_mut(&id).ok_or(TradingError::UnknownOrder { id })?;
+        if quantity == entry.order.quantity {
+            return Ok(entry.clone());
+        }
         if quantity <= entry.filled || quantity >= entry.order.quantity {
             return Err(TradingError::invalid(
                 "quantity_wh",

@@ -188,6 +188,13 @@ async fn load(store: &dyn TradingStore, tenant: &str, record: &MarketRecord) -> 
     Ok(market)
 }
 
+/// Now, to the microsecond the store keeps: a reply read back from the
+/// store is the reply given live.
+fn stored_now() -> Timestamp {
+    let now = Timestamp::now();
+    Timestamp::from_microsecond(now.as_microsecond()).unwrap_or(now)
+}
+
 /// A reply the sequencer sends once its batch is stored.
 enum Pending {
     Submitted(oneshot::Sender<Result<Submitted, Status>>, Submitted),
@@ -239,7 +246,7 @@ impl Sequencer {
 
     /// Closes the books whose gate has closed; false if storing failed.
     async fn expire(&mut self) -> bool {
-        let now = Timestamp::now();
+        let now = stored_now();
         let expired = self.market.expire(now);
         if expired.is_empty() {
             return true;
@@ -259,7 +266,7 @@ impl Sequencer {
 
     /// Runs a batch and stores what it changed; false if storing failed.
     async fn batch(&mut self, batch: Vec<Command>) -> bool {
-        let now = Timestamp::now();
+        let now = stored_now();
         self.metrics.batch(batch.len());
         // Client order ids stored before (a retry after a lost reply).
         let keys: Vec<String> = batch
@@ -327,7 +334,7 @@ impl Sequencer {
                             pending.push(Pending::Submitted(reply, submitted));
                         }
                         Err(e) => {
-                            let _ = reply.send(Err(errors::trading(&e)));
+                            let _ = reply.send(Err(refused(e)));
                         }
                     }
                 }
@@ -464,6 +471,22 @@ fn collapse(orders: &mut Vec<Entry>) {
         }
     }
     *orders = out;
+}
+
+/// An order the market refused, its field named as the request names it.
+fn refused(error: volta_trading::TradingError) -> Status {
+    match error {
+        volta_trading::TradingError::Invalid { field, reason } => {
+            let field = match field.as_str() {
+                "price" => "limit_price",
+                "quantity" => "quantity_wh",
+                "product" => "delivery_start",
+                other => other,
+            };
+            errors::trading(&volta_trading::TradingError::invalid(field, reason))
+        }
+        other => errors::trading(&other),
+    }
 }
 
 fn refuse(command: Command, status: Status) {

@@ -10,6 +10,7 @@ mod fuzz;
 mod lifecycle;
 mod security;
 mod tracing;
+mod trading;
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -233,6 +234,18 @@ fn request_field_exists(path: &str) -> bool {
             .filter(|m| m.name().ends_with("Request"))
             .any(|m| field_exists(&format!("{}.{}", f.package(), m.name()), path))
     })
+}
+
+/// The first violated field of an INVALID_ARGUMENT: a field of a request
+/// message, with a reason.
+fn field(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt as _;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(["INVALID_FIELD", "INVALID_CASE", "OVER_LIMIT"].contains(&reason(status).as_str()), "{status:?}");
+    let details = status.get_details_bad_request().expect("bad request details");
+    let field = details.field_violations.first().map(|v| v.field.clone()).unwrap_or_default();
+    assert!(request_field_exists(&field), "{field} is not a field of any request message");
+    field
 }
 
 /// The ErrorInfo reason of a status (every error carries one).

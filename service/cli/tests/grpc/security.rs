@@ -6,23 +6,11 @@
 use std::time::{Duration, Instant};
 
 use tonic::Code;
-use tonic_types::StatusExt as _;
 
 use super::{
-    SECRET, Server, at, case_json, field_exists, fpb, metrics, model, pb, reason, request_field_exists, token,
+    SECRET, Server, at, case_json, field, field_exists, fpb, metrics, model, pb, token,
     victoria, victoria_backtest, victoria_train_until, with_token,
 };
-
-/// The first violated field of an INVALID_ARGUMENT: a field of a request
-/// message, with a reason.
-fn field(status: &tonic::Status) -> String {
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert!(["INVALID_FIELD", "INVALID_CASE", "OVER_LIMIT"].contains(&reason(status).as_str()), "{status:?}");
-    let details = status.get_details_bad_request().expect("bad request details");
-    let field = details.field_violations.first().map(|v| v.field.clone()).unwrap_or_default();
-    assert!(request_field_exists(&field), "{field} is not a field of any request message");
-    field
-}
 
 /// The server still answers a health check.
 async fn alive(server: &Server) {

@@ -1,0 +1,347 @@
+//! TradingService over gRPC: a market from its rules to trades that
+//! survive a restart, idempotent submission, who may see and do what,
+//! errors by field, and many clients at once against an independent
+//! recomputation of what the store must hold.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::{SignedDuration, Timestamp};
+use tokio_stream::StreamExt as _;
+use tonic::Code;
+use tonic::transport::Channel;
+use volta_api::pb::trading as tpb;
+
+use super::{SECRET, Server, field, reason, token, with_token};
+use tpb::trading_service_client::TradingServiceClient;
+
+/// A token of `tenant` for subject `sub` with `role`.
+fn as_party(tenant: &str, sub: &str, role: &str) -> String {
+    token(&serde_json::json!({"sub": sub, "tenant": tenant, "roles": [role], "exp": 4_000_000_000_u64}))
+}
+
+fn rules() -> tpb::MarketRules {
+    tpb::MarketRules {
+        time_zone: "Europe/Berlin".into(),
+        interval_minutes: 15,
+        gate_opens_before: Some(volta_api::time::duration(SignedDuration::from_hours(24 * 7))),
+        gate_closes_before: Some(volta_api::time::duration(SignedDuration::from_mins(5))),
+        min_price: "-0.5".into(),
+        max_price: "4".into(),
+    }
+}
+
+/// A product two to three hours from now, on the quarter-hour grid.
+fn delivery() -> Timestamp {
+    let now = Timestamp::now().as_second();
+    Timestamp::from_second((now / 3600 + 3) * 3600).expect("instant")
+}
+
+fn order(client: &str, side: tpb::Side, wh: i64, price: &str, start: Timestamp) -> tpb::SubmitOrderRequest {
+    tpb::SubmitOrderRequest {
+        market_id: "park".into(),
+        client_order_id: client.into(),
+        participant_id: String::new(),
+        delivery_start: Some(volta_api::time::timestamp(start)),
+        side: side.into(),
+        quantity_wh: wh,
+        limit_price: price.into(),
+        time_in_force: tpb::TimeInForce::Gtc.into(),
+    }
+}
+
+async fn create_park(client: &mut TradingServiceClient<Channel>, admin: &str) {
+    let request = tpb::CreateMarketRequest { market_id: "park".into(), rules: Some(rules()) };
+    let made = client.create_market(with_token(request, admin)).await.expect("market").into_inner();
+    assert!(made.created);
+}
+
+async fn book(client: &mut TradingServiceClient<Channel>, who: &str, start: Timestamp) -> tpb::Book {
+    let request = tpb::GetBookRequest {
+        market_id: "park".into(),
+        delivery_start: Some(volta_api::time::timestamp(start)),
+        depth: 10,
+    };
+    client.get_book(with_token(request, who)).await.expect("book").into_inner().book.expect("book")
+}
+
+fn levels(side: &[tpb::Level]) -> Vec<(String, i64, i32)> {
+    side.iter().map(|l| (l.price.clone(), l.quantity_wh, l.orders)).collect()
+}
+
+#[tokio::test]
+async fn a_market_from_orders_to_trades_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("volta.db").display());
+    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
+    let server = Server::start_with(&["--database", &db], &env);
+    let mut client = TradingServiceClient::new(server.channel().await);
+    let admin = as_party("acme", "ops", "admin");
+    let alice = as_party("acme", "alice", "operator");
+    let bob = as_party("acme", "bob", "operator");
+    let viewer = as_party("acme", "eve", "viewer");
+
+    // Markets: the admin's to create; the same rules again are the same market.
+    let create = |rules: tpb::MarketRules| tpb::CreateMarketRequest { market_id: "park".into(), rules: Some(rules) };
+    let refused = client.create_market(with_token(create(rules()), &alice)).await.expect_err("operator");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    create_park(&mut client, &admin).await;
+    let again = client.create_market(with_token(create(rules()), &admin)).await.expect("again").into_inner();
+    assert!(!again.created);
+    let other = tpb::MarketRules { interval_minutes: 60, ..rules() };
+    let clash = client.create_market(with_token(create(other), &admin)).await.expect_err("other rules");
+    assert_eq!(reason(&clash), "ALREADY_EXISTS");
+    let bad = tpb::MarketRules { interval_minutes: 7, ..rules() };
+    let bad = client.create_market(with_token(create(bad), &admin)).await.expect_err("7 minutes");
+    assert_eq!(field(&bad), "rules.interval_minutes");
+
+    let start = delivery();
+    let mut tape = client
+        .watch_trades(with_token(tpb::WatchTradesRequest { market_id: "park".into(), after_trade_id: 0 }, &viewer))
+        .await
+        .expect("watch trades")
+        .into_inner();
+
+    // Alice offers 3 kWh at 0.20 and 2 kWh at 0.22; Bob bids 4 kWh at 0.21:
+    // 3 kWh trade at 0.20 (the resting price), 1 kWh of Bob's rests.
+    let sell = tpb::Side::Sell;
+    client.submit_order(with_token(order("a1", sell, 3_000, "0.20", start), &alice)).await.expect("a1");
+    client.submit_order(with_token(order("a2", sell, 2_000, "0.22", start), &alice)).await.expect("a2");
+    let bid = order("b1", tpb::Side::Buy, 4_000, "0.21", start);
+    let done = client.submit_order(with_token(bid.clone(), &bob)).await.expect("b1").into_inner();
+    assert!(done.accepted);
+    let placed = done.order.clone().expect("order");
+    assert_eq!((placed.order_id, placed.filled_wh, placed.resting_wh), (3, 3_000, 1_000));
+    assert_eq!(placed.state(), tpb::OrderState::Resting);
+    assert_eq!(placed.participant_id, "bob");
+    assert_eq!(done.trades.len(), 1);
+    let trade = &done.trades[0];
+    assert_eq!((trade.trade_id, trade.quantity_wh, trade.price.as_str(), trade.amount.as_str()), (1, 3_000, "0.2", "0.6"));
+    assert_eq!((trade.buyer_id.as_str(), trade.seller_id.as_str()), ("bob", ""), "the seller is not bob's to see");
+    assert_eq!(trade.aggressor_side(), tpb::Side::Buy);
+
+    // A retry is the same order, not a second one.
+    let retry = client.submit_order(with_token(bid.clone(), &bob)).await.expect("retry").into_inner();
+    assert!(!retry.accepted);
+    assert_eq!(retry.order, done.order);
+    assert_eq!(retry.trades, done.trades);
+
+    let before = book(&mut client, &viewer, start).await;
+    assert_eq!(levels(&before.bids), [("0.21".to_owned(), 1_000, 1)]);
+    assert_eq!(levels(&before.asks), [("0.22".to_owned(), 2_000, 1)]);
+    assert_eq!(before.last_order_id, 3);
+
+    // The tape shows the trade to a viewer without its counterparties.
+    let first = tape.next().await.expect("a message").expect("trades");
+    assert_eq!(first.trades.len(), 1);
+    assert_eq!((first.trades[0].trade_id, first.trades[0].buyer_id.as_str()), (1, ""));
+
+    // Only the order's participant (or the operator) changes it; others
+    // do not learn that it exists.
+    let cancel = |id: i64| tpb::CancelOrderRequest { market_id: "park".into(), order_id: id };
+    let hidden = client.cancel_order(with_token(cancel(3), &alice)).await.expect_err("not alice's");
+    assert_eq!(reason(&hidden), "ORDER_NOT_FOUND");
+    let amend = tpb::AmendOrderRequest { market_id: "park".into(), order_id: 2, quantity_wh: 1_500 };
+    let amended = client.amend_order(with_token(amend.clone(), &alice)).await.expect("amend").into_inner();
+    assert_eq!(amended.order.expect("order").resting_wh, 1_500);
+    let same = client.amend_order(with_token(amend, &alice)).await.expect("the same amendment again");
+    assert_eq!(same.into_inner().order.expect("order").quantity_wh, 1_500);
+    let up = tpb::AmendOrderRequest { market_id: "park".into(), order_id: 2, quantity_wh: 1_800 };
+    let up = client.amend_order(with_token(up, &alice)).await.expect_err("an increase");
+    assert_eq!(field(&up), "quantity_wh");
+    let filled = client.cancel_order(with_token(cancel(1), &alice)).await.expect("filled").into_inner();
+    assert!(!filled.cancelled);
+    assert_eq!(filled.order.expect("order").state(), tpb::OrderState::Filled);
+
+    // Refusals, each by its field or rule.
+    let off_grid = start + SignedDuration::from_mins(7);
+    let refusals = [
+        (order("x1", sell, 1_000, "0.2", off_grid), "delivery_start"),
+        (order("x2", sell, 1_000, "0.2000001", start), "limit_price"),
+        (order("x3", sell, 1_000, "4.5", start), "limit_price"),
+        (order("x4", sell, 0, "0.2", start), "quantity_wh"),
+        (tpb::SubmitOrderRequest { market_id: "no such".into(), ..order("x5", sell, 1, "0.2", start) }, "market_id"),
+    ];
+    for (request, named) in refusals {
+        let err = client.submit_order(with_token(request, &alice)).await.expect_err(named);
+        assert_eq!(field(&err), named, "{err:?}");
+    }
+    let past = Timestamp::from_second((Timestamp::now().as_second() / 900 - 4) * 900).expect("instant");
+    let late = client.submit_order(with_token(order("x6", sell, 1_000, "0.2", past), &alice)).await.expect_err("late");
+    assert_eq!((late.code(), reason(&late).as_str()), (Code::FailedPrecondition, "GATE_CLOSED"));
+    let viewer_trades = client.submit_order(with_token(order("x7", sell, 1, "0.2", start), &viewer)).await;
+    assert_eq!(viewer_trades.expect_err("viewer").code(), Code::PermissionDenied);
+    let for_bob = tpb::SubmitOrderRequest { participant_id: "bob".into(), ..order("x8", sell, 1, "0.2", start) };
+    let err = client.submit_order(with_token(for_bob.clone(), &alice)).await.expect_err("alice for bob");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let stranger = as_party("globex", "mallory", "admin");
+    let err = client.get_book(with_token(
+        tpb::GetBookRequest { market_id: "park".into(), delivery_start: Some(volta_api::time::timestamp(start)), depth: 5 },
+        &stranger,
+    ));
+    assert_eq!(reason(&err.await.expect_err("another tenant")), "MARKET_NOT_FOUND");
+
+    // Alice sees her orders; Bob sees only his.
+    let list = |participant: &str| tpb::ListOrdersRequest {
+        market_id: "park".into(),
+        participant_id: participant.into(),
+        ..Default::default()
+    };
+    let hers = client.list_orders(with_token(list(""), &alice)).await.expect("alice's").into_inner();
+    assert_eq!(hers.orders.iter().map(|o| o.order_id).collect::<Vec<_>>(), [2, 1]);
+    let err = client.list_orders(with_token(list("alice"), &bob)).await.expect_err("bob lists alice's");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let all = client.list_orders(with_token(list(""), &admin)).await.expect("all").into_inner();
+    assert_eq!(all.orders.len(), 3);
+
+    // A restart rebuilds the book from what was acknowledged.
+    let expected = book(&mut client, &viewer, start).await;
+    drop(tape);
+    drop(client);
+    drop(server);
+    let server = Server::start_with(&["--database", &db], &env);
+    let mut client = TradingServiceClient::new(server.channel().await);
+    let after = book(&mut client, &viewer, start).await;
+    assert_eq!(after, expected);
+    let retry = client.submit_order(with_token(bid, &bob)).await.expect("retry after restart").into_inner();
+    assert!(!retry.accepted);
+    assert_eq!(retry.order.expect("order").order_id, 3);
+    // The operator sells for carol into bob's resting 1 kWh: ids go on.
+    let for_carol = tpb::SubmitOrderRequest {
+        participant_id: "carol".into(),
+        ..order("c1", sell, 1_000, "0.21", start)
+    };
+    let done = client.submit_order(with_token(for_carol, &admin)).await.expect("carol").into_inner();
+    assert_eq!(done.order.expect("order").order_id, 4);
+    assert_eq!(done.trades.iter().map(|t| (t.trade_id, t.buyer_id.as_str())).collect::<Vec<_>>(), [(2, "bob")]);
+    let tape = client
+        .list_trades(with_token(tpb::ListTradesRequest { market_id: "park".into(), ..Default::default() }, &bob))
+        .await
+        .expect("trades")
+        .into_inner();
+    let seen: Vec<_> = tape.trades.iter().map(|t| (t.trade_id, t.buyer_id.as_str(), t.seller_id.as_str())).collect();
+    assert_eq!(seen, [(1, "bob", ""), (2, "bob", "")]);
+}
+
+/// One order of the load: participant `p` of 8, the `k`th order.
+fn nth(p: usize, k: usize, start: Timestamp) -> tpb::SubmitOrderRequest {
+    // Prices wander around 0.20 so that books cross often; a few market
+    // orders and immediate-or-cancel orders among the limits.
+    let side = if (p + k) % 2 == 0 { tpb::Side::Buy } else { tpb::Side::Sell };
+    let wobble = i64::try_from((p * 7 + k * 13) % 11).expect("small") - 5;
+    let price = format!("0.{:02}", 20 + wobble);
+    let mut request = order(&format!("{p}-{k}"), side, 500 + i64::try_from(k % 7).expect("small") * 250, &price, start);
+    request.participant_id = format!("p{p}");
+    match k % 10 {
+        3 => request.time_in_force = tpb::TimeInForce::Ioc.into(),
+        7 => {
+            request.limit_price.clear();
+            request.time_in_force = 0;
+        }
+        _ => {}
+    }
+    request
+}
+
+#[tokio::test]
+async fn concurrent_orders_are_sequenced_stored_and_streamed_once() {
+    let server = Server::start_in_temp(&[], &[("VOLTA_JWT_HS256_SECRET", SECRET)]);
+    let channel = server.channel().await;
+    let mut client = TradingServiceClient::new(channel.clone());
+    let admin = as_party("acme", "ops", "admin");
+    create_park(&mut client, &admin).await;
+    let start = delivery();
+    let mut tape = client
+        .watch_trades(with_token(tpb::WatchTradesRequest { market_id: "park".into(), after_trade_id: 0 }, &admin))
+        .await
+        .expect("watch")
+        .into_inner();
+
+    // 8 participants submit 60 orders each, at once; each submits every
+    // order twice (a retry), so half the calls are replays.
+    const PARTICIPANTS: usize = 8;
+    const ORDERS: usize = 60;
+    let mut tasks = Vec::new();
+    for p in 0..PARTICIPANTS {
+        let mut client = TradingServiceClient::new(channel.clone());
+        let admin = admin.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for k in 0..ORDERS {
+                let request = nth(p, k, start);
+                let first = client.submit_order(with_token(request.clone(), &admin)).await.expect("submit").into_inner();
+                let again = client.submit_order(with_token(request, &admin)).await.expect("retry").into_inner();
+                assert!(first.accepted && !again.accepted);
+                assert_eq!(first.order.as_ref().map(|o| o.order_id), again.order.as_ref().map(|o| o.order_id));
+                answers.push(first);
+            }
+            answers
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.extend(task.await.expect("client"));
+    }
+
+    // Independent recomputation from the replies: every trade once, ids
+    // without gaps, and each order's filled energy the sum of its trades.
+    let mut trades: BTreeMap<i64, tpb::Trade> = BTreeMap::new();
+    for a in &answers {
+        for t in &a.trades {
+            assert!(trades.insert(t.trade_id, t.clone()).is_none(), "trade {} reported twice", t.trade_id);
+        }
+    }
+    let n = i64::try_from(trades.len()).expect("count");
+    assert!(n > 50, "the load should trade: {n}");
+    assert_eq!(trades.keys().copied().collect::<Vec<_>>(), (1..=n).collect::<Vec<_>>());
+    let mut filled: HashMap<i64, i64> = HashMap::new();
+    for t in trades.values() {
+        *filled.entry(t.buy_order_id).or_default() += t.quantity_wh;
+        *filled.entry(t.sell_order_id).or_default() += t.quantity_wh;
+    }
+    let mut resting_bids: BTreeMap<String, i64> = BTreeMap::new();
+    let mut resting_asks: BTreeMap<String, i64> = BTreeMap::new();
+    let mut page = String::new();
+    let mut stored = 0;
+    loop {
+        let request =
+            tpb::ListOrdersRequest { market_id: "park".into(), page_size: 100, page_token: page, ..Default::default() };
+        let reply = client.list_orders(with_token(request, &admin)).await.expect("orders").into_inner();
+        for o in &reply.orders {
+            stored += 1;
+            assert_eq!(o.filled_wh, filled.get(&o.order_id).copied().unwrap_or(0), "order {}", o.order_id);
+            assert!(o.filled_wh + o.resting_wh <= o.quantity_wh);
+            if o.state() == tpb::OrderState::Resting {
+                let side = if o.side() == tpb::Side::Buy { &mut resting_bids } else { &mut resting_asks };
+                *side.entry(o.limit_price.clone()).or_default() += o.resting_wh;
+            } else {
+                assert_eq!(o.resting_wh, 0);
+            }
+        }
+        if reply.next_page_token.is_empty() {
+            break;
+        }
+        page = reply.next_page_token;
+    }
+    assert_eq!(stored, PARTICIPANTS * ORDERS);
+    // The book is what the stored resting orders add up to, and never crossed.
+    let live = book(&mut client, &admin, start).await;
+    let by_price = |side: &[tpb::Level]| side.iter().map(|l| (l.price.clone(), l.quantity_wh)).collect::<BTreeMap<_, _>>();
+    assert_eq!(by_price(&live.bids), resting_bids.into_iter().filter(|(_, v)| *v > 0).collect());
+    assert_eq!(by_price(&live.asks), resting_asks.into_iter().filter(|(_, v)| *v > 0).collect());
+    if let (Some(bid), Some(ask)) = (live.bids.first(), live.asks.first()) {
+        assert!(bid.price.parse::<f64>().expect("price") < ask.price.parse::<f64>().expect("price"));
+    }
+    // The tape delivered every trade once, in order.
+    let mut streamed = Vec::new();
+    while streamed.len() < trades.len() {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(60), tape.next())
+            .await
+            .expect("the tape keeps up")
+            .expect("open")
+            .expect("trades");
+        streamed.extend(message.trades.iter().map(|t| t.trade_id));
+    }
+    assert_eq!(streamed, (1..=n).collect::<Vec<_>>());
+    let text = super::metrics(&server).await;
+    assert!(text.contains("volta_trading_orders_total{status=\"replayed\"} 480"), "{text}");
+}
