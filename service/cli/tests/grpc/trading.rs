@@ -100,6 +100,14 @@ async fn a_market_from_orders_to_trades_survives_a_restart() {
         .await
         .expect("watch trades")
         .into_inner();
+    let watch = tpb::WatchBookRequest {
+        market_id: "park".into(),
+        delivery_start: Some(volta_api::time::timestamp(start)),
+        depth: 5,
+    };
+    let mut watched = client.watch_book(with_token(watch, &viewer)).await.expect("watch book").into_inner();
+    let empty = watched.next().await.expect("the book now").expect("book").book.expect("book");
+    assert!(empty.bids.is_empty() && empty.asks.is_empty());
 
     // Alice offers 3 kWh at 0.20 and 2 kWh at 0.22; Bob bids 4 kWh at 0.21:
     // 3 kWh trade at 0.20 (the resting price), 1 kWh of Bob's rests.
@@ -129,6 +137,13 @@ async fn a_market_from_orders_to_trades_survives_a_restart() {
     assert_eq!(levels(&before.bids), [("0.21".to_owned(), 1_000, 1)]);
     assert_eq!(levels(&before.asks), [("0.22".to_owned(), 2_000, 1)]);
     assert_eq!(before.last_order_id, 3);
+    // The watcher saw each change, the last of them this book.
+    let mut seen = Vec::new();
+    while seen.last() != Some(&before) {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(60), watched.next()).await;
+        seen.push(next.expect("a change").expect("open").expect("book").book.expect("book"));
+    }
+    assert_eq!(seen.iter().map(|b| b.last_order_id).collect::<Vec<_>>(), [1, 2, 3]);
 
     // The tape shows the trade to a viewer without its counterparties.
     let first = tape.next().await.expect("a message").expect("trades");
@@ -195,7 +210,7 @@ async fn a_market_from_orders_to_trades_survives_a_restart() {
 
     // A restart rebuilds the book from what was acknowledged.
     let expected = book(&mut client, &viewer, start).await;
-    drop(tape);
+    drop((tape, watched));
     drop(client);
     drop(server);
     let server = Server::start_with(&["--database", &db], &env);
