@@ -68,7 +68,7 @@ fn levels(side: &[tpb::Level]) -> Vec<(String, i64, i32)> {
     side.iter().map(|l| (l.price.clone(), l.quantity_wh, l.orders)).collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_market_from_orders_to_trades_survives_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite://{}", dir.path().join("volta.db").display());
@@ -208,9 +208,22 @@ async fn a_market_from_orders_to_trades_survives_a_restart() {
     let all = client.list_orders(with_token(list(""), &admin)).await.expect("all").into_inner();
     assert_eq!(all.orders.len(), 3);
 
-    // A restart rebuilds the book from what was acknowledged.
+    // SIGTERM ends the open streams and the server; a restart rebuilds the
+    // book from what was acknowledged.
     let expected = book(&mut client, &viewer, start).await;
-    drop((tape, watched));
+    let mut server = server;
+    let pid = server.child.id().to_string();
+    let term = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(term.success());
+    let exit = tokio::task::block_in_place(|| server.child.wait()).expect("exit");
+    assert!(exit.success(), "{exit:?}");
+    // What was sent before the end is still read; then the streams end.
+    while let Some(Ok(_)) = tape.next().await {}
+    let mut books = 0;
+    while let Some(Ok(_)) = watched.next().await {
+        books += 1;
+    }
+    assert!(books <= 2, "the amendment's change at most, then the end: {books}");
     drop(client);
     drop(server);
     let server = Server::start_with(&["--database", &db], &env);
