@@ -196,7 +196,15 @@ impl Market {
     /// Invalid rules.
     pub fn new(rules: MarketRules, last_order: OrderId, last_trade: TradeId) -> Result<Self, TradingError> {
         let zone = rules.check()?;
-        Ok(Self { rules, zone, books: BTreeMap::new(), open: HashMap::new(), counts: HashMap::new(), last_order, last_trade })
+        Ok(Self {
+            rules,
+            zone,
+            books: BTreeMap::new(),
+            open: HashMap::new(),
+            counts: HashMap::new(),
+            last_order,
+            last_trade,
+        })
     }
 
     /// The rules.
@@ -441,10 +449,7 @@ impl Market {
     /// delivering from `start` (empty sides if nothing rests there).
     #[must_use]
     pub fn depth(&self, start: Timestamp, levels: usize) -> (Vec<Depth>, Vec<Depth>) {
-        self.books
-            .get(&start)
-            .map(|b| (b.depth(Side::Buy, levels), b.depth(Side::Sell, levels)))
-            .unwrap_or_default()
+        self.books.get(&start).map(|b| (b.depth(Side::Buy, levels), b.depth(Side::Sell, levels))).unwrap_or_default()
     }
 }
 
@@ -515,7 +520,10 @@ mod tests {
         // A resting buy, cancelled by its participant.
         market.submit(limit("e1", "erin", Side::Buy, 1_000, "0.10", TimeInForce::Gtc), now).expect("e");
         let cancelled = market.cancel(5).expect("cancel");
-        assert_eq!((cancelled.state, cancelled.cancel_reason), (OrderState::Cancelled, Some(CancelReason::Participant)));
+        assert_eq!(
+            (cancelled.state, cancelled.cancel_reason),
+            (OrderState::Cancelled, Some(CancelReason::Participant))
+        );
         assert!(market.cancel(5).is_err());
         // Bob's remainder expires when the gate closes (09:55 UTC).
         assert!(market.expire(at("2024-06-01T09:54:59Z")).is_empty());

@@ -377,15 +377,22 @@ pub fn contract(err: &ContractError, field: &str) -> Status {
 /// A market rule's refusal as a status.
 #[must_use]
 pub fn trading(err: &TradingError) -> Status {
-    let message = capped(err.to_string());
+    trading_at(err, &str::to_owned)
+}
+
+/// A market rule's refusal as a status, its field named by `field` (the
+/// request's name for the domain's field: `price` is `limit_price`).
+#[must_use]
+pub fn trading_at(err: &TradingError, field: &dyn Fn(&str) -> String) -> Status {
     match err {
-        TradingError::Invalid { field, reason } => {
-            bad_request(Reason::InvalidField, message.clone(), [(field.clone(), reason.clone())])
+        TradingError::Invalid { field: path, reason } => {
+            let path = field(path);
+            bad_request(Reason::InvalidField, capped(format!("{path}: {reason}")), [(path, reason.clone())])
         }
-        TradingError::GateClosed { .. } => error(Reason::GateClosed, message),
-        TradingError::UnknownOrder { .. } => error(Reason::OrderNotFound, message),
+        TradingError::GateClosed { .. } => error(Reason::GateClosed, capped(err.to_string())),
+        TradingError::UnknownOrder { .. } => error(Reason::OrderNotFound, capped(err.to_string())),
         // Ids are handed out by the market: a duplicate is its own fault.
-        TradingError::DuplicateOrder { .. } => error(Reason::Internal, message),
+        TradingError::DuplicateOrder { .. } => error(Reason::Internal, capped(err.to_string())),
     }
 }
 

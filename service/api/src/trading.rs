@@ -25,7 +25,10 @@ pub fn market_id(field: &str, id: String) -> Result<String, Status> {
     } else {
         Err(status::invalid(
             field,
-            format!("{} is not an id (1 to 64 of A-Z a-z 0-9 _ - ., starting with a letter or digit)", status::shown(&id)),
+            format!(
+                "{} is not an id (1 to 64 of A-Z a-z 0-9 _ - ., starting with a letter or digit)",
+                status::shown(&id)
+            ),
         ))
     }
 }
@@ -36,10 +39,7 @@ pub fn market_id(field: &str, id: String) -> Result<String, Status> {
 /// INVALID_ARGUMENT on the field: not a decimal, more than six decimals,
 /// beyond the price limit.
 pub fn price(field: &str, text: &str) -> Result<Price, Status> {
-    text.parse::<Price>().map_err(|e| match e {
-        volta_trading::TradingError::Invalid { reason, .. } => status::invalid(field, reason),
-        other => status::invalid(field, other.to_string()),
-    })
+    text.parse::<Price>().map_err(|e| status::trading_at(&e, &|_| field.to_owned()))
 }
 
 /// A market's rules from a request.
@@ -58,10 +58,7 @@ pub fn rules(message: Option<pb::MarketRules>) -> Result<MarketRules, Status> {
         min_price: price("rules.min_price", &min_price)?,
         max_price: price("rules.max_price", &max_price)?,
     };
-    rules.check().map_err(|e| match e {
-        volta_trading::TradingError::Invalid { field, reason } => status::invalid(&format!("rules.{field}"), reason),
-        other => status::trading(&other),
-    })?;
+    rules.check().map_err(|e| status::trading_at(&e, &|field| format!("rules.{field}")))?;
     Ok(rules)
 }
 

@@ -174,8 +174,8 @@ impl Markets {
 /// A market rebuilt from the store.
 async fn load(store: &dyn TradingStore, tenant: &str, record: &MarketRecord) -> Result<Market, Status> {
     let snapshot = store.snapshot(tenant, &record.id).await.map_err(|e| unavailable(&e))?;
-    let mut market = Market::new(record.rules.clone(), snapshot.last_order, snapshot.last_trade)
-        .map_err(|e| errors::trading(&e))?;
+    let mut market =
+        Market::new(record.rules.clone(), snapshot.last_order, snapshot.last_trade).map_err(|e| errors::trading(&e))?;
     let count = snapshot.resting.len();
     for entry in snapshot.resting {
         let id = entry.order.id;
@@ -334,7 +334,7 @@ impl Sequencer {
                             pending.push(Pending::Submitted(reply, submitted));
                         }
                         Err(e) => {
-                            let _ = reply.send(Err(refused(e)));
+                            let _ = reply.send(Err(refused(&e)));
                         }
                     }
                 }
@@ -379,18 +379,18 @@ impl Sequencer {
             }
         }
         collapse(&mut changes.orders);
-        if !changes.orders.is_empty() || !changes.trades.is_empty() {
-            if let Err(e) = self.store.apply(&self.tenant, &self.market_id, &changes, now).await {
-                tracing::error!(market = %self.market_id, error = %e, "cannot store a batch; rebuilding the books");
-                let status = unavailable(&e);
-                for p in pending {
-                    p.refuse(status.clone());
-                }
-                for (reply, _) in duplicates {
-                    let _ = reply.send(Err(status.clone()));
-                }
-                return false;
+        if (!changes.orders.is_empty() || !changes.trades.is_empty())
+            && let Err(e) = self.store.apply(&self.tenant, &self.market_id, &changes, now).await
+        {
+            tracing::error!(market = %self.market_id, error = %e, "cannot store a batch; rebuilding the books");
+            let status = unavailable(&e);
+            for p in pending {
+                p.refuse(status.clone());
             }
+            for (reply, _) in duplicates {
+                let _ = reply.send(Err(status.clone()));
+            }
+            return false;
         }
         // Stored: answer, then tell the watchers.
         let final_state: HashMap<OrderId, &Entry> = changes.orders.iter().map(|e| (e.order.id, e)).collect();
@@ -474,19 +474,16 @@ fn collapse(orders: &mut Vec<Entry>) {
 }
 
 /// An order the market refused, its field named as the request names it.
-fn refused(error: volta_trading::TradingError) -> Status {
-    match error {
-        volta_trading::TradingError::Invalid { field, reason } => {
-            let field = match field.as_str() {
-                "price" => "limit_price",
-                "quantity" => "quantity_wh",
-                "product" => "delivery_start",
-                other => other,
-            };
-            errors::trading(&volta_trading::TradingError::invalid(field, reason))
+fn refused(error: &volta_trading::TradingError) -> Status {
+    errors::trading_at(error, &|field| {
+        match field {
+            "price" => "limit_price",
+            "quantity" => "quantity_wh",
+            "product" => "delivery_start",
+            other => other,
         }
-        other => errors::trading(&other),
-    }
+        .to_owned()
+    })
 }
 
 fn refuse(command: Command, status: Status) {
@@ -604,6 +601,83 @@ impl Trading {
     }
 }
 
+/// A caller's view of the trade tape, sent in id order without gaps.
+struct Tape {
+    store: Arc<dyn TradingStore>,
+    tenant: String,
+    market_id: String,
+    seen_by: Option<Option<PartyId>>,
+    tx: mpsc::Sender<Result<pb::WatchTradesResponse, Status>>,
+    /// The last trade id sent.
+    last: TradeId,
+}
+
+impl Tape {
+    /// Sends `trades`; false when the caller has gone.
+    async fn send(&self, trades: &[TradeRecord]) -> bool {
+        let trades = trades.iter().map(|t| trade_for(t, &self.seen_by)).collect();
+        self.tx.send(Ok(pb::WatchTradesResponse { trades })).await.is_ok()
+    }
+
+    /// Sends the stored trades after the last one sent; false when the
+    /// caller has gone or the store failed (the caller is told).
+    async fn catch_up(&mut self) -> bool {
+        loop {
+            let page = match self.store.trades(&self.tenant, &self.market_id, self.last, MAX_PAGE).await {
+                Ok(page) => page,
+                Err(e) => {
+                    let _ = self.tx.send(Err(unavailable(&e))).await;
+                    return false;
+                }
+            };
+            let Some(end) = page.last().map(|t| t.id) else { return true };
+            if !self.send(&page).await {
+                return false;
+            }
+            self.last = end;
+        }
+    }
+
+    /// The stored trades, then the new ones as they are stored, until the
+    /// caller goes or the server stops.
+    async fn follow(mut self, mut events: broadcast::Receiver<Arc<Event>>, mut stopping: watch::Receiver<bool>) {
+        if !self.catch_up().await {
+            return;
+        }
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                _ = stopping.wait_for(|s| *s) => break,
+                () = self.tx.closed() => break,
+            };
+            let going = match event {
+                Ok(event) => match event.as_ref() {
+                    Event::Trades(trades) if trades.first().is_some_and(|t| t.id > self.last + 1) => {
+                        // A gap (this feed began after the catch-up read): the store has it.
+                        self.catch_up().await
+                    }
+                    Event::Trades(trades) => {
+                        let new: Vec<TradeRecord> = trades.iter().filter(|t| t.id > self.last).cloned().collect();
+                        match new.last().map(|t| t.id) {
+                            Some(end) => {
+                                self.last = end;
+                                self.send(&new).await
+                            }
+                            None => true,
+                        }
+                    }
+                    Event::Books(_) => true,
+                },
+                Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up().await,
+                Err(broadcast::error::RecvError::Closed) => false,
+            };
+            if !going {
+                break;
+            }
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl pb::trading_service_server::TradingService for Trading {
     async fn create_market(
@@ -615,8 +689,11 @@ impl pb::trading_service_server::TradingService for Trading {
         let pb::CreateMarketRequest { market_id, rules } = request.into_inner();
         let id = convert::market_id("market_id", market_id)?;
         let rules = convert::rules(rules)?;
-        let (record, created) =
-            self.store.create_market(&caller.tenant, &id, &rules, Timestamp::now()).await.map_err(|e| unavailable(&e))?;
+        let (record, created) = self
+            .store
+            .create_market(&caller.tenant, &id, &rules, Timestamp::now())
+            .await
+            .map_err(|e| unavailable(&e))?;
         if !created && record.rules != rules {
             return Err(errors::error(
                 Reason::AlreadyExists,
@@ -632,7 +709,10 @@ impl pb::trading_service_server::TradingService for Trading {
         }))
     }
 
-    async fn get_market(&self, request: Request<pb::GetMarketRequest>) -> Result<Response<pb::GetMarketResponse>, Status> {
+    async fn get_market(
+        &self,
+        request: Request<pb::GetMarketRequest>,
+    ) -> Result<Response<pb::GetMarketResponse>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Viewer)?;
         let pb::GetMarketRequest { market_id } = request.into_inner();
@@ -759,7 +839,8 @@ impl pb::trading_service_server::TradingService for Trading {
         };
         self.markets.get(&caller.tenant, &market_id).await?;
         let filter = OrderFilter { participant, resting_only, before };
-        let orders = self.store.orders(&caller.tenant, &market_id, &filter, limit).await.map_err(|e| unavailable(&e))?;
+        let orders =
+            self.store.orders(&caller.tenant, &market_id, &filter, limit).await.map_err(|e| unavailable(&e))?;
         let next = if orders.len() == limit { orders.last().map(|e| e.order.id.to_string()) } else { None };
         Ok(Response::new(pb::ListOrdersResponse {
             orders: orders.iter().map(convert::order_message).collect(),
@@ -805,7 +886,10 @@ impl pb::trading_service_server::TradingService for Trading {
 
     type WatchBookStream = WatchStream<pb::WatchBookResponse>;
 
-    async fn watch_book(&self, request: Request<pb::WatchBookRequest>) -> Result<Response<Self::WatchBookStream>, Status> {
+    async fn watch_book(
+        &self,
+        request: Request<pb::WatchBookRequest>,
+    ) -> Result<Response<Self::WatchBookStream>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Viewer)?;
         let pb::WatchBookRequest { market_id, delivery_start, depth: levels } = request.into_inner();
@@ -866,93 +950,22 @@ impl pb::trading_service_server::TradingService for Trading {
         caller.require(Role::Viewer)?;
         let pb::WatchTradesRequest { market_id, after_trade_id } = request.into_inner();
         let market_id = convert::market_id("market_id", market_id)?;
-        let mut last = u64::try_from(after_trade_id)
+        let last = u64::try_from(after_trade_id)
             .map_err(|_| errors::invalid("after_trade_id", format!("{after_trade_id} is negative")))?;
         let (market, _) = self.markets.get(&caller.tenant, &market_id).await?;
         // Subscribe first, then catch up from the store: nothing between
         // the two is missed, and ids already sent are skipped.
-        let mut events = market.events.subscribe();
-        let store = self.store.clone();
-        let tenant = caller.tenant.clone();
-        let seen_by = viewer(&caller);
+        let events = market.events.subscribe();
         let (tx, rx) = mpsc::channel(16);
-        let mut stopping = self.stopping.clone();
-        tokio::spawn(async move {
-            let send = |trades: Vec<pb::Trade>| {
-                let tx = tx.clone();
-                async move { tx.send(Ok(pb::WatchTradesResponse { trades })).await.is_ok() }
-            };
-            // Catches up from the store after `last`; false when the caller left.
-            let catch_up = |last: &mut TradeId| {
-                let store = store.clone();
-                let tenant = tenant.clone();
-                let market_id = market_id.clone();
-                let seen_by = seen_by.clone();
-                let send = send.clone();
-                let mut after = *last;
-                async move {
-                    loop {
-                        let page = match store.trades(&tenant, &market_id, after, MAX_PAGE).await {
-                            Ok(page) => page,
-                            Err(e) => return (after, Err(unavailable(&e))),
-                        };
-                        let Some(end) = page.last().map(|t| t.id) else { return (after, Ok(true)) };
-                        if !send(page.iter().map(|t| trade_for(t, &seen_by)).collect()).await {
-                            return (after, Ok(false));
-                        }
-                        after = end;
-                    }
-                }
-            };
-            let (after, caught) = catch_up(&mut last).await;
-            last = after;
-            match caught {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(status) => {
-                    let _ = tx.send(Err(status)).await;
-                    return;
-                }
-            }
-            loop {
-                let event = tokio::select! {
-                    event = events.recv() => event,
-                    _ = stopping.wait_for(|s| *s) => break,
-                    () = tx.closed() => break,
-                };
-                match event {
-                    Ok(event) => {
-                        let Event::Trades(trades) = event.as_ref() else { continue };
-                        let first = trades.first().map_or(0, |t| t.id);
-                        if first > last + 1 {
-                            // A gap (the feed skipped ahead): read it from the store.
-                            let (after, caught) = catch_up(&mut last).await;
-                            last = after;
-                            if !matches!(caught, Ok(true)) {
-                                break;
-                            }
-                            continue;
-                        }
-                        let new: Vec<pb::Trade> =
-                            trades.iter().filter(|t| t.id > last).map(|t| trade_for(t, &seen_by)).collect();
-                        if let Some(end) = trades.last() {
-                            last = last.max(end.id);
-                        }
-                        if !new.is_empty() && !send(new).await {
-                            break;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let (after, caught) = catch_up(&mut last).await;
-                        last = after;
-                        if !matches!(caught, Ok(true)) {
-                            break;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                }
-            }
-        });
+        let tape = Tape {
+            store: self.store.clone(),
+            tenant: caller.tenant.clone(),
+            market_id,
+            seen_by: viewer(&caller),
+            tx,
+            last,
+        };
+        tokio::spawn(tape.follow(events, self.stopping.clone()));
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 }

@@ -128,7 +128,7 @@ async fn exercise(store: &Store) {
     // Client keys find their orders; pages come newest first without overlap.
     let keys = vec![client_key(&buyer.order.participant, &buyer.client_order_id), "p1:no-such".to_owned()];
     let found = store.orders_by_key(TENANT, "park", &keys).await.expect("keys");
-    assert_eq!(found, [buyer.clone()]);
+    assert_eq!(found, std::slice::from_ref(&buyer));
     let mut ids = Vec::new();
     let mut filter = OrderFilter::default();
     loop {

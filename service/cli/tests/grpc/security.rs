@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use tonic::Code;
 
 use super::{
-    SECRET, Server, at, case_json, field, field_exists, fpb, metrics, model, pb, token,
-    victoria, victoria_backtest, victoria_train_until, with_token,
+    SECRET, Server, at, case_json, field, field_exists, fpb, metrics, model, pb, token, victoria, victoria_backtest,
+    victoria_train_until, with_token,
 };
 
 /// The server still answers a health check.

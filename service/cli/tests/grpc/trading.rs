@@ -123,7 +123,10 @@ async fn a_market_from_orders_to_trades_survives_a_restart() {
     assert_eq!(placed.participant_id, "bob");
     assert_eq!(done.trades.len(), 1);
     let trade = &done.trades[0];
-    assert_eq!((trade.trade_id, trade.quantity_wh, trade.price.as_str(), trade.amount.as_str()), (1, 3_000, "0.2", "0.6"));
+    assert_eq!(
+        (trade.trade_id, trade.quantity_wh, trade.price.as_str(), trade.amount.as_str()),
+        (1, 3_000, "0.2", "0.6")
+    );
     assert_eq!((trade.buyer_id.as_str(), trade.seller_id.as_str()), ("bob", ""), "the seller is not bob's to see");
     assert_eq!(trade.aggressor_side(), tpb::Side::Buy);
 
@@ -190,7 +193,11 @@ async fn a_market_from_orders_to_trades_survives_a_restart() {
     assert_eq!(err.code(), Code::PermissionDenied);
     let stranger = as_party("globex", "mallory", "admin");
     let err = client.get_book(with_token(
-        tpb::GetBookRequest { market_id: "park".into(), delivery_start: Some(volta_api::time::timestamp(start)), depth: 5 },
+        tpb::GetBookRequest {
+            market_id: "park".into(),
+            delivery_start: Some(volta_api::time::timestamp(start)),
+            depth: 5,
+        },
         &stranger,
     ));
     assert_eq!(reason(&err.await.expect_err("another tenant")), "MARKET_NOT_FOUND");
@@ -234,10 +241,8 @@ async fn a_market_from_orders_to_trades_survives_a_restart() {
     assert!(!retry.accepted);
     assert_eq!(retry.order.expect("order").order_id, 3);
     // The operator sells for carol into bob's resting 1 kWh: ids go on.
-    let for_carol = tpb::SubmitOrderRequest {
-        participant_id: "carol".into(),
-        ..order("c1", sell, 1_000, "0.21", start)
-    };
+    let for_carol =
+        tpb::SubmitOrderRequest { participant_id: "carol".into(), ..order("c1", sell, 1_000, "0.21", start) };
     let done = client.submit_order(with_token(for_carol, &admin)).await.expect("carol").into_inner();
     assert_eq!(done.order.expect("order").order_id, 4);
     assert_eq!(done.trades.iter().map(|t| (t.trade_id, t.buyer_id.as_str())).collect::<Vec<_>>(), [(2, "bob")]);
@@ -254,7 +259,7 @@ async fn a_market_from_orders_to_trades_survives_a_restart() {
 fn nth(p: usize, k: usize, start: Timestamp) -> tpb::SubmitOrderRequest {
     // Prices wander around 0.20 so that books cross often; a few market
     // orders and immediate-or-cancel orders among the limits.
-    let side = if (p + k) % 2 == 0 { tpb::Side::Buy } else { tpb::Side::Sell };
+    let side = if (p + k).is_multiple_of(2) { tpb::Side::Buy } else { tpb::Side::Sell };
     let wobble = i64::try_from((p * 7 + k * 13) % 11).expect("small") - 5;
     let price = format!("0.{:02}", 20 + wobble);
     let mut request = order(&format!("{p}-{k}"), side, 500 + i64::try_from(k % 7).expect("small") * 250, &price, start);
@@ -296,7 +301,8 @@ async fn concurrent_orders_are_sequenced_stored_and_streamed_once() {
             let mut answers = Vec::new();
             for k in 0..ORDERS {
                 let request = nth(p, k, start);
-                let first = client.submit_order(with_token(request.clone(), &admin)).await.expect("submit").into_inner();
+                let first =
+                    client.submit_order(with_token(request.clone(), &admin)).await.expect("submit").into_inner();
                 let again = client.submit_order(with_token(request, &admin)).await.expect("retry").into_inner();
                 assert!(first.accepted && !again.accepted);
                 assert_eq!(first.order.as_ref().map(|o| o.order_id), again.order.as_ref().map(|o| o.order_id));
@@ -353,7 +359,8 @@ async fn concurrent_orders_are_sequenced_stored_and_streamed_once() {
     assert_eq!(stored, PARTICIPANTS * ORDERS);
     // The book is what the stored resting orders add up to, and never crossed.
     let live = book(&mut client, &admin, start).await;
-    let by_price = |side: &[tpb::Level]| side.iter().map(|l| (l.price.clone(), l.quantity_wh)).collect::<BTreeMap<_, _>>();
+    let by_price =
+        |side: &[tpb::Level]| side.iter().map(|l| (l.price.clone(), l.quantity_wh)).collect::<BTreeMap<_, _>>();
     assert_eq!(by_price(&live.bids), resting_bids.into_iter().filter(|(_, v)| *v > 0).collect());
     assert_eq!(by_price(&live.asks), resting_asks.into_iter().filter(|(_, v)| *v > 0).collect());
     if let (Some(bid), Some(ask)) = (live.bids.first(), live.asks.first()) {

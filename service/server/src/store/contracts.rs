@@ -379,7 +379,6 @@ fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T
     serde_json::from_str(text).map_err(|e| corrupt(what, e))
 }
 
-
 /// The stored contract `id` of `tenant` and its header's row version.
 async fn load_contract(
     conn: &mut AnyConnection,

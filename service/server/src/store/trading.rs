@@ -152,8 +152,13 @@ pub trait TradingStore: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// A database error.
-    async fn trades(&self, tenant: &str, market: &str, after: TradeId, limit: usize)
-    -> Result<Vec<TradeRecord>, StoreError>;
+    async fn trades(
+        &self,
+        tenant: &str,
+        market: &str,
+        after: TradeId,
+        limit: usize,
+    ) -> Result<Vec<TradeRecord>, StoreError>;
 
     /// The trades order `id` made as it came in (it was the aggressor).
     ///
@@ -321,10 +326,7 @@ impl TradingStore for Store {
         .execute(self.pool())
         .await
         .map_err(StoreError::query("create the market"))?;
-        let record = self
-            .market(tenant, id)
-            .await?
-            .ok_or_else(|| corrupt("market", "created, then not found"))?;
+        let record = self.market(tenant, id).await?.ok_or_else(|| corrupt("market", "created, then not found"))?;
         Ok((record, inserted.rows_affected() > 0))
     }
 
