@@ -21,6 +21,16 @@ impl Server {
     /// If the server cannot start.
     #[must_use]
     pub fn start(volta: &std::path::Path, database: Option<&str>) -> Self {
+        Self::start_with(volta, database, &[])
+    }
+
+    /// Starts `volta` on `database` (or a throwaway SQLite file) with
+    /// `extra` arguments (`--config FILE`).
+    ///
+    /// # Panics
+    /// If the server cannot start.
+    #[must_use]
+    pub fn start_with(volta: &std::path::Path, database: Option<&str>, extra: &[&str]) -> Self {
         use std::io::BufRead as _;
         let dir = tempfile::tempdir().expect("tempdir");
         let throwaway = format!("sqlite://{}", dir.path().join("volta.db").display());
@@ -35,6 +45,7 @@ impl Server {
                 "--log",
                 "warn,volta_server=info,volta_server::telemetry=warn",
             ])
+            .args(extra)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", volta.display()));

@@ -1,0 +1,162 @@
+//! Load benchmark of the trading service: many clients submitting orders
+//! to one continuous market over loopback gRPC, every order stored before
+//! its reply (group commit by the market's sequencer).
+//!
+//! One phase of `--seconds` with `--clients` concurrent clients (one
+//! connection each, one participant each): limit orders (four in five good
+//! till cancelled, one immediate or cancel) around 0.20 per kWh over eight
+//! quarter-hour products, so that books cross and trade all the time.
+//! Then the store is read back: every acknowledged order must be there.
+//!
+//! `cargo run --release -p volta-benches --bin trading-load -- --clients 200 --seconds 20`
+//! (`--database postgres://...` for PostgreSQL; default: a SQLite file).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use jiff::{SignedDuration, Timestamp};
+use tonic::transport::Channel;
+use volta_api::pb::trading as tpb;
+use volta_benches::load::{Server, Tally, phase};
+
+type Client = tpb::trading_service_client::TradingServiceClient<Channel>;
+
+struct Args {
+    database: Option<String>,
+    volta: std::path::PathBuf,
+    seconds: f64,
+    clients: usize,
+}
+
+fn args() -> Result<Args, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut args = Args { database: None, volta: exe.with_file_name("volta"), seconds: 20.0, clients: 200 };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--database" => args.database = Some(value()?),
+            "--volta" => args.volta = value()?.into(),
+            "--seconds" => args.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
+            "--clients" => args.clients = value()?.parse().map_err(|e| format!("--clients: {e}"))?,
+            _ => {
+                return Err(
+                    "usage: trading-load [--database URL] [--volta PATH] [--seconds S] [--clients N]".to_owned()
+                );
+            }
+        }
+    }
+    Ok(args)
+}
+
+/// Order `k` of client `client`.
+fn order(client: usize, k: usize, products: &[Timestamp]) -> tpb::SubmitOrderRequest {
+    let side = if (client + k).is_multiple_of(2) { tpb::Side::Buy } else { tpb::Side::Sell };
+    let tick = i64::try_from(k % 21).unwrap_or(0) - 10;
+    let tif = if k % 5 == 4 { tpb::TimeInForce::Ioc } else { tpb::TimeInForce::Gtc };
+    tpb::SubmitOrderRequest {
+        market_id: "load".into(),
+        client_order_id: format!("{client}-{k}"),
+        participant_id: format!("p{client}"),
+        delivery_start: Some(volta_api::time::timestamp(products[k % products.len()])),
+        side: side.into(),
+        quantity_wh: 250 + i64::try_from(k % 8).unwrap_or(0) * 125,
+        limit_price: format!("{:.3}", 0.2 + 0.001 * tick as f64),
+        time_in_force: tif.into(),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match args() {
+        Ok(a) => a,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("volta.toml");
+    // Order calls are small: admit every client at once.
+    std::fs::write(&config, format!("[limits]\nmax_concurrent_calls = {}\n", args.clients + 8)).expect("config");
+    let sqlite = format!("sqlite://{}", dir.path().join("trading.db").display());
+    let database = args.database.clone().unwrap_or(sqlite);
+    let server = Server::start_with(&args.volta, Some(&database), &["--config", config.to_str().expect("utf-8")]);
+    let channel = Channel::from_shared(server.url.clone()).expect("url").connect().await.expect("connect");
+    let mut admin = Client::new(channel);
+    let market = format!("load-{}", Timestamp::now().as_second());
+    let rules = tpb::MarketRules {
+        time_zone: "Europe/Berlin".into(),
+        interval_minutes: 15,
+        gate_opens_before: Some(volta_api::time::duration(SignedDuration::from_hours(48))),
+        gate_closes_before: Some(volta_api::time::duration(SignedDuration::from_mins(5))),
+        min_price: "-0.5".into(),
+        max_price: "4".into(),
+    };
+    admin
+        .create_market(tpb::CreateMarketRequest { market_id: market.clone(), rules: Some(rules) })
+        .await
+        .expect("market");
+    let first = (Timestamp::now().as_second() / 3600 + 3) * 3600;
+    let products: Arc<Vec<Timestamp>> =
+        Arc::new((0..8).map(|i| Timestamp::from_second(first + i * 900).expect("instant")).collect());
+    println!(
+        "volta serve at {} on {}; {} clients for {} s; {} cores",
+        server.url,
+        volta_server::store::redacted(&database),
+        args.clients,
+        args.seconds,
+        std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get)
+    );
+    let mut clients = Vec::with_capacity(args.clients);
+    for i in 0..args.clients {
+        let channel = Channel::from_shared(server.url.clone()).expect("url").connect().await.expect("connect");
+        clients.push((i, 0_usize, Client::new(channel)));
+    }
+    let trades = Arc::new(AtomicU64::new(0));
+    Tally::header("target: 5,000 orders/s stored, p99 < 50 ms");
+    let counted = trades.clone();
+    let market_id = market.clone();
+    let (mut tally, wall) = phase(clients, args.seconds, move |(i, k, mut client): (usize, usize, Client), _| {
+        let products = products.clone();
+        let market = market.clone();
+        let trades = counted.clone();
+        async move {
+            let request = tpb::SubmitOrderRequest { market_id: market, ..order(i, k, &products) };
+            let start = Instant::now();
+            let one = match client.submit_order(request).await {
+                Ok(reply) if reply.get_ref().accepted => {
+                    trades.fetch_add(reply.get_ref().trades.len() as u64, Ordering::Relaxed);
+                    Tally::ok(start.elapsed())
+                }
+                Err(status) if status.code() == tonic::Code::ResourceExhausted => Tally { shed: 1, ..Tally::default() },
+                Ok(_) | Err(_) => Tally { errors: 1, ..Tally::default() },
+            };
+            ((i, k + 1, client), one)
+        }
+    })
+    .await;
+    let acknowledged = tally.latencies.len();
+    tally.report("SubmitOrder", args.clients, wall, "");
+    drop(server);
+
+    // Every acknowledged order is stored.
+    let store = volta_server::store::Store::open(&database).await.expect("open the database");
+    let stored: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM trading_orders WHERE market = $1")
+        .bind(&market_id)
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    let stored_trades: i64 =
+        sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM trading_trades WHERE market = $1")
+            .bind(&market_id)
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+    println!(
+        "\nacknowledged {acknowledged} orders and {} trades; stored {stored} orders and {stored_trades} trades{}",
+        trades.load(Ordering::Relaxed),
+        if usize::try_from(stored).unwrap_or(0) >= acknowledged { "" } else { " -- ORDERS LOST" }
+    );
+}
