@@ -50,7 +50,8 @@ async fn health_validate_and_schedule_give_the_library_numbers() {
             "grpc.reflection.v1alpha.ServerReflection",
             "volta.contracts.v1.ContractService",
             "volta.dispatch.v1.DispatchService",
-            "volta.forecast.v1.ForecastService"
+            "volta.forecast.v1.ForecastService",
+            "volta.trading.v1.TradingService",
         ]
     );
 
