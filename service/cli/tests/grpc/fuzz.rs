@@ -804,6 +804,68 @@ fn every_rpc_survives_hostile_requests() {
         unary!(forecast, delete_model, |_: &fpb::DeleteModelResponse| "Ok".to_owned()),
     );
 
+    // Orders: one real market, hostile everything else.
+    let trading = volta_api::pb::trading::trading_service_client::TradingServiceClient::new(channel.clone());
+    let market = volta_api::pb::trading::CreateMarketRequest {
+        market_id: "fuzz".into(),
+        rules: Some(volta_api::pb::trading::MarketRules {
+            time_zone: "Europe/Berlin".into(),
+            interval_minutes: 15,
+            gate_opens_before: Some(prost_types::Duration { seconds: 7 * 86_400, nanos: 0 }),
+            gate_closes_before: None,
+            min_price: "-0.5".into(),
+            max_price: "4".into(),
+        }),
+    };
+    runtime.block_on(trading.clone().create_market(with_token(market, &admin))).expect("market");
+    let soon = (jiff::Timestamp::now().as_second() / 900 + 8) * 900;
+    let starts = prop_oneof![
+        4 => (0_i64..64).prop_map(move |k| Some(prost_types::Timestamp { seconds: soon + 900 * k, nanos: 0 })),
+        1 => Just(None),
+        1 => (any::<i64>(), any::<i32>()).prop_map(|(seconds, nanos)| Some(prost_types::Timestamp { seconds, nanos })),
+    ];
+    let prices = prop_oneof![
+        4 => (-60_i32..450).prop_map(|c| format!("{:.2}", f64::from(c) / 100.0)),
+        1 => Just(String::new()),
+        1 => prop::sample::select(vec!["NaN", "1e400", "-0", "0.0000001", "99999999999999999999", " 0.2"])
+            .prop_map(str::to_owned),
+        1 => ".{0,40}",
+    ];
+    let orders = (
+        prop_oneof![4 => Just("fuzz".to_owned()), 1 => ".{0,70}"],
+        prop_oneof![3 => "[a-z0-9-]{1,20}", 1 => ".{0,200}"],
+        prop_oneof![3 => Just(String::new()), 2 => "p[0-9]", 1 => ".{0,70}"],
+        starts,
+        prop_oneof![4 => 1_i32..3, 1 => any::<i32>()],
+        prop_oneof![4 => 1_i64..100_000, 1 => any::<i64>()],
+        prices,
+        prop_oneof![4 => 0_i32..4, 1 => any::<i32>()],
+    )
+        .prop_map(
+            |(market_id, client_order_id, participant_id, delivery_start, side, quantity_wh, limit_price, tif)| {
+                volta_api::pb::trading::SubmitOrderRequest {
+                    market_id,
+                    client_order_id,
+                    participant_id,
+                    delivery_start,
+                    side,
+                    quantity_wh,
+                    limit_price,
+                    time_in_force: tif,
+                }
+            },
+        );
+    campaign(
+        &runtime,
+        &server,
+        "SubmitOrder",
+        orders,
+        unary!(trading, submit_order, |r: &volta_api::pb::trading::SubmitOrderResponse| format!(
+            "Ok {} trades",
+            r.trades.len()
+        )),
+    );
+
     // Raw bytes: mutations of valid requests, to every method.
     let valid =
         pb::ScheduleRequest { case: Some(super::case_json("islanded.toml")), ..Default::default() }.encode_to_vec();
@@ -817,6 +879,10 @@ fn every_rpc_survives_hostile_requests() {
         "/volta.forecast.v1.ForecastService/GetModel",
         "/volta.forecast.v1.ForecastService/ListModels",
         "/volta.forecast.v1.ForecastService/DeleteModel",
+        "/volta.trading.v1.TradingService/SubmitOrder",
+        "/volta.trading.v1.TradingService/CancelOrder",
+        "/volta.trading.v1.TradingService/GetBook",
+        "/volta.trading.v1.TradingService/ListOrders",
     ];
     let raw = (prop::sample::select(methods.to_vec()), mutated(valid));
     let send = {
