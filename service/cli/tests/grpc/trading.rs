@@ -380,3 +380,78 @@ async fn concurrent_orders_are_sequenced_stored_and_streamed_once() {
     let text = super::metrics(&server).await;
     assert!(text.contains("volta_trading_orders_total{status=\"replayed\"} 480"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_loses_no_acknowledged_order_and_retries_never_duplicate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("volta.db").display());
+    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
+    let mut server = Server::start_with(&["--database", &db], &env);
+    let channel = server.channel().await;
+    let admin = as_party("acme", "ops", "admin");
+    create_park(&mut TradingServiceClient::new(channel.clone()), &admin).await;
+    let start = delivery();
+
+    // Eight clients submit until the server dies under them (SIGKILL:
+    // no drain, a batch may be half way).
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for p in 0..8 {
+        let mut client = TradingServiceClient::new(channel.clone());
+        let (admin, acknowledged) = (admin.clone(), acknowledged.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut unanswered = Vec::new();
+            for k in 0.. {
+                let request = nth(p, k, start);
+                match client.submit_order(with_token(request.clone(), &admin)).await {
+                    Ok(reply) => {
+                        let order = reply.into_inner().order.expect("order");
+                        acknowledged.lock().expect("lock").push((request.clone(), order.order_id));
+                    }
+                    Err(_) => {
+                        unanswered.push(request);
+                        break;
+                    }
+                }
+            }
+            unanswered
+        }));
+    }
+    while acknowledged.lock().expect("lock").len() < 200 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    let mut unanswered = Vec::new();
+    for task in tasks {
+        unanswered.extend(task.await.expect("client"));
+    }
+    drop(server);
+    let acknowledged = std::mem::take(&mut *acknowledged.lock().expect("lock"));
+
+    let server = Server::start_with(&["--database", &db], &env);
+    let mut client = TradingServiceClient::new(server.channel().await);
+    // Every acknowledged order is stored under the id it was given.
+    for (request, id) in &acknowledged {
+        let get = tpb::GetOrderRequest { market_id: "park".into(), order_id: *id };
+        let stored = client.get_order(with_token(get, &admin)).await.expect("stored").into_inner().order.expect("order");
+        assert_eq!((stored.client_order_id.as_str(), stored.participant_id.as_str()), (
+            request.client_order_id.as_str(),
+            request.participant_id.as_str()
+        ));
+    }
+    // A retry of every submission, answered or not, is never a second order.
+    let mut ids = std::collections::HashSet::new();
+    for request in acknowledged.iter().map(|(r, _)| r.clone()).chain(unanswered) {
+        let reply = client.submit_order(with_token(request.clone(), &admin)).await.expect("retry").into_inner();
+        let id = reply.order.expect("order").order_id;
+        assert!(ids.insert(id), "two submissions share order {id}");
+        if let Some((_, acked)) = acknowledged.iter().find(|(r, _)| r == &request) {
+            assert!(!reply.accepted);
+            assert_eq!(id, *acked);
+        }
+    }
+    let list = tpb::ListOrdersRequest { market_id: "park".into(), page_size: 1000, ..Default::default() };
+    let stored = client.list_orders(with_token(list, &admin)).await.expect("orders").into_inner().orders;
+    assert_eq!(stored.len(), ids.len(), "the store holds each submission once");
+}
