@@ -33,6 +33,10 @@ pub enum TradingError {
         /// The order id.
         id: u64,
     },
+    /// The solver failed, or stopped (a time limit) before it found a
+    /// clearing.
+    #[error("the clearing failed: {0}")]
+    Solver(String),
     /// An order id the book holds already.
     #[error("order {id} is already in the book")]
     DuplicateOrder {

@@ -203,21 +203,19 @@ pub fn clear(network: &Network, book: &Book, settings: &Settings) -> Result<Welf
         Vec::new()
     } else {
         let Model { lp, objective, blocks, .. } = Model::build(network, book, Integrality::Integer);
-        let s = volta_lp::solve(lp, &objective, settings).map_err(|e| TradingError::invalid("solver", e))?;
-        let x = s.x.ok_or_else(|| {
-            TradingError::invalid("book", format!("the clearing found no solution ({:?})", s.outcome))
-        })?;
+        let s = volta_lp::solve(lp, &objective, settings).map_err(TradingError::Solver)?;
+        let x = s.x.ok_or_else(|| TradingError::Solver(format!("no solution found ({:?})", s.outcome)))?;
         blocks.iter().map(|c| x[c.0].round().clamp(0.0, 1.0)).collect()
     };
     // The LP (blocks fixed at their decisions) gives the prices.
     let model = Model::build(network, book, Integrality::Fixed(decisions));
     let Model { lp, objective, steps, blocks, balance, lines: flows, .. } = model;
-    let s = volta_lp::solve(lp, &objective, settings).map_err(|e| TradingError::invalid("solver", e))?;
+    let s = volta_lp::solve(lp, &objective, settings).map_err(TradingError::Solver)?;
     if s.outcome != Outcome::Optimal {
-        return Err(TradingError::invalid("book", format!("the clearing ended {:?}", s.outcome)));
+        return Err(TradingError::Solver(format!("the priced LP ended {:?}", s.outcome)));
     }
     let (Some(x), Some(duals)) = (s.x, s.duals) else {
-        return Err(TradingError::invalid("book", "the clearing found no solution"));
+        return Err(TradingError::Solver("the priced LP gave no solution".to_owned()));
     };
     let wh = |kwh: f64| Energy::from_wh((kwh * 1000.0).round() as i64);
     let tick = |v: f64| Price::from_micros((v * 1e6).round() as i64);
@@ -358,9 +356,8 @@ fn least_flows(
             lp.ge(lower, 0.0);
         }
     }
-    let s = volta_lp::solve(lp, &objective, settings).map_err(|e| TradingError::invalid("solver", e))?;
-    let x =
-        s.x.ok_or_else(|| TradingError::invalid("network", format!("no flows serve the clearing ({:?})", s.outcome)))?;
+    let s = volta_lp::solve(lp, &objective, settings).map_err(TradingError::Solver)?;
+    let x = s.x.ok_or_else(|| TradingError::Solver(format!("no flows serve the clearing ({:?})", s.outcome)))?;
     Ok(cols.iter().map(|(f, b)| x[f.0] - x[b.0]).collect())
 }
 

@@ -391,6 +391,7 @@ pub fn trading_at(err: &TradingError, field: &dyn Fn(&str) -> String) -> Status 
         }
         TradingError::GateClosed { .. } => error(Reason::GateClosed, capped(err.to_string())),
         TradingError::UnknownOrder { .. } => error(Reason::OrderNotFound, capped(err.to_string())),
+        TradingError::Solver(_) => error(Reason::SolverFailed, capped(err.to_string())),
         // Ids are handed out by the market: a duplicate is its own fault.
         TradingError::DuplicateOrder { .. } => error(Reason::Internal, capped(err.to_string())),
     }

@@ -1,12 +1,18 @@
 //! Conversions between the trading service's messages and the market
 //! domain (`volta-trading`): rules, orders, trades and book depth.
 
+use std::collections::{HashMap, HashSet};
+
 use jiff::{SignedDuration, Timestamp};
 use tonic::Status;
 use volta_contracts::{Energy, PartyId};
 use volta_trading::book::Depth;
 use volta_trading::price::amount;
-use volta_trading::{Entry, Kind, MarketRules, NewOrder, OrderState, Price, Side, TimeInForce, TradeRecord};
+use volta_trading::welfare::{self, Block, Line, Network, Step, Welfare};
+use volta_trading::{
+    Bid, Clearing, Entry, Kind, MarketRules, NewOrder, OrderId, OrderState, Price, Pricing, ProductId, Side,
+    TimeInForce, TradeRecord,
+};
 
 use crate::pb::trading as pb;
 use crate::status;
@@ -314,6 +320,319 @@ pub fn book_message(
         bids: levels(bids),
         asks: levels(asks),
         last_order_id: signed(last_order),
+    }
+}
+
+/// A call auction, read: what to clear and how.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Auction {
+    /// Pay-as-clear or pay-as-bid, product by product (in time order).
+    Call {
+        /// How accepted orders pay.
+        pricing: Pricing,
+        /// Each product's orders, in the order given.
+        products: Vec<(Timestamp, ProductId, Vec<Bid>)>,
+        /// The order ids, in the order given.
+        order: Vec<OrderId>,
+    },
+    /// Welfare over a network.
+    Welfare {
+        /// The network.
+        network: Network,
+        /// The orders.
+        book: welfare::Book,
+        /// Delivery starts by product.
+        starts: HashMap<ProductId, Timestamp>,
+    },
+}
+
+/// Reads a call auction of at most `max_orders` orders (intervals of
+/// blocks counted), checking what the mechanisms need by the request's
+/// field names.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field; OVER_LIMIT past `max_orders`.
+pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Auction, Status> {
+    let pb::ClearAuctionRequest { mechanism, interval_minutes, orders, blocks, network } = request;
+    let mechanism = pb::Mechanism::try_from(mechanism).unwrap_or(pb::Mechanism::Unspecified);
+    if ![5, 10, 15, 30, 60].contains(&interval_minutes) {
+        return Err(status::invalid("interval_minutes", format!("{interval_minutes}; one of 5, 10, 15, 30, 60")));
+    }
+    let size = orders.len() + blocks.iter().map(|b| b.intervals.len().max(1)).sum::<usize>();
+    if size > max_orders {
+        return Err(status::over_limit("orders", "orders", "orders of one auction", max_orders));
+    }
+    if orders.is_empty() && blocks.is_empty() {
+        return Err(status::invalid("orders", "no orders".to_owned()));
+    }
+    let minutes = i64::from(interval_minutes);
+    let mut starts: HashMap<ProductId, Timestamp> = HashMap::new();
+    let product = |field: &str, t: Option<prost_types::Timestamp>| -> Result<(ProductId, Timestamp), Status> {
+        let start = delivery_start(field, t)?;
+        if start.as_second().rem_euclid(minutes * 60) != 0 || start.subsec_nanosecond() != 0 {
+            return Err(status::invalid(field, format!("{start} is not on a {minutes}-minute grid")));
+        }
+        Ok((ProductId::of(start, minutes), start))
+    };
+    let mut ids = HashSet::new();
+    let mut id = |field: String, id: i64| -> Result<OrderId, Status> {
+        let id = u64::try_from(id)
+            .ok()
+            .filter(|&i| i > 0)
+            .ok_or_else(|| status::invalid(&field, format!("{id}; order ids are positive")))?;
+        if !ids.insert(id) {
+            return Err(status::invalid(&field, format!("{id} is used twice")));
+        }
+        Ok(id)
+    };
+    let quantity = |field: &str, wh: i64| -> Result<Energy, Status> {
+        if wh <= 0 || Energy::from_wh(wh) > volta_trading::order::MAX_QUANTITY {
+            return Err(status::invalid(field, format!("{wh} Wh; positive and at most 1 TWh")));
+        }
+        Ok(Energy::from_wh(wh))
+    };
+    let party = |field: &str, p: String| crate::contracts::party_id(field, p);
+    match mechanism {
+        pb::Mechanism::PayAsClear | pb::Mechanism::PayAsBid => {
+            if !blocks.is_empty() {
+                return Err(status::invalid("blocks", "block orders clear only under MECHANISM_WELFARE".to_owned()));
+            }
+            if network.is_some() {
+                return Err(status::invalid("network", "a call auction clears one zone: no network".to_owned()));
+            }
+            let mut by_product: std::collections::BTreeMap<(Timestamp, ProductId), Vec<Bid>> =
+                std::collections::BTreeMap::new();
+            let mut order = Vec::with_capacity(orders.len());
+            for (i, o) in orders.into_iter().enumerate() {
+                let pb::AuctionOrder {
+                    order_id,
+                    participant_id,
+                    delivery_start,
+                    node,
+                    side: s,
+                    limit_price,
+                    quantity_wh,
+                } = o;
+                let at = |f: &str| format!("orders[{i}].{f}");
+                if !node.is_empty() {
+                    return Err(status::invalid(&at("node"), "nodes are for MECHANISM_WELFARE".to_owned()));
+                }
+                let bid = Bid {
+                    id: id(at("order_id"), order_id)?,
+                    participant: party(&at("participant_id"), participant_id)?,
+                    side: side(s).map_err(|_| status::invalid(&at("side"), "SIDE_BUY or SIDE_SELL".to_owned()))?,
+                    price: if limit_price.is_empty() { None } else { Some(price(&at("limit_price"), &limit_price)?) },
+                    quantity: quantity(&at("quantity_wh"), quantity_wh)?,
+                };
+                let (product, start) = product(&at("delivery_start"), delivery_start)?;
+                order.push(bid.id);
+                by_product.entry((start, product)).or_default().push(bid);
+            }
+            let pricing = if mechanism == pb::Mechanism::PayAsBid { Pricing::PayAsBid } else { Pricing::PayAsClear };
+            Ok(Auction::Call {
+                pricing,
+                products: by_product.into_iter().map(|((start, product), bids)| (start, product, bids)).collect(),
+                order,
+            })
+        }
+        pb::Mechanism::Welfare => {
+            let mut steps = Vec::with_capacity(orders.len());
+            for (i, o) in orders.into_iter().enumerate() {
+                let pb::AuctionOrder {
+                    order_id,
+                    participant_id,
+                    delivery_start,
+                    node,
+                    side: s,
+                    limit_price,
+                    quantity_wh,
+                } = o;
+                let at = |f: &str| format!("orders[{i}].{f}");
+                if limit_price.is_empty() {
+                    return Err(status::invalid(
+                        &at("limit_price"),
+                        "welfare clearing needs every order's limit".into(),
+                    ));
+                }
+                let (product, start) = product(&at("delivery_start"), delivery_start)?;
+                starts.insert(product.clone(), start);
+                steps.push(Step {
+                    id: id(at("order_id"), order_id)?,
+                    participant: party(&at("participant_id"), participant_id)?,
+                    product,
+                    node,
+                    side: side(s).map_err(|_| status::invalid(&at("side"), "SIDE_BUY or SIDE_SELL".to_owned()))?,
+                    price: price(&at("limit_price"), &limit_price)?,
+                    quantity: quantity(&at("quantity_wh"), quantity_wh)?,
+                });
+            }
+            let mut book_blocks = Vec::with_capacity(blocks.len());
+            for (i, b) in blocks.into_iter().enumerate() {
+                let pb::BlockOrder { order_id, participant_id, node, side: s, limit_price, intervals } = b;
+                let at = |f: &str| format!("blocks[{i}].{f}");
+                if intervals.is_empty() {
+                    return Err(status::invalid(&at("intervals"), "a block has at least one interval".to_owned()));
+                }
+                let mut profile = Vec::with_capacity(intervals.len());
+                for (k, interval) in intervals.into_iter().enumerate() {
+                    let pb::BlockInterval { delivery_start, quantity_wh } = interval;
+                    let (product, start) =
+                        product(&format!("blocks[{i}].intervals[{k}].delivery_start"), delivery_start)?;
+                    starts.insert(product.clone(), start);
+                    profile.push((product, quantity(&format!("blocks[{i}].intervals[{k}].quantity_wh"), quantity_wh)?));
+                }
+                book_blocks.push(Block {
+                    id: id(at("order_id"), order_id)?,
+                    participant: party(&at("participant_id"), participant_id)?,
+                    node,
+                    side: side(s).map_err(|_| status::invalid(&at("side"), "SIDE_BUY or SIDE_SELL".to_owned()))?,
+                    price: price(&at("limit_price"), &limit_price)?,
+                    profile,
+                });
+            }
+            let network = match network {
+                Some(pb::Network { nodes, lines }) => Network {
+                    nodes,
+                    lines: lines
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, l)| {
+                            let pb::Line { line_id, from_node, to_node, capacity_wh, fee } = l;
+                            Ok(Line {
+                                id: line_id,
+                                from: from_node,
+                                to: to_node,
+                                capacity: Energy::from_wh(capacity_wh),
+                                fee: if fee.is_empty() {
+                                    Price::ZERO
+                                } else {
+                                    price(&format!("network.lines[{i}].fee"), &fee)?
+                                },
+                            })
+                        })
+                        .collect::<Result<_, Status>>()?,
+                },
+                None => {
+                    let nodes: std::collections::BTreeSet<String> = steps
+                        .iter()
+                        .map(|s| s.node.clone())
+                        .chain(book_blocks.iter().map(|b| b.node.clone()))
+                        .collect();
+                    Network { nodes: nodes.into_iter().collect(), lines: Vec::new() }
+                }
+            };
+            Ok(Auction::Welfare { network, book: welfare::Book { steps, blocks: book_blocks }, starts })
+        }
+        pb::Mechanism::Unspecified => Err(status::invalid(
+            "mechanism",
+            "MECHANISM_PAY_AS_CLEAR, MECHANISM_PAY_AS_BID or MECHANISM_WELFARE".to_owned(),
+        )),
+    }
+}
+
+/// A welfare clearing's refusal, its field named as the request names it
+/// (`steps[2]` is `orders[2]`, a block's `profile` its `intervals`).
+#[must_use]
+pub fn welfare_refused(error: &volta_trading::TradingError) -> Status {
+    status::trading_at(error, &|field| {
+        field
+            .replace("steps[", "orders[")
+            .replace(".profile", ".intervals")
+            .replace(".capacity", ".capacity_wh")
+            .replace(".to", ".to_node")
+            .replace("].id", "].order_id")
+    })
+}
+
+/// The outcome of a pay-as-clear or pay-as-bid auction, product by product.
+#[must_use]
+pub fn call_message(cleared: &[(Timestamp, Clearing)], order: &[OrderId]) -> pb::ClearAuctionResponse {
+    let mut fills: HashMap<OrderId, (Energy, Price)> = HashMap::new();
+    let (mut paid, mut received) = (rust_decimal::Decimal::ZERO, rust_decimal::Decimal::ZERO);
+    let mut prices = Vec::with_capacity(cleared.len());
+    for (start, c) in cleared {
+        fills.extend(c.fills.iter().map(|f| (f.id, (f.quantity, f.price))));
+        paid += c.paid;
+        received += c.received;
+        prices.push(pb::ClearingPrice {
+            delivery_start: Some(timestamp(*start)),
+            node: String::new(),
+            price: c.price.map(|p| p.to_string()).unwrap_or_default(),
+            volume_wh: c.volume.wh(),
+        });
+    }
+    pb::ClearAuctionResponse {
+        prices,
+        fills: order
+            .iter()
+            .map(|id| {
+                let (quantity, price) = fills.get(id).copied().unwrap_or((Energy::ZERO, Price::ZERO));
+                pb::AuctionFill { order_id: signed(*id), quantity_wh: quantity.wh(), price: price.to_string() }
+            })
+            .collect(),
+        blocks: Vec::new(),
+        flows: Vec::new(),
+        paid: paid.normalize().to_string(),
+        received: received.normalize().to_string(),
+        welfare: 0.0,
+    }
+}
+
+/// The outcome of a welfare clearing.
+#[must_use]
+pub fn welfare_message(
+    w: &Welfare,
+    book: &welfare::Book,
+    starts: &HashMap<ProductId, Timestamp>,
+) -> pb::ClearAuctionResponse {
+    let start = |p: &ProductId| starts.get(p).copied().map(timestamp);
+    let price_of: HashMap<(&ProductId, &str), Price> =
+        w.prices.iter().map(|p| ((&p.product, p.node.as_str()), p.price)).collect();
+    let accepted: HashMap<OrderId, Energy> = w.steps.iter().copied().collect();
+    pb::ClearAuctionResponse {
+        prices: w
+            .prices
+            .iter()
+            .map(|p| pb::ClearingPrice {
+                delivery_start: start(&p.product),
+                node: p.node.clone(),
+                price: p.price.to_string(),
+                volume_wh: 0,
+            })
+            .collect(),
+        fills: book
+            .steps
+            .iter()
+            .map(|s| pb::AuctionFill {
+                order_id: signed(s.id),
+                quantity_wh: accepted.get(&s.id).map_or(0, |e| e.wh()),
+                price: price_of.get(&(&s.product, s.node.as_str())).map(ToString::to_string).unwrap_or_default(),
+            })
+            .collect(),
+        blocks: w
+            .blocks
+            .iter()
+            .map(|b| pb::BlockOutcome {
+                order_id: signed(b.id),
+                accepted: b.accepted,
+                surplus: b.surplus.normalize().to_string(),
+                paradoxically_accepted: b.paradoxically_accepted,
+                paradoxically_rejected: b.paradoxically_rejected,
+            })
+            .collect(),
+        flows: w
+            .flows
+            .iter()
+            .map(|f| pb::LineFlow {
+                delivery_start: start(&f.product),
+                line_id: f.line.clone(),
+                energy_wh: f.energy.wh(),
+                congested: f.congested,
+            })
+            .collect(),
+        paid: w.paid.normalize().to_string(),
+        received: w.received.normalize().to_string(),
+        welfare: w.welfare,
     }
 }
 

@@ -33,11 +33,13 @@ use volta_api::pb::trading as pb;
 use volta_api::status::{self as errors, Reason};
 use volta_api::trading as convert;
 use volta_contracts::{Energy, PartyId};
+use volta_engine::Cancel;
 use volta_trading::book::Depth;
 use volta_trading::{Changes, Entry, Market, NewOrder, OrderId, TradeId, TradeRecord};
 
 use crate::Shared;
 use crate::auth::{Caller, Role};
+use crate::budget::Budget;
 use crate::store::StoreError;
 use crate::store::trading::{MarketRecord, OrderFilter, TradingStore, client_key};
 
@@ -63,6 +65,10 @@ const MAX_PAGE: usize = 1_000;
 
 /// Resting orders of one participant in one market, at most.
 const MAX_RESTING_PER_PARTICIPANT: usize = 10_000;
+
+/// Orders of one call auction (a block's intervals counted), at most: a
+/// day of quarter hours for a thousand participants, each a ten-step curve.
+const MAX_AUCTION_ORDERS: usize = 1_000_000;
 
 /// What a submission became.
 #[derive(Debug, Clone)]
@@ -938,6 +944,38 @@ impl pb::trading_service_server::TradingService for Trading {
             }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn clear_auction(
+        &self,
+        request: Request<pb::ClearAuctionRequest>,
+    ) -> Result<Response<pb::ClearAuctionResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Viewer)?;
+        let budget = Budget::of(&request);
+        let auction = convert::auction(request.into_inner(), MAX_AUCTION_ORDERS)?;
+        let time_limit = budget.time_limit(None);
+        let cancel = Cancel::new();
+        let reply = self
+            .shared
+            .offload("auction", &cancel, &budget, move || match auction {
+                convert::Auction::Call { pricing, products, order } => {
+                    let mut cleared = Vec::with_capacity(products.len());
+                    for (start, product, bids) in products {
+                        let c = volta_trading::clear(&product, &bids, pricing).map_err(|e| errors::trading(&e))?;
+                        cleared.push((start, c));
+                    }
+                    Ok(convert::call_message(&cleared, &order))
+                }
+                convert::Auction::Welfare { network, book, starts } => {
+                    let settings = volta_lp::Settings { time_limit_s: time_limit, ..volta_lp::Settings::default() };
+                    let w = volta_trading::welfare::clear(&network, &book, &settings)
+                        .map_err(|e| convert::welfare_refused(&e))?;
+                    Ok(convert::welfare_message(&w, &book, &starts))
+                }
+            })
+            .await?;
+        Ok(Response::new(reply))
     }
 
     type WatchTradesStream = WatchStream<pb::WatchTradesResponse>;

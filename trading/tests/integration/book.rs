@@ -102,7 +102,8 @@ fn bad_orders_are_refused_by_field_and_gate() {
         TradingError::Invalid { field, .. } => field,
         other @ (TradingError::GateClosed { .. }
         | TradingError::UnknownOrder { .. }
-        | TradingError::DuplicateOrder { .. }) => other.to_string(),
+        | TradingError::DuplicateOrder { .. }
+        | TradingError::Solver(_)) => other.to_string(),
     };
     let error = book.submit(&gtc(1, "a", Side::Buy, "0.10", 0)).expect_err("zero");
     assert_eq!(field(error), "quantity");

@@ -434,11 +434,12 @@ async fn a_killed_server_loses_no_acknowledged_order_and_retries_never_duplicate
     // Every acknowledged order is stored under the id it was given.
     for (request, id) in &acknowledged {
         let get = tpb::GetOrderRequest { market_id: "park".into(), order_id: *id };
-        let stored = client.get_order(with_token(get, &admin)).await.expect("stored").into_inner().order.expect("order");
-        assert_eq!((stored.client_order_id.as_str(), stored.participant_id.as_str()), (
-            request.client_order_id.as_str(),
-            request.participant_id.as_str()
-        ));
+        let stored =
+            client.get_order(with_token(get, &admin)).await.expect("stored").into_inner().order.expect("order");
+        assert_eq!(
+            (stored.client_order_id.as_str(), stored.participant_id.as_str()),
+            (request.client_order_id.as_str(), request.participant_id.as_str())
+        );
     }
     // A retry of every submission, answered or not, is never a second order.
     let mut ids = std::collections::HashSet::new();
@@ -454,4 +455,136 @@ async fn a_killed_server_loses_no_acknowledged_order_and_retries_never_duplicate
     let list = tpb::ListOrdersRequest { market_id: "park".into(), page_size: 1000, ..Default::default() };
     let stored = client.list_orders(with_token(list, &admin)).await.expect("orders").into_inner().orders;
     assert_eq!(stored.len(), ids.len(), "the store holds each submission once");
+}
+
+/// The park's book of `datasets/market/park-orders.csv` as auction orders
+/// (the battery's two hours as one block).
+fn park_book() -> (Vec<tpb::AuctionOrder>, Vec<tpb::BlockOrder>) {
+    let at = |t: &str| Some(super::at(t));
+    let step = |id: i64, who: &str, hour: &str, node: &str, side: tpb::Side, price: &str, kwh: i64| tpb::AuctionOrder {
+        order_id: id,
+        participant_id: who.into(),
+        delivery_start: at(hour),
+        node: node.into(),
+        side: side.into(),
+        limit_price: price.into(),
+        quantity_wh: kwh * 1000,
+    };
+    let (buy, sell) = (tpb::Side::Buy, tpb::Side::Sell);
+    let (noon, one) = ("2024-06-03T12:00:00+02:00", "2024-06-03T13:00:00+02:00");
+    let steps = vec![
+        step(1, "pv-roof", noon, "a", sell, "0.10", 8),
+        step(2, "canteen", noon, "b", buy, "0.30", 10),
+        step(3, "chp", noon, "b", sell, "0.25", 10),
+        step(4, "ev-hub", noon, "c", buy, "0.18", 6),
+        step(5, "pv-roof", one, "a", sell, "0.09", 7),
+        step(6, "canteen", one, "b", buy, "0.30", 6),
+        step(7, "ev-hub", one, "c", buy, "0.16", 8),
+    ];
+    let block = tpb::BlockOrder {
+        order_id: 8,
+        participant_id: "battery".into(),
+        node: "c".into(),
+        side: sell.into(),
+        limit_price: "0.14".into(),
+        intervals: [noon, one]
+            .iter()
+            .map(|t| tpb::BlockInterval { delivery_start: at(t), quantity_wh: 3_000 })
+            .collect(),
+    };
+    (steps, vec![block])
+}
+
+#[tokio::test]
+async fn call_auctions_and_network_clearing_as_a_service() {
+    let server = Server::start_in_temp(&[], &[("VOLTA_JWT_HS256_SECRET", SECRET)]);
+    let mut client = TradingServiceClient::new(server.channel().await);
+    let viewer = as_party("acme", "eve", "viewer");
+    let (steps, blocks) = park_book();
+    let network = tpb::Network {
+        nodes: vec!["a".into(), "b".into(), "c".into()],
+        lines: vec![
+            tpb::Line {
+                line_id: "a-b".into(),
+                from_node: "a".into(),
+                to_node: "b".into(),
+                capacity_wh: 4_000,
+                fee: "0.005".into(),
+            },
+            tpb::Line {
+                line_id: "a-c".into(),
+                from_node: "a".into(),
+                to_node: "c".into(),
+                capacity_wh: 20_000,
+                fee: "0.005".into(),
+            },
+        ],
+    };
+    let welfare = tpb::ClearAuctionRequest {
+        mechanism: tpb::Mechanism::Welfare.into(),
+        interval_minutes: 60,
+        orders: steps.clone(),
+        blocks,
+        network: Some(network),
+    };
+    // The numbers `volta market clear --mechanism welfare` gives on the same
+    // book (README), which the highspy differential test checks.
+    let w = client.clear_auction(with_token(welfare.clone(), &viewer)).await.expect("welfare").into_inner();
+    assert!((w.welfare - 2.5).abs() < 1e-6, "{}", w.welfare);
+    let noon = Some(super::at("2024-06-03T10:00:00Z"));
+    let price =
+        |node: &str| w.prices.iter().find(|p| p.delivery_start == noon && p.node == node).map(|p| p.price.clone());
+    assert_eq!((price("a").as_deref(), price("b").as_deref()), (Some("0.1"), Some("0.25")));
+    let ab = w.flows.iter().find(|f| f.delivery_start == noon && f.line_id == "a-b").expect("a-b");
+    assert_eq!((ab.energy_wh, ab.congested), (4_000, true));
+    assert_eq!(w.blocks.len(), 1);
+    assert!(w.blocks[0].accepted && w.blocks[0].paradoxically_accepted, "{:?}", w.blocks[0]);
+    assert_eq!(w.fills.len(), 7);
+
+    // Pay-as-clear over noon's orders in one zone, by hand: demand 10 kWh
+    // (the canteen) meets supply at the CHP's 0.25; the PV's 8 kWh and 2 of
+    // the CHP's trade, the EV hub's 0.18 does not.
+    let zone: Vec<tpb::AuctionOrder> =
+        steps.iter().take(4).map(|o| tpb::AuctionOrder { node: String::new(), ..o.clone() }).collect();
+    let call = tpb::ClearAuctionRequest {
+        mechanism: tpb::Mechanism::PayAsClear.into(),
+        interval_minutes: 60,
+        orders: zone.clone(),
+        ..Default::default()
+    };
+    let c = client.clear_auction(with_token(call.clone(), &viewer)).await.expect("pay as clear").into_inner();
+    assert_eq!(c.prices.len(), 1);
+    assert_eq!((c.prices[0].price.as_str(), c.prices[0].volume_wh), ("0.25", 10_000));
+    let fills: Vec<(i64, i64)> = c.fills.iter().map(|f| (f.order_id, f.quantity_wh)).collect();
+    assert_eq!(fills, [(1, 8_000), (2, 10_000), (3, 2_000), (4, 0)]);
+    assert_eq!((c.paid.as_str(), c.received.as_str()), ("2.5", "2.5"));
+    let bid = tpb::ClearAuctionRequest { mechanism: tpb::Mechanism::PayAsBid.into(), ..call.clone() };
+    let b = client.clear_auction(with_token(bid, &viewer)).await.expect("pay as bid").into_inner();
+    // The same volumes; the canteen pays its 0.30, the sellers get their own limits.
+    assert_eq!(b.fills.iter().map(|f| f.quantity_wh).collect::<Vec<_>>(), [8_000, 10_000, 2_000, 0]);
+    assert_eq!((b.paid.as_str(), b.received.as_str()), ("3", "1.3"));
+
+    // Refusals by field.
+    let mut duplicate = call.clone();
+    duplicate.orders[1].order_id = 1;
+    let mut off_grid = call.clone();
+    off_grid.orders[0].delivery_start = Some(super::at("2024-06-03T12:30:00+02:00"));
+    let mut noded = call.clone();
+    noded.orders[0].node = "a".into();
+    let mut unknown_node = welfare.clone();
+    unknown_node.orders[0].node = "z".into();
+    let cases = [
+        (duplicate, "orders[1].order_id"),
+        (off_grid, "orders[0].delivery_start"),
+        (noded, "orders[0].node"),
+        (tpb::ClearAuctionRequest { mechanism: 0, ..call.clone() }, "mechanism"),
+        (tpb::ClearAuctionRequest { interval_minutes: 7, ..call.clone() }, "interval_minutes"),
+        (tpb::ClearAuctionRequest { blocks: welfare.blocks.clone(), ..call.clone() }, "blocks"),
+        (tpb::ClearAuctionRequest { orders: Vec::new(), ..call }, "orders"),
+        (unknown_node, "orders[0].node"),
+    ];
+    for (request, named) in cases {
+        let err = client.clear_auction(with_token(request, &viewer)).await.expect_err(named);
+        assert_eq!(field(&err), named, "{err:?}");
+    }
 }
