@@ -5,7 +5,8 @@
 //! One phase of `--seconds` with `--clients` concurrent clients (one
 //! connection each, one participant each): limit orders (four in five good
 //! till cancelled, one immediate or cancel) around 0.20 per kWh over eight
-//! quarter-hour products, so that books cross and trade all the time.
+//! quarter-hour products, so that books cross and trade all the time; every
+//! fourth call of a client cancels its last order that rested instead.
 //! Then the store is read back: every acknowledged order must be there.
 //!
 //! `cargo run --release -p volta-benches --bin trading-load -- --clients 200 --seconds 20`
@@ -112,33 +113,57 @@ async fn main() {
     let mut clients = Vec::with_capacity(args.clients);
     for i in 0..args.clients {
         let channel = Channel::from_shared(server.url.clone()).expect("url").connect().await.expect("connect");
-        clients.push((i, 0_usize, Client::new(channel)));
+        clients.push((i, 0_usize, 0_i64, Client::new(channel)));
     }
     let trades = Arc::new(AtomicU64::new(0));
     Tally::header("target: 5,000 orders/s stored, p99 < 50 ms");
     let counted = trades.clone();
     let market_id = market.clone();
-    let (mut tally, wall) = phase(clients, args.seconds, move |(i, k, mut client): (usize, usize, Client), _| {
-        let products = products.clone();
-        let market = market.clone();
-        let trades = counted.clone();
-        async move {
-            let request = tpb::SubmitOrderRequest { market_id: market, ..order(i, k, &products) };
-            let start = Instant::now();
-            let one = match client.submit_order(request).await {
-                Ok(reply) if reply.get_ref().accepted => {
-                    trades.fetch_add(reply.get_ref().trades.len() as u64, Ordering::Relaxed);
-                    Tally::ok(start.elapsed())
+    let cancels = Arc::new(AtomicU64::new(0));
+    let cancelled = cancels.clone();
+    let (mut tally, wall) =
+        phase(clients, args.seconds, move |(i, k, resting, mut client): (usize, usize, i64, Client), _| {
+            let products = products.clone();
+            let market = market.clone();
+            let (trades, cancelled) = (counted.clone(), cancelled.clone());
+            async move {
+                let start = Instant::now();
+                if k % 4 == 3 && resting > 0 {
+                    let request = tpb::CancelOrderRequest { market_id: market, order_id: resting };
+                    let one = match client.cancel_order(request).await {
+                        Ok(_) => {
+                            cancelled.fetch_add(1, Ordering::Relaxed);
+                            Tally::ok(start.elapsed())
+                        }
+                        Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+                            Tally { shed: 1, ..Tally::default() }
+                        }
+                        Err(_) => Tally { errors: 1, ..Tally::default() },
+                    };
+                    return ((i, k + 1, 0, client), one);
                 }
-                Err(status) if status.code() == tonic::Code::ResourceExhausted => Tally { shed: 1, ..Tally::default() },
-                Ok(_) | Err(_) => Tally { errors: 1, ..Tally::default() },
-            };
-            ((i, k + 1, client), one)
-        }
-    })
-    .await;
-    let acknowledged = tally.latencies.len();
-    tally.report("SubmitOrder", args.clients, wall, "");
+                let request = tpb::SubmitOrderRequest { market_id: market, ..order(i, k, &products) };
+                let (one, rested) = match client.submit_order(request).await {
+                    Ok(reply) if reply.get_ref().accepted => {
+                        let reply = reply.into_inner();
+                        trades.fetch_add(reply.trades.len() as u64, Ordering::Relaxed);
+                        let order = reply.order.unwrap_or_default();
+                        let rested = if order.state() == tpb::OrderState::Resting { order.order_id } else { resting };
+                        (Tally::ok(start.elapsed()), rested)
+                    }
+                    Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+                        (Tally { shed: 1, ..Tally::default() }, resting)
+                    }
+                    Ok(_) | Err(_) => (Tally { errors: 1, ..Tally::default() }, resting),
+                };
+                ((i, k + 1, rested, client), one)
+            }
+        })
+        .await;
+    let calls = tally.latencies.len();
+    let cancels = usize::try_from(cancels.load(Ordering::Relaxed)).unwrap_or(0);
+    let acknowledged = calls - cancels;
+    tally.report("Submit+Cancel", args.clients, wall, "");
     drop(server);
 
     // Every acknowledged order is stored.
@@ -155,7 +180,9 @@ async fn main() {
             .await
             .expect("count");
     println!(
-        "\nacknowledged {acknowledged} orders and {} trades; stored {stored} orders and {stored_trades} trades{}",
+        "\nacknowledged {acknowledged} orders ({:.0}/s), {cancels} cancels and {} trades; stored {stored} orders and \
+         {stored_trades} trades{}",
+        acknowledged as f64 / wall.as_secs_f64(),
         trades.load(Ordering::Relaxed),
         if usize::try_from(stored).unwrap_or(0) >= acknowledged { "" } else { " -- ORDERS LOST" }
     );

@@ -66,6 +66,9 @@ const MAX_PAGE: usize = 1_000;
 /// Resting orders of one participant in one market, at most.
 const MAX_RESTING_PER_PARTICIPANT: usize = 10_000;
 
+/// Markets of one tenant, at most (each runs a sequencer once used).
+const MAX_MARKETS: usize = 100;
+
 /// Orders of one call auction (a block's intervals counted), at most: a
 /// day of quarter hours for a thousand participants, each a ten-step curve.
 const MAX_AUCTION_ORDERS: usize = 1_000_000;
@@ -96,7 +99,7 @@ enum Event {
 }
 
 /// A running market: its sequencer's queue and its event feed.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 struct Handle {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<Arc<Event>>,
@@ -128,29 +131,18 @@ fn unavailable(err: &StoreError) -> Status {
 struct Markets {
     store: Arc<dyn TradingStore>,
     metrics: Arc<crate::telemetry::Metrics>,
-    running: Mutex<HashMap<(String, String), Running>>,
-}
-
-struct Running {
-    handle: Handle,
-    record: MarketRecord,
-}
-
-impl std::fmt::Debug for Running {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running").field("market", &self.record.id).finish_non_exhaustive()
-    }
+    running: Mutex<HashMap<(String, String), Handle>>,
 }
 
 impl Markets {
     /// The running market, started from the store if it is not running.
-    async fn get(&self, tenant: &str, id: &str) -> Result<(Handle, MarketRecord), Status> {
+    async fn get(&self, tenant: &str, id: &str) -> Result<Handle, Status> {
         let mut running = self.running.lock().await;
         let key = (tenant.to_owned(), id.to_owned());
-        if let Some(r) = running.get(&key)
-            && !r.handle.commands.is_closed()
+        if let Some(handle) = running.get(&key)
+            && !handle.commands.is_closed()
         {
-            return Ok((r.handle.clone(), r.record.clone()));
+            return Ok(handle.clone());
         }
         let record = self
             .store
@@ -164,7 +156,7 @@ impl Markets {
         let sequencer = Sequencer {
             tenant: tenant.to_owned(),
             market_id: id.to_owned(),
-            record: record.clone(),
+            record,
             market,
             store: self.store.clone(),
             events: events.clone(),
@@ -172,8 +164,8 @@ impl Markets {
         };
         tokio::spawn(sequencer.run(queue));
         let handle = Handle { commands, events };
-        running.insert(key, Running { handle: handle.clone(), record: record.clone() });
-        Ok((handle, record))
+        running.insert(key, handle.clone());
+        Ok(handle)
     }
 }
 
@@ -695,6 +687,11 @@ impl pb::trading_service_server::TradingService for Trading {
         let pb::CreateMarketRequest { market_id, rules } = request.into_inner();
         let id = convert::market_id("market_id", market_id)?;
         let rules = convert::rules(rules)?;
+        if self.store.market(&caller.tenant, &id).await.map_err(|e| unavailable(&e))?.is_none()
+            && self.store.market_count(&caller.tenant).await.map_err(|e| unavailable(&e))? >= MAX_MARKETS
+        {
+            return Err(errors::over_limit("market_id", "markets", "markets of a tenant", MAX_MARKETS));
+        }
         let (record, created) = self
             .store
             .create_market(&caller.tenant, &id, &rules, Timestamp::now())
@@ -742,7 +739,7 @@ impl pb::trading_service_server::TradingService for Trading {
         caller.require(Role::Operator)?;
         let submission = convert::submission(request.into_inner())?;
         let participant = acting(&caller, submission.participant.clone())?;
-        let (market, _) = self.markets.get(&caller.tenant, &submission.market_id).await?;
+        let market = self.markets.get(&caller.tenant, &submission.market_id).await?;
         let order = submission.order_for(participant);
         let done = market.ask(|reply| Command::Submit { order, reply }).await?;
         self.shared.metrics.traded(done.accepted, done.trades.len());
@@ -767,7 +764,7 @@ impl pb::trading_service_server::TradingService for Trading {
             return Err(errors::invalid("quantity_wh", format!("{quantity_wh}; a quantity is positive")));
         }
         let owner = if is_operator(&caller) { None } else { Some(participant_of(&caller)?) };
-        let (market, _) = self.markets.get(&caller.tenant, &market_id).await?;
+        let market = self.markets.get(&caller.tenant, &market_id).await?;
         let quantity = Energy::from_wh(quantity_wh);
         let changed = market.ask(|reply| Command::Reduce { id, quantity, owner, reply }).await?;
         let entry = match changed {
@@ -796,7 +793,7 @@ impl pb::trading_service_server::TradingService for Trading {
         let market_id = convert::market_id("market_id", market_id)?;
         let id = convert::order_id(order_id)?;
         let owner = if is_operator(&caller) { None } else { Some(participant_of(&caller)?) };
-        let (market, _) = self.markets.get(&caller.tenant, &market_id).await?;
+        let market = self.markets.get(&caller.tenant, &market_id).await?;
         let cancelled = market.ask(|reply| Command::Cancel { id, owner, reply }).await?;
         let (entry, now) = match cancelled {
             Some(entry) => (entry, true),
@@ -885,7 +882,7 @@ impl pb::trading_service_server::TradingService for Trading {
         if levels > MAX_DEPTH {
             return Err(errors::over_limit("depth", "levels", "levels of a book read", MAX_DEPTH));
         }
-        let (market, _) = self.markets.get(&caller.tenant, &market_id).await?;
+        let market = self.markets.get(&caller.tenant, &market_id).await?;
         let book = market.ask(|reply| Command::Depth { start, levels, reply }).await?;
         Ok(Response::new(pb::GetBookResponse { book: Some(book) }))
     }
@@ -905,7 +902,7 @@ impl pb::trading_service_server::TradingService for Trading {
         if levels > MAX_WATCH_DEPTH {
             return Err(errors::over_limit("depth", "levels", "levels of a watched book", MAX_WATCH_DEPTH));
         }
-        let (market, _) = self.markets.get(&caller.tenant, &market_id).await?;
+        let market = self.markets.get(&caller.tenant, &market_id).await?;
         let mut events = market.events.subscribe();
         let first = market.ask(|reply| Command::Depth { start, levels, reply }).await?;
         let (tx, rx) = mpsc::channel(16);
@@ -990,7 +987,7 @@ impl pb::trading_service_server::TradingService for Trading {
         let market_id = convert::market_id("market_id", market_id)?;
         let last = u64::try_from(after_trade_id)
             .map_err(|_| errors::invalid("after_trade_id", format!("{after_trade_id} is negative")))?;
-        let (market, _) = self.markets.get(&caller.tenant, &market_id).await?;
+        let market = self.markets.get(&caller.tenant, &market_id).await?;
         // Subscribe first, then catch up from the store: nothing between
         // the two is missed, and ids already sent are skipped.
         let events = market.events.subscribe();

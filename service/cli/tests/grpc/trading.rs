@@ -379,6 +379,27 @@ async fn concurrent_orders_are_sequenced_stored_and_streamed_once() {
     assert_eq!(streamed, (1..=n).collect::<Vec<_>>());
     let text = super::metrics(&server).await;
     assert!(text.contains("volta_trading_orders_total{status=\"replayed\"} 480"), "{text}");
+
+    // The same submission twenty times at once (some in one batch, some
+    // after it is stored): one order, accepted once.
+    let same = nth(0, 1_000, start);
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let mut client = TradingServiceClient::new(channel.clone());
+            let (request, admin) = (same.clone(), admin.clone());
+            tokio::spawn(
+                async move { client.submit_order(with_token(request, &admin)).await.expect("submit").into_inner() },
+            )
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for call in calls {
+        replies.push(call.await.expect("call"));
+    }
+    assert_eq!(replies.iter().filter(|r| r.accepted).count(), 1);
+    let ids: std::collections::HashSet<i64> =
+        replies.iter().map(|r| r.order.as_ref().expect("order").order_id).collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -587,4 +608,16 @@ async fn call_auctions_and_network_clearing_as_a_service() {
         let err = client.clear_auction(with_token(request, &viewer)).await.expect_err(named);
         assert_eq!(field(&err), named, "{err:?}");
     }
+
+    // A tenant has at most 100 markets; the same market again is no new one.
+    let admin = as_party("acme", "ops", "admin");
+    for k in 0..100 {
+        let create = tpb::CreateMarketRequest { market_id: format!("m{k}"), rules: Some(rules()) };
+        client.create_market(with_token(create, &admin)).await.expect("market");
+    }
+    let again = tpb::CreateMarketRequest { market_id: "m7".into(), rules: Some(rules()) };
+    assert!(!client.create_market(with_token(again, &admin)).await.expect("again").into_inner().created);
+    let more = tpb::CreateMarketRequest { market_id: "m100".into(), rules: Some(rules()) };
+    let err = client.create_market(with_token(more, &admin)).await.expect_err("the 101st");
+    assert_eq!((field(&err).as_str(), reason(&err).as_str()), ("market_id", "OVER_LIMIT"));
 }

@@ -105,6 +105,12 @@ pub trait TradingStore: Send + Sync + std::fmt::Debug {
         now: Timestamp,
     ) -> Result<(MarketRecord, bool), StoreError>;
 
+    /// How many markets `tenant` has.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn market_count(&self, tenant: &str) -> Result<usize, StoreError>;
+
     /// A market of `tenant`.
     ///
     /// # Errors
@@ -328,6 +334,15 @@ impl TradingStore for Store {
         .map_err(StoreError::query("create the market"))?;
         let record = self.market(tenant, id).await?.ok_or_else(|| corrupt("market", "created, then not found"))?;
         Ok((record, inserted.rows_affected() > 0))
+    }
+
+    async fn market_count(&self, tenant: &str) -> Result<usize, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM trading_markets WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_one(self.readers())
+            .await
+            .map_err(StoreError::query("count the markets"))?;
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 
     async fn market(&self, tenant: &str, id: &str) -> Result<Option<MarketRecord>, StoreError> {
