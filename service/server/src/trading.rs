@@ -20,7 +20,7 @@
 //! admin is the market operator (creates markets, trades for anyone, sees
 //! everything). One process runs a market's sequencer: the trading leader.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,7 +150,7 @@ impl Markets {
             .await
             .map_err(|e| unavailable(&e))?
             .ok_or_else(|| errors::error(Reason::MarketNotFound, format!("no market {}", errors::shown(id))))?;
-        let market = load(self.store.as_ref(), tenant, &record).await?;
+        let (market, keys) = load(self.store.as_ref(), tenant, &record).await?;
         let (commands, queue) = mpsc::channel(QUEUE);
         let (events, _) = broadcast::channel(EVENTS);
         let sequencer = Sequencer {
@@ -158,6 +158,7 @@ impl Markets {
             market_id: id.to_owned(),
             record,
             market,
+            keys,
             store: self.store.clone(),
             events: events.clone(),
             metrics: self.metrics.clone(),
@@ -169,8 +170,12 @@ impl Markets {
     }
 }
 
-/// A market rebuilt from the store.
-async fn load(store: &dyn TradingStore, tenant: &str, record: &MarketRecord) -> Result<Market, Status> {
+/// The client keys of stored orders whose product may still trade, by
+/// delivery start: a submission whose key is not here is new.
+type Keys = BTreeMap<Timestamp, HashSet<String>>;
+
+/// A market rebuilt from the store, with its open client keys.
+async fn load(store: &dyn TradingStore, tenant: &str, record: &MarketRecord) -> Result<(Market, Keys), Status> {
     let snapshot = store.snapshot(tenant, &record.id).await.map_err(|e| unavailable(&e))?;
     let mut market =
         Market::new(record.rules.clone(), snapshot.last_order, snapshot.last_trade).map_err(|e| errors::trading(&e))?;
@@ -182,8 +187,12 @@ async fn load(store: &dyn TradingStore, tenant: &str, record: &MarketRecord) -> 
             errors::error(Reason::Internal, "the market's stored book is inconsistent (logged on the server)")
         })?;
     }
+    let mut keys = Keys::new();
+    for (key, start) in store.open_keys(tenant, &record.id, Timestamp::now()).await.map_err(|e| unavailable(&e))? {
+        keys.entry(start).or_default().insert(key);
+    }
     tracing::info!(market = %record.id, resting = count, last_order = market.last_order(), "market loaded");
-    Ok(market)
+    Ok((market, keys))
 }
 
 /// Now, to the microsecond the store keeps: a reply read back from the
@@ -207,6 +216,7 @@ struct Sequencer {
     market_id: String,
     record: MarketRecord,
     market: Market,
+    keys: Keys,
     store: Arc<dyn TradingStore>,
     events: broadcast::Sender<Arc<Event>>,
     metrics: Arc<crate::telemetry::Metrics>,
@@ -235,7 +245,7 @@ impl Sequencer {
                 // Rebuild from the store; if even that fails, stop: the
                 // next call starts the market again.
                 match load(self.store.as_ref(), &self.tenant, &self.record).await {
-                    Ok(market) => self.market = market,
+                    Ok((market, keys)) => (self.market, self.keys) = (market, keys),
                     Err(_) => break,
                 }
             }
@@ -245,6 +255,7 @@ impl Sequencer {
     /// Closes the books whose gate has closed; false if storing failed.
     async fn expire(&mut self) -> bool {
         let now = stored_now();
+        self.keys = self.keys.split_off(&now);
         let expired = self.market.expire(now);
         if expired.is_empty() {
             return true;
@@ -266,11 +277,15 @@ impl Sequencer {
     async fn batch(&mut self, batch: Vec<Command>) -> bool {
         let now = stored_now();
         self.metrics.batch(batch.len());
-        // Client order ids stored before (a retry after a lost reply).
+        // Client order ids stored before (a retry after a lost reply): only
+        // keys this market has seen are looked up.
         let keys: Vec<String> = batch
             .iter()
             .filter_map(|c| match c {
-                Command::Submit { order, .. } => Some(client_key(&order.participant, &order.client_order_id)),
+                Command::Submit { order, .. } => {
+                    let key = client_key(&order.participant, &order.client_order_id);
+                    self.keys.get(&order.delivery_start).is_some_and(|k| k.contains(&key)).then_some(key)
+                }
                 Command::Cancel { .. } | Command::Reduce { .. } | Command::Depth { .. } => None,
             })
             .collect();
@@ -321,7 +336,7 @@ impl Sequencer {
                         continue;
                     }
                     let start = order.delivery_start;
-                    match self.market.submit(order, now) {
+                    let refusal = match self.market.submit(order, now) {
                         Ok(made) => {
                             changed_books.insert(start);
                             let entry = made.orders[0].clone();
@@ -330,11 +345,21 @@ impl Sequencer {
                             changes.orders.extend(made.orders);
                             changes.trades.extend(made.trades);
                             pending.push(Pending::Submitted(reply, submitted));
+                            continue;
                         }
-                        Err(e) => {
-                            let _ = reply.send(Err(refused(&e)));
-                        }
+                        Err(e) => e,
+                    };
+                    // A closed gate may be a retry of an order stored before
+                    // its product's keys were let go.
+                    if matches!(refusal, volta_trading::TradingError::GateClosed { .. })
+                        && let Ok(found) =
+                            self.store.orders_by_key(&self.tenant, &self.market_id, std::slice::from_ref(&key)).await
+                        && let Some(entry) = found.into_iter().next()
+                    {
+                        pending.push(Pending::Replay(reply, entry));
+                        continue;
                     }
+                    let _ = reply.send(Err(refused(&refusal)));
                 }
                 Command::Cancel { id, owner, reply } => {
                     if !self.owns(id, owner.as_ref()) {
@@ -390,7 +415,16 @@ impl Sequencer {
             }
             return false;
         }
-        // Stored: answer, then tell the watchers.
+        // Stored: remember the new keys, answer, then tell the watchers.
+        for p in &pending {
+            if let Pending::Submitted(_, submitted) = p {
+                let e = &submitted.entry;
+                self.keys
+                    .entry(e.delivery_start)
+                    .or_default()
+                    .insert(client_key(&e.order.participant, &e.client_order_id));
+            }
+        }
         let final_state: HashMap<OrderId, &Entry> = changes.orders.iter().map(|e| (e.order.id, e)).collect();
         for (reply, id) in duplicates {
             let found = pending.iter().find_map(|p| match p {

@@ -129,6 +129,11 @@ async fn exercise(store: &Store) {
     let keys = vec![client_key(&buyer.order.participant, &buyer.client_order_id), "p1:no-such".to_owned()];
     let found = store.orders_by_key(TENANT, "park", &keys).await.expect("keys");
     assert_eq!(found, std::slice::from_ref(&buyer));
+    let open = store.open_keys(TENANT, "park", now).await.expect("open keys");
+    assert_eq!(open.len(), 400);
+    assert!(open.contains(&(keys[0].clone(), buyer.delivery_start)));
+    let later = store.open_keys(TENANT, "park", at("2024-06-01T10:00:00Z")).await.expect("open keys");
+    assert!(later.iter().all(|(_, start)| *start == at("2024-06-01T10:15:00Z")) && later.len() < 400);
     let mut ids = Vec::new();
     let mut filter = OrderFilter::default();
     loop {

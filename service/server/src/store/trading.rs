@@ -123,6 +123,15 @@ pub trait TradingStore: Send + Sync + std::fmt::Debug {
     /// A database error, or rows that no longer read.
     async fn snapshot(&self, tenant: &str, market: &str) -> Result<Snapshot, StoreError>;
 
+    /// The [`client_key`]s of the orders of products delivering after
+    /// `after`, with their delivery start: every key a new submission could
+    /// repeat while its gate is open.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn open_keys(&self, tenant: &str, market: &str, after: Timestamp)
+    -> Result<Vec<(String, Timestamp)>, StoreError>;
+
     /// The orders of `keys` ([`client_key`]) that exist.
     ///
     /// # Errors
@@ -380,6 +389,31 @@ impl TradingStore for Store {
         .map_err(StoreError::query("read the resting orders"))?;
         let resting = rows.iter().map(entry_from).collect::<Result<_, _>>()?;
         Ok(Snapshot { last_order, last_trade, resting })
+    }
+
+    async fn open_keys(
+        &self,
+        tenant: &str,
+        market: &str,
+        after: Timestamp,
+    ) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT client_key, delivery_start_s FROM trading_orders \
+             WHERE tenant = $1 AND market = $2 AND delivery_start_s > $3",
+        )
+        .bind(tenant)
+        .bind(market)
+        .bind(after.as_second())
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::query("read the open client keys"))?;
+        rows.iter()
+            .map(|row| {
+                let key: String = row.try_get("client_key").map_err(StoreError::query("read a client key"))?;
+                let start = instant(row.try_get("delivery_start_s").map_err(StoreError::query("read a client key"))?)?;
+                Ok((key, start))
+            })
+            .collect()
     }
 
     async fn orders_by_key(&self, tenant: &str, market: &str, keys: &[String]) -> Result<Vec<Entry>, StoreError> {
