@@ -131,8 +131,12 @@ pub trait TradingStore: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// A database error.
-    async fn open_keys(&self, tenant: &str, market: &str, after: Timestamp)
-    -> Result<Vec<(String, Timestamp)>, StoreError>;
+    async fn open_keys(
+        &self,
+        tenant: &str,
+        market: &str,
+        after: Timestamp,
+    ) -> Result<Vec<(String, Timestamp)>, StoreError>;
 
     /// The orders of `keys` ([`client_key`]) that exist.
     ///
