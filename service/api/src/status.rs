@@ -28,6 +28,7 @@
 //! | the contract changed while the call changed it | ABORTED | `CONCURRENT_CHANGE` |
 //! | no such market, or no such order of the caller's | NOT_FOUND | `MARKET_NOT_FOUND`, `ORDER_NOT_FOUND` |
 //! | an order for a product whose gate is not open | FAILED_PRECONDITION | `GATE_CLOSED` |
+//! | a market run by another replica | UNAVAILABLE | `NOT_LEADER` |
 //!
 //! Infeasible and unbounded cases are not errors: they are an OK response
 //! whose status says so, with an explanation.
@@ -103,11 +104,13 @@ pub enum Reason {
     OrderNotFound,
     /// The product's gate is not open at the time of the order.
     GateClosed,
+    /// Another replica runs the market: call that one.
+    NotLeader,
 }
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 27] = [
         Self::InvalidField,
         Self::InvalidCase,
         Self::OverLimit,
@@ -134,6 +137,7 @@ impl Reason {
         Self::MarketNotFound,
         Self::OrderNotFound,
         Self::GateClosed,
+        Self::NotLeader,
     ];
 
     /// The reason as sent: UPPER_SNAKE_CASE, stable across releases.
@@ -166,6 +170,7 @@ impl Reason {
             Self::MarketNotFound => "MARKET_NOT_FOUND",
             Self::OrderNotFound => "ORDER_NOT_FOUND",
             Self::GateClosed => "GATE_CLOSED",
+            Self::NotLeader => "NOT_LEADER",
         }
     }
 
@@ -181,7 +186,7 @@ impl Reason {
             Self::DataTooThin => Code::FailedPrecondition,
             Self::ModelUnreadable => Code::DataLoss,
             Self::ModelNotFound => Code::NotFound,
-            Self::StoreUnavailable | Self::ShuttingDown => Code::Unavailable,
+            Self::StoreUnavailable | Self::ShuttingDown | Self::NotLeader => Code::Unavailable,
             Self::Unauthenticated => Code::Unauthenticated,
             Self::RoleRequired | Self::SiteNotGranted => Code::PermissionDenied,
             Self::UnknownMethod => Code::Unimplemented,

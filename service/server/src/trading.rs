@@ -41,7 +41,7 @@ use crate::Shared;
 use crate::auth::{Caller, Role};
 use crate::budget::Budget;
 use crate::store::StoreError;
-use crate::store::trading::{MarketRecord, OrderFilter, TradingStore, client_key};
+use crate::store::trading::{Lease, MarketRecord, OrderFilter, TradingStore, client_key};
 
 /// Commands one batch of a sequencer takes at most.
 const MAX_BATCH: usize = 512;
@@ -150,6 +150,13 @@ impl Markets {
             .await
             .map_err(|e| unavailable(&e))?
             .ok_or_else(|| errors::error(Reason::MarketNotFound, format!("no market {}", errors::shown(id))))?;
+        let lease = self.store.lead(tenant, id).await.map_err(|e| unavailable(&e))?.ok_or_else(|| {
+            errors::error(
+                Reason::NotLeader,
+                format!("market {id} is run by another replica (its leader); call that one, or retry after it stops"),
+            )
+        })?;
+        tracing::info!(market = %id, across_replicas = lease.is_shared(), "this process leads the market");
         let (market, keys) = load(self.store.as_ref(), tenant, &record).await?;
         let (commands, queue) = mpsc::channel(QUEUE);
         let (events, _) = broadcast::channel(EVENTS);
@@ -159,6 +166,7 @@ impl Markets {
             record,
             market,
             keys,
+            _lease: lease,
             store: self.store.clone(),
             events: events.clone(),
             metrics: self.metrics.clone(),
@@ -217,6 +225,8 @@ struct Sequencer {
     record: MarketRecord,
     market: Market,
     keys: Keys,
+    /// Held while the sequencer runs (one per market across replicas).
+    _lease: Lease,
     store: Arc<dyn TradingStore>,
     events: broadcast::Sender<Arc<Event>>,
     metrics: Arc<crate::telemetry::Metrics>,

@@ -621,3 +621,86 @@ async fn call_auctions_and_network_clearing_as_a_service() {
     let err = client.create_market(with_token(more, &admin)).await.expect_err("the 101st");
     assert_eq!((field(&err).as_str(), reason(&err).as_str()), ("market_id", "OVER_LIMIT"));
 }
+
+/// A PostgreSQL database of its own, dropped after the test (`None`
+/// without `VOLTA_TEST_POSTGRES_URL`).
+struct Postgres {
+    url: String,
+    name: String,
+    base: String,
+}
+
+impl Postgres {
+    fn create() -> Option<Self> {
+        let base = std::env::var("VOLTA_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())?;
+        let name = format!("volta_trading_{}", std::process::id());
+        let psql = |sql: &str| {
+            let status = std::process::Command::new("psql")
+                .args([&base, "-q", "-c", sql])
+                .env("PGOPTIONS", "--client-min-messages=warning")
+                .status()
+                .expect("psql");
+            assert!(status.success(), "{sql}");
+        };
+        psql(&format!("DROP DATABASE IF EXISTS {name}"));
+        psql(&format!("CREATE DATABASE {name}"));
+        let (server, _) = base.rsplit_once('/').expect("a database path");
+        Some(Self { url: format!("{server}/{name}"), name, base })
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args([&self.base, "-q", "-c", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgres_leave_a_market_to_one_leader_and_take_over_when_it_dies() {
+    let Some(db) = Postgres::create() else {
+        eprintln!("VOLTA_TEST_POSTGRES_URL is not set: replicas on PostgreSQL not tested (scripts/test.sh sets it)");
+        return;
+    };
+    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
+    let mut first = Server::start_with(&["--database", &db.url], &env);
+    let second = Server::start_with(&["--database", &db.url], &env);
+    let admin = as_party("acme", "ops", "admin");
+    let mut a = TradingServiceClient::new(first.channel().await);
+    let mut b = TradingServiceClient::new(second.channel().await);
+    create_park(&mut a, &admin).await;
+    let start = delivery();
+    let alice = |client: &str| tpb::SubmitOrderRequest {
+        participant_id: "alice".into(),
+        ..order(client, tpb::Side::Sell, 1_000, "0.2", start)
+    };
+    a.submit_order(with_token(alice("a1"), &admin)).await.expect("the first replica leads");
+    let refused = b.submit_order(with_token(alice("a2"), &admin)).await.expect_err("a second leader");
+    assert_eq!((refused.code(), reason(&refused).as_str()), (Code::Unavailable, "NOT_LEADER"));
+    // Reads that need no book are served by any replica.
+    let get = tpb::GetOrderRequest { market_id: "park".into(), order_id: 1 };
+    b.get_order(with_token(get, &admin)).await.expect("any replica reads");
+
+    // The leader dies; the database lets its lock go with its connection,
+    // and the other replica takes the market over from the store.
+    first.child.kill().expect("SIGKILL");
+    let _ = first.child.wait();
+    let mut taken = None;
+    for _ in 0..100 {
+        match b.submit_order(with_token(alice("a2"), &admin)).await {
+            Ok(reply) => {
+                taken = Some(reply.into_inner());
+                break;
+            }
+            Err(status) if reason(&status) == "NOT_LEADER" => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(status) => panic!("{status:?}"),
+        }
+    }
+    let taken = taken.expect("the second replica took the market over");
+    assert_eq!(taken.order.expect("order").order_id, 2, "ids go on from the store");
+    let book = book(&mut b, &admin, start).await;
+    assert_eq!(levels(&book.asks), [("0.2".to_owned(), 2_000, 2)]);
+}
