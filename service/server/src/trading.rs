@@ -630,6 +630,15 @@ fn depth(n: i32) -> Result<usize, Status> {
 type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 impl Trading {
+    /// MARKET_NOT_FOUND unless the tenant has the market. Read from the
+    /// store: a replica that does not lead the market serves store reads.
+    async fn exists(&self, tenant: &str, market: &str) -> Result<(), Status> {
+        match self.store.market(tenant, market).await.map_err(|e| unavailable(&e))? {
+            Some(_) => Ok(()),
+            None => Err(errors::error(Reason::MarketNotFound, format!("no market {}", errors::shown(market)))),
+        }
+    }
+
     /// An order the caller may see, from the store.
     async fn visible(&self, caller: &Caller, market: &str, id: OrderId) -> Result<Entry, Status> {
         let entry = self.store.order(&caller.tenant, market, id).await.map_err(|e| unavailable(&e))?;
@@ -884,7 +893,7 @@ impl pb::trading_service_server::TradingService for Trading {
         } else {
             Some(page_token.parse::<u64>().map_err(|_| errors::invalid("page_token", "not a page token".to_owned()))?)
         };
-        self.markets.get(&caller.tenant, &market_id).await?;
+        self.exists(&caller.tenant, &market_id).await?;
         let filter = OrderFilter { participant, resting_only, before };
         let orders =
             self.store.orders(&caller.tenant, &market_id, &filter, limit).await.map_err(|e| unavailable(&e))?;
@@ -906,7 +915,7 @@ impl pb::trading_service_server::TradingService for Trading {
         let after = u64::try_from(after_trade_id)
             .map_err(|_| errors::invalid("after_trade_id", format!("{after_trade_id} is negative")))?;
         let limit = volta_api::time::page_size(page_size, DEFAULT_PAGE, MAX_PAGE)?;
-        self.markets.get(&caller.tenant, &market_id).await?;
+        self.exists(&caller.tenant, &market_id).await?;
         let trades = self.store.trades(&caller.tenant, &market_id, after, limit).await.map_err(|e| unavailable(&e))?;
         let seen_by = viewer(&caller);
         let next = if trades.len() == limit { trades.last().map_or(0, |t| t.id) } else { 0 };

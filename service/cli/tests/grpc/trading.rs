@@ -681,6 +681,11 @@ async fn replicas_on_postgres_leave_a_market_to_one_leader_and_take_over_when_it
     // Reads that need no book are served by any replica.
     let get = tpb::GetOrderRequest { market_id: "park".into(), order_id: 1 };
     b.get_order(with_token(get, &admin)).await.expect("any replica reads");
+    let list = tpb::ListOrdersRequest { market_id: "park".into(), ..Default::default() };
+    let listed = b.list_orders(with_token(list, &admin)).await.expect("any replica lists").into_inner();
+    assert_eq!(listed.orders.len(), 1);
+    let tape = tpb::ListTradesRequest { market_id: "park".into(), ..Default::default() };
+    b.list_trades(with_token(tape, &admin)).await.expect("any replica reads the tape");
 
     // The leader dies; the database lets its lock go with its connection,
     // and the other replica takes the market over from the store.
