@@ -87,15 +87,15 @@ pub fn market_message(id: &str, rules: &MarketRules, created: Timestamp) -> pb::
     pb::Market { market_id: id.to_owned(), rules: Some(rules_message(rules)), created_time: Some(timestamp(created)) }
 }
 
-/// A side from its enum value.
+/// A side from its enum value in `field`.
 ///
 /// # Errors
-/// INVALID_ARGUMENT on `side` when unset or unknown.
-pub fn side(value: i32) -> Result<Side, Status> {
+/// INVALID_ARGUMENT on `field` when unset or unknown.
+pub fn side(field: &str, value: i32) -> Result<Side, Status> {
     match pb::Side::try_from(value) {
         Ok(pb::Side::Buy) => Ok(Side::Buy),
         Ok(pb::Side::Sell) => Ok(Side::Sell),
-        Ok(pb::Side::Unspecified) | Err(_) => Err(status::invalid("side", format!("{value}; SIDE_BUY or SIDE_SELL"))),
+        Ok(pb::Side::Unspecified) | Err(_) => Err(status::invalid(field, format!("{value}; SIDE_BUY or SIDE_SELL"))),
     }
 }
 
@@ -212,7 +212,7 @@ pub fn submission(request: pb::SubmitOrderRequest) -> Result<Submission, Status>
         client_order_id: client_order_id(client)?,
         delivery_start: instant("delivery_start", delivery_start)?
             .ok_or_else(|| status::invalid("delivery_start", "missing".to_owned()))?,
-        side: side(side_value)?,
+        side: side("side", side_value)?,
         kind,
         quantity: Energy::from_wh(quantity_wh),
     })
@@ -420,7 +420,7 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
                 let bid = Bid {
                     id: id(at("order_id"), order_id)?,
                     participant: party(&at("participant_id"), participant_id)?,
-                    side: side(s).map_err(|_| status::invalid(&at("side"), "SIDE_BUY or SIDE_SELL".to_owned()))?,
+                    side: side(&at("side"), s)?,
                     price: if limit_price.is_empty() { None } else { Some(price(&at("limit_price"), &limit_price)?) },
                     quantity: quantity(&at("quantity_wh"), quantity_wh)?,
                 };
@@ -461,7 +461,7 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
                     participant: party(&at("participant_id"), participant_id)?,
                     product,
                     node,
-                    side: side(s).map_err(|_| status::invalid(&at("side"), "SIDE_BUY or SIDE_SELL".to_owned()))?,
+                    side: side(&at("side"), s)?,
                     price: price(&at("limit_price"), &limit_price)?,
                     quantity: quantity(&at("quantity_wh"), quantity_wh)?,
                 });
@@ -485,7 +485,7 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
                     id: id(at("order_id"), order_id)?,
                     participant: party(&at("participant_id"), participant_id)?,
                     node,
-                    side: side(s).map_err(|_| status::invalid(&at("side"), "SIDE_BUY or SIDE_SELL".to_owned()))?,
+                    side: side(&at("side"), s)?,
                     price: price(&at("limit_price"), &limit_price)?,
                     profile,
                 });

@@ -40,8 +40,8 @@ use volta_trading::{Changes, Entry, Market, NewOrder, OrderId, TradeId, TradeRec
 use crate::Shared;
 use crate::auth::{Caller, Role};
 use crate::budget::Budget;
-use crate::store::StoreError;
 use crate::store::trading::{Lease, MarketRecord, OrderFilter, TradingStore, client_key};
+use crate::store::unavailable;
 
 /// Commands one batch of a sequencer takes at most.
 const MAX_BATCH: usize = 512;
@@ -120,10 +120,6 @@ impl Handle {
 
 fn stopped() -> Status {
     errors::error(Reason::StoreUnavailable, "the market restarted; retry")
-}
-
-fn unavailable(err: &StoreError) -> Status {
-    crate::store::unavailable(err)
 }
 
 /// The running markets of every tenant.
@@ -620,11 +616,18 @@ fn trade_for(record: &TradeRecord, seen_by: &Option<Option<PartyId>>) -> pb::Tra
     convert::trade_message(record, &shown)
 }
 
-fn depth(n: i32) -> Result<usize, Status> {
+/// A request's `depth`: 10 when unset, at most `max` levels of `what`.
+fn depth(n: i32, max: usize, what: &str) -> Result<usize, Status> {
     match volta_api::time::unsigned("depth", n)? {
         0 => Ok(10),
+        n if n > max => Err(errors::over_limit("depth", "levels", what, max)),
         n => Ok(n),
     }
+}
+
+/// A request's `after_trade_id`: 0 or a trade id.
+fn after_trade(id: i64) -> Result<TradeId, Status> {
+    u64::try_from(id).map_err(|_| errors::invalid("after_trade_id", format!("{id} is negative")))
 }
 
 type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -912,8 +915,7 @@ impl pb::trading_service_server::TradingService for Trading {
         caller.require(Role::Viewer)?;
         let pb::ListTradesRequest { market_id, after_trade_id, page_size } = request.into_inner();
         let market_id = convert::market_id("market_id", market_id)?;
-        let after = u64::try_from(after_trade_id)
-            .map_err(|_| errors::invalid("after_trade_id", format!("{after_trade_id} is negative")))?;
+        let after = after_trade(after_trade_id)?;
         let limit = volta_api::time::page_size(page_size, DEFAULT_PAGE, MAX_PAGE)?;
         self.exists(&caller.tenant, &market_id).await?;
         let trades = self.store.trades(&caller.tenant, &market_id, after, limit).await.map_err(|e| unavailable(&e))?;
@@ -931,10 +933,7 @@ impl pb::trading_service_server::TradingService for Trading {
         let pb::GetBookRequest { market_id, delivery_start, depth: levels } = request.into_inner();
         let market_id = convert::market_id("market_id", market_id)?;
         let start = convert::delivery_start("delivery_start", delivery_start)?;
-        let levels = depth(levels)?;
-        if levels > MAX_DEPTH {
-            return Err(errors::over_limit("depth", "levels", "levels of a book read", MAX_DEPTH));
-        }
+        let levels = depth(levels, MAX_DEPTH, "levels of a book read")?;
         let market = self.markets.get(&caller.tenant, &market_id).await?;
         let book = market.ask(|reply| Command::Depth { start, levels, reply }).await?;
         Ok(Response::new(pb::GetBookResponse { book: Some(book) }))
@@ -951,10 +950,7 @@ impl pb::trading_service_server::TradingService for Trading {
         let pb::WatchBookRequest { market_id, delivery_start, depth: levels } = request.into_inner();
         let market_id = convert::market_id("market_id", market_id)?;
         let start = convert::delivery_start("delivery_start", delivery_start)?;
-        let levels = depth(levels)?;
-        if levels > MAX_WATCH_DEPTH {
-            return Err(errors::over_limit("depth", "levels", "levels of a watched book", MAX_WATCH_DEPTH));
-        }
+        let levels = depth(levels, MAX_WATCH_DEPTH, "levels of a watched book")?;
         let market = self.markets.get(&caller.tenant, &market_id).await?;
         let mut events = market.events.subscribe();
         let first = market.ask(|reply| Command::Depth { start, levels, reply }).await?;
@@ -1038,8 +1034,7 @@ impl pb::trading_service_server::TradingService for Trading {
         caller.require(Role::Viewer)?;
         let pb::WatchTradesRequest { market_id, after_trade_id } = request.into_inner();
         let market_id = convert::market_id("market_id", market_id)?;
-        let last = u64::try_from(after_trade_id)
-            .map_err(|_| errors::invalid("after_trade_id", format!("{after_trade_id} is negative")))?;
+        let last = after_trade(after_trade_id)?;
         let market = self.markets.get(&caller.tenant, &market_id).await?;
         // Subscribe first, then catch up from the store: nothing between
         // the two is missed, and ids already sent are skipped.
