@@ -5,13 +5,14 @@
 //! what they touch, request keys make changes idempotent, settlements are
 //! immutable and superseded, and no tenant sees another's rows.
 
+mod support;
+
 use std::str::FromStr as _;
 
 use jiff::civil::date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Span};
 use rust_decimal::Decimal;
-use sqlx::Executor as _;
 use volta_contracts::allocation::{Allocation, Claim, Take};
 use volta_contracts::ledger::{IndexPrices, Portfolio};
 use volta_contracts::settlement::settle;
@@ -348,20 +349,10 @@ async fn sqlite_answers_from_rollups_what_a_scan_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_answers_from_rollups_what_a_scan_answers() {
-    let Ok(base) = std::env::var("VOLTA_TEST_POSTGRES_URL") else {
-        eprintln!("VOLTA_TEST_POSTGRES_URL is not set: PostgreSQL not tested (scripts/test.sh sets it)");
-        return;
-    };
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(&base).await.expect("connect to VOLTA_TEST_POSTGRES_URL");
-    let name = format!("volta_test_{}", uuid::Uuid::new_v4().simple());
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create database");
-    let url = match base.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => panic!("VOLTA_TEST_POSTGRES_URL needs a database path: {base}"),
-    };
+    let Some(db) = support::Scratch::create().await else { return };
+    let url = db.url.clone();
     let store = Store::open(&url).await.expect("open");
     exercise(&store).await;
     store.pool().close().await;
-    admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}"))).await.expect("drop database");
+    db.drop_database().await;
 }

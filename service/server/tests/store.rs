@@ -2,6 +2,8 @@
 //! PostgreSQL (`VOLTA_TEST_POSTGRES_URL`, set by scripts/test.sh; each run
 //! uses a database of its own, dropped at the end).
 
+mod support;
+
 use sqlx::Executor as _;
 use volta_server::store::{Cursor, ModelFilter, ModelRecord, ModelStore as _, Store};
 
@@ -79,18 +81,8 @@ async fn sqlite_keeps_models_per_tenant_across_reopening() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_keeps_models_per_tenant() {
-    let Ok(base) = std::env::var("VOLTA_TEST_POSTGRES_URL") else {
-        eprintln!("VOLTA_TEST_POSTGRES_URL is not set: PostgreSQL not tested (scripts/test.sh sets it)");
-        return;
-    };
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(&base).await.expect("connect to VOLTA_TEST_POSTGRES_URL");
-    let name = format!("volta_test_{}", uuid::Uuid::new_v4().simple());
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create database");
-    let url = match base.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => panic!("VOLTA_TEST_POSTGRES_URL needs a database path: {base}"),
-    };
+    let Some(db) = support::Scratch::create().await else { return };
+    let url = db.url.clone();
     // Replicas starting together on a fresh database: every one opens (the
     // migration runs under an advisory lock, once).
     let replicas: Vec<_> = (0..6)
@@ -109,7 +101,7 @@ async fn postgres_keeps_models_per_tenant() {
     assert_eq!(ids(&again, "acme").await.len(), 1);
     again.pool().close().await;
     store.pool().close().await;
-    admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}"))).await.expect("drop database");
+    db.drop_database().await;
 }
 
 #[tokio::test]

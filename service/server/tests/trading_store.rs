@@ -5,8 +5,9 @@
 //! that ran; orders read back as written, client keys find their orders,
 //! pages and the trade tape come in order, and no tenant sees another's.
 
+mod support;
+
 use jiff::{SignedDuration, Timestamp};
-use sqlx::Executor as _;
 use volta_contracts::{Energy, PartyId};
 use volta_server::store::Store;
 use volta_server::store::trading::{OrderFilter, TradingStore as _, client_key};
@@ -160,20 +161,10 @@ async fn the_sqlite_store_rebuilds_the_market_that_ran() {
 
 #[tokio::test]
 async fn the_postgres_store_rebuilds_the_market_that_ran() {
-    let Ok(base) = std::env::var("VOLTA_TEST_POSTGRES_URL") else {
-        eprintln!("VOLTA_TEST_POSTGRES_URL is not set: PostgreSQL not tested (scripts/test.sh sets it)");
-        return;
-    };
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(&base).await.expect("connect to VOLTA_TEST_POSTGRES_URL");
-    let name = format!("volta_test_{}", uuid::Uuid::new_v4().simple());
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create database");
-    let url = match base.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => panic!("VOLTA_TEST_POSTGRES_URL needs a database path: {base}"),
-    };
+    let Some(db) = support::Scratch::create().await else { return };
+    let url = db.url.clone();
     let store = Store::open(&url).await.expect("open");
     exercise(&store).await;
     store.pool().close().await;
-    admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}"))).await.expect("drop database");
+    db.drop_database().await;
 }
