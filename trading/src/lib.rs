@@ -6,9 +6,10 @@
 //!   market's rules per local day (DST days have 92 or 100 quarter hours);
 //! - [`order`]: orders, trades;
 //! - [`book`]: the continuous double auction, price-time priority;
-//! - [`market`]: a continuous market as a service runs it: books per
-//!   product, order records and their states, expiry at gate closure, and
-//!   the rebuild from stored records;
+//! - [`market`]: a market as a service runs it, continuous or a call
+//!   auction per product: books per product, order records and their
+//!   states, expiry or clearing at gate closure, and the rebuild from
+//!   stored records;
 //! - [`auction`]: call auctions, pay-as-clear and pay-as-bid;
 //! - [`welfare`]: welfare-maximising clearing over a network on HiGHS, with
 //!   block orders and nodal prices;
@@ -35,10 +36,10 @@ pub mod welfare;
 pub use auction::{Bid, Clearing, Fill, Pricing, clear};
 pub use book::{Book, Cancelled, Depth, Execution};
 pub use error::TradingError;
-pub use market::{CancelReason, Changes, Entry, Market, NewOrder, OrderState, TradeId, TradeRecord};
+pub use market::{AuctionRecord, CancelReason, Changes, Entry, Market, NewOrder, OrderState, TradeId, TradeRecord};
 pub use order::{Kind, Order, OrderId, Side, TimeInForce, Trade};
 pub use price::Price;
-pub use product::{MarketRules, Product, ProductId};
+pub use product::{MarketRules, Matching, Product, ProductId};
 
 /// Refuses a list at `field` longer than `max`.
 pub(crate) fn at_most(field: &str, len: usize, max: usize) -> Result<(), TradingError> {

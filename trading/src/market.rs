@@ -1,28 +1,40 @@
-//! A continuous market: the books of its products and the life of every
-//! order in them, as a service runs it.
+//! A market: the books of its products and the life of every order in
+//! them, as a service runs it.
 //!
-//! [`Book`] matches; a [`Market`] adds what a market service needs around
-//! it: products looked up on the market's grid, order ids and trade ids
-//! handed out in sequence, the record of every order ([`Entry`]: quantity,
-//! what traded, its state and why it was cancelled), the resting orders by
-//! id (so that a cancel names only the order), expiry when a product's gate
-//! closes, and a rebuild from stored records after a restart.
+//! [`Book`] matches continuously and [`crate::auction`] clears a call; a
+//! [`Market`] adds what a market service needs around them: products
+//! looked up on the market's grid, order ids and trade ids handed out in
+//! sequence, the record of every order ([`Entry`]: quantity, what traded,
+//! its state and why it was cancelled), the resting orders by id (so that a
+//! cancel names only the order), what happens when a product's gate closes,
+//! and a rebuild from stored records after a restart.
+//!
+//! The market's [`Matching`] decides what a product's gate closure does. In
+//! a continuous market orders trade as they arrive and whatever still rests
+//! at gate closure expires. In a call market an order only rests (a limit
+//! order good till the gate closes, or a market order) and nothing trades
+//! until the gate closes; then the product clears at once under the
+//! market's pricing ([`AuctionRecord`]), the accepted orders are filled,
+//! and what was not accepted expires.
 //!
 //! Every call returns what it changed ([`Changes`]), which is what a store
 //! must write before the caller is told; if writing fails, the market is
 //! rebuilt from the store, so memory never runs ahead of what was kept.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use volta_contracts::{Energy, PartyId};
 
+use crate::auction::{self, Bid};
 use crate::book::{Book, Cancelled, Depth};
 use crate::error::TradingError;
-use crate::order::{Kind, Order, OrderId, Side, Trade};
-use crate::product::{MarketRules, Product};
+use crate::order::{Kind, Order, OrderId, Side, TimeInForce, Trade};
+use crate::price::Price;
+use crate::product::{MarketRules, Matching, Product};
 
 /// A trade's number, unique in its market, in the order trades happened.
 pub type TradeId = u64;
@@ -140,20 +152,82 @@ pub struct TradeRecord {
     pub delivery_start: Timestamp,
     /// Its product's delivery end.
     pub delivery_end: Timestamp,
-    /// The side of the incoming order that took the resting one.
-    pub aggressor: Side,
+    /// The side of the incoming order that took the resting one; none for
+    /// a trade of a call auction.
+    pub aggressor: Option<Side>,
     /// When it happened.
     pub at: Timestamp,
 }
 
-/// What a call changed: orders as they are now (new or changed) and new
-/// trades, in the order they happened.
+/// The outcome of a product's call auction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionRecord {
+    /// Its product's delivery start.
+    pub delivery_start: Timestamp,
+    /// Its product's delivery end.
+    pub delivery_end: Timestamp,
+    /// The clearing price; none when nothing cleared.
+    pub price: Option<Price>,
+    /// The energy traded, Wh.
+    pub volume: Energy,
+    /// Demand at the clearing price, Wh.
+    pub demand: Energy,
+    /// Supply at the clearing price, Wh.
+    pub supply: Energy,
+    /// What buyers pay, exact.
+    pub paid: Decimal,
+    /// What sellers receive, exact (below what buyers pay only under
+    /// pay-as-bid).
+    pub received: Decimal,
+    /// The orders collected.
+    pub orders: usize,
+    /// When it cleared.
+    pub at: Timestamp,
+}
+
+/// What a call changed: orders as they are now (new or changed), new
+/// trades in the order they happened, and the call auctions that cleared.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
     /// Orders as they are now.
     pub orders: Vec<Entry>,
     /// New trades.
     pub trades: Vec<TradeRecord>,
+    /// Call auctions cleared.
+    pub auctions: Vec<AuctionRecord>,
+}
+
+impl Changes {
+    /// Whether nothing changed.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty() && self.trades.is_empty() && self.auctions.is_empty()
+    }
+}
+
+/// Where a product's orders rest.
+#[derive(Debug, Clone)]
+enum Venue {
+    /// A continuous book.
+    Book(Book),
+    /// A call auction's collected orders.
+    Call { product: Product, orders: BTreeSet<OrderId> },
+}
+
+impl Venue {
+    fn new(product: Product, matching: Matching) -> Self {
+        match matching {
+            Matching::Continuous => Self::Book(Book::new(product)),
+            Matching::Call(_) => Self::Call { product, orders: BTreeSet::new() },
+        }
+    }
+
+    fn product(&self) -> &Product {
+        match self {
+            Self::Book(book) => book.product(),
+            Self::Call { product, .. } => product,
+        }
+    }
 }
 
 /// An order as a participant submits it, before it has an id.
@@ -173,13 +247,32 @@ pub struct NewOrder {
     pub quantity: Energy,
 }
 
-/// A continuous market.
+/// `trade` of `product`, numbered after `last` (which it advances).
+fn numbered(
+    last: &mut TradeId,
+    trade: Trade,
+    product: &Product,
+    aggressor: Option<Side>,
+    now: Timestamp,
+) -> TradeRecord {
+    *last += 1;
+    TradeRecord {
+        id: *last,
+        trade,
+        delivery_start: product.delivery_start,
+        delivery_end: product.delivery_end,
+        aggressor,
+        at: now,
+    }
+}
+
+/// A market, continuous or a call auction per product.
 #[derive(Debug, Clone)]
 pub struct Market {
     rules: MarketRules,
     zone: TimeZone,
     /// Books by delivery start, made at a product's first order.
-    books: BTreeMap<Timestamp, Book>,
+    books: BTreeMap<Timestamp, Venue>,
     /// Resting orders by id.
     open: HashMap<OrderId, Entry>,
     /// Resting orders per participant.
@@ -259,8 +352,8 @@ impl Market {
     /// `delivery_start` when `start` is not the start of one of the
     /// market's delivery intervals.
     pub fn product(&self, start: Timestamp) -> Result<Product, TradingError> {
-        if let Some(book) = self.books.get(&start) {
-            return Ok(book.product().clone());
+        if let Some(venue) = self.books.get(&start) {
+            return Ok(venue.product().clone());
         }
         let day = self.zone.to_datetime(start).date();
         // The local day of an interval's start holds it; the day before is
@@ -298,7 +391,35 @@ impl Market {
             placed: now,
         };
         order.check(&product)?;
-        let book = self.books.entry(product.delivery_start).or_insert_with(|| Book::new(product.clone()));
+        let matching = self.rules.matching;
+        let venue = self.books.entry(product.delivery_start).or_insert_with(|| Venue::new(product.clone(), matching));
+        let book = match venue {
+            Venue::Book(book) => book,
+            Venue::Call { orders, .. } => {
+                if let Kind::Limit { time_in_force: tif @ (TimeInForce::Ioc | TimeInForce::Fok), .. } = order.kind {
+                    return Err(TradingError::invalid(
+                        "time_in_force",
+                        format!(
+                            "{tif:?} cannot be met in a call auction, where nothing trades before the gate closes; \
+                             send a good-till-cancelled limit order or a market order"
+                        ),
+                    ));
+                }
+                orders.insert(order.id);
+                self.last_order = order.id;
+                let entry = Entry {
+                    order,
+                    client_order_id: new.client_order_id,
+                    delivery_start: product.delivery_start,
+                    delivery_end: product.delivery_end,
+                    filled: Energy::ZERO,
+                    state: OrderState::Resting,
+                    cancel_reason: None,
+                };
+                self.rest(entry.clone());
+                return Ok(Changes { orders: vec![entry], ..Changes::default() });
+            }
+        };
         let execution = book.submit(&order)?;
         self.last_order = order.id;
         let mut changes = Changes::default();
@@ -315,15 +436,7 @@ impl Market {
                     entry.state = OrderState::Filled;
                 }
             }
-            self.last_trade += 1;
-            changes.trades.push(TradeRecord {
-                id: self.last_trade,
-                trade,
-                delivery_start: product.delivery_start,
-                delivery_end: product.delivery_end,
-                aggressor: order.side,
-                at: now,
-            });
+            changes.trades.push(numbered(&mut self.last_trade, trade, &product, Some(order.side), now));
         }
         let state = match execution.cancelled {
             Some(_) => OrderState::Cancelled,
@@ -348,8 +461,8 @@ impl Market {
             .trades
             .iter()
             .map(|t| match t.aggressor {
-                Side::Buy => t.trade.sell,
-                Side::Sell => t.trade.buy,
+                Some(Side::Buy) => t.trade.sell,
+                Some(Side::Sell) | None => t.trade.buy,
             })
             .collect();
         makers.dedup();
@@ -369,8 +482,14 @@ impl Market {
     /// [`TradingError::UnknownOrder`] when it does not rest.
     pub fn cancel(&mut self, id: OrderId) -> Result<Entry, TradingError> {
         let mut entry = self.unrest(id).ok_or(TradingError::UnknownOrder { id })?;
-        if let Some(book) = self.books.get_mut(&entry.delivery_start) {
-            book.cancel(id)?;
+        match self.books.get_mut(&entry.delivery_start) {
+            Some(Venue::Book(book)) => {
+                book.cancel(id)?;
+            }
+            Some(Venue::Call { orders, .. }) => {
+                orders.remove(&id);
+            }
+            None => {}
         }
         entry.state = OrderState::Cancelled;
         entry.cancel_reason = Some(CancelReason::Participant);
@@ -400,37 +519,98 @@ impl Market {
                 ),
             ));
         }
-        if let Some(book) = self.books.get_mut(&entry.delivery_start) {
+        if let Some(Venue::Book(book)) = self.books.get_mut(&entry.delivery_start) {
             book.reduce(id, quantity - entry.filled)?;
         }
         entry.order.quantity = quantity;
         Ok(entry.clone())
     }
 
-    /// Closes the books whose gate has closed by `now`: their resting
-    /// orders expire, returned as they are now.
-    pub fn expire(&mut self, now: Timestamp) -> Vec<Entry> {
-        let closed: Vec<Timestamp> =
-            self.books.iter().filter(|(_, b)| b.product().gate_close <= now).map(|(t, _)| *t).collect();
-        let mut expired = Vec::new();
+    /// Closes the products whose gate has closed by `now`. A continuous
+    /// book's resting orders expire; a call auction clears, its accepted
+    /// orders are filled (in part where rationed: the rest expires) and its
+    /// rejected ones expire. Returns every order as it is now, the
+    /// auctions' trades and their outcomes.
+    pub fn close(&mut self, now: Timestamp) -> Changes {
+        let closed: BTreeSet<Timestamp> =
+            self.books.iter().filter(|(_, v)| v.product().gate_close <= now).map(|(t, _)| *t).collect();
+        let mut changes = Changes::default();
         if closed.is_empty() {
-            // The sequencer asks every second: no scan of the resting orders
-            // unless a book closed.
-            return expired;
+            // The sequencer asks every second: no scan of the resting
+            // orders unless a product closed.
+            return changes;
         }
-        for start in closed {
-            self.books.remove(&start);
-        }
-        let gone: Vec<OrderId> =
-            self.open.values().filter(|e| !self.books.contains_key(&e.delivery_start)).map(|e| e.order.id).collect();
-        for id in gone {
-            if let Some(mut entry) = self.unrest(id) {
-                entry.state = OrderState::Expired;
-                expired.push(entry);
+        for start in &closed {
+            match self.books.remove(start) {
+                Some(Venue::Call { product, orders }) => self.clear_call(&product, &orders, now, &mut changes),
+                Some(Venue::Book(_)) | None => {}
             }
         }
-        expired.sort_by_key(|e| e.order.id);
-        expired
+        let mut gone: Vec<OrderId> =
+            self.open.values().filter(|e| closed.contains(&e.delivery_start)).map(|e| e.order.id).collect();
+        gone.sort_unstable();
+        for id in gone {
+            if let Some(mut entry) = self.unrest(id) {
+                if entry.state == OrderState::Resting {
+                    entry.state = OrderState::Expired;
+                }
+                changes.orders.push(entry);
+            }
+        }
+        changes
+    }
+
+    /// Clears the call auction of `product` over its resting `orders`,
+    /// marking fills on their entries (which [`Self::close`] then takes
+    /// out of the book) and adding its trades and outcome to `changes`.
+    fn clear_call(&mut self, product: &Product, orders: &BTreeSet<OrderId>, now: Timestamp, changes: &mut Changes) {
+        let Matching::Call(pricing) = self.rules.matching else { return };
+        let bids: Vec<Bid> = orders
+            .iter()
+            .filter_map(|id| self.open.get(id))
+            .map(|e| Bid {
+                id: e.order.id,
+                participant: e.order.participant.clone(),
+                side: e.order.side,
+                price: e.order.limit(),
+                quantity: e.resting(),
+            })
+            .collect();
+        // Every order was checked as it came in, so the auction cannot
+        // refuse them; if it ever did, nothing clears and all expire.
+        let clearing = auction::clear(&product.id, &bids, pricing).unwrap_or_else(|_| auction::Clearing {
+            price: None,
+            volume: Energy::ZERO,
+            demand: Energy::ZERO,
+            supply: Energy::ZERO,
+            fills: Vec::new(),
+            trades: Vec::new(),
+            paid: Decimal::ZERO,
+            received: Decimal::ZERO,
+        });
+        for fill in clearing.fills.iter().filter(|f| !f.quantity.is_zero()) {
+            if let Some(entry) = self.open.get_mut(&fill.id) {
+                entry.filled += fill.quantity;
+                if entry.filled == entry.order.quantity {
+                    entry.state = OrderState::Filled;
+                }
+            }
+        }
+        for trade in clearing.trades {
+            changes.trades.push(numbered(&mut self.last_trade, trade, product, None, now));
+        }
+        changes.auctions.push(AuctionRecord {
+            delivery_start: product.delivery_start,
+            delivery_end: product.delivery_end,
+            price: clearing.price,
+            volume: clearing.volume,
+            demand: clearing.demand,
+            supply: clearing.supply,
+            paid: clearing.paid.normalize(),
+            received: clearing.received.normalize(),
+            orders: bids.len(),
+            at: now,
+        });
     }
 
     /// Puts a stored resting order back, in id order, after a restart.
@@ -443,18 +623,40 @@ impl Market {
             return Err(TradingError::invalid("state", format!("order {} is not resting", entry.order.id)));
         }
         let product = self.product(entry.delivery_start)?;
-        let book = self.books.entry(product.delivery_start).or_insert_with(|| Book::new(product));
-        book.restore(&entry.order, entry.resting())?;
+        let matching = self.rules.matching;
+        match self.books.entry(product.delivery_start).or_insert_with(|| Venue::new(product, matching)) {
+            Venue::Book(book) => book.restore(&entry.order, entry.resting())?,
+            Venue::Call { orders, .. } => {
+                orders.insert(entry.order.id);
+            }
+        }
         self.last_order = self.last_order.max(entry.order.id);
         self.rest(entry);
         Ok(())
     }
 
     /// The best `levels` levels of each side of the book of the product
-    /// delivering from `start` (empty sides if nothing rests there).
+    /// delivering from `start` (empty sides if nothing rests there). A call
+    /// auction's book shows its collected limit orders the same way (its
+    /// market orders have no level).
     #[must_use]
     pub fn depth(&self, start: Timestamp, levels: usize) -> (Vec<Depth>, Vec<Depth>) {
-        self.books.get(&start).map(|b| (b.depth(Side::Buy, levels), b.depth(Side::Sell, levels))).unwrap_or_default()
+        match self.books.get(&start) {
+            None => (Vec::new(), Vec::new()),
+            Some(Venue::Book(b)) => (b.depth(Side::Buy, levels), b.depth(Side::Sell, levels)),
+            Some(Venue::Call { orders, .. }) => {
+                let mut sides: [BTreeMap<Price, Depth>; 2] = [BTreeMap::new(), BTreeMap::new()];
+                for entry in orders.iter().filter_map(|id| self.open.get(id)) {
+                    let Some(price) = entry.order.limit() else { continue };
+                    let side = usize::from(entry.order.side == Side::Sell);
+                    let level = sides[side].entry(price).or_insert(Depth { price, volume: Energy::ZERO, orders: 0 });
+                    level.volume += entry.resting();
+                    level.orders += 1;
+                }
+                let [bids, asks] = sides;
+                (bids.into_values().rev().take(levels).collect(), asks.into_values().take(levels).collect())
+            }
+        }
     }
 }
 
@@ -463,8 +665,7 @@ mod tests {
     use jiff::SignedDuration;
 
     use super::*;
-    use crate::order::TimeInForce;
-    use crate::price::Price;
+    use crate::auction::Pricing;
 
     fn rules() -> MarketRules {
         MarketRules {
@@ -474,6 +675,7 @@ mod tests {
             gate_closes_before: SignedDuration::from_mins(5),
             min_price: "-0.5".parse().expect("price"),
             max_price: "4".parse().expect("price"),
+            matching: Matching::Continuous,
         }
     }
 
@@ -531,8 +733,8 @@ mod tests {
         );
         assert!(market.cancel(5).is_err());
         // Bob's remainder expires when the gate closes (09:55 UTC).
-        assert!(market.expire(at("2024-06-01T09:54:59Z")).is_empty());
-        let expired = market.expire(at("2024-06-01T09:55:00Z"));
+        assert!(market.close(at("2024-06-01T09:54:59Z")).is_empty());
+        let expired = market.close(at("2024-06-01T09:55:00Z")).orders;
         assert_eq!(expired.len(), 1);
         assert_eq!((expired[0].order.id, expired[0].state), (2, OrderState::Expired));
         assert_eq!(market.resting(), 0);
@@ -564,6 +766,75 @@ mod tests {
         let a = live.submit(taker.clone(), now).expect("live");
         let b = rebuilt.submit(taker, now).expect("rebuilt");
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_call_market_collects_until_the_gate_closes_then_clears_once() {
+        let now = at("2024-06-01T08:00:00Z");
+        let orders = || {
+            [
+                limit("a", "alice", Side::Sell, 3_000, "0.20", TimeInForce::Gtc),
+                limit("b", "bob", Side::Sell, 2_000, "0.25", TimeInForce::Gtc),
+                limit("c", "carol", Side::Buy, 4_000, "0.30", TimeInForce::Gtc),
+                limit("d", "dave", Side::Buy, 2_000, "0.22", TimeInForce::Gtc),
+            ]
+        };
+        for (pricing, paid, received) in [(Pricing::PayAsClear, "1", "1"), (Pricing::PayAsBid, "1.2", "0.85")] {
+            let call = MarketRules { matching: Matching::Call(pricing), ..rules() };
+            let mut market = Market::new(call.clone(), 0, 0).expect("market");
+            for order in orders() {
+                let made = market.submit(order, now).expect("submit");
+                assert!(made.trades.is_empty(), "nothing trades before the gate closes");
+                assert_eq!(made.orders[0].state, OrderState::Resting);
+            }
+            let ioc = market.submit(limit("e", "erin", Side::Buy, 1, "0.3", TimeInForce::Ioc), now).expect_err("ioc");
+            assert!(ioc.to_string().starts_with("time_in_force"), "{ioc}");
+            // The book shows the crossed collection as it stands.
+            let (bids, asks) = market.depth(at("2024-06-01T10:00:00Z"), 10);
+            let shown = |d: &[Depth]| d.iter().map(|l| (l.price.to_string(), l.volume.wh())).collect::<Vec<_>>();
+            assert_eq!(shown(&bids), [("0.3".to_owned(), 4_000), ("0.22".to_owned(), 2_000)]);
+            assert_eq!(shown(&asks), [("0.2".to_owned(), 3_000), ("0.25".to_owned(), 2_000)]);
+
+            // A market rebuilt from the resting records clears the same.
+            let mut rebuilt = Market::new(call, 4, 0).expect("market");
+            let mut resting: Vec<Entry> = (1..=4).filter_map(|id| market.open(id).cloned()).collect();
+            resting.sort_by_key(|e| e.order.id);
+            for entry in resting {
+                rebuilt.restore(entry).expect("restore");
+            }
+            assert!(market.close(at("2024-06-01T09:54:59Z")).is_empty());
+            let gate = at("2024-06-01T09:55:00Z");
+            let closed = market.close(gate);
+            assert_eq!(closed, rebuilt.close(gate));
+            // Supply 5 kWh meets demand 4 kWh on bob's step at 0.25: carol
+            // is filled, alice in full, bob rationed to 1 kWh, dave rejected.
+            let auction = &closed.auctions[0];
+            assert_eq!(auction.price, Some("0.25".parse().expect("price")));
+            assert_eq!((auction.volume.wh(), auction.demand.wh(), auction.supply.wh()), (4_000, 4_000, 5_000));
+            assert_eq!(
+                (auction.paid.to_string(), auction.received.to_string()),
+                (paid.to_owned(), received.to_owned())
+            );
+            assert_eq!(auction.orders, 4);
+            let states: Vec<_> = closed.orders.iter().map(|e| (e.order.id, e.state, e.filled.wh())).collect();
+            assert_eq!(
+                states,
+                [
+                    (1, OrderState::Filled, 3_000),
+                    (2, OrderState::Expired, 1_000),
+                    (3, OrderState::Filled, 4_000),
+                    (4, OrderState::Expired, 0)
+                ]
+            );
+            let trades: Vec<_> = closed
+                .trades
+                .iter()
+                .map(|t| (t.id, t.trade.buy, t.trade.sell, t.trade.quantity.wh(), t.aggressor))
+                .collect();
+            assert_eq!(trades, [(1, 3, 1, 3_000, None), (2, 3, 2, 1_000, None)]);
+            assert_eq!(market.resting(), 0);
+            assert!(market.close(at("2024-06-01T10:00:00Z")).is_empty(), "an auction clears once");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::auction::Pricing;
 use crate::error::TradingError;
 use crate::price::Price;
 
@@ -98,6 +99,33 @@ impl Product {
     }
 }
 
+/// How a market matches the orders of a product.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Matching {
+    /// A continuous double auction: an order trades as it arrives, against
+    /// the best resting orders in price-time priority ([`crate::book`]).
+    #[default]
+    Continuous,
+    /// A call auction: orders are collected, unmatched, while the gate is
+    /// open, and the product clears at once when it closes
+    /// ([`crate::auction`]), paid as stated.
+    Call(Pricing),
+}
+
+impl Matching {
+    /// The matching as stored and shown: `continuous`, `pay_as_clear`,
+    /// `pay_as_bid`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Continuous => "continuous",
+            Self::Call(Pricing::PayAsClear) => "pay_as_clear",
+            Self::Call(Pricing::PayAsBid) => "pay_as_bid",
+        }
+    }
+}
+
 /// How a market makes its products.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MarketRules {
@@ -113,6 +141,10 @@ pub struct MarketRules {
     pub min_price: Price,
     /// The highest limit price.
     pub max_price: Price,
+    /// How orders are matched (continuous when rules stored before it
+    /// existed are read).
+    #[serde(default)]
+    pub matching: Matching,
 }
 
 impl MarketRules {
@@ -195,6 +227,7 @@ mod tests {
             gate_closes_before: SignedDuration::from_mins(5),
             min_price: "-0.5".parse().expect("price"),
             max_price: "4".parse().expect("price"),
+            matching: Matching::Continuous,
         }
     }
 

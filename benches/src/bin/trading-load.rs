@@ -94,6 +94,7 @@ async fn main() {
         gate_closes_before: Some(volta_api::time::duration(SignedDuration::from_mins(5))),
         min_price: "-0.5".into(),
         max_price: "4".into(),
+        matching: tpb::Matching::Continuous.into(),
     };
     admin
         .create_market(tpb::CreateMarketRequest { market_id: market.clone(), rules: Some(rules) })

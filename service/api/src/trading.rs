@@ -10,8 +10,8 @@ use volta_trading::book::Depth;
 use volta_trading::price::amount;
 use volta_trading::welfare::{self, Block, Line, Network, Step, Welfare};
 use volta_trading::{
-    Bid, Clearing, Entry, Kind, MarketRules, NewOrder, OrderId, OrderState, Price, Pricing, ProductId, Side,
-    TimeInForce, TradeRecord,
+    AuctionRecord, Bid, Clearing, Entry, Kind, MarketRules, Matching, NewOrder, OrderId, OrderState, Price, Pricing,
+    ProductId, Side, TimeInForce, TradeRecord,
 };
 
 use crate::pb::trading as pb;
@@ -53,8 +53,15 @@ pub fn price(field: &str, text: &str) -> Result<Price, Status> {
 /// # Errors
 /// INVALID_ARGUMENT naming the field (`rules.interval_minutes`).
 pub fn rules(message: Option<pb::MarketRules>) -> Result<MarketRules, Status> {
-    let pb::MarketRules { time_zone, interval_minutes, gate_opens_before, gate_closes_before, min_price, max_price } =
-        message.ok_or_else(|| status::invalid("rules", "missing".to_owned()))?;
+    let pb::MarketRules {
+        time_zone,
+        interval_minutes,
+        gate_opens_before,
+        gate_closes_before,
+        min_price,
+        max_price,
+        matching,
+    } = message.ok_or_else(|| status::invalid("rules", "missing".to_owned()))?;
     let rules = MarketRules {
         time_zone,
         interval_minutes: i64::from(interval_minutes),
@@ -63,6 +70,12 @@ pub fn rules(message: Option<pb::MarketRules>) -> Result<MarketRules, Status> {
         gate_closes_before: length("rules.gate_closes_before", gate_closes_before)?.unwrap_or(SignedDuration::ZERO),
         min_price: price("rules.min_price", &min_price)?,
         max_price: price("rules.max_price", &max_price)?,
+        matching: match pb::Matching::try_from(matching) {
+            Ok(pb::Matching::Unspecified | pb::Matching::Continuous) => Matching::Continuous,
+            Ok(pb::Matching::PayAsClear) => Matching::Call(Pricing::PayAsClear),
+            Ok(pb::Matching::PayAsBid) => Matching::Call(Pricing::PayAsBid),
+            Err(_) => return Err(status::invalid("rules.matching", format!("{matching} is not a matching"))),
+        },
     };
     rules.check().map_err(|e| status::trading_at(&e, &|field| format!("rules.{field}")))?;
     Ok(rules)
@@ -78,6 +91,12 @@ pub fn rules_message(rules: &MarketRules) -> pb::MarketRules {
         gate_closes_before: Some(duration(rules.gate_closes_before)),
         min_price: rules.min_price.to_string(),
         max_price: rules.max_price.to_string(),
+        matching: match rules.matching {
+            Matching::Continuous => pb::Matching::Continuous,
+            Matching::Call(Pricing::PayAsClear) => pb::Matching::PayAsClear,
+            Matching::Call(Pricing::PayAsBid) => pb::Matching::PayAsBid,
+        }
+        .into(),
     }
 }
 
@@ -291,8 +310,27 @@ pub fn trade_message(record: &TradeRecord, shown: &dyn Fn(&PartyId) -> bool) -> 
         sell_order_id: signed(t.sell),
         buyer_id: party(&t.buyer),
         seller_id: party(&t.seller),
-        aggressor_side: side_message(record.aggressor).into(),
+        aggressor_side: record.aggressor.map_or(pb::Side::Unspecified, side_message).into(),
         trade_time: Some(timestamp(record.at)),
+        seller_price: t.seller_price.to_string(),
+        seller_amount: amount(t.quantity, t.seller_price).to_string(),
+    }
+}
+
+/// A call auction's outcome as sent.
+#[must_use]
+pub fn auction_message(record: &AuctionRecord) -> pb::AuctionResult {
+    pb::AuctionResult {
+        delivery_start: Some(timestamp(record.delivery_start)),
+        delivery_end: Some(timestamp(record.delivery_end)),
+        price: record.price.map(|p| p.to_string()).unwrap_or_default(),
+        volume_wh: record.volume.wh(),
+        demand_wh: record.demand.wh(),
+        supply_wh: record.supply.wh(),
+        paid: record.paid.to_string(),
+        received: record.received.to_string(),
+        orders: i32::try_from(record.orders).unwrap_or(i32::MAX),
+        cleared_time: Some(timestamp(record.at)),
     }
 }
 
@@ -691,9 +729,17 @@ mod tests {
             gate_closes_before: None,
             min_price: "-0.5".into(),
             max_price: "4".into(),
+            matching: 0,
         };
         let read = rules(Some(message.clone())).expect("rules");
+        assert_eq!(read.matching, Matching::Continuous, "unset is continuous");
         assert_eq!(rules(Some(rules_message(&read))).expect("again"), read);
+        let call =
+            rules(Some(pb::MarketRules { matching: pb::Matching::PayAsBid.into(), ..message.clone() })).expect("call");
+        assert_eq!(call.matching, Matching::Call(Pricing::PayAsBid));
+        assert_eq!(rules(Some(rules_message(&call))).expect("again"), call);
+        let bad = rules(Some(pb::MarketRules { matching: 9, ..message.clone() })).expect_err("9");
+        assert_eq!(field(&bad), "rules.matching");
         let bad = rules(Some(pb::MarketRules { interval_minutes: 7, ..message.clone() })).expect_err("7");
         assert_eq!(field(&bad), "rules.interval_minutes");
         let bad = rules(Some(pb::MarketRules { max_price: "x".into(), ..message })).expect_err("price");

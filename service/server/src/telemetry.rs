@@ -131,6 +131,7 @@ pub struct Metrics {
     solves: Family<OutcomeLabels, Counter>,
     orders: Family<OutcomeLabels, Counter>,
     trades: Counter,
+    auctions: Counter,
     batches: Histogram,
     spans: SpanOutcomes,
     resident_bytes: Gauge,
@@ -196,7 +197,9 @@ impl Metrics {
             orders.clone(),
         );
         let trades = Counter::default();
-        registry.register("trading_trades", "Trades made by the continuous markets", trades.clone());
+        registry.register("trading_trades", "Trades made by the markets, continuous and call auctions", trades.clone());
+        let auctions = Counter::default();
+        registry.register("trading_auctions", "Call auctions cleared at gate closure", auctions.clone());
         let batches = Histogram::new(exponential_buckets(1.0, 2.0, 10));
         registry.register(
             "trading_batch_commands",
@@ -227,6 +230,7 @@ impl Metrics {
             solves,
             orders,
             trades,
+            auctions,
             batches,
             spans,
             resident_bytes,
@@ -248,6 +252,12 @@ impl Metrics {
         if accepted {
             self.trades.inc_by(u64::try_from(trades).unwrap_or(0));
         }
+    }
+
+    /// Counts call auctions cleared at gate closure and the trades they made.
+    pub fn trading_closed(&self, auctions: usize, trades: usize) {
+        self.auctions.inc_by(u64::try_from(auctions).unwrap_or(0));
+        self.trades.inc_by(u64::try_from(trades).unwrap_or(0));
     }
 
     /// Records a stored batch of a market's sequencer.

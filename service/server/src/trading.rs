@@ -12,8 +12,12 @@
 //! memory never holds what the store does not.
 //!
 //! A market's sequencer starts at its first call after the server starts,
-//! from the stored resting orders, and closes the books whose gate has
-//! closed once a second (their resting orders expire).
+//! or sooner for a market with resting orders (a warden looks for them at
+//! start and every few seconds, so that their gates close on time with no
+//! call), from the stored resting orders. Once a second it closes the
+//! products whose gate has closed: in a continuous market their resting
+//! orders expire; in a call market the product's auction clears, and its
+//! fills, trades and result are stored in one transaction like a batch.
 //!
 //! Roles: a viewer reads books and the trade tape; an operator trades as
 //! the participant its token's subject names and sees its own orders; an
@@ -68,6 +72,11 @@ const MAX_RESTING_PER_PARTICIPANT: usize = 10_000;
 
 /// Markets of one tenant, at most (each runs a sequencer once used).
 const MAX_MARKETS: usize = 100;
+
+/// How often the warden looks for markets with resting orders that no
+/// sequencer here runs (after a restart, or when another replica's lease
+/// has gone).
+const WARDEN_PERIOD: Duration = Duration::from_secs(5);
 
 /// Orders of one call auction (a block's intervals counted), at most: a
 /// day of quarter hours for a thousand participants, each a ten-step curve.
@@ -131,14 +140,30 @@ struct Markets {
 }
 
 impl Markets {
+    /// Whether this process runs the market.
+    async fn is_running(&self, tenant: &str, id: &str) -> bool {
+        self.running.lock().await.get(&(tenant.to_owned(), id.to_owned())).is_some_and(|h| !h.commands.is_closed())
+    }
+
     /// The running market, started from the store if it is not running.
     async fn get(&self, tenant: &str, id: &str) -> Result<Handle, Status> {
+        self.start(tenant, id).await?.ok_or_else(|| {
+            errors::error(
+                Reason::NotLeader,
+                format!("market {id} is run by another replica (its leader); call that one, or retry after it stops"),
+            )
+        })
+    }
+
+    /// The running market, started from the store if it is not running;
+    /// none when another replica leads it.
+    async fn start(&self, tenant: &str, id: &str) -> Result<Option<Handle>, Status> {
         let mut running = self.running.lock().await;
         let key = (tenant.to_owned(), id.to_owned());
         if let Some(handle) = running.get(&key)
             && !handle.commands.is_closed()
         {
-            return Ok(handle.clone());
+            return Ok(Some(handle.clone()));
         }
         let record = self
             .store
@@ -146,12 +171,9 @@ impl Markets {
             .await
             .map_err(|e| unavailable(&e))?
             .ok_or_else(|| errors::error(Reason::MarketNotFound, format!("no market {}", errors::shown(id))))?;
-        let lease = self.store.lead(tenant, id).await.map_err(|e| unavailable(&e))?.ok_or_else(|| {
-            errors::error(
-                Reason::NotLeader,
-                format!("market {id} is run by another replica (its leader); call that one, or retry after it stops"),
-            )
-        })?;
+        let Some(lease) = self.store.lead(tenant, id).await.map_err(|e| unavailable(&e))? else {
+            return Ok(None);
+        };
         tracing::info!(market = %id, across_replicas = lease.is_shared(), "this process leads the market");
         let (market, keys) = load(self.store.as_ref(), tenant, &record).await?;
         let (commands, queue) = mpsc::channel(QUEUE);
@@ -170,7 +192,7 @@ impl Markets {
         tokio::spawn(sequencer.run(queue));
         let handle = Handle { commands, events };
         running.insert(key, handle.clone());
-        Ok(handle)
+        Ok(Some(handle))
     }
 }
 
@@ -245,7 +267,7 @@ impl Sequencer {
                     }
                     self.batch(batch).await
                 }
-                _ = tick.tick() => self.expire().await,
+                _ = tick.tick() => self.close().await,
             };
             if !ok {
                 // Rebuild from the store; if even that fails, stop: the
@@ -258,25 +280,35 @@ impl Sequencer {
         }
     }
 
-    /// Closes the books whose gate has closed; false if storing failed.
-    async fn expire(&mut self) -> bool {
+    /// Closes the products whose gate has closed (orders expire, call
+    /// auctions clear); false if storing failed.
+    async fn close(&mut self) -> bool {
         let now = stored_now();
         self.keys = self.keys.split_off(&now);
-        let expired = self.market.expire(now);
-        if expired.is_empty() {
+        let changes = self.market.close(now);
+        if changes.is_empty() {
             return true;
         }
-        let changes = Changes { orders: expired, trades: Vec::new() };
-        match self.store.apply(&self.tenant, &self.market_id, &changes, now).await {
-            Ok(()) => {
-                tracing::info!(market = %self.market_id, expired = changes.orders.len(), "gates closed: orders expired");
-                true
-            }
-            Err(e) => {
-                tracing::error!(market = %self.market_id, error = %e, "cannot store expired orders");
-                false
-            }
+        if let Err(e) = self.store.apply(&self.tenant, &self.market_id, &changes, now).await {
+            tracing::error!(market = %self.market_id, error = %e, "cannot store closed products; rebuilding the books");
+            return false;
         }
+        for a in &changes.auctions {
+            tracing::info!(
+                market = %self.market_id,
+                delivery_start = %a.delivery_start,
+                price = a.price.map(|p| p.to_string()).unwrap_or_default(),
+                volume_wh = a.volume.wh(),
+                orders = a.orders,
+                "call auction cleared"
+            );
+        }
+        self.metrics.trading_closed(changes.auctions.len(), changes.trades.len());
+        tracing::info!(market = %self.market_id, orders = changes.orders.len(), "gates closed");
+        if self.events.receiver_count() > 0 && !changes.trades.is_empty() {
+            let _ = self.events.send(Arc::new(Event::Trades(changes.trades)));
+        }
+        true
     }
 
     /// Runs a batch and stores what it changed; false if storing failed.
@@ -569,7 +601,43 @@ impl Trading {
             metrics: shared.metrics.clone(),
             running: Mutex::new(HashMap::new()),
         });
+        tokio::spawn(warden(markets.clone(), stopping.clone()));
         Self { shared, store, markets, stopping }
+    }
+}
+
+/// Starts the sequencer of every market with resting orders that none runs
+/// here, now and every [`WARDEN_PERIOD`] until the server stops: a gate
+/// that closes while nobody calls still expires its orders or clears its
+/// auction, and a replica takes over a market whose leader died. A market
+/// another replica leads is left to it.
+async fn warden(markets: Arc<Markets>, mut stopping: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(WARDEN_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        let busy = match markets.store.busy_markets().await {
+            Ok(busy) => busy,
+            Err(e) => {
+                tracing::warn!(error = %e, "the trading warden cannot read the markets with resting orders");
+                continue;
+            }
+        };
+        for (tenant, id) in busy {
+            if markets.is_running(&tenant, &id).await {
+                continue;
+            }
+            match markets.start(&tenant, &id).await {
+                Ok(Some(_)) => tracing::info!(tenant = %tenant, market = %id, "started a market with resting orders"),
+                Ok(None) => {}
+                Err(status) => {
+                    tracing::warn!(tenant = %tenant, market = %id, error = %status.message(), "cannot start a market");
+                }
+            }
+        }
     }
 }
 
@@ -1022,6 +1090,27 @@ impl pb::trading_service_server::TradingService for Trading {
             })
             .await?;
         Ok(Response::new(reply))
+    }
+
+    async fn list_auctions(
+        &self,
+        request: Request<pb::ListAuctionsRequest>,
+    ) -> Result<Response<pb::ListAuctionsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Viewer)?;
+        let pb::ListAuctionsRequest { market_id, after_delivery_start, page_size } = request.into_inner();
+        let market_id = convert::market_id("market_id", market_id)?;
+        let after = volta_api::time::instant("after_delivery_start", after_delivery_start)?;
+        let limit = volta_api::time::page_size(page_size, DEFAULT_PAGE, MAX_PAGE)?;
+        self.exists(&caller.tenant, &market_id).await?;
+        let auctions =
+            self.store.auctions(&caller.tenant, &market_id, after, limit).await.map_err(|e| unavailable(&e))?;
+        let next =
+            (auctions.len() == limit).then(|| auctions.last().map(|a| volta_api::time::timestamp(a.delivery_start)));
+        Ok(Response::new(pb::ListAuctionsResponse {
+            auctions: auctions.iter().map(convert::auction_message).collect(),
+            next_after_delivery_start: next.flatten(),
+        }))
     }
 
     type WatchTradesStream = WatchStream<pb::WatchTradesResponse>;

@@ -11,7 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 use volta_contracts::{Energy, PartyId};
 use volta_server::store::Store;
 use volta_server::store::trading::{OrderFilter, TradingStore as _, client_key};
-use volta_trading::{Kind, Market, MarketRules, NewOrder, OrderState, Price, Side, TimeInForce};
+use volta_trading::{Kind, Market, MarketRules, Matching, NewOrder, OrderState, Price, Pricing, Side, TimeInForce};
 
 const TENANT: &str = "acme";
 
@@ -23,6 +23,7 @@ fn rules() -> MarketRules {
         gate_closes_before: SignedDuration::from_mins(5),
         min_price: "-0.5".parse().expect("price"),
         max_price: "4".parse().expect("price"),
+        matching: Matching::Continuous,
     }
 }
 
@@ -81,7 +82,7 @@ async fn exercise(store: &Store) {
             && let Some(id) = (1..=live.last_order()).rev().find(|id| live.open(*id).is_some())
         {
             let cancelled = live.cancel(id).expect("cancel");
-            let changes = volta_trading::Changes { orders: vec![cancelled], trades: Vec::new() };
+            let changes = volta_trading::Changes { orders: vec![cancelled], ..Default::default() };
             store.apply(TENANT, "park", &changes, now).await.expect("apply");
         }
     }
@@ -124,7 +125,7 @@ async fn exercise(store: &Store) {
         .sum();
     assert_eq!(buyer.filled.wh(), traded);
     let made = store.trades_made_by(TENANT, "park", some.trade.buy).await.expect("made");
-    assert!(made.iter().all(|t| t.trade.buy == some.trade.buy && t.aggressor == Side::Buy));
+    assert!(made.iter().all(|t| t.trade.buy == some.trade.buy && t.aggressor == Some(Side::Buy)));
 
     // Client keys find their orders; pages come newest first without overlap.
     let keys = vec![client_key(&buyer.order.participant, &buyer.client_order_id), "p1:no-such".to_owned()];
@@ -150,6 +151,48 @@ async fn exercise(store: &Store) {
     assert!(mine.iter().all(|e| e.order.participant == p1 && e.state == OrderState::Resting));
     assert!(store.order("globex", "park", 1).await.expect("read").is_none(), "another tenant's order");
     assert!(store.trades("globex", "park", 0, 10).await.expect("read").is_empty());
+    assert_eq!(store.busy_markets().await.expect("busy"), [(TENANT.to_owned(), "park".to_owned())]);
+
+    // A call market: its orders rest, its gate closes, and the auction's
+    // fills, trades (no aggressor) and result are stored together; after
+    // that, nothing of it rests.
+    let call = MarketRules { matching: Matching::Call(Pricing::PayAsBid), ..rules() };
+    store.create_market(TENANT, "call", &call, now).await.expect("call market");
+    let mut market = Market::new(call.clone(), 0, 0).expect("market");
+    let mut rng = Lcg(11);
+    for k in 0..60 {
+        let mut order = generated(&mut rng, k);
+        if let Kind::Limit { time_in_force, .. } = &mut order.kind {
+            *time_in_force = TimeInForce::Gtc;
+        }
+        let changes = market.submit(order, now).expect("submit");
+        assert!(changes.trades.is_empty());
+        store.apply(TENANT, "call", &changes, now).await.expect("apply");
+    }
+    let busy = store.busy_markets().await.expect("busy");
+    assert_eq!(busy.len(), 2);
+    let snapshot = store.snapshot(TENANT, "call").await.expect("snapshot");
+    assert_eq!(snapshot.resting.len(), 60);
+    let mut rebuilt = Market::new(call, snapshot.last_order, snapshot.last_trade).expect("market");
+    for entry in snapshot.resting {
+        rebuilt.restore(entry).expect("restore");
+    }
+    let gate = at("2024-06-01T09:55:00Z");
+    let closed = market.close(gate);
+    assert_eq!(closed, rebuilt.close(gate), "a market rebuilt from the store clears the same");
+    assert_eq!(closed.auctions.len(), 1, "the 10:00 product closed; 10:15 still collects");
+    store.apply(TENANT, "call", &closed, gate).await.expect("apply the clearing");
+    let stored = store.auctions(TENANT, "call", None, 10).await.expect("auctions");
+    assert_eq!(stored, closed.auctions);
+    assert!(stored[0].volume.wh() > 0 && stored[0].paid >= stored[0].received, "{stored:?}");
+    assert!(store.auctions(TENANT, "call", Some(stored[0].delivery_start), 10).await.expect("after").is_empty());
+    let trades = store.trades(TENANT, "call", 0, 1000).await.expect("trades");
+    assert_eq!(trades, closed.trades);
+    assert!(trades.iter().all(|t| t.aggressor.is_none()));
+    let sold: i64 = trades.iter().map(|t| t.trade.quantity.wh()).sum();
+    assert_eq!(sold, stored[0].volume.wh());
+    let snapshot = store.snapshot(TENANT, "call").await.expect("snapshot");
+    assert!(snapshot.resting.iter().all(|e| e.delivery_start == at("2024-06-01T10:15:00Z")));
 }
 
 #[tokio::test]

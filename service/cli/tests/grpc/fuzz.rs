@@ -815,6 +815,7 @@ fn every_rpc_survives_hostile_requests() {
             gate_closes_before: None,
             min_price: "-0.5".into(),
             max_price: "4".into(),
+            matching: 0,
         }),
     };
     runtime.block_on(trading.clone().create_market(with_token(market, &admin))).expect("market");

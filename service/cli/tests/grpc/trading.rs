@@ -27,6 +27,7 @@ fn rules() -> tpb::MarketRules {
         gate_closes_before: Some(volta_api::time::duration(SignedDuration::from_mins(5))),
         min_price: "-0.5".into(),
         max_price: "4".into(),
+        matching: tpb::Matching::Continuous.into(),
     }
 }
 
@@ -476,6 +477,157 @@ async fn a_killed_server_loses_no_acknowledged_order_and_retries_never_duplicate
     let list = tpb::ListOrdersRequest { market_id: "park".into(), page_size: 1000, ..Default::default() };
     let stored = client.list_orders(with_token(list, &admin)).await.expect("orders").into_inner().orders;
     assert_eq!(stored.len(), ids.len(), "the store holds each submission once");
+}
+
+/// Rules of a call market whose 5-minute product at `start` closes its
+/// gate `closes_in` from now.
+fn call_rules(matching: tpb::Matching, start: Timestamp, closes_in: SignedDuration) -> tpb::MarketRules {
+    let closes_before = start.duration_since(Timestamp::now()) - closes_in;
+    let closes_before = SignedDuration::from_secs(closes_before.as_secs());
+    tpb::MarketRules {
+        interval_minutes: 5,
+        gate_opens_before: Some(volta_api::time::duration(closes_before + SignedDuration::from_hours(1))),
+        gate_closes_before: Some(volta_api::time::duration(closes_before)),
+        matching: matching.into(),
+        ..rules()
+    }
+}
+
+async fn auctions(client: &mut TradingServiceClient<Channel>, who: &str, market: &str) -> Vec<tpb::AuctionResult> {
+    let request = tpb::ListAuctionsRequest { market_id: market.into(), after_delivery_start: None, page_size: 0 };
+    client.list_auctions(with_token(request, who)).await.expect("auctions").into_inner().auctions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_markets_clear_at_gate_closure_even_across_a_restart_with_no_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("volta.db").display());
+    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
+    let server = Server::start_with(&["--database", &db], &env);
+    let mut client = TradingServiceClient::new(server.channel().await);
+    let admin = as_party("acme", "ops", "admin");
+    let viewer = as_party("acme", "eve", "viewer");
+    let party = |who: &str| as_party("acme", who, "operator");
+
+    // Two call markets on the next 5-minute product but one: pay-as-clear
+    // closing in 8 s, pay-as-bid in 20 s (which the server will be down
+    // for).
+    let now = Timestamp::now().as_second();
+    let start = Timestamp::from_second((now / 300 + 2) * 300).expect("instant");
+    let markets = [
+        ("clear", call_rules(tpb::Matching::PayAsClear, start, SignedDuration::from_secs(8))),
+        ("bid", call_rules(tpb::Matching::PayAsBid, start, SignedDuration::from_secs(20))),
+    ];
+    for (id, rules) in &markets {
+        let request = tpb::CreateMarketRequest { market_id: (*id).into(), rules: Some(rules.clone()) };
+        client.create_market(with_token(request, &admin)).await.expect("market");
+    }
+    let gate_of = |rules: &tpb::MarketRules| {
+        let before = volta_api::time::length("", rules.gate_closes_before).expect("length").expect("set");
+        start - before
+    };
+    // Sellers 3 kWh at 0.20 and 2 kWh at 0.25; buyers 4 kWh at 0.30 and 2
+    // kWh at 0.22: the curves meet on the 0.25 step, 4 kWh trade (worked
+    // in the market's unit test).
+    let book = [
+        ("alice", tpb::Side::Sell, 3_000, "0.20"),
+        ("bob", tpb::Side::Sell, 2_000, "0.25"),
+        ("carol", tpb::Side::Buy, 4_000, "0.30"),
+        ("dave", tpb::Side::Buy, 2_000, "0.22"),
+    ];
+    for (id, _) in &markets {
+        for (who, side, wh, price) in book {
+            let request = tpb::SubmitOrderRequest { market_id: (*id).into(), ..order(who, side, wh, price, start) };
+            let placed = client.submit_order(with_token(request, &party(who))).await.expect("order").into_inner();
+            assert!(placed.trades.is_empty(), "nothing trades before the gate closes");
+            assert_eq!(placed.order.expect("order").state(), tpb::OrderState::Resting);
+        }
+        let ioc = tpb::SubmitOrderRequest {
+            market_id: (*id).into(),
+            time_in_force: tpb::TimeInForce::Ioc.into(),
+            ..order("ioc", tpb::Side::Buy, 1_000, "0.3", start)
+        };
+        let refused = client.submit_order(with_token(ioc, &party("erin"))).await.expect_err("ioc");
+        assert_eq!(field(&refused), "time_in_force");
+        assert!(auctions(&mut client, &viewer, id).await.is_empty());
+    }
+
+    // The first market clears while the server runs.
+    let mut waited = 0;
+    let cleared = loop {
+        let found = auctions(&mut client, &viewer, "clear").await;
+        if let Some(a) = found.into_iter().next() {
+            break a;
+        }
+        waited += 1;
+        assert!(waited < 600, "the pay-as-clear auction did not clear in a minute");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(Timestamp::now() >= gate_of(&markets[0].1));
+    let cleared_at = volta_api::time::instant("", cleared.cleared_time).expect("time").expect("set");
+    assert!(cleared_at >= gate_of(&markets[0].1), "not before the gate closed");
+    assert_eq!(
+        (cleared.price.as_str(), cleared.volume_wh, cleared.demand_wh, cleared.supply_wh, cleared.orders),
+        ("0.25", 4_000, 4_000, 5_000, 4)
+    );
+    assert_eq!((cleared.paid.as_str(), cleared.received.as_str()), ("1", "1"));
+
+    // Then the server stops before the second gate closes, and starts again
+    // after it has: nobody calls the market, yet it clears.
+    let mut server = server;
+    let remaining = gate_of(&markets[1].1).duration_since(Timestamp::now());
+    assert!(remaining > SignedDuration::from_secs(2), "the test ran too slowly to stop before the second gate");
+    let _ = server.child.kill();
+    let _ = tokio::task::block_in_place(|| server.child.wait());
+    drop(server);
+    tokio::time::sleep(std::time::Duration::try_from(remaining + SignedDuration::from_secs(1)).expect("wait")).await;
+    let server = Server::start_with(&["--database", &db], &env);
+    let mut client = TradingServiceClient::new(server.channel().await);
+    let mut waited = 0;
+    let late = loop {
+        if let Some(a) = auctions(&mut client, &viewer, "bid").await.into_iter().next() {
+            break a;
+        }
+        waited += 1;
+        assert!(waited < 600, "the pay-as-bid auction did not clear in a minute after the restart");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    // The same volumes; carol pays her 0.30, alice gets her 0.20 and bob his 0.25.
+    assert_eq!((late.price.as_str(), late.volume_wh), ("0.25", 4_000));
+    assert_eq!((late.paid.as_str(), late.received.as_str()), ("1.2", "0.85"));
+
+    for (id, buyer_price, sellers) in [("clear", "0.25", ["0.25", "0.25"]), ("bid", "0.3", ["0.2", "0.25"])] {
+        let request = tpb::ListTradesRequest { market_id: id.into(), after_trade_id: 0, page_size: 0 };
+        let trades = client.list_trades(with_token(request, &admin)).await.expect("trades").into_inner().trades;
+        let seen: Vec<_> = trades
+            .iter()
+            .map(|t| {
+                (t.buyer_id.as_str(), t.seller_id.as_str(), t.quantity_wh, t.price.as_str(), t.seller_price.as_str())
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [("carol", "alice", 3_000, buyer_price, sellers[0]), ("carol", "bob", 1_000, buyer_price, sellers[1])],
+            "{id}"
+        );
+        assert!(trades.iter().all(|t| t.aggressor_side() == tpb::Side::Unspecified));
+        // Every order is closed: filled, or expired with what it got.
+        let request = tpb::ListOrdersRequest { market_id: id.into(), page_size: 10, ..Default::default() };
+        let orders = client.list_orders(with_token(request, &admin)).await.expect("orders").into_inner().orders;
+        let states: Vec<_> = orders.iter().rev().map(|o| (o.participant_id.as_str(), o.state(), o.filled_wh)).collect();
+        assert_eq!(
+            states,
+            [
+                ("alice", tpb::OrderState::Filled, 3_000),
+                ("bob", tpb::OrderState::Expired, 1_000),
+                ("carol", tpb::OrderState::Filled, 4_000),
+                ("dave", tpb::OrderState::Expired, 0)
+            ],
+            "{id}"
+        );
+    }
+    let metrics = super::metrics(&server).await;
+    assert!(metrics.contains("volta_trading_auctions_total 1"), "the restarted server cleared one auction");
 }
 
 /// The park's book of `datasets/market/park-orders.csv` as auction orders

@@ -6,18 +6,22 @@
 //!   trade, shrink, are cancelled or expire (its quantity, what traded, its
 //!   state); `client_key` (participant and client order id) is unique per
 //!   market, which makes submission idempotent even across a restart.
-//! - Trades are immutable rows numbered in the order they happened.
+//! - Trades are immutable rows numbered in the order they happened; a
+//!   call auction's trades have no aggressor (stored as `auction`).
+//! - A call market's auctions are a row per product, written when it
+//!   clears, with the fills and trades it made.
 //!
 //! What one batch of the market's sequencer changed is written in one
 //! transaction ([`TradingStore::apply`]), before any of its callers is
 //! answered: an acknowledged order is a stored order.
 
 use jiff::Timestamp;
+use rust_decimal::Decimal;
 use sqlx::Row as _;
 use volta_contracts::{Energy, PartyId};
 use volta_trading::{
-    CancelReason, Changes, Entry, Kind, MarketRules, Order, OrderId, OrderState, Price, ProductId, Side, TimeInForce,
-    Trade, TradeId, TradeRecord,
+    AuctionRecord, CancelReason, Changes, Entry, Kind, MarketRules, Order, OrderId, OrderState, Price, ProductId, Side,
+    TimeInForce, Trade, TradeId, TradeRecord,
 };
 
 use super::{Schema, Store, StoreError, values};
@@ -25,9 +29,10 @@ use super::{Schema, Store, StoreError, values};
 /// The trading service's tables.
 pub const TRADING: Schema = Schema { service: "trading", migrations: MIGRATIONS };
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE trading_markets (tenant TEXT NOT NULL, id TEXT NOT NULL, rules TEXT NOT NULL,
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE trading_markets (tenant TEXT NOT NULL, id TEXT NOT NULL, rules TEXT NOT NULL,
         created_at TEXT NOT NULL, PRIMARY KEY (tenant, id));
     CREATE TABLE trading_orders (tenant TEXT NOT NULL, market TEXT NOT NULL, id BIGINT NOT NULL,
         client_key TEXT NOT NULL, client_order_id TEXT NOT NULL, participant TEXT NOT NULL,
@@ -42,7 +47,16 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         sell_order BIGINT NOT NULL, buyer TEXT NOT NULL, seller TEXT NOT NULL, quantity_wh BIGINT NOT NULL,
         buyer_price_micros BIGINT NOT NULL, seller_price_micros BIGINT NOT NULL, aggressor TEXT NOT NULL,
         traded_at TEXT NOT NULL, PRIMARY KEY (tenant, market, id))",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE trading_auctions (tenant TEXT NOT NULL, market TEXT NOT NULL,
+        delivery_start_s BIGINT NOT NULL, delivery_end_s BIGINT NOT NULL, price_micros BIGINT,
+        volume_wh BIGINT NOT NULL, demand_wh BIGINT NOT NULL, supply_wh BIGINT NOT NULL, paid TEXT NOT NULL,
+        received TEXT NOT NULL, orders BIGINT NOT NULL, cleared_at TEXT NOT NULL,
+        PRIMARY KEY (tenant, market, delivery_start_s))",
+    ),
+];
 
 /// Rows per multi-row INSERT. sqlx's SQLite driver binds by name, at a cost
 /// that grows with a statement's parameters: with 17 columns, 8 rows a
@@ -177,7 +191,7 @@ pub trait TradingStore: Send + Sync + std::fmt::Debug {
     async fn orders_by_key(&self, tenant: &str, market: &str, keys: &[String]) -> Result<Vec<Entry>, StoreError>;
 
     /// Writes what a batch changed, in one transaction: orders as they are
-    /// now (inserted or updated) and new trades.
+    /// now (inserted or updated), new trades and cleared auctions.
     ///
     /// # Errors
     /// A database error; nothing is written.
@@ -218,6 +232,26 @@ pub trait TradingStore: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// A database error.
     async fn trades_made_by(&self, tenant: &str, market: &str, id: OrderId) -> Result<Vec<TradeRecord>, StoreError>;
+
+    /// Cleared auctions of products delivering after `after` (all when
+    /// none), in delivery order, at most `limit`.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn auctions(
+        &self,
+        tenant: &str,
+        market: &str,
+        after: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<AuctionRecord>, StoreError>;
+
+    /// The markets (tenant, id) with resting orders: the ones whose gates
+    /// will close with something to expire or clear.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn busy_markets(&self) -> Result<Vec<(String, String)>, StoreError>;
 }
 
 const ORDER_COLUMNS: &str = "id, client_order_id, participant, delivery_start_s, delivery_end_s, side, price_micros, \
@@ -323,6 +357,10 @@ fn trade_from(row: &sqlx::any::AnyRow) -> Result<TradeRecord, StoreError> {
     };
     let at: String = row.try_get("traded_at").map_err(read)?;
     let aggressor: String = row.try_get("aggressor").map_err(read)?;
+    let aggressor = match aggressor.as_str() {
+        AUCTION => None,
+        side => Some(side_of(side)?),
+    };
     Ok(TradeRecord {
         id: id("id")?,
         trade: Trade {
@@ -337,8 +375,34 @@ fn trade_from(row: &sqlx::any::AnyRow) -> Result<TradeRecord, StoreError> {
         },
         delivery_start: start,
         delivery_end: end,
-        aggressor: side_of(&aggressor)?,
+        aggressor,
         at: at.parse().map_err(|e| corrupt("traded_at", e))?,
+    })
+}
+
+/// The aggressor column of a call auction's trade.
+const AUCTION: &str = "auction";
+
+fn auction_from(row: &sqlx::any::AnyRow) -> Result<AuctionRecord, StoreError> {
+    let read = |e| StoreError::Query { action: "read an auction", source: e };
+    let wh = |column: &str| -> Result<Energy, StoreError> { Ok(Energy::from_wh(row.try_get(column).map_err(read)?)) };
+    let money = |column: &str| -> Result<Decimal, StoreError> {
+        row.try_get::<String, _>(column).map_err(read)?.parse().map_err(|e| corrupt(column, e))
+    };
+    let price: Option<i64> = row.try_get("price_micros").map_err(read)?;
+    let at: String = row.try_get("cleared_at").map_err(read)?;
+    let orders: i64 = row.try_get("orders").map_err(read)?;
+    Ok(AuctionRecord {
+        delivery_start: instant(row.try_get("delivery_start_s").map_err(read)?)?,
+        delivery_end: instant(row.try_get("delivery_end_s").map_err(read)?)?,
+        price: price.map(Price::from_micros),
+        volume: wh("volume_wh")?,
+        demand: wh("demand_wh")?,
+        supply: wh("supply_wh")?,
+        paid: money("paid")?,
+        received: money("received")?,
+        orders: usize::try_from(orders).map_err(|e| corrupt("orders", e))?,
+        at: at.parse().map_err(|e| corrupt("cleared_at", e))?,
     })
 }
 
@@ -552,10 +616,32 @@ impl TradingStore for Store {
                     .bind(t.trade.quantity.wh())
                     .bind(t.trade.buyer_price.micros())
                     .bind(t.trade.seller_price.micros())
-                    .bind(side_name(t.aggressor))
+                    .bind(t.aggressor.map_or(AUCTION, side_name))
                     .bind(super::stored_time(t.at));
             }
             q.execute(&mut *tx).await.map_err(StoreError::query("store the trades"))?;
+        }
+        for a in &changes.auctions {
+            sqlx::query(
+                "INSERT INTO trading_auctions (tenant, market, delivery_start_s, delivery_end_s, price_micros, \
+                 volume_wh, demand_wh, supply_wh, paid, received, orders, cleared_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(tenant)
+            .bind(market)
+            .bind(a.delivery_start.as_second())
+            .bind(a.delivery_end.as_second())
+            .bind(a.price.map(Price::micros))
+            .bind(a.volume.wh())
+            .bind(a.demand.wh())
+            .bind(a.supply.wh())
+            .bind(a.paid.to_string())
+            .bind(a.received.to_string())
+            .bind(i64::try_from(a.orders).unwrap_or(i64::MAX))
+            .bind(super::stored_time(a.at))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("store an auction"))?;
         }
         tx.commit().await.map_err(StoreError::query("commit a batch"))?;
         Ok(())
@@ -638,5 +724,43 @@ impl TradingStore for Store {
         .await
         .map_err(StoreError::query("read the order's trades"))?;
         rows.iter().map(trade_from).collect()
+    }
+
+    async fn auctions(
+        &self,
+        tenant: &str,
+        market: &str,
+        after: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<AuctionRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT delivery_start_s, delivery_end_s, price_micros, volume_wh, demand_wh, supply_wh, paid, received, \
+             orders, cleared_at FROM trading_auctions WHERE tenant = $1 AND market = $2 AND delivery_start_s > $3 \
+             ORDER BY delivery_start_s LIMIT {}",
+            limit.min(super::MAX_PAGE)
+        )))
+        .bind(tenant)
+        .bind(market)
+        .bind(after.map_or(i64::MIN, Timestamp::as_second))
+        .fetch_all(self.readers())
+        .await
+        .map_err(StoreError::query("list the auctions"))?;
+        rows.iter().map(auction_from).collect()
+    }
+
+    async fn busy_markets(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT m.tenant, m.id FROM trading_markets m WHERE EXISTS (SELECT 1 FROM trading_orders o \
+             WHERE o.tenant = m.tenant AND o.market = m.id AND o.state = 'resting') ORDER BY m.tenant, m.id",
+        )
+        .fetch_all(self.readers())
+        .await
+        .map_err(StoreError::query("find the markets with resting orders"))?;
+        rows.iter()
+            .map(|row| {
+                let read = || StoreError::query("find the markets with resting orders");
+                Ok((row.try_get("tenant").map_err(read())?, row.try_get("id").map_err(read())?))
+            })
+            .collect()
     }
 }
