@@ -19,6 +19,7 @@ use crate::auth::{Caller, Role};
 use crate::budget::Budget;
 use crate::projection::{self, ProjectionError};
 use crate::store::contracts::{Applied, ContractStore, ContractStoreError, Scope};
+use crate::store::messaging::MessagingStore;
 use crate::{MAX_REQUEST_ID_CHARS, Shared};
 
 /// Buckets a statistics page holds when the caller does not say.
@@ -31,11 +32,13 @@ const MAX_PAGE: usize = 10_000;
 pub(crate) struct Contracts {
     shared: Shared,
     store: Arc<dyn ContractStore>,
+    /// The market ledger and the dead letters of settlement.
+    messages: Arc<dyn MessagingStore>,
 }
 
 impl Contracts {
-    pub(crate) fn new(shared: Shared, store: Arc<dyn ContractStore>) -> Self {
-        Self { shared, store }
+    pub(crate) fn new(shared: Shared, store: Arc<dyn ContractStore>, messages: Arc<dyn MessagingStore>) -> Self {
+        Self { shared, store, messages }
     }
 
     fn period(
@@ -451,6 +454,93 @@ impl pb::contract_service_server::ContractService for Contracts {
             settlements: runs
                 .iter()
                 .map(|r| convert::settlement_message(&r.settlement, r.sequence, r.superseded))
+                .collect(),
+        }))
+    }
+
+    async fn market_positions(
+        &self,
+        request: Request<pb::MarketPositionsRequest>,
+    ) -> Result<Response<pb::MarketPositionsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Operator)?;
+        let pb::MarketPositionsRequest { participant_id, delivery_from, delivery_until } = request.into_inner();
+        let admin = caller.role.is_some_and(|r| r >= Role::Admin);
+        let participant = match (participant_id.is_empty(), admin) {
+            (true, true) => None,
+            (true, false) => Some(caller.subject.clone()),
+            (false, _) if admin || participant_id == caller.subject => Some(participant_id),
+            (false, _) => {
+                return Err(errors::error(
+                    Reason::RoleRequired,
+                    format!("{} reads only its own market positions: only an admin names another", caller.subject),
+                ));
+            }
+        };
+        let from = volta_api::time::instant("delivery_from", delivery_from)?
+            .ok_or_else(|| errors::invalid("delivery_from", "missing".to_owned()))?;
+        let until = volta_api::time::instant("delivery_until", delivery_until)?
+            .ok_or_else(|| errors::invalid("delivery_until", "missing".to_owned()))?;
+        let days = until.duration_since(from).as_hours() / 24;
+        if until <= from {
+            return Err(errors::invalid("delivery_until", format!("{until} is not after delivery_from {from}")));
+        }
+        let max = i64::try_from(self.shared.limits.max_period_days).unwrap_or(i64::MAX);
+        if days > max {
+            return Err(errors::over_limit(
+                "delivery_until",
+                "days",
+                "a period (limits.max_period_days)",
+                usize::try_from(max).unwrap_or(usize::MAX),
+            ));
+        }
+        let positions = self
+            .messages
+            .market_positions(&caller.tenant, participant.as_deref(), from, until)
+            .await
+            .map_err(|e| crate::store::unavailable(&e))?;
+        Ok(Response::new(pb::MarketPositionsResponse {
+            positions: positions
+                .into_iter()
+                .map(|p| pb::MarketPosition {
+                    participant_id: p.participant,
+                    bought_wh: p.bought_wh,
+                    sold_wh: p.sold_wh,
+                    paid: p.paid.normalize().to_string(),
+                    received: p.received.normalize().to_string(),
+                    trades: i64::try_from(p.trades).unwrap_or(i64::MAX),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<pb::ListDeadLettersRequest>,
+    ) -> Result<Response<pb::ListDeadLettersResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Admin)?;
+        let pb::ListDeadLettersRequest { page_size } = request.into_inner();
+        let limit = volta_api::time::page_size(page_size, 100, 1_000)?;
+        let dead = self
+            .messages
+            .dead_letters(crate::messaging::SETTLEMENT, &caller.tenant, limit)
+            .await
+            .map_err(|e| crate::store::unavailable(&e))?;
+        Ok(Response::new(pb::ListDeadLettersResponse {
+            dead_letters: dead
+                .into_iter()
+                .map(|d| pb::DeadLetter {
+                    message_id: d.id,
+                    aggregate: d.aggregate,
+                    sequence: i64::try_from(d.seq).unwrap_or(i64::MAX),
+                    kind: d.kind,
+                    payload: d.payload,
+                    attempts: i32::try_from(d.attempts).unwrap_or(i32::MAX),
+                    error: d.error,
+                    first_failed_time: Some(volta_api::time::timestamp(d.first_failed)),
+                    last_failed_time: Some(volta_api::time::timestamp(d.last_failed)),
+                })
                 .collect(),
         }))
     }

@@ -23,7 +23,9 @@ mod budget;
 pub mod config;
 mod contracts;
 mod dispatch;
+mod failpoint;
 mod forecast;
+mod messaging;
 pub mod otlp;
 pub mod projection;
 pub mod store;
@@ -269,15 +271,29 @@ async fn run(config: Config) -> anyhow::Result<()> {
         pb::contracts::contract_service_server::ContractServiceServer::new(contracts::Contracts::new(
             shared.clone(),
             Arc::new(store.clone()),
+            Arc::new(store.clone()),
         ))
         .max_decoding_message_size(max_bytes),
         auth.clone(),
     );
+    // Settlement: trades go from the trading store's outbox to the market
+    // ledger, in this process (the relay is woken by every stored trade).
+    let outbox = Arc::new(tokio::sync::Notify::new());
+    let settlement = messaging::Settlement::new(Arc::new(store.clone()), metrics.clone());
+    let relay = messaging::Relay {
+        store: Arc::new(store.clone()),
+        carrier: Arc::new(messaging::InProcess { consumer: settlement }),
+        name: format!("{}/{}", hostname(), std::process::id()),
+        metrics: metrics.clone(),
+    };
+    tokio::spawn(relay.run(outbox.clone(), stop_rx.clone()));
+    tokio::spawn(messaging::reconcile(Arc::new(store.clone()), metrics.clone(), stop_rx.clone()));
     let trading_service = InterceptedService::new(
         pb::trading::trading_service_server::TradingServiceServer::new(trading::Trading::new(
             shared.clone(),
             Arc::new(store.clone()),
             stop_rx.clone(),
+            outbox,
         ))
         .max_decoding_message_size(max_bytes),
         auth.clone(),
@@ -369,6 +385,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// This machine's name, for the relay's claims (`HOSTNAME`, else `volta`).
+fn hostname() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "volta".to_owned())
 }
 
 /// SIGTERM and SIGINT (Ctrl-C), registered when made, so that a signal that

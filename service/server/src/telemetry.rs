@@ -132,6 +132,11 @@ pub struct Metrics {
     orders: Family<OutcomeLabels, Counter>,
     trades: Counter,
     auctions: Counter,
+    messages: Family<OutcomeLabels, Counter>,
+    settlement_latency: Histogram,
+    drift: Gauge,
+    backlog: Gauge,
+    dead_letters: Gauge,
     batches: Histogram,
     spans: SpanOutcomes,
     resident_bytes: Gauge,
@@ -200,6 +205,29 @@ impl Metrics {
         registry.register("trading_trades", "Trades made by the markets, continuous and call auctions", trades.clone());
         let auctions = Counter::default();
         registry.register("trading_auctions", "Call auctions cleared at gate closure", auctions.clone());
+        let messages = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "messages",
+            "Settlement messages by outcome: published (carrier acknowledged), applied, duplicate (ignored), \
+             deferred (before its predecessor), failed, dead, repaired (sent again by the reconciler)",
+            messages.clone(),
+        );
+        let settlement_latency = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "settlement_latency_seconds",
+            "From a trade to its settlement in the market ledger",
+            settlement_latency.clone(),
+        );
+        let drift = Gauge::default();
+        registry.register(
+            "messaging_drift",
+            "Messages published over 30 s ago that the settlement ledger has not handled (last reconciliation)",
+            drift.clone(),
+        );
+        let backlog = Gauge::default();
+        registry.register("messaging_backlog", "Outbox messages not yet published", backlog.clone());
+        let dead_letters = Gauge::default();
+        registry.register("messaging_dead_letters", "Messages the settlement ledger gave up on", dead_letters.clone());
         let batches = Histogram::new(exponential_buckets(1.0, 2.0, 10));
         registry.register(
             "trading_batch_commands",
@@ -231,6 +259,11 @@ impl Metrics {
             orders,
             trades,
             auctions,
+            messages,
+            settlement_latency,
+            drift,
+            backlog,
+            dead_letters,
             batches,
             spans,
             resident_bytes,
@@ -258,6 +291,39 @@ impl Metrics {
     pub fn trading_closed(&self, auctions: usize, trades: usize) {
         self.auctions.inc_by(u64::try_from(auctions).unwrap_or(0));
         self.trades.inc_by(u64::try_from(trades).unwrap_or(0));
+    }
+
+    /// Counts a settlement message's outcome.
+    pub fn message(&self, outcome: &str) {
+        self.messages.get_or_create(&OutcomeLabels { status: outcome.to_owned() }).inc();
+    }
+
+    /// Counts messages the carrier acknowledged.
+    pub fn messages_published(&self, n: usize) {
+        if n > 0 {
+            self.messages.get_or_create(&OutcomeLabels { status: "published".to_owned() }).inc_by(n as u64);
+        }
+    }
+
+    /// Counts messages the reconciler sent again.
+    pub fn messages_repaired(&self, n: usize) {
+        self.messages.get_or_create(&OutcomeLabels { status: "repaired".to_owned() }).inc_by(n as u64);
+    }
+
+    /// Records a trade's time to settlement.
+    pub fn settled(&self, seconds: f64) {
+        self.settlement_latency.observe(seconds.max(0.0));
+    }
+
+    /// Sets the drift the reconciler found.
+    pub fn set_drift(&self, n: usize) {
+        self.drift.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the outbox backlog and the dead letters.
+    pub fn set_messaging(&self, backlog: u64, dead: u64) {
+        self.backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
+        self.dead_letters.set(i64::try_from(dead).unwrap_or(i64::MAX));
     }
 
     /// Records a stored batch of a market's sequencer.

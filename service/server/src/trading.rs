@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Mutex, Notify, broadcast, mpsc, oneshot, watch};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use volta_api::pb::trading as pb;
@@ -136,6 +136,8 @@ fn stopped() -> Status {
 struct Markets {
     store: Arc<dyn TradingStore>,
     metrics: Arc<crate::telemetry::Metrics>,
+    /// Woken when trades are stored (their messages are in the outbox).
+    outbox: Arc<Notify>,
     running: Mutex<HashMap<(String, String), Handle>>,
 }
 
@@ -188,6 +190,7 @@ impl Markets {
             store: self.store.clone(),
             events: events.clone(),
             metrics: self.metrics.clone(),
+            outbox: self.outbox.clone(),
         };
         tokio::spawn(sequencer.run(queue));
         let handle = Handle { commands, events };
@@ -248,6 +251,7 @@ struct Sequencer {
     store: Arc<dyn TradingStore>,
     events: broadcast::Sender<Arc<Event>>,
     metrics: Arc<crate::telemetry::Metrics>,
+    outbox: Arc<Notify>,
 }
 
 impl Sequencer {
@@ -304,6 +308,9 @@ impl Sequencer {
             );
         }
         self.metrics.trading_closed(changes.auctions.len(), changes.trades.len());
+        if !changes.trades.is_empty() {
+            self.outbox.notify_one();
+        }
         tracing::info!(market = %self.market_id, orders = changes.orders.len(), "gates closed");
         if self.events.receiver_count() > 0 && !changes.trades.is_empty() {
             let _ = self.events.send(Arc::new(Event::Trades(changes.trades)));
@@ -453,7 +460,12 @@ impl Sequencer {
             }
             return false;
         }
-        // Stored: remember the new keys, answer, then tell the watchers.
+        // Stored: wake the relay, remember the new keys, answer, then tell
+        // the watchers.
+        if !changes.trades.is_empty() {
+            crate::failpoint::pass("outbox.after_commit");
+            self.outbox.notify_one();
+        }
         for p in &pending {
             if let Pending::Submitted(_, submitted) = p {
                 let e = &submitted.entry;
@@ -595,10 +607,16 @@ pub(crate) struct Trading {
 }
 
 impl Trading {
-    pub(crate) fn new(shared: Shared, store: Arc<dyn TradingStore>, stopping: watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(
+        shared: Shared,
+        store: Arc<dyn TradingStore>,
+        stopping: watch::Receiver<bool>,
+        outbox: Arc<Notify>,
+    ) -> Self {
         let markets = Arc::new(Markets {
             store: store.clone(),
             metrics: shared.metrics.clone(),
+            outbox,
             running: Mutex::new(HashMap::new()),
         });
         tokio::spawn(warden(markets.clone(), stopping.clone()));

@@ -9,6 +9,7 @@ mod forecast;
 mod fuzz;
 mod lifecycle;
 mod security;
+mod settlement;
 mod tracing;
 mod trading;
 

@@ -15,11 +15,11 @@ use super::{SECRET, Server, field, reason, token, with_token};
 use tpb::trading_service_client::TradingServiceClient;
 
 /// A token of `tenant` for subject `sub` with `role`.
-fn as_party(tenant: &str, sub: &str, role: &str) -> String {
+pub(super) fn as_party(tenant: &str, sub: &str, role: &str) -> String {
     token(&serde_json::json!({"sub": sub, "tenant": tenant, "roles": [role], "exp": 4_000_000_000_u64}))
 }
 
-fn rules() -> tpb::MarketRules {
+pub(super) fn rules() -> tpb::MarketRules {
     tpb::MarketRules {
         time_zone: "Europe/Berlin".into(),
         interval_minutes: 15,
@@ -32,12 +32,12 @@ fn rules() -> tpb::MarketRules {
 }
 
 /// A product two to three hours from now, on the quarter-hour grid.
-fn delivery() -> Timestamp {
+pub(super) fn delivery() -> Timestamp {
     let now = Timestamp::now().as_second();
     Timestamp::from_second((now / 3600 + 3) * 3600).expect("instant")
 }
 
-fn order(client: &str, side: tpb::Side, wh: i64, price: &str, start: Timestamp) -> tpb::SubmitOrderRequest {
+pub(super) fn order(client: &str, side: tpb::Side, wh: i64, price: &str, start: Timestamp) -> tpb::SubmitOrderRequest {
     tpb::SubmitOrderRequest {
         market_id: "park".into(),
         client_order_id: client.into(),
@@ -50,7 +50,7 @@ fn order(client: &str, side: tpb::Side, wh: i64, price: &str, start: Timestamp) 
     }
 }
 
-async fn create_park(client: &mut TradingServiceClient<Channel>, admin: &str) {
+pub(super) async fn create_park(client: &mut TradingServiceClient<Channel>, admin: &str) {
     let request = tpb::CreateMarketRequest { market_id: "park".into(), rules: Some(rules()) };
     let made = client.create_market(with_token(request, admin)).await.expect("market").into_inner();
     assert!(made.created);
@@ -257,7 +257,7 @@ async fn a_market_from_orders_to_trades_survives_a_restart() {
 }
 
 /// One order of the load: participant `p` of 8, the `k`th order.
-fn nth(p: usize, k: usize, start: Timestamp) -> tpb::SubmitOrderRequest {
+pub(super) fn nth(p: usize, k: usize, start: Timestamp) -> tpb::SubmitOrderRequest {
     // Prices wander around 0.20 so that books cross often; a few market
     // orders and immediate-or-cancel orders among the limits.
     let side = if (p + k).is_multiple_of(2) { tpb::Side::Buy } else { tpb::Side::Sell };

@@ -10,6 +10,7 @@
 //! never sees another tenant's rows, not even their ids.
 
 pub mod contracts;
+pub mod messaging;
 pub mod trading;
 
 use sqlx::Any;
@@ -30,7 +31,7 @@ pub struct Schema {
 pub const FORECAST: Schema = Schema { service: "forecast", migrations: FORECAST_MIGRATIONS };
 
 /// Every service's schema, brought up to date when a store opens.
-pub const SCHEMAS: &[Schema] = &[FORECAST, contracts::CONTRACTS, trading::TRADING];
+pub const SCHEMAS: &[Schema] = &[FORECAST, contracts::CONTRACTS, trading::TRADING, messaging::MESSAGING];
 
 const FORECAST_MIGRATIONS: &[(i64, &str)] = &[
     (

@@ -13,7 +13,9 @@
 //!
 //! What one batch of the market's sequencer changed is written in one
 //! transaction ([`TradingStore::apply`]), before any of its callers is
-//! answered: an acknowledged order is a stored order.
+//! answered: an acknowledged order is a stored order. The same transaction
+//! writes a message per trade to the outbox ([`super::messaging`]), from
+//! which the settlement ledger learns of it.
 
 use jiff::Timestamp;
 use rust_decimal::Decimal;
@@ -621,6 +623,11 @@ impl TradingStore for Store {
             }
             q.execute(&mut *tx).await.map_err(StoreError::query("store the trades"))?;
         }
+        // Every trade goes to the settlement ledger: its message is written
+        // with it, in this transaction (the outbox).
+        let messages: Vec<_> =
+            changes.trades.iter().map(|t| super::messaging::trade_message(tenant, market, t)).collect();
+        super::messaging::enqueue(&mut tx, &messages, now).await?;
         for a in &changes.auctions {
             sqlx::query(
                 "INSERT INTO trading_auctions (tenant, market, delivery_start_s, delivery_end_s, price_micros, \

@@ -1,0 +1,259 @@
+//! Settlement over gRPC: every trade the trading service stores reaches
+//! the contract service's market ledger exactly once, also when the server
+//! is killed in the middle of a stream of trades, checked against the trade
+//! tape recomputed here; a poison message ends in the dead letters; who may
+//! read what.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use tonic::Code;
+use tonic::transport::Channel;
+use volta_api::pb::contracts as cpb;
+use volta_api::pb::trading as tpb;
+
+use super::trading::{as_party, create_park, delivery, nth};
+use super::{SECRET, Server, reason, with_token};
+use cpb::contract_service_client::ContractServiceClient;
+use tpb::trading_service_client::TradingServiceClient;
+
+/// Bought Wh, sold Wh, paid, received, trade sides: per participant.
+type Positions = BTreeMap<String, (i64, i64, Decimal, Decimal, i64)>;
+
+fn money(text: &str) -> Decimal {
+    text.parse().expect("a decimal amount")
+}
+
+/// The positions the whole trade tape makes, summed here (the admin sees
+/// both sides of every trade).
+async fn from_tape(client: &mut TradingServiceClient<Channel>, admin: &str) -> (Positions, usize) {
+    let mut positions = Positions::new();
+    let mut after = 0;
+    let mut count = 0;
+    loop {
+        let request = tpb::ListTradesRequest { market_id: "park".into(), after_trade_id: after, page_size: 1000 };
+        let page = client.list_trades(with_token(request, admin)).await.expect("trades").into_inner();
+        for t in &page.trades {
+            count += 1;
+            let buyer = positions.entry(t.buyer_id.clone()).or_default();
+            buyer.0 += t.quantity_wh;
+            buyer.2 += money(&t.amount);
+            buyer.4 += 1;
+            let seller = positions.entry(t.seller_id.clone()).or_default();
+            seller.1 += t.quantity_wh;
+            seller.3 += money(&t.seller_amount);
+            seller.4 += 1;
+        }
+        match page.trades.last() {
+            Some(last) => after = last.trade_id,
+            None => break,
+        }
+    }
+    (positions, count)
+}
+
+fn window() -> (Option<prost_types::Timestamp>, Option<prost_types::Timestamp>) {
+    let start = delivery();
+    let day = jiff::SignedDuration::from_hours(24);
+    (Some(volta_api::time::timestamp(start - day)), Some(volta_api::time::timestamp(start + day)))
+}
+
+/// The market ledger's positions, as the contract service reads them.
+async fn from_ledger(client: &mut ContractServiceClient<Channel>, who: &str) -> Positions {
+    let (delivery_from, delivery_until) = window();
+    let request = cpb::MarketPositionsRequest { participant_id: String::new(), delivery_from, delivery_until };
+    let reply = client.market_positions(with_token(request, who)).await.expect("positions").into_inner();
+    reply
+        .positions
+        .into_iter()
+        .map(|p| (p.participant_id, (p.bought_wh, p.sold_wh, money(&p.paid), money(&p.received), p.trades)))
+        .collect()
+}
+
+/// Waits until the ledger holds what the tape makes (settlement is
+/// asynchronous), or fails after a minute with both.
+async fn settled(server: &Server, admin: &str) -> usize {
+    let channel = server.channel().await;
+    let mut trading = TradingServiceClient::new(channel.clone());
+    let mut contracts = ContractServiceClient::new(channel);
+    let (expected, trades) = from_tape(&mut trading, admin).await;
+    for _ in 0..600 {
+        if from_ledger(&mut contracts, admin).await == expected {
+            return trades;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ledger = from_ledger(&mut contracts, admin).await;
+    panic!("the ledger never matched the tape:\nledger {ledger:?}\ntape   {expected:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_trade_is_settled_once_through_a_kill_and_a_poison_message_dies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("volta.db").display());
+    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
+    let mut server = Server::start_with(&["--database", &db], &env);
+    let channel = server.channel().await;
+    let admin = as_party("acme", "ops", "admin");
+    create_park(&mut TradingServiceClient::new(channel.clone()), &admin).await;
+    let start = delivery();
+
+    // Eight participants trade until the server is killed under them
+    // (SIGKILL: trades stored, their settlement anywhere on its way).
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for p in 0..8 {
+        let mut client = TradingServiceClient::new(channel.clone());
+        let (admin, answered) = (admin.clone(), answered.clone());
+        tasks.push(tokio::spawn(async move {
+            for k in 0.. {
+                if client.submit_order(with_token(nth(p, k, start), &admin)).await.is_err() {
+                    break;
+                }
+                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+    }
+    while answered.load(std::sync::atomic::Ordering::Relaxed) < 400 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    for task in tasks {
+        task.await.expect("client");
+    }
+    drop(server);
+
+    // A message no consumer can read, put in the outbox as a broken
+    // producer would.
+    {
+        let store = volta_server::store::Store::open(&db).await.expect("open the store");
+        sqlx::query(
+            "INSERT INTO messaging_outbox (id, tenant, aggregate, seq, kind, payload, headers, created_at) \
+             VALUES ('trade/acme/broken/1', 'acme', 'trading/acme/broken', 1, 'volta.trading.trade.v1', \
+             '{\"tenant\": \"acme\", \"trade\": 17}', '{}', '2026-01-01T00:00:00.000000Z')",
+        )
+        .execute(store.pool())
+        .await
+        .expect("the poison message");
+        store.pool().close().await;
+    }
+
+    let server = Server::start_with(&["--database", &db], &env);
+    let trades = settled(&server, &admin).await;
+    assert!(trades > 50, "the flow should trade: {trades}");
+    let mut contracts = ContractServiceClient::new(server.channel().await);
+    let mut dead = Vec::new();
+    for _ in 0..300 {
+        let request = cpb::ListDeadLettersRequest { page_size: 10 };
+        dead = contracts.list_dead_letters(with_token(request, &admin)).await.expect("dead").into_inner().dead_letters;
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(dead.len(), 1, "the poison message, and only it, is dead");
+    assert_eq!((dead[0].message_id.as_str(), dead[0].attempts), ("trade/acme/broken/1", 5));
+    assert!(dead[0].error.contains("not a trade message"), "{}", dead[0].error);
+    let metrics = super::metrics(&server).await;
+    assert!(metrics.contains(r#"volta_messages_total{status="dead"} 1"#), "{metrics}");
+
+    // Who reads what: an operator its own position, not another's; a
+    // viewer nothing; dead letters are the admin's.
+    let (delivery_from, delivery_until) = window();
+    let p1 = as_party("acme", "p1", "operator");
+    let own = cpb::MarketPositionsRequest { participant_id: String::new(), delivery_from, delivery_until };
+    let mine = contracts.market_positions(with_token(own.clone(), &p1)).await.expect("own").into_inner();
+    assert_eq!(mine.positions.len(), 1);
+    assert_eq!(mine.positions[0].participant_id, "p1");
+    let other = cpb::MarketPositionsRequest { participant_id: "p2".into(), ..own.clone() };
+    let refused = contracts.market_positions(with_token(other, &p1)).await.expect_err("another's");
+    assert_eq!(reason(&refused), "ROLE_REQUIRED");
+    let viewer = as_party("acme", "eve", "viewer");
+    let refused = contracts.market_positions(with_token(own.clone(), &viewer)).await.expect_err("viewer");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let refused = contracts
+        .list_dead_letters(with_token(cpb::ListDeadLettersRequest { page_size: 0 }, &p1))
+        .await
+        .expect_err("operator");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let backwards = cpb::MarketPositionsRequest { delivery_from: delivery_until, delivery_until: delivery_from, ..own };
+    let refused = contracts.market_positions(with_token(backwards, &admin)).await.expect_err("backwards");
+    assert_eq!(super::field(&refused), "delivery_until");
+    let globex = as_party("globex", "ops", "admin");
+    assert!(from_ledger(&mut contracts, &globex).await.is_empty(), "another tenant's ledger");
+}
+
+/// Trades with eight participants until the server is gone; returns the
+/// calls answered.
+async fn trade_until_gone(server: &Server, admin: &str) -> usize {
+    let channel = server.channel().await;
+    create_park(&mut TradingServiceClient::new(channel.clone()), admin).await;
+    let start = delivery();
+    let mut tasks = Vec::new();
+    for p in 0..8 {
+        let mut client = TradingServiceClient::new(channel.clone());
+        let admin = admin.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut answered = 0;
+            for k in 0..2_000 {
+                if client.submit_order(with_token(nth(p, k, start), &admin)).await.is_err() {
+                    break;
+                }
+                answered += 1;
+            }
+            answered
+        }));
+    }
+    let mut answered = 0;
+    for task in tasks {
+        answered += task.await.expect("client");
+    }
+    answered
+}
+
+/// The server aborts at `point` (as under `kill -9`) on its 10th pass; a
+/// restart without the failpoint settles every trade once.
+async fn crash_at(point: &str) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("volta.db").display());
+    let admin = as_party("acme", "ops", "admin");
+    let failing = [("VOLTA_JWT_HS256_SECRET", SECRET), ("VOLTA_FAILPOINTS", &format!("{point}@10"))];
+    let mut server = Server::start_with(&["--database", &db], &failing);
+    let answered = trade_until_gone(&server, &admin).await;
+    let status = tokio::task::block_in_place(|| server.child.wait()).expect("exit");
+    {
+        use std::os::unix::process::ExitStatusExt as _;
+        assert_eq!(status.signal(), Some(6), "{point}: the server aborted at the failpoint ({status})");
+    }
+    assert!(answered < 16_000, "{point}: the failpoint was never reached");
+    drop(server);
+
+    let server = Server::start_with(&["--database", &db], &[("VOLTA_JWT_HS256_SECRET", SECRET)]);
+    let trades = settled(&server, &admin).await;
+    assert!(trades > 0, "{point}: nothing traded");
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_the_commit_before_the_relay_loses_no_settlement() {
+    crash_at("outbox.after_commit").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_delivery_before_the_mark_settles_nothing_twice() {
+    let server = crash_at("relay.after_send").await;
+    // The batch applied but not marked published comes again (its claim
+    // expires first): the inbox knows it, and the ledger stays as it was.
+    let mut metrics = String::new();
+    for _ in 0..300 {
+        metrics = super::metrics(&server).await;
+        if metrics.contains(r#"volta_messages_total{status="duplicate"}"#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(metrics.contains(r#"volta_messages_total{status="duplicate"}"#), "no redelivery was ignored:\n{metrics}");
+    settled(&server, &as_party("acme", "ops", "admin")).await;
+}

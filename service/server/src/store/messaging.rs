@@ -1,0 +1,701 @@
+//! Messages between services, kept in the database: the outbox a producer
+//! writes in the transaction of its business change, the inbox a consumer
+//! writes in the transaction of the effect, the dead letters, and the
+//! market ledger the settlement consumer keeps.
+//!
+//! - **Outbox** (`messaging_outbox`): one row per message, its id chosen by
+//!   the producer from the business row (`trade/acme/park/17`), so that a
+//!   message is the same however often it is sent. Messages of one
+//!   aggregate (a market) are numbered `seq` 1, 2, 3, ... without gaps. A
+//!   relay claims unpublished rows for a while (`claimed_by`,
+//!   `claimed_until`; on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so that
+//!   relays of several replicas never take the same row), sends them, and
+//!   marks them published once the carrier has acknowledged them.
+//! - **Inbox** (`messaging_inbox`, `messaging_cursors`): a consumer applies
+//!   message `seq` of an aggregate only after `seq - 1`; it records the id
+//!   and moves the aggregate's cursor in the transaction of the effect, so
+//!   a message delivered twice is applied once and the aggregate's order
+//!   holds whatever the carrier did.
+//! - **Failures** (`messaging_failures`): a message whose effect fails is
+//!   counted; after [`MAX_ATTEMPTS`] it is dead: recorded with its error and
+//!   payload, skipped (the cursor moves past it) and shown to operators.
+//! - **The market ledger** (`contracts_market_ledger`): the settlement
+//!   consumer's effect, two rows per trade (the buyer's and the seller's
+//!   side), which the contract service sums per participant.
+
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use sqlx::Row as _;
+use volta_trading::{Side, TradeRecord};
+
+use super::{Schema, Store, StoreError};
+
+/// The messaging tables.
+pub const MESSAGING: Schema = Schema { service: "messaging", migrations: MIGRATIONS };
+
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE messaging_outbox (id TEXT NOT NULL PRIMARY KEY, tenant TEXT NOT NULL, aggregate TEXT NOT NULL,
+        seq BIGINT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL, headers TEXT NOT NULL,
+        created_at TEXT NOT NULL, published_at TEXT, claimed_by TEXT, claimed_until TEXT);
+    CREATE UNIQUE INDEX messaging_outbox_by_aggregate ON messaging_outbox (aggregate, seq);
+    CREATE INDEX messaging_outbox_unpublished ON messaging_outbox (aggregate, seq) WHERE published_at IS NULL;
+    CREATE TABLE messaging_inbox (consumer TEXT NOT NULL, id TEXT NOT NULL, aggregate TEXT NOT NULL,
+        seq BIGINT NOT NULL, outcome TEXT NOT NULL, handled_at TEXT NOT NULL, PRIMARY KEY (consumer, id));
+    CREATE TABLE messaging_cursors (consumer TEXT NOT NULL, aggregate TEXT NOT NULL, seq BIGINT NOT NULL,
+        PRIMARY KEY (consumer, aggregate));
+    CREATE TABLE messaging_failures (consumer TEXT NOT NULL, id TEXT NOT NULL, tenant TEXT NOT NULL,
+        aggregate TEXT NOT NULL, seq BIGINT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+        attempts BIGINT NOT NULL, error TEXT NOT NULL, first_failed_at TEXT NOT NULL, last_failed_at TEXT NOT NULL,
+        dead BIGINT NOT NULL, PRIMARY KEY (consumer, id));
+    CREATE TABLE contracts_market_ledger (tenant TEXT NOT NULL, market TEXT NOT NULL, trade_id BIGINT NOT NULL,
+        side TEXT NOT NULL, participant TEXT NOT NULL, counterparty TEXT NOT NULL, delivery_start_s BIGINT NOT NULL,
+        delivery_end_s BIGINT NOT NULL, quantity_wh BIGINT NOT NULL, price TEXT NOT NULL, amount TEXT NOT NULL,
+        message_id TEXT NOT NULL, traded_at TEXT NOT NULL, applied_at TEXT NOT NULL,
+        PRIMARY KEY (tenant, market, trade_id, side));
+    CREATE INDEX contracts_market_ledger_by_participant ON contracts_market_ledger
+        (tenant, participant, delivery_start_s)",
+)];
+
+/// Failed attempts after which a message is dead.
+pub const MAX_ATTEMPTS: i64 = 5;
+
+/// The kind of a trade message.
+pub const TRADE: &str = "volta.trading.trade.v1";
+
+/// A message as the outbox holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Its id, unique across the platform and the same on every send.
+    pub id: String,
+    /// Whose it is.
+    pub tenant: String,
+    /// The aggregate whose order it keeps (`trading/acme/park`).
+    pub aggregate: String,
+    /// Its number in the aggregate: 1, 2, 3, ... without gaps.
+    pub seq: u64,
+    /// What it says ([`TRADE`]).
+    pub kind: String,
+    /// Its body (JSON).
+    pub payload: String,
+    /// Its headers (a JSON object).
+    pub headers: String,
+}
+
+/// A trade as the trading service announces it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TradeMessage {
+    /// Whose market.
+    pub tenant: String,
+    /// The market.
+    pub market: String,
+    /// The trade.
+    pub trade: TradeRecord,
+}
+
+/// The outbox message of a trade of `market`.
+#[must_use]
+pub fn trade_message(tenant: &str, market: &str, trade: &TradeRecord) -> Message {
+    let body = TradeMessage { tenant: tenant.to_owned(), market: market.to_owned(), trade: trade.clone() };
+    Message {
+        id: format!("trade/{tenant}/{market}/{}", trade.id),
+        tenant: tenant.to_owned(),
+        aggregate: format!("trading/{tenant}/{market}"),
+        seq: trade.id,
+        kind: TRADE.to_owned(),
+        payload: serde_json::to_string(&body).unwrap_or_default(),
+        headers: r#"{"content-type":"application/json"}"#.to_owned(),
+    }
+}
+
+/// What a consumer made of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Applied now.
+    Applied,
+    /// Handled before (applied or dead): acknowledged and ignored.
+    Duplicate,
+    /// An earlier message of its aggregate has not been handled: not yet.
+    Early {
+        /// The message the aggregate waits for.
+        expected: u64,
+    },
+}
+
+/// A dead message, as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The message id.
+    pub id: String,
+    /// Its aggregate and number.
+    pub aggregate: String,
+    /// Its number in the aggregate.
+    pub seq: u64,
+    /// Its kind.
+    pub kind: String,
+    /// Its body as received.
+    pub payload: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last error.
+    pub error: String,
+    /// When it first failed.
+    pub first_failed: Timestamp,
+    /// When it last failed.
+    pub last_failed: Timestamp,
+}
+
+/// A participant's market trades over a period, summed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MarketPosition {
+    /// The participant.
+    pub participant: String,
+    /// Energy bought, Wh.
+    pub bought_wh: i64,
+    /// Energy sold, Wh.
+    pub sold_wh: i64,
+    /// What it paid, exact.
+    pub paid: Decimal,
+    /// What it received, exact.
+    pub received: Decimal,
+    /// Trade sides counted.
+    pub trades: u64,
+}
+
+/// A table's count as a number.
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn big(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Writes `messages` to the outbox inside `tx`, the producer's transaction.
+///
+/// # Errors
+/// A database error (the caller's transaction then fails whole).
+pub(crate) async fn enqueue(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    messages: &[Message],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    const COLUMNS: usize = 8;
+    let created = super::stored_time(now);
+    for chunk in messages.chunks(8) {
+        let sql = format!(
+            "INSERT INTO messaging_outbox (id, tenant, aggregate, seq, kind, payload, headers, created_at) VALUES {}",
+            super::values(chunk.len(), COLUMNS)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for m in chunk {
+            q = q
+                .bind(m.id.as_str())
+                .bind(m.tenant.as_str())
+                .bind(m.aggregate.as_str())
+                .bind(big(m.seq))
+                .bind(m.kind.as_str())
+                .bind(m.payload.as_str())
+                .bind(m.headers.as_str())
+                .bind(created.as_str());
+        }
+        q.execute(&mut **tx).await.map_err(StoreError::query("write the outbox"))?;
+    }
+    Ok(())
+}
+
+const MESSAGE_COLUMNS: &str = "id, tenant, aggregate, seq, kind, payload, headers";
+
+fn message_from(row: &sqlx::any::AnyRow) -> Result<Message, StoreError> {
+    let read = |e| StoreError::Query { action: "read a message", source: e };
+    let seq: i64 = row.try_get("seq").map_err(read)?;
+    Ok(Message {
+        id: row.try_get("id").map_err(read)?,
+        tenant: row.try_get("tenant").map_err(read)?,
+        aggregate: row.try_get("aggregate").map_err(read)?,
+        seq: count(seq),
+        kind: row.try_get("kind").map_err(read)?,
+        payload: row.try_get("payload").map_err(read)?,
+        headers: row.try_get("headers").map_err(read)?,
+    })
+}
+
+/// What the messaging side of the platform keeps. [`Store`] keeps it in
+/// SQLite or PostgreSQL.
+#[tonic::async_trait]
+pub trait MessagingStore: Send + Sync + std::fmt::Debug {
+    /// Claims up to `limit` unpublished messages for `relay` until `until`
+    /// (rows another relay holds are skipped), in aggregate order.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn claim(
+        &self,
+        relay: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    /// Marks messages published (the carrier has them) and lets their claim go.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn published(&self, ids: &[String], now: Timestamp) -> Result<(), StoreError>;
+
+    /// Lets the claim on messages go unpublished (not delivered yet), to be
+    /// claimed again from `retry_at`.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn release(&self, ids: &[String], retry_at: Timestamp) -> Result<(), StoreError>;
+
+    /// Applies trade messages for `consumer`, in the order given, in one
+    /// transaction with their inbox records and their aggregates' cursors:
+    /// each trade's buyer and seller rows of the market ledger. Returns what
+    /// became of each.
+    ///
+    /// # Errors
+    /// A database error; nothing is written.
+    async fn settle_trades(
+        &self,
+        consumer: &str,
+        batch: &[(&Message, &TradeMessage)],
+        now: Timestamp,
+    ) -> Result<Vec<Handled>, StoreError>;
+
+    /// [`Self::settle_trades`] of one message.
+    ///
+    /// # Errors
+    /// A database error; nothing is written.
+    async fn settle_trade(
+        &self,
+        consumer: &str,
+        message: &Message,
+        trade: &TradeMessage,
+        now: Timestamp,
+    ) -> Result<Handled, StoreError> {
+        let handled = self.settle_trades(consumer, &[(message, trade)], now).await?;
+        Ok(handled.into_iter().next().unwrap_or(Handled::Duplicate))
+    }
+
+    /// Records a failed attempt at a message; at [`MAX_ATTEMPTS`] the
+    /// message is dead and its aggregate's cursor moves past it. Returns
+    /// whether it is dead.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn failed(&self, consumer: &str, message: &Message, error: &str, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Messages published before `before` that `consumer` has not handled,
+    /// at most `limit`: what the carrier lost (or has yet to deliver).
+    ///
+    /// # Errors
+    /// A database error.
+    async fn unhandled(&self, consumer: &str, before: Timestamp, limit: usize) -> Result<Vec<String>, StoreError>;
+
+    /// Marks messages unpublished again, so the relay sends them again.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn republish(&self, ids: &[String]) -> Result<(), StoreError>;
+
+    /// Unpublished messages.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn backlog(&self) -> Result<u64, StoreError>;
+
+    /// The dead letters of `consumer` for `tenant`, newest first.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn dead_letters(&self, consumer: &str, tenant: &str, limit: usize) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Every dead letter of `consumer`, all tenants.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn dead_count(&self, consumer: &str) -> Result<u64, StoreError>;
+
+    /// The market positions of `tenant`'s participants (one, or all) over
+    /// deliveries in `[from, until)`.
+    ///
+    /// # Errors
+    /// A database error, or stored amounts that no longer read.
+    async fn market_positions(
+        &self,
+        tenant: &str,
+        participant: Option<&str>,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<MarketPosition>, StoreError>;
+}
+
+const fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Buy => "buy",
+        Side::Sell => "sell",
+    }
+}
+
+impl Store {
+    /// Applies one trade message inside `tx` (see
+    /// [`MessagingStore::settle_trades`]).
+    async fn settle_in(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        consumer: &str,
+        message: &Message,
+        trade: &TradeMessage,
+        now: Timestamp,
+    ) -> Result<Handled, StoreError> {
+        let cursor = Self::cursor(tx, consumer, &message.aggregate).await?;
+        if message.seq <= cursor {
+            return Ok(Handled::Duplicate);
+        }
+        if message.seq > cursor + 1 {
+            return Ok(Handled::Early { expected: cursor + 1 });
+        }
+        // The inbox first: a concurrent delivery of the same message waits
+        // here for this one's transaction, then finds it recorded.
+        if !Self::handled(tx, consumer, message, "applied", now).await? {
+            return Ok(Handled::Duplicate);
+        }
+        let t = &trade.trade;
+        let at = super::stored_time(now);
+        let sides = [
+            (Side::Buy, &t.trade.buyer, &t.trade.seller, t.trade.buyer_price),
+            (Side::Sell, &t.trade.seller, &t.trade.buyer, t.trade.seller_price),
+        ];
+        for (side, participant, counterparty, price) in sides {
+            sqlx::query(
+                "INSERT INTO contracts_market_ledger (tenant, market, trade_id, side, participant, counterparty, \
+                 delivery_start_s, delivery_end_s, quantity_wh, price, amount, message_id, traded_at, applied_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(trade.tenant.as_str())
+            .bind(trade.market.as_str())
+            .bind(big(t.id))
+            .bind(side_name(side))
+            .bind(participant.as_str())
+            .bind(counterparty.as_str())
+            .bind(t.delivery_start.as_second())
+            .bind(t.delivery_end.as_second())
+            .bind(t.trade.quantity.wh())
+            .bind(price.to_string())
+            .bind(volta_trading::price::amount(t.trade.quantity, price).to_string())
+            .bind(message.id.as_str())
+            .bind(super::stored_time(t.at))
+            .bind(at.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(StoreError::query("write the market ledger"))?;
+        }
+        Ok(Handled::Applied)
+    }
+
+    /// The cursor of `aggregate` for `consumer` (0: nothing handled), read
+    /// inside `tx`.
+    async fn cursor(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        consumer: &str,
+        aggregate: &str,
+    ) -> Result<u64, StoreError> {
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM messaging_cursors WHERE consumer = $1 AND aggregate = $2")
+                .bind(consumer)
+                .bind(aggregate)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(StoreError::query("read the consumer's cursor"))?;
+        Ok(seq.map_or(0, count))
+    }
+
+    /// Records `message` handled as `outcome` and moves its aggregate's
+    /// cursor to it, inside `tx`; false if another delivery of it was
+    /// recorded first (then nothing is written).
+    async fn handled(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        consumer: &str,
+        message: &Message,
+        outcome: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let recorded = sqlx::query(
+            "INSERT INTO messaging_inbox (consumer, id, aggregate, seq, outcome, handled_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (consumer, id) DO NOTHING",
+        )
+        .bind(consumer)
+        .bind(message.id.as_str())
+        .bind(message.aggregate.as_str())
+        .bind(big(message.seq))
+        .bind(outcome)
+        .bind(super::stored_time(now))
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::query("record the message in the inbox"))?;
+        if recorded.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO messaging_cursors (consumer, aggregate, seq) VALUES ($1, $2, $3) \
+             ON CONFLICT (consumer, aggregate) DO UPDATE SET seq = excluded.seq",
+        )
+        .bind(consumer)
+        .bind(message.aggregate.as_str())
+        .bind(big(message.seq))
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::query("move the consumer's cursor"))?;
+        Ok(true)
+    }
+}
+
+#[tonic::async_trait]
+impl MessagingStore for Store {
+    async fn claim(
+        &self,
+        relay: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let lock = if self.is_postgres() { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let sql = format!(
+            "UPDATE messaging_outbox SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT id FROM \
+             messaging_outbox WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3) \
+             ORDER BY aggregate, seq LIMIT {limit}{lock}) RETURNING {MESSAGE_COLUMNS}"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(relay)
+            .bind(super::stored_time(until))
+            .bind(super::stored_time(now))
+            .fetch_all(self.pool())
+            .await
+            .map_err(StoreError::query("claim outbox messages"))?;
+        let mut messages = rows.iter().map(message_from).collect::<Result<Vec<_>, _>>()?;
+        // RETURNING keeps no order: aggregate order again.
+        messages.sort_by(|a, b| (&a.aggregate, a.seq).cmp(&(&b.aggregate, b.seq)));
+        Ok(messages)
+    }
+
+    async fn published(&self, ids: &[String], now: Timestamp) -> Result<(), StoreError> {
+        let at = super::stored_time(now);
+        for chunk in ids.chunks(256) {
+            let sql = format!(
+                "UPDATE messaging_outbox SET published_at = $1, claimed_by = NULL, claimed_until = NULL \
+                 WHERE id IN ({})",
+                super::placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at.as_str());
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            q.execute(self.pool()).await.map_err(StoreError::query("mark messages published"))?;
+        }
+        Ok(())
+    }
+
+    async fn release(&self, ids: &[String], retry_at: Timestamp) -> Result<(), StoreError> {
+        let at = super::stored_time(retry_at);
+        for chunk in ids.chunks(256) {
+            let sql = format!(
+                "UPDATE messaging_outbox SET claimed_by = NULL, claimed_until = $1 WHERE id IN ({})",
+                super::placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at.as_str());
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            q.execute(self.pool()).await.map_err(StoreError::query("release outbox messages"))?;
+        }
+        Ok(())
+    }
+
+    async fn settle_trades(
+        &self,
+        consumer: &str,
+        batch: &[(&Message, &TradeMessage)],
+        now: Timestamp,
+    ) -> Result<Vec<Handled>, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(StoreError::query("begin a settlement"))?;
+        let mut out = Vec::with_capacity(batch.len());
+        for (message, trade) in batch {
+            out.push(Self::settle_in(&mut tx, consumer, message, trade, now).await?);
+        }
+        tx.commit().await.map_err(StoreError::query("commit a settlement"))?;
+        Ok(out)
+    }
+
+    async fn failed(&self, consumer: &str, message: &Message, error: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let at = super::stored_time(now);
+        let mut tx = self.pool().begin().await.map_err(StoreError::query("begin recording a failure"))?;
+        let attempts: i64 = sqlx::query_scalar(
+            "INSERT INTO messaging_failures (consumer, id, tenant, aggregate, seq, kind, payload, attempts, error, \
+             first_failed_at, last_failed_at, dead) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $9, 0) \
+             ON CONFLICT (consumer, id) DO UPDATE SET attempts = messaging_failures.attempts + 1, \
+             error = excluded.error, last_failed_at = excluded.last_failed_at RETURNING attempts",
+        )
+        .bind(consumer)
+        .bind(message.id.as_str())
+        .bind(message.tenant.as_str())
+        .bind(message.aggregate.as_str())
+        .bind(big(message.seq))
+        .bind(message.kind.as_str())
+        .bind(message.payload.as_str())
+        .bind(error)
+        .bind(at.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::query("record a failed message"))?;
+        // Dead only if it is next in its aggregate (else it fails again
+        // later, in order, and dies then).
+        let dead = attempts >= MAX_ATTEMPTS
+            && message.seq == Self::cursor(&mut tx, consumer, &message.aggregate).await? + 1
+            && Self::handled(&mut tx, consumer, message, "dead", now).await?;
+        if dead {
+            sqlx::query("UPDATE messaging_failures SET dead = 1 WHERE consumer = $1 AND id = $2")
+                .bind(consumer)
+                .bind(message.id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("mark a message dead"))?;
+        }
+        tx.commit().await.map_err(StoreError::query("commit a failure"))?;
+        Ok(dead)
+    }
+
+    async fn unhandled(&self, consumer: &str, before: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT o.id FROM messaging_outbox o WHERE o.published_at IS NOT NULL AND o.published_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM messaging_inbox i WHERE i.consumer = $2 AND i.id = o.id) \
+             ORDER BY o.aggregate, o.seq LIMIT {limit}"
+        )))
+        .bind(super::stored_time(before))
+        .bind(consumer)
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::query("compare the outbox with the inbox"))?;
+        rows.iter()
+            .map(|row| row.try_get::<String, _>("id").map_err(StoreError::query("compare the outbox with the inbox")))
+            .collect()
+    }
+
+    async fn republish(&self, ids: &[String]) -> Result<(), StoreError> {
+        for chunk in ids.chunks(256) {
+            let sql = format!(
+                "UPDATE messaging_outbox SET published_at = NULL, claimed_by = NULL, claimed_until = NULL \
+                 WHERE id IN ({})",
+                super::placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            q.execute(self.pool()).await.map_err(StoreError::query("mark messages for sending again"))?;
+        }
+        Ok(())
+    }
+
+    async fn backlog(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM messaging_outbox WHERE published_at IS NULL")
+                .fetch_one(self.pool())
+                .await
+                .map_err(StoreError::query("count the outbox backlog"))?;
+        Ok(count(n))
+    }
+
+    async fn dead_letters(&self, consumer: &str, tenant: &str, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, aggregate, seq, kind, payload, attempts, error, first_failed_at, last_failed_at \
+             FROM messaging_failures WHERE consumer = $1 AND tenant = $2 AND dead = 1 \
+             ORDER BY last_failed_at DESC LIMIT {}",
+            limit.min(super::MAX_PAGE)
+        )))
+        .bind(consumer)
+        .bind(tenant)
+        .fetch_all(self.readers())
+        .await
+        .map_err(StoreError::query("list the dead letters"))?;
+        rows.iter()
+            .map(|row| {
+                let read = |e| StoreError::Query { action: "read a dead letter", source: e };
+                let time = |column: &str| -> Result<Timestamp, StoreError> {
+                    row.try_get::<String, _>(column)
+                        .map_err(read)?
+                        .parse()
+                        .map_err(|e: jiff::Error| read(sqlx::Error::Decode(e.to_string().into())))
+                };
+                let seq: i64 = row.try_get("seq").map_err(read)?;
+                let attempts: i64 = row.try_get("attempts").map_err(read)?;
+                Ok(DeadLetter {
+                    id: row.try_get("id").map_err(read)?,
+                    aggregate: row.try_get("aggregate").map_err(read)?,
+                    seq: count(seq),
+                    kind: row.try_get("kind").map_err(read)?,
+                    payload: row.try_get("payload").map_err(read)?,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    error: row.try_get("error").map_err(read)?,
+                    first_failed: time("first_failed_at")?,
+                    last_failed: time("last_failed_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn dead_count(&self, consumer: &str) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM messaging_failures WHERE consumer = $1 AND dead = 1",
+        )
+        .bind(consumer)
+        .fetch_one(self.readers())
+        .await
+        .map_err(StoreError::query("count the dead letters"))?;
+        Ok(count(n))
+    }
+
+    async fn market_positions(
+        &self,
+        tenant: &str,
+        participant: Option<&str>,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<MarketPosition>, StoreError> {
+        let filter = if participant.is_some() { " AND participant = $4" } else { "" };
+        let sql = format!(
+            "SELECT participant, side, quantity_wh, amount FROM contracts_market_ledger WHERE tenant = $1 \
+             AND delivery_start_s >= $2 AND delivery_start_s < $3{filter} ORDER BY participant"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant).bind(from.as_second()).bind(until.as_second());
+        if let Some(p) = participant {
+            q = q.bind(p);
+        }
+        let rows = q.fetch_all(self.readers()).await.map_err(StoreError::query("read the market ledger"))?;
+        // Summed here, exactly: amounts are decimal text.
+        let mut positions: Vec<MarketPosition> = Vec::new();
+        for row in &rows {
+            let read = |e| StoreError::Query { action: "read the market ledger", source: e };
+            let who: String = row.try_get("participant").map_err(read)?;
+            let side: String = row.try_get("side").map_err(read)?;
+            let wh: i64 = row.try_get("quantity_wh").map_err(read)?;
+            let amount: String = row.try_get("amount").map_err(read)?;
+            let amount: Decimal = amount.parse().map_err(|e: rust_decimal::Error| {
+                read(sqlx::Error::Decode(format!("amount {amount:?}: {e}").into()))
+            })?;
+            if positions.last().is_none_or(|p| p.participant != who) {
+                positions.push(MarketPosition { participant: who, ..MarketPosition::default() });
+            }
+            let Some(p) = positions.last_mut() else { continue };
+            p.trades += 1;
+            if side == "buy" {
+                p.bought_wh += wh;
+                p.paid += amount;
+            } else {
+                p.sold_wh += wh;
+                p.received += amount;
+            }
+        }
+        Ok(positions)
+    }
+}

@@ -1,0 +1,217 @@
+//! The settlement messages in the store, on SQLite and PostgreSQL
+//! (`VOLTA_TEST_POSTGRES_URL`): a trade's message is written with the trade
+//! or not at all; relays claim without taking each other's rows; the inbox
+//! applies each message once and in its aggregate's order whatever the
+//! delivery order and repetitions; a poison message dies after its attempts
+//! and its aggregate moves on; the reconciler finds what was published and
+//! never handled; positions sum the ledger exactly.
+
+mod support;
+
+use jiff::{SignedDuration, Timestamp};
+use rust_decimal::Decimal;
+use sqlx::Executor as _;
+use volta_contracts::{Energy, PartyId};
+use volta_server::store::Store;
+use volta_server::store::messaging::{Handled, MAX_ATTEMPTS, Message, MessagingStore as _, TradeMessage};
+use volta_server::store::trading::TradingStore as _;
+use volta_trading::{Kind, Market, MarketRules, Matching, NewOrder, Price, Side, TimeInForce};
+
+const TENANT: &str = "acme";
+const CONSUMER: &str = "settlement";
+
+fn rules() -> MarketRules {
+    MarketRules {
+        time_zone: "Europe/Berlin".into(),
+        interval_minutes: 15,
+        gate_opens_before: SignedDuration::from_hours(48),
+        gate_closes_before: SignedDuration::from_mins(5),
+        min_price: "-0.5".parse().expect("price"),
+        max_price: "4".parse().expect("price"),
+        matching: Matching::Continuous,
+    }
+}
+
+fn at(text: &str) -> Timestamp {
+    text.parse().expect("instant")
+}
+
+fn limit(k: usize, who: &str, side: Side, wh: i64, price: &str) -> NewOrder {
+    NewOrder {
+        client_order_id: format!("c{k}"),
+        participant: PartyId::new(who).expect("id"),
+        delivery_start: at("2024-06-01T10:00:00Z"),
+        side,
+        kind: Kind::Limit { price: price.parse::<Price>().expect("price"), time_in_force: TimeInForce::Gtc },
+        quantity: Energy::from_wh(wh),
+    }
+}
+
+fn trade_of(message: &Message) -> TradeMessage {
+    serde_json::from_str(&message.payload).expect("a trade message")
+}
+
+async fn exercise(store: &Store) {
+    let now = at("2024-06-01T08:00:00Z");
+    store.create_market(TENANT, "park", &rules(), now).await.expect("market");
+    // Sellers rest, buyers take them: 20 trades over two sellers.
+    let mut market = Market::new(rules(), 0, 0).expect("market");
+    let mut k = 0;
+    for i in 0..10 {
+        for (who, side, price) in [("alice", Side::Sell, "0.20"), ("bob", Side::Sell, "0.21")] {
+            k += 1;
+            let changes = market.submit(limit(k, who, side, 1_000 + i, price), now).expect("sell");
+            store.apply(TENANT, "park", &changes, now).await.expect("apply");
+        }
+        k += 1;
+        let changes = market.submit(limit(k, "carol", Side::Buy, 2_000 + 2 * i, "0.30"), now).expect("buy");
+        assert_eq!(changes.trades.len(), 2);
+        store.apply(TENANT, "park", &changes, now).await.expect("apply");
+    }
+    assert_eq!(store.backlog().await.expect("backlog"), 20, "a message per trade, written with it");
+
+    // Two relays claim at once: nothing is taken twice, everything is taken.
+    let until = now + SignedDuration::from_secs(30);
+    let (a, b) = tokio::join!(store.claim("relay-a", now, until, 12), store.claim("relay-b", now, until, 12));
+    let (a, b) = (a.expect("claim a"), b.expect("claim b"));
+    assert_eq!(a.len() + b.len(), 20);
+    assert!(a.iter().all(|m| !b.iter().any(|n| n.id == m.id)), "a row claimed by both relays");
+    assert!(store.claim("relay-c", now, until, 50).await.expect("claim c").is_empty(), "all held");
+    let mut all: Vec<Message> = a.into_iter().chain(b).collect();
+    all.sort_by_key(|m| m.seq);
+    assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=20).collect::<Vec<u64>>());
+    assert_eq!(all[4].id, "trade/acme/park/5");
+
+    // Delivered out of order and twice: applied once each, in order.
+    let settle = |m: &Message| {
+        let trade = trade_of(m);
+        let m = m.clone();
+        async move { store.settle_trade(CONSUMER, &m, &trade, now).await.expect("settle") }
+    };
+    assert_eq!(settle(&all[1]).await, Handled::Early { expected: 1 });
+    assert_eq!(settle(&all[0]).await, Handled::Applied);
+    assert_eq!(settle(&all[0]).await, Handled::Duplicate);
+    assert_eq!(settle(&all[1]).await, Handled::Applied);
+    // Two deliveries of the same message at once: one applies.
+    let (x, y) = tokio::join!(settle(&all[2]), settle(&all[2]));
+    let mut outcomes = [x, y];
+    outcomes.sort_by_key(|h| *h != Handled::Applied);
+    assert_eq!(outcomes, [Handled::Applied, Handled::Duplicate]);
+
+    // Message 4 is poison: it fails until it dies, then 5 goes on.
+    let poison = Message { payload: "{not json".into(), ..all[3].clone() };
+    for attempt in 1..=MAX_ATTEMPTS {
+        let dead = store.failed(CONSUMER, &poison, "payload is not a trade message", now).await.expect("failed");
+        assert_eq!(dead, attempt == MAX_ATTEMPTS, "attempt {attempt}");
+    }
+    assert_eq!(settle(&all[3]).await, Handled::Duplicate, "a dead message is handled");
+    for m in &all[4..] {
+        assert_eq!(settle(m).await, Handled::Applied, "{}", m.id);
+    }
+    let dead = store.dead_letters(CONSUMER, TENANT, 10).await.expect("dead letters");
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].id.as_str(), dead[0].seq, dead[0].attempts), ("trade/acme/park/4", 4, 5));
+    assert_eq!(dead[0].payload, "{not json");
+    assert!(store.dead_letters(CONSUMER, "globex", 10).await.expect("other tenant").is_empty());
+    assert_eq!(store.dead_count(CONSUMER).await.expect("count"), 1);
+
+    // Published: all but one, which the carrier "lost" (published, never
+    // handled by a consumer of another name): the reconciler finds it.
+    let ids: Vec<String> = all.iter().map(|m| m.id.clone()).collect();
+    store.published(&ids, now).await.expect("published");
+    assert_eq!(store.backlog().await.expect("backlog"), 0);
+    let later = now + SignedDuration::from_secs(60);
+    assert!(store.unhandled(CONSUMER, later, 100).await.expect("unhandled").is_empty());
+    let lost = store.unhandled("audit", later, 100).await.expect("unhandled");
+    assert_eq!(lost.len(), 20, "another consumer has handled nothing");
+    assert!(store.unhandled("audit", now, 100).await.expect("not yet").is_empty(), "within the grace");
+    store.republish(&lost[..3]).await.expect("republish");
+    assert_eq!(store.backlog().await.expect("backlog"), 3);
+    let again = store.claim("relay-a", later, later + SignedDuration::from_secs(30), 50).await.expect("claim");
+    assert_eq!(again.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    // A release holds them back until the retry time.
+    let retry = later + SignedDuration::from_secs(1);
+    store.release(&lost[..3], retry).await.expect("release");
+    assert!(store.claim("relay-a", later, retry, 50).await.expect("claim").is_empty());
+    assert_eq!(
+        store.claim("relay-a", retry + SignedDuration::from_millis(1), retry, 50).await.expect("claim").len(),
+        3
+    );
+
+    // Positions: the ledger summed, against the trades summed here.
+    let mut expected: std::collections::BTreeMap<String, (i64, i64, Decimal, Decimal, u64)> = Default::default();
+    for m in all.iter().filter(|m| m.seq != 4) {
+        let t = trade_of(m).trade;
+        let q = t.trade.quantity;
+        let buyer = expected.entry(t.trade.buyer.to_string()).or_default();
+        buyer.0 += q.wh();
+        buyer.2 += volta_trading::price::amount(q, t.trade.buyer_price);
+        buyer.4 += 1;
+        let seller = expected.entry(t.trade.seller.to_string()).or_default();
+        seller.1 += q.wh();
+        seller.3 += volta_trading::price::amount(q, t.trade.seller_price);
+        seller.4 += 1;
+    }
+    let positions = store
+        .market_positions(TENANT, None, at("2024-06-01T00:00:00Z"), at("2024-06-02T00:00:00Z"))
+        .await
+        .expect("positions");
+    let got: std::collections::BTreeMap<String, (i64, i64, Decimal, Decimal, u64)> = positions
+        .iter()
+        .map(|p| (p.participant.clone(), (p.bought_wh, p.sold_wh, p.paid, p.received, p.trades)))
+        .collect();
+    assert_eq!(got, expected);
+    let carol = store
+        .market_positions(TENANT, Some("carol"), at("2024-06-01T00:00:00Z"), at("2024-06-02T00:00:00Z"))
+        .await
+        .expect("carol");
+    assert_eq!(carol.len(), 1);
+    assert!(
+        store
+            .market_positions(TENANT, None, at("2024-06-02T00:00:00Z"), at("2024-06-03T00:00:00Z"))
+            .await
+            .expect("empty day")
+            .is_empty()
+    );
+}
+
+/// A trade batch whose outbox write fails is not stored either.
+async fn no_trade_without_its_message(store: &Store) {
+    let now = at("2024-06-01T08:00:00Z");
+    store.create_market(TENANT, "atomic", &rules(), now).await.expect("market");
+    let mut market = Market::new(rules(), 0, 0).expect("market");
+    let sell = market.submit(limit(1, "alice", Side::Sell, 1_000, "0.2"), now).expect("sell");
+    store.apply(TENANT, "atomic", &sell, now).await.expect("apply");
+    let buy = market.submit(limit(2, "carol", Side::Buy, 1_000, "0.3"), now).expect("buy");
+    // The message id of the coming trade is taken already.
+    store
+        .pool()
+        .execute(
+            "INSERT INTO messaging_outbox (id, tenant, aggregate, seq, kind, payload, headers, created_at) \
+             VALUES ('trade/acme/atomic/1', 'acme', 'elsewhere', 1, 'x', '{}', '{}', '2024-06-01T08:00:00.000000Z')",
+        )
+        .await
+        .expect("squat the id");
+    assert!(store.apply(TENANT, "atomic", &buy, now).await.is_err());
+    assert!(store.trades(TENANT, "atomic", 0, 10).await.expect("trades").is_empty(), "the trade went with its message");
+    let order = store.order(TENANT, "atomic", 2).await.expect("read");
+    assert!(order.is_none(), "nor its order");
+}
+
+#[tokio::test]
+async fn sqlite_settles_every_trade_once_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("open");
+    exercise(&store).await;
+    no_trade_without_its_message(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_settles_every_trade_once_in_order() {
+    let Some(db) = support::Scratch::create().await else { return };
+    let store = Store::open(&db.url).await.expect("open");
+    exercise(&store).await;
+    no_trade_without_its_message(&store).await;
+    store.pool().close().await;
+    db.drop_database().await;
+}
