@@ -10,6 +10,8 @@ pub(super) const LONG_ABOUT: &str = "\
 Serve Volta over gRPC on one port:
   volta.dispatch.v1.DispatchService   Validate, Schedule, Pareto, RollingHorizon (streamed)
   volta.forecast.v1.ForecastService   Backtest, Train, Forecast, ListModels, DeleteModel
+  volta.contracts.v1.ContractService  contracts, readings, statistics, settlement, market positions
+  volta.trading.v1.TradingService     local markets: orders, books, trades, call auctions
   grpc.health.v1.Health and server reflection (grpcurl works)
 
 Settings come from --config FILE (TOML), then environment variables, then
@@ -28,6 +30,11 @@ key), every call needs `authorization: Bearer <JWT>` with a tenant claim
 and roles (viewer, operator, admin); without it the server binds to
 loopback addresses only. TLS is on when [tls] names a certificate and key.
 
+Every trade the trading service stores reaches the contract service's
+market ledger exactly once: inside this process by default, or over NATS
+JetStream (--nats-url) when trading and contracts run as separate processes
+(--services) on one PostgreSQL database.
+
 Logs are JSON lines on stderr (--log-format text for people); Prometheus
 metrics are served on --metrics-listen at GET /metrics.";
 
@@ -37,10 +44,11 @@ Examples:
   volta serve --listen 127.0.0.1:0             # any free port, logged on start
   volta serve --config /etc/volta/volta.toml --metrics-listen 127.0.0.1:9464
   VOLTA_DATABASE_URL=postgres://volta@db/volta volta serve
+  volta serve --services trading --nats-url nats://127.0.0.1:4222 --database postgres://...
   grpcurl -plaintext 127.0.0.1:50051 list
   grpcurl -plaintext -d @ 127.0.0.1:50051 volta.dispatch.v1.DispatchService/Schedule < request.json
 
-Environment: VOLTA_CONFIG, VOLTA_LISTEN, VOLTA_METRICS_LISTEN, VOLTA_SOLVER_SLOTS,
+Environment: VOLTA_CONFIG, VOLTA_SERVICES, VOLTA_NATS_URL, VOLTA_LISTEN, VOLTA_METRICS_LISTEN, VOLTA_SOLVER_SLOTS,
 VOLTA_MAX_REQUEST_MIB, VOLTA_DATABASE_URL, VOLTA_LOG_FORMAT, VOLTA_LOG,
 VOLTA_JWT_HS256_SECRET, VOLTA_JWT_RS256_PUBLIC_KEY_FILE, VOLTA_TLS_CERT_FILE,
 VOLTA_TLS_KEY_FILE; OpenTelemetry's OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (or
@@ -83,6 +91,13 @@ pub(super) struct Args {
     /// TLS private key (PEM); needs --tls-cert-file.
     #[arg(long, value_name = "PEM", env = "VOLTA_TLS_KEY_FILE", requires = "tls_cert_file")]
     tls_key_file: Option<PathBuf>,
+    /// Serve only these services (comma-separated: dispatch, forecast, contracts, trading) [default: all].
+    #[arg(long, value_name = "LIST", env = "VOLTA_SERVICES", value_delimiter = ',')]
+    services: Option<Vec<String>>,
+    /// NATS server with JetStream carrying trades to the market ledger between processes
+    /// [default: none, in process].
+    #[arg(long, value_name = "URL", env = "VOLTA_NATS_URL")]
+    nats_url: Option<String>,
 }
 
 impl Args {
@@ -99,6 +114,12 @@ impl Args {
         server.max_request_mib = self.max_request_mib.unwrap_or(server.max_request_mib);
         if let Some(url) = &self.database {
             config.storage.url.clone_from(url);
+        }
+        if let Some(services) = &self.services {
+            config.server.services.clone_from(services);
+        }
+        if let Some(url) = &self.nats_url {
+            config.messaging.nats_url = Some(url.clone());
         }
         if let Some(style) = self.log_format {
             config.log.format = match style {

@@ -68,6 +68,8 @@ pub struct Config {
     pub limits: Limits,
     /// Trace export.
     pub otlp: Otlp,
+    /// Messages between services.
+    pub messaging: Messaging,
 }
 
 /// `[limits]`: what one call may ask of the server. Each is checked before
@@ -144,7 +146,13 @@ pub struct Server {
     pub solver_slots: Option<usize>,
     /// Largest request accepted, MiB.
     pub max_request_mib: usize,
+    /// The services this process serves, of [`SERVICES`] (default: all):
+    /// processes that share a database and a NATS server may split them.
+    pub services: Vec<String>,
 }
+
+/// Every service `volta serve` can serve.
+pub const SERVICES: [&str; 4] = ["dispatch", "forecast", "contracts", "trading"];
 
 impl Default for Server {
     fn default() -> Self {
@@ -153,7 +161,39 @@ impl Default for Server {
             metrics_listen: None,
             solver_slots: None,
             max_request_mib: 32,
+            services: SERVICES.iter().map(|s| (*s).to_owned()).collect(),
         }
+    }
+}
+
+impl Server {
+    /// Whether this process serves `service`.
+    #[must_use]
+    pub fn serves(&self, service: &str) -> bool {
+        self.services.iter().any(|s| s == service)
+    }
+}
+
+/// `[messaging]`: how the trading service's trades reach the contract
+/// service's market ledger (docs/settlement.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Messaging {
+    /// A NATS server with JetStream (`nats://127.0.0.1:4222`), for trading
+    /// and contracts in separate processes; none: both in this process,
+    /// delivered in it.
+    pub nats_url: Option<String>,
+    /// The JetStream stream of settlement messages (its subject is
+    /// `volta.STREAM.trade`).
+    pub stream: String,
+    /// A message published this many seconds ago and not handled by the
+    /// ledger is sent again by the reconciler (which looks a third as often).
+    pub resend_after_seconds: u64,
+}
+
+impl Default for Messaging {
+    fn default() -> Self {
+        Self { nats_url: None, stream: "VOLTA_SETTLEMENT".to_owned(), resend_after_seconds: 30 }
     }
 }
 
@@ -313,6 +353,36 @@ impl Config {
             }
         }
         self.otlp.endpoint_uri()?;
+        let services = &self.server.services;
+        if services.is_empty() {
+            anyhow::bail!("server.services is empty: serve at least one of {}", SERVICES.join(", "));
+        }
+        for (i, s) in services.iter().enumerate() {
+            if !SERVICES.contains(&s.as_str()) {
+                anyhow::bail!("server.services: {s:?} is not a service; one of {}", SERVICES.join(", "));
+            }
+            if services[..i].contains(s) {
+                anyhow::bail!("server.services: {s:?} is named twice");
+            }
+        }
+        if self.server.serves("trading") && !self.server.serves("contracts") && self.messaging.nats_url.is_none() {
+            anyhow::bail!(
+                "server.services: trading without contracts needs messaging.nats_url, so that its trades reach the \
+                 contract service's market ledger in another process"
+            );
+        }
+        let stream = &self.messaging.stream;
+        if stream.is_empty() || !stream.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            anyhow::bail!("messaging.stream {stream:?}: letters, digits, _ and - only");
+        }
+        if self.messaging.resend_after_seconds == 0 {
+            anyhow::bail!("messaging.resend_after_seconds must be at least 1");
+        }
+        if let Some(url) = &self.messaging.nats_url
+            && !(url.starts_with("nats://") || url.starts_with("tls://"))
+        {
+            anyhow::bail!("messaging.nats_url {url:?}: give nats://host:port");
+        }
         let limits = [
             ("limits.max_concurrent_calls", self.limits.max_concurrent_calls),
             ("limits.max_case_mib", self.limits.max_case_mib),

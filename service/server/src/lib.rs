@@ -276,18 +276,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .max_decoding_message_size(max_bytes),
         auth.clone(),
     );
-    // Settlement: trades go from the trading store's outbox to the market
-    // ledger, in this process (the relay is woken by every stored trade).
-    let outbox = Arc::new(tokio::sync::Notify::new());
-    let settlement = messaging::Settlement::new(Arc::new(store.clone()), metrics.clone());
-    let relay = messaging::Relay {
-        store: Arc::new(store.clone()),
-        carrier: Arc::new(messaging::InProcess { consumer: settlement }),
-        name: format!("{}/{}", hostname(), std::process::id()),
-        metrics: metrics.clone(),
-    };
-    tokio::spawn(relay.run(outbox.clone(), stop_rx.clone()));
-    tokio::spawn(messaging::reconcile(Arc::new(store.clone()), metrics.clone(), stop_rx.clone()));
+    let outbox = settlement(&config, &store, &metrics, &stop_rx).await?;
     let trading_service = InterceptedService::new(
         pb::trading::trading_service_server::TradingServiceServer::new(trading::Trading::new(
             shared.clone(),
@@ -304,13 +293,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
         auth.clone(),
     );
     let (reporter, health) = tonic_health::server::health_reporter();
-    let names = [
-        <pb::dispatch::dispatch_service_server::DispatchServiceServer<dispatch::Dispatch> as tonic::server::NamedService>::NAME,
-        <pb::forecast::forecast_service_server::ForecastServiceServer<forecast::Forecast> as tonic::server::NamedService>::NAME,
-        <pb::contracts::contract_service_server::ContractServiceServer<contracts::Contracts> as tonic::server::NamedService>::NAME,
-        <pb::trading::trading_service_server::TradingServiceServer<trading::Trading> as tonic::server::NamedService>::NAME,
-    ];
-    for name in names {
+    let served = |service: &str| config.server.serves(service);
+    let names: Vec<&'static str> = [
+        ("dispatch", <pb::dispatch::dispatch_service_server::DispatchServiceServer<dispatch::Dispatch> as tonic::server::NamedService>::NAME),
+        ("forecast", <pb::forecast::forecast_service_server::ForecastServiceServer<forecast::Forecast> as tonic::server::NamedService>::NAME),
+        ("contracts", <pb::contracts::contract_service_server::ContractServiceServer<contracts::Contracts> as tonic::server::NamedService>::NAME),
+        ("trading", <pb::trading::trading_service_server::TradingServiceServer<trading::Trading> as tonic::server::NamedService>::NAME),
+    ]
+    .into_iter()
+    .filter(|(service, _)| served(service))
+    .map(|(_, name)| name)
+    .collect();
+    for &name in &names {
         reporter.set_service_status(name, tonic_health::ServingStatus::Serving).await;
     }
     // Both reflection protocols: grpcurl before 1.8.8 and Python's
@@ -361,7 +355,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = async move {
         signals.wait().await;
         tracing::info!("shutting down: NOT_SERVING, in-flight calls finish");
-        for name in names {
+        for &name in &names {
             reporter.set_service_status(name, tonic_health::ServingStatus::NotServing).await;
         }
         // Give health checkers a moment to see NOT_SERVING.
@@ -373,10 +367,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .add_service(dispatch)
-        .add_service(forecast)
-        .add_service(contract_service)
-        .add_service(trading_service)
+        .add_optional_service(served("dispatch").then_some(dispatch))
+        .add_optional_service(served("forecast").then_some(forecast))
+        .add_optional_service(served("contracts").then_some(contract_service))
+        .add_optional_service(served("trading").then_some(trading_service))
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
         .await
         .context("server")?;
@@ -385,6 +379,53 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts what carries trades to the market ledger: the relay where
+/// trading is served (woken by the returned notifier after every stored
+/// trade), the consumer and the reconciler where contracts are, in this
+/// process or over NATS JetStream. The JetStream consumer is bound before
+/// the server reports SERVING.
+async fn settlement(
+    config: &Config,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Arc<tokio::sync::Notify>> {
+    let outbox = Arc::new(tokio::sync::Notify::new());
+    let consumer = messaging::Settlement::new(Arc::new(store.clone()), metrics.clone());
+    let jetstream = match &config.messaging.nats_url {
+        Some(url) => Some(messaging::nats::JetStream::connect(url, &config.messaging.stream).await?),
+        None => None,
+    };
+    if config.server.serves("contracts") {
+        if let Some(js) = &jetstream {
+            let bound = messaging::nats::bind(js).await?;
+            tokio::spawn(messaging::nats::consume(bound, Arc::new(consumer.clone()), stop.clone()));
+        }
+        let grace = Duration::from_secs(config.messaging.resend_after_seconds);
+        tokio::spawn(messaging::reconcile(Arc::new(store.clone()), metrics.clone(), grace, stop.clone()));
+    }
+    if config.server.serves("trading") {
+        let carrier: Arc<dyn messaging::Carrier> = match jetstream {
+            Some(js) => Arc::new(js),
+            None => Arc::new(messaging::InProcess { consumer }),
+        };
+        let relay = messaging::Relay {
+            store: Arc::new(store.clone()),
+            carrier,
+            name: format!("{}/{}", hostname(), std::process::id()),
+            metrics: metrics.clone(),
+        };
+        tokio::spawn(relay.run(outbox.clone(), stop.clone()));
+    }
+    tracing::info!(
+        carrier = if config.messaging.nats_url.is_some() { "nats" } else { "in-process" },
+        relay = config.server.serves("trading"),
+        ledger = config.server.serves("contracts"),
+        "settlement messaging started"
+    );
+    Ok(outbox)
 }
 
 /// This machine's name, for the relay's claims (`HOSTNAME`, else `volta`).

@@ -16,9 +16,10 @@
 //!    its predecessor waits, one that keeps failing dies after
 //!    [`MAX_ATTEMPTS`](crate::store::messaging::MAX_ATTEMPTS) attempts into
 //!    the dead letters, and its aggregate moves on.
-//! 5. **Reconciler.** Every [`RECONCILE_PERIOD`] the [`reconcile`] task
-//!    compares what was published with what the consumer handled, by id,
-//!    sends again what is missing after [`GRACE`], and reports the drift.
+//! 5. **Reconciler.** The [`reconcile`] task compares what was published
+//!    with what the consumer handled, by id, sends again what is still
+//!    missing a while after it was published
+//!    (`messaging.resend_after_seconds`), and reports the drift.
 //!
 //! So a crash anywhere (after the commit and before the relay, after the
 //! carrier and before the mark, after the effect and before the ack) ends
@@ -51,13 +52,6 @@ const RETRY: SignedDuration = SignedDuration::from_secs(1);
 
 /// How often the relay looks at the outbox without being woken.
 const POLL: Duration = Duration::from_secs(1);
-
-/// How often the reconciler compares the outbox with the inbox.
-const RECONCILE_PERIOD: Duration = Duration::from_secs(10);
-
-/// How long a published message may take to be handled before the
-/// reconciler sends it again.
-const GRACE: SignedDuration = SignedDuration::from_secs(30);
 
 /// The settlement consumer: trades into the contract service's market
 /// ledger.
@@ -249,21 +243,24 @@ impl Relay {
     }
 }
 
-/// Compares the outbox with the settlement inbox until the server stops:
-/// what was published more than [`GRACE`] ago and not handled is sent
-/// again (the carrier lost it), counted and logged.
+/// Compares the outbox with the settlement inbox until the server stops,
+/// every third of `grace`: what was published more than `grace` ago and
+/// not handled is sent again (the carrier lost it), counted and logged.
 pub(crate) async fn reconcile(
     store: Arc<dyn MessagingStore>,
     metrics: Arc<Metrics>,
+    grace: Duration,
     mut stopping: watch::Receiver<bool>,
 ) {
+    let period = (grace / 3).max(Duration::from_secs(1));
+    let grace = SignedDuration::try_from(grace).unwrap_or(SignedDuration::from_secs(30));
     loop {
         tokio::select! {
-            () = tokio::time::sleep(RECONCILE_PERIOD) => {}
+            () = tokio::time::sleep(period) => {}
             _ = stopping.wait_for(|s| *s) => return,
         }
         let now = Timestamp::now();
-        match store.unhandled(SETTLEMENT, now - GRACE, 1_000).await {
+        match store.unhandled(SETTLEMENT, now - grace, 1_000).await {
             Ok(missing) if missing.is_empty() => metrics.set_drift(0),
             Ok(missing) => {
                 metrics.set_drift(missing.len());
@@ -282,6 +279,218 @@ pub(crate) async fn reconcile(
         match (store.backlog().await, store.dead_count(SETTLEMENT).await) {
             (Ok(backlog), Ok(dead)) => metrics.set_messaging(backlog, dead),
             (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "the reconciler cannot count the backlog"),
+        }
+    }
+}
+
+/// NATS JetStream as the carrier between processes: the trading process's
+/// relay publishes each message with its outbox id as `Nats-Msg-Id` (the
+/// stream drops a re-publish inside its duplicate window, and the inbox
+/// ignores one after it), and the contract process's [`consume`] pulls them
+/// from a durable consumer and acknowledges each once handled.
+pub(crate) mod nats {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use async_nats::jetstream::{self, AckKind};
+    use tokio::sync::watch;
+    use tokio_stream::StreamExt as _;
+
+    use super::{Carrier, Message, Settlement};
+
+    /// The durable consumer of the settlement ledger.
+    const CONSUMER: &str = "settlement";
+
+    /// Headers carrying the outbox row beside the payload.
+    const AGGREGATE: &str = "Volta-Aggregate";
+    const SEQ: &str = "Volta-Seq";
+    const TENANT: &str = "Volta-Tenant";
+    const KIND: &str = "Volta-Kind";
+    const ID: &str = "Volta-Id";
+
+    /// Messages pulled at once, and how long a pull waits for them.
+    const PULL: usize = 512;
+    const PULL_WAIT: Duration = Duration::from_millis(500);
+
+    /// How long JetStream waits for an acknowledgement before delivering
+    /// again, and after a refusal (a message before its predecessor, or a
+    /// failure).
+    const ACK_WAIT: Duration = Duration::from_secs(30);
+    const NAK_DELAY: Duration = Duration::from_secs(1);
+
+    /// The stream's duplicate window: a message published twice within it
+    /// is stored once.
+    const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+    /// Messages are kept this long (the database is the record; the
+    /// reconciler sends again what the stream lost).
+    const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+    /// A connection to JetStream with the settlement stream in place.
+    #[derive(Debug, Clone)]
+    pub(crate) struct JetStream {
+        context: jetstream::Context,
+        stream: String,
+        /// `volta.STREAM.trade`.
+        subject: String,
+    }
+
+    impl JetStream {
+        /// Connects to `url` and makes sure stream `stream` exists.
+        ///
+        /// # Errors
+        /// An unreachable server, or one without JetStream.
+        pub(crate) async fn connect(url: &str, stream: &str) -> anyhow::Result<Self> {
+            use anyhow::Context as _;
+            let client = async_nats::ConnectOptions::new()
+                .connection_timeout(Duration::from_secs(5))
+                .name("volta")
+                .connect(url)
+                .await
+                .with_context(|| format!("cannot reach NATS at {url} (messaging.nats_url)"))?;
+            let context = jetstream::new(client);
+            let subject = format!("volta.{stream}.trade");
+            context
+                .get_or_create_stream(jetstream::stream::Config {
+                    name: stream.to_owned(),
+                    subjects: vec![subject.clone()],
+                    storage: jetstream::stream::StorageType::File,
+                    duplicate_window: DUPLICATE_WINDOW,
+                    max_age: MAX_AGE,
+                    ..Default::default()
+                })
+                .await
+                .with_context(|| format!("cannot open the JetStream stream {stream} at {url} (is JetStream on?)"))?;
+            Ok(Self { context, stream: stream.to_owned(), subject })
+        }
+    }
+
+    #[tonic::async_trait]
+    impl Carrier for JetStream {
+        async fn send(&self, messages: &[Message]) -> Vec<String> {
+            // Publish all, then wait for the acknowledgements: what the
+            // stream acknowledged (stored, or known as a duplicate) is sent.
+            let mut pending = Vec::with_capacity(messages.len());
+            for m in messages {
+                // A send the reconciler asked for gets an id of its own, or
+                // the stream would drop it as a repeat inside its window.
+                let nats_id = if m.sends == 0 { m.id.clone() } else { format!("{}#{}", m.id, m.sends) };
+                let publish = jetstream::message::PublishMessage::build()
+                    .payload(m.payload.clone().into())
+                    .message_id(&nats_id)
+                    .header(ID, m.id.as_str())
+                    .header(AGGREGATE, m.aggregate.as_str())
+                    .header(SEQ, m.seq.to_string().as_str())
+                    .header(TENANT, m.tenant.as_str())
+                    .header(KIND, m.kind.as_str());
+                match self.context.send_publish(self.subject.clone(), publish).await {
+                    Ok(ack) => pending.push((m, ack)),
+                    Err(e) => {
+                        tracing::warn!(id = %m.id, error = %e, "cannot publish to JetStream; later");
+                        break;
+                    }
+                }
+            }
+            let mut acked = Vec::with_capacity(pending.len());
+            for (m, ack) in pending {
+                match ack.await {
+                    Ok(_) => acked.push(m.id.clone()),
+                    Err(e) => tracing::warn!(id = %m.id, error = %e, "JetStream did not acknowledge; later"),
+                }
+            }
+            acked
+        }
+    }
+
+    /// The outbox row a delivered message carries.
+    fn message_of(delivered: &async_nats::Message) -> Message {
+        let header = |name: &str| {
+            delivered.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned()).unwrap_or_default()
+        };
+        Message {
+            id: header(ID),
+            tenant: header(TENANT),
+            aggregate: header(AGGREGATE),
+            seq: header(SEQ).parse().unwrap_or(0),
+            kind: header(KIND),
+            payload: String::from_utf8_lossy(&delivered.payload).into_owned(),
+            headers: "{}".to_owned(),
+            sends: 0,
+        }
+    }
+
+    /// Binds the settlement ledger's durable consumer to the stream.
+    ///
+    /// # Errors
+    /// JetStream refuses the consumer.
+    pub(crate) async fn bind(
+        js: &JetStream,
+    ) -> anyhow::Result<jetstream::consumer::Consumer<jetstream::consumer::pull::Config>> {
+        use anyhow::Context as _;
+        let stream = js.context.get_stream(&js.stream).await.context("the settlement stream")?;
+        stream
+            .get_or_create_consumer(
+                CONSUMER,
+                jetstream::consumer::pull::Config {
+                    durable_name: Some(CONSUMER.to_owned()),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: ACK_WAIT,
+                    max_ack_pending: 20_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .context("the settlement consumer")
+    }
+
+    /// Pulls settlement messages and hands them to the ledger until the
+    /// server stops: each handled one acknowledged, each refused one sent
+    /// back for later.
+    pub(crate) async fn consume(
+        consumer: jetstream::consumer::Consumer<jetstream::consumer::pull::Config>,
+        settlement: Arc<Settlement>,
+        mut stopping: watch::Receiver<bool>,
+    ) {
+        loop {
+            if *stopping.borrow() {
+                return;
+            }
+            let batch = tokio::select! {
+                batch = consumer.fetch().max_messages(PULL).expires(PULL_WAIT).messages() => batch,
+                _ = stopping.wait_for(|s| *s) => return,
+            };
+            let mut delivered = Vec::new();
+            match batch {
+                Ok(mut batch) => {
+                    while let Some(next) = batch.next().await {
+                        match next {
+                            Ok(m) => delivered.push(m),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "a pull from JetStream failed");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot pull from JetStream; retrying");
+                    tokio::time::sleep(NAK_DELAY).await;
+                    continue;
+                }
+            }
+            if delivered.is_empty() {
+                continue;
+            }
+            let messages: Vec<Message> = delivered.iter().map(|d| message_of(d)).collect();
+            let handled = settlement.handle(&messages).await;
+            for (d, ok) in delivered.iter().zip(handled) {
+                let kind = if ok { AckKind::Ack } else { AckKind::Nak(Some(NAK_DELAY)) };
+                if let Err(e) = d.ack_with(kind).await {
+                    // Not acknowledged: JetStream delivers it again after
+                    // its ack wait, and the inbox ignores it then.
+                    tracing::warn!(error = %e, "cannot acknowledge to JetStream");
+                }
+            }
         }
     }
 }

@@ -74,9 +74,13 @@ async fn from_ledger(client: &mut ContractServiceClient<Channel>, who: &str) -> 
 /// Waits until the ledger holds what the tape makes (settlement is
 /// asynchronous), or fails after a minute with both.
 async fn settled(server: &Server, admin: &str) -> usize {
-    let channel = server.channel().await;
-    let mut trading = TradingServiceClient::new(channel.clone());
-    let mut contracts = ContractServiceClient::new(channel);
+    settled_between(server, server, admin).await
+}
+
+/// [`settled`], with the market on `trading` and the ledger on `ledger`.
+async fn settled_between(trading: &Server, ledger: &Server, admin: &str) -> usize {
+    let mut contracts = ContractServiceClient::new(ledger.channel().await);
+    let mut trading = TradingServiceClient::new(trading.channel().await);
     let (expected, trades) = from_tape(&mut trading, admin).await;
     for _ in 0..600 {
         if from_ledger(&mut contracts, admin).await == expected {
@@ -256,4 +260,105 @@ async fn a_crash_after_delivery_before_the_mark_settles_nothing_twice() {
     }
     assert!(metrics.contains(r#"volta_messages_total{status="duplicate"}"#), "no redelivery was ignored:\n{metrics}");
     settled(&server, &as_party("acme", "ops", "admin")).await;
+}
+
+/// Trades `orders` orders per participant, eight at once; returns the
+/// calls answered.
+async fn trade(server: &Server, admin: &str, from: usize, orders: usize) -> usize {
+    let channel = server.channel().await;
+    let start = delivery();
+    let mut tasks = Vec::new();
+    for p in 0..8 {
+        let mut client = TradingServiceClient::new(channel.clone());
+        let admin = admin.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut answered = 0;
+            for k in from..from + orders {
+                if client.submit_order(with_token(nth(p, k, start), &admin)).await.is_ok() {
+                    answered += 1;
+                }
+            }
+            answered
+        }));
+    }
+    let mut answered = 0;
+    for task in tasks {
+        answered += task.await.expect("client");
+    }
+    answered
+}
+
+/// A counter of the metrics text, 0 when absent.
+fn counter(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .map_or(0, |n| n as u64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_nats_a_killed_ledger_and_a_stream_that_lost_everything_still_settle_every_trade_once() {
+    let Ok(nats) = std::env::var("VOLTA_TEST_NATS_URL") else {
+        eprintln!("VOLTA_TEST_NATS_URL is not set: NATS not tested (scripts/test.sh sets it)");
+        return;
+    };
+    let Some(db) = super::trading::Postgres::create("settlement") else {
+        eprintln!("VOLTA_TEST_POSTGRES_URL is not set: the processes need a shared PostgreSQL");
+        return;
+    };
+    let stream = format!("VOLTA_TEST_{}", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("volta.toml");
+    std::fs::write(&config, format!("[messaging]\nstream = \"{stream}\"\nresend_after_seconds = 2\n")).expect("config");
+    let config = config.display().to_string();
+    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
+    let process = |services: &str| {
+        Server::start_with(
+            &["--config", &config, "--database", &db.url, "--nats-url", &nats, "--services", services],
+            &env,
+        )
+    };
+    let mut ledger = process("contracts");
+    let trading = process("trading");
+    let admin = as_party("acme", "ops", "admin");
+    create_park(&mut TradingServiceClient::new(trading.channel().await), &admin).await;
+    // Each process serves its own service only.
+    let (from, until) = window();
+    let ask = cpb::MarketPositionsRequest { participant_id: String::new(), delivery_from: from, delivery_until: until };
+    let elsewhere = ContractServiceClient::new(trading.channel().await)
+        .market_positions(with_token(ask, &admin))
+        .await
+        .expect_err("contracts on the trading process");
+    assert_eq!(elsewhere.code(), Code::Unimplemented);
+
+    // Trades settle across the processes through JetStream.
+    assert!(trade(&trading, &admin, 0, 40).await > 0);
+    let first = settled_between(&trading, &ledger, &admin).await;
+    assert!(first > 20, "the flow should trade: {first}");
+
+    // The ledger is killed while trades go on; then the stream loses every
+    // message it holds (as JetStream may lose acknowledged ones): the
+    // reconciler finds what the ledger never handled and has it sent again.
+    ledger.child.kill().expect("SIGKILL");
+    let _ = tokio::task::block_in_place(|| ledger.child.wait());
+    drop(ledger);
+    assert!(trade(&trading, &admin, 40, 40).await > 0);
+    let client = async_nats::connect(nats.as_str()).await.expect("NATS");
+    let js = async_nats::jetstream::new(client);
+    let purged = js.get_stream(&stream).await.expect("stream").purge().await.expect("purge");
+    assert!(purged.purged > 0, "the trades made while the ledger was down were in the stream");
+    let ledger = process("contracts");
+    let all = settled_between(&trading, &ledger, &admin).await;
+    assert!(all > first, "{all} trades, {first} before the kill");
+    let metrics = super::metrics(&ledger).await;
+    assert!(counter(&metrics, r#"volta_messages_total{status="repaired"}"#) > 0, "nothing repaired:\n{metrics}");
+    let relayed = super::metrics(&trading).await;
+    assert_eq!(
+        counter(&relayed, r#"volta_messages_total{status="applied"}"#),
+        0,
+        "the trading process applies nothing itself"
+    );
+    js.delete_stream(&stream).await.expect("delete the test stream");
+    drop((trading, ledger));
 }

@@ -776,16 +776,17 @@ async fn call_auctions_and_network_clearing_as_a_service() {
 
 /// A PostgreSQL database of its own, dropped after the test (`None`
 /// without `VOLTA_TEST_POSTGRES_URL`).
-struct Postgres {
-    url: String,
+pub(super) struct Postgres {
+    pub(super) url: String,
     name: String,
     base: String,
 }
 
 impl Postgres {
-    fn create() -> Option<Self> {
+    /// A fresh database `volta_TAG_PID`, or none without PostgreSQL.
+    pub(super) fn create(tag: &str) -> Option<Self> {
         let base = std::env::var("VOLTA_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())?;
-        let name = format!("volta_trading_{}", std::process::id());
+        let name = format!("volta_{tag}_{}", std::process::id());
         let psql = |sql: &str| {
             let status = std::process::Command::new("psql")
                 .args([&base, "-q", "-c", sql])
@@ -811,7 +812,7 @@ impl Drop for Postgres {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_on_postgres_leave_a_market_to_one_leader_and_take_over_when_it_dies() {
-    let Some(db) = Postgres::create() else {
+    let Some(db) = Postgres::create("trading") else {
         eprintln!("VOLTA_TEST_POSTGRES_URL is not set: replicas on PostgreSQL not tested (scripts/test.sh sets it)");
         return;
     };

@@ -37,7 +37,8 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     1,
     "CREATE TABLE messaging_outbox (id TEXT NOT NULL PRIMARY KEY, tenant TEXT NOT NULL, aggregate TEXT NOT NULL,
         seq BIGINT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL, headers TEXT NOT NULL,
-        created_at TEXT NOT NULL, published_at TEXT, claimed_by TEXT, claimed_until TEXT);
+        created_at TEXT NOT NULL, published_at TEXT, claimed_by TEXT, claimed_until TEXT,
+        sends BIGINT NOT NULL DEFAULT 0);
     CREATE UNIQUE INDEX messaging_outbox_by_aggregate ON messaging_outbox (aggregate, seq);
     CREATE INDEX messaging_outbox_unpublished ON messaging_outbox (aggregate, seq) WHERE published_at IS NULL;
     CREATE TABLE messaging_inbox (consumer TEXT NOT NULL, id TEXT NOT NULL, aggregate TEXT NOT NULL,
@@ -80,6 +81,10 @@ pub struct Message {
     pub payload: String,
     /// Its headers (a JSON object).
     pub headers: String,
+    /// Times it was published before (a carrier that drops repeats by id
+    /// within a window is given a fresh id for a send the reconciler asked
+    /// for; the inbox still knows it by [`Self::id`]).
+    pub sends: u64,
 }
 
 /// A trade as the trading service announces it.
@@ -105,6 +110,7 @@ pub fn trade_message(tenant: &str, market: &str, trade: &TradeRecord) -> Message
         kind: TRADE.to_owned(),
         payload: serde_json::to_string(&body).unwrap_or_default(),
         headers: r#"{"content-type":"application/json"}"#.to_owned(),
+        sends: 0,
     }
 }
 
@@ -204,7 +210,7 @@ pub(crate) async fn enqueue(
     Ok(())
 }
 
-const MESSAGE_COLUMNS: &str = "id, tenant, aggregate, seq, kind, payload, headers";
+const MESSAGE_COLUMNS: &str = "id, tenant, aggregate, seq, kind, payload, headers, sends";
 
 fn message_from(row: &sqlx::any::AnyRow) -> Result<Message, StoreError> {
     let read = |e| StoreError::Query { action: "read a message", source: e };
@@ -217,6 +223,7 @@ fn message_from(row: &sqlx::any::AnyRow) -> Result<Message, StoreError> {
         kind: row.try_get("kind").map_err(read)?,
         payload: row.try_get("payload").map_err(read)?,
         headers: row.try_get("headers").map_err(read)?,
+        sends: count(row.try_get("sends").map_err(read)?),
     })
 }
 
@@ -483,7 +490,7 @@ impl MessagingStore for Store {
         let at = super::stored_time(now);
         for chunk in ids.chunks(256) {
             let sql = format!(
-                "UPDATE messaging_outbox SET published_at = $1, claimed_by = NULL, claimed_until = NULL \
+                "UPDATE messaging_outbox SET published_at = $1, claimed_by = NULL, claimed_until = NULL, sends = sends + 1 \
                  WHERE id IN ({})",
                 super::placeholders(2, chunk.len())
             );
