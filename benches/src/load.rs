@@ -11,6 +11,8 @@ pub struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// `http://127.0.0.1:PORT/metrics`, when started with `--metrics-listen`.
+    pub metrics: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -51,16 +53,32 @@ impl Server {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", volta.display()));
         let mut reader = std::io::BufReader::new(child.stderr.take().expect("stderr"));
         let mut line = String::new();
-        let addr = loop {
+        let (addr, metrics) = loop {
             line.clear();
             assert!(reader.read_line(&mut line).expect("log") > 0, "volta serve exited");
             let json: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
             if let Some(addr) = json["addr"].as_str() {
-                break addr.to_owned();
+                let metrics = json["metrics"].as_str().filter(|m| m.starts_with("http")).map(str::to_owned);
+                break (addr.to_owned(), metrics);
             }
         };
         std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        Self { child, url: format!("http://{addr}"), _dir: Some(dir) }
+        Self { child, url: format!("http://{addr}"), metrics, _dir: Some(dir) }
+    }
+
+    /// The server's Prometheus text (empty without a metrics endpoint).
+    pub async fn scrape(&self) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let Some(url) = &self.metrics else { return String::new() };
+        let addr = url.trim_start_matches("http://").trim_end_matches("/metrics");
+        let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else { return String::new() };
+        let mut text = String::new();
+        if stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: volta\r\n\r\n").await.is_err()
+            || stream.read_to_string(&mut text).await.is_err()
+        {
+            return String::new();
+        }
+        text
     }
 }
 

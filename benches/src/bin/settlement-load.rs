@@ -1,0 +1,379 @@
+//! Settlement benchmark: trades made over gRPC reach the contract
+//! service's market ledger, in one process or over NATS JetStream between
+//! processes, measured end to end (a trade's time to its ledger rows, from
+//! the ledger's `volta_settlement_latency_seconds`) and checked (the ledger
+//! holds each trade's two sides once).
+//!
+//! Two phases:
+//! 1. **Flow.** `--clients` clients trade on `--markets` markets for
+//!    `--seconds` while the ledger keeps up: trades/s made, settlements/s
+//!    applied, latency p50 and p99 (upper bounds of the histogram's buckets).
+//! 2. **Backlog** (over NATS only). The ledger processes are stopped, the
+//!    clients trade for `--seconds` more (the messages wait in the stream),
+//!    then `--ledgers` ledger processes start together: how fast they drain
+//!    the backlog is the ledger's capacity (settlements/s).
+//!
+//! `cargo run --release -p volta-benches --bin settlement-load` (one process, SQLite);
+//! `... -- --database postgres://postgres@127.0.0.1/test --nats nats://127.0.0.1:4222 --ledgers 3`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use tonic::transport::Channel;
+use volta_api::pb::contracts as cpb;
+use volta_api::pb::trading as tpb;
+use volta_benches::load::{Server, Tally, phase};
+
+type Trading = tpb::trading_service_client::TradingServiceClient<Channel>;
+type Ledger = cpb::contract_service_client::ContractServiceClient<Channel>;
+
+struct Args {
+    database: Option<String>,
+    nats: Option<String>,
+    volta: std::path::PathBuf,
+    seconds: f64,
+    clients: usize,
+    markets: usize,
+    ledgers: usize,
+}
+
+fn args() -> Result<Args, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut args = Args {
+        database: None,
+        nats: None,
+        volta: exe.with_file_name("volta"),
+        seconds: 15.0,
+        clients: 64,
+        markets: 8,
+        ledgers: 1,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let number = |v: String| v.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--database" => args.database = Some(value()?),
+            "--nats" => args.nats = Some(value()?),
+            "--volta" => args.volta = value()?.into(),
+            "--seconds" => args.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
+            "--clients" => args.clients = number(value()?)?,
+            "--markets" => args.markets = number(value()?)?.max(1),
+            "--ledgers" => args.ledgers = number(value()?)?.max(1),
+            _ => {
+                return Err("usage: settlement-load [--database URL] [--nats URL] [--ledgers N] [--volta PATH] \
+                            [--seconds S] [--clients N] [--markets N]"
+                    .to_owned());
+            }
+        }
+    }
+    if args.nats.is_some() && !args.database.as_deref().is_some_and(|d| d.starts_with("postgres")) {
+        return Err("--nats needs --database postgres://... (the processes share it)".to_owned());
+    }
+    Ok(args)
+}
+
+/// A counter or histogram series of the metrics text (0 when absent).
+fn value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+/// The cumulative buckets of the settlement latency histogram, summed over
+/// `texts`: (upper bound s, count).
+fn buckets(texts: &[String]) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for text in texts {
+        for line in text.lines().filter(|l| l.starts_with("volta_settlement_latency_seconds_bucket{le=\"")) {
+            let rest = &line["volta_settlement_latency_seconds_bucket{le=\"".len()..];
+            let Some((le, count)) = rest.split_once("\"} ") else { continue };
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
+            let count: f64 = count.trim().parse().unwrap_or(0.0);
+            match out.iter_mut().find(|(b, _)| *b == le) {
+                Some(slot) => slot.1 += count,
+                None => out.push((le, count)),
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+/// The bucket bound at quantile `q` of cumulative `buckets`.
+fn quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets.iter().find(|(_, n)| *n >= q * total).map_or(f64::NAN, |b| b.0)
+}
+
+/// The sum over `ledgers` of the messages counted as `status`.
+async fn applied(ledgers: &[Server], status: &str) -> f64 {
+    let mut sum = 0.0;
+    for l in ledgers {
+        sum += value(&l.scrape().await, &format!("volta_messages_total{{status=\"{status}\"}}"));
+    }
+    sum
+}
+
+/// The metrics text of each of `servers`.
+async fn scrape_all(servers: &[&Server]) -> Vec<String> {
+    let mut texts = Vec::with_capacity(servers.len());
+    for s in servers {
+        texts.push(s.scrape().await);
+    }
+    texts
+}
+
+/// Starts a `volta serve` of `services`.
+fn process(args: &Args, database: &str, config: &str, services: &str) -> Server {
+    let mut extra = vec!["--config", config, "--services", services, "--metrics-listen", "127.0.0.1:0"];
+    if let Some(nats) = &args.nats {
+        extra.extend(["--nats-url", nats.as_str()]);
+    }
+    Server::start_with(&args.volta, Some(database), &extra)
+}
+
+/// Clients trading for `seconds`: each its own participant, alternately
+/// buying and selling across the markets at prices that cross.
+async fn trade(url: &str, args: &Args, products: &Arc<Vec<Timestamp>>, from: usize) -> (Tally, Duration, u64) {
+    let mut clients = Vec::with_capacity(args.clients);
+    for i in 0..args.clients {
+        let channel = Channel::from_shared(url.to_owned()).expect("url").connect().await.expect("connect");
+        clients.push((i, from, Trading::new(channel)));
+    }
+    let trades = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = trades.clone();
+    let markets = args.markets;
+    let products = products.clone();
+    let (tally, wall) = phase(clients, args.seconds, move |(i, k, mut client): (usize, usize, Trading), _| {
+        let (products, counted) = (products.clone(), counted.clone());
+        async move {
+            let start = Instant::now();
+            let side = if (i + k).is_multiple_of(2) { tpb::Side::Buy } else { tpb::Side::Sell };
+            let tick = i64::try_from(k % 9).unwrap_or(0) - 4;
+            let request = tpb::SubmitOrderRequest {
+                market_id: format!("m{}", (i + k) % markets),
+                client_order_id: format!("{i}-{k}"),
+                participant_id: format!("p{i}"),
+                delivery_start: Some(volta_api::time::timestamp(products[k % products.len()])),
+                side: side.into(),
+                quantity_wh: 500,
+                limit_price: format!("{:.3}", 0.2 + 0.002 * tick as f64),
+                time_in_force: tpb::TimeInForce::Gtc.into(),
+            };
+            let one = match client.submit_order(request).await {
+                Ok(reply) => {
+                    let made = reply.into_inner().trades.len() as u64;
+                    counted.fetch_add(made, std::sync::atomic::Ordering::Relaxed);
+                    Tally::ok(start.elapsed())
+                }
+                Err(s) if s.code() == tonic::Code::ResourceExhausted => Tally { shed: 1, ..Tally::default() },
+                Err(_) => Tally { errors: 1, ..Tally::default() },
+            };
+            ((i, k + 1, client), one)
+        }
+    })
+    .await;
+    (tally, wall, trades.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Waits until the ledgers have applied `target` messages in all; the time
+/// it took, or none after a minute without progress.
+async fn drained(ledgers: &[Server], target: f64) -> Option<Duration> {
+    let start = Instant::now();
+    let (mut last, mut since) = (-1.0, Instant::now());
+    loop {
+        let now = applied(ledgers, "applied").await;
+        if now >= target {
+            return Some(start.elapsed());
+        }
+        if now > last {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() > Duration::from_secs(60) {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match args() {
+        Ok(a) => a,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("volta.toml");
+    let stream = format!("VOLTA_BENCH_{}", std::process::id());
+    std::fs::write(
+        &config,
+        format!("[limits]\nmax_concurrent_calls = {}\n\n[messaging]\nstream = \"{stream}\"\n", args.clients + 8),
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf-8").to_owned();
+    let sqlite = format!("sqlite://{}", dir.path().join("settlement.db").display());
+    let database = args.database.clone().unwrap_or(sqlite);
+    let over_nats = args.nats.is_some();
+    let (trading, mut ledgers) = if over_nats {
+        let trading = process(&args, &database, &config, "trading");
+        let ledgers: Vec<Server> = (0..args.ledgers).map(|_| process(&args, &database, &config, "contracts")).collect();
+        (trading, ledgers)
+    } else {
+        let all = process(&args, &database, &config, "trading,contracts");
+        (all, Vec::new())
+    };
+
+    let channel = Channel::from_shared(trading.url.clone()).expect("url").connect().await.expect("connect");
+    let mut admin = Trading::new(channel);
+    let rules = tpb::MarketRules {
+        time_zone: "Europe/Berlin".into(),
+        interval_minutes: 15,
+        gate_opens_before: Some(volta_api::time::duration(SignedDuration::from_hours(48))),
+        gate_closes_before: Some(volta_api::time::duration(SignedDuration::from_mins(5))),
+        min_price: "-0.5".into(),
+        max_price: "4".into(),
+        matching: tpb::Matching::Continuous.into(),
+    };
+    for m in 0..args.markets {
+        admin
+            .create_market(tpb::CreateMarketRequest { market_id: format!("m{m}"), rules: Some(rules.clone()) })
+            .await
+            .expect("market");
+    }
+    let first = (Timestamp::now().as_second() / 3600 + 3) * 3600;
+    let products: Arc<Vec<Timestamp>> =
+        Arc::new((0..4).map(|i| Timestamp::from_second(first + i * 900).expect("instant")).collect());
+    let carrier = if over_nats {
+        format!("NATS JetStream, {} ledger process(es)", args.ledgers)
+    } else {
+        "in process".to_owned()
+    };
+    println!(
+        "settlement {carrier}; {} on {}; {} clients on {} markets, {} s per phase; {} cores",
+        trading.url,
+        volta_server::store::redacted(&database),
+        args.clients,
+        args.markets,
+        args.seconds,
+        std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get)
+    );
+
+    // Phase 1: the flow.
+    let ledger_servers: Vec<&Server> = if over_nats { ledgers.iter().collect() } else { vec![&trading] };
+    let before = scrape_all(&ledger_servers).await;
+    let applied_before: f64 = before.iter().map(|t| value(t, "volta_messages_total{status=\"applied\"}")).sum();
+    let (mut tally, wall, trades) = trade(&trading.url, &args, &products, 0).await;
+    let during: f64 = scrape_all(&ledger_servers)
+        .await
+        .iter()
+        .map(|t| value(t, "volta_messages_total{status=\"applied\"}"))
+        .sum::<f64>()
+        - applied_before;
+    Tally::header("");
+    tally.report("Submit (flow)", args.clients, wall, "");
+    let settle_start = Instant::now();
+    let mut caught_up = None;
+    while settle_start.elapsed() < Duration::from_secs(120) {
+        let texts = scrape_all(&ledger_servers).await;
+        let applied: f64 = texts.iter().map(|t| value(t, "volta_messages_total{status=\"applied\"}")).sum();
+        if applied - applied_before >= trades as f64 {
+            caught_up = Some(settle_start.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let texts = scrape_all(&ledger_servers).await;
+    let histogram = buckets(&texts);
+    println!(
+        "\nflow: {trades} trades ({:.0}/s); {during:.0} settled during the phase ({:.0}/s); the rest {}; \
+         trade to ledger p50 <= {:.3} s, p99 <= {:.3} s; duplicates {:.0}, deferred {:.0}",
+        trades as f64 / wall.as_secs_f64(),
+        during / wall.as_secs_f64(),
+        caught_up.map_or_else(
+            || "NOT settled within 120 s".to_owned(),
+            |d| format!("within {:.2} s after", d.as_secs_f64())
+        ),
+        quantile(&histogram, 0.5),
+        quantile(&histogram, 0.99),
+        texts.iter().map(|t| value(t, "volta_messages_total{status=\"duplicate\"}")).sum::<f64>(),
+        texts.iter().map(|t| value(t, "volta_messages_total{status=\"deferred\"}")).sum::<f64>(),
+    );
+
+    // Phase 2: a backlog in the stream, drained by fresh ledger processes.
+    if over_nats {
+        drop(std::mem::take(&mut ledgers));
+        let (_, wall, backlog) = trade(&trading.url, &args, &products, 1_000_000).await;
+        println!("\nbacklog: {backlog} trades made in {:.1} s while no ledger ran", wall.as_secs_f64());
+        let fresh: Vec<Server> = (0..args.ledgers).map(|_| process(&args, &database, &config, "contracts")).collect();
+        match drained(&fresh, backlog as f64).await {
+            Some(took) => println!(
+                "backlog: {} ledger process(es) applied {backlog} settlements in {:.2} s: {:.0} settlements/s \
+                 (target 5,000/s)",
+                args.ledgers,
+                took.as_secs_f64(),
+                backlog as f64 / took.as_secs_f64()
+            ),
+            None => println!("backlog: NOT drained (no progress for 60 s)"),
+        }
+        ledgers = fresh;
+    }
+
+    // The check: every trade's two sides in the ledger, once.
+    let url = ledgers.first().map_or_else(|| trading.url.clone(), |l| l.url.clone());
+    let channel = Channel::from_shared(url).expect("url").connect().await.expect("connect");
+    let mut ledger = Ledger::new(channel);
+    let day = SignedDuration::from_hours(24);
+    let start = products[0];
+    let positions = ledger
+        .market_positions(cpb::MarketPositionsRequest {
+            participant_id: String::new(),
+            delivery_from: Some(volta_api::time::timestamp(start - day)),
+            delivery_until: Some(volta_api::time::timestamp(start + day)),
+        })
+        .await
+        .expect("positions")
+        .into_inner()
+        .positions;
+    let sides: i64 = positions.iter().map(|p| p.trades).sum();
+    let (bought, sold): (i64, i64) = positions.iter().fold((0, 0), |(b, s), p| (b + p.bought_wh, s + p.sold_wh));
+    let mut tape = 0_i64;
+    for m in 0..args.markets {
+        let mut after = 0;
+        loop {
+            let page = admin
+                .list_trades(tpb::ListTradesRequest {
+                    market_id: format!("m{m}"),
+                    after_trade_id: after,
+                    page_size: 1000,
+                })
+                .await
+                .expect("trades")
+                .into_inner();
+            tape += i64::try_from(page.trades.len()).unwrap_or(0);
+            match page.trades.last() {
+                Some(t) => after = t.trade_id,
+                None => break,
+            }
+        }
+    }
+    println!(
+        "\ncheck: {tape} trades on the tapes, {sides} trade sides in the ledger, bought {bought} Wh = sold {sold} Wh: {}",
+        if sides == 2 * tape && bought == sold { "every trade settled once" } else { "MISMATCH" }
+    );
+    if let Some(nats) = &args.nats
+        && let Ok(client) = async_nats_connect(nats).await
+    {
+        let _ = client.delete_stream(&stream).await;
+    }
+}
+
+/// JetStream, to delete the benchmark's stream.
+async fn async_nats_connect(url: &str) -> Result<async_nats::jetstream::Context, async_nats::ConnectError> {
+    Ok(async_nats::jetstream::new(async_nats::connect(url).await?))
+}
