@@ -11,7 +11,9 @@ source scripts/env.sh
 source scripts/services.sh
 
 cargo test --workspace --locked --doc
-cargo nextest run --workspace --locked --no-fail-fast "$@"
+cargo nextest run --workspace --locked --no-fail-fast -E 'not test(/restart_of_/)' "$@"
+# Tests that restart a service other tests share (NATS) run alone, after the rest.
+cargo nextest run --workspace --locked --no-fail-fast --test-threads 1 -E 'test(/restart_of_/)' "$@"
 
 scripts/python-tests.sh
 

@@ -152,13 +152,13 @@ async fn trade(url: &str, args: &Args, products: &Arc<Vec<Timestamp>>, from: usi
         let (products, counted) = (products.clone(), counted.clone());
         async move {
             let start = Instant::now();
-            let side = if (i + k).is_multiple_of(2) { tpb::Side::Buy } else { tpb::Side::Sell };
-            let tick = i64::try_from(k % 9).unwrap_or(0) - 4;
+            let side = if k.is_multiple_of(2) { tpb::Side::Buy } else { tpb::Side::Sell };
+            let tick = i64::try_from((i + k) % 9).unwrap_or(0) - 4;
             let request = tpb::SubmitOrderRequest {
-                market_id: format!("m{}", (i + k) % markets),
+                market_id: format!("m{}", (i + k / 2) % markets),
                 client_order_id: format!("{i}-{k}"),
                 participant_id: format!("p{i}"),
-                delivery_start: Some(volta_api::time::timestamp(products[k % products.len()])),
+                delivery_start: Some(volta_api::time::timestamp(products[(k / 2) % products.len()])),
                 side: side.into(),
                 quantity_wh: 500,
                 limit_price: format!("{:.3}", 0.2 + 0.002 * tick as f64),

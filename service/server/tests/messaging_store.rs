@@ -89,7 +89,12 @@ async fn exercise(store: &Store) {
         async move { store.settle_trade(CONSUMER, &m, &trade, now).await.expect("settle") }
     };
     assert_eq!(settle(&all[1]).await, Handled::Early { expected: 1 });
-    assert_eq!(settle(&all[0]).await, Handled::Applied);
+    // A batch out of order and with a repeat: one transaction, each judged
+    // against the cursor as the batch moves it.
+    let trades: Vec<TradeMessage> = all[..2].iter().map(trade_of).collect();
+    let batch = [(&all[1], &trades[1]), (&all[0], &trades[0]), (&all[0], &trades[0])];
+    let handled = store.settle_trades(CONSUMER, &batch, now).await.expect("batch");
+    assert_eq!(handled, [Handled::Early { expected: 1 }, Handled::Applied, Handled::Duplicate]);
     assert_eq!(settle(&all[0]).await, Handled::Duplicate);
     assert_eq!(settle(&all[1]).await, Handled::Applied);
     // Two deliveries of the same message at once: one applies.

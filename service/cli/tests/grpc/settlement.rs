@@ -362,3 +362,100 @@ async fn over_nats_a_killed_ledger_and_a_stream_that_lost_everything_still_settl
     js.delete_stream(&stream).await.expect("delete the test stream");
     drop((trading, ledger));
 }
+
+/// Stops or starts this machine's NATS server (as scripts/services.sh does).
+fn local_nats(start: bool) {
+    let mut command = std::process::Command::new("start-stop-daemon");
+    if start {
+        command.args(["--start", "--oknodo", "--background", "--exec", "/usr/sbin/nats-server", "--"]).args([
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "4222",
+            "-js",
+            "-sd",
+            "/var/lib/nats-server",
+            "-l",
+            "/var/log/nats-server.log",
+        ]);
+    } else {
+        command.args(["--stop", "--oknodo", "--retry", "10", "--exec", "/usr/sbin/nats-server"]);
+    }
+    let status = command.status().expect("start-stop-daemon");
+    assert!(status.success(), "start-stop-daemon {}: {status}", if start { "--start" } else { "--stop" });
+    if start {
+        for _ in 0..100 {
+            if std::net::TcpStream::connect("127.0.0.1:4222").is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("NATS did not come back on 127.0.0.1:4222");
+    }
+}
+
+/// Restarts the machine's NATS server while trades flow between the
+/// processes: what the relay could not publish meanwhile waits in the
+/// outbox, what was in flight is delivered again or re-sent, and the
+/// ledger still holds every trade once. It stops the shared NATS server,
+/// so scripts/test.sh runs it alone, after the rest (`restart_of_`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_of_nats_under_a_flow_of_trades_settles_every_trade_once() {
+    let nats = std::env::var("VOLTA_TEST_NATS_URL").unwrap_or_default();
+    if nats != "nats://127.0.0.1:4222" || !std::path::Path::new("/usr/sbin/nats-server").exists() {
+        eprintln!("no local nats-server on 127.0.0.1:4222 to restart: not tested");
+        return;
+    }
+    let Some(db) = super::trading::Postgres::create("nats_restart") else {
+        eprintln!("VOLTA_TEST_POSTGRES_URL is not set: the processes need a shared PostgreSQL");
+        return;
+    };
+    let stream = format!("VOLTA_TEST_{}", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("volta.toml");
+    std::fs::write(&config, format!("[messaging]\nstream = \"{stream}\"\nresend_after_seconds = 2\n")).expect("config");
+    let config = config.display().to_string();
+    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
+    let process = |services: &str| {
+        Server::start_with(
+            &["--config", &config, "--database", &db.url, "--nats-url", &nats, "--services", services],
+            &env,
+        )
+    };
+    let ledger = process("contracts");
+    let trading = process("trading");
+    let admin = as_party("acme", "ops", "admin");
+    create_park(&mut TradingServiceClient::new(trading.channel().await), &admin).await;
+    assert!(trade(&trading, &admin, 0, 20).await > 0);
+
+    // NATS goes down while orders keep coming (trading needs only the
+    // database), and comes back.
+    let flow = {
+        let admin = admin.clone();
+        let url = trading.url.clone();
+        tokio::spawn(async move {
+            let channel = Channel::from_shared(url).expect("url").connect().await.expect("connect");
+            let mut client = TradingServiceClient::new(channel);
+            let start = delivery();
+            let mut answered = 0;
+            for k in 20..220 {
+                for p in 0..8 {
+                    if client.submit_order(with_token(nth(p, k, start), &admin)).await.is_ok() {
+                        answered += 1;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            answered
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::block_in_place(|| local_nats(false));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::task::block_in_place(|| local_nats(true));
+    assert!(flow.await.expect("flow") > 0);
+    let trades = settled_between(&trading, &ledger, &admin).await;
+    assert!(trades > 50, "the flow should trade: {trades}");
+    let client = async_nats::connect(nats.as_str()).await.expect("NATS");
+    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+}

@@ -23,6 +23,8 @@
 //!   consumer's effect, two rows per trade (the buyer's and the seller's
 //!   side), which the contract service sums per participant.
 
+use std::collections::{HashMap, HashSet};
+
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use sqlx::Row as _;
@@ -525,10 +527,141 @@ impl MessagingStore for Store {
         batch: &[(&Message, &TradeMessage)],
         now: Timestamp,
     ) -> Result<Vec<Handled>, StoreError> {
+        if batch.len() == 1 {
+            let mut tx = self.pool().begin().await.map_err(StoreError::query("begin a settlement"))?;
+            let handled = Self::settle_in(&mut tx, consumer, batch[0].0, batch[0].1, now).await?;
+            tx.commit().await.map_err(StoreError::query("commit a settlement"))?;
+            return Ok(vec![handled]);
+        }
+        // A batch in a few statements: the cursors read at once, the inbox
+        // rows and the ledger rows written many to a statement, each
+        // aggregate's cursor moved once.
         let mut tx = self.pool().begin().await.map_err(StoreError::query("begin a settlement"))?;
+        let mut cursors: HashMap<&str, u64> = HashMap::new();
+        let aggregates: Vec<&str> = {
+            let mut seen: Vec<&str> = batch.iter().map(|(m, _)| m.aggregate.as_str()).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            seen
+        };
+        for chunk in aggregates.chunks(256) {
+            let sql = format!(
+                "SELECT aggregate, seq FROM messaging_cursors WHERE consumer = $1 AND aggregate IN ({})",
+                super::placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(consumer);
+            for a in chunk {
+                q = q.bind(*a);
+            }
+            for row in q.fetch_all(&mut *tx).await.map_err(StoreError::query("read the consumer's cursors"))? {
+                let aggregate: String = row.try_get("aggregate").map_err(StoreError::query("read a cursor"))?;
+                let seq: i64 = row.try_get("seq").map_err(StoreError::query("read a cursor"))?;
+                if let Some(a) = chunk.iter().find(|a| **a == aggregate) {
+                    cursors.insert(a, count(seq));
+                }
+            }
+        }
+        // What each message is, against the cursors as this batch moves them.
         let mut out = Vec::with_capacity(batch.len());
-        for (message, trade) in batch {
-            out.push(Self::settle_in(&mut tx, consumer, message, trade, now).await?);
+        let mut apply: Vec<usize> = Vec::new();
+        for (i, (m, _)) in batch.iter().enumerate() {
+            let cursor = cursors.entry(m.aggregate.as_str()).or_insert(0);
+            out.push(if m.seq <= *cursor {
+                Handled::Duplicate
+            } else if m.seq > *cursor + 1 {
+                Handled::Early { expected: *cursor + 1 }
+            } else {
+                *cursor = m.seq;
+                apply.push(i);
+                Handled::Applied
+            });
+        }
+        // The inbox first: a concurrent delivery waits for this one's rows,
+        // and what another recorded first is a duplicate here.
+        let at = super::stored_time(now);
+        let mut recorded: HashSet<String> = HashSet::with_capacity(apply.len());
+        for chunk in apply.chunks(64) {
+            let sql = format!(
+                "INSERT INTO messaging_inbox (consumer, id, aggregate, seq, outcome, handled_at) VALUES {} \
+                 ON CONFLICT (consumer, id) DO NOTHING RETURNING id",
+                super::values(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for &i in chunk {
+                let m = batch[i].0;
+                q = q
+                    .bind(consumer)
+                    .bind(m.id.as_str())
+                    .bind(m.aggregate.as_str())
+                    .bind(big(m.seq))
+                    .bind("applied")
+                    .bind(at.as_str());
+            }
+            for row in q.fetch_all(&mut *tx).await.map_err(StoreError::query("record messages in the inbox"))? {
+                recorded.insert(row.try_get("id").map_err(StoreError::query("record messages in the inbox"))?);
+            }
+        }
+        apply.retain(|&i| {
+            let kept = recorded.contains(&batch[i].0.id);
+            if !kept {
+                out[i] = Handled::Duplicate;
+            }
+            kept
+        });
+        for chunk in apply.chunks(32) {
+            let sql = format!(
+                "INSERT INTO contracts_market_ledger (tenant, market, trade_id, side, participant, counterparty, \
+                 delivery_start_s, delivery_end_s, quantity_wh, price, amount, message_id, traded_at, applied_at) \
+                 VALUES {}",
+                super::values(2 * chunk.len(), 14)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for &i in chunk {
+                let (m, trade) = batch[i];
+                let t = &trade.trade;
+                for (side, participant, counterparty, price) in [
+                    (Side::Buy, &t.trade.buyer, &t.trade.seller, t.trade.buyer_price),
+                    (Side::Sell, &t.trade.seller, &t.trade.buyer, t.trade.seller_price),
+                ] {
+                    q = q
+                        .bind(trade.tenant.as_str())
+                        .bind(trade.market.as_str())
+                        .bind(big(t.id))
+                        .bind(side_name(side))
+                        .bind(participant.as_str())
+                        .bind(counterparty.as_str())
+                        .bind(t.delivery_start.as_second())
+                        .bind(t.delivery_end.as_second())
+                        .bind(t.trade.quantity.wh())
+                        .bind(price.to_string())
+                        .bind(volta_trading::price::amount(t.trade.quantity, price).to_string())
+                        .bind(m.id.as_str())
+                        .bind(super::stored_time(t.at))
+                        .bind(at.as_str());
+                }
+            }
+            q.execute(&mut *tx).await.map_err(StoreError::query("write the market ledger"))?;
+        }
+        // Each aggregate's cursor, once, to its last message applied here.
+        let mut last: Vec<(&str, u64)> = Vec::new();
+        for &i in &apply {
+            let m = batch[i].0;
+            match last.iter_mut().find(|(a, _)| *a == m.aggregate) {
+                Some(slot) => slot.1 = slot.1.max(m.seq),
+                None => last.push((m.aggregate.as_str(), m.seq)),
+            }
+        }
+        for (aggregate, seq) in last {
+            sqlx::query(
+                "INSERT INTO messaging_cursors (consumer, aggregate, seq) VALUES ($1, $2, $3) \
+                 ON CONFLICT (consumer, aggregate) DO UPDATE SET seq = excluded.seq",
+            )
+            .bind(consumer)
+            .bind(aggregate)
+            .bind(big(seq))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("move the consumer's cursor"))?;
         }
         tx.commit().await.map_err(StoreError::query("commit a settlement"))?;
         Ok(out)
@@ -573,9 +706,13 @@ impl MessagingStore for Store {
     }
 
     async fn unhandled(&self, consumer: &str, before: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
+        // A consumer handles an aggregate's messages in order, so its
+        // cursor says what it has handled: everything at or below it. Only
+        // what lies beyond a cursor is looked at, not the whole history.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT o.id FROM messaging_outbox o WHERE o.published_at IS NOT NULL AND o.published_at < $1 \
-             AND NOT EXISTS (SELECT 1 FROM messaging_inbox i WHERE i.consumer = $2 AND i.id = o.id) \
+            "SELECT o.id FROM messaging_outbox o LEFT JOIN messaging_cursors c \
+             ON c.consumer = $2 AND c.aggregate = o.aggregate \
+             WHERE o.published_at IS NOT NULL AND o.published_at < $1 AND o.seq > COALESCE(c.seq, 0) \
              ORDER BY o.aggregate, o.seq LIMIT {limit}"
         )))
         .bind(super::stored_time(before))
