@@ -36,6 +36,7 @@ use volta_contracts::{Energy, PartyId};
 
 use crate::error::TradingError;
 use crate::order::{OrderId, Side, Trade};
+pub use crate::price::Pricing;
 use crate::price::{Price, amount};
 use crate::product::ProductId;
 
@@ -52,16 +53,6 @@ pub struct Bid {
     pub price: Option<Price>,
     /// The energy, Wh, positive.
     pub quantity: Energy,
-}
-
-/// How accepted orders pay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pricing {
-    /// Everyone at the clearing price.
-    PayAsClear,
-    /// Everyone at their own limit.
-    PayAsBid,
 }
 
 /// What one order got.

@@ -110,6 +110,16 @@ pub fn amount(energy: Energy, price: Price) -> Decimal {
     Decimal::from_i128_with_scale(i128::from(energy.wh()) * i128::from(price.micros()), 9).normalize()
 }
 
+/// How the accepted orders of a call auction pay ([`crate::auction`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pricing {
+    /// Everyone at the clearing price.
+    PayAsClear,
+    /// Everyone at their own limit.
+    PayAsBid,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

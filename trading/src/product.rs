@@ -13,9 +13,8 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::auction::Pricing;
 use crate::error::TradingError;
-use crate::price::Price;
+use crate::price::{Price, Pricing};
 
 /// Identifies a product: its delivery start (UTC) and length in minutes,
 /// `2024-04-06T16:00:00Z/15`.
