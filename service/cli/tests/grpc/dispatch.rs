@@ -177,6 +177,7 @@ async fn the_deadline_bounds_the_solve_and_overload_is_shed() {
     let calls: Vec<_> = calls.collect(); // start all three before waiting for any
     let mut shed = 0;
     let mut answered = 0;
+    let mut solved = 0;
     for call in calls {
         match call.await.expect("task") {
             Ok(reply) => {
@@ -190,6 +191,7 @@ async fn the_deadline_bounds_the_solve_and_overload_is_shed() {
                 );
                 assert!(reply.get_ref().schedule.is_none(), "the summary view");
                 answered += 1;
+                solved += 1;
             }
             Err(status) if status.code() == Code::ResourceExhausted => {
                 // The client is told when to try again.
@@ -210,11 +212,23 @@ async fn the_deadline_bounds_the_solve_and_overload_is_shed() {
         }
     }
     assert!(shed >= 1 && answered >= 1, "shed {shed}, answered {answered}");
-    let text = metrics(&server).await;
+    // A solve past its deadline goes on until it stops at its next phase;
+    // its work is timed then (a loaded machine may take a while).
+    let mut text = metrics(&server).await;
+    for _ in 0..600 {
+        if text.contains(r#"volta_work_duration_seconds_count{kind="schedule"}"#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        text = metrics(&server).await;
+    }
     assert!(text.contains(r#"grpc_method="Schedule",grpc_code="RESOURCE_EXHAUSTED""#), "{text}");
     assert!(text.contains("volta_solver_slots 1"), "{text}");
-    assert!(text.contains(r#"volta_solves_total{status="#), "{text}");
     assert!(text.contains(r#"volta_work_duration_seconds_count{kind="schedule"}"#), "{text}");
+    if solved > 0 {
+        // A plan came back: its solve was counted before the reply.
+        assert!(text.contains(r#"volta_solves_total{status="#), "{text}");
+    }
 }
 
 /// The islanded microgrid cut to its first day (48 half-hour steps), so
