@@ -349,60 +349,6 @@ const fn side_name(side: Side) -> &'static str {
 }
 
 impl Store {
-    /// Applies one trade message inside `tx` (see
-    /// [`MessagingStore::settle_trades`]).
-    async fn settle_in(
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        consumer: &str,
-        message: &Message,
-        trade: &TradeMessage,
-        now: Timestamp,
-    ) -> Result<Handled, StoreError> {
-        let cursor = Self::cursor(tx, consumer, &message.aggregate).await?;
-        if message.seq <= cursor {
-            return Ok(Handled::Duplicate);
-        }
-        if message.seq > cursor + 1 {
-            return Ok(Handled::Early { expected: cursor + 1 });
-        }
-        // The inbox first: a concurrent delivery of the same message waits
-        // here for this one's transaction, then finds it recorded.
-        if !Self::handled(tx, consumer, message, "applied", now).await? {
-            return Ok(Handled::Duplicate);
-        }
-        let t = &trade.trade;
-        let at = super::stored_time(now);
-        let sides = [
-            (Side::Buy, &t.trade.buyer, &t.trade.seller, t.trade.buyer_price),
-            (Side::Sell, &t.trade.seller, &t.trade.buyer, t.trade.seller_price),
-        ];
-        for (side, participant, counterparty, price) in sides {
-            sqlx::query(
-                "INSERT INTO contracts_market_ledger (tenant, market, trade_id, side, participant, counterparty, \
-                 delivery_start_s, delivery_end_s, quantity_wh, price, amount, message_id, traded_at, applied_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            )
-            .bind(trade.tenant.as_str())
-            .bind(trade.market.as_str())
-            .bind(big(t.id))
-            .bind(side_name(side))
-            .bind(participant.as_str())
-            .bind(counterparty.as_str())
-            .bind(t.delivery_start.as_second())
-            .bind(t.delivery_end.as_second())
-            .bind(t.trade.quantity.wh())
-            .bind(price.to_string())
-            .bind(volta_trading::price::amount(t.trade.quantity, price).to_string())
-            .bind(message.id.as_str())
-            .bind(super::stored_time(t.at))
-            .bind(at.as_str())
-            .execute(&mut **tx)
-            .await
-            .map_err(StoreError::query("write the market ledger"))?;
-        }
-        Ok(Handled::Applied)
-    }
-
     /// The cursor of `aggregate` for `consumer` (0: nothing handled), read
     /// inside `tx`.
     async fn cursor(
@@ -527,12 +473,6 @@ impl MessagingStore for Store {
         batch: &[(&Message, &TradeMessage)],
         now: Timestamp,
     ) -> Result<Vec<Handled>, StoreError> {
-        if batch.len() == 1 {
-            let mut tx = self.pool().begin().await.map_err(StoreError::query("begin a settlement"))?;
-            let handled = Self::settle_in(&mut tx, consumer, batch[0].0, batch[0].1, now).await?;
-            tx.commit().await.map_err(StoreError::query("commit a settlement"))?;
-            return Ok(vec![handled]);
-        }
         // A batch in a few statements: the cursors read at once, the inbox
         // rows and the ledger rows written many to a statement, each
         // aggregate's cursor moved once.
