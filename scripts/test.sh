@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: every Rust crate's unit, integration and doc tests
 # (the model store against PostgreSQL too: scripts/services.sh starts it),
-# the Python package's pytest suite (built into a venv), then the
+# the Python package's pytest suite (built into a venv), the checks of the
+# deployment files, then the
 # differential test of the dispatch optimiser against PyPSA.
 # Usage: scripts/test.sh [extra nextest arguments]
 set -euo pipefail
@@ -16,6 +17,10 @@ cargo nextest run --workspace --locked --no-fail-fast -E 'not test(/restart_of_/
 cargo nextest run --workspace --locked --no-fail-fast --test-threads 1 -E 'test(/restart_of_/)' "$@"
 
 scripts/python-tests.sh
+
+# The deployment files: the Kustomize overlays render and validate against
+# the Kubernetes API schemas, the Dockerfile passes hadolint (deploy/check.py).
+deploy/check.sh
 
 # Volta against PyPSA (linopy + HiGHS) on the campus case and random cases:
 # the same optimal cost within 1e-6 relative (installs PyPSA in a venv).

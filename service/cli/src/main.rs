@@ -69,9 +69,14 @@ enum Command {
                       types, defaults and descriptions, generated from the types `volta validate` reads. It describes the \
                       shape of a case; the rules between fields are `volta validate`'s. The same schema is published as \
                       docs/case.schema.json and returned by `volta.case_schema()` in Python.",
-        after_help = "Examples:\n  volta schema > case.schema.json\n  # in a TOML editor (taplo, Even Better TOML): #:schema ./case.schema.json"
+        after_help = "Examples:\n  volta schema > case.schema.json\n  # in a TOML editor (taplo, Even Better TOML): #:schema ./case.schema.json\n  \
+                      volta schema --config > config.schema.json   # `volta serve`'s configuration file"
     )]
-    Schema,
+    Schema {
+        /// Print the schema of `volta serve`'s configuration file instead (deploy/config.schema.json).
+        #[arg(long)]
+        config: bool,
+    },
     /// Optimise the operation of a case: schedule, costs, prices, plots.
     #[command(long_about = schedule::LONG_ABOUT, after_help = schedule::AFTER_HELP)]
     Schedule(schedule::Args),
@@ -96,14 +101,22 @@ enum Command {
     /// Serve dispatch, forecasting and contracts over gRPC (auth, TLS, metrics, health, reflection).
     #[command(long_about = serve::LONG_ABOUT, after_help = serve::AFTER_HELP)]
     Serve(serve::Args),
+    /// Bring a database's schema up to this version (a deployment's migration job), or check it.
+    #[command(long_about = serve::MIGRATE_ABOUT, after_help = serve::MIGRATE_AFTER_HELP)]
+    Migrate(serve::MigrateArgs),
 }
 
 /// Runs the parsed command line.
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
-        Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&volta_engine::case::schema::json_schema())?);
+        Command::Schema { config } => {
+            let schema = if config {
+                volta_server::config::Config::json_schema()
+            } else {
+                volta_engine::case::schema::json_schema()
+            };
+            say!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Schedule(args) => schedule::run(&args),
@@ -111,6 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => forecast::train(&args),
         Command::Forecast(args) => forecast::forecast(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Migrate(args) => serve::migrate(&args),
         Command::Contracts(args) => contracts::run(&args),
         Command::Market(args) => market::run(&args),
         Command::Bid(args) => bid::run(&args),

@@ -172,3 +172,65 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     volta_server::serve(&args.config()?)?;
     Ok(ExitCode::SUCCESS)
 }
+
+pub(super) const MIGRATE_ABOUT: &str = "\
+Bring the database's schema up to this version of volta, then exit: what
+`volta serve` does at start, for deployments that migrate once, in a job,
+before the new replicas start (storage.migrate = false in their
+configuration, so that a replica that finds the schema behind refuses to
+start instead of migrating). Migrations only add tables and columns, so
+replicas of the previous version keep working during a rollout. On
+PostgreSQL, replicas and jobs migrating together take turns (an advisory
+lock); a failed migration leaves the schema as it was.
+
+Prints each service's schema version before and after. With --check,
+changes nothing and exits 1 if any service's schema is behind.";
+
+pub(super) const MIGRATE_AFTER_HELP: &str = "\
+Examples:
+  volta migrate --database postgres://volta@db/volta
+  volta migrate --config /etc/volta/volta.toml       # storage.url of the file
+  volta migrate --check --database sqlite://volta.db  # exit 1 if behind
+
+Environment: VOLTA_CONFIG, VOLTA_DATABASE_URL.";
+
+/// Arguments of `volta migrate`.
+#[derive(Debug, clap::Args)]
+pub(super) struct MigrateArgs {
+    /// A TOML configuration file, for its storage.url (see docs/serve.md).
+    #[arg(long, value_name = "FILE", env = "VOLTA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database: sqlite://FILE or postgres://USER@HOST/DB [default: the file's, else sqlite://volta.db].
+    #[arg(long, value_name = "URL", env = "VOLTA_DATABASE_URL")]
+    database: Option<String>,
+    /// Change nothing; exit 1 if the schema is behind this version.
+    #[arg(long)]
+    check: bool,
+}
+
+pub(super) fn migrate(args: &MigrateArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(url) = &args.database {
+        config.storage.url.clone_from(url);
+    }
+    let (before, after) = volta_server::migrate(&config.storage.url, args.check)?;
+    say!("{}", volta_server::store::redacted(&config.storage.url));
+    let mut behind = false;
+    for (was, now) in before.iter().zip(&after) {
+        let state = if now.applied < now.latest {
+            behind = true;
+            format!("behind: {} of {}", now.applied, now.latest)
+        } else if now.applied > now.latest {
+            format!("{}, newer than this build's {} (kept)", now.applied, now.latest)
+        } else if was.applied < now.applied {
+            format!("migrated {} -> {}", was.applied, now.applied)
+        } else {
+            format!("{}, up to date", now.applied)
+        };
+        say!("  {:<10} {state}", now.service);
+    }
+    Ok(if behind { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

@@ -8,9 +8,11 @@
 //! metrics_listen = "127.0.0.1:9464" # Prometheus text on GET /metrics
 //! solver_slots = 2                  # solves at once; more are shed
 //! max_request_mib = 32
+//! max_connection_age_seconds = 300  # clients reconnect (and rebalance) this often
 //!
 //! [storage]
 //! url = "postgres://volta@db/volta" # default: sqlite://volta.db
+//! migrate = true                    # false: `volta migrate` does it; a schema behind is refused
 //!
 //! [auth]
 //! hs256_secret_file = "/run/secrets/volta-jwt"   # or rs256_public_key_file
@@ -48,15 +50,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Listening, limits.
+    /// Listening, the services served, the solver pool, connections.
     pub server: Server,
-    /// Where trained models are kept.
+    /// The database of every service (models, contracts, markets, messages) and its schema.
     pub storage: Storage,
     /// Bearer-token authentication; none means loopback only.
     pub auth: Option<Auth>,
@@ -75,7 +78,7 @@ pub struct Config {
 /// `[limits]`: what one call may ask of the server. Each is checked before
 /// any work starts, and a request beyond one is INVALID_ARGUMENT naming the
 /// field and the limit (docs/security.md).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Volta calls being read and served at once; more wait their turn
@@ -134,7 +137,7 @@ impl Default for Limits {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Server {
     /// The gRPC address (port 0: any free port, logged on start).
@@ -149,6 +152,11 @@ pub struct Server {
     /// The services this process serves, of [`SERVICES`] (default: all):
     /// processes that share a database and a NATS server may split them.
     pub services: Vec<String>,
+    /// A client connection older than this is closed gracefully (its calls
+    /// finish; HTTP/2 GOAWAY), so that clients connect again and spread
+    /// over the replicas added since; none: connections live as long as
+    /// their clients keep them.
+    pub max_connection_age_seconds: Option<u64>,
 }
 
 /// Every service `volta serve` can serve.
@@ -162,6 +170,7 @@ impl Default for Server {
             solver_slots: None,
             max_request_mib: 32,
             services: SERVICES.iter().map(|s| (*s).to_owned()).collect(),
+            max_connection_age_seconds: None,
         }
     }
 }
@@ -176,16 +185,20 @@ impl Server {
 
 /// `[messaging]`: how the trading service's trades reach the contract
 /// service's market ledger (docs/settlement.md).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Messaging {
     /// A NATS server with JetStream (`nats://127.0.0.1:4222`), for trading
     /// and contracts in separate processes; none: both in this process,
     /// delivered in it.
     pub nats_url: Option<String>,
-    /// The JetStream stream of settlement messages (its subject is
-    /// `volta.STREAM.trade`).
+    /// The JetStream stream of settlement messages (its subjects are
+    /// `volta.STREAM.trade.P`, one per partition).
     pub stream: String,
+    /// Partitions of the market ledger: a market's messages all go to one,
+    /// and each is consumed by one replica of the contract service at a
+    /// time, the partitions shared evenly among the replicas running.
+    pub partitions: u32,
     /// A message published this many seconds ago and not handled by the
     /// ledger is sent again by the reconciler (which looks a third as often).
     pub resend_after_seconds: u64,
@@ -193,26 +206,30 @@ pub struct Messaging {
 
 impl Default for Messaging {
     fn default() -> Self {
-        Self { nats_url: None, stream: "VOLTA_SETTLEMENT".to_owned(), resend_after_seconds: 30 }
+        Self { nats_url: None, stream: "VOLTA_SETTLEMENT".to_owned(), partitions: 8, resend_after_seconds: 30 }
     }
 }
 
 /// `[storage]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Storage {
     /// `sqlite://FILE` (created if missing) or `postgres://...`.
     pub url: String,
+    /// Whether `volta serve` brings the schema up to date at start. With
+    /// `false` (a migration job runs `volta migrate` instead), a server that
+    /// finds the schema behind its own version refuses to start.
+    pub migrate: bool,
 }
 
 impl Default for Storage {
     fn default() -> Self {
-        Self { url: "sqlite://volta.db".to_owned() }
+        Self { url: "sqlite://volta.db".to_owned(), migrate: true }
     }
 }
 
 /// `[auth]`: how bearer tokens are checked. Exactly one key.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Auth {
     /// A file holding the HS256 shared secret (the bytes of the file,
@@ -229,7 +246,7 @@ pub struct Auth {
 }
 
 /// `[tls]`: the server's certificate chain and key, PEM.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     /// Certificate chain, PEM.
@@ -239,7 +256,7 @@ pub struct Tls {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Log {
     /// One JSON object per line, or human-readable text.
@@ -256,7 +273,7 @@ impl Default for Log {
 
 /// `[otlp]`: where call spans go (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME` set them too).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Otlp {
     /// A collector's OTLP/gRPC endpoint, `http://host:port`; none: no export.
@@ -292,7 +309,7 @@ impl Otlp {
 }
 
 /// How log lines look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// One JSON object per line (for log shippers).
@@ -302,6 +319,25 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// The configuration file as a JSON Schema (draft 2020-12), generated
+    /// from the types that read it: what `volta schema --config` prints and
+    /// `deploy/config.schema.json` holds. It gives each setting's type,
+    /// default and description; the rules between settings are
+    /// [`Config::check`]'s.
+    #[must_use]
+    pub fn json_schema() -> serde_json::Value {
+        let generator = schemars::SchemaGenerator::new(schemars::generate::SchemaSettings::draft2020_12());
+        let mut schema = generator.into_root_schema_for::<Self>();
+        schema.insert("title".into(), "volta serve configuration".into());
+        schema.insert(
+            "description".into(),
+            "The TOML file of `volta serve --config FILE` (docs/serve.md). Environment variables and flags \
+             override it."
+                .into(),
+        );
+        schema.to_value()
+    }
+
     /// Reads a TOML configuration file; unknown keys are errors naming the key.
     ///
     /// # Errors
@@ -377,6 +413,12 @@ impl Config {
         }
         if self.messaging.resend_after_seconds == 0 {
             anyhow::bail!("messaging.resend_after_seconds must be at least 1");
+        }
+        if !(1..=64).contains(&self.messaging.partitions) {
+            anyhow::bail!("messaging.partitions must be in 1..=64, not {}", self.messaging.partitions);
+        }
+        if self.server.max_connection_age_seconds == Some(0) {
+            anyhow::bail!("server.max_connection_age_seconds must be at least 1");
         }
         if let Some(url) = &self.messaging.nats_url
             && !(url.starts_with("nats://") || url.starts_with("tls://"))

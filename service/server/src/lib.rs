@@ -47,7 +47,7 @@ use volta_engine::Cancel;
 use crate::auth::Authenticator;
 use crate::budget::Budget;
 use crate::config::{Config, Limits};
-use crate::store::{ModelStore, Store};
+use crate::store::{Migrate, ModelStore, SchemaVersion, Store};
 use crate::telemetry::{Metrics, Observe};
 
 /// The longest request id (idempotency key) a call may carry.
@@ -212,6 +212,25 @@ fn log_panics() {
 }
 
 /// The reflection builder of both protocol versions; each lists both.
+/// Brings the database's schema up to date (`volta migrate`), or with
+/// `check` only reads where it stands. Returns each service's version
+/// before and after.
+///
+/// # Errors
+/// An unsupported URL, an unreachable database, or a failed migration.
+pub fn migrate(url: &str, check: bool) -> anyhow::Result<(Vec<SchemaVersion>, Vec<SchemaVersion>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("tokio runtime")?;
+    runtime.block_on(async {
+        let store = Store::connect(url).await?;
+        let before = store.versions().await?;
+        if !check {
+            store.migrate().await?;
+        }
+        let after = store.versions().await?;
+        Ok((before, after))
+    })
+}
+
 fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
     tonic_reflection::server::Builder::configure()
         .include_reflection_service(false)
@@ -239,7 +258,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         Some(auth) => Authenticator::from_config(auth)?,
         None => Authenticator::disabled(),
     };
-    let store = Store::open(&config.storage.url).await?;
+    let migrate = if config.storage.migrate { Migrate::Apply } else { Migrate::Verify };
+    let store = Store::open_with(&config.storage.url, migrate).await?;
     let metrics = Arc::new(Metrics::new());
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     let slots = config.server.solver_slots.unwrap_or(cores);
@@ -334,6 +354,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .max_concurrent_streams(STREAMS_PER_CONNECTION)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(STREAM_WINDOW * STREAMS_PER_CONNECTION);
+    if let Some(age) = config.server.max_connection_age_seconds {
+        // A connection past its age is told GOAWAY; its calls in flight get
+        // the longest call's time to finish.
+        builder = builder
+            .max_connection_age(Duration::from_secs(age))
+            .max_connection_age_grace(Duration::from_secs(config.limits.max_call_seconds));
+    }
     if let Some(tls) = &config.tls {
         let cert =
             std::fs::read(&tls.cert_file).with_context(|| format!("tls.cert_file {}", tls.cert_file.display()))?;
@@ -395,13 +422,15 @@ async fn settlement(
     let outbox = Arc::new(tokio::sync::Notify::new());
     let consumer = messaging::Settlement::new(Arc::new(store.clone()), metrics.clone());
     let jetstream = match &config.messaging.nats_url {
-        Some(url) => Some(messaging::nats::JetStream::connect(url, &config.messaging.stream).await?),
+        Some(url) => {
+            Some(messaging::nats::JetStream::connect(url, &config.messaging.stream, config.messaging.partitions).await?)
+        }
         None => None,
     };
     if config.server.serves("contracts") {
         if let Some(js) = &jetstream {
-            let bound = messaging::nats::bind(js).await?;
-            tokio::spawn(messaging::nats::consume(bound, Arc::new(consumer.clone()), stop.clone()));
+            let settlement = Arc::new(consumer.clone());
+            messaging::nats::ledger(js.clone(), store.clone(), settlement, metrics.clone(), stop.clone()).await?;
         }
         let grace = Duration::from_secs(config.messaging.resend_after_seconds);
         tokio::spawn(messaging::reconcile(Arc::new(store.clone()), metrics.clone(), grace, stop.clone()));

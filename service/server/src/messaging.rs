@@ -286,10 +286,20 @@ pub(crate) async fn reconcile(
 /// NATS JetStream as the carrier between processes: the trading process's
 /// relay publishes each message with its outbox id as `Nats-Msg-Id` (the
 /// stream drops a re-publish inside its duplicate window, and the inbox
-/// ignores one after it), and the contract process's [`consume`] pulls them
-/// from a durable consumer and acknowledges each once handled.
+/// ignores one after it) on its market's partition, and the contract
+/// processes' [`ledger`](nats::ledger) consumes the partitions, each from a
+/// durable consumer of its own, acknowledging each message once handled.
+///
+/// A partition is consumed by one replica at a time: the replica that holds
+/// its lease (a PostgreSQL advisory lock). Replicas share the partitions
+/// evenly: each counts the replicas running (holders of a shared lease) and
+/// takes at most its fair share, and one holding more than that lets the
+/// surplus go, so a replica that starts gets partitions from the others and
+/// the partitions of one that dies (its leases go with its connection) are
+/// taken by the rest.
 pub(crate) mod nats {
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use async_nats::jetstream::{self, AckKind};
@@ -297,8 +307,10 @@ pub(crate) mod nats {
     use tokio_stream::StreamExt as _;
 
     use super::{Carrier, Message, Settlement};
+    use crate::store::{Lease, Store, advisory_key};
+    use crate::telemetry::Metrics;
 
-    /// The durable consumer of the settlement ledger.
+    /// The durable consumers of the settlement ledger: `settlement-P`.
     const CONSUMER: &str = "settlement";
 
     /// Headers carrying the outbox row beside the payload.
@@ -326,21 +338,25 @@ pub(crate) mod nats {
     /// reconciler sends again what the stream lost).
     const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
+    /// How often a replica counts the replicas, checks its leases, and
+    /// tries for a partition it does not hold.
+    const REBALANCE: Duration = Duration::from_secs(2);
+
     /// A connection to JetStream with the settlement stream in place.
     #[derive(Debug, Clone)]
     pub(crate) struct JetStream {
         context: jetstream::Context,
         stream: String,
-        /// `volta.STREAM.trade`.
-        subject: String,
+        partitions: u32,
     }
 
     impl JetStream {
-        /// Connects to `url` and makes sure stream `stream` exists.
+        /// Connects to `url` and makes sure stream `stream` exists with a
+        /// subject per partition (`volta.STREAM.trade.P`).
         ///
         /// # Errors
         /// An unreachable server, or one without JetStream.
-        pub(crate) async fn connect(url: &str, stream: &str) -> anyhow::Result<Self> {
+        pub(crate) async fn connect(url: &str, stream: &str, partitions: u32) -> anyhow::Result<Self> {
             use anyhow::Context as _;
             let client = async_nats::ConnectOptions::new()
                 .connection_timeout(Duration::from_secs(5))
@@ -349,20 +365,37 @@ pub(crate) mod nats {
                 .await
                 .with_context(|| format!("cannot reach NATS at {url} (messaging.nats_url)"))?;
             let context = jetstream::new(client);
-            let subject = format!("volta.{stream}.trade");
-            context
-                .get_or_create_stream(jetstream::stream::Config {
-                    name: stream.to_owned(),
-                    subjects: vec![subject.clone()],
-                    storage: jetstream::stream::StorageType::File,
-                    duplicate_window: DUPLICATE_WINDOW,
-                    max_age: MAX_AGE,
-                    ..Default::default()
-                })
-                .await
-                .with_context(|| format!("cannot open the JetStream stream {stream} at {url} (is JetStream on?)"))?;
-            Ok(Self { context, stream: stream.to_owned(), subject })
+            let config = jetstream::stream::Config {
+                name: stream.to_owned(),
+                subjects: vec![format!("volta.{stream}.trade.*")],
+                storage: jetstream::stream::StorageType::File,
+                duplicate_window: DUPLICATE_WINDOW,
+                max_age: MAX_AGE,
+                ..Default::default()
+            };
+            let failed = || format!("cannot open the JetStream stream {stream} at {url} (is JetStream on?)");
+            let mut existing = context.get_or_create_stream(config.clone()).await.with_context(failed)?;
+            // A stream of an earlier layout (one subject) takes the
+            // partitions' subjects; what it held unhandled, the reconciler
+            // sends again.
+            let info = existing.info().await.with_context(failed)?;
+            if info.config.subjects != config.subjects {
+                context.update_stream(config).await.with_context(failed)?;
+            }
+            Ok(Self { context, stream: stream.to_owned(), partitions })
         }
+
+        /// The subject of a partition.
+        fn subject(&self, partition: u32) -> String {
+            format!("volta.{}.trade.{partition}", self.stream)
+        }
+    }
+
+    /// The partition of an aggregate (a market): the same for every
+    /// message of it, so that one consumer sees them in order.
+    pub(crate) fn partition(aggregate: &str, partitions: u32) -> u32 {
+        let key = advisory_key(aggregate).cast_unsigned();
+        u32::try_from(key % u64::from(partitions.max(1))).unwrap_or(0)
     }
 
     #[tonic::async_trait]
@@ -383,7 +416,8 @@ pub(crate) mod nats {
                     .header(SEQ, m.seq.to_string().as_str())
                     .header(TENANT, m.tenant.as_str())
                     .header(KIND, m.kind.as_str());
-                match self.context.send_publish(self.subject.clone(), publish).await {
+                let subject = self.subject(partition(&m.aggregate, self.partitions));
+                match self.context.send_publish(subject, publish).await {
                     Ok(ack) => pending.push((m, ack)),
                     Err(e) => {
                         tracing::warn!(id = %m.id, error = %e, "cannot publish to JetStream; later");
@@ -419,20 +453,22 @@ pub(crate) mod nats {
         }
     }
 
-    /// Binds the settlement ledger's durable consumer to the stream.
+    type Consumer = jetstream::consumer::Consumer<jetstream::consumer::pull::Config>;
+
+    /// Binds the durable consumer of one partition of the ledger.
     ///
     /// # Errors
     /// JetStream refuses the consumer.
-    pub(crate) async fn bind(
-        js: &JetStream,
-    ) -> anyhow::Result<jetstream::consumer::Consumer<jetstream::consumer::pull::Config>> {
+    pub(crate) async fn bind(js: &JetStream, partition: u32) -> anyhow::Result<Consumer> {
         use anyhow::Context as _;
         let stream = js.context.get_stream(&js.stream).await.context("the settlement stream")?;
+        let name = format!("{CONSUMER}-{partition}");
         stream
             .get_or_create_consumer(
-                CONSUMER,
+                &name,
                 jetstream::consumer::pull::Config {
-                    durable_name: Some(CONSUMER.to_owned()),
+                    durable_name: Some(name.clone()),
+                    filter_subject: js.subject(partition),
                     ack_policy: jetstream::consumer::AckPolicy::Explicit,
                     ack_wait: ACK_WAIT,
                     max_ack_pending: 20_000,
@@ -440,24 +476,218 @@ pub(crate) mod nats {
                 },
             )
             .await
-            .context("the settlement consumer")
+            .with_context(|| format!("the settlement consumer {name}"))
     }
 
-    /// Pulls settlement messages and hands them to the ledger until the
-    /// server stops: each handled one acknowledged, each refused one sent
-    /// back for later.
-    pub(crate) async fn consume(
-        consumer: jetstream::consumer::Consumer<jetstream::consumer::pull::Config>,
+    /// What the replicas of the ledger share: the partitions this one
+    /// holds, and its fair share of them.
+    #[derive(Debug)]
+    struct Share {
+        partitions: usize,
+        held: AtomicUsize,
+        fair: AtomicUsize,
+        metrics: Arc<Metrics>,
+    }
+
+    impl Share {
+        /// Whether this replica may take one more partition.
+        fn may_take(&self) -> bool {
+            self.held.load(Ordering::SeqCst) < self.fair.load(Ordering::SeqCst)
+        }
+
+        fn took(&self) {
+            let held = self.held.fetch_add(1, Ordering::SeqCst) + 1;
+            self.metrics.set_partitions_held(held);
+        }
+
+        /// Gives one partition up if this replica holds more than its fair
+        /// share (one partition at a time, whichever asks first).
+        fn surplus(&self) -> bool {
+            let fair = self.fair.load(Ordering::SeqCst);
+            let given =
+                self.held.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |h| (h > fair).then(|| h - 1)).is_ok();
+            if given {
+                self.metrics.set_partitions_held(self.held.load(Ordering::SeqCst));
+            }
+            given
+        }
+
+        fn lost(&self) {
+            let held = self.held.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+            self.metrics.set_partitions_held(held);
+        }
+    }
+
+    /// Consumes the market ledger's partitions over JetStream until the
+    /// server stops, sharing them with the other replicas of the contract
+    /// service (see the module's documentation).
+    ///
+    /// # Errors
+    /// JetStream refuses a consumer, or the database cannot be reached at
+    /// start (the server then does not start).
+    pub(crate) async fn ledger(
+        js: JetStream,
+        store: Store,
         settlement: Arc<Settlement>,
+        metrics: Arc<Metrics>,
+        stopping: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let partitions = js.partitions;
+        // Bound before SERVING, so that a refused consumer stops the start.
+        let consumers: Vec<Consumer> = {
+            let mut bound = Vec::new();
+            for p in 0..partitions {
+                bound.push(bind(&js, p).await?);
+            }
+            bound
+        };
+        let members = advisory_key(&format!("volta-ledger/{}/replicas", js.stream));
+        let member = store.lease(members, true).await?;
+        let share = Arc::new(Share {
+            partitions: partitions as usize,
+            held: AtomicUsize::new(0),
+            fair: AtomicUsize::new(0),
+            metrics,
+        });
+        tokio::spawn(count_replicas(store.clone(), member, members, share.clone(), stopping.clone()));
+        for (p, consumer) in (0..partitions).zip(consumers) {
+            let lease = advisory_key(&format!("volta-ledger/{}/{p}", js.stream));
+            tokio::spawn(partition_loop(
+                p,
+                lease,
+                consumer,
+                store.clone(),
+                settlement.clone(),
+                share.clone(),
+                stopping.clone(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Keeps this replica counted among the ledger's replicas and its fair
+    /// share up to date.
+    async fn count_replicas(
+        store: Store,
+        mut member: Option<Lease>,
+        key: i64,
+        share: Arc<Share>,
+        mut stopping: watch::Receiver<bool>,
+    ) {
+        loop {
+            let present = match member.as_mut() {
+                Some(lease) => lease.is_held().await,
+                None => false,
+            };
+            if !present {
+                member = store.lease(key, true).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot join the ledger's replicas; retrying");
+                    None
+                });
+            }
+            match store.holders(key).await {
+                Ok(replicas) => {
+                    let fair = share.partitions.div_ceil(replicas.max(1));
+                    if share.fair.swap(fair, Ordering::SeqCst) != fair {
+                        tracing::info!(replicas, fair, "the ledger's partitions are shared anew");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot count the ledger's replicas"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(REBALANCE) => {}
+                _ = stopping.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// Why a replica stopped consuming a partition.
+    enum Stopped {
+        /// The server is stopping.
+        Server,
+        /// Its lease is lost (the database connection went).
+        Lost,
+        /// It held more than its fair share: another replica takes it.
+        Surplus,
+    }
+
+    /// One partition, as long as the server runs: taken when free and
+    /// within this replica's share, consumed while held.
+    async fn partition_loop(
+        partition: u32,
+        key: i64,
+        consumer: Consumer,
+        store: Store,
+        settlement: Arc<Settlement>,
+        share: Arc<Share>,
         mut stopping: watch::Receiver<bool>,
     ) {
         loop {
             if *stopping.borrow() {
                 return;
             }
+            let lease = if share.may_take() {
+                store.lease(key, false).await.unwrap_or_else(|e| {
+                    tracing::warn!(partition, error = %e, "cannot take a ledger partition's lease");
+                    None
+                })
+            } else {
+                None
+            };
+            let Some(mut lease) = lease else {
+                tokio::select! {
+                    () = tokio::time::sleep(REBALANCE) => {}
+                    _ = stopping.wait_for(|s| *s) => return,
+                }
+                continue;
+            };
+            share.took();
+            tracing::info!(partition, "consuming a partition of the market ledger");
+            let stopped = consume(&consumer, &settlement, &mut lease, &share, &mut stopping).await;
+            drop(lease);
+            match stopped {
+                Stopped::Server => return,
+                Stopped::Lost => {
+                    share.lost();
+                    tracing::warn!(partition, "lost a ledger partition's lease (database connection)");
+                }
+                Stopped::Surplus => {
+                    tracing::info!(partition, "handed a partition of the market ledger to another replica");
+                    // Leave it to the others for a while.
+                    tokio::time::sleep(REBALANCE * 3).await;
+                }
+            }
+        }
+    }
+
+    /// Pulls a partition's messages and hands them to the ledger: each
+    /// handled one acknowledged, each refused one sent back for later.
+    /// Between pulls, at most every [`REBALANCE`], checks that the lease is
+    /// still held and within this replica's share.
+    async fn consume(
+        consumer: &Consumer,
+        settlement: &Settlement,
+        lease: &mut Lease,
+        share: &Share,
+        stopping: &mut watch::Receiver<bool>,
+    ) -> Stopped {
+        let mut checked = tokio::time::Instant::now();
+        loop {
+            if *stopping.borrow() {
+                return Stopped::Server;
+            }
+            if checked.elapsed() >= REBALANCE {
+                checked = tokio::time::Instant::now();
+                if !lease.is_held().await {
+                    return Stopped::Lost;
+                }
+                if share.surplus() {
+                    return Stopped::Surplus;
+                }
+            }
             let batch = tokio::select! {
                 batch = consumer.fetch().max_messages(PULL).expires(PULL_WAIT).messages() => batch,
-                _ = stopping.wait_for(|s| *s) => return,
+                _ = stopping.wait_for(|s| *s) => return Stopped::Server,
             };
             let mut delivered = Vec::new();
             match batch {

@@ -137,6 +137,7 @@ pub struct Metrics {
     drift: Gauge,
     backlog: Gauge,
     dead_letters: Gauge,
+    partitions_held: Gauge,
     batches: Histogram,
     spans: SpanOutcomes,
     resident_bytes: Gauge,
@@ -228,6 +229,12 @@ impl Metrics {
         registry.register("messaging_backlog", "Outbox messages not yet published", backlog.clone());
         let dead_letters = Gauge::default();
         registry.register("messaging_dead_letters", "Messages the settlement ledger gave up on", dead_letters.clone());
+        let partitions_held = Gauge::default();
+        registry.register(
+            "messaging_partitions_held",
+            "Partitions of the market ledger this process consumes now (over NATS)",
+            partitions_held.clone(),
+        );
         let batches = Histogram::new(exponential_buckets(1.0, 2.0, 10));
         registry.register(
             "trading_batch_commands",
@@ -264,6 +271,7 @@ impl Metrics {
             drift,
             backlog,
             dead_letters,
+            partitions_held,
             batches,
             spans,
             resident_bytes,
@@ -324,6 +332,11 @@ impl Metrics {
     pub fn set_messaging(&self, backlog: u64, dead: u64) {
         self.backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
         self.dead_letters.set(i64::try_from(dead).unwrap_or(i64::MAX));
+    }
+
+    /// Sets how many ledger partitions this process consumes.
+    pub fn set_partitions_held(&self, n: usize) {
+        self.partitions_held.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Records a stored batch of a market's sequencer.

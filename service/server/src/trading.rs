@@ -44,7 +44,8 @@ use volta_trading::{Changes, Entry, Market, NewOrder, OrderId, TradeId, TradeRec
 use crate::Shared;
 use crate::auth::{Caller, Role};
 use crate::budget::Budget;
-use crate::store::trading::{Lease, MarketRecord, OrderFilter, TradingStore, client_key};
+use crate::store::Lease;
+use crate::store::trading::{MarketRecord, OrderFilter, TradingStore, client_key};
 use crate::store::unavailable;
 
 /// Commands one batch of a sequencer takes at most.

@@ -5,7 +5,7 @@
 mod support;
 
 use sqlx::Executor as _;
-use volta_server::store::{Cursor, ModelFilter, ModelRecord, ModelStore as _, Store};
+use volta_server::store::{Cursor, Migrate, ModelFilter, ModelRecord, ModelStore as _, Store, StoreError};
 
 fn record(id: &str, tenant: &str, created_at: &str) -> ModelRecord {
     ModelRecord {
@@ -102,6 +102,28 @@ async fn postgres_keeps_models_per_tenant() {
     again.pool().close().await;
     store.pool().close().await;
     db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_server_that_may_not_migrate_refuses_a_schema_behind_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("new.db").display());
+    let error = Store::open_with(&url, Migrate::Verify).await.expect_err("an empty database is behind");
+    let message = error.to_string();
+    assert!(matches!(error, StoreError::Behind(_)), "{message}");
+    assert!(message.contains("volta migrate") && message.contains("forecast at 0 of"), "{message}");
+
+    let store = Store::connect(&url).await.expect("connect");
+    assert!(store.versions().await.expect("versions").iter().all(|v| v.applied == 0 && v.latest >= 1));
+    store.migrate().await.expect("migrate");
+    let versions = store.versions().await.expect("versions");
+    assert_eq!(versions.len(), volta_server::store::SCHEMAS.len());
+    assert!(versions.iter().all(|v| v.applied == v.latest), "{versions:?}");
+    store.pool().close().await;
+    // Migrated, it opens without migrating, and migrating again changes nothing.
+    let store = Store::open_with(&url, Migrate::Verify).await.expect("up to date");
+    store.migrate().await.expect("again");
+    assert_eq!(store.versions().await.expect("versions"), versions);
 }
 
 #[tokio::test]

@@ -41,3 +41,37 @@ fn bad_configuration_is_named_at_start() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("postgres://"));
 }
+
+#[test]
+fn a_replica_that_may_not_migrate_refuses_a_schema_behind_until_volta_migrate_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("volta.toml");
+    let db = dir.path().join("volta.db");
+    std::fs::write(&config, format!("[storage]\nurl = \"sqlite://{}\"\nmigrate = false\n", db.display()))
+        .expect("write");
+    let config = config.to_str().expect("utf-8");
+    let volta = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_volta")).args(args).output().expect("volta");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+
+    let out = volta(&["serve", "--config", config, "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("behind") && stderr.contains("volta migrate"), "{stderr}");
+
+    let out = volta(&["migrate", "--check", "--config", config]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("trading    behind: 0 of"), "{}", text(&out.stdout));
+
+    let out = volta(&["migrate", "--config", config]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.matches("migrated 0 -> ").count(), volta_server::store::SCHEMAS.len(), "{stdout}");
+
+    let out = volta(&["migrate", "--check", "--config", config]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("up to date"), "{}", text(&out.stdout));
+
+    // Now the replica starts, without migrating, and serves.
+    let server = Server::start_with(&["--config", config], &[]);
+    drop(server);
+}

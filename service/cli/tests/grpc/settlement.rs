@@ -363,6 +363,79 @@ async fn over_nats_a_killed_ledger_and_a_stream_that_lost_everything_still_settl
     drop((trading, ledger));
 }
 
+/// Waits until a gauge of each server reads as wanted (60 s at most: the
+/// replicas rebalance every 2 s).
+async fn until_held(servers: &[&Server], wanted: &[u64]) {
+    let mut held = Vec::new();
+    for _ in 0..600 {
+        held.clear();
+        for server in servers {
+            held.push(counter(&super::metrics(server).await, "volta_messaging_partitions_held"));
+        }
+        if held == wanted {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("partitions held {held:?}, not {wanted:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_nats_ledger_replicas_share_the_partitions_and_take_over_a_dead_ones() {
+    let Ok(nats) = std::env::var("VOLTA_TEST_NATS_URL") else {
+        eprintln!("VOLTA_TEST_NATS_URL is not set: NATS not tested (scripts/test.sh sets it)");
+        return;
+    };
+    let Some(db) = super::trading::Postgres::create("partitions") else {
+        eprintln!("VOLTA_TEST_POSTGRES_URL is not set: the processes need a shared PostgreSQL");
+        return;
+    };
+    let stream = format!("VOLTA_TEST_P{}", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("volta.toml");
+    std::fs::write(&config, format!("[messaging]\nstream = \"{stream}\"\npartitions = 4\nresend_after_seconds = 2\n"))
+        .expect("config");
+    let config = config.display().to_string();
+    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
+    let process = |services: &str| {
+        Server::start_with(
+            &["--config", &config, "--database", &db.url, "--nats-url", &nats, "--services", services],
+            &env,
+        )
+    };
+    // One replica takes every partition; a second gets half of them.
+    let first = process("contracts");
+    until_held(&[&first], &[4]).await;
+    let second = process("contracts");
+    until_held(&[&first, &second], &[2, 2]).await;
+
+    let trading = process("trading");
+    let admin = as_party("acme", "ops", "admin");
+    create_park(&mut TradingServiceClient::new(trading.channel().await), &admin).await;
+    assert!(trade(&trading, &admin, 0, 40).await > 0);
+    let before = settled_between(&trading, &first, &admin).await;
+    assert!(before > 20, "the flow should trade: {before}");
+
+    // The replica that consumes the market's partition is killed; the other
+    // takes every partition, and what the dead one had pulled and not
+    // acknowledged comes again (JetStream's ack wait, or the reconciler).
+    let applied = |metrics: &str| counter(metrics, r#"volta_messages_total{status="applied"}"#);
+    let (a, b) = (applied(&super::metrics(&first).await), applied(&super::metrics(&second).await));
+    assert!((a > 0) != (b > 0), "one replica consumes the market's partition: {a} and {b} applied");
+    let (mut owner, survivor) = if a > 0 { (first, second) } else { (second, first) };
+    owner.child.kill().expect("SIGKILL");
+    let _ = tokio::task::block_in_place(|| owner.child.wait());
+    drop(owner);
+    until_held(&[&survivor], &[4]).await;
+    assert!(trade(&trading, &admin, 40, 40).await > 0);
+    let all = settled_between(&trading, &survivor, &admin).await;
+    assert!(all > before, "{all} trades, {before} before the kill");
+
+    let client = async_nats::connect(nats.as_str()).await.expect("NATS");
+    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+    drop((trading, survivor));
+}
+
 /// Stops or starts this machine's NATS server (as scripts/services.sh does).
 fn local_nats(start: bool) {
     let mut command = std::process::Command::new("start-stop-daemon");

@@ -124,6 +124,13 @@ pub enum StoreError {
         /// Why.
         source: sqlx::Error,
     },
+    /// The schema is behind this build's and the server may not migrate it
+    /// (`storage.migrate = false`).
+    #[error(
+        "the database schema is behind this version of volta ({0}): run `volta migrate` (the migration job) first, \
+         or set storage.migrate = true"
+    )]
+    Behind(String),
     /// A query failed.
     #[error("cannot {action}: {source}")]
     Query {
@@ -163,12 +170,123 @@ pub struct Cursor {
     pub id: String,
 }
 
+/// Where one service's schema stands in a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaVersion {
+    /// The service (`forecast`).
+    pub service: &'static str,
+    /// The last version applied to the database (0: none).
+    pub applied: i64,
+    /// The last version this build knows.
+    pub latest: i64,
+}
+
+impl std::fmt::Display for SchemaVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at {} of {}", self.service, self.applied, self.latest)
+    }
+}
+
+/// What opening a store does to its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrate {
+    /// Applies the missing versions (one replica at a time).
+    Apply,
+    /// Only checks that none is missing: [`StoreError::Behind`] if one is.
+    Verify,
+}
+
 /// The database behind the services.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool<Any>,
     readers: Pool<Any>,
     postgres: bool,
+}
+
+/// A right that one process at a time holds (or, shared, several): a
+/// market's sequencer, a partition of the market ledger, a place among
+/// the ledger's replicas. On PostgreSQL it is a session advisory lock held
+/// by a connection of its own, taken out of the pool: dropping the lease
+/// closes the connection and the database releases the lock, also when the
+/// process dies. On SQLite (one process) it is empty and always held.
+#[derive(Debug)]
+pub struct Lease(Option<sqlx::AnyConnection>);
+
+impl Lease {
+    /// Whether the database holds it for this process (PostgreSQL), so that
+    /// other replicas are kept out.
+    #[must_use]
+    pub fn is_shared(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Whether it is still held: its connection still answers (a
+    /// connection the database lost took the lock with it).
+    pub async fn is_held(&mut self) -> bool {
+        match &mut self.0 {
+            None => true,
+            Some(conn) => sqlx::query("SELECT 1").execute(conn).await.is_ok(),
+        }
+    }
+}
+
+/// The advisory lock key of a name: its FNV-1a hash. (A market's lease
+/// is `volta-trading/{tenant}/{market}`; the key of a name never changes,
+/// or replicas of two versions would not exclude each other.)
+pub(crate) fn advisory_key(name: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+impl Store {
+    /// Takes the lease `key` if it is free (`shared`: if nobody holds it
+    /// alone; many may share it).
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) async fn lease(&self, key: i64, shared: bool) -> Result<Option<Lease>, StoreError> {
+        if !self.postgres {
+            return Ok(Some(Lease(None)));
+        }
+        let mut conn = self.pool.acquire().await.map_err(StoreError::query("take a connection for a lease"))?.detach();
+        let sql = if shared {
+            "SELECT CAST(CASE WHEN pg_try_advisory_lock_shared($1) THEN 1 ELSE 0 END AS BIGINT)"
+        } else {
+            "SELECT CAST(CASE WHEN pg_try_advisory_lock($1) THEN 1 ELSE 0 END AS BIGINT)"
+        };
+        let held: i64 =
+            sqlx::query_scalar(sql).bind(key).fetch_one(&mut conn).await.map_err(StoreError::query("take a lease"))?;
+        Ok((held == 1).then_some(Lease(Some(conn))))
+    }
+
+    /// How many processes hold the lease `key` now (1 on SQLite: this one).
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) async fn holders(&self, key: i64) -> Result<usize, StoreError> {
+        if !self.postgres {
+            return Ok(1);
+        }
+        // pg_locks shows a bigint key as its high and low 32 bits.
+        let bits = key.cast_unsigned();
+        let (high, low) = (i64::try_from(bits >> 32).unwrap_or(0), i64::try_from(bits & 0xffff_ffff).unwrap_or(0));
+        let n: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND objsubid = 1 AND classid = CAST($1 AS oid) AND objid = CAST($2 AS oid) \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .bind(high)
+        .bind(low)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::query("count a lease's holders"))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
 }
 
 /// Read-only connections to a SQLite file, beside its one writer.
@@ -214,6 +332,34 @@ impl Store {
     /// # Errors
     /// An unsupported scheme, an unreachable database, or a failed migration.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, Migrate::Apply).await
+    }
+
+    /// Connects to `url` and migrates or verifies the schema.
+    ///
+    /// # Errors
+    /// An unsupported scheme, an unreachable database, a failed migration,
+    /// or (verifying) a schema behind this build's.
+    pub async fn open_with(url: &str, migrate: Migrate) -> Result<Self, StoreError> {
+        let store = Self::connect(url).await?;
+        match migrate {
+            Migrate::Apply => store.migrate().await?,
+            Migrate::Verify => {
+                let behind: Vec<String> =
+                    store.versions().await?.iter().filter(|v| v.applied < v.latest).map(ToString::to_string).collect();
+                if !behind.is_empty() {
+                    return Err(StoreError::Behind(behind.join(", ")));
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    /// Connects to `url` without touching the schema.
+    ///
+    /// # Errors
+    /// An unsupported scheme or an unreachable database.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
         if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
             return Err(StoreError::Url(redacted(url)));
         }
@@ -238,9 +384,40 @@ impl Store {
             sqlx::query("PRAGMA journal_mode=WAL").fetch_optional(&pool).await.map_err(failed)?;
         }
         let readers = if sqlite && !memory { connect(READERS).await.map_err(failed)? } else { pool.clone() };
-        let store = Self { pool, readers, postgres: url.starts_with("postgres") };
-        store.migrate().await?;
-        Ok(store)
+        Ok(Self { pool, readers, postgres: url.starts_with("postgres") })
+    }
+
+    /// Where each service's schema stands, without changing anything. A
+    /// version applied that this build does not know (a newer build
+    /// migrated) shows as `applied > latest`: migrations only add, so this
+    /// build still works on it.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn versions(&self) -> Result<Vec<SchemaVersion>, StoreError> {
+        let exists = if self.postgres {
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM information_schema.tables \
+             WHERE table_name = 'volta_migrations' AND table_schema = current_schema()"
+        } else {
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM sqlite_master WHERE type = 'table' AND name = 'volta_migrations'"
+        };
+        let exists: i64 =
+            sqlx::query_scalar(exists).fetch_one(&self.pool).await.map_err(StoreError::query("read the schema"))?;
+        let mut versions = Vec::with_capacity(SCHEMAS.len());
+        for schema in SCHEMAS {
+            let applied: i64 = if exists == 0 {
+                0
+            } else {
+                sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM volta_migrations WHERE service = $1")
+                    .bind(schema.service)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(StoreError::query("read the schema's versions"))?
+            };
+            let latest = schema.migrations.last().map_or(0, |&(v, _)| v);
+            versions.push(SchemaVersion { service: schema.service, applied, latest });
+        }
+        Ok(versions)
     }
 
     /// The connection pool, for services that keep their own tables.
@@ -263,7 +440,10 @@ impl Store {
     /// (SQLite has one writer: its transaction is the lock.) A database of
     /// the first layout, with one `volta_schema` table for the forecasting
     /// service, is carried over.
-    async fn migrate(&self) -> Result<(), StoreError> {
+    ///
+    /// # Errors
+    /// A failed migration (the schema is left as it was).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
         let failed = |version: i64| move |source| StoreError::Migration { version, source };
         let mut tx = self.pool.begin().await.map_err(failed(0))?;
         if self.postgres {

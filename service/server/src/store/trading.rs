@@ -26,7 +26,7 @@ use volta_trading::{
     TimeInForce, Trade, TradeId, TradeRecord,
 };
 
-use super::{Schema, Store, StoreError, values};
+use super::{Lease, Schema, Store, StoreError, advisory_key, values};
 
 /// The trading service's tables.
 pub const TRADING: Schema = Schema { service: "trading", migrations: MIGRATIONS };
@@ -97,32 +97,6 @@ pub struct OrderFilter {
     pub resting_only: bool,
     /// Only orders with a lower id (the page cursor).
     pub before: Option<OrderId>,
-}
-
-/// The right to run a market's sequencer. On PostgreSQL it is a session
-/// advisory lock held by a connection of its own, taken out of the pool:
-/// dropping the lease closes the connection, and the database releases the
-/// lock, also when the process dies. On SQLite (one process) it is empty.
-#[derive(Debug)]
-pub struct Lease(Option<sqlx::AnyConnection>);
-
-impl Lease {
-    /// Whether the database holds it for this process (PostgreSQL), so that
-    /// other replicas are kept out.
-    #[must_use]
-    pub fn is_shared(&self) -> bool {
-        self.0.is_some()
-    }
-}
-
-/// The advisory lock key of a market: FNV-1a of its tenant and id.
-fn lease_key(tenant: &str, market: &str) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in "volta-trading/".bytes().chain(tenant.bytes()).chain([b'/']).chain(market.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
 /// The key that makes a submission idempotent: participant and client
@@ -450,18 +424,7 @@ impl TradingStore for Store {
     }
 
     async fn lead(&self, tenant: &str, market: &str) -> Result<Option<Lease>, StoreError> {
-        if !self.is_postgres() {
-            return Ok(Some(Lease(None)));
-        }
-        let mut conn =
-            self.pool().acquire().await.map_err(StoreError::query("take a connection for a lease"))?.detach();
-        let held: i64 =
-            sqlx::query_scalar("SELECT CAST(CASE WHEN pg_try_advisory_lock($1) THEN 1 ELSE 0 END AS BIGINT)")
-                .bind(lease_key(tenant, market))
-                .fetch_one(&mut conn)
-                .await
-                .map_err(StoreError::query("take the market's lease"))?;
-        Ok((held == 1).then_some(Lease(Some(conn))))
+        self.lease(advisory_key(&format!("volta-trading/{tenant}/{market}")), false).await
     }
 
     async fn market_count(&self, tenant: &str) -> Result<usize, StoreError> {
