@@ -3,6 +3,7 @@
 //! longer timed runs in `src/bin/`.
 
 pub mod load;
+pub mod plot;
 
 use volta_forecasting::{History, ReadOptions, data};
 
