@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::sync::Semaphore;
+use tokio_stream::StreamExt as _;
 use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use volta_api::pb;
@@ -332,6 +333,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let reflection = reflection_builder().build_v1().context("reflection")?;
     let reflection_alpha = reflection_builder().build_v1alpha().context("reflection")?;
     let (spans, exporter) = otlp::Exporter::start(&config.otlp, metrics.span_outcomes())?;
+    let observe_metrics = metrics.clone();
     let observe = Observe::new(
         metrics,
         known_methods()?,
@@ -355,11 +357,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(STREAM_WINDOW * STREAMS_PER_CONNECTION);
     if let Some(age) = config.server.max_connection_age_seconds {
-        // A connection past its age is told GOAWAY; its calls in flight get
-        // the longest call's time to finish.
-        builder = builder
-            .max_connection_age(Duration::from_secs(age))
-            .max_connection_age_grace(Duration::from_secs(config.limits.max_call_seconds));
+        // A connection past its age is told GOAWAY and closes once its calls
+        // in flight have finished (each bounded by its deadline). No grace
+        // is set: with one, tonic 0.14 skips the GOAWAY and cuts the
+        // connection at age + grace instead.
+        builder = builder.max_connection_age(Duration::from_secs(age));
     }
     if let Some(tls) = &config.tls {
         let cert =
@@ -379,6 +381,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         if auth.is_enabled() { "" } else { " (loopback only: no authentication configured)" }
     );
 
+    let accepted = observe_metrics.clone();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(move |c| {
+        if c.is_ok() {
+            accepted.connection();
+        }
+        c
+    });
     let shutdown = async move {
         signals.wait().await;
         tracing::info!("shutting down: NOT_SERVING, in-flight calls finish");
@@ -398,7 +407,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .add_optional_service(served("forecast").then_some(forecast))
         .add_optional_service(served("contracts").then_some(contract_service))
         .add_optional_service(served("trading").then_some(trading_service))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .context("server")?;
     if let Some(exporter) = exporter {

@@ -124,6 +124,7 @@ pub struct Metrics {
     latency: Histograms<MethodLabels>,
     work: Histograms<WorkLabels>,
     in_flight: Gauge,
+    connections: Counter,
     slots_busy: Gauge,
     slots: Gauge,
     waiting: Gauge,
@@ -182,6 +183,12 @@ impl Metrics {
         );
         let in_flight = Gauge::default();
         registry.register("grpc_in_flight", "gRPC calls being served", in_flight.clone());
+        let connections = Counter::default();
+        registry.register(
+            "grpc_connections",
+            "Client connections accepted (a client reconnects after server.max_connection_age_seconds)",
+            connections.clone(),
+        );
         let slots_busy = Gauge::default();
         registry.register("solver_slots_busy", "Solver slots in use", slots_busy.clone());
         let slots = Gauge::default();
@@ -258,6 +265,7 @@ impl Metrics {
             latency,
             work,
             in_flight,
+            connections,
             slots_busy,
             slots,
             waiting,
@@ -332,6 +340,11 @@ impl Metrics {
     pub fn set_messaging(&self, backlog: u64, dead: u64) {
         self.backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
         self.dead_letters.set(i64::try_from(dead).unwrap_or(i64::MAX));
+    }
+
+    /// Counts an accepted client connection.
+    pub fn connection(&self) {
+        self.connections.inc();
     }
 
     /// Sets how many ledger partitions this process consumes.

@@ -75,3 +75,47 @@ fn a_replica_that_may_not_migrate_refuses_a_schema_behind_until_volta_migrate_ru
     let server = Server::start_with(&["--config", config], &[]);
     drop(server);
 }
+
+/// Connections accepted so far, from the server's metrics.
+async fn connections(server: &Server) -> u64 {
+    let metrics = super::metrics(server).await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("volta_grpc_connections_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_their_age_are_closed_and_clients_reconnect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("volta.toml");
+    std::fs::write(&config, "[server]\nmax_connection_age_seconds = 1\n").expect("write");
+    let aged = Server::start_with(&["--config", config.to_str().expect("utf-8")], &[]);
+    let forever = Server::start_with(&[], &[]);
+    for server in [&aged, &forever] {
+        let before = connections(server).await;
+        // One client channel calling for 3 s; a call that meets the
+        // connection's end is retried, as clients retry UNAVAILABLE.
+        let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_secs(3) {
+            let mut answered = false;
+            for _ in 0..3 {
+                let request = tonic_health::pb::HealthCheckRequest { service: String::new() };
+                if health.check(request).await.is_ok() {
+                    answered = true;
+                    break;
+                }
+            }
+            assert!(answered, "a call failed three times running");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let made = connections(server).await - before;
+        if std::ptr::eq(server, &aged) {
+            assert!(made >= 2, "a 1 s connection age over 3 s of calls: {made} connection(s)");
+        } else {
+            assert_eq!(made, 1, "without an age the client keeps its one connection");
+        }
+    }
+}
