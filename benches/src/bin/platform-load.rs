@@ -23,7 +23,7 @@
 //!   (`VolumeStatistics`);
 //! - `mixed`: 100 clients: orders to the market (40 %), forecasts with the
 //!   stored model (20 %), volume statistics (30 %) and schedules of the
-//!   islanded case (10 %).
+//!   campus case (10 %: a week under unit commitment).
 //!
 //! With `--kill`, replica 0 is killed (SIGKILL) half-way through each
 //! profile. At the end: every acknowledged order is in the market's order
@@ -662,7 +662,7 @@ async fn main() {
             .fetch_all(store.pool())
             .await
             .expect("contracts");
-    let case = volta_engine::Case::from_path(volta_datasets::case("islanded.toml")).expect("islanded case");
+    let case = volta_engine::Case::from_path(volta_datasets::case("campus.toml")).expect("campus case");
     let case = dpb::CaseText { format: Some(dpb::case_text::Format::Json(case.to_json().expect("json"))) };
     let leader = Channel::from_shared(trading.url.clone()).expect("url").connect().await.expect("trading");
     let rules = tpb::MarketRules {

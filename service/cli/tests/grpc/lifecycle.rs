@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+use tonic::transport::Channel;
+
 use super::Server;
 
 #[test]
@@ -118,4 +120,29 @@ async fn connections_past_their_age_are_closed_and_clients_reconnect() {
             assert_eq!(made, 1, "without an age the client keeps its one connection");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_solve_in_flight_finish_then_exits_0() {
+    use volta_api::pb::dispatch as pb;
+    let mut server = Server::start_with(&[], &[]);
+    let mut client = server.client().await;
+    let request = pb::ScheduleRequest {
+        case: Some(super::case_json("campus.toml")),
+        view: pb::ScheduleView::Summary.into(),
+        ..pb::ScheduleRequest::default()
+    };
+    let solve = tokio::spawn(async move { client.schedule(request).await });
+    // The solve is under way (a week of unit commitment: seconds) when
+    // SIGTERM comes, as when Kubernetes stops a pod.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(!solve.is_finished(), "the solve ended before SIGTERM: pick a longer case");
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let reply = solve.await.expect("task").expect("the call in flight is answered").into_inner();
+    assert_eq!(reply.status(), pb::SolveStatus::Optimal);
+    let exit = tokio::task::block_in_place(|| server.child.wait()).expect("exit");
+    assert!(exit.success(), "{exit:?}");
+    // Stopped: no new connection.
+    assert!(Channel::from_shared(server.url.clone()).expect("url").connect().await.is_err());
 }
