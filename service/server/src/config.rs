@@ -202,11 +202,20 @@ pub struct Messaging {
     /// A message published this many seconds ago and not handled by the
     /// ledger is sent again by the reconciler (which looks a third as often).
     pub resend_after_seconds: u64,
+    /// Rows of handled messages (the outbox's and the inbox's) are kept
+    /// this long, then deleted; dead letters and the ledger are kept.
+    pub retain_hours: u64,
 }
 
 impl Default for Messaging {
     fn default() -> Self {
-        Self { nats_url: None, stream: "VOLTA_SETTLEMENT".to_owned(), partitions: 8, resend_after_seconds: 30 }
+        Self {
+            nats_url: None,
+            stream: "VOLTA_SETTLEMENT".to_owned(),
+            partitions: 8,
+            resend_after_seconds: 30,
+            retain_hours: 168,
+        }
     }
 }
 
@@ -413,6 +422,9 @@ impl Config {
         }
         if self.messaging.resend_after_seconds == 0 {
             anyhow::bail!("messaging.resend_after_seconds must be at least 1");
+        }
+        if self.messaging.retain_hours == 0 {
+            anyhow::bail!("messaging.retain_hours must be at least 1");
         }
         if !(1..=64).contains(&self.messaging.partitions) {
             anyhow::bail!("messaging.partitions must be in 1..=64, not {}", self.messaging.partitions);

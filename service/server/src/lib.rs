@@ -442,7 +442,8 @@ async fn settlement(
             messaging::nats::ledger(js.clone(), store.clone(), settlement, metrics.clone(), stop.clone()).await?;
         }
         let grace = Duration::from_secs(config.messaging.resend_after_seconds);
-        tokio::spawn(messaging::reconcile(Arc::new(store.clone()), metrics.clone(), grace, stop.clone()));
+        let retain = Duration::from_secs(config.messaging.retain_hours.saturating_mul(3600));
+        tokio::spawn(messaging::reconcile(Arc::new(store.clone()), metrics.clone(), grace, retain, stop.clone()));
     }
     if config.server.serves("trading") {
         let carrier: Arc<dyn messaging::Carrier> = match jetstream {

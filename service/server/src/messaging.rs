@@ -19,7 +19,9 @@
 //! 5. **Reconciler.** The [`reconcile`] task compares what was published
 //!    with what the consumer handled, by id, sends again what is still
 //!    missing a while after it was published
-//!    (`messaging.resend_after_seconds`), and reports the drift.
+//!    (`messaging.resend_after_seconds`), and reports the drift. It also
+//!    deletes the outbox and inbox rows of handled messages older than
+//!    `messaging.retain_hours`.
 //!
 //! So a crash anywhere (after the commit and before the relay, after the
 //! carrier and before the mark, after the effect and before the ack) ends
@@ -250,8 +252,10 @@ pub(crate) async fn reconcile(
     store: Arc<dyn MessagingStore>,
     metrics: Arc<Metrics>,
     grace: Duration,
+    retain: Duration,
     mut stopping: watch::Receiver<bool>,
 ) {
+    let retain = SignedDuration::try_from(retain).unwrap_or(SignedDuration::from_hours(168));
     let period = (grace / 3).max(Duration::from_secs(1));
     let grace = SignedDuration::try_from(grace).unwrap_or(SignedDuration::from_secs(30));
     loop {
@@ -280,8 +284,23 @@ pub(crate) async fn reconcile(
             (Ok(backlog), Ok(dead)) => metrics.set_messaging(backlog, dead),
             (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "the reconciler cannot count the backlog"),
         }
+        // What is handled and older than the retention goes, a batch at a
+        // time, so that one pass never holds the database for long.
+        match store.prune(SETTLEMENT, now - retain, PRUNE_BATCH).await {
+            Ok((outbox, inbox)) => {
+                metrics.pruned("outbox", outbox);
+                metrics.pruned("inbox", inbox);
+                if outbox + inbox > 0 {
+                    tracing::info!(outbox, inbox, "pruned handled messages past messaging.retain_hours");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "the reconciler cannot prune handled messages"),
+        }
     }
 }
+
+/// Rows of each table one reconciliation pass prunes at most.
+const PRUNE_BATCH: usize = 5_000;
 
 /// NATS JetStream as the carrier between processes: the trading process's
 /// relay publishes each message with its outbox id as `Nats-Msg-Id` (the

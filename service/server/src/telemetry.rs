@@ -76,6 +76,12 @@ struct OutcomeLabels {
     status: String,
 }
 
+/// Labels of a table.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabels {
+    table: String,
+}
+
 /// Labels of the build.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
@@ -139,6 +145,7 @@ pub struct Metrics {
     backlog: Gauge,
     dead_letters: Gauge,
     partitions_held: Gauge,
+    pruned: Family<TableLabels, Counter>,
     batches: Histogram,
     spans: SpanOutcomes,
     resident_bytes: Gauge,
@@ -236,6 +243,12 @@ impl Metrics {
         registry.register("messaging_backlog", "Outbox messages not yet published", backlog.clone());
         let dead_letters = Gauge::default();
         registry.register("messaging_dead_letters", "Messages the settlement ledger gave up on", dead_letters.clone());
+        let pruned = Family::<TableLabels, Counter>::default();
+        registry.register(
+            "messaging_pruned",
+            "Rows of handled messages deleted after messaging.retain_hours, by table (outbox, inbox)",
+            pruned.clone(),
+        );
         let partitions_held = Gauge::default();
         registry.register(
             "messaging_partitions_held",
@@ -280,6 +293,7 @@ impl Metrics {
             backlog,
             dead_letters,
             partitions_held,
+            pruned,
             batches,
             spans,
             resident_bytes,
@@ -340,6 +354,13 @@ impl Metrics {
     pub fn set_messaging(&self, backlog: u64, dead: u64) {
         self.backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
         self.dead_letters.set(i64::try_from(dead).unwrap_or(i64::MAX));
+    }
+
+    /// Counts rows of handled messages pruned from `table`.
+    pub fn pruned(&self, table: &str, rows: u64) {
+        if rows > 0 {
+            self.pruned.get_or_create(&TableLabels { table: table.to_owned() }).inc_by(rows);
+        }
     }
 
     /// Counts an accepted client connection.

@@ -4,7 +4,8 @@
 //! applies each message once and in its aggregate's order whatever the
 //! delivery order and repetitions; a poison message dies after its attempts
 //! and its aggregate moves on; the reconciler finds what was published and
-//! never handled; positions sum the ledger exactly.
+//! never handled; positions sum the ledger exactly; handled messages are
+//! pruned after their retention and still known as handled.
 
 mod support;
 
@@ -178,6 +179,36 @@ async fn exercise(store: &Store) {
             .expect("empty day")
             .is_empty()
     );
+
+    // Pruning: what is handled and older than the retention goes, a batch
+    // at a time; what is not yet published stays; the ledger stays.
+    let inbox = || async {
+        let n: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM messaging_inbox WHERE consumer = $1")
+            .bind(CONSUMER)
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+        n
+    };
+    let handled = inbox().await;
+    assert_eq!(handled, 20, "every message has an inbox record, the dead one too");
+    assert_eq!(store.prune(CONSUMER, now, 100).await.expect("prune"), (0, 0), "nothing older than the retention");
+    let old = later + SignedDuration::from_hours(1);
+    assert_eq!(store.prune(CONSUMER, old, 5).await.expect("prune"), (5, 5), "a batch of at most 5");
+    assert_eq!(store.prune(CONSUMER, old, 100).await.expect("prune"), (12, 15), "the 3 sent again are unpublished");
+    assert_eq!(store.prune(CONSUMER, old, 100).await.expect("prune"), (0, 0));
+    assert_eq!(inbox().await, 0);
+    assert_eq!(store.backlog().await.expect("backlog"), 3, "the messages to send again stay");
+    // A pruned message delivered again is still known by its cursor.
+    assert_eq!(settle(&all[5]).await, Handled::Duplicate);
+    let after: std::collections::BTreeMap<String, (i64, i64, Decimal, Decimal, u64)> = store
+        .market_positions(TENANT, None, at("2024-06-01T00:00:00Z"), at("2024-06-02T00:00:00Z"))
+        .await
+        .expect("positions")
+        .iter()
+        .map(|p| (p.participant.clone(), (p.bought_wh, p.sold_wh, p.paid, p.received, p.trades)))
+        .collect();
+    assert_eq!(after, expected, "the ledger is kept");
 }
 
 /// A trade batch whose outbox write fails is not stored either.

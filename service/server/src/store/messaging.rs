@@ -35,9 +35,10 @@ use super::{Schema, Store, StoreError};
 /// The messaging tables.
 pub const MESSAGING: Schema = Schema { service: "messaging", migrations: MIGRATIONS };
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE messaging_outbox (id TEXT NOT NULL PRIMARY KEY, tenant TEXT NOT NULL, aggregate TEXT NOT NULL,
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE messaging_outbox (id TEXT NOT NULL PRIMARY KEY, tenant TEXT NOT NULL, aggregate TEXT NOT NULL,
         seq BIGINT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL, headers TEXT NOT NULL,
         created_at TEXT NOT NULL, published_at TEXT, claimed_by TEXT, claimed_until TEXT,
         sends BIGINT NOT NULL DEFAULT 0);
@@ -58,7 +59,14 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         PRIMARY KEY (tenant, market, trade_id, side));
     CREATE INDEX contracts_market_ledger_by_participant ON contracts_market_ledger
         (tenant, participant, delivery_start_s)",
-)];
+    ),
+    // Pruning finds what is old by these.
+    (
+        2,
+        "CREATE INDEX messaging_outbox_by_published ON messaging_outbox (published_at);
+    CREATE INDEX messaging_inbox_by_handled ON messaging_inbox (consumer, handled_at)",
+    ),
+];
 
 /// Failed attempts after which a message is dead.
 pub const MAX_ATTEMPTS: i64 = 5;
@@ -326,6 +334,18 @@ pub trait MessagingStore: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// A database error.
     async fn dead_count(&self, consumer: &str) -> Result<u64, StoreError>;
+
+    /// Deletes up to `limit` outbox rows published before `before` and
+    /// up to `limit` inbox rows of `consumer` handled before it, of
+    /// messages at or below their aggregate's cursor: handled, so that the
+    /// cursor alone tells a later delivery of them as a duplicate, and the
+    /// reconciler, which looks beyond the cursors only, never misses them.
+    /// Returns how many outbox and inbox rows went. Dead letters and the
+    /// ledger are kept.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn prune(&self, consumer: &str, before: Timestamp, limit: usize) -> Result<(u64, u64), StoreError>;
 
     /// The market positions of `tenant`'s participants (one, or all) over
     /// deliveries in `[from, until)`.
@@ -726,6 +746,34 @@ impl MessagingStore for Store {
                 })
             })
             .collect()
+    }
+
+    async fn prune(&self, consumer: &str, before: Timestamp, limit: usize) -> Result<(u64, u64), StoreError> {
+        let before = super::stored_time(before);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let outbox = sqlx::query(
+            "DELETE FROM messaging_outbox WHERE id IN (SELECT o.id FROM messaging_outbox o \
+             JOIN messaging_cursors c ON c.consumer = $1 AND c.aggregate = o.aggregate \
+             WHERE o.published_at IS NOT NULL AND o.published_at < $2 AND o.seq <= c.seq LIMIT $3)",
+        )
+        .bind(consumer)
+        .bind(before.as_str())
+        .bind(limit)
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::query("prune the outbox"))?;
+        let inbox = sqlx::query(
+            "DELETE FROM messaging_inbox WHERE consumer = $1 AND id IN (SELECT i.id FROM messaging_inbox i \
+             JOIN messaging_cursors c ON c.consumer = i.consumer AND c.aggregate = i.aggregate \
+             WHERE i.consumer = $1 AND i.handled_at < $2 AND i.seq <= c.seq LIMIT $3)",
+        )
+        .bind(consumer)
+        .bind(before.as_str())
+        .bind(limit)
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::query("prune the inbox"))?;
+        Ok((outbox.rows_affected(), inbox.rows_affected()))
     }
 
     async fn dead_count(&self, consumer: &str) -> Result<u64, StoreError> {
