@@ -44,8 +44,8 @@ use volta_trading::{Changes, Entry, Market, NewOrder, OrderId, TradeId, TradeRec
 use crate::Shared;
 use crate::auth::{Caller, Role};
 use crate::budget::Budget;
-use crate::store::Lease;
-use crate::store::trading::{MarketRecord, OrderFilter, TradingStore, client_key};
+use crate::store::StoreError;
+use crate::store::trading::{Leader, MarketRecord, OrderFilter, TradingStore, client_key};
 use crate::store::unavailable;
 
 /// Commands one batch of a sequencer takes at most.
@@ -174,10 +174,15 @@ impl Markets {
             .await
             .map_err(|e| unavailable(&e))?
             .ok_or_else(|| errors::error(Reason::MarketNotFound, format!("no market {}", errors::shown(id))))?;
-        let Some(lease) = self.store.lead(tenant, id).await.map_err(|e| unavailable(&e))? else {
+        let Some(leader) = self.store.lead(tenant, id).await.map_err(|e| unavailable(&e))? else {
             return Ok(None);
         };
-        tracing::info!(market = %id, across_replicas = lease.is_shared(), "this process leads the market");
+        tracing::info!(
+            market = %id,
+            epoch = leader.epoch,
+            across_replicas = leader.lease.is_shared(),
+            "this process leads the market"
+        );
         let (market, keys) = load(self.store.as_ref(), tenant, &record).await?;
         let (commands, queue) = mpsc::channel(QUEUE);
         let (events, _) = broadcast::channel(EVENTS);
@@ -187,7 +192,8 @@ impl Markets {
             record,
             market,
             keys,
-            _lease: lease,
+            leader,
+            deposed: false,
             store: self.store.clone(),
             events: events.clone(),
             metrics: self.metrics.clone(),
@@ -247,8 +253,12 @@ struct Sequencer {
     record: MarketRecord,
     market: Market,
     keys: Keys,
-    /// Held while the sequencer runs (one per market across replicas).
-    _lease: Lease,
+    /// Held while the sequencer runs (one per market across replicas);
+    /// its epoch goes with every batch stored.
+    leader: Leader,
+    /// Another process took the market over (the lease was lost and the
+    /// store refused a batch): the sequencer stops.
+    deposed: bool,
     store: Arc<dyn TradingStore>,
     events: broadcast::Sender<Arc<Event>>,
     metrics: Arc<crate::telemetry::Metrics>,
@@ -272,8 +282,21 @@ impl Sequencer {
                     }
                     self.batch(batch).await
                 }
-                _ = tick.tick() => self.close().await,
+                _ = tick.tick() => {
+                    // A lost lease (the database dropped its connection)
+                    // stops the sequencer before another process's batches
+                    // could meet its own; the next call leads again.
+                    if !self.leader.lease.is_held().await {
+                        tracing::warn!(market = %self.market_id, "the market's lease is lost; its sequencer stops");
+                        break;
+                    }
+                    self.close().await
+                }
             };
+            if self.deposed {
+                tracing::warn!(market = %self.market_id, "another process leads the market now; its sequencer stops");
+                break;
+            }
             if !ok {
                 // Rebuild from the store; if even that fails, stop: the
                 // next call starts the market again.
@@ -294,7 +317,8 @@ impl Sequencer {
         if changes.is_empty() {
             return true;
         }
-        if let Err(e) = self.store.apply(&self.tenant, &self.market_id, &changes, now).await {
+        if let Err(e) = self.store.apply(&self.tenant, &self.market_id, self.leader.epoch, &changes, now).await {
+            self.deposed = matches!(e, StoreError::Deposed(_));
             tracing::error!(market = %self.market_id, error = %e, "cannot store closed products; rebuilding the books");
             return false;
         }
@@ -449,10 +473,15 @@ impl Sequencer {
         }
         collapse(&mut changes.orders);
         if (!changes.orders.is_empty() || !changes.trades.is_empty())
-            && let Err(e) = self.store.apply(&self.tenant, &self.market_id, &changes, now).await
+            && let Err(e) = self.store.apply(&self.tenant, &self.market_id, self.leader.epoch, &changes, now).await
         {
             tracing::error!(market = %self.market_id, error = %e, "cannot store a batch; rebuilding the books");
-            let status = unavailable(&e);
+            self.deposed = matches!(e, StoreError::Deposed(_));
+            let status = if self.deposed {
+                errors::error(Reason::NotLeader, format!("market {} is run by another replica now", self.market_id))
+            } else {
+                unavailable(&e)
+            };
             for p in pending {
                 p.refuse(status.clone());
             }

@@ -55,6 +55,7 @@ fn trade_of(message: &Message) -> TradeMessage {
 async fn exercise(store: &Store) {
     let now = at("2024-06-01T08:00:00Z");
     store.create_market(TENANT, "park", &rules(), now).await.expect("market");
+    let epoch = store.lead(TENANT, "park").await.expect("lead").expect("free").epoch;
     // Sellers rest, buyers take them: 20 trades over two sellers.
     let mut market = Market::new(rules(), 0, 0).expect("market");
     let mut k = 0;
@@ -62,12 +63,12 @@ async fn exercise(store: &Store) {
         for (who, side, price) in [("alice", Side::Sell, "0.20"), ("bob", Side::Sell, "0.21")] {
             k += 1;
             let changes = market.submit(limit(k, who, side, 1_000 + i, price), now).expect("sell");
-            store.apply(TENANT, "park", &changes, now).await.expect("apply");
+            store.apply(TENANT, "park", epoch, &changes, now).await.expect("apply");
         }
         k += 1;
         let changes = market.submit(limit(k, "carol", Side::Buy, 2_000 + 2 * i, "0.30"), now).expect("buy");
         assert_eq!(changes.trades.len(), 2);
-        store.apply(TENANT, "park", &changes, now).await.expect("apply");
+        store.apply(TENANT, "park", epoch, &changes, now).await.expect("apply");
     }
     assert_eq!(store.backlog().await.expect("backlog"), 20, "a message per trade, written with it");
 
@@ -215,9 +216,10 @@ async fn exercise(store: &Store) {
 async fn no_trade_without_its_message(store: &Store) {
     let now = at("2024-06-01T08:00:00Z");
     store.create_market(TENANT, "atomic", &rules(), now).await.expect("market");
+    let epoch = store.lead(TENANT, "atomic").await.expect("lead").expect("free").epoch;
     let mut market = Market::new(rules(), 0, 0).expect("market");
     let sell = market.submit(limit(1, "alice", Side::Sell, 1_000, "0.2"), now).expect("sell");
-    store.apply(TENANT, "atomic", &sell, now).await.expect("apply");
+    store.apply(TENANT, "atomic", epoch, &sell, now).await.expect("apply");
     let buy = market.submit(limit(2, "carol", Side::Buy, 1_000, "0.3"), now).expect("buy");
     // The message id of the coming trade is taken already.
     store
@@ -228,7 +230,7 @@ async fn no_trade_without_its_message(store: &Store) {
         )
         .await
         .expect("squat the id");
-    assert!(store.apply(TENANT, "atomic", &buy, now).await.is_err());
+    assert!(store.apply(TENANT, "atomic", epoch, &buy, now).await.is_err());
     assert!(store.trades(TENANT, "atomic", 0, 10).await.expect("trades").is_empty(), "the trade went with its message");
     let order = store.order(TENANT, "atomic", 2).await.expect("read");
     assert!(order.is_none(), "nor its order");

@@ -9,8 +9,8 @@ mod support;
 
 use jiff::{SignedDuration, Timestamp};
 use volta_contracts::{Energy, PartyId};
-use volta_server::store::Store;
 use volta_server::store::trading::{OrderFilter, TradingStore as _, client_key};
+use volta_server::store::{Store, StoreError};
 use volta_trading::{Kind, Market, MarketRules, Matching, NewOrder, OrderState, Price, Pricing, Side, TimeInForce};
 
 const TENANT: &str = "acme";
@@ -72,18 +72,19 @@ async fn exercise(store: &Store) {
     assert!(!again);
     assert!(store.market("globex", "park").await.expect("read").is_none(), "another tenant's market");
 
+    let park = store.lead(TENANT, "park").await.expect("lead").expect("free");
     let mut live = Market::new(rules(), 0, 0).expect("market");
     let mut rng = Lcg(7);
     for k in 0..400 {
         let changes = live.submit(generated(&mut rng, k), now).expect("submit");
-        store.apply(TENANT, "park", &changes, now).await.expect("apply");
+        store.apply(TENANT, "park", park.epoch, &changes, now).await.expect("apply");
         // A few cancellations and reductions along the way.
         if k % 37 == 5
             && let Some(id) = (1..=live.last_order()).rev().find(|id| live.open(*id).is_some())
         {
             let cancelled = live.cancel(id).expect("cancel");
             let changes = volta_trading::Changes { orders: vec![cancelled], ..Default::default() };
-            store.apply(TENANT, "park", &changes, now).await.expect("apply");
+            store.apply(TENANT, "park", park.epoch, &changes, now).await.expect("apply");
         }
     }
     let snapshot = store.snapshot(TENANT, "park").await.expect("snapshot");
@@ -158,6 +159,7 @@ async fn exercise(store: &Store) {
     // that, nothing of it rests.
     let call = MarketRules { matching: Matching::Call(Pricing::PayAsBid), ..rules() };
     store.create_market(TENANT, "call", &call, now).await.expect("call market");
+    let leader = store.lead(TENANT, "call").await.expect("lead").expect("free");
     let mut market = Market::new(call.clone(), 0, 0).expect("market");
     let mut rng = Lcg(11);
     for k in 0..60 {
@@ -167,7 +169,7 @@ async fn exercise(store: &Store) {
         }
         let changes = market.submit(order, now).expect("submit");
         assert!(changes.trades.is_empty());
-        store.apply(TENANT, "call", &changes, now).await.expect("apply");
+        store.apply(TENANT, "call", leader.epoch, &changes, now).await.expect("apply");
     }
     let busy = store.busy_markets().await.expect("busy");
     assert_eq!(busy.len(), 2);
@@ -181,7 +183,7 @@ async fn exercise(store: &Store) {
     let closed = market.close(gate);
     assert_eq!(closed, rebuilt.close(gate), "a market rebuilt from the store clears the same");
     assert_eq!(closed.auctions.len(), 1, "the 10:00 product closed; 10:15 still collects");
-    store.apply(TENANT, "call", &closed, gate).await.expect("apply the clearing");
+    store.apply(TENANT, "call", leader.epoch, &closed, gate).await.expect("apply the clearing");
     let stored = store.auctions(TENANT, "call", None, 10).await.expect("auctions");
     assert_eq!(stored, closed.auctions);
     assert!(stored[0].volume.wh() > 0 && stored[0].paid >= stored[0].received, "{stored:?}");
@@ -195,11 +197,47 @@ async fn exercise(store: &Store) {
     assert!(snapshot.resting.iter().all(|e| e.delivery_start == at("2024-06-01T10:15:00Z")));
 }
 
+/// A leader that lost its market to another writes nothing (fencing): its
+/// batch names an epoch that is no longer the market's.
+async fn a_deposed_leader_stores_nothing(store: &Store) {
+    let now = at("2024-06-01T08:00:00Z");
+    store.create_market(TENANT, "fenced", &rules(), now).await.expect("market");
+    let first = store.lead(TENANT, "fenced").await.expect("lead").expect("free");
+    if store.is_postgres() {
+        assert!(store.lead(TENANT, "fenced").await.expect("lead").is_none(), "one leader at a time");
+    }
+    let mut market = Market::new(rules(), 0, 0).expect("market");
+    let mut rng = Lcg(3);
+    let changes = market.submit(generated(&mut rng, 0), now).expect("submit");
+    store.apply(TENANT, "fenced", first.epoch, &changes, now).await.expect("the leader stores");
+    // The first leader's lease goes (its connection dropped, as when the
+    // database restarts) while it still runs; a second process leads.
+    let stale = first.epoch;
+    drop(first.lease);
+    let mut second = None;
+    for _ in 0..100 {
+        second = store.lead(TENANT, "fenced").await.expect("lead");
+        if second.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let second = second.expect("the lease is released with its connection");
+    assert_eq!(second.epoch, stale + 1);
+    let more = market.submit(generated(&mut rng, 1), now).expect("submit");
+    let refused = store.apply(TENANT, "fenced", stale, &more, now).await.expect_err("a deposed leader's batch");
+    assert!(matches!(refused, StoreError::Deposed(_)), "{refused}");
+    assert_eq!(store.snapshot(TENANT, "fenced").await.expect("snapshot").last_order, 1, "nothing of it stored");
+    store.apply(TENANT, "fenced", second.epoch, &more, now).await.expect("the new leader stores");
+    assert_eq!(store.snapshot(TENANT, "fenced").await.expect("snapshot").last_order, 2);
+}
+
 #[tokio::test]
 async fn the_sqlite_store_rebuilds_the_market_that_ran() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("open");
     exercise(&store).await;
+    a_deposed_leader_stores_nothing(&store).await;
 }
 
 #[tokio::test]
@@ -208,6 +246,7 @@ async fn the_postgres_store_rebuilds_the_market_that_ran() {
     let url = db.url.clone();
     let store = Store::open(&url).await.expect("open");
     exercise(&store).await;
+    a_deposed_leader_stores_nothing(&store).await;
     store.pool().close().await;
     db.drop_database().await;
 }

@@ -131,6 +131,10 @@ pub enum StoreError {
          or set storage.migrate = true"
     )]
     Behind(String),
+    /// A leader's batch after another process took its market over: not
+    /// written (fencing).
+    #[error("{0}: another process leads it now")]
+    Deposed(String),
     /// A query failed.
     #[error("cannot {action}: {source}")]
     Query {

@@ -58,6 +58,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
         received TEXT NOT NULL, orders BIGINT NOT NULL, cleared_at TEXT NOT NULL,
         PRIMARY KEY (tenant, market, delivery_start_s))",
     ),
+    // Each leadership of a market gets the next epoch; a batch stored under
+    // an older one is refused (fencing: a deposed leader writes nothing).
+    (3, "ALTER TABLE trading_markets ADD COLUMN leader_epoch BIGINT NOT NULL DEFAULT 0"),
 ];
 
 /// Rows per multi-row INSERT. sqlx's SQLite driver binds by name, at a cost
@@ -99,6 +102,16 @@ pub struct OrderFilter {
     pub before: Option<OrderId>,
 }
 
+/// The leadership of a market: held while its lease is, and named by the
+/// batches it stores.
+#[derive(Debug)]
+pub struct Leader {
+    /// The market's lease (one process at a time).
+    pub lease: Lease,
+    /// This leadership's epoch: one more than the last.
+    pub epoch: i64,
+}
+
 /// The key that makes a submission idempotent: participant and client
 /// order id (a participant id holds no `:`).
 #[must_use]
@@ -123,11 +136,12 @@ pub trait TradingStore: Send + Sync + std::fmt::Debug {
         now: Timestamp,
     ) -> Result<(MarketRecord, bool), StoreError>;
 
-    /// The lease of a market's sequencer, if no other process holds it.
+    /// The leadership of a market's sequencer, if no other process holds
+    /// it: its lease and the next epoch, which every batch it stores names.
     ///
     /// # Errors
     /// A database error.
-    async fn lead(&self, tenant: &str, market: &str) -> Result<Option<Lease>, StoreError>;
+    async fn lead(&self, tenant: &str, market: &str) -> Result<Option<Leader>, StoreError>;
 
     /// How many markets `tenant` has.
     ///
@@ -167,11 +181,21 @@ pub trait TradingStore: Send + Sync + std::fmt::Debug {
     async fn orders_by_key(&self, tenant: &str, market: &str, keys: &[String]) -> Result<Vec<Entry>, StoreError>;
 
     /// Writes what a batch changed, in one transaction: orders as they are
-    /// now (inserted or updated), new trades and cleared auctions.
+    /// now (inserted or updated), new trades and cleared auctions, if
+    /// `epoch` is still the market's (the transaction holds the market's
+    /// row, so a new leader's epoch comes before or after it whole).
     ///
     /// # Errors
-    /// A database error; nothing is written.
-    async fn apply(&self, tenant: &str, market: &str, changes: &Changes, now: Timestamp) -> Result<(), StoreError>;
+    /// [`StoreError::Deposed`] if another leadership took the market since
+    /// `epoch`, or a database error; either way nothing is written.
+    async fn apply(
+        &self,
+        tenant: &str,
+        market: &str,
+        epoch: i64,
+        changes: &Changes,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
 
     /// One order.
     ///
@@ -423,8 +447,20 @@ impl TradingStore for Store {
         Ok((record, inserted.rows_affected() > 0))
     }
 
-    async fn lead(&self, tenant: &str, market: &str) -> Result<Option<Lease>, StoreError> {
-        self.lease(advisory_key(&format!("volta-trading/{tenant}/{market}")), false).await
+    async fn lead(&self, tenant: &str, market: &str) -> Result<Option<Leader>, StoreError> {
+        let Some(lease) = self.lease(advisory_key(&format!("volta-trading/{tenant}/{market}")), false).await? else {
+            return Ok(None);
+        };
+        let epoch: i64 = sqlx::query_scalar(
+            "UPDATE trading_markets SET leader_epoch = leader_epoch + 1 WHERE tenant = $1 AND id = $2 \
+             RETURNING leader_epoch",
+        )
+        .bind(tenant)
+        .bind(market)
+        .fetch_one(self.pool())
+        .await
+        .map_err(StoreError::query("take the market's next epoch"))?;
+        Ok(Some(Leader { lease, epoch }))
     }
 
     async fn market_count(&self, tenant: &str) -> Result<usize, StoreError> {
@@ -517,11 +553,30 @@ impl TradingStore for Store {
         Ok(found)
     }
 
-    async fn apply(&self, tenant: &str, market: &str, changes: &Changes, now: Timestamp) -> Result<(), StoreError> {
+    async fn apply(
+        &self,
+        tenant: &str,
+        market: &str,
+        epoch: i64,
+        changes: &Changes,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         const ORDER_VALUES: usize = 17;
         const TRADE_VALUES: usize = 14;
         let updated = super::stored_time(now);
         let mut tx = self.pool().begin().await.map_err(StoreError::query("begin a batch"))?;
+        let current = sqlx::query(
+            "UPDATE trading_markets SET leader_epoch = leader_epoch WHERE tenant = $1 AND id = $2 AND leader_epoch = $3",
+        )
+        .bind(tenant)
+        .bind(market)
+        .bind(epoch)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("check the market's epoch"))?;
+        if current.rows_affected() == 0 {
+            return Err(StoreError::Deposed(format!("market {market} (epoch {epoch})")));
+        }
         for chunk in changes.orders.chunks(ROWS_PER_INSERT) {
             let sql = format!(
                 "INSERT INTO trading_orders (tenant, market, id, client_key, client_order_id, participant, \
