@@ -13,7 +13,7 @@ source scripts/services.sh
 
 cargo test --workspace --locked --doc
 cargo nextest run --workspace --locked --no-fail-fast -E 'not test(/restart_of_/)' "$@"
-# Tests that restart a service other tests share (NATS) run alone, after the rest.
+# Tests that restart a service other tests share (NATS, PostgreSQL) run alone, after the rest.
 cargo nextest run --workspace --locked --no-fail-fast --test-threads 1 -E 'test(/restart_of_/)' "$@"
 
 scripts/python-tests.sh

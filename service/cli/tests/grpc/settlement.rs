@@ -532,3 +532,130 @@ async fn restart_of_nats_under_a_flow_of_trades_settles_every_trade_once() {
     let client = async_nats::connect(nats.as_str()).await.expect("NATS");
     let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
 }
+
+/// Restarts this machine's PostgreSQL (fast: its connections are cut), as
+/// the machine's notes start it.
+fn restart_local_postgres() {
+    let version = std::fs::read_dir("/etc/postgresql")
+        .expect("/etc/postgresql")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .expect("a PostgreSQL cluster");
+    let status = std::process::Command::new("pg_ctlcluster")
+        .args(["--skip-systemctl-redirect", &version, "main", "restart", "-m", "fast"])
+        .status()
+        .expect("pg_ctlcluster");
+    assert!(status.success(), "pg_ctlcluster restart: {status}");
+    for _ in 0..100 {
+        if std::process::Command::new("pg_isready").args(["-q", "-h", "127.0.0.1"]).status().is_ok_and(|s| s.success())
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("PostgreSQL did not come back on 127.0.0.1");
+}
+
+/// Restarts the machine's PostgreSQL, the record of every service, while
+/// orders flow: calls during the restart fail and are retried, the market's
+/// leader loses its lock with its connection and leads again (a new epoch)
+/// from the store, the ledger's partitions are taken again; afterwards
+/// every acknowledged order is stored and the ledger holds every trade
+/// once. It restarts the shared PostgreSQL, so scripts/test.sh runs it
+/// alone, after the rest (`restart_of_`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_of_postgres_under_a_flow_of_orders_loses_no_order_and_settles_every_trade_once() {
+    let nats = std::env::var("VOLTA_TEST_NATS_URL").unwrap_or_default();
+    let local = std::env::var("VOLTA_TEST_POSTGRES_URL").is_ok_and(|u| u.contains("@127.0.0.1:5432/"));
+    if !local || nats.is_empty() || !std::path::Path::new("/etc/postgresql").exists() {
+        eprintln!("no local PostgreSQL cluster (and NATS) to restart: not tested");
+        return;
+    }
+    let Some(db) = super::trading::Postgres::create("pg_restart") else { return };
+    let stream = format!("VOLTA_TEST_R{}", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("volta.toml");
+    std::fs::write(&config, format!("[messaging]\nstream = \"{stream}\"\nresend_after_seconds = 2\n")).expect("config");
+    let config = config.display().to_string();
+    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
+    let process = |services: &str| {
+        Server::start_with(
+            &["--config", &config, "--database", &db.url, "--nats-url", &nats, "--services", services],
+            &env,
+        )
+    };
+    let ledger = process("contracts");
+    let trading = process("trading");
+    let admin = as_party("acme", "ops", "admin");
+    create_park(&mut TradingServiceClient::new(trading.channel().await), &admin).await;
+
+    // Orders flow; each is retried until answered (an idempotent client
+    // order id makes a retry safe), through the restart.
+    let flow = {
+        let admin = admin.clone();
+        let url = trading.url.clone();
+        tokio::spawn(async move {
+            let channel = Channel::from_shared(url).expect("url").connect().await.expect("connect");
+            let mut client = TradingServiceClient::new(channel);
+            let start = delivery();
+            let (mut acknowledged, mut retried) = (Vec::new(), 0);
+            for k in 0..150 {
+                for p in 0..6 {
+                    for _ in 0..300 {
+                        match client.submit_order(with_token(nth(p, k, start), &admin)).await {
+                            Ok(reply) => {
+                                acknowledged.extend(reply.into_inner().order.map(|o| o.order_id));
+                                break;
+                            }
+                            Err(_) => {
+                                retried += 1;
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (acknowledged, retried)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::task::block_in_place(restart_local_postgres);
+    let (acknowledged, retried) = flow.await.expect("flow");
+    assert_eq!(acknowledged.len(), 900, "every order answered in the end ({retried} retries)");
+
+    // Every acknowledged order is stored.
+    let mut client = TradingServiceClient::new(trading.channel().await);
+    let mut listed = std::collections::HashSet::new();
+    let mut token = String::new();
+    loop {
+        let request = tpb::ListOrdersRequest {
+            market_id: "park".into(),
+            participant_id: String::new(),
+            resting_only: false,
+            page_size: 1000,
+            page_token: token,
+        };
+        let page = client.list_orders(with_token(request, &admin)).await.expect("orders").into_inner();
+        listed.extend(page.orders.iter().map(|o| o.order_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let lost: Vec<_> = acknowledged.iter().filter(|id| !listed.contains(id)).collect();
+    assert!(lost.is_empty(), "acknowledged and not stored: {lost:?}");
+    let trades = settled_between(&trading, &ledger, &admin).await;
+    assert!(trades > 50, "the flow should trade: {trades}");
+    // The restart cut the leader's lock: it led again, under a new epoch.
+    let epoch = std::process::Command::new("psql")
+        .args([&db.url, "-tAq", "-c", "SELECT leader_epoch FROM trading_markets WHERE id = 'park'"])
+        .output()
+        .expect("psql");
+    let epoch: i64 = String::from_utf8_lossy(&epoch.stdout).trim().parse().expect("an epoch");
+    assert!(epoch >= 2, "the market was led once only (epoch {epoch}): did the restart happen during the flow?");
+    eprintln!("{retried} calls retried through the restart; the market's epoch is {epoch}");
+    let client = async_nats::connect(nats.as_str()).await.expect("NATS");
+    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+}
