@@ -430,11 +430,13 @@ async fn settlement(
 ) -> anyhow::Result<Arc<tokio::sync::Notify>> {
     let outbox = Arc::new(tokio::sync::Notify::new());
     let consumer = messaging::Settlement::new(Arc::new(store.clone()), metrics.clone());
+    // Only the processes that relay or consume settlement talk to NATS.
+    let settles = config.server.serves("trading") || config.server.serves("contracts");
     let jetstream = match &config.messaging.nats_url {
-        Some(url) => {
+        Some(url) if settles => {
             Some(messaging::nats::JetStream::connect(url, &config.messaging.stream, config.messaging.partitions).await?)
         }
-        None => None,
+        _ => None,
     };
     if config.server.serves("contracts") {
         if let Some(js) = &jetstream {
@@ -457,6 +459,9 @@ async fn settlement(
             metrics: metrics.clone(),
         };
         tokio::spawn(relay.run(outbox.clone(), stop.clone()));
+    }
+    if !settles {
+        return Ok(outbox);
     }
     tracing::info!(
         carrier = if config.messaging.nats_url.is_some() { "nats" } else { "in-process" },
