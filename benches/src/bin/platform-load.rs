@@ -21,9 +21,10 @@
 //! - `read`: 200 clients read a stored forecasting model (`GetModel`);
 //! - `statistics`: 100 clients ask a contract's April by day
 //!   (`VolumeStatistics`);
-//! - `mixed`: 100 clients: orders to the market (40 %), forecasts with the
-//!   stored model (20 %), volume statistics (30 %) and schedules of the
-//!   campus case (10 %: a week under unit commitment).
+//! - `mixed`: 100 clients, each in one role: 47 send orders to the market
+//!   and 40 ask volume statistics, as fast as they are answered; 10
+//!   forecast with the stored model every 2 s and 3 schedule the campus's
+//!   day ahead (96 quarter-hours, CHP under commitment) every 3 s.
 //!
 //! With `--kill`, replica 0 is killed (SIGKILL) half-way through each
 //! profile. At the end: every acknowledged order is in the market's order
@@ -162,14 +163,19 @@ fn volta(args: &Args, command: &[&str]) {
 }
 
 /// Which replicas answer their health checks, told to every client's
-/// balanced channel as it changes.
-#[derive(Default)]
+/// balanced channel as it changes. A replica started again in a killed
+/// one's place (at another port) takes its place in the list.
 struct Discovery {
+    urls: Mutex<Vec<String>>,
     live: Mutex<HashSet<usize>>,
     channels: Mutex<Vec<Sender<Change<usize, Endpoint>>>>,
 }
 
 impl Discovery {
+    fn new(urls: Vec<String>) -> Self {
+        Self { urls: Mutex::new(urls), live: Mutex::default(), channels: Mutex::default() }
+    }
+
     fn endpoint(url: &str) -> Endpoint {
         Endpoint::from_shared(url.to_owned())
             .expect("url")
@@ -177,27 +183,55 @@ impl Discovery {
             .tcp_nodelay(true)
     }
 
+    /// Puts a new process in replica `i`'s place.
+    fn replace(&self, i: usize, url: String) {
+        self.urls.lock().expect("lock")[i] = url;
+    }
+
     /// A balanced channel over the live replicas, kept up to date.
-    async fn channel(&self, urls: &[String]) -> Channel {
+    async fn channel(&self) -> Channel {
         let (channel, changes) = Channel::balance_channel(16);
-        let live: Vec<usize> = self.live.lock().expect("lock").iter().copied().collect();
-        for i in live {
-            let _ = changes.send(Change::Insert(i, Self::endpoint(&urls[i]))).await;
+        let live: Vec<(usize, String)> = {
+            let urls = self.urls.lock().expect("lock");
+            self.live.lock().expect("lock").iter().map(|&i| (i, urls[i].clone())).collect()
+        };
+        for (i, url) in live {
+            let _ = changes.send(Change::Insert(i, Self::endpoint(&url))).await;
         }
         self.channels.lock().expect("lock").push(changes);
         channel
     }
 
+    /// Tells every channel.
+    async fn tell(&self, change: impl Fn() -> Change<usize, Endpoint>) {
+        let senders: Vec<_> = self.channels.lock().expect("lock").clone();
+        for s in senders {
+            let _ = s.send(change()).await;
+        }
+    }
+
     /// Watches the replicas until the process ends.
-    async fn watch(self: Arc<Self>, urls: Vec<String>) {
+    async fn watch(self: Arc<Self>) {
         use tonic_health::pb::health_check_response::ServingStatus;
         use tonic_health::pb::health_client::HealthClient;
-        let probes: Vec<HealthClient<Channel>> =
-            urls.iter().map(|u| HealthClient::new(Self::endpoint(u).connect_lazy())).collect();
+        let mut probes: Vec<(String, HealthClient<Channel>)> = Vec::new();
         loop {
-            for (i, probe) in probes.iter().enumerate() {
+            let urls = self.urls.lock().expect("lock").clone();
+            for (i, url) in urls.iter().enumerate() {
+                if probes.get(i).is_none_or(|(u, _)| u != url) {
+                    let probe = (url.clone(), HealthClient::new(Self::endpoint(url).connect_lazy()));
+                    if i < probes.len() {
+                        probes[i] = probe;
+                        // A new process in the place: out until it answers.
+                        if self.live.lock().expect("lock").remove(&i) {
+                            self.tell(|| Change::Remove(i)).await;
+                        }
+                    } else {
+                        probes.push(probe);
+                    }
+                }
                 let request = tonic_health::pb::HealthCheckRequest { service: String::new() };
-                let serving = tokio::time::timeout(Duration::from_millis(500), probe.clone().check(request))
+                let serving = tokio::time::timeout(Duration::from_millis(500), probes[i].1.clone().check(request))
                     .await
                     .is_ok_and(|r| r.is_ok_and(|r| r.get_ref().status() == ServingStatus::Serving));
                 let changed = {
@@ -205,12 +239,8 @@ impl Discovery {
                     if serving { live.insert(i) } else { live.remove(&i) }
                 };
                 if changed {
-                    let senders: Vec<_> = self.channels.lock().expect("lock").clone();
-                    for s in senders {
-                        let change =
-                            if serving { Change::Insert(i, Self::endpoint(&urls[i])) } else { Change::Remove(i) };
-                        let _ = s.send(change).await;
-                    }
+                    self.tell(|| if serving { Change::Insert(i, Self::endpoint(url)) } else { Change::Remove(i) })
+                        .await;
                 }
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -271,7 +301,13 @@ where
                 seen.shed += 1;
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            Err(s) if matches!(s.code(), Code::Unavailable | Code::Unknown | Code::Cancelled) => {
+            // A replica gone, or a call that met its connection's GOAWAY
+            // (hyper's client fails such a call with a protocol error
+            // instead of retrying it: hyperium/hyper#2500).
+            Err(s)
+                if matches!(s.code(), Code::Unavailable | Code::Unknown | Code::Cancelled)
+                    || (s.code() == Code::Internal && s.message().contains("h2 protocol error")) =>
+            {
                 seen.failovers += 1;
                 failovers += 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -314,12 +350,20 @@ async fn client(
     let mut k = id;
     while Instant::now() < until {
         k = k.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        let pick = (k >> 33) % 10;
-        let what = match profile {
-            Profile::Read => 9,
-            Profile::Statistics => 7,
-            Profile::Mixed => pick,
+        // The mix: each client has one role; schedules and forecasts come
+        // at a platform's pace (an operator's plan, a site's forecast),
+        // orders and statistics as fast as they are answered.
+        let (what, pace) = match profile {
+            Profile::Read => (9, None),
+            Profile::Statistics => (7, None),
+            Profile::Mixed => match id % 100 {
+                0..=2 => (4, Some(Duration::from_secs(3))),
+                3..=12 => (5, Some(Duration::from_secs(2))),
+                13..=59 => (0, None),
+                _ => (7, None),
+            },
         };
+        let began = Instant::now();
         match what {
             0..=3 => {
                 let n = seen.samples.len() + seen.errors;
@@ -386,8 +430,34 @@ async fn client(
                 .await;
             }
         }
+        if let Some(pace) = pace {
+            let next = (began + pace).min(until);
+            tokio::time::sleep_until(next.into()).await;
+        }
     }
     seen
+}
+
+/// The campus case's first day at 15-minute steps, as JSON: each hourly
+/// value held for four quarter-hours.
+fn day_ahead() -> String {
+    fn quarter(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Array(items) if items.len() == 168 && items.iter().all(serde_json::Value::is_number) => {
+                *items = items[..24].iter().flat_map(|x| std::iter::repeat_n(x.clone(), 4)).collect();
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(quarter),
+            serde_json::Value::Object(map) => map.values_mut().for_each(quarter),
+            _ => {}
+        }
+    }
+    let case = volta_engine::Case::from_path(volta_datasets::case("campus.toml")).expect("campus case");
+    let mut doc: serde_json::Value = serde_json::from_str(&case.to_json().expect("json")).expect("json");
+    quarter(&mut doc);
+    doc["time"] = serde_json::json!({
+        "start": "2014-11-03T00:00", "timezone": "Australia/Melbourne", "step": "15min", "steps": 96
+    });
+    doc.to_string()
 }
 
 /// A contract's April 2024, day by day.
@@ -621,8 +691,8 @@ async fn main() {
         (0..args.replicas).map(|_| Some(serve("dispatch,forecast,contracts"))).collect();
     let trading = serve("trading");
     let urls: Vec<String> = replicas.iter().flatten().map(|s| s.url.clone()).collect();
-    let discovery = Arc::new(Discovery::default());
-    tokio::spawn(discovery.clone().watch(urls.clone()));
+    let discovery = Arc::new(Discovery::new(urls));
+    tokio::spawn(discovery.clone().watch());
     while discovery.live.lock().expect("lock").len() < args.replicas {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -637,7 +707,7 @@ async fn main() {
         known_ahead_columns: vec!["temperature_c".into()],
         time_zone: "Australia/Brisbane".into(),
     };
-    let setup = discovery.channel(&urls).await;
+    let setup = discovery.channel().await;
     // 2014-11-01T00:00+10:00: training ends, forecasts start.
     let issue_time = prost_types::Timestamp { seconds: 1_414_764_000, nanos: 0 };
     let trained = Forecasts::new(setup.clone())
@@ -662,8 +732,7 @@ async fn main() {
             .fetch_all(store.pool())
             .await
             .expect("contracts");
-    let case = volta_engine::Case::from_path(volta_datasets::case("campus.toml")).expect("campus case");
-    let case = dpb::CaseText { format: Some(dpb::case_text::Format::Json(case.to_json().expect("json"))) };
+    let case = dpb::CaseText { format: Some(dpb::case_text::Format::Json(day_ahead())) };
     let leader = Channel::from_shared(trading.url.clone()).expect("url").connect().await.expect("trading");
     let rules = tpb::MarketRules {
         time_zone: "Europe/Berlin".into(),
@@ -703,7 +772,7 @@ async fn main() {
         let clients = profile.clients();
         let mut channels = Vec::with_capacity(clients);
         for _ in 0..clients {
-            channels.push(discovery.channel(&urls).await);
+            channels.push(discovery.channel().await);
         }
         let started = Instant::now();
         let until = started + Duration::from_secs_f64(args.seconds);
@@ -798,7 +867,9 @@ async fn main() {
         }
         // Bring the killed replica back for the next profile.
         if replicas[0].is_none() {
-            replicas[0] = Some(serve("dispatch,forecast,contracts"));
+            let again = serve("dispatch,forecast,contracts");
+            discovery.replace(0, again.url.clone());
+            replicas[0] = Some(again);
         }
     }
 
