@@ -448,7 +448,10 @@ fn day_ahead() -> String {
             }
             serde_json::Value::Array(items) => items.iter_mut().for_each(quarter),
             serde_json::Value::Object(map) => map.values_mut().for_each(quarter),
-            _ => {}
+            serde_json::Value::Null
+            | serde_json::Value::Bool(_)
+            | serde_json::Value::Number(_)
+            | serde_json::Value::String(_) => {}
         }
     }
     let case = volta_engine::Case::from_path(volta_datasets::case("campus.toml")).expect("campus case");
