@@ -568,6 +568,10 @@ pub(crate) mod nats {
             fair: AtomicUsize::new(0),
             metrics,
         });
+        // The first share is known before any partition is tried, so that a
+        // replica starts consuming at once.
+        let replicas = store.holders(members).await?;
+        share.fair.store(share.partitions.div_ceil(replicas.max(1)), Ordering::SeqCst);
         tokio::spawn(count_replicas(store.clone(), member, members, share.clone(), stopping.clone()));
         for (p, consumer) in (0..partitions).zip(consumers) {
             let lease = advisory_key(&format!("volta-ledger/{}/{p}", js.stream));
