@@ -182,3 +182,29 @@ where
     }
     (total, start.elapsed())
 }
+
+/// A series of a server's Prometheus text (0 when absent).
+#[must_use]
+pub fn value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+/// The continuous market the load generators trade on: Berlin's quarter
+/// hours, gates open 48 h before delivery and closing 5 min before.
+#[must_use]
+pub fn continuous_rules() -> volta_api::pb::trading::MarketRules {
+    use jiff::SignedDuration;
+    volta_api::pb::trading::MarketRules {
+        time_zone: "Europe/Berlin".into(),
+        interval_minutes: 15,
+        gate_opens_before: Some(volta_api::time::duration(SignedDuration::from_hours(48))),
+        gate_closes_before: Some(volta_api::time::duration(SignedDuration::from_mins(5))),
+        min_price: "-0.5".into(),
+        max_price: "4".into(),
+        matching: volta_api::pb::trading::Matching::Continuous.into(),
+    }
+}

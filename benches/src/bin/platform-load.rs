@@ -53,7 +53,7 @@ use volta_api::pb::contracts as cpb;
 use volta_api::pb::dispatch as dpb;
 use volta_api::pb::forecast as fpb;
 use volta_api::pb::trading as tpb;
-use volta_benches::load::Server;
+use volta_benches::load::{Server, continuous_rules, value};
 
 type Contracts = cpb::contract_service_client::ContractServiceClient<Channel>;
 type Forecasts = fpb::forecast_service_client::ForecastServiceClient<Channel>;
@@ -475,15 +475,6 @@ fn statistics(contract: &str) -> cpb::VolumeStatisticsRequest {
     }
 }
 
-/// A series of the metrics text (0 when absent).
-fn value(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|n| n.trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-}
-
 /// CPU seconds and peak resident bytes of a process (or of the processes
 /// that took its place), from its metrics.
 #[derive(Debug, Default, Clone)]
@@ -737,15 +728,7 @@ async fn main() {
             .expect("contracts");
     let case = dpb::CaseText { format: Some(dpb::case_text::Format::Json(day_ahead())) };
     let leader = Channel::from_shared(trading.url.clone()).expect("url").connect().await.expect("trading");
-    let rules = tpb::MarketRules {
-        time_zone: "Europe/Berlin".into(),
-        interval_minutes: 15,
-        gate_opens_before: Some(volta_api::time::duration(SignedDuration::from_hours(48))),
-        gate_closes_before: Some(volta_api::time::duration(SignedDuration::from_mins(5))),
-        min_price: "-0.5".into(),
-        max_price: "4".into(),
-        matching: tpb::Matching::Continuous.into(),
-    };
+    let rules = continuous_rules();
     Trading::new(leader.clone())
         .create_market(tpb::CreateMarketRequest { market_id: "park".into(), rules: Some(rules) })
         .await

@@ -23,7 +23,7 @@ use jiff::{SignedDuration, Timestamp};
 use tonic::transport::Channel;
 use volta_api::pb::contracts as cpb;
 use volta_api::pb::trading as tpb;
-use volta_benches::load::{Server, Tally, phase};
+use volta_benches::load::{Server, Tally, continuous_rules, phase, value};
 
 type Trading = tpb::trading_service_client::TradingServiceClient<Channel>;
 type Ledger = cpb::contract_service_client::ContractServiceClient<Channel>;
@@ -72,15 +72,6 @@ fn args() -> Result<Args, String> {
         return Err("--nats needs --database postgres://... (the processes share it)".to_owned());
     }
     Ok(args)
-}
-
-/// A counter or histogram series of the metrics text (0 when absent).
-fn value(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|n| n.trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
 }
 
 /// The cumulative buckets of the settlement latency histogram, summed over
@@ -231,15 +222,7 @@ async fn main() {
 
     let channel = Channel::from_shared(trading.url.clone()).expect("url").connect().await.expect("connect");
     let mut admin = Trading::new(channel);
-    let rules = tpb::MarketRules {
-        time_zone: "Europe/Berlin".into(),
-        interval_minutes: 15,
-        gate_opens_before: Some(volta_api::time::duration(SignedDuration::from_hours(48))),
-        gate_closes_before: Some(volta_api::time::duration(SignedDuration::from_mins(5))),
-        min_price: "-0.5".into(),
-        max_price: "4".into(),
-        matching: tpb::Matching::Continuous.into(),
-    };
+    let rules = continuous_rules();
     for m in 0..args.markets {
         admin
             .create_market(tpb::CreateMarketRequest { market_id: format!("m{m}"), rules: Some(rules.clone()) })

@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use tonic::transport::Channel;
 use volta_api::pb::trading as tpb;
-use volta_benches::load::{Server, Tally, phase};
+use volta_benches::load::{Server, Tally, continuous_rules, phase};
 
 type Client = tpb::trading_service_client::TradingServiceClient<Channel>;
 
@@ -87,15 +87,7 @@ async fn main() {
     let channel = Channel::from_shared(server.url.clone()).expect("url").connect().await.expect("connect");
     let mut admin = Client::new(channel);
     let market = format!("load-{}", Timestamp::now().as_second());
-    let rules = tpb::MarketRules {
-        time_zone: "Europe/Berlin".into(),
-        interval_minutes: 15,
-        gate_opens_before: Some(volta_api::time::duration(SignedDuration::from_hours(48))),
-        gate_closes_before: Some(volta_api::time::duration(SignedDuration::from_mins(5))),
-        min_price: "-0.5".into(),
-        max_price: "4".into(),
-        matching: tpb::Matching::Continuous.into(),
-    };
+    let rules = continuous_rules();
     admin
         .create_market(tpb::CreateMarketRequest { market_id: market.clone(), rules: Some(rules) })
         .await
