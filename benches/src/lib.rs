@@ -2,6 +2,7 @@
 //! `benches/benches/` (run them with `cargo bench -p volta-benches`), the
 //! longer timed runs in `src/bin/`.
 
+pub mod check;
 pub mod load;
 pub mod plot;
 

@@ -50,6 +50,17 @@ impl State {
             Self::Settled => "settled",
         }
     }
+
+    /// Whether a contract in this state delivers energy on the days its
+    /// terms and its termination allow: once signed, not while suspended,
+    /// and an ended one up to its end.
+    #[must_use]
+    pub const fn delivers(self) -> bool {
+        match self {
+            Self::Signed | Self::Active | Self::Terminated | Self::Settled => true,
+            Self::Draft | Self::Suspended => false,
+        }
+    }
 }
 
 /// One version of a contract's terms.

@@ -12,14 +12,15 @@
 //! of every contract the party buys or sells under, summed over each
 //! market interval.
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use volta_contracts::ledger::{IndexPrices, Portfolio};
-use volta_contracts::{Energy, PartyId, Period, ReadingLog};
+use volta_contracts::{Contract, Energy, MeteringPoint, PartyId, Period, ReadingLog};
 
 use crate::bids::{Curves, IntervalCurve, steps};
 use crate::error::TradingError;
 use crate::price::Price;
+use crate::product::MarketRules;
 
 /// A participant's contract position in one market interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,8 +45,9 @@ pub struct Coverage {
 }
 
 /// `party`'s positions in the intervals starting at `starts` (each
-/// `length` long): the contracted energy of every contract in `portfolio`
-/// it buys (positive) or sells (negative) under, over `period`.
+/// `length` long, in time order): the contracted energy of every contract
+/// in `portfolio` it buys (positive) or sells (negative) under, over
+/// `period`.
 ///
 /// # Errors
 /// A contract the portfolio cannot read a ledger of.
@@ -54,7 +56,7 @@ pub fn positions(
     party: &PartyId,
     period: &Period,
     starts: &[Timestamp],
-    length: jiff::SignedDuration,
+    length: SignedDuration,
 ) -> Result<Vec<Position>, TradingError> {
     let mut out: Vec<Position> = starts.iter().map(|s| Position { start: *s, contracted: Energy::ZERO }).collect();
     for contract in portfolio.contracts() {
@@ -69,12 +71,50 @@ pub fn positions(
             .ledger(contract.id(), period, &ReadingLog::new(), &IndexPrices::new(), None)
             .map_err(|e| TradingError::invalid("contracts", format!("{}: {e}", contract.id())))?;
         for entry in &ledger.entries {
-            if let Some(p) = out.iter_mut().find(|p| entry.start >= p.start && entry.start < p.start + length) {
+            // The last interval starting at or before the entry.
+            let Some(k) = out.partition_point(|p| p.start <= entry.start).checked_sub(1) else { continue };
+            let p = &mut out[k];
+            if entry.start < p.start + length {
                 p.contracted += if sign > 0 { entry.contracted } else { -entry.contracted };
             }
         }
     }
     Ok(out)
+}
+
+/// `party`'s positions in every delivery interval of a market with
+/// `rules` on the local days of `period`, from `contracts` (each with its
+/// metering points, which give the zone and interval its curve is read
+/// in). Only contracts in a state that delivers count
+/// ([`State::delivers`](volta_contracts::State::delivers)).
+///
+/// # Errors
+/// Invalid rules, or a contract whose metering points do not read.
+pub fn market_positions(
+    rules: &MarketRules,
+    party: &PartyId,
+    period: &Period,
+    contracts: &[(Contract, Vec<MeteringPoint>)],
+) -> Result<Vec<Position>, TradingError> {
+    let mut starts = Vec::new();
+    for day in period.days() {
+        starts.extend(rules.products(day)?.into_iter().map(|p| p.delivery_start));
+    }
+    let mut portfolio = Portfolio::new();
+    for (i, (contract, meters)) in contracts.iter().enumerate() {
+        if !contract.state().delivers() {
+            continue;
+        }
+        for meter in meters {
+            portfolio
+                .add_meter(meter.clone())
+                .map_err(|e| TradingError::invalid(format!("contracts[{i}].meters"), e.to_string()))?;
+        }
+        portfolio
+            .add_contract(contract.clone())
+            .map_err(|e| TradingError::invalid(format!("contracts[{i}]"), e.to_string()))?;
+    }
+    positions(&portfolio, party, period, &starts, SignedDuration::from_mins(rules.interval_minutes))
 }
 
 /// `curves` with each interval's contract position netted: the net import

@@ -43,7 +43,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use rust_decimal::Decimal;
 use tokio::sync::mpsc::Sender;
 use tonic::Code;
 use tonic::transport::channel::Change;
@@ -53,6 +52,7 @@ use volta_api::pb::contracts as cpb;
 use volta_api::pb::dispatch as dpb;
 use volta_api::pb::forecast as fpb;
 use volta_api::pb::trading as tpb;
+use volta_benches::check::{Positions, add_tape, ledger};
 use volta_benches::load::{Server, continuous_rules, value};
 
 type Contracts = cpb::contract_service_client::ContractServiceClient<Channel>;
@@ -503,55 +503,11 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted.get(((n as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or(f64::NAN)
 }
 
-/// Bought Wh, sold Wh, paid, received, trade sides: per participant.
-type Positions = BTreeMap<String, (i64, i64, Decimal, Decimal, i64)>;
-
-fn money(text: &str) -> Decimal {
-    text.parse().unwrap_or_default()
-}
-
-/// The positions the trade tape makes, summed here.
-async fn from_tape(client: &mut Trading) -> (Positions, usize) {
-    let mut positions = Positions::new();
-    let (mut after, mut count) = (0, 0);
-    loop {
-        let request = tpb::ListTradesRequest { market_id: "park".into(), after_trade_id: after, page_size: 1000 };
-        let page = client.list_trades(request).await.expect("trades").into_inner();
-        for t in &page.trades {
-            count += 1;
-            let buyer = positions.entry(t.buyer_id.clone()).or_default();
-            buyer.0 += t.quantity_wh;
-            buyer.2 += money(&t.amount);
-            buyer.4 += 1;
-            let seller = positions.entry(t.seller_id.clone()).or_default();
-            seller.1 += t.quantity_wh;
-            seller.3 += money(&t.seller_amount);
-            seller.4 += 1;
-        }
-        match page.trades.last() {
-            Some(last) => after = last.trade_id,
-            None => return (positions, count),
-        }
-    }
-}
-
-/// The ledger's positions over the market's products.
+/// The ledger's positions over the market's products (none when it cannot
+/// be read yet).
 async fn from_ledger(client: &mut Contracts, products: &[Timestamp]) -> Positions {
     let day = SignedDuration::from_hours(24);
-    let request = cpb::MarketPositionsRequest {
-        participant_id: String::new(),
-        delivery_from: Some(volta_api::time::timestamp(products[0] - day)),
-        delivery_until: Some(volta_api::time::timestamp(products[products.len() - 1] + day)),
-    };
-    match client.market_positions(request).await {
-        Ok(reply) => reply
-            .into_inner()
-            .positions
-            .into_iter()
-            .map(|p| (p.participant_id, (p.bought_wh, p.sold_wh, money(&p.paid), money(&p.received), p.trades)))
-            .collect(),
-        Err(_) => Positions::new(),
-    }
+    ledger(client, products[0] - day, products[products.len() - 1] + day).await.unwrap_or_default()
 }
 
 /// Every order id the market lists.
@@ -876,7 +832,8 @@ async fn main() {
     let mut market = Trading::new(leader);
     let listed = listed_orders(&mut market).await;
     let lost = acknowledged.iter().filter(|id| !listed.contains(id)).count();
-    let (tape, trades) = from_tape(&mut market).await;
+    let mut tape = Positions::new();
+    let trades = add_tape(&mut market, "park", &mut tape).await.expect("the trade tape");
     let live = replicas.iter().flatten().next().expect("a replica").url.clone();
     let mut ledger = Contracts::new(Channel::from_shared(live).expect("url").connect().await.expect("replica"));
     let started = Instant::now();

@@ -23,6 +23,7 @@ use jiff::{SignedDuration, Timestamp};
 use tonic::transport::Channel;
 use volta_api::pb::contracts as cpb;
 use volta_api::pb::trading as tpb;
+use volta_benches::check::{bucket_quantile, latency_buckets};
 use volta_benches::load::{Server, Tally, continuous_rules, phase, value};
 
 type Trading = tpb::trading_service_client::TradingServiceClient<Channel>;
@@ -74,37 +75,11 @@ fn args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// The cumulative buckets of the settlement latency histogram, summed over
-/// `texts`: (upper bound s, count).
-fn buckets(texts: &[String]) -> Vec<(f64, f64)> {
-    let mut out: Vec<(f64, f64)> = Vec::new();
-    for text in texts {
-        for line in text.lines().filter(|l| l.starts_with("volta_settlement_latency_seconds_bucket{le=\"")) {
-            let rest = &line["volta_settlement_latency_seconds_bucket{le=\"".len()..];
-            let Some((le, count)) = rest.split_once("\"} ") else { continue };
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
-            let count: f64 = count.trim().parse().unwrap_or(0.0);
-            match out.iter_mut().find(|(b, _)| *b == le) {
-                Some(slot) => slot.1 += count,
-                None => out.push((le, count)),
-            }
-        }
-    }
-    out.sort_by(|a, b| a.0.total_cmp(&b.0));
-    out
-}
-
-/// The bucket bound at quantile `q` of cumulative `buckets`.
-fn quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
-    let total = buckets.last().map_or(0.0, |b| b.1);
-    buckets.iter().find(|(_, n)| *n >= q * total).map_or(f64::NAN, |b| b.0)
-}
-
 /// The sum over `ledgers` of the messages counted as `status`.
 async fn applied(ledgers: &[Server], status: &str) -> f64 {
     let mut sum = 0.0;
     for l in ledgers {
-        sum += value(&l.scrape().await, &format!("volta_messages_total{{status=\"{status}\"}}"));
+        sum += value(&l.scrape().await, &format!("volta_messages_total{{route=\"settlement\",status=\"{status}\"}}"));
     }
     sum
 }
@@ -250,12 +225,13 @@ async fn main() {
     // Phase 1: the flow.
     let ledger_servers: Vec<&Server> = if over_nats { ledgers.iter().collect() } else { vec![&trading] };
     let before = scrape_all(&ledger_servers).await;
-    let applied_before: f64 = before.iter().map(|t| value(t, "volta_messages_total{status=\"applied\"}")).sum();
+    let applied_before: f64 =
+        before.iter().map(|t| value(t, "volta_messages_total{route=\"settlement\",status=\"applied\"}")).sum();
     let (mut tally, wall, trades) = trade(&trading.url, &args, &products, 0).await;
     let during: f64 = scrape_all(&ledger_servers)
         .await
         .iter()
-        .map(|t| value(t, "volta_messages_total{status=\"applied\"}"))
+        .map(|t| value(t, "volta_messages_total{route=\"settlement\",status=\"applied\"}"))
         .sum::<f64>()
         - applied_before;
     Tally::header("");
@@ -264,7 +240,8 @@ async fn main() {
     let mut caught_up = None;
     while settle_start.elapsed() < Duration::from_secs(120) {
         let texts = scrape_all(&ledger_servers).await;
-        let applied: f64 = texts.iter().map(|t| value(t, "volta_messages_total{status=\"applied\"}")).sum();
+        let applied: f64 =
+            texts.iter().map(|t| value(t, "volta_messages_total{route=\"settlement\",status=\"applied\"}")).sum();
         if applied - applied_before >= trades as f64 {
             caught_up = Some(settle_start.elapsed());
             break;
@@ -272,7 +249,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let texts = scrape_all(&ledger_servers).await;
-    let histogram = buckets(&texts);
+    let histogram = latency_buckets(&texts);
     println!(
         "\nflow: {trades} trades ({:.0}/s); {during:.0} settled during the phase ({:.0}/s); the rest {}; \
          trade to ledger p50 <= {:.3} s, p99 <= {:.3} s; duplicates {:.0}, deferred {:.0}",
@@ -282,10 +259,10 @@ async fn main() {
             || "NOT settled within 120 s".to_owned(),
             |d| format!("within {:.2} s after", d.as_secs_f64())
         ),
-        quantile(&histogram, 0.5),
-        quantile(&histogram, 0.99),
-        texts.iter().map(|t| value(t, "volta_messages_total{status=\"duplicate\"}")).sum::<f64>(),
-        texts.iter().map(|t| value(t, "volta_messages_total{status=\"deferred\"}")).sum::<f64>(),
+        bucket_quantile(&histogram, 0.5),
+        bucket_quantile(&histogram, 0.99),
+        texts.iter().map(|t| value(t, "volta_messages_total{route=\"settlement\",status=\"duplicate\"}")).sum::<f64>(),
+        texts.iter().map(|t| value(t, "volta_messages_total{route=\"settlement\",status=\"deferred\"}")).sum::<f64>(),
     );
 
     // Phase 2: a backlog in the stream, drained by fresh ledger processes.

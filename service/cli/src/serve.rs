@@ -11,7 +11,8 @@ Serve Volta over gRPC on one port:
   volta.dispatch.v1.DispatchService   Validate, Schedule, Pareto, RollingHorizon (streamed)
   volta.forecast.v1.ForecastService   Backtest, Train, Forecast, ListModels, DeleteModel
   volta.contracts.v1.ContractService  contracts, readings, statistics, settlement, market positions
-  volta.trading.v1.TradingService     local markets: orders, books, trades, call auctions
+  volta.trading.v1.TradingService     local markets: orders, books, trades, call auctions,
+                                      contract positions
   grpc.health.v1.Health and server reflection (grpcurl works)
 
 Settings come from --config FILE (TOML), then environment variables, then
@@ -31,9 +32,10 @@ and roles (viewer, operator, admin); without it the server binds to
 loopback addresses only. TLS is on when [tls] names a certificate and key.
 
 Every trade the trading service stores reaches the contract service's
-market ledger exactly once: inside this process by default, or over NATS
-JetStream (--nats-url) when trading and contracts run as separate processes
-(--services) on one PostgreSQL database.
+market ledger exactly once, and every contract change reaches the trading
+service's view of contract positions exactly once: inside this process by
+default, or over NATS JetStream (--nats-url) when trading and contracts run
+as separate processes (--services) on one PostgreSQL database.
 
 Logs are JSON lines on stderr (--log-format text for people); Prometheus
 metrics are served on --metrics-listen at GET /metrics.";

@@ -34,11 +34,26 @@ pub(crate) struct Contracts {
     store: Arc<dyn ContractStore>,
     /// The market ledger and the dead letters of settlement.
     messages: Arc<dyn MessagingStore>,
+    /// Woken when a contract changes (its message is in the outbox).
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 impl Contracts {
-    pub(crate) fn new(shared: Shared, store: Arc<dyn ContractStore>, messages: Arc<dyn MessagingStore>) -> Self {
-        Self { shared, store, messages }
+    pub(crate) fn new(
+        shared: Shared,
+        store: Arc<dyn ContractStore>,
+        messages: Arc<dyn MessagingStore>,
+        outbox: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        Self { shared, store, messages, outbox }
+    }
+
+    /// Wakes the relay when a change was stored: its message waits in the
+    /// outbox for the trading service's view of positions.
+    fn announce<T>(&self, applied: &Applied<T>) {
+        if matches!(applied, Applied::Now(_)) {
+            self.outbox.notify_one();
+        }
     }
 
     fn period(
@@ -125,6 +140,7 @@ impl pb::contract_service_server::ContractService for Contracts {
         let contract = Contract::draft(id, seller, buyer, meters, terms).map_err(|e| errors::contract(&e, ""))?;
         let applied =
             rebuilding(self.store.create_contract(&caller.tenant, key, &contract)).map_err(|e| failed(e, ""))?;
+        self.announce(&applied);
         let created = matches!(applied, Applied::Now(_));
         let contract = applied.into_inner();
         tracing::info!(contract = %contract.id(), created, "contract created");
@@ -145,6 +161,7 @@ impl pb::contract_service_server::ContractService for Contracts {
         let change = move |c: &mut Contract| c.amend(valid_from, terms.clone()).map(|_| ());
         let applied = rebuilding(self.store.change_contract(&caller.tenant, key, &id, "amend", &change))
             .map_err(|e| failed(e, ""))?;
+        self.announce(&applied);
         let amended = matches!(applied, Applied::Now(_));
         Ok(Response::new(pb::AmendContractResponse {
             contract: Some(convert::contract_message(&applied.into_inner())),
@@ -184,6 +201,7 @@ impl pb::contract_service_server::ContractService for Contracts {
             .change_contract(&caller.tenant, key, &id, operation, &change)
             .await
             .map_err(|e| failed(e, ""))?;
+        self.announce(&applied);
         let changed = matches!(applied, Applied::Now(_));
         let contract = applied.into_inner();
         tracing::info!(contract = %contract.id(), state = contract.state().name(), changed, "contract state");
@@ -524,7 +542,7 @@ impl pb::contract_service_server::ContractService for Contracts {
         let limit = volta_api::time::page_size(page_size, 100, 1_000)?;
         let dead = self
             .messages
-            .dead_letters(crate::messaging::SETTLEMENT, &caller.tenant, limit)
+            .dead_letters(crate::messaging::SETTLEMENT.consumer, &caller.tenant, limit)
             .await
             .map_err(|e| crate::store::unavailable(&e))?;
         Ok(Response::new(pb::ListDeadLettersResponse {

@@ -288,19 +288,21 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .max_decoding_message_size(max_bytes),
         auth.clone(),
     );
+    let outbox = messaging(&config, &store, &metrics, &stop_rx).await?;
     let contract_service = InterceptedService::new(
         pb::contracts::contract_service_server::ContractServiceServer::new(contracts::Contracts::new(
             shared.clone(),
             Arc::new(store.clone()),
             Arc::new(store.clone()),
+            outbox.clone(),
         ))
         .max_decoding_message_size(max_bytes),
         auth.clone(),
     );
-    let outbox = settlement(&config, &store, &metrics, &stop_rx).await?;
     let trading_service = InterceptedService::new(
         pb::trading::trading_service_server::TradingServiceServer::new(trading::Trading::new(
             shared.clone(),
+            Arc::new(store.clone()),
             Arc::new(store.clone()),
             stop_rx.clone(),
             outbox,
@@ -417,57 +419,70 @@ async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts what carries trades to the market ledger: the relay where
-/// trading is served (woken by the returned notifier after every stored
-/// trade), the consumer and the reconciler where contracts are, in this
-/// process or over NATS JetStream. The JetStream consumer is bound before
-/// the server reports SERVING.
-async fn settlement(
+/// Starts the messaging between the services this process serves: the
+/// consumers of the routes whose service is here (the market ledger where
+/// contracts are, the view of contract positions where trading is) with
+/// their reconcilers, and a relay for the outbox (woken by the returned
+/// notifier after every stored trade or contract change), delivering in
+/// this process or over NATS JetStream. The JetStream consumers are bound
+/// before the server reports SERVING.
+async fn messaging(
     config: &Config,
     store: &Store,
     metrics: &Arc<Metrics>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Arc<tokio::sync::Notify>> {
     let outbox = Arc::new(tokio::sync::Notify::new());
-    let consumer = messaging::Settlement::new(Arc::new(store.clone()), metrics.clone());
-    // Only the processes that relay or consume settlement talk to NATS.
-    let settles = config.server.serves("trading") || config.server.serves("contracts");
-    let jetstream = match &config.messaging.nats_url {
-        Some(url) if settles => {
-            Some(messaging::nats::JetStream::connect(url, &config.messaging.stream, config.messaging.partitions).await?)
-        }
-        _ => None,
-    };
-    if config.server.serves("contracts") {
-        if let Some(js) = &jetstream {
-            let settlement = Arc::new(consumer.clone());
-            messaging::nats::ledger(js.clone(), store.clone(), settlement, metrics.clone(), stop.clone()).await?;
-        }
-        let grace = Duration::from_secs(config.messaging.resend_after_seconds);
-        let retain = Duration::from_secs(config.messaging.retain_hours.saturating_mul(3600));
-        tokio::spawn(messaging::reconcile(Arc::new(store.clone()), metrics.clone(), grace, retain, stop.clone()));
-    }
-    if config.server.serves("trading") {
-        let carrier: Arc<dyn messaging::Carrier> = match jetstream {
-            Some(js) => Arc::new(js),
-            None => Arc::new(messaging::InProcess { consumer }),
-        };
-        let relay = messaging::Relay {
-            store: Arc::new(store.clone()),
-            carrier,
-            name: format!("{}/{}", hostname(), std::process::id()),
-            metrics: metrics.clone(),
-        };
-        tokio::spawn(relay.run(outbox.clone(), stop.clone()));
-    }
-    if !settles {
+    let (trading, contracts) = (config.server.serves("trading"), config.server.serves("contracts"));
+    // Only the processes that produce or consume messages talk to NATS.
+    if !trading && !contracts {
         return Ok(outbox);
     }
+    let jetstream = match &config.messaging.nats_url {
+        Some(url) => {
+            Some(messaging::nats::JetStream::connect(url, &config.messaging.stream, config.messaging.partitions).await?)
+        }
+        None => None,
+    };
+    let routes = [(contracts, messaging::SETTLEMENT), (trading, messaging::POSITIONS)];
+    let inboxes: Vec<messaging::Inbox> = routes
+        .into_iter()
+        .filter(|(served, _)| *served)
+        .map(|(_, route)| messaging::Inbox::new(route, Arc::new(store.clone()), metrics.clone()))
+        .collect();
+    let grace = Duration::from_secs(config.messaging.resend_after_seconds);
+    let retain = Duration::from_secs(config.messaging.retain_hours.saturating_mul(3600));
+    for inbox in &inboxes {
+        if let Some(js) = &jetstream {
+            let consumer = Arc::new(inbox.clone());
+            messaging::nats::consume_route(js.clone(), store.clone(), consumer, metrics.clone(), stop.clone()).await?;
+        }
+        let route = *inbox.route();
+        tokio::spawn(messaging::reconcile(
+            route,
+            Arc::new(store.clone()),
+            metrics.clone(),
+            grace,
+            retain,
+            stop.clone(),
+        ));
+    }
+    let carrier: Arc<dyn messaging::Carrier> = match jetstream {
+        Some(js) => Arc::new(js),
+        None => Arc::new(messaging::InProcess { consumers: inboxes }),
+    };
+    let relay = messaging::Relay {
+        store: Arc::new(store.clone()),
+        carrier,
+        name: format!("{}/{}", hostname(), std::process::id()),
+        metrics: metrics.clone(),
+    };
+    tokio::spawn(relay.run(outbox.clone(), stop.clone()));
     tracing::info!(
         carrier = if config.messaging.nats_url.is_some() { "nats" } else { "in-process" },
-        relay = config.server.serves("trading"),
-        ledger = config.server.serves("contracts"),
-        "settlement messaging started"
+        ledger = contracts,
+        positions = trading,
+        "messaging started"
     );
     Ok(outbox)
 }

@@ -1,5 +1,7 @@
-//! Exactly-once settlement between the services: every trade the trading
-//! service stores reaches the contract service's market ledger once.
+//! Exactly-once messages between the services: every trade the trading
+//! service stores reaches the contract service's market ledger once
+//! ([`SETTLEMENT`]), and every change of a contract reaches the trading
+//! service's view of contract positions once ([`POSITIONS`]).
 //!
 //! The guarantee rests on the database, not on a carrier:
 //! 1. **Outbox.** The trading store writes a message per trade in the
@@ -10,7 +12,7 @@
 //!    dies holding a claim loses it when the claim expires ([`CLAIM`]).
 //! 3. **Carrier.** In one process ([`InProcess`]) the carrier hands each
 //!    message to the consumer directly and acknowledges it once handled.
-//! 4. **Inbox.** The [`Settlement`] consumer applies a message in one
+//! 4. **Inbox.** A route's consumer ([`Inbox`]) applies a message in one
 //!    transaction with its inbox record and its aggregate's cursor: a
 //!    message seen again is acknowledged and ignored, one that comes before
 //!    its predecessor waits, one that keeps failing dies after
@@ -33,13 +35,12 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{Notify, watch};
+use volta_contracts::Contract;
 
 use crate::store::StoreError;
-use crate::store::messaging::{Handled, Message, MessagingStore, TRADE, TradeMessage};
+use crate::store::messaging::{ContractMessage, Effect, Handled, Message, MessagingStore, TradeMessage};
+pub(crate) use crate::store::messaging::{POSITIONS, Route, SETTLEMENT};
 use crate::telemetry::Metrics;
-
-/// The settlement consumer's name in the inbox.
-pub(crate) const SETTLEMENT: &str = "settlement";
 
 /// Messages a relay claims at once.
 const BATCH: usize = 512;
@@ -55,17 +56,24 @@ const RETRY: SignedDuration = SignedDuration::from_secs(1);
 /// How often the relay looks at the outbox without being woken.
 const POLL: Duration = Duration::from_secs(1);
 
-/// The settlement consumer: trades into the contract service's market
-/// ledger.
+/// A consumer: the messages of one route into their effect (trades into
+/// the contract service's market ledger, contracts into the trading
+/// service's view of positions).
 #[derive(Debug, Clone)]
-pub(crate) struct Settlement {
+pub(crate) struct Inbox {
+    route: Route,
     store: Arc<dyn MessagingStore>,
     metrics: Arc<Metrics>,
 }
 
-impl Settlement {
-    pub(crate) fn new(store: Arc<dyn MessagingStore>, metrics: Arc<Metrics>) -> Self {
-        Self { store, metrics }
+impl Inbox {
+    pub(crate) fn new(route: Route, store: Arc<dyn MessagingStore>, metrics: Arc<Metrics>) -> Self {
+        Self { route, store, metrics }
+    }
+
+    /// Its route.
+    pub(crate) const fn route(&self) -> &Route {
+        &self.route
     }
 
     /// Handles one delivery of each of `messages` (in aggregate order):
@@ -76,26 +84,27 @@ impl Settlement {
     /// fails.
     pub(crate) async fn handle(&self, messages: &[Message]) -> Vec<bool> {
         let now = Timestamp::now();
+        let consumer = self.route.consumer;
         let mut acked = vec![false; messages.len()];
         let mut readable = Vec::with_capacity(messages.len());
         for (i, m) in messages.iter().enumerate() {
-            match read(m) {
-                Ok(trade) => readable.push((i, trade)),
+            match read(&self.route, m) {
+                Ok(effect) => readable.push((i, effect)),
                 Err(error) => acked[i] = self.fail(m, &error, now).await,
             }
         }
-        let batch: Vec<(&Message, &TradeMessage)> = readable.iter().map(|(i, t)| (&messages[*i], t)).collect();
-        match self.store.settle_trades(SETTLEMENT, &batch, now).await {
+        let batch: Vec<(&Message, &Effect)> = readable.iter().map(|(i, e)| (&messages[*i], e)).collect();
+        match self.store.consume(consumer, &batch, now).await {
             Ok(handled) => {
-                for ((i, trade), handled) in readable.iter().zip(handled) {
-                    acked[*i] = self.count(&messages[*i], handled, trade, now);
+                for ((i, effect), handled) in readable.iter().zip(handled) {
+                    acked[*i] = self.count(&messages[*i], handled, effect, now);
                 }
             }
             Err(_) if batch.len() > 1 => {
-                for (i, trade) in &readable {
+                for (i, effect) in &readable {
                     let m = &messages[*i];
-                    acked[*i] = match self.store.settle_trade(SETTLEMENT, m, trade, now).await {
-                        Ok(handled) => self.count(m, handled, trade, now),
+                    acked[*i] = match self.store.consume_one(consumer, m, effect, now).await {
+                        Ok(handled) => self.count(m, handled, effect, now),
                         Err(error) => self.fail(m, &error.to_string(), now).await,
                     };
                 }
@@ -110,20 +119,23 @@ impl Settlement {
     }
 
     /// Counts what became of a message; whether it may be acknowledged.
-    fn count(&self, message: &Message, handled: Handled, trade: &TradeMessage, now: Timestamp) -> bool {
+    fn count(&self, message: &Message, handled: Handled, effect: &Effect, now: Timestamp) -> bool {
+        let route = self.route.consumer;
         match handled {
             Handled::Applied => {
-                self.metrics.message("applied");
-                self.metrics.settled(now.duration_since(trade.trade.at).as_secs_f64());
+                self.metrics.message(route, "applied");
+                if let Effect::Trade(trade) = effect {
+                    self.metrics.settled(now.duration_since(trade.trade.at).as_secs_f64());
+                }
                 true
             }
             Handled::Duplicate => {
-                self.metrics.message("duplicate");
+                self.metrics.message(route, "duplicate");
                 true
             }
             Handled::Early { expected } => {
                 tracing::debug!(id = %message.id, expected, "message before its predecessor: later");
-                self.metrics.message("deferred");
+                self.metrics.message(route, "deferred");
                 false
             }
         }
@@ -132,30 +144,40 @@ impl Settlement {
     /// Records a failed attempt; whether the message may be acknowledged
     /// (it is dead).
     async fn fail(&self, message: &Message, error: &str, now: Timestamp) -> bool {
-        self.metrics.message("failed");
-        match self.store.failed(SETTLEMENT, message, error, now).await {
+        let route = self.route.consumer;
+        self.metrics.message(route, "failed");
+        match self.store.failed(route, message, error, now).await {
             Ok(true) => {
-                tracing::error!(id = %message.id, error, "message dead after repeated failures");
-                self.metrics.message("dead");
+                tracing::error!(id = %message.id, route, error, "message dead after repeated failures");
+                self.metrics.message(route, "dead");
                 true
             }
             Ok(false) => {
-                tracing::warn!(id = %message.id, error, "message failed; it comes again");
+                tracing::warn!(id = %message.id, route, error, "message failed; it comes again");
                 false
             }
             Err(store) => {
-                tracing::warn!(id = %message.id, error, store = %store, "message failed, and so did recording it");
+                tracing::warn!(id = %message.id, route, error, store = %store, "message failed, and so did recording it");
                 false
             }
         }
     }
 }
 
-/// A message's trade, or why it is not one the settlement consumer reads.
-fn read(message: &Message) -> Result<TradeMessage, String> {
-    if message.kind != TRADE {
-        return Err(format!("kind {:?} is not one the settlement consumer reads", message.kind));
+/// A message's effect, or why it is not one `route`'s consumer reads.
+fn read(route: &Route, message: &Message) -> Result<Effect, String> {
+    if message.kind != route.kind {
+        return Err(format!("kind {:?} is not one the {} consumer reads", message.kind, route.consumer));
     }
+    if message.kind == SETTLEMENT.kind {
+        read_trade(message).map(Effect::Trade)
+    } else {
+        read_contract(message).map(Effect::Contract)
+    }
+}
+
+/// A trade message's trade, checked against its message.
+fn read_trade(message: &Message) -> Result<TradeMessage, String> {
     let trade: TradeMessage =
         serde_json::from_str(&message.payload).map_err(|e| format!("payload is not a trade message: {e}"))?;
     if trade.tenant != message.tenant || trade.trade.id != message.seq {
@@ -170,28 +192,81 @@ fn read(message: &Message) -> Result<TradeMessage, String> {
     Ok(trade)
 }
 
+/// A contract message's contract, checked against its message and as the
+/// contract service checks a contract it stores.
+fn read_contract(message: &Message) -> Result<ContractMessage, String> {
+    let body: ContractMessage =
+        serde_json::from_str(&message.payload).map_err(|e| format!("payload is not a contract message: {e}"))?;
+    let c = &body.contract;
+    let aggregate = format!("contracts/{}/{}", body.tenant, c.id());
+    if body.tenant != message.tenant || body.version != message.seq || aggregate != message.aggregate {
+        return Err(format!(
+            "payload names tenant {:?}, contract {} and change {}; the message {:?}, {} and {}",
+            body.tenant,
+            c.id(),
+            body.version,
+            message.tenant,
+            message.aggregate,
+            message.seq
+        ));
+    }
+    Contract::restore(
+        c.id().clone(),
+        c.seller().clone(),
+        c.buyer().clone(),
+        c.meters().to_vec(),
+        c.versions().to_vec(),
+        c.state(),
+        c.terminated_on(),
+    )
+    .map_err(|e| format!("contract {}: {e}", c.id()))?;
+    let listed: Vec<_> = body.meters.iter().map(|m| &m.id).collect();
+    if listed != c.meters().iter().collect::<Vec<_>>() {
+        return Err(format!("contract {}: the metering points sent are not the contract's", c.id()));
+    }
+    for meter in &body.meters {
+        meter.check().map_err(|e| format!("metering point {}: {e}", meter.id))?;
+    }
+    Ok(body)
+}
+
 /// A carrier: takes messages in aggregate order and says which it has
 /// (acknowledged, in the order given).
 #[tonic::async_trait]
 pub(crate) trait Carrier: Send + Sync + std::fmt::Debug {
+    /// The kinds of message it carries.
+    fn kinds(&self) -> Vec<&'static str>;
+
     /// Sends `messages`; returns the ids acknowledged.
     async fn send(&self, messages: &[Message]) -> Vec<String>;
 }
 
-/// The carrier of one process: hands the messages to the consumer and
-/// acknowledges what it handled. A message that waits for its predecessor
-/// is not acknowledged, and neither is the rest of its aggregate (the
-/// inbox's cursor holds them back), until the next round.
+/// The carrier of one process: hands each message to the consumer of its
+/// route and acknowledges what it handled. A message that waits for its
+/// predecessor is not acknowledged, and neither is the rest of its
+/// aggregate (the inbox's cursor holds them back), until the next round.
 #[derive(Debug)]
 pub(crate) struct InProcess {
-    pub(crate) consumer: Settlement,
+    pub(crate) consumers: Vec<Inbox>,
 }
 
 #[tonic::async_trait]
 impl Carrier for InProcess {
+    fn kinds(&self) -> Vec<&'static str> {
+        self.consumers.iter().map(|c| c.route.kind).collect()
+    }
+
     async fn send(&self, messages: &[Message]) -> Vec<String> {
-        let handled = self.consumer.handle(messages).await;
-        messages.iter().zip(handled).filter(|(_, ok)| *ok).map(|(m, _)| m.id.clone()).collect()
+        let mut acked = Vec::with_capacity(messages.len());
+        for consumer in &self.consumers {
+            let mine: Vec<Message> = messages.iter().filter(|m| m.kind == consumer.route.kind).cloned().collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let handled = consumer.handle(&mine).await;
+            acked.extend(mine.into_iter().zip(handled).filter(|(_, ok)| *ok).map(|(m, _)| m.id));
+        }
+        acked
     }
 }
 
@@ -223,9 +298,10 @@ impl Relay {
 
     /// Relays what is waiting, batch after batch.
     async fn drain(&self) -> Result<(), StoreError> {
+        let kinds = self.carrier.kinds();
         loop {
             let now = Timestamp::now();
-            let batch = self.store.claim(&self.name, now, now + CLAIM, BATCH).await?;
+            let batch = self.store.claim(&self.name, &kinds, now, now + CLAIM, BATCH).await?;
             if batch.is_empty() {
                 return Ok(());
             }
@@ -235,7 +311,10 @@ impl Relay {
             }
             let later: Vec<String> = batch.iter().filter(|m| !acked.contains(&m.id)).map(|m| m.id.clone()).collect();
             self.store.published(&acked, Timestamp::now()).await?;
-            self.metrics.messages_published(acked.len());
+            for route in crate::store::messaging::ROUTES {
+                let sent = batch.iter().filter(|m| m.kind == route.kind && acked.contains(&m.id)).count();
+                self.metrics.messages_published(route.consumer, sent);
+            }
             if !later.is_empty() {
                 self.store.release(&later, Timestamp::now() + RETRY).await?;
                 // What waits is claimed again after RETRY, by the next poll.
@@ -245,10 +324,12 @@ impl Relay {
     }
 }
 
-/// Compares the outbox with the settlement inbox until the server stops,
-/// every third of `grace`: what was published more than `grace` ago and
-/// not handled is sent again (the carrier lost it), counted and logged.
+/// Compares the outbox with the inbox of `route`'s consumer until the
+/// server stops, every third of `grace`: what was published more than
+/// `grace` ago and not handled is sent again (the carrier lost it), counted
+/// and logged. Also prunes what was handled longer than `retain` ago.
 pub(crate) async fn reconcile(
+    route: Route,
     store: Arc<dyn MessagingStore>,
     metrics: Arc<Metrics>,
     grace: Duration,
@@ -258,43 +339,45 @@ pub(crate) async fn reconcile(
     let retain = SignedDuration::try_from(retain).unwrap_or(SignedDuration::from_hours(168));
     let period = (grace / 3).max(Duration::from_secs(1));
     let grace = SignedDuration::try_from(grace).unwrap_or(SignedDuration::from_secs(30));
+    let name = route.consumer;
     loop {
         tokio::select! {
             () = tokio::time::sleep(period) => {}
             _ = stopping.wait_for(|s| *s) => return,
         }
         let now = Timestamp::now();
-        match store.unhandled(SETTLEMENT, now - grace, 1_000).await {
-            Ok(missing) if missing.is_empty() => metrics.set_drift(0),
+        match store.unhandled(&route, now - grace, 1_000).await {
+            Ok(missing) if missing.is_empty() => metrics.set_drift(name, 0),
             Ok(missing) => {
-                metrics.set_drift(missing.len());
+                metrics.set_drift(name, missing.len());
                 tracing::warn!(
+                    route = name,
                     missing = missing.len(),
                     first = %missing[0],
-                    "published messages the settlement ledger never handled: sending them again"
+                    "published messages the consumer never handled: sending them again"
                 );
                 match store.republish(&missing).await {
-                    Ok(()) => metrics.messages_repaired(missing.len()),
+                    Ok(()) => metrics.messages_repaired(name, missing.len()),
                     Err(e) => tracing::warn!(error = %e, "the reconciler cannot mark messages for sending again"),
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "the reconciler cannot read the outbox"),
+            Err(e) => tracing::warn!(route = name, error = %e, "the reconciler cannot read the outbox"),
         }
-        match (store.backlog().await, store.dead_count(SETTLEMENT).await) {
-            (Ok(backlog), Ok(dead)) => metrics.set_messaging(backlog, dead),
+        match (store.backlog().await, store.dead_count(name).await) {
+            (Ok(backlog), Ok(dead)) => metrics.set_messaging(name, backlog, dead),
             (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "the reconciler cannot count the backlog"),
         }
         // What is handled and older than the retention goes, a batch at a
         // time, so that one pass never holds the database for long.
-        match store.prune(SETTLEMENT, now - retain, PRUNE_BATCH).await {
+        match store.prune(&route, now - retain, PRUNE_BATCH).await {
             Ok((outbox, inbox)) => {
                 metrics.pruned("outbox", outbox);
                 metrics.pruned("inbox", inbox);
                 if outbox + inbox > 0 {
-                    tracing::info!(outbox, inbox, "pruned handled messages past messaging.retain_hours");
+                    tracing::info!(route = name, outbox, inbox, "pruned handled messages past messaging.retain_hours");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "the reconciler cannot prune handled messages"),
+            Err(e) => tracing::warn!(route = name, error = %e, "the reconciler cannot prune handled messages"),
         }
     }
 }
@@ -302,12 +385,14 @@ pub(crate) async fn reconcile(
 /// Rows of each table one reconciliation pass prunes at most.
 const PRUNE_BATCH: usize = 5_000;
 
-/// NATS JetStream as the carrier between processes: the trading process's
-/// relay publishes each message with its outbox id as `Nats-Msg-Id` (the
-/// stream drops a re-publish inside its duplicate window, and the inbox
-/// ignores one after it) on its market's partition, and the contract
-/// processes' [`ledger`](nats::ledger) consumes the partitions, each from a
-/// durable consumer of its own, acknowledging each message once handled.
+/// NATS JetStream as the carrier between processes: a relay publishes each
+/// message with its outbox id as `Nats-Msg-Id` (the stream drops a
+/// re-publish inside its duplicate window, and the inbox ignores one after
+/// it) on its route's subject for its aggregate's partition
+/// (`volta.STREAM.trade.P`, `volta.STREAM.contract.P`), and the processes
+/// of the consuming service ([`consume_route`](nats::consume_route))
+/// consume the partitions, each from a durable consumer of its own
+/// (`settlement-P`, `positions-P`), acknowledging each message once handled.
 ///
 /// A partition is consumed by one replica at a time: the replica that holds
 /// its lease (a PostgreSQL advisory lock). Replicas share the partitions
@@ -325,12 +410,10 @@ pub(crate) mod nats {
     use tokio::sync::watch;
     use tokio_stream::StreamExt as _;
 
-    use super::{Carrier, Message, Settlement};
+    use super::{Carrier, Inbox, Message, Route};
+    use crate::store::messaging::ROUTES;
     use crate::store::{Lease, Store, advisory_key};
     use crate::telemetry::Metrics;
-
-    /// The durable consumers of the settlement ledger: `settlement-P`.
-    const CONSUMER: &str = "settlement";
 
     /// Headers carrying the outbox row beside the payload.
     const AGGREGATE: &str = "Volta-Aggregate";
@@ -361,7 +444,7 @@ pub(crate) mod nats {
     /// tries for a partition it does not hold.
     const REBALANCE: Duration = Duration::from_secs(2);
 
-    /// A connection to JetStream with the settlement stream in place.
+    /// A connection to JetStream with the messaging stream in place.
     #[derive(Debug, Clone)]
     pub(crate) struct JetStream {
         context: jetstream::Context,
@@ -371,7 +454,7 @@ pub(crate) mod nats {
 
     impl JetStream {
         /// Connects to `url` and makes sure stream `stream` exists with a
-        /// subject per partition (`volta.STREAM.trade.P`).
+        /// subject per route and partition (`volta.STREAM.trade.P`).
         ///
         /// # Errors
         /// An unreachable server, or one without JetStream.
@@ -386,7 +469,7 @@ pub(crate) mod nats {
             let context = jetstream::new(client);
             let config = jetstream::stream::Config {
                 name: stream.to_owned(),
-                subjects: vec![format!("volta.{stream}.trade.*")],
+                subjects: ROUTES.iter().map(|r| format!("volta.{stream}.{}.*", r.topic)).collect(),
                 storage: jetstream::stream::StorageType::File,
                 duplicate_window: DUPLICATE_WINDOW,
                 max_age: MAX_AGE,
@@ -394,9 +477,9 @@ pub(crate) mod nats {
             };
             let failed = || format!("cannot open the JetStream stream {stream} at {url} (is JetStream on?)");
             let mut existing = context.get_or_create_stream(config.clone()).await.with_context(failed)?;
-            // A stream of an earlier layout (one subject) takes the
-            // partitions' subjects; what it held unhandled, the reconciler
-            // sends again.
+            // A stream of an earlier layout (fewer subjects) takes the
+            // current subjects; what it held unhandled, the reconciler sends
+            // again.
             let info = existing.info().await.with_context(failed)?;
             if info.config.subjects != config.subjects {
                 context.update_stream(config).await.with_context(failed)?;
@@ -404,9 +487,9 @@ pub(crate) mod nats {
             Ok(Self { context, stream: stream.to_owned(), partitions })
         }
 
-        /// The subject of a partition.
-        fn subject(&self, partition: u32) -> String {
-            format!("volta.{}.trade.{partition}", self.stream)
+        /// The subject of a route's partition.
+        fn subject(&self, route: &Route, partition: u32) -> String {
+            format!("volta.{}.{}.{partition}", self.stream, route.topic)
         }
     }
 
@@ -419,11 +502,19 @@ pub(crate) mod nats {
 
     #[tonic::async_trait]
     impl Carrier for JetStream {
+        fn kinds(&self) -> Vec<&'static str> {
+            ROUTES.iter().map(|r| r.kind).collect()
+        }
+
         async fn send(&self, messages: &[Message]) -> Vec<String> {
             // Publish all, then wait for the acknowledgements: what the
             // stream acknowledged (stored, or known as a duplicate) is sent.
             let mut pending = Vec::with_capacity(messages.len());
             for m in messages {
+                let Some(route) = Route::of(&m.kind) else {
+                    tracing::warn!(id = %m.id, kind = %m.kind, "a message of no route stays in the outbox");
+                    continue;
+                };
                 // A send the reconciler asked for gets an id of its own, or
                 // the stream would drop it as a repeat inside its window.
                 let nats_id = if m.sends == 0 { m.id.clone() } else { format!("{}#{}", m.id, m.sends) };
@@ -435,7 +526,7 @@ pub(crate) mod nats {
                     .header(SEQ, m.seq.to_string().as_str())
                     .header(TENANT, m.tenant.as_str())
                     .header(KIND, m.kind.as_str());
-                let subject = self.subject(partition(&m.aggregate, self.partitions));
+                let subject = self.subject(&route, partition(&m.aggregate, self.partitions));
                 match self.context.send_publish(subject, publish).await {
                     Ok(ack) => pending.push((m, ack)),
                     Err(e) => {
@@ -474,20 +565,20 @@ pub(crate) mod nats {
 
     type Consumer = jetstream::consumer::Consumer<jetstream::consumer::pull::Config>;
 
-    /// Binds the durable consumer of one partition of the ledger.
+    /// Binds the durable consumer of one partition of a route.
     ///
     /// # Errors
     /// JetStream refuses the consumer.
-    pub(crate) async fn bind(js: &JetStream, partition: u32) -> anyhow::Result<Consumer> {
+    pub(crate) async fn bind(js: &JetStream, route: &Route, partition: u32) -> anyhow::Result<Consumer> {
         use anyhow::Context as _;
-        let stream = js.context.get_stream(&js.stream).await.context("the settlement stream")?;
-        let name = format!("{CONSUMER}-{partition}");
+        let stream = js.context.get_stream(&js.stream).await.context("the messaging stream")?;
+        let name = format!("{}-{partition}", route.consumer);
         stream
             .get_or_create_consumer(
                 &name,
                 jetstream::consumer::pull::Config {
                     durable_name: Some(name.clone()),
-                    filter_subject: js.subject(partition),
+                    filter_subject: js.subject(route, partition),
                     ack_policy: jetstream::consumer::AckPolicy::Explicit,
                     ack_wait: ACK_WAIT,
                     max_ack_pending: 20_000,
@@ -495,13 +586,14 @@ pub(crate) mod nats {
                 },
             )
             .await
-            .with_context(|| format!("the settlement consumer {name}"))
+            .with_context(|| format!("the JetStream consumer {name}"))
     }
 
-    /// What the replicas of the ledger share: the partitions this one
-    /// holds, and its fair share of them.
+    /// What the replicas of a consuming service share: the partitions this
+    /// one holds, and its fair share of them.
     #[derive(Debug)]
     struct Share {
+        route: &'static str,
         partitions: usize,
         held: AtomicUsize,
         fair: AtomicUsize,
@@ -516,7 +608,7 @@ pub(crate) mod nats {
 
         fn took(&self) {
             let held = self.held.fetch_add(1, Ordering::SeqCst) + 1;
-            self.metrics.set_partitions_held(held);
+            self.metrics.set_partitions_held(self.route, held);
         }
 
         /// Gives one partition up if this replica holds more than its fair
@@ -526,43 +618,45 @@ pub(crate) mod nats {
             let given =
                 self.held.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |h| (h > fair).then(|| h - 1)).is_ok();
             if given {
-                self.metrics.set_partitions_held(self.held.load(Ordering::SeqCst));
+                self.metrics.set_partitions_held(self.route, self.held.load(Ordering::SeqCst));
             }
             given
         }
 
         fn lost(&self) {
             let held = self.held.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
-            self.metrics.set_partitions_held(held);
+            self.metrics.set_partitions_held(self.route, held);
         }
     }
 
-    /// Consumes the market ledger's partitions over JetStream until the
-    /// server stops, sharing them with the other replicas of the contract
-    /// service (see the module's documentation).
+    /// Consumes a route's partitions over JetStream until the server stops,
+    /// sharing them with the other replicas of the consuming service (see
+    /// the module's documentation).
     ///
     /// # Errors
     /// JetStream refuses a consumer, or the database cannot be reached at
     /// start (the server then does not start).
-    pub(crate) async fn ledger(
+    pub(crate) async fn consume_route(
         js: JetStream,
         store: Store,
-        settlement: Arc<Settlement>,
+        inbox: Arc<Inbox>,
         metrics: Arc<Metrics>,
         stopping: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
+        let route = *inbox.route();
         let partitions = js.partitions;
         // Bound before SERVING, so that a refused consumer stops the start.
         let consumers: Vec<Consumer> = {
             let mut bound = Vec::new();
             for p in 0..partitions {
-                bound.push(bind(&js, p).await?);
+                bound.push(bind(&js, &route, p).await?);
             }
             bound
         };
-        let members = advisory_key(&format!("volta-ledger/{}/replicas", js.stream));
+        let members = advisory_key(&format!("volta-{}/{}/replicas", route.consumer, js.stream));
         let member = store.lease(members, true).await?;
         let share = Arc::new(Share {
+            route: route.consumer,
             partitions: partitions as usize,
             held: AtomicUsize::new(0),
             fair: AtomicUsize::new(0),
@@ -574,13 +668,13 @@ pub(crate) mod nats {
         share.fair.store(share.partitions.div_ceil(replicas.max(1)), Ordering::SeqCst);
         tokio::spawn(count_replicas(store.clone(), member, members, share.clone(), stopping.clone()));
         for (p, consumer) in (0..partitions).zip(consumers) {
-            let lease = advisory_key(&format!("volta-ledger/{}/{p}", js.stream));
+            let lease = advisory_key(&format!("volta-{}/{}/{p}", route.consumer, js.stream));
             tokio::spawn(partition_loop(
                 p,
                 lease,
                 consumer,
                 store.clone(),
-                settlement.clone(),
+                inbox.clone(),
                 share.clone(),
                 stopping.clone(),
             ));
@@ -588,7 +682,7 @@ pub(crate) mod nats {
         Ok(())
     }
 
-    /// Keeps this replica counted among the ledger's replicas and its fair
+    /// Keeps this replica counted among the route's replicas and its fair
     /// share up to date.
     async fn count_replicas(
         store: Store,
@@ -604,7 +698,7 @@ pub(crate) mod nats {
             };
             if !present {
                 member = store.lease(key, true).await.unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "cannot join the ledger's replicas; retrying");
+                    tracing::warn!(route = share.route, error = %e, "cannot join the consumer's replicas; retrying");
                     None
                 });
             }
@@ -612,10 +706,10 @@ pub(crate) mod nats {
                 Ok(replicas) => {
                     let fair = share.partitions.div_ceil(replicas.max(1));
                     if share.fair.swap(fair, Ordering::SeqCst) != fair {
-                        tracing::info!(replicas, fair, "the ledger's partitions are shared anew");
+                        tracing::info!(route = share.route, replicas, fair, "the partitions are shared anew");
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot count the ledger's replicas"),
+                Err(e) => tracing::warn!(route = share.route, error = %e, "cannot count the consumer's replicas"),
             }
             tokio::select! {
                 () = tokio::time::sleep(REBALANCE) => {}
@@ -641,7 +735,7 @@ pub(crate) mod nats {
         key: i64,
         consumer: Consumer,
         store: Store,
-        settlement: Arc<Settlement>,
+        inbox: Arc<Inbox>,
         share: Arc<Share>,
         mut stopping: watch::Receiver<bool>,
     ) {
@@ -651,7 +745,7 @@ pub(crate) mod nats {
             }
             let lease = if share.may_take() {
                 store.lease(key, false).await.unwrap_or_else(|e| {
-                    tracing::warn!(partition, error = %e, "cannot take a ledger partition's lease");
+                    tracing::warn!(route = share.route, partition, error = %e, "cannot take a partition's lease");
                     None
                 })
             } else {
@@ -665,17 +759,17 @@ pub(crate) mod nats {
                 continue;
             };
             share.took();
-            tracing::info!(partition, "consuming a partition of the market ledger");
-            let stopped = consume(&consumer, &settlement, &mut lease, &share, &mut stopping).await;
+            tracing::info!(route = share.route, partition, "consuming a partition");
+            let stopped = consume(&consumer, &inbox, &mut lease, &share, &mut stopping).await;
             drop(lease);
             match stopped {
                 Stopped::Server => return,
                 Stopped::Lost => {
                     share.lost();
-                    tracing::warn!(partition, "lost a ledger partition's lease (database connection)");
+                    tracing::warn!(route = share.route, partition, "lost a partition's lease (database connection)");
                 }
                 Stopped::Surplus => {
-                    tracing::info!(partition, "handed a partition of the market ledger to another replica");
+                    tracing::info!(route = share.route, partition, "handed a partition to another replica");
                     // Leave it to the others for a while.
                     tokio::time::sleep(REBALANCE * 3).await;
                 }
@@ -683,13 +777,13 @@ pub(crate) mod nats {
         }
     }
 
-    /// Pulls a partition's messages and hands them to the ledger: each
+    /// Pulls a partition's messages and hands them to the consumer: each
     /// handled one acknowledged, each refused one sent back for later.
     /// Between pulls, at most every [`REBALANCE`], checks that the lease is
     /// still held and within this replica's share.
     async fn consume(
         consumer: &Consumer,
-        settlement: &Settlement,
+        inbox: &Inbox,
         lease: &mut Lease,
         share: &Share,
         stopping: &mut watch::Receiver<bool>,
@@ -735,7 +829,7 @@ pub(crate) mod nats {
                 continue;
             }
             let messages: Vec<Message> = delivered.iter().map(|d| message_of(d)).collect();
-            let handled = settlement.handle(&messages).await;
+            let handled = inbox.handle(&messages).await;
             for (d, ok) in delivered.iter().zip(handled) {
                 let kind = if ok { AckKind::Ack } else { AckKind::Nak(Some(NAK_DELAY)) };
                 if let Err(e) = d.ack_with(kind).await {

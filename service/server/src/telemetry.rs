@@ -110,6 +110,19 @@ fn code_name(code: tonic::Code) -> String {
     out
 }
 
+/// Labels of a message route's metrics: `settlement`, `positions`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+/// Labels of the message counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MessageLabels {
+    route: String,
+    status: String,
+}
+
 /// Labels of the work histogram.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WorkLabels {
@@ -139,12 +152,12 @@ pub struct Metrics {
     orders: Family<OutcomeLabels, Counter>,
     trades: Counter,
     auctions: Counter,
-    messages: Family<OutcomeLabels, Counter>,
+    messages: Family<MessageLabels, Counter>,
     settlement_latency: Histogram,
-    drift: Gauge,
+    drift: Family<RouteLabels, Gauge>,
     backlog: Gauge,
-    dead_letters: Gauge,
-    partitions_held: Gauge,
+    dead_letters: Family<RouteLabels, Gauge>,
+    partitions_held: Family<RouteLabels, Gauge>,
     pruned: Family<TableLabels, Counter>,
     batches: Histogram,
     spans: SpanOutcomes,
@@ -220,39 +233,45 @@ impl Metrics {
         registry.register("trading_trades", "Trades made by the markets, continuous and call auctions", trades.clone());
         let auctions = Counter::default();
         registry.register("trading_auctions", "Call auctions cleared at gate closure", auctions.clone());
-        let messages = Family::<OutcomeLabels, Counter>::default();
+        let messages = Family::<MessageLabels, Counter>::default();
         registry.register(
             "messages",
-            "Settlement messages by outcome: published (carrier acknowledged), applied, duplicate (ignored), \
+            "Messages between services by route (settlement: trades to the market ledger; positions: contract \
+             changes to trading) and outcome: published (carrier acknowledged), applied, duplicate (ignored), \
              deferred (before its predecessor), failed, dead, repaired (sent again by the reconciler)",
             messages.clone(),
         );
-        let settlement_latency = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        // Fine where the targets are (tens of milliseconds), coarse beyond.
+        let settlement_latency = Histogram::new([
+            0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0,
+            10.0, 30.0, 60.0,
+        ]);
         registry.register(
             "settlement_latency_seconds",
             "From a trade to its settlement in the market ledger",
             settlement_latency.clone(),
         );
-        let drift = Gauge::default();
+        let drift = Family::<RouteLabels, Gauge>::default();
         registry.register(
             "messaging_drift",
-            "Messages published over 30 s ago that the settlement ledger has not handled (last reconciliation)",
+            "Messages published over messaging.resend_after_seconds ago that the route's consumer has not \
+             handled (last reconciliation)",
             drift.clone(),
         );
         let backlog = Gauge::default();
         registry.register("messaging_backlog", "Outbox messages not yet published", backlog.clone());
-        let dead_letters = Gauge::default();
-        registry.register("messaging_dead_letters", "Messages the settlement ledger gave up on", dead_letters.clone());
+        let dead_letters = Family::<RouteLabels, Gauge>::default();
+        registry.register("messaging_dead_letters", "Messages a route's consumer gave up on", dead_letters.clone());
         let pruned = Family::<TableLabels, Counter>::default();
         registry.register(
             "messaging_pruned",
             "Rows of handled messages deleted after messaging.retain_hours, by table (outbox, inbox)",
             pruned.clone(),
         );
-        let partitions_held = Gauge::default();
+        let partitions_held = Family::<RouteLabels, Gauge>::default();
         registry.register(
             "messaging_partitions_held",
-            "Partitions of the market ledger this process consumes now (over NATS)",
+            "Partitions of a route this process consumes now (over NATS)",
             partitions_held.clone(),
         );
         let batches = Histogram::new(exponential_buckets(1.0, 2.0, 10));
@@ -323,21 +342,25 @@ impl Metrics {
         self.trades.inc_by(u64::try_from(trades).unwrap_or(0));
     }
 
-    /// Counts a settlement message's outcome.
-    pub fn message(&self, outcome: &str) {
-        self.messages.get_or_create(&OutcomeLabels { status: outcome.to_owned() }).inc();
+    /// Counts a message's outcome on `route`.
+    pub fn message(&self, route: &str, outcome: &str) {
+        self.messages.get_or_create(&MessageLabels { route: route.to_owned(), status: outcome.to_owned() }).inc();
     }
 
-    /// Counts messages the carrier acknowledged.
-    pub fn messages_published(&self, n: usize) {
+    /// Counts messages of `route` the carrier acknowledged.
+    pub fn messages_published(&self, route: &str, n: usize) {
         if n > 0 {
-            self.messages.get_or_create(&OutcomeLabels { status: "published".to_owned() }).inc_by(n as u64);
+            self.messages
+                .get_or_create(&MessageLabels { route: route.to_owned(), status: "published".to_owned() })
+                .inc_by(n as u64);
         }
     }
 
-    /// Counts messages the reconciler sent again.
-    pub fn messages_repaired(&self, n: usize) {
-        self.messages.get_or_create(&OutcomeLabels { status: "repaired".to_owned() }).inc_by(n as u64);
+    /// Counts messages of `route` the reconciler sent again.
+    pub fn messages_repaired(&self, route: &str, n: usize) {
+        self.messages
+            .get_or_create(&MessageLabels { route: route.to_owned(), status: "repaired".to_owned() })
+            .inc_by(n as u64);
     }
 
     /// Records a trade's time to settlement.
@@ -345,15 +368,17 @@ impl Metrics {
         self.settlement_latency.observe(seconds.max(0.0));
     }
 
-    /// Sets the drift the reconciler found.
-    pub fn set_drift(&self, n: usize) {
-        self.drift.set(i64::try_from(n).unwrap_or(i64::MAX));
+    /// Sets the drift the reconciler of `route` found.
+    pub fn set_drift(&self, route: &str, n: usize) {
+        self.drift.get_or_create(&RouteLabels { route: route.to_owned() }).set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    /// Sets the outbox backlog and the dead letters.
-    pub fn set_messaging(&self, backlog: u64, dead: u64) {
+    /// Sets the outbox backlog and the dead letters of `route`.
+    pub fn set_messaging(&self, route: &str, backlog: u64, dead: u64) {
         self.backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
-        self.dead_letters.set(i64::try_from(dead).unwrap_or(i64::MAX));
+        self.dead_letters
+            .get_or_create(&RouteLabels { route: route.to_owned() })
+            .set(i64::try_from(dead).unwrap_or(i64::MAX));
     }
 
     /// Counts rows of handled messages pruned from `table`.
@@ -368,9 +393,11 @@ impl Metrics {
         self.connections.inc();
     }
 
-    /// Sets how many ledger partitions this process consumes.
-    pub fn set_partitions_held(&self, n: usize) {
-        self.partitions_held.set(i64::try_from(n).unwrap_or(i64::MAX));
+    /// Sets how many partitions of `route` this process consumes.
+    pub fn set_partitions_held(&self, route: &str, n: usize) {
+        self.partitions_held
+            .get_or_create(&RouteLabels { route: route.to_owned() })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Records a stored batch of a market's sequencer.

@@ -45,6 +45,7 @@ use crate::Shared;
 use crate::auth::{Caller, Role};
 use crate::budget::Budget;
 use crate::store::StoreError;
+use crate::store::messaging::MessagingStore;
 use crate::store::trading::{Leader, MarketRecord, OrderFilter, TradingStore, client_key};
 use crate::store::unavailable;
 
@@ -67,6 +68,13 @@ const MAX_DEPTH: usize = 1_000;
 /// Orders of a page when the caller does not say, and at most.
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1_000;
+
+/// The most contracts one participant's positions are computed from.
+const MAX_CONTRACTS: usize = 1_000;
+
+/// The most days of contract positions one call reads (a year of quarter
+/// hours is 35,136 intervals, about 0.7 MB).
+const MAX_POSITION_DAYS: usize = 366;
 
 /// Resting orders of one participant in one market, at most.
 const MAX_RESTING_PER_PARTICIPANT: usize = 10_000;
@@ -632,6 +640,8 @@ impl Pending {
 pub(crate) struct Trading {
     shared: Shared,
     store: Arc<dyn TradingStore>,
+    /// The view of the contracts the contract service's messages keep.
+    views: Arc<dyn MessagingStore>,
     markets: Arc<Markets>,
     stopping: watch::Receiver<bool>,
 }
@@ -640,6 +650,7 @@ impl Trading {
     pub(crate) fn new(
         shared: Shared,
         store: Arc<dyn TradingStore>,
+        views: Arc<dyn MessagingStore>,
         stopping: watch::Receiver<bool>,
         outbox: Arc<Notify>,
     ) -> Self {
@@ -650,7 +661,7 @@ impl Trading {
             running: Mutex::new(HashMap::new()),
         });
         tokio::spawn(warden(markets.clone(), stopping.clone()));
-        Self { shared, store, markets, stopping }
+        Self { shared, store, views, markets, stopping }
     }
 }
 
@@ -1158,6 +1169,85 @@ impl pb::trading_service_server::TradingService for Trading {
         Ok(Response::new(pb::ListAuctionsResponse {
             auctions: auctions.iter().map(convert::auction_message).collect(),
             next_after_delivery_start: next.flatten(),
+        }))
+    }
+
+    async fn contract_positions(
+        &self,
+        request: Request<pb::ContractPositionsRequest>,
+    ) -> Result<Response<pb::ContractPositionsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.require(Role::Operator)?;
+        let budget = Budget::of(&request);
+        let pb::ContractPositionsRequest { market_id, participant_id, first, last } = request.into_inner();
+        let market_id = convert::market_id("market_id", market_id)?;
+        let party = if participant_id.is_empty() {
+            participant_of(&caller)?
+        } else {
+            let named = volta_api::contracts::party_id("participant_id", participant_id)?;
+            if !is_operator(&caller) && caller.subject != named.as_str() {
+                return Err(errors::error(
+                    Reason::RoleRequired,
+                    "only an admin reads another participant's contract positions",
+                ));
+            }
+            named
+        };
+        let max_days = i32::try_from(self.shared.limits.max_period_days.min(MAX_POSITION_DAYS)).unwrap_or(i32::MAX);
+        let period = volta_api::contracts::period(first, last, max_days)?;
+        let record =
+            self.store.market(&caller.tenant, &market_id).await.map_err(|e| unavailable(&e))?.ok_or_else(|| {
+                errors::error(Reason::MarketNotFound, format!("no market {}", errors::shown(&market_id)))
+            })?;
+        let seen = self
+            .views
+            .contract_view(&caller.tenant, party.as_str(), MAX_CONTRACTS + 1)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if seen.len() > MAX_CONTRACTS {
+            return Err(errors::over_limit(
+                "participant_id",
+                "contracts",
+                "the contracts one participant's positions are computed from",
+                MAX_CONTRACTS,
+            ));
+        }
+        let contracts: Vec<pb::ContractSeen> = seen
+            .iter()
+            .map(|m| {
+                let c = &m.contract;
+                let buys = c.buyer() == &party;
+                pb::ContractSeen {
+                    contract_id: c.id().to_string(),
+                    side: if buys { pb::Side::Buy } else { pb::Side::Sell }.into(),
+                    counterparty_id: if buys { c.seller() } else { c.buyer() }.to_string(),
+                    state: c.state().name().to_owned(),
+                    change: i64::try_from(m.version).unwrap_or(i64::MAX),
+                    counted: c.state().delivers(),
+                }
+            })
+            .collect();
+        let rules = record.rules;
+        let who = party.clone();
+        let positions = self
+            .shared
+            .unslotted("contract positions", &budget, move || {
+                let contracts: Vec<_> = seen.into_iter().map(|m| (m.contract, m.meters)).collect();
+                volta_trading::netting::market_positions(&rules, &who, &period, &contracts)
+            })
+            .await?
+            .map_err(|e| errors::trading(&e))?;
+        let total: i64 = positions.iter().map(|p| p.contracted.wh()).sum();
+        Ok(Response::new(pb::ContractPositionsResponse {
+            intervals: positions
+                .iter()
+                .map(|p| pb::IntervalPosition {
+                    delivery_start: Some(volta_api::time::timestamp(p.start)),
+                    contracted_wh: p.contracted.wh(),
+                })
+                .collect(),
+            contracted_wh: total,
+            contracts,
         }))
     }
 

@@ -26,6 +26,7 @@ use volta_contracts::{
 };
 use volta_server::store::Store;
 use volta_server::store::contracts::{Applied, ContractStore as _, ContractStoreError, Scope};
+use volta_server::store::messaging::{CONTRACT, ContractMessage};
 
 const ZONE: &str = "Europe/Berlin";
 const TENANT: &str = "acme";
@@ -44,6 +45,18 @@ fn mid(text: &str) -> MeterId {
 
 fn pid(text: &str) -> PartyId {
     PartyId::new(text).expect("id")
+}
+
+/// The contract messages of `aggregate` in the outbox, in order.
+async fn contract_messages(store: &Store, aggregate: &str) -> Vec<ContractMessage> {
+    let bodies: Vec<String> =
+        sqlx::query_scalar("SELECT payload FROM messaging_outbox WHERE aggregate = $1 AND kind = $2 ORDER BY seq")
+            .bind(aggregate)
+            .bind(CONTRACT)
+            .fetch_all(store.pool())
+            .await
+            .expect("outbox");
+    bodies.iter().map(|b| serde_json::from_str(b).expect("a contract message")).collect()
 }
 
 fn meter(id: &str) -> MeteringPoint {
@@ -222,6 +235,14 @@ async fn exercise(store: &Store) {
     assert!(matches!(refused, ContractStoreError::Refused(ContractError::Transition { .. })), "{refused}");
     let stored = store.contract(TENANT, &cid("shop-2024")).await.expect("read").expect("present");
     assert_eq!(stored.state(), volta_contracts::State::Signed);
+    // Each change that was stored is announced once, in its transaction,
+    // numbered from 1: created, amended, signed (not the retry, not the
+    // refusal).
+    let announced = contract_messages(store, "contracts/acme/shop-2024").await;
+    assert_eq!(announced.iter().map(|m| m.version).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(announced[1].contract.versions().len(), 2);
+    assert_eq!(announced[2].contract, stored);
+    assert_eq!(announced[2].meters.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m-shop"]);
     let mut mirrored = shop.clone();
     mirrored.amend(date(2024, 3, 15), terms("0.27", 36_000)).expect("amend");
     mirror.portfolio.add_contract(mirrored).expect("contract");

@@ -5,7 +5,8 @@
 //! delivery order and repetitions; a poison message dies after its attempts
 //! and its aggregate moves on; the reconciler finds what was published and
 //! never handled; positions sum the ledger exactly; handled messages are
-//! pruned after their retention and still known as handled.
+//! pruned after their retention and still known as handled; contract
+//! changes reach the trading service's view once each and in order.
 
 mod support;
 
@@ -14,12 +15,18 @@ use rust_decimal::Decimal;
 use sqlx::Executor as _;
 use volta_contracts::{Energy, PartyId};
 use volta_server::store::Store;
-use volta_server::store::messaging::{Handled, MAX_ATTEMPTS, Message, MessagingStore as _, TradeMessage};
+use volta_server::store::messaging::{
+    CONTRACT, Effect, Handled, MAX_ATTEMPTS, Message, MessagingStore as _, POSITIONS, Route, SETTLEMENT, TRADE,
+    TradeMessage, contract_message,
+};
 use volta_server::store::trading::TradingStore as _;
 use volta_trading::{Kind, Market, MarketRules, Matching, NewOrder, Price, Side, TimeInForce};
 
 const TENANT: &str = "acme";
-const CONSUMER: &str = "settlement";
+const CONSUMER: &str = SETTLEMENT.consumer;
+
+/// A consumer of trades that never ran: what it handled is nothing.
+const AUDIT: Route = Route { consumer: "audit", ..SETTLEMENT };
 
 fn rules() -> MarketRules {
     MarketRules {
@@ -52,6 +59,10 @@ fn trade_of(message: &Message) -> TradeMessage {
     serde_json::from_str(&message.payload).expect("a trade message")
 }
 
+fn effect_of(message: &Message) -> Effect {
+    Effect::Trade(trade_of(message))
+}
+
 async fn exercise(store: &Store) {
     let now = at("2024-06-01T08:00:00Z");
     store.create_market(TENANT, "park", &rules(), now).await.expect("market");
@@ -74,11 +85,14 @@ async fn exercise(store: &Store) {
 
     // Two relays claim at once: nothing is taken twice, everything is taken.
     let until = now + SignedDuration::from_secs(30);
-    let (a, b) = tokio::join!(store.claim("relay-a", now, until, 12), store.claim("relay-b", now, until, 12));
+    let (a, b) = tokio::join!(
+        store.claim("relay-a", &[TRADE], now, until, 12),
+        store.claim("relay-b", &[TRADE], now, until, 12)
+    );
     let (a, b) = (a.expect("claim a"), b.expect("claim b"));
     assert_eq!(a.len() + b.len(), 20);
     assert!(a.iter().all(|m| !b.iter().any(|n| n.id == m.id)), "a row claimed by both relays");
-    assert!(store.claim("relay-c", now, until, 50).await.expect("claim c").is_empty(), "all held");
+    assert!(store.claim("relay-c", &[TRADE], now, until, 50).await.expect("claim c").is_empty(), "all held");
     let mut all: Vec<Message> = a.into_iter().chain(b).collect();
     all.sort_by_key(|m| m.seq);
     assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=20).collect::<Vec<u64>>());
@@ -86,16 +100,16 @@ async fn exercise(store: &Store) {
 
     // Delivered out of order and twice: applied once each, in order.
     let settle = |m: &Message| {
-        let trade = trade_of(m);
+        let effect = effect_of(m);
         let m = m.clone();
-        async move { store.settle_trade(CONSUMER, &m, &trade, now).await.expect("settle") }
+        async move { store.consume_one(CONSUMER, &m, &effect, now).await.expect("settle") }
     };
     assert_eq!(settle(&all[1]).await, Handled::Early { expected: 1 });
     // A batch out of order and with a repeat: one transaction, each judged
     // against the cursor as the batch moves it.
-    let trades: Vec<TradeMessage> = all[..2].iter().map(trade_of).collect();
+    let trades: Vec<Effect> = all[..2].iter().map(effect_of).collect();
     let batch = [(&all[1], &trades[1]), (&all[0], &trades[0]), (&all[0], &trades[0])];
-    let handled = store.settle_trades(CONSUMER, &batch, now).await.expect("batch");
+    let handled = store.consume(CONSUMER, &batch, now).await.expect("batch");
     assert_eq!(handled, [Handled::Early { expected: 1 }, Handled::Applied, Handled::Duplicate]);
     assert_eq!(settle(&all[0]).await, Handled::Duplicate);
     assert_eq!(settle(&all[1]).await, Handled::Applied);
@@ -128,20 +142,21 @@ async fn exercise(store: &Store) {
     store.published(&ids, now).await.expect("published");
     assert_eq!(store.backlog().await.expect("backlog"), 0);
     let later = now + SignedDuration::from_secs(60);
-    assert!(store.unhandled(CONSUMER, later, 100).await.expect("unhandled").is_empty());
-    let lost = store.unhandled("audit", later, 100).await.expect("unhandled");
+    assert!(store.unhandled(&SETTLEMENT, later, 100).await.expect("unhandled").is_empty());
+    let lost = store.unhandled(&AUDIT, later, 100).await.expect("unhandled");
     assert_eq!(lost.len(), 20, "another consumer has handled nothing");
-    assert!(store.unhandled("audit", now, 100).await.expect("not yet").is_empty(), "within the grace");
+    assert!(store.unhandled(&AUDIT, now, 100).await.expect("not yet").is_empty(), "within the grace");
     store.republish(&lost[..3]).await.expect("republish");
     assert_eq!(store.backlog().await.expect("backlog"), 3);
-    let again = store.claim("relay-a", later, later + SignedDuration::from_secs(30), 50).await.expect("claim");
+    let again =
+        store.claim("relay-a", &[TRADE], later, later + SignedDuration::from_secs(30), 50).await.expect("claim");
     assert_eq!(again.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
     // A release holds them back until the retry time.
     let retry = later + SignedDuration::from_secs(1);
     store.release(&lost[..3], retry).await.expect("release");
-    assert!(store.claim("relay-a", later, retry, 50).await.expect("claim").is_empty());
+    assert!(store.claim("relay-a", &[TRADE], later, retry, 50).await.expect("claim").is_empty());
     assert_eq!(
-        store.claim("relay-a", retry + SignedDuration::from_millis(1), retry, 50).await.expect("claim").len(),
+        store.claim("relay-a", &[TRADE], retry + SignedDuration::from_millis(1), retry, 50).await.expect("claim").len(),
         3
     );
 
@@ -193,11 +208,11 @@ async fn exercise(store: &Store) {
     };
     let handled = inbox().await;
     assert_eq!(handled, 20, "every message has an inbox record, the dead one too");
-    assert_eq!(store.prune(CONSUMER, now, 100).await.expect("prune"), (0, 0), "nothing older than the retention");
+    assert_eq!(store.prune(&SETTLEMENT, now, 100).await.expect("prune"), (0, 0), "nothing older than the retention");
     let old = later + SignedDuration::from_hours(1);
-    assert_eq!(store.prune(CONSUMER, old, 5).await.expect("prune"), (5, 5), "a batch of at most 5");
-    assert_eq!(store.prune(CONSUMER, old, 100).await.expect("prune"), (12, 15), "the 3 sent again are unpublished");
-    assert_eq!(store.prune(CONSUMER, old, 100).await.expect("prune"), (0, 0));
+    assert_eq!(store.prune(&SETTLEMENT, old, 5).await.expect("prune"), (5, 5), "a batch of at most 5");
+    assert_eq!(store.prune(&SETTLEMENT, old, 100).await.expect("prune"), (12, 15), "the 3 sent again are unpublished");
+    assert_eq!(store.prune(&SETTLEMENT, old, 100).await.expect("prune"), (0, 0));
     assert_eq!(inbox().await, 0);
     assert_eq!(store.backlog().await.expect("backlog"), 3, "the messages to send again stay");
     // A pruned message delivered again is still known by its cursor.
@@ -210,6 +225,84 @@ async fn exercise(store: &Store) {
         .map(|p| (p.participant.clone(), (p.bought_wh, p.sold_wh, p.paid, p.received, p.trades)))
         .collect();
     assert_eq!(after, expected, "the ledger is kept");
+    let later = later + SignedDuration::from_secs(5);
+    assert!(
+        store.claim("relay-b", &[CONTRACT], later, later, 50).await.expect("claim").is_empty(),
+        "a relay claims only the kinds it carries"
+    );
+}
+
+fn contract(state_steps: usize, amended: bool) -> (volta_contracts::Contract, Vec<volta_contracts::MeteringPoint>) {
+    use volta_contracts::{Contract, ContractId, Location, MeterId, MeteringPoint, Technology};
+    let terms = |price: &str| -> volta_contracts::Terms {
+        toml::from_str(&format!(
+            "kind = \"fixed_price\"\ndelivery_first = \"2024-06-01\"\ndelivery_last = \"2024-06-30\"\n\
+             currency = \"EUR\"\ndecimals = 2\n[price]\nrule = \"fixed\"\nprice = \"{price}\"\n\
+             [quantity]\nbasis = \"daily\"\nenergy = 240\n[shape]\nshape = \"flat\"\n"
+        ))
+        .expect("terms")
+    };
+    let meter = MeteringPoint {
+        id: MeterId::new("shop-meter").expect("id"),
+        party: PartyId::new("shop").expect("id"),
+        interval_minutes: 60,
+        time_zone: "Europe/Berlin".into(),
+        location: Location::Zone("de".into()),
+        technology: Technology::Load,
+    };
+    let mut c = Contract::draft(
+        ContractId::new("ppa-1").expect("id"),
+        PartyId::new("gen").expect("id"),
+        PartyId::new("shop").expect("id"),
+        vec![meter.id.clone()],
+        terms("0.20"),
+    )
+    .expect("draft");
+    if state_steps >= 1 {
+        c.sign().expect("sign");
+    }
+    if state_steps >= 2 {
+        c.activate().expect("activate");
+    }
+    if amended {
+        c.amend(jiff::civil::date(2024, 6, 15), terms("0.25")).expect("amend");
+    }
+    (c, vec![meter])
+}
+
+/// The positions route: contract changes into the trading service's view,
+/// once each and in order, whatever the delivery order.
+async fn contract_view_follows_changes(store: &Store) {
+    let now = at("2024-05-01T08:00:00Z");
+    let change = |version: u64, steps: usize, amended: bool| {
+        let (c, meters) = contract(steps, amended);
+        let m = contract_message(TENANT, version, &c, meters);
+        let effect = Effect::Contract(serde_json::from_str(&m.payload).expect("a contract message"));
+        (m, effect)
+    };
+    let (v1, e1) = change(1, 0, false);
+    let (v2, e2) = change(2, 1, false);
+    let (v3, e3) = change(3, 1, true);
+    assert_eq!(
+        (v1.id.as_str(), v1.aggregate.as_str(), v1.kind.as_str()),
+        ("contract/acme/ppa-1/1", "contracts/acme/ppa-1", CONTRACT)
+    );
+    let consumer = POSITIONS.consumer;
+    assert_eq!(store.consume_one(consumer, &v2, &e2, now).await.expect("early"), Handled::Early { expected: 1 });
+    assert!(store.contract_view(TENANT, "shop", 10).await.expect("view").is_empty(), "nothing before change 1");
+    let handled = store.consume(consumer, &[(&v1, &e1), (&v2, &e2), (&v1, &e1)], now).await.expect("batch");
+    assert_eq!(handled, [Handled::Applied, Handled::Applied, Handled::Duplicate]);
+    let seen = store.contract_view(TENANT, "shop", 10).await.expect("view");
+    assert_eq!(seen.len(), 1);
+    assert_eq!((seen[0].version, seen[0].contract.state()), (2, volta_contracts::State::Signed));
+    assert_eq!(store.consume_one(consumer, &v3, &e3, now).await.expect("v3"), Handled::Applied);
+    assert_eq!(store.consume_one(consumer, &v2, &e2, now).await.expect("again"), Handled::Duplicate);
+    let seen = store.contract_view(TENANT, "gen", 10).await.expect("the seller's view");
+    assert_eq!((seen[0].version, seen[0].contract.versions().len()), (3, 2), "the amendment is seen");
+    assert!(store.contract_view(TENANT, "mill", 10).await.expect("view").is_empty());
+    assert!(store.contract_view("globex", "shop", 10).await.expect("view").is_empty(), "another tenant's");
+    // The two routes keep separate cursors and dead letters.
+    assert_eq!(store.dead_count(consumer).await.expect("dead"), 0);
 }
 
 /// A trade batch whose outbox write fails is not stored either.
@@ -242,6 +335,7 @@ async fn sqlite_settles_every_trade_once_in_order() {
     let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("open");
     exercise(&store).await;
     no_trade_without_its_message(&store).await;
+    contract_view_follows_changes(&store).await;
 }
 
 #[tokio::test]
@@ -250,6 +344,7 @@ async fn postgres_settles_every_trade_once_in_order() {
     let store = Store::open(&db.url).await.expect("open");
     exercise(&store).await;
     no_trade_without_its_message(&store).await;
+    contract_view_follows_changes(&store).await;
     store.pool().close().await;
     db.drop_database().await;
 }

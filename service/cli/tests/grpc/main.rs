@@ -8,6 +8,7 @@ mod dispatch;
 mod forecast;
 mod fuzz;
 mod lifecycle;
+mod positions;
 mod security;
 mod settlement;
 mod tracing;

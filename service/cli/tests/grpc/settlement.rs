@@ -161,7 +161,7 @@ async fn every_trade_is_settled_once_through_a_kill_and_a_poison_message_dies() 
     assert_eq!((dead[0].message_id.as_str(), dead[0].attempts), ("trade/acme/broken/1", 5));
     assert!(dead[0].error.contains("not a trade message"), "{}", dead[0].error);
     let metrics = super::metrics(&server).await;
-    assert!(metrics.contains(r#"volta_messages_total{status="dead"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"volta_messages_total{route="settlement",status="dead"} 1"#), "{metrics}");
 
     // Who reads what: an operator its own position, not another's; a
     // viewer nothing; dead letters are the admin's.
@@ -253,12 +253,15 @@ async fn a_crash_after_delivery_before_the_mark_settles_nothing_twice() {
     let mut metrics = String::new();
     for _ in 0..300 {
         metrics = super::metrics(&server).await;
-        if metrics.contains(r#"volta_messages_total{status="duplicate"}"#) {
+        if metrics.contains(r#"volta_messages_total{route="settlement",status="duplicate"}"#) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(metrics.contains(r#"volta_messages_total{status="duplicate"}"#), "no redelivery was ignored:\n{metrics}");
+    assert!(
+        metrics.contains(r#"volta_messages_total{route="settlement",status="duplicate"}"#),
+        "no redelivery was ignored:\n{metrics}"
+    );
     settled(&server, &as_party("acme", "ops", "admin")).await;
 }
 
@@ -288,6 +291,66 @@ async fn trade(server: &Server, admin: &str, from: usize, orders: usize) -> usiz
     answered
 }
 
+/// The processes of one test as separate `volta serve --services ...`,
+/// sharing a PostgreSQL database, a JetStream stream and a config of their
+/// own (`[messaging]` with `extra` lines).
+pub(super) struct Split {
+    pub(super) nats: String,
+    pub(super) db: super::trading::Postgres,
+    stream: String,
+    config: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Split {
+    /// On the suite's NATS and PostgreSQL; `None`, the reason printed, when
+    /// either is not configured.
+    pub(super) fn new(tag: &str, extra: &str) -> Option<Self> {
+        let Ok(nats) = std::env::var("VOLTA_TEST_NATS_URL") else {
+            eprintln!("VOLTA_TEST_NATS_URL is not set: NATS not tested (scripts/test.sh sets it)");
+            return None;
+        };
+        let Some(db) = super::trading::Postgres::create(tag) else {
+            eprintln!("VOLTA_TEST_POSTGRES_URL is not set: the processes need a shared PostgreSQL");
+            return None;
+        };
+        Some(Self::on(nats, db, tag, extra))
+    }
+
+    /// On `nats` and `db`.
+    pub(super) fn on(nats: String, db: super::trading::Postgres, tag: &str, extra: &str) -> Self {
+        let stream = format!("VOLTA_TEST_{}_{}", tag.to_uppercase(), std::process::id());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("volta.toml");
+        let text = format!("[messaging]\nstream = \"{stream}\"\nresend_after_seconds = 2\n{extra}");
+        std::fs::write(&config, text).expect("config");
+        Self { nats, db, stream, config: config.display().to_string(), _dir: dir }
+    }
+
+    /// A process serving `services`.
+    pub(super) fn process(&self, services: &str) -> Server {
+        Server::start_with(
+            &["--config", &self.config, "--database", &self.db.url, "--nats-url", &self.nats, "--services", services],
+            &[("VOLTA_JWT_HS256_SECRET", SECRET)],
+        )
+    }
+
+    /// JetStream on the test's NATS.
+    pub(super) async fn jetstream(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(async_nats::connect(self.nats.as_str()).await.expect("NATS"))
+    }
+
+    /// Its stream.
+    pub(super) async fn stream(&self) -> async_nats::jetstream::stream::Stream {
+        self.jetstream().await.get_stream(&self.stream).await.expect("the test stream")
+    }
+
+    /// Deletes its stream (at the end of the test).
+    pub(super) async fn delete_stream(&self) {
+        let _ = self.jetstream().await.delete_stream(&self.stream).await;
+    }
+}
+
 /// A counter of the metrics text, 0 when absent.
 fn counter(metrics: &str, series: &str) -> u64 {
     metrics
@@ -299,26 +362,8 @@ fn counter(metrics: &str, series: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_nats_a_killed_ledger_and_a_stream_that_lost_everything_still_settle_every_trade_once() {
-    let Ok(nats) = std::env::var("VOLTA_TEST_NATS_URL") else {
-        eprintln!("VOLTA_TEST_NATS_URL is not set: NATS not tested (scripts/test.sh sets it)");
-        return;
-    };
-    let Some(db) = super::trading::Postgres::create("settlement") else {
-        eprintln!("VOLTA_TEST_POSTGRES_URL is not set: the processes need a shared PostgreSQL");
-        return;
-    };
-    let stream = format!("VOLTA_TEST_{}", std::process::id());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("volta.toml");
-    std::fs::write(&config, format!("[messaging]\nstream = \"{stream}\"\nresend_after_seconds = 2\n")).expect("config");
-    let config = config.display().to_string();
-    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
-    let process = |services: &str| {
-        Server::start_with(
-            &["--config", &config, "--database", &db.url, "--nats-url", &nats, "--services", services],
-            &env,
-        )
-    };
+    let Some(split) = Split::new("settlement", "") else { return };
+    let process = |services: &str| split.process(services);
     let mut ledger = process("contracts");
     let trading = process("trading");
     let admin = as_party("acme", "ops", "admin");
@@ -344,23 +389,24 @@ async fn over_nats_a_killed_ledger_and_a_stream_that_lost_everything_still_settl
     let _ = tokio::task::block_in_place(|| ledger.child.wait());
     drop(ledger);
     assert!(trade(&trading, &admin, 40, 40).await > 0);
-    let client = async_nats::connect(nats.as_str()).await.expect("NATS");
-    let js = async_nats::jetstream::new(client);
-    let purged = js.get_stream(&stream).await.expect("stream").purge().await.expect("purge");
+    let purged = split.stream().await.purge().await.expect("purge");
     assert!(purged.purged > 0, "the trades made while the ledger was down were in the stream");
     let ledger = process("contracts");
     let all = settled_between(&trading, &ledger, &admin).await;
     assert!(all > first, "{all} trades, {first} before the kill");
     let metrics = super::metrics(&ledger).await;
-    assert!(counter(&metrics, r#"volta_messages_total{status="repaired"}"#) > 0, "nothing repaired:\n{metrics}");
+    assert!(
+        counter(&metrics, r#"volta_messages_total{route="settlement",status="repaired"}"#) > 0,
+        "nothing repaired:\n{metrics}"
+    );
     let relayed = super::metrics(&trading).await;
     assert_eq!(
-        counter(&relayed, r#"volta_messages_total{status="applied"}"#),
+        counter(&relayed, r#"volta_messages_total{route="settlement",status="applied"}"#),
         0,
         "the trading process applies nothing itself"
     );
-    js.delete_stream(&stream).await.expect("delete the test stream");
     drop((trading, ledger));
+    split.delete_stream().await;
 }
 
 /// Waits until a gauge of each server reads as wanted (60 s at most: the
@@ -370,7 +416,7 @@ async fn until_held(servers: &[&Server], wanted: &[u64]) {
     for _ in 0..600 {
         held.clear();
         for server in servers {
-            held.push(counter(&super::metrics(server).await, "volta_messaging_partitions_held"));
+            held.push(counter(&super::metrics(server).await, r#"volta_messaging_partitions_held{route="settlement"}"#));
         }
         if held == wanted {
             return;
@@ -382,27 +428,8 @@ async fn until_held(servers: &[&Server], wanted: &[u64]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_nats_ledger_replicas_share_the_partitions_and_take_over_a_dead_ones() {
-    let Ok(nats) = std::env::var("VOLTA_TEST_NATS_URL") else {
-        eprintln!("VOLTA_TEST_NATS_URL is not set: NATS not tested (scripts/test.sh sets it)");
-        return;
-    };
-    let Some(db) = super::trading::Postgres::create("partitions") else {
-        eprintln!("VOLTA_TEST_POSTGRES_URL is not set: the processes need a shared PostgreSQL");
-        return;
-    };
-    let stream = format!("VOLTA_TEST_P{}", std::process::id());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("volta.toml");
-    std::fs::write(&config, format!("[messaging]\nstream = \"{stream}\"\npartitions = 4\nresend_after_seconds = 2\n"))
-        .expect("config");
-    let config = config.display().to_string();
-    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
-    let process = |services: &str| {
-        Server::start_with(
-            &["--config", &config, "--database", &db.url, "--nats-url", &nats, "--services", services],
-            &env,
-        )
-    };
+    let Some(split) = Split::new("partitions", "partitions = 4\n") else { return };
+    let process = |services: &str| split.process(services);
     // One replica takes every partition; a second gets half of them.
     let first = process("contracts");
     until_held(&[&first], &[4]).await;
@@ -419,7 +446,7 @@ async fn over_nats_ledger_replicas_share_the_partitions_and_take_over_a_dead_one
     // The replica that consumes the market's partition is killed; the other
     // takes every partition, and what the dead one had pulled and not
     // acknowledged comes again (JetStream's ack wait, or the reconciler).
-    let applied = |metrics: &str| counter(metrics, r#"volta_messages_total{status="applied"}"#);
+    let applied = |metrics: &str| counter(metrics, r#"volta_messages_total{route="settlement",status="applied"}"#);
     let (a, b) = (applied(&super::metrics(&first).await), applied(&super::metrics(&second).await));
     assert!((a > 0) != (b > 0), "one replica consumes the market's partition: {a} and {b} applied");
     let (mut owner, survivor) = if a > 0 { (first, second) } else { (second, first) };
@@ -431,9 +458,8 @@ async fn over_nats_ledger_replicas_share_the_partitions_and_take_over_a_dead_one
     let all = settled_between(&trading, &survivor, &admin).await;
     assert!(all > before, "{all} trades, {before} before the kill");
 
-    let client = async_nats::connect(nats.as_str()).await.expect("NATS");
-    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
     drop((trading, survivor));
+    split.delete_stream().await;
 }
 
 /// Stops or starts this machine's NATS server (as scripts/services.sh does).
@@ -483,18 +509,8 @@ async fn restart_of_nats_under_a_flow_of_trades_settles_every_trade_once() {
         eprintln!("VOLTA_TEST_POSTGRES_URL is not set: the processes need a shared PostgreSQL");
         return;
     };
-    let stream = format!("VOLTA_TEST_{}", std::process::id());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("volta.toml");
-    std::fs::write(&config, format!("[messaging]\nstream = \"{stream}\"\nresend_after_seconds = 2\n")).expect("config");
-    let config = config.display().to_string();
-    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
-    let process = |services: &str| {
-        Server::start_with(
-            &["--config", &config, "--database", &db.url, "--nats-url", &nats, "--services", services],
-            &env,
-        )
-    };
+    let split = Split::on(nats, db, "nats_restart", "");
+    let process = |services: &str| split.process(services);
     let ledger = process("contracts");
     let trading = process("trading");
     let admin = as_party("acme", "ops", "admin");
@@ -529,8 +545,7 @@ async fn restart_of_nats_under_a_flow_of_trades_settles_every_trade_once() {
     assert!(flow.await.expect("flow") > 0);
     let trades = settled_between(&trading, &ledger, &admin).await;
     assert!(trades > 50, "the flow should trade: {trades}");
-    let client = async_nats::connect(nats.as_str()).await.expect("NATS");
-    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+    split.delete_stream().await;
 }
 
 /// Restarts this machine's PostgreSQL (fast: its connections are cut), as
@@ -573,18 +588,8 @@ async fn restart_of_postgres_under_a_flow_of_orders_loses_no_order_and_settles_e
         return;
     }
     let Some(db) = super::trading::Postgres::create("pg_restart") else { return };
-    let stream = format!("VOLTA_TEST_R{}", std::process::id());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("volta.toml");
-    std::fs::write(&config, format!("[messaging]\nstream = \"{stream}\"\nresend_after_seconds = 2\n")).expect("config");
-    let config = config.display().to_string();
-    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
-    let process = |services: &str| {
-        Server::start_with(
-            &["--config", &config, "--database", &db.url, "--nats-url", &nats, "--services", services],
-            &env,
-        )
-    };
+    let split = Split::on(nats, db, "pg_restart", "");
+    let process = |services: &str| split.process(services);
     let ledger = process("contracts");
     let trading = process("trading");
     let admin = as_party("acme", "ops", "admin");
@@ -650,12 +655,11 @@ async fn restart_of_postgres_under_a_flow_of_orders_loses_no_order_and_settles_e
     assert!(trades > 50, "the flow should trade: {trades}");
     // The restart cut the leader's lock: it led again, under a new epoch.
     let epoch = std::process::Command::new("psql")
-        .args([&db.url, "-tAq", "-c", "SELECT leader_epoch FROM trading_markets WHERE id = 'park'"])
+        .args([&split.db.url, "-tAq", "-c", "SELECT leader_epoch FROM trading_markets WHERE id = 'park'"])
         .output()
         .expect("psql");
     let epoch: i64 = String::from_utf8_lossy(&epoch.stdout).trim().parse().expect("an epoch");
     assert!(epoch >= 2, "the market was led once only (epoch {epoch}): did the restart happen during the flow?");
     eprintln!("{retried} calls retried through the restart; the market's epoch is {epoch}");
-    let client = async_nats::connect(nats.as_str()).await.expect("NATS");
-    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+    split.delete_stream().await;
 }

@@ -523,6 +523,27 @@ async fn write_contract(
     Ok(())
 }
 
+/// Writes the message of change `version` of `contract` (its row version
+/// once written) to the outbox inside `tx`: the trading service's view of
+/// contract positions follows every change once and in order.
+async fn announce(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: &str,
+    contract: &Contract,
+    version: i64,
+) -> Result<(), ContractStoreError> {
+    let mut meters = Vec::with_capacity(contract.meters().len());
+    for id in contract.meters() {
+        let meter = load_meter(tx, tenant, id)
+            .await?
+            .ok_or_else(|| ContractStoreError::NotFound { what: "metering point", id: id.to_string() })?;
+        meters.push(meter);
+    }
+    let version = u64::try_from(version).map_err(|e| corrupt("row_version", e))?;
+    let message = super::messaging::contract_message(tenant, version, contract, meters);
+    Ok(super::messaging::enqueue(tx, &[message], Timestamp::now()).await?)
+}
+
 /// The contract a request key was used for, and the operation; `None`
 /// for a new key (which is then recorded).
 async fn claim_key(
@@ -970,6 +991,7 @@ impl ContractStore for Store {
         }
         write_contract(&mut tx, tenant, contract, None).await?;
         rebuild(&mut tx, tenant, contract.id(), None).await?;
+        announce(&mut tx, tenant, contract, 1).await?;
         tx.commit().await.map_err(query("commit"))?;
         Ok(Applied::Now(contract.clone()))
     }
@@ -998,6 +1020,7 @@ impl ContractStore for Store {
         if contract.versions().len() != versions || contract.terminated_on() != terminated {
             rebuild(&mut tx, tenant, id, None).await?;
         }
+        announce(&mut tx, tenant, &contract, row_version + 1).await?;
         tx.commit().await.map_err(query("commit"))?;
         Ok(Applied::Now(contract))
     }

@@ -22,12 +22,21 @@
 //! - **The market ledger** (`contracts_market_ledger`): the settlement
 //!   consumer's effect, two rows per trade (the buyer's and the seller's
 //!   side), which the contract service sums per participant.
+//! - **The contract view** (`trading_contract_view`): the positions
+//!   consumer's effect, the latest state of every contract the contract
+//!   service announced (its terms' versions, state and meters), from which
+//!   the trading service computes a participant's contract positions.
+//!
+//! Two routes use these tables ([`SETTLEMENT`]: trades from trading to the
+//! contract service; [`POSITIONS`]: contract changes from the contract
+//! service to trading), each a consumer name and the one kind it reads.
 
 use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use sqlx::Row as _;
+use volta_contracts::{Contract, MeteringPoint};
 use volta_trading::{Side, TradeRecord};
 
 use super::{Schema, Store, StoreError};
@@ -66,6 +75,17 @@ const MIGRATIONS: &[(i64, &str)] = &[
         "CREATE INDEX messaging_outbox_by_published ON messaging_outbox (published_at);
     CREATE INDEX messaging_inbox_by_handled ON messaging_inbox (consumer, handled_at)",
     ),
+    // The trading service's view of the contracts, fed by the contract
+    // service's messages; and the claim and reconciliation by kind.
+    (
+        3,
+        "CREATE TABLE trading_contract_view (tenant TEXT NOT NULL, id TEXT NOT NULL, version BIGINT NOT NULL,
+        seller TEXT NOT NULL, buyer TEXT NOT NULL, state TEXT NOT NULL, body TEXT NOT NULL, message_id TEXT NOT NULL,
+        applied_at TEXT NOT NULL, PRIMARY KEY (tenant, id));
+    CREATE INDEX trading_contract_view_by_seller ON trading_contract_view (tenant, seller);
+    CREATE INDEX trading_contract_view_by_buyer ON trading_contract_view (tenant, buyer);
+    CREATE INDEX messaging_outbox_by_kind ON messaging_outbox (kind, aggregate, seq)",
+    ),
 ];
 
 /// Failed attempts after which a message is dead.
@@ -73,6 +93,38 @@ pub const MAX_ATTEMPTS: i64 = 5;
 
 /// The kind of a trade message.
 pub const TRADE: &str = "volta.trading.trade.v1";
+
+/// The kind of a contract message: a contract as it is after a change.
+pub const CONTRACT: &str = "volta.contracts.contract.v1";
+
+/// Where messages of one kind go: the consumer that reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The consumer's name in the inbox, the cursors and the dead letters.
+    pub consumer: &'static str,
+    /// The one kind of message it reads.
+    pub kind: &'static str,
+    /// The word of its subjects on a broker (`volta.STREAM.TOPIC.P`).
+    pub topic: &'static str,
+}
+
+/// Trades, from the trading service to the contract service's market ledger.
+pub const SETTLEMENT: Route = Route { consumer: "settlement", kind: TRADE, topic: "trade" };
+
+/// Contract changes, from the contract service to the trading service's
+/// view of contract positions.
+pub const POSITIONS: Route = Route { consumer: "positions", kind: CONTRACT, topic: "contract" };
+
+/// Every route.
+pub const ROUTES: [Route; 2] = [SETTLEMENT, POSITIONS];
+
+impl Route {
+    /// The route of a message kind.
+    #[must_use]
+    pub fn of(kind: &str) -> Option<Self> {
+        ROUTES.into_iter().find(|r| r.kind == kind)
+    }
+}
 
 /// A message as the outbox holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +174,47 @@ pub fn trade_message(tenant: &str, market: &str, trade: &TradeRecord) -> Message
         headers: r#"{"content-type":"application/json"}"#.to_owned(),
         sends: 0,
     }
+}
+
+/// A contract as the contract service announces it after a change: whole,
+/// with the metering points whose zone and interval its curve is read in.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ContractMessage {
+    /// Whose contract.
+    pub tenant: String,
+    /// Its change number: 1 when created, one more at each change (the
+    /// message's number in the contract's aggregate).
+    pub version: u64,
+    /// The contract after the change.
+    pub contract: Contract,
+    /// Its metering points, in the contract's order.
+    pub meters: Vec<MeteringPoint>,
+}
+
+/// The outbox message of change `version` of `contract`.
+#[must_use]
+pub fn contract_message(tenant: &str, version: u64, contract: &Contract, meters: Vec<MeteringPoint>) -> Message {
+    let id = contract.id();
+    let body = ContractMessage { tenant: tenant.to_owned(), version, contract: contract.clone(), meters };
+    Message {
+        id: format!("contract/{tenant}/{id}/{version}"),
+        tenant: tenant.to_owned(),
+        aggregate: format!("contracts/{tenant}/{id}"),
+        seq: version,
+        kind: CONTRACT.to_owned(),
+        payload: serde_json::to_string(&body).unwrap_or_default(),
+        headers: r#"{"content-type":"application/json"}"#.to_owned(),
+        sends: 0,
+    }
+}
+
+/// What a message asks of its consumer, read from its payload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A trade into the market ledger.
+    Trade(TradeMessage),
+    /// A contract into the trading service's view.
+    Contract(ContractMessage),
 }
 
 /// What a consumer made of a message.
@@ -241,14 +334,16 @@ fn message_from(row: &sqlx::any::AnyRow) -> Result<Message, StoreError> {
 /// SQLite or PostgreSQL.
 #[tonic::async_trait]
 pub trait MessagingStore: Send + Sync + std::fmt::Debug {
-    /// Claims up to `limit` unpublished messages for `relay` until `until`
-    /// (rows another relay holds are skipped), in aggregate order.
+    /// Claims up to `limit` unpublished messages of the `kinds` a relay can
+    /// carry for `relay` until `until` (rows another relay holds are
+    /// skipped), in aggregate order.
     ///
     /// # Errors
     /// A database error.
     async fn claim(
         &self,
         relay: &str,
+        kinds: &[&str],
         now: Timestamp,
         until: Timestamp,
         limit: usize,
@@ -267,32 +362,32 @@ pub trait MessagingStore: Send + Sync + std::fmt::Debug {
     /// A database error.
     async fn release(&self, ids: &[String], retry_at: Timestamp) -> Result<(), StoreError>;
 
-    /// Applies trade messages for `consumer`, in the order given, in one
+    /// Applies messages for `consumer`, in the order given, in one
     /// transaction with their inbox records and their aggregates' cursors:
-    /// each trade's buyer and seller rows of the market ledger. Returns what
-    /// became of each.
+    /// a trade's buyer and seller rows of the market ledger, a contract's
+    /// row of the trading service's view. Returns what became of each.
     ///
     /// # Errors
     /// A database error; nothing is written.
-    async fn settle_trades(
+    async fn consume(
         &self,
         consumer: &str,
-        batch: &[(&Message, &TradeMessage)],
+        batch: &[(&Message, &Effect)],
         now: Timestamp,
     ) -> Result<Vec<Handled>, StoreError>;
 
-    /// [`Self::settle_trades`] of one message.
+    /// [`Self::consume`] of one message.
     ///
     /// # Errors
     /// A database error; nothing is written.
-    async fn settle_trade(
+    async fn consume_one(
         &self,
         consumer: &str,
         message: &Message,
-        trade: &TradeMessage,
+        effect: &Effect,
         now: Timestamp,
     ) -> Result<Handled, StoreError> {
-        let handled = self.settle_trades(consumer, &[(message, trade)], now).await?;
+        let handled = self.consume(consumer, &[(message, effect)], now).await?;
         Ok(handled.into_iter().next().unwrap_or(Handled::Duplicate))
     }
 
@@ -304,12 +399,13 @@ pub trait MessagingStore: Send + Sync + std::fmt::Debug {
     /// A database error.
     async fn failed(&self, consumer: &str, message: &Message, error: &str, now: Timestamp) -> Result<bool, StoreError>;
 
-    /// Messages published before `before` that `consumer` has not handled,
-    /// at most `limit`: what the carrier lost (or has yet to deliver).
+    /// Messages of the route's kind published before `before` that its
+    /// consumer has not handled, at most `limit`: what the carrier lost (or
+    /// has yet to deliver).
     ///
     /// # Errors
     /// A database error.
-    async fn unhandled(&self, consumer: &str, before: Timestamp, limit: usize) -> Result<Vec<String>, StoreError>;
+    async fn unhandled(&self, route: &Route, before: Timestamp, limit: usize) -> Result<Vec<String>, StoreError>;
 
     /// Marks messages unpublished again, so the relay sends them again.
     ///
@@ -335,8 +431,9 @@ pub trait MessagingStore: Send + Sync + std::fmt::Debug {
     /// A database error.
     async fn dead_count(&self, consumer: &str) -> Result<u64, StoreError>;
 
-    /// Deletes up to `limit` outbox rows published before `before` and
-    /// up to `limit` inbox rows of `consumer` handled before it, of
+    /// Deletes up to `limit` outbox rows of the route's kind published
+    /// before `before` and up to `limit` inbox rows of its consumer handled
+    /// before it, of
     /// messages at or below their aggregate's cursor: handled, so that the
     /// cursor alone tells a later delivery of them as a duplicate, and the
     /// reconciler, which looks beyond the cursors only, never misses them.
@@ -345,7 +442,7 @@ pub trait MessagingStore: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// A database error.
-    async fn prune(&self, consumer: &str, before: Timestamp, limit: usize) -> Result<(u64, u64), StoreError>;
+    async fn prune(&self, route: &Route, before: Timestamp, limit: usize) -> Result<(u64, u64), StoreError>;
 
     /// The market positions of `tenant`'s participants (one, or all) over
     /// deliveries in `[from, until)`.
@@ -359,6 +456,14 @@ pub trait MessagingStore: Send + Sync + std::fmt::Debug {
         from: Timestamp,
         until: Timestamp,
     ) -> Result<Vec<MarketPosition>, StoreError>;
+
+    /// The contracts `party` of `tenant` buys or sells under, as the
+    /// trading service's view holds them (the latest change applied of
+    /// each), by id; at most `limit`.
+    ///
+    /// # Errors
+    /// A database error, or a stored contract that no longer reads.
+    async fn contract_view(&self, tenant: &str, party: &str, limit: usize) -> Result<Vec<ContractMessage>, StoreError>;
 }
 
 const fn side_name(side: Side) -> &'static str {
@@ -426,28 +531,108 @@ impl Store {
     }
 }
 
+/// The market ledger's rows of `trades` (the buyer's and the seller's
+/// side of each), inside `tx`.
+async fn write_ledger(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    trades: &[(&Message, &TradeMessage)],
+    at: &str,
+) -> Result<(), StoreError> {
+    for chunk in trades.chunks(32) {
+        let sql = format!(
+            "INSERT INTO contracts_market_ledger (tenant, market, trade_id, side, participant, counterparty, \
+                 delivery_start_s, delivery_end_s, quantity_wh, price, amount, message_id, traded_at, applied_at) \
+                 VALUES {}",
+            super::values(2 * chunk.len(), 14)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for &(m, trade) in chunk {
+            let t = &trade.trade;
+            for (side, participant, counterparty, price) in [
+                (Side::Buy, &t.trade.buyer, &t.trade.seller, t.trade.buyer_price),
+                (Side::Sell, &t.trade.seller, &t.trade.buyer, t.trade.seller_price),
+            ] {
+                q = q
+                    .bind(trade.tenant.as_str())
+                    .bind(trade.market.as_str())
+                    .bind(big(t.id))
+                    .bind(side_name(side))
+                    .bind(participant.as_str())
+                    .bind(counterparty.as_str())
+                    .bind(t.delivery_start.as_second())
+                    .bind(t.delivery_end.as_second())
+                    .bind(t.trade.quantity.wh())
+                    .bind(price.to_string())
+                    .bind(volta_trading::price::amount(t.trade.quantity, price).to_string())
+                    .bind(m.id.as_str())
+                    .bind(super::stored_time(t.at))
+                    .bind(at);
+            }
+        }
+        q.execute(&mut **tx).await.map_err(StoreError::query("write the market ledger"))?;
+    }
+    Ok(())
+}
+
+/// Contract `body` into the trading service's view, inside `tx`, unless
+/// the view holds a later change of it.
+async fn write_contract_view(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    message: &Message,
+    body: &ContractMessage,
+    at: &str,
+) -> Result<(), StoreError> {
+    let c = &body.contract;
+    sqlx::query(
+        "INSERT INTO trading_contract_view (tenant, id, version, seller, buyer, state, body, message_id, applied_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant, id) DO UPDATE SET \
+         version = excluded.version, seller = excluded.seller, buyer = excluded.buyer, state = excluded.state, \
+         body = excluded.body, message_id = excluded.message_id, applied_at = excluded.applied_at \
+         WHERE trading_contract_view.version < excluded.version",
+    )
+    .bind(body.tenant.as_str())
+    .bind(c.id().as_str())
+    .bind(big(body.version))
+    .bind(c.seller().as_str())
+    .bind(c.buyer().as_str())
+    .bind(c.state().name())
+    .bind(message.payload.as_str())
+    .bind(message.id.as_str())
+    .bind(at)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::query("write the contract view"))?;
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl MessagingStore for Store {
     async fn claim(
         &self,
         relay: &str,
+        kinds: &[&str],
         now: Timestamp,
         until: Timestamp,
         limit: usize,
     ) -> Result<Vec<Message>, StoreError> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
         let lock = if self.is_postgres() { " FOR UPDATE SKIP LOCKED" } else { "" };
         let sql = format!(
             "UPDATE messaging_outbox SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT id FROM \
              messaging_outbox WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3) \
-             ORDER BY aggregate, seq LIMIT {limit}{lock}) RETURNING {MESSAGE_COLUMNS}"
+             AND kind IN ({}) ORDER BY aggregate, seq LIMIT {limit}{lock}) RETURNING {MESSAGE_COLUMNS}",
+            super::placeholders(4, kinds.len())
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(relay)
             .bind(super::stored_time(until))
-            .bind(super::stored_time(now))
-            .fetch_all(self.pool())
-            .await
-            .map_err(StoreError::query("claim outbox messages"))?;
+            .bind(super::stored_time(now));
+        for kind in kinds {
+            q = q.bind(*kind);
+        }
+        let rows = q.fetch_all(self.pool()).await.map_err(StoreError::query("claim outbox messages"))?;
         let mut messages = rows.iter().map(message_from).collect::<Result<Vec<_>, _>>()?;
         // RETURNING keeps no order: aggregate order again.
         messages.sort_by(|a, b| (&a.aggregate, a.seq).cmp(&(&b.aggregate, b.seq)));
@@ -487,10 +672,10 @@ impl MessagingStore for Store {
         Ok(())
     }
 
-    async fn settle_trades(
+    async fn consume(
         &self,
         consumer: &str,
-        batch: &[(&Message, &TradeMessage)],
+        batch: &[(&Message, &Effect)],
         now: Timestamp,
     ) -> Result<Vec<Handled>, StoreError> {
         // A batch in a few statements: the cursors read at once, the inbox
@@ -568,39 +753,18 @@ impl MessagingStore for Store {
             }
             kept
         });
-        for chunk in apply.chunks(32) {
-            let sql = format!(
-                "INSERT INTO contracts_market_ledger (tenant, market, trade_id, side, participant, counterparty, \
-                 delivery_start_s, delivery_end_s, quantity_wh, price, amount, message_id, traded_at, applied_at) \
-                 VALUES {}",
-                super::values(2 * chunk.len(), 14)
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for &i in chunk {
-                let (m, trade) = batch[i];
-                let t = &trade.trade;
-                for (side, participant, counterparty, price) in [
-                    (Side::Buy, &t.trade.buyer, &t.trade.seller, t.trade.buyer_price),
-                    (Side::Sell, &t.trade.seller, &t.trade.buyer, t.trade.seller_price),
-                ] {
-                    q = q
-                        .bind(trade.tenant.as_str())
-                        .bind(trade.market.as_str())
-                        .bind(big(t.id))
-                        .bind(side_name(side))
-                        .bind(participant.as_str())
-                        .bind(counterparty.as_str())
-                        .bind(t.delivery_start.as_second())
-                        .bind(t.delivery_end.as_second())
-                        .bind(t.trade.quantity.wh())
-                        .bind(price.to_string())
-                        .bind(volta_trading::price::amount(t.trade.quantity, price).to_string())
-                        .bind(m.id.as_str())
-                        .bind(super::stored_time(t.at))
-                        .bind(at.as_str());
-                }
+        let trades: Vec<(&Message, &TradeMessage)> = apply
+            .iter()
+            .filter_map(|&i| match batch[i].1 {
+                Effect::Trade(trade) => Some((batch[i].0, trade)),
+                Effect::Contract(_) => None,
+            })
+            .collect();
+        write_ledger(&mut tx, &trades, &at).await?;
+        for &i in &apply {
+            if let (m, Effect::Contract(contract)) = batch[i] {
+                write_contract_view(&mut tx, m, contract, &at).await?;
             }
-            q.execute(&mut *tx).await.map_err(StoreError::query("write the market ledger"))?;
         }
         // Each aggregate's cursor, once, to its last message applied here.
         let mut last: Vec<(&str, u64)> = Vec::new();
@@ -665,18 +829,19 @@ impl MessagingStore for Store {
         Ok(dead)
     }
 
-    async fn unhandled(&self, consumer: &str, before: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
+    async fn unhandled(&self, route: &Route, before: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
         // A consumer handles an aggregate's messages in order, so its
         // cursor says what it has handled: everything at or below it. Only
         // what lies beyond a cursor is looked at, not the whole history.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT o.id FROM messaging_outbox o LEFT JOIN messaging_cursors c \
              ON c.consumer = $2 AND c.aggregate = o.aggregate \
-             WHERE o.published_at IS NOT NULL AND o.published_at < $1 AND o.seq > COALESCE(c.seq, 0) \
-             ORDER BY o.aggregate, o.seq LIMIT {limit}"
+             WHERE o.kind = $3 AND o.published_at IS NOT NULL AND o.published_at < $1 \
+             AND o.seq > COALESCE(c.seq, 0) ORDER BY o.aggregate, o.seq LIMIT {limit}"
         )))
         .bind(super::stored_time(before))
-        .bind(consumer)
+        .bind(route.consumer)
+        .bind(route.kind)
         .fetch_all(self.pool())
         .await
         .map_err(StoreError::query("compare the outbox with the inbox"))?;
@@ -748,17 +913,19 @@ impl MessagingStore for Store {
             .collect()
     }
 
-    async fn prune(&self, consumer: &str, before: Timestamp, limit: usize) -> Result<(u64, u64), StoreError> {
+    async fn prune(&self, route: &Route, before: Timestamp, limit: usize) -> Result<(u64, u64), StoreError> {
+        let consumer = route.consumer;
         let before = super::stored_time(before);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let outbox = sqlx::query(
             "DELETE FROM messaging_outbox WHERE id IN (SELECT o.id FROM messaging_outbox o \
              JOIN messaging_cursors c ON c.consumer = $1 AND c.aggregate = o.aggregate \
-             WHERE o.published_at IS NOT NULL AND o.published_at < $2 AND o.seq <= c.seq LIMIT $3)",
+             WHERE o.kind = $4 AND o.published_at IS NOT NULL AND o.published_at < $2 AND o.seq <= c.seq LIMIT $3)",
         )
         .bind(consumer)
         .bind(before.as_str())
         .bind(limit)
+        .bind(route.kind)
         .execute(self.pool())
         .await
         .map_err(StoreError::query("prune the outbox"))?;
@@ -829,5 +996,25 @@ impl MessagingStore for Store {
             }
         }
         Ok(positions)
+    }
+
+    async fn contract_view(&self, tenant: &str, party: &str, limit: usize) -> Result<Vec<ContractMessage>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT body FROM trading_contract_view WHERE tenant = $1 AND (seller = $2 OR buyer = $2) \
+             ORDER BY id LIMIT {limit}"
+        )))
+        .bind(tenant)
+        .bind(party)
+        .fetch_all(self.readers())
+        .await
+        .map_err(StoreError::query("read the contract view"))?;
+        rows.iter()
+            .map(|row| {
+                let read = |e| StoreError::Query { action: "read the contract view", source: e };
+                let body: String = row.try_get("body").map_err(read)?;
+                serde_json::from_str(&body)
+                    .map_err(|e| read(sqlx::Error::Decode(format!("a stored contract message: {e}").into())))
+            })
+            .collect()
     }
 }

@@ -1,0 +1,448 @@
+//! Settlement soak: the trading and contract services run as separate
+//! processes (replicas of each, sharing PostgreSQL and NATS JetStream)
+//! under a steady order flow, while a random process is killed (SIGKILL)
+//! and started again every few seconds. At the end, with every process
+//! running again, the history checker compares the trade tapes with the
+//! contract service's market ledger, participant by participant and
+//! exactly: every trade stored is settled once, nothing is settled that was
+//! not traded.
+//!
+//! Clients submit with a client order id and send the same order again
+//! after any failure (the process died, or another replica now runs the
+//! market), to the next trading process: submission is idempotent, so a
+//! retry never makes a second order.
+//!
+//! It reports the orders acknowledged and retried, the processes killed,
+//! the messages applied, the duplicates the inbox suppressed, the
+//! deliveries deferred (before their predecessor), the reconciler's
+//! repairs, and the trade-to-ledger latency p50 and p99 (upper bounds of the
+//! histogram's buckets). Counters are summed over every incarnation of every
+//! process from its last scrape (once a second), so what a process counted
+//! in the second before it was killed is missing from them; the checker's
+//! verdict does not depend on them.
+//!
+//! `cargo run --release -p volta-benches --bin settlement-soak -- --database postgres://postgres@127.0.0.1/soak
+//! --nats nats://127.0.0.1:4222 [--seconds 60] [--kill-every 4] [--trading 2] [--ledgers 2]`
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use tonic::transport::Channel;
+use volta_api::pb::contracts as cpb;
+use volta_api::pb::trading as tpb;
+use volta_benches::check::{Positions, add_tape, bucket_quantile, latency_buckets, ledger as ledger_positions};
+use volta_benches::load::{Server, continuous_rules, value};
+
+type Trading = tpb::trading_service_client::TradingServiceClient<Channel>;
+type Ledger = cpb::contract_service_client::ContractServiceClient<Channel>;
+
+struct Args {
+    database: String,
+    nats: String,
+    volta: std::path::PathBuf,
+    seconds: u64,
+    kill_every: f64,
+    clients: usize,
+    markets: usize,
+    trading: usize,
+    ledgers: usize,
+    seed: u64,
+}
+
+fn args() -> Result<Args, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut args = Args {
+        database: String::new(),
+        nats: String::new(),
+        volta: exe.with_file_name("volta"),
+        seconds: 60,
+        kill_every: 4.0,
+        clients: 16,
+        markets: 8,
+        trading: 2,
+        ledgers: 2,
+        seed: 7,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let number = |v: String| v.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--database" => args.database = value()?,
+            "--nats" => args.nats = value()?,
+            "--volta" => args.volta = value()?.into(),
+            "--seconds" => args.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
+            "--kill-every" => args.kill_every = value()?.parse().map_err(|e| format!("--kill-every: {e}"))?,
+            "--clients" => args.clients = number(value()?)?.max(1),
+            "--markets" => args.markets = number(value()?)?.max(1),
+            "--trading" => args.trading = number(value()?)?.max(1),
+            "--ledgers" => args.ledgers = number(value()?)?.max(1),
+            "--seed" => args.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
+            _ => {
+                return Err("usage: settlement-soak --database postgres://... --nats URL [--seconds S] \
+                            [--kill-every S] [--clients N] [--markets N] [--trading N] [--ledgers N] [--seed N] \
+                            [--volta PATH]"
+                    .to_owned());
+            }
+        }
+    }
+    if !args.database.starts_with("postgres") || args.nats.is_empty() {
+        return Err("settlement-soak needs --database postgres://... and --nats URL (the processes share them)".into());
+    }
+    Ok(args)
+}
+
+/// A process slot: what it serves, its running incarnation, and the last
+/// metrics text of each incarnation it had.
+struct Slot {
+    services: &'static str,
+    server: Option<Server>,
+    scrapes: Vec<String>,
+}
+
+/// Every process, and the trading processes' URLs for the clients.
+struct Fleet {
+    slots: Vec<Slot>,
+    trading_urls: Arc<Mutex<Vec<String>>>,
+    database: String,
+    config: String,
+    args_volta: std::path::PathBuf,
+    nats: String,
+}
+
+impl Fleet {
+    fn start(&mut self, i: usize) {
+        let extra = [
+            "--config",
+            &self.config,
+            "--services",
+            self.slots[i].services,
+            "--nats-url",
+            &self.nats,
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ];
+        let server = Server::start_with(&self.args_volta, Some(&self.database), &extra);
+        self.slots[i].scrapes.push(String::new());
+        self.slots[i].server = Some(server);
+        self.publish_urls();
+    }
+
+    fn kill(&mut self, i: usize) {
+        // Drop sends SIGKILL and reaps the process.
+        drop(self.slots[i].server.take());
+        self.publish_urls();
+    }
+
+    fn publish_urls(&self) {
+        let urls = self
+            .slots
+            .iter()
+            .filter(|s| s.services == "trading")
+            .filter_map(|s| s.server.as_ref().map(|p| p.url.clone()))
+            .collect();
+        *self.trading_urls.lock().expect("urls") = urls;
+    }
+
+    async fn scrape(&mut self) {
+        for slot in &mut self.slots {
+            if let Some(server) = &slot.server {
+                let text = server.scrape().await;
+                if !text.is_empty()
+                    && let Some(last) = slot.scrapes.last_mut()
+                {
+                    *last = text;
+                }
+            }
+        }
+    }
+
+    /// A counter summed over every incarnation of every process.
+    fn total(&self, series: &str) -> f64 {
+        self.slots.iter().flat_map(|s| &s.scrapes).map(|t| value(t, series)).sum()
+    }
+
+    /// The settlement latency histogram summed over every incarnation.
+    fn buckets(&self) -> Vec<(f64, f64)> {
+        latency_buckets(self.slots.iter().flat_map(|s| &s.scrapes))
+    }
+}
+
+/// What the clients did.
+#[derive(Default)]
+struct Flow {
+    acknowledged: AtomicU64,
+    retries: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// A client: its own participant, alternately buying and selling across
+/// the markets; every order sent until acknowledged, to the next trading
+/// process after a failure.
+async fn client(
+    i: usize,
+    markets: usize,
+    products: Arc<Vec<Timestamp>>,
+    urls: Arc<Mutex<Vec<String>>>,
+    flow: Arc<Flow>,
+    until: Instant,
+) {
+    let mut k = 0_usize;
+    let mut pick = i;
+    let mut connected: Option<(String, Trading)> = None;
+    while Instant::now() < until {
+        let side = if k.is_multiple_of(2) { tpb::Side::Buy } else { tpb::Side::Sell };
+        let tick = i64::try_from((i + k) % 9).unwrap_or(0) - 4;
+        let request = tpb::SubmitOrderRequest {
+            market_id: format!("m{}", (i + k / 2) % markets),
+            client_order_id: format!("{i}-{k}"),
+            participant_id: format!("p{i}"),
+            delivery_start: Some(volta_api::time::timestamp(products[(k / 2) % products.len()])),
+            side: side.into(),
+            quantity_wh: 500,
+            limit_price: format!("{:.3}", 0.2 + 0.002 * tick as f64),
+            time_in_force: tpb::TimeInForce::Gtc.into(),
+        };
+        // The same order until it is acknowledged (or the soak ends).
+        loop {
+            if Instant::now() >= until + Duration::from_secs(30) {
+                return;
+            }
+            let url = {
+                let urls = urls.lock().expect("urls");
+                if urls.is_empty() { None } else { Some(urls[pick % urls.len()].clone()) }
+            };
+            let Some(url) = url else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            if connected.as_ref().is_none_or(|(u, _)| *u != url) {
+                connected = match Channel::from_shared(url.clone()).expect("url").connect().await {
+                    Ok(channel) => Some((url, Trading::new(channel))),
+                    Err(_) => None,
+                };
+            }
+            let Some((_, trading)) = connected.as_mut() else {
+                pick += 1;
+                flow.retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            match trading.submit_order(request.clone()).await {
+                Ok(_) => {
+                    flow.acknowledged.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Err(s) if matches!(s.code(), tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition) => {
+                    // A product whose gate closed, or a refusal: not retried.
+                    flow.refused.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Err(_) => {
+                    // Dead, not the leader, shedding: the next process.
+                    flow.retries.fetch_add(1, Ordering::Relaxed);
+                    connected = None;
+                    pick += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        k += 1;
+    }
+}
+
+/// A small deterministic generator for the victims (xorshift).
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match args() {
+        Ok(a) => a,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("volta.toml");
+    let stream = format!("VOLTA_SOAK_{}", std::process::id());
+    std::fs::write(
+        &config,
+        format!(
+            "[limits]\nmax_concurrent_calls = {}\n\n[messaging]\nstream = \"{stream}\"\nresend_after_seconds = 5\n",
+            args.clients + 16
+        ),
+    )
+    .expect("config");
+    let mut fleet = Fleet {
+        slots: Vec::new(),
+        trading_urls: Arc::new(Mutex::new(Vec::new())),
+        database: args.database.clone(),
+        config: config.to_str().expect("utf-8").to_owned(),
+        args_volta: args.volta.clone(),
+        nats: args.nats.clone(),
+    };
+    for _ in 0..args.trading {
+        fleet.slots.push(Slot { services: "trading", server: None, scrapes: Vec::new() });
+    }
+    for _ in 0..args.ledgers {
+        fleet.slots.push(Slot { services: "contracts", server: None, scrapes: Vec::new() });
+    }
+    for i in 0..fleet.slots.len() {
+        fleet.start(i);
+    }
+    let first_url = fleet.trading_urls.lock().expect("urls")[0].clone();
+    let mut admin = Trading::new(Channel::from_shared(first_url).expect("url").connect().await.expect("connect"));
+    let rules = continuous_rules();
+    for m in 0..args.markets {
+        admin
+            .create_market(tpb::CreateMarketRequest { market_id: format!("m{m}"), rules: Some(rules.clone()) })
+            .await
+            .expect("market");
+    }
+    let first = (Timestamp::now().as_second() / 3600 + 3) * 3600;
+    let products: Arc<Vec<Timestamp>> =
+        Arc::new((0..4).map(|i| Timestamp::from_second(first + i * 900).expect("instant")).collect());
+    println!(
+        "settlement soak: {} trading and {} contract process(es) on {} and NATS {}; {} clients on {} markets for \
+         {} s, a random process killed every {} s (seed {}); {} cores",
+        args.trading,
+        args.ledgers,
+        volta_server::store::redacted(&args.database),
+        args.nats,
+        args.clients,
+        args.markets,
+        args.seconds,
+        args.kill_every,
+        args.seed,
+        std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get)
+    );
+
+    let flow = Arc::new(Flow::default());
+    let started = Instant::now();
+    let until = started + Duration::from_secs(args.seconds);
+    let clients: Vec<_> = (0..args.clients)
+        .map(|i| {
+            tokio::spawn(client(i, args.markets, products.clone(), fleet.trading_urls.clone(), flow.clone(), until))
+        })
+        .collect();
+
+    // The killer: a random process, every few seconds; started again a
+    // second later. Metrics are scraped every second.
+    let mut state = args.seed.max(1);
+    let mut kills: HashMap<&'static str, usize> = HashMap::new();
+    let mut next_kill = started + Duration::from_secs_f64(args.kill_every);
+    let mut dead: Option<(usize, Instant)> = None;
+    while Instant::now() < until {
+        fleet.scrape().await;
+        if let Some((i, since)) = dead
+            && since.elapsed() >= Duration::from_secs(1)
+        {
+            fleet.start(i);
+            dead = None;
+        }
+        if dead.is_none() && Instant::now() >= next_kill {
+            let victim = usize::try_from(next(&mut state) % fleet.slots.len() as u64).unwrap_or(0);
+            *kills.entry(fleet.slots[victim].services).or_default() += 1;
+            println!(
+                "{:>5.1} s: kill -9 a {} process ({} acknowledged orders so far)",
+                started.elapsed().as_secs_f64(),
+                fleet.slots[victim].services,
+                flow.acknowledged.load(Ordering::Relaxed)
+            );
+            fleet.kill(victim);
+            dead = Some((victim, Instant::now()));
+            next_kill = Instant::now() + Duration::from_secs_f64(args.kill_every);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    if let Some((i, _)) = dead {
+        fleet.start(i);
+    }
+    for c in clients {
+        let _ = c.await;
+    }
+    let flowed = started.elapsed();
+
+    // Every process runs again: the ledger catches up with the tapes.
+    let url = fleet.trading_urls.lock().expect("urls")[0].clone();
+    let mut trading = Trading::new(Channel::from_shared(url).expect("url").connect().await.expect("connect"));
+    let ledger_url = fleet
+        .slots
+        .iter()
+        .find(|s| s.services == "contracts")
+        .and_then(|s| s.server.as_ref())
+        .map(|s| s.url.clone())
+        .expect("a ledger");
+    let mut ledger = Ledger::new(Channel::from_shared(ledger_url).expect("url").connect().await.expect("connect"));
+    let settle = Instant::now();
+    let mut tape = Positions::new();
+    let mut trades = 0;
+    for m in 0..args.markets {
+        trades += add_tape(&mut trading, &format!("m{m}"), &mut tape).await.expect("a tape");
+    }
+    let day = SignedDuration::from_hours(24);
+    let (from, until) = (products[0] - day, products[0] + day);
+    let mut positions = ledger_positions(&mut ledger, from, until).await.expect("the ledger");
+    while positions != tape && settle.elapsed() < Duration::from_secs(180) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        positions = ledger_positions(&mut ledger, from, until).await.expect("the ledger");
+    }
+    let caught_up = settle.elapsed();
+    fleet.scrape().await;
+
+    let route =
+        |status: &str| fleet.total(&format!("volta_messages_total{{route=\"settlement\",status=\"{status}\"}}"));
+    let histogram = fleet.buckets();
+    println!(
+        "\nflow: {} orders acknowledged in {:.0} s ({:.0}/s), {} retries, {} refused; {} kills ({} trading, {} \
+         contracts)",
+        flow.acknowledged.load(Ordering::Relaxed),
+        flowed.as_secs_f64(),
+        flow.acknowledged.load(Ordering::Relaxed) as f64 / flowed.as_secs_f64(),
+        flow.retries.load(Ordering::Relaxed),
+        flow.refused.load(Ordering::Relaxed),
+        kills.values().sum::<usize>(),
+        kills.get("trading").copied().unwrap_or(0),
+        kills.get("contracts").copied().unwrap_or(0),
+    );
+    println!(
+        "messages (summed over incarnations, from their last scrape): {:.0} published, {:.0} applied, {:.0} \
+         duplicates suppressed, {:.0} deferred (redelivered later), {:.0} repaired by the reconciler, {:.0} dead; \
+         trade to ledger p50 <= {:.3} s, p99 <= {:.3} s",
+        route("published"),
+        route("applied"),
+        route("duplicate"),
+        route("deferred"),
+        route("repaired"),
+        route("dead"),
+        bucket_quantile(&histogram, 0.5),
+        bucket_quantile(&histogram, 0.99),
+    );
+    let sides: i64 = tape.values().map(|p| p.4).sum();
+    let verdict = if positions == tape {
+        format!("every one of {trades} trades ({sides} sides) settled exactly once, nothing else settled")
+    } else {
+        let differ: Vec<&String> =
+            tape.keys().chain(positions.keys()).filter(|k| tape.get(*k) != positions.get(*k)).collect();
+        format!("MISMATCH after {:.0} s: participants {differ:?}", caught_up.as_secs_f64())
+    };
+    println!(
+        "check (tapes against the ledger, per participant, exact; {:.1} s after the flow): {verdict}",
+        caught_up.as_secs_f64()
+    );
+    if let Ok(client) = async_nats::connect(args.nats.as_str()).await {
+        let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+    }
+    if positions != tape {
+        std::process::exit(1);
+    }
+}
