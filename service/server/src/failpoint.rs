@@ -9,7 +9,9 @@
 //! - `outbox.after_commit`: a batch of trades and their messages is stored,
 //!   no caller has been answered and the relay has not been woken;
 //! - `relay.after_send`: the carrier has delivered (the ledger has applied)
-//!   a batch, which is not yet marked published.
+//!   a batch, which is not yet marked published;
+//! - `consumer.after_apply`: a JetStream consumer has applied a batch it
+//!   pulled, which is not yet acknowledged to the stream.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, Ordering};

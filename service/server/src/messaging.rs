@@ -830,6 +830,9 @@ pub(crate) mod nats {
             }
             let messages: Vec<Message> = delivered.iter().map(|d| message_of(d)).collect();
             let handled = inbox.handle(&messages).await;
+            if handled.iter().any(|ok| *ok) {
+                crate::failpoint::pass("consumer.after_apply");
+            }
             for (d, ok) in delivered.iter().zip(handled) {
                 let kind = if ok { AckKind::Ack } else { AckKind::Nak(Some(NAK_DELAY)) };
                 if let Err(e) = d.ack_with(kind).await {

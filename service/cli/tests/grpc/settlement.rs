@@ -329,9 +329,14 @@ impl Split {
 
     /// A process serving `services`.
     pub(super) fn process(&self, services: &str) -> Server {
+        self.process_with(services, &[])
+    }
+
+    /// A process serving `services` with `env` added.
+    pub(super) fn process_with(&self, services: &str, env: &[(&str, &str)]) -> Server {
         Server::start_with(
             &["--config", &self.config, "--database", &self.db.url, "--nats-url", &self.nats, "--services", services],
-            &[("VOLTA_JWT_HS256_SECRET", SECRET)],
+            &[&[("VOLTA_JWT_HS256_SECRET", SECRET)], env].concat(),
         )
     }
 
@@ -405,6 +410,49 @@ async fn over_nats_a_killed_ledger_and_a_stream_that_lost_everything_still_settl
         0,
         "the trading process applies nothing itself"
     );
+    drop((trading, ledger));
+    split.delete_stream().await;
+}
+
+/// Over NATS, the ledger process dies (as under `kill -9`) after applying
+/// a batch and before acknowledging it to JetStream: the batch comes again
+/// to the restarted process, whose inbox knows it, and every trade is
+/// settled once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_nats_a_crash_after_applying_before_the_ack_settles_nothing_twice() {
+    let Some(split) = Split::new("after_apply", "") else { return };
+    let mut ledger = split.process_with("contracts", &[("VOLTA_FAILPOINTS", "consumer.after_apply@3")]);
+    let trading = split.process("trading");
+    let admin = as_party("acme", "ops", "admin");
+    create_park(&mut TradingServiceClient::new(trading.channel().await), &admin).await;
+    let mut round = 0;
+    while ledger.is_running() {
+        assert!(round < 200, "the failpoint was never reached");
+        trade(&trading, &admin, round, 10).await;
+        round += 10;
+    }
+    let status = tokio::task::block_in_place(|| ledger.child.wait()).expect("exit");
+    {
+        use std::os::unix::process::ExitStatusExt as _;
+        assert_eq!(status.signal(), Some(6), "the ledger aborted at the failpoint ({status})");
+    }
+    drop(ledger);
+    let ledger = split.process("contracts");
+    let trades = settled_between(&trading, &ledger, &admin).await;
+    assert!(trades > 0, "nothing traded");
+    // JetStream delivers the unacknowledged batch again after its ack wait
+    // (30 s): the inbox ignores it, and the ledger still matches the tape.
+    let duplicates = |metrics: &str| counter(metrics, r#"volta_messages_total{route="settlement",status="duplicate"}"#);
+    let mut metrics = super::metrics(&ledger).await;
+    for _ in 0..600 {
+        if duplicates(&metrics) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        metrics = super::metrics(&ledger).await;
+    }
+    assert!(duplicates(&metrics) > 0, "the applied, unacknowledged batch never came again:\n{metrics}");
+    assert_eq!(settled_between(&trading, &ledger, &admin).await, trades);
     drop((trading, ledger));
     split.delete_stream().await;
 }
