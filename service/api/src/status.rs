@@ -29,6 +29,7 @@
 //! | no such market, or no such order of the caller's | NOT_FOUND | `MARKET_NOT_FOUND`, `ORDER_NOT_FOUND` |
 //! | an order for a product whose gate is not open | FAILED_PRECONDITION | `GATE_CLOSED` |
 //! | a market run by another replica | UNAVAILABLE | `NOT_LEADER` |
+//! | no such dead letter of the caller's tenant | NOT_FOUND | `MESSAGE_NOT_FOUND` |
 //!
 //! Infeasible and unbounded cases are not errors: they are an OK response
 //! whose status says so, with an explanation.
@@ -106,11 +107,13 @@ pub enum Reason {
     GateClosed,
     /// Another replica runs the market: call that one.
     NotLeader,
+    /// No such dead letter (of the caller's tenant).
+    MessageNotFound,
 }
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 28] = [
         Self::InvalidField,
         Self::InvalidCase,
         Self::OverLimit,
@@ -138,6 +141,7 @@ impl Reason {
         Self::OrderNotFound,
         Self::GateClosed,
         Self::NotLeader,
+        Self::MessageNotFound,
     ];
 
     /// The reason as sent: UPPER_SNAKE_CASE, stable across releases.
@@ -171,6 +175,7 @@ impl Reason {
             Self::OrderNotFound => "ORDER_NOT_FOUND",
             Self::GateClosed => "GATE_CLOSED",
             Self::NotLeader => "NOT_LEADER",
+            Self::MessageNotFound => "MESSAGE_NOT_FOUND",
         }
     }
 
@@ -194,7 +199,7 @@ impl Reason {
             Self::AlreadyExists => Code::AlreadyExists,
             Self::ContractRule | Self::PriceMissing => Code::FailedPrecondition,
             Self::ConcurrentChange => Code::Aborted,
-            Self::MarketNotFound | Self::OrderNotFound => Code::NotFound,
+            Self::MarketNotFound | Self::OrderNotFound | Self::MessageNotFound => Code::NotFound,
             Self::GateClosed => Code::FailedPrecondition,
         }
     }

@@ -164,6 +164,54 @@ impl Inbox {
     }
 }
 
+/// What an operator's retry of a dead letter came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Retried {
+    /// Applied now; no longer dead.
+    Applied,
+    /// It failed again (why); still dead.
+    Failed(String),
+    /// No such dead letter (or another retry applied it first).
+    NotFound,
+}
+
+impl Inbox {
+    /// Applies dead letter `id` of `tenant` again, with its payload as
+    /// received or `payload` instead, read with the same checks.
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) async fn retry(&self, tenant: &str, id: &str, payload: Option<String>) -> Result<Retried, StoreError> {
+        let consumer = self.route.consumer;
+        let Some(mut message) = self.store.dead_message(consumer, tenant, id).await? else {
+            return Ok(Retried::NotFound);
+        };
+        if let Some(payload) = payload {
+            message.payload = payload;
+        }
+        let now = Timestamp::now();
+        match read(&self.route, &message) {
+            Err(error) => {
+                self.store.failed_again(consumer, &message, &error, now).await?;
+                Ok(Retried::Failed(error))
+            }
+            Ok(effect) => match self.store.redrive(consumer, &message, &effect, now).await {
+                Ok(true) => {
+                    tracing::info!(id = %message.id, route = consumer, "dead letter applied on retry");
+                    self.metrics.message(consumer, "retried");
+                    Ok(Retried::Applied)
+                }
+                Ok(false) => Ok(Retried::NotFound),
+                Err(error) => {
+                    let text = error.to_string();
+                    self.store.failed_again(consumer, &message, &text, now).await?;
+                    Ok(Retried::Failed(text))
+                }
+            },
+        }
+    }
+}
+
 /// A message's effect, or why it is not one `route`'s consumer reads.
 fn read(route: &Route, message: &Message) -> Result<Effect, String> {
     if message.kind != route.kind {

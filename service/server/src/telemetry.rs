@@ -238,7 +238,8 @@ impl Metrics {
             "messages",
             "Messages between services by route (settlement: trades to the market ledger; positions: contract \
              changes to trading) and outcome: published (carrier acknowledged), applied, duplicate (ignored), \
-             deferred (before its predecessor), failed, dead, repaired (sent again by the reconciler)",
+             deferred (before its predecessor), failed, dead, repaired (sent again by the reconciler), \
+             retried (a dead letter applied on an operator's retry)",
             messages.clone(),
         );
         // Fine where the targets are (tens of milliseconds), coarse beyond.

@@ -225,6 +225,32 @@ async fn exercise(store: &Store) {
         .map(|p| (p.participant.clone(), (p.bought_wh, p.sold_wh, p.paid, p.received, p.trades)))
         .collect();
     assert_eq!(after, expected, "the ledger is kept");
+
+    // An operator's retry of the dead letter, with the message as it
+    // should have been: applied once, no longer dead.
+    let dead = store.dead_message(CONSUMER, TENANT, "trade/acme/park/4").await.expect("read").expect("dead");
+    assert_eq!((dead.seq, dead.payload.as_str()), (4, "{not json"));
+    assert!(store.dead_message(CONSUMER, "globex", "trade/acme/park/4").await.expect("read").is_none());
+    assert!(store.redrive(CONSUMER, &all[3], &effect_of(&all[3]), now).await.expect("redrive"));
+    assert!(!store.redrive(CONSUMER, &all[3], &effect_of(&all[3]), now).await.expect("again"), "applied once");
+    assert_eq!(store.dead_count(CONSUMER).await.expect("count"), 0);
+    let t = trade_of(&all[3]).trade;
+    let buyer = expected.get_mut(t.trade.buyer.as_str()).expect("buyer");
+    buyer.0 += t.trade.quantity.wh();
+    buyer.2 += volta_trading::price::amount(t.trade.quantity, t.trade.buyer_price);
+    buyer.4 += 1;
+    let seller = expected.get_mut(t.trade.seller.as_str()).expect("seller");
+    seller.1 += t.trade.quantity.wh();
+    seller.3 += volta_trading::price::amount(t.trade.quantity, t.trade.seller_price);
+    seller.4 += 1;
+    let repaired: std::collections::BTreeMap<String, (i64, i64, Decimal, Decimal, u64)> = store
+        .market_positions(TENANT, None, at("2024-06-01T00:00:00Z"), at("2024-06-02T00:00:00Z"))
+        .await
+        .expect("positions")
+        .iter()
+        .map(|p| (p.participant.clone(), (p.bought_wh, p.sold_wh, p.paid, p.received, p.trades)))
+        .collect();
+    assert_eq!(repaired, expected, "every trade once, the retried one included");
     let later = later + SignedDuration::from_secs(5);
     assert!(
         store.claim("relay-b", &[CONTRACT], later, later, 50).await.expect("claim").is_empty(),

@@ -187,6 +187,62 @@ async fn every_trade_is_settled_once_through_a_kill_and_a_poison_message_dies() 
     assert_eq!(super::field(&refused), "delivery_until");
     let globex = as_party("globex", "ops", "admin");
     assert!(from_ledger(&mut contracts, &globex).await.is_empty(), "another tenant's ledger");
+
+    // The admin retries the dead letter: as received it fails again and
+    // stays dead; with a corrected payload it is applied, once.
+    let retry = |payload: String| cpb::RetryDeadLetterRequest { message_id: "trade/acme/broken/1".into(), payload };
+    let again = contracts.retry_dead_letter(with_token(retry(String::new()), &admin)).await.expect("retry");
+    let again = again.into_inner();
+    assert!(!again.applied && again.error.contains("not a trade message"), "{again:?}");
+    let listed = contracts.list_dead_letters(with_token(cpb::ListDeadLettersRequest { page_size: 10 }, &admin)).await;
+    assert_eq!(listed.expect("dead").into_inner().dead_letters[0].attempts, 6);
+    let refused = contracts.retry_dead_letter(with_token(retry(String::new()), &p1)).await.expect_err("operator");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let nameless = cpb::RetryDeadLetterRequest { message_id: String::new(), payload: String::new() };
+    let refused = contracts.retry_dead_letter(with_token(nameless, &admin)).await.expect_err("no id");
+    assert_eq!(super::field(&refused), "message_id");
+    let before = from_ledger(&mut contracts, &admin).await;
+    let corrected = corrected_trade(start);
+    let fixed = contracts.retry_dead_letter(with_token(retry(corrected), &admin)).await.expect("retry").into_inner();
+    assert!(fixed.applied, "{fixed:?}");
+    let after = from_ledger(&mut contracts, &admin).await;
+    assert_eq!(after["p1"].0 - before["p1"].0, 1_000, "the buyer's side, once");
+    assert_eq!(after["p2"].1 - before["p2"].1, 1_000, "the seller's side, once");
+    let listed = contracts.list_dead_letters(with_token(cpb::ListDeadLettersRequest { page_size: 10 }, &admin)).await;
+    assert!(listed.expect("dead").into_inner().dead_letters.is_empty(), "no longer dead");
+    let gone = contracts.retry_dead_letter(with_token(retry(String::new()), &admin)).await.expect_err("twice");
+    assert_eq!(reason(&gone), "MESSAGE_NOT_FOUND");
+    let metrics = super::metrics(&server).await;
+    assert!(metrics.contains(r#"volta_messages_total{route="settlement",status="retried"} 1"#), "{metrics}");
+}
+
+/// A trade message for the poison message's place (`trading/acme/broken`,
+/// number 1): p1 buys 1 kWh from p2 at 0.20.
+fn corrected_trade(start: jiff::Timestamp) -> String {
+    let price: volta_trading::Price = "0.20".parse().expect("price");
+    let party = |id: &str| volta_contracts::PartyId::new(id).expect("id");
+    let body = volta_server::store::messaging::TradeMessage {
+        tenant: "acme".into(),
+        market: "broken".into(),
+        trade: volta_trading::TradeRecord {
+            id: 1,
+            trade: volta_trading::Trade {
+                product: volta_trading::ProductId::of(start, 15),
+                buy: 2,
+                sell: 1,
+                buyer: party("p1"),
+                seller: party("p2"),
+                quantity: volta_contracts::Energy::from_wh(1_000),
+                buyer_price: price,
+                seller_price: price,
+            },
+            delivery_start: start,
+            delivery_end: start + jiff::SignedDuration::from_mins(15),
+            aggressor: Some(volta_trading::Side::Buy),
+            at: jiff::Timestamp::now(),
+        },
+    };
+    serde_json::to_string(&body).expect("JSON")
 }
 
 /// Trades with eight participants until the server is gone; returns the

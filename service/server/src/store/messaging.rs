@@ -425,6 +425,40 @@ pub trait MessagingStore: Send + Sync + std::fmt::Debug {
     /// A database error.
     async fn dead_letters(&self, consumer: &str, tenant: &str, limit: usize) -> Result<Vec<DeadLetter>, StoreError>;
 
+    /// Dead letter `id` of `consumer` for `tenant`, as the message it was
+    /// received as; `None` when there is no such dead letter.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn dead_message(&self, consumer: &str, tenant: &str, id: &str) -> Result<Option<Message>, StoreError>;
+
+    /// Applies the effect of dead `message` now (its aggregate's cursor is
+    /// past it), in one transaction with its inbox record (applied) and the
+    /// removal of its dead letter. False when it is no longer a dead letter
+    /// (a concurrent retry applied it first): nothing is written.
+    ///
+    /// # Errors
+    /// A database error; nothing is written.
+    async fn redrive(
+        &self,
+        consumer: &str,
+        message: &Message,
+        effect: &Effect,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Records that a retry of dead `message` failed with `error`.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn failed_again(
+        &self,
+        consumer: &str,
+        message: &Message,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
     /// Every dead letter of `consumer`, all tenants.
     ///
     /// # Errors
@@ -941,6 +975,89 @@ impl MessagingStore for Store {
         .await
         .map_err(StoreError::query("prune the inbox"))?;
         Ok((outbox.rows_affected(), inbox.rows_affected()))
+    }
+
+    async fn dead_message(&self, consumer: &str, tenant: &str, id: &str) -> Result<Option<Message>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, tenant, aggregate, seq, kind, payload FROM messaging_failures \
+             WHERE consumer = $1 AND tenant = $2 AND id = $3 AND dead = 1",
+        )
+        .bind(consumer)
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StoreError::query("read a dead letter"))?;
+        row.map(|row| {
+            let read = |e| StoreError::Query { action: "read a dead letter", source: e };
+            let seq: i64 = row.try_get("seq").map_err(read)?;
+            Ok(Message {
+                id: row.try_get("id").map_err(read)?,
+                tenant: row.try_get("tenant").map_err(read)?,
+                aggregate: row.try_get("aggregate").map_err(read)?,
+                seq: count(seq),
+                kind: row.try_get("kind").map_err(read)?,
+                payload: row.try_get("payload").map_err(read)?,
+                headers: "{}".to_owned(),
+                sends: 0,
+            })
+        })
+        .transpose()
+    }
+
+    async fn redrive(
+        &self,
+        consumer: &str,
+        message: &Message,
+        effect: &Effect,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let at = super::stored_time(now);
+        let mut tx = self.pool().begin().await.map_err(StoreError::query("begin a retry"))?;
+        let taken = sqlx::query("DELETE FROM messaging_failures WHERE consumer = $1 AND id = $2 AND dead = 1")
+            .bind(consumer)
+            .bind(message.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("take the dead letter"))?;
+        if taken.rows_affected() != 1 {
+            return Ok(false);
+        }
+        match effect {
+            Effect::Trade(trade) => write_ledger(&mut tx, &[(message, trade)], &at).await?,
+            Effect::Contract(contract) => write_contract_view(&mut tx, message, contract, &at).await?,
+        }
+        // The inbox row may have been pruned; the cursor knows the message.
+        sqlx::query("UPDATE messaging_inbox SET outcome = 'applied', handled_at = $3 WHERE consumer = $1 AND id = $2")
+            .bind(consumer)
+            .bind(message.id.as_str())
+            .bind(at.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("record the retry in the inbox"))?;
+        tx.commit().await.map_err(StoreError::query("commit a retry"))?;
+        Ok(true)
+    }
+
+    async fn failed_again(
+        &self,
+        consumer: &str,
+        message: &Message,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messaging_failures SET attempts = attempts + 1, error = $3, last_failed_at = $4 \
+             WHERE consumer = $1 AND id = $2 AND dead = 1",
+        )
+        .bind(consumer)
+        .bind(message.id.as_str())
+        .bind(error)
+        .bind(super::stored_time(now))
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::query("record a failed retry"))?;
+        Ok(())
     }
 
     async fn dead_count(&self, consumer: &str) -> Result<u64, StoreError> {
