@@ -29,7 +29,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{Mutex, Notify, broadcast, mpsc, oneshot, watch};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -1237,16 +1237,29 @@ impl pb::trading_service_server::TradingService for Trading {
             })
             .await?
             .map_err(|e| errors::trading(&e))?;
-        let total: i64 = positions.iter().map(|p| p.contracted.wh()).sum();
+        let (from, until) = match (positions.first(), positions.last()) {
+            (Some(first), Some(last)) => (first.start, last.start + SignedDuration::from_secs(1)),
+            _ => (Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH),
+        };
+        let traded: HashMap<Timestamp, i64> = self
+            .store
+            .traded_by(&caller.tenant, &market_id, party.as_str(), from, until)
+            .await
+            .map_err(|e| unavailable(&e))?
+            .into_iter()
+            .collect();
+        let intervals: Vec<pb::IntervalPosition> = positions
+            .iter()
+            .map(|p| pb::IntervalPosition {
+                delivery_start: Some(volta_api::time::timestamp(p.start)),
+                contracted_wh: p.contracted.wh(),
+                market_wh: traded.get(&p.start).copied().unwrap_or(0),
+            })
+            .collect();
         Ok(Response::new(pb::ContractPositionsResponse {
-            intervals: positions
-                .iter()
-                .map(|p| pb::IntervalPosition {
-                    delivery_start: Some(volta_api::time::timestamp(p.start)),
-                    contracted_wh: p.contracted.wh(),
-                })
-                .collect(),
-            contracted_wh: total,
+            contracted_wh: intervals.iter().map(|i| i.contracted_wh).sum(),
+            market_wh: intervals.iter().map(|i| i.market_wh).sum(),
+            intervals,
             contracts,
         }))
     }

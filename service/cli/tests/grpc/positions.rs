@@ -3,7 +3,8 @@
 //! process and across processes over NATS (also when the trading process
 //! is killed while contracts change); the positions computed from the view
 //! equal the contract terms (a flat daily volume over the market's quarter
-//! hours, 23-hour DST days included); who may read what.
+//! hours, 23-hour DST days included), beside what the participant traded in
+//! the market; who may read what.
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use volta_api::pb::contracts as cpb;
 use volta_api::pb::trading as tpb;
 
 use super::settlement::Split;
-use super::trading::{as_party, create_park};
+use super::trading::{as_party, create_park, delivery, order};
 use super::{SECRET, Server, reason, with_token};
 use cpb::contract_service_client::ContractServiceClient;
 use tpb::trading_service_client::TradingServiceClient;
@@ -156,6 +157,23 @@ async fn contract_changes_reach_the_trading_positions_once_and_in_order() {
     assert_eq!(paused.contracted_wh, 0);
     let metrics = super::metrics(&server).await;
     assert!(metrics.contains(r#"volta_messages_total{route="positions",status="applied"} 5"#), "{metrics}");
+
+    // What the market covered beside the contracts: the shop buys 1.5 kWh
+    // from the grid for a quarter hour of today (the contract ended in 2024).
+    let start = delivery();
+    trading.submit_order(with_token(order("b1", tpb::Side::Buy, 2_000, "0.30", start), &shop)).await.expect("buy");
+    let grid = as_party("acme", "grid", "operator");
+    trading.submit_order(with_token(order("s1", tpb::Side::Sell, 1_500, "0.20", start), &grid)).await.expect("sell");
+    let today = start.to_zoned_datetime(jiff::tz::TimeZone::get("Europe/Berlin").expect("zone")).date();
+    let today = day(i32::from(today.year()), i32::from(today.month()), i32::from(today.day()));
+    let covered = trading.contract_positions(with_token(ask("", today, today), &shop)).await.expect("today");
+    let covered = covered.into_inner();
+    let at =
+        |t: jiff::Timestamp| covered.intervals.iter().find(|i| i.delivery_start == Some(volta_api::time::timestamp(t)));
+    assert_eq!(at(start).map(|i| (i.contracted_wh, i.market_wh)), Some((0, 1_500)));
+    assert_eq!((covered.contracted_wh, covered.market_wh), (0, 1_500));
+    let sold = trading.contract_positions(with_token(ask("", today, today), &grid)).await.expect("the seller's");
+    assert_eq!(sold.into_inner().market_wh, -1_500);
 
     // Who may read what, and the budget.
     let viewer = as_party("acme", "v", "viewer");

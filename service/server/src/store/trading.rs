@@ -61,6 +61,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // Each leadership of a market gets the next epoch; a batch stored under
     // an older one is refused (fencing: a deposed leader writes nothing).
     (3, "ALTER TABLE trading_markets ADD COLUMN leader_epoch BIGINT NOT NULL DEFAULT 0"),
+    // A participant's trades by delivery (what the market covered of its
+    // needs, beside its contracts).
+    (
+        4,
+        "CREATE INDEX trading_trades_by_buyer ON trading_trades (tenant, market, buyer, delivery_start_s);
+    CREATE INDEX trading_trades_by_seller ON trading_trades (tenant, market, seller, delivery_start_s)",
+    ),
 ];
 
 /// Rows per multi-row INSERT. sqlx's SQLite driver binds by name, at a cost
@@ -226,6 +233,20 @@ pub trait TradingStore: Send + Sync + std::fmt::Debug {
         after: TradeId,
         limit: usize,
     ) -> Result<Vec<TradeRecord>, StoreError>;
+
+    /// What `participant` bought less what it sold in `market`, per
+    /// delivery start in `[from, until)` with any trade, in time order, Wh.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn traded_by(
+        &self,
+        tenant: &str,
+        market: &str,
+        participant: &str,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<(Timestamp, i64)>, StoreError>;
 
     /// The trades order `id` made as it came in (it was the aggressor).
     ///
@@ -735,6 +756,43 @@ impl TradingStore for Store {
         .await
         .map_err(StoreError::query("list the trades"))?;
         rows.iter().map(trade_from).collect()
+    }
+
+    async fn traded_by(
+        &self,
+        tenant: &str,
+        market: &str,
+        participant: &str,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<(Timestamp, i64)>, StoreError> {
+        // Two index ranges: its buys, and its sells counted negative.
+        let rows = sqlx::query(
+            "SELECT delivery_start_s, CAST(SUM(wh) AS BIGINT) AS net FROM ( \
+             SELECT delivery_start_s, quantity_wh AS wh FROM trading_trades WHERE tenant = $1 AND market = $2 \
+             AND buyer = $3 AND delivery_start_s >= $4 AND delivery_start_s < $5 \
+             UNION ALL SELECT delivery_start_s, -quantity_wh AS wh FROM trading_trades WHERE tenant = $1 \
+             AND market = $2 AND seller = $3 AND delivery_start_s >= $4 AND delivery_start_s < $5) AS sides \
+             GROUP BY delivery_start_s ORDER BY delivery_start_s",
+        )
+        .bind(tenant)
+        .bind(market)
+        .bind(participant)
+        .bind(from.as_second())
+        .bind(until.as_second())
+        .fetch_all(self.readers())
+        .await
+        .map_err(StoreError::query("sum a participant's trades"))?;
+        rows.iter()
+            .map(|row| {
+                let read = |e| StoreError::Query { action: "sum a participant's trades", source: e };
+                let start: i64 = row.try_get("delivery_start_s").map_err(read)?;
+                let net: i64 = row.try_get("net").map_err(read)?;
+                let start =
+                    Timestamp::from_second(start).map_err(|e| read(sqlx::Error::Decode(e.to_string().into())))?;
+                Ok((start, net))
+            })
+            .collect()
     }
 
     async fn trades_made_by(&self, tenant: &str, market: &str, id: OrderId) -> Result<Vec<TradeRecord>, StoreError> {
