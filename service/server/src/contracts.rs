@@ -17,6 +17,8 @@ use volta_forecasting::{ForecastError, ModelSpec};
 
 use crate::auth::{Caller, Role};
 use crate::budget::Budget;
+use crate::dead_letters;
+use crate::messaging::SETTLEMENT;
 use crate::projection::{self, ProjectionError};
 use crate::store::contracts::{Applied, ContractStore, ContractStoreError, Scope};
 use crate::store::messaging::MessagingStore;
@@ -537,14 +539,8 @@ impl pb::contract_service_server::ContractService for Contracts {
         request: Request<pb::ListDeadLettersRequest>,
     ) -> Result<Response<pb::ListDeadLettersResponse>, Status> {
         let caller = Caller::of(&request)?;
-        caller.require(Role::Admin)?;
         let pb::ListDeadLettersRequest { page_size } = request.into_inner();
-        let limit = volta_api::time::page_size(page_size, 100, 1_000)?;
-        let dead = self
-            .messages
-            .dead_letters(crate::messaging::SETTLEMENT.consumer, &caller.tenant, limit)
-            .await
-            .map_err(|e| crate::store::unavailable(&e))?;
+        let dead = dead_letters::list(&*self.messages, &SETTLEMENT, &caller, page_size).await?;
         Ok(Response::new(pb::ListDeadLettersResponse {
             dead_letters: dead
                 .into_iter()
@@ -568,45 +564,13 @@ impl pb::contract_service_server::ContractService for Contracts {
         request: Request<pb::RetryDeadLetterRequest>,
     ) -> Result<Response<pb::RetryDeadLetterResponse>, Status> {
         let caller = Caller::of(&request)?;
-        caller.require(Role::Admin)?;
         let pb::RetryDeadLetterRequest { message_id, payload } = request.into_inner();
-        if message_id.is_empty() {
-            return Err(errors::invalid("message_id", "missing".to_owned()));
-        }
-        if message_id.chars().count() > MAX_MESSAGE_ID_CHARS {
-            return Err(errors::over_limit("message_id", "characters", "a message id", MAX_MESSAGE_ID_CHARS));
-        }
-        if payload.len() > MAX_PAYLOAD_BYTES {
-            return Err(errors::over_limit("payload", "bytes", "a corrected payload", MAX_PAYLOAD_BYTES));
-        }
-        let inbox = crate::messaging::Inbox::new(
-            crate::messaging::SETTLEMENT,
-            self.messages.clone(),
-            self.shared.metrics.clone(),
-        );
-        let payload = (!payload.is_empty()).then_some(payload);
-        let retried =
-            inbox.retry(&caller.tenant, &message_id, payload).await.map_err(|e| crate::store::unavailable(&e))?;
-        match retried {
-            crate::messaging::Retried::Applied => {
-                Ok(Response::new(pb::RetryDeadLetterResponse { applied: true, error: String::new() }))
-            }
-            crate::messaging::Retried::Failed(error) => {
-                Ok(Response::new(pb::RetryDeadLetterResponse { applied: false, error }))
-            }
-            crate::messaging::Retried::NotFound => Err(errors::error(
-                Reason::MessageNotFound,
-                format!("no dead letter {} of settlement", errors::shown(&message_id)),
-            )),
-        }
+        let metrics = self.shared.metrics.clone();
+        let failed =
+            dead_letters::retry(self.messages.clone(), metrics, SETTLEMENT, &caller, &message_id, payload).await?;
+        Ok(Response::new(pb::RetryDeadLetterResponse { applied: failed.is_none(), error: failed.unwrap_or_default() }))
     }
 }
-
-/// The largest corrected payload a retry of a dead letter takes.
-const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
-
-/// The longest message id a retry names.
-const MAX_MESSAGE_ID_CHARS: usize = 512;
 
 /// A projection's failure as a status.
 fn projection_failed(err: ProjectionError) -> Status {

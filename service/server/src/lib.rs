@@ -22,6 +22,7 @@ pub mod auth;
 mod budget;
 pub mod config;
 mod contracts;
+mod dead_letters;
 mod dispatch;
 mod failpoint;
 mod forecast;

@@ -44,6 +44,8 @@ use volta_trading::{Changes, Entry, Market, NewOrder, OrderId, TradeId, TradeRec
 use crate::Shared;
 use crate::auth::{Caller, Role};
 use crate::budget::Budget;
+use crate::dead_letters;
+use crate::messaging::POSITIONS;
 use crate::store::StoreError;
 use crate::store::messaging::MessagingStore;
 use crate::store::trading::{Leader, MarketRecord, OrderFilter, TradingStore, client_key};
@@ -1262,6 +1264,42 @@ impl pb::trading_service_server::TradingService for Trading {
             intervals,
             contracts,
         }))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<pb::ListDeadLettersRequest>,
+    ) -> Result<Response<pb::ListDeadLettersResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let pb::ListDeadLettersRequest { page_size } = request.into_inner();
+        let dead = dead_letters::list(&*self.views, &POSITIONS, &caller, page_size).await?;
+        Ok(Response::new(pb::ListDeadLettersResponse {
+            dead_letters: dead
+                .into_iter()
+                .map(|d| pb::DeadLetter {
+                    message_id: d.id,
+                    aggregate: d.aggregate,
+                    sequence: i64::try_from(d.seq).unwrap_or(i64::MAX),
+                    kind: d.kind,
+                    payload: d.payload,
+                    attempts: i32::try_from(d.attempts).unwrap_or(i32::MAX),
+                    error: d.error,
+                    first_failed_time: Some(volta_api::time::timestamp(d.first_failed)),
+                    last_failed_time: Some(volta_api::time::timestamp(d.last_failed)),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn retry_dead_letter(
+        &self,
+        request: Request<pb::RetryDeadLetterRequest>,
+    ) -> Result<Response<pb::RetryDeadLetterResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let pb::RetryDeadLetterRequest { message_id, payload } = request.into_inner();
+        let metrics = self.shared.metrics.clone();
+        let failed = dead_letters::retry(self.views.clone(), metrics, POSITIONS, &caller, &message_id, payload).await?;
+        Ok(Response::new(pb::RetryDeadLetterResponse { applied: failed.is_none(), error: failed.unwrap_or_default() }))
     }
 
     type WatchTradesStream = WatchStream<pb::WatchTradesResponse>;

@@ -233,3 +233,116 @@ async fn over_nats_contract_changes_reach_a_trading_process_that_was_killed_in_b
     drop((trading_process, contract_process));
     split.delete_stream().await;
 }
+
+/// The outbox row of message `id`'s payload in the database at `url`.
+async fn outbox_payload(url: &str, id: &str) -> String {
+    let store = volta_server::store::Store::open(url).await.expect("open the store");
+    let payload: String = sqlx::query_scalar("SELECT payload FROM messaging_outbox WHERE id = $1")
+        .bind(id)
+        .fetch_one(store.pool())
+        .await
+        .expect("the message");
+    store.pool().close().await;
+    payload
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contract_change_the_view_cannot_read_dies_and_the_admin_retries_it_corrected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("volta.db").display());
+    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
+    let admin = as_party("acme", "ops", "admin");
+    let shop = as_party("acme", "shop", "operator");
+    let leap = ask("", day(2024, 2, 29), day(2024, 2, 29));
+    let server = Server::start_with(&["--database", &db], &env);
+    let mut contracts = ContractServiceClient::new(server.channel().await);
+    let mut trading = TradingServiceClient::new(server.channel().await);
+    create_park(&mut trading, &admin).await;
+    draft(&mut contracts, &admin).await;
+    change_state(&mut contracts, &admin, cpb::Transition::Sign).await;
+    assert_eq!(seen(&mut trading, &shop, &leap, 2).await.contracted_wh, 1_000_000);
+    drop((contracts, trading, server));
+
+    // Change 3 of the contract, as a broken producer would write it.
+    {
+        let store = volta_server::store::Store::open(&db).await.expect("open the store");
+        sqlx::query(
+            "INSERT INTO messaging_outbox (id, tenant, aggregate, seq, kind, payload, headers, created_at) \
+             VALUES ('contract/acme/shop-2024/3', 'acme', 'contracts/acme/shop-2024', 3, \
+             'volta.contracts.contract.v1', '{\"tenant\": \"acme\", \"version\": 3}', '{}', \
+             '2026-01-01T00:00:00.000000Z')",
+        )
+        .execute(store.pool())
+        .await
+        .expect("the poison message");
+        store.pool().close().await;
+    }
+    let server = Server::start_with(&["--database", &db], &env);
+    let mut trading = TradingServiceClient::new(server.channel().await);
+    let list = |page_size| tpb::ListDeadLettersRequest { page_size };
+    let mut dead = Vec::new();
+    for _ in 0..300 {
+        dead = trading.list_dead_letters(with_token(list(10), &admin)).await.expect("dead").into_inner().dead_letters;
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(dead.len(), 1, "the poison message, and only it, is dead");
+    let d = &dead[0];
+    assert_eq!(
+        (d.message_id.as_str(), d.aggregate.as_str(), d.sequence),
+        ("contract/acme/shop-2024/3", "contracts/acme/shop-2024", 3)
+    );
+    assert_eq!((d.kind.as_str(), d.attempts), ("volta.contracts.contract.v1", 5));
+    assert!(d.error.contains("not a contract message"), "{}", d.error);
+    let metrics = super::metrics(&server).await;
+    assert!(metrics.contains(r#"volta_messages_total{route="positions",status="dead"} 1"#), "{metrics}");
+    // The view holds the contract as of its change before.
+    let got = trading.contract_positions(with_token(leap.clone(), &shop)).await.expect("positions").into_inner();
+    assert_eq!((got.contracts[0].change, got.contracted_wh), (2, 1_000_000));
+    // Each service lists the dead letters of the route it consumes.
+    let mut contracts = ContractServiceClient::new(server.channel().await);
+    let ledger = contracts.list_dead_letters(with_token(cpb::ListDeadLettersRequest { page_size: 0 }, &admin)).await;
+    assert!(ledger.expect("settlement's").into_inner().dead_letters.is_empty());
+
+    // Dead letters are the admin's; ids and payloads are bounded.
+    let refused = trading.list_dead_letters(with_token(list(0), &shop)).await.expect_err("operator");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let refused = trading.list_dead_letters(with_token(list(1_001), &admin)).await.expect_err("a big page");
+    assert_eq!(super::field(&refused), "page_size");
+    let retry =
+        |payload: String| tpb::RetryDeadLetterRequest { message_id: "contract/acme/shop-2024/3".into(), payload };
+    let refused = trading.retry_dead_letter(with_token(retry(String::new()), &shop)).await.expect_err("operator");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let long = tpb::RetryDeadLetterRequest { message_id: "x".repeat(513), payload: String::new() };
+    let refused = trading.retry_dead_letter(with_token(long, &admin)).await.expect_err("a long id");
+    assert_eq!(super::field(&refused), "message_id");
+    let refused = trading.retry_dead_letter(with_token(retry("{".repeat(65 * 1024)), &admin)).await;
+    assert_eq!(super::field(&refused.expect_err("a big payload")), "payload");
+    // Settlement's service does not know the positions route's dead letters.
+    let elsewhere =
+        cpb::RetryDeadLetterRequest { message_id: "contract/acme/shop-2024/3".into(), payload: String::new() };
+    let refused = contracts.retry_dead_letter(with_token(elsewhere, &admin)).await.expect_err("another route's");
+    assert_eq!(reason(&refused), "MESSAGE_NOT_FOUND");
+
+    // As received it fails again; corrected (change 2's body as change 3)
+    // it is applied, once.
+    let again = trading.retry_dead_letter(with_token(retry(String::new()), &admin)).await.expect("retry").into_inner();
+    assert!(!again.applied && again.error.contains("not a contract message"), "{again:?}");
+    let listed = trading.list_dead_letters(with_token(list(10), &admin)).await.expect("dead").into_inner();
+    assert_eq!(listed.dead_letters[0].attempts, 6);
+    let before = outbox_payload(&db, "contract/acme/shop-2024/2").await;
+    let corrected = before.replacen("\"version\":2", "\"version\":3", 1);
+    assert_ne!(corrected, before, "change 2's body names its version: {before}");
+    let fixed = trading.retry_dead_letter(with_token(retry(corrected), &admin)).await.expect("retry").into_inner();
+    assert!(fixed.applied, "{fixed:?}");
+    let got = trading.contract_positions(with_token(leap, &shop)).await.expect("positions").into_inner();
+    assert_eq!((got.contracts[0].change, got.contracted_wh), (3, 1_000_000));
+    let listed = trading.list_dead_letters(with_token(list(10), &admin)).await.expect("dead").into_inner();
+    assert!(listed.dead_letters.is_empty(), "no longer dead");
+    let gone = trading.retry_dead_letter(with_token(retry(String::new()), &admin)).await.expect_err("twice");
+    assert_eq!(reason(&gone), "MESSAGE_NOT_FOUND");
+    let metrics = super::metrics(&server).await;
+    assert!(metrics.contains(r#"volta_messages_total{route="positions",status="retried"} 1"#), "{metrics}");
+}
