@@ -7,6 +7,15 @@
 //! exactly: every trade stored is settled once, nothing is settled that was
 //! not traded.
 //!
+//! Beside the orders, a contract writer moves contracts between the
+//! participants along their lifecycle (signed, then active and suspended
+//! in turn) through the contract processes, so contract changes cross the
+//! other route, to the trading service's view of positions, while the same
+//! kills happen. The checker then asks the trading service's view for every
+//! contract: it must hold the last change acknowledged (the contract's
+//! version counts every change once) in the state the contract service
+//! holds.
+//!
 //! Clients submit with a client order id and send the same order again
 //! after any failure (the process died, or another replica now runs the
 //! market), to the next trading process: submission is idempotent, so a
@@ -22,7 +31,7 @@
 //! verdict does not depend on them.
 //!
 //! `cargo run --release -p volta-benches --bin settlement-soak -- --database postgres://postgres@127.0.0.1/soak
-//! --nats nats://127.0.0.1:4222 [--seconds 60] [--kill-every 4] [--trading 2] [--ledgers 2]`
+//! --nats nats://127.0.0.1:4222 [--seconds 60] [--kill-every 4] [--trading 2] [--ledgers 2] [--contracts 4]`
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +58,7 @@ struct Args {
     markets: usize,
     trading: usize,
     ledgers: usize,
+    contracts: usize,
     seed: u64,
 }
 
@@ -64,6 +74,7 @@ fn args() -> Result<Args, String> {
         markets: 8,
         trading: 2,
         ledgers: 2,
+        contracts: 4,
         seed: 7,
     };
     let mut it = std::env::args().skip(1);
@@ -80,11 +91,12 @@ fn args() -> Result<Args, String> {
             "--markets" => args.markets = number(value()?)?.max(1),
             "--trading" => args.trading = number(value()?)?.max(1),
             "--ledgers" => args.ledgers = number(value()?)?.max(1),
+            "--contracts" => args.contracts = number(value()?)?,
             "--seed" => args.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             _ => {
                 return Err("usage: settlement-soak --database postgres://... --nats URL [--seconds S] \
-                            [--kill-every S] [--clients N] [--markets N] [--trading N] [--ledgers N] [--seed N] \
-                            [--volta PATH]"
+                            [--kill-every S] [--clients N] [--markets N] [--trading N] [--ledgers N] [--contracts N] \
+                            [--seed N] [--volta PATH]"
                     .to_owned());
             }
         }
@@ -107,6 +119,7 @@ struct Slot {
 struct Fleet {
     slots: Vec<Slot>,
     trading_urls: Arc<Mutex<Vec<String>>>,
+    contract_urls: Arc<Mutex<Vec<String>>>,
     database: String,
     config: String,
     args_volta: std::path::PathBuf,
@@ -138,13 +151,15 @@ impl Fleet {
     }
 
     fn publish_urls(&self) {
-        let urls = self
-            .slots
-            .iter()
-            .filter(|s| s.services == "trading")
-            .filter_map(|s| s.server.as_ref().map(|p| p.url.clone()))
-            .collect();
-        *self.trading_urls.lock().expect("urls") = urls;
+        let urls = |services: &str| {
+            self.slots
+                .iter()
+                .filter(|s| s.services == services)
+                .filter_map(|s| s.server.as_ref().map(|p| p.url.clone()))
+                .collect()
+        };
+        *self.trading_urls.lock().expect("urls") = urls("trading");
+        *self.contract_urls.lock().expect("urls") = urls("contracts");
     }
 
     async fn scrape(&mut self) {
@@ -254,6 +269,230 @@ async fn client(
     }
 }
 
+/// What the contract writer did.
+#[derive(Default)]
+struct Writes {
+    acknowledged: AtomicU64,
+    retries: AtomicU64,
+}
+
+/// Calls to whichever contract process is alive: a call that fails for
+/// want of a process (dead, shedding, its database gone) goes to the next
+/// one; every change carries a request id, so a retry never makes a second
+/// change.
+struct Contracts {
+    urls: Arc<Mutex<Vec<String>>>,
+    pick: usize,
+    connected: Option<(String, Ledger)>,
+    writes: Arc<Writes>,
+}
+
+impl Contracts {
+    /// `call` answered; an error for a refusal, or for no answer by
+    /// `deadline`.
+    async fn call<T, F, Fut>(&mut self, what: &str, deadline: Instant, call: F) -> Result<T, String>
+    where
+        F: Fn(Ledger) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        while Instant::now() < deadline {
+            let url = {
+                let urls = self.urls.lock().expect("urls");
+                if urls.is_empty() { None } else { Some(urls[self.pick % urls.len()].clone()) }
+            };
+            let Some(url) = url else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            if self.connected.as_ref().is_none_or(|(u, _)| *u != url) {
+                self.connected = match Channel::from_shared(url.clone()).expect("url").connect().await {
+                    Ok(channel) => Some((url, Ledger::new(channel))),
+                    Err(_) => None,
+                };
+            }
+            let answer = match &self.connected {
+                Some((_, client)) => call(client.clone()).await,
+                None => Err(tonic::Status::unavailable("not connected")),
+            };
+            match answer {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(s)
+                    if !matches!(
+                        s.code(),
+                        tonic::Code::Unavailable
+                            | tonic::Code::Unknown
+                            | tonic::Code::Cancelled
+                            | tonic::Code::DeadlineExceeded
+                            | tonic::Code::ResourceExhausted
+                            | tonic::Code::Internal
+                    ) =>
+                {
+                    return Err(format!("{what}: {} {}", s.code(), s.message()));
+                }
+                Err(_) => {
+                    self.writes.retries.fetch_add(1, Ordering::Relaxed);
+                    self.connected = None;
+                    self.pick += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        Err(format!("{what}: no contract process answered"))
+    }
+}
+
+/// A contract the writer changed: its buyer, and how many changes were
+/// acknowledged (the contract's version), or why the writer gave up.
+struct Written {
+    id: String,
+    buyer: String,
+    changes: Result<i64, String>,
+}
+
+/// The terms of the writer's contracts: 100 kWh a day over `year`.
+fn terms(year: i16) -> cpb::ContractTerms {
+    let text = format!(
+        "kind = \"fixed_price\"\ndelivery_first = \"{year}-01-01\"\ndelivery_last = \"{year}-12-31\"\n\
+         currency = \"EUR\"\ndecimals = 2\n[price]\nrule = \"fixed\"\nprice = \"0.25\"\n[quantity]\n\
+         basis = \"daily\"\nenergy = 100\n[shape]\nshape = \"flat\"\n"
+    );
+    cpb::ContractTerms { format: Some(cpb::contract_terms::Format::Toml(text)) }
+}
+
+/// Contract `c{j}` from participant `p{2j}` to `p{2j+1}`, over `year`:
+/// created, signed, activated, then suspended and activated in turn every
+/// 200 ms until `until`. A change in flight at `until` is carried through.
+async fn contract_writer(j: usize, mut contracts: Contracts, year: i16, until: Instant) -> Written {
+    let (id, seller, buyer) = (format!("c{j}"), format!("p{}", 2 * j), format!("p{}", 2 * j + 1));
+    let changes = write_contract(&mut contracts, &id, &seller, &buyer, year, until).await;
+    Written { id, buyer, changes }
+}
+
+async fn write_contract(
+    contracts: &mut Contracts,
+    id: &str,
+    seller: &str,
+    buyer: &str,
+    year: i16,
+    until: Instant,
+) -> Result<i64, String> {
+    let give_up = until + Duration::from_secs(60);
+    for (party, role) in [(seller, cpb::PartyRole::Generator), (buyer, cpb::PartyRole::Consumer)] {
+        let party = cpb::Party { id: party.to_owned(), name: party.to_owned(), role: role.into() };
+        let request = cpb::PutPartyRequest { party: Some(party) };
+        contracts
+            .call("a party", give_up, |mut c: Ledger| {
+                let r = request.clone();
+                async move { c.put_party(r).await }
+            })
+            .await?;
+    }
+    let meter = cpb::MeteringPoint {
+        id: format!("meter-{id}"),
+        party_id: buyer.to_owned(),
+        interval_minutes: 15,
+        time_zone: "Europe/Berlin".into(),
+        location: Some(cpb::metering_point::Location::Zone("de".into())),
+        technology: cpb::Technology::Load.into(),
+    };
+    let request = cpb::PutMeterRequest { meter: Some(meter) };
+    contracts
+        .call("a meter", give_up, |mut c: Ledger| {
+            let r = request.clone();
+            async move { c.put_meter(r).await }
+        })
+        .await?;
+    let create = cpb::CreateContractRequest {
+        request_id: format!("{id}-0"),
+        contract_id: id.to_owned(),
+        seller_id: seller.to_owned(),
+        buyer_id: buyer.to_owned(),
+        meter_ids: vec![format!("meter-{id}")],
+        terms: Some(terms(year)),
+    };
+    contracts
+        .call("the creation", give_up, |mut c: Ledger| {
+            let r = create.clone();
+            async move { c.create_contract(r).await }
+        })
+        .await?;
+    contracts.writes.acknowledged.fetch_add(1, Ordering::Relaxed);
+    let mut changes = 1;
+    while Instant::now() < until {
+        let transition = match changes {
+            1 => cpb::Transition::Sign,
+            n if n % 2 == 0 => cpb::Transition::Activate,
+            _ => cpb::Transition::Suspend,
+        };
+        let request = cpb::ChangeContractStateRequest {
+            request_id: format!("{id}-{changes}"),
+            contract_id: id.to_owned(),
+            transition: transition.into(),
+            effective: None,
+        };
+        contracts
+            .call("a change of state", give_up, |mut c: Ledger| {
+                let r = request.clone();
+                async move { c.change_contract_state(r).await }
+            })
+            .await?;
+        contracts.writes.acknowledged.fetch_add(1, Ordering::Relaxed);
+        changes += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(changes)
+}
+
+/// The trading service's view of contract `w`, once it has the change
+/// the writer made last (by `deadline`): its change and state, against the
+/// contract service's state.
+async fn view_of(
+    trading: &mut Trading,
+    ledger: &mut Ledger,
+    w: &Written,
+    day: jiff::civil::Date,
+    deadline: Instant,
+) -> Result<(), String> {
+    let expected = w.changes.clone()?;
+    let date = Some(volta_api::pb::common::Date {
+        year: i32::from(day.year()),
+        month: i32::from(day.month()),
+        day: i32::from(day.day()),
+    });
+    let request = tpb::ContractPositionsRequest {
+        market_id: "m0".into(),
+        participant_id: w.buyer.clone(),
+        first: date,
+        last: date,
+    };
+    let held = ledger
+        .get_contract(cpb::GetContractRequest { contract_id: w.id.clone() })
+        .await
+        .map_err(|e| format!("contract {}: {}", w.id, e.message()))?
+        .into_inner()
+        .contract
+        .map(|c| c.state().as_str_name().trim_start_matches("CONTRACT_STATE_").to_lowercase())
+        .unwrap_or_default();
+    loop {
+        let seen = trading.contract_positions(request.clone()).await.map_err(|e| e.message().to_owned())?;
+        let seen = seen.into_inner().contracts.into_iter().find(|c| c.contract_id == w.id);
+        if let Some(c) = &seen
+            && c.change == expected
+        {
+            return if c.state == held {
+                Ok(())
+            } else {
+                Err(format!("contract {}: the view has it {}, the contract service {held}", w.id, c.state))
+            };
+        }
+        if Instant::now() >= deadline {
+            let change = seen.map_or(0, |c| c.change);
+            return Err(format!("contract {}: the view has change {change}, the writer made {expected}", w.id));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// A small deterministic generator for the victims (xorshift).
 fn next(state: &mut u64) -> u64 {
     *state ^= *state << 13;
@@ -285,6 +524,7 @@ async fn main() {
     let mut fleet = Fleet {
         slots: Vec::new(),
         trading_urls: Arc::new(Mutex::new(Vec::new())),
+        contract_urls: Arc::new(Mutex::new(Vec::new())),
         database: args.database.clone(),
         config: config.to_str().expect("utf-8").to_owned(),
         args_volta: args.volta.clone(),
@@ -334,6 +574,15 @@ async fn main() {
             tokio::spawn(client(i, args.markets, products.clone(), fleet.trading_urls.clone(), flow.clone(), until))
         })
         .collect();
+    let writes = Arc::new(Writes::default());
+    let today = products[0].to_zoned_datetime(jiff::tz::TimeZone::get("Europe/Berlin").expect("zone")).date();
+    let writers: Vec<_> = (0..args.contracts.min(args.clients / 2))
+        .map(|j| {
+            let contracts =
+                Contracts { urls: fleet.contract_urls.clone(), pick: j, connected: None, writes: writes.clone() };
+            tokio::spawn(contract_writer(j, contracts, today.year(), until))
+        })
+        .collect();
 
     // The killer: a random process, every few seconds; started again a
     // second later. Metrics are scraped every second.
@@ -370,6 +619,10 @@ async fn main() {
     for c in clients {
         let _ = c.await;
     }
+    let mut written = Vec::new();
+    for w in writers {
+        written.push(w.await.expect("a contract writer"));
+    }
     let flowed = started.elapsed();
 
     // Every process runs again: the ledger catches up with the tapes.
@@ -397,6 +650,10 @@ async fn main() {
         positions = ledger_positions(&mut ledger, from, until).await.expect("the ledger");
     }
     let caught_up = settle.elapsed();
+    let mut views = Vec::new();
+    for w in &written {
+        views.push(view_of(&mut trading, &mut ledger, w, today, settle + Duration::from_secs(180)).await);
+    }
     fleet.scrape().await;
 
     let route =
@@ -439,10 +696,33 @@ async fn main() {
         "check (tapes against the ledger, per participant, exact; {:.1} s after the flow): {verdict}",
         caught_up.as_secs_f64()
     );
+    let positions_route =
+        |status: &str| fleet.total(&format!("volta_messages_total{{route=\"positions\",status=\"{status}\"}}"));
+    println!(
+        "contracts: {} changes acknowledged over {} contracts, {} retries; the view applied {:.0}, suppressed {:.0} \
+         duplicates, deferred {:.0}, {:.0} repaired by the reconciler, {:.0} dead",
+        writes.acknowledged.load(Ordering::Relaxed),
+        written.len(),
+        writes.retries.load(Ordering::Relaxed),
+        positions_route("applied"),
+        positions_route("duplicate"),
+        positions_route("deferred"),
+        positions_route("repaired"),
+        positions_route("dead"),
+    );
+    let wrong: Vec<&String> = views.iter().filter_map(|v| v.as_ref().err()).collect();
+    if wrong.is_empty() {
+        println!(
+            "check (the trading service's view against the contract service, per contract): every contract at the \
+             last change made, in the state the contract service holds"
+        );
+    } else {
+        println!("check (the view of contracts): MISMATCH: {wrong:?}");
+    }
     if let Ok(client) = async_nats::connect(args.nats.as_str()).await {
         let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
     }
-    if positions != tape {
+    if positions != tape || !wrong.is_empty() {
         std::process::exit(1);
     }
 }
