@@ -59,6 +59,10 @@ fn window() -> (Option<prost_types::Timestamp>, Option<prost_types::Timestamp>) 
     (Some(volta_api::time::timestamp(start - day)), Some(volta_api::time::timestamp(start + day)))
 }
 
+/// The trades a fault test's flow makes at least, so that the history
+/// checker judges thousands of messages.
+const THOUSANDS: usize = 1_000;
+
 /// The market ledger's positions, as the contract service reads them.
 async fn from_ledger(client: &mut ContractServiceClient<Channel>, who: &str) -> Positions {
     let (delivery_from, delivery_until) = window();
@@ -84,6 +88,7 @@ async fn settled_between(trading: &Server, ledger: &Server, admin: &str) -> usiz
     let (expected, trades) = from_tape(&mut trading, admin).await;
     for _ in 0..600 {
         if from_ledger(&mut contracts, admin).await == expected {
+            eprintln!("the ledger matches the tape: {trades} trades");
             return trades;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -119,7 +124,7 @@ async fn every_trade_is_settled_once_through_a_kill_and_a_poison_message_dies() 
             }
         }));
     }
-    while answered.load(std::sync::atomic::Ordering::Relaxed) < 400 {
+    while answered.load(std::sync::atomic::Ordering::Relaxed) < 2_400 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.child.kill().expect("SIGKILL");
@@ -146,7 +151,7 @@ async fn every_trade_is_settled_once_through_a_kill_and_a_poison_message_dies() 
 
     let server = Server::start_with(&["--database", &db], &env);
     let trades = settled(&server, &admin).await;
-    assert!(trades > 50, "the flow should trade: {trades}");
+    assert!(trades >= THOUSANDS, "the flow should trade thousands: {trades}");
     let mut contracts = ContractServiceClient::new(server.channel().await);
     let mut dead = Vec::new();
     for _ in 0..300 {
@@ -273,13 +278,14 @@ async fn trade_until_gone(server: &Server, admin: &str) -> usize {
     answered
 }
 
-/// The server aborts at `point` (as under `kill -9`) on its 10th pass; a
-/// restart without the failpoint settles every trade once.
-async fn crash_at(point: &str) -> Server {
+/// The server aborts at `point` (as under `kill -9`) on its `nth` pass
+/// under a flow of orders; a restart without the failpoint settles every
+/// trade once, also those of a second flow after it.
+async fn crash_at(point: &str, nth: usize) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite://{}", dir.path().join("volta.db").display());
     let admin = as_party("acme", "ops", "admin");
-    let failing = [("VOLTA_JWT_HS256_SECRET", SECRET), ("VOLTA_FAILPOINTS", &format!("{point}@10"))];
+    let failing = [("VOLTA_JWT_HS256_SECRET", SECRET), ("VOLTA_FAILPOINTS", &format!("{point}@{nth}"))];
     let mut server = Server::start_with(&["--database", &db], &failing);
     let answered = trade_until_gone(&server, &admin).await;
     let status = tokio::task::block_in_place(|| server.child.wait()).expect("exit");
@@ -291,19 +297,21 @@ async fn crash_at(point: &str) -> Server {
     drop(server);
 
     let server = Server::start_with(&["--database", &db], &[("VOLTA_JWT_HS256_SECRET", SECRET)]);
+    let before = settled(&server, &admin).await;
+    assert!(trade(&server, &admin, 2_000, 150).await > 0);
     let trades = settled(&server, &admin).await;
-    assert!(trades > 0, "{point}: nothing traded");
+    assert!(trades >= THOUSANDS, "{point}: the flows should trade thousands: {trades} ({before} before the crash)");
     server
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_the_commit_before_the_relay_loses_no_settlement() {
-    crash_at("outbox.after_commit").await;
+    crash_at("outbox.after_commit", 300).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_delivery_before_the_mark_settles_nothing_twice() {
-    let server = crash_at("relay.after_send").await;
+    let server = crash_at("relay.after_send", 100).await;
     // The batch applied but not marked published comes again (its claim
     // expires first): the inbox knows it, and the ledger stays as it was.
     let mut metrics = String::new();
@@ -439,7 +447,7 @@ async fn over_nats_a_killed_ledger_and_a_stream_that_lost_everything_still_settl
     assert_eq!(elsewhere.code(), Code::Unimplemented);
 
     // Trades settle across the processes through JetStream.
-    assert!(trade(&trading, &admin, 0, 40).await > 0);
+    assert!(trade(&trading, &admin, 0, 150).await > 0);
     let first = settled_between(&trading, &ledger, &admin).await;
     assert!(first > 20, "the flow should trade: {first}");
 
@@ -449,12 +457,12 @@ async fn over_nats_a_killed_ledger_and_a_stream_that_lost_everything_still_settl
     ledger.child.kill().expect("SIGKILL");
     let _ = tokio::task::block_in_place(|| ledger.child.wait());
     drop(ledger);
-    assert!(trade(&trading, &admin, 40, 40).await > 0);
+    assert!(trade(&trading, &admin, 150, 150).await > 0);
     let purged = split.stream().await.purge().await.expect("purge");
     assert!(purged.purged > 0, "the trades made while the ledger was down were in the stream");
     let ledger = process("contracts");
     let all = settled_between(&trading, &ledger, &admin).await;
-    assert!(all > first, "{all} trades, {first} before the kill");
+    assert!(all > first && all >= THOUSANDS, "{all} trades, {first} before the kill");
     let metrics = super::metrics(&ledger).await;
     assert!(
         counter(&metrics, r#"volta_messages_total{route="settlement",status="repaired"}"#) > 0,
@@ -494,8 +502,9 @@ async fn over_nats_a_crash_after_applying_before_the_ack_settles_nothing_twice()
     }
     drop(ledger);
     let ledger = split.process("contracts");
+    assert!(trade(&trading, &admin, round, 250).await > 0);
     let trades = settled_between(&trading, &ledger, &admin).await;
-    assert!(trades > 0, "nothing traded");
+    assert!(trades >= THOUSANDS, "the flows should trade thousands: {trades}");
     // JetStream delivers the unacknowledged batch again after its ack wait
     // (30 s): the inbox ignores it, and the ledger still matches the tape.
     let duplicates = |metrics: &str| counter(metrics, r#"volta_messages_total{route="settlement",status="duplicate"}"#);
@@ -543,7 +552,7 @@ async fn over_nats_ledger_replicas_share_the_partitions_and_take_over_a_dead_one
     let trading = process("trading");
     let admin = as_party("acme", "ops", "admin");
     create_park(&mut TradingServiceClient::new(trading.channel().await), &admin).await;
-    assert!(trade(&trading, &admin, 0, 40).await > 0);
+    assert!(trade(&trading, &admin, 0, 150).await > 0);
     let before = settled_between(&trading, &first, &admin).await;
     assert!(before > 20, "the flow should trade: {before}");
 
@@ -558,9 +567,9 @@ async fn over_nats_ledger_replicas_share_the_partitions_and_take_over_a_dead_one
     let _ = tokio::task::block_in_place(|| owner.child.wait());
     drop(owner);
     until_held(&[&survivor], &[4]).await;
-    assert!(trade(&trading, &admin, 40, 40).await > 0);
+    assert!(trade(&trading, &admin, 150, 150).await > 0);
     let all = settled_between(&trading, &survivor, &admin).await;
-    assert!(all > before, "{all} trades, {before} before the kill");
+    assert!(all > before && all >= THOUSANDS, "{all} trades, {before} before the kill");
 
     drop((trading, survivor));
     split.delete_stream().await;
@@ -631,7 +640,7 @@ async fn restart_of_nats_under_a_flow_of_trades_settles_every_trade_once() {
             let mut client = TradingServiceClient::new(channel);
             let start = delivery();
             let mut answered = 0;
-            for k in 20..220 {
+            for k in 20..320 {
                 for p in 0..8 {
                     if client.submit_order(with_token(nth(p, k, start), &admin)).await.is_ok() {
                         answered += 1;
@@ -648,7 +657,7 @@ async fn restart_of_nats_under_a_flow_of_trades_settles_every_trade_once() {
     tokio::task::block_in_place(|| local_nats(true));
     assert!(flow.await.expect("flow") > 0);
     let trades = settled_between(&trading, &ledger, &admin).await;
-    assert!(trades > 50, "the flow should trade: {trades}");
+    assert!(trades >= THOUSANDS, "the flow should trade thousands: {trades}");
     split.delete_stream().await;
 }
 
@@ -709,7 +718,7 @@ async fn restart_of_postgres_under_a_flow_of_orders_loses_no_order_and_settles_e
             let mut client = TradingServiceClient::new(channel);
             let start = delivery();
             let (mut acknowledged, mut retried) = (Vec::new(), 0);
-            for k in 0..150 {
+            for k in 0..350 {
                 for p in 0..6 {
                     for _ in 0..300 {
                         match client.submit_order(with_token(nth(p, k, start), &admin)).await {
@@ -732,7 +741,7 @@ async fn restart_of_postgres_under_a_flow_of_orders_loses_no_order_and_settles_e
     tokio::time::sleep(Duration::from_millis(800)).await;
     tokio::task::block_in_place(restart_local_postgres);
     let (acknowledged, retried) = flow.await.expect("flow");
-    assert_eq!(acknowledged.len(), 900, "every order answered in the end ({retried} retries)");
+    assert_eq!(acknowledged.len(), 2_100, "every order answered in the end ({retried} retries)");
 
     // Every acknowledged order is stored.
     let mut client = TradingServiceClient::new(trading.channel().await);
@@ -756,7 +765,7 @@ async fn restart_of_postgres_under_a_flow_of_orders_loses_no_order_and_settles_e
     let lost: Vec<_> = acknowledged.iter().filter(|id| !listed.contains(id)).collect();
     assert!(lost.is_empty(), "acknowledged and not stored: {lost:?}");
     let trades = settled_between(&trading, &ledger, &admin).await;
-    assert!(trades > 50, "the flow should trade: {trades}");
+    assert!(trades >= THOUSANDS, "the flow should trade thousands: {trades}");
     // The restart cut the leader's lock: it led again, under a new epoch.
     let epoch = std::process::Command::new("psql")
         .args([&split.db.url, "-tAq", "-c", "SELECT leader_epoch FROM trading_markets WHERE id = 'park'"])
