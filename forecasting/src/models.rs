@@ -54,6 +54,16 @@ pub enum ModelSpec {
 }
 
 impl ModelSpec {
+    /// Whether the model reads the feature rows (calendar, lags, exogenous
+    /// columns), not only the target's own past.
+    #[must_use]
+    pub fn reads_features(&self) -> bool {
+        match self {
+            Self::NaiveDay | Self::NaiveWeek | Self::ClearSkyPersistence => false,
+            Self::Vanilla | Self::Linear { .. } | Self::Gbdt(_) => true,
+        }
+    }
+
     /// The model's name, as the CLI spells it.
     #[must_use]
     pub fn name(&self) -> &'static str {

@@ -53,6 +53,11 @@ pub struct TrainedModel {
     /// Pinball-loss trees, one per quantile level (with `quantile_trees`).
     #[serde(default)]
     pub quantile_models: Vec<Gbdt>,
+    /// The time column of the training data when the trainer named it, so
+    /// that forecasting finds it again without being told (otherwise the
+    /// data reader's guess).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_column: Option<String>,
 }
 
 /// One issued forecast.
@@ -151,6 +156,7 @@ pub(crate) fn train_with(
         fitted,
         calibration,
         quantile_models,
+        time_column: None,
     })
 }
 
@@ -236,6 +242,7 @@ impl TrainedModel {
         if i0 < spd {
             return Err(ForecastError::option("issue_time", "needs at least a day of data before it"));
         }
+        self.check_history(series, i0, h)?;
         let extended = series.extend(i0 + h)?;
         let ctx = Context::new(&extended, &self.spec.features);
         // Nothing at or after the issue time is used except known-ahead columns.
@@ -251,6 +258,49 @@ impl TrainedModel {
             }
         }
         Ok(self.forecast_at(&masked, &ctx, i0))
+    }
+
+    /// A forecast issued at step `i0` needs the target observed up to the
+    /// last day before it (its lags would otherwise read nothing), and every
+    /// known-ahead column over the whole horizon.
+    fn check_history(&self, series: &History, i0: usize, h: usize) -> Result<()> {
+        let spd = series.steps_per_day();
+        let known = series.target[..i0.min(series.len())].iter().rposition(|v| v.is_finite());
+        match known {
+            Some(last) if last + spd >= i0 => {}
+            Some(last) => {
+                return Err(ForecastError::option(
+                    "issue_time",
+                    format!(
+                        "{} was last observed at {}, more than a day before the issue time {}; \
+                         a forecast needs the history up to its issue time",
+                        self.target,
+                        series.stamp(last),
+                        series.stamp(i0)
+                    ),
+                ));
+            }
+            None => {
+                return Err(ForecastError::column(&self.target, "has no observation before the issue time"));
+            }
+        }
+        let features = self.spec.model.reads_features();
+        for e in series.exog.iter().filter(|e| e.known_ahead && features) {
+            let missing = (i0..i0 + h).find(|&i| !e.values.get(i).is_some_and(|v| v.is_finite()));
+            if let Some(i) = missing {
+                let last = e.values.iter().rposition(|v| v.is_finite());
+                return Err(ForecastError::column(
+                    &e.name,
+                    format!(
+                        "is known ahead but has no value for step {} of the horizon ({}); its last value is at {}",
+                        i - i0 + 1,
+                        series.stamp(i),
+                        last.map_or_else(|| "nowhere".to_owned(), |l| series.stamp(l)),
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn check_series(&self, series: &History) -> Result<()> {
@@ -294,6 +344,7 @@ impl TrainedModel {
         options.exog = self.exog.iter().map(|(n, _)| n.clone()).collect();
         options.known_ahead = self.exog.iter().filter(|(_, k)| *k).map(|(n, _)| n.clone()).collect();
         options.timezone = Some(self.timezone.clone());
+        options.time_column.clone_from(&self.time_column);
         options
     }
 

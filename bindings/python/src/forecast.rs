@@ -13,6 +13,7 @@ use crate::{Raise, raise};
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
 pub(crate) struct Columns {
+    time_name: String,
     times_s: Vec<i64>,
     target_name: String,
     target: Vec<f64>,
@@ -58,6 +59,7 @@ pub(crate) fn backtest<'py>(
     test_until: Option<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let series = series(py, columns)?;
+    let (step_s, timezone) = (series.step_s(), series.tz().iana_name().unwrap_or("UTC").to_owned());
     let err = |e: volta_forecasting::ForecastError| raise(py, Raise::Forecast, e.to_string());
     let spec = model_options(py, options)?.to_spec(&series).map_err(err)?;
     let train_until = cut_time(train_until, series.tz(), "train_until").map_err(err)?;
@@ -74,6 +76,8 @@ pub(crate) fn backtest<'py>(
     let h = spec.forecast.features.horizon;
     let q = spec.forecast.quantiles.len();
     let out = PyDict::new(py);
+    out.set_item("step_seconds", step_s)?;
+    out.set_item("timezone", timezone)?;
     out.set_item("model", &bt.model)?;
     out.set_item(
         "metrics",
@@ -104,6 +108,7 @@ impl PyModel {
     #[staticmethod]
     #[pyo3(signature = (columns, options, train_until = None))]
     fn train(py: Python<'_>, columns: Columns, options: &str, train_until: Option<&str>) -> PyResult<Self> {
+        let time_name = columns.time_name.clone();
         let series = series(py, columns)?;
         let err = |e: volta_forecasting::ForecastError| raise(py, Raise::Forecast, e.to_string());
         let spec = model_options(py, options)?.to_spec(&series).map_err(err)?;
@@ -114,10 +119,11 @@ impl PyModel {
         // Ctrl-C stops the abandoned fit at its next tree.
         let cancel = volta_engine::Cancel::new();
         let stop = cancel.clone();
-        let model = crate::interruptible(py, &cancel, move || {
+        let mut model = crate::interruptible(py, &cancel, move || {
             volta_forecasting::train_cancellable(&series, &spec, end, &stop)
         })?
         .map_err(err)?;
+        model.time_column = Some(time_name);
         Ok(Self { model })
     }
 
@@ -160,5 +166,35 @@ impl PyModel {
     #[getter]
     fn timezone(&self) -> String {
         self.model.timezone.clone()
+    }
+
+    /// The time column of the training data, when known.
+    #[getter]
+    fn time_column(&self) -> Option<String> {
+        self.model.time_column.clone()
+    }
+
+    /// Steps forecast from each issue time.
+    #[getter]
+    fn horizon(&self) -> usize {
+        self.model.spec.features.horizon
+    }
+
+    /// Length of a step, seconds.
+    #[getter]
+    fn step_seconds(&self) -> i64 {
+        self.model.step_seconds
+    }
+
+    /// The model's name (`gbdt`, `linear`, ...).
+    #[getter]
+    fn model(&self) -> String {
+        self.model.spec.model.name().to_owned()
+    }
+
+    /// End of the training data (exclusive), seconds since the epoch.
+    #[getter]
+    fn trained_until_s(&self) -> i64 {
+        self.model.trained_until.as_second()
     }
 }

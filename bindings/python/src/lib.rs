@@ -177,6 +177,7 @@ fn schedule_dict<'py>(py: Python<'py>, plan: Schedule) -> PyResult<Bound<'py, Py
     let out = PyDict::new(py);
     let times: Vec<String> = (0..plan.grid.len()).map(|i| plan.grid.stamp(i)).collect();
     out.set_item("times", times)?;
+    out.set_item("timezone", plan.grid.time_zone_name())?;
     out.set_item("cost", plan.cost)?;
     out.set_item("co2_kg", plan.co2_kg)?;
     let by_category = PyDict::new(py);
@@ -184,6 +185,11 @@ fn schedule_dict<'py>(py: Python<'py>, plan: Schedule) -> PyResult<Bound<'py, Py
         by_category.set_item(category.name(), amount)?;
     }
     out.set_item("cost_by_category", by_category)?;
+    // Per asset and category, as `volta schedule` writes costs.csv; system
+    // items (lost load, say) have no asset.
+    let costs: Vec<(Option<String>, &str, f64)> =
+        plan.costs.iter().map(|c| (c.asset.as_ref().map(ToString::to_string), c.category.name(), c.amount)).collect();
+    out.set_item("costs", costs)?;
     let flows = PyDict::new(py);
     let storage = PyDict::new(py);
     let commitment = PyDict::new(py);
@@ -310,6 +316,22 @@ fn rolling_horizon<'py>(
     Ok(out)
 }
 
+/// The grid of a case's `[time]` table (JSON text): the start of every
+/// step in seconds since the epoch, and the time zone. A bad table raises
+/// `CaseError` with the field at fault.
+#[pyfunction]
+fn time_grid(py: Python<'_>, text: &str) -> PyResult<(Vec<i64>, String)> {
+    let fail = |path: &str, code: volta_engine::IssueCode, message: String| {
+        let mut report = volta_engine::ValidationReport::default();
+        report.error(path, code, message);
+        case_error(py, &CaseFileError::Invalid(report))
+    };
+    let spec: volta_engine::TimeSpec =
+        serde_json::from_str(text).map_err(|e| fail("time", volta_engine::IssueCode::WrongType, e.to_string()))?;
+    let grid = spec.grid().map_err(|(field, code, message)| fail(field, code, message))?;
+    Ok((grid.instants().map(jiff::Timestamp::as_second).collect(), grid.time_zone_name().to_owned()))
+}
+
 /// The case format's JSON Schema (draft 2020-12), as JSON text.
 #[pyfunction]
 fn case_schema() -> PyResult<String> {
@@ -322,6 +344,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCase>()?;
     m.add_function(wrap_pyfunction!(schedule, m)?)?;
     m.add_function(wrap_pyfunction!(case_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(time_grid, m)?)?;
     m.add_function(wrap_pyfunction!(pareto, m)?)?;
     m.add_function(wrap_pyfunction!(rolling_horizon, m)?)?;
     m.add_class::<forecast::PyModel>()?;

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import volta
 
-DATA = Path(__file__).resolve().parents[3] / "datasets" / "raw" / "vic_elecdemand_2014_halfhourly.csv"
-COMMON = dict(
-    target="demand_gw",
-    time="period_start_aest_assumed",
-    exog=["temperature_c"],
-    known_ahead=["temperature_c"],
-    timezone="Australia/Brisbane",
-    horizon=48,
-    temperature="temperature_c",
-)
+from _vic import COMMON, VIC as DATA
 
 
 @pytest.fixture(scope="module", params=["pandas", "polars"])
@@ -51,8 +41,9 @@ def test_a_saved_model_forecasts_the_next_day(tmp_path, frame):
     path = tmp_path / "model.json"
     model.save(path)
     loaded = volta.ForecastModel.load(path, time="period_start_aest_assumed")
-    point, quantiles = loaded.forecast(frame, "2014-12-31T00:00")
-    again, _ = model.forecast(frame, "2014-12-31T00:00")
+    f = loaded.forecast(frame, "2014-12-31T00:00")
+    point, quantiles = f.point, f.quantiles
+    again = model.forecast(frame, "2014-12-31T00:00").point
     assert point.shape == (48,) and quantiles.shape == (48, 2)
     np.testing.assert_array_equal(point, again)
     assert np.all(quantiles[:, 0] <= quantiles[:, 1])

@@ -24,7 +24,7 @@ use crate::network::{Bus, Carrier};
 use crate::profile::Profile;
 use crate::report::{IssueCode, Path, ValidationReport};
 use crate::series::{AlignError, TimeSeries};
-use crate::time::{GridLength, TimeGrid};
+use crate::time::TimeGrid;
 
 const TOP_LEVEL: [&str; 8] = ["name", "description", "time", "settings", "carriers", "buses", "assets", "reserves"];
 
@@ -112,25 +112,73 @@ fn take_string(map: &mut Map<String, Value>, key: &str, report: &mut ValidationR
     }
 }
 
-/// Deserialises one item, reporting a structural problem at its exact path.
-fn deserialize<T: DeserializeOwned>(value: Value, path: &Path, report: &mut ValidationReport) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(value) {
-        Ok(v) => Some(v),
-        Err(err) => {
-            let inner = err.path().to_string();
-            let at = if inner == "." { path.clone() } else { path.child(&inner) };
-            let message = err.inner().to_string();
-            let (code, field, message) = classify_serde_error(&message);
-            // serde_path_to_error already ends the path with an unknown
-            // field's name, but not with a missing one's.
-            let target = match field {
-                Some(f) if inner.split('.').next_back().is_none_or(|last| last != f) => at.field(&f),
-                Some(_) | None => at.as_str().to_owned(),
-            };
-            report.error(target, code, message);
-            None
+/// At most this many unknown fields are reported for one item; each is
+/// taken out so that the next one (or another mistake) can be found.
+const MAX_UNKNOWN_FIELDS: usize = 32;
+
+/// Deserialises one item, reporting a structural problem at its exact path:
+/// every unknown field at once (with the nearest known name), then the first
+/// other problem.
+fn deserialize<T: DeserializeOwned>(mut value: Value, path: &Path, report: &mut ValidationReport) -> Option<T> {
+    let mut unknown = 0;
+    loop {
+        let err = match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(v) => return (unknown == 0).then_some(v),
+            Err(err) => err,
+        };
+        let inner = err.path().to_string();
+        let at = if inner == "." { path.clone() } else { path.child(&inner) };
+        let (code, field, message) = classify_serde_error(&err.inner().to_string());
+        // serde_path_to_error already ends the path with an unknown
+        // field's name, but not with a missing one's.
+        let target = match &field {
+            Some(f) if inner.split('.').next_back().is_none_or(|last| last != f) => at.field(f),
+            Some(_) | None => at.as_str().to_owned(),
+        };
+        report.error(target, code, message);
+        let removed = code == IssueCode::UnknownField
+            && unknown < MAX_UNKNOWN_FIELDS
+            && field.is_some_and(|f| remove_field(&mut value, err.path(), &f));
+        if !removed {
+            return None;
+        }
+        unknown += 1;
+    }
+}
+
+/// Takes the unknown field `name` out of the object at `at` (serde's path to
+/// it, which ends with the field itself).
+fn remove_field(value: &mut Value, at: &serde_path_to_error::Path, name: &str) -> bool {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = at.iter().collect();
+    let parents = match segments.split_last() {
+        Some((Segment::Map { key }, parents)) if key == name => parents,
+        Some(_) | None => &segments[..],
+    };
+    let mut node = value;
+    for segment in parents {
+        let next = match segment {
+            Segment::Map { key } => node.as_object_mut().and_then(|map| map.get_mut(key)),
+            Segment::Seq { index } => node.as_array_mut().and_then(|items| items.get_mut(*index)),
+            Segment::Enum { .. } | Segment::Unknown => Some(node),
+        };
+        match next {
+            Some(n) => node = n,
+            None => return false,
         }
     }
+    node.as_object_mut().is_some_and(|map| map.remove(name).is_some())
+}
+
+/// The known name nearest to an unknown `field`, when it is near enough
+/// to be a likely misspelling.
+fn nearest<'a>(field: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::damerau_levenshtein(field, k), k))
+        .filter(|&(d, k)| d <= 2.max(k.len().min(field.len()) / 3) && d < k.len().max(field.len()))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, k)| k)
 }
 
 /// Turns serde's messages into an issue code, the field they are about,
@@ -140,7 +188,13 @@ fn classify_serde_error(message: &str) -> (IssueCode, Option<String>, String) {
     if let Some(rest) = message.strip_prefix("unknown field ") {
         let field = backticked(rest);
         let expected = rest.split_once(", ").map(|(_, e)| e.replace('`', "")).unwrap_or_default();
-        (IssueCode::UnknownField, field, format!("unknown field; {expected}"))
+        // serde names the field and then the expected ones, each in backticks.
+        let known = rest.split('`').skip(3).step_by(2);
+        let message = match field.as_deref().and_then(|f| nearest(f, known)) {
+            Some(guess) => format!("unknown field; did you mean `{guess}`? {expected}"),
+            None => format!("unknown field; {expected}"),
+        };
+        (IssueCode::UnknownField, field, message)
     } else if let Some(rest) = message.strip_prefix("missing field ") {
         (IssueCode::MissingField, backticked(rest), "is required".to_owned())
     } else if message.starts_with("unknown variant") {
@@ -363,34 +417,7 @@ impl Checker<'_> {
     // ----- sections -------------------------------------------------------------
 
     fn time_grid(&mut self, spec: &TimeSpec) -> Option<TimeGrid> {
-        let length = match (spec.steps, spec.days, &spec.end) {
-            (Some(n), None, None) => GridLength::Steps(n),
-            (None, Some(d), None) => GridLength::Days(d),
-            (None, None, Some(e)) => GridLength::End(e.clone()),
-            (None, None, None) => {
-                self.report.error("time", IssueCode::MissingField, "give the horizon as one of steps, days or end");
-                return None;
-            }
-            _ => {
-                self.report.error("time", IssueCode::Conflict, "give only one of steps, days or end");
-                return None;
-            }
-        };
-        match TimeGrid::parse(&spec.start, &spec.timezone, &spec.step, &length) {
-            Ok(grid) => Some(grid),
-            Err(err) => {
-                use crate::time::TimeGridError as E;
-                let field = match &err {
-                    E::UnknownTimeZone(_) => "time.timezone",
-                    E::BadStart { .. } | E::AmbiguousStart { .. } => "time.start",
-                    E::BadStep(_) => "time.step",
-                    E::BadEnd { .. } => "time.end",
-                    E::Misaligned { .. } | E::BadLength(_) => "time",
-                };
-                self.report.error(field, IssueCode::TimeGrid, err.to_string());
-                None
-            }
-        }
+        spec.grid().map_err(|(field, code, message)| self.report.error(field, code, message)).ok()
     }
 
     fn settings(&mut self, settings: &Settings) {

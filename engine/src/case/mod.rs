@@ -79,6 +79,39 @@ fn utc() -> String {
     "UTC".into()
 }
 
+impl TimeSpec {
+    /// The grid this table describes, or the field at fault, its code and
+    /// what is wrong (as a case reports it).
+    ///
+    /// # Errors
+    /// No horizon or more than one, an unknown zone, a start that is not a
+    /// time of that zone, a bad step or end.
+    pub fn grid(&self) -> std::result::Result<TimeGrid, (&'static str, IssueCode, String)> {
+        use crate::time::{GridLength, TimeGridError as E};
+        let length = match (self.steps, self.days, &self.end) {
+            (Some(n), None, None) => GridLength::Steps(n),
+            (None, Some(d), None) => GridLength::Days(d),
+            (None, None, Some(e)) => GridLength::End(e.clone()),
+            (None, None, None) => {
+                return Err(("time", IssueCode::MissingField, "give the horizon as one of steps, days or end".into()));
+            }
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+                return Err(("time", IssueCode::Conflict, "give only one of steps, days or end".into()));
+            }
+        };
+        TimeGrid::parse(&self.start, &self.timezone, &self.step, &length).map_err(|err| {
+            let field = match &err {
+                E::UnknownTimeZone(_) => "time.timezone",
+                E::BadStart { .. } | E::AmbiguousStart { .. } => "time.start",
+                E::BadStep(_) => "time.step",
+                E::BadEnd { .. } => "time.end",
+                E::Misaligned { .. } | E::BadLength(_) => "time",
+            };
+            (field, IssueCode::TimeGrid, err.to_string())
+        })
+    }
+}
+
 /// A checked planning case. Build one with [`CaseReader`] or
 /// [`Case::from_path`].
 #[derive(Debug, Clone, PartialEq)]

@@ -24,6 +24,26 @@ fn unknown_field_in_asset() {
 }
 
 #[test]
+fn every_unknown_field_of_an_item_is_reported_at_once_with_the_likely_name() {
+    let text =
+        BASE.replace("capacity_kw = 50", "capacity_kwh = 50\ncolour = \"red\"\nmin_power = 5\nmarginal_cots = 0.01");
+    let found = issues(&text);
+    let unknown: Vec<(&str, &str)> =
+        found.iter().filter(|i| i.code == C::UnknownField).map(|i| (i.path.as_str(), i.message.as_str())).collect();
+    let message = |field: &str| {
+        let path = format!("assets.boiler.{field}");
+        unknown.iter().find(|(p, _)| *p == path).map_or_else(|| panic!("{path}: {found:?}"), |(_, m)| *m)
+    };
+    assert_eq!(unknown.len(), 4, "{found:?}");
+    assert!(message("capacity_kwh").starts_with("unknown field; did you mean `capacity_kw`?"));
+    assert!(message("min_power").starts_with("unknown field; did you mean `min_power_kw`?"));
+    assert!(message("marginal_cots").starts_with("unknown field; did you mean `marginal_cost`?"));
+    assert!(!message("colour").contains("did you mean"), "nothing is near `colour`");
+    // With the unknown fields out of the way, the missing one is found too.
+    assert!(found.iter().any(|i| i.path == "assets.boiler.capacity_kw" && i.code == C::MissingField), "{found:?}");
+}
+
+#[test]
 fn missing_required_field() {
     let text = BASE.replace("import_price = 0.3", "");
     assert_issue(&text, "assets.utility.import_price", C::MissingField);

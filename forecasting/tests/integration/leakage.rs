@@ -53,11 +53,21 @@ fn a_saved_model_forecasts_exactly_as_the_trained_one() {
     assert_eq!(a.point, b.point);
     assert_eq!(a.quantiles, b.quantiles);
     assert_eq!(a.point.len(), 48);
-    // A forecast past the end of the data (target unknown) still works.
+    // A forecast past the end of the target works when the known-ahead
+    // temperature covers the horizon (a weather forecast beside the data) ...
+    let mut future = series.head(48 * 63);
+    for v in &mut future.target[48 * 60..] {
+        *v = f64::NAN;
+    }
+    let c = loaded.forecast(&future, series.time(48 * 60)).expect("forecast past the end");
+    assert_eq!(c.point, a.point, "the unknown target changes nothing");
+    // ... and is refused, naming the column and its last value, when it does not.
     let tail = series.head(48 * 60);
-    let c = loaded.forecast(&tail, series.time(48 * 60)).expect("forecast past the end");
-    assert_eq!(c.point.len(), 48);
-    assert!(c.point.iter().all(|p| p.is_finite()), "{:?}", c.point);
+    let err = loaded.forecast(&tail, series.time(48 * 60)).expect_err("no temperature over the horizon");
+    assert!(err.to_string().contains("known ahead") && err.to_string().contains("last value"), "{err}");
+    // A target last seen more than a day before the issue is refused too.
+    let err = loaded.forecast(&future, series.time(48 * 62)).expect_err("stale target");
+    assert!(err.to_string().contains("was last observed at"), "{err}");
     // Other files are refused with a reason.
     std::fs::write(&path, r#"{"format": "something-else"}"#).expect("write");
     assert!(TrainedModel::load(&path).expect_err("other").to_string().contains("not a Volta forecast model"));

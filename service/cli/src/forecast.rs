@@ -377,7 +377,8 @@ pub(super) fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         None => series.len(),
     };
     let start = std::time::Instant::now();
-    let model = volta_forecasting::train(&series, &spec, end)?;
+    let mut model = volta_forecasting::train(&series, &spec, end)?;
+    model.time_column.clone_from(&args.data.time_column);
     let seconds = start.elapsed().as_secs_f64();
     model.save(&args.model_file)?;
     let summary = json!({
@@ -395,7 +396,9 @@ pub(super) fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
 pub(super) fn forecast(args: &ForecastArgs) -> anyhow::Result<ExitCode> {
     let model = TrainedModel::load(&args.model_file)?;
     let mut options = model.read_options();
-    options.time_column.clone_from(&args.time_column);
+    if args.time_column.is_some() {
+        options.time_column.clone_from(&args.time_column);
+    }
     let (series, _) = data::read(&args.data, &options)?;
     let issue = Some(&args.issue_time)
         .filter(|t| t.len() > 10)

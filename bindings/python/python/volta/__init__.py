@@ -13,19 +13,23 @@ the gRPC services; this package only converts inputs and outputs.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from . import _native
+from . import _document, _native
 from .errors import CaseError, ForecastError, SolverError, VoltaError
+from .schema import fields, schema
 
 __all__ = [
     "Backtest",
     "Case",
+    "Forecast",
     "ForecastModel",
     "CaseError",
     "ForecastError",
@@ -34,26 +38,13 @@ __all__ = [
     "VoltaError",
     "backtest",
     "case_schema",
+    "fields",
     "pareto",
     "rolling_horizon",
     "schedule",
+    "schema",
 ]
 __version__ = _native.__version__
-
-
-def _plain(value: Any) -> Any:
-    """Series-like values (numpy, pandas, polars) as plain lists, for JSON."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "to_list"):  # pandas / polars Series
-        return [float(v) for v in value.to_list()]
-    if isinstance(value, np.ndarray):
-        return value.astype(float).tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 class Case:
@@ -73,13 +64,31 @@ class Case:
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> "Case":
-        """A case from a dictionary in the case-file schema. Series may be
-        lists, numpy arrays, pandas Series or polars Series."""
-        return cls(_native.Case.from_json(json.dumps(_plain(document))))
+        """A case from a dictionary in the case-file schema.
+
+        Series may be lists, numpy arrays, polars Series or pandas Series; a
+        pandas Series with a time index is aligned to the case's grid (naive
+        times read in the case's time zone) or refused naming the first step
+        it lacks. Times may be ``datetime``/``pandas.Timestamp`` values and
+        steps ``timedelta``s. NaN, infinities and nulls are reported with
+        their path and index, with every other problem, in one
+        :class:`CaseError`."""
+        return cls(_native.Case.from_json(json.dumps(_document.document(document), allow_nan=False)))
 
     def to_dict(self) -> dict[str, Any]:
         """The case as a dictionary, every series inline and every default spelled out."""
         return json.loads(self._native.to_json())
+
+    def replace(self, changes: dict[str, Any] | None = None, /, **fields: Any) -> "Case":
+        """A copy of the case with some fields changed, for parameter sweeps:
+        ``case.replace({"assets.battery.energy_capacity_kwh": 400})`` (paths
+        as in error messages: list items by id) or, for top-level fields,
+        ``case.replace(name="bigger battery")``. The result is checked like
+        any case; an unknown path raises :class:`CaseError` naming it."""
+        doc = self.to_dict()
+        for path, value in {**(changes or {}), **fields}.items():
+            _set_path(doc, path, value)
+        return Case.from_dict(doc)
 
     def validate(self) -> list[tuple[str, str]]:
         """Checks the case again (it was checked when built) and returns its warnings."""
@@ -107,6 +116,55 @@ class Case:
         return (Case.from_dict, (self.to_dict(),))
 
 
+def _set_path(doc: dict[str, Any], path: str, value: Any) -> None:
+    """Sets ``doc`` at a dotted path whose list items are named by id
+    (``assets.battery.energy_capacity_kwh``) or index (``assets[2].bus``)."""
+    import re
+
+    node: Any = doc
+    parts = [p for p in re.split(r"\.|(\[\d+\])", path) if p]
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = ".".join(parts[: depth + 1]).replace(".[", "[")
+        if part.startswith("["):
+            index = int(part[1:-1])
+            if not isinstance(node, list) or index >= len(node):
+                raise CaseError(f"{where}: no such item", [(where, "no such item")])
+            key: Any = index
+        elif isinstance(node, list):
+            found = [i for i, item in enumerate(node) if isinstance(item, dict) and item.get("id") == part]
+            if not found:
+                ids = ", ".join(str(item.get("id")) for item in node if isinstance(item, dict))
+                message = f"no item with this id; the ids are {ids}"
+                raise CaseError(f"{where}: {message}", [(where, message)])
+            key = found[0]
+        elif isinstance(node, dict):
+            if part not in node and not last:
+                node[part] = {}
+            key = part
+        else:
+            raise CaseError(f"{where}: not a table", [(where, "not a table")])
+        if last:
+            node[key] = value
+        else:
+            node = node[key]
+
+
+def _as_case(case: "Case | str | PathLike[str] | dict[str, Any]") -> "Case":
+    """A :class:`Case`, from a case, a case file's path or a case dictionary."""
+    if isinstance(case, Case):
+        return case
+    if isinstance(case, (str, PathLike)):
+        return Case.from_file(case)
+    if isinstance(case, dict):
+        return Case.from_dict(case)
+    raise TypeError(f"expected a volta.Case, a case file's path or a case dict, not {type(case).__name__}")
+
+
+# The time-series tables of a schedule (to_pandas, to_polars).
+_SERIES_TABLES = ("flows", "storage_kwh", "commitment", "prices", "unserved_kw")
+
+
 @dataclass
 class Schedule:
     """The result of :func:`schedule` or :func:`rolling_horizon`.
@@ -119,6 +177,7 @@ class Schedule:
     """
 
     status: str
+    timezone: str = "UTC"
     objective: float | None = None
     best_bound: float | None = None
     gap: float | None = None
@@ -128,6 +187,7 @@ class Schedule:
     infeasibility: str | None = None
     times: list[str] = field(default_factory=list)
     cost_by_category: dict[str, float] = field(default_factory=dict)
+    costs: list[tuple[str | None, str, float]] = field(default_factory=list)
     flows: dict[str, np.ndarray] = field(default_factory=dict)
     storage_kwh: dict[str, np.ndarray] = field(default_factory=dict)
     commitment: dict[str, np.ndarray] = field(default_factory=dict)
@@ -139,6 +199,7 @@ class Schedule:
         plan = raw.get("schedule") or {}
         return cls(
             status=raw["status"],
+            timezone=plan.get("timezone", "UTC"),
             objective=raw.get("objective"),
             best_bound=raw.get("best_bound"),
             gap=raw.get("gap"),
@@ -148,6 +209,7 @@ class Schedule:
             infeasibility=raw.get("infeasibility"),
             times=plan.get("times", []),
             cost_by_category=plan.get("cost_by_category", {}),
+            costs=[tuple(c) for c in plan.get("costs", [])],
             flows=plan.get("flows", {}),
             storage_kwh=plan.get("storage_kwh", {}),
             commitment=plan.get("commitment", {}),
@@ -155,25 +217,77 @@ class Schedule:
             unserved_kw=plan.get("unserved_kw", {}),
         )
 
+    def _table(self, what: str) -> dict[str, np.ndarray]:
+        if what not in _SERIES_TABLES:
+            hint = " (costs: see cost_table())" if what in ("cost_by_category", "costs") else ""
+            raise ValueError(f"{what!r} is not a time-series table; use one of {', '.join(_SERIES_TABLES)}{hint}")
+        return getattr(self, what)
+
     def to_pandas(self, what: str = "flows"):
         """One of the series tables (``flows``, ``storage_kwh``, ``commitment``,
-        ``prices``, ``unserved_kw``) as a pandas DataFrame indexed by time."""
+        ``prices``, ``unserved_kw``) as a pandas DataFrame indexed by the
+        steps' start times in the case's time zone."""
         import pandas as pd
 
-        index = pd.DatetimeIndex(pd.to_datetime(self.times, utc=True), name="time")
-        return pd.DataFrame(getattr(self, what), index=index)
+        table = self._table(what)
+        index = pd.DatetimeIndex(pd.to_datetime(self.times, utc=True), name="time").tz_convert(self.timezone)
+        return pd.DataFrame(table, index=index)
 
     def to_polars(self, what: str = "flows"):
-        """The same table as a polars DataFrame with a ``time`` column."""
+        """The same table as a polars DataFrame with a ``time`` column in the case's time zone."""
         import polars as pl
 
         columns: dict[str, Any] = {"time": self.times}
-        columns.update(getattr(self, what))
-        return pl.DataFrame(columns).with_columns(pl.col("time").str.to_datetime(time_zone="UTC"))
+        columns.update(self._table(what))
+        return pl.DataFrame(columns).with_columns(
+            pl.col("time").str.to_datetime(time_zone="UTC").dt.convert_time_zone(self.timezone)
+        )
+
+    def cost_table(self):
+        """The cost by asset and category, as ``volta schedule`` writes
+        ``costs.csv``: a pandas DataFrame with columns ``asset`` (None for
+        system items such as lost load), ``category`` and ``amount``."""
+        import pandas as pd
+
+        return pd.DataFrame(self.costs, columns=["asset", "category", "amount"])
+
+    def plot(self, bus: str, ax: Any = None):
+        """The dispatch of ``bus``: what each asset injects stacked above zero,
+        what it draws stacked below, unserved demand in red and the bus's
+        price on a second axis, as ``volta schedule --out`` draws it. Needs
+        matplotlib; returns the axes."""
+        import matplotlib.pyplot as plt
+        import pandas as pd
+
+        flows = {k.rsplit(":", 1)[0]: v for k, v in self.flows.items() if k.rsplit(":", 1)[1] == bus}
+        if not flows:
+            buses = sorted({k.rsplit(":", 1)[1] for k in self.flows})
+            raise ValueError(f"no flows at bus {bus!r}; the buses are {', '.join(buses)}")
+        index = pd.DatetimeIndex(pd.to_datetime(self.times, utc=True)).tz_convert(self.timezone)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(11, 4))
+        names = sorted(flows)
+        supply = [np.clip(flows[n], 0, None) for n in names]
+        demand = [np.clip(flows[n], None, 0) for n in names]
+        colours = plt.get_cmap("tab20").colors
+        ax.stackplot(index, supply, labels=names, colors=colours[: len(names)], step="post", alpha=0.9)
+        ax.stackplot(index, demand, colors=colours[: len(names)], step="post", alpha=0.5)
+        unserved = self.unserved_kw.get(bus)
+        if unserved is not None and np.any(unserved > 1e-9):
+            ax.step(index, unserved, where="post", color="red", label="unserved")
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_ylabel(f"{bus}, kW (injected > 0 > drawn)")
+        ax.set_title(f"{bus}: cost {self.cost:,.2f}" if self.cost is not None else bus)
+        if bus in self.prices:
+            price = ax.twinx()
+            price.step(index, self.prices[bus], where="post", color="black", linewidth=0.8, label="price")
+            price.set_ylabel("price per kWh")
+        ax.legend(loc="upper left", fontsize="small", ncol=2)
+        return ax
 
 
 def schedule(
-    case: Case,
+    case: Case | str | PathLike[str] | dict[str, Any],
     objective: str = "cost",
     *,
     co2_price: float | None = None,
@@ -183,14 +297,17 @@ def schedule(
 ) -> Schedule:
     """Optimises the operation of ``case``.
 
+    ``case`` is a :class:`Case`, a case file's path or a case dict.
     ``objective`` is ``cost``, ``co2`` (least emissions, then least cost) or
-    ``weighted`` (cost plus ``co2_price`` per kg). ``time_limit`` (s) and
+    ``weighted`` (cost plus ``co2_price`` per kg); a ``co2_price`` given with
+    ``cost`` prices the emissions into it (the same as ``weighted``), and one
+    given with ``co2`` is refused. ``time_limit`` (s) and
     ``gap`` (relative MIP gap) bound the effort; a time limit with a plan
     returns it with status ``time_limit``. The GIL is released while solving,
     so schedules in a thread pool run in parallel.
     """
     return Schedule._from_native(
-        _native.schedule(case._native, objective, co2_price, time_limit, gap, threads)
+        _native.schedule(_as_case(case)._native, objective, co2_price, time_limit, gap, threads)
     )
 
 
@@ -204,14 +321,14 @@ def case_schema() -> dict:
     return json.loads(_native.case_schema())
 
 
-def pareto(case: Case, n: int = 10, *, time_limit: float | None = None, gap: float | None = None) -> list[dict]:
+def pareto(case: Case | str | PathLike[str] | dict[str, Any], n: int = 10, *, time_limit: float | None = None, gap: float | None = None) -> list[dict]:
     """The cost–CO2 Pareto front by the epsilon-constraint method: ``n``
     points from the cheapest to the cleanest plan, dominated ones dropped."""
-    return _native.pareto(case._native, n, time_limit, gap)
+    return _native.pareto(_as_case(case)._native, n, time_limit, gap)
 
 
 def rolling_horizon(
-    case: Case,
+    case: Case | str | PathLike[str] | dict[str, Any],
     horizon_steps: int,
     commit_steps: int | None = None,
     objective: str = "cost",
@@ -223,16 +340,116 @@ def rolling_horizon(
     carrying storage levels and unit states, and returns the stitched plan.
     Each window optimises ``horizon_steps`` and keeps ``commit_steps``
     (default: half the window, as the CLI and gRPC do)."""
-    raw = _native.rolling_horizon(case._native, horizon_steps, commit_steps, objective, time_limit, gap)
+    raw = _native.rolling_horizon(_as_case(case)._native, horizon_steps, commit_steps, objective, time_limit, gap)
     return Schedule._from_native(raw)
 
 
 # ---- forecasting ------------------------------------------------------------------
 
 
-def _columns(frame: Any, target: str, time: str, exog: list[str], known_ahead: list[str], timezone: str | None) -> dict:
+@dataclass
+class ForecastOptions:
+    """The options of a forecasting model, as ``volta train`` and
+    ``volta backtest`` take them as flags. ``None`` keeps Volta's default
+    (shown in brackets). Pass one as ``options=`` or its fields as keywords."""
+
+    model: str | None = None
+    """``gbdt`` [default], ``linear``, ``naive_day``, ``naive_week``, ``clear_sky`` (PV)."""
+    horizon: int | None = None
+    """Steps forecast from each issue time [48]."""
+    issue_time: str | None = None
+    """Local issue time of day, ``HH:MM`` [``00:00``]."""
+    quantiles: list[float] | None = None
+    """Quantile levels to forecast, e.g. ``[0.1, 0.5, 0.9]`` [none]."""
+    intervals: str | None = None
+    """How quantiles are made: ``conformal`` [default] or ``quantile-trees``."""
+    calibration_days: int | None = None
+    """Days held out to calibrate the quantiles [28]."""
+    calibration_folds: int | None = None
+    """Cross-fitting folds of the calibration; 0 holds out the last days [3]."""
+    calibrate_by: str | None = None
+    """What the calibration conditions on: ``auto`` [default], ``none``, ``temperature``, ``level``."""
+    regime_bins: int | None = None
+    """Regimes of ``calibrate_by`` [3]."""
+    train_days: int | None = None
+    """Training window in days [all the data]."""
+    temperature: str | None = None
+    """The temperature column (temperature features, calibration regimes)."""
+    holidays: str | None = None
+    """A built-in holiday calendar (``AU-VIC``, ``DE``, ``US``) or a file of dates."""
+    holiday_dates: list[str] | None = None
+    """Extra holidays, ``YYYY-MM-DD``."""
+    lags: list[int] | None = None
+    """Same-time lags in days [1, 2, 7]."""
+    latitude: float | None = None
+    """PV site latitude (clear-sky features)."""
+    longitude: float | None = None
+    """PV site longitude."""
+    trees: int | None = None
+    """Boosted trees (``gbdt``)."""
+    learning_rate: float | None = None
+    """Boosting learning rate (``gbdt``)."""
+    max_depth: int | None = None
+    """Tree depth (``gbdt``)."""
+    penalty: float | None = None
+    """Ridge penalty (``linear``) [the model's default]."""
+
+    def to_json(self) -> str:
+        return json.dumps({k: v for k, v in self.__dict__.items() if v is not None})
+
+
+def _options(options: ForecastOptions | None, extra: dict[str, Any]) -> ForecastOptions:
+    """``options`` with the keyword options laid over it; an unknown keyword
+    raises :class:`ForecastError` with the nearest known name."""
+    import dataclasses
+    import difflib
+
+    known = [f.name for f in dataclasses.fields(ForecastOptions)]
+    unknown = [k for k in extra if k not in known]
+    if unknown:
+        hints = []
+        for name in unknown:
+            near = difflib.get_close_matches(name, known, n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+        raise ForecastError(f"unknown forecasting option {', '.join(hints)}; the options are {', '.join(known)}")
+    return dataclasses.replace(options or ForecastOptions(), **extra)
+
+
+_TIME_NAMES = ("timestamp", "time", "datetime", "date", "ds")
+
+
+def _time_column(frame: Any, time: str | None) -> str:
+    """The time column: ``time`` when given, else as ``volta`` finds it: the
+    first datetime column, or one named timestamp/time/datetime/date/ds."""
+    names = [str(c) for c in frame.columns]
+    if time is not None:
+        if time not in names:
+            raise ForecastError(f"time column {time!r} not found; the data has: {', '.join(names)}")
+        return time
+    if hasattr(frame, "schema"):  # polars
+        for name, dtype in frame.schema.items():
+            if dtype.is_temporal():
+                return name
+    else:
+        for name in frame.columns:
+            if str(frame[name].dtype).startswith("datetime"):
+                return str(name)
+    for want in _TIME_NAMES:
+        for name in names:
+            if name.lower() == want:
+                return name
+    raise ForecastError(
+        f"no datetime column and none named {'/'.join(_TIME_NAMES)}; pass time=...; the data has: {', '.join(names)}"
+    )
+
+
+def _columns(frame: Any, target: str, time: str | None, exog: list[str], known_ahead: list[str], timezone: str | None) -> dict:
     """A pandas or polars DataFrame as the native layer's columns: instants in
     seconds (naive times are wall-clock times in ``timezone``), floats."""
+    time = _time_column(frame, time)
+    missing = [c for c in [target, *exog] if c not in frame.columns]
+    if missing:
+        raise ForecastError(f"column {missing[0]!r} not found; the data has: {', '.join(map(str, frame.columns))}")
     if hasattr(frame, "to_pandas") and hasattr(frame, "schema"):  # polars
         import polars as pl
 
@@ -252,10 +469,8 @@ def _columns(frame: Any, target: str, time: str, exog: list[str], known_ahead: l
         # Whatever the resolution (pandas 3 infers it), count whole seconds.
         seconds = ((t.dt.tz_convert("UTC") - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).tolist()
         column = lambda name: frame[name].astype(float).tolist()  # noqa: E731
-    missing = [c for c in [target, *exog] if c not in frame.columns]
-    if missing:
-        raise ForecastError(f"column {missing[0]!r} not found; the data has: {', '.join(map(str, frame.columns))}")
     return {
+        "time_name": time,
         "times_s": seconds,
         "target_name": target,
         "target": column(target),
@@ -263,6 +478,62 @@ def _columns(frame: Any, target: str, time: str, exog: list[str], known_ahead: l
         "known_ahead": list(known_ahead),
         "timezone": timezone,
     }
+
+
+def _stamps(instants_s: Any, timezone: str) -> list[_dt.datetime]:
+    zone = ZoneInfo(timezone)
+    return [_dt.datetime.fromtimestamp(int(s), zone) for s in instants_s]
+
+
+def _level_name(level: float) -> str:
+    return f"q{level:g}"
+
+
+@dataclass
+class Forecast:
+    """One forecast: the point forecast and its quantiles for each step of
+    the horizon, with the steps' local, zone-aware start times."""
+
+    issue: _dt.datetime
+    """The issue time, in the model's time zone."""
+    times: list[_dt.datetime]
+    """Start of each step of the horizon, in the model's time zone."""
+    point: np.ndarray
+    """Point forecast per step, shape (horizon,)."""
+    quantiles: np.ndarray
+    """Quantiles per step and level, shape (horizon, levels)."""
+    levels: list[float]
+    """The quantile levels, as the columns of ``quantiles``."""
+    target: str
+    """The forecast column."""
+
+    def to_pandas(self):
+        """A DataFrame indexed by ``time`` (zone-aware) with ``point`` and one
+        column per quantile (``q0.1``, ...); ``attrs`` hold the issue time
+        and the target."""
+        import pandas as pd
+
+        frame = pd.DataFrame({"point": self.point}, index=pd.DatetimeIndex(self.times, name="time"))
+        for k, level in enumerate(self.levels):
+            frame[_level_name(level)] = self.quantiles[:, k]
+        frame.attrs.update(issue=self.issue, target=self.target)
+        return frame
+
+    def to_polars(self):
+        """A polars DataFrame: ``issue``, ``time`` (zone-aware), ``point`` and one column per quantile."""
+        import polars as pl
+
+        zone = str(self.issue.tzinfo)
+        columns: dict[str, Any] = {
+            "issue": [self.issue] * len(self.times),
+            "time": self.times,
+            "point": self.point,
+        }
+        for k, level in enumerate(self.levels):
+            columns[_level_name(level)] = self.quantiles[:, k]
+        return pl.DataFrame(columns).with_columns(
+            pl.col("issue").dt.convert_time_zone(zone), pl.col("time").dt.convert_time_zone(zone)
+        )
 
 
 @dataclass
@@ -276,49 +547,100 @@ class Backtest:
     actual: np.ndarray         # (forecasts, horizon)
     quantiles: np.ndarray      # (forecasts, horizon, levels)
     fit_seconds: float
+    levels: list[float] = field(default_factory=list)
+    timezone: str = "UTC"
+    step_seconds: int = 0
+
+    def to_pandas(self):
+        """Every forecast in one long table: ``issue``, ``time`` (both local and
+        zone-aware), ``lead`` (1 = the first step), ``actual``, ``point`` and
+        one column per quantile level."""
+        import pandas as pd
+
+        n, h = self.point.shape
+        issue = pd.DatetimeIndex(pd.to_datetime(self.issues, utc=True)).tz_convert(self.timezone).repeat(h)
+        lead = np.tile(np.arange(1, h + 1), n)
+        frame = pd.DataFrame({"issue": issue, "lead": lead})
+        frame["time"] = issue + pd.to_timedelta((lead - 1) * self.step_seconds, unit="s")
+        frame["actual"] = self.actual.reshape(-1)
+        frame["point"] = self.point.reshape(-1)
+        for k, level in enumerate(self.levels):
+            frame[_level_name(level)] = self.quantiles[:, :, k].reshape(-1)
+        return frame
+
+    def to_polars(self):
+        """The table of :meth:`to_pandas` as a polars DataFrame."""
+        import polars as pl
+
+        n, h = self.point.shape
+        issue_s = np.repeat(
+            np.array([_dt.datetime.fromisoformat(s).timestamp() for s in self.issues], dtype=np.int64), h
+        )
+        lead = np.tile(np.arange(1, h + 1, dtype=np.int64), n)
+        columns: dict[str, Any] = {
+            "issue": issue_s * 1_000_000,
+            "lead": lead,
+            "time": (issue_s + (lead - 1) * self.step_seconds) * 1_000_000,
+            "actual": self.actual.reshape(-1),
+            "point": self.point.reshape(-1),
+        }
+        for k, level in enumerate(self.levels):
+            columns[_level_name(level)] = self.quantiles[:, :, k].reshape(-1)
+        stamp = pl.Datetime("us", "UTC")
+        return pl.DataFrame(columns).with_columns(
+            pl.col("issue").cast(stamp).dt.convert_time_zone(self.timezone),
+            pl.col("time").cast(stamp).dt.convert_time_zone(self.timezone),
+        )
 
 
 def backtest(
     frame: Any,
     *,
     target: str,
-    time: str = "timestamp",
+    time: str | None = None,
     exog: list[str] | tuple[str, ...] = (),
     known_ahead: list[str] | tuple[str, ...] = (),
     timezone: str | None = None,
     train_until: str,
     test_until: str | None = None,
     refit_every: int = 0,
-    **options: Any,
+    options: ForecastOptions | None = None,
+    **kwargs: Any,
 ) -> Backtest:
     """Rolling-origin backtest of a forecasting model on a pandas or polars
-    DataFrame, exactly as ``volta backtest`` does it. ``options`` are the
-    model options (``horizon``, ``issue_time``, ``model``, ``quantiles``,
-    ``temperature``, ``holidays`` (a built-in calendar or a file of dates),
-    ``holiday_dates`` (a list of ``YYYY-MM-DD``), ``latitude``/``longitude``,
-    ``trees``, ``calibration_folds``, ``calibrate_by``, ...), as the CLI's flags.
+    DataFrame, exactly as ``volta backtest`` does it: trained on the data
+    before ``train_until``, a forecast issued every day after it (until
+    ``test_until``, excluded). ``time`` is found as the CLI finds it when not
+    given. The model options are a :class:`ForecastOptions` or its fields as
+    keywords (``model="gbdt"``, ``quantiles=[0.1, 0.9]``, ``holidays="AU-VIC"``, ...).
     """
+    opts = _options(options, kwargs)
     cols = _columns(frame, target, time, list(exog), list(known_ahead), timezone)
-    raw = _native.backtest(cols, json.dumps(options), train_until, refit_every, test_until)
-    levels = len(options.get("quantiles", []))
+    raw = _native.backtest(cols, opts.to_json(), train_until, refit_every, test_until)
+    levels = list(opts.quantiles or [])
     n, h = raw["point"].shape
-    import datetime as _dt
-
     return Backtest(
         model=raw["model"],
         metrics=json.loads(raw["metrics"]),
         issues=[_dt.datetime.fromtimestamp(s, _dt.timezone.utc).isoformat() for s in raw["issues_s"]],
         point=raw["point"],
         actual=raw["actual"],
-        quantiles=raw["quantiles"].reshape(n, h, levels),
+        quantiles=raw["quantiles"].reshape(n, h, len(levels)),
         fit_seconds=raw["fit_seconds"],
+        levels=levels,
+        timezone=raw["timezone"],
+        step_seconds=int(raw["step_seconds"]),
     )
 
 
 class ForecastModel:
-    """A trained forecasting model: train, save, load, forecast."""
+    """A trained forecasting model: train, save, load, forecast.
 
-    def __init__(self, native: Any, time: str = "timestamp") -> None:
+    >>> model = volta.ForecastModel.train(df, target="demand_gw", model="linear", quantiles=[0.1, 0.9])
+    >>> model.forecast(df, "2014-12-31T00:00").to_pandas()   # point, q0.1, q0.9 by local time
+    """
+
+    def __init__(self, native: Any, time: str | None = None) -> None:
         self._native = native
         self._time = time
 
@@ -328,37 +650,95 @@ class ForecastModel:
         frame: Any,
         *,
         target: str,
-        time: str = "timestamp",
+        time: str | None = None,
         exog: list[str] | tuple[str, ...] = (),
         known_ahead: list[str] | tuple[str, ...] = (),
         timezone: str | None = None,
         train_until: str | None = None,
-        **options: Any,
+        options: ForecastOptions | None = None,
+        **kwargs: Any,
     ) -> "ForecastModel":
-        """Trains on the frame's rows before ``train_until`` (all when ``None``)."""
+        """Trains on the frame's rows before ``train_until`` (all when ``None``).
+        Options as for :func:`backtest`. The time column's name is kept in the
+        model (and its file), so forecasting finds it again."""
+        opts = _options(options, kwargs)
         cols = _columns(frame, target, time, list(exog), list(known_ahead), timezone)
-        return cls(_native.ForecastModel.train(cols, json.dumps(options), train_until), time)
+        return cls(_native.ForecastModel.train(cols, opts.to_json(), train_until))
 
     @classmethod
-    def load(cls, path: str | PathLike[str], time: str = "timestamp") -> "ForecastModel":
-        """Reads a model file written by :meth:`save` or ``volta train``."""
+    def load(cls, path: str | PathLike[str], time: str | None = None) -> "ForecastModel":
+        """Reads a model file written by :meth:`save` or ``volta train``.
+        ``time`` overrides the time column the model remembers."""
         return cls(_native.ForecastModel.load(str(path)), time)
 
     def save(self, path: str | PathLike[str]) -> None:
         """Writes the model file (versioned JSON, no pickles)."""
         self._native.save(str(path))
 
-    def forecast(self, frame: Any, issue: str) -> tuple[np.ndarray, np.ndarray]:
-        """Forecast issued at ``issue`` (ISO timestamp) from the frame's data
-        known then: the point forecast per lead and the quantiles (lead, level)."""
+    @property
+    def model(self) -> str:
+        """The model's name (``gbdt``, ``linear``, ...)."""
+        return self._native.model
+
+    @property
+    def target(self) -> str:
+        """The forecast column."""
+        return self._native.columns[0]
+
+    @property
+    def exog(self) -> list[tuple[str, bool]]:
+        """The exogenous columns it reads, each with whether it is known ahead."""
+        return list(self._native.columns[1])
+
+    @property
+    def quantiles(self) -> list[float]:
+        """The quantile levels it forecasts."""
+        return list(self._native.quantiles)
+
+    @property
+    def horizon(self) -> int:
+        """Steps forecast from each issue time."""
+        return self._native.horizon
+
+    @property
+    def timezone(self) -> str:
+        """The time zone of its calendar (and of naive times in data)."""
+        return self._native.timezone
+
+    @property
+    def trained_until(self) -> _dt.datetime:
+        """End of its training data (exclusive), in its time zone."""
+        return _stamps([self._native.trained_until_s], self.timezone)[0]
+
+    def __repr__(self) -> str:
+        return (
+            f"ForecastModel({self.model!r}, target={self.target!r}, horizon={self.horizon}, "
+            f"quantiles={self.quantiles}, trained_until={self.trained_until.isoformat()})"
+        )
+
+    def forecast(self, frame: Any, issue: str | _dt.datetime) -> Forecast:
+        """The forecast issued at ``issue`` (an ISO timestamp or a datetime;
+        naive times are local times of the model's zone) from the frame's
+        data known then. Raises :class:`ForecastError` when the data lacks
+        the history the model needs (naming the last observation) or a
+        known-ahead column lacks the horizon."""
         target, exog = self._native.columns
-        cols = _columns(frame, target, self._time, [n for n, _ in exog], [n for n, k in exog if k],
-                        self._native.timezone)
-        import datetime as _dt
-
-        stamp = _dt.datetime.fromisoformat(issue)
+        zone = self._native.timezone
+        time = self._time or self._native.time_column
+        if time is not None and time not in frame.columns:
+            time = None if self._time is None else time
+        cols = _columns(frame, target, time, [n for n, _ in exog], [n for n, k in exog if k], zone)
+        stamp = issue if isinstance(issue, _dt.datetime) else _dt.datetime.fromisoformat(str(issue))
         if stamp.tzinfo is None:
-            from zoneinfo import ZoneInfo
-
-            stamp = stamp.replace(tzinfo=ZoneInfo(self._native.timezone))
-        return self._native.forecast(cols, int(stamp.timestamp()))
+            stamp = stamp.replace(tzinfo=ZoneInfo(zone))
+        point, quantiles = self._native.forecast(cols, int(stamp.timestamp()))
+        step = self._native.step_seconds
+        start = int(stamp.timestamp())
+        return Forecast(
+            issue=stamp.astimezone(ZoneInfo(zone)),
+            times=_stamps([start + k * step for k in range(len(point))], zone),
+            point=point,
+            quantiles=quantiles,
+            levels=self.quantiles,
+            target=target,
+        )
