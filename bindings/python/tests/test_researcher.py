@@ -168,10 +168,13 @@ def test_every_unknown_field_is_reported_at_once_with_a_suggestion(campus):
     battery["energy_capacity_kw"] = battery.pop("energy_capacity_kwh")
     battery["charge_eficiency"] = 0.95
     battery["colour"] = "green"
+    del battery["bus"]
     with pytest.raises(volta.CaseError) as err:
         volta.Case.from_dict(document)
     problems = dict(err.value.problems)
     base = f"assets.{battery['id']}"
+    # ... and every required field the asset lacks, in the same round trip.
+    assert problems[f"{base}.bus"] == problems[f"{base}.energy_capacity_kwh"] == "is required"
     assert "did you mean `energy_capacity_kwh`?" in problems[f"{base}.energy_capacity_kw"]
     assert "did you mean `charge_efficiency`?" in problems[f"{base}.charge_eficiency"]
     assert "did you mean" not in problems[f"{base}.colour"]

@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -119,7 +120,11 @@ const MAX_UNKNOWN_FIELDS: usize = 32;
 /// Deserialises one item, reporting a structural problem at its exact path:
 /// every unknown field at once (with the nearest known name), then the first
 /// other problem.
-fn deserialize<T: DeserializeOwned>(mut value: Value, path: &Path, report: &mut ValidationReport) -> Option<T> {
+fn deserialize<T: DeserializeOwned + JsonSchema>(
+    mut value: Value,
+    path: &Path,
+    report: &mut ValidationReport,
+) -> Option<T> {
     let mut unknown = 0;
     loop {
         let err = match serde_path_to_error::deserialize::<_, T>(&value) {
@@ -136,6 +141,13 @@ fn deserialize<T: DeserializeOwned>(mut value: Value, path: &Path, report: &mut 
             Some(_) | None => at.as_str().to_owned(),
         };
         report.error(target, code, message);
+        if code == IssueCode::MissingField && inner == "." {
+            // serde stops at the first missing field; name the others too.
+            for other in missing_required::<T>(&value).into_iter().filter(|f| Some(f) != field.as_ref()) {
+                report.error(path.field(&other), IssueCode::MissingField, "is required");
+            }
+            return None;
+        }
         let removed = code == IssueCode::UnknownField
             && unknown < MAX_UNKNOWN_FIELDS
             && field.is_some_and(|f| remove_field(&mut value, err.path(), &f));
@@ -144,6 +156,16 @@ fn deserialize<T: DeserializeOwned>(mut value: Value, path: &Path, report: &mut 
         }
         unknown += 1;
     }
+}
+
+/// The fields `T` requires (by its schema) that the object `value` lacks, in
+/// the schema's order.
+fn missing_required<T: JsonSchema>(value: &Value) -> Vec<String> {
+    let schema = schemars::schema_for!(T);
+    let Some(required) = schema.get("required").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    required.iter().filter_map(Value::as_str).filter(|f| value.get(f).is_none()).map(str::to_owned).collect()
 }
 
 /// Takes the unknown field `name` out of the object at `at` (serde's path to
@@ -429,7 +451,11 @@ impl Checker<'_> {
 
     /// Reads a list section item by item. Returns the items with their paths,
     /// and whether every item was read.
-    fn list<T: DeserializeOwned>(&mut self, section: &str, value: Option<Value>) -> (Vec<(Path, T)>, bool) {
+    fn list<T: DeserializeOwned + JsonSchema>(
+        &mut self,
+        section: &str,
+        value: Option<Value>,
+    ) -> (Vec<(Path, T)>, bool) {
         let items = match value {
             None => return (Vec::new(), true),
             Some(Value::Array(items)) => items,

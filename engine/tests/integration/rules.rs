@@ -50,6 +50,25 @@ fn missing_required_field() {
 }
 
 #[test]
+fn every_missing_field_of_an_item_is_reported_at_once() {
+    // A storage with only an id, a type and a misspelt field: each required
+    // field it lacks is named, not the first one per round trip.
+    let found = issues(&with_asset("id = \"battery\"\ntype = \"storage\"\nenergy_capacity = 100"));
+    let missing: Vec<&str> = found.iter().filter(|i| i.code == C::MissingField).map(|i| i.path.as_str()).collect();
+    for field in ["bus", "energy_capacity_kwh", "charge_power_kw", "discharge_power_kw"] {
+        assert!(missing.contains(&format!("assets.battery.{field}").as_str()), "{field}: {found:?}");
+    }
+    assert_eq!(missing.len(), missing.iter().collect::<std::collections::HashSet<_>>().len(), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|i| i.path == "assets.battery.energy_capacity"
+                && i.message.contains("did you mean `energy_capacity_kwh`?")),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn wrong_type() {
     let text = BASE.replace("capacity_kw = 50", "capacity_kw = \"fifty\"");
     assert_issue(&text, "assets.boiler.capacity_kw", C::WrongType);
