@@ -77,15 +77,14 @@ impl Inbox {
     }
 
     /// Handles one delivery of each of `messages` (in aggregate order):
-    /// for each, true when it may be acknowledged (applied now, handled
-    /// before, or dead), false when it must come again (its predecessor has
-    /// not been handled, or it failed). The readable ones are applied in one
-    /// transaction; if that fails, one by one, so that only the failing one
-    /// fails.
-    pub(crate) async fn handle(&self, messages: &[Message]) -> Vec<bool> {
+    /// for each, whether it is done with (applied now, handled before, or
+    /// dead) or must come again (its predecessor has not been handled, or
+    /// it failed). The readable ones are applied in one transaction; if that
+    /// fails, one by one, so that only the failing one fails.
+    pub(crate) async fn handle(&self, messages: &[Message]) -> Vec<Delivery> {
         let now = Timestamp::now();
         let consumer = self.route.consumer;
-        let mut acked = vec![false; messages.len()];
+        let mut acked = vec![Delivery::Failed; messages.len()];
         let mut readable = Vec::with_capacity(messages.len());
         for (i, m) in messages.iter().enumerate() {
             match read(&self.route, m) {
@@ -118,8 +117,8 @@ impl Inbox {
         acked
     }
 
-    /// Counts what became of a message; whether it may be acknowledged.
-    fn count(&self, message: &Message, handled: Handled, effect: &Effect, now: Timestamp) -> bool {
+    /// Counts what became of a message.
+    fn count(&self, message: &Message, handled: Handled, effect: &Effect, now: Timestamp) -> Delivery {
         let route = self.route.consumer;
         match handled {
             Handled::Applied => {
@@ -127,41 +126,53 @@ impl Inbox {
                 if let Effect::Trade(trade) = effect {
                     self.metrics.settled(now.duration_since(trade.trade.at).as_secs_f64());
                 }
-                true
+                Delivery::Done
             }
             Handled::Duplicate => {
                 self.metrics.message(route, "duplicate");
-                true
+                Delivery::Done
             }
             Handled::Early { expected } => {
                 tracing::debug!(id = %message.id, expected, "message before its predecessor: later");
                 self.metrics.message(route, "deferred");
-                false
+                Delivery::Early
             }
         }
     }
 
-    /// Records a failed attempt; whether the message may be acknowledged
-    /// (it is dead).
-    async fn fail(&self, message: &Message, error: &str, now: Timestamp) -> bool {
+    /// Records a failed attempt: done with when the message is dead.
+    async fn fail(&self, message: &Message, error: &str, now: Timestamp) -> Delivery {
         let route = self.route.consumer;
         self.metrics.message(route, "failed");
         match self.store.failed(route, message, error, now).await {
             Ok(true) => {
                 tracing::error!(id = %message.id, route, error, "message dead after repeated failures");
                 self.metrics.message(route, "dead");
-                true
+                Delivery::Done
             }
             Ok(false) => {
                 tracing::warn!(id = %message.id, route, error, "message failed; it comes again");
-                false
+                Delivery::Failed
             }
             Err(store) => {
                 tracing::warn!(id = %message.id, route, error, store = %store, "message failed, and so did recording it");
-                false
+                Delivery::Failed
             }
         }
     }
+}
+
+/// What became of one delivery of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Done with: applied now, handled before, or dead. Acknowledged.
+    Done,
+    /// Before its predecessor, which is most likely a moment behind it
+    /// (published out of order under load, or pulled by another replica
+    /// until a partition moved): it comes again soon.
+    Early,
+    /// Failed (and recorded as an attempt): it comes again later.
+    Failed,
 }
 
 /// What an operator's retry of a dead letter came to.
@@ -312,7 +323,7 @@ impl Carrier for InProcess {
                 continue;
             }
             let handled = consumer.handle(&mine).await;
-            acked.extend(mine.into_iter().zip(handled).filter(|(_, ok)| *ok).map(|(m, _)| m.id));
+            acked.extend(mine.into_iter().zip(handled).filter(|(_, d)| *d == Delivery::Done).map(|(m, _)| m.id));
         }
         acked
     }
@@ -458,7 +469,7 @@ pub(crate) mod nats {
     use tokio::sync::watch;
     use tokio_stream::StreamExt as _;
 
-    use super::{Carrier, Inbox, Message, Route};
+    use super::{Carrier, Delivery, Inbox, Message, Route};
     use crate::store::messaging::ROUTES;
     use crate::store::{Lease, Store, advisory_key};
     use crate::telemetry::Metrics;
@@ -479,6 +490,18 @@ pub(crate) mod nats {
     /// failure).
     const ACK_WAIT: Duration = Duration::from_secs(30);
     const NAK_DELAY: Duration = Duration::from_secs(1);
+    /// The first delay of a message that came before its predecessor,
+    /// doubled on each delivery up to [`NAK_DELAY`]: its predecessor is
+    /// usually milliseconds behind, but one that is lost (until the
+    /// reconciler sends it again) must not make its successors spin.
+    const EARLY_DELAY: Duration = Duration::from_millis(20);
+
+    /// How long a message that came early (its `delivered`th delivery)
+    /// waits before it comes again.
+    fn early_delay(delivered: i64) -> Duration {
+        let doublings = u32::try_from(delivered.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+        EARLY_DELAY.saturating_mul(1 << doublings).min(NAK_DELAY)
+    }
 
     /// The stream's duplicate window: a message published twice within it
     /// is stored once.
@@ -878,17 +901,35 @@ pub(crate) mod nats {
             }
             let messages: Vec<Message> = delivered.iter().map(|d| message_of(d)).collect();
             let handled = inbox.handle(&messages).await;
-            if handled.iter().any(|ok| *ok) {
+            if handled.contains(&Delivery::Done) {
                 crate::failpoint::pass("consumer.after_apply");
             }
-            for (d, ok) in delivered.iter().zip(handled) {
-                let kind = if ok { AckKind::Ack } else { AckKind::Nak(Some(NAK_DELAY)) };
+            for (d, delivery) in delivered.iter().zip(handled) {
+                let kind = match delivery {
+                    Delivery::Done => AckKind::Ack,
+                    Delivery::Early => AckKind::Nak(Some(early_delay(d.info().map_or(1, |i| i.delivered)))),
+                    Delivery::Failed => AckKind::Nak(Some(NAK_DELAY)),
+                };
                 if let Err(e) = d.ack_with(kind).await {
                     // Not acknowledged: JetStream delivers it again after
                     // its ack wait, and the inbox ignores it then.
                     tracing::warn!(error = %e, "cannot acknowledge to JetStream");
                 }
             }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn an_early_message_comes_again_soon_then_less_often() {
+            let ms = |n| early_delay(n).as_millis();
+            assert_eq!([ms(1), ms(2), ms(3), ms(6)], [20, 40, 80, 640]);
+            // Capped at the delay of a failure, whatever the count says.
+            assert_eq!([ms(7), ms(1_000), ms(i64::MAX)], [1_000; 3]);
+            assert_eq!([ms(0), ms(-5)], [20, 20]);
         }
     }
 }
