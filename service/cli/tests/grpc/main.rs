@@ -26,13 +26,14 @@ use pb::dispatch_service_client::DispatchServiceClient;
 
 const SECRET: &str = "a test secret of at least thirty-two bytes";
 
-/// A running `volta serve` on an ephemeral loopback port with its own
-/// SQLite file; killed on drop.
+/// A running `volta serve` on an ephemeral loopback port, in a working
+/// directory of its own (where a server told of no database keeps its
+/// default `volta.db`, not in the source tree); killed on drop.
 struct Server {
     child: Child,
     url: String,
     metrics: Option<String>,
-    _dir: Option<tempfile::TempDir>,
+    _dir: tempfile::TempDir,
 }
 
 impl Server {
@@ -40,17 +41,16 @@ impl Server {
         Self::start_in_temp(extra, &[])
     }
 
-    /// Starts with `env` added, on a SQLite file of its own.
+    /// Starts with `env` added, on a SQLite file of its own (in its
+    /// working directory).
     fn start_in_temp(extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = format!("sqlite://{}", dir.path().join("volta.db").display());
-        let mut server = Self::start_with(&[&["--database", &db], extra].concat(), env);
-        server._dir = Some(dir);
-        server
+        Self::start_with(&[&["--database", "sqlite://volta.db"], extra].concat(), env)
     }
 
     fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_volta"))
+            .current_dir(dir.path())
             .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .args(args)
             .envs(env.iter().copied())
@@ -76,7 +76,7 @@ impl Server {
             child,
             url: format!("{scheme}://{}", started["addr"].as_str().expect("addr")),
             metrics: started["metrics"].as_str().filter(|m| *m != "off").map(str::to_owned),
-            _dir: None,
+            _dir: dir,
         }
     }
 
