@@ -17,6 +17,13 @@
 //! - a time skipped when clocks go forward is an error that names it: no
 //!   meter can have recorded it, so a file that holds it is wrong or is in
 //!   another zone.
+//!
+//! That is the default [`DstPolicy`]. Meter data in local time often breaks
+//! it (a row for the skipped hour, the repeated hour listed once), so a
+//! reader may choose, as pandas' `tz_localize` offers: skipped times raised,
+//! dropped or shifted forward by the gap ([`Nonexistent`]); repeated times
+//! inferred from their order, raised, read at the first or the last offset,
+//! or taken to stand for both instants ([`Ambiguous`]).
 
 use std::collections::HashMap;
 
@@ -26,63 +33,188 @@ use jiff::{Timestamp, ZonedDateTime};
 
 use crate::TimeGrid;
 
+/// What to do with a wall-clock time that a DST change skipped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Nonexistent {
+    /// Refuse it, naming the time (the default: no meter recorded it).
+    #[default]
+    Raise,
+    /// Leave the row out.
+    Drop,
+    /// Move it to the first instant after the gap (02:30 on a night that
+    /// jumps from 02:00 to 03:00 becomes 03:00), as pandas' `shift_forward`.
+    ShiftForward,
+}
+
+/// What to do with a wall-clock time that a DST change repeats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ambiguous {
+    /// The earlier offset the first time it is read, the later one when it
+    /// comes again (the default: a meter lists the hour twice, in order).
+    #[default]
+    Infer,
+    /// Refuse it, naming the time.
+    Raise,
+    /// Always the earlier offset (summer time).
+    First,
+    /// Always the later offset (standard time).
+    Last,
+    /// The row stands for both instants (a file that lists the repeated
+    /// hour once, or twice to be averaged): the reader gives its value to
+    /// each and averages the rows that land on one instant.
+    Average,
+}
+
+/// How wall-clock times around DST changes are placed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DstPolicy {
+    /// Skipped times.
+    #[serde(default)]
+    pub nonexistent: Nonexistent,
+    /// Repeated times.
+    #[serde(default)]
+    pub ambiguous: Ambiguous,
+}
+
+/// Where a row's timestamp was placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// At one instant, as written.
+    At(Timestamp),
+    /// A skipped time moved forward by the gap.
+    Shifted(Timestamp),
+    /// A skipped time left out.
+    Dropped,
+    /// A repeated time that stands for both of its instants.
+    Both(Timestamp, Timestamp),
+}
+
 /// Places wall-clock times in a zone, in the order they are read, by the
 /// module's DST policy.
 #[derive(Debug)]
 pub struct LocalTimes<'a> {
     tz: &'a TimeZone,
+    policy: DstPolicy,
     last: Option<Timestamp>,
 }
 
 impl<'a> LocalTimes<'a> {
-    /// A reader of local times in `tz` that has seen nothing yet.
+    /// A reader of local times in `tz` that has seen nothing yet, with the
+    /// default policy.
     #[must_use]
     pub fn new(tz: &'a TimeZone) -> Self {
-        Self { tz, last: None }
+        Self::with_policy(tz, DstPolicy::default())
     }
 
-    /// The instant of the wall-clock time `dt`, the next one read.
+    /// A reader of local times in `tz` with `policy`.
+    #[must_use]
+    pub fn with_policy(tz: &'a TimeZone, policy: DstPolicy) -> Self {
+        Self { tz, policy, last: None }
+    }
+
+    /// The instant of the wall-clock time `dt`, the next one read, under the
+    /// default policy.
     ///
     /// # Errors
-    /// A time skipped by a DST change, named with its zone.
+    /// A time skipped by a DST change, named with its zone; under another
+    /// policy, a row the policy would drop or double.
     pub fn place(&mut self, dt: DateTime) -> Result<Timestamp, String> {
-        let ambiguous = self.tz.to_ambiguous_timestamp(dt);
-        let pick = |d: Disambiguation| ambiguous.disambiguate(d).map_err(|e| e.to_string());
-        let ts = match ambiguous.offset() {
-            AmbiguousOffset::Unambiguous { .. } => pick(Disambiguation::Compatible)?,
-            AmbiguousOffset::Fold { .. } => {
-                let early = pick(Disambiguation::Earlier)?;
-                if self.last.is_some_and(|last| early <= last) { pick(Disambiguation::Later)? } else { early }
-            }
-            AmbiguousOffset::Gap { .. } => {
-                return Err(format!(
-                    "{dt} does not exist in {} (clocks jump forward); give an offset, or drop the row",
-                    self.tz.iana_name().unwrap_or("the zone")
-                ));
-            }
-        };
-        self.last = Some(ts);
-        Ok(ts)
+        match self.place_with_policy(dt)? {
+            Placed::At(ts) | Placed::Shifted(ts) => Ok(ts),
+            Placed::Dropped | Placed::Both(..) => Err(format!("{dt} is not one instant under this DST policy")),
+        }
     }
 
-    /// Reads `text` as the next timestamp: RFC 3339 with an offset or `Z`,
-    /// a zoned date-time (`...[Europe/Berlin]`), or a local
-    /// `YYYY-MM-DD[T| ]HH:MM[:SS]` placed by [`LocalTimes::place`].
+    /// Where the wall-clock time `dt`, the next one read, goes under the
+    /// reader's policy.
+    ///
+    /// # Errors
+    /// A skipped or repeated time that the policy refuses, named with its zone.
+    pub fn place_with_policy(&mut self, dt: DateTime) -> Result<Placed, String> {
+        let zone = self.tz.iana_name().unwrap_or("the zone");
+        let ambiguous = self.tz.to_ambiguous_timestamp(dt);
+        let pick = |d: Disambiguation| ambiguous.disambiguate(d).map_err(|e| e.to_string());
+        let placed = match ambiguous.offset() {
+            AmbiguousOffset::Unambiguous { .. } => Placed::At(pick(Disambiguation::Compatible)?),
+            AmbiguousOffset::Fold { .. } => match self.policy.ambiguous {
+                Ambiguous::Infer => {
+                    let early = pick(Disambiguation::Earlier)?;
+                    Placed::At(if self.last.is_some_and(|last| early <= last) {
+                        pick(Disambiguation::Later)?
+                    } else {
+                        early
+                    })
+                }
+                Ambiguous::Raise => {
+                    return Err(format!(
+                        "{dt} happens twice in {zone} (clocks go back); give an offset, or choose how repeated times are read"
+                    ));
+                }
+                Ambiguous::First => Placed::At(pick(Disambiguation::Earlier)?),
+                Ambiguous::Last => Placed::At(pick(Disambiguation::Later)?),
+                Ambiguous::Average => Placed::Both(pick(Disambiguation::Earlier)?, pick(Disambiguation::Later)?),
+            },
+            AmbiguousOffset::Gap { .. } => match self.policy.nonexistent {
+                Nonexistent::Raise => {
+                    return Err(format!(
+                        "{dt} does not exist in {zone} (clocks jump forward); give an offset, drop the row, or choose how skipped times are read"
+                    ));
+                }
+                Nonexistent::Drop => Placed::Dropped,
+                Nonexistent::ShiftForward => {
+                    // Read in the offset after the gap, the time lies
+                    // before the change; the change itself is the first
+                    // instant after the gap (pandas' `shift_forward`).
+                    let before = pick(Disambiguation::Earlier)?;
+                    let change = self
+                        .tz
+                        .following(before)
+                        .next()
+                        .map(|t| t.timestamp())
+                        .ok_or_else(|| format!("{dt}: no DST change found after it in {zone}"))?;
+                    Placed::Shifted(change)
+                }
+            },
+        };
+        match placed {
+            Placed::At(ts) | Placed::Shifted(ts) | Placed::Both(_, ts) => self.last = Some(ts),
+            Placed::Dropped => {}
+        }
+        Ok(placed)
+    }
+
+    /// Reads `text` as the next timestamp under the default policy: RFC
+    /// 3339 with an offset or `Z`, a zoned date-time (`...[Europe/Berlin]`),
+    /// or a local `YYYY-MM-DD[T| ]HH:MM[:SS]` placed by [`LocalTimes::place`].
     ///
     /// # Errors
     /// Text that is no timestamp, or a skipped local time.
     pub fn parse(&mut self, text: &str) -> Result<Timestamp, String> {
+        match self.parse_with_policy(text)? {
+            Placed::At(ts) | Placed::Shifted(ts) => Ok(ts),
+            Placed::Dropped | Placed::Both(..) => Err(format!("{text:?} is not one instant under this DST policy")),
+        }
+    }
+
+    /// Reads `text` as the next timestamp: an instant as written, or a
+    /// local time placed by the reader's policy.
+    ///
+    /// # Errors
+    /// Text that is no timestamp, or a local time the policy refuses.
+    pub fn parse_with_policy(&mut self, text: &str) -> Result<Placed, String> {
         let text = text.trim();
         if let Ok(ts) = text.parse::<Timestamp>() {
             self.last = Some(ts);
-            return Ok(ts);
+            return Ok(Placed::At(ts));
         }
         if let Ok(zoned) = text.parse::<ZonedDateTime>() {
             self.last = Some(zoned.timestamp());
-            return Ok(zoned.timestamp());
+            return Ok(Placed::At(zoned.timestamp()));
         }
         match text.replacen(' ', "T", 1).parse::<DateTime>() {
-            Ok(dt) => self.place(dt),
+            Ok(dt) => self.place_with_policy(dt),
             Err(_) => Err(format!(
                 "cannot read {text:?} as a timestamp (expected RFC 3339, e.g. 2014-01-01T00:30:00+10:00, or YYYY-MM-DD HH:MM)"
             )),
@@ -263,6 +395,39 @@ mod tests {
         let tz = berlin();
         let err = LocalTimes::new(&tz).parse("2024-03-31 02:30").expect_err("refused");
         assert!(err.contains("does not exist in Europe/Berlin"), "{err}");
+    }
+
+    #[test]
+    fn skipped_times_are_dropped_or_moved_to_the_change_by_choice() {
+        let tz = berlin();
+        let policy = |nonexistent| DstPolicy { nonexistent, ..DstPolicy::default() };
+        let mut drop = LocalTimes::with_policy(&tz, policy(Nonexistent::Drop));
+        assert_eq!(drop.parse_with_policy("2024-03-31 02:30"), Ok(Placed::Dropped));
+        let mut shift = LocalTimes::with_policy(&tz, policy(Nonexistent::ShiftForward));
+        let change: Timestamp = "2024-03-31T01:00:00Z".parse().expect("ts");
+        for text in ["2024-03-31 02:00", "2024-03-31 02:30", "2024-03-31 02:59:59"] {
+            assert_eq!(shift.parse_with_policy(text), Ok(Placed::Shifted(change)), "{text}");
+        }
+        // Times that exist are untouched by either.
+        let ts: Timestamp = "2024-03-31T01:30:00Z".parse().expect("ts");
+        assert_eq!(shift.parse_with_policy("2024-03-31 03:30"), Ok(Placed::At(ts)));
+    }
+
+    #[test]
+    fn repeated_times_follow_the_chosen_rule() {
+        let tz = berlin();
+        let summer: Timestamp = "2024-10-27T00:30:00Z".parse().expect("ts");
+        let winter: Timestamp = "2024-10-27T01:30:00Z".parse().expect("ts");
+        let read = |ambiguous| {
+            let mut local = LocalTimes::with_policy(&tz, DstPolicy { ambiguous, ..DstPolicy::default() });
+            [local.parse_with_policy("2024-10-27 02:30"), local.parse_with_policy("2024-10-27 02:30")]
+        };
+        assert_eq!(read(Ambiguous::Infer), [Ok(Placed::At(summer)), Ok(Placed::At(winter))]);
+        assert_eq!(read(Ambiguous::First), [Ok(Placed::At(summer)), Ok(Placed::At(summer))]);
+        assert_eq!(read(Ambiguous::Last), [Ok(Placed::At(winter)), Ok(Placed::At(winter))]);
+        assert_eq!(read(Ambiguous::Average)[0], Ok(Placed::Both(summer, winter)));
+        let [raised, _] = read(Ambiguous::Raise);
+        assert!(raised.expect_err("raised").contains("happens twice in Europe/Berlin"));
     }
 
     #[test]

@@ -52,8 +52,11 @@ pub struct ScoredForecast {
     /// The forecast.
     #[serde(flatten)]
     pub forecast: Forecast,
-    /// Actual values per lead.
+    /// Actual values per lead (NaN where missing, or flagged by the quality
+    /// check and excluded: such a step is not scored).
     pub actual: Vec<f64>,
+    /// Per lead, whether the actual was flagged and excluded.
+    pub flagged: Vec<bool>,
     /// The benchmark's forecast per lead (rMAE and skill): clear-sky
     /// persistence for PV, else the one-day seasonal naive.
     pub naive: Vec<f64>,
@@ -193,13 +196,14 @@ pub fn backtest_with_progress(
             if let Some(residual) = Residual::new(series, fs, i0, k, *p, levels) {
                 pending.push(residual);
                 if let Some(qs) = forecast.quantiles.get(k) {
-                    hits.push((i0 + k, qs.iter().map(|q| series.target[i0 + k] <= *q).collect()));
+                    hits.push((i0 + k, qs.iter().map(|q| series.label(i0 + k) <= *q).collect()));
                 }
             }
         }
         predict_s += t.elapsed().as_secs_f64();
         forecasts.push(ScoredForecast {
-            actual: series.target[i0..i0 + h].to_vec(),
+            actual: (i0..i0 + h).map(|j| series.label(j)).collect(),
+            flagged: (i0..i0 + h).map(|j| series.is_excluded(j)).collect(),
             naive: naive.predict(series, &fs.features, &ctx, i0),
             forecast,
         });
@@ -209,7 +213,7 @@ pub fn backtest_with_progress(
         return Err(ForecastError::Cancelled { progress: format!("after {n} of {n} forecasts") });
     }
     let scale = model.as_ref().map_or(f64::NAN, |m| m.naive_scale);
-    let metrics = metrics::score(
+    let mut metrics = metrics::score(
         forecasts.iter().flat_map(|f| {
             (0..h).map(move |k| Scored {
                 lead: k,
@@ -222,6 +226,7 @@ pub fn backtest_with_progress(
         &fs.quantiles,
         scale,
     );
+    metrics.flagged = forecasts.iter().flat_map(|f| &f.flagged).filter(|f| **f).count();
     Ok(Backtest {
         benchmark: if fs.features.site.is_some() { "clear_sky_persistence" } else { "naive_day" }.to_owned(),
         model: fs.model.name().to_owned(),

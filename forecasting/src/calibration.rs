@@ -64,11 +64,12 @@ pub(crate) fn fit_quantile_trees(
         return Err(ForecastError::option("intervals", "quantile trees need the gbdt model"));
     };
     let samples = features::Samples::build(series, &spec.features, ctx, issues, end);
+    let keys = samples.keys();
     spec.quantiles
         .par_iter()
         .map(|&alpha| {
             let p = GbdtParams { loss: Loss::Quantile { alpha }, ..params.clone() };
-            Gbdt::fit_cancellable(&samples.x, samples.width, &samples.y, &p, cancel).map_err(|reason| {
+            Gbdt::fit_keyed(&samples.x, samples.width, &samples.y, &keys, &p, cancel).map_err(|reason| {
                 if cancel.is_cancelled() {
                     ForecastError::from(volta_engine::Cancelled)
                 } else {
@@ -238,7 +239,7 @@ impl Residual {
         raw: &[f64],
     ) -> Option<Self> {
         let step = i0 + k;
-        let y = series.target[step];
+        let y = series.label(step);
         let error = y - point;
         (!error.is_nan()).then(|| Self {
             step,

@@ -18,11 +18,11 @@ use jiff::{SignedDuration, Timestamp};
 use polars::prelude::*;
 use serde::Serialize;
 use volta_engine::TimeGrid;
-use volta_engine::series::LocalTimes;
+use volta_engine::series::{LocalTimes, Placed};
 
 use crate::error::{ForecastError, Result};
 use crate::history::{Exog, History};
-use crate::quality::{self, QualityReport};
+use crate::quality::{self, Cleaning, DuplicatePolicy, NonFinite, QualityReport};
 
 /// How to read a file into a [`History`].
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +54,9 @@ pub struct ReadOptions {
     /// [`MAX_GRID_STEPS`]): a few rows far apart with a short step would
     /// otherwise make a grid of millions of empty steps. Services set it lower.
     pub max_steps: usize,
+    /// What to do with flagged values, repeated instants and local times
+    /// around DST changes (see [`quality`]).
+    pub cleaning: Cleaning,
 }
 
 /// The default of [`ReadOptions::max_steps`]: the engine's largest grid (ten
@@ -74,6 +77,7 @@ impl ReadOptions {
             resample_s: None,
             exog_file: None,
             max_steps: MAX_GRID_STEPS,
+            cleaning: Cleaning::default(),
         }
     }
 }
@@ -155,7 +159,7 @@ pub fn from_frames(
             .map_err(|_| ForecastError::MissingColumn { column: name.to_owned(), available: names.join(", ") })
     };
     check_known_ahead(options)?;
-    let times = timestamps(column(&time_name)?, &time_name, &tz)?;
+    let times = timestamps(column(&time_name)?, &time_name, &tz, options)?;
     let target = values(column(&options.target)?, &options.target)?;
     let mut exog = Vec::with_capacity(options.exog.len());
     for name in &options.exog {
@@ -176,14 +180,47 @@ pub fn from_frames(
                     other.column(&other_time).map_err(|e| ForecastError::column(&other_time, e.to_string()))?,
                     &other_time,
                     &tz,
+                    options,
                 )?;
-                interpolate(&other_times, &values(other_col, name)?, &times)
+                let (at, vals) = instants(&other_times, &values(other_col, name)?);
+                let rows: Vec<Timestamp> =
+                    times.iter().map(|p| first_instant(*p).unwrap_or(Timestamp::UNIX_EPOCH)).collect();
+                interpolate(&at, &vals, &rows)
             }
             (None, None) => values(column(name)?, name)?,
         };
         exog.push((name.clone(), col));
     }
     clean(&times, &time_name, &target, exog, options, tz)
+}
+
+/// The instants of placed rows with their values: a row given to both
+/// instants of a repeated hour counts at each, a dropped row at none.
+fn instants(placed: &[Placed], values: &[f64]) -> (Vec<Timestamp>, Vec<f64>) {
+    let mut at = Vec::with_capacity(placed.len());
+    let mut vals = Vec::with_capacity(placed.len());
+    for (p, v) in placed.iter().zip(values) {
+        match *p {
+            Placed::At(t) | Placed::Shifted(t) => {
+                at.push(t);
+                vals.push(*v);
+            }
+            Placed::Both(a, b) => {
+                at.extend([a, b]);
+                vals.extend([*v, *v]);
+            }
+            Placed::Dropped => {}
+        }
+    }
+    (at, vals)
+}
+
+/// The first instant a row was placed at, if any.
+fn first_instant(placed: Placed) -> Option<Timestamp> {
+    match placed {
+        Placed::At(t) | Placed::Shifted(t) | Placed::Both(t, _) => Some(t),
+        Placed::Dropped => None,
+    }
 }
 
 /// Values at `at` by linear interpolation in time between the samples
@@ -237,7 +274,8 @@ pub fn from_columns(
     let mut options = options.clone();
     options.exog = exog.iter().map(|(n, _)| n.clone()).collect();
     check_known_ahead(&options)?;
-    clean(times, "time", target, exog, &options, tz)
+    let placed: Vec<Placed> = times.iter().map(|t| Placed::At(*t)).collect();
+    clean(&placed, "time", target, exog, &options, tz)
 }
 
 /// The calendar's time zone (UTC by default).
@@ -262,7 +300,7 @@ fn check_known_ahead(options: &ReadOptions) -> Result<()> {
 /// The common end of every reading path: the regular grid and its cleaning,
 /// then the resampling asked for.
 fn clean(
-    times: &[Timestamp],
+    times: &[Placed],
     time_name: &str,
     target: &[f64],
     exog: Vec<(String, Vec<f64>)>,
@@ -296,10 +334,24 @@ fn guess_time_column(frame: &DataFrame, names: &[String]) -> Result<String> {
     ))
 }
 
-/// A numeric column as f64, nulls as NaN.
+/// A numeric column as f64, nulls as NaN. Text is read value by value
+/// (`inf`, `NaN` and empty cells included), and the first cell that is no
+/// number is named by its row.
 fn values(column: &Column, name: &str) -> Result<Vec<f64>> {
     if matches!(column.dtype(), DataType::String) {
-        return Err(ForecastError::column(name, "holds text, expected numbers"));
+        let ca = column.str().map_err(|e| ForecastError::column(name, e.to_string()))?;
+        return ca
+            .iter()
+            .enumerate()
+            .map(|(row, cell)| match cell.map(str::trim) {
+                None | Some("" | "NA" | "N/A" | "null" | "NULL") => Ok(f64::NAN),
+                Some(text) => text.parse::<f64>().map_err(|_| ForecastError::Value {
+                    column: name.to_owned(),
+                    row: row + 1,
+                    reason: format!("{text:?} is not a number"),
+                }),
+            })
+            .collect();
     }
     let cast = column
         .cast(&DataType::Float64)
@@ -310,7 +362,7 @@ fn values(column: &Column, name: &str) -> Result<Vec<f64>> {
 
 /// Instants of the time column.
 #[expect(clippy::wildcard_enum_match_arm, reason = "polars' dtype list grows; every other dtype is refused alike")]
-fn timestamps(column: &Column, name: &str, tz: &TimeZone) -> Result<Vec<Timestamp>> {
+fn timestamps(column: &Column, name: &str, tz: &TimeZone, options: &ReadOptions) -> Result<Vec<Placed>> {
     let bad = |row: usize, reason: String| ForecastError::Timestamp { column: name.to_owned(), row: row + 1, reason };
     match column.dtype() {
         DataType::Datetime(unit, zone) => {
@@ -321,7 +373,7 @@ fn timestamps(column: &Column, name: &str, tz: &TimeZone) -> Result<Vec<Timestam
                 TimeUnit::Milliseconds => 1_000,
             };
             let aware = zone.is_some();
-            let mut local = LocalTimes::new(tz);
+            let mut local = LocalTimes::with_policy(tz, options.cleaning.dst);
             ca.physical()
                 .iter()
                 .enumerate()
@@ -331,22 +383,22 @@ fn timestamps(column: &Column, name: &str, tz: &TimeZone) -> Result<Vec<Timestam
                         Timestamp::new(v.div_euclid(per_s), (v.rem_euclid(per_s) * (1_000_000_000 / per_s)) as i32)
                             .map_err(|e| bad(row, e.to_string()))?;
                     if aware {
-                        Ok(ts)
+                        Ok(Placed::At(ts))
                     } else {
                         // Naive datetimes are wall-clock times in the series' zone.
-                        local.place(ts.to_zoned_datetime(TimeZone::UTC).datetime()).map_err(|e| bad(row, e))
+                        local.place_with_policy(ts.to_zoned_datetime(TimeZone::UTC).datetime()).map_err(|e| bad(row, e))
                     }
                 })
                 .collect()
         }
         DataType::String => {
             let ca = column.str().map_err(|e| ForecastError::column(name, e.to_string()))?;
-            let mut local = LocalTimes::new(tz);
+            let mut local = LocalTimes::with_policy(tz, options.cleaning.dst);
             ca.iter()
                 .enumerate()
                 .map(|(row, v)| {
                     let text = v.ok_or_else(|| bad(row, "missing timestamp".into()))?;
-                    local.parse(text).map_err(|e| bad(row, e))
+                    local.parse_with_policy(text).map_err(|e| bad(row, e))
                 })
                 .collect()
         }
@@ -354,29 +406,57 @@ fn timestamps(column: &Column, name: &str, tz: &TimeZone) -> Result<Vec<Timestam
     }
 }
 
+/// One placed row: its instant, its row (0-based) and whether it stands
+/// for both instants of a repeated hour (then rows meeting at an instant are
+/// averaged, not a conflict).
+#[derive(Clone, Copy)]
+struct Entry {
+    at: Timestamp,
+    row: usize,
+    both: bool,
+}
+
 /// Places rows on a regular grid and cleans them, counting in the report
-/// every row dropped, step added and value imputed.
+/// every row dropped or merged, step added and value imputed, and flagging
+/// what must not teach a model (see [`quality`]).
 fn regularise(
-    times: &[Timestamp],
+    placed: &[Placed],
     time_name: &str,
     target: &[f64],
     exog: Vec<(String, Vec<f64>)>,
     options: &ReadOptions,
     tz: TimeZone,
 ) -> Result<(History, QualityReport)> {
-    let mut report = QualityReport { rows: times.len(), ..QualityReport::default() };
-    if times.len() < 2 {
-        return Err(ForecastError::column(time_name, format!("{} rows; at least 2 are needed", times.len())));
+    let mut report = QualityReport { rows: placed.len(), ..QualityReport::default() };
+    if placed.is_empty() {
+        return Err(ForecastError::column(time_name, "the data has a header but no rows"));
     }
-    let mut order: Vec<usize> = (0..times.len()).collect();
-    if times.windows(2).any(|w| w[1] < w[0]) {
-        order.sort_by_key(|&i| times[i]);
+    let mut entries: Vec<Entry> = Vec::with_capacity(placed.len());
+    for (row, p) in placed.iter().enumerate() {
+        match *p {
+            Placed::At(at) => entries.push(Entry { at, row, both: false }),
+            Placed::Shifted(at) => {
+                report.dst_rows += 1;
+                entries.push(Entry { at, row, both: false });
+            }
+            Placed::Both(a, b) => {
+                report.dst_rows += 1;
+                entries.extend([Entry { at: a, row, both: true }, Entry { at: b, row, both: true }]);
+            }
+            Placed::Dropped => report.dst_rows += 1,
+        }
+    }
+    if entries.len() < 2 {
+        return Err(ForecastError::column(time_name, format!("{} rows; at least 2 are needed", entries.len())));
+    }
+    if entries.windows(2).any(|w| w[1].at < w[0].at) {
+        entries.sort_by_key(|e| (e.at, e.row));
         report.sorted = true;
     }
-    let step_s = most_common_step(&order.iter().map(|&i| times[i]).collect::<Vec<_>>())
-        .ok_or_else(|| ForecastError::column(time_name, "all timestamps are equal"))?;
-    let start = times[order[0]];
-    let last = times[order[order.len() - 1]];
+    let sorted: Vec<Timestamp> = entries.iter().map(|e| e.at).collect();
+    let step_s =
+        most_common_step(&sorted).ok_or_else(|| ForecastError::column(time_name, "all timestamps are equal"))?;
+    let (start, last) = (sorted[0], sorted[sorted.len() - 1]);
     let span = last.duration_since(start).as_secs();
     let steps = usize::try_from(span / step_s).unwrap_or(usize::MAX).saturating_add(1);
     if steps > options.max_steps {
@@ -388,41 +468,140 @@ fn regularise(
             ),
         ));
     }
-    let mut slot: Vec<Option<usize>> = vec![None; steps];
-    for &i in &order {
-        let offset = times[i].duration_since(start).as_secs();
+    // Each step's entries: the first in `slot`, any more in `extra`.
+    let mut slot: Vec<Option<Entry>> = vec![None; steps];
+    let mut extra: std::collections::BTreeMap<usize, Vec<Entry>> = std::collections::BTreeMap::new();
+    for e in &entries {
+        let offset = e.at.duration_since(start).as_secs();
         if offset % step_s != 0 {
             report.off_grid += 1;
             continue;
         }
-        let k = (offset / step_s) as usize;
-        if slot[k].is_some() {
-            report.duplicates += 1;
-        } else {
-            slot[k] = Some(i);
+        let k = usize::try_from(offset / step_s).unwrap_or(usize::MAX);
+        match slot.get_mut(k) {
+            Some(s @ None) => *s = Some(*e),
+            Some(Some(_)) => extra.entry(k).or_default().push(*e),
+            None => report.off_grid += 1,
         }
     }
     report.missing_steps = slot.iter().filter(|s| s.is_none()).count();
-    let place = |col: &[f64]| -> Vec<f64> { slot.iter().map(|s| s.map_or(f64::NAN, |i| col[i])).collect() };
-    let mut y = place(target);
-    report.imputed = quality::impute(&mut y, options.max_gap_steps);
+    let grid = TimeGrid::new(start.to_zoned_datetime(tz), SignedDuration::from_secs(step_s), steps)
+        .map_err(|e| ForecastError::column(time_name, format!("the rows' step of {step_s} s: {e}")))?;
+    let mut merged = Merged { report: &mut report, grid: &grid, time_name, policy: options.cleaning.duplicates };
+    let mut non_finite: Vec<NonFinite> = Vec::new();
+    let mut y = merged.place(&slot, &extra, &options.target, target)?;
+    take_non_finite(&options.target, &mut y, &mut non_finite);
     let mut ex = Vec::with_capacity(exog.len());
+    let mut exog_placed = Vec::with_capacity(exog.len());
     for (name, col) in exog {
-        let mut values = place(&col);
+        let mut values = merged.place(&slot, &extra, &name, &col)?;
+        take_non_finite(&name, &mut values, &mut non_finite);
+        exog_placed.push((name, values));
+    }
+    // Rows merged into another at their step (a row given to both instants
+    // of a repeated hour meets other rows, never itself).
+    report.duplicates = extra.values().map(Vec::len).sum();
+    report.imputed = quality::impute(&mut y, options.max_gap_steps);
+    for (name, mut values) in exog_placed {
         let filled = quality::impute(&mut values, options.max_gap_steps);
         report.exog_imputed.push((name.clone(), filled));
         let known_ahead = options.known_ahead.contains(&name);
         ex.push(Exog { name, values, known_ahead });
     }
-    let grid = TimeGrid::new(start.to_zoned_datetime(tz), SignedDuration::from_secs(step_s), steps)
-        .map_err(|e| ForecastError::column(time_name, format!("the rows' step of {step_s} s: {e}")))?;
-    let series = History::new(grid, options.target.clone(), y, ex)?;
+    let mut series = History::new(grid, options.target.clone(), y, ex)?;
     report.step_seconds = step_s;
     report.steps = steps;
     report.start = series.stamp(0);
     report.end = series.stamp(steps - 1);
-    quality::find(&series, &mut report);
+    quality::inspect(&mut series, &mut report, options.cleaning.outliers, &non_finite);
+    // Flagged steps with no stand-in (no nearby days) are gaps like others.
+    quality::impute(&mut series.target, options.max_gap_steps);
     Ok((series, report))
+}
+
+/// Replaces `inf` and `-inf` by a gap, noting each.
+fn take_non_finite(column: &str, values: &mut [f64], out: &mut Vec<NonFinite>) {
+    for (step, v) in values.iter_mut().enumerate() {
+        if v.is_infinite() {
+            out.push(NonFinite { column: column.to_owned(), step, value: *v });
+            *v = f64::NAN;
+        }
+    }
+}
+
+/// Puts a column's rows on the grid, merging rows that meet at one step by
+/// the duplicate policy.
+struct Merged<'a> {
+    report: &'a mut QualityReport,
+    grid: &'a TimeGrid,
+    time_name: &'a str,
+    policy: DuplicatePolicy,
+}
+
+impl Merged<'_> {
+    fn place(
+        &mut self,
+        slot: &[Option<Entry>],
+        extra: &std::collections::BTreeMap<usize, Vec<Entry>>,
+        name: &str,
+        col: &[f64],
+    ) -> Result<Vec<f64>> {
+        let mut out: Vec<f64> = slot.iter().map(|s| s.map_or(f64::NAN, |e| col[e.row])).collect();
+        for (&k, more) in extra {
+            let Some(first) = slot[k] else { continue };
+            let mut group: Vec<Entry> = std::iter::once(first).chain(more.iter().copied()).collect();
+            group.sort_by_key(|e| e.row);
+            let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+            let v0 = col[group[0].row];
+            if group.iter().all(|e| same(col[e.row], v0)) {
+                out[k] = v0;
+                continue;
+            }
+            let finite: Vec<f64> = group.iter().map(|e| col[e.row]).filter(|v| !v.is_nan()).collect();
+            let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
+            if group.iter().all(|e| e.both) {
+                out[k] = mean;
+                continue;
+            }
+            let (a, b) = match group.iter().find(|e| !same(col[e.row], v0)) {
+                Some(e) => (group[0], *e),
+                None => (group[0], group[0]),
+            };
+            let (kept, how) = match self.policy {
+                DuplicatePolicy::Error => {
+                    return Err(ForecastError::Timestamp {
+                        column: self.time_name.to_owned(),
+                        row: b.row + 1,
+                        reason: format!(
+                            "rows {} and {} both give {}, with {name} {} and {}; choose a duplicate policy (first, last or mean) to merge them",
+                            a.row + 1,
+                            b.row + 1,
+                            self.grid.stamp(k),
+                            col[a.row],
+                            col[b.row],
+                        ),
+                    });
+                }
+                DuplicatePolicy::First => (v0, "the first row kept"),
+                DuplicatePolicy::Last => (col[group[group.len() - 1].row], "the last row kept"),
+                DuplicatePolicy::Mean => (mean, "their mean kept"),
+            };
+            out[k] = kept;
+            let rows: Vec<String> = group.iter().map(|e| (e.row + 1).to_string()).collect();
+            self.report.flags.push(quality::Flag {
+                time: self.grid.stamp(k),
+                step: k,
+                column: name.to_owned(),
+                kind: quality::FlagKind::Duplicate,
+                value: kept,
+                expected: None,
+                used: Some(kept).filter(|v| v.is_finite()),
+                action: quality::Action::Merged,
+                rule: format!("rows {} give one instant different values; {how}", rows.join(", ")),
+            });
+        }
+        Ok(out)
+    }
 }
 
 fn most_common_step(sorted: &[Timestamp]) -> Option<i64> {

@@ -31,9 +31,19 @@ pub enum ForecastError {
         reason: String,
     },
     /// A timestamp cannot be read or placed on the time grid.
-    #[error("column {column:?}, row {row}: {reason}")]
+    #[error("column {column:?}, row {row} (line {line} of a file with a header): {reason}", line = row + 1)]
     Timestamp {
         /// The time column.
+        column: String,
+        /// 1-based data row.
+        row: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value cannot be read as a number.
+    #[error("column {column:?}, row {row} (line {line} of a file with a header): {reason}", line = row + 1)]
+    Value {
+        /// The column.
         column: String,
         /// 1-based data row.
         row: usize,

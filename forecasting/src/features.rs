@@ -271,6 +271,15 @@ pub struct Samples {
 }
 
 impl Samples {
+    /// A key per row that names it by its (issue step, lead), whatever
+    /// other rows are in the set (for [`crate::gbdt::Gbdt::fit_keyed`]).
+    #[must_use]
+    pub fn keys(&self) -> Vec<u64> {
+        self.at.iter().map(|&(i0, k)| ((i0 as u64) << 20) ^ k as u64).collect()
+    }
+}
+
+impl Samples {
     /// Builds the samples.
     #[must_use]
     pub fn build(series: &History, spec: &FeatureSpec, ctx: &Context, issues: &[usize], end: usize) -> Self {
@@ -279,12 +288,12 @@ impl Samples {
         for &i0 in issues {
             for k in 0..spec.horizon {
                 let j = i0 + k;
-                if j >= end || j >= series.len() || series.target[j].is_nan() {
+                if j >= end || j >= series.len() || series.label(j).is_nan() {
                     continue;
                 }
                 row(series, spec, ctx, i0, k, &mut buf);
                 out.x.extend_from_slice(&buf);
-                out.y.push(series.target[j]);
+                out.y.push(series.label(j));
                 out.at.push((i0, k));
             }
         }

@@ -11,8 +11,11 @@
 //!   pinball gradient, then each leaf takes the α-quantile of the residuals
 //!   of its rows, as in the gradient-boosting literature (Friedman 2001).
 //!
-//! Rows are subsampled per tree with a seeded generator, so a fit is
-//! reproducible.
+//! Rows are subsampled per tree by a seeded hash of the tree and the row's
+//! key, so a fit is reproducible, and a row taken out of the training set
+//! (a value the quality check flagged, say) changes no other row's draws:
+//! a sequential generator would reshuffle every later row and move the
+//! model by as much as the row itself matters little.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -190,10 +193,32 @@ impl Gbdt {
         params: &GbdtParams,
         cancel: &Cancel,
     ) -> Result<Self, String> {
+        let keys: Vec<u64> = (0..y.len() as u64).collect();
+        Self::fit_keyed(x, width, y, &keys, params, cancel)
+    }
+
+    /// [`fit_cancellable`](Self::fit_cancellable) with a key per row that
+    /// names it independently of its position (a forecaster's (issue,
+    /// lead)): the row's subsampling draws depend on its key alone.
+    ///
+    /// # Errors
+    /// As [`fit_cancellable`](Self::fit_cancellable), and keys that do not
+    /// match the rows.
+    pub fn fit_keyed(
+        x: &[f64],
+        width: usize,
+        y: &[f64],
+        keys: &[u64],
+        params: &GbdtParams,
+        cancel: &Cancel,
+    ) -> Result<Self, String> {
         params.check()?;
         let n = y.len();
         if n == 0 || width == 0 || x.len() != n * width {
             return Err(format!("{n} rows of {width} features do not match {} values", x.len()));
+        }
+        if keys.len() != n {
+            return Err(format!("{} row keys for {n} rows", keys.len()));
         }
         let binned = Binned::new(x, width, n, params.max_bins);
         let base = match params.loss {
@@ -202,11 +227,10 @@ impl Gbdt {
         };
         let mut pred = vec![base; n];
         let mut grad = vec![0.0; n];
-        let mut rng = SplitMix(params.seed);
         let mut trees = Vec::with_capacity(params.trees);
         let mut importance = vec![0.0; width];
         let mut rows: Vec<u32> = Vec::with_capacity(n);
-        for _ in 0..params.trees {
+        for tree in 0..params.trees as u64 {
             if cancel.is_cancelled() {
                 return Err("cancelled".to_owned());
             }
@@ -225,7 +249,8 @@ impl Gbdt {
             rows.clear();
             if params.subsample < 1.0 {
                 let cut = (params.subsample * u32::MAX as f64) as u64;
-                rows.extend((0..n as u32).filter(|_| rng.next() & 0xFFFF_FFFF <= cut));
+                let salt = mix(params.seed ^ tree.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+                rows.extend((0..n as u32).filter(|&i| mix(salt ^ keys[i as usize]) & 0xFFFF_FFFF <= cut));
             } else {
                 rows.extend(0..n as u32);
             }
@@ -455,16 +480,24 @@ pub(crate) fn quantile(values: &mut [f64], alpha: f64) -> f64 {
     values[lo] + (values[hi] - values[lo]) * (pos - lo as f64)
 }
 
-/// A small seeded generator (SplitMix64) for row subsampling.
+/// SplitMix64's finaliser: a well-mixed 64-bit hash of `x`, for the row
+/// subsampling draws.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A small seeded generator (SplitMix64), for the tests' data.
+#[cfg(test)]
 struct SplitMix(u64);
 
+#[cfg(test)]
 impl SplitMix {
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix(self.0.wrapping_sub(0x9E37_79B9_7F4A_7C15))
     }
 }
 

@@ -19,6 +19,10 @@ pub struct History {
     pub target: Vec<f64>,
     /// Exogenous columns, one value per step of the grid.
     pub exog: Vec<Exog>,
+    /// Steps whose target the quality check flagged and the cleaning policy
+    /// excluded: their value in `target` is a stand-in for the features
+    /// (lags), never a label to fit, calibrate or score. Empty: none.
+    excluded: Vec<bool>,
 }
 
 /// An exogenous column (temperature, irradiance, a workday flag, ...).
@@ -56,7 +60,7 @@ impl History {
                 ));
             }
         }
-        Ok(Self { grid, target_name, target, exog })
+        Ok(Self { grid, target_name, target, exog, excluded: Vec::new() })
     }
 
     /// A history whose target is an engine series (a case's profile, say),
@@ -64,7 +68,13 @@ impl History {
     #[must_use]
     pub fn from_series(target_name: impl Into<String>, series: TimeSeries) -> Self {
         let grid = series.grid().clone();
-        Self { grid, target_name: target_name.into(), target: series.into_values(), exog: Vec::new() }
+        Self {
+            grid,
+            target_name: target_name.into(),
+            target: series.into_values(),
+            exog: Vec::new(),
+            excluded: Vec::new(),
+        }
     }
 
     /// The target as an engine series, ready to become a case's profile.
@@ -74,6 +84,33 @@ impl History {
     pub fn target_series(&self) -> Result<TimeSeries> {
         TimeSeries::new(self.grid.clone(), self.target.clone())
             .map_err(|e| ForecastError::column(&self.target_name, e.to_string()))
+    }
+
+    /// Whether step `i`'s target was flagged and excluded from fitting,
+    /// calibration and scoring.
+    #[must_use]
+    pub fn is_excluded(&self, i: usize) -> bool {
+        self.excluded.get(i).copied().unwrap_or(false)
+    }
+
+    /// Step `i`'s target as a label to fit or score: NaN where it is
+    /// missing or excluded.
+    #[must_use]
+    pub fn label(&self, i: usize) -> f64 {
+        if self.is_excluded(i) { f64::NAN } else { self.target.get(i).copied().unwrap_or(f64::NAN) }
+    }
+
+    /// Number of excluded steps.
+    #[must_use]
+    pub fn excluded_count(&self) -> usize {
+        self.excluded.iter().filter(|e| **e).count()
+    }
+
+    /// Marks the steps whose target is not to be used as a label (one flag
+    /// per step; any other length clears the marks).
+    pub fn set_excluded(&mut self, excluded: Vec<bool>) {
+        self.excluded =
+            if excluded.len() == self.target.len() && excluded.contains(&true) { excluded } else { Vec::new() };
     }
 
     /// The grid the values are on.
@@ -193,7 +230,16 @@ impl History {
             .iter()
             .map(|e| Exog { name: e.name.clone(), values: mean(&e.values), known_ahead: e.known_ahead })
             .collect();
-        Self::new(grid, self.target_name.clone(), mean(&self.target), exog)
+        let mut out = Self::new(grid, self.target_name.clone(), mean(&self.target), exog)?;
+        if !self.excluded.is_empty() {
+            // A coarse step is excluded when any of its fine steps is.
+            let mut excluded = vec![false; len];
+            for (i, e) in self.excluded.iter().enumerate() {
+                excluded[bucket(i)] |= *e;
+            }
+            out.set_excluded(excluded);
+        }
+        Ok(out)
     }
 
     /// The first `len` steps, at least one (a training set, say).
@@ -210,6 +256,7 @@ impl History {
                 .iter()
                 .map(|e| Exog { name: e.name.clone(), values: e.values[..len].to_vec(), known_ahead: e.known_ahead })
                 .collect(),
+            excluded: self.excluded.get(..len).map(<[bool]>::to_vec).unwrap_or_default(),
         }
     }
 
@@ -224,6 +271,9 @@ impl History {
             out.grid = TimeGrid::new(self.grid.start().clone(), self.grid.step(), len)
                 .map_err(|e| ForecastError::option("horizon", e.to_string()))?;
             out.target.resize(len, f64::NAN);
+            if !out.excluded.is_empty() {
+                out.excluded.resize(len, false);
+            }
             for e in &mut out.exog {
                 e.values.resize(len, f64::NAN);
             }

@@ -6,13 +6,18 @@ use serde::Serialize;
 /// Scores of a set of forecasts.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Metrics {
-    /// Scored (forecast, actual) pairs.
+    /// Scored (forecast, actual) pairs. Every score below is NaN (null in
+    /// JSON: undefined) when it has no pair to average over.
     pub n: usize,
+    /// Forecast steps whose actual the quality check flagged and the
+    /// cleaning excluded, so not scored.
+    pub flagged: usize,
     /// Mean absolute error.
     pub mae: f64,
     /// Root mean squared error.
     pub rmse: f64,
-    /// Mean absolute percentage error, %, over actuals that are not zero.
+    /// Mean absolute percentage error, %, over actuals that are not zero
+    /// (undefined, NaN, when every actual is zero).
     pub mape: f64,
     /// Symmetric MAPE, % (0 where forecast and actual are both 0).
     pub smape: f64,
@@ -111,14 +116,15 @@ impl Acc {
             self.ape_n += 1;
         }
     }
+    // A score over no pair is undefined (NaN, written as null), never 0.
     fn mae(&self) -> f64 {
-        self.abs / self.n.max(1) as f64
+        if self.n == 0 { f64::NAN } else { self.abs / self.n as f64 }
     }
     fn rmse(&self) -> f64 {
-        (self.sq / self.n.max(1) as f64).sqrt()
+        if self.n == 0 { f64::NAN } else { (self.sq / self.n as f64).sqrt() }
     }
     fn mape(&self) -> f64 {
-        100.0 * self.ape / self.ape_n.max(1) as f64
+        if self.ape_n == 0 { f64::NAN } else { 100.0 * self.ape / self.ape_n as f64 }
     }
 }
 
@@ -179,13 +185,15 @@ pub fn score<'a>(steps: impl IntoIterator<Item = Scored<'a>>, levels: &[f64], na
             }
         }
     }
-    let qd = qn.max(1) as f64;
+    // Without a quantile forecast, pinball and coverage are undefined.
+    let qd = if qn == 0 { f64::NAN } else { qn as f64 };
     Metrics {
         n: all.n,
         mae: all.mae(),
         rmse: all.rmse(),
         mape: all.mape(),
-        smape: 100.0 * smape / all.n.max(1) as f64,
+        smape: if all.n == 0 { f64::NAN } else { 100.0 * smape / all.n as f64 },
+        flagged: 0,
         mase: if naive_scale > 0.0 { all.mae() / naive_scale } else { f64::NAN },
         rmae: if naive.n > 0 && naive.mae() > 0.0 { all.mae() / naive.mae() } else { f64::NAN },
         skill: if naive.n > 0 && naive.rmse() > 0.0 { 1.0 - all.rmse() / naive.rmse() } else { f64::NAN },
@@ -261,5 +269,18 @@ mod tests {
         assert_eq!(m.per_lead.len(), 2);
         assert!((m.per_lead[0].pinball - (0.3 + 1.0 + 0.1) / 3.0).abs() < 1e-12);
         assert_eq!(m.per_lead[1].coverage, 1.0);
+    }
+
+    #[test]
+    fn scores_without_a_pair_to_average_are_undefined_not_zero() {
+        let zeros = [Scored { lead: 0, actual: 0.0, point: 1.0, naive: 0.0, quantiles: &[] }];
+        let m = score(zeros, &[], 1.0);
+        assert_eq!(m.n, 1);
+        assert!(m.mape.is_nan(), "MAPE over all-zero actuals: {}", m.mape);
+        assert_eq!(m.mae, 1.0);
+        let none = score(std::iter::empty(), &[0.5], 1.0);
+        assert!(none.mae.is_nan() && none.rmse.is_nan() && none.smape.is_nan() && none.mape.is_nan());
+        assert!(none.pinball[0].value.is_nan() && none.coverage[0].value.is_nan());
+        assert_eq!(serde_json::to_value(&none).expect("json")["mape"], serde_json::Value::Null);
     }
 }

@@ -258,11 +258,11 @@ pub fn fit(
             if samples.len() < 2 * params.min_leaf {
                 return Err(fail(format!("{} training samples is too few", samples.len())));
             }
-            Gbdt::fit_cancellable(&samples.x, samples.width, &samples.y, params, cancel).map(Fitted::Gbdt).map_err(
-                |reason| {
+            Gbdt::fit_keyed(&samples.x, samples.width, &samples.y, &samples.keys(), params, cancel)
+                .map(Fitted::Gbdt)
+                .map_err(|reason| {
                     if cancel.is_cancelled() { ForecastError::from(volta_engine::Cancelled) } else { fail(reason) }
-                },
-            )
+                })
         }
     }
 }
@@ -477,7 +477,7 @@ fn fit_vanilla(
     for &i0 in issues {
         for k in 0..fspec.horizon {
             let j = i0 + k;
-            if j < end && j < series.len() && !seen[j] && !series.target[j].is_nan() {
+            if j < end && j < series.len() && !seen[j] && !series.label(j).is_nan() {
                 let t = vanilla_temp(series, &column, i0, j, spd);
                 if !t.is_nan() {
                     seen[j] = true;
@@ -509,7 +509,7 @@ fn fit_vanilla(
     for (r, &(_, j)) in rows.iter().enumerate() {
         let tz = (temps[r] - mean) / sd;
         vanilla_row(ctx, j, trend_of(j), tz, &months, x.row_mut(r).as_slice_mut().unwrap_or(&mut []));
-        y[r] = series.target[j];
+        y[r] = series.label(j);
     }
     // Drop indicator columns never set (a month absent from the training
     // data, say): least squares needs full column rank.

@@ -134,7 +134,7 @@ pub(crate) fn train_with(
     let (calibration, fitted) = (calibration?, fitted?);
     let quantile_models =
         if spec.quantile_trees { fit_quantile_trees(series, spec, ctx, &issues, end, cancel)? } else { Vec::new() };
-    let y = &series.target[..end];
+    let y: Vec<f64> = (0..end).map(|i| series.label(i)).collect();
     let nonnegative = y.iter().all(|v| v.is_nan() || *v >= 0.0);
     let (sum, n) = (spd..end)
         .filter_map(|i| {

@@ -1,6 +1,7 @@
 //! Forecasting on real data, end to end: reading, backtests against
 //! baselines, leakage, model files and bad input.
 
+mod dirty;
 mod hostile;
 mod leakage;
 mod one_series;

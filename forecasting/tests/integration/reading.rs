@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use volta_forecasting::quality::{Action, FlagKind};
 use volta_forecasting::{BacktestSpec, ForecastError, ModelSpec, ReadOptions, backtest, data};
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -66,10 +67,15 @@ fn the_quality_report_says_what_was_done() {
     assert_eq!(report.imputed, 2);
     assert_eq!(report.long_gaps.len(), 1);
     assert_eq!(report.long_gaps[0].steps, 20);
-    assert!(report.outliers.iter().any(|o| o.value == 5000.0), "{:?}", report.outliers);
+    let outlier = report.flags.iter().find(|f| f.value == 5000.0).expect("the spike is flagged");
+    assert_eq!((outlier.kind, outlier.action), (FlagKind::Outlier, Action::Excluded), "{outlier:?}");
     assert_eq!(report.flat_lines.len(), 1);
     assert_eq!(report.flat_lines[0].steps, 16);
-    assert!(report.summary().contains("1 duplicates"));
+    let flat = report.flags.iter().filter(|f| f.kind == FlagKind::FlatLine).count();
+    assert_eq!(flat, 16, "{:?}", report.flags);
+    assert_eq!(report.excluded, 17);
+    assert!(report.summary().contains("1 duplicates merged"), "{}", report.summary());
+    assert!(report.summary().contains("flagged: 1 outlier, 16 flat_line"), "{}", report.summary());
 }
 
 #[test]

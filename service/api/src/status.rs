@@ -357,7 +357,8 @@ pub fn forecast(err: &ForecastError, field: &dyn Fn(&str) -> String) -> Status {
     match err {
         ForecastError::MissingColumn { column, .. }
         | ForecastError::Column { column, .. }
-        | ForecastError::Timestamp { column, .. } => on(format!("series.csv[{}]", key(column))),
+        | ForecastError::Timestamp { column, .. }
+        | ForecastError::Value { column, .. } => on(format!("series.csv[{}]", key(column))),
         ForecastError::Option { option, .. } => on(field(option)),
         ForecastError::Read { .. } => on("series.csv".to_owned()),
         ForecastError::Fit { .. } => error(Reason::DataTooThin, message),

@@ -588,6 +588,7 @@ fn projection_failed(err: ProjectionError) -> Status {
                 | ForecastError::MissingColumn { .. }
                 | ForecastError::Column { .. }
                 | ForecastError::Timestamp { .. }
+                | ForecastError::Value { .. }
                 | ForecastError::ModelFile(_) => errors::invalid("history_days", message),
             }
         }
