@@ -278,6 +278,51 @@ pub fn from_columns(
     clean(&placed, "time", target, exog, &options, tz)
 }
 
+/// [`from_columns`] with timestamps as text, as a file holds them: instants
+/// with an offset, or wall-clock times placed in the series' zone by the
+/// DST policy of `options.cleaning` (a Python frame with naive times sends
+/// them so, and they are read exactly as the CLI reads a file).
+///
+/// # Errors
+/// As [`from_columns`], and a timestamp that cannot be read or placed,
+/// named by its row.
+pub fn from_text_times(
+    times: &[String],
+    target: &[f64],
+    exog: Vec<(String, Vec<f64>)>,
+    options: &ReadOptions,
+) -> Result<(History, QualityReport)> {
+    let tz = zone(options)?;
+    let name = options.time_column.as_deref().unwrap_or("time");
+    if target.len() != times.len() {
+        return Err(ForecastError::column(
+            &options.target,
+            format!("{} values for {} times", target.len(), times.len()),
+        ));
+    }
+    for (col, values) in &exog {
+        if values.len() != times.len() {
+            return Err(ForecastError::column(col, format!("{} values for {} times", values.len(), times.len())));
+        }
+    }
+    let mut local = LocalTimes::with_policy(&tz, options.cleaning.dst);
+    let placed = times
+        .iter()
+        .enumerate()
+        .map(|(row, text)| {
+            local.parse_with_policy(text).map_err(|reason| ForecastError::Timestamp {
+                column: name.to_owned(),
+                row: row + 1,
+                reason,
+            })
+        })
+        .collect::<Result<Vec<Placed>>>()?;
+    let mut options = options.clone();
+    options.exog = exog.iter().map(|(n, _)| n.clone()).collect();
+    check_known_ahead(&options)?;
+    clean(&placed, name, target, exog, &options, tz)
+}
+
 /// The calendar's time zone (UTC by default).
 fn zone(options: &ReadOptions) -> Result<TimeZone> {
     match &options.timezone {

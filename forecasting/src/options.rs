@@ -195,12 +195,26 @@ impl ModelOptions {
 /// # Errors
 /// Text that is neither, naming `option`.
 pub fn cut_time(text: &str, tz: &TimeZone, option: &str) -> Result<Timestamp> {
+    cut(text, tz, option, true)
+}
+
+/// A bound in time that excludes what it names: a date means "from the
+/// start of that local day on" (`--test-until 2014-12-01` issues nothing on
+/// 1 December), a timestamp "from it on".
+///
+/// # Errors
+/// Text that is neither, naming `option`.
+pub fn start_time(text: &str, tz: &TimeZone, option: &str) -> Result<Timestamp> {
+    cut(text, tz, option, false)
+}
+
+fn cut(text: &str, tz: &TimeZone, option: &str, date_ends_after: bool) -> Result<Timestamp> {
     let bad = |reason: String| ForecastError::option(option, reason);
     if text.len() == 10
         && let Ok(d) = text.parse::<Date>()
     {
-        let next = d.tomorrow().map_err(|e| bad(e.to_string()))?;
-        return next.to_zoned_datetime(tz.clone()).map(|z| z.timestamp()).map_err(|e| bad(e.to_string()));
+        let day = if date_ends_after { d.tomorrow().map_err(|e| bad(e.to_string()))? } else { d };
+        return day.to_zoned_datetime(tz.clone()).map(|z| z.timestamp()).map_err(|e| bad(e.to_string()));
     }
     if let Ok(ts) = text.parse::<Timestamp>() {
         return Ok(ts);

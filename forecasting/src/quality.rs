@@ -88,6 +88,41 @@ pub struct Cleaning {
     pub dst: DstPolicy,
 }
 
+impl Cleaning {
+    /// The policies by name, as front ends take them (`drop`, `mean`,
+    /// `shift_forward` or `shift-forward`, `average`); `None` keeps the
+    /// default. The error names the option and lists the choices.
+    ///
+    /// # Errors
+    /// An unknown name.
+    pub fn from_names(
+        outliers: Option<&str>,
+        duplicates: Option<&str>,
+        nonexistent: Option<&str>,
+        ambiguous: Option<&str>,
+    ) -> crate::Result<Self> {
+        fn pick<T: serde::de::DeserializeOwned + Default>(
+            option: &str,
+            name: Option<&str>,
+            choices: &str,
+        ) -> crate::Result<T> {
+            match name {
+                None => Ok(T::default()),
+                Some(name) => serde_json::from_value(serde_json::Value::String(name.trim().replace('-', "_")))
+                    .map_err(|_| crate::ForecastError::option(option, format!("{name:?} is not one of {choices}"))),
+            }
+        }
+        Ok(Self {
+            outliers: pick("outliers", outliers, "drop, clip, keep")?,
+            duplicates: pick("duplicates", duplicates, "error, first, last, mean")?,
+            dst: DstPolicy {
+                nonexistent: pick("nonexistent_times", nonexistent, "raise, drop, shift_forward")?,
+                ambiguous: pick("ambiguous_times", ambiguous, "infer, raise, first, last, average")?,
+            },
+        })
+    }
+}
+
 /// What reading and cleaning a series did and found.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct QualityReport {

@@ -16,6 +16,7 @@ use crate::features::{self, Context};
 use crate::gbdt::Gbdt;
 use crate::history::History;
 use crate::models::{self, Fitted};
+use crate::quality::Cleaning;
 use crate::spec::ForecastSpec;
 
 /// The name and version written into every model file.
@@ -58,6 +59,10 @@ pub struct TrainedModel {
     /// data reader's guess).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_column: Option<String>,
+    /// How the training data was cleaned, so that forecasting reads its
+    /// data alike (older files: the defaults).
+    #[serde(default)]
+    pub cleaning: Cleaning,
 }
 
 /// One issued forecast.
@@ -157,6 +162,7 @@ pub(crate) fn train_with(
         calibration,
         quantile_models,
         time_column: None,
+        cleaning: Cleaning::default(),
     })
 }
 
@@ -345,6 +351,7 @@ impl TrainedModel {
         options.known_ahead = self.exog.iter().filter(|(_, k)| *k).map(|(n, _)| n.clone()).collect();
         options.timezone = Some(self.timezone.clone());
         options.time_column.clone_from(&self.time_column);
+        options.cleaning = self.cleaning;
         options
     }
 

@@ -656,6 +656,7 @@ async fn main() {
         exog_columns: vec!["temperature_c".into()],
         known_ahead_columns: vec!["temperature_c".into()],
         time_zone: "Australia/Brisbane".into(),
+        cleaning: None,
     };
     let setup = discovery.channel().await;
     // 2014-11-01T00:00+10:00: training ends, forecasts start.

@@ -5,7 +5,9 @@
 use numpy::{IntoPyArray, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use volta_forecasting::{BacktestSpec, History, ModelOptions, ReadOptions, TrainedModel, cut_time, data};
+use volta_forecasting::{
+    BacktestSpec, Cleaning, History, ModelOptions, QualityReport, ReadOptions, TrainedModel, cut_time, data, start_time,
+};
 
 use crate::{Raise, raise};
 
@@ -20,21 +22,48 @@ pub(crate) struct Columns {
     exog: Vec<(String, Vec<f64>)>,
     known_ahead: Vec<String>,
     timezone: Option<String>,
+    /// Naive times as local wall-clock text (then `times_s` is empty), to
+    /// be placed by the DST policy.
+    local_times: Option<Vec<String>>,
+    /// The cleaning policies by name: outliers, duplicates,
+    /// nonexistent_times, ambiguous_times (absent: the defaults).
+    cleaning: Option<Vec<Option<String>>>,
 }
 
-fn series(py: Python<'_>, c: Columns) -> PyResult<History> {
+impl Columns {
+    fn cleaning(&self) -> volta_forecasting::Result<Cleaning> {
+        let names = self.cleaning.clone().unwrap_or_default();
+        let name = |i: usize| names.get(i).cloned().flatten();
+        Cleaning::from_names(name(0).as_deref(), name(1).as_deref(), name(2).as_deref(), name(3).as_deref())
+    }
+}
+
+/// The columns read and cleaned, with the quality report; `cleaning`
+/// overrides the columns' own (a model's, when forecasting).
+fn read(py: Python<'_>, c: Columns, cleaning: Option<Cleaning>) -> PyResult<(History, QualityReport)> {
+    let fail = |e: volta_forecasting::ForecastError| raise(py, Raise::Forecast, e.to_string());
+    let mut options = ReadOptions::new(c.target_name.clone());
+    options.known_ahead.clone_from(&c.known_ahead);
+    options.timezone.clone_from(&c.timezone);
+    options.time_column = Some(c.time_name.clone());
+    options.cleaning = match cleaning {
+        Some(given) => given,
+        None => c.cleaning().map_err(fail)?,
+    };
+    if let Some(local) = &c.local_times {
+        return data::from_text_times(local, &c.target, c.exog, &options).map_err(fail);
+    }
     let times = c
         .times_s
         .iter()
         .map(|&s| jiff::Timestamp::from_second(s))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| raise(py, Raise::Forecast, format!("time: {e}")))?;
-    let mut options = ReadOptions::new(c.target_name);
-    options.known_ahead = c.known_ahead;
-    options.timezone = c.timezone;
-    data::from_columns(&times, &c.target, c.exog, &options)
-        .map(|(s, _)| s)
-        .map_err(|e| raise(py, Raise::Forecast, e.to_string()))
+    data::from_columns(&times, &c.target, c.exog, &options).map_err(fail)
+}
+
+fn series(py: Python<'_>, c: Columns) -> PyResult<History> {
+    read(py, c, None).map(|(s, _)| s)
 }
 
 fn model_options(py: Python<'_>, json: &str) -> PyResult<ModelOptions> {
@@ -58,12 +87,12 @@ pub(crate) fn backtest<'py>(
     refit_every: usize,
     test_until: Option<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let series = series(py, columns)?;
+    let (series, quality) = read(py, columns, None)?;
     let (step_s, timezone) = (series.step_s(), series.tz().iana_name().unwrap_or("UTC").to_owned());
     let err = |e: volta_forecasting::ForecastError| raise(py, Raise::Forecast, e.to_string());
     let spec = model_options(py, options)?.to_spec(&series).map_err(err)?;
     let train_until = cut_time(train_until, series.tz(), "train_until").map_err(err)?;
-    let test_until = test_until.map(|t| cut_time(t, series.tz(), "test_until")).transpose().map_err(err)?;
+    let test_until = test_until.map(|t| start_time(t, series.tz(), "test_until")).transpose().map_err(err)?;
     let spec = BacktestSpec { forecast: spec, train_until, refit_every, test_until, recalibrate: true };
     let run = spec.clone();
     // Ctrl-C stops the abandoned backtest at its next forecast.
@@ -86,6 +115,13 @@ pub(crate) fn backtest<'py>(
     out.set_item("issues_s", bt.forecasts.iter().map(|f| f.forecast.issue.as_second()).collect::<Vec<_>>())?;
     out.set_item("point", matrix(py, bt.forecasts.iter().map(|f| f.forecast.point.clone()).collect(), h)?)?;
     out.set_item("actual", matrix(py, bt.forecasts.iter().map(|f| f.actual.clone()).collect(), h)?)?;
+    let flagged: Vec<Vec<f64>> =
+        bt.forecasts.iter().map(|f| f.flagged.iter().map(|&b| f64::from(u8::from(b))).collect()).collect();
+    out.set_item("flagged", matrix(py, flagged, h)?)?;
+    out.set_item(
+        "quality",
+        serde_json::to_string(&quality).map_err(|e| raise(py, Raise::Forecast, e.to_string()))?,
+    )?;
     let quantiles: Vec<Vec<f64>> =
         bt.forecasts.iter().map(|f| f.forecast.quantiles.iter().flatten().copied().collect()).collect();
     out.set_item("quantiles", matrix(py, quantiles, h * q)?)?;
@@ -109,6 +145,7 @@ impl PyModel {
     #[pyo3(signature = (columns, options, train_until = None))]
     fn train(py: Python<'_>, columns: Columns, options: &str, train_until: Option<&str>) -> PyResult<Self> {
         let time_name = columns.time_name.clone();
+        let cleaning = columns.cleaning().map_err(|e| raise(py, Raise::Forecast, e.to_string()))?;
         let series = series(py, columns)?;
         let err = |e: volta_forecasting::ForecastError| raise(py, Raise::Forecast, e.to_string());
         let spec = model_options(py, options)?.to_spec(&series).map_err(err)?;
@@ -124,6 +161,7 @@ impl PyModel {
         })?
         .map_err(err)?;
         model.time_column = Some(time_name);
+        model.cleaning = cleaning;
         Ok(Self { model })
     }
 
@@ -143,7 +181,8 @@ impl PyModel {
     /// Forecast issued at `issue` (seconds since the epoch): the point
     /// forecast per lead and the quantiles as a (horizon, levels) array.
     fn forecast<'py>(&self, py: Python<'py>, columns: Columns, issue_s: i64) -> PyResult<PointAndQuantiles<'py>> {
-        let series = series(py, columns)?;
+        // The data is read as the training data was.
+        let (series, _) = read(py, columns, Some(self.model.cleaning))?;
         let issue = jiff::Timestamp::from_second(issue_s).map_err(|e| raise(py, Raise::Forecast, e.to_string()))?;
         let f = self.model.forecast(&series, issue).map_err(|e| raise(py, Raise::Forecast, e.to_string()))?;
         let q = self.model.spec.quantiles.len();

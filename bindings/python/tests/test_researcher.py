@@ -254,7 +254,8 @@ def test_backtests_come_back_as_a_long_labelled_table(vic):
     frame = bt.to_pandas()
     n, h = bt.point.shape
     assert len(frame) == n * h
-    assert list(frame.columns) == ["issue", "lead", "time", "actual", "point", "q0.1", "q0.9"]
+    assert list(frame.columns) == ["issue", "lead", "time", "actual", "flagged", "point", "q0.1", "q0.9"]
+    assert not frame["flagged"].any()
     first = frame.iloc[0]
     # Trained on the data up to the end of 1 December; the first forecast is for the next day.
     assert first["issue"] == dt.datetime(2014, 12, 2, tzinfo=ZoneInfo("Australia/Brisbane"))

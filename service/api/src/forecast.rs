@@ -5,7 +5,9 @@
 
 use tonic::Status;
 use volta_forecasting::metrics::Level;
-use volta_forecasting::{Backtest, ForecastError, History, ModelOptions, ReadOptions, data};
+use volta_engine::series::{Ambiguous, DstPolicy, Nonexistent};
+use volta_forecasting::quality::{Action, DuplicatePolicy, FlagKind, OutlierPolicy};
+use volta_forecasting::{Backtest, Cleaning, ForecastError, History, ModelOptions, QualityReport, ReadOptions, data};
 
 use crate::pb::{common, forecast as pb};
 use crate::status;
@@ -217,6 +219,98 @@ pub struct Series {
     pub read: ReadOptions,
     /// The data.
     pub source: Option<pb::series_data::Source>,
+    /// Whether the request set `series.cleaning` (Forecast otherwise cleans
+    /// as the model's training data was cleaned).
+    pub cleaning_given: bool,
+}
+
+/// The cleaning policies of a request.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field of a value the proto does not define.
+pub fn cleaning(message: Option<pb::Cleaning>) -> Result<Cleaning, Status> {
+    let pb::Cleaning { outliers, duplicates, nonexistent_times, ambiguous_times } = message.unwrap_or_default();
+    Ok(Cleaning {
+        outliers: match enum_value::<pb::OutlierPolicy>("series.cleaning.outliers", outliers)? {
+            pb::OutlierPolicy::Unspecified | pb::OutlierPolicy::Drop => OutlierPolicy::Drop,
+            pb::OutlierPolicy::Clip => OutlierPolicy::Clip,
+            pb::OutlierPolicy::Keep => OutlierPolicy::Keep,
+        },
+        duplicates: match enum_value::<pb::DuplicatePolicy>("series.cleaning.duplicates", duplicates)? {
+            pb::DuplicatePolicy::Unspecified | pb::DuplicatePolicy::Error => DuplicatePolicy::Error,
+            pb::DuplicatePolicy::First => DuplicatePolicy::First,
+            pb::DuplicatePolicy::Last => DuplicatePolicy::Last,
+            pb::DuplicatePolicy::Mean => DuplicatePolicy::Mean,
+        },
+        dst: DstPolicy {
+            nonexistent: match enum_value::<pb::NonexistentTimes>("series.cleaning.nonexistent_times", nonexistent_times)? {
+                pb::NonexistentTimes::Unspecified | pb::NonexistentTimes::Raise => Nonexistent::Raise,
+                pb::NonexistentTimes::Drop => Nonexistent::Drop,
+                pb::NonexistentTimes::ShiftForward => Nonexistent::ShiftForward,
+            },
+            ambiguous: match enum_value::<pb::AmbiguousTimes>("series.cleaning.ambiguous_times", ambiguous_times)? {
+                pb::AmbiguousTimes::Unspecified | pb::AmbiguousTimes::Infer => Ambiguous::Infer,
+                pb::AmbiguousTimes::Raise => Ambiguous::Raise,
+                pb::AmbiguousTimes::First => Ambiguous::First,
+                pb::AmbiguousTimes::Last => Ambiguous::Last,
+                pb::AmbiguousTimes::Average => Ambiguous::Average,
+            },
+        },
+    })
+}
+
+/// Flags a response carries at most ([`pb::DataQuality::flags_truncated`]
+/// says when there were more).
+pub const MAX_FLAGS: usize = 1_000;
+
+/// What reading and cleaning a series did and found, as a message.
+#[must_use]
+pub fn data_quality(report: &QualityReport) -> pb::DataQuality {
+    let kind = |k: FlagKind| match k {
+        FlagKind::NonFinite => pb::FlagKind::NonFinite,
+        FlagKind::Outlier => pb::FlagKind::Outlier,
+        FlagKind::Unusual => pb::FlagKind::Unusual,
+        FlagKind::FlatLine => pb::FlagKind::FlatLine,
+        FlagKind::Dst => pb::FlagKind::Dst,
+        FlagKind::Duplicate => pb::FlagKind::Duplicate,
+    };
+    let action = |a: Action| match a {
+        Action::Excluded => pb::FlagAction::Excluded,
+        Action::Clipped => pb::FlagAction::Clipped,
+        Action::Kept => pb::FlagAction::Kept,
+        Action::Imputed => pb::FlagAction::Imputed,
+        Action::Merged => pb::FlagAction::Merged,
+    };
+    pb::DataQuality {
+        rows: count(report.rows),
+        steps: count(report.steps),
+        missing_steps: count(report.missing_steps),
+        imputed: count(report.imputed),
+        duplicates_merged: count(report.duplicates),
+        dst_rows: count(report.dst_rows),
+        excluded: count(report.excluded),
+        flag_counts: report
+            .by_kind()
+            .into_iter()
+            .map(|(k, n)| pb::FlagCount { kind: kind(k).into(), count: count(n) })
+            .collect(),
+        flags: report
+            .flags
+            .iter()
+            .take(MAX_FLAGS)
+            .map(|f| pb::DataFlag {
+                time: f.time.parse::<jiff::Timestamp>().ok().map(time::timestamp),
+                column: f.column.clone(),
+                kind: kind(f.kind).into(),
+                value: f.value,
+                expected: f.expected,
+                used: f.used,
+                action: action(f.action).into(),
+                rule: f.rule.clone(),
+            })
+            .collect(),
+        flags_truncated: report.flags.len() > MAX_FLAGS,
+    }
 }
 
 /// What a request's series asks to read. The target may come from the
@@ -225,8 +319,9 @@ pub struct Series {
 /// # Errors
 /// INVALID_ARGUMENT naming `series.target` when there is none.
 pub fn series(message: Option<pb::SeriesData>, default_target: Option<&str>) -> Result<Series, Status> {
-    let pb::SeriesData { source, target, time_column, exog_columns, known_ahead_columns, time_zone } =
+    let pb::SeriesData { source, target, time_column, exog_columns, known_ahead_columns, time_zone, cleaning: policies } =
         message.unwrap_or_default();
+    let cleaning_given = policies.is_some();
     let target = match (target.as_str(), default_target) {
         ("", Some(t)) => t.to_owned(),
         ("", None) => return Err(status::invalid("series.target", "name the column to forecast".to_owned())),
@@ -237,7 +332,8 @@ pub fn series(message: Option<pb::SeriesData>, default_target: Option<&str>) -> 
     read.exog = exog_columns;
     read.known_ahead = known_ahead_columns;
     read.timezone = Some(time_zone).filter(|s| !s.is_empty());
-    Ok(Series { read, source })
+    read.cleaning = cleaning(policies)?;
+    Ok(Series { read, source, cleaning_given })
 }
 
 impl Series {
@@ -246,12 +342,12 @@ impl Series {
     ///
     /// # Errors
     /// INVALID_ARGUMENT naming the column or field at fault.
-    pub fn read(self, call: Call) -> Result<History, Status> {
-        let Self { mut read, source } = self;
+    pub fn read(self, call: Call) -> Result<(History, QualityReport), Status> {
+        let Self { mut read, source, .. } = self;
         match source {
             Some(pb::series_data::Source::Csv(text)) => {
                 let frame = data::frame_from_csv(&text).map_err(|e| error(&e, call))?;
-                data::from_frame(&frame, &read).map(|(s, _)| s).map_err(|e| error(&e, call))
+                data::from_frame(&frame, &read).map_err(|e| error(&e, call))
             }
             Some(pb::series_data::Source::Table(common::Table { grid, columns })) => {
                 let common::TimeGrid { start, step, steps, time_zone } = grid.unwrap_or_default();
@@ -302,7 +398,7 @@ impl Series {
                         format!("{} is not a column of the table", status::shown(missing)),
                     ));
                 }
-                data::from_columns(&times, &target, exog, &read).map(|(s, _)| s).map_err(|e| error(&e, call))
+                data::from_columns(&times, &target, exog, &read).map_err(|e| error(&e, call))
             }
             None => Err(status::invalid("series", "send the data as csv or as a table".to_owned())),
         }
@@ -313,9 +409,9 @@ fn scores(levels: &[Level]) -> Vec<pb::QuantileScore> {
     levels.iter().map(|l| pb::QuantileScore { level: l.q, value: l.value }).collect()
 }
 
-/// The scores of a backtest.
+/// The scores of a backtest, with what cleaning its series did.
 #[must_use]
-pub fn backtest(bt: &Backtest) -> pb::BacktestResponse {
+pub fn backtest(bt: &Backtest, quality: &QualityReport) -> pb::BacktestResponse {
     let m = &bt.metrics;
     pb::BacktestResponse {
         model: model_kind(&bt.model).into(),
@@ -331,6 +427,8 @@ pub fn backtest(bt: &Backtest) -> pb::BacktestResponse {
         coverages: scores(&m.coverage),
         interval_coverage: m.intervals.first().map(|i| i.observed),
         fit_time: Some(time::seconds(bt.fit_seconds)),
+        data_quality: Some(data_quality(quality)),
+        flagged_not_scored: count(m.flagged),
     }
 }
 

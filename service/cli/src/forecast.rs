@@ -9,7 +9,8 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use volta_forecasting::{
-    BacktestSpec, ForecastSpec, GbdtParams, History, ModelOptions, QualityReport, ReadOptions, TrainedModel, data,
+    BacktestSpec, Cleaning, ForecastSpec, GbdtParams, History, ModelOptions, QualityReport, ReadOptions, TrainedModel,
+    data,
 };
 
 pub(super) const BACKTEST_ABOUT: &str = "\
@@ -53,6 +54,78 @@ Examples:
 timestamp (training ends just before it).
 
 Exit status: 0 on success, 1 for bad input (the message names the column or option).";
+
+pub(super) const INSPECT_ABOUT: &str = "\
+Check a data file before forecasting from it: read it as `volta backtest`
+and `volta train` would, and list every value the checks flag, with its
+time, value, rule and what the cleaning does with it.
+
+Kinds: non_finite (inf, never used), outlier (far from the same time on
+nearby days and entered or left by a kink: a spike, a dropout, a meter
+fault), flat_line (one non-zero value for 3 hours or more), dst (an outlier
+or flat value within an hour of a DST change: the spring-forward hour near
+zero, the fall-back hour doubled), duplicate (rows at one time, merged by
+--duplicates), and unusual (far from nearby days but reached smoothly: hot
+days, holidays; listed and kept).
+
+Prints the summary and the flags (up to --show) as a table; with --out DIR
+also quality.csv (every flag), quality.json (the whole report) and
+quality.png (the series with its flags marked).";
+
+pub(super) const INSPECT_AFTER: &str = "\
+Examples:
+  volta inspect --data datasets/raw/vic_elecdemand_2014_halfhourly.csv \\
+      --time-column period_start_aest_assumed --timezone Australia/Brisbane --target demand_gw --out quality/
+  # A meter file in local time with a row for the skipped spring-forward hour:
+  volta inspect --data meter.csv --target kwh --timezone Europe/Lisbon --nonexistent-times drop
+
+Exit status: 0 when read (whatever was flagged), 1 when the file cannot be read.";
+
+/// Arguments of `volta inspect`.
+#[derive(Debug, clap::Args)]
+pub(super) struct InspectArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Show at most this many flags in the terminal (all are in quality.csv).
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    show: usize,
+    /// Write quality.csv, quality.json and quality.png here.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+pub(super) fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let (series, quality) = read_series(&args.data)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", quality.summary())?;
+    if !quality.flags.is_empty() {
+        writeln!(out, "\n{:<27} {:<14} {:<10} {:>14} {:>14} {:>14}  action", "time", "column", "kind", "value", "expected", "used")?;
+        let num = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.6}"));
+        for f in quality.flags.iter().take(args.show) {
+            writeln!(
+                out,
+                "{:<27} {:<14} {:<10} {:>14} {:>14} {:>14}  {}",
+                f.time,
+                f.column,
+                f.kind.name(),
+                format!("{:.6}", f.value),
+                num(f.expected),
+                num(f.used),
+                f.action.name()
+            )?;
+        }
+        if quality.flags.len() > args.show {
+            writeln!(out, "... and {} more (--show N, or --out DIR for quality.csv)", quality.flags.len() - args.show)?;
+        }
+    }
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for file in crate::report::forecast::write_quality(&series, &quality, dir)? {
+            writeln!(out, "wrote {}", file.display())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 pub(super) const TRAIN_ABOUT: &str = "\
 Train a forecasting model and save it to a model file (versioned JSON).
@@ -105,6 +178,38 @@ pub(super) struct DataArgs {
     /// values are interpolated in time onto the data's timestamps.
     #[arg(long, value_name = "FILE")]
     exog_file: Option<PathBuf>,
+    /// Target values flagged as outliers, flat-lines or DST artifacts:
+    /// `drop` leaves them out of fitting, calibration and scoring (lags see
+    /// the median of the same time on nearby days), `clip` moves outliers
+    /// to the rule's bound, `keep` uses them. `inf` is never used.
+    #[arg(long, value_name = "POLICY", default_value = "drop", value_parser = ["drop", "clip", "keep"])]
+    outliers: String,
+    /// Rows that give one time different values: `error` names both rows,
+    /// or keep the `first`, the `last` or their `mean`. Identical repeats are
+    /// merged whatever this says.
+    #[arg(long, value_name = "POLICY", default_value = "error", value_parser = ["error", "first", "last", "mean"])]
+    duplicates: String,
+    /// Local times a DST change skips (02:30 on a spring-forward night):
+    /// `raise`, `drop` the row, or `shift-forward` to the change.
+    #[arg(long, value_name = "POLICY", default_value = "raise", value_parser = ["raise", "drop", "shift-forward"])]
+    nonexistent_times: String,
+    /// Local times a DST change repeats: `infer` (first offset, then the
+    /// second when the time comes again), `raise`, `first`, `last`, or
+    /// `average` (a row stands for both instants; rows on one instant are
+    /// averaged).
+    #[arg(long, value_name = "POLICY", default_value = "infer", value_parser = ["infer", "raise", "first", "last", "average"])]
+    ambiguous_times: String,
+}
+
+impl DataArgs {
+    fn cleaning(&self) -> anyhow::Result<Cleaning> {
+        Ok(Cleaning::from_names(
+            Some(&self.outliers),
+            Some(&self.duplicates),
+            Some(&self.nonexistent_times),
+            Some(&self.ambiguous_times),
+        )?)
+    }
 }
 
 /// The model and its features.
@@ -197,9 +302,24 @@ pub(super) struct BacktestArgs {
     /// --calibration-days, as an operator retraining daily would).
     #[arg(long)]
     static_intervals: bool,
-    /// Write forecasts.csv, metrics_by_lead.csv and forecast.png here.
+    /// Write forecasts.csv, metrics_by_lead.csv, forecast.png and the data's
+    /// quality.csv, quality.json and quality.png here.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// forecast.png starts at this local date (default: the first forecast).
+    #[arg(long, value_name = "DATE")]
+    plot_from: Option<String>,
+    /// forecast.png shows this many days (default: the whole test period).
+    #[arg(long, value_name = "DAYS")]
+    plot_days: Option<usize>,
+}
+
+/// Which forecasts forecast.png shows.
+pub(crate) struct PlotWindow {
+    /// First local date shown.
+    pub from: Option<String>,
+    /// Days shown.
+    pub days: Option<usize>,
 }
 
 /// Arguments of `volta train`.
@@ -246,7 +366,36 @@ fn read_series(args: &DataArgs) -> anyhow::Result<(History, QualityReport)> {
     options.max_gap_steps = args.max_gap;
     options.exog_file.clone_from(&args.exog_file);
     options.resample_s = args.resample.as_deref().map(parse_step).transpose()?;
+    options.cleaning = args.cleaning()?;
     Ok(data::read(&args.data, &options)?)
+}
+
+/// What the cleaning flagged, by kind, on stderr (stdout carries the
+/// command's JSON or CSV).
+fn print_flags(quality: &QualityReport) {
+    let kinds = quality.by_kind();
+    if kinds.is_empty() {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "data: {} target steps excluded from fitting and scoring", quality.excluded);
+    for (kind, n) in kinds {
+        let first = quality.flags.iter().find(|f| f.kind == kind);
+        let example = first.map_or(String::new(), |f| format!(" (first at {}: {} {})", f.time, f.column, f.value));
+        let _ = writeln!(err, "  {n:>6} {:<10}{example}", kind.name());
+    }
+    let _ = writeln!(err, "  every flag with its time, rule and action: `volta inspect` or --out DIR (quality.csv)");
+}
+
+/// The summary's account of the data: what was flagged and done.
+fn quality_json(quality: &QualityReport) -> Value {
+    json!({
+        "summary": quality.summary(),
+        "flagged": Value::Object(quality.by_kind().iter().map(|(k, n)| (k.name().to_owned(), json!(n))).collect()),
+        "excluded": quality.excluded,
+        "duplicates_merged": quality.duplicates,
+        "dst_rows": quality.dst_rows,
+    })
 }
 
 /// `15min`, `30min`, `1h`, `2h`, `1d` as seconds.
@@ -300,9 +449,14 @@ fn quantile_map(levels: &[volta_forecasting::metrics::Level]) -> Value {
 
 pub(super) fn backtest(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     let (series, quality) = read_series(&args.data)?;
+    print_flags(&quality);
     let spec = forecast_spec(&args.model, &series)?;
     let train_until = cut_time(&args.train_until, series.tz(), "--train-until")?;
-    let test_until = args.test_until.as_deref().map(|t| cut_time(t, series.tz(), "--test-until")).transpose()?;
+    let test_until = args
+        .test_until
+        .as_deref()
+        .map(|t| volta_forecasting::start_time(t, series.tz(), "--test-until"))
+        .transpose()?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} forecasts, {elapsed}")
@@ -347,7 +501,8 @@ pub(super) fn backtest(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         "fit_seconds": bt.fit_seconds,
         "predict_seconds": bt.predict_seconds,
         "known_ahead": args.data.known_ahead,
-        "data": quality.summary(),
+        "flagged_not_scored": m.flagged,
+        "data": quality_json(&quality),
     });
     if !spec.quantiles.is_empty() {
         summary["pinball"] = quantile_map(&m.pinball);
@@ -361,7 +516,9 @@ pub(super) fn backtest(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let files = crate::report::forecast::write_backtest(&series, &spec, &bt, dir)?;
+        let window = PlotWindow { from: args.plot_from.clone(), days: args.plot_days };
+        let mut files = crate::report::forecast::write_backtest(&series, &spec, &bt, &window, dir)?;
+        files.extend(crate::report::forecast::write_quality(&series, &quality, dir)?);
         summary["files"] = json!(files);
     }
     let mut out = std::io::stdout().lock();
@@ -371,6 +528,7 @@ pub(super) fn backtest(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
 
 pub(super) fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let (series, quality) = read_series(&args.data)?;
+    print_flags(&quality);
     let spec = forecast_spec(&args.model, &series)?;
     let end = match &args.train_until {
         Some(t) => series.index_at_or_after(cut_time(t, series.tz(), "--train-until")?),
@@ -379,6 +537,7 @@ pub(super) fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let start = std::time::Instant::now();
     let mut model = volta_forecasting::train(&series, &spec, end)?;
     model.time_column.clone_from(&args.data.time_column);
+    model.cleaning = args.data.cleaning()?;
     let seconds = start.elapsed().as_secs_f64();
     model.save(&args.model_file)?;
     let summary = json!({
@@ -387,7 +546,7 @@ pub(super) fn train(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         "trained_until": model.trained_until.to_string(),
         "fit_seconds": seconds,
         "calibration_residuals": model.calibration.as_ref().map(|c| c.residuals),
-        "data": quality.summary(),
+        "data": quality_json(&quality),
     });
     writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&summary)?)?;
     Ok(ExitCode::SUCCESS)

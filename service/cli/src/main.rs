@@ -83,6 +83,9 @@ enum Command {
     /// Backtest a load or PV forecasting model on history (rolling origin).
     #[command(long_about = forecast::BACKTEST_ABOUT, after_help = forecast::BACKTEST_AFTER)]
     Backtest(forecast::BacktestArgs),
+    /// Check a forecasting data file: every flagged value, with its time, rule and action.
+    #[command(long_about = forecast::INSPECT_ABOUT, after_help = forecast::INSPECT_AFTER)]
+    Inspect(forecast::InspectArgs),
     /// Train a forecasting model and save it to a model file.
     #[command(long_about = forecast::TRAIN_ABOUT, after_help = forecast::FORECAST_AFTER)]
     Train(forecast::TrainArgs),
@@ -122,6 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schedule(args) => schedule::run(&args),
         Command::Backtest(args) => forecast::backtest(&args),
         Command::Train(args) => forecast::train(&args),
+        Command::Inspect(args) => forecast::inspect(&args),
         Command::Forecast(args) => forecast::forecast(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Migrate(args) => serve::migrate(&args),

@@ -9,7 +9,7 @@ use volta_api::pb::forecast as pb;
 use volta_api::status::{self as errors, Reason, shown};
 use volta_api::time;
 use volta_engine::Cancel;
-use volta_forecasting::{BacktestSpec, Files, ForecastSpec, History, ModelOptions, TrainedModel};
+use volta_forecasting::{BacktestSpec, Cleaning, Files, ForecastSpec, History, ModelOptions, QualityReport, TrainedModel};
 
 use crate::auth::{Caller, Role};
 use crate::budget::Budget;
@@ -43,16 +43,26 @@ impl Forecast {
 /// Models a page lists when the caller does not say.
 const DEFAULT_PAGE: usize = 50;
 
-/// The series of a request within `limits.max_series_steps`.
+/// The series of a request within `limits.max_series_steps`, cleaned by
+/// the request's policies or, where it sets none, by `cleaning`; with the
+/// quality report and the policies applied.
 fn series(
     message: Option<pb::SeriesData>,
     target: Option<&str>,
+    cleaning: Option<Cleaning>,
     limits: &Limits,
     call: Call,
-) -> Result<History, Status> {
+) -> Result<(History, QualityReport, Cleaning), Status> {
     let mut series = convert::series(message, target)?;
     series.read.max_steps = limits.max_series_steps;
-    series.read(call)
+    if let Some(default) = cleaning
+        && !series.cleaning_given
+    {
+        series.read.cleaning = default;
+    }
+    let applied = series.read.cleaning;
+    let (history, quality) = series.read(call)?;
+    Ok((history, quality, applied))
 }
 
 /// The model options of a request, within the server's budgets.
@@ -91,7 +101,7 @@ fn cut(field: &str, at: Option<prost_types::Timestamp>, series: &History) -> Res
 fn backtest(req: pb::BacktestRequest, cancel: &Cancel, limits: &Limits) -> Result<pb::BacktestResponse, Status> {
     let pb::BacktestRequest { series: data, options: model, train_until, refit_every } = req;
     let options = options(model, limits)?;
-    let series = series(data, None, limits, Call::Backtest)?;
+    let (series, quality, _) = series(data, None, None, limits, Call::Backtest)?;
     let spec = spec(&options, &series, Call::Backtest)?;
     let train_until = cut("train_until", train_until, &series)?
         .ok_or_else(|| errors::invalid("train_until", "required: the end of the training data".to_owned()))?;
@@ -105,7 +115,7 @@ fn backtest(req: pb::BacktestRequest, cancel: &Cancel, limits: &Limits) -> Resul
     // A dropped call stops the backtest at its next forecast.
     let bt = volta_forecasting::backtest_with_progress(&series, &spec, &mut |_, _| cancel.flow())
         .map_err(|e| convert::error(&e, Call::Backtest))?;
-    Ok(convert::backtest(&bt))
+    Ok(convert::backtest(&bt, &quality))
 }
 
 /// What Train stores: the record and the model file's text.
@@ -113,12 +123,13 @@ struct Trained {
     record: ModelRecord,
     body: String,
     fit: SignedDuration,
+    quality: pb::DataQuality,
 }
 
 fn train(req: pb::TrainRequest, tenant: String, limits: &Limits, cancel: &Cancel) -> Result<Trained, Status> {
     let pb::TrainRequest { series: data, options: model, train_until, display_name, request_id } = req;
     let options = options(model, limits)?;
-    let series = series(data, None, limits, Call::Train)?;
+    let (series, quality, cleaning) = series(data, None, None, limits, Call::Train)?;
     let spec = spec(&options, &series, Call::Train)?;
     let end = match cut("train_until", train_until, &series)? {
         Some(at) => series.index_at_or_after(at),
@@ -126,8 +137,9 @@ fn train(req: pb::TrainRequest, tenant: String, limits: &Limits, cancel: &Cancel
     };
     let start = std::time::Instant::now();
     // A dropped call, or one past its deadline, stops the fit at its next tree.
-    let model = volta_forecasting::train_cancellable(&series, &spec, end, cancel)
+    let mut model = volta_forecasting::train_cancellable(&series, &spec, end, cancel)
         .map_err(|e| convert::error(&e, Call::Train))?;
+    model.cleaning = cleaning;
     let fit = SignedDuration::try_from(start.elapsed()).unwrap_or(SignedDuration::MAX);
     let body = model.to_json().map_err(|e| convert::error(&e, Call::Train))?;
     let record = ModelRecord {
@@ -146,7 +158,7 @@ fn train(req: pb::TrainRequest, tenant: String, limits: &Limits, cancel: &Cancel
         created_at: store::stored_time(Timestamp::now()),
         request_id: Some(request_id).filter(|r| !r.is_empty()),
     };
-    Ok(Trained { record, body, fit })
+    Ok(Trained { record, body, fit, quality: convert::data_quality(&quality) })
 }
 
 fn forecast(
@@ -165,7 +177,7 @@ fn forecast(
     if message.time_zone.is_empty() {
         message.time_zone = read.timezone.unwrap_or_default();
     }
-    let series = series(Some(message), Some(&model.target), limits, Call::Forecast)?;
+    let (series, _, _) = series(Some(message), Some(&model.target), Some(model.cleaning), limits, Call::Forecast)?;
     let issue = time::instant("issue_time", issue_time)?
         .ok_or_else(|| errors::invalid("issue_time", "required: the first forecast step".to_owned()))?;
     let forecast = model.forecast(&series, issue).map_err(|e| convert::error(&e, Call::Forecast))?;
@@ -317,6 +329,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
             return Ok(Response::new(pb::TrainResponse {
                 model: Some(info(&stored)),
                 fit_time: Some(time::duration(SignedDuration::ZERO)),
+                data_quality: None,
             }));
         }
         let limits = self.shared.limits.clone();
@@ -327,15 +340,19 @@ impl pb::forecast_service_server::ForecastService for Forecast {
             self.shared.offload("train", &cancel, &budget, move || train(req, tenant, &limits, &token)).await?;
         let stored =
             self.shared.models.put_model(&trained.record, &trained.body).await.map_err(|e| store::unavailable(&e))?;
-        let (record, fit) = match stored {
+        let (record, fit, quality) = match stored {
             // A concurrent call with the same request id stored first.
-            Some(first) => (first, SignedDuration::ZERO),
+            Some(first) => (first, SignedDuration::ZERO, None),
             None => {
                 tracing::info!(model = %resource(&trained.record), "model stored");
-                (trained.record, trained.fit)
+                (trained.record, trained.fit, Some(trained.quality))
             }
         };
-        Ok(Response::new(pb::TrainResponse { model: Some(info(&record)), fit_time: Some(time::duration(fit)) }))
+        Ok(Response::new(pb::TrainResponse {
+            model: Some(info(&record)),
+            fit_time: Some(time::duration(fit)),
+            data_quality: quality,
+        }))
     }
 
     async fn forecast(&self, request: Request<pb::ForecastRequest>) -> Result<Response<pb::ForecastResponse>, Status> {

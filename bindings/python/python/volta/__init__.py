@@ -443,10 +443,21 @@ def _time_column(frame: Any, time: str | None) -> str:
     )
 
 
-def _columns(frame: Any, target: str, time: str | None, exog: list[str], known_ahead: list[str], timezone: str | None) -> dict:
+def _columns(
+    frame: Any,
+    target: str,
+    time: str | None,
+    exog: list[str],
+    known_ahead: list[str],
+    timezone: str | None,
+    cleaning: dict[str, str | None] | None = None,
+) -> dict:
     """A pandas or polars DataFrame as the native layer's columns: instants in
-    seconds (naive times are wall-clock times in ``timezone``), floats."""
+    seconds, or naive times as wall-clock text that the engine places in
+    ``timezone`` by the DST policy (as the CLI reads a file); floats."""
     time = _time_column(frame, time)
+    seconds: list[int] = []
+    local: list[str] | None = None
     missing = [c for c in [target, *exog] if c not in frame.columns]
     if missing:
         raise ForecastError(f"column {missing[0]!r} not found; the data has: {', '.join(map(str, frame.columns))}")
@@ -457,18 +468,21 @@ def _columns(frame: Any, target: str, time: str | None, exog: list[str], known_a
         if t.dtype == pl.Utf8:
             t = t.str.to_datetime()
         if getattr(t.dtype, "time_zone", None) is None:
-            t = t.dt.replace_time_zone(timezone or "UTC", ambiguous="earliest")
-        seconds = t.dt.epoch("s").to_list()
+            local = t.dt.strftime("%Y-%m-%dT%H:%M:%S").to_list()
+        else:
+            seconds = t.dt.epoch("s").to_list()
         column = lambda name: frame[name].cast(pl.Float64).fill_null(float("nan")).to_list()  # noqa: E731
     else:
         import pandas as pd
 
         t = pd.to_datetime(frame[time])
         if t.dt.tz is None:
-            t = t.dt.tz_localize(timezone or "UTC", ambiguous="infer", nonexistent="raise")
-        # Whatever the resolution (pandas 3 infers it), count whole seconds.
-        seconds = ((t.dt.tz_convert("UTC") - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).tolist()
+            local = t.dt.strftime("%Y-%m-%dT%H:%M:%S").tolist()
+        else:
+            # Whatever the resolution (pandas 3 infers it), count whole seconds.
+            seconds = ((t.dt.tz_convert("UTC") - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).tolist()
         column = lambda name: frame[name].astype(float).tolist()  # noqa: E731
+    cleaning = cleaning or {}
     return {
         "time_name": time,
         "times_s": seconds,
@@ -477,7 +491,20 @@ def _columns(frame: Any, target: str, time: str | None, exog: list[str], known_a
         "exog": [(name, column(name)) for name in exog],
         "known_ahead": list(known_ahead),
         "timezone": timezone,
+        "local_times": local,
+        "cleaning": [cleaning.get(k) for k in _CLEANING],
     }
+
+
+#: The cleaning policies a forecasting call takes, with their choices (the
+#: first is the default): flagged target values, rows at one time with
+#: different values, local times a DST change skips, and ones it repeats.
+_CLEANING = {
+    "outliers": ("drop", "clip", "keep"),
+    "duplicates": ("error", "first", "last", "mean"),
+    "nonexistent_times": ("raise", "drop", "shift_forward"),
+    "ambiguous_times": ("infer", "raise", "first", "last", "average"),
+}
 
 
 def _stamps(instants_s: Any, timezone: str) -> list[_dt.datetime]:
@@ -544,9 +571,15 @@ class Backtest:
     metrics: dict[str, Any]
     issues: list[str]
     point: np.ndarray          # (forecasts, horizon)
-    actual: np.ndarray         # (forecasts, horizon)
+    actual: np.ndarray         # (forecasts, horizon); NaN where flagged
     quantiles: np.ndarray      # (forecasts, horizon, levels)
     fit_seconds: float
+    #: (forecasts, horizon): the actual was flagged by the quality check
+    #: and is not scored.
+    flagged: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+    #: What reading and cleaning the data did and found: counts, and every
+    #: flagged value (``quality["flags"]``) with its time, kind, rule and action.
+    quality: dict[str, Any] = field(default_factory=dict)
     levels: list[float] = field(default_factory=list)
     timezone: str = "UTC"
     step_seconds: int = 0
@@ -563,10 +596,23 @@ class Backtest:
         frame = pd.DataFrame({"issue": issue, "lead": lead})
         frame["time"] = issue + pd.to_timedelta((lead - 1) * self.step_seconds, unit="s")
         frame["actual"] = self.actual.reshape(-1)
+        if self.flagged.size:
+            frame["flagged"] = self.flagged.reshape(-1)
         frame["point"] = self.point.reshape(-1)
         for k, level in enumerate(self.levels):
             frame[_level_name(level)] = self.quantiles[:, :, k].reshape(-1)
         return frame
+
+    def flags(self):
+        """Every value the quality check flagged, as a pandas DataFrame:
+        ``time`` (local), ``column``, ``kind``, ``value``, ``expected``,
+        ``used``, ``action`` and ``rule``."""
+        import pandas as pd
+
+        rows = self.quality.get("flags", [])
+        frame = pd.DataFrame(rows, columns=["time", "step", "column", "kind", "value", "expected", "used", "action", "rule"])
+        frame["time"] = pd.to_datetime(frame["time"], utc=True).dt.tz_convert(self.timezone)
+        return frame.drop(columns=["step"])
 
     def to_polars(self):
         """The table of :meth:`to_pandas` as a polars DataFrame."""
@@ -582,8 +628,10 @@ class Backtest:
             "lead": lead,
             "time": (issue_s + (lead - 1) * self.step_seconds) * 1_000_000,
             "actual": self.actual.reshape(-1),
-            "point": self.point.reshape(-1),
         }
+        if self.flagged.size:
+            columns["flagged"] = self.flagged.reshape(-1)
+        columns["point"] = self.point.reshape(-1)
         for k, level in enumerate(self.levels):
             columns[_level_name(level)] = self.quantiles[:, :, k].reshape(-1)
         stamp = pl.Datetime("us", "UTC")
@@ -591,6 +639,20 @@ class Backtest:
             pl.col("issue").cast(stamp).dt.convert_time_zone(self.timezone),
             pl.col("time").cast(stamp).dt.convert_time_zone(self.timezone),
         )
+
+
+def _cleaning(outliers: str, duplicates: str, nonexistent_times: str, ambiguous_times: str) -> dict[str, str]:
+    """The cleaning policies, checked here so a wrong one names its keyword."""
+    given = {
+        "outliers": outliers,
+        "duplicates": duplicates,
+        "nonexistent_times": nonexistent_times,
+        "ambiguous_times": ambiguous_times,
+    }
+    for key, value in given.items():
+        if value not in _CLEANING[key]:
+            raise ForecastError(f"{key}: {value!r} is not one of {', '.join(_CLEANING[key])}")
+    return given
 
 
 def backtest(
@@ -605,17 +667,31 @@ def backtest(
     test_until: str | None = None,
     refit_every: int = 0,
     options: ForecastOptions | None = None,
+    outliers: str = "drop",
+    duplicates: str = "error",
+    nonexistent_times: str = "raise",
+    ambiguous_times: str = "infer",
     **kwargs: Any,
 ) -> Backtest:
     """Rolling-origin backtest of a forecasting model on a pandas or polars
     DataFrame, exactly as ``volta backtest`` does it: trained on the data
     before ``train_until``, a forecast issued every day after it (until
-    ``test_until``, excluded). ``time`` is found as the CLI finds it when not
-    given. The model options are a :class:`ForecastOptions` or its fields as
-    keywords (``model="gbdt"``, ``quantiles=[0.1, 0.9]``, ``holidays="AU-VIC"``, ...).
+    ``test_until``, excluded: a date means its start). ``time`` is found as
+    the CLI finds it when not given. The model options are a
+    :class:`ForecastOptions` or its fields as keywords (``model="gbdt"``,
+    ``quantiles=[0.1, 0.9]``, ``holidays="AU-VIC"``, ...).
+
+    The data is cleaned as the CLI cleans it, by the same policies:
+    ``outliers`` (``drop``: flagged target values are not fitted or scored,
+    ``clip``, ``keep``), ``duplicates`` (``error`` names both rows, or
+    ``first``, ``last``, ``mean``), and for naive times the DST policies
+    ``nonexistent_times`` (``raise``, ``drop``, ``shift_forward``) and
+    ``ambiguous_times`` (``infer``, ``raise``, ``first``, ``last``,
+    ``average``). :attr:`Backtest.quality` lists what was flagged.
     """
     opts = _options(options, kwargs)
-    cols = _columns(frame, target, time, list(exog), list(known_ahead), timezone)
+    cleaning = _cleaning(outliers, duplicates, nonexistent_times, ambiguous_times)
+    cols = _columns(frame, target, time, list(exog), list(known_ahead), timezone, cleaning)
     raw = _native.backtest(cols, opts.to_json(), train_until, refit_every, test_until)
     levels = list(opts.quantiles or [])
     n, h = raw["point"].shape
@@ -625,6 +701,8 @@ def backtest(
         issues=[_dt.datetime.fromtimestamp(s, _dt.timezone.utc).isoformat() for s in raw["issues_s"]],
         point=raw["point"],
         actual=raw["actual"],
+        flagged=raw["flagged"] > 0.5,
+        quality=json.loads(raw["quality"]),
         quantiles=raw["quantiles"].reshape(n, h, len(levels)),
         fit_seconds=raw["fit_seconds"],
         levels=levels,
@@ -656,13 +734,19 @@ class ForecastModel:
         timezone: str | None = None,
         train_until: str | None = None,
         options: ForecastOptions | None = None,
+        outliers: str = "drop",
+        duplicates: str = "error",
+        nonexistent_times: str = "raise",
+        ambiguous_times: str = "infer",
         **kwargs: Any,
     ) -> "ForecastModel":
         """Trains on the frame's rows before ``train_until`` (all when ``None``).
-        Options as for :func:`backtest`. The time column's name is kept in the
-        model (and its file), so forecasting finds it again."""
+        Options and cleaning policies as for :func:`backtest`. The time
+        column's name and the cleaning are kept in the model (and its file),
+        so forecasting finds the column again and reads data alike."""
         opts = _options(options, kwargs)
-        cols = _columns(frame, target, time, list(exog), list(known_ahead), timezone)
+        cleaning = _cleaning(outliers, duplicates, nonexistent_times, ambiguous_times)
+        cols = _columns(frame, target, time, list(exog), list(known_ahead), timezone, cleaning)
         return cls(_native.ForecastModel.train(cols, opts.to_json(), train_until))
 
     @classmethod

@@ -240,9 +240,13 @@ pub(super) fn front(case: &Case, front: &Front, path: &Path) -> anyhow::Result<(
 pub(super) struct ForecastPlot<'a> {
     pub title: String,
     pub unit: &'a str,
+    /// The local date of an x position (hours since the first issue).
+    pub time_label: &'a dyn Fn(f64) -> String,
     /// Hours since the first issue, per plotted step.
     pub hours: Vec<f64>,
     pub actual: Vec<f64>,
+    /// Flagged actuals, not scored: (hours, the value the features saw).
+    pub flagged: Vec<(f64, f64)>,
     pub point: Vec<f64>,
     /// Lower and upper bounds, with their label (e.g. "P10–P90").
     pub band: Option<(String, Vec<f64>, Vec<f64>)>,
@@ -272,7 +276,8 @@ pub(super) fn forecast(plot: &ForecastPlot<'_>, path: &Path) -> anyhow::Result<(
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("hours since the first issue")
+        .x_labels(12)
+        .x_label_formatter(&|x| (plot.time_label)(*x))
         .y_desc(plot.unit)
         .light_line_style(WHITE.mix(0.0))
         .draw()
@@ -302,6 +307,96 @@ pub(super) fn forecast(plot: &ForecastPlot<'_>, path: &Path) -> anyhow::Result<(
         .map_err(err)?
         .label("forecast")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], PALETTE[0].stroke_width(2)));
+    if !plot.flagged.is_empty() {
+        let shown = plot.flagged.iter().filter(|(_, y)| y.is_finite()).map(|&(x, y)| Cross::new((x, y), 6, PALETTE[2].stroke_width(2)));
+        chart
+            .draw_series(shown)
+            .map_err(err)?
+            .label("flagged actual (not scored)")
+            .legend(|(x, y)| Cross::new((x + 8, y), 6, PALETTE[2].stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// A series with what the quality check flagged: the values the features
+/// see as a line, and per kind of flag the values as read (a cross) and,
+/// where they differ, the value used instead (a dot).
+pub(super) struct QualityPlot<'a> {
+    pub title: String,
+    pub unit: &'a str,
+    /// The local date of an x position (hours since the first step).
+    pub time_label: &'a dyn Fn(f64) -> String,
+    pub hours: Vec<f64>,
+    pub values: Vec<f64>,
+    /// Per kind: its legend label and (hours, value as read, value used).
+    pub marks: Vec<(String, Vec<(f64, f64, Option<f64>)>)>,
+}
+
+pub(super) fn quality(plot: &QualityPlot<'_>, path: &Path) -> anyhow::Result<()> {
+    register_font();
+    // The scale follows the series and the values used; a spike of 1e12
+    // would flatten everything else, so values read far outside it are
+    // drawn at the edge.
+    let (ymin, ymax) = plot
+        .values
+        .iter()
+        .chain(plot.marks.iter().flat_map(|(_, m)| m.iter().filter_map(|p| p.2.as_ref())))
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (ymin, ymax) = if ymin.is_finite() { (ymin, ymax) } else { (0.0, 1.0) };
+    let pad = ((ymax - ymin) * 0.08).max(1e-6);
+    let (lo, hi) = (ymin - pad, ymax + pad);
+    let xmax = plot.hours.last().copied().unwrap_or(1.0).max(1.0);
+    let root = BitMapBackend::new(path, (1600, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&plot.title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..xmax, lo..hi)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_labels(12)
+        .x_label_formatter(&|x| (plot.time_label)(*x))
+        .y_desc(plot.unit)
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(err)?;
+    let line: Vec<(f64, f64)> =
+        plot.hours.iter().zip(&plot.values).filter(|(_, y)| y.is_finite()).map(|(&x, &y)| (x, y)).collect();
+    chart
+        .draw_series(LineSeries::new(line, BLACK.mix(0.55).stroke_width(1)))
+        .map_err(err)?
+        .label("series (as used)")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.55).stroke_width(2)));
+    for (k, (label, points)) in plot.marks.iter().enumerate() {
+        let color = PALETTE[(k + 1) % PALETTE.len()];
+        // Values read: off-scale ones (and non-finite ones) at the edge.
+        let read = points.iter().map(move |&(x, v, _)| {
+            let y = if v.is_nan() { hi } else { v.clamp(lo, hi) };
+            Cross::new((x, y), 6, color.stroke_width(2))
+        });
+        chart
+            .draw_series(read)
+            .map_err(err)?
+            .label(label.as_str())
+            .legend(move |(x, y)| Cross::new((x + 8, y), 6, color.stroke_width(2)));
+        let used = points
+            .iter()
+            .filter_map(|&(x, v, u)| u.filter(|u| (u - v).abs() > 1e-12 || v.is_nan()).map(|u| (x, u)))
+            .map(move |p| Circle::new(p, 3, color.filled()));
+        chart.draw_series(used).map_err(err)?;
+    }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))

@@ -156,3 +156,58 @@ async fn train_is_idempotent_by_request_id_and_models_list_in_pages() {
         assert_eq!(fields[0].field, field, "{err:?}");
     }
 }
+
+#[tokio::test]
+async fn dirty_series_are_cleaned_by_the_requested_policies_and_the_flags_come_back() {
+    let server = Server::start(&[]);
+    let mut client = server.forecaster().await;
+    let request = victoria_backtest(model(fpb::ModelKind::Linear), 0);
+    let mut series = request.series.clone().expect("series");
+    let Some(fpb::series_data::Source::Csv(csv)) = &series.source else { panic!("csv") };
+    // An inf in training, a spike on a test day, and a conflicting repeat.
+    let mut lines: Vec<String> = csv.lines().map(str::to_owned).collect();
+    let set = |line: &str, value: &str| {
+        let mut cells: Vec<&str> = line.split(',').collect();
+        cells[2] = value;
+        cells.join(",")
+    };
+    lines[1 + 48 * 280] = set(&lines[1 + 48 * 280], "inf");
+    lines[1 + 48 * 320 + 20] = set(&lines[1 + 48 * 320 + 20], "1e12");
+    let repeat = set(&lines[1 + 1000], "9.5");
+    lines.push(repeat);
+    series.source = Some(fpb::series_data::Source::Csv(lines.join("\n")));
+    let dirty = fpb::BacktestRequest { series: Some(series.clone()), ..request.clone() };
+
+    // By default the conflicting repeat is refused, naming both rows.
+    let err = client.backtest(dirty.clone()).await.expect_err("conflicting duplicate");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("rows 1001 and 17521"), "{}", err.message());
+
+    let cleaning = fpb::Cleaning { duplicates: fpb::DuplicatePolicy::Mean.into(), ..Default::default() };
+    let merged = fpb::SeriesData { cleaning: Some(cleaning), ..series.clone() };
+    let reply = client
+        .backtest(fpb::BacktestRequest { series: Some(merged), ..request.clone() })
+        .await
+        .expect("backtest")
+        .into_inner();
+    let clean = client.backtest(request.clone()).await.expect("clean").into_inner();
+    let quality = reply.data_quality.expect("data quality");
+    let counts: Vec<(fpb::FlagKind, i32)> = quality.flag_counts.iter().map(|c| (c.kind(), c.count)).collect();
+    // Two outliers: the spike, and the merged repeat (half of it is 9.5 GW
+    // on a 5 GW evening).
+    for (kind, n) in [(fpb::FlagKind::NonFinite, 1), (fpb::FlagKind::Outlier, 2), (fpb::FlagKind::Duplicate, 1)] {
+        assert!(counts.contains(&(kind, n)), "{kind:?} in {counts:?}");
+    }
+    assert_eq!((quality.duplicates_merged, quality.excluded), (1, 3));
+    let spike = quality.flags.iter().find(|f| f.value == 1e12).expect("the spike");
+    assert_eq!((spike.kind(), spike.action()), (fpb::FlagKind::Outlier, fpb::FlagAction::Excluded));
+    assert!(spike.expected.is_some_and(|e| (3.0..8.0).contains(&e)), "{spike:?}");
+    assert_eq!(reply.flagged_not_scored, 1);
+    assert!((reply.mape - clean.mape).abs() <= 0.02 * clean.mape, "{} vs {}", reply.mape, clean.mape);
+
+    // A policy the proto does not define is named.
+    let bad = fpb::SeriesData { cleaning: Some(fpb::Cleaning { outliers: 9, ..Default::default() }), ..series };
+    let err = client.backtest(fpb::BacktestRequest { series: Some(bad), ..request }).await.expect_err("bad policy");
+    let fields = err.get_details_bad_request().expect("details").field_violations;
+    assert_eq!(fields[0].field, "series.cleaning.outliers", "{err:?}");
+}

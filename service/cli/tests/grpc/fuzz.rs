@@ -390,8 +390,16 @@ fn series() -> impl Strategy<Value = fpb::SeriesData> {
     let tz = text(vec!["", "UTC", "Europe/Lisbon", "Australia/Brisbane"], vec!["Nowhere/Land", "+25:00"]);
     let column = || text(vec!["y"], vec!["t", "x", "", "z"]);
     let time_column = text(vec!["t"], vec!["y", "", "q"]);
-    (shape, damage, tz, column(), time_column).prop_map(
-        |((days, minutes, late), damage, time_zone, target, time_column)| {
+    // Every policy, now and then one the proto does not define.
+    let policy = || prop_oneof![9 => 0_i32..6, 1 => prop::sample::select(vec![-1_i32, 7, i32::MAX])];
+    let cleaning = prop::option::of((policy(), policy(), policy(), policy()).prop_map(|(o, d, n, a)| fpb::Cleaning {
+        outliers: o,
+        duplicates: d,
+        nonexistent_times: n,
+        ambiguous_times: a,
+    }));
+    (shape, damage, tz, column(), time_column, cleaning).prop_map(
+        |((days, minutes, late), damage, time_zone, target, time_column, cleaning)| {
             // From March 1st or 10th: across Lisbon's spring-forward day or not.
             let start = jiff::civil::date(2024, 3, if late { 10 } else { 1 });
             let rows = days * 24 * 60 / minutes;
@@ -434,6 +442,7 @@ fn series() -> impl Strategy<Value = fpb::SeriesData> {
                 exog_columns: vec!["x".to_owned()],
                 known_ahead_columns: Vec::new(),
                 time_zone,
+                cleaning,
             }
         },
     )

@@ -154,6 +154,7 @@ fn victoria() -> fpb::SeriesData {
         exog_columns: vec!["temperature_c".into()],
         known_ahead_columns: vec!["temperature_c".into()],
         time_zone: "Australia/Brisbane".into(),
+        cleaning: None,
     }
 }
 
