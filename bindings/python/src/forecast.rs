@@ -118,10 +118,7 @@ pub(crate) fn backtest<'py>(
     let flagged: Vec<Vec<f64>> =
         bt.forecasts.iter().map(|f| f.flagged.iter().map(|&b| f64::from(u8::from(b))).collect()).collect();
     out.set_item("flagged", matrix(py, flagged, h)?)?;
-    out.set_item(
-        "quality",
-        serde_json::to_string(&quality).map_err(|e| raise(py, Raise::Forecast, e.to_string()))?,
-    )?;
+    out.set_item("quality", serde_json::to_string(&quality).map_err(|e| raise(py, Raise::Forecast, e.to_string()))?)?;
     let quantiles: Vec<Vec<f64>> =
         bt.forecasts.iter().map(|f| f.forecast.quantiles.iter().flatten().copied().collect()).collect();
     out.set_item("quantiles", matrix(py, quantiles, h * q)?)?;

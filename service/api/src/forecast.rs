@@ -4,8 +4,8 @@
 //! a library error, and the scores and forecasts sent back.
 
 use tonic::Status;
-use volta_forecasting::metrics::Level;
 use volta_engine::series::{Ambiguous, DstPolicy, Nonexistent};
+use volta_forecasting::metrics::Level;
 use volta_forecasting::quality::{Action, DuplicatePolicy, FlagKind, OutlierPolicy};
 use volta_forecasting::{Backtest, Cleaning, ForecastError, History, ModelOptions, QualityReport, ReadOptions, data};
 
@@ -243,7 +243,10 @@ pub fn cleaning(message: Option<pb::Cleaning>) -> Result<Cleaning, Status> {
             pb::DuplicatePolicy::Mean => DuplicatePolicy::Mean,
         },
         dst: DstPolicy {
-            nonexistent: match enum_value::<pb::NonexistentTimes>("series.cleaning.nonexistent_times", nonexistent_times)? {
+            nonexistent: match enum_value::<pb::NonexistentTimes>(
+                "series.cleaning.nonexistent_times",
+                nonexistent_times,
+            )? {
                 pb::NonexistentTimes::Unspecified | pb::NonexistentTimes::Raise => Nonexistent::Raise,
                 pb::NonexistentTimes::Drop => Nonexistent::Drop,
                 pb::NonexistentTimes::ShiftForward => Nonexistent::ShiftForward,
@@ -319,8 +322,15 @@ pub fn data_quality(report: &QualityReport) -> pb::DataQuality {
 /// # Errors
 /// INVALID_ARGUMENT naming `series.target` when there is none.
 pub fn series(message: Option<pb::SeriesData>, default_target: Option<&str>) -> Result<Series, Status> {
-    let pb::SeriesData { source, target, time_column, exog_columns, known_ahead_columns, time_zone, cleaning: policies } =
-        message.unwrap_or_default();
+    let pb::SeriesData {
+        source,
+        target,
+        time_column,
+        exog_columns,
+        known_ahead_columns,
+        time_zone,
+        cleaning: policies,
+    } = message.unwrap_or_default();
     let cleaning_given = policies.is_some();
     let target = match (target.as_str(), default_target) {
         ("", Some(t)) => t.to_owned(),

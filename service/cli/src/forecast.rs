@@ -99,7 +99,11 @@ pub(super) fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", quality.summary())?;
     if !quality.flags.is_empty() {
-        writeln!(out, "\n{:<27} {:<14} {:<10} {:>14} {:>14} {:>14}  action", "time", "column", "kind", "value", "expected", "used")?;
+        writeln!(
+            out,
+            "\n{:<27} {:<14} {:<10} {:>14} {:>14} {:>14}  action",
+            "time", "column", "kind", "value", "expected", "used"
+        )?;
         let num = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.6}"));
         for f in quality.flags.iter().take(args.show) {
             writeln!(

@@ -287,7 +287,13 @@ fn backtest_prints_metrics_and_writes_forecasts_and_a_plot() {
     assert!(summary["coverage"]["0.1"].as_f64().is_some());
     let csv = std::fs::read_to_string(dir.path().join("forecasts.csv")).expect("csv");
     assert_eq!(csv.lines().count(), 61 * 48 + 1);
-    assert!(csv.starts_with("issue,time,lead,actual,point,naive,q0.1,q0.5,q0.9"));
+    assert!(csv.starts_with("issue,time,lead,actual,flagged,point,naive,q0.1,q0.5,q0.9"));
+    // The whole test period is plotted, and the data's quality report written.
+    for file in ["quality.csv", "quality.json", "quality.png"] {
+        assert!(dir.path().join(file).exists(), "{file}");
+    }
+    assert_eq!(summary["flagged_not_scored"], 0);
+    assert_eq!(summary["data"]["flagged"]["unusual"], 118, "{}", summary["data"]);
     let png = std::fs::metadata(dir.path().join("forecast.png")).expect("png");
     assert!(png.len() > 10_000);
 }
@@ -689,4 +695,108 @@ fn readings_import_from_parquet_as_from_csv() {
     let row = stdout(&stats).lines().nth(1).unwrap_or_default().to_owned();
     let delivered = format!("{}.{:03}", total_wh / 1000, total_wh % 1000);
     assert!(row.contains(&delivered), "{row} lacks {delivered}");
+}
+
+/// Victoria's CSV with `edit` applied to its data lines (0-based), written
+/// into `dir`.
+fn dirty_victoria(dir: &std::path::Path, edit: impl Fn(&mut Vec<String>)) -> String {
+    let text = std::fs::read_to_string(volta_datasets::raw("vic_elecdemand_2014_halfhourly.csv")).expect("csv");
+    let mut lines: Vec<String> = text.lines().skip(1).map(str::to_owned).collect();
+    edit(&mut lines);
+    let path = dir.join("dirty.csv");
+    let header = text.lines().next().expect("header");
+    std::fs::write(&path, format!("{header}\n{}\n", lines.join("\n"))).expect("write");
+    path.to_str().expect("utf-8").to_owned()
+}
+
+fn set_demand(line: &str, value: &str) -> String {
+    let mut cells: Vec<&str> = line.split(',').collect();
+    cells[2] = value;
+    cells.join(",")
+}
+
+#[test]
+fn inspect_lists_every_flag_with_its_time_and_writes_the_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dirty_victoria(dir.path(), |lines| {
+        lines[48 * 280] = set_demand(&lines[48 * 280], "inf");
+        lines[48 * 300 + 20] = set_demand(&lines[48 * 300 + 20], "0");
+    });
+    let out_dir = dir.path().join("q");
+    let args: Vec<String> = [
+        "--data",
+        &data,
+        "--time-column",
+        "period_start_aest_assumed",
+        "--timezone",
+        "Australia/Brisbane",
+        "--target",
+        "demand_gw",
+        "--out",
+        out_dir.to_str().expect("utf-8"),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let out = volta_owned("inspect", &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    assert!(text.contains("flagged: 1 non_finite, 1 outlier, 11"), "{text}");
+    assert!(text.contains("unusual; 2 target steps excluded"), "{text}");
+    let csv = std::fs::read_to_string(out_dir.join("quality.csv")).expect("quality.csv");
+    assert!(csv.starts_with("time,column,kind,value,expected,used,action,rule\n"), "{csv}");
+    assert!(csv.contains("2014-10-08T00:00:00+10:00,demand_gw,non_finite,inf,"), "{csv}");
+    let dropout = csv.lines().find(|l| l.starts_with("2014-10-28T10:00:00+10:00")).expect("the dropout");
+    assert!(dropout.contains(",outlier,0,") && dropout.contains(",excluded,"), "{dropout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("quality.json")).expect("json")).expect("json");
+    assert_eq!(report["excluded"], 2);
+    assert!(std::fs::metadata(out_dir.join("quality.png")).expect("png").len() > 10_000);
+}
+
+#[test]
+fn dirty_files_get_errors_that_name_the_row_and_the_policy_to_choose() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |data: &str, extra: &[&str]| {
+        let mut args: Vec<String> =
+            ["--data", data, "--time-column", "period_start_aest_assumed", "--target", "demand_gw"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        volta_owned("inspect", &args)
+    };
+    // Text in the target: the row and line.
+    let text = dirty_victoria(dir.path(), |lines| lines[16] = set_demand(&lines[16], "n/a"));
+    let out = run(&text, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("column \"demand_gw\", row 17 (line 18 of a file with a header): \"n/a\" is not a number"),
+        "{err}"
+    );
+    // A conflicting repeat: both rows, and the option that merges them.
+    let dup = dirty_victoria(dir.path(), |lines| {
+        let repeat = set_demand(&lines[5], "7.5");
+        lines.insert(6, repeat);
+    });
+    let err = String::from_utf8_lossy(&run(&dup, &[]).stderr).into_owned();
+    assert!(err.contains("rows 6 and 7 both give 2014-01-01T02:30:00+00:00"), "{err}");
+    let out = run(&dup, &["--duplicates", "last"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).contains("1 duplicates merged"), "{}", stdout(&out));
+    // A header without rows.
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, "period_start_aest_assumed,demand_gw\n").expect("write");
+    let err = String::from_utf8_lossy(&run(empty.to_str().expect("utf-8"), &[]).stderr).into_owned();
+    assert!(err.contains("the data has a header but no rows"), "{err}");
+}
+
+#[test]
+fn test_until_a_date_issues_nothing_on_that_date() {
+    let args = victoria_args(&["--train-until", "2014-10-31", "--test-until", "2014-11-08", "--model", "naive_week"]);
+    let out = volta_owned("backtest", &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // 1 to 7 November: seven forecasts, none issued on the 8th.
+    assert_eq!(json(&out)["n_forecasts"], 7);
 }

@@ -9,7 +9,9 @@ use volta_api::pb::forecast as pb;
 use volta_api::status::{self as errors, Reason, shown};
 use volta_api::time;
 use volta_engine::Cancel;
-use volta_forecasting::{BacktestSpec, Cleaning, Files, ForecastSpec, History, ModelOptions, QualityReport, TrainedModel};
+use volta_forecasting::{
+    BacktestSpec, Cleaning, Files, ForecastSpec, History, ModelOptions, QualityReport, TrainedModel,
+};
 
 use crate::auth::{Caller, Role};
 use crate::budget::Budget;

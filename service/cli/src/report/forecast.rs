@@ -77,11 +77,8 @@ pub(crate) fn write_backtest(
         } else {
             format!("MAPE {:.2} %", bt.metrics.mape)
         };
-        let shown_days = if shown.len() == bt.forecasts.len() {
-            String::new()
-        } else {
-            format!(", {} of them shown", shown.len())
-        };
+        let shown_days =
+            if shown.len() == bt.forecasts.len() { String::new() } else { format!(", {} of them shown", shown.len()) };
         let step_h = series.step_s() as f64 / 3600.0;
         let label = move |x: f64| {
             let i = i_first + (x / step_h).round().max(0.0) as usize;
@@ -183,5 +180,10 @@ fn quality_title(quality: &QualityReport) -> String {
     if quality.flags.is_empty() {
         return format!("{} steps, nothing flagged", quality.steps);
     }
-    format!("{} steps, {} flagged, {} excluded from fitting and scoring", quality.steps, quality.flags.len(), quality.excluded)
+    format!(
+        "{} steps, {} flagged, {} excluded from fitting and scoring",
+        quality.steps,
+        quality.flags.len(),
+        quality.excluded
+    )
 }

@@ -308,7 +308,11 @@ pub(super) fn forecast(plot: &ForecastPlot<'_>, path: &Path) -> anyhow::Result<(
         .label("forecast")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], PALETTE[0].stroke_width(2)));
     if !plot.flagged.is_empty() {
-        let shown = plot.flagged.iter().filter(|(_, y)| y.is_finite()).map(|&(x, y)| Cross::new((x, y), 6, PALETTE[2].stroke_width(2)));
+        let shown = plot
+            .flagged
+            .iter()
+            .filter(|(_, y)| y.is_finite())
+            .map(|&(x, y)| Cross::new((x, y), 6, PALETTE[2].stroke_width(2)));
         chart
             .draw_series(shown)
             .map_err(err)?
@@ -336,9 +340,13 @@ pub(super) struct QualityPlot<'a> {
     pub time_label: &'a dyn Fn(f64) -> String,
     pub hours: Vec<f64>,
     pub values: Vec<f64>,
-    /// Per kind: its legend label and (hours, value as read, value used).
-    pub marks: Vec<(String, Vec<(f64, f64, Option<f64>)>)>,
+    /// Per kind: its legend label and its marks.
+    pub marks: Vec<(String, Vec<Mark>)>,
 }
+
+/// A flagged value: hours since the first step, the value as read, and the
+/// value used instead, if any.
+pub(super) type Mark = (f64, f64, Option<f64>);
 
 pub(super) fn quality(plot: &QualityPlot<'_>, path: &Path) -> anyhow::Result<()> {
     register_font();
