@@ -82,6 +82,9 @@ pub struct Context {
     pub month: Vec<u8>,
     /// Holiday flag.
     pub holiday: Vec<bool>,
+    /// Working day: a weekday that is no holiday, or a weekend day the
+    /// calendar makes a working day.
+    pub workday: Vec<bool>,
     /// The year-end break (22 December to 6 January), when many businesses
     /// close and demand stays low between the holidays.
     pub year_end: Vec<bool>,
@@ -105,6 +108,7 @@ impl Context {
         let mut weekday = Vec::with_capacity(n);
         let mut month = Vec::with_capacity(n);
         let mut holiday = Vec::with_capacity(n);
+        let mut workday = Vec::with_capacity(n);
         let mut year_end = Vec::with_capacity(n);
         for i in 0..n {
             let z = series.local(i);
@@ -113,6 +117,7 @@ impl Context {
             weekday.push(z.weekday().to_monday_zero_offset() as u8);
             month.push(z.month() as u8);
             holiday.push(spec.holidays.contains(z.date()));
+            workday.push(spec.holidays.is_working_day(z.date()));
             year_end.push((z.month() == 12 && z.day() >= 22) || (z.month() == 1 && z.day() <= 6));
         }
         let temp = spec.temperature.as_deref().and_then(|name| series.exog(name));
@@ -142,7 +147,18 @@ impl Context {
                 .unzip(),
             None => (vec![0.0; n], vec![0.0; n]),
         };
-        Self { step_of_day, weekday, month, holiday, year_end, smooth_temp, clear_sky, elevation, steps_per_day: spd }
+        Self {
+            step_of_day,
+            weekday,
+            month,
+            holiday,
+            workday,
+            year_end,
+            smooth_temp,
+            clear_sky,
+            elevation,
+            steps_per_day: spd,
+        }
     }
 }
 
@@ -196,7 +212,7 @@ pub fn row(series: &History, spec: &FeatureSpec, ctx: &Context, i0: usize, k: us
     row.push(cal(&ctx.weekday));
     row.push(cal(&ctx.month));
     row.push(f64::from(u8::from(holiday)));
-    row.push(f64::from(u8::from(!holiday && ctx.weekday.get(j).is_some_and(|&w| w < 5))));
+    row.push(f64::from(u8::from(ctx.workday.get(j).copied().unwrap_or(false))));
     row.push(f64::from(u8::from(ctx.year_end.get(j).copied().unwrap_or(false))));
     for &d in &spec.lag_days {
         row.push(at(y, j.checked_sub(back(k, d, spd))));

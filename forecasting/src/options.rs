@@ -8,7 +8,7 @@ use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 
-use crate::calendar::{BUILTIN, Holidays};
+use crate::calendar::{self, Holidays};
 use crate::error::{ForecastError, Result};
 use crate::features::FeatureSpec;
 use crate::gbdt::GbdtParams;
@@ -147,7 +147,7 @@ impl ModelOptions {
         if let Some(h) = &self.holidays {
             let first = series.local(0).year();
             let last = series.local(series.len().saturating_sub(1)).year().saturating_add(1);
-            let is_builtin = BUILTIN.iter().any(|b| b.eq_ignore_ascii_case(h));
+            let is_builtin = calendar::is_builtin(h);
             features.holidays = match files {
                 Files::Local if !is_builtin && Path::new(h).exists() => Holidays::from_file(Path::new(h))?,
                 Files::Local | Files::Refused => Holidays::builtin(h, first, last)?,

@@ -259,7 +259,11 @@ pub(super) struct ModelArgs {
     /// The exogenous column holding temperature (degree-hours, smoothing, vanilla).
     #[arg(long, value_name = "COL")]
     temperature: Option<String>,
-    /// Holidays: a built-in table (AU-VIC, DE, US) or a file of dates.
+    /// Holidays: a built-in calendar of a country or subdivision (FR, DE-BY,
+    /// GB-SCT, US-CA, AU-NSW, CN, JP, IN-MH, BR-SP: the EU, the UK, China,
+    /// India, Japan, Brazil, the US and Australia, 2000-2040, from
+    /// python-holidays; AU-VIC, DE and US by rule for any year), or a file
+    /// of dates (one YYYY-MM-DD per line).
     #[arg(long, value_name = "CODE|FILE")]
     holidays: Option<String>,
     /// Same-time-of-day lags of the target, in days.
