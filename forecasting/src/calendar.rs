@@ -85,14 +85,15 @@ impl Holidays {
             "AU-VIC" => victoria,
             "DE" => germany,
             "US" => united_states,
-            _ => return Self::tabulated(&upper, from, to),
+            _ => return Self::tabulated(&upper, code, from, to),
         };
         let dates = (from..=to).flat_map(rule).collect();
         Ok(Self { source: upper, dates, workdays: BTreeSet::new() })
     }
 
-    /// A tabulated calendar for the years `from..=to`.
-    fn tabulated(code: &str, from: i16, to: i16) -> Result<Self> {
+    /// A tabulated calendar for the years `from..=to`; `given` is the code
+    /// as the caller wrote it, for messages.
+    fn tabulated(code: &str, given: &str, from: i16, to: i16) -> Result<Self> {
         let prefix = format!("{code} ");
         let mut covered: Vec<i16> = Vec::new();
         let (mut dates, mut workdays) = (BTreeSet::new(), BTreeSet::new());
@@ -132,7 +133,7 @@ impl Holidays {
             };
             return Err(ForecastError::option(
                 "holidays",
-                format!("unknown calendar {:?}; {hint}; or give the dates", code.chars().take(32).collect::<String>()),
+                format!("unknown calendar {:?}; {hint}; or give the dates", given.chars().take(32).collect::<String>()),
             ));
         }
         let (first, last) = (covered[0], covered[covered.len() - 1]);

@@ -126,6 +126,14 @@ pub(crate) fn backtest<'py>(
     Ok(out)
 }
 
+/// What reading and cleaning the columns did and found, as JSON; see
+/// `volta.inspect`.
+#[pyfunction]
+pub(crate) fn inspect(py: Python<'_>, columns: Columns) -> PyResult<String> {
+    let (_, quality) = read(py, columns, None)?;
+    serde_json::to_string(&quality).map_err(|e| raise(py, Raise::Forecast, e.to_string()))
+}
+
 /// A forecast as numpy arrays: the point per lead, the quantiles per (lead, level).
 type PointAndQuantiles<'py> = (Bound<'py, numpy::PyArray1<f64>>, Bound<'py, PyArray2<f64>>);
 

@@ -349,6 +349,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rolling_horizon, m)?)?;
     m.add_class::<forecast::PyModel>()?;
     m.add_function(wrap_pyfunction!(forecast::backtest, m)?)?;
+    m.add_function(wrap_pyfunction!(forecast::inspect, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -80,3 +80,18 @@ def test_an_all_zero_target_has_no_mape(vic):
     bt = volta.backtest(zeros, train_until="2014-11-30", model="naive_week", **COMMON)
     assert bt.metrics["mape"] is None  # undefined, never 0
     assert bt.metrics["mae"] == 0.0
+
+
+def test_inspect_lists_what_a_backtest_would_exclude(vic):
+    dirty = vic.copy()
+    dirty.loc[48 * 300 + 5, "demand_gw"] = math.inf
+    dirty.loc[48 * 200 : 48 * 200 + 11, "demand_gw"] = 4.2  # a stuck meter, 6 hours
+    q = volta.inspect(dirty, target="demand_gw", time="period_start_aest_assumed", timezone="Australia/Brisbane")
+    assert q.by_kind["non_finite"] == 1 and q.by_kind["flat_line"] == 12
+    assert q.report["excluded"] == 13
+    excluded = q.flags().query("action == 'excluded'")
+    assert len(excluded) == 13
+    assert str(excluded["time"].iloc[0].tz) == "Australia/Brisbane"
+    assert "13 target steps excluded" in q.summary
+    with pytest.raises(volta.ForecastError, match="outliers: 'remove' is not one of drop, clip, keep"):
+        volta.inspect(dirty, target="demand_gw", time="period_start_aest_assumed", outliers="remove")

@@ -36,8 +36,10 @@ __all__ = [
     "Schedule",
     "SolverError",
     "VoltaError",
+    "DataQuality",
     "backtest",
     "case_schema",
+    "inspect",
     "fields",
     "pareto",
     "rolling_horizon",
@@ -607,12 +609,7 @@ class Backtest:
         """Every value the quality check flagged, as a pandas DataFrame:
         ``time`` (local), ``column``, ``kind``, ``value``, ``expected``,
         ``used``, ``action`` and ``rule``."""
-        import pandas as pd
-
-        rows = self.quality.get("flags", [])
-        frame = pd.DataFrame(rows, columns=["time", "step", "column", "kind", "value", "expected", "used", "action", "rule"])
-        frame["time"] = pd.to_datetime(frame["time"], utc=True).dt.tz_convert(self.timezone)
-        return frame.drop(columns=["step"])
+        return _flag_table(self.quality, self.timezone)
 
     def to_polars(self):
         """The table of :meth:`to_pandas` as a polars DataFrame."""
@@ -639,6 +636,76 @@ class Backtest:
             pl.col("issue").cast(stamp).dt.convert_time_zone(self.timezone),
             pl.col("time").cast(stamp).dt.convert_time_zone(self.timezone),
         )
+
+
+def _flag_table(report: dict[str, Any], timezone: str):
+    import pandas as pd
+
+    rows = report.get("flags", [])
+    frame = pd.DataFrame(rows, columns=["time", "step", "column", "kind", "value", "expected", "used", "action", "rule"])
+    frame["time"] = pd.to_datetime(frame["time"], utc=True).dt.tz_convert(timezone)
+    return frame.drop(columns=["step"])
+
+
+@dataclass
+class DataQuality:
+    """What reading and cleaning a series did and found: see :func:`inspect`."""
+
+    report: dict[str, Any]
+    timezone: str = "UTC"
+
+    @property
+    def summary(self) -> str:
+        """One line, as the CLI prints it."""
+        r = self.report
+        kinds = ", ".join(f"{n} {k}" for k, n in self.by_kind.items()) or "nothing"
+        return (
+            f"{r['rows']} rows, {r['steps']} steps of {r['step_seconds']} s; {r['duplicates']} duplicates merged, "
+            f"{r['missing_steps']} missing steps, {r['imputed']} values imputed; flagged: {kinds}; "
+            f"{r['excluded']} target steps excluded"
+        )
+
+    @property
+    def by_kind(self) -> dict[str, int]:
+        """How many values were flagged, per kind."""
+        counts: dict[str, int] = {}
+        for flag in self.report.get("flags", []):
+            counts[flag["kind"]] = counts.get(flag["kind"], 0) + 1
+        return counts
+
+    def flags(self):
+        """Every flagged value as a pandas DataFrame: ``time`` (local),
+        ``column``, ``kind``, ``value``, ``expected``, ``used``, ``action``, ``rule``."""
+        return _flag_table(self.report, self.timezone)
+
+    def __repr__(self) -> str:
+        return f"DataQuality({self.summary})"
+
+
+def inspect(
+    frame: Any,
+    *,
+    target: str,
+    time: str | None = None,
+    exog: list[str] | tuple[str, ...] = (),
+    timezone: str | None = None,
+    outliers: str = "drop",
+    duplicates: str = "error",
+    nonexistent_times: str = "raise",
+    ambiguous_times: str = "infer",
+) -> DataQuality:
+    """Reads a pandas or polars DataFrame as :func:`backtest` and
+    ``volta inspect`` would, and says what the checks flag: every
+    non-finite value, outlier, flat-line, DST artifact, merged duplicate and
+    unusual (hot-day, holiday) value, with its time, rule and what the
+    cleaning policies do with it.
+
+    >>> q = volta.inspect(df, target="demand_gw", timezone="Australia/Brisbane")
+    >>> q.by_kind, q.flags().query("action == 'excluded'")
+    """
+    cleaning = _cleaning(outliers, duplicates, nonexistent_times, ambiguous_times)
+    cols = _columns(frame, target, time, list(exog), [], timezone, cleaning)
+    return DataQuality(json.loads(_native.inspect(cols)), timezone or "UTC")
 
 
 def _cleaning(outliers: str, duplicates: str, nonexistent_times: str, ambiguous_times: str) -> dict[str, str]:
