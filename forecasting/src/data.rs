@@ -546,6 +546,7 @@ fn regularise(
     // Rows merged into another at their step (a row given to both instants
     // of a repeated hour meets other rows, never itself).
     report.duplicates = extra.values().map(Vec::len).sum();
+    let gaps: Vec<bool> = y.iter().map(|v| v.is_nan()).collect();
     report.imputed = quality::impute(&mut y, options.max_gap_steps);
     for (name, mut values) in exog_placed {
         let filled = quality::impute(&mut values, options.max_gap_steps);
@@ -558,7 +559,7 @@ fn regularise(
     report.steps = steps;
     report.start = series.stamp(0);
     report.end = series.stamp(steps - 1);
-    quality::inspect(&mut series, &mut report, options.cleaning.outliers, &non_finite);
+    quality::inspect(&mut series, &mut report, options.cleaning.outliers, &non_finite, &gaps);
     // Flagged steps with no stand-in (no nearby days) are gaps like others.
     quality::impute(&mut series.target, options.max_gap_steps);
     Ok((series, report))

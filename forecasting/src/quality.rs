@@ -12,12 +12,14 @@
 //!   of day on the three days either side than 6 robust standard deviations
 //!   (1.4826 × the median absolute deviation from that median over the
 //!   whole series, at least 1 % of the series' median level), that is
-//!   entered or left by a kink: at one of its edges the series bends away
-//!   from the straight line through its neighbours, `y[t] − (y[t−1] +
-//!   y[t+1]) / 2`, by more than 6 robust standard deviations of that bend
-//!   (at least 6 % of the median level). A meter fault, a spike or a
-//!   doubled hour kinks; a heat wave, a weekend or a holiday bends smoothly,
-//!   however steep its ramps;
+//!   entered *and* left by a kink (at each edge the series bends away from
+//!   the straight line through its neighbours, `y[t] − (y[t−1] + y[t+1]) /
+//!   2`, by more than 6 robust standard deviations of that bend, at least
+//!   6 % of the median level; an edge on an interpolated gap counts), and
+//!   that goes beyond what those days did at that time by half the bound. A
+//!   spike, a dropout or a doubled hour does all three; a heat wave, a
+//!   weekend or a holiday bends smoothly, however steep its ramps, and a
+//!   passing cloud on PV is no deeper than a cloudy day;
 //! - **unusual**: such a run that builds up and fades smoothly (hot days,
 //!   holidays, storms). Listed, so a person can look, and kept: it is the
 //!   load, and the model must learn it;
@@ -181,7 +183,8 @@ pub struct Span {
 pub enum FlagKind {
     /// `inf` or `-inf`.
     NonFinite,
-    /// Far from the same time of day on nearby days, entered or left abruptly.
+    /// Far from the same time of day on nearby days and beyond their range,
+    /// entered and left by a kink.
     Outlier,
     /// Far from the same time of day on nearby days, but smoothly so: a hot
     /// day, a holiday. Kept.
@@ -385,11 +388,13 @@ fn span(series: &History, run: &std::ops::Range<usize>) -> Span {
 /// of them), and the allowed distance from it.
 struct Expectation {
     expected: Vec<f64>,
+    /// The lowest and highest of those days' values (NaN as `expected`).
+    range: Vec<(f64, f64)>,
     /// 6 robust standard deviations; 0 when the series has no spread.
     bound: f64,
 }
 
-const OUTLIER_RULE: &str = "more than 6 robust standard deviations from the median of the same time on the 3 days either side, entered or left by a jump";
+const OUTLIER_RULE: &str = "more than 6 robust standard deviations from the median of the same time on the 3 days either side, entered and left by a kink, beyond those days' range";
 const UNUSUAL_RULE: &str = "more than 6 robust standard deviations from the median of the same time on the 3 days either side, reached smoothly (weather or a holiday, kept)";
 const FLAT_RULE: &str = "one non-zero value repeated for 3 hours or more";
 const DST_RULE: &str = "an outlier or flat value within an hour of a DST change";
@@ -399,7 +404,8 @@ fn expectation(series: &History) -> Expectation {
     let y = &series.target;
     let day = series.steps_per_day();
     let mut expected = vec![f64::NAN; y.len()];
-    for (t, e) in expected.iter_mut().enumerate() {
+    let mut range = vec![(f64::NAN, f64::NAN); y.len()];
+    for (t, (e, r)) in expected.iter_mut().zip(&mut range).enumerate() {
         let mut near: Vec<f64> = (1..=3)
             .flat_map(|k| [t.checked_sub(k * day), Some(t + k * day)])
             .flatten()
@@ -408,6 +414,7 @@ fn expectation(series: &History) -> Expectation {
             .collect();
         if near.len() >= 3 {
             *e = median(&mut near);
+            *r = (near[0], near[near.len() - 1]);
         }
     }
     // Steps where both value and expectation are zero (PV at night) say
@@ -420,14 +427,14 @@ fn expectation(series: &History) -> Expectation {
         .filter(|d| d.is_finite())
         .collect();
     if dev.is_empty() {
-        return Expectation { expected, bound: 0.0 };
+        return Expectation { expected, range, bound: 0.0 };
     }
     // A strictly periodic series has a zero median deviation; a floor of
     // 1 % of its typical level keeps rounding noise from being flagged.
     let mut level: Vec<f64> = y.iter().filter(|v| v.is_finite()).map(|v| v.abs()).collect();
     let floor = if level.is_empty() { 0.0 } else { 0.01 * median(&mut level) };
     let scale = (1.4826 * median(&mut dev)).max(floor);
-    Expectation { expected, bound: 6.0 * scale }
+    Expectation { expected, range, bound: 6.0 * scale }
 }
 
 /// Per step, how far the series bends away from the straight line through
@@ -442,9 +449,12 @@ fn bends(y: &[f64]) -> Vec<f64> {
 }
 
 /// How far a bend may go before it is a kink: 6 robust standard deviations
-/// of the series' bends, at least 6 % of its median level.
+/// of the series' bends, at least 6 % of its median level. Steps that are
+/// zero with zero neighbours (PV at night) say nothing about the bends.
 fn kink_bound(bends: &[f64], y: &[f64]) -> f64 {
-    let mut sizes: Vec<f64> = bends.iter().filter(|b| b.is_finite()).map(|b| b.abs()).collect();
+    let quiet = |t: usize| y[t.saturating_sub(1)..(t + 2).min(y.len())].iter().all(|v| *v == 0.0);
+    let mut sizes: Vec<f64> =
+        bends.iter().enumerate().filter(|(t, b)| b.is_finite() && !quiet(*t)).map(|(_, b)| b.abs()).collect();
     let mut level: Vec<f64> = y.iter().filter(|v| v.is_finite()).map(|v| v.abs()).collect();
     let floor = if level.is_empty() { 0.0 } else { 0.01 * median(&mut level) };
     if sizes.is_empty() {
@@ -486,8 +496,9 @@ pub(crate) struct NonFinite {
     pub(crate) value: f64,
 }
 
-/// Finds what is wrong with a placed history and applies the policy: long
-/// gaps and flat-lines as spans, and a [`Flag`] for every non-finite value
+/// Finds what is wrong with a placed history and applies the policy (`gaps`
+/// marks the steps that had no value before interpolation): long gaps and
+/// flat-lines as spans, and a [`Flag`] for every non-finite value
 /// (found while reading, already replaced by a gap), outlier, flat and DST
 /// value, with the target's flagged steps excluded, clipped or kept.
 pub(crate) fn inspect(
@@ -495,6 +506,7 @@ pub(crate) fn inspect(
     report: &mut QualityReport,
     policy: OutlierPolicy,
     non_finite: &[NonFinite],
+    gaps: &[bool],
 ) {
     let len = series.len();
     let target = series.target_name.clone();
@@ -521,9 +533,24 @@ pub(crate) fn inspect(
         let kink_bound = kink_bound(&bend, &y);
         let far = |t: usize| dev[t].abs() > view.bound;
         for run in runs(len, far, 1) {
-            // The steps on either side of each edge.
-            let edges = [run.start.checked_sub(1), Some(run.start), Some(run.end - 1), Some(run.end)];
-            let abrupt = edges.into_iter().flatten().any(|t| bend.get(t).is_some_and(|b| b.abs() > kink_bound));
+            // Kinked on the way in and on the way out: the steps on either
+            // side of each edge. An edge at the series' end, or on a gap
+            // filled by interpolation (whose bends say nothing), counts as
+            // kinked.
+            let kink = |t: Option<usize>| {
+                t.is_some_and(|t| {
+                    gaps.get(t).copied().unwrap_or(false) || bend.get(t).is_some_and(|b| b.abs() > kink_bound)
+                })
+            };
+            let enters = run.start == 0 || kink(run.start.checked_sub(1)) || kink(Some(run.start));
+            let leaves = run.end >= len || kink(Some(run.end - 1)) || kink(Some(run.end));
+            // And outside what the nearby days did at that time: a passing
+            // cloud is as deep as a cloudy day, a spike is deeper than any.
+            let beyond = run.clone().any(|t| {
+                let (lo, hi) = view.range[t];
+                y[t] < lo - 0.5 * view.bound || y[t] > hi + 0.5 * view.bound
+            });
+            let abrupt = enters && leaves && beyond;
             for t in run {
                 if kind[t].is_none() {
                     kind[t] = Some(if abrupt { FlagKind::Outlier } else { FlagKind::Unusual });

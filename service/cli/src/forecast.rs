@@ -61,7 +61,7 @@ and `volta train` would, and list every value the checks flag, with its
 time, value, rule and what the cleaning does with it.
 
 Kinds: non_finite (inf, never used), outlier (far from the same time on
-nearby days and entered or left by a kink: a spike, a dropout, a meter
+nearby days, beyond their range, entered and left by a kink: a spike, a dropout, a meter
 fault), flat_line (one non-zero value for 3 hours or more), dst (an outlier
 or flat value within an hour of a DST change: the spring-forward hour near
 zero, the fall-back hour doubled), duplicate (rows at one time, merged by
