@@ -36,10 +36,18 @@ see, and with a known-ahead --temperature the errors are grouped by
 temperature regime (--calibrate-by), so hot days get their own, wider
 intervals. P10-P90 intervals then cover close to 80 % on new data.
 
+The data is cleaned first (see `volta inspect`): inf is never used, and
+values flagged as outliers, stuck-meter flat-lines or DST artifacts are
+left out of fitting, calibration and scoring (--outliers), with what was
+flagged summarised on stderr.
+
 Prints a JSON summary: model, n_forecasts, mae, rmse, mape, smape, mase,
-rmae (MAE over the one-day naive's), and per quantile the pinball loss and
-the share of actuals below it; with --out DIR also forecasts.csv,
-metrics_by_lead.csv and forecast.png (forecast, intervals and actuals).";
+rmae (MAE over the one-day naive's), per quantile the pinball loss and the
+share of actuals below it, flagged_not_scored, and what the cleaning did
+(data); a score with nothing to average over is null. With --out DIR also
+forecasts.csv, metrics_by_lead.csv, forecast.png (forecasts, intervals and
+actuals in local dates, flagged actuals marked; --plot-from, --plot-days),
+and the data's quality.csv, quality.json and quality.png.";
 
 pub(super) const BACKTEST_AFTER: &str = "\
 Examples:
