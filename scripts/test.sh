@@ -28,3 +28,6 @@ benches/pypsa/run.sh --random "${VOLTA_DIFF_CASES:-12}"
 # The market's welfare clearing against the same problem written directly
 # for HiGHS (highspy): the same welfare within 1e-6 relative.
 benches/pypsa/run.sh market --books "${VOLTA_MARKET_BOOKS:-20}"
+# The model `volta schedule --write-model` writes, read and solved by HiGHS
+# alone (highspy): the schedule's objective within 1e-6 relative.
+benches/pypsa/run.sh model --random "${VOLTA_MODEL_CASES:-8}"

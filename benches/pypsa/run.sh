@@ -6,6 +6,7 @@
 #   benches/pypsa/run.sh --random 100 --seed 7 # any differential.py options
 #   benches/pypsa/run.sh bench                 # the peer benchmark (bench.py)
 #   benches/pypsa/run.sh market --books 20     # welfare clearing against highspy
+#   benches/pypsa/run.sh model --random 8      # written LP models solved by highspy
 #
 # The venv lives in $VOLTA_PYPSA_VENV (default ~/.cache/volta/venv-pypsa).
 set -euo pipefail
@@ -31,6 +32,11 @@ cd "$here"
 if [ "${1:-}" = market ]; then
   shift
   exec "$venv/bin/python" market_welfare.py "$@"
+fi
+if [ "${1:-}" = model ]; then
+  shift
+  exec "$venv/bin/python" model_export.py --case "$root/datasets/cases/campus.toml" \
+    --case "$root/datasets/cases/islanded.toml" "$@"
 fi
 if [ "${1:-}" = bench ]; then
   shift

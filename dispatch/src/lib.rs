@@ -149,6 +149,32 @@ pub(crate) fn solve(
     Ok(Solution { status, objective, best_bound: raw.best_bound, gap: raw.gap, stats, schedule, infeasibility })
 }
 
+/// Writes the model `schedule` would hand to HiGHS for `case` under
+/// `objective`, in the CPLEX LP format (any LP/MILP solver reads it), with
+/// readable names: `{asset}.{role}(t)` for columns (`battery.charge(5)`,
+/// `chp.on(12)`, `grid.import(0)`) and rows (`battery.storage(5)`,
+/// `elec.balance(3)`), `t` counting within the group (for most, the step). The objective is
+/// in the case's currency (or kg CO2); its constant is written too, so a
+/// solver's optimum equals the schedule's objective. For the CO2 objective
+/// this is the first of the two solves (least CO2; the second minimises
+/// cost with the CO2 held).
+///
+/// # Errors
+/// When `out` fails.
+pub fn write_model(case: &Case, objective: Objective, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let state = CarriedState::default();
+    let window = Window { start: 0, len: case.grid().len(), state: &state };
+    let model = Model::build(case, &window, volta_lp::Integrality::Integer, model::Mode::Normal);
+    let lin = model.objective(objective);
+    let title = format!(
+        "Volta dispatch model of case {:?}: {} steps of {} h, objective {objective:?}.\nColumns and rows are named asset.role(k), k counting within the group (for most, the step).",
+        case.name(),
+        case.grid().len(),
+        case.grid().step_hours()
+    );
+    model.lp.write_lp(&lin, &title, out)
+}
+
 /// Builds the model of `case` and hands it to HiGHS without solving it;
 /// returns `(columns, rows)`. For benchmarks that time model building
 /// separately from solving.

@@ -140,6 +140,9 @@ impl Model {
     pub(crate) fn build(case: &Case, window: &Window<'_>, integrality: Integrality, mode: Mode) -> Self {
         let mut b = Builder::new(case, window, integrality, mode);
         for (i, asset) in case.assets().iter().enumerate() {
+            // Columns and rows are named after their asset in a written
+            // model (`battery.charge(5)`); each builder names its groups.
+            b.lp.scope(asset.id.as_str());
             match &asset.kind {
                 AssetKind::Load(load) => b.load(i, load),
                 AssetKind::Renewable(r) => b.renewable(i, r),
@@ -249,6 +252,12 @@ impl<'c> Builder<'c> {
         }
     }
 
+    /// Names what asset `i` creates next `{asset}.{role}(k)` in a written model.
+    fn scope(&mut self, i: usize, role: &str) {
+        let asset = self.case.assets().get(i).map_or("asset", |a| a.id.as_str());
+        self.lp.scope(&format!("{asset}.{role}"));
+    }
+
     fn bus(&self, id: &volta_engine::BusId) -> usize {
         // Resolved when the case was checked.
         self.case.position_of_bus(id)
@@ -296,12 +305,14 @@ impl<'c> Builder<'c> {
         let (mut served, shift_cols): (Vec<Lin>, Option<Vec<Col>>) = match &load.shiftable {
             None => (demand.iter().map(|&d| Lin::constant(d)).collect(), None),
             Some(shift) => {
+                self.scope(i, "served");
                 let cols = self.lp.cols(n, 0.0, shift.max_power_kw);
                 (cols.iter().map(|&c| Lin::term(c, 1.0)).collect(), Some(cols))
             }
         };
         let shed = load.curtailable.as_ref().map(|c| {
             let voll = self.values(&c.value_of_lost_load);
+            self.scope(i, "shed");
             let cols: Vec<Col> = demand.iter().map(|&d| self.lp.col(0.0, c.max_share * d)).collect();
             let cost = self.energy_sum(&cols, &voll);
             self.cost(i, CostCategory::LostLoad, cost);
@@ -335,6 +346,7 @@ impl<'c> Builder<'c> {
     /// Each shifting window (cut from the case's start) serves the energy
     /// of its demand.
     fn shift_windows(&mut self, i: usize, shift: &Shiftable, demand: &[f64], cols: &[Col]) {
+        self.scope(i, "shift_window");
         let Some(w) = self.case.grid().steps_in(shift.window_h).filter(|&w| w > 0) else { return };
         let first = self.start / w;
         let last = (self.start + self.len - 1) / w;
@@ -392,8 +404,10 @@ impl<'c> Builder<'c> {
 
     fn renewable(&mut self, i: usize, r: &Renewable) {
         let available: Vec<f64> = self.values(&r.availability).iter().map(|a| a * r.capacity_kw).collect();
-        let output: Vec<Col> =
-            available.iter().map(|&a| if r.curtailable { self.lp.col(0.0, a) } else { self.lp.col(a, a) }).collect();
+        let output: Vec<Col> = {
+            self.scope(i, "power");
+            available.iter().map(|&a| if r.curtailable { self.lp.col(0.0, a) } else { self.lp.col(a, a) }).collect()
+        };
         let mc = self.values(&r.marginal_cost);
         let cost = self.energy_sum(&output, &mc);
         self.cost(i, CostCategory::Operation, cost);
@@ -535,6 +549,7 @@ impl<'c> Builder<'c> {
     fn unit(&mut self, i: usize, spec: &UnitSpec<'_>) -> UnitVars {
         let n = self.len;
         let h = self.h;
+        self.scope(i, "load");
         let x = self.lp.cols(n, 0.0, f64::INFINITY);
         let rated = |t: usize| Lin::term(x[t], spec.rated_coef[t]);
         let carried = self.state.assets.get(&i).copied();
@@ -568,9 +583,13 @@ impl<'c> Builder<'c> {
                 (on, hours, power)
             }
         };
+        self.scope(i, "on");
         let u: Vec<Col> = (0..n).map(|_| self.lp.binary()).collect();
+        self.scope(i, "start");
         let v = self.lp.cols(n, 0.0, 1.0);
+        self.scope(i, "stop");
         let w = self.lp.cols(n, 0.0, 1.0);
+        self.scope(i, "commitment");
         for t in 0..n {
             // Capacity and minimum power while on.
             self.lp.le(rated(t).with(u[t], -spec.capacity_kw), 0.0);
@@ -714,8 +733,11 @@ impl<'c> Builder<'c> {
         let n = self.len;
         let import_limit = g.import_limit_kw.as_ref().map_or_else(|| vec![f64::INFINITY; n], |p| self.values(p));
         let export_limit = self.values(&g.export_limit_kw);
+        self.scope(i, "import");
         let import: Vec<Col> = import_limit.iter().map(|&l| self.lp.col(0.0, l)).collect();
+        self.scope(i, "export");
         let export: Vec<Col> = export_limit.iter().map(|&l| self.lp.col(0.0, l)).collect();
+        self.scope(i, "peak");
         let ip = self.values(&g.import_price);
         let ep = self.values(&g.export_price);
         let cost = self.energy_sum(&import, &ip);
@@ -754,9 +776,13 @@ impl<'c> Builder<'c> {
         let n = self.len;
         let h = self.h;
         let cap = s.energy_capacity_kwh;
+        self.scope(i, "charge");
         let charge = self.lp.cols(n, 0.0, s.charge_power_kw);
+        self.scope(i, "discharge");
         let discharge = self.lp.cols(n, 0.0, s.discharge_power_kw);
+        self.scope(i, "energy");
         let energy = self.lp.cols(n, s.soc_min * cap, s.soc_max * cap);
+        self.scope(i, "storage");
         let initial_kwh = match self.state.assets.get(&i) {
             Some(AssetState::Storage { energy_kwh }) => *energy_kwh,
             _ => s.initial_soc * cap,
@@ -825,6 +851,7 @@ impl<'c> Builder<'c> {
     fn reserves(&mut self) {
         for reserve in self.case.reserves() {
             let bus = self.bus(&reserve.bus);
+            self.lp.scope(&format!("{}.reserve", reserve.bus));
             let requirement = self.values(&reserve.requirement_kw);
             let mut demand = vec![0.0; self.len];
             if reserve.load_share > 0.0 {
@@ -858,6 +885,8 @@ impl<'c> Builder<'c> {
         let balance = std::mem::take(&mut self.balance);
         for (b, rows) in balance.into_iter().enumerate() {
             let mut bus_rows = Vec::with_capacity(self.len);
+            let bus_id = self.case.buses().get(b).map_or_else(|| format!("bus{b}"), |bus| bus.id.to_string());
+            self.lp.scope(&format!("{bus_id}.balance"));
             let slack_cols = voll.map(|_| self.lp.cols(self.len, 0.0, f64::INFINITY));
             for (t, mut lin) in rows.into_iter().enumerate() {
                 if let Some(cols) = &slack_cols {

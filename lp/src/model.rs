@@ -128,6 +128,14 @@ pub struct Lp {
     binaries: Vec<Col>,
     integrality: Integrality,
     rows: Vec<Constraint>,
+    /// Per column: lower and upper bound, and whether it is declared binary.
+    bounds: Vec<(f64, f64, bool)>,
+    /// Names for people reading a written model: `scope(k)`.
+    col_names: Vec<String>,
+    row_names: Vec<String>,
+    /// The current scope, and per scope how many columns and rows it named.
+    scope: String,
+    named: std::collections::HashMap<String, (usize, usize)>,
 }
 
 impl std::fmt::Debug for Lp {
@@ -140,7 +148,35 @@ impl Lp {
     /// An empty problem whose binaries are declared by `integrality`.
     #[must_use]
     pub fn new(integrality: Integrality) -> Self {
-        Self { vars: ProblemVariables::new(), cols: Vec::new(), binaries: Vec::new(), integrality, rows: Vec::new() }
+        Self {
+            vars: ProblemVariables::new(),
+            cols: Vec::new(),
+            binaries: Vec::new(),
+            integrality,
+            rows: Vec::new(),
+            bounds: Vec::new(),
+            col_names: Vec::new(),
+            row_names: Vec::new(),
+            scope: "x".to_owned(),
+            named: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Names what is created next: columns and rows are called `scope(k)`,
+    /// `k` counting from 0 in the scope (columns and rows apart), in a
+    /// written model ([`Lp::write_lp`]). Characters an LP file does not
+    /// take become `_`.
+    pub fn scope(&mut self, scope: &str) {
+        self.scope =
+            scope.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.') { c } else { '_' }).collect();
+    }
+
+    fn next_name(&mut self, row: bool) -> String {
+        let counts = self.named.entry(self.scope.clone()).or_default();
+        let k = if row { &mut counts.1 } else { &mut counts.0 };
+        let name = format!("{}({k})", self.scope);
+        *k += 1;
+        name
     }
 
     /// A continuous column in `[lo, hi]` (either may be infinite).
@@ -152,7 +188,7 @@ impl Lp {
         if hi.is_finite() {
             def = def.max(hi);
         }
-        self.push(def)
+        self.push(def, (lo, hi, false))
     }
 
     /// `n` continuous columns in `[lo, hi]`.
@@ -162,21 +198,24 @@ impl Lp {
 
     /// A binary column, or a fixed or relaxed one (see [`Integrality`]).
     pub fn binary(&mut self) -> Col {
-        let def = match &self.integrality {
-            Integrality::Integer => variable().binary(),
+        let (def, bounds) = match &self.integrality {
+            Integrality::Integer => (variable().binary(), (0.0, 1.0, true)),
             Integrality::Fixed(values) => {
                 let v = values.get(self.binaries.len()).copied().unwrap_or(0.0).round().clamp(0.0, 1.0);
-                variable().min(v).max(v)
+                (variable().min(v).max(v), (v, v, false))
             }
         };
-        let col = self.push(def);
+        let col = self.push(def, bounds);
         self.binaries.push(col);
         col
     }
 
-    fn push(&mut self, def: good_lp::VariableDefinition) -> Col {
+    fn push(&mut self, def: good_lp::VariableDefinition, bounds: (f64, f64, bool)) -> Col {
         let col = Col(self.cols.len());
         self.cols.push(self.vars.add(def));
+        self.bounds.push(bounds);
+        let name = self.next_name(false);
+        self.col_names.push(name);
         col
     }
 
@@ -184,6 +223,8 @@ impl Lp {
     pub fn constrain(&mut self, lin: Lin, sense: Sense) -> Row {
         let row = Row(self.rows.len());
         self.rows.push(Constraint { lin, sense });
+        let name = self.next_name(true);
+        self.row_names.push(name);
         row
     }
 
@@ -227,6 +268,84 @@ impl Lp {
         &self.binaries
     }
 
+    /// Writes the problem with `objective` minimised in the CPLEX LP format
+    /// (read by HiGHS, Gurobi, CPLEX, SCIP, GLPK, ...): the exact model
+    /// [`Lp::into_highs`] hands to HiGHS, each column and row under its
+    /// [`Lp::scope`] name, every bound written out.
+    ///
+    /// # Errors
+    /// When `out` fails.
+    pub fn write_lp(&self, objective: &Lin, title: &str, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let num = |v: f64| {
+            if v == f64::INFINITY {
+                "+inf".to_owned()
+            } else if v == f64::NEG_INFINITY {
+                "-inf".to_owned()
+            } else {
+                format!("{v:?}")
+            }
+        };
+        // Terms of a column merged, in column order, zeros dropped.
+        let terms = |lin: &Lin| {
+            let mut merged: std::collections::BTreeMap<usize, f64> = std::collections::BTreeMap::new();
+            for &(c, v) in &lin.terms {
+                *merged.entry(c.0).or_default() += v;
+            }
+            merged.into_iter().filter(|(_, v)| *v != 0.0).collect::<Vec<_>>()
+        };
+        let write_terms = |out: &mut dyn std::io::Write, lin: &Lin| -> std::io::Result<()> {
+            let list = terms(lin);
+            if list.is_empty() {
+                write!(out, " 0 {}", self.col_names.first().map_or("x", String::as_str))?;
+            }
+            for (k, (c, v)) in list.iter().enumerate() {
+                // Long rows wrap: LP readers limit line length.
+                if k > 0 && k % 8 == 0 {
+                    write!(out, "\n   ")?;
+                }
+                let sign = if *v < 0.0 { '-' } else { '+' };
+                write!(out, " {sign} {} {}", num(v.abs()), self.col_names[*c])?;
+            }
+            Ok(())
+        };
+        for line in title.lines() {
+            writeln!(out, "\\ {line}")?;
+        }
+        writeln!(out, "Minimize")?;
+        write!(out, " obj:")?;
+        write_terms(out, objective)?;
+        if objective.constant != 0.0 {
+            let sign = if objective.constant < 0.0 { '-' } else { '+' };
+            write!(out, " {sign} {}", num(objective.constant.abs()))?;
+        }
+        writeln!(out, "\nSubject To")?;
+        for (row, name) in self.rows.iter().zip(&self.row_names) {
+            write!(out, " {name}:")?;
+            write_terms(out, &row.lin)?;
+            let op = match row.sense {
+                Sense::Le => "<=",
+                Sense::Ge => ">=",
+                Sense::Eq => "=",
+            };
+            writeln!(out, " {op} {}", num(-row.lin.constant + 0.0))?;
+        }
+        writeln!(out, "Bounds")?;
+        for ((lo, hi, binary), name) in self.bounds.iter().zip(&self.col_names) {
+            if !binary {
+                writeln!(out, " {} <= {name} <= {}", num(*lo), num(*hi))?;
+            }
+        }
+        let binaries: Vec<&String> =
+            self.bounds.iter().zip(&self.col_names).filter(|((_, _, b), _)| *b).map(|(_, n)| n).collect();
+        if !binaries.is_empty() {
+            writeln!(out, "Binaries")?;
+            for name in binaries {
+                writeln!(out, " {name}")?;
+            }
+        }
+        writeln!(out, "End")
+    }
+
     /// Hands the problem to HiGHS (through good_lp) with `objective` minimised.
     ///
     /// # Errors
@@ -251,5 +370,45 @@ impl Lp {
             good_lp::SolverModel::add_constraint(&mut problem, constraint);
         }
         problem.try_into_inner().map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_model_reads_as_the_problem_with_its_names_and_bounds() {
+        let mut lp = Lp::new(Integrality::Integer);
+        lp.scope("battery.charge");
+        let c = lp.cols(2, 0.0, 5.0);
+        lp.scope("chp-1.on");
+        let on = lp.binary();
+        lp.scope("free");
+        let f = lp.col(f64::NEG_INFINITY, f64::INFINITY);
+        lp.scope("battery.storage");
+        // 2 c0 + c0 - 3 c1 <= 4: terms of one column are merged.
+        lp.le(Lin::term(c[0], 2.0).with(c[0], 1.0).with(c[1], -3.0), 4.0);
+        lp.ge(Lin::term(f, 1.0).with(on, 0.5).with_lin(&Lin::constant(1.0), 1.0), 0.0);
+        let objective = Lin::term(c[0], 0.13).with(on, 7.0).with_lin(&Lin::constant(-2.5), 1.0);
+        let mut out = Vec::new();
+        lp.write_lp(&objective, "a test\nof two lines", &mut out).expect("written");
+        let text = String::from_utf8(out).expect("utf-8");
+        let expected = "\\ a test
+\\ of two lines
+Minimize
+ obj: + 0.13 battery.charge(0) + 7.0 chp_1.on(0) - 2.5
+Subject To
+ battery.storage(0): + 3.0 battery.charge(0) - 3.0 battery.charge(1) <= 4.0
+ battery.storage(1): + 0.5 chp_1.on(0) + 1.0 free(0) >= -1.0
+Bounds
+ 0.0 <= battery.charge(0) <= 5.0
+ 0.0 <= battery.charge(1) <= 5.0
+ -inf <= free(0) <= +inf
+Binaries
+ chp_1.on(0)
+End
+";
+        assert_eq!(text, expected);
     }
 }

@@ -37,7 +37,13 @@ With --out DIR, the schedule is also written as files:
 
 With --horizon-h, the case is simulated as a rolling horizon: windows of
 --horizon-h hours, of which the first --commit-h are kept before moving on,
-carrying storage levels and unit states across windows.";
+carrying storage levels and unit states across windows.
+
+With --write-model FILE.lp, the model handed to HiGHS is also written in
+the CPLEX LP format, which HiGHS, Gurobi, CPLEX, SCIP and GLPK read, with
+readable names: columns and rows are asset.role(k), e.g. battery.charge(5),
+chp.on(12), grid.import(0), battery.storage(5), elec.balance(3). Solved by
+any of them, its optimum is the schedule's objective.";
 
 pub(super) const AFTER_HELP: &str = "\
 Examples:
@@ -47,6 +53,7 @@ Examples:
   volta schedule datasets/cases/campus.toml --pareto 8 --out front/
   volta schedule datasets/cases/islanded.toml --time-limit 10 --gap 0.005
   volta schedule datasets/cases/campus.toml --horizon-h 48 --commit-h 24
+  volta schedule datasets/cases/campus.toml --write-model campus.lp
 
 Exit status: 0 with a schedule, 1 on an error (bad case or option),
 2 when the case is infeasible or unbounded or no schedule was found in time.";
@@ -112,6 +119,9 @@ pub(super) struct Args {
     /// Print HiGHS's log on stderr.
     #[arg(long)]
     verbose: bool,
+    /// Also write the model handed to HiGHS here, in the LP format.
+    #[arg(long, value_name = "FILE.lp", conflicts_with_all = ["pareto", "horizon_h"])]
+    write_model: Option<PathBuf>,
 }
 
 pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -149,6 +159,16 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(horizon) = args.horizon_h {
         return rolling(args, &case, horizon, &options);
+    }
+    if let Some(path) = &args.write_model {
+        if path.extension().and_then(|e| e.to_str()) != Some("lp") {
+            anyhow::bail!("--write-model: {} must end in .lp (the CPLEX LP format)", path.display());
+        }
+        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        volta_dispatch::write_model(&case, objective, &mut out)
+            .and_then(|()| out.flush())
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let spinner = spinner(&format!("scheduling {} ({} steps)", case.name(), case.grid().len()));
     let solution = volta_dispatch::schedule(&case, &options)?;

@@ -800,3 +800,26 @@ fn test_until_a_date_issues_nothing_on_that_date() {
     // 1 to 7 November: seven forecasts, none issued on the 8th.
     assert_eq!(json(&out)["n_forecasts"], 7);
 }
+
+#[test]
+fn write_model_writes_the_lp_with_readable_names_and_checks_its_extension() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lp = dir.path().join("campus.lp");
+    let out = volta(&["schedule", &case("campus.toml"), "--write-model", lp.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&lp).expect("the model");
+    assert!(text.starts_with("\\ Volta dispatch model of case \"campus\": 168 steps of 1 h"), "{}", &text[..200]);
+    for name in ["utility.import(0)", "elec.balance(167)", "Subject To", "Bounds", "Binaries", "End"] {
+        assert!(text.contains(name), "{name}");
+    }
+    // HiGHS reads the file and reaches the schedule's objective: checked in
+    // CI by benches/pypsa/model_export.py (highspy).
+    let bad = dir.path().join("campus.mps");
+    let out = volta(&["schedule", &case("campus.toml"), "--write-model", bad.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("must end in .lp"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
