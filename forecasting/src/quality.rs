@@ -595,7 +595,10 @@ pub(crate) fn inspect(
         };
         let used = match action {
             Action::Kept => y[t],
-            Action::Clipped => y[t].clamp(expected - view.bound, expected + view.bound),
+            // An outlier always has an expectation (its distance to it
+            // made it one); the guard keeps a NaN from reaching `clamp`.
+            Action::Clipped if expected.is_finite() => y[t].clamp(expected - view.bound, expected + view.bound),
+            Action::Clipped => y[t],
             Action::Excluded | Action::Imputed | Action::Merged => expected,
         };
         series.target[t] = used;

@@ -238,6 +238,18 @@ fn solution_dict<'py>(py: Python<'py>, solution: Solution) -> PyResult<Bound<'py
     Ok(out)
 }
 
+/// Writes the model `schedule` solves, in the LP format; see `volta.write_model`.
+#[pyfunction]
+#[pyo3(signature = (case, path, objective = "cost", co2_price = None))]
+fn write_model(py: Python<'_>, case: &PyCase, path: &str, objective: &str, co2_price: Option<f64>) -> PyResult<()> {
+    let options = options(py, objective, co2_price, None, None, None)?;
+    let file = std::fs::File::create(path).map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{path}: {e}")))?;
+    let mut out = std::io::BufWriter::new(file);
+    volta_dispatch::write_model(&case.case, options.objective, &mut out)
+        .and_then(|()| std::io::Write::flush(&mut out))
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{path}: {e}")))
+}
+
 /// Optimises a case; see `volta.schedule`.
 #[pyfunction]
 #[pyo3(signature = (case, objective = "cost", co2_price = None, time_limit = None, gap = None, threads = None))]
@@ -348,6 +360,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pareto, m)?)?;
     m.add_function(wrap_pyfunction!(rolling_horizon, m)?)?;
     m.add_class::<forecast::PyModel>()?;
+    m.add_function(wrap_pyfunction!(write_model, m)?)?;
     m.add_function(wrap_pyfunction!(forecast::backtest, m)?)?;
     m.add_function(wrap_pyfunction!(forecast::inspect, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

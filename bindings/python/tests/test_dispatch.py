@@ -141,3 +141,14 @@ def test_ctrl_c_interrupts_a_long_solve(campus):
         pytest.fail(f"the solve ran to its end ({time.monotonic() - start:.2f} s); SIGINT sent at {when}")
     finally:
         timer.cancel()
+
+
+def test_write_model_gives_the_lp_that_schedule_solves(tmp_path):
+    campus = Path(__file__).resolve().parents[3] / "datasets" / "cases" / "campus.toml"
+    lp = tmp_path / "campus.lp"
+    volta.write_model(campus, lp)
+    text = lp.read_text()
+    assert text.startswith('\\ Volta dispatch model of case "campus"')
+    assert "utility.import(0)" in text and "elec.balance(167)" in text and text.rstrip().endswith("End")
+    with pytest.raises(volta.VoltaError, match="name the file"):
+        volta.write_model(campus, tmp_path / "campus.mps")

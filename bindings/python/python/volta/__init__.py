@@ -45,6 +45,7 @@ __all__ = [
     "rolling_horizon",
     "schedule",
     "schema",
+    "write_model",
 ]
 __version__ = _native.__version__
 
@@ -311,6 +312,25 @@ def schedule(
     return Schedule._from_native(
         _native.schedule(_as_case(case)._native, objective, co2_price, time_limit, gap, threads)
     )
+
+
+def write_model(
+    case: Case | str | PathLike[str] | dict[str, Any],
+    path: str | PathLike[str],
+    objective: str = "cost",
+    *,
+    co2_price: float | None = None,
+) -> None:
+    """Writes the model :func:`schedule` hands to HiGHS, in the CPLEX LP
+    format (HiGHS, Gurobi, CPLEX, SCIP and GLPK read it), with columns and
+    rows named ``asset.role(k)`` (``battery.charge(5)``, ``elec.balance(3)``).
+    Solved by any of them, its optimum is the schedule's objective.
+
+    >>> volta.write_model("datasets/cases/campus.toml", "campus.lp")
+    """
+    if not str(path).endswith(".lp"):
+        raise VoltaError(f"{path}: the model is written in the LP format; name the file *.lp")
+    _native.write_model(_as_case(case)._native, str(path), objective, co2_price)
 
 
 def case_schema() -> dict:
