@@ -260,22 +260,38 @@ pub fn from_columns(
     options: &ReadOptions,
 ) -> Result<(History, QualityReport)> {
     let tz = zone(options)?;
-    if target.len() != times.len() {
-        return Err(ForecastError::column(
-            &options.target,
-            format!("{} values for {} times", target.len(), times.len()),
-        ));
-    }
-    for (name, values) in &exog {
-        if values.len() != times.len() {
-            return Err(ForecastError::column(name, format!("{} values for {} times", values.len(), times.len())));
+    check_lengths(times.len(), target, &exog, options)?;
+    let placed: Vec<Placed> = times.iter().map(|t| Placed::At(*t)).collect();
+    clean_columns(&placed, "time", target, exog, options, tz)
+}
+
+/// Every column of an in-memory series has one value per time.
+fn check_lengths(times: usize, target: &[f64], exog: &[(String, Vec<f64>)], options: &ReadOptions) -> Result<()> {
+    let columns = std::iter::once((options.target.as_str(), target.len()))
+        .chain(exog.iter().map(|(name, values)| (name.as_str(), values.len())));
+    for (name, len) in columns {
+        if len != times {
+            return Err(ForecastError::column(name, format!("{len} values for {times} times")));
         }
     }
+    Ok(())
+}
+
+/// The end of the in-memory reading paths: `exog`'s names are the
+/// exogenous columns, the known-ahead ones must be among them, then the
+/// rows are placed and cleaned.
+fn clean_columns(
+    placed: &[Placed],
+    time_name: &str,
+    target: &[f64],
+    exog: Vec<(String, Vec<f64>)>,
+    options: &ReadOptions,
+    tz: TimeZone,
+) -> Result<(History, QualityReport)> {
     let mut options = options.clone();
     options.exog = exog.iter().map(|(n, _)| n.clone()).collect();
     check_known_ahead(&options)?;
-    let placed: Vec<Placed> = times.iter().map(|t| Placed::At(*t)).collect();
-    clean(&placed, "time", target, exog, &options, tz)
+    clean(placed, time_name, target, exog, &options, tz)
 }
 
 /// [`from_columns`] with timestamps as text, as a file holds them: instants
@@ -294,17 +310,7 @@ pub fn from_text_times(
 ) -> Result<(History, QualityReport)> {
     let tz = zone(options)?;
     let name = options.time_column.as_deref().unwrap_or("time");
-    if target.len() != times.len() {
-        return Err(ForecastError::column(
-            &options.target,
-            format!("{} values for {} times", target.len(), times.len()),
-        ));
-    }
-    for (col, values) in &exog {
-        if values.len() != times.len() {
-            return Err(ForecastError::column(col, format!("{} values for {} times", values.len(), times.len())));
-        }
-    }
+    check_lengths(times.len(), target, &exog, options)?;
     let mut local = LocalTimes::with_policy(&tz, options.cleaning.dst);
     let placed = times
         .iter()
@@ -317,10 +323,7 @@ pub fn from_text_times(
             })
         })
         .collect::<Result<Vec<Placed>>>()?;
-    let mut options = options.clone();
-    options.exog = exog.iter().map(|(n, _)| n.clone()).collect();
-    check_known_ahead(&options)?;
-    clean(&placed, name, target, exog, &options, tz)
+    clean_columns(&placed, name, target, exog, options, tz)
 }
 
 /// The calendar's time zone (UTC by default).

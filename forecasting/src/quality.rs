@@ -392,6 +392,10 @@ struct Expectation {
     range: Vec<(f64, f64)>,
     /// 6 robust standard deviations; 0 when the series has no spread.
     bound: f64,
+    /// 1 % of the series' median level: the least robust standard deviation
+    /// of its deviations and of its bends, so rounding noise in a strictly
+    /// periodic series is never flagged.
+    floor: f64,
 }
 
 const OUTLIER_RULE: &str = "more than 6 robust standard deviations from the median of the same time on the 3 days either side, entered and left by a kink, beyond those days' range";
@@ -417,6 +421,8 @@ fn expectation(series: &History) -> Expectation {
             *r = (near[0], near[near.len() - 1]);
         }
     }
+    let mut level: Vec<f64> = y.iter().filter(|v| v.is_finite()).map(|v| v.abs()).collect();
+    let floor = if level.is_empty() { 0.0 } else { 0.01 * median(&mut level) };
     // Steps where both value and expectation are zero (PV at night) say
     // nothing about the spread.
     let mut dev: Vec<f64> = y
@@ -427,14 +433,11 @@ fn expectation(series: &History) -> Expectation {
         .filter(|d| d.is_finite())
         .collect();
     if dev.is_empty() {
-        return Expectation { expected, range, bound: 0.0 };
+        return Expectation { expected, range, bound: 0.0, floor };
     }
-    // A strictly periodic series has a zero median deviation; a floor of
-    // 1 % of its typical level keeps rounding noise from being flagged.
-    let mut level: Vec<f64> = y.iter().filter(|v| v.is_finite()).map(|v| v.abs()).collect();
-    let floor = if level.is_empty() { 0.0 } else { 0.01 * median(&mut level) };
+    // A strictly periodic series has a zero median deviation.
     let scale = (1.4826 * median(&mut dev)).max(floor);
-    Expectation { expected, range, bound: 6.0 * scale }
+    Expectation { expected, range, bound: 6.0 * scale, floor }
 }
 
 /// Per step, how far the series bends away from the straight line through
@@ -449,14 +452,13 @@ fn bends(y: &[f64]) -> Vec<f64> {
 }
 
 /// How far a bend may go before it is a kink: 6 robust standard deviations
-/// of the series' bends, at least 6 % of its median level. Steps that are
-/// zero with zero neighbours (PV at night) say nothing about the bends.
-fn kink_bound(bends: &[f64], y: &[f64]) -> f64 {
+/// of the series' bends, the standard deviation at least `floor` (1 % of
+/// the median level). Steps that are zero with zero neighbours (PV at
+/// night) say nothing about the bends.
+fn kink_bound(bends: &[f64], y: &[f64], floor: f64) -> f64 {
     let quiet = |t: usize| y[t.saturating_sub(1)..(t + 2).min(y.len())].iter().all(|v| *v == 0.0);
     let mut sizes: Vec<f64> =
         bends.iter().enumerate().filter(|(t, b)| b.is_finite() && !quiet(*t)).map(|(_, b)| b.abs()).collect();
-    let mut level: Vec<f64> = y.iter().filter(|v| v.is_finite()).map(|v| v.abs()).collect();
-    let floor = if level.is_empty() { 0.0 } else { 0.01 * median(&mut level) };
     if sizes.is_empty() {
         return 6.0 * floor;
     }
@@ -530,7 +532,7 @@ pub(crate) fn inspect(
     if view.bound > 0.0 {
         let dev: Vec<f64> = y.iter().zip(&view.expected).map(|(a, b)| a - b).collect();
         let bend = bends(&y);
-        let kink_bound = kink_bound(&bend, &y);
+        let kink_bound = kink_bound(&bend, &y, view.floor);
         let far = |t: usize| dev[t].abs() > view.bound;
         for run in runs(len, far, 1) {
             // Kinked on the way in and on the way out: the steps on either

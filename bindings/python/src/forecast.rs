@@ -126,12 +126,13 @@ pub(crate) fn backtest<'py>(
     Ok(out)
 }
 
-/// What reading and cleaning the columns did and found, as JSON; see
-/// `volta.inspect`.
+/// What reading and cleaning the columns did and found, as JSON, with its
+/// one-line summary; see `volta.inspect`.
 #[pyfunction]
-pub(crate) fn inspect(py: Python<'_>, columns: Columns) -> PyResult<String> {
+pub(crate) fn inspect(py: Python<'_>, columns: Columns) -> PyResult<(String, String)> {
     let (_, quality) = read(py, columns, None)?;
-    serde_json::to_string(&quality).map_err(|e| raise(py, Raise::Forecast, e.to_string()))
+    let json = serde_json::to_string(&quality).map_err(|e| raise(py, Raise::Forecast, e.to_string()))?;
+    Ok((json, quality.summary()))
 }
 
 /// A forecast as numpy arrays: the point per lead, the quantiles per (lead, level).

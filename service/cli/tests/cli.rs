@@ -723,7 +723,8 @@ fn inspect_lists_every_flag_with_its_time_and_writes_the_report() {
         lines[48 * 300 + 20] = set_demand(&lines[48 * 300 + 20], "0");
     });
     let out_dir = dir.path().join("q");
-    let args: Vec<String> = [
+    let out = volta(&[
+        "inspect",
         "--data",
         &data,
         "--time-column",
@@ -734,11 +735,7 @@ fn inspect_lists_every_flag_with_its_time_and_writes_the_report() {
         "demand_gw",
         "--out",
         out_dir.to_str().expect("utf-8"),
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    let out = volta_owned("inspect", &args);
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = stdout(&out);
     assert!(text.contains("flagged: 1 non_finite, 1 outlier, 11"), "{text}");
@@ -758,13 +755,10 @@ fn inspect_lists_every_flag_with_its_time_and_writes_the_report() {
 fn dirty_files_get_errors_that_name_the_row_and_the_policy_to_choose() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = |data: &str, extra: &[&str]| {
-        let mut args: Vec<String> =
-            ["--data", data, "--time-column", "period_start_aest_assumed", "--target", "demand_gw"]
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect();
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        volta_owned("inspect", &args)
+        let mut args =
+            vec!["inspect", "--data", data, "--time-column", "period_start_aest_assumed", "--target", "demand_gw"];
+        args.extend_from_slice(extra);
+        volta(&args)
     };
     // Text in the target: the row and line.
     let text = dirty_victoria(dir.path(), |lines| lines[16] = set_demand(&lines[16], "n/a"));

@@ -672,18 +672,9 @@ class DataQuality:
     """What reading and cleaning a series did and found: see :func:`inspect`."""
 
     report: dict[str, Any]
+    #: One line, as the CLI prints it.
+    summary: str = ""
     timezone: str = "UTC"
-
-    @property
-    def summary(self) -> str:
-        """One line, as the CLI prints it."""
-        r = self.report
-        kinds = ", ".join(f"{n} {k}" for k, n in self.by_kind.items()) or "nothing"
-        return (
-            f"{r['rows']} rows, {r['steps']} steps of {r['step_seconds']} s; {r['duplicates']} duplicates merged, "
-            f"{r['missing_steps']} missing steps, {r['imputed']} values imputed; flagged: {kinds}; "
-            f"{r['excluded']} target steps excluded"
-        )
 
     @property
     def by_kind(self) -> dict[str, int]:
@@ -725,7 +716,8 @@ def inspect(
     """
     cleaning = _cleaning(outliers, duplicates, nonexistent_times, ambiguous_times)
     cols = _columns(frame, target, time, list(exog), [], timezone, cleaning)
-    return DataQuality(json.loads(_native.inspect(cols)), timezone or "UTC")
+    report, summary = _native.inspect(cols)
+    return DataQuality(json.loads(report), summary, timezone or "UTC")
 
 
 def _cleaning(outliers: str, duplicates: str, nonexistent_times: str, ambiguous_times: str) -> dict[str, str]:

@@ -77,8 +77,11 @@ pub(crate) fn write_backtest(
         } else {
             format!("MAPE {:.2} %", bt.metrics.mape)
         };
-        let shown_days =
-            if shown.len() == bt.forecasts.len() { String::new() } else { format!(", {} of them shown", shown.len()) };
+        let shown_days = if shown.len() == bt.forecasts.len() {
+            String::new()
+        } else {
+            format!("; {} of the forecasts shown", shown.len())
+        };
         let step_h = series.step_s() as f64 / 3600.0;
         let label = move |x: f64| {
             let i = i_first + (x / step_h).round().max(0.0) as usize;

@@ -254,71 +254,55 @@ pub(super) struct ForecastPlot<'a> {
     pub issues: Vec<f64>,
 }
 
-pub(super) fn forecast(plot: &ForecastPlot<'_>, path: &Path) -> anyhow::Result<()> {
+/// The chart of values over time that the forecast and quality plots share.
+type TimeChart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// The lowest and highest finite value, or `(0, 1)` without one.
+fn finite_range<'v>(values: impl IntoIterator<Item = &'v f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) }
+}
+
+/// Draws a `size` chart of values over time into `path`: x in hours from
+/// `0` to `xmax` labelled by `time_label`, y over `y` in `unit`; `draw`
+/// adds the series, and their legend goes to the upper right.
+#[expect(clippy::too_many_arguments, reason = "one plot's frame: every argument is one of its parts")]
+fn time_chart(
+    path: &Path,
+    size: (u32, u32),
+    title: &str,
+    unit: &str,
+    time_label: &dyn Fn(f64) -> String,
+    xmax: f64,
+    y: std::ops::Range<f64>,
+    draw: impl FnOnce(&mut TimeChart<'_, '_>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     register_font();
-    let finite = |v: &&f64| v.is_finite();
-    let mut all: Vec<f64> = plot.actual.iter().chain(&plot.point).filter(finite).copied().collect();
-    if let Some((_, lo, hi)) = &plot.band {
-        all.extend(lo.iter().chain(hi).filter(finite));
-    }
-    let (ymin, ymax) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let (ymin, ymax) = if ymin.is_finite() { (ymin, ymax) } else { (0.0, 1.0) };
-    let pad = ((ymax - ymin) * 0.05).max(1e-6);
-    let xmax = plot.hours.last().copied().unwrap_or(1.0).max(1.0);
-    let root = BitMapBackend::new(path, (1400, 600)).into_drawing_area();
+    let root = BitMapBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(&plot.title, ("sans-serif", 22))
+        .caption(title, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d(0.0..xmax, (ymin - pad)..(ymax + pad))
+        .build_cartesian_2d(0.0..xmax.max(1.0), y)
         .map_err(err)?;
     chart
         .configure_mesh()
         .x_labels(12)
-        .x_label_formatter(&|x| (plot.time_label)(*x))
-        .y_desc(plot.unit)
+        .x_label_formatter(&|x| time_label(*x))
+        .y_desc(unit)
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(err)?;
-    for &x in &plot.issues {
-        chart.draw_series(LineSeries::new([(x, ymin - pad), (x, ymax + pad)], BLACK.mix(0.08))).map_err(err)?;
-    }
-    let pts = |v: &[f64]| -> Vec<(f64, f64)> {
-        plot.hours.iter().zip(v).filter(|(_, y)| y.is_finite()).map(|(&x, &y)| (x, y)).collect()
-    };
-    if let Some((label, lo, hi)) = &plot.band {
-        let mut poly = pts(hi);
-        poly.extend(pts(lo).into_iter().rev());
-        chart
-            .draw_series(std::iter::once(Polygon::new(poly, PALETTE[0].mix(0.22).filled())))
-            .map_err(err)?
-            .label(label.as_str())
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], PALETTE[0].mix(0.22).filled()));
-    }
-    chart
-        .draw_series(LineSeries::new(pts(&plot.actual), BLACK.stroke_width(2)))
-        .map_err(err)?
-        .label("actual")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.stroke_width(2)));
-    chart
-        .draw_series(LineSeries::new(pts(&plot.point), PALETTE[0].stroke_width(2)))
-        .map_err(err)?
-        .label("forecast")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], PALETTE[0].stroke_width(2)));
-    if !plot.flagged.is_empty() {
-        let shown = plot
-            .flagged
-            .iter()
-            .filter(|(_, y)| y.is_finite())
-            .map(|&(x, y)| Cross::new((x, y), 6, PALETTE[2].stroke_width(2)));
-        chart
-            .draw_series(shown)
-            .map_err(err)?
-            .label("flagged actual (not scored)")
-            .legend(|(x, y)| Cross::new((x + 8, y), 6, PALETTE[2].stroke_width(2)));
-    }
+    draw(&mut chart)?;
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
@@ -328,6 +312,54 @@ pub(super) fn forecast(plot: &ForecastPlot<'_>, path: &Path) -> anyhow::Result<(
         .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
+}
+
+pub(super) fn forecast(plot: &ForecastPlot<'_>, path: &Path) -> anyhow::Result<()> {
+    let band = plot.band.iter().flat_map(|(_, lo, hi)| lo.iter().chain(hi));
+    let (ymin, ymax) = finite_range(plot.actual.iter().chain(&plot.point).chain(band));
+    let pad = ((ymax - ymin) * 0.05).max(1e-6);
+    let xmax = plot.hours.last().copied().unwrap_or(1.0);
+    let (bottom, top) = (ymin - pad, ymax + pad);
+    time_chart(path, (1400, 600), &plot.title, plot.unit, plot.time_label, xmax, bottom..top, |chart| {
+        for &x in &plot.issues {
+            chart.draw_series(LineSeries::new([(x, bottom), (x, top)], BLACK.mix(0.08))).map_err(err)?;
+        }
+        let pts = |v: &[f64]| -> Vec<(f64, f64)> {
+            plot.hours.iter().zip(v).filter(|(_, y)| y.is_finite()).map(|(&x, &y)| (x, y)).collect()
+        };
+        if let Some((label, lo, hi)) = &plot.band {
+            let mut poly = pts(hi);
+            poly.extend(pts(lo).into_iter().rev());
+            chart
+                .draw_series(std::iter::once(Polygon::new(poly, PALETTE[0].mix(0.22).filled())))
+                .map_err(err)?
+                .label(label.as_str())
+                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], PALETTE[0].mix(0.22).filled()));
+        }
+        chart
+            .draw_series(LineSeries::new(pts(&plot.actual), BLACK.stroke_width(2)))
+            .map_err(err)?
+            .label("actual")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.stroke_width(2)));
+        chart
+            .draw_series(LineSeries::new(pts(&plot.point), PALETTE[0].stroke_width(2)))
+            .map_err(err)?
+            .label("forecast")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], PALETTE[0].stroke_width(2)));
+        if !plot.flagged.is_empty() {
+            let shown = plot
+                .flagged
+                .iter()
+                .filter(|(_, y)| y.is_finite())
+                .map(|&(x, y)| Cross::new((x, y), 6, PALETTE[2].stroke_width(2)));
+            chart
+                .draw_series(shown)
+                .map_err(err)?
+                .label("flagged actual (not scored)")
+                .legend(|(x, y)| Cross::new((x + 8, y), 6, PALETTE[2].stroke_width(2)));
+        }
+        Ok(())
+    })
 }
 
 /// A series with what the quality check flagged: the values the features
@@ -349,69 +381,40 @@ pub(super) struct QualityPlot<'a> {
 pub(super) type Mark = (f64, f64, Option<f64>);
 
 pub(super) fn quality(plot: &QualityPlot<'_>, path: &Path) -> anyhow::Result<()> {
-    register_font();
     // The scale follows the series and the values used; a spike of 1e12
     // would flatten everything else, so values read far outside it are
     // drawn at the edge.
-    let (ymin, ymax) = plot
-        .values
-        .iter()
-        .chain(plot.marks.iter().flat_map(|(_, m)| m.iter().filter_map(|p| p.2.as_ref())))
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let (ymin, ymax) = if ymin.is_finite() { (ymin, ymax) } else { (0.0, 1.0) };
+    let used = plot.marks.iter().flat_map(|(_, m)| m.iter().filter_map(|p| p.2.as_ref()));
+    let (ymin, ymax) = finite_range(plot.values.iter().chain(used));
     let pad = ((ymax - ymin) * 0.08).max(1e-6);
     let (lo, hi) = (ymin - pad, ymax + pad);
-    let xmax = plot.hours.last().copied().unwrap_or(1.0).max(1.0);
-    let root = BitMapBackend::new(path, (1600, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(&plot.title, ("sans-serif", 22))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..xmax, lo..hi)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_labels(12)
-        .x_label_formatter(&|x| (plot.time_label)(*x))
-        .y_desc(plot.unit)
-        .light_line_style(WHITE.mix(0.0))
-        .draw()
-        .map_err(err)?;
-    let line: Vec<(f64, f64)> =
-        plot.hours.iter().zip(&plot.values).filter(|(_, y)| y.is_finite()).map(|(&x, &y)| (x, y)).collect();
-    chart
-        .draw_series(LineSeries::new(line, BLACK.mix(0.55).stroke_width(1)))
-        .map_err(err)?
-        .label("series (as used)")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.55).stroke_width(2)));
-    for (k, (label, points)) in plot.marks.iter().enumerate() {
-        let color = PALETTE[(k + 1) % PALETTE.len()];
-        // Values read: off-scale ones (and non-finite ones) at the edge.
-        let read = points.iter().map(move |&(x, v, _)| {
-            let y = if v.is_nan() { hi } else { v.clamp(lo, hi) };
-            Cross::new((x, y), 6, color.stroke_width(2))
-        });
+    let xmax = plot.hours.last().copied().unwrap_or(1.0);
+    time_chart(path, (1600, 600), &plot.title, plot.unit, plot.time_label, xmax, lo..hi, |chart| {
+        let line: Vec<(f64, f64)> =
+            plot.hours.iter().zip(&plot.values).filter(|(_, y)| y.is_finite()).map(|(&x, &y)| (x, y)).collect();
         chart
-            .draw_series(read)
+            .draw_series(LineSeries::new(line, BLACK.mix(0.55).stroke_width(1)))
             .map_err(err)?
-            .label(label.as_str())
-            .legend(move |(x, y)| Cross::new((x + 8, y), 6, color.stroke_width(2)));
-        let used = points
-            .iter()
-            .filter_map(|&(x, v, u)| u.filter(|u| (u - v).abs() > 1e-12 || v.is_nan()).map(|u| (x, u)))
-            .map(move |p| Circle::new(p, 3, color.filled()));
-        chart.draw_series(used).map_err(err)?;
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+            .label("series (as used)")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.55).stroke_width(2)));
+        for (k, (label, points)) in plot.marks.iter().enumerate() {
+            let color = PALETTE[(k + 1) % PALETTE.len()];
+            // Values read: off-scale ones (and non-finite ones) at the edge.
+            let read = points.iter().map(move |&(x, v, _)| {
+                let y = if v.is_nan() { hi } else { v.clamp(lo, hi) };
+                Cross::new((x, y), 6, color.stroke_width(2))
+            });
+            chart
+                .draw_series(read)
+                .map_err(err)?
+                .label(label.as_str())
+                .legend(move |(x, y)| Cross::new((x + 8, y), 6, color.stroke_width(2)));
+            let used = points
+                .iter()
+                .filter_map(|&(x, v, u)| u.filter(|u| (u - v).abs() > 1e-12 || v.is_nan()).map(|u| (x, u)))
+                .map(move |p| Circle::new(p, 3, color.filled()));
+            chart.draw_series(used).map_err(err)?;
+        }
+        Ok(())
+    })
 }
