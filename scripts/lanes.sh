@@ -3,7 +3,7 @@
 # - engine is the shared vocabulary and depends on no other Volta crate;
 # - the LP layer (volta-lp) sees no other Volta crate;
 # - dispatch and forecasting see only engine (dispatch also the LP layer),
-#   never each other;
+#   never each other; planning is where they meet;
 # - domain crates never see the service stack (gRPC, protobuf, HTTP, SQL)
 #   nor Python (tokio is allowed: polars runs its I/O on it);
 # - the API contract sees no storage, auth, metrics or command line; the
@@ -53,11 +53,12 @@ check volta-dispatch 'volta-engine|volta-lp' "$SERVICE_STACK|polars|linfa"
 check volta-forecasting 'volta-engine' "$SERVICE_STACK|good_lp|highs"
 check volta-contracts 'volta-engine' "$SERVICE_STACK"
 check volta-trading 'volta-engine|volta-lp|volta-dispatch|volta-forecasting|volta-contracts' "$SERVICE_STACK"
-check volta-api 'volta-engine|volta-lp|volta-dispatch|volta-forecasting|volta-contracts|volta-trading' 'sqlx|pyo3|clap|plotters|prometheus-client|jsonwebtoken'
-check volta-server 'volta-engine|volta-lp|volta-dispatch|volta-forecasting|volta-contracts|volta-trading|volta-api' 'pyo3|clap|plotters'
-check volta-python 'volta-engine|volta-lp|volta-dispatch|volta-forecasting' 'volta-api|volta-server|volta-cli|tonic|sqlx|axum|hyper'
+check volta-planning 'volta-engine|volta-lp|volta-dispatch|volta-forecasting' "$SERVICE_STACK"
+check volta-api 'volta-engine|volta-lp|volta-dispatch|volta-forecasting|volta-contracts|volta-trading|volta-planning' 'sqlx|pyo3|clap|plotters|prometheus-client|jsonwebtoken'
+check volta-server 'volta-engine|volta-lp|volta-dispatch|volta-forecasting|volta-contracts|volta-trading|volta-planning|volta-api' 'pyo3|clap|plotters'
+check volta-python 'volta-engine|volta-lp|volta-dispatch|volta-forecasting|volta-planning' 'volta-api|volta-server|volta-cli|tonic|sqlx|axum|hyper'
 
-if ! python3 scripts/module_cycles.py engine lp dispatch forecasting trading contracts service/api service/server service/cli datasets; then
+if ! python3 scripts/module_cycles.py engine lp dispatch forecasting planning trading contracts service/api service/server service/cli datasets; then
   failed=1
 fi
 

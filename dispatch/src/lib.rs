@@ -4,7 +4,8 @@
 //! every asset that minimises cost, CO2 or a weighted sum of both, subject
 //! to an energy balance on every bus at every step. [`pareto`] traces the
 //! cost–CO2 front; [`rolling_horizon`] simulates a long period window by
-//! window. The model is built with Volta's LP layer (volta-lp, on good_lp) and solved by HiGHS.
+//! window; [`two_stage`] plans under scenarios of the uncertain series and
+//! [`redispatch`] prices a plan against the day as it turned out. The model is built with Volta's LP layer (volta-lp, on good_lp) and solved by HiGHS.
 //!
 //! ```no_run
 //! use volta_dispatch::{Options, schedule};
@@ -66,6 +67,7 @@ mod pareto;
 mod plan;
 mod rolling;
 mod solve;
+pub mod stochastic;
 pub mod verify;
 
 use volta_engine::Case;
@@ -80,6 +82,7 @@ pub use plan::{
 };
 pub use plan::{Infeasibility, Violation, ViolationKind};
 pub use rolling::{RollingOptions, RollingResult, WindowReport, rolling_horizon};
+pub use stochastic::{Cvar, Plan, Scenario, StochasticOptions, StochasticSolution, redispatch, two_stage};
 
 use crate::model::{Model, Window};
 

@@ -138,7 +138,13 @@ pub(crate) struct Model {
 impl Model {
     /// Builds the model of `case` over `window`.
     pub(crate) fn build(case: &Case, window: &Window<'_>, integrality: Integrality, mode: Mode) -> Self {
-        let mut b = Builder::new(case, window, integrality, mode);
+        Self::build_in(case, window, Lp::new(integrality), mode)
+    }
+
+    /// Builds the model of `case` over `window` into `lp`, after what it
+    /// already holds: the scenarios of a stochastic model share one problem.
+    pub(crate) fn build_in(case: &Case, window: &Window<'_>, lp: Lp, mode: Mode) -> Self {
+        let mut b = Builder::new(case, window, lp, mode);
         for (i, asset) in case.assets().iter().enumerate() {
             // Columns and rows are named after their asset in a written
             // model (`battery.charge(5)`); each builder names its groups.
@@ -230,11 +236,11 @@ struct Builder<'c> {
 }
 
 impl<'c> Builder<'c> {
-    fn new(case: &'c Case, window: &Window<'c>, integrality: Integrality, mode: Mode) -> Self {
+    fn new(case: &'c Case, window: &Window<'c>, lp: Lp, mode: Mode) -> Self {
         let buses = case.buses().len();
         Self {
             case,
-            lp: Lp::new(integrality),
+            lp,
             start: window.start,
             len: window.len,
             h: case.grid().step_hours(),

@@ -30,25 +30,9 @@ pub(crate) struct Raw {
 pub(crate) fn run(mut model: Model, objective: &Lin, options: &Options) -> Result<(Model, Raw), DispatchError> {
     // The LP is consumed by HiGHS; keep the rest of the model for reading.
     let lp = std::mem::replace(&mut model.lp, volta_lp::solve::placeholder());
-    let settings = Settings {
-        verbose: options.verbose,
-        time_limit_s: options.time_limit_s,
-        mip_gap: options.mip_gap,
-        threads: options.threads,
-    };
-    let s = volta_lp::solve(lp, objective, &settings).map_err(DispatchError::Solver)?;
-    let status = match s.outcome {
-        Outcome::Optimal => Status::Optimal,
-        Outcome::WithinGap => Status::WithinGap,
-        Outcome::TimeLimit => Status::TimeLimit,
-        Outcome::IterationLimit => Status::IterationLimit,
-        Outcome::MemoryLimit => Status::MemoryLimit,
-        Outcome::Interrupted => Status::Interrupted,
-        Outcome::Infeasible => Status::Infeasible,
-        Outcome::Unbounded => Status::Unbounded,
-    };
+    let s = volta_lp::solve(lp, objective, &settings(options)).map_err(DispatchError::Solver)?;
     let raw = Raw {
-        status,
+        status: status_of(s.outcome),
         objective: s.objective,
         best_bound: s.best_bound,
         gap: s.gap,
@@ -58,6 +42,30 @@ pub(crate) fn run(mut model: Model, objective: &Lin, options: &Options) -> Resul
         ambiguous: s.ambiguous,
     };
     Ok((model, raw))
+}
+
+/// HiGHS's settings for `options`.
+pub(crate) fn settings(options: &Options) -> Settings {
+    Settings {
+        verbose: options.verbose,
+        time_limit_s: options.time_limit_s,
+        mip_gap: options.mip_gap,
+        threads: options.threads,
+    }
+}
+
+/// The status a solver outcome reports.
+pub(crate) fn status_of(outcome: Outcome) -> Status {
+    match outcome {
+        Outcome::Optimal => Status::Optimal,
+        Outcome::WithinGap => Status::WithinGap,
+        Outcome::TimeLimit => Status::TimeLimit,
+        Outcome::IterationLimit => Status::IterationLimit,
+        Outcome::MemoryLimit => Status::MemoryLimit,
+        Outcome::Interrupted => Status::Interrupted,
+        Outcome::Infeasible => Status::Infeasible,
+        Outcome::Unbounded => Status::Unbounded,
+    }
 }
 
 /// Builds and solves one window of `case`; returns the model and the raw result.

@@ -91,8 +91,8 @@ pub mod time;
 pub use asset::{Asset, AssetKind};
 pub use cancel::{Cancel, Cancelled};
 pub use case::{
-    Case, CaseReader, Checked, Format, Issue, IssueCode, MAX_MAGNITUDE, MIN_EFFICIENCY, Severity, TimeSpec,
-    ValidationReport,
+    Case, CaseReader, Checked, Format, Issue, IssueCode, MAX_MAGNITUDE, MIN_EFFICIENCY, ReplaceError, SeriesField,
+    SeriesRef, Severity, TimeSpec, ValidationReport,
 };
 pub use error::{Error, Result};
 pub use ids::{AssetId, BusId, CarrierId, is_valid_id};

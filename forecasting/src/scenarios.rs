@@ -20,12 +20,14 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 
+use crate::calibration::Calibration;
 use crate::history::History;
 use crate::trained::{Forecast, TrainedModel};
 
 /// The errors of one out-of-sample forecast, over the whole horizon.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorPath {
     /// When the forecast was issued.
     pub issue: Timestamp,
@@ -43,28 +45,33 @@ pub struct Scenario {
     pub values: Vec<f64>,
 }
 
+/// The out-of-sample error paths of `calibration` over a horizon of `h`
+/// leads, oldest first: one per held-out issue whose every lead had an
+/// actual. `series` is the data it was calibrated on (the paths name their
+/// issue time by it).
+pub(crate) fn paths_of(calibration: &Calibration, series: &History, h: usize) -> Vec<ErrorPath> {
+    let mut by_issue: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for r in &calibration.held_out {
+        let errors = by_issue.entry(r.step - r.lead).or_insert_with(|| vec![f64::NAN; h]);
+        if let Some(slot) = errors.get_mut(r.lead) {
+            *slot = if calibration.relative { r.error / r.point } else { r.error };
+        }
+    }
+    by_issue
+        .into_iter()
+        .filter(|(i0, errors)| *i0 < series.len() && errors.iter().all(|e| e.is_finite()))
+        .map(|(i0, errors)| ErrorPath { issue: series.time(i0), errors })
+        .collect()
+}
+
 impl TrainedModel {
     /// The out-of-sample error paths of its calibration, oldest first: one
-    /// per held-out issue whose every lead had an actual. `series` is the
-    /// data it was trained on (the paths name their issue time by it).
-    /// Empty for a model without quantiles, and for a model loaded from a
-    /// file (the errors are not saved).
+    /// per held-out issue whose every lead had an actual. Saved with the
+    /// model; empty for a model without quantiles and for a model file
+    /// written before they were saved.
     #[must_use]
-    pub fn error_paths(&self, series: &History) -> Vec<ErrorPath> {
-        let Some(calibration) = &self.calibration else { return Vec::new() };
-        let h = self.spec.features.horizon;
-        let mut by_issue: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-        for r in &calibration.held_out {
-            let errors = by_issue.entry(r.step - r.lead).or_insert_with(|| vec![f64::NAN; h]);
-            if let Some(slot) = errors.get_mut(r.lead) {
-                *slot = if calibration.relative { r.error / r.point } else { r.error };
-            }
-        }
-        by_issue
-            .into_iter()
-            .filter(|(i0, errors)| *i0 < series.len() && errors.iter().all(|e| e.is_finite()))
-            .map(|(i0, errors)| ErrorPath { issue: series.time(i0), errors })
-            .collect()
+    pub fn error_paths(&self) -> &[ErrorPath] {
+        &self.error_paths
     }
 
     /// `forecast` under each of `paths` (from [`TrainedModel::error_paths`]
@@ -132,15 +139,15 @@ mod tests {
             vec![0.1, 0.9],
         );
         let model = train(&series, &spec, series.len()).expect("train");
-        let paths = model.error_paths(&series);
+        let paths = model.error_paths();
         // Issues from day 9 (7 days of lags and 2 of horizon) to day 118
         // (the last whose horizon ends in the data), each held out once.
         assert_eq!(paths.len(), 110);
         assert!(paths.windows(2).all(|w| w[0].issue < w[1].issue));
         let forecast = model.forecast(&series, series.time(series.len() - 48)).expect("forecast");
-        let scenarios = model.scenarios(&forecast, &paths);
+        let scenarios = model.scenarios(&forecast, paths);
         assert_eq!(scenarios.len(), paths.len());
-        for (s, p) in scenarios.iter().zip(&paths) {
+        for (s, p) in scenarios.iter().zip(paths) {
             assert_eq!(s.analog, p.issue);
             for ((v, e), point) in s.values.iter().zip(&p.errors).zip(&forecast.point) {
                 // The load is positive: errors are relative.
@@ -159,6 +166,6 @@ mod tests {
         let series = walk(40);
         let spec = ForecastSpec::new(ModelSpec::NaiveDay, FeatureSpec::new(24), time(0, 0, 0, 0), Vec::new());
         let model = train(&series, &spec, series.len()).expect("train");
-        assert!(model.error_paths(&series).is_empty());
+        assert!(model.error_paths().is_empty());
     }
 }

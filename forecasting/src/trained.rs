@@ -17,6 +17,7 @@ use crate::gbdt::Gbdt;
 use crate::history::History;
 use crate::models::{self, Fitted};
 use crate::quality::Cleaning;
+use crate::scenarios::{ErrorPath, paths_of};
 use crate::spec::ForecastSpec;
 
 /// The name and version written into every model file.
@@ -63,6 +64,10 @@ pub struct TrainedModel {
     /// data alike (older files: the defaults).
     #[serde(default)]
     pub cleaning: Cleaning,
+    /// The out-of-sample error path of every held-out issue of the
+    /// calibration, for joint scenarios (older files: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_paths: Vec<ErrorPath>,
 }
 
 /// One issued forecast.
@@ -137,6 +142,7 @@ pub(crate) fn train_with(
         || models::fit(&spec.model, series, &spec.features, ctx, &issues, end, cancel),
     );
     let (calibration, fitted) = (calibration?, fitted?);
+    let error_paths = calibration.as_ref().map_or_else(Vec::new, |c| paths_of(c, series, spec.features.horizon));
     let quantile_models =
         if spec.quantile_trees { fit_quantile_trees(series, spec, ctx, &issues, end, cancel)? } else { Vec::new() };
     let y: Vec<f64> = (0..end).map(|i| series.label(i)).collect();
@@ -163,6 +169,7 @@ pub(crate) fn train_with(
         quantile_models,
         time_column: None,
         cleaning: Cleaning::default(),
+        error_paths,
     })
 }
 

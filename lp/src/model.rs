@@ -133,6 +133,8 @@ pub struct Lp {
     /// Names for people reading a written model: `scope(k)`.
     col_names: Vec<String>,
     row_names: Vec<String>,
+    /// Put before every scope (e.g. a scenario's `s3.`).
+    prefix: String,
     /// The current scope, and per scope how many columns and rows it named.
     scope: String,
     named: std::collections::HashMap<String, (usize, usize)>,
@@ -157,6 +159,7 @@ impl Lp {
             bounds: Vec::new(),
             col_names: Vec::new(),
             row_names: Vec::new(),
+            prefix: String::new(),
             scope: "x".to_owned(),
             named: std::collections::HashMap::new(),
         }
@@ -167,8 +170,18 @@ impl Lp {
     /// written model ([`Lp::write_lp`]). Characters an LP file does not
     /// take become `_`.
     pub fn scope(&mut self, scope: &str) {
-        self.scope =
-            scope.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.') { c } else { '_' }).collect();
+        self.scope = self
+            .prefix
+            .chars()
+            .chain(scope.chars())
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.') { c } else { '_' })
+            .collect();
+    }
+
+    /// Puts `prefix` before every later scope: the columns of one scenario
+    /// of a stochastic model are `s3.battery.charge(5)`.
+    pub fn prefix(&mut self, prefix: &str) {
+        prefix.clone_into(&mut self.prefix);
     }
 
     fn next_name(&mut self, row: bool) -> String {

@@ -1,10 +1,11 @@
 //! Integration tests of volta-dispatch: published optima, each asset class
 //! solved by hand, invariants, every status, prices and infeasibility
-//! explanations.
+//! explanations, two-stage stochastic plans.
 
 mod assets;
 mod golden;
 mod horizons;
 mod invariants;
 mod statuses;
+mod stochastic;
 mod support;

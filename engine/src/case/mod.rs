@@ -11,6 +11,7 @@
 mod check;
 mod document;
 mod profile_spec;
+mod replace;
 pub mod schema;
 
 pub mod table;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::document::Format;
 pub use self::profile_spec::{FileRef, ProfileSpec};
+pub use self::replace::{ReplaceError, SeriesField, SeriesRef};
 use crate::asset::{Asset, Reserve};
 use crate::error::{Error, Result};
 use crate::ids::{AssetId, BusId, CarrierId};

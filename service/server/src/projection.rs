@@ -292,7 +292,7 @@ pub fn run(
         }
         let model = train_cancellable(&series, &spec, series.len(), cancel).map_err(forecast)?;
         let point = model.forecast(&series, *cut).map_err(forecast)?;
-        let paths = model.error_paths(&series);
+        let paths = model.error_paths();
         if paths.is_empty() {
             return Err(ContractError::invalid(
                 "history_days",
@@ -304,7 +304,7 @@ pub fn run(
             .into());
         }
         expected.extend(readings(meter, *cut, &point.point)?);
-        let scenarios = model.scenarios(&point, &paths);
+        let scenarios = model.scenarios(&point, paths);
         per_meter.push((
             meter.clone(),
             scenarios.into_iter().map(|s| (s.analog.to_zoned_datetime(zone.clone()).date(), s.values)).collect(),
