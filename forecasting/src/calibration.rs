@@ -15,6 +15,9 @@
 //! Quantiles are monotone in the level, so they never cross; a target that
 //! was never negative in training is clipped at 0.
 
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -367,6 +370,35 @@ impl Calibration {
             .collect();
         self.residuals = residuals.len();
     }
+}
+
+/// The errors of one out-of-sample forecast, over the whole horizon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorPath {
+    /// When the forecast was issued.
+    pub issue: Timestamp,
+    /// Actual minus forecast per lead, divided by the forecast when the
+    /// model's calibration is relative.
+    pub errors: Vec<f64>,
+}
+
+/// The out-of-sample error paths of `calibration` over a horizon of `h`
+/// leads, oldest first: one per held-out issue whose every lead had an
+/// actual. `series` is the data it was calibrated on (the paths name their
+/// issue time by it).
+pub(crate) fn paths_of(calibration: &Calibration, series: &History, h: usize) -> Vec<ErrorPath> {
+    let mut by_issue: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for r in &calibration.held_out {
+        let errors = by_issue.entry(r.step - r.lead).or_insert_with(|| vec![f64::NAN; h]);
+        if let Some(slot) = errors.get_mut(r.lead) {
+            *slot = if calibration.relative { r.error / r.point } else { r.error };
+        }
+    }
+    by_issue
+        .into_iter()
+        .filter(|(i0, errors)| *i0 < series.len() && errors.iter().all(|e| e.is_finite()))
+        .map(|(i0, errors)| ErrorPath { issue: series.time(i0), errors })
+        .collect()
 }
 
 #[cfg(test)]

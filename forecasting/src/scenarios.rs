@@ -17,24 +17,10 @@
 //! forecast for a strictly positive target (a load), absolute otherwise;
 //! a target never negative in training is clipped at 0.
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
-use crate::calibration::Calibration;
-use crate::history::History;
+pub use crate::calibration::ErrorPath;
 use crate::trained::{Forecast, TrainedModel};
-
-/// The errors of one out-of-sample forecast, over the whole horizon.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErrorPath {
-    /// When the forecast was issued.
-    pub issue: Timestamp,
-    /// Actual minus forecast per lead, divided by the forecast when the
-    /// model's calibration is relative.
-    pub errors: Vec<f64>,
-}
 
 /// One scenario of a forecast.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,25 +29,6 @@ pub struct Scenario {
     pub analog: Timestamp,
     /// Value per lead.
     pub values: Vec<f64>,
-}
-
-/// The out-of-sample error paths of `calibration` over a horizon of `h`
-/// leads, oldest first: one per held-out issue whose every lead had an
-/// actual. `series` is the data it was calibrated on (the paths name their
-/// issue time by it).
-pub(crate) fn paths_of(calibration: &Calibration, series: &History, h: usize) -> Vec<ErrorPath> {
-    let mut by_issue: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-    for r in &calibration.held_out {
-        let errors = by_issue.entry(r.step - r.lead).or_insert_with(|| vec![f64::NAN; h]);
-        if let Some(slot) = errors.get_mut(r.lead) {
-            *slot = if calibration.relative { r.error / r.point } else { r.error };
-        }
-    }
-    by_issue
-        .into_iter()
-        .filter(|(i0, errors)| *i0 < series.len() && errors.iter().all(|e| e.is_finite()))
-        .map(|(i0, errors)| ErrorPath { issue: series.time(i0), errors })
-        .collect()
 }
 
 impl TrainedModel {
@@ -105,6 +72,7 @@ mod tests {
 
     use super::*;
     use crate::features::FeatureSpec;
+    use crate::history::History;
     use crate::models::ModelSpec;
     use crate::spec::ForecastSpec;
     use crate::trained::train;
@@ -143,6 +111,11 @@ mod tests {
         // Issues from day 9 (7 days of lags and 2 of horizon) to day 118
         // (the last whose horizon ends in the data), each held out once.
         assert_eq!(paths.len(), 110);
+        // Saved with the model: a model read back from its file makes the
+        // same scenarios.
+        let saved = serde_json::to_string(&model).expect("save");
+        let loaded: TrainedModel = serde_json::from_str(&saved).expect("load");
+        assert_eq!(loaded.error_paths(), paths);
         assert!(paths.windows(2).all(|w| w[0].issue < w[1].issue));
         let forecast = model.forecast(&series, series.time(series.len() - 48)).expect("forecast");
         let scenarios = model.scenarios(&forecast, paths);

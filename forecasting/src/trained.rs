@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use volta_engine::Cancel;
 
-use crate::calibration::{Calibration, calibrate, fit_quantile_trees, raw_quantiles};
+use crate::calibration::{Calibration, ErrorPath, calibrate, fit_quantile_trees, paths_of, raw_quantiles};
 use crate::data::ReadOptions;
 use crate::error::{ForecastError, Result};
 use crate::features::{self, Context};
@@ -17,7 +17,6 @@ use crate::gbdt::Gbdt;
 use crate::history::History;
 use crate::models::{self, Fitted};
 use crate::quality::Cleaning;
-use crate::scenarios::{ErrorPath, paths_of};
 use crate::spec::ForecastSpec;
 
 /// The name and version written into every model file.

@@ -28,7 +28,7 @@ use volta_dispatch::stochastic::{Cvar, StochasticOptions};
 use volta_dispatch::{Options, redispatch, schedule};
 use volta_engine::case::{CaseReader, Format};
 use volta_engine::{Case, SeriesField, SeriesRef};
-use volta_forecasting::{FeatureSpec, ForecastSpec, Holidays, History, ModelSpec, train};
+use volta_forecasting::{FeatureSpec, ForecastSpec, History, Holidays, ModelSpec, train};
 use volta_planning::{ForecastSource, PlanOptions, plan};
 
 const PEAK_KW: f64 = 1800.0;
@@ -149,7 +149,7 @@ fn main() {
         model.error_paths().len()
     );
     let series = SeriesRef::new("site", SeriesField::DemandKw);
-    let source = ForecastSource { series: series.clone(), model, history: history.clone(), scale };
+    let source = ForecastSource { series, model, history: history.clone(), scale };
     let exact = Options { mip_gap: Some(1e-6), prices: false, ..Options::default() };
     let stochastic = |risk| StochasticOptions { options: exact.clone(), imbalance_penalty: Some(0.10), risk };
     let methods: [(&str, usize, Option<Cvar>); 3] = [
@@ -193,7 +193,9 @@ fn main() {
     }
     let n = foresight.costs.len();
     println!("\n{n} days from 2014-11-01, {k} scenarios, imbalance 0.10 AUD/kWh\n");
-    println!("| plan | realised cost, AUD/day | above foresight | worst 10 % of days, AUD | unserved, kWh | imbalance, kWh | plan time, s/day |");
+    println!(
+        "| plan | realised cost, AUD/day | above foresight | worst 10 % of days, AUD | unserved, kWh | imbalance, kWh | plan time, s/day |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let row = |name: &str, t: &Tally| {
         println!(

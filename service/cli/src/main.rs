@@ -17,6 +17,7 @@ mod bid;
 mod contracts;
 mod forecast;
 mod market;
+mod plan;
 mod report;
 mod schedule;
 mod serve;
@@ -47,6 +48,7 @@ Examples:
   volta backtest --data load.csv --target load_kw --horizon 48 --train-until 2014-10-31 --model gbdt
   volta train --data load.csv --target load_kw --horizon 48 --model-file site.model.json
   volta forecast --model-file site.model.json --data load.csv --issue-time 2014-12-01T00:00
+  volta plan site.toml --issue-time 2014-12-01T00:00 --forecast load.demand_kw=site.model.json,load.csv --scenarios 20
 
 Run `volta help <command>` for the details of a command.";
 
@@ -80,6 +82,9 @@ enum Command {
     /// Optimise the operation of a case: schedule, costs, prices, plots.
     #[command(long_about = schedule::LONG_ABOUT, after_help = schedule::AFTER_HELP)]
     Schedule(schedule::Args),
+    /// Plan a case from forecasts: deterministic, or two-stage stochastic over joint scenarios.
+    #[command(long_about = plan::LONG_ABOUT, after_help = plan::AFTER_HELP)]
+    Plan(plan::Args),
     /// Backtest a load or PV forecasting model on history (rolling origin).
     #[command(long_about = forecast::BACKTEST_ABOUT, after_help = forecast::BACKTEST_AFTER)]
     Backtest(forecast::BacktestArgs),
@@ -123,6 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schedule(args) => schedule::run(&args),
+        Command::Plan(args) => plan::run(&args),
         Command::Backtest(args) => forecast::backtest(&args),
         Command::Train(args) => forecast::train(&args),
         Command::Inspect(args) => forecast::inspect(&args),

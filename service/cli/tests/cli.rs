@@ -817,3 +817,112 @@ fn write_model_writes_the_lp_with_readable_names_and_checks_its_extension() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn plan_forecasts_the_load_and_plans_under_its_scenarios() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("vic.model.json").display().to_string();
+    let args = victoria_args(&[
+        "--model",
+        "linear",
+        "--quantiles",
+        "0.1,0.5,0.9",
+        "--train-until",
+        "2014-11-12",
+        "--model-file",
+        &model,
+    ]);
+    let trained = volta_owned("train", &args);
+    assert!(trained.status.success(), "{}", String::from_utf8_lossy(&trained.stderr));
+    let case = dir.path().join("site.toml");
+    std::fs::write(
+        &case,
+        r#"
+name = "site"
+[time]
+start = "2014-11-12T00:00"
+timezone = "Australia/Brisbane"
+step = "1h"
+steps = 24
+[settings]
+currency = "AUD"
+value_of_lost_load = 5
+[[buses]]
+id = "elec"
+carrier = "electricity"
+[[assets]]
+id = "site"
+type = "load"
+bus = "elec"
+demand_kw = 800
+[[assets]]
+id = "grid"
+type = "grid"
+bus = "elec"
+import_price = 0.25
+export_price = 0.05
+import_limit_kw = 1000
+export_limit_kw = 100
+[[assets]]
+id = "engine"
+type = "thermal"
+bus = "elec"
+capacity_kw = 300
+min_power_kw = 150
+fuel_carrier = "gas"
+fuel_price = 0.05
+efficiency = 0.38
+  [assets.commitment]
+  min_up_h = 3
+  min_down_h = 2
+  start_cost = 20
+"#,
+    )
+    .expect("case");
+    let data = volta_datasets::raw("vic_elecdemand_2014_halfhourly.csv").display().to_string();
+    let out = dir.path().join("plan");
+    let forecast = format!("site.demand_kw={model},{data},150");
+    let case = case.display().to_string();
+    let run = volta(&[
+        "plan",
+        &case,
+        "--issue-time",
+        "2014-11-12T00:00",
+        "--forecast",
+        &forecast,
+        "--scenarios",
+        "6",
+        "--imbalance-penalty",
+        "0.1",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    let text = stdout(&run);
+    assert!(run.status.success(), "{text}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        text.contains("two-stage stochastic plan of 24 steps from forecasts issued 2014-11-12T00:00:00+10:00"),
+        "{text}"
+    );
+    assert!(text.contains("6 scenario(s): optimal") && text.contains("P90"), "{text}");
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).expect("plan.json")).expect("json");
+    assert_eq!(plan["plan"]["commitment"][0]["on"].as_array().map(Vec::len), Some(24));
+    assert_eq!(plan["scenarios"].as_array().map(Vec::len), Some(6));
+    let forecasts = std::fs::read_to_string(out.join("forecasts.csv")).expect("forecasts.csv");
+    assert_eq!(forecasts.lines().next(), Some("time,series,point,q0.1,q0.5,q0.9"));
+    assert_eq!(forecasts.lines().count(), 25);
+    let scenarios = std::fs::read_to_string(out.join("scenarios.csv")).expect("scenarios.csv");
+    assert_eq!(scenarios.lines().count(), 7);
+    // A series the case does not have, and a horizon that does not reach: usage errors, exit 2.
+    let bad = format!("site.availability={model},{data}");
+    let refused = volta(&["plan", &case, "--issue-time", "2014-11-12T00:00", "--forecast", &bad]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("only a renewable has availability"));
+    let late = volta(&["plan", &case, "--issue-time", "2014-11-11T12:00", "--forecast", &forecast]);
+    assert_eq!(late.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&late.stderr).contains("does not reach the case's end"),
+        "{}",
+        String::from_utf8_lossy(&late.stderr)
+    );
+}
