@@ -39,9 +39,10 @@ Examples:
       --forecast site.demand_kw=vic.model.json,vic.csv,150 --scenarios 20 --cvar 0.9:0.5
 
 Written with --out: plan.json (the commitment and nominations, and each
-scenario's cost), forecasts.csv (point and quantiles per series and step) and
+scenario's cost), forecasts.csv (point and quantiles per series and step),
 scenarios.csv (each scenario's probability, cost, imbalance and unserved
-energy). Exit status: 0 planned, 1 no plan (infeasible), 2 usage errors.";
+energy) and plan.png (each series' scenario fan with the plan over it, and the
+cost distribution). Exit status: 0 planned, 1 no plan (infeasible), 2 usage errors.";
 
 /// Arguments of `volta plan`.
 #[derive(Debug, ClapArgs)]
@@ -147,7 +148,9 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     say!("{summary}");
     if let Some(dir) = &args.out {
         write(dir, &case, &made)?;
-        say!("written: {}/plan.json, forecasts.csv, scenarios.csv", dir.display());
+        let alpha = options.stochastic.risk.map_or(0.9, |r| r.alpha);
+        crate::report::write_plan_plot(&case, &made, alpha, dir)?;
+        say!("written: {}/plan.json, forecasts.csv, scenarios.csv, plan.png", dir.display());
     }
     Ok(if made.solution.plan.is_some() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

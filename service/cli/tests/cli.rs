@@ -911,6 +911,7 @@ efficiency = 0.38
     let forecasts = std::fs::read_to_string(out.join("forecasts.csv")).expect("forecasts.csv");
     assert_eq!(forecasts.lines().next(), Some("time,series,point,q0.1,q0.5,q0.9"));
     assert_eq!(forecasts.lines().count(), 25);
+    assert!(std::fs::metadata(out.join("plan.png")).expect("plan.png").len() > 10_000);
     let scenarios = std::fs::read_to_string(out.join("scenarios.csv")).expect("scenarios.csv");
     assert_eq!(scenarios.lines().count(), 7);
     // A series the case does not have, and a horizon that does not reach: usage errors, exit 2.

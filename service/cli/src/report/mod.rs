@@ -57,3 +57,55 @@ pub(crate) fn write_front(case: &Case, front: &Front, dir: &Path) -> anyhow::Res
     plot::front(case, front, &png)?;
     Ok(vec![csv_path, png])
 }
+
+/// Writes `plan.png` for a day-ahead plan into `dir`: the scenario fan of
+/// every forecast series with the plan over it, and the cost distribution.
+pub(crate) fn write_plan_plot(
+    case: &Case,
+    made: &volta_planning::DayAheadPlan,
+    alpha: f64,
+    dir: &Path,
+) -> anyhow::Result<PathBuf> {
+    let grid = case.grid();
+    let time_label = |x: f64| {
+        let t = (x.max(0.0) as usize).min(grid.len().saturating_sub(1));
+        grid.at(t).strftime("%d %H:%M").to_string()
+    };
+    let s = &made.solution;
+    let series = made
+        .forecasts
+        .iter()
+        .map(|f| {
+            let band = (f.levels.len() >= 2 && !f.quantiles.is_empty()).then(|| {
+                (f.quantiles.iter().map(|q| q[0]).collect(), f.quantiles.iter().map(|q| q[q.len() - 1]).collect())
+            });
+            let scenarios = made
+                .scenarios
+                .iter()
+                .filter_map(|sc| {
+                    sc.series.iter().find(|(r, _)| *r == f.series).map(|(_, v)| (sc.probability, v.clone()))
+                })
+                .collect();
+            (f.series.to_string(), f.point.clone(), band, scenarios)
+        })
+        .collect();
+    let plan = s.plan.clone().unwrap_or_default();
+    let plot = plot::PlanPlot {
+        title: format!(
+            "{}: plan from forecasts issued {}",
+            case.name(),
+            made.issue.to_zoned_datetime(grid.time_zone().clone()).strftime("%Y-%m-%d %H:%M %Z")
+        ),
+        time_label: &time_label,
+        series,
+        nominations: plan.nominations.iter().map(|n| (n.asset.to_string(), n.net_import_kw.clone())).collect(),
+        commitment: plan.commitment.iter().map(|u| (u.asset.to_string(), u.on.clone())).collect(),
+        costs: s.scenarios.iter().map(|o| (o.cost, o.probability)).collect(),
+        expected: s.expected_cost().unwrap_or(f64::NAN),
+        cvar: s.cvar(alpha).map(|c| (alpha, c)),
+        currency: &case.settings().currency,
+    };
+    let path = dir.join("plan.png");
+    plot::plan(&plot, &path)?;
+    Ok(path)
+}

@@ -418,3 +418,149 @@ pub(super) fn quality(plot: &QualityPlot<'_>, path: &Path) -> anyhow::Result<()>
         Ok(())
     })
 }
+
+/// A day-ahead plan: one panel per forecast series with its scenarios (a
+/// fan of thin lines, darker for likelier ones), its P10–P90 band and point
+/// forecast, the grid nomination and the committed hours; and the cost
+/// distribution over the scenarios.
+pub(super) struct PlanPlot<'a> {
+    pub title: String,
+    /// The local time of a step.
+    pub time_label: &'a dyn Fn(f64) -> String,
+    pub series: Vec<FanSeries>,
+    /// Per nominated grid: its name and net import per step, kW.
+    pub nominations: Vec<(String, Vec<f64>)>,
+    /// Per unit under commitment: its name and on/off per step.
+    pub commitment: Vec<(String, Vec<bool>)>,
+    /// `(cost, probability)` per scenario.
+    pub costs: Vec<(f64, f64)>,
+    pub expected: f64,
+    /// CVaR with its level.
+    pub cvar: Option<(f64, f64)>,
+    pub currency: &'a str,
+}
+
+/// One forecast series of a plan plot: its name, point forecast, P10–P90
+/// (if any) and scenarios `(probability, values)`.
+pub(super) type FanSeries = (String, Vec<f64>, Option<(Vec<f64>, Vec<f64>)>, Vec<(f64, Vec<f64>)>);
+
+pub(super) fn plan(plot: &PlanPlot<'_>, path: &Path) -> anyhow::Result<()> {
+    register_font();
+    let panels = plot.series.len() + 1;
+    let root = BitMapBackend::new(path, (1200, 360 * u32::try_from(panels).unwrap_or(2))).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let root = root.titled(&plot.title, ("sans-serif", 22)).map_err(err)?;
+    let areas = root.split_evenly((panels, 1));
+    for ((name, point, band, scenarios), area) in plot.series.iter().zip(&areas) {
+        let n = point.len();
+        let nominated = plot.nominations.iter().flat_map(|(_, v)| v.iter());
+        let all = scenarios.iter().flat_map(|(_, v)| v.iter()).chain(point).chain(nominated);
+        let (lo, hi) = finite_range(all);
+        let pad = ((hi - lo) * 0.06).max(1e-6);
+        let (bottom, top) = (lo.min(0.0) - pad, hi + pad);
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("{name}: scenarios and plan"), ("sans-serif", 17))
+            .margin(12)
+            .x_label_area_size(34)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..n as f64, bottom..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_labels(12)
+            .x_label_formatter(&|x| (plot.time_label)(*x))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(err)?;
+        // Committed steps as a strip along the bottom, one per unit.
+        let strip = (top - bottom) * 0.03;
+        for (k, (unit, on)) in plot.commitment.iter().enumerate() {
+            let y0 = bottom + strip * k as f64;
+            let color = PALETTE[(4 + k) % PALETTE.len()];
+            let bars = on.iter().enumerate().filter(|(_, on)| **on).map(|(t, _)| {
+                Rectangle::new([(t as f64, y0), (t as f64 + 1.0, y0 + strip * 0.8)], color.mix(0.7).filled())
+            });
+            chart
+                .draw_series(bars)
+                .map_err(err)?
+                .label(format!("{unit} committed"))
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], color.mix(0.7).filled()));
+        }
+        let max_p = scenarios.iter().map(|(p, _)| *p).fold(0.0, f64::max).max(1e-12);
+        for (k, (p, values)) in scenarios.iter().enumerate() {
+            let series =
+                chart.draw_series(LineSeries::new(stairs(values), BLACK.mix(0.12 + 0.5 * p / max_p))).map_err(err)?;
+            if k == 0 {
+                series
+                    .label(format!("{} scenarios", scenarios.len()))
+                    .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.4)));
+            }
+        }
+        if let Some((lo, hi)) = band {
+            let mut poly = stairs(hi);
+            poly.extend(stairs(lo).into_iter().rev());
+            chart
+                .draw_series(std::iter::once(Polygon::new(poly, PALETTE[0].mix(0.18).filled())))
+                .map_err(err)?
+                .label("P10–P90")
+                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], PALETTE[0].mix(0.18).filled()));
+        }
+        chart
+            .draw_series(LineSeries::new(stairs(point), PALETTE[0].stroke_width(2)))
+            .map_err(err)?
+            .label("point forecast")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], PALETTE[0].stroke_width(2)));
+        for (k, (grid, values)) in plot.nominations.iter().enumerate() {
+            let color = PALETTE[(1 + k) % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(stairs(values), color.stroke_width(2)))
+                .map_err(err)?
+                .label(format!("{grid} nominated net import, kW"))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    }
+    // The cost distribution: the cumulative probability of the scenario costs.
+    let Some(area) = areas.last() else { return Ok(()) };
+    let mut costs = plot.costs.clone();
+    costs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (lo, hi) = finite_range(costs.iter().map(|(c, _)| c));
+    let pad = ((hi - lo) * 0.08).max(1.0);
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("cost over the scenarios, {}", plot.currency), ("sans-serif", 17))
+        .margin(12)
+        .x_label_area_size(34)
+        .y_label_area_size(70)
+        .build_cartesian_2d((lo - pad)..(hi + pad), 0.0..1.05)
+        .map_err(err)?;
+    chart.configure_mesh().y_desc("cumulative probability").light_line_style(WHITE.mix(0.0)).draw().map_err(err)?;
+    let mut cumulative = 0.0;
+    let mut steps = vec![(lo - pad, 0.0)];
+    for &(cost, p) in &costs {
+        steps.push((cost, cumulative));
+        cumulative += p;
+        steps.push((cost, cumulative));
+    }
+    steps.push((hi + pad, cumulative));
+    chart
+        .draw_series(LineSeries::new(steps, PALETTE[0].stroke_width(2)))
+        .map_err(err)?
+        .label("cumulative probability")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], PALETTE[0].stroke_width(2)));
+    let expected = plot.expected;
+    chart
+        .draw_series(LineSeries::new([(expected, 0.0), (expected, 1.05)], PALETTE[1].stroke_width(2)))
+        .map_err(err)?
+        .label(format!("expected {expected:.1}"))
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], PALETTE[1].stroke_width(2)));
+    if let Some((alpha, cvar)) = plot.cvar {
+        chart
+            .draw_series(LineSeries::new([(cvar, 0.0), (cvar, 1.05)], PALETTE[2].stroke_width(2)))
+            .map_err(err)?
+            .label(format!("CVaR({alpha}) {cvar:.1}"))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], PALETTE[2].stroke_width(2)));
+    }
+    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
