@@ -243,3 +243,77 @@ impl PyModel {
         self.model.trained_until.as_second()
     }
 }
+
+/// One forecast series of `volta.plan`: the series (`asset.field`), its
+/// model, its data and its scale.
+type PlanSource<'a> = (String, PyRef<'a, PyModel>, Columns, f64);
+
+/// A day-ahead plan from forecasts, as JSON; see `volta.plan`.
+#[pyfunction]
+#[pyo3(signature = (case, sources, issue_s, scenarios = 0, imbalance_penalty = None, cvar = None, time_limit = None, gap = None))]
+#[expect(clippy::too_many_arguments, reason = "the keyword arguments of volta.plan, one each")]
+pub(crate) fn plan(
+    py: Python<'_>,
+    case: &crate::PyCase,
+    sources: Vec<PlanSource<'_>>,
+    issue_s: i64,
+    scenarios: usize,
+    imbalance_penalty: Option<f64>,
+    cvar: Option<(f64, f64)>,
+    time_limit: Option<f64>,
+    gap: Option<f64>,
+) -> PyResult<String> {
+    let fail = |e: String| raise(py, Raise::Forecast, e);
+    let mut read_sources = Vec::with_capacity(sources.len());
+    for (series, model, columns, scale) in sources {
+        let series = volta_engine::SeriesRef::parse(&series).map_err(fail)?;
+        // The data is read as the model's training data was.
+        let (history, _) = read(py, columns, Some(model.model.cleaning))?;
+        read_sources.push(volta_planning::ForecastSource { series, model: model.model.clone(), history, scale });
+    }
+    let issue = jiff::Timestamp::from_second(issue_s).map_err(|e| fail(e.to_string()))?;
+    let options = volta_planning::PlanOptions {
+        scenarios,
+        stochastic: volta_dispatch::StochasticOptions {
+            options: volta_dispatch::Options {
+                time_limit_s: time_limit,
+                mip_gap: gap,
+                prices: false,
+                ..Default::default()
+            },
+            imbalance_penalty,
+            risk: cvar.map(|(alpha, weight)| volta_dispatch::Cvar { alpha, weight }),
+        },
+    };
+    let owned = case.case.clone();
+    let cancel = options.stochastic.options.cancel.clone();
+    let made = crate::interruptible(py, &cancel, move || {
+        volta_planning::plan(&owned, &read_sources, issue, &options).map(|made| {
+            let s = &made.solution;
+            serde_json::json!({
+                "status": s.status.name(),
+                "objective": s.objective,
+                "expected_cost": s.expected_cost(),
+                "plan": s.plan,
+                "scenarios": s.scenarios.iter().map(|o| serde_json::json!({
+                    "name": o.name, "probability": o.probability, "cost": o.cost,
+                    "imbalance_cost": o.imbalance_cost, "imbalance_kwh": o.imbalance_kwh,
+                    "unserved_kwh": o.unserved_kwh,
+                })).collect::<Vec<_>>(),
+                "forecasts": made.forecasts.iter().map(|f| serde_json::json!({
+                    "series": f.series.to_string(), "point": f.point, "levels": f.levels,
+                    "quantiles": f.quantiles, "paths": f.paths.len(),
+                })).collect::<Vec<_>>(),
+                "solve_seconds": s.stats.solve_seconds,
+            })
+            .to_string()
+        })
+    })?;
+    made.map_err(|e| {
+        if let volta_planning::PlanError::Dispatch(e) = e {
+            raise(py, Raise::Solver, e.to_string())
+        } else {
+            fail(e.to_string())
+        }
+    })
+}

@@ -102,8 +102,8 @@ fn case_error(py: Python<'_>, err: &CaseFileError) -> PyErr {
 
 /// A checked case.
 #[pyclass(name = "Case", module = "volta._native", frozen)]
-struct PyCase {
-    case: Case,
+pub(crate) struct PyCase {
+    pub(crate) case: Case,
     warnings: Vec<(String, String)>,
 }
 
@@ -355,6 +355,7 @@ fn case_schema() -> PyResult<String> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCase>()?;
     m.add_function(wrap_pyfunction!(schedule, m)?)?;
+    m.add_function(wrap_pyfunction!(forecast::plan, m)?)?;
     m.add_function(wrap_pyfunction!(case_schema, m)?)?;
     m.add_function(wrap_pyfunction!(time_grid, m)?)?;
     m.add_function(wrap_pyfunction!(pareto, m)?)?;

@@ -37,11 +37,13 @@ __all__ = [
     "SolverError",
     "VoltaError",
     "DataQuality",
+    "DayAheadPlan",
     "backtest",
     "case_schema",
     "inspect",
     "fields",
     "pareto",
+    "plan",
     "rolling_horizon",
     "schedule",
     "schema",
@@ -905,3 +907,126 @@ class ForecastModel:
             levels=self.quantiles,
             target=target,
         )
+
+
+@dataclass
+class DayAheadPlan:
+    """A plan made by :func:`plan`: its first-stage decisions, the cost of
+    every scenario under it, and the forecasts it was made from."""
+
+    status: str
+    objective: float | None
+    #: Per unit under commitment: its on/off state at each step.
+    commitment: dict[str, np.ndarray]
+    #: Per nominated grid: its net import (kW) at each step.
+    nominations: dict[str, np.ndarray]
+    #: One row per scenario: name, probability, cost, imbalance_cost,
+    #: imbalance_kwh, unserved_kwh.
+    scenarios: list[dict[str, Any]]
+    #: Per forecast series (``asset.field``): point, levels, quantiles (steps × levels).
+    forecasts: dict[str, dict[str, Any]]
+    solve_seconds: float
+
+    @property
+    def expected_cost(self) -> float:
+        """The probability-weighted cost over the scenarios."""
+        return float(sum(s["probability"] * s["cost"] for s in self.scenarios))
+
+    def cost_quantile(self, q: float) -> float:
+        """The smallest scenario cost whose cumulative probability reaches ``q``."""
+        total = 0.0
+        ordered = sorted(self.scenarios, key=lambda s: s["cost"])
+        for s in ordered:
+            total += s["probability"]
+            if total >= q - 1e-12:
+                return float(s["cost"])
+        return float(ordered[-1]["cost"])
+
+    def cvar(self, alpha: float = 0.9) -> float:
+        """The expected cost of the worst ``1 − alpha`` of the probability."""
+        tail, mass, total = 1.0 - alpha, 0.0, 0.0
+        for s in sorted(self.scenarios, key=lambda s: -s["cost"]):
+            take = min(s["probability"], tail - mass)
+            if take <= 0:
+                break
+            mass += take
+            total += take * s["cost"]
+        return total / mass
+
+    def scenarios_frame(self):
+        """The scenarios as a pandas DataFrame, one row each."""
+        import pandas as pd
+
+        return pd.DataFrame(self.scenarios)
+
+
+def plan(
+    case: Case | str | PathLike[str] | dict[str, Any],
+    forecasts: dict[str, tuple[Any, ...]],
+    issue: str | _dt.datetime,
+    *,
+    scenarios: int = 0,
+    imbalance_penalty: float | None = None,
+    cvar: tuple[float, float] | None = None,
+    time_limit: float | None = None,
+    gap: float | None = None,
+) -> DayAheadPlan:
+    """Forecasts ``case``'s uncertain series and plans, as ``volta plan`` does.
+
+    ``forecasts`` maps a series (``"site.demand_kw"``, ``"pv.availability"``,
+    ``"grid.import_price"``) to ``(model, frame)`` or ``(model, frame, scale)``:
+    a :class:`ForecastModel` trained with quantiles, the data it reads (its
+    target up to ``issue``), and the factor from its units to the case's.
+    With ``scenarios=0`` the plan is deterministic on the point forecasts;
+    with ``scenarios=K`` it is two-stage stochastic over the forecasts' joint
+    scenarios reduced to K: commitment (and with ``imbalance_penalty``, each
+    grid's net import) fixed for all, the rest per scenario. ``cvar=(alpha,
+    weight)`` blends the CVaR of the cost into the objective.
+
+    >>> made = volta.plan("site.toml", {"site.demand_kw": (model, frame, 150.0)},
+    ...                   "2014-11-12T00:00", scenarios=20, imbalance_penalty=0.1)
+    >>> made.expected_cost, made.cost_quantile(0.9), made.commitment["engine"]
+    """
+    native_case = _as_case(case)._native
+    sources = []
+    for series, given in forecasts.items():
+        if not 2 <= len(given) <= 3:
+            raise ForecastError(f"forecasts[{series!r}]: expected (model, frame) or (model, frame, scale)")
+        model, frame = given[0], given[1]
+        scale = float(given[2]) if len(given) == 3 else 1.0
+        if not isinstance(model, ForecastModel):
+            raise ForecastError(f"forecasts[{series!r}]: the first item must be a ForecastModel")
+        target, exog = model._native.columns
+        zone = model._native.timezone
+        time = model._time or model._native.time_column
+        if time is not None and time not in frame.columns:
+            time = None
+        cols = _columns(frame, target, time, [n for n, _ in exog], [n for n, k in exog if k], zone)
+        sources.append((series, model._native, cols, scale))
+    if not sources:
+        raise ForecastError("forecasts: name at least one series to forecast")
+    zone = sources[0][1].timezone
+    stamp = issue if isinstance(issue, _dt.datetime) else _dt.datetime.fromisoformat(str(issue))
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=ZoneInfo(zone))
+    raw = json.loads(
+        _native.plan(native_case, sources, int(stamp.timestamp()), scenarios, imbalance_penalty, cvar, time_limit, gap)
+    )
+    first = raw["plan"] or {"commitment": [], "nominations": []}
+    return DayAheadPlan(
+        status=raw["status"],
+        objective=raw["objective"],
+        commitment={u["asset"]: np.array(u["on"], dtype=bool) for u in first["commitment"]},
+        nominations={n["asset"]: np.array(n["net_import_kw"]) for n in first["nominations"]},
+        scenarios=raw["scenarios"],
+        forecasts={
+            f["series"]: {
+                "point": np.array(f["point"]),
+                "levels": f["levels"],
+                "quantiles": np.array(f["quantiles"]),
+                "paths": f["paths"],
+            }
+            for f in raw["forecasts"]
+        },
+        solve_seconds=raw["solve_seconds"],
+    )

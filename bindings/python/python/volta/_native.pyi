@@ -66,3 +66,13 @@ def backtest(
 ) -> dict[str, Any]: ...
 def inspect(columns: dict[str, Any]) -> tuple[str, str]: ...
 def write_model(case: Any, path: str, objective: str = ..., co2_price: float | None = ...) -> None: ...
+def plan(
+    case: Any,
+    sources: list[tuple[str, Any, dict[str, Any], float]],
+    issue_s: int,
+    scenarios: int = ...,
+    imbalance_penalty: float | None = ...,
+    cvar: tuple[float, float] | None = ...,
+    time_limit: float | None = ...,
+    gap: float | None = ...,
+) -> str: ...

@@ -1,0 +1,76 @@
+"""Planning from Python gives the plan of the Rust core: a real forecast of
+Victoria's demand drives a site's day-ahead plan."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import volta
+
+from _vic import COMMON, VIC as DATA
+
+SITE = {
+    "name": "site",
+    "time": {"start": "2014-11-12T00:00", "timezone": "Australia/Brisbane", "step": "1h", "steps": 24},
+    "settings": {"currency": "AUD", "value_of_lost_load": 5},
+    "buses": [{"id": "elec", "carrier": "electricity"}],
+    "assets": [
+        {"id": "site", "type": "load", "bus": "elec", "demand_kw": 800},
+        {
+            "id": "grid", "type": "grid", "bus": "elec", "import_price": 0.25, "export_price": 0.05,
+            "import_limit_kw": 1000, "export_limit_kw": 100,
+        },
+        {
+            "id": "engine", "type": "thermal", "bus": "elec", "capacity_kw": 300, "min_power_kw": 150,
+            "fuel_carrier": "gas", "fuel_price": 0.05, "efficiency": 0.38,
+            "commitment": {"min_up_h": 3, "min_down_h": 2, "start_cost": 20},
+        },
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def frame():
+    pd = pytest.importorskip("pandas")
+    return pd.read_csv(DATA)
+
+
+@pytest.fixture(scope="module")
+def model(frame):
+    return volta.ForecastModel.train(frame, train_until="2014-11-12", model="linear", quantiles=[0.1, 0.5, 0.9], **COMMON)
+
+
+def test_a_deterministic_plan_is_the_schedule_of_the_point_forecast(frame, model):
+    made = volta.plan(SITE, {"site.demand_kw": (model, frame, 150.0)}, "2014-11-12T00:00")
+    assert made.status == "optimal"
+    point = made.forecasts["site.demand_kw"]["point"]
+    assert point.shape == (24,)
+    # Hourly means of the model's half-hourly forecast, scaled.
+    raw = model.forecast(frame, "2014-11-12T00:00").point
+    assert np.allclose(point, 150.0 * (raw[0::2] + raw[1::2]) / 2.0, rtol=1e-12)
+    case = dict(SITE, assets=[dict(SITE["assets"][0], demand_kw=point.tolist()), *SITE["assets"][1:]])
+    direct = volta.schedule(case, gap=1e-9)
+    assert made.objective == pytest.approx(direct.cost, rel=1e-6)
+    assert made.commitment["engine"].shape == (24,)
+
+
+def test_a_stochastic_plan_reports_its_cost_distribution(frame, model):
+    made = volta.plan(
+        SITE, {"site.demand_kw": (model, frame, 150.0)}, "2014-11-12T00:00",
+        scenarios=6, imbalance_penalty=0.1, cvar=(0.9, 0.3),
+    )
+    assert len(made.scenarios) == 6
+    assert sum(s["probability"] for s in made.scenarios) == pytest.approx(1.0)
+    assert made.cost_quantile(0.1) <= made.expected_cost <= made.cvar(0.9)
+    assert made.nominations["grid"].shape == (24,)
+    assert list(made.scenarios_frame().columns)[:3] == ["name", "probability", "cost"]
+
+
+def test_bad_forecasts_name_the_series(frame, model):
+    with pytest.raises(volta.ForecastError, match="only a renewable has availability"):
+        volta.plan(SITE, {"site.availability": (model, frame)}, "2014-11-12T00:00")
+    with pytest.raises(volta.ForecastError, match="does not reach the case's end"):
+        volta.plan(SITE, {"site.demand_kw": (model, frame)}, "2014-11-11T12:00")
+    with pytest.raises(volta.ForecastError, match="expected \\(model, frame\\)"):
+        volta.plan(SITE, {"site.demand_kw": (model,)}, "2014-11-12T00:00")
