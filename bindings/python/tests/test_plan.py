@@ -3,6 +3,8 @@ Victoria's demand drives a site's day-ahead plan."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,24 +12,7 @@ import volta
 
 from _vic import COMMON, VIC as DATA
 
-SITE = {
-    "name": "site",
-    "time": {"start": "2014-11-12T00:00", "timezone": "Australia/Brisbane", "step": "1h", "steps": 24},
-    "settings": {"currency": "AUD", "value_of_lost_load": 5},
-    "buses": [{"id": "elec", "carrier": "electricity"}],
-    "assets": [
-        {"id": "site", "type": "load", "bus": "elec", "demand_kw": 800},
-        {
-            "id": "grid", "type": "grid", "bus": "elec", "import_price": 0.25, "export_price": 0.05,
-            "import_limit_kw": 1000, "export_limit_kw": 100,
-        },
-        {
-            "id": "engine", "type": "thermal", "bus": "elec", "capacity_kw": 300, "min_power_kw": 150,
-            "fuel_carrier": "gas", "fuel_price": 0.05, "efficiency": 0.38,
-            "commitment": {"min_up_h": 3, "min_down_h": 2, "start_cost": 20},
-        },
-    ],
-}
+SITE = str(Path(__file__).resolve().parents[3] / "datasets" / "cases" / "site_day.toml")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +34,7 @@ def test_a_deterministic_plan_is_the_schedule_of_the_point_forecast(frame, model
     # Hourly means of the model's half-hourly forecast, scaled.
     raw = model.forecast(frame, "2014-11-12T00:00").point
     assert np.allclose(point, 150.0 * (raw[0::2] + raw[1::2]) / 2.0, rtol=1e-12)
-    case = dict(SITE, assets=[dict(SITE["assets"][0], demand_kw=point.tolist()), *SITE["assets"][1:]])
+    case = volta.Case.from_file(SITE).replace({"assets.site.demand_kw": point.tolist()})
     direct = volta.schedule(case, gap=1e-9)
     assert made.objective == pytest.approx(direct.cost, rel=1e-6)
     assert made.commitment["engine"].shape == (24,)

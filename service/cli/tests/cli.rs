@@ -834,55 +834,10 @@ fn plan_forecasts_the_load_and_plans_under_its_scenarios() {
     ]);
     let trained = volta_owned("train", &args);
     assert!(trained.status.success(), "{}", String::from_utf8_lossy(&trained.stderr));
-    let case = dir.path().join("site.toml");
-    std::fs::write(
-        &case,
-        r#"
-name = "site"
-[time]
-start = "2014-11-12T00:00"
-timezone = "Australia/Brisbane"
-step = "1h"
-steps = 24
-[settings]
-currency = "AUD"
-value_of_lost_load = 5
-[[buses]]
-id = "elec"
-carrier = "electricity"
-[[assets]]
-id = "site"
-type = "load"
-bus = "elec"
-demand_kw = 800
-[[assets]]
-id = "grid"
-type = "grid"
-bus = "elec"
-import_price = 0.25
-export_price = 0.05
-import_limit_kw = 1000
-export_limit_kw = 100
-[[assets]]
-id = "engine"
-type = "thermal"
-bus = "elec"
-capacity_kw = 300
-min_power_kw = 150
-fuel_carrier = "gas"
-fuel_price = 0.05
-efficiency = 0.38
-  [assets.commitment]
-  min_up_h = 3
-  min_down_h = 2
-  start_cost = 20
-"#,
-    )
-    .expect("case");
     let data = volta_datasets::raw("vic_elecdemand_2014_halfhourly.csv").display().to_string();
     let out = dir.path().join("plan");
     let forecast = format!("site.demand_kw={model},{data},150");
-    let case = case.display().to_string();
+    let case = case("site_day.toml");
     let run = volta(&[
         "plan",
         &case,
