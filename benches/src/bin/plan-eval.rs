@@ -2,8 +2,11 @@
 //! 2014, a site whose load is Victoria's demand plans at 00:00 from Volta's
 //! own forecast, then settles its plan against the real day by re-dispatch.
 //!
-//! The site (hourly, AEST): Victoria's demand scaled to a 1,800 kW peak; a
-//! 400 kW gas engine under unit commitment (minimum 200 kW, 3 h up, 2 h
+//! The site (hourly, AEST): Victoria's demand scaled to a 1,800 kW peak;
+//! 600 kW of PV whose availability is PVDAQ system 50's output per unit of
+//! its peak, shifted 549 days (May–June 2013 in Golden, CO, becomes
+//! November–December 2014, the same season's day length) and to AEST local
+//! clock time; a 400 kW gas engine under unit commitment (minimum 200 kW, 3 h up, 2 h
 //! down, 25 AUD a start, 0.118 AUD/kWh of fuel); a 500 kWh, 250 kW battery
 //! returning to half full each day; a grid at 0.28 AUD/kWh (07–23 h) or
 //! 0.13, importing at most 1,500 kW, exporting at most 300 kW at 0.06;
@@ -33,9 +36,10 @@ use volta_planning::{ForecastSource, PlanOptions, plan};
 
 const PEAK_KW: f64 = 1800.0;
 
-fn day_case(date: &str, load_kw: &[f64]) -> Case {
-    let list = |v: &mut dyn Iterator<Item = f64>| v.map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(", ");
+fn day_case(date: &str, load_kw: &[f64], pv: &[f64]) -> Case {
+    let list = |v: &mut dyn Iterator<Item = f64>| v.map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
     let load = list(&mut load_kw.iter().copied());
+    let pv = list(&mut pv.iter().copied());
     let price = list(&mut (0..24).map(|h| if (7..23).contains(&h) { 0.28 } else { 0.13 }));
     let text = format!(
         r#"
@@ -56,6 +60,12 @@ id = "site"
 type = "load"
 bus = "elec"
 demand_kw = [{load}]
+[[assets]]
+id = "pv"
+type = "renewable"
+bus = "elec"
+capacity_kw = 600
+availability = [{pv}]
 [[assets]]
 id = "grid"
 type = "grid"
@@ -90,6 +100,31 @@ final_soc = "cyclic"
 "#
     );
     CaseReader::new().read_str(&text, Format::Toml).expect("day case").case
+}
+
+/// Days PVDAQ's clock is moved forward: 2013-05-01 becomes 2014-11-01.
+const PV_SHIFT_DAYS: i64 = 549;
+
+/// PVDAQ system 50's AC power (W), its naive local times (UTC−07:00)
+/// moved to the same AEST clock time 549 days later, from 2012 on.
+fn pv_history() -> History {
+    let path = volta_datasets::raw("system_50_ac_power_2_full_DST.parquet");
+    let table = volta_engine::case::table::read_table(&path, &path).expect("pv table");
+    let utc = jiff::tz::TimeZone::UTC;
+    let times = table.instants("measured_on", &path, &utc).map_err(|e| e.1).expect("pv times");
+    let watts = table.numbers_with_gaps("ac_power_2", &path).map_err(|e| e.1).expect("pv power");
+    // Read as UTC, the naive clock is off by the zone: AEST is 10 h ahead.
+    let shift = jiff::SignedDuration::from_hours(24 * PV_SHIFT_DAYS - 10);
+    let from: Timestamp = "2012-01-01T00:00:00Z".parse().expect("from");
+    let (t, w): (Vec<Timestamp>, Vec<f64>) = times
+        .iter()
+        .zip(watts)
+        .filter(|(t, _)| **t >= from)
+        .map(|(t, w)| (t.checked_add(shift).expect("shift"), w))
+        .unzip();
+    let mut options = volta_forecasting::ReadOptions::new("ac_power_w");
+    options.timezone = Some("Australia/Brisbane".into());
+    volta_forecasting::data::from_columns(&t, &w, Vec::new(), &options).expect("pv history").0
 }
 
 #[derive(Default)]
@@ -149,7 +184,30 @@ fn main() {
         model.error_paths().len()
     );
     let series = SeriesRef::new("site", SeriesField::DemandKw);
-    let source = ForecastSource { series, model, history: history.clone(), scale };
+    let load_source = ForecastSource { series, model, history: history.clone(), scale };
+    let pv = pv_history();
+    let pv_peak = pv.target.iter().copied().filter(|v| v.is_finite()).fold(0.0, f64::max);
+    let pv_spec = ForecastSpec::new(
+        ModelSpec::from_name("gbdt").expect("gbdt"),
+        FeatureSpec::new(96),
+        jiff::civil::time(0, 0, 0, 0),
+        vec![0.1, 0.5, 0.9],
+    );
+    let started = Instant::now();
+    let pv_model = train(&pv, &pv_spec, pv.index_at_or_after(start)).expect("train pv");
+    eprintln!(
+        "trained the PV model on {} quarter-hours in {:.1} s; {} error paths",
+        pv.index_at_or_after(start),
+        started.elapsed().as_secs_f64(),
+        pv_model.error_paths().len()
+    );
+    let pv_source = ForecastSource {
+        series: SeriesRef::new("pv", SeriesField::Availability),
+        model: pv_model,
+        history: pv.clone(),
+        scale: 1.0 / pv_peak,
+    };
+    let sources = [load_source, pv_source];
     let exact = Options { mip_gap: Some(1e-6), prices: false, ..Options::default() };
     let stochastic = |risk| StochasticOptions { options: exact.clone(), imbalance_penalty: Some(0.10), risk };
     let methods: [(&str, usize, Option<Cvar>); 3] = [
@@ -169,7 +227,16 @@ fn main() {
         // The real day, hourly: the mean of its two half-hours.
         let actual_kw: Vec<f64> =
             (0..24).map(|h| scale * (history.target[i0 + 2 * h] + history.target[i0 + 2 * h + 1]) / 2.0).collect();
-        let case = day_case(&date, &actual_kw);
+        // The real PV: the mean of the hour's quarter-hours per unit of the
+        // peak, a missing quarter-hour (3 %, mostly at night) counted as 0.
+        let p0 = pv.index_at_or_after(issue);
+        let actual_pv: Vec<f64> = (0..24)
+            .map(|h| {
+                let q = &pv.target[p0 + 4 * h..p0 + 4 * h + 4];
+                (q.iter().map(|v| if v.is_finite() { *v } else { 0.0 }).sum::<f64>() / 4.0 / pv_peak).clamp(0.0, 1.0)
+            })
+            .collect();
+        let case = day_case(&date, &actual_kw, &actual_pv);
         let t = Instant::now();
         let best = schedule(&case, &exact).expect("foresight");
         let plan_cost = best.schedule.as_ref().expect("feasible").cost;
@@ -178,7 +245,7 @@ fn main() {
         for ((_, scenarios, risk), tally) in methods.iter().zip(&mut tallies) {
             let options = PlanOptions { scenarios: *scenarios, stochastic: stochastic(*risk) };
             let t = Instant::now();
-            let made = plan(&case, std::slice::from_ref(&source), issue, &options).expect("plan");
+            let made = plan(&case, &sources, issue, &options).expect("plan");
             let seconds = t.elapsed().as_secs_f64();
             let the_plan = made.solution.plan.as_ref().expect("a plan");
             let realised = redispatch(&case, the_plan, &stochastic(None)).expect("redispatch");
@@ -192,7 +259,7 @@ fn main() {
         );
     }
     let n = foresight.costs.len();
-    println!("\n{n} days from 2014-11-01, {k} scenarios, imbalance 0.10 AUD/kWh\n");
+    println!("\n{n} days from 2014-11-01, load and PV forecast, {k} scenarios, imbalance 0.10 AUD/kWh\n");
     println!(
         "| plan | realised cost, AUD/day | above foresight | worst 10 % of days, AUD | unserved, kWh | imbalance, kWh | plan time, s/day |"
     );
