@@ -127,6 +127,10 @@ def test_ctrl_c_interrupts_a_long_solve(campus):
 
     import time
 
+    # A process started in the background by a non-interactive shell (as CI
+    # may be) inherits SIGINT ignored, and Python then installs no handler:
+    # give it Python's own for this test, which is about Volta's polling.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     sent = []
     timer = threading.Timer(0.3, lambda: (sent.append(time.monotonic()), os.kill(os.getpid(), signal.SIGINT)))
     start = time.monotonic()
@@ -141,6 +145,7 @@ def test_ctrl_c_interrupts_a_long_solve(campus):
         pytest.fail(f"the solve ran to its end ({time.monotonic() - start:.2f} s); SIGINT sent at {when}")
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_write_model_gives_the_lp_that_schedule_solves(tmp_path):
