@@ -41,8 +41,9 @@ Examples:
 Written with --out: plan.json (the commitment and nominations, and each
 scenario's cost), forecasts.csv (point and quantiles per series and step),
 scenarios.csv (each scenario's probability, cost, imbalance and unserved
-energy) and plan.png (each series' scenario fan with the plan over it, and the
-cost distribution). Exit status: 0 planned, 1 no plan (infeasible), 2 usage errors.";
+energy), schedules.csv (each scenario's flows per asset, bus and step) and
+plan.png (each series' scenario fan with the plan over it, and the cost
+distribution). Exit status: 0 planned, 1 no plan (infeasible), 2 usage errors.";
 
 /// Arguments of `volta plan`.
 #[derive(Debug, ClapArgs)]
@@ -150,7 +151,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         write(dir, &case, &made)?;
         let alpha = options.stochastic.risk.map_or(0.9, |r| r.alpha);
         crate::report::write_plan_plot(&case, &made, alpha, dir)?;
-        say!("written: {}/plan.json, forecasts.csv, scenarios.csv, plan.png", dir.display());
+        say!("written: {}/plan.json, forecasts.csv, scenarios.csv, schedules.csv, plan.png", dir.display());
     }
     Ok(if made.solution.plan.is_some() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -273,6 +274,19 @@ fn write(dir: &std::path::Path, case: &Case, made: &DayAheadPlan) -> anyhow::Res
         );
     }
     let path = dir.join("scenarios.csv");
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    // Every scenario's second-stage schedule, long: one row per flow and step.
+    let mut text = String::from("scenario,time,asset,bus,kw\n");
+    for o in &s.scenarios {
+        for asset in &o.schedule.assets {
+            for flow in &asset.flows {
+                for (t, kw) in flow.kw.iter().enumerate() {
+                    let _ = writeln!(text, "{},{},{},{},{kw}", o.name, case.grid().stamp(t), asset.id, flow.bus);
+                }
+            }
+        }
+    }
+    let path = dir.join("schedules.csv");
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

@@ -869,6 +869,9 @@ fn plan_forecasts_the_load_and_plans_under_its_scenarios() {
     assert!(std::fs::metadata(out.join("plan.png")).expect("plan.png").len() > 10_000);
     let scenarios = std::fs::read_to_string(out.join("scenarios.csv")).expect("scenarios.csv");
     assert_eq!(scenarios.lines().count(), 7);
+    // Each scenario's flows: 6 scenarios × 3 assets with one bus each × 24 steps.
+    let schedules = std::fs::read_to_string(out.join("schedules.csv")).expect("schedules.csv");
+    assert_eq!(schedules.lines().count(), 1 + 6 * 3 * 24);
     // A series the case does not have, and a horizon that does not reach: usage errors, exit 2.
     let bad = format!("site.availability={model},{data}");
     let refused = volta(&["plan", &case, "--issue-time", "2014-11-12T00:00", "--forecast", &bad]);
