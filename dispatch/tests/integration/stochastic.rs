@@ -315,3 +315,68 @@ fn bad_scenario_sets_and_plans_name_what_is_wrong() {
     plan.commitment.clear();
     assert!(redispatch(&case, &plan, &options).expect_err("missing").to_string().contains("no states for chp"));
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A set of 2–4 scenarios of load and PV multipliers, with random weights.
+    fn sets() -> impl Strategy<Value = Vec<(f64, f64, f64)>> {
+        prop::collection::vec((0.1f64..1.0, 0.7f64..1.5, 0.0f64..1.2), 2..5)
+    }
+
+    fn build(case: &Case, spec: &[(f64, f64, f64)]) -> Vec<Scenario> {
+        let base_load = case.series(&load()).expect("load").to_vec(STEPS);
+        let base_pv = case.series(&pv()).expect("pv").to_vec(STEPS);
+        let total: f64 = spec.iter().map(|s| s.0).sum();
+        spec.iter()
+            .enumerate()
+            .map(|(k, &(w, l, p))| Scenario {
+                name: format!("s{k}"),
+                probability: w / total,
+                series: vec![
+                    (load(), base_load.iter().map(|v| v * l).collect()),
+                    (pv(), base_pv.iter().map(|v| (v * p).min(1.0)).collect()),
+                ],
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+        /// WS ≤ RP ≤ EEV for any scenario set: planning for the set is never
+        /// worse over it than planning for its mean, and never better than
+        /// knowing the outcome; and the plan re-dispatched against each of
+        /// its scenarios costs what the plan said.
+        #[test]
+        fn perfect_information_bounds_the_stochastic_plan_which_bounds_the_mean_plan(spec in sets()) {
+            let case = day();
+            let set = build(&case, &spec);
+            let options = StochasticOptions { options: exact(), imbalance_penalty: Some(0.2), risk: None };
+            let stochastic = planned(&case, &set, &options);
+            let rp = stochastic.objective.expect("objective");
+            let plan = stochastic.plan.as_ref().expect("plan");
+            for (scenario, outcome) in set.iter().zip(&stochastic.scenarios) {
+                let again = redispatch(&scenario_case(&case, scenario), plan, &options).expect("redispatch");
+                prop_assert!(close(again.scenarios[0].cost, outcome.cost, 1e-7));
+            }
+            let mean: Vec<(SeriesRef, Vec<f64>)> = [load(), pv()]
+                .into_iter()
+                .enumerate()
+                .map(|(j, series)| {
+                    (series, (0..STEPS).map(|t| set.iter().map(|s| s.probability * s.series[j].1[t]).sum::<f64>()).collect())
+                })
+                .collect();
+            let ev = planned(&case, &[Scenario { name: "mean".to_owned(), probability: 1.0, series: mean }], &options);
+            let eev = expected_under(&case, &set, ev.plan.as_ref().expect("plan"), &options);
+            let ws: f64 = set
+                .iter()
+                .map(|s| s.probability * planned(&case, &[Scenario { probability: 1.0, ..s.clone() }], &options).objective.expect("ws"))
+                .sum();
+            prop_assert!(ws <= rp + 1e-7 * rp.abs(), "WS {} > RP {}", ws, rp);
+            prop_assert!(rp <= eev + 1e-7 * rp.abs(), "RP {} > EEV {}", rp, eev);
+        }
+    }
+}
