@@ -61,6 +61,7 @@
 
 mod error;
 mod explain;
+mod hedging;
 mod model;
 mod options;
 mod pareto;
@@ -73,6 +74,7 @@ pub mod verify;
 use volta_engine::Case;
 
 pub use error::DispatchError;
+pub use hedging::{Hedging, HedgingReport, Iteration, progressive_hedging};
 pub use model::CarriedState;
 pub use options::{LOST_LOAD_CO2_KG_PER_KWH, Objective, ObjectiveError, Options};
 pub use pareto::{Front, MAX_PARETO_POINTS, ParetoPoint, pareto};

@@ -230,6 +230,16 @@ pub fn two_stage(
     options: &StochasticOptions,
 ) -> Result<StochasticSolution, DispatchError> {
     check(case, options)?;
+    let (cases, names, probabilities) = scenario_cases(case, scenarios)?;
+    extensive(&cases, &names, &probabilities, None, options)
+}
+
+/// Per scenario: its case, its name and its probability.
+pub(crate) type ScenarioCases = (Vec<Case>, Vec<String>, Vec<f64>);
+
+/// Each scenario as a case of its own, with its name and its probability
+/// (normalised exactly), after checking the set.
+pub(crate) fn scenario_cases(case: &Case, scenarios: &[Scenario]) -> Result<ScenarioCases, DispatchError> {
     if scenarios.is_empty() {
         return Err(DispatchError::Option("scenarios: at least one is needed".to_owned()));
     }
@@ -263,7 +273,7 @@ pub fn two_stage(
     // Probabilities normalised exactly.
     let probabilities: Vec<f64> = scenarios.iter().map(|s| s.probability / total).collect();
     let names: Vec<String> = scenarios.iter().map(|s| s.name.clone()).collect();
-    extensive(&cases, &names, &probabilities, None, options)
+    Ok((cases, names, probabilities))
 }
 
 /// The realised cost of `plan` on `actual`, the case as the day turned
@@ -336,7 +346,7 @@ pub fn redispatch(
     extensive(std::slice::from_ref(actual), &["actual".to_owned()], &[1.0], Some(plan), options)
 }
 
-fn check(case: &Case, options: &StochasticOptions) -> Result<(), DispatchError> {
+pub(crate) fn check(case: &Case, options: &StochasticOptions) -> Result<(), DispatchError> {
     crate::check_options(&options.options)?;
     if options.options.objective != Objective::Cost {
         return Err(DispatchError::Option(format!(
@@ -376,25 +386,29 @@ fn budget(case: &Case, scenarios: usize) -> Result<(), DispatchError> {
 }
 
 /// The first-stage columns of one model.
-struct FirstStage {
+pub(crate) struct FirstStage {
     /// Per unit under commitment: its asset index and its `on` columns (of
     /// the first scenario; the others are tied to them).
-    units: Vec<(usize, Vec<Col>)>,
+    pub(crate) units: Vec<(usize, Vec<Col>)>,
     /// Per nominated grid: its asset index and its nomination columns.
-    nominations: Vec<(usize, Vec<Col>)>,
+    pub(crate) nominations: Vec<(usize, Vec<Col>)>,
 }
 
-/// Builds and solves the extensive form over `cases` (one per scenario,
-/// all the same structure), the first stage held at `fixed` if given.
-fn extensive(
-    cases: &[Case],
-    names: &[String],
-    probabilities: &[f64],
-    fixed: Option<&Plan>,
-    options: &StochasticOptions,
-) -> Result<StochasticSolution, DispatchError> {
-    options.options.cancel.check()?;
-    let started = Instant::now();
+/// The extensive form's problem before its objective: every scenario's
+/// model in one LP, tied by the first stage.
+pub(crate) struct Built {
+    pub(crate) lp: Lp,
+    models: Vec<Model>,
+    pub(crate) first: FirstStage,
+    /// Per scenario: its cost (the imbalance included).
+    pub(crate) costs: Vec<Lin>,
+    /// Per scenario: its imbalance cost and energy.
+    imbalances: Vec<(Lin, Lin)>,
+}
+
+/// Builds the models of `cases` (one per scenario, all the same
+/// structure) into one problem, the first stage shared.
+pub(crate) fn build(cases: &[Case], options: &StochasticOptions) -> Result<Built, DispatchError> {
     let base = &cases[0];
     let n = base.grid().len();
     let h = base.grid().step_hours();
@@ -454,6 +468,23 @@ fn extensive(
         models.push(model);
     }
     lp.prefix("");
+    Ok(Built { lp, models, first, costs, imbalances })
+}
+
+/// Builds and solves the extensive form over `cases` (one per scenario,
+/// all the same structure), the first stage held at `fixed` if given.
+pub(crate) fn extensive(
+    cases: &[Case],
+    names: &[String],
+    probabilities: &[f64],
+    fixed: Option<&Plan>,
+    options: &StochasticOptions,
+) -> Result<StochasticSolution, DispatchError> {
+    options.options.cancel.check()?;
+    let started = Instant::now();
+    let base = &cases[0];
+    let h = base.grid().step_hours();
+    let Built { mut lp, models, first, costs, imbalances } = build(cases, options)?;
     if let Some(plan) = fixed {
         hold(&mut lp, base, &first, plan);
     }
