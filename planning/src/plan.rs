@@ -3,7 +3,9 @@
 
 use jiff::Timestamp;
 use serde::Serialize;
-use volta_dispatch::{Scenario, StochasticOptions, StochasticSolution, two_stage};
+use volta_dispatch::{
+    Hedging, HedgingReport, Scenario, StochasticOptions, StochasticSolution, progressive_hedging, two_stage,
+};
 use volta_engine::Case;
 
 use crate::error::PlanError;
@@ -20,6 +22,9 @@ pub struct PlanOptions {
     /// The stochastic model's options (imbalance penalty, risk measure,
     /// solver settings).
     pub stochastic: StochasticOptions,
+    /// Solve by progressive hedging (scenarios in parallel) instead of the
+    /// extensive form.
+    pub hedging: Option<Hedging>,
 }
 
 /// A plan, with the forecasts and scenarios it was made from.
@@ -34,6 +39,8 @@ pub struct DayAheadPlan {
     pub scenarios: Vec<Scenario>,
     /// The plan and each scenario's schedule.
     pub solution: StochasticSolution,
+    /// How progressive hedging went, when it was used.
+    pub hedging: Option<HedgingReport>,
 }
 
 /// Forecasts every series of `sources` from `issue` onto `case` and plans.
@@ -65,6 +72,12 @@ pub fn plan(
     } else {
         reduce(&joint(&forecasts, case.grid())?, options.scenarios)
     };
-    let solution = two_stage(case, &scenarios, &options.stochastic)?;
-    Ok(DayAheadPlan { issue, forecasts, scenarios, solution })
+    let (solution, hedging) = match &options.hedging {
+        Some(hedging) => {
+            let (solution, report) = progressive_hedging(case, &scenarios, &options.stochastic, hedging)?;
+            (solution, Some(report))
+        }
+        None => (two_stage(case, &scenarios, &options.stochastic)?, None),
+    };
+    Ok(DayAheadPlan { issue, forecasts, scenarios, solution, hedging })
 }

@@ -99,9 +99,13 @@ fn a_real_forecast_drives_a_day_ahead_plan_and_its_settlement() {
     let Setup { source, issue } = setup();
     let case = site("2014-11-12T00:00", "1h", 24);
     // Deterministic: the point forecast, hourly means of the half-hours.
-    let deterministic =
-        plan(&case, std::slice::from_ref(&source), issue, &PlanOptions { scenarios: 0, stochastic: options() })
-            .expect("plan");
+    let deterministic = plan(
+        &case,
+        std::slice::from_ref(&source),
+        issue,
+        &PlanOptions { scenarios: 0, stochastic: options(), hedging: None },
+    )
+    .expect("plan");
     let forecast = &deterministic.forecasts[0];
     assert_eq!(forecast.point.len(), 24);
     assert_eq!(forecast.quantiles.len(), 24);
@@ -118,13 +122,30 @@ fn a_real_forecast_drives_a_day_ahead_plan_and_its_settlement() {
     let planned = deterministic.solution.objective.expect("objective");
     assert!((planned - direct.objective.expect("objective")).abs() < 1e-6 * planned.abs());
     // Stochastic over 8 scenarios reduced from the joint paths.
-    let stochastic =
-        plan(&case, std::slice::from_ref(&source), issue, &PlanOptions { scenarios: 8, stochastic: options() })
-            .expect("plan");
+    let stochastic = plan(
+        &case,
+        std::slice::from_ref(&source),
+        issue,
+        &PlanOptions { scenarios: 8, stochastic: options(), hedging: None },
+    )
+    .expect("plan");
     assert_eq!(stochastic.scenarios.len(), 8);
     let total: f64 = stochastic.scenarios.iter().map(|s| s.probability).sum();
     assert!((total - 1.0).abs() < 1e-9);
     assert!(stochastic.scenarios.iter().all(|s| s.name.starts_with("2014-")), "named by analog day");
+    // The same plan by progressive hedging: its bounds hold the extensive optimum.
+    let hedging = Some(volta_dispatch::Hedging::default());
+    let hedged = plan(
+        &case,
+        std::slice::from_ref(&source),
+        issue,
+        &PlanOptions { scenarios: 8, stochastic: options(), hedging },
+    )
+    .expect("hedged plan");
+    let report = hedged.hedging.as_ref().expect("report");
+    let rp = stochastic.solution.objective.expect("objective");
+    assert!(report.lower_bound <= rp * (1.0 + 1e-7) && report.upper_bound >= rp * (1.0 - 1e-7));
+    assert!(stochastic.hedging.is_none());
     // Both settle against the real day.
     let i0 = source.history.index_at_or_after(issue);
     let actual: Vec<f64> = (0..24)

@@ -243,7 +243,7 @@ fn main() {
         let unserved: f64 = best.schedule.as_ref().expect("feasible").buses.iter().flat_map(|b| &b.unserved_kw).sum();
         foresight.add(plan_cost, unserved, 0.0, t.elapsed().as_secs_f64());
         for ((_, scenarios, risk), tally) in methods.iter().zip(&mut tallies) {
-            let options = PlanOptions { scenarios: *scenarios, stochastic: stochastic(*risk) };
+            let options = PlanOptions { scenarios: *scenarios, stochastic: stochastic(*risk), hedging: None };
             let t = Instant::now();
             let made = plan(&case, &sources, issue, &options).expect("plan");
             let seconds = t.elapsed().as_secs_f64();

@@ -273,6 +273,7 @@ pub(crate) fn plan(
     }
     let issue = jiff::Timestamp::from_second(issue_s).map_err(|e| fail(e.to_string()))?;
     let options = volta_planning::PlanOptions {
+        hedging: None,
         scenarios,
         stochastic: volta_dispatch::StochasticOptions {
             options: volta_dispatch::Options {

@@ -65,6 +65,10 @@ pub(super) struct Args {
     /// Blend CVaR into the objective: ALPHA:WEIGHT (e.g. 0.9:0.5, the worst 10 % at half weight).
     #[arg(long, value_name = "ALPHA:WEIGHT")]
     cvar: Option<String>,
+    /// Solve by progressive hedging (scenarios in parallel), at most this many iterations, instead of one
+    /// extensive-form MILP; reports its lower and upper bounds.
+    #[arg(long, value_name = "ITERATIONS")]
+    hedging: Option<usize>,
     /// Stop the solve after this many seconds with the best plan found.
     #[arg(long, value_name = "S")]
     time_limit: Option<f64>,
@@ -109,7 +113,11 @@ fn options(args: &Args) -> anyhow::Result<PlanOptions> {
         }
     };
     let solver = Options { time_limit_s: args.time_limit, mip_gap: args.mip_gap, prices: false, ..Options::default() };
+    let hedging = args
+        .hedging
+        .map(|max_iterations| volta_dispatch::Hedging { max_iterations, ..volta_dispatch::Hedging::default() });
     Ok(PlanOptions {
+        hedging,
         scenarios: args.scenarios,
         stochastic: StochasticOptions { options: solver, imbalance_penalty: args.imbalance_penalty, risk },
     })
@@ -211,6 +219,17 @@ fn summary(case: &Case, made: &DayAheadPlan, options: &PlanOptions) -> String {
             let energy: f64 = n.net_import_kw.iter().sum::<f64>() * case.grid().step_hours();
             let _ = writeln!(out, "  {} nominated net import {energy:.1} kWh", n.asset);
         }
+    }
+    if let Some(report) = &made.hedging {
+        let _ = writeln!(
+            out,
+            "  progressive hedging: {} iterations, {}; cost between {:.2} and {:.2} (gap {:.2} %)",
+            report.iterations.len(),
+            if report.converged { "converged" } else { "not converged" },
+            report.lower_bound,
+            report.upper_bound,
+            100.0 * report.gap
+        );
     }
     let _ = write!(
         out,
