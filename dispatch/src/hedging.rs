@@ -35,7 +35,7 @@ use crate::error::DispatchError;
 use crate::solve;
 use crate::stochastic::{
     Nomination, Plan, Scenario, StochasticOptions, StochasticSolution, UnitPlan, build, check, extensive,
-    scenario_cases,
+    scenario_cases, under_commitment,
 };
 
 /// How hard to hedge.
@@ -123,7 +123,7 @@ pub fn progressive_hedging(
     let h = case.grid().step_hours();
     let rho_n = hedging.rho_nomination.unwrap_or_else(|| options.imbalance_penalty.unwrap_or(0.0) * h).max(1e-9);
     // Zero weights, no proximal term: the wait-and-see solves.
-    let alone = solve_all(&cases, options, None)?;
+    let alone = solve_all(&cases, options, None, None)?;
     let mut lower_bound: f64 = alone.iter().zip(&p).map(|((_, v), p)| p * v).sum();
     let mut z: Vec<Decisions> = alone.into_iter().map(|(d, _)| d).collect();
     let mut w: Vec<Decisions> = z.iter().map(zeros_like).collect();
@@ -161,19 +161,19 @@ pub fn progressive_hedging(
             update(ws, zs, &mean, hedging.rho, rho_n, cap);
         }
         let proximal = Proximal { mean: &mean, rho: hedging.rho, rho_n };
-        let solved = solve_all_weighted(&cases, options, &w, Some(&proximal))?;
+        let solved = solve_all(&cases, options, Some(&w), Some(&proximal))?;
         z = solved.into_iter().map(|(d, _)| d).collect();
     }
     // The bound of the final weights (no proximal term), when it is one:
     // the weights must average to zero (held weights may not) and leave
     // every subproblem bounded.
     let penalty_h = options.imbalance_penalty.unwrap_or(0.0) * h;
-    let balanced =
-        weighted_mean(&w, &p).states.iter().chain(&weighted_mean(&w, &p).nominations).flatten().all(|v| v.abs() < 1e-6);
+    let mean_weight = weighted_mean(&w, &p);
+    let balanced = mean_weight.states.iter().chain(&mean_weight.nominations).flatten().all(|v| v.abs() < 1e-6);
     let bounded = w.iter().flat_map(|ws| ws.nominations.iter().flatten()).all(|v| v.abs() < penalty_h);
     if balanced
         && bounded
-        && let Ok(weighted) = solve_all_weighted(&cases, options, &w, None)
+        && let Ok(weighted) = solve_all(&cases, options, Some(&w), None)
     {
         let bound: f64 = weighted.iter().zip(&p).map(|((_, v), p)| p * v).sum();
         lower_bound = lower_bound.max(bound);
@@ -242,19 +242,8 @@ fn update(w: &mut Decisions, z: &Decisions, mean: &Decisions, rho: f64, rho_n: f
 
 /// The plan of a mean first stage: states rounded, nominations as they are.
 fn plan_of(case: &Case, mean: &Decisions) -> Plan {
-    let units: Vec<_> = case
-        .assets()
-        .iter()
-        .filter(|a| match &a.kind {
-            volta_engine::AssetKind::Thermal(th) => th.commitment.is_some(),
-            volta_engine::AssetKind::Converter(cv) => cv.commitment.is_some(),
-            volta_engine::AssetKind::Load(_)
-            | volta_engine::AssetKind::Renewable(_)
-            | volta_engine::AssetKind::Grid(_)
-            | volta_engine::AssetKind::Storage(_) => false,
-        })
-        .map(|a| a.id.clone())
-        .collect();
+    // In asset order, as the models create their first-stage columns.
+    let units: Vec<_> = case.assets().iter().filter(|a| under_commitment(&a.kind)).map(|a| a.id.clone()).collect();
     let grids: Vec<_> = case
         .assets()
         .iter()
@@ -298,21 +287,14 @@ fn expected_cost(
     Ok(costs.iter().zip(p).map(|(c, p)| c * p).sum())
 }
 
+/// Every scenario solved alone (in parallel), with its weights if given.
 fn solve_all(
     cases: &[Case],
     options: &StochasticOptions,
+    w: Option<&[Decisions]>,
     proximal: Option<&Proximal<'_>>,
 ) -> Result<Vec<(Decisions, f64)>, DispatchError> {
-    cases.par_iter().map(|case| solve_one(case, options, None, proximal)).collect()
-}
-
-fn solve_all_weighted(
-    cases: &[Case],
-    options: &StochasticOptions,
-    w: &[Decisions],
-    proximal: Option<&Proximal<'_>>,
-) -> Result<Vec<(Decisions, f64)>, DispatchError> {
-    cases.par_iter().zip(w).map(|(case, ws)| solve_one(case, options, Some(ws), proximal)).collect()
+    cases.par_iter().enumerate().map(|(s, case)| solve_one(case, options, w.map(|w| &w[s]), proximal)).collect()
 }
 
 /// Solves one scenario alone with first-stage weights and a proximal term;

@@ -187,6 +187,6 @@ pub(crate) fn read_schedule(case: &Case, model: &Model, x: &[f64], duals: Option
 }
 
 /// Rounds solver noise (|v| < 1e-9) to zero.
-fn clean(v: f64) -> f64 {
+pub(crate) fn clean(v: f64) -> f64 {
     if v.abs() < 1e-9 { 0.0 } else { v }
 }

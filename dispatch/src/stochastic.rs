@@ -50,7 +50,7 @@ use crate::error::DispatchError;
 use crate::model::{AssetVars, CarriedState, Mode, Model, Window};
 use crate::options::{Objective, Options};
 use crate::plan::{Detail, Schedule, SolveStats, Status};
-use crate::solve;
+use crate::solve::{self, clean};
 
 /// The most scenarios one model takes.
 pub const MAX_SCENARIOS: usize = 1_000;
@@ -174,16 +174,7 @@ impl StochasticSolution {
     /// cumulative probability reaches `q`).
     #[must_use]
     pub fn cost_quantile(&self, q: f64) -> Option<f64> {
-        let mut costs: Vec<(f64, f64)> = self.scenarios.iter().map(|s| (s.cost, s.probability)).collect();
-        costs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut cumulative = 0.0;
-        for &(cost, p) in &costs {
-            cumulative += p;
-            if cumulative >= q - 1e-12 {
-                return Some(cost);
-            }
-        }
-        costs.last().map(|c| c.0)
+        cost_quantile(&self.scenarios.iter().map(|s| (s.cost, s.probability)).collect::<Vec<_>>(), q)
     }
 
     /// The expected cost of the worst `1 − alpha` of the probability.
@@ -191,6 +182,22 @@ impl StochasticSolution {
     pub fn cvar(&self, alpha: f64) -> Option<f64> {
         cvar(&self.scenarios.iter().map(|s| (s.cost, s.probability)).collect::<Vec<_>>(), alpha)
     }
+}
+
+/// The `q`-quantile of a discrete distribution of `(cost, probability)`:
+/// the smallest cost whose cumulative probability reaches `q`.
+#[must_use]
+pub fn cost_quantile(outcomes: &[(f64, f64)], q: f64) -> Option<f64> {
+    let mut sorted = outcomes.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut cumulative = 0.0;
+    for &(cost, p) in &sorted {
+        cumulative += p;
+        if cumulative >= q - 1e-12 {
+            return Some(cost);
+        }
+    }
+    sorted.last().map(|c| c.0)
 }
 
 /// CVaR at `alpha` of a discrete distribution of `(cost, probability)`:
@@ -581,7 +588,7 @@ fn hold(lp: &mut Lp, case: &Case, first: &FirstStage, plan: &Plan) {
 }
 
 /// Whether an asset is a unit under commitment (a first-stage decision).
-fn under_commitment(kind: &AssetKind) -> bool {
+pub(crate) fn under_commitment(kind: &AssetKind) -> bool {
     match kind {
         AssetKind::Thermal(th) => th.commitment.is_some(),
         AssetKind::Converter(cv) => cv.commitment.is_some(),
@@ -600,11 +607,6 @@ fn unserved_kwh(schedule: &Schedule, h: f64) -> f64 {
         )
         .sum();
     (unserved + shed) * h
-}
-
-/// Rounds solver noise (|v| < 1e-9) to zero.
-fn clean(v: f64) -> f64 {
-    if v.abs() < 1e-9 { 0.0 } else { v }
 }
 
 #[cfg(test)]

@@ -318,3 +318,19 @@ pub(crate) fn plan(
         }
     })
 }
+
+/// The `q`-quantile of `(cost, probability)` outcomes; see `DayAheadPlan.cost_quantile`.
+#[pyfunction]
+#[expect(clippy::needless_pass_by_value, reason = "pyo3 extracts a Python list into an owned Vec")]
+pub(crate) fn cost_quantile(py: Python<'_>, outcomes: Vec<(f64, f64)>, q: f64) -> PyResult<f64> {
+    volta_dispatch::stochastic::cost_quantile(&outcomes, q)
+        .ok_or_else(|| raise(py, Raise::Solver, "cost_quantile: no scenarios"))
+}
+
+/// CVaR at `alpha` of `(cost, probability)` outcomes; see `DayAheadPlan.cvar`.
+#[pyfunction]
+#[expect(clippy::needless_pass_by_value, reason = "pyo3 extracts a Python list into an owned Vec")]
+pub(crate) fn cvar(py: Python<'_>, outcomes: Vec<(f64, f64)>, alpha: f64) -> PyResult<f64> {
+    volta_dispatch::stochastic::cvar(&outcomes, alpha)
+        .ok_or_else(|| raise(py, Raise::Solver, format!("cvar: no scenarios, or alpha {alpha} outside [0, 1)")))
+}

@@ -356,6 +356,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCase>()?;
     m.add_function(wrap_pyfunction!(schedule, m)?)?;
     m.add_function(wrap_pyfunction!(forecast::plan, m)?)?;
+    m.add_function(wrap_pyfunction!(forecast::cost_quantile, m)?)?;
+    m.add_function(wrap_pyfunction!(forecast::cvar, m)?)?;
     m.add_function(wrap_pyfunction!(case_schema, m)?)?;
     m.add_function(wrap_pyfunction!(time_grid, m)?)?;
     m.add_function(wrap_pyfunction!(pareto, m)?)?;

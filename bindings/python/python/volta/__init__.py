@@ -531,6 +531,12 @@ _CLEANING = {
 }
 
 
+def _instant(when: str | _dt.datetime, timezone: str) -> _dt.datetime:
+    """An ISO timestamp or a datetime; a naive one is local time in ``timezone``."""
+    stamp = when if isinstance(when, _dt.datetime) else _dt.datetime.fromisoformat(str(when))
+    return stamp.replace(tzinfo=ZoneInfo(timezone)) if stamp.tzinfo is None else stamp
+
+
 def _stamps(instants_s: Any, timezone: str) -> list[_dt.datetime]:
     zone = ZoneInfo(timezone)
     return [_dt.datetime.fromtimestamp(int(s), zone) for s in instants_s]
@@ -881,21 +887,25 @@ class ForecastModel:
             f"quantiles={self.quantiles}, trained_until={self.trained_until.isoformat()})"
         )
 
+    def _columns_of(self, frame: Any) -> dict:
+        """The frame's columns this model reads, for the native layer: its
+        target and exogenous columns, and its time column (the one given at
+        load, which must exist, else the one it remembers, if present)."""
+        target, exog = self._native.columns
+        time = self._time or self._native.time_column
+        if time is not None and time not in frame.columns:
+            time = None if self._time is None else time
+        return _columns(frame, target, time, [n for n, _ in exog], [n for n, k in exog if k], self._native.timezone)
+
     def forecast(self, frame: Any, issue: str | _dt.datetime) -> Forecast:
         """The forecast issued at ``issue`` (an ISO timestamp or a datetime;
         naive times are local times of the model's zone) from the frame's
         data known then. Raises :class:`ForecastError` when the data lacks
         the history the model needs (naming the last observation) or a
         known-ahead column lacks the horizon."""
-        target, exog = self._native.columns
         zone = self._native.timezone
-        time = self._time or self._native.time_column
-        if time is not None and time not in frame.columns:
-            time = None if self._time is None else time
-        cols = _columns(frame, target, time, [n for n, _ in exog], [n for n, k in exog if k], zone)
-        stamp = issue if isinstance(issue, _dt.datetime) else _dt.datetime.fromisoformat(str(issue))
-        if stamp.tzinfo is None:
-            stamp = stamp.replace(tzinfo=ZoneInfo(zone))
+        cols = self._columns_of(frame)
+        stamp = _instant(issue, zone)
         point, quantiles = self._native.forecast(cols, int(stamp.timestamp()))
         step = self._native.step_seconds
         start = int(stamp.timestamp())
@@ -905,7 +915,7 @@ class ForecastModel:
             point=point,
             quantiles=quantiles,
             levels=self.quantiles,
-            target=target,
+            target=self._native.columns[0],
         )
 
 
@@ -934,24 +944,11 @@ class DayAheadPlan:
 
     def cost_quantile(self, q: float) -> float:
         """The smallest scenario cost whose cumulative probability reaches ``q``."""
-        total = 0.0
-        ordered = sorted(self.scenarios, key=lambda s: s["cost"])
-        for s in ordered:
-            total += s["probability"]
-            if total >= q - 1e-12:
-                return float(s["cost"])
-        return float(ordered[-1]["cost"])
+        return _native.cost_quantile([(s["cost"], s["probability"]) for s in self.scenarios], q)
 
     def cvar(self, alpha: float = 0.9) -> float:
         """The expected cost of the worst ``1 − alpha`` of the probability."""
-        tail, mass, total = 1.0 - alpha, 0.0, 0.0
-        for s in sorted(self.scenarios, key=lambda s: -s["cost"]):
-            take = min(s["probability"], tail - mass)
-            if take <= 0:
-                break
-            mass += take
-            total += take * s["cost"]
-        return total / mass
+        return _native.cvar([(s["cost"], s["probability"]) for s in self.scenarios], alpha)
 
     def scenarios_frame(self):
         """The scenarios as a pandas DataFrame, one row each."""
@@ -996,19 +993,10 @@ def plan(
         scale = float(given[2]) if len(given) == 3 else 1.0
         if not isinstance(model, ForecastModel):
             raise ForecastError(f"forecasts[{series!r}]: the first item must be a ForecastModel")
-        target, exog = model._native.columns
-        zone = model._native.timezone
-        time = model._time or model._native.time_column
-        if time is not None and time not in frame.columns:
-            time = None
-        cols = _columns(frame, target, time, [n for n, _ in exog], [n for n, k in exog if k], zone)
-        sources.append((series, model._native, cols, scale))
+        sources.append((series, model._native, model._columns_of(frame), scale))
     if not sources:
         raise ForecastError("forecasts: name at least one series to forecast")
-    zone = sources[0][1].timezone
-    stamp = issue if isinstance(issue, _dt.datetime) else _dt.datetime.fromisoformat(str(issue))
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=ZoneInfo(zone))
+    stamp = _instant(issue, sources[0][1].timezone)
     raw = json.loads(
         _native.plan(native_case, sources, int(stamp.timestamp()), scenarios, imbalance_penalty, cvar, time_limit, gap)
     )
