@@ -23,7 +23,7 @@ def frame():
 
 @pytest.fixture(scope="module")
 def model(frame):
-    return volta.ForecastModel.train(frame, train_until="2014-11-12", model="linear", quantiles=[0.1, 0.5, 0.9], **COMMON)
+    return volta.ForecastModel.train(frame, train_until="2014-11-11", model="linear", quantiles=[0.1, 0.5, 0.9], **COMMON)
 
 
 def test_a_deterministic_plan_is_the_schedule_of_the_point_forecast(frame, model):
@@ -48,6 +48,8 @@ def test_a_stochastic_plan_reports_its_cost_distribution(frame, model):
     assert len(made.scenarios) == 6
     assert sum(s["probability"] for s in made.scenarios) == pytest.approx(1.0)
     assert made.cost_quantile(0.1) <= made.expected_cost <= made.cvar(0.9)
+    with pytest.raises(volta.SolverError, match="alpha 1 outside"):
+        made.cvar(1.0)
     assert made.nominations["grid"].shape == (24,)
     assert list(made.scenarios_frame().columns)[:3] == ["name", "probability", "cost"]
 

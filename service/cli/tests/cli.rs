@@ -828,7 +828,7 @@ fn plan_forecasts_the_load_and_plans_under_its_scenarios() {
         "--quantiles",
         "0.1,0.5,0.9",
         "--train-until",
-        "2014-11-12",
+        "2014-11-11",
         "--model-file",
         &model,
     ]);
