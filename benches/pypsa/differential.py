@@ -54,7 +54,7 @@ def run_volta(volta: str, case: Path, threads: int) -> dict:
         capture_output=True, text=True,
     )
     wall = time.perf_counter() - start
-    if proc.returncode not in (0, 2):
+    if proc.returncode not in (0, 3):  # 3: solved, no schedule (infeasible)
         raise RuntimeError(f"volta failed on {case}: {proc.stderr.strip()}")
     summary = json.loads(proc.stdout)
     summary["wall_seconds"] = wall

@@ -7,6 +7,7 @@
 #   benches/pypsa/run.sh bench                 # the peer benchmark (bench.py)
 #   benches/pypsa/run.sh market --books 20     # welfare clearing against highspy
 #   benches/pypsa/run.sh model --random 8      # written LP models solved by highspy
+#   benches/pypsa/run.sh stochastic            # two-stage plans against PyPSA's stochastic form
 #
 # The venv lives in $VOLTA_PYPSA_VENV (default ~/.cache/volta/venv-pypsa).
 set -euo pipefail
@@ -32,6 +33,10 @@ cd "$here"
 if [ "${1:-}" = market ]; then
   shift
   exec "$venv/bin/python" market_welfare.py "$@"
+fi
+if [ "${1:-}" = stochastic ]; then
+  shift
+  exec "$venv/bin/python" stochastic.py "$@"
 fi
 if [ "${1:-}" = model ]; then
   shift

@@ -9,7 +9,8 @@
 //! the units of its data; `scale` turns it into the case's (a demand in GW
 //! scaled to a site's kW, a PV output per unit of its peak). Values are
 //! then held in the field's range: a demand at least 0, an availability
-//! between 0 and 1.
+//! between 0 and 1. A model trained on data after the issue time is
+//! refused: its forecast would have seen the day it plans.
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -55,7 +56,8 @@ pub struct SeriesForecast {
 ///
 /// # Errors
 /// [`PlanError::Forecast`] when the model cannot forecast from its data at
-/// `issue`, [`PlanError::Align`] when the forecast does not cover the case.
+/// `issue`, [`PlanError::Align`] when the forecast does not cover the case
+/// or the model was trained past `issue`.
 pub fn forecast(case: &Case, source: &ForecastSource, issue: Timestamp) -> Result<SeriesForecast, PlanError> {
     let series = &source.series;
     // The series must exist in the case before any work.
@@ -64,6 +66,19 @@ pub fn forecast(case: &Case, source: &ForecastSource, issue: Timestamp) -> Resul
         return Err(PlanError::align(series, format!("scale must be a positive number, not {}", source.scale)));
     }
     let model = &source.model;
+    // A model fitted on targets at or after the issue time has seen the day
+    // it would plan: its forecast (and its backtest, and any evaluation of
+    // the plan) would use the future.
+    if issue < model.trained_until {
+        return Err(PlanError::align(
+            series,
+            format!(
+                "the model was trained on data up to {}, after the issue time {issue}: its forecast would \
+                 have seen the day it plans; train it on data before the issue time",
+                model.trained_until
+            ),
+        ));
+    }
     let f_step = model.step_seconds;
     let c_step = case.grid().step().as_secs();
     if f_step <= 0 || c_step % f_step != 0 {

@@ -14,7 +14,9 @@
 //!    two-stage stochastic over the scenarios
 //!    ([`volta_dispatch::two_stage`]: unit commitment and grid nominations
 //!    first, everything else per scenario, optionally risk-averse).
-//! 4. [`volta_dispatch::redispatch`] settles a plan against the day as it
+//! 4. [`DayAheadPlan::summary`] is what every front door reports of it:
+//!    the cost distribution, the plan and each scenario's outcome.
+//! 5. [`volta_dispatch::redispatch`] settles a plan against the day as it
 //!    turned out: its realised cost.
 //!
 //! Dispatch and forecasting never see each other; this crate sees both.
@@ -23,8 +25,10 @@ mod error;
 pub mod forecast;
 mod plan;
 pub mod scenarios;
+mod summary;
 
 pub use error::PlanError;
 pub use forecast::{ForecastSource, SeriesForecast, forecast};
 pub use plan::{DayAheadPlan, PlanOptions, plan};
 pub use scenarios::{joint, reduce};
+pub use summary::{HedgingSummary, OutcomeSummary, PlanSummary};

@@ -143,6 +143,14 @@ fn a_real_forecast_drives_a_day_ahead_plan_and_its_settlement() {
     )
     .expect("hedged plan");
     let report = hedged.hedging.as_ref().expect("report");
+    // The summary every front door reports: the same numbers as the solution.
+    let summary = stochastic.summary(0.9);
+    assert_eq!(summary.scenarios.len(), 8);
+    assert_eq!(summary.expected_cost, stochastic.solution.expected_cost());
+    assert_eq!(summary.cost_p50, stochastic.solution.cost_quantile(0.5));
+    assert_eq!(summary.cvar, stochastic.solution.cvar(0.9));
+    assert!(summary.cost_p10 <= summary.cost_p50 && summary.cost_p50 <= summary.cost_p90);
+    assert!(summary.hedging.is_none() && hedged.summary(0.9).hedging.is_some());
     let rp = stochastic.solution.objective.expect("objective");
     assert!(report.lower_bound <= rp * (1.0 + 1e-7) && report.upper_bound >= rp * (1.0 - 1e-7));
     assert!(stochastic.hedging.is_none());
@@ -181,6 +189,11 @@ fn forecasts_that_do_not_fit_the_case_say_why() {
     wrong.series = source.series.clone();
     wrong.scale = -1.0;
     assert!(fail(&site("2014-11-12T00:00", "1h", 24), &wrong).contains("scale must be a positive number"));
+    // A model trained past the issue time would plan a day it has seen.
+    let mut seen = source.clone();
+    seen.model.trained_until = issue + jiff::SignedDuration::from_mins(30);
+    let refused = fail(&site("2014-11-12T00:00", "1h", 24), &seen);
+    assert!(refused.contains("would have seen the day it plans"), "{refused}");
     let twice = [source.clone(), source];
     let err = plan(&site("2014-11-12T00:00", "1h", 24), &twice, issue, &PlanOptions::default()).expect_err("twice");
     assert!(matches!(err, PlanError::Option(_)) && err.to_string().contains("forecast twice"));

@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "proto/volta/common/v1/common.proto",
             "proto/volta/dispatch/v1/dispatch.proto",
             "proto/volta/forecast/v1/forecast.proto",
+            "proto/volta/planning/v1/planning.proto",
             "proto/volta/contracts/v1/contracts.proto",
             "proto/volta/trading/v1/trading.proto",
         ],

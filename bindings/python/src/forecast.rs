@@ -250,7 +250,7 @@ type PlanSource<'a> = (String, PyRef<'a, PyModel>, Columns, f64);
 
 /// A day-ahead plan from forecasts, as JSON; see `volta.plan`.
 #[pyfunction]
-#[pyo3(signature = (case, sources, issue_s, scenarios = 0, imbalance_penalty = None, cvar = None, time_limit = None, gap = None))]
+#[pyo3(signature = (case, sources, issue_s, scenarios = 0, imbalance_penalty = None, cvar = None, time_limit = None, gap = None, hedging = None))]
 #[expect(clippy::too_many_arguments, reason = "the keyword arguments of volta.plan, one each")]
 pub(crate) fn plan(
     py: Python<'_>,
@@ -262,6 +262,7 @@ pub(crate) fn plan(
     cvar: Option<(f64, f64)>,
     time_limit: Option<f64>,
     gap: Option<f64>,
+    hedging: Option<usize>,
 ) -> PyResult<String> {
     let fail = |e: String| raise(py, Raise::Forecast, e);
     let mut read_sources = Vec::with_capacity(sources.len());
@@ -273,7 +274,7 @@ pub(crate) fn plan(
     }
     let issue = jiff::Timestamp::from_second(issue_s).map_err(|e| fail(e.to_string()))?;
     let options = volta_planning::PlanOptions {
-        hedging: None,
+        hedging: hedging.map(|max_iterations| volta_dispatch::Hedging { max_iterations, ..Default::default() }),
         scenarios,
         stochastic: volta_dispatch::StochasticOptions {
             options: volta_dispatch::Options {
@@ -290,24 +291,19 @@ pub(crate) fn plan(
     let cancel = options.stochastic.options.cancel.clone();
     let made = crate::interruptible(py, &cancel, move || {
         volta_planning::plan(&owned, &read_sources, issue, &options).map(|made| {
-            let s = &made.solution;
-            serde_json::json!({
-                "status": s.status.name(),
-                "objective": s.objective,
-                "expected_cost": s.expected_cost(),
-                "plan": s.plan,
-                "scenarios": s.scenarios.iter().map(|o| serde_json::json!({
-                    "name": o.name, "probability": o.probability, "cost": o.cost,
-                    "imbalance_cost": o.imbalance_cost, "imbalance_kwh": o.imbalance_kwh,
-                    "unserved_kwh": o.unserved_kwh,
-                })).collect::<Vec<_>>(),
+            let mut json = serde_json::json!({
                 "forecasts": made.forecasts.iter().map(|f| serde_json::json!({
                     "series": f.series.to_string(), "point": f.point, "levels": f.levels,
                     "quantiles": f.quantiles, "paths": f.paths.len(),
                 })).collect::<Vec<_>>(),
-                "solve_seconds": s.stats.solve_seconds,
-            })
-            .to_string()
+            });
+            let alpha = options.stochastic.risk.map_or(0.9, |r| r.alpha);
+            if let (Some(head), Ok(serde_json::Value::Object(rest))) =
+                (json.as_object_mut(), serde_json::to_value(made.summary(alpha)))
+            {
+                head.extend(rest);
+            }
+            json.to_string()
         })
     })?;
     made.map_err(|e| {

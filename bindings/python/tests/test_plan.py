@@ -54,10 +54,24 @@ def test_a_stochastic_plan_reports_its_cost_distribution(frame, model):
     assert list(made.scenarios_frame().columns)[:3] == ["name", "probability", "cost"]
 
 
+def test_progressive_hedging_brackets_the_extensive_plan(frame, model):
+    args = (SITE, {"site.demand_kw": (model, frame, 150.0)}, "2014-11-12T00:00")
+    extensive = volta.plan(*args, scenarios=6, imbalance_penalty=0.1, gap=0.0)
+    hedged = volta.plan(*args, scenarios=6, imbalance_penalty=0.1, gap=0.0, hedging=30)
+    assert extensive.hedging is None
+    report = hedged.hedging
+    assert report["iterations"] >= 1 and 0.0 <= report["gap"] < 1.0
+    optimum = extensive.objective
+    assert report["lower_bound"] <= optimum * (1 + 1e-7)
+    assert report["upper_bound"] >= optimum * (1 - 1e-7)
+    assert hedged.expected_cost == pytest.approx(report["upper_bound"], rel=1e-9)
+
+
 def test_bad_forecasts_name_the_series(frame, model):
     with pytest.raises(volta.ForecastError, match="only a renewable has availability"):
         volta.plan(SITE, {"site.availability": (model, frame)}, "2014-11-12T00:00")
-    with pytest.raises(volta.ForecastError, match="does not reach the case's end"):
+    # Issued inside the model's training data: it would plan a day it has seen.
+    with pytest.raises(volta.ForecastError, match="would have seen the day it plans"):
         volta.plan(SITE, {"site.demand_kw": (model, frame)}, "2014-11-11T12:00")
     with pytest.raises(volta.ForecastError, match="expected \\(model, frame\\)"):
         volta.plan(SITE, {"site.demand_kw": (model,)}, "2014-11-12T00:00")

@@ -51,7 +51,7 @@ pub fn objective(value: i32, co2_price: Option<f64>) -> Result<Objective, Status
 }
 
 /// A relative MIP gap in [0, 1).
-fn mip_gap(gap: Option<f64>) -> Result<Option<f64>, Status> {
+pub(crate) fn mip_gap(gap: Option<f64>) -> Result<Option<f64>, Status> {
     match gap {
         Some(g) if !(0.0..1.0).contains(&g) => {
             Err(status::invalid("mip_gap", format!("{g:?} is not a relative gap in [0, 1)")))
@@ -61,7 +61,7 @@ fn mip_gap(gap: Option<f64>) -> Result<Option<f64>, Status> {
 }
 
 /// A solver time limit: positive when given.
-fn time_limit(field: &str, limit: Option<prost_types::Duration>) -> Result<Option<SignedDuration>, Status> {
+pub(crate) fn time_limit(field: &str, limit: Option<prost_types::Duration>) -> Result<Option<SignedDuration>, Status> {
     match time::length(field, limit)? {
         Some(d) if d.is_zero() => Err(status::invalid(field, "a time limit must be positive".to_owned())),
         other => Ok(other),

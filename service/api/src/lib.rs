@@ -3,7 +3,7 @@
 //!
 //! - [`pb`]: the types, service stubs and clients generated from the
 //!   protos under `proto/volta/<service>/v1/`, and their descriptors;
-//! - [`dispatch`], [`forecast`], [`contracts`] and [`trading`]: conversions between each service's
+//! - [`dispatch`], [`forecast`], [`planning`], [`contracts`] and [`trading`]: conversions between each service's
 //!   messages and the domain (cases, series and options in; schedules,
 //!   scores and forecasts out), reading every field of a message so that a
 //!   field added to a proto cannot be silently ignored;
@@ -17,6 +17,7 @@
 pub mod contracts;
 pub mod dispatch;
 pub mod forecast;
+pub mod planning;
 pub mod status;
 pub mod time;
 pub mod trading;
@@ -28,6 +29,7 @@ pub mod pb {
     pub use self::volta::contracts::v1 as contracts;
     pub use self::volta::dispatch::v1 as dispatch;
     pub use self::volta::forecast::v1 as forecast;
+    pub use self::volta::planning::v1 as planning;
     pub use self::volta::trading::v1 as trading;
 
     /// The packages as protoc nests them (generated code refers to other
@@ -52,6 +54,11 @@ pub mod pb {
         pub mod forecast {
             pub mod v1 {
                 tonic::include_proto!("volta.forecast.v1");
+            }
+        }
+        pub mod planning {
+            pub mod v1 {
+                tonic::include_proto!("volta.planning.v1");
             }
         }
         pub mod trading {

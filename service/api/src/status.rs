@@ -352,19 +352,55 @@ pub fn dispatch(err: &DispatchError) -> Status {
 /// option (`lags[0]` is `options.lag_days[0]` in a request).
 #[must_use]
 pub fn forecast(err: &ForecastError, field: &dyn Fn(&str) -> String) -> Status {
+    forecast_of(err, field, "series")
+}
+
+/// A forecasting error whose data came in the request field `series`
+/// (`series`, or `forecasts[1].history` where a request nests it).
+#[must_use]
+pub fn forecast_of(err: &ForecastError, field: &dyn Fn(&str) -> String, series: &str) -> Status {
     let message = capped(err.to_string());
     let on = |path: String| bad_request(Reason::InvalidField, message.clone(), [(path, message.clone())]);
     match err {
         ForecastError::MissingColumn { column, .. }
         | ForecastError::Column { column, .. }
         | ForecastError::Timestamp { column, .. }
-        | ForecastError::Value { column, .. } => on(format!("series.csv[{}]", key(column))),
+        | ForecastError::Value { column, .. } => on(format!("{series}.csv[{}]", key(column))),
         ForecastError::Option { option, .. } => on(field(option)),
-        ForecastError::Read { .. } => on("series.csv".to_owned()),
+        ForecastError::Read { .. } => on(format!("{series}.csv")),
         ForecastError::Fit { .. } => error(Reason::DataTooThin, message),
         ForecastError::ModelFile(_) => error(Reason::ModelUnreadable, message),
         ForecastError::Cancelled { .. } => error(Reason::Cancelled, message),
     }
+}
+
+/// `status` with the fields it names under `from` (`series`,
+/// `series.csv[load]`) moved under `to` (`forecasts[2].history`): the
+/// error of a message read where another request nests it. The message's
+/// leading field moves with them.
+#[must_use]
+pub fn within(status: Status, from: &str, to: &str) -> Status {
+    let moved = |field: &str| match field.strip_prefix(from) {
+        Some(rest) if rest.is_empty() || rest.starts_with(['.', '[']) => format!("{to}{rest}"),
+        _ => field.to_owned(),
+    };
+    let mut details = status.get_error_details();
+    let Some(request) = details.bad_request() else { return status };
+    let violations: Vec<_> = request
+        .field_violations
+        .iter()
+        .map(|v| {
+            let mut v = v.clone();
+            v.field = capped(moved(&v.field));
+            v
+        })
+        .collect();
+    details.set_bad_request(violations);
+    let message = match status.message().split_once(':') {
+        Some((head, tail)) if !head.contains(' ') => format!("{}:{tail}", moved(head)),
+        _ => status.message().to_owned(),
+    };
+    Status::with_error_details(status.code(), capped(message), details)
 }
 
 /// A contract rule's refusal as a status; `field` is the request field the

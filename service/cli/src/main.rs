@@ -141,6 +141,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Exit statuses every command shares: 0 done; 1 an error in the input (a
+/// case, a file, an option's value); 2 a command line that does not parse
+/// (clap's own); 3 solved, but no schedule or plan (infeasible, unbounded,
+/// nothing found within a limit).
+mod exit {
+    /// An error in the input.
+    pub(crate) const INPUT: u8 = 1;
+    /// No schedule or plan.
+    pub(crate) const NO_SOLUTION: u8 = 3;
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -152,7 +163,7 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(1)
+            ExitCode::from(exit::INPUT)
         }
     }
 }

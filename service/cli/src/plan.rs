@@ -11,7 +11,7 @@ use volta_dispatch::stochastic::{Cvar, StochasticOptions};
 use volta_dispatch::{DispatchError, Options};
 use volta_engine::{Case, SeriesRef};
 use volta_forecasting::{TrainedModel, cut_time, data};
-use volta_planning::{DayAheadPlan, ForecastSource, PlanOptions, plan};
+use volta_planning::{DayAheadPlan, ForecastSource, PlanOptions, PlanSummary, plan};
 
 pub(super) const LONG_ABOUT: &str = "\
 Plan a case from forecasts of its uncertain series. Each --forecast names a
@@ -41,9 +41,12 @@ Examples:
 Written with --out: plan.json (the commitment and nominations, and each
 scenario's cost), forecasts.csv (point and quantiles per series and step),
 scenarios.csv (each scenario's probability, cost, imbalance and unserved
-energy), schedules.csv (each scenario's flows per asset, bus and step) and
+energy), scenario_series.csv (each scenario's value of each forecast series
+per step), schedules.csv (each scenario's flows per asset, bus and step) and
 plan.png (each series' scenario fan with the plan over it, and the cost
-distribution). Exit status: 0 planned, 1 no plan (infeasible), 2 usage errors.";
+distribution). Exit status: 0 planned, 1 on an error (bad case, forecast or
+option), 2 for a command line that does not parse, 3 when no plan was found
+(infeasible, or nothing within the time limit).";
 
 /// Arguments of `volta plan`.
 #[derive(Debug, ClapArgs)]
@@ -128,10 +131,10 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Ok(case) => case,
         Err(e) => {
             eprintln!("{}: {e}", args.case.display());
-            return Ok(ExitCode::from(2));
+            return Ok(ExitCode::from(crate::exit::INPUT));
         }
     };
-    // Usage errors (a bad spec, a missing file, a bad time) exit 2 like a bad case.
+    // Input errors (a bad spec, a missing file, a bad time) exit 1 like a bad case.
     let inputs = (|| -> anyhow::Result<_> {
         let options = options(args)?;
         let sources: Vec<ForecastSource> = args.forecasts.iter().map(|s| source(s)).collect::<anyhow::Result<_>>()?;
@@ -142,7 +145,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Ok(inputs) => inputs,
         Err(e) => {
             eprintln!("volta plan: {e:#}");
-            return Ok(ExitCode::from(2));
+            return Ok(ExitCode::from(crate::exit::INPUT));
         }
     };
     let made = match plan(&case, &sources, issue, &options) {
@@ -150,26 +153,29 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Err(volta_planning::PlanError::Dispatch(DispatchError::Solver(e))) => bail!("solver error: {e}"),
         Err(e) => {
             eprintln!("volta plan: {e}");
-            return Ok(ExitCode::from(2));
+            return Ok(ExitCode::from(crate::exit::INPUT));
         }
     };
-    let summary = summary(&case, &made, &options);
-    say!("{summary}");
+    let alpha = options.stochastic.risk.map_or(0.9, |r| r.alpha);
+    let numbers = made.summary(alpha);
+    say!("{}", summary(&case, &made, &numbers, options.scenarios));
     if let Some(dir) = &args.out {
-        write(dir, &case, &made)?;
-        let alpha = options.stochastic.risk.map_or(0.9, |r| r.alpha);
+        write(dir, &case, &made, &numbers)?;
         crate::report::write_plan_plot(&case, &made, alpha, dir)?;
-        say!("written: {}/plan.json, forecasts.csv, scenarios.csv, schedules.csv, plan.png", dir.display());
+        say!(
+            "written: {}/plan.json, forecasts.csv, scenarios.csv, scenario_series.csv, schedules.csv, plan.png",
+            dir.display()
+        );
     }
-    Ok(if made.solution.plan.is_some() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if made.solution.plan.is_some() { ExitCode::SUCCESS } else { ExitCode::from(crate::exit::NO_SOLUTION) })
 }
 
 /// What the terminal shows.
-fn summary(case: &Case, made: &DayAheadPlan, options: &PlanOptions) -> String {
+fn summary(case: &Case, made: &DayAheadPlan, numbers: &PlanSummary, scenarios: usize) -> String {
     let s = &made.solution;
     let currency = &case.settings().currency;
     let mut out = String::new();
-    let kind = if options.scenarios == 0 { "deterministic" } else { "two-stage stochastic" };
+    let kind = if scenarios == 0 { "deterministic" } else { "two-stage stochastic" };
     let _ = writeln!(
         out,
         "{}: {kind} plan of {} steps from forecasts issued {}, {} scenario(s): {}",
@@ -177,7 +183,7 @@ fn summary(case: &Case, made: &DayAheadPlan, options: &PlanOptions) -> String {
         case.grid().len(),
         made.issue.to_zoned_datetime(case.grid().time_zone().clone()),
         made.scenarios.len(),
-        s.status.name()
+        numbers.status
     );
     for f in &made.forecasts {
         let mean = f.point.iter().sum::<f64>() / f.point.len().max(1) as f64;
@@ -190,11 +196,11 @@ fn summary(case: &Case, made: &DayAheadPlan, options: &PlanOptions) -> String {
         );
     }
     if let (Some(expected), Some(p10), Some(p50), Some(p90)) =
-        (s.expected_cost(), s.cost_quantile(0.1), s.cost_quantile(0.5), s.cost_quantile(0.9))
+        (numbers.expected_cost, numbers.cost_p10, numbers.cost_p50, numbers.cost_p90)
     {
         let _ = writeln!(out, "  cost: expected {expected:.2} {currency}; P10 {p10:.2}, P50 {p50:.2}, P90 {p90:.2}");
-        let alpha = options.stochastic.risk.map_or(0.9, |r| r.alpha);
-        if let Some(cvar) = s.cvar(alpha) {
+        if let Some(cvar) = numbers.cvar {
+            let alpha = numbers.cvar_alpha;
             let _ = writeln!(
                 out,
                 "  CVaR({alpha}) {cvar:.2} {currency} (the mean of the worst {:.0} %)",
@@ -220,11 +226,11 @@ fn summary(case: &Case, made: &DayAheadPlan, options: &PlanOptions) -> String {
             let _ = writeln!(out, "  {} nominated net import {energy:.1} kWh", n.asset);
         }
     }
-    if let Some(report) = &made.hedging {
+    if let Some(report) = &numbers.hedging {
         let _ = writeln!(
             out,
             "  progressive hedging: {} iterations, {}; cost between {:.2} and {:.2} (gap {:.2} %)",
-            report.iterations.len(),
+            report.iterations,
             if report.converged { "converged" } else { "not converged" },
             report.lower_bound,
             report.upper_bound,
@@ -239,31 +245,16 @@ fn summary(case: &Case, made: &DayAheadPlan, options: &PlanOptions) -> String {
     out
 }
 
-fn write(dir: &std::path::Path, case: &Case, made: &DayAheadPlan) -> anyhow::Result<()> {
+fn write(dir: &std::path::Path, case: &Case, made: &DayAheadPlan, numbers: &PlanSummary) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let s = &made.solution;
-    let scenarios: Vec<serde_json::Value> = s
-        .scenarios
-        .iter()
-        .map(|o| {
-            serde_json::json!({
-                "name": o.name, "probability": o.probability, "cost": o.cost,
-                "imbalance_cost": o.imbalance_cost, "imbalance_kwh": o.imbalance_kwh, "unserved_kwh": o.unserved_kwh,
-            })
-        })
-        .collect();
-    let json = serde_json::json!({
+    let mut json = serde_json::json!({
         "case": case.name(),
         "issue": made.issue.to_zoned_datetime(case.grid().time_zone().clone()).to_string(),
-        "status": s.status.name(),
-        "objective": s.objective,
-        "expected_cost": s.expected_cost(),
-        "cost_p10": s.cost_quantile(0.1),
-        "cost_p50": s.cost_quantile(0.5),
-        "cost_p90": s.cost_quantile(0.9),
-        "plan": s.plan,
-        "scenarios": scenarios,
     });
+    if let (Some(head), serde_json::Value::Object(rest)) = (json.as_object_mut(), serde_json::to_value(numbers)?) {
+        head.extend(rest);
+    }
     let path = dir.join("plan.json");
     std::fs::write(&path, serde_json::to_string_pretty(&json)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -285,7 +276,7 @@ fn write(dir: &std::path::Path, case: &Case, made: &DayAheadPlan) -> anyhow::Res
     let path = dir.join("forecasts.csv");
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     let mut text = String::from("scenario,probability,cost,imbalance_cost,imbalance_kwh,unserved_kwh\n");
-    for o in &s.scenarios {
+    for o in &numbers.scenarios {
         let _ = writeln!(
             text,
             "{},{},{},{},{},{}",
@@ -293,6 +284,19 @@ fn write(dir: &std::path::Path, case: &Case, made: &DayAheadPlan) -> anyhow::Res
         );
     }
     let path = dir.join("scenarios.csv");
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    // What each scenario says of each forecast series: the fan, to plot or
+    // to plan again with another tool (benches/pypsa/stochastic.py).
+    let mut text = String::from("scenario,probability,time,series,value\n");
+    for scenario in &made.scenarios {
+        for (series, values) in &scenario.series {
+            for (t, v) in values.iter().enumerate() {
+                let _ =
+                    writeln!(text, "{},{},{},{series},{v}", scenario.name, scenario.probability, case.grid().stamp(t));
+            }
+        }
+    }
+    let path = dir.join("scenario_series.csv");
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     // Every scenario's second-stage schedule, long: one row per flow and step.
     let mut text = String::from("scenario,time,asset,bus,kw\n");

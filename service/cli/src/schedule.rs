@@ -55,8 +55,9 @@ Examples:
   volta schedule datasets/cases/campus.toml --horizon-h 48 --commit-h 24
   volta schedule datasets/cases/campus.toml --write-model campus.lp
 
-Exit status: 0 with a schedule, 1 on an error (bad case or option),
-2 when the case is infeasible or unbounded or no schedule was found in time.";
+Exit status: 0 with a schedule, 1 on an error (bad case or option), 2 for a
+command line that does not parse, 3 when the case is infeasible or unbounded
+or no schedule was found in time.";
 
 /// What to minimise.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -133,11 +134,11 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             checked.case
         }
         Err(Error::Invalid(report)) => {
-            eprintln!("invalid {}: {} problems", args.case.display(), report.issues.len());
+            eprintln!("invalid {}: {}", args.case.display(), crate::validate::counted(&report));
             for issue in report.issues {
                 eprintln!("  {issue}");
             }
-            return Ok(ExitCode::from(1));
+            return Ok(ExitCode::from(crate::exit::INPUT));
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", args.case.display())),
     };
@@ -318,5 +319,5 @@ fn finish(
         (Status::Interrupted, _) => eprintln!("the solve was interrupted before finding a schedule"),
         (Status::Optimal | Status::WithinGap, _) => {}
     }
-    Ok(ExitCode::from(2))
+    Ok(ExitCode::from(crate::exit::NO_SOLUTION))
 }

@@ -10,6 +10,7 @@ pub(super) const LONG_ABOUT: &str = "\
 Serve Volta over gRPC on one port:
   volta.dispatch.v1.DispatchService   Validate, Schedule, Pareto, RollingHorizon (streamed)
   volta.forecast.v1.ForecastService   Backtest, Train, Forecast, ListModels, DeleteModel
+  volta.planning.v1.PlanningService   Plan: forecasts with stored models, then a day-ahead plan
   volta.contracts.v1.ContractService  contracts, readings, statistics, settlement, market positions
   volta.trading.v1.TradingService     local markets: orders, books, trades, call auctions,
                                       contract positions
@@ -93,7 +94,7 @@ pub(super) struct Args {
     /// TLS private key (PEM); needs --tls-cert-file.
     #[arg(long, value_name = "PEM", env = "VOLTA_TLS_KEY_FILE", requires = "tls_cert_file")]
     tls_key_file: Option<PathBuf>,
-    /// Serve only these services (comma-separated: dispatch, forecast, contracts, trading) [default: all].
+    /// Serve only these services (comma-separated: dispatch, forecast, planning, contracts, trading) [default: all].
     #[arg(long, value_name = "LIST", env = "VOLTA_SERVICES", value_delimiter = ',')]
     services: Option<Vec<String>>,
     /// NATS server with JetStream carrying trades to the market ledger between processes

@@ -89,8 +89,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 all_ok = false;
                 match (args.format, &err) {
                     (Format::Text, Error::Invalid(report)) => {
-                        let n = report.errors().count();
-                        writeln!(out, "invalid {shown}: {n} problem{}", if n == 1 { "" } else { "s" })?;
+                        writeln!(out, "invalid {shown}: {}", counted(report))?;
                         for issue in &report.issues {
                             writeln!(out, "{issue}")?;
                         }
@@ -114,4 +113,16 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         writeln!(out, "{}", serde_json::to_string_pretty(&json_out)?)?;
     }
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// How many problems a report has, and warnings apart: `1 problem`,
+/// `3 problems and 1 warning`.
+pub(super) fn counted(report: &volta_engine::ValidationReport) -> String {
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let (problems, warnings) = (report.errors().count(), report.warnings().count());
+    if warnings == 0 {
+        plural(problems, "problem")
+    } else {
+        format!("{} and {}", plural(problems, "problem"), plural(warnings, "warning"))
+    }
 }

@@ -190,9 +190,9 @@ demand_kw = { file = "schedule.parquet", column = "campus_electric.elec_kw", tim
 }
 
 #[test]
-fn an_infeasible_case_exits_2_with_an_explanation() {
+fn an_infeasible_case_exits_3_with_an_explanation() {
     let out = volta(&["schedule", &case("infeasible/short_heat.toml")]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3), "infeasible, not a usage error (2) or bad input (1)");
     let summary = json(&out);
     assert_eq!(summary["status"], "infeasible");
     assert!(summary["cost"].is_null());
@@ -863,24 +863,31 @@ fn plan_forecasts_the_load_and_plans_under_its_scenarios() {
         serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).expect("plan.json")).expect("json");
     assert_eq!(plan["plan"]["commitment"][0]["on"].as_array().map(Vec::len), Some(24));
     assert_eq!(plan["scenarios"].as_array().map(Vec::len), Some(6));
+    let p = |key: &str| plan[key].as_f64().unwrap_or_else(|| panic!("{key} in plan.json"));
+    assert!(p("cost_p10") <= p("cost_p50") && p("cost_p50") <= p("cost_p90") && p("cost_p90") <= p("cvar"));
+    assert_eq!(plan["cvar_alpha"].as_f64(), Some(0.9));
     let forecasts = std::fs::read_to_string(out.join("forecasts.csv")).expect("forecasts.csv");
     assert_eq!(forecasts.lines().next(), Some("time,series,point,q0.1,q0.5,q0.9"));
     assert_eq!(forecasts.lines().count(), 25);
     assert!(std::fs::metadata(out.join("plan.png")).expect("plan.png").len() > 10_000);
     let scenarios = std::fs::read_to_string(out.join("scenarios.csv")).expect("scenarios.csv");
     assert_eq!(scenarios.lines().count(), 7);
+    // Each scenario's load, step by step.
+    let series = std::fs::read_to_string(out.join("scenario_series.csv")).expect("scenario_series.csv");
+    assert_eq!(series.lines().count(), 1 + 6 * 24);
+    assert!(series.lines().nth(1).is_some_and(|l| l.contains(",site.demand_kw,")), "{series}");
     // Each scenario's flows: 6 scenarios × 3 assets with one bus each × 24 steps.
     let schedules = std::fs::read_to_string(out.join("schedules.csv")).expect("schedules.csv");
     assert_eq!(schedules.lines().count(), 1 + 6 * 3 * 24);
-    // A series the case does not have, and a horizon that does not reach: usage errors, exit 2.
+    // A series the case does not have, and an issue time inside the model's training data: input errors, exit 1.
     let bad = format!("site.availability={model},{data}");
     let refused = volta(&["plan", &case, "--issue-time", "2014-11-12T00:00", "--forecast", &bad]);
-    assert_eq!(refused.status.code(), Some(2));
+    assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("only a renewable has availability"));
     let late = volta(&["plan", &case, "--issue-time", "2014-11-11T12:00", "--forecast", &forecast]);
-    assert_eq!(late.status.code(), Some(2));
+    assert_eq!(late.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&late.stderr).contains("does not reach the case's end"),
+        String::from_utf8_lossy(&late.stderr).contains("would have seen the day it plans"),
         "{}",
         String::from_utf8_lossy(&late.stderr)
     );

@@ -160,7 +160,7 @@ pub struct Server {
 }
 
 /// Every service `volta serve` can serve.
-pub const SERVICES: [&str; 4] = ["dispatch", "forecast", "contracts", "trading"];
+pub const SERVICES: [&str; 5] = ["dispatch", "forecast", "planning", "contracts", "trading"];
 
 impl Default for Server {
     fn default() -> Self {

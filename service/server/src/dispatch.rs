@@ -39,7 +39,7 @@ fn case_size(case: Option<&pb::CaseText>, limits: &Limits) -> Result<(), Status>
 }
 
 /// Reads and checks a case the caller may work on, within the size budget.
-fn authorised_case(caller: &Caller, case: Option<pb::CaseText>, limits: &Limits) -> Result<Case, Status> {
+pub(crate) fn authorised_case(caller: &Caller, case: Option<pb::CaseText>, limits: &Limits) -> Result<Case, Status> {
     case_size(case.as_ref(), limits)?;
     let checked = convert::read_case(case).map_err(|e| errors::case(&e))?;
     caller.require_site(checked.case.name())?;

@@ -32,14 +32,25 @@ impl Forecast {
     /// The stored model that the request field `field` names, with its
     /// body: NOT_FOUND when the caller's tenant has no such model.
     async fn stored(&self, field: &str, name: &str, caller: &Caller) -> Result<(ModelRecord, String), Status> {
-        let id = model_id(field, name, &caller.tenant)?;
-        self.shared
-            .models
-            .model(&caller.tenant, id)
-            .await
-            .map_err(|e| store::unavailable(&e))?
-            .ok_or_else(|| not_found(name))
+        stored(&self.shared, field, name, caller).await
     }
+}
+
+/// The stored model that the request field `field` names, with its body:
+/// NOT_FOUND when the caller's tenant has no such model.
+pub(crate) async fn stored(
+    shared: &Shared,
+    field: &str,
+    name: &str,
+    caller: &Caller,
+) -> Result<(ModelRecord, String), Status> {
+    let id = model_id(field, name, &caller.tenant)?;
+    shared
+        .models
+        .model(&caller.tenant, id)
+        .await
+        .map_err(|e| store::unavailable(&e))?
+        .ok_or_else(|| not_found(field, name))
 }
 
 /// Models a page lists when the caller does not say.
@@ -163,15 +174,19 @@ fn train(req: pb::TrainRequest, tenant: String, limits: &Limits, cancel: &Cancel
     Ok(Trained { record, body, fit, quality: convert::data_quality(&quality) })
 }
 
-fn forecast(
-    name: String,
-    body: &str,
-    req: pb::ForecastRequest,
+/// A stored model's body, read.
+pub(crate) fn read_model(name: &str, body: &str) -> Result<TrainedModel, Status> {
+    TrainedModel::from_json(body, &format!("stored model {name}")).map_err(|e| convert::error(&e, Call::Forecast))
+}
+
+/// The data `model` reads, from the request's `series` message: the
+/// model's columns and (unless the request sets its own) cleaning, within
+/// `limits.max_series_steps`. Errors name fields under `series`.
+pub(crate) fn model_history(
+    model: &TrainedModel,
+    data: Option<pb::SeriesData>,
     limits: &Limits,
-) -> Result<pb::ForecastResponse, Status> {
-    let pb::ForecastRequest { model: _, series: data, issue_time } = req;
-    let model = TrainedModel::from_json(body, &format!("stored model {name}"))
-        .map_err(|e| convert::error(&e, Call::Forecast))?;
+) -> Result<History, Status> {
     let mut message = data.unwrap_or_default();
     // The model decides which columns it reads.
     let read = model.read_options();
@@ -180,6 +195,18 @@ fn forecast(
         message.time_zone = read.timezone.unwrap_or_default();
     }
     let (series, _, _) = series(Some(message), Some(&model.target), Some(model.cleaning), limits, Call::Forecast)?;
+    Ok(series)
+}
+
+fn forecast(
+    name: String,
+    body: &str,
+    req: pb::ForecastRequest,
+    limits: &Limits,
+) -> Result<pb::ForecastResponse, Status> {
+    let pb::ForecastRequest { model: _, series: data, issue_time } = req;
+    let model = read_model(&name, body)?;
+    let series = model_history(&model, data, limits)?;
     let issue = time::instant("issue_time", issue_time)?
         .ok_or_else(|| errors::invalid("issue_time", "required: the first forecast step".to_owned()))?;
     let forecast = model.forecast(&series, issue).map_err(|e| convert::error(&e, Call::Forecast))?;
@@ -215,7 +242,7 @@ fn model_id<'a>(field: &str, name: &'a str, tenant: &str) -> Result<&'a str, Sta
             if *owner == tenant {
                 Ok(id)
             } else {
-                Err(not_found(name))
+                Err(not_found(field, name))
             }
         }
         _ => Err(errors::invalid(field, format!("{} is not tenants/{{tenant}}/models/{{model}}", shown(name)))),
@@ -236,8 +263,8 @@ fn info(record: &ModelRecord) -> pb::Model {
     }
 }
 
-fn not_found(name: &str) -> Status {
-    errors::error(Reason::ModelNotFound, format!("name: no model {} for this tenant", shown(name)))
+fn not_found(field: &str, name: &str) -> Status {
+    errors::error(Reason::ModelNotFound, format!("{field}: no model {} for this tenant", shown(name)))
 }
 
 /// A list filter: `field = "value"` conditions joined by AND.
@@ -419,7 +446,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
             tracing::info!(audit = true, subject = %caller.subject, model = %name, "model deleted");
             Ok(Response::new(pb::DeleteModelResponse {}))
         } else {
-            Err(not_found(&name))
+            Err(not_found("name", &name))
         }
     }
 }

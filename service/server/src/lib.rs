@@ -28,6 +28,7 @@ mod failpoint;
 mod forecast;
 mod messaging;
 pub mod otlp;
+mod planning;
 pub mod projection;
 pub mod store;
 pub mod telemetry;
@@ -316,11 +317,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .max_decoding_message_size(max_bytes),
         auth.clone(),
     );
+    let planning = InterceptedService::new(
+        pb::planning::planning_service_server::PlanningServiceServer::new(planning::Planning::new(shared.clone()))
+            .max_decoding_message_size(max_bytes),
+        auth.clone(),
+    );
     let (reporter, health) = tonic_health::server::health_reporter();
     let served = |service: &str| config.server.serves(service);
     let names: Vec<&'static str> = [
         ("dispatch", <pb::dispatch::dispatch_service_server::DispatchServiceServer<dispatch::Dispatch> as tonic::server::NamedService>::NAME),
         ("forecast", <pb::forecast::forecast_service_server::ForecastServiceServer<forecast::Forecast> as tonic::server::NamedService>::NAME),
+        ("planning", <pb::planning::planning_service_server::PlanningServiceServer<planning::Planning> as tonic::server::NamedService>::NAME),
         ("contracts", <pb::contracts::contract_service_server::ContractServiceServer<contracts::Contracts> as tonic::server::NamedService>::NAME),
         ("trading", <pb::trading::trading_service_server::TradingServiceServer<trading::Trading> as tonic::server::NamedService>::NAME),
     ]
@@ -408,6 +415,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .add_service(reflection_alpha)
         .add_optional_service(served("dispatch").then_some(dispatch))
         .add_optional_service(served("forecast").then_some(forecast))
+        .add_optional_service(served("planning").then_some(planning))
         .add_optional_service(served("contracts").then_some(contract_service))
         .add_optional_service(served("trading").then_some(trading_service))
         .serve_with_incoming_shutdown(incoming, shutdown)

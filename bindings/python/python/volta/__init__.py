@@ -936,6 +936,9 @@ class DayAheadPlan:
     #: Per forecast series (``asset.field``): point, levels, quantiles (steps × levels).
     forecasts: dict[str, dict[str, Any]]
     solve_seconds: float
+    #: With ``hedging``: iterations, converged, lower_bound, upper_bound and
+    #: gap of progressive hedging (the optimum lies between the bounds).
+    hedging: dict[str, Any] | None = None
 
     @property
     def expected_cost(self) -> float:
@@ -967,6 +970,7 @@ def plan(
     cvar: tuple[float, float] | None = None,
     time_limit: float | None = None,
     gap: float | None = None,
+    hedging: int | None = None,
 ) -> DayAheadPlan:
     """Forecasts ``case``'s uncertain series and plans, as ``volta plan`` does.
 
@@ -978,7 +982,10 @@ def plan(
     with ``scenarios=K`` it is two-stage stochastic over the forecasts' joint
     scenarios reduced to K: commitment (and with ``imbalance_penalty``, each
     grid's net import) fixed for all, the rest per scenario. ``cvar=(alpha,
-    weight)`` blends the CVaR of the cost into the objective.
+    weight)`` blends the CVaR of the cost into the objective. ``hedging=N``
+    solves by progressive hedging (the scenarios in parallel, at most N
+    iterations) instead of one extensive-form MILP, and reports its bounds in
+    :attr:`DayAheadPlan.hedging`.
 
     >>> made = volta.plan("site.toml", {"site.demand_kw": (model, frame, 150.0)},
     ...                   "2014-11-12T00:00", scenarios=20, imbalance_penalty=0.1)
@@ -998,7 +1005,9 @@ def plan(
         raise ForecastError("forecasts: name at least one series to forecast")
     stamp = _instant(issue, sources[0][1].timezone)
     raw = json.loads(
-        _native.plan(native_case, sources, int(stamp.timestamp()), scenarios, imbalance_penalty, cvar, time_limit, gap)
+        _native.plan(
+            native_case, sources, int(stamp.timestamp()), scenarios, imbalance_penalty, cvar, time_limit, gap, hedging
+        )
     )
     first = raw["plan"] or {"commitment": [], "nominations": []}
     return DayAheadPlan(
@@ -1017,4 +1026,5 @@ def plan(
             for f in raw["forecasts"]
         },
         solve_seconds=raw["solve_seconds"],
+        hedging=raw["hedging"],
     )

@@ -29,6 +29,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tonic::Code;
 
 use super::{SECRET, Server, fpb, pb, token, with_token};
+use volta_api::pb::planning as ppb;
 
 /// One call's outcome, as a future the runner blocks on.
 type Call = Pin<Box<dyn Future<Output = Result<String, tonic::Status>>>>;
@@ -774,6 +775,29 @@ fn every_rpc_survives_hostile_requests() {
         forecasts,
         unary!(forecast, forecast, |_: &fpb::ForecastResponse| "Ok".to_owned()),
     );
+    // Plans from a model with quantiles (their calibration gives the scenarios).
+    let calibrated = fpb::TrainRequest {
+        series: Some(super::victoria()),
+        options: Some(super::with_quantiles(super::model(fpb::ModelKind::NaiveWeek))),
+        train_until: Some(super::at("2014-11-12T00:00:00+10:00")),
+        display_name: "fuzz plan".into(),
+        request_id: String::new(),
+    };
+    let calibrated = runtime
+        .block_on(forecast.clone().train(with_token(calibrated, &admin)))
+        .expect("train")
+        .into_inner()
+        .model
+        .expect("model")
+        .name;
+    let planning = ppb::planning_service_client::PlanningServiceClient::new(channel.clone());
+    campaign(
+        &runtime,
+        &server,
+        "Plan",
+        plan_request(calibrated, super::victoria()),
+        unary!(planning, plan, |r: &ppb::PlanResponse| format!("Ok {:?}", r.status())),
+    );
     let gets = prop_oneof![1 => Just(model), 1 => ".{0,80}".prop_map(|s: String| s)]
         .prop_map(|name| fpb::GetModelRequest { name });
     campaign(
@@ -889,6 +913,7 @@ fn every_rpc_survives_hostile_requests() {
         "/volta.forecast.v1.ForecastService/GetModel",
         "/volta.forecast.v1.ForecastService/ListModels",
         "/volta.forecast.v1.ForecastService/DeleteModel",
+        "/volta.planning.v1.PlanningService/Plan",
         "/volta.trading.v1.TradingService/SubmitOrder",
         "/volta.trading.v1.TradingService/CancelOrder",
         "/volta.trading.v1.TradingService/GetBook",
@@ -912,6 +937,88 @@ fn every_rpc_survives_hostile_requests() {
     let text = runtime.block_on(super::metrics(&server));
     assert!(text.contains("volta_panics_total 0"), "{text}");
     report(server.peak_kib());
+}
+
+/// Plan requests: mostly the site's day from `model` (trained with
+/// quantiles) on Victoria's demand, with hostile series, names, scales,
+/// instants and options; sometimes a hostile case.
+fn plan_request(model: String, victoria: fpb::SeriesData) -> impl Strategy<Value = ppb::PlanRequest> {
+    let site = std::fs::read_to_string(volta_datasets::case("site_day.toml")).expect("site_day.toml");
+    let case = prop_oneof![
+        3 => Just(pb::CaseText { format: Some(pb::case_text::Format::Toml(site)) }),
+        1 => case_text(),
+    ];
+    let names = prop_oneof![
+        6 => Just(model),
+        1 => ".{0,80}".prop_map(|s: String| s),
+        1 => "tenants/(default|globex)/models/[a-f0-9]{0,32}".prop_map(|s: String| s),
+    ];
+    let series = text(
+        vec!["site.demand_kw"],
+        vec![
+            "grid.import_price",
+            "grid.export_price",
+            "engine.availability",
+            "site",
+            "site.demand_kw.x",
+            "grid.demand_kw",
+        ],
+    );
+    let scale = prop_oneof![6 => Just(Some(150.0)), 1 => Just(None), 1 => any::<f64>().prop_map(Some)];
+    let source = (series, names, series_or_victoria(victoria), scale).prop_map(|(series, model, history, scale)| {
+        ppb::ForecastSource { series, model, history: Some(history), scale }
+    });
+    // Mostly one source; sometimes none, or two (a repeat).
+    let sources = (source, 0_u8..10).prop_map(|(one, n)| match n {
+        0 => Vec::new(),
+        1 => vec![one.clone(), one],
+        _ => vec![one],
+    });
+    let at = super::at;
+    let issue = prop_oneof![
+        8 => Just(Some(at("2014-11-12T00:00:00+10:00"))),
+        2 => prop::sample::select(vec![
+            at("2014-11-11T23:00:00+10:00"),
+            at("2014-11-12T00:10:00+10:00"),
+            at("2014-11-05T00:00:00+10:00"),
+            at("2015-06-01T00:00:00Z"),
+            at("9999-12-30T00:00:00Z"),
+        ]).prop_map(Some),
+        1 => Just(None),
+        1 => (any::<i64>(), any::<i32>()).prop_map(|(seconds, nanos)| Some(prost_types::Timestamp { seconds, nanos })),
+    ];
+    let scenarios = prop_oneof![6 => 0_u32..8, 1 => any::<u32>()];
+    let cvar = prop::option::weighted(0.2, (maybe(0.0..1.0), maybe(0.0..1.0))).prop_map(|c| {
+        c.map(|(alpha, weight)| ppb::Cvar { alpha: alpha.unwrap_or(0.9), weight: weight.unwrap_or(0.5) })
+    });
+    let hedging = prop::option::weighted(
+        0.2,
+        (prop_oneof![4 => 0_u32..12, 1 => any::<u32>()], maybe(1.0..50.0), maybe(0.1..5.0)),
+    )
+    .prop_map(|h| h.map(|(max_iterations, rho, tolerance_kw)| ppb::Hedging { max_iterations, rho, tolerance_kw }));
+    let options = (maybe(0.0..0.5), cvar, hedging, maybe(0.0..0.01), duration(1..3), any::<bool>());
+    (case, sources, issue, scenarios, options).prop_map(
+        |(
+            case,
+            forecasts,
+            issue_time,
+            scenarios,
+            (imbalance_penalty, cvar, hedging, mip_gap, time_limit, schedules),
+        )| {
+            ppb::PlanRequest {
+                case: Some(case),
+                issue_time,
+                forecasts,
+                scenarios,
+                imbalance_penalty,
+                cvar,
+                hedging,
+                mip_gap,
+                time_limit,
+                schedules,
+            }
+        },
+    )
 }
 
 fn series_or_victoria(victoria: fpb::SeriesData) -> impl Strategy<Value = fpb::SeriesData> {

@@ -8,6 +8,7 @@ mod dispatch;
 mod forecast;
 mod fuzz;
 mod lifecycle;
+mod planning;
 mod positions;
 mod security;
 mod settlement;
