@@ -122,22 +122,29 @@ pub(crate) fn solve(
     if options.objective == Objective::Co2
         && let Some(best) = raw.objective
     {
-        let bound = best + best.abs() * 1e-7 + 1e-6;
-        let limit = move |model: &mut Model| {
-            cap(model);
+        // The least CO2 is held as it was found (HiGHS's feasibility
+        // tolerance is the only slack), and the objective reported is the
+        // CO2 of the schedule returned, so the two always agree.
+        let bound = best + best.abs().max(1.0) * 1e-9;
+        let primary_of = |model: &Model| {
             let mut primary = model.co2();
             primary.add_lin(&model.lost_load_kwh, LOST_LOAD_CO2_KG_PER_KWH);
+            primary
+        };
+        let limit = move |model: &mut Model| {
+            cap(model);
+            let primary = primary_of(model);
             model.lp.le(primary, bound);
         };
         let second = Options { objective: Objective::Cost, ..options.clone() };
         options.cancel.check()?;
         let (m2, r2, s2) = solve::solve_window(case, window, &second, &limit)?;
-        if r2.x.is_some() {
+        if let Some(x) = &r2.x {
             stats.solve_seconds += s2.solve_seconds;
             stats.build_seconds += s2.build_seconds;
             stats.price_seconds += s2.price_seconds;
+            objective = Some(primary_of(&m2).eval(x));
             (model, raw) = (m2, r2);
-            objective = Some(best);
         }
     }
     let schedule = raw.x.as_ref().map(|x| solve::read_schedule(case, &model, x, raw.duals.as_deref()));

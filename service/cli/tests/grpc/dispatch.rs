@@ -51,6 +51,7 @@ async fn health_validate_and_schedule_give_the_library_numbers() {
             "volta.contracts.v1.ContractService",
             "volta.dispatch.v1.DispatchService",
             "volta.forecast.v1.ForecastService",
+            "volta.planning.v1.PlanningService",
             "volta.trading.v1.TradingService",
         ]
     );
