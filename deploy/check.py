@@ -48,6 +48,7 @@ KUBERNETES = ["1.31.0", "1.37.0"]
 GRPC_SERVICE = {
     "dispatch": "volta.dispatch.v1.DispatchService",
     "forecast": "volta.forecast.v1.ForecastService",
+    "planning": "volta.planning.v1.PlanningService",
     "contracts": "volta.contracts.v1.ContractService",
     "trading": "volta.trading.v1.TradingService",
 }
