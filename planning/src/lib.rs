@@ -31,4 +31,4 @@ pub use error::PlanError;
 pub use forecast::{ForecastSource, SeriesForecast, forecast};
 pub use plan::{DayAheadPlan, PlanOptions, plan};
 pub use scenarios::{joint, reduce};
-pub use summary::{HedgingSummary, OutcomeSummary, PlanSummary};
+pub use summary::{DEFAULT_CVAR_ALPHA, HedgingSummary, OutcomeSummary, PlanSummary};

@@ -5,7 +5,10 @@
 use serde::Serialize;
 use volta_dispatch::{HedgingReport, Plan};
 
-use crate::plan::DayAheadPlan;
+use crate::plan::{DayAheadPlan, PlanOptions};
+
+/// The CVaR level a summary reports when the plan had no risk measure.
+pub const DEFAULT_CVAR_ALPHA: f64 = 0.9;
 
 /// The summary of a plan: its status and cost distribution, the plan
 /// itself, and each scenario's outcome (without its schedule).
@@ -27,7 +30,7 @@ pub struct PlanSummary {
     pub cost_p50: Option<f64>,
     /// Its 90 % quantile.
     pub cost_p90: Option<f64>,
-    /// The CVaR level reported: the risk measure's, or 0.9 without one.
+    /// The CVaR level reported: the risk measure's, or [`DEFAULT_CVAR_ALPHA`].
     pub cvar_alpha: f64,
     /// The mean cost of the worst `1 − cvar_alpha` of the probability.
     pub cvar: Option<f64>,
@@ -86,11 +89,13 @@ impl From<&HedgingReport> for HedgingSummary {
 }
 
 impl DayAheadPlan {
-    /// The plan in numbers, with CVaR at `cvar_alpha` (the risk measure's
-    /// level when the plan had one).
+    /// The plan in numbers, with CVaR at the level of `options`' risk
+    /// measure, or [`DEFAULT_CVAR_ALPHA`] without one (`options`: those the
+    /// plan was made with).
     #[must_use]
-    pub fn summary(&self, cvar_alpha: f64) -> PlanSummary {
+    pub fn summary(&self, options: &PlanOptions) -> PlanSummary {
         let s = &self.solution;
+        let cvar_alpha = options.stochastic.risk.map_or(DEFAULT_CVAR_ALPHA, |r| r.alpha);
         PlanSummary {
             status: s.status.name(),
             objective: s.objective,

@@ -144,13 +144,13 @@ fn a_real_forecast_drives_a_day_ahead_plan_and_its_settlement() {
     .expect("hedged plan");
     let report = hedged.hedging.as_ref().expect("report");
     // The summary every front door reports: the same numbers as the solution.
-    let summary = stochastic.summary(0.9);
+    let summary = stochastic.summary(&PlanOptions { scenarios: 8, stochastic: options(), hedging: None });
     assert_eq!(summary.scenarios.len(), 8);
     assert_eq!(summary.expected_cost, stochastic.solution.expected_cost());
     assert_eq!(summary.cost_p50, stochastic.solution.cost_quantile(0.5));
     assert_eq!(summary.cvar, stochastic.solution.cvar(0.9));
     assert!(summary.cost_p10 <= summary.cost_p50 && summary.cost_p50 <= summary.cost_p90);
-    assert!(summary.hedging.is_none() && hedged.summary(0.9).hedging.is_some());
+    assert!(summary.hedging.is_none() && hedged.summary(&PlanOptions::default()).hedging.is_some());
     let rp = stochastic.solution.objective.expect("objective");
     assert!(report.lower_bound <= rp * (1.0 + 1e-7) && report.upper_bound >= rp * (1.0 - 1e-7));
     assert!(stochastic.hedging.is_none());

@@ -297,9 +297,8 @@ pub(crate) fn plan(
                     "quantiles": f.quantiles, "paths": f.paths.len(),
                 })).collect::<Vec<_>>(),
             });
-            let alpha = options.stochastic.risk.map_or(0.9, |r| r.alpha);
             if let (Some(head), Ok(serde_json::Value::Object(rest))) =
-                (json.as_object_mut(), serde_json::to_value(made.summary(alpha)))
+                (json.as_object_mut(), serde_json::to_value(made.summary(&options)))
             {
                 head.extend(rest);
             }

@@ -1,14 +1,14 @@
 //! `volta.planning.v1`: a Plan request read and checked, the plan as a
 //! response, and planning's errors as statuses naming the request field.
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use tonic::Status;
 use volta_dispatch::{Cvar, Hedging};
 use volta_engine::{Case, SeriesRef};
 use volta_planning::{DayAheadPlan, PlanError, PlanSummary};
 
-use crate::dispatch::{grid, mip_gap, schedule, solve_status, time_limit};
-use crate::forecast::{Call, field_of};
+use crate::dispatch::{Solving, grid, mip_gap, schedule, solve_status, time_limit};
+use crate::forecast::{Call, error as error_of};
 use crate::pb::{dispatch as dpb, forecast as fpb, planning as pb};
 use crate::status::{self, Reason};
 use crate::time;
@@ -51,16 +51,14 @@ pub struct PlanCall {
     pub risk: Option<Cvar>,
     /// Progressive hedging instead of the extensive form.
     pub hedging: Option<Hedging>,
-    /// The relative MIP gap.
-    pub mip_gap: Option<f64>,
-    /// The requested time limit.
-    pub time_limit: Option<SignedDuration>,
+    /// The cost objective, the relative MIP gap and the requested time limit.
+    pub solving: Solving,
     /// Whether each scenario's schedule goes back.
     pub schedules: bool,
 }
 
 /// A finite number in `range`, or INVALID_ARGUMENT naming `field`.
-fn within(field: &str, value: f64, range: impl std::ops::RangeBounds<f64>, rule: &str) -> Result<f64, Status> {
+fn number_in(field: &str, value: f64, range: impl std::ops::RangeBounds<f64>, rule: &str) -> Result<f64, Status> {
     if value.is_finite() && range.contains(&value) {
         Ok(value)
     } else {
@@ -112,7 +110,7 @@ impl TryFrom<pb::PlanRequest> for PlanCall {
             if history.is_none() {
                 return Err(status::invalid(&field("history"), "required: the data the model reads".to_owned()));
             }
-            let scale = within(&field("scale"), scale.unwrap_or(1.0), f64::MIN_POSITIVE.., "a positive number")?;
+            let scale = number_in(&field("scale"), scale.unwrap_or(1.0), f64::MIN_POSITIVE.., "a positive number")?;
             sources.push(SourceCall { series, model, history, scale });
         }
         let max = volta_dispatch::stochastic::MAX_SCENARIOS;
@@ -121,13 +119,13 @@ impl TryFrom<pb::PlanRequest> for PlanCall {
             return Err(status::invalid("scenarios", format!("{scenarios}; a plan takes at most {max}")));
         }
         let imbalance_penalty = imbalance_penalty
-            .map(|p| within("imbalance_penalty", p, 0.0..=1e9, "a price in [0, 1e9] per kWh"))
+            .map(|p| number_in("imbalance_penalty", p, 0.0..=1e9, "a price in [0, 1e9] per kWh"))
             .transpose()?;
         let risk = cvar
             .map(|c| {
                 Ok::<_, Status>(Cvar {
-                    alpha: within("cvar.alpha", c.alpha, 0.0..1.0, "a level in [0, 1)")?,
-                    weight: within("cvar.weight", c.weight, 0.0..=1.0, "a weight in [0, 1]")?,
+                    alpha: number_in("cvar.alpha", c.alpha, 0.0..1.0, "a level in [0, 1)")?,
+                    weight: number_in("cvar.weight", c.weight, 0.0..=1.0, "a weight in [0, 1]")?,
                 })
             })
             .transpose()?;
@@ -142,8 +140,13 @@ impl TryFrom<pb::PlanRequest> for PlanCall {
                 let defaults = Hedging::default();
                 Ok(Hedging {
                     max_iterations: usize::try_from(h.max_iterations).unwrap_or(usize::MAX),
-                    rho: within("hedging.rho", h.rho.unwrap_or(defaults.rho), f64::MIN_POSITIVE..=1e9, "in (0, 1e9]")?,
-                    tolerance_kw: within(
+                    rho: number_in(
+                        "hedging.rho",
+                        h.rho.unwrap_or(defaults.rho),
+                        f64::MIN_POSITIVE..=1e9,
+                        "in (0, 1e9]",
+                    )?,
+                    tolerance_kw: number_in(
                         "hedging.tolerance_kw",
                         h.tolerance_kw.unwrap_or(defaults.tolerance_kw),
                         f64::MIN_POSITIVE..,
@@ -167,8 +170,11 @@ impl TryFrom<pb::PlanRequest> for PlanCall {
             imbalance_penalty,
             risk,
             hedging,
-            mip_gap: mip_gap(gap)?,
-            time_limit: time_limit("time_limit", limit)?,
+            solving: Solving {
+                objective: volta_dispatch::Objective::Cost,
+                mip_gap: mip_gap(gap)?,
+                time_limit: time_limit("time_limit", limit)?,
+            },
             schedules,
         })
     }
@@ -186,12 +192,7 @@ impl PlanCall {
     pub fn error(&self, err: &PlanError) -> Status {
         match err {
             PlanError::Forecast { series, error } => {
-                let history = self.source_field(series, "history");
-                let field = |option: &str| match field_of(option, Call::Forecast) {
-                    f if f.starts_with("series") => f.replacen("series", &history, 1),
-                    f => f,
-                };
-                status::forecast_of(error, &field, &history)
+                status::within(error_of(error, Call::Forecast), "series", &self.source_field(series, "history"))
             }
             PlanError::Align { series, message } => {
                 let field = self.source_field(series, "model");

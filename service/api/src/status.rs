@@ -352,22 +352,15 @@ pub fn dispatch(err: &DispatchError) -> Status {
 /// option (`lags[0]` is `options.lag_days[0]` in a request).
 #[must_use]
 pub fn forecast(err: &ForecastError, field: &dyn Fn(&str) -> String) -> Status {
-    forecast_of(err, field, "series")
-}
-
-/// A forecasting error whose data came in the request field `series`
-/// (`series`, or `forecasts[1].history` where a request nests it).
-#[must_use]
-pub fn forecast_of(err: &ForecastError, field: &dyn Fn(&str) -> String, series: &str) -> Status {
     let message = capped(err.to_string());
     let on = |path: String| bad_request(Reason::InvalidField, message.clone(), [(path, message.clone())]);
     match err {
         ForecastError::MissingColumn { column, .. }
         | ForecastError::Column { column, .. }
         | ForecastError::Timestamp { column, .. }
-        | ForecastError::Value { column, .. } => on(format!("{series}.csv[{}]", key(column))),
+        | ForecastError::Value { column, .. } => on(format!("series.csv[{}]", key(column))),
         ForecastError::Option { option, .. } => on(field(option)),
-        ForecastError::Read { .. } => on(format!("{series}.csv")),
+        ForecastError::Read { .. } => on("series.csv".to_owned()),
         ForecastError::Fit { .. } => error(Reason::DataTooThin, message),
         ForecastError::ModelFile(_) => error(Reason::ModelUnreadable, message),
         ForecastError::Cancelled { .. } => error(Reason::Cancelled, message),

@@ -156,12 +156,11 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(crate::exit::INPUT));
         }
     };
-    let alpha = options.stochastic.risk.map_or(0.9, |r| r.alpha);
-    let numbers = made.summary(alpha);
+    let numbers = made.summary(&options);
     say!("{}", summary(&case, &made, &numbers, options.scenarios));
     if let Some(dir) = &args.out {
         write(dir, &case, &made, &numbers)?;
-        crate::report::write_plan_plot(&case, &made, alpha, dir)?;
+        crate::report::write_plan_plot(&case, &made, numbers.cvar_alpha, dir)?;
         say!(
             "written: {}/plan.json, forecasts.csv, scenarios.csv, scenario_series.csv, schedules.csv, plan.png",
             dir.display()

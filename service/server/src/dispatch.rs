@@ -58,7 +58,7 @@ pub(crate) fn authorised_case(caller: &Caller, case: Option<pb::CaseText>, limit
 
 /// Solver options of a call: its objective and gap, its time limit bounded
 /// by its deadline, and a fresh cancellation token.
-fn solve_options(solving: &Solving, budget: &Budget) -> Options {
+pub(crate) fn solve_options(solving: &Solving, budget: &Budget) -> Options {
     Options {
         objective: solving.objective,
         mip_gap: solving.mip_gap,

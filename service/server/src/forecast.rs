@@ -28,12 +28,6 @@ impl Forecast {
     pub(crate) fn new(shared: Shared) -> Self {
         Self { shared }
     }
-
-    /// The stored model that the request field `field` names, with its
-    /// body: NOT_FOUND when the caller's tenant has no such model.
-    async fn stored(&self, field: &str, name: &str, caller: &Caller) -> Result<(ModelRecord, String), Status> {
-        stored(&self.shared, field, name, caller).await
-    }
 }
 
 /// The stored model that the request field `field` names, with its body:
@@ -390,7 +384,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
         let budget = Budget::of(&request);
         let req = request.into_inner();
         let name = req.model.clone();
-        let (_, body) = self.stored("model", &name, &caller).await?;
+        let (_, body) = stored(&self.shared, "model", &name, &caller).await?;
         let limits = self.shared.limits.clone();
         let reply = self
             .shared
@@ -403,7 +397,7 @@ impl pb::forecast_service_server::ForecastService for Forecast {
         let caller = Caller::of(&request)?;
         caller.require(Role::Viewer)?;
         let pb::GetModelRequest { name } = request.into_inner();
-        let (record, _) = self.stored("name", &name, &caller).await?;
+        let (record, _) = stored(&self.shared, "name", &name, &caller).await?;
         Ok(Response::new(pb::GetModelResponse { model: Some(info(&record)) }))
     }
 

@@ -6,13 +6,12 @@ use volta_api::pb::planning as pb;
 use volta_api::planning::{self as convert, PlanCall};
 use volta_api::status as errors;
 use volta_dispatch::{Options, StochasticOptions};
-use volta_engine::Cancel;
 use volta_planning::{ForecastSource, PlanOptions};
 
 use crate::Shared;
 use crate::auth::{Caller, Role};
 use crate::budget::Budget;
-use crate::dispatch::authorised_case;
+use crate::dispatch::{authorised_case, solve_options};
 use crate::forecast::{model_history, read_model, stored};
 
 /// The planning service (shares the solver slots with dispatch and
@@ -40,22 +39,16 @@ impl pb::planning_service_server::PlanningService for Planning {
             let (_, body) = stored(&self.shared, &format!("forecasts[{i}].model"), &source.model, &caller).await?;
             bodies.push(body);
         }
-        let cancel = Cancel::new();
         let options = PlanOptions {
             scenarios: call.scenarios,
             stochastic: StochasticOptions {
-                options: Options {
-                    mip_gap: call.mip_gap,
-                    time_limit_s: budget.time_limit(call.time_limit.map(|d| d.as_secs_f64())),
-                    prices: false,
-                    cancel: cancel.clone(),
-                    ..Options::default()
-                },
+                options: Options { prices: false, ..solve_options(&call.solving, &budget) },
                 imbalance_penalty: call.imbalance_penalty,
                 risk: call.risk,
             },
             hedging: call.hedging.clone(),
         };
+        let cancel = options.stochastic.options.cancel.clone();
         let limits = self.shared.limits.clone();
         let metrics = self.shared.metrics.clone();
         let reply = self
@@ -86,8 +79,7 @@ impl pb::planning_service_server::PlanningService for Planning {
                 }
                 let made = volta_planning::plan(&case, &sources, call.issue, &options).map_err(|e| call.error(&e))?;
                 metrics.solved(made.solution.status.name());
-                let alpha = call.risk.map_or(0.9, |r| r.alpha);
-                Ok(convert::plan_response(&case, &made, &made.summary(alpha), &call))
+                Ok(convert::plan_response(&case, &made, &made.summary(&options), &call))
             })
             .await?;
         Ok(Response::new(reply))
