@@ -198,3 +198,26 @@ async fn bad_plans_name_their_field_and_other_models_are_not_found() {
     let none = ppb::PlanRequest { forecasts: Vec::new(), ..request(&model, 0) };
     assert_eq!(field(&refused(none).await), "forecasts");
 }
+
+#[tokio::test]
+async fn scenarios_count_against_the_case_cell_budget_before_any_solve() {
+    // 24 steps x 3 assets = 72 cells a copy; a budget of 1,000 cells holds
+    // 13 scenarios, not 14.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("volta.toml");
+    let db = dir.path().join("volta.db");
+    std::fs::write(
+        &config,
+        format!("[storage]\nurl = \"sqlite://{}\"\n[limits]\nmax_case_cells = 1000\n", db.display()),
+    )
+    .expect("write");
+    let server = Server::start_with(&["--config", config.to_str().expect("utf-8")], &[]);
+    let model = stored_model(&server).await;
+    let mut planner = PlanningServiceClient::new(server.channel().await);
+    let err = planner.plan(request(&model, 14)).await.expect_err("over the budget");
+    assert_eq!(field(&err), "scenarios");
+    assert_eq!(reason(&err), "OVER_LIMIT");
+    assert!(err.message().contains("14 scenarios x 24 steps x 3 assets = 1008 cells"), "{}", err.message());
+    let within = planner.plan(request(&model, 13)).await.expect("within the budget").into_inner();
+    assert_eq!(within.scenarios.len(), 13);
+}
