@@ -678,8 +678,8 @@ pub(crate) mod nats {
         }
 
         fn took(&self) {
-            let held = self.held.fetch_add(1, Ordering::SeqCst) + 1;
-            self.metrics.set_partitions_held(self.route, held);
+            self.held.fetch_add(1, Ordering::SeqCst);
+            self.metrics.partition_taken(self.route);
         }
 
         /// Gives one partition up if this replica holds more than its fair
@@ -689,14 +689,14 @@ pub(crate) mod nats {
             let given =
                 self.held.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |h| (h > fair).then(|| h - 1)).is_ok();
             if given {
-                self.metrics.set_partitions_held(self.route, self.held.load(Ordering::SeqCst));
+                self.metrics.partition_given(self.route);
             }
             given
         }
 
         fn lost(&self) {
-            let held = self.held.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
-            self.metrics.set_partitions_held(self.route, held);
+            self.held.fetch_sub(1, Ordering::SeqCst);
+            self.metrics.partition_given(self.route);
         }
     }
 

@@ -394,11 +394,16 @@ impl Metrics {
         self.connections.inc();
     }
 
-    /// Sets how many partitions of `route` this process consumes.
-    pub fn set_partitions_held(&self, route: &str, n: usize) {
-        self.partitions_held
-            .get_or_create(&RouteLabels { route: route.to_owned() })
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    /// Counts a partition of `route` this process took. The gauge moves by
+    /// one atomically (never set from a count read earlier), so replicas
+    /// taking and giving partitions at once cannot leave it stale.
+    pub fn partition_taken(&self, route: &str) {
+        self.partitions_held.get_or_create(&RouteLabels { route: route.to_owned() }).inc();
+    }
+
+    /// Counts a partition of `route` this process gave up or lost.
+    pub fn partition_given(&self, route: &str) {
+        self.partitions_held.get_or_create(&RouteLabels { route: route.to_owned() }).dec();
     }
 
     /// Records a stored batch of a market's sequencer.
