@@ -8,6 +8,7 @@
 #   benches/pypsa/run.sh market --books 20     # welfare clearing against highspy
 #   benches/pypsa/run.sh model --random 8      # written LP models solved by highspy
 #   benches/pypsa/run.sh stochastic            # two-stage plans against PyPSA's stochastic form
+#   benches/pypsa/run.sh dispatch              # the dispatch benchmark set (Kazarlis 10-100 units)
 #
 # The venv lives in $VOLTA_PYPSA_VENV (default ~/.cache/volta/venv-pypsa).
 set -euo pipefail
@@ -37,6 +38,10 @@ fi
 if [ "${1:-}" = stochastic ]; then
   shift
   exec "$venv/bin/python" stochastic.py "$@"
+fi
+if [ "${1:-}" = dispatch ]; then
+  shift
+  exec "$venv/bin/python" dispatch_bench.py "$@"
 fi
 if [ "${1:-}" = model ]; then
   shift

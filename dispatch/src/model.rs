@@ -6,8 +6,10 @@
 //! - every asset contributes *signed* flows to buses, positive into the bus;
 //!   one balance row per bus and step says that they sum to zero;
 //! - unit commitment uses the three-binary form (on `u`, start `v`, stop
-//!   `w`) with `u` binary and `v`, `w` continuous: integral `u` makes them
-//!   integral, and the relaxation stays tight (Morales-España et al., 2013).
+//!   `w`) with `u` binary and `v`, `w` continuous: `v ≤ u[t]` and
+//!   `v ≤ 1 − u[t−1]` make them integral once `u` is, and the relaxation
+//!   stays tight (Morales-España et al., 2013);
+//! - identical committed units form fleets (see [`crate::fleet`]).
 
 use std::collections::HashMap;
 
@@ -16,6 +18,7 @@ use volta_engine::asset::{
 };
 use volta_engine::{AssetKind, Case, Profile};
 
+use crate::fleet::{self, Fleet};
 use crate::options::{LOST_LOAD_CO2_KG_PER_KWH, Objective};
 use crate::plan::CostCategory;
 use volta_lp::{Col, Integrality, Lin, Lp, Row};
@@ -49,6 +52,8 @@ pub(crate) struct Window<'a> {
     pub(crate) start: usize,
     pub(crate) len: usize,
     pub(crate) state: &'a CarriedState,
+    /// Whether identical units are modelled as fleets (see [`crate::fleet`]).
+    pub(crate) fleets: bool,
 }
 
 impl Window<'_> {
@@ -82,20 +87,50 @@ pub(crate) struct UnitVars {
     pub(crate) rated_coef: Vec<f64>,
     /// Fuel drawn, kW (thermal units).
     pub(crate) fuel: Vec<Lin>,
+    /// On (a binary; for an aggregated fleet, how many units are on).
     pub(crate) on: Option<Vec<Col>>,
     pub(crate) start: Option<Vec<Col>>,
     pub(crate) stop: Option<Vec<Col>>,
     pub(crate) capacity_kw: f64,
+    /// For the leader of an aggregated fleet: its members and their state
+    /// before the window; the columns are the fleet's.
+    pub(crate) fleet: Option<FleetVars>,
+}
+
+/// An aggregated fleet, as its leader's columns stand for it.
+#[derive(Debug, Clone)]
+pub(crate) struct FleetVars {
+    /// Asset indices of the members (the leader first).
+    pub(crate) members: Vec<usize>,
+    /// On, and hours in that state, before the window.
+    pub(crate) initial: (bool, f64),
 }
 
 /// Handles to an asset's columns.
 #[derive(Debug, Clone)]
 pub(crate) enum AssetVars {
-    Load { demand: Vec<f64>, served: Vec<Lin>, shed: Option<Vec<Col>> },
-    Renewable { output: Vec<Col>, available: Vec<f64> },
+    Load {
+        demand: Vec<f64>,
+        served: Vec<Lin>,
+        shed: Option<Vec<Col>>,
+    },
+    Renewable {
+        output: Vec<Col>,
+        available: Vec<f64>,
+    },
     Unit(UnitVars),
-    Grid { import: Vec<Col>, export: Vec<Col> },
-    Storage { charge: Vec<Col>, discharge: Vec<Col>, energy: Vec<Col>, initial_kwh: f64 },
+    /// A member of an aggregated fleet: its leader's columns hold it.
+    Member,
+    Grid {
+        import: Vec<Col>,
+        export: Vec<Col>,
+    },
+    Storage {
+        charge: Vec<Col>,
+        discharge: Vec<Col>,
+        energy: Vec<Col>,
+        initial_kwh: f64,
+    },
 }
 
 /// Elastic slacks of one kind, for the explanation.
@@ -149,6 +184,10 @@ impl Model {
             // Columns and rows are named after their asset in a written
             // model (`battery.charge(5)`); each builder names its groups.
             b.lp.scope(asset.id.as_str());
+            if let Role::Member(_) = b.roles[i] {
+                b.vars.push(AssetVars::Member);
+                continue;
+            }
             match &asset.kind {
                 AssetKind::Load(load) => b.load(i, load),
                 AssetKind::Renewable(r) => b.renewable(i, r),
@@ -158,6 +197,7 @@ impl Model {
                 AssetKind::Storage(s) => b.storage(i, s),
             }
         }
+        b.order_fleets();
         b.reserves();
         b.finish()
     }
@@ -233,11 +273,33 @@ struct Builder<'c> {
     slacks: Vec<Slack>,
     /// Per bus: headroom expressions of units and storage, per step.
     headroom: Vec<Vec<Lin>>,
+    /// The window's fleets of identical units, and each asset's part in them.
+    fleets: Vec<Fleet>,
+    roles: Vec<Role>,
+}
+
+/// An asset's part in a fleet of identical units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Alone,
+    /// Carries an aggregated fleet of this many units.
+    Leader(u32),
+    /// Its leader's columns hold it.
+    Member(usize),
 }
 
 impl<'c> Builder<'c> {
     fn new(case: &'c Case, window: &Window<'c>, lp: Lp, mode: Mode) -> Self {
         let buses = case.buses().len();
+        let fleets = if window.fleets { fleet::fleets(case, window.state) } else { Vec::new() };
+        let mut roles = vec![Role::Alone; case.assets().len()];
+        for f in fleets.iter().filter(|f| f.aggregated) {
+            let size = u32::try_from(f.members.len()).unwrap_or(u32::MAX);
+            roles[f.members[0]] = Role::Leader(size);
+            for &m in &f.members[1..] {
+                roles[m] = Role::Member(f.members[0]);
+            }
+        }
         Self {
             case,
             lp,
@@ -255,6 +317,8 @@ impl<'c> Builder<'c> {
             lost_load_kwh: Lin::new(),
             slacks: Vec::new(),
             headroom: vec![vec![Lin::new(); window.len]; buses],
+            fleets,
+            roles,
         }
     }
 
@@ -567,6 +631,7 @@ impl<'c> Builder<'c> {
             start: None,
             stop: None,
             capacity_kw: spec.capacity_kw,
+            fleet: None,
         };
         let Some(uc) = spec.commitment else {
             for t in 0..n {
@@ -589,6 +654,15 @@ impl<'c> Builder<'c> {
                 (on, hours, power)
             }
         };
+        if let Role::Leader(size) = self.roles[i] {
+            let (u, v, w) = self.fleet_commitment(i, spec, uc, &x, size, (on0, hours0));
+            let fleet = self.fleets.iter().find(|f| f.members[0] == i);
+            unit.fleet = fleet.map(|f| FleetVars { members: f.members.clone(), initial: (on0, hours0) });
+            unit.on = Some(u);
+            unit.start = Some(v);
+            unit.stop = Some(w);
+            return unit;
+        }
         self.scope(i, "on");
         let u: Vec<Col> = (0..n).map(|_| self.lp.binary()).collect();
         self.scope(i, "start");
@@ -610,7 +684,14 @@ impl<'c> Builder<'c> {
                 lin.add(u[t - 1], -1.0);
             }
             self.lp.eq(lin, 0.0);
-            self.lp.le(Lin::term(v[t], 1.0).with(w[t], 1.0), 1.0);
+            // A start needs the unit off before and on after: with `u`
+            // integral this makes `v` and `w` integral too. (Without it, a
+            // running unit could take a sliver of a start and a stop at
+            // once, whose start-up ramp allowance a ramp-limited unit buys
+            // for a sliver of their costs.)
+            let before = if t == 0 { Lin::constant(if on0 { 1.0 } else { 0.0 }) } else { Lin::term(u[t - 1], 1.0) };
+            self.lp.le(Lin::term(v[t], 1.0).with_lin(&before, 1.0), 1.0);
+            self.lp.le(Lin::term(v[t], 1.0).with(u[t], -1.0), 0.0);
         }
         // Minimum up and down times, across the initial state.
         let steps = |hours: f64| steps_covering(hours, h);
@@ -678,6 +759,150 @@ impl<'c> Builder<'c> {
         unit.start = Some(v);
         unit.stop = Some(w);
         unit
+    }
+
+    /// The commitment of an aggregated fleet of `size` identical units
+    /// without ramp limits (see [`crate::fleet`]): per step, integers for
+    /// the units on and started, the units stopped, and the matching of
+    /// stops to the starts they keep warm. Returns `(on, start, stop)`.
+    fn fleet_commitment(
+        &mut self,
+        i: usize,
+        spec: &UnitSpec<'_>,
+        uc: &Commitment,
+        x: &[Col],
+        size: u32,
+        (on0, hours0): (bool, f64),
+    ) -> (Vec<Col>, Vec<Col>, Vec<Col>) {
+        let (n, h) = (self.len, self.h);
+        let all = f64::from(size);
+        let rated = |t: usize| Lin::term(x[t], spec.rated_coef[t]);
+        self.scope(i, "on");
+        let u: Vec<Col> = (0..n).map(|_| self.lp.integer(size)).collect();
+        self.scope(i, "start");
+        let v: Vec<Col> = (0..n).map(|_| self.lp.integer(size)).collect();
+        self.scope(i, "stop");
+        let w = self.lp.cols(n, 0.0, all);
+        self.scope(i, "commitment");
+        for t in 0..n {
+            // The running units' capacity and minimum power.
+            self.lp.le(rated(t).with(u[t], -spec.capacity_kw), 0.0);
+            if spec.min_power_kw > 0.0 {
+                self.lp.ge(rated(t).with(u[t], -spec.min_power_kw), 0.0);
+            }
+            let mut lin = Lin::term(u[t], 1.0).with(v[t], -1.0).with(w[t], 1.0);
+            if t == 0 {
+                lin.add_constant(if on0 { -all } else { 0.0 });
+            } else {
+                lin.add(u[t - 1], -1.0);
+            }
+            self.lp.eq(lin, 0.0);
+        }
+        // Units started within the up time are on; units stopped within the
+        // down time are off. At least one step each: a unit does not start
+        // and stop at once.
+        let steps = |hours: f64| steps_covering(hours, h);
+        let up = steps(uc.min_up_h).max(1);
+        let down = steps(uc.min_down_h).max(1);
+        for t in 0..n {
+            let mut lin = Lin::term(u[t], -1.0);
+            for &start in &v[t.saturating_sub(up - 1)..=t] {
+                lin.add(start, 1.0);
+            }
+            self.lp.le(lin, 0.0);
+            let mut lin = Lin::term(u[t], 1.0);
+            for &stop in &w[t.saturating_sub(down - 1)..=t] {
+                lin.add(stop, 1.0);
+            }
+            self.lp.le(lin, all);
+        }
+        let must = |min_h: f64| {
+            if hours0.is_finite() && hours0 < min_h { steps(min_h - hours0).min(n) } else { 0 }
+        };
+        let forced = if on0 { must(uc.min_up_h) } else { must(uc.min_down_h) };
+        for &col in u.iter().take(forced) {
+            self.lp.eq(Lin::term(col, 1.0), if on0 { all } else { 0.0 });
+        }
+        let mut cost = Lin::new();
+        for t in 0..n {
+            cost.add(v[t], uc.start_cost).add(w[t], uc.shutdown_cost);
+        }
+        self.cost(i, CostCategory::Startup, cost);
+        if let (Some(cold), Some(after)) = (uc.cold_start_cost, uc.cold_start_after_h) {
+            let extra = cold - uc.start_cost;
+            let lookback = steps(after).max(1);
+            if extra > 0.0 {
+                // warm(k): a start at t matched to a stop at τ, within
+                // t − lookback < τ ≤ t − down; each stop serves one start.
+                self.scope(i, "warm");
+                let mut served = vec![Lin::new(); n];
+                let mut initial = Lin::new();
+                let mut cold_cost = Lin::new();
+                for (t, &starts) in v.iter().enumerate() {
+                    let mut warm = Lin::new();
+                    if t >= down {
+                        for stops in served.iter_mut().take(t + 1 - down).skip((t + 1).saturating_sub(lookback)) {
+                            let m = self.lp.col(0.0, all);
+                            warm.add(m, 1.0);
+                            stops.add(m, 1.0);
+                        }
+                    }
+                    // Units off since before the window, still warm.
+                    if !on0 && hours0 + t as f64 * h + 1e-9 < lookback as f64 * h {
+                        let m = self.lp.col(0.0, all);
+                        warm.add(m, 1.0);
+                        initial.add(m, 1.0);
+                    }
+                    if warm.is_empty() {
+                        cold_cost.add(starts, extra);
+                        continue;
+                    }
+                    // cold[t] ≥ extra × (starts − warm matches)
+                    let c = self.lp.col(0.0, f64::INFINITY);
+                    self.lp.ge(Lin::term(c, 1.0).with(starts, -extra).with_lin(&warm, extra), 0.0);
+                    cold_cost.add(c, 1.0);
+                }
+                for (tau, lin) in served.into_iter().enumerate() {
+                    if !lin.is_empty() {
+                        self.lp.le(lin.with(w[tau], -1.0), 0.0);
+                    }
+                }
+                if !initial.is_empty() {
+                    self.lp.le(initial, all);
+                }
+                self.cost(i, CostCategory::Startup, cold_cost);
+            }
+        }
+        (u, v, w)
+    }
+
+    /// Orders the units of each fleet kept apart (with ramp limits) by
+    /// hours on, so that the solver does not explore their permutations.
+    fn order_fleets(&mut self) {
+        let on = |vars: &AssetVars| match vars {
+            AssetVars::Unit(UnitVars { on: Some(on), .. }) => Some(on.clone()),
+            AssetVars::Unit(_)
+            | AssetVars::Load { .. }
+            | AssetVars::Renewable { .. }
+            | AssetVars::Member
+            | AssetVars::Grid { .. }
+            | AssetVars::Storage { .. } => None,
+        };
+        let pairs: Vec<(usize, usize)> = self
+            .fleets
+            .iter()
+            .filter(|f| !f.aggregated)
+            .flat_map(|f| f.members.windows(2).map(|p| (p[0], p[1])).collect::<Vec<_>>())
+            .collect();
+        for (a, b) in pairs {
+            let (Some(first), Some(second)) = (on(&self.vars[a]), on(&self.vars[b])) else { continue };
+            self.scope(a, "fleet_order");
+            let mut lin = Lin::new();
+            for (&x, &y) in first.iter().zip(&second) {
+                lin.add(y, 1.0).add(x, -1.0);
+            }
+            self.lp.le(lin, 0.0);
+        }
     }
 
     /// Ramp limits on the rated flow; with commitment, a start may jump to

@@ -112,6 +112,10 @@ pub struct Options {
     pub prices: bool,
     /// Print the solver's log on stderr.
     pub verbose: bool,
+    /// Model identical committed units as fleets, so that the solver does
+    /// not explore their permutations (default on; the schedule is the
+    /// same, see the crate overview). Off: every unit on its own.
+    pub fleets: bool,
     /// Stops the work between phases (before building a model, between the
     /// solves of a lexicographic objective, a Pareto front or a rolling
     /// horizon) once cancelled: the call returns [`DispatchError::Cancelled`].
@@ -131,6 +135,7 @@ impl Default for Options {
             threads: None,
             prices: true,
             verbose: false,
+            fleets: true,
             cancel: Cancel::default(),
         }
     }

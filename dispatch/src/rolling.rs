@@ -103,7 +103,7 @@ pub fn rolling_horizon(
     let mut start = 0;
     while start < total {
         let len = horizon.min(total - start);
-        let window = Window { start, len, state: &state };
+        let window = Window { start, len, state: &state, fleets: rolling.options.fleets };
         let solution = match crate::solve(case, &window, &rolling.options, None) {
             Err(DispatchError::Cancelled) => {
                 status = worse(status, Status::Interrupted);

@@ -1,14 +1,18 @@
 //! Running HiGHS on a built model and reading the schedule back.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use volta_engine::{AssetKind, Case};
 
 use crate::error::DispatchError;
-use crate::model::{AssetVars, Mode, Model, Window};
+use crate::fleet;
+use crate::model::{AssetVars, Mode, Model, UnitVars, Window};
 use crate::options::Options;
-use crate::plan::{AssetSchedule, BusSchedule, CostItem, Detail, EmissionItem, Flow, Schedule, SolveStats, Status};
-use volta_lp::{Integrality, Lin, Outcome, Settings};
+use crate::plan::{
+    AssetSchedule, BusSchedule, CostCategory, CostItem, Detail, EmissionItem, Flow, Schedule, SolveStats, Status,
+};
+use volta_lp::{Col, Integrality, Lin, Outcome, Settings};
 
 /// What HiGHS returned, before interpretation.
 #[derive(Debug)]
@@ -82,12 +86,12 @@ pub(crate) fn solve_window(
     let mut stats = SolveStats {
         columns: model.lp.num_cols(),
         rows: model.lp.num_rows(),
-        binaries: model.lp.binaries().len(),
+        binaries: model.lp.integers().len(),
         build_seconds: started.elapsed().as_secs_f64(),
         ..SolveStats::default()
     };
     let is_mip = model.lp.is_mip();
-    let binaries = model.lp.binaries().to_vec();
+    let binaries = model.lp.integers().to_vec();
     let (model, mut raw) = run(model, &objective, options)?;
     stats.solve_seconds = raw.seconds;
     // Marginal prices: the LP duals, or for a MILP those of the LP with its
@@ -110,16 +114,118 @@ pub(crate) fn solve_window(
     Ok((model, raw, stats))
 }
 
-/// Reads the schedule of `case` out of a solved `model`.
+/// A member of an aggregated fleet, as the fleet's solution splits it.
+struct Member {
+    leader: usize,
+    /// Its share of the fleet's flows per step: 1/on when it runs, else 0.
+    share: Vec<f64>,
+    on: Vec<bool>,
+    starts: Vec<bool>,
+    startup_cost: f64,
+}
+
+/// A fleet's members with their shares, and the step of each of the
+/// fleet's columns: what splitting its cost and emission terms needs.
+struct FleetRead<'a> {
+    members: Vec<(usize, &'a Member)>,
+    step_of: HashMap<Col, usize>,
+}
+
+/// The members of every aggregated fleet of `model`, by asset index.
+fn members(case: &Case, model: &Model, x: &[f64]) -> HashMap<usize, Member> {
+    let mut members = HashMap::new();
+    for (i, vars) in model.vars.iter().enumerate() {
+        let AssetVars::Unit(UnitVars { fleet: Some(fleet), on: Some(on), start: Some(start), .. }) = vars else {
+            continue;
+        };
+        let Some((uc, _)) = fleet::commitment_of(&case.assets()[i].kind) else { continue };
+        let count = |cols: &[Col]| -> Vec<u32> { cols.iter().map(|c| x[c.0].round().max(0.0) as u32).collect() };
+        let counts = count(on);
+        let split = fleet::split(&counts, &count(start), fleet.members.len(), uc, fleet.initial, model.h);
+        for (k, &m) in fleet.members.iter().enumerate() {
+            let share = (0..model.len)
+                .map(|t| if split.on[k][t] && counts[t] > 0 { 1.0 / f64::from(counts[t]) } else { 0.0 })
+                .collect();
+            members.insert(
+                m,
+                Member {
+                    leader: i,
+                    share,
+                    on: split.on[k].clone(),
+                    starts: split.starts[k].clone(),
+                    startup_cost: split.startup_cost[k],
+                },
+            );
+        }
+    }
+    members
+}
+
+/// Splits `lin` (of a fleet's columns) among the fleet's members: a term of
+/// a column of step `t` goes by the members' shares at `t`, anything else
+/// (a constant) equally. Returns `(asset, amount)` in member order.
+fn split_among(lin: &Lin, x: &[f64], step_of: &HashMap<Col, usize>, fleet: &[(usize, &Member)]) -> Vec<(usize, f64)> {
+    let size = fleet.len() as f64;
+    let mut amounts: Vec<(usize, f64)> = fleet.iter().map(|(m, _)| (*m, lin.constant / size)).collect();
+    for &(col, coef) in &lin.terms {
+        let value = coef * x[col.0];
+        for ((_, amount), (_, member)) in amounts.iter_mut().zip(fleet) {
+            *amount += step_of.get(&col).map_or(value / size, |&t| value * member.share[t]);
+        }
+    }
+    amounts
+}
+
+/// The step of each column of a unit.
+fn steps_of(unit: &UnitVars) -> HashMap<Col, usize> {
+    let mut steps = HashMap::new();
+    let groups = [Some(&unit.x), unit.on.as_ref(), unit.start.as_ref(), unit.stop.as_ref()];
+    for cols in groups.into_iter().flatten() {
+        steps.extend(cols.iter().enumerate().map(|(t, &c)| (c, t)));
+    }
+    for (t, lin) in unit.fuel.iter().enumerate() {
+        steps.extend(lin.terms.iter().map(|&(c, _)| (c, t)));
+    }
+    steps
+}
+
+/// Reads the schedule of `case` out of a solved `model`. An aggregated
+/// fleet becomes its members' schedules: each running member carries an
+/// equal share of the fleet's flows and fuel, each its own starts and
+/// their costs (see [`crate::fleet`]).
 pub(crate) fn read_schedule(case: &Case, model: &Model, x: &[f64], duals: Option<&[f64]>) -> Schedule {
     let n = model.len;
     let eval = |lins: &[Lin]| -> Vec<f64> { lins.iter().map(|l| clean(l.eval(x))).collect() };
-    let val = |cols: &[volta_lp::Col]| -> Vec<f64> { cols.iter().map(|c| clean(x[c.0])).collect() };
+    let val = |cols: &[Col]| -> Vec<f64> { cols.iter().map(|c| clean(x[c.0])).collect() };
+    let members = members(case, model, x);
+    let unit_detail = |unit: &UnitVars, is_thermal: bool, member: Option<&Member>| {
+        let share = |t: usize| member.map_or(1.0, |m| m.share[t]);
+        let output_kw = unit.x.iter().enumerate().map(|(t, c)| clean(unit.rated_coef[t] * x[c.0] * share(t))).collect();
+        let fuel_kw =
+            is_thermal.then(|| unit.fuel.iter().enumerate().map(|(t, f)| clean(f.eval(x) * share(t))).collect());
+        match member {
+            Some(m) => Detail::Unit { output_kw, fuel_kw, on: Some(m.on.clone()), starts: Some(m.starts.clone()) },
+            None => Detail::Unit {
+                output_kw,
+                fuel_kw,
+                on: unit.on.as_ref().map(|u| u.iter().map(|c| x[c.0] > 0.5).collect()),
+                starts: unit.start.as_ref().map(|v| v.iter().map(|c| x[c.0] > 0.5).collect()),
+            },
+        }
+    };
     let mut assets = Vec::with_capacity(case.assets().len());
     for (i, asset) in case.assets().iter().enumerate() {
-        let flows =
-            model.flows[i].iter().map(|(bus, kw)| Flow { bus: case.buses()[*bus].id.clone(), kw: eval(kw) }).collect();
-        let detail = match &model.vars[i] {
+        let member = members.get(&i);
+        let from = member.map_or(i, |m| m.leader);
+        let flows = model.flows[from]
+            .iter()
+            .map(|(bus, kw)| {
+                let kw = kw.iter().enumerate().map(|(t, l)| clean(l.eval(x) * member.map_or(1.0, |m| m.share[t])));
+                Flow { bus: case.buses()[*bus].id.clone(), kw: kw.collect() }
+            })
+            .collect();
+        let is_thermal = matches!(asset.kind, AssetKind::Thermal(_));
+        let detail = match &model.vars[from] {
             AssetVars::Load { demand, served, shed } => Detail::Load {
                 demand_kw: demand.clone(),
                 served_kw: eval(served),
@@ -128,16 +234,9 @@ pub(crate) fn read_schedule(case: &Case, model: &Model, x: &[f64], duals: Option
             AssetVars::Renewable { output, available } => {
                 Detail::Renewable { available_kw: available.clone(), output_kw: val(output) }
             }
-            AssetVars::Unit(unit) => {
-                let output_kw = unit.x.iter().enumerate().map(|(t, c)| clean(unit.rated_coef[t] * x[c.0])).collect();
-                let is_thermal = matches!(asset.kind, AssetKind::Thermal(_));
-                Detail::Unit {
-                    output_kw,
-                    fuel_kw: is_thermal.then(|| eval(&unit.fuel)),
-                    on: unit.on.as_ref().map(|u| u.iter().map(|c| x[c.0] > 0.5).collect()),
-                    starts: unit.start.as_ref().map(|v| v.iter().map(|c| x[c.0] > 0.5).collect()),
-                }
-            }
+            AssetVars::Unit(unit) => unit_detail(unit, is_thermal, member),
+            // Every member is in `members`, whose leader is a unit.
+            AssetVars::Member => Detail::Unit { output_kw: vec![0.0; n], fuel_kw: None, on: None, starts: None },
             AssetVars::Grid { import, export, .. } => Detail::Grid { import_kw: val(import), export_kw: val(export) },
             AssetVars::Storage { charge, discharge, energy, initial_kwh } => Detail::Storage {
                 charge_kw: val(charge),
@@ -160,20 +259,51 @@ pub(crate) fn read_schedule(case: &Case, model: &Model, x: &[f64], duals: Option
             unserved_kw: model.unserved[b].as_ref().map_or_else(|| vec![0.0; n], |c| val(c)),
         })
         .collect();
-    let costs: Vec<CostItem> = model
-        .costs
-        .iter()
-        .map(|term| CostItem {
-            asset: term.asset.map(|i| case.assets()[i].id.clone()),
-            category: term.category,
-            amount: term.lin.eval(x),
-        })
-        .collect();
-    let emissions: Vec<EmissionItem> = model
-        .co2
-        .iter()
-        .map(|(i, lin)| EmissionItem { asset: case.assets()[*i].id.clone(), co2_kg: lin.eval(x) })
-        .collect();
+    // A fleet's terms are split among its members; its start-ups are each
+    // member's own.
+    let id = |i: usize| case.assets()[i].id.clone();
+    let fleet_of = |leader: usize| -> Option<FleetRead<'_>> {
+        let AssetVars::Unit(unit @ UnitVars { fleet: Some(fleet), .. }) = &model.vars[leader] else { return None };
+        let list = fleet.members.iter().filter_map(|m| members.get(m).map(|member| (*m, member))).collect();
+        Some(FleetRead { members: list, step_of: steps_of(unit) })
+    };
+    let mut costs: Vec<CostItem> = Vec::with_capacity(model.costs.len());
+    let mut startups_written = Vec::new();
+    for term in &model.costs {
+        match term.asset.and_then(|a| fleet_of(a).map(|f| (a, f))) {
+            None => {
+                costs.push(CostItem { asset: term.asset.map(id), category: term.category, amount: term.lin.eval(x) })
+            }
+            Some((leader, FleetRead { members: list, .. })) if term.category == CostCategory::Startup => {
+                if !startups_written.contains(&leader) {
+                    startups_written.push(leader);
+                    costs.extend(list.iter().map(|(m, member)| CostItem {
+                        asset: Some(id(*m)),
+                        category: CostCategory::Startup,
+                        amount: member.startup_cost,
+                    }));
+                }
+            }
+            Some((_, FleetRead { members: list, step_of })) => {
+                costs.extend(split_among(&term.lin, x, &step_of, &list).into_iter().map(|(m, amount)| CostItem {
+                    asset: Some(id(m)),
+                    category: term.category,
+                    amount,
+                }));
+            }
+        }
+    }
+    let mut emissions: Vec<EmissionItem> = Vec::with_capacity(model.co2.len());
+    for (i, lin) in &model.co2 {
+        match fleet_of(*i) {
+            None => emissions.push(EmissionItem { asset: id(*i), co2_kg: lin.eval(x) }),
+            Some(FleetRead { members: list, step_of }) => emissions.extend(
+                split_among(lin, x, &step_of, &list)
+                    .into_iter()
+                    .map(|(m, co2_kg)| EmissionItem { asset: id(m), co2_kg }),
+            ),
+        }
+    }
     let grid = case.grid().window(model.start, n);
     Schedule {
         grid,

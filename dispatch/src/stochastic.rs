@@ -420,7 +420,7 @@ pub(crate) fn build(cases: &[Case], options: &StochasticOptions) -> Result<Built
     let n = base.grid().len();
     let h = base.grid().step_hours();
     let state = CarriedState::default();
-    let window = Window { start: 0, len: n, state: &state };
+    let window = Window { start: 0, len: n, state: &state, fleets: false };
     let mut lp = Lp::new(Integrality::Integer);
     let mut first = FirstStage { units: Vec::new(), nominations: Vec::new() };
     if options.imbalance_penalty.is_some() {
@@ -513,7 +513,7 @@ pub(crate) fn extensive(
     let mut stats = SolveStats {
         columns: lp.num_cols(),
         rows: lp.num_rows(),
-        binaries: lp.binaries().len(),
+        binaries: lp.integers().len(),
         build_seconds: started.elapsed().as_secs_f64(),
         ..SolveStats::default()
     };

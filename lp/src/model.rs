@@ -1,9 +1,10 @@
 //! Columns, affine expressions and constraints: a problem written once in
 //! [`Col`]umns and [`Lin`]ear expressions that Volta can evaluate itself
 //! (cost breakdowns, explanations, audits), and [`Lp::into_highs`] hands it
-//! to HiGHS through good_lp's model builder. Binary columns can be *fixed*
-//! instead of declared integer, which turns a MILP into the LP whose duals
-//! are the marginal prices.
+//! to HiGHS through good_lp's model builder. Integer columns (binaries, and
+//! the counts of a fleet of identical units) can be *fixed* instead of
+//! declared integer, which turns a MILP into the LP whose duals are the
+//! marginal prices.
 
 use good_lp::solvers::highs::highs;
 use good_lp::{Expression, ProblemVariables, Variable, variable};
@@ -111,25 +112,36 @@ struct Constraint {
     sense: Sense,
 }
 
-/// How binary columns are declared.
+/// How integer columns are declared.
 #[derive(Debug, Clone, Default)]
 pub enum Integrality {
-    /// As binaries: the model is a MILP.
+    /// As integers: the model is a MILP.
     #[default]
     Integer,
-    /// Fixed at the given values (in order of creation, rounded): an LP.
+    /// Fixed at the given values (in order of creation, rounded into each
+    /// column's bounds): an LP.
     Fixed(Vec<f64>),
+}
+
+/// What a column's values may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Continuous,
+    Binary,
+    /// An integer between its bounds.
+    Integer,
 }
 
 /// Columns, rows and the integrality of a problem under construction.
 pub struct Lp {
     vars: ProblemVariables,
     cols: Vec<Variable>,
-    binaries: Vec<Col>,
+    /// Binary and integer columns, in order of creation.
+    integers: Vec<Col>,
     integrality: Integrality,
     rows: Vec<Constraint>,
-    /// Per column: lower and upper bound, and whether it is declared binary.
-    bounds: Vec<(f64, f64, bool)>,
+    /// Per column: lower and upper bound, and what its values may be.
+    bounds: Vec<(f64, f64, Kind)>,
     /// Names for people reading a written model: `scope(k)`.
     col_names: Vec<String>,
     row_names: Vec<String>,
@@ -147,13 +159,13 @@ impl std::fmt::Debug for Lp {
 }
 
 impl Lp {
-    /// An empty problem whose binaries are declared by `integrality`.
+    /// An empty problem whose integer columns are declared by `integrality`.
     #[must_use]
     pub fn new(integrality: Integrality) -> Self {
         Self {
             vars: ProblemVariables::new(),
             cols: Vec::new(),
-            binaries: Vec::new(),
+            integers: Vec::new(),
             integrality,
             rows: Vec::new(),
             bounds: Vec::new(),
@@ -201,7 +213,7 @@ impl Lp {
         if hi.is_finite() {
             def = def.max(hi);
         }
-        self.push(def, (lo, hi, false))
+        self.push(def, (lo, hi, Kind::Continuous))
     }
 
     /// `n` continuous columns in `[lo, hi]`.
@@ -209,21 +221,35 @@ impl Lp {
         (0..n).map(|_| self.col(lo, hi)).collect()
     }
 
-    /// A binary column, or a fixed or relaxed one (see [`Integrality`]).
+    /// A binary column, or a fixed one (see [`Integrality`]).
     pub fn binary(&mut self) -> Col {
+        self.integer_in(1, Kind::Binary)
+    }
+
+    /// An integer column in `[0, hi]` (how many units of a fleet are on),
+    /// or a fixed one (see [`Integrality`]).
+    pub fn integer(&mut self, hi: u32) -> Col {
+        self.integer_in(hi, Kind::Integer)
+    }
+
+    fn integer_in(&mut self, hi: u32, kind: Kind) -> Col {
+        let hi = f64::from(hi);
         let (def, bounds) = match &self.integrality {
-            Integrality::Integer => (variable().binary(), (0.0, 1.0, true)),
+            Integrality::Integer => {
+                let def = if kind == Kind::Binary { variable().binary() } else { variable().integer().min(0).max(hi) };
+                (def, (0.0, hi, kind))
+            }
             Integrality::Fixed(values) => {
-                let v = values.get(self.binaries.len()).copied().unwrap_or(0.0).round().clamp(0.0, 1.0);
-                (variable().min(v).max(v), (v, v, false))
+                let v = values.get(self.integers.len()).copied().unwrap_or(0.0).round().clamp(0.0, hi);
+                (variable().min(v).max(v), (v, v, Kind::Continuous))
             }
         };
         let col = self.push(def, bounds);
-        self.binaries.push(col);
+        self.integers.push(col);
         col
     }
 
-    fn push(&mut self, def: good_lp::VariableDefinition, bounds: (f64, f64, bool)) -> Col {
+    fn push(&mut self, def: good_lp::VariableDefinition, bounds: (f64, f64, Kind)) -> Col {
         let col = Col(self.cols.len());
         self.cols.push(self.vars.add(def));
         self.bounds.push(bounds);
@@ -271,14 +297,15 @@ impl Lp {
         self.rows.len()
     }
 
-    /// Whether any column is a declared binary.
+    /// Whether any column is a declared integer.
     pub fn is_mip(&self) -> bool {
-        matches!(self.integrality, Integrality::Integer) && !self.binaries.is_empty()
+        matches!(self.integrality, Integrality::Integer) && !self.integers.is_empty()
     }
 
-    /// The binary columns, in order of creation.
-    pub fn binaries(&self) -> &[Col] {
-        &self.binaries
+    /// The integer columns (binaries included), in order of creation: the
+    /// order [`Integrality::Fixed`] takes their values in.
+    pub fn integers(&self) -> &[Col] {
+        &self.integers
     }
 
     /// Writes the problem with `objective` minimised in the CPLEX LP format
@@ -343,17 +370,19 @@ impl Lp {
             writeln!(out, " {op} {}", num(-row.lin.constant + 0.0))?;
         }
         writeln!(out, "Bounds")?;
-        for ((lo, hi, binary), name) in self.bounds.iter().zip(&self.col_names) {
-            if !binary {
+        for ((lo, hi, kind), name) in self.bounds.iter().zip(&self.col_names) {
+            if *kind != Kind::Binary {
                 writeln!(out, " {} <= {name} <= {}", num(*lo), num(*hi))?;
             }
         }
-        let binaries: Vec<&String> =
-            self.bounds.iter().zip(&self.col_names).filter(|((_, _, b), _)| *b).map(|(_, n)| n).collect();
-        if !binaries.is_empty() {
-            writeln!(out, "Binaries")?;
-            for name in binaries {
-                writeln!(out, " {name}")?;
+        for (kind, section) in [(Kind::Integer, "General"), (Kind::Binary, "Binaries")] {
+            let names: Vec<&String> =
+                self.bounds.iter().zip(&self.col_names).filter(|((_, _, k), _)| *k == kind).map(|(_, n)| n).collect();
+            if !names.is_empty() {
+                writeln!(out, "{section}")?;
+                for name in names {
+                    writeln!(out, " {name}")?;
+                }
             }
         }
         writeln!(out, "End")
@@ -397,27 +426,32 @@ mod tests {
         let c = lp.cols(2, 0.0, 5.0);
         lp.scope("chp-1.on");
         let on = lp.binary();
+        lp.scope("boilers.on");
+        let count = lp.integer(3);
         lp.scope("free");
         let f = lp.col(f64::NEG_INFINITY, f64::INFINITY);
         lp.scope("battery.storage");
         // 2 c0 + c0 - 3 c1 <= 4: terms of one column are merged.
         lp.le(Lin::term(c[0], 2.0).with(c[0], 1.0).with(c[1], -3.0), 4.0);
         lp.ge(Lin::term(f, 1.0).with(on, 0.5).with_lin(&Lin::constant(1.0), 1.0), 0.0);
-        let objective = Lin::term(c[0], 0.13).with(on, 7.0).with_lin(&Lin::constant(-2.5), 1.0);
+        let objective = Lin::term(c[0], 0.13).with(on, 7.0).with(count, 2.0).with_lin(&Lin::constant(-2.5), 1.0);
         let mut out = Vec::new();
         lp.write_lp(&objective, "a test\nof two lines", &mut out).expect("written");
         let text = String::from_utf8(out).expect("utf-8");
         let expected = "\\ a test
 \\ of two lines
 Minimize
- obj: + 0.13 battery.charge(0) + 7.0 chp_1.on(0) - 2.5
+ obj: + 0.13 battery.charge(0) + 7.0 chp_1.on(0) + 2.0 boilers.on(0) - 2.5
 Subject To
  battery.storage(0): + 3.0 battery.charge(0) - 3.0 battery.charge(1) <= 4.0
  battery.storage(1): + 0.5 chp_1.on(0) + 1.0 free(0) >= -1.0
 Bounds
  0.0 <= battery.charge(0) <= 5.0
  0.0 <= battery.charge(1) <= 5.0
+ 0.0 <= boilers.on(0) <= 3.0
  -inf <= free(0) <= +inf
+General
+ boilers.on(0)
 Binaries
  chp_1.on(0)
 End

@@ -54,6 +54,7 @@ Examples:
   volta schedule datasets/cases/islanded.toml --time-limit 10 --gap 0.005
   volta schedule datasets/cases/campus.toml --horizon-h 48 --commit-h 24
   volta schedule datasets/cases/campus.toml --write-model campus.lp
+  volta schedule datasets/cases/benchmarks/kazarlis100.toml --gap 1e-4
 
 Exit status: 0 with a schedule, 1 on an error (bad case or option), 2 for a
 command line that does not parse, 3 when the case is infeasible or unbounded
@@ -114,6 +115,13 @@ pub(super) struct Args {
     /// Skip the marginal-price computation.
     #[arg(long)]
     no_prices: bool,
+    /// Model every unit on its own. By default, identical committed units
+    /// (same data and initial state) form a fleet: one count of units on
+    /// per step where that is exact (no ramp limits), else units ordered by
+    /// hours on, so that the solver does not explore their permutations.
+    /// The optimum is the same; each unit still gets its own schedule.
+    #[arg(long)]
+    separate_units: bool,
     /// Write tables and plots into this directory.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -153,6 +161,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         threads: args.threads,
         prices: !args.no_prices,
         verbose: args.verbose,
+        fleets: !args.separate_units,
         ..Options::default()
     };
     if let Some(n) = args.pareto {
