@@ -85,6 +85,7 @@
 //! [`DispatchError`] is reserved for requests that cannot be carried out.
 
 mod error;
+mod exact;
 mod explain;
 mod fleet;
 mod hedging;
@@ -100,6 +101,7 @@ pub mod verify;
 use volta_engine::Case;
 
 pub use error::DispatchError;
+pub use exact::Exact;
 pub use hedging::{Hedging, HedgingReport, Iteration, progressive_hedging};
 pub use model::CarriedState;
 pub use options::{LOST_LOAD_CO2_KG_PER_KWH, Objective, ObjectiveError, Options};
@@ -184,7 +186,8 @@ pub(crate) fn solve(
             infeasibility = None;
         }
     }
-    Ok(Solution { status, objective, best_bound: raw.best_bound, gap: raw.gap, stats, schedule, infeasibility })
+    let exact = schedule.as_ref().and_then(|s| exact::exact(case, s, options.objective, raw.best_bound));
+    Ok(Solution { status, objective, best_bound: raw.best_bound, gap: raw.gap, stats, schedule, infeasibility, exact })
 }
 
 /// Writes the model `schedule` would hand to HiGHS for `case` under

@@ -503,8 +503,12 @@ impl<'c> Builder<'c> {
         let p = unit.x.clone();
         // Fuel use.
         let fuel: Vec<Lin> = match &th.fuel_use {
-            FuelUse::Curve(points) => {
-                let segments = segments(points);
+            FuelUse::Curve(_) | FuelUse::Quadratic(_) => {
+                let segments = match &th.fuel_use {
+                    FuelUse::Quadratic(q) => q.pieces(th.min_power_kw, th.capacity_kw),
+                    FuelUse::Curve(points) => segments(points),
+                    FuelUse::Efficiency(_) => Vec::new(),
+                };
                 // Without commitment, an "on" share `u = p / capacity` scales
                 // the no-load fuel: the convex hull of off and on.
                 let on: Vec<Lin> = match &unit.on {

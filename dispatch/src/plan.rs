@@ -75,6 +75,9 @@ pub struct Solution {
     pub schedule: Option<Schedule>,
     /// For an infeasible case: what fails, where and when.
     pub infeasibility: Option<Infeasibility>,
+    /// With quadratic fuel curves: the schedule's exact cost and a lower
+    /// bound on the exact optimum (see [`crate::Exact`]).
+    pub exact: Option<crate::Exact>,
 }
 
 /// Model size and timings of a solve.

@@ -272,7 +272,7 @@ pub(crate) fn read_schedule(case: &Case, model: &Model, x: &[f64], duals: Option
     for term in &model.costs {
         match term.asset.and_then(|a| fleet_of(a).map(|f| (a, f))) {
             None => {
-                costs.push(CostItem { asset: term.asset.map(id), category: term.category, amount: term.lin.eval(x) })
+                costs.push(CostItem { asset: term.asset.map(id), category: term.category, amount: term.lin.eval(x) });
             }
             Some((leader, FleetRead { members: list, .. })) if term.category == CostCategory::Startup => {
                 if !startups_written.contains(&leader) {

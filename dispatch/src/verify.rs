@@ -195,9 +195,12 @@ pub(crate) fn audit(case: &Case, schedule: &Schedule, tol: f64) -> Audit {
                     let needed = match &th.fuel_use {
                         FuelUse::Efficiency(e) => p / e,
                         FuelUse::Curve(points) if is_on && on.is_some() => curve_at(points, p),
+                        FuelUse::Quadratic(q) if is_on && on.is_some() => {
+                            q.approximated(p, th.min_power_kw, th.capacity_kw)
+                        }
                         // Without commitment the no-load fuel is scaled by an
                         // "on" share the schedule does not report.
-                        FuelUse::Curve(_) => 0.0,
+                        FuelUse::Curve(_) | FuelUse::Quadratic(_) => 0.0,
                     };
                     if !le(needed, f) {
                         errors.push(format!("{id} step {t}: fuel {f:.3} kW below the curve's {needed:.3}"));

@@ -137,7 +137,8 @@ pub struct Renewable<P = Profile> {
 ///
 /// Fuel comes either from a bus (`fuel_bus`, e.g. the site's gas bus) or is
 /// bought at `fuel_price` as `fuel_carrier`. Fuel use is `power / efficiency`,
-/// or follows the piecewise-linear `fuel_curve` when one is given. A case
+/// follows the piecewise-linear `fuel_curve`, or the quadratic
+/// `fuel_quadratic` approximated by linear pieces. A case
 /// file writes these as optional fields ([`ThermalSpec`]); a checked unit
 /// serialises back to them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -186,6 +187,102 @@ pub enum FuelUse {
     /// `[[output_kw, fuel_kw], ...]`, convex and increasing, from the minimum
     /// power to the capacity.
     Curve(Vec<[f64; 2]>),
+    /// `fuel = a + b·p + c·p²` while running, approximated by linear pieces.
+    Quadratic(Quadratic),
+}
+
+/// A quadratic fuel curve, `fuel = a + b·p + c·p²` kW of fuel at an output
+/// of `p` kW while the unit runs (the classic unit-commitment cost curve
+/// with a fuel price of 1), from the minimum power to the capacity. A MILP
+/// takes it as `segments` linear pieces of equal width:
+///
+/// - `inner` (default): the chords between the pieces' ends, never below the
+///   curve: a schedule's cost is an upper bound on its exact cost;
+/// - `outer`: the tangents at the pieces' ends, never above the curve: the
+///   optimum is a lower bound on the exact optimum.
+///
+/// Either way the two differ by at most `c·(w/2)²` per running unit and
+/// hour, `w` the width of a piece; a solution reports its schedule's exact
+/// cost and a lower bound on the exact optimum.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Quadratic {
+    /// No-load fuel, kW of fuel while running.
+    pub a: f64,
+    /// Fuel per kW of output.
+    pub b: f64,
+    /// Fuel per kW² of output (≥ 0: the curve is convex).
+    pub c: f64,
+    /// Linear pieces, 1 to 100 (default 8).
+    #[serde(default = "eight")]
+    pub segments: u32,
+    /// `"inner"` (chords, default) or `"outer"` (tangents).
+    #[serde(default)]
+    pub approximation: Approximation,
+}
+
+/// Which side of a convex curve its linear pieces lie on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Approximation {
+    /// Chords: on or above the curve.
+    #[default]
+    Inner,
+    /// Tangents: on or below the curve.
+    Outer,
+}
+
+impl Quadratic {
+    /// The exact fuel at output `p` while running, kW.
+    #[must_use]
+    pub fn fuel(&self, p: f64) -> f64 {
+        self.a + self.b * p + self.c * p * p
+    }
+
+    /// The ends of the pieces over `[min, max]`.
+    fn knots(&self, min: f64, max: f64) -> impl Iterator<Item = f64> {
+        let n = self.segments.max(1);
+        (0..=n).map(move |k| min + (max - min) * f64::from(k) / f64::from(n))
+    }
+
+    /// The pieces over `[min, max]` as `(slope, intercept)` lines whose
+    /// maximum is the approximation: fuel ≥ slope·p + intercept (× on).
+    #[must_use]
+    pub fn pieces(&self, min: f64, max: f64) -> Vec<(f64, f64)> {
+        let knots: Vec<f64> = self.knots(min, max).collect();
+        match self.approximation {
+            Approximation::Inner => knots
+                .windows(2)
+                .filter(|w| w[1] > w[0])
+                .map(|w| {
+                    let slope = (self.fuel(w[1]) - self.fuel(w[0])) / (w[1] - w[0]);
+                    (slope, self.fuel(w[0]) - slope * w[0])
+                })
+                .collect(),
+            // The tangent at x: fuel(x) + fuel'(x)·(p − x).
+            Approximation::Outer => {
+                knots.iter().map(|&x| (self.b + 2.0 * self.c * x, self.a - self.c * x * x)).collect()
+            }
+        }
+    }
+
+    /// The approximation at output `p` while running.
+    #[must_use]
+    pub fn approximated(&self, p: f64, min: f64, max: f64) -> f64 {
+        let pieces = self.pieces(min, max);
+        if pieces.is_empty() {
+            return self.fuel(p);
+        }
+        pieces.iter().map(|(slope, intercept)| slope * p + intercept).fold(f64::NEG_INFINITY, f64::max)
+    }
+
+    /// The largest gap between the curve and its approximation over
+    /// `[min, max]`, kW of fuel: `c·(w/2)²` for pieces of width `w`.
+    #[must_use]
+    pub fn max_error(&self, min: f64, max: f64) -> f64 {
+        let half = (max - min) / f64::from(self.segments.max(1)) / 2.0;
+        self.c * half * half
+    }
 }
 
 /// A thermal unit as a case file writes it: the fuel source and the fuel
@@ -219,6 +316,10 @@ pub struct ThermalSpec<P> {
     /// `[[output_kw, fuel_kw], ...]` from `min_power_kw` to `capacity_kw`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuel_curve: Option<Vec<[f64; 2]>>,
+    /// Or as a quadratic `a + b·p + c·p²`, approximated by linear pieces:
+    /// `{ a = 1000, b = 16.19, c = 0.00048, segments = 8 }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel_quadratic: Option<Quadratic>,
     /// Non-fuel operating cost per kWh produced (default 0).
     #[serde(default = "zero_profile::<P>")]
     pub marginal_cost: P,
@@ -251,9 +352,10 @@ impl From<Thermal> for ThermalSpec<Profile> {
             Fuel::Bus(bus) => (Some(bus), None, None),
             Fuel::Purchased { carrier, price } => (None, Some(carrier), Some(price)),
         };
-        let (efficiency, fuel_curve) = match fuel_use {
-            FuelUse::Efficiency(eff) => (Some(eff), None),
-            FuelUse::Curve(curve) => (None, Some(curve)),
+        let (efficiency, fuel_curve, fuel_quadratic) = match fuel_use {
+            FuelUse::Efficiency(eff) => (Some(eff), None, None),
+            FuelUse::Curve(curve) => (None, Some(curve), None),
+            FuelUse::Quadratic(q) => (None, None, Some(q)),
         };
         Self {
             bus,
@@ -264,6 +366,7 @@ impl From<Thermal> for ThermalSpec<Profile> {
             fuel_price,
             efficiency,
             fuel_curve,
+            fuel_quadratic,
             marginal_cost,
             ramp_up_kw_per_h,
             ramp_down_kw_per_h,
@@ -527,6 +630,10 @@ pub struct Reserve<P = Profile> {
 fn one() -> f64 {
     1.0
 }
+fn eight() -> u32 {
+    8
+}
+
 fn half() -> f64 {
     0.5
 }

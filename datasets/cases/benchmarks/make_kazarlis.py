@@ -12,10 +12,11 @@ unit k) and serve the demand times N/10. Run:
 
 Conventions pinned for Volta (see ../../README.md):
 - MW are written as kW and $ as the case currency: the numbers are unchanged.
-- The quadratic cost a + bP + cP^2 ($/h) becomes a fuel curve bought at a
-  price of 1 per unit, sampled at SEGMENTS equal segments from Pmin to Pmax.
-  The chords lie above the parabola, so the optimum can only rise, by at most
-  c*(segment/2)^2 per unit-hour (under $30 over the day here).
+- The quadratic cost a + bP + cP^2 ($/h) is a quadratic fuel curve
+  (fuel_quadratic) bought at a price of 1 per unit, which Volta approximates
+  by SEGMENTS equal pieces from Pmin to Pmax: chords by default, whose
+  optimum can only rise, by at most c*(piece/2)^2 per unit-hour; the
+  solution reports the schedule's exact cost and a lower bound.
 - A start is cold when the unit has been off for more than its minimum down
   time plus its cold-start hours; Volta's cold_start_after_h is therefore
   min_down + cold_hours + 1.
@@ -90,10 +91,6 @@ def main():
     ]
     copied = [(copy * len(UNITS) + i, unit) for copy in range(copies) for i, unit in enumerate(UNITS, start=1)]
     for i, (pmax, pmin, a, b, c, up, down, hot, cold, cold_h, init) in copied:
-        pts = []
-        for k in range(SEGMENTS + 1):
-            p = pmin + (pmax - pmin) * k / SEGMENTS
-            pts.append(f"[{fmt(p)}, {fmt(a + b * p + c * p * p)}]")
         on = init > 0
         out += [
             "",
@@ -105,7 +102,7 @@ def main():
             f"min_power_kw = {pmin}",
             'fuel_carrier = "fuel_cost"',
             "fuel_price = 1",
-            "fuel_curve = [" + ", ".join(pts) + "]",
+            f"fuel_quadratic = {{ a = {fmt(a)}, b = {fmt(b)}, c = {fmt(c)}, segments = {SEGMENTS} }}",
             "  [assets.commitment]",
             f"  min_up_h = {up}",
             f"  min_down_h = {down}",

@@ -1,6 +1,7 @@
 //! Published test systems with known optima.
 
 use volta_dispatch::{Detail, Options, Status};
+use volta_engine::Case;
 
 use crate::support::{case_from_toml, example, solve_checked};
 
@@ -34,6 +35,46 @@ fn kazarlis_ten_unit_reaches_the_published_optimum() {
         let Some(Detail::Unit { on: Some(on), .. }) = plan.asset(u).map(|a| &a.detail) else { panic!("{u}") };
         assert!(on.iter().all(|&b| b), "{u} should run all day");
     }
+}
+
+/// The Kazarlis units' fuel curves are quadratic. With chords (8 pieces,
+/// the case as written) the schedule's exact cost lies between the
+/// published optimum and the chords' cost; with tangents the optimum is a
+/// lower bound, and the exact optimum lies between it and the exact cost of
+/// the tangents' schedule: both bracket the published 563,937.7 $.
+#[test]
+fn kazarlis_quadratic_costs_are_bracketed_from_both_sides() {
+    let published = 563_937.7;
+    let inner = example("benchmarks/kazarlis10.toml");
+    let outer = with_approximation("benchmarks/kazarlis10.toml", "outer", 8);
+    let options = Options { mip_gap: Some(1e-7), prices: false, ..Options::default() };
+    let (chords, chords_plan) = solve_checked(&inner, &options);
+    let (tangents, tangents_plan) = solve_checked(&outer, &options);
+    let (Some(c), Some(t)) = (chords.exact, tangents.exact) else { panic!("no exact costs") };
+    let (c_low, t_low) = (c.lower_bound.expect("bound"), t.lower_bound.expect("bound"));
+    eprintln!(
+        "chords: {:.2} (exact {:.2}, bound {c_low:.2}); tangents: {:.2} (exact {:.2}, bound {t_low:.2})",
+        chords_plan.cost, c.cost, tangents_plan.cost, t.cost
+    );
+    // Chords over-state: the exact cost is at most what the MILP saw.
+    assert!(c.cost <= chords_plan.cost + 1e-6, "{} > {}", c.cost, chords_plan.cost);
+    // Tangents under-state: the exact cost is at least what the MILP saw.
+    assert!(t.cost >= tangents_plan.cost - 1e-6, "{} < {}", t.cost, tangents_plan.cost);
+    // The published optimum is rounded to 0.1 $.
+    for (name, low, high) in [("chords", c_low, c.cost), ("tangents", t_low, t.cost)] {
+        assert!(low <= published + 0.05 && published <= high + 0.05, "{name}: [{low}, {high}] misses {published}");
+    }
+    // Eight pieces of the widest unit (455 − 150 kW) err by at most
+    // c·(w/2)² = 0.00048·19.06² = 0.17 $ per hour: the two sides meet closely.
+    assert!((c.cost - t.cost).abs() <= 1e-4 * published, "{} vs {}", c.cost, t.cost);
+}
+
+/// A Kazarlis case with every quadratic fuel curve approximated as asked.
+fn with_approximation(name: &str, approximation: &str, segments: u32) -> Case {
+    let text = std::fs::read_to_string(volta_datasets::case(name)).expect("case file");
+    let pieces = format!("segments = {segments}, approximation = \"{approximation}\" }}");
+    assert!(text.contains("segments = 8 }"), "{name} has no quadratic fuel curves");
+    case_from_toml(&text.replace("segments = 8 }", &pieces))
 }
 
 /// A CHP economic dispatch worked by hand. Heat demand 300 kW, power demand

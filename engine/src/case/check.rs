@@ -18,7 +18,7 @@ use super::table::SeriesLoader;
 use super::{Case, MAX_MAGNITUDE, MIN_EFFICIENCY, Resolved, Settings, TimeSpec};
 use crate::asset::{
     Asset, AssetKind, Commitment, Converter, ConverterKind, Curtailable, FinalState, Fuel, FuelUse, Grid, InputPort,
-    Load, OutputPort, Renewable, Reserve, Storage, Thermal, ThermalSpec,
+    Load, OutputPort, Quadratic, Renewable, Reserve, Storage, Thermal, ThermalSpec,
 };
 use crate::ids::{AssetId, BusId, CarrierId, is_valid_id};
 use crate::network::{Bus, Carrier};
@@ -116,6 +116,8 @@ fn take_string(map: &mut Map<String, Value>, key: &str, report: &mut ValidationR
 /// At most this many unknown fields are reported for one item; each is
 /// taken out so that the next one (or another mistake) can be found.
 const MAX_UNKNOWN_FIELDS: usize = 32;
+/// The most linear pieces a quadratic fuel curve may take.
+const MAX_SEGMENTS: u32 = 100;
 
 /// Deserialises one item, reporting a structural problem at its exact path:
 /// every unknown field at once (with the nearest known name), then the first
@@ -866,22 +868,28 @@ impl Checker<'_> {
                 None
             }
         };
-        let fuel_use = match (spec.efficiency, spec.fuel_curve) {
-            (Some(eff), None) => {
+        let fuel_use = match (spec.efficiency, spec.fuel_curve, spec.fuel_quadratic) {
+            (Some(eff), None, None) => {
                 self.number(&path.field("efficiency"), eff, Range::Efficiency).then_some(FuelUse::Efficiency(eff))
             }
-            (None, Some(curve)) => {
+            (None, Some(curve), None) => {
                 self.fuel_curve(path, &curve, spec.min_power_kw, spec.capacity_kw).then_some(FuelUse::Curve(curve))
             }
-            (None, None) => {
-                self.report.error(path.as_str(), IssueCode::MissingField, "give an efficiency or a fuel_curve");
+            (None, None, Some(q)) => self.fuel_quadratic(path, &q).then_some(FuelUse::Quadratic(q)),
+            (None, None, None) => {
+                self.report.error(
+                    path.as_str(),
+                    IssueCode::MissingField,
+                    "give an efficiency, a fuel_curve or a fuel_quadratic",
+                );
                 None
             }
-            (Some(_), Some(_)) => {
+            (efficiency, curve, _) => {
+                let second = if efficiency.is_some() && curve.is_some() { "fuel_curve" } else { "fuel_quadratic" };
                 self.report.error(
-                    path.field("fuel_curve"),
+                    path.field(second),
                     IssueCode::Conflict,
-                    "give an efficiency or a fuel_curve, not both",
+                    "give one of efficiency, fuel_curve and fuel_quadratic",
                 );
                 None
             }
@@ -923,6 +931,23 @@ impl Checker<'_> {
             );
         }
         true
+    }
+
+    fn fuel_quadratic(&mut self, path: &Path, q: &Quadratic) -> bool {
+        let at = path.field("fuel_quadratic");
+        let mut ok = true;
+        for (name, value) in [("a", q.a), ("b", q.b), ("c", q.c)] {
+            ok &= self.number(&format!("{at}.{name}"), value, Range::NonNegative);
+        }
+        if !(1..=MAX_SEGMENTS).contains(&q.segments) {
+            self.report.error(
+                format!("{at}.segments"),
+                IssueCode::OutOfRange,
+                format!("{} is not a number of linear pieces in [1, {MAX_SEGMENTS}]", q.segments),
+            );
+            ok = false;
+        }
+        ok
     }
 
     fn fuel_curve(&mut self, path: &Path, curve: &[[f64; 2]], min: f64, cap: f64) -> bool {

@@ -1,7 +1,8 @@
 //! One test per validation rule: each breaks one thing in a valid case and
 //! expects the problem at its path with its code.
 
-use volta_engine::{Error, IssueCode as C};
+use volta_engine::asset::{FuelUse, Thermal};
+use volta_engine::{AssetKind, Error, IssueCode as C};
 
 use crate::support::{BASE, assert_issue, issues, parse, with_asset};
 
@@ -342,6 +343,40 @@ fn fuel_curve_must_be_convex() {
 fn fuel_curve_must_span_operating_range() {
     let unit = "id = \"gen\"\ntype = \"thermal\"\nbus = \"elec\"\ncapacity_kw = 100\nfuel_bus = \"gas\"\nfuel_curve = [[0, 0], [80, 250]]";
     assert_issue(&with_asset(unit), "assets.gen.fuel_curve", C::Inconsistent);
+}
+
+#[test]
+fn fuel_quadratic_is_convex_with_a_bounded_number_of_pieces() {
+    let unit = |q: &str| {
+        format!(
+            "id = \"gen\"\ntype = \"thermal\"\nbus = \"elec\"\ncapacity_kw = 100\nfuel_bus = \"gas\"\nfuel_quadratic = {q}"
+        )
+    };
+    assert_issue(&with_asset(&unit("{ a = 10, b = 2, c = -0.01 }")), "assets.gen.fuel_quadratic.c", C::Negative);
+    assert_issue(
+        &with_asset(&unit("{ a = 10, b = 2, c = 0.01, segments = 0 }")),
+        "assets.gen.fuel_quadratic.segments",
+        C::OutOfRange,
+    );
+    assert_issue(
+        &with_asset(&unit("{ a = 10, b = 2, c = 0.01, segments = 101 }")),
+        "assets.gen.fuel_quadratic.segments",
+        C::OutOfRange,
+    );
+    let both = format!("{}\nefficiency = 0.4", unit("{ a = 10, b = 2, c = 0.01 }"));
+    assert_issue(&with_asset(&both), "assets.gen.fuel_quadratic", C::Conflict);
+    let outer = unit("{ a = 10, b = 2, c = 0.01, segments = 4, approximation = \"outer\" }");
+    let case = parse(&with_asset(&outer)).expect("an outer approximation in 4 pieces is valid");
+    let Some(AssetKind::Thermal(Thermal { fuel_use: FuelUse::Quadratic(q), .. })) = case.asset("gen").map(|a| &a.kind)
+    else {
+        panic!("gen has no quadratic fuel curve")
+    };
+    // Five tangents (at 0, 25, 50, 75, 100 kW), the curve never below them.
+    assert_eq!(q.pieces(0.0, 100.0).len(), 5);
+    for p in [0.0, 12.5, 40.0, 99.0] {
+        let (exact, approximated) = (q.fuel(p), q.approximated(p, 0.0, 100.0));
+        assert!(approximated <= exact + 1e-12 && exact - approximated <= q.max_error(0.0, 100.0) + 1e-12);
+    }
 }
 
 #[test]

@@ -18,8 +18,9 @@ what is imported and exported, at the least cost, CO2 or a weighted sum.
 
 The case is solved as a mixed-integer linear program by HiGHS. A JSON summary
 goes to stdout: status, objective, cost, co2_kg, best_bound, gap and
-solve_seconds, the cost by category, and with --pareto the points of the
-front. Statuses: optimal; within_gap (feasible, proven within --gap);
+solve_seconds, the cost by category, with quadratic fuel curves the exact
+cost of the schedule and a lower bound on the exact optimum, and with
+--pareto the points of the front. Statuses: optimal; within_gap (feasible, proven within --gap);
 time_limit (the best schedule found in time); iteration_limit, memory_limit
 and interrupted (the solver stopped early for that reason: the best schedule
 found by then, if any); infeasible (with an
@@ -287,6 +288,9 @@ fn summary(case: &Case, options: &Options, solution: &Solution) -> Value {
     });
     if let Some(plan) = plan {
         value["cost_by_category"] = by_category(plan);
+    }
+    if let Some(exact) = &solution.exact {
+        value["exact"] = json!({ "cost": exact.cost, "lower_bound": exact.lower_bound });
     }
     value
 }
