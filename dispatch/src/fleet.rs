@@ -29,8 +29,6 @@
 use volta_engine::asset::{Commitment, Converter, Thermal};
 use volta_engine::{AssetKind, Case};
 
-use crate::model::{AssetState, CarriedState, steps_covering};
-
 /// A group of at least two identical committed units.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Fleet {
@@ -58,14 +56,10 @@ pub(crate) fn commitment_of(kind: &AssetKind) -> Option<(&Commitment, bool)> {
     }
 }
 
-/// The fleets of `case` for a window starting from `state`: committed
-/// units equal in everything but their id, and in the on/off state they
-/// carry into the window.
-pub(crate) fn fleets(case: &Case, state: &CarriedState) -> Vec<Fleet> {
-    let carried = |i: usize| match state.assets.get(&i) {
-        Some(AssetState::Unit { on, hours_in_state, .. }) => Some((*on, hours_in_state.to_bits())),
-        Some(AssetState::Storage { .. } | AssetState::Grid { .. } | AssetState::Shift { .. }) | None => None,
-    };
+/// The fleets of `case` for a window whose units carry `carried(i)` (on,
+/// and the bits of the hours in that state) into it: committed units equal
+/// in everything but their id, and in what they carry.
+pub(crate) fn fleets(case: &Case, carried: impl Fn(usize) -> Option<(bool, u64)>) -> Vec<Fleet> {
     let assets = case.assets();
     let mut taken = vec![false; assets.len()];
     let mut fleets = Vec::new();
@@ -99,6 +93,16 @@ pub(crate) struct Split {
     pub(crate) startup_cost: Vec<f64>,
 }
 
+/// How long a fleet's units must stay up and down, and stay warm, in hours
+/// rounded up to whole steps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Durations {
+    pub(crate) up_h: f64,
+    pub(crate) down_h: f64,
+    /// A start after this long off is cold (none: every start is hot).
+    pub(crate) warm_h: Option<f64>,
+}
+
 /// Splits a fleet's counts (`on[t]` units on and `starts[t]` started at
 /// step `t`) into `size` unit schedules that each meet the unit's minimum
 /// up and down times, starting from `initial` (on, hours in that state).
@@ -114,13 +118,12 @@ pub(crate) fn split(
     starts: &[u32],
     size: usize,
     uc: &Commitment,
+    durations: Durations,
     initial: (bool, f64),
     h: f64,
 ) -> Split {
     let n = counts.len();
-    let steps = |hours: f64| steps_covering(hours, h) as f64 * h;
-    let (up, down) = (steps(uc.min_up_h), steps(uc.min_down_h));
-    let warm_for = uc.cold_start_after_h.map(|after| steps(after).max(h));
+    let Durations { up_h: up, down_h: down, warm_h: warm_for } = durations;
     let mut on = vec![initial.0; size];
     let mut run = vec![initial.1; size];
     let mut out =
@@ -174,6 +177,10 @@ pub(crate) fn split(
 mod tests {
     use super::*;
 
+    fn durations(uc: &Commitment) -> Durations {
+        Durations { up_h: uc.min_up_h, down_h: uc.min_down_h, warm_h: uc.cold_start_after_h }
+    }
+
     fn commitment(up: f64, down: f64, cold_after: Option<f64>) -> Commitment {
         Commitment {
             min_up_h: up,
@@ -191,7 +198,7 @@ mod tests {
         let uc = commitment(2.0, 2.0, None);
         let counts = [1, 2, 2, 1, 0, 0, 2];
         let starts = [1, 1, 0, 0, 0, 0, 2];
-        let s = split(&counts, &starts, 2, &uc, (false, f64::INFINITY), 1.0);
+        let s = split(&counts, &starts, 2, &uc, durations(&uc), (false, f64::INFINITY), 1.0);
         for (t, &c) in counts.iter().enumerate() {
             assert_eq!(s.on.iter().filter(|on| on[t]).count(), c as usize, "step {t}");
             assert_eq!(s.starts.iter().filter(|st| st[t]).count(), starts[t] as usize, "step {t}");
@@ -210,7 +217,7 @@ mod tests {
         let uc = commitment(1.0, 1.0, Some(4.0));
         let counts = [1, 1, 0, 1, 1, 2];
         let starts = [0, 0, 0, 1, 0, 1];
-        let s = split(&counts, &starts, 2, &uc, (true, 5.0), 1.0);
+        let s = split(&counts, &starts, 2, &uc, durations(&uc), (true, 5.0), 1.0);
         assert_eq!(s.startup_cost.iter().sum::<f64>(), 2.0 + 20.0, "two stops and two hot starts");
     }
 }

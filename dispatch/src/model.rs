@@ -291,7 +291,11 @@ enum Role {
 impl<'c> Builder<'c> {
     fn new(case: &'c Case, window: &Window<'c>, lp: Lp, mode: Mode) -> Self {
         let buses = case.buses().len();
-        let fleets = if window.fleets { fleet::fleets(case, window.state) } else { Vec::new() };
+        let carried = |i: usize| match window.state.assets.get(&i) {
+            Some(AssetState::Unit { on, hours_in_state, .. }) => Some((*on, hours_in_state.to_bits())),
+            Some(AssetState::Storage { .. } | AssetState::Grid { .. } | AssetState::Shift { .. }) | None => None,
+        };
+        let fleets = if window.fleets { fleet::fleets(case, carried) } else { Vec::new() };
         let mut roles = vec![Role::Alone; case.assets().len()];
         for f in fleets.iter().filter(|f| f.aggregated) {
             let size = u32::try_from(f.members.len()).unwrap_or(u32::MAX);

@@ -7,7 +7,7 @@ use volta_engine::{AssetKind, Case};
 
 use crate::error::DispatchError;
 use crate::fleet;
-use crate::model::{AssetVars, Mode, Model, UnitVars, Window};
+use crate::model::{AssetVars, Mode, Model, UnitVars, Window, steps_covering};
 use crate::options::Options;
 use crate::plan::{
     AssetSchedule, BusSchedule, CostCategory, CostItem, Detail, EmissionItem, Flow, Schedule, SolveStats, Status,
@@ -141,7 +141,13 @@ fn members(case: &Case, model: &Model, x: &[f64]) -> HashMap<usize, Member> {
         let Some((uc, _)) = fleet::commitment_of(&case.assets()[i].kind) else { continue };
         let count = |cols: &[Col]| -> Vec<u32> { cols.iter().map(|c| x[c.0].round().max(0.0) as u32).collect() };
         let counts = count(on);
-        let split = fleet::split(&counts, &count(start), fleet.members.len(), uc, fleet.initial, model.h);
+        let whole = |hours: f64| steps_covering(hours, model.h) as f64 * model.h;
+        let durations = fleet::Durations {
+            up_h: whole(uc.min_up_h),
+            down_h: whole(uc.min_down_h),
+            warm_h: uc.cold_start_after_h.map(|after| whole(after).max(model.h)),
+        };
+        let split = fleet::split(&counts, &count(start), fleet.members.len(), uc, durations, fleet.initial, model.h);
         for (k, &m) in fleet.members.iter().enumerate() {
             let share = (0..model.len)
                 .map(|t| if split.on[k][t] && counts[t] > 0 { 1.0 / f64::from(counts[t]) } else { 0.0 })
