@@ -166,6 +166,19 @@ def random_case(seed: int, steps: int = 24) -> dict:
                        "final_soc": rng.choice(["free", "cyclic", 0.5]),
                        "cycle_cost": round(rng.uniform(0, 0.03), 4)})
 
+    # Storage conventions, drawn from a stream of their own so that the
+    # cases above stay what they were for earlier seeds.
+    conventions = random.Random(seed * 7919 + 17)
+    for asset in assets:
+        if asset["type"] != "storage":
+            continue
+        if conventions.random() < 0.25:
+            asset["final_soc"] = "periodic"
+        elif conventions.random() < 0.3:
+            asset["initial_loss"] = False
+        if conventions.random() < 0.3:
+            asset["power_side"] = "store"
+
     return {
         "name": f"random_{seed}",
         "description": f"random differential case, seed {seed}",

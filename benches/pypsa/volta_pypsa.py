@@ -29,10 +29,13 @@ Mapping (Volta -> PyPSA), per time step of `h` hours:
                           (negative efficiency).
 - storage              -> a Store on its own bus with a charging and a
                           discharging Link; the final state is imposed by the
-                          Store's energy bounds at the last snapshot. PyPSA
-                          applies no standing loss to `e_initial` in the first
-                          snapshot, so e_initial is the initial level after
-                          one step's loss.
+                          Store's energy bounds at the last snapshot, and a
+                          periodic one is a cyclic Store. PyPSA applies no
+                          standing loss to `e_initial` in the first snapshot,
+                          so e_initial is the initial level after one step's
+                          loss (unless initial_loss is false). Limits at the
+                          store (power_side) set the links' p_nom on their
+                          store side.
 - unit commitment      -> committable=True, start-up and shut-down costs,
                           min up/down times, up/down_time_before and p_init
                           from the initial state, ramp limits including the
@@ -320,24 +323,37 @@ def _storage(net, a, n, h):
     e_max = np.full(n, float(a.get("soc_max", 1.0)))
     final = a.get("final_soc", "free")
     initial = float(a.get("initial_soc", 0.5))
+    initial_loss = a.get("initial_loss", True)
+    cyclic = final == "periodic"
     if final == "cyclic":
         e_min[-1] = e_max[-1] = initial
     elif isinstance(final, (int, float)):
         e_min[-1] = max(e_min[-1], float(final))
-    elif final != "free":
+    elif cyclic and not initial_loss:
+        # PyPSA's cyclic store loses the standing loss from the last level
+        # to the first; a start exempt from it has no PyPSA form.
+        raise Unsupported(f"assets.{sid}.initial_loss false with final_soc 'periodic'")
+    elif final not in ("free", "periodic"):
         raise Unsupported(f"assets.{sid}.final_soc {final!r}")
     loss = float(a.get("standing_loss_per_h", 0.0))
     # Volta's first step loses energy on the initial level like any other
-    # step; PyPSA applies no standing loss to e_initial, so pass the level
-    # after that step's loss.
-    net.add("Store", sid, bus=store_bus, e_nom=cap, e_min_pu=e_min, e_max_pu=e_max,
-            e_initial=initial * cap * (1 - loss) ** h, standing_loss=loss)
+    # step (unless initial_loss is false); PyPSA applies no standing loss to
+    # e_initial, so pass the level after that step's loss. A periodic store
+    # is PyPSA's cyclic one (e_initial unused).
+    e_initial = initial * cap * ((1 - loss) ** h if initial_loss else 1.0)
+    start = {"e_cyclic": True} if cyclic else {"e_initial": e_initial}
+    net.add("Store", sid, bus=store_bus, e_nom=cap, e_min_pu=e_min, e_max_pu=e_max, standing_loss=loss, **start)
     eta_c = float(a.get("charge_efficiency", 1.0))
     eta_d = float(a.get("discharge_efficiency", 1.0))
-    net.add("Link", f"{sid}:charge", bus0=a["bus"], bus1=store_bus, efficiency=eta_c,
-            p_nom=float(a["charge_power_kw"]))
+    # The links' p_nom is on their bus0: the site bus for charging, the store
+    # for discharging. Volta's limits are at the bus, or with power_side
+    # "store" at the store.
+    at_store = a.get("power_side", "bus") == "store"
+    charge_nom = float(a["charge_power_kw"]) / (eta_c if at_store else 1.0)
+    discharge_nom = float(a["discharge_power_kw"]) / (1.0 if at_store else eta_d)
+    net.add("Link", f"{sid}:charge", bus0=a["bus"], bus1=store_bus, efficiency=eta_c, p_nom=charge_nom)
     net.add("Link", f"{sid}:discharge", bus0=store_bus, bus1=a["bus"], efficiency=eta_d,
-            p_nom=float(a["discharge_power_kw"]) / eta_d, marginal_cost=float(a.get("cycle_cost", 0.0)) * eta_d)
+            p_nom=discharge_nom, marginal_cost=float(a.get("cycle_cost", 0.0)) * eta_d)
 
 
 def solve(net: pypsa.Network, threads: int = 1) -> tuple[str, float | None]:

@@ -98,7 +98,7 @@ mod solve;
 pub mod stochastic;
 pub mod verify;
 
-use volta_engine::Case;
+use volta_engine::{AssetKind, Case};
 
 pub use error::DispatchError;
 pub use exact::Exact;
@@ -232,6 +232,23 @@ pub fn build_only(case: &Case, objective: Objective) -> (usize, usize) {
     // reported by a real solve.
     let _ = lp.into_highs(&objective);
     size
+}
+
+/// Refuses a case with a periodic store (whose start the optimiser
+/// chooses) for work that splits the horizon or the start: `what`.
+pub(crate) fn whole_horizon(case: &Case, what: &str) -> Result<(), DispatchError> {
+    let periodic = case
+        .assets()
+        .iter()
+        .find(|a| matches!(&a.kind, AssetKind::Storage(s) if s.final_soc == volta_engine::asset::FinalState::Periodic));
+    match periodic {
+        Some(asset) => Err(DispatchError::Option(format!(
+            "assets.{}.final_soc: \"periodic\" lets the optimiser choose where the store starts, which needs the \
+             whole horizon in one model, not {what}; use \"cyclic\" (end at initial_soc)",
+            asset.id
+        ))),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn check_options(options: &Options) -> Result<(), DispatchError> {

@@ -125,11 +125,13 @@ pub(crate) enum AssetVars {
         import: Vec<Col>,
         export: Vec<Col>,
     },
+    /// `initial` is the level before the first step: a constant, or a
+    /// column for a periodic store.
     Storage {
         charge: Vec<Col>,
         discharge: Vec<Col>,
         energy: Vec<Col>,
-        initial_kwh: f64,
+        initial: Lin,
     },
 }
 
@@ -1015,42 +1017,53 @@ impl<'c> Builder<'c> {
         let n = self.len;
         let h = self.h;
         let cap = s.energy_capacity_kwh;
+        let (charge_max, discharge_max) = (s.charge_limit_kw(), s.discharge_limit_kw());
         self.scope(i, "charge");
-        let charge = self.lp.cols(n, 0.0, s.charge_power_kw);
+        let charge = self.lp.cols(n, 0.0, charge_max);
         self.scope(i, "discharge");
-        let discharge = self.lp.cols(n, 0.0, s.discharge_power_kw);
+        let discharge = self.lp.cols(n, 0.0, discharge_max);
         self.scope(i, "energy");
         let energy = self.lp.cols(n, s.soc_min * cap, s.soc_max * cap);
-        self.scope(i, "storage");
-        let initial_kwh = match self.state.assets.get(&i) {
-            Some(AssetState::Storage { energy_kwh }) => *energy_kwh,
-            _ => s.initial_soc * cap,
+        // A periodic store over the whole case starts where the optimiser
+        // chooses, and ends there.
+        let periodic = s.final_soc == FinalState::Periodic && self.start == 0 && self.reaches_end;
+        let initial = match self.state.assets.get(&i) {
+            Some(AssetState::Storage { energy_kwh }) => Lin::constant(*energy_kwh),
+            _ if periodic => {
+                self.scope(i, "initial");
+                Lin::term(self.lp.col(s.soc_min * cap, s.soc_max * cap), 1.0)
+            }
+            _ => Lin::constant(s.initial_soc * cap),
         };
+        self.scope(i, "storage");
         let keep = (1.0 - s.standing_loss_per_h).powf(h);
         for t in 0..n {
             let mut lin = Lin::term(energy[t], 1.0)
                 .with(charge[t], -s.charge_efficiency * h)
                 .with(discharge[t], h / s.discharge_efficiency);
             if t == 0 {
-                lin.add_constant(-keep * initial_kwh);
+                lin.add_lin(&initial, -s.initial_keep(h));
             } else {
                 lin.add(energy[t - 1], -keep);
             }
             self.lp.eq(lin, 0.0);
             if s.no_simultaneous {
                 let z = self.lp.binary();
-                self.lp.le(Lin::term(charge[t], 1.0).with(z, -s.charge_power_kw), 0.0);
-                self.lp.le(Lin::term(discharge[t], 1.0).with(z, s.discharge_power_kw), s.discharge_power_kw);
+                self.lp.le(Lin::term(charge[t], 1.0).with(z, -charge_max), 0.0);
+                self.lp.le(Lin::term(discharge[t], 1.0).with(z, discharge_max), discharge_max);
             }
         }
         if self.reaches_end && n > 0 {
+            // The end condition, as `energy[n−1] − target ⋚ 0`.
             let target = match s.final_soc {
                 FinalState::Free => None,
-                FinalState::Cyclic => Some((s.initial_soc * cap, true)),
-                FinalState::AtLeast(f) => Some((f * cap, false)),
+                FinalState::Cyclic => Some((Lin::constant(s.initial_soc * cap), true)),
+                FinalState::Periodic if periodic => Some((initial.clone(), true)),
+                FinalState::Periodic => None,
+                FinalState::AtLeast(f) => Some((Lin::constant(f * cap), false)),
             };
             if let Some((target, equal)) = target {
-                let mut lin = Lin::term(energy[n - 1], 1.0);
+                let mut lin = Lin::term(energy[n - 1], 1.0).with_lin(&target, -1.0);
                 if let Some((short, surplus)) = self.elastic_pair() {
                     lin.add(short, 1.0);
                     self.slacks.push(Slack::StorageEnd { asset: i, col: short });
@@ -1060,9 +1073,9 @@ impl<'c> Builder<'c> {
                     }
                 }
                 if equal {
-                    self.lp.eq(lin, target);
+                    self.lp.eq(lin, 0.0);
                 } else {
-                    self.lp.ge(lin, target);
+                    self.lp.ge(lin, 0.0);
                 }
             }
         }
@@ -1078,13 +1091,13 @@ impl<'c> Builder<'c> {
         if self.case.reserves().iter().any(|r| self.bus(&r.bus) == bus) {
             for t in 0..n {
                 let r = self.lp.col(0.0, f64::INFINITY);
-                self.lp.le(Lin::term(r, 1.0).with(discharge[t], 1.0).with(charge[t], -1.0), s.discharge_power_kw);
+                self.lp.le(Lin::term(r, 1.0).with(discharge[t], 1.0).with(charge[t], -1.0), discharge_max);
                 let lin = Lin::term(r, h / s.discharge_efficiency).with(energy[t], -1.0);
                 self.lp.le(lin, -s.soc_min * cap);
                 self.headroom[bus][t].add(r, 1.0);
             }
         }
-        self.vars.push(AssetVars::Storage { charge, discharge, energy, initial_kwh });
+        self.vars.push(AssetVars::Storage { charge, discharge, energy, initial });
     }
 
     fn reserves(&mut self) {

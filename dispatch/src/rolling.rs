@@ -96,6 +96,9 @@ pub fn rolling_horizon(
     }
     crate::check_options(&rolling.options)?;
     let count = total.div_ceil(commit);
+    if count > 1 {
+        crate::whole_horizon(case, "a rolling horizon")?;
+    }
     let mut state = CarriedState::default();
     let mut stitched: Option<Schedule> = None;
     let mut windows = Vec::with_capacity(count);

@@ -244,11 +244,11 @@ pub(crate) fn read_schedule(case: &Case, model: &Model, x: &[f64], duals: Option
             // Every member is in `members`, whose leader is a unit.
             AssetVars::Member => Detail::Unit { output_kw: vec![0.0; n], fuel_kw: None, on: None, starts: None },
             AssetVars::Grid { import, export, .. } => Detail::Grid { import_kw: val(import), export_kw: val(export) },
-            AssetVars::Storage { charge, discharge, energy, initial_kwh } => Detail::Storage {
+            AssetVars::Storage { charge, discharge, energy, initial } => Detail::Storage {
                 charge_kw: val(charge),
                 discharge_kw: val(discharge),
                 energy_kwh: val(energy),
-                initial_kwh: *initial_kwh,
+                initial_kwh: clean(initial.eval(x)),
             },
         };
         assets.push(AssetSchedule { id: asset.id.clone(), kind: asset.kind.type_name(), flows, detail });

@@ -354,6 +354,7 @@ pub fn redispatch(
 }
 
 pub(crate) fn check(case: &Case, options: &StochasticOptions) -> Result<(), DispatchError> {
+    crate::whole_horizon(case, "a plan over scenarios")?;
     crate::check_options(&options.options)?;
     if options.options.objective != Objective::Cost {
         return Err(DispatchError::Option(format!(

@@ -142,7 +142,8 @@ pub(crate) fn audit(case: &Case, schedule: &Schedule, tol: f64) -> Audit {
                 let keep = (1.0 - s.standing_loss_per_h).powf(h);
                 let mut prev = *initial_kwh;
                 for t in 0..n {
-                    let expected = prev * keep + charge_kw[t] * s.charge_efficiency * h
+                    let kept = if t == 0 { s.initial_keep(h) } else { keep };
+                    let expected = prev * kept + charge_kw[t] * s.charge_efficiency * h
                         - discharge_kw[t] * h / s.discharge_efficiency;
                     if !near(energy_kwh[t], expected) {
                         errors.push(format!(
@@ -153,10 +154,10 @@ pub(crate) fn audit(case: &Case, schedule: &Schedule, tol: f64) -> Audit {
                     if !le(s.soc_min * cap, energy_kwh[t]) || !le(energy_kwh[t], s.soc_max * cap) {
                         errors.push(format!("{id} step {t}: energy {:.3} kWh out of bounds", energy_kwh[t]));
                     }
-                    if charge_kw[t] < -tol || !le(charge_kw[t], s.charge_power_kw) {
+                    if charge_kw[t] < -tol || !le(charge_kw[t], s.charge_limit_kw()) {
                         errors.push(format!("{id} step {t}: charge {:.3} kW out of bounds", charge_kw[t]));
                     }
-                    if discharge_kw[t] < -tol || !le(discharge_kw[t], s.discharge_power_kw) {
+                    if discharge_kw[t] < -tol || !le(discharge_kw[t], s.discharge_limit_kw()) {
                         errors.push(format!("{id} step {t}: discharge {:.3} kW out of bounds", discharge_kw[t]));
                     }
                     if s.no_simultaneous && charge_kw[t].min(discharge_kw[t]) > tol {
@@ -171,10 +172,18 @@ pub(crate) fn audit(case: &Case, schedule: &Schedule, tol: f64) -> Audit {
                     FinalState::Cyclic if reaches_end && !near(end, s.initial_soc * cap) => {
                         errors.push(format!("{id}: ends at {end:.3} kWh, not its initial level"));
                     }
+                    FinalState::Periodic if reaches_end && offset == 0 && !near(end, *initial_kwh) => {
+                        errors.push(format!("{id}: ends at {end:.3} kWh, not where it started ({initial_kwh:.3})"));
+                    }
+                    FinalState::Periodic
+                        if !le(s.soc_min * cap, *initial_kwh) || !le(*initial_kwh, s.soc_max * cap) =>
+                    {
+                        errors.push(format!("{id}: starts at {initial_kwh:.3} kWh, out of bounds"));
+                    }
                     FinalState::AtLeast(f) if reaches_end && !le(f * cap, end) => {
                         errors.push(format!("{id}: ends at {end:.3} kWh, below {:.3}", f * cap));
                     }
-                    FinalState::Free | FinalState::Cyclic | FinalState::AtLeast(_) => {}
+                    FinalState::Free | FinalState::Cyclic | FinalState::Periodic | FinalState::AtLeast(_) => {}
                 }
             }
             (AssetKind::Thermal(th), Detail::Unit { output_kw, fuel_kw, on, starts }) => {

@@ -559,15 +559,34 @@ pub enum FinalState {
     Free,
     /// Equal to the initial state.
     Cyclic,
+    /// Equal to the level at the start, which the optimiser chooses
+    /// (`initial_soc` is then not used): PyPSA's cyclic state of charge, for
+    /// a period that repeats. Needs the whole horizon in one model.
+    Periodic,
     /// At least this fraction of the energy capacity.
     AtLeast(f64),
+}
+
+/// Where a storage's power limits are measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerSide {
+    /// At the bus: what charging draws and discharging injects (default).
+    #[default]
+    Bus,
+    /// At the store: what enters it after the charging efficiency and
+    /// leaves it before the discharging efficiency.
+    Store,
 }
 
 /// Energy storage on one bus.
 ///
 /// With `e` the stored energy, `c` the charge and `d` the discharge power
 /// over a step of `h` hours: `e[t+1] = e[t]·(1 − standing_loss_per_h)^h +
-/// c·η_c·h − d/η_d·h`.
+/// c·η_c·h − d/η_d·h`. The first step applies the standing loss to the
+/// initial level too, unless `initial_loss` is false. `c` and `d` are
+/// limited at the bus, or with `power_side = "store"` at the store
+/// (`c·η_c` and `d/η_d`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Storage {
@@ -607,6 +626,42 @@ pub struct Storage {
     /// Wear cost per kWh discharged (default 0).
     #[serde(default)]
     pub cycle_cost: f64,
+    /// Whether the first step's standing loss applies to the initial level
+    /// (default true, as every later step's applies to the level before it;
+    /// false: the initial level is the level after that loss).
+    #[serde(default = "yes")]
+    pub initial_loss: bool,
+    /// Where `charge_power_kw` and `discharge_power_kw` are measured:
+    /// `"bus"` (default) or `"store"`.
+    #[serde(default)]
+    pub power_side: PowerSide,
+}
+
+impl Storage {
+    /// The largest charge, kW drawn from the bus.
+    #[must_use]
+    pub fn charge_limit_kw(&self) -> f64 {
+        match self.power_side {
+            PowerSide::Bus => self.charge_power_kw,
+            PowerSide::Store => self.charge_power_kw / self.charge_efficiency,
+        }
+    }
+
+    /// The largest discharge, kW injected into the bus.
+    #[must_use]
+    pub fn discharge_limit_kw(&self) -> f64 {
+        match self.power_side {
+            PowerSide::Bus => self.discharge_power_kw,
+            PowerSide::Store => self.discharge_power_kw * self.discharge_efficiency,
+        }
+    }
+
+    /// What is left of the initial level after the first step's standing
+    /// loss, per kWh: `(1 − loss)^h`, or 1 without `initial_loss`.
+    #[must_use]
+    pub fn initial_keep(&self, h: f64) -> f64 {
+        if self.initial_loss { (1.0 - self.standing_loss_per_h).powf(h) } else { 1.0 }
+    }
 }
 
 /// A spinning-reserve requirement on a bus: online units' headroom
@@ -651,9 +706,9 @@ impl JsonSchema for FinalState {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "End condition of a storage: \"free\", \"cyclic\" (end where it started), or a minimum state of charge as a fraction of capacity.",
+            "description": "End condition of a storage: \"free\", \"cyclic\" (end at initial_soc), \"periodic\" (end where it started, the start chosen by the optimiser), or a minimum state of charge as a fraction of capacity.",
             "anyOf": [
-                { "enum": ["free", "cyclic"] },
+                { "enum": ["free", "cyclic", "periodic"] },
                 { "type": "number", "minimum": 0, "maximum": 1 }
             ]
         })
@@ -670,6 +725,7 @@ mod final_state {
         match state {
             FinalState::Free => s.serialize_str("free"),
             FinalState::Cyclic => s.serialize_str("cyclic"),
+            FinalState::Periodic => s.serialize_str("periodic"),
             FinalState::AtLeast(v) => s.serialize_f64(*v),
         }
     }
@@ -679,12 +735,13 @@ mod final_state {
         impl Visitor<'_> for V {
             type Value = FinalState;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("\"free\", \"cyclic\" or a fraction of capacity")
+                f.write_str("\"free\", \"cyclic\", \"periodic\" or a fraction of capacity")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<FinalState, E> {
                 match v {
                     "free" => Ok(FinalState::Free),
                     "cyclic" => Ok(FinalState::Cyclic),
+                    "periodic" => Ok(FinalState::Periodic),
                     other => Err(E::invalid_value(de::Unexpected::Str(other), &self)),
                 }
             }

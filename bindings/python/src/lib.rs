@@ -230,6 +230,8 @@ fn solution_dict<'py>(py: Python<'py>, solution: Solution) -> PyResult<Bound<'py
     out.set_item("solve_seconds", solution.stats.solve_seconds)?;
     out.set_item("build_seconds", solution.stats.build_seconds)?;
     out.set_item("infeasibility", solution.infeasibility.as_ref().map(volta_dispatch::Infeasibility::report))?;
+    out.set_item("exact_cost", solution.exact.map(|e| e.cost))?;
+    out.set_item("exact_lower_bound", solution.exact.and_then(|e| e.lower_bound))?;
     let plan = match solution.schedule {
         Some(plan) => Some(schedule_dict(py, plan)?),
         None => None,
@@ -252,7 +254,8 @@ fn write_model(py: Python<'_>, case: &PyCase, path: &str, objective: &str, co2_p
 
 /// Optimises a case; see `volta.schedule`.
 #[pyfunction]
-#[pyo3(signature = (case, objective = "cost", co2_price = None, time_limit = None, gap = None, threads = None))]
+#[pyo3(signature = (case, objective = "cost", co2_price = None, time_limit = None, gap = None, threads = None, separate_units = false))]
+#[expect(clippy::too_many_arguments, reason = "one argument per keyword of volta.schedule")]
 fn schedule<'py>(
     py: Python<'py>,
     case: &PyCase,
@@ -261,8 +264,9 @@ fn schedule<'py>(
     time_limit: Option<f64>,
     gap: Option<f64>,
     threads: Option<u32>,
+    separate_units: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let options = options(py, objective, co2_price, time_limit, gap, threads)?;
+    let options = Options { fleets: !separate_units, ..options(py, objective, co2_price, time_limit, gap, threads)? };
     let owned = case.case.clone();
     let cancel = options.cancel.clone();
     let solved = interruptible(py, &cancel, move || volta_dispatch::schedule(&owned, &options))?;

@@ -2,7 +2,10 @@
 //! the optimum, the schedule that reaches it, and the audit of every
 //! invariant (`solve_checked`).
 
-use volta_dispatch::{Detail, Options, Schedule, Status};
+use volta_dispatch::{
+    Detail, DispatchError, Options, RollingOptions, Scenario, Schedule, Status, StochasticOptions, rolling_horizon,
+    two_stage,
+};
 
 use crate::support::{case_from_toml, solve_checked};
 
@@ -288,4 +291,83 @@ initial_soc = 0.0
     };
     assert!(all_close(charge_kw, &[50.0, 0.0]) && all_close(discharge_kw, &[0.0, 40.5]), "{charge_kw:?}");
     assert!(all_close(energy_kwh, &[45.0, 0.0]), "{energy_kwh:?}");
+}
+
+/// The battery of the test above, with `extra` fields, on prices
+/// `[0.1, 0.5]` (or as given) for a 50 kW load.
+fn battery_case(prices: &str, battery: &str) -> String {
+    format!(
+        r#"{IDLE_HEAT_AND_GAS}
+[[assets]]
+id = "site"
+type = "load"
+bus = "elec"
+demand_kw = 50
+[[assets]]
+id = "utility"
+type = "grid"
+bus = "elec"
+import_price = {prices}
+[[assets]]
+id = "battery"
+type = "storage"
+bus = "elec"
+charge_power_kw = 50
+discharge_power_kw = 50
+{battery}
+"#
+    )
+}
+
+/// Storage conventions other tools use, each changing a hand solution.
+///
+/// - A full store that must end where it started ("cyclic" at a full
+///   initial level) cannot buy low and sell high: 30. A periodic one
+///   chooses to start low enough, and arbitrages as from empty: 14.75.
+/// - 50 kWh losing half per hour: with the first step's loss on the
+///   initial level, 25 kWh are left to serve the first hour (cost
+///   0.5 × 25 + 0.5 × 50 = 37.5); without it, all 50 (cost 25).
+/// - 200 kWh, 80 % out, a 50 kW limit: at the bus it serves both hours
+///   (cost 0); at the store it delivers 40 kW (cost 0.5 × 20 = 10).
+#[test]
+fn storage_conventions_change_the_hand_solution() {
+    let arbitrage = "energy_capacity_kwh = 100\ncharge_efficiency = 0.9\ndischarge_efficiency = 0.9\ninitial_soc = 1.0";
+    let cyclic = solved(&battery_case("[0.1, 0.5]", &format!("{arbitrage}\nfinal_soc = \"cyclic\"")));
+    assert!(close(cyclic.cost, 30.0), "cyclic from full: {}", cyclic.cost);
+    let periodic = solved(&battery_case("[0.1, 0.5]", &format!("{arbitrage}\nfinal_soc = \"periodic\"")));
+    assert!(close(periodic.cost, 14.75), "periodic: {}", periodic.cost);
+    let Detail::Storage { energy_kwh, initial_kwh, .. } = detail(&periodic, "battery") else { panic!("a storage") };
+    assert!(close(energy_kwh[1], *initial_kwh) && *initial_kwh <= 55.0 + 1e-6, "{initial_kwh} → {energy_kwh:?}");
+
+    let leaky = "energy_capacity_kwh = 100\nstanding_loss_per_h = 0.5\ninitial_soc = 0.5";
+    let lost = solved(&battery_case("0.5", leaky));
+    assert!(close(lost.cost, 37.5), "loss on the initial level: {}", lost.cost);
+    let kept = solved(&battery_case("0.5", &format!("{leaky}\ninitial_loss = false")));
+    assert!(close(kept.cost, 25.0), "no loss on the initial level: {}", kept.cost);
+
+    let big = "energy_capacity_kwh = 200\ndischarge_efficiency = 0.8\ninitial_soc = 1.0";
+    let at_bus = solved(&battery_case("0.5", big));
+    assert!(close(at_bus.cost, 0.0), "limit at the bus: {}", at_bus.cost);
+    let at_store = solved(&battery_case("0.5", &format!("{big}\npower_side = \"store\"")));
+    assert!(close(at_store.cost, 10.0), "limit at the store: {}", at_store.cost);
+    let Detail::Storage { discharge_kw, .. } = detail(&at_store, "battery") else { panic!("a storage") };
+    assert!(all_close(discharge_kw, &[40.0, 40.0]), "{discharge_kw:?}");
+}
+
+/// A periodic store needs the whole horizon in one model: a rolling
+/// horizon and a plan over scenarios refuse it, naming the store.
+#[test]
+fn a_periodic_store_is_refused_where_the_horizon_is_split() {
+    let text = battery_case("[0.1, 0.5]", "energy_capacity_kwh = 100\nfinal_soc = \"periodic\"");
+    let case = case_from_toml(&two_steps(&text));
+    let rolling = RollingOptions::new(1, Some(1), Options::default());
+    let Err(DispatchError::Option(message)) = rolling_horizon(&case, &rolling, &mut |_, _, _| {}) else {
+        panic!("a rolling horizon over a periodic store should be refused")
+    };
+    assert!(message.starts_with("assets.battery.final_soc"), "{message}");
+    let scenarios = [Scenario { name: "only".to_owned(), probability: 1.0, series: Vec::new() }];
+    let Err(DispatchError::Option(message)) = two_stage(&case, &scenarios, &StochasticOptions::default()) else {
+        panic!("a plan over scenarios with a periodic store should be refused")
+    };
+    assert!(message.starts_with("assets.battery.final_soc"), "{message}");
 }

@@ -178,7 +178,10 @@ class Schedule:
     ``iteration_limit``, ``memory_limit``, ``interrupted`` (the last four:
     stopped early, with the best schedule found by then, if any),
     ``infeasible`` and ``unbounded``; without a schedule (infeasible, say)
-    the series are empty and ``infeasibility`` explains why.
+    the series are empty and ``infeasibility`` explains why. With quadratic
+    fuel curves (taken as linear pieces), ``exact_cost`` is the schedule's
+    cost on the curves themselves and ``exact_lower_bound`` a proven lower
+    bound on the exact optimum.
     """
 
     status: str
@@ -190,6 +193,8 @@ class Schedule:
     co2_kg: float | None = None
     solve_seconds: float = 0.0
     infeasibility: str | None = None
+    exact_cost: float | None = None
+    exact_lower_bound: float | None = None
     times: list[str] = field(default_factory=list)
     cost_by_category: dict[str, float] = field(default_factory=dict)
     costs: list[tuple[str | None, str, float]] = field(default_factory=list)
@@ -212,6 +217,8 @@ class Schedule:
             co2_kg=plan.get("co2_kg"),
             solve_seconds=raw.get("solve_seconds", 0.0),
             infeasibility=raw.get("infeasibility"),
+            exact_cost=raw.get("exact_cost"),
+            exact_lower_bound=raw.get("exact_lower_bound"),
             times=plan.get("times", []),
             cost_by_category=plan.get("cost_by_category", {}),
             costs=[tuple(c) for c in plan.get("costs", [])],
@@ -299,6 +306,7 @@ def schedule(
     time_limit: float | None = None,
     gap: float | None = None,
     threads: int | None = None,
+    separate_units: bool = False,
 ) -> Schedule:
     """Optimises the operation of ``case``.
 
@@ -308,11 +316,14 @@ def schedule(
     ``cost`` prices the emissions into it (the same as ``weighted``), and one
     given with ``co2`` is refused. ``time_limit`` (s) and
     ``gap`` (relative MIP gap) bound the effort; a time limit with a plan
-    returns it with status ``time_limit``. The GIL is released while solving,
-    so schedules in a thread pool run in parallel.
+    returns it with status ``time_limit``. Identical committed units are
+    modelled as one fleet (the same optimum, found faster; each unit keeps
+    its own schedule); ``separate_units=True`` models each on its own. The
+    GIL is released while solving, so schedules in a thread pool run in
+    parallel.
     """
     return Schedule._from_native(
-        _native.schedule(_as_case(case)._native, objective, co2_price, time_limit, gap, threads)
+        _native.schedule(_as_case(case)._native, objective, co2_price, time_limit, gap, threads, separate_units)
     )
 
 

@@ -26,6 +26,7 @@ def schedule(
     time_limit: float | None = ...,
     gap: float | None = ...,
     threads: int | None = ...,
+    separate_units: bool = ...,
 ) -> dict[str, Any]: ...
 def pareto(case: Case, n: int = ..., time_limit: float | None = ..., gap: float | None = ...) -> list[dict[str, Any]]: ...
 def rolling_horizon(
