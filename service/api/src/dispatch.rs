@@ -91,14 +91,24 @@ pub struct ScheduleCall {
     pub full: bool,
     /// Only these assets' schedules (all when empty).
     pub asset_ids: Vec<String>,
+    /// Every committed unit on its own (no fleets).
+    pub separate_units: bool,
 }
 
 impl TryFrom<pb::ScheduleRequest> for ScheduleCall {
     type Error = Status;
 
     fn try_from(request: pb::ScheduleRequest) -> Result<Self, Status> {
-        let pb::ScheduleRequest { case, objective: kind, co2_price, mip_gap: gap, time_limit: limit, view, asset_ids } =
-            request;
+        let pb::ScheduleRequest {
+            case,
+            objective: kind,
+            co2_price,
+            mip_gap: gap,
+            time_limit: limit,
+            view,
+            asset_ids,
+            separate_units,
+        } = request;
         let full = match pb::ScheduleView::try_from(view) {
             Ok(pb::ScheduleView::Unspecified | pb::ScheduleView::Full) => true,
             Ok(pb::ScheduleView::Summary) => false,
@@ -112,7 +122,7 @@ impl TryFrom<pb::ScheduleRequest> for ScheduleCall {
             mip_gap: mip_gap(gap)?,
             time_limit: time_limit("time_limit", limit)?,
         };
-        Ok(Self { case, solving, full, asset_ids })
+        Ok(Self { case, solving, full, asset_ids, separate_units })
     }
 }
 
@@ -323,6 +333,8 @@ pub fn schedule_response(solved: &Solution, call: &ScheduleCall) -> pb::Schedule
         infeasibility: explanation(solved.infeasibility.as_ref()),
         solve_time: Some(time::seconds(solved.stats.solve_seconds)),
         schedule: plan.filter(|_| call.full).map(|p| schedule(p, &call.asset_ids)),
+        exact_cost: solved.exact.map(|e| e.cost),
+        exact_lower_bound: solved.exact.and_then(|e| e.lower_bound),
     }
 }
 

@@ -99,7 +99,7 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
         caller.require(Role::Operator)?;
         let budget = Budget::of(&request);
         let mut call = ScheduleCall::try_from(request.into_inner())?;
-        let options = solve_options(&call.solving, &budget);
+        let options = Options { fleets: !call.separate_units, ..solve_options(&call.solving, &budget) };
         let cancel = options.cancel.clone();
         let limits = self.shared.limits.clone();
         let metrics = self.shared.metrics.clone();

@@ -77,6 +77,10 @@ async fn health_validate_and_schedule_give_the_library_numbers() {
     assert!(reply.costs.iter().any(|c| c.category == "startup"), "{:?}", reply.costs);
     let by_category: f64 = reply.costs.iter().map(|c| c.cost).sum();
     assert!(close(by_category, reply.cost.expect("cost"), 1e-9), "the categories add up to the cost");
+    // The quadratic fuel curves' exact cost and bound, as the library gives them.
+    let exact = library.exact.expect("exact");
+    assert!(close(reply.exact_cost.expect("exact cost"), exact.cost, 1e-9));
+    assert!(close(reply.exact_lower_bound.expect("exact bound"), exact.lower_bound.expect("bound"), 1e-9));
     // The schedule itself: 24 hourly steps on the case's grid, every unit's
     // output and on/off, balanced.
     let plan = reply.schedule.expect("schedule");
@@ -120,6 +124,30 @@ async fn health_validate_and_schedule_give_the_library_numbers() {
         .expect_err("an unknown asset");
     let fields = err.get_details_bad_request().expect("details").field_violations;
     assert_eq!(fields[0].field, "asset_ids[1]", "{err:?}");
+}
+
+/// Identical units form a fleet unless the caller asks for every unit on
+/// its own; either way each unit has its own schedule and the optimum is
+/// the same (Kazarlis 20: two copies of each unit).
+#[tokio::test]
+async fn identical_units_are_one_fleet_unless_asked_apart() {
+    let server = Server::start(&[]);
+    let mut client = server.client().await;
+    let request = |separate_units| pb::ScheduleRequest {
+        case: Some(case_json("benchmarks/kazarlis20.toml")),
+        mip_gap: Some(1e-3),
+        separate_units,
+        ..pb::ScheduleRequest::default()
+    };
+    let mut costs = Vec::new();
+    for apart in [false, true] {
+        let reply = client.schedule(request(apart)).await.expect("schedule").into_inner();
+        let plan = reply.schedule.expect("schedule");
+        let units = plan.assets.iter().filter(|a| a.kind() == pb::AssetKind::Thermal).count();
+        assert_eq!(units, 20, "every unit has its own schedule (apart: {apart})");
+        costs.push(reply.cost.expect("cost"));
+    }
+    assert!(close(costs[0], costs[1], 2e-3), "{costs:?}");
 }
 
 #[tokio::test]
