@@ -1,6 +1,7 @@
-"""The model Volta writes (`volta schedule --write-model FILE.lp`) is the
-model it solves: HiGHS, reading the LP file alone (highspy, no Volta in
-between), must reach the objective `volta schedule` reports, within a
+"""The model Volta writes (`volta schedule --write-model FILE.lp`, or
+FILE.mps) is the model it solves: HiGHS, reading the LP file alone and the
+MPS file alone (highspy, no Volta in between), must reach the objective
+`volta schedule` reports, within a
 relative tolerance (1e-6 by default), on the example cases and on random
 cases (random_cases.py, which include unit commitment, storage, CHP and
 heat pumps).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import tempfile
@@ -67,17 +69,23 @@ def main() -> int:
             lp = work / f"{name}.lp"
             ours = volta_with_model(args.volta, path, lp)
             status, theirs, cols, rows = highs_on_file(lp)
+            # The same model in free MPS: HiGHS reads it to the same optimum.
+            mps = work / f"{name}.mps"
+            volta_with_model(args.volta, path, mps)
+            mps_status, from_mps, mps_cols, mps_rows = highs_on_file(mps)
             if ours is None or theirs is None:
-                same = ours is None and theirs is None
+                same = ours is None and theirs is None and from_mps is None
                 rel = 0.0
             else:
-                rel = abs(ours - theirs) / max(1.0, abs(ours))
-                same = rel <= args.rtol
+                rel = max(abs(ours - theirs), abs(ours - (from_mps if from_mps is not None else math.inf)))
+                rel /= max(1.0, abs(ours))
+                same = rel <= args.rtol and (mps_cols, mps_rows) == (cols, rows)
             differ += not same
             shown = lambda v: "-" if v is None else f"{v:.6f}"  # noqa: E731
             print(
                 f"{name:<14} {'agree' if same else 'DIFFER':<6} volta {shown(ours):>14}  "
-                f"highs on the file {shown(theirs):>14} ({status}, {cols} columns, {rows} rows)  rel {rel:.1e}",
+                f"highs on the file {shown(theirs):>14} ({status}, {cols} columns, {rows} rows), on the MPS "
+                f"{shown(from_mps):>14}  rel {rel:.1e}",
                 flush=True,
             )
     print(f"model export: {len(jobs) - differ} of {len(jobs)} cases agree")

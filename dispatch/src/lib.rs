@@ -190,21 +190,49 @@ pub(crate) fn solve(
     Ok(Solution { status, objective, best_bound: raw.best_bound, gap: raw.gap, stats, schedule, infeasibility, exact })
 }
 
+/// A file format for a written model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFormat {
+    /// The CPLEX LP format (`.lp`).
+    Lp,
+    /// The free MPS format (`.mps`).
+    Mps,
+}
+
+impl ModelFormat {
+    /// The format a file name's extension asks for (`.lp` or `.mps`).
+    #[must_use]
+    pub fn of_path(path: &std::path::Path) -> Option<Self> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("lp") => Some(Self::Lp),
+            Some("mps") => Some(Self::Mps),
+            _ => None,
+        }
+    }
+}
+
 /// Writes the model `schedule` would hand to HiGHS for `case` under
-/// `objective`, in the CPLEX LP format (any LP/MILP solver reads it), with
-/// readable names: `{asset}.{role}(t)` for columns (`battery.charge(5)`,
-/// `chp.on(12)`, `grid.import(0)`) and rows (`battery.storage(5)`,
-/// `elec.balance(3)`), `t` counting within the group (for most, the step). The objective is
-/// in the case's currency (or kg CO2); its constant is written too, so a
-/// solver's optimum equals the schedule's objective. For the CO2 objective
-/// this is the first of the two solves (least CO2; the second minimises
-/// cost with the CO2 held).
+/// `options` (its objective, and whether identical units form fleets), in
+/// the CPLEX LP or the free MPS format (any LP/MILP solver reads either),
+/// with readable names: `{asset}.{role}(t)` for columns
+/// (`battery.charge(5)`, `chp.on(12)`, `grid.import(0)`) and rows
+/// (`battery.storage(5)`, `elec.balance(3)`), `t` counting within the group
+/// (for most, the step). The objective is in the case's currency (or kg
+/// CO2); its constant is written too, so a solver's optimum equals the
+/// schedule's objective. For the CO2 objective this is the first of the two
+/// solves (least CO2; the second minimises cost with the CO2 held).
 ///
 /// # Errors
 /// When `out` fails.
-pub fn write_model(case: &Case, objective: Objective, out: &mut impl std::io::Write) -> std::io::Result<()> {
+pub fn write_model(
+    case: &Case,
+    options: &Options,
+    format: ModelFormat,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    let objective = options.objective;
     let state = CarriedState::default();
-    let window = Window { start: 0, len: case.grid().len(), state: &state, fleets: true };
+    let window = Window { start: 0, len: case.grid().len(), state: &state, fleets: options.fleets };
     let model = Model::build(case, &window, volta_lp::Integrality::Integer, model::Mode::Normal);
     let lin = model.objective(objective);
     let title = format!(
@@ -213,7 +241,10 @@ pub fn write_model(case: &Case, objective: Objective, out: &mut impl std::io::Wr
         case.grid().len(),
         case.grid().step_hours()
     );
-    model.lp.write_lp(&lin, &title, out)
+    match format {
+        ModelFormat::Lp => model.lp.write_lp(&lin, &title, out),
+        ModelFormat::Mps => model.lp.write_mps(&lin, &title, out),
+    }
 }
 
 /// Builds the model of `case` and hands it to HiGHS without solving it;

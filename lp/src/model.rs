@@ -388,6 +388,99 @@ impl Lp {
         writeln!(out, "End")
     }
 
+    /// Writes the problem with `objective` minimised in the free MPS format
+    /// (read by every LP/MILP solver): the same model as [`Lp::write_lp`],
+    /// column by column, names unchanged (free MPS takes any name without
+    /// spaces), integer columns between `MARKER` lines with their bounds
+    /// written out, the objective's constant as the negated right-hand side
+    /// of the objective row.
+    ///
+    /// # Errors
+    /// When `out` fails.
+    pub fn write_mps(&self, objective: &Lin, title: &str, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let num = |v: f64| format!("{v:?}");
+        let merged = |lin: &Lin| {
+            let mut merged: std::collections::BTreeMap<usize, f64> = std::collections::BTreeMap::new();
+            for &(c, v) in &lin.terms {
+                *merged.entry(c.0).or_default() += v;
+            }
+            merged.into_iter().filter(|(_, v)| *v != 0.0)
+        };
+        // Column by column: the objective's coefficient, then each row's.
+        let mut entries: Vec<Vec<(&str, f64)>> = vec![Vec::new(); self.cols.len()];
+        for (c, v) in merged(objective) {
+            entries[c].push(("obj", v));
+        }
+        for (row, name) in self.rows.iter().zip(&self.row_names) {
+            for (c, v) in merged(&row.lin) {
+                entries[c].push((name.as_str(), v));
+            }
+        }
+        for line in title.lines() {
+            writeln!(out, "* {line}")?;
+        }
+        writeln!(out, "NAME volta")?;
+        writeln!(out, "ROWS")?;
+        writeln!(out, " N obj")?;
+        for (row, name) in self.rows.iter().zip(&self.row_names) {
+            let kind = match row.sense {
+                Sense::Le => 'L',
+                Sense::Ge => 'G',
+                Sense::Eq => 'E',
+            };
+            writeln!(out, " {kind} {name}")?;
+        }
+        writeln!(out, "COLUMNS")?;
+        let mut marker = 0;
+        for ((name, (_, _, kind)), list) in self.col_names.iter().zip(&self.bounds).zip(&entries) {
+            let integer = *kind != Kind::Continuous;
+            if integer {
+                writeln!(out, " MARKER{marker} 'MARKER' 'INTORG'")?;
+            }
+            if list.is_empty() {
+                // A column in no row still belongs to the problem.
+                writeln!(out, " {name} obj 0.0")?;
+            }
+            for (row, v) in list {
+                writeln!(out, " {name} {row} {}", num(*v))?;
+            }
+            if integer {
+                writeln!(out, " MARKER{marker} 'MARKER' 'INTEND'")?;
+                marker += 1;
+            }
+        }
+        writeln!(out, "RHS")?;
+        if objective.constant != 0.0 {
+            writeln!(out, " RHS obj {}", num(-objective.constant))?;
+        }
+        for (row, name) in self.rows.iter().zip(&self.row_names) {
+            let rhs = -row.lin.constant + 0.0;
+            if rhs != 0.0 {
+                writeln!(out, " RHS {name} {}", num(rhs))?;
+            }
+        }
+        writeln!(out, "BOUNDS")?;
+        for ((lo, hi, kind), name) in self.bounds.iter().zip(&self.col_names) {
+            match (*kind, *lo, *hi) {
+                (Kind::Binary, _, _) => writeln!(out, " BV BND {name}")?,
+                (_, lo, hi) if lo == hi => writeln!(out, " FX BND {name} {}", num(lo))?,
+                (_, lo, hi) => {
+                    if lo == f64::NEG_INFINITY {
+                        writeln!(out, " MI BND {name}")?;
+                    } else {
+                        writeln!(out, " LO BND {name} {}", num(lo))?;
+                    }
+                    if hi == f64::INFINITY {
+                        writeln!(out, " PL BND {name}")?;
+                    } else {
+                        writeln!(out, " UP BND {name} {}", num(hi))?;
+                    }
+                }
+            }
+        }
+        writeln!(out, "ENDATA")
+    }
+
     /// Hands the problem to HiGHS (through good_lp) with `objective` minimised.
     ///
     /// # Errors
@@ -455,6 +548,62 @@ General
 Binaries
  chp_1.on(0)
 End
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn a_written_mps_model_is_the_same_problem_column_by_column() {
+        let mut lp = Lp::new(Integrality::Integer);
+        lp.scope("battery.charge");
+        let c = lp.cols(2, 0.0, 5.0);
+        lp.scope("chp-1.on");
+        let on = lp.binary();
+        lp.scope("boilers.on");
+        let count = lp.integer(3);
+        lp.scope("free");
+        let f = lp.col(f64::NEG_INFINITY, f64::INFINITY);
+        lp.scope("battery.storage");
+        lp.le(Lin::term(c[0], 2.0).with(c[0], 1.0).with(c[1], -3.0), 4.0);
+        lp.ge(Lin::term(f, 1.0).with(on, 0.5).with(count, 1.0).with_lin(&Lin::constant(1.0), 1.0), 0.0);
+        let objective = Lin::term(c[0], 0.13).with(on, 7.0).with(count, 2.0).with_lin(&Lin::constant(-2.5), 1.0);
+        let mut out = Vec::new();
+        lp.write_mps(&objective, "a test", &mut out).expect("written");
+        let text = String::from_utf8(out).expect("utf-8");
+        let expected = "* a test
+NAME volta
+ROWS
+ N obj
+ L battery.storage(0)
+ G battery.storage(1)
+COLUMNS
+ battery.charge(0) obj 0.13
+ battery.charge(0) battery.storage(0) 3.0
+ battery.charge(1) battery.storage(0) -3.0
+ MARKER0 'MARKER' 'INTORG'
+ chp_1.on(0) obj 7.0
+ chp_1.on(0) battery.storage(1) 0.5
+ MARKER0 'MARKER' 'INTEND'
+ MARKER1 'MARKER' 'INTORG'
+ boilers.on(0) obj 2.0
+ boilers.on(0) battery.storage(1) 1.0
+ MARKER1 'MARKER' 'INTEND'
+ free(0) battery.storage(1) 1.0
+RHS
+ RHS obj 2.5
+ RHS battery.storage(0) 4.0
+ RHS battery.storage(1) -1.0
+BOUNDS
+ LO BND battery.charge(0) 0.0
+ UP BND battery.charge(0) 5.0
+ LO BND battery.charge(1) 0.0
+ UP BND battery.charge(1) 5.0
+ BV BND chp_1.on(0)
+ LO BND boilers.on(0) 0.0
+ UP BND boilers.on(0) 3.0
+ MI BND free(0)
+ PL BND free(0)
+ENDATA
 ";
         assert_eq!(text, expected);
     }

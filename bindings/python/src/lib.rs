@@ -240,14 +240,24 @@ fn solution_dict<'py>(py: Python<'py>, solution: Solution) -> PyResult<Bound<'py
     Ok(out)
 }
 
-/// Writes the model `schedule` solves, in the LP format; see `volta.write_model`.
+/// Writes the model `schedule` solves, in the LP or MPS format; see `volta.write_model`.
 #[pyfunction]
-#[pyo3(signature = (case, path, objective = "cost", co2_price = None))]
-fn write_model(py: Python<'_>, case: &PyCase, path: &str, objective: &str, co2_price: Option<f64>) -> PyResult<()> {
-    let options = options(py, objective, co2_price, None, None, None)?;
+#[pyo3(signature = (case, path, objective = "cost", co2_price = None, separate_units = false))]
+fn write_model(
+    py: Python<'_>,
+    case: &PyCase,
+    path: &str,
+    objective: &str,
+    co2_price: Option<f64>,
+    separate_units: bool,
+) -> PyResult<()> {
+    let options = Options { fleets: !separate_units, ..options(py, objective, co2_price, None, None, None)? };
+    let Some(format) = volta_dispatch::ModelFormat::of_path(std::path::Path::new(path)) else {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!("{path}: name the file *.lp or *.mps")));
+    };
     let file = std::fs::File::create(path).map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{path}: {e}")))?;
     let mut out = std::io::BufWriter::new(file);
-    volta_dispatch::write_model(&case.case, options.objective, &mut out)
+    volta_dispatch::write_model(&case.case, &options, format, &mut out)
         .and_then(|()| std::io::Write::flush(&mut out))
         .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{path}: {e}")))
 }

@@ -169,5 +169,9 @@ def test_write_model_gives_the_lp_that_schedule_solves(tmp_path):
     text = lp.read_text()
     assert text.startswith('\\ Volta dispatch model of case "campus"')
     assert "utility.import(0)" in text and "elec.balance(167)" in text and text.rstrip().endswith("End")
+    mps = tmp_path / "campus.mps"
+    volta.write_model(campus, mps)
+    text = mps.read_text()
+    assert "NAME volta" in text and " N obj" in text and text.rstrip().endswith("ENDATA")
     with pytest.raises(volta.VoltaError, match="name the file"):
-        volta.write_model(campus, tmp_path / "campus.mps")
+        volta.write_model(campus, tmp_path / "campus.txt")

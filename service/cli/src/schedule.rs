@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
-use volta_dispatch::{Objective, Options, RollingOptions, Schedule, Solution, Status};
+use volta_dispatch::{ModelFormat, Objective, Options, RollingOptions, Schedule, Solution, Status};
 use volta_engine::{Case, CaseReader, Error};
 
 use crate::report;
@@ -40,8 +40,9 @@ With --horizon-h, the case is simulated as a rolling horizon: windows of
 --horizon-h hours, of which the first --commit-h are kept before moving on,
 carrying storage levels and unit states across windows.
 
-With --write-model FILE.lp, the model handed to HiGHS is also written in
-the CPLEX LP format, which HiGHS, Gurobi, CPLEX, SCIP and GLPK read, with
+With --write-model FILE.lp (or FILE.mps), the model handed to HiGHS is also
+written in the CPLEX LP (or free MPS) format, which HiGHS, Gurobi, CPLEX,
+SCIP and GLPK read, with
 readable names: columns and rows are asset.role(k), e.g. battery.charge(5),
 chp.on(12), grid.import(0), battery.storage(5), elec.balance(3). Solved by
 any of them, its optimum is the schedule's objective.";
@@ -129,8 +130,9 @@ pub(super) struct Args {
     /// Print HiGHS's log on stderr.
     #[arg(long)]
     verbose: bool,
-    /// Also write the model handed to HiGHS here, in the LP format.
-    #[arg(long, value_name = "FILE.lp", conflicts_with_all = ["pareto", "horizon_h"])]
+    /// Also write the model handed to HiGHS here: FILE.lp in the CPLEX LP
+    /// format, FILE.mps in free MPS.
+    #[arg(long, value_name = "FILE.lp|FILE.mps", conflicts_with_all = ["pareto", "horizon_h"])]
     write_model: Option<PathBuf>,
 }
 
@@ -172,12 +174,12 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         return rolling(args, &case, horizon, &options);
     }
     if let Some(path) = &args.write_model {
-        if path.extension().and_then(|e| e.to_str()) != Some("lp") {
-            anyhow::bail!("--write-model: {} must end in .lp (the CPLEX LP format)", path.display());
-        }
+        let Some(format) = ModelFormat::of_path(path) else {
+            anyhow::bail!("--write-model: {} must end in .lp (the CPLEX LP format) or .mps (free MPS)", path.display());
+        };
         let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         let mut out = std::io::BufWriter::new(file);
-        volta_dispatch::write_model(&case, objective, &mut out)
+        volta_dispatch::write_model(&case, &options, format, &mut out)
             .and_then(|()| out.flush())
             .with_context(|| format!("cannot write {}", path.display()))?;
     }

@@ -796,7 +796,7 @@ fn test_until_a_date_issues_nothing_on_that_date() {
 }
 
 #[test]
-fn write_model_writes_the_lp_with_readable_names_and_checks_its_extension() {
+fn write_model_writes_the_lp_or_mps_with_readable_names_and_checks_its_extension() {
     let dir = tempfile::tempdir().expect("tempdir");
     let lp = dir.path().join("campus.lp");
     let out = volta(&["schedule", &case("campus.toml"), "--write-model", lp.to_str().expect("utf-8")]);
@@ -807,8 +807,15 @@ fn write_model_writes_the_lp_with_readable_names_and_checks_its_extension() {
         assert!(text.contains(name), "{name}");
     }
     // HiGHS reads the file and reaches the schedule's objective: checked in
-    // CI by benches/pypsa/model_export.py (highspy).
-    let bad = dir.path().join("campus.mps");
+    // CI by benches/pypsa/model_export.py (highspy), for MPS too.
+    let mps = dir.path().join("campus.mps");
+    let out = volta(&["schedule", &case("campus.toml"), "--write-model", mps.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&mps).expect("the MPS model");
+    for name in ["NAME volta", "ROWS", " N obj", "COLUMNS", "RHS", "BOUNDS", "ENDATA", "elec.balance(167)"] {
+        assert!(text.contains(name), "{name}");
+    }
+    let bad = dir.path().join("campus.txt");
     let out = volta(&["schedule", &case("campus.toml"), "--write-model", bad.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -333,17 +333,19 @@ def write_model(
     objective: str = "cost",
     *,
     co2_price: float | None = None,
+    separate_units: bool = False,
 ) -> None:
     """Writes the model :func:`schedule` hands to HiGHS, in the CPLEX LP
-    format (HiGHS, Gurobi, CPLEX, SCIP and GLPK read it), with columns and
-    rows named ``asset.role(k)`` (``battery.charge(5)``, ``elec.balance(3)``).
-    Solved by any of them, its optimum is the schedule's objective.
+    format (``*.lp``) or free MPS (``*.mps``), which HiGHS, Gurobi, CPLEX,
+    SCIP and GLPK read, with columns and rows named ``asset.role(k)``
+    (``battery.charge(5)``, ``elec.balance(3)``). Solved by any of them, its
+    optimum is the schedule's objective.
 
     >>> volta.write_model("datasets/cases/campus.toml", "campus.lp")
     """
-    if not str(path).endswith(".lp"):
-        raise VoltaError(f"{path}: the model is written in the LP format; name the file *.lp")
-    _native.write_model(_as_case(case)._native, str(path), objective, co2_price)
+    if not str(path).endswith((".lp", ".mps")):
+        raise VoltaError(f"{path}: the model is written in the LP or MPS format; name the file *.lp or *.mps")
+    _native.write_model(_as_case(case)._native, str(path), objective, co2_price, separate_units)
 
 
 def case_schema() -> dict:
