@@ -325,16 +325,8 @@ impl Lp {
                 format!("{v:?}")
             }
         };
-        // Terms of a column merged, in column order, zeros dropped.
-        let terms = |lin: &Lin| {
-            let mut merged: std::collections::BTreeMap<usize, f64> = std::collections::BTreeMap::new();
-            for &(c, v) in &lin.terms {
-                *merged.entry(c.0).or_default() += v;
-            }
-            merged.into_iter().filter(|(_, v)| *v != 0.0).collect::<Vec<_>>()
-        };
         let write_terms = |out: &mut dyn std::io::Write, lin: &Lin| -> std::io::Result<()> {
-            let list = terms(lin);
+            let list = merged_terms(lin);
             if list.is_empty() {
                 write!(out, " 0 {}", self.col_names.first().map_or("x", String::as_str))?;
             }
@@ -399,20 +391,13 @@ impl Lp {
     /// When `out` fails.
     pub fn write_mps(&self, objective: &Lin, title: &str, out: &mut impl std::io::Write) -> std::io::Result<()> {
         let num = |v: f64| format!("{v:?}");
-        let merged = |lin: &Lin| {
-            let mut merged: std::collections::BTreeMap<usize, f64> = std::collections::BTreeMap::new();
-            for &(c, v) in &lin.terms {
-                *merged.entry(c.0).or_default() += v;
-            }
-            merged.into_iter().filter(|(_, v)| *v != 0.0)
-        };
         // Column by column: the objective's coefficient, then each row's.
         let mut entries: Vec<Vec<(&str, f64)>> = vec![Vec::new(); self.cols.len()];
-        for (c, v) in merged(objective) {
+        for (c, v) in merged_terms(objective) {
             entries[c].push(("obj", v));
         }
         for (row, name) in self.rows.iter().zip(&self.row_names) {
-            for (c, v) in merged(&row.lin) {
+            for (c, v) in merged_terms(&row.lin) {
                 entries[c].push((name.as_str(), v));
             }
         }
@@ -506,6 +491,16 @@ impl Lp {
         }
         problem.try_into_inner().map_err(|e| e.to_string())
     }
+}
+
+/// The terms of `lin` with each column's coefficients added up, in column
+/// order, zeros dropped: how a written model lists a row or the objective.
+fn merged_terms(lin: &Lin) -> Vec<(usize, f64)> {
+    let mut merged: std::collections::BTreeMap<usize, f64> = std::collections::BTreeMap::new();
+    for &(c, v) in &lin.terms {
+        *merged.entry(c.0).or_default() += v;
+    }
+    merged.into_iter().filter(|(_, v)| *v != 0.0).collect()
 }
 
 #[cfg(test)]
