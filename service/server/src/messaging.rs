@@ -96,14 +96,14 @@ impl Inbox {
         match self.store.consume(consumer, &batch, now).await {
             Ok(handled) => {
                 for ((i, effect), handled) in readable.iter().zip(handled) {
-                    acked[*i] = self.count(&messages[*i], handled, effect, now);
+                    acked[*i] = self.count(&messages[*i], handled, effect);
                 }
             }
             Err(_) if batch.len() > 1 => {
                 for (i, effect) in &readable {
                     let m = &messages[*i];
                     acked[*i] = match self.store.consume_one(consumer, m, effect, now).await {
-                        Ok(handled) => self.count(m, handled, effect, now),
+                        Ok(handled) => self.count(m, handled, effect),
                         Err(error) => self.fail(m, &error.to_string(), now).await,
                     };
                 }
@@ -118,13 +118,15 @@ impl Inbox {
     }
 
     /// Counts what became of a message.
-    fn count(&self, message: &Message, handled: Handled, effect: &Effect, now: Timestamp) -> Delivery {
+    fn count(&self, message: &Message, handled: Handled, effect: &Effect) -> Delivery {
         let route = self.route.consumer;
         match handled {
             Handled::Applied => {
                 self.metrics.message(route, "applied");
                 if let Effect::Trade(trade) = effect {
-                    self.metrics.settled(now.duration_since(trade.trade.at).as_secs_f64());
+                    // From the trade to its ledger rows committed (not to
+                    // when the delivery began).
+                    self.metrics.settled(Timestamp::now().duration_since(trade.trade.at).as_secs_f64());
                 }
                 Delivery::Done
             }
@@ -368,10 +370,12 @@ impl Relay {
             if !acked.is_empty() {
                 crate::failpoint::pass("relay.after_send");
             }
-            let later: Vec<String> = batch.iter().filter(|m| !acked.contains(&m.id)).map(|m| m.id.clone()).collect();
+            let sent: std::collections::HashSet<&str> = acked.iter().map(String::as_str).collect();
+            let later: Vec<String> =
+                batch.iter().filter(|m| !sent.contains(m.id.as_str())).map(|m| m.id.clone()).collect();
             self.store.published(&acked, Timestamp::now()).await?;
             for route in crate::store::messaging::ROUTES {
-                let sent = batch.iter().filter(|m| m.kind == route.kind && acked.contains(&m.id)).count();
+                let sent = batch.iter().filter(|m| m.kind == route.kind && sent.contains(m.id.as_str())).count();
                 self.metrics.messages_published(route.consumer, sent);
             }
             if !later.is_empty() {
@@ -445,9 +449,9 @@ pub(crate) async fn reconcile(
 const PRUNE_BATCH: usize = 5_000;
 
 /// NATS JetStream as the carrier between processes: a relay publishes each
-/// message with its outbox id as `Nats-Msg-Id` (the stream drops a
-/// re-publish inside its duplicate window, and the inbox ignores one after
-/// it) on its route's subject for its aggregate's partition
+/// message with its outbox id and a hash of its payload as `Nats-Msg-Id`
+/// (the stream drops a re-publish inside its duplicate window, and the
+/// inbox ignores one after it) on its route's subject for its aggregate's partition
 /// (`volta.STREAM.trade.P`, `volta.STREAM.contract.P`), and the processes
 /// of the consuming service ([`consume_route`](nats::consume_route))
 /// consume the partitions, each from a durable consumer of its own
@@ -471,7 +475,7 @@ pub(crate) mod nats {
 
     use super::{Carrier, Delivery, Inbox, Message, Route};
     use crate::store::messaging::ROUTES;
-    use crate::store::{Lease, Store, advisory_key};
+    use crate::store::{Lease, Store, advisory_key, fnv1a};
     use crate::telemetry::Metrics;
 
     /// Headers carrying the outbox row beside the payload.
@@ -567,7 +571,7 @@ pub(crate) mod nats {
     /// The partition of an aggregate (a market): the same for every
     /// message of it, so that one consumer sees them in order.
     pub(crate) fn partition(aggregate: &str, partitions: u32) -> u32 {
-        let key = advisory_key(aggregate).cast_unsigned();
+        let key = fnv1a(aggregate);
         u32::try_from(key % u64::from(partitions.max(1))).unwrap_or(0)
     }
 
@@ -586,9 +590,7 @@ pub(crate) mod nats {
                     tracing::warn!(id = %m.id, kind = %m.kind, "a message of no route stays in the outbox");
                     continue;
                 };
-                // A send the reconciler asked for gets an id of its own, or
-                // the stream would drop it as a repeat inside its window.
-                let nats_id = if m.sends == 0 { m.id.clone() } else { format!("{}#{}", m.id, m.sends) };
+                let nats_id = nats_id(m);
                 let publish = jetstream::message::PublishMessage::build()
                     .payload(m.payload.clone().into())
                     .message_id(&nats_id)
@@ -615,6 +617,18 @@ pub(crate) mod nats {
             }
             acked
         }
+    }
+
+    /// The id the stream knows a message by (`Nats-Msg-Id`, which it drops
+    /// as a repeat within its duplicate window): the outbox id with a hash
+    /// of the payload, so that a relay's re-publish of a row is dropped
+    /// but a different message under the same id is not (a database reset
+    /// or restored from a backup numbers its trades again from where it
+    /// stands); and a send the reconciler asked for gets an id of its own,
+    /// or the stream would drop it too.
+    fn nats_id(m: &Message) -> String {
+        let body = fnv1a(&m.payload);
+        if m.sends == 0 { format!("{}@{body:016x}", m.id) } else { format!("{}@{body:016x}#{}", m.id, m.sends) }
     }
 
     /// The outbox row a delivered message carries.
@@ -922,6 +936,27 @@ pub(crate) mod nats {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn the_stream_drops_a_repeat_but_not_another_message_under_the_same_id() {
+            let message = Message {
+                id: "trade/acme/park/1".into(),
+                tenant: "acme".into(),
+                aggregate: "trading/acme/park".into(),
+                seq: 1,
+                kind: crate::store::messaging::TRADE.into(),
+                payload: r#"{"trade":{"id":1,"at":"2026-12-05T10:00:00Z"}}"#.into(),
+                headers: "{}".into(),
+                sends: 0,
+            };
+            let id = nats_id(&message);
+            assert!(id.starts_with("trade/acme/park/1@"), "{id}");
+            assert_eq!(nats_id(&message.clone()), id, "a re-publish of the row is a repeat");
+            let after_reset = Message { payload: message.payload.replace("10:00", "10:05"), ..message.clone() };
+            assert_ne!(nats_id(&after_reset), id, "another trade 1 is another message");
+            let resent = Message { sends: 2, ..message };
+            assert_eq!(nats_id(&resent), format!("{id}#2"), "the reconciler's send is not dropped");
+        }
 
         #[test]
         fn an_early_message_comes_again_soon_then_less_often() {

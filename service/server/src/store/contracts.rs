@@ -1096,13 +1096,7 @@ impl ContractStore for Store {
                 });
             }
         }
-        if self.is_postgres() {
-            sqlx::query("SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
-                .bind(LOAD_LOCK)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(query("lock the loads"))?;
-        }
+        self.lock_in(&mut tx, LOAD_LOCK).await.map_err(query("lock the loads"))?;
         let latest: i64 = sqlx::query_scalar(
             "SELECT CAST(COALESCE(MAX(revision), 0) AS BIGINT) FROM contracts_loads WHERE tenant = $1",
         )

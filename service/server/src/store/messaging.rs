@@ -10,7 +10,10 @@
 //!   relay claims unpublished rows for a while (`claimed_by`,
 //!   `claimed_until`; on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so that
 //!   relays of several replicas never take the same row), sends them, and
-//!   marks them published once the carrier has acknowledged them.
+//!   marks them published once the carrier has acknowledged them. A relay
+//!   never claims a message while an earlier one of its aggregate is held
+//!   by another claim or waits for its retry, so an aggregate's messages
+//!   reach the carrier in order even when several relays run.
 //! - **Inbox** (`messaging_inbox`, `messaging_cursors`): a consumer applies
 //!   message `seq` of an aggregate only after `seq - 1`; it records the id
 //!   and moves the aggregate's cursor in the transaction of the effect, so
@@ -86,7 +89,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX trading_contract_view_by_buyer ON trading_contract_view (tenant, buyer);
     CREATE INDEX messaging_outbox_by_kind ON messaging_outbox (kind, aggregate, seq)",
     ),
+    // A claim finds the messages other relays hold (or that wait for a
+    // retry) by these, to hand out only what comes before them.
+    (
+        4,
+        "CREATE INDEX messaging_outbox_held ON messaging_outbox (claimed_until, aggregate, seq)
+        WHERE published_at IS NULL AND claimed_until IS NOT NULL",
+    ),
 ];
+
+/// The advisory lock (PostgreSQL) under which relays claim, one after the
+/// other, so that each claim sees what the claims before it hold.
+const CLAIM_LOCK: i64 = 0x766f_6c74_615f_6f62; // "volta_ob"
 
 /// Failed attempts after which a message is dead.
 pub const MAX_ATTEMPTS: i64 = 5;
@@ -335,8 +349,10 @@ fn message_from(row: &sqlx::any::AnyRow) -> Result<Message, StoreError> {
 #[tonic::async_trait]
 pub trait MessagingStore: Send + Sync + std::fmt::Debug {
     /// Claims up to `limit` unpublished messages of the `kinds` a relay can
-    /// carry for `relay` until `until` (rows another relay holds are
-    /// skipped), in aggregate order.
+    /// carry for `relay` until `until`, in aggregate order: of each
+    /// aggregate, only messages before the first one held (by another
+    /// relay's claim, or waiting for its retry), so that an aggregate's
+    /// messages are handed to the carrier in order even by several relays.
     ///
     /// # Errors
     /// A database error.
@@ -652,11 +668,21 @@ impl MessagingStore for Store {
         if kinds.is_empty() {
             return Ok(Vec::new());
         }
-        let lock = if self.is_postgres() { " FOR UPDATE SKIP LOCKED" } else { "" };
+        // Only what comes before the first message of its aggregate that is
+        // held (claimed by a relay, or waiting for its retry): a relay that
+        // took messages 1-100 of a market has them published before another
+        // relay may take 101, so a market's messages reach the carrier in
+        // order whatever number of relays run. On PostgreSQL the claims
+        // take turns under an advisory lock (else two claims at once could
+        // both find 1-100 free); SQLite's one writer does the same.
+        let lock = if self.is_postgres() { " FOR UPDATE OF o SKIP LOCKED" } else { "" };
         let sql = format!(
-            "UPDATE messaging_outbox SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT id FROM \
-             messaging_outbox WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3) \
-             AND kind IN ({}) ORDER BY aggregate, seq LIMIT {limit}{lock}) RETURNING {MESSAGE_COLUMNS}",
+            "UPDATE messaging_outbox SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT o.id FROM \
+             messaging_outbox o LEFT JOIN (SELECT aggregate, MIN(seq) AS seq FROM messaging_outbox \
+             WHERE published_at IS NULL AND claimed_until IS NOT NULL AND claimed_until >= $3 GROUP BY aggregate) h \
+             ON h.aggregate = o.aggregate WHERE o.published_at IS NULL \
+             AND (o.claimed_until IS NULL OR o.claimed_until < $3) AND (h.seq IS NULL OR o.seq < h.seq) \
+             AND o.kind IN ({}) ORDER BY o.aggregate, o.seq LIMIT {limit}{lock}) RETURNING {MESSAGE_COLUMNS}",
             super::placeholders(4, kinds.len())
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -666,7 +692,10 @@ impl MessagingStore for Store {
         for kind in kinds {
             q = q.bind(*kind);
         }
-        let rows = q.fetch_all(self.pool()).await.map_err(StoreError::query("claim outbox messages"))?;
+        let mut tx = self.pool().begin().await.map_err(StoreError::query("claim outbox messages"))?;
+        self.lock_in(&mut tx, CLAIM_LOCK).await.map_err(StoreError::query("take the outbox's claim lock"))?;
+        let rows = q.fetch_all(&mut *tx).await.map_err(StoreError::query("claim outbox messages"))?;
+        tx.commit().await.map_err(StoreError::query("claim outbox messages"))?;
         let mut messages = rows.iter().map(message_from).collect::<Result<Vec<_>, _>>()?;
         // RETURNING keeps no order: aggregate order again.
         messages.sort_by(|a, b| (&a.aggregate, a.seq).cmp(&(&b.aggregate, b.seq)));

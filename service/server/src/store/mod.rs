@@ -239,12 +239,17 @@ impl Lease {
 /// is `volta-trading/{tenant}/{market}`; the key of a name never changes,
 /// or replicas of two versions would not exclude each other.)
 pub(crate) fn advisory_key(name: &str) -> i64 {
+    i64::from_ne_bytes(fnv1a(name).to_ne_bytes())
+}
+
+/// The 64-bit FNV-1a hash of a text: stable across versions and platforms.
+pub(crate) fn fnv1a(text: &str) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.bytes() {
+    for byte in text.bytes() {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    i64::from_ne_bytes(hash.to_ne_bytes())
+    hash
 }
 
 impl Store {
@@ -437,6 +442,22 @@ impl Store {
         &self.readers
     }
 
+    /// Takes advisory lock `key` until `tx` ends, on PostgreSQL: what takes
+    /// it runs one at a time across every process on the database. (SQLite
+    /// has one writer: a write transaction is already alone.)
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) async fn lock_in(&self, tx: &mut sqlx::Transaction<'_, Any>, key: i64) -> Result<(), sqlx::Error> {
+        if self.postgres {
+            sqlx::query("SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
+                .bind(key)
+                .fetch_one(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Brings every service's schema up to date in one transaction. On
     /// PostgreSQL the transaction first takes an advisory lock, so that
     /// replicas starting together migrate one after the other: the first
@@ -450,13 +471,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let failed = |version: i64| move |source| StoreError::Migration { version, source };
         let mut tx = self.pool.begin().await.map_err(failed(0))?;
-        if self.postgres {
-            sqlx::query("SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
-                .bind(MIGRATION_LOCK)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(failed(0))?;
-        }
+        self.lock_in(&mut tx, MIGRATION_LOCK).await.map_err(failed(0))?;
         let bootstrap = [
             "CREATE TABLE IF NOT EXISTS volta_migrations (service TEXT NOT NULL, version BIGINT NOT NULL, \
              applied_at TEXT NOT NULL, PRIMARY KEY (service, version))",
