@@ -680,20 +680,9 @@ impl<'c> Builder<'c> {
         self.scope(i, "stop");
         let w = self.lp.cols(n, 0.0, 1.0);
         self.scope(i, "commitment");
+        let switching = Switching { on: &u, start: &v, stop: &w, size: 1.0 };
+        self.commitment_rows(i, spec, uc, &x, &switching, (on0, hours0));
         for t in 0..n {
-            // Capacity and minimum power while on.
-            self.lp.le(rated(t).with(u[t], -spec.capacity_kw), 0.0);
-            if spec.min_power_kw > 0.0 {
-                self.lp.ge(rated(t).with(u[t], -spec.min_power_kw), 0.0);
-            }
-            // Transitions.
-            let mut lin = Lin::term(u[t], 1.0).with(v[t], -1.0).with(w[t], 1.0);
-            if t == 0 {
-                lin.add_constant(if on0 { -1.0 } else { 0.0 });
-            } else {
-                lin.add(u[t - 1], -1.0);
-            }
-            self.lp.eq(lin, 0.0);
             // A start needs the unit off before and on after: with `u`
             // integral this makes `v` and `w` integral too. (Without it, a
             // running unit could take a sliver of a start and a stop at
@@ -703,42 +692,10 @@ impl<'c> Builder<'c> {
             self.lp.le(Lin::term(v[t], 1.0).with_lin(&before, 1.0), 1.0);
             self.lp.le(Lin::term(v[t], 1.0).with(u[t], -1.0), 0.0);
         }
-        // Minimum up and down times, across the initial state.
-        let steps = |hours: f64| steps_covering(hours, h);
-        let up = steps(uc.min_up_h);
-        let down = steps(uc.min_down_h);
-        for (t, &on) in u.iter().enumerate() {
-            if up > 1 {
-                let mut lin = Lin::term(on, -1.0);
-                for &start in &v[t.saturating_sub(up - 1)..=t] {
-                    lin.add(start, 1.0);
-                }
-                self.lp.le(lin, 0.0);
-            }
-            if down > 1 {
-                let mut lin = Lin::term(on, 1.0);
-                for &stop in &w[t.saturating_sub(down - 1)..=t] {
-                    lin.add(stop, 1.0);
-                }
-                self.lp.le(lin, 1.0);
-            }
-        }
-        let must = |min_h: f64| {
-            if hours0.is_finite() && hours0 < min_h { steps(min_h - hours0).min(n) } else { 0 }
-        };
-        let forced = if on0 { must(uc.min_up_h) } else { must(uc.min_down_h) };
-        for &col in u.iter().take(forced) {
-            self.lp.eq(Lin::term(col, 1.0), if on0 { 1.0 } else { 0.0 });
-        }
-        // Start-up and shut-down costs, hot or cold.
-        let mut cost = Lin::new();
-        for t in 0..n {
-            cost.add(v[t], uc.start_cost).add(w[t], uc.shutdown_cost);
-        }
-        self.cost(i, CostCategory::Startup, cost);
+        // A cold start costs more than the hot one the rows above price.
         if let (Some(cold), Some(after)) = (uc.cold_start_cost, uc.cold_start_after_h) {
             let extra = cold - uc.start_cost;
-            let lookback = steps(after).max(1);
+            let lookback = steps_covering(after, h).max(1);
             if extra > 0.0 {
                 let mut cold_cost = Lin::new();
                 // Steps before the window: on for `hours0` then off, or the reverse.
@@ -771,6 +728,71 @@ impl<'c> Builder<'c> {
         unit
     }
 
+    /// The rows a unit and an aggregated fleet share on their commitment
+    /// (see [`Switching`]): capacity and minimum power of what runs, the
+    /// transitions from the initial state `(on0, hours0)`, minimum up and
+    /// down times longer than a step, the steps the initial state forces,
+    /// and the start-up and shut-down costs.
+    fn commitment_rows(
+        &mut self,
+        i: usize,
+        spec: &UnitSpec<'_>,
+        uc: &Commitment,
+        x: &[Col],
+        sw: &Switching<'_>,
+        (on0, hours0): (bool, f64),
+    ) {
+        let (n, h, all) = (self.len, self.h, sw.size);
+        let (u, v, w) = (sw.on, sw.start, sw.stop);
+        for t in 0..n {
+            let rated = Lin::term(x[t], spec.rated_coef[t]);
+            self.lp.le(rated.clone().with(u[t], -spec.capacity_kw), 0.0);
+            if spec.min_power_kw > 0.0 {
+                self.lp.ge(rated.with(u[t], -spec.min_power_kw), 0.0);
+            }
+            let mut lin = Lin::term(u[t], 1.0).with(v[t], -1.0).with(w[t], 1.0);
+            if t == 0 {
+                lin.add_constant(if on0 { -all } else { 0.0 });
+            } else {
+                lin.add(u[t - 1], -1.0);
+            }
+            self.lp.eq(lin, 0.0);
+        }
+        // What started within the up time is on; what stopped within the
+        // down time is off.
+        let steps = |hours: f64| steps_covering(hours, h);
+        let (up, down) = (steps(uc.min_up_h), steps(uc.min_down_h));
+        for t in 0..n {
+            if up > 1 {
+                let mut lin = Lin::term(u[t], -1.0);
+                for &start in &v[t.saturating_sub(up - 1)..=t] {
+                    lin.add(start, 1.0);
+                }
+                self.lp.le(lin, 0.0);
+            }
+            if down > 1 {
+                let mut lin = Lin::term(u[t], 1.0);
+                for &stop in &w[t.saturating_sub(down - 1)..=t] {
+                    lin.add(stop, 1.0);
+                }
+                self.lp.le(lin, all);
+            }
+        }
+        // The initial state's remaining minimum time.
+        let must = |min_h: f64| {
+            if hours0.is_finite() && hours0 < min_h { steps(min_h - hours0).min(n) } else { 0 }
+        };
+        let forced = if on0 { must(uc.min_up_h) } else { must(uc.min_down_h) };
+        for &col in u.iter().take(forced) {
+            self.lp.eq(Lin::term(col, 1.0), if on0 { all } else { 0.0 });
+        }
+        let mut cost = Lin::new();
+        for t in 0..n {
+            cost.add(v[t], uc.start_cost).add(w[t], uc.shutdown_cost);
+        }
+        self.cost(i, CostCategory::Startup, cost);
+    }
+
     /// The commitment of an aggregated fleet of `size` identical units
     /// without ramp limits (see [`crate::fleet`]): per step, integers for
     /// the units on and started, the units stopped, and the matching of
@@ -786,7 +808,6 @@ impl<'c> Builder<'c> {
     ) -> (Vec<Col>, Vec<Col>, Vec<Col>) {
         let (n, h) = (self.len, self.h);
         let all = f64::from(size);
-        let rated = |t: usize| Lin::term(x[t], spec.rated_coef[t]);
         self.scope(i, "on");
         let u: Vec<Col> = (0..n).map(|_| self.lp.integer(size)).collect();
         self.scope(i, "start");
@@ -794,50 +815,22 @@ impl<'c> Builder<'c> {
         self.scope(i, "stop");
         let w = self.lp.cols(n, 0.0, all);
         self.scope(i, "commitment");
-        for t in 0..n {
-            // The running units' capacity and minimum power.
-            self.lp.le(rated(t).with(u[t], -spec.capacity_kw), 0.0);
-            if spec.min_power_kw > 0.0 {
-                self.lp.ge(rated(t).with(u[t], -spec.min_power_kw), 0.0);
-            }
-            let mut lin = Lin::term(u[t], 1.0).with(v[t], -1.0).with(w[t], 1.0);
-            if t == 0 {
-                lin.add_constant(if on0 { -all } else { 0.0 });
-            } else {
-                lin.add(u[t - 1], -1.0);
-            }
-            self.lp.eq(lin, 0.0);
-        }
-        // Units started within the up time are on; units stopped within the
-        // down time are off. At least one step each: a unit does not start
-        // and stop at once.
+        let switching = Switching { on: &u, start: &v, stop: &w, size: all };
+        self.commitment_rows(i, spec, uc, x, &switching, (on0, hours0));
+        // A unit does not start and stop at once: units started are on,
+        // units stopped are off, for at least the step (longer minimum
+        // times have their rows above).
         let steps = |hours: f64| steps_covering(hours, h);
         let up = steps(uc.min_up_h).max(1);
         let down = steps(uc.min_down_h).max(1);
         for t in 0..n {
-            let mut lin = Lin::term(u[t], -1.0);
-            for &start in &v[t.saturating_sub(up - 1)..=t] {
-                lin.add(start, 1.0);
+            if up == 1 {
+                self.lp.le(Lin::term(v[t], 1.0).with(u[t], -1.0), 0.0);
             }
-            self.lp.le(lin, 0.0);
-            let mut lin = Lin::term(u[t], 1.0);
-            for &stop in &w[t.saturating_sub(down - 1)..=t] {
-                lin.add(stop, 1.0);
+            if down == 1 {
+                self.lp.le(Lin::term(u[t], 1.0).with(w[t], 1.0), all);
             }
-            self.lp.le(lin, all);
         }
-        let must = |min_h: f64| {
-            if hours0.is_finite() && hours0 < min_h { steps(min_h - hours0).min(n) } else { 0 }
-        };
-        let forced = if on0 { must(uc.min_up_h) } else { must(uc.min_down_h) };
-        for &col in u.iter().take(forced) {
-            self.lp.eq(Lin::term(col, 1.0), if on0 { all } else { 0.0 });
-        }
-        let mut cost = Lin::new();
-        for t in 0..n {
-            cost.add(v[t], uc.start_cost).add(w[t], uc.shutdown_cost);
-        }
-        self.cost(i, CostCategory::Startup, cost);
         if let (Some(cold), Some(after)) = (uc.cold_start_cost, uc.cold_start_after_h) {
             let extra = cold - uc.start_cost;
             let lookback = steps(after).max(1);
@@ -1178,6 +1171,16 @@ impl<'c> Builder<'c> {
             slacks: self.slacks,
         }
     }
+}
+
+/// A commitment's columns per step: the units running, started and
+/// stopped, of `size` units (a unit's binaries, size 1, or an aggregated
+/// fleet's counts).
+struct Switching<'a> {
+    on: &'a [Col],
+    start: &'a [Col],
+    stop: &'a [Col],
+    size: f64,
 }
 
 /// What [`Builder::unit`] needs to know about a unit.
