@@ -6,10 +6,15 @@
 //! The guarantee rests on the database, not on a carrier:
 //! 1. **Outbox.** The trading store writes a message per trade in the
 //!    transaction that stores the trade ([`crate::store::messaging`]).
-//! 2. **Relay.** A [`Relay`] claims unpublished messages, hands them to the
+//! 2. **Relay.** A [`Relay`] takes unpublished messages, hands them to the
 //!    carrier, and marks published only what the carrier acknowledged;
-//!    the rest is released and claimed again after [`RETRY`]. A relay that
-//!    dies holding a claim loses it when the claim expires ([`CLAIM`]).
+//!    the rest is held back and taken again after [`RETRY`], with whatever
+//!    follows it in its aggregate. On PostgreSQL the relays of all
+//!    processes take turns, a round at a time, in one transaction each (a
+//!    relay that dies mid-round rolls back); on SQLite a relay claims what
+//!    it takes, and one that dies loses its claim when it expires
+//!    ([`CLAIM`]). Either way an aggregate's messages reach the carrier in
+//!    order.
 //! 3. **Carrier.** In one process ([`InProcess`]) the carrier hands each
 //!    message to the consumer directly and acknowledges it once handled.
 //! 4. **Inbox.** A route's consumer ([`Inbox`]) applies a message in one
@@ -38,7 +43,7 @@ use tokio::sync::{Notify, watch};
 use volta_contracts::Contract;
 
 use crate::store::StoreError;
-use crate::store::messaging::{ContractMessage, Effect, Handled, Message, MessagingStore, TradeMessage};
+use crate::store::messaging::{ContractMessage, Effect, Handled, Message, MessagingStore, Round, Sender, TradeMessage};
 pub(crate) use crate::store::messaging::{POSITIONS, Route, SETTLEMENT};
 use crate::telemetry::Metrics;
 
@@ -357,30 +362,27 @@ impl Relay {
         }
     }
 
-    /// Relays what is waiting, batch after batch.
+    /// Relays what is waiting, round after round.
     async fn drain(&self) -> Result<(), StoreError> {
         let kinds = self.carrier.kinds();
+        let round = Round { relay: &self.name, kinds: &kinds, limit: BATCH, claim: CLAIM, retry: RETRY };
+        let send: &Sender<'_> = &|batch| {
+            let carrier = self.carrier.clone();
+            Box::pin(async move { carrier.send(batch).await })
+        };
         loop {
-            let now = Timestamp::now();
-            let batch = self.store.claim(&self.name, &kinds, now, now + CLAIM, BATCH).await?;
-            if batch.is_empty() {
+            let relayed = self.store.relay_round(&round, send).await?;
+            if relayed.batch.is_empty() {
                 return Ok(());
             }
-            let acked = self.carrier.send(&batch).await;
-            if !acked.is_empty() {
-                crate::failpoint::pass("relay.after_send");
-            }
-            let sent: std::collections::HashSet<&str> = acked.iter().map(String::as_str).collect();
-            let later: Vec<String> =
-                batch.iter().filter(|m| !sent.contains(m.id.as_str())).map(|m| m.id.clone()).collect();
-            self.store.published(&acked, Timestamp::now()).await?;
+            let acked: std::collections::HashSet<&str> = relayed.acked.iter().map(String::as_str).collect();
             for route in crate::store::messaging::ROUTES {
-                let sent = batch.iter().filter(|m| m.kind == route.kind && sent.contains(m.id.as_str())).count();
+                let sent =
+                    relayed.batch.iter().filter(|m| m.kind == route.kind && acked.contains(m.id.as_str())).count();
                 self.metrics.messages_published(route.consumer, sent);
             }
-            if !later.is_empty() {
-                self.store.release(&later, Timestamp::now() + RETRY).await?;
-                // What waits is claimed again after RETRY, by the next poll.
+            if relayed.held_back() {
+                // What waits is taken again after RETRY, by the next poll.
                 return Ok(());
             }
         }

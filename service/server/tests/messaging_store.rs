@@ -16,8 +16,8 @@ use sqlx::Executor as _;
 use volta_contracts::{Energy, PartyId};
 use volta_server::store::Store;
 use volta_server::store::messaging::{
-    CONTRACT, Effect, Handled, MAX_ATTEMPTS, Message, MessagingStore as _, POSITIONS, Route, SETTLEMENT, TRADE,
-    TradeMessage, contract_message,
+    CONTRACT, Effect, Handled, MAX_ATTEMPTS, Message, MessagingStore as _, POSITIONS, Round, Route, SETTLEMENT, Sender,
+    TRADE, TradeMessage, contract_message,
 };
 use volta_server::store::trading::TradingStore as _;
 use volta_trading::{Kind, Market, MarketRules, Matching, NewOrder, Price, Side, TimeInForce};
@@ -343,6 +343,64 @@ async fn contract_view_follows_changes(store: &Store) {
     assert_eq!(store.dead_count(consumer).await.expect("dead"), 0);
 }
 
+/// Relay rounds: what the carrier acknowledged is published; what it did
+/// not is held back until its retry, and everything after it in its market
+/// with it, whichever relay asks.
+async fn relay_rounds(store: &Store) {
+    const YARD: &str = "trading/acme/yard";
+    // The trades are made at the market's time; the rounds run on the clock.
+    let now = at("2024-06-01T08:00:00Z");
+    store.create_market(TENANT, "yard", &rules(), now).await.expect("market");
+    let epoch = store.lead(TENANT, "yard").await.expect("lead").expect("free").epoch;
+    let mut market = Market::new(rules(), 0, 0).expect("market");
+    for k in 0..6 {
+        let sell = market.submit(limit(2 * k, "alice", Side::Sell, 1_000, "0.2"), now).expect("sell");
+        store.apply(TENANT, "yard", epoch, &sell, now).await.expect("apply");
+        let buy = market.submit(limit(2 * k + 1, "carol", Side::Buy, 1_000, "0.3"), now).expect("buy");
+        store.apply(TENANT, "yard", epoch, &buy, now).await.expect("apply");
+    }
+    let yard = |batch: &[Message]| batch.iter().filter(|m| m.aggregate == YARD).map(|m| m.seq).collect::<Vec<_>>();
+    let yard_ids = |batch: &[Message], upto: u64| -> Vec<String> {
+        batch.iter().filter(|m| m.aggregate == YARD && m.seq <= upto).map(|m| m.id.clone()).collect()
+    };
+    // A carrier that takes the yard's first three only.
+    let three: &Sender<'_> = &|batch| {
+        let ids = yard_ids(batch, 3);
+        Box::pin(async move { ids })
+    };
+    let everything: &Sender<'_> = &|batch| {
+        let ids = batch.iter().map(|m| m.id.clone()).collect();
+        Box::pin(async move { ids })
+    };
+    let kinds = [TRADE];
+    let round = Round {
+        relay: "relay-a",
+        kinds: &kinds,
+        limit: 100,
+        claim: SignedDuration::from_secs(30),
+        retry: SignedDuration::from_hours(1),
+    };
+    let first = store.relay_round(&round, three).await.expect("round");
+    assert_eq!(yard(&first.batch), [1, 2, 3, 4, 5, 6]);
+    assert!(first.held_back());
+    let second = store.relay_round(&Round { relay: "relay-b", ..round }, everything).await.expect("round");
+    assert!(yard(&second.batch).is_empty(), "4-6 wait: {:?}", yard(&second.batch));
+    // The retry of 5 and 6 comes (brought forward here), but 4 still waits:
+    // nothing overtakes it.
+    let rest = yard_ids(&first.batch, 6).split_off(3);
+    let past = Timestamp::now() - SignedDuration::from_secs(1);
+    store.release(&rest[1..], past).await.expect("bring forward");
+    let early = store.relay_round(&Round { relay: "relay-b", ..round }, everything).await.expect("round");
+    assert!(yard(&early.batch).is_empty(), "5, 6 overtook 4: {:?}", yard(&early.batch));
+    // Then 4's: 4, 5 and 6 go, in order.
+    store.release(&rest[..1], past).await.expect("bring forward");
+    let third = store.relay_round(&Round { relay: "relay-b", ..round }, everything).await.expect("round");
+    assert_eq!(yard(&third.batch), [4, 5, 6]);
+    assert!(!third.held_back());
+    let fourth = store.relay_round(&round, everything).await.expect("round");
+    assert!(yard(&fourth.batch).is_empty(), "all published");
+}
+
 /// A trade batch whose outbox write fails is not stored either.
 async fn no_trade_without_its_message(store: &Store) {
     let now = at("2024-06-01T08:00:00Z");
@@ -372,6 +430,7 @@ async fn sqlite_settles_every_trade_once_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("open");
     exercise(&store).await;
+    relay_rounds(&store).await;
     no_trade_without_its_message(&store).await;
     contract_view_follows_changes(&store).await;
 }
@@ -381,6 +440,7 @@ async fn postgres_settles_every_trade_once_in_order() {
     let Some(db) = support::Scratch::create().await else { return };
     let store = Store::open(&db.url).await.expect("open");
     exercise(&store).await;
+    relay_rounds(&store).await;
     no_trade_without_its_message(&store).await;
     contract_view_follows_changes(&store).await;
     store.pool().close().await;

@@ -7,13 +7,14 @@
 //!   the producer from the business row (`trade/acme/park/17`), so that a
 //!   message is the same however often it is sent. Messages of one
 //!   aggregate (a market) are numbered `seq` 1, 2, 3, ... without gaps. A
-//!   relay claims unpublished rows for a while (`claimed_by`,
-//!   `claimed_until`; on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so that
-//!   relays of several replicas never take the same row), sends them, and
-//!   marks them published once the carrier has acknowledged them. A relay
-//!   never claims a message while an earlier one of its aggregate is held
-//!   by another claim or waits for its retry, so an aggregate's messages
-//!   reach the carrier in order even when several relays run.
+//!   relay takes unpublished rows, sends them, and marks them published
+//!   once the carrier has acknowledged them ([`MessagingStore::relay_round`]):
+//!   on PostgreSQL in one transaction under an advisory lock, the relays of
+//!   all processes taking turns; on SQLite by claiming them for a while
+//!   (`claimed_by`, `claimed_until`). What the carrier did not take waits
+//!   for a retry (`claimed_until`), and no relay takes a message while an
+//!   earlier one of its aggregate is held or waits, so an aggregate's
+//!   messages reach the carrier in order even when several relays run.
 //! - **Inbox** (`messaging_inbox`, `messaging_cursors`): a consumer applies
 //!   message `seq` of an aggregate only after `seq - 1`; it records the id
 //!   and moves the aggregate's cursor in the transaction of the effect, so
@@ -36,7 +37,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
 use sqlx::Row as _;
 use volta_contracts::{Contract, MeteringPoint};
@@ -98,9 +99,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
 ];
 
-/// The advisory lock (PostgreSQL) under which relays claim, one after the
-/// other, so that each claim sees what the claims before it hold.
-const CLAIM_LOCK: i64 = 0x766f_6c74_615f_6f62; // "volta_ob"
+/// The advisory lock (PostgreSQL) under which the relays take turns: a
+/// round (or a claim) sees what the ones before it sent or hold.
+const RELAY_LOCK: i64 = 0x766f_6c74_615f_6f62; // "volta_ob"
 
 /// Failed attempts after which a message is dead.
 pub const MAX_ATTEMPTS: i64 = 5;
@@ -344,6 +345,126 @@ fn message_from(row: &sqlx::any::AnyRow) -> Result<Message, StoreError> {
     })
 }
 
+/// A relay's round: who relays, which kinds, how many at most, how long a
+/// claim holds and when what the carrier did not take is tried again.
+#[derive(Debug, Clone, Copy)]
+pub struct Round<'a> {
+    /// The relay's name on claims.
+    pub relay: &'a str,
+    /// The kinds its carrier takes.
+    pub kinds: &'a [&'a str],
+    /// Messages at most.
+    pub limit: usize,
+    /// How long a claim holds (where claims are written).
+    pub claim: SignedDuration,
+    /// How long an unacknowledged message waits.
+    pub retry: SignedDuration,
+}
+
+/// The carrier's side of a round: hands messages over and returns the ids
+/// it acknowledged.
+pub type Sender<'s> = dyn for<'a> Fn(&'a [Message]) -> std::pin::Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>>
+    + Send
+    + Sync
+    + 's;
+
+/// What a round came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Relayed {
+    /// The messages taken, in aggregate order.
+    pub batch: Vec<Message>,
+    /// The ids the carrier acknowledged (now published).
+    pub acked: Vec<String>,
+}
+
+impl Relayed {
+    /// Whether some of the batch waits for a retry.
+    #[must_use]
+    pub fn held_back(&self) -> bool {
+        self.acked.len() < self.batch.len()
+    }
+}
+
+/// A round with claims written: claim, send, then mark.
+async fn relay_by_claim<S: MessagingStore + ?Sized>(
+    store: &S,
+    round: &Round<'_>,
+    send: &Sender<'_>,
+) -> Result<Relayed, StoreError> {
+    let now = Timestamp::now();
+    let batch = store.claim(round.relay, round.kinds, now, now + round.claim, round.limit).await?;
+    if batch.is_empty() {
+        return Ok(Relayed::default());
+    }
+    let acked = send(&batch).await;
+    if !acked.is_empty() {
+        crate::failpoint::pass("relay.after_send");
+    }
+    store.published(&acked, Timestamp::now()).await?;
+    let later = unacknowledged(&batch, &acked);
+    if !later.is_empty() {
+        store.release(&later, Timestamp::now() + round.retry).await?;
+    }
+    Ok(Relayed { batch, acked })
+}
+
+/// The ids of `batch` not in `acked`.
+fn unacknowledged(batch: &[Message], acked: &[String]) -> Vec<String> {
+    let acked: HashSet<&str> = acked.iter().map(String::as_str).collect();
+    batch.iter().filter(|m| !acked.contains(m.id.as_str())).map(|m| m.id.clone()).collect()
+}
+
+/// The outbox messages a relay may take at the time in placeholder `now`
+/// (the kinds from placeholder `first_kind` on), as `columns` of the outbox
+/// `o`: unpublished, not held (by a claim, or waiting for a retry), and of
+/// each aggregate only what comes before its first held message, so that a
+/// relay never overtakes what another holds; in aggregate order.
+fn takeable(columns: &str, now: usize, first_kind: usize, kinds: usize, limit: usize) -> String {
+    format!(
+        "SELECT {columns} FROM messaging_outbox o LEFT JOIN (SELECT aggregate, MIN(seq) AS seq FROM messaging_outbox \
+         WHERE published_at IS NULL AND claimed_until IS NOT NULL AND claimed_until >= ${now} GROUP BY aggregate) h \
+         ON h.aggregate = o.aggregate WHERE o.published_at IS NULL \
+         AND (o.claimed_until IS NULL OR o.claimed_until < ${now}) AND (h.seq IS NULL OR o.seq < h.seq) \
+         AND o.kind IN ({}) ORDER BY o.aggregate, o.seq LIMIT {limit}",
+        super::placeholders(first_kind, kinds)
+    )
+}
+
+/// Marks messages published and lets any claim on them go.
+async fn mark_published(conn: &mut sqlx::AnyConnection, ids: &[String], now: Timestamp) -> Result<(), StoreError> {
+    let at = super::stored_time(now);
+    for chunk in ids.chunks(256) {
+        let sql = format!(
+            "UPDATE messaging_outbox SET published_at = $1, claimed_by = NULL, claimed_until = NULL, sends = sends + 1 \
+             WHERE id IN ({})",
+            super::placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at.as_str());
+        for id in chunk {
+            q = q.bind(id.as_str());
+        }
+        q.execute(&mut *conn).await.map_err(StoreError::query("mark messages published"))?;
+    }
+    Ok(())
+}
+
+/// Holds messages back, unclaimed and unpublished, until `retry_at`.
+async fn hold_back(conn: &mut sqlx::AnyConnection, ids: &[String], retry_at: Timestamp) -> Result<(), StoreError> {
+    let at = super::stored_time(retry_at);
+    for chunk in ids.chunks(256) {
+        let sql = format!(
+            "UPDATE messaging_outbox SET claimed_by = NULL, claimed_until = $1 WHERE id IN ({})",
+            super::placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at.as_str());
+        for id in chunk {
+            q = q.bind(id.as_str());
+        }
+        q.execute(&mut *conn).await.map_err(StoreError::query("release outbox messages"))?;
+    }
+    Ok(())
+}
+
 /// What the messaging side of the platform keeps. [`Store`] keeps it in
 /// SQLite or PostgreSQL.
 #[tonic::async_trait]
@@ -377,6 +498,21 @@ pub trait MessagingStore: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// A database error.
     async fn release(&self, ids: &[String], retry_at: Timestamp) -> Result<(), StoreError>;
+
+    /// One round of a relay: takes up to `round.limit` messages as
+    /// [`Self::claim`] would, hands them to `send` (which returns the ids
+    /// the carrier acknowledged), marks those published and holds the rest
+    /// back for `round.retry`. On PostgreSQL the round is one transaction
+    /// under an advisory lock, so the relays of all processes take turns:
+    /// no claim is written (a relay that dies mid-round leaves nothing
+    /// held), and a market's messages reach the carrier in order. Elsewhere
+    /// a claim of `round.claim` holds them meanwhile.
+    ///
+    /// # Errors
+    /// A database error (what was sent is sent again later).
+    async fn relay_round(&self, round: &Round<'_>, send: &Sender<'_>) -> Result<Relayed, StoreError> {
+        relay_by_claim(self, round, send).await
+    }
 
     /// Applies messages for `consumer`, in the order given, in one
     /// transaction with their inbox records and their aggregates' cursors:
@@ -668,22 +804,13 @@ impl MessagingStore for Store {
         if kinds.is_empty() {
             return Ok(Vec::new());
         }
-        // Only what comes before the first message of its aggregate that is
-        // held (claimed by a relay, or waiting for its retry): a relay that
-        // took messages 1-100 of a market has them published before another
-        // relay may take 101, so a market's messages reach the carrier in
-        // order whatever number of relays run. On PostgreSQL the claims
-        // take turns under an advisory lock (else two claims at once could
-        // both find 1-100 free); SQLite's one writer does the same.
+        // On PostgreSQL the claims take turns under the relays' lock (else
+        // two claims at once could both find 1-100 free and the second take
+        // 101); SQLite's one writer does the same.
         let lock = if self.is_postgres() { " FOR UPDATE OF o SKIP LOCKED" } else { "" };
         let sql = format!(
-            "UPDATE messaging_outbox SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT o.id FROM \
-             messaging_outbox o LEFT JOIN (SELECT aggregate, MIN(seq) AS seq FROM messaging_outbox \
-             WHERE published_at IS NULL AND claimed_until IS NOT NULL AND claimed_until >= $3 GROUP BY aggregate) h \
-             ON h.aggregate = o.aggregate WHERE o.published_at IS NULL \
-             AND (o.claimed_until IS NULL OR o.claimed_until < $3) AND (h.seq IS NULL OR o.seq < h.seq) \
-             AND o.kind IN ({}) ORDER BY o.aggregate, o.seq LIMIT {limit}{lock}) RETURNING {MESSAGE_COLUMNS}",
-            super::placeholders(4, kinds.len())
+            "UPDATE messaging_outbox SET claimed_by = $1, claimed_until = $2 WHERE id IN ({}{lock}) RETURNING {MESSAGE_COLUMNS}",
+            takeable("o.id", 3, 4, kinds.len(), limit)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(relay)
@@ -693,7 +820,7 @@ impl MessagingStore for Store {
             q = q.bind(*kind);
         }
         let mut tx = self.pool().begin().await.map_err(StoreError::query("claim outbox messages"))?;
-        self.lock_in(&mut tx, CLAIM_LOCK).await.map_err(StoreError::query("take the outbox's claim lock"))?;
+        self.lock_in(&mut tx, RELAY_LOCK).await.map_err(StoreError::query("take the relays' lock"))?;
         let rows = q.fetch_all(&mut *tx).await.map_err(StoreError::query("claim outbox messages"))?;
         tx.commit().await.map_err(StoreError::query("claim outbox messages"))?;
         let mut messages = rows.iter().map(message_from).collect::<Result<Vec<_>, _>>()?;
@@ -703,36 +830,49 @@ impl MessagingStore for Store {
     }
 
     async fn published(&self, ids: &[String], now: Timestamp) -> Result<(), StoreError> {
-        let at = super::stored_time(now);
-        for chunk in ids.chunks(256) {
-            let sql = format!(
-                "UPDATE messaging_outbox SET published_at = $1, claimed_by = NULL, claimed_until = NULL, sends = sends + 1 \
-                 WHERE id IN ({})",
-                super::placeholders(2, chunk.len())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at.as_str());
-            for id in chunk {
-                q = q.bind(id.as_str());
-            }
-            q.execute(self.pool()).await.map_err(StoreError::query("mark messages published"))?;
-        }
-        Ok(())
+        let mut conn = self.pool().acquire().await.map_err(StoreError::query("mark messages published"))?;
+        mark_published(&mut conn, ids, now).await
     }
 
     async fn release(&self, ids: &[String], retry_at: Timestamp) -> Result<(), StoreError> {
-        let at = super::stored_time(retry_at);
-        for chunk in ids.chunks(256) {
-            let sql = format!(
-                "UPDATE messaging_outbox SET claimed_by = NULL, claimed_until = $1 WHERE id IN ({})",
-                super::placeholders(2, chunk.len())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at.as_str());
-            for id in chunk {
-                q = q.bind(id.as_str());
-            }
-            q.execute(self.pool()).await.map_err(StoreError::query("release outbox messages"))?;
+        let mut conn = self.pool().acquire().await.map_err(StoreError::query("release outbox messages"))?;
+        hold_back(&mut conn, ids, retry_at).await
+    }
+
+    async fn relay_round(&self, round: &Round<'_>, send: &Sender<'_>) -> Result<Relayed, StoreError> {
+        if !self.is_postgres() {
+            return relay_by_claim(self, round, send).await;
         }
-        Ok(())
+        if round.kinds.is_empty() {
+            return Ok(Relayed::default());
+        }
+        // One transaction: the relays' lock (the relays of every process
+        // take turns), the messages read, sent, and marked. A relay that
+        // dies mid-round rolls back: what it sent is sent again, and the
+        // stream and the inbox know it.
+        let mut tx = self.pool().begin().await.map_err(StoreError::query("begin a relay round"))?;
+        self.lock_in(&mut tx, RELAY_LOCK).await.map_err(StoreError::query("take the relays' lock"))?;
+        let now = Timestamp::now();
+        let columns: Vec<String> = MESSAGE_COLUMNS.split(", ").map(|c| format!("o.{c}")).collect();
+        let sql = takeable(&columns.join(", "), 1, 2, round.kinds.len(), round.limit);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(super::stored_time(now));
+        for kind in round.kinds {
+            q = q.bind(*kind);
+        }
+        let rows = q.fetch_all(&mut *tx).await.map_err(StoreError::query("read the outbox"))?;
+        let batch = rows.iter().map(message_from).collect::<Result<Vec<_>, _>>()?;
+        if batch.is_empty() {
+            tx.commit().await.map_err(StoreError::query("end a relay round"))?;
+            return Ok(Relayed::default());
+        }
+        let acked = send(&batch).await;
+        if !acked.is_empty() {
+            crate::failpoint::pass("relay.after_send");
+        }
+        mark_published(&mut tx, &acked, Timestamp::now()).await?;
+        hold_back(&mut tx, &unacknowledged(&batch, &acked), Timestamp::now() + round.retry).await?;
+        tx.commit().await.map_err(StoreError::query("end a relay round"))?;
+        Ok(Relayed { batch, acked })
     }
 
     async fn consume(
