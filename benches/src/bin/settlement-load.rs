@@ -13,8 +13,17 @@
 //!    then `--ledgers` ledger processes start together: how fast they drain
 //!    the backlog is the ledger's capacity (settlements/s).
 //!
+//! With `--rate R` (over NATS), the flow is not made over gRPC: the bench
+//! writes `R` trades a second straight into the trading store, each batch
+//! with its outbox messages in one transaction as the trading service
+//! writes them, on markets it leads itself (`d0`, `d1`, ...), so that the
+//! settlement path is measured at a rate the order path of this machine
+//! cannot make. The relay of the trading process hears of them through
+//! PostgreSQL's notifications. There is no backlog phase then.
+//!
 //! `cargo run --release -p volta-benches --bin settlement-load` (one process, SQLite);
-//! `... -- --database postgres://postgres@127.0.0.1/test --nats nats://127.0.0.1:4222 --ledgers 3`.
+//! `... -- --database postgres://postgres@127.0.0.1/test --nats nats://127.0.0.1:4222 --ledgers 3`;
+//! `... --rate 5000`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +46,7 @@ struct Args {
     clients: usize,
     markets: usize,
     ledgers: usize,
+    rate: Option<f64>,
 }
 
 fn args() -> Result<Args, String> {
@@ -49,6 +59,7 @@ fn args() -> Result<Args, String> {
         clients: 64,
         markets: 8,
         ledgers: 1,
+        rate: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,12 +73,16 @@ fn args() -> Result<Args, String> {
             "--clients" => args.clients = number(value()?)?,
             "--markets" => args.markets = number(value()?)?.max(1),
             "--ledgers" => args.ledgers = number(value()?)?.max(1),
+            "--rate" => args.rate = Some(value()?.parse().map_err(|e| format!("--rate: {e}"))?),
             _ => {
                 return Err("usage: settlement-load [--database URL] [--nats URL] [--ledgers N] [--volta PATH] \
-                            [--seconds S] [--clients N] [--markets N]"
+                            [--seconds S] [--clients N] [--markets N] [--rate TRADES_PER_S]"
                     .to_owned());
             }
         }
+    }
+    if args.rate.is_some() && args.nats.is_none() {
+        return Err("--rate needs --nats (and --database postgres://...)".to_owned());
     }
     if args.nats.is_some() && !args.database.as_deref().is_some_and(|d| d.starts_with("postgres")) {
         return Err("--nats needs --database postgres://... (the processes share it)".to_owned());
@@ -165,6 +180,74 @@ async fn drained(ledgers: &[Server], target: f64) -> Option<Duration> {
     }
 }
 
+/// Writes `rate` trades a second for `seconds` straight into the trading
+/// store, spread over `markets` markets the bench creates and leads
+/// (`d0`, `d1`, ...): every 5 ms, per market, the trades due as one batch
+/// (a resting sell and a buy that takes it, per trade) stored with their
+/// outbox messages in one transaction. Returns the trades written and the
+/// wall time.
+async fn write_trades(database: &str, args: &Args, rate: f64, products: &[Timestamp]) -> (u64, Duration) {
+    use volta_server::store::trading::TradingStore as _;
+    use volta_trading::{Kind, Market, NewOrder, Side, TimeInForce};
+    let store = volta_server::store::Store::open(database).await.expect("open the store");
+    let tenant = volta_server::auth::DEFAULT_TENANT;
+    // The rules the gRPC markets of the flow get, read as the API reads them.
+    let rules = volta_api::trading::rules(Some(continuous_rules())).expect("rules");
+    let now = Timestamp::now();
+    let mut markets = Vec::with_capacity(args.markets);
+    for m in 0..args.markets {
+        let id = format!("d{m}");
+        store.create_market(tenant, &id, &rules, now).await.expect("market");
+        let leader = store.lead(tenant, &id).await.expect("lead").expect("a market nobody leads");
+        markets.push((id, leader, Market::new(rules.clone(), 0, 0).expect("market")));
+    }
+    // Order `id` of trade `k`, on the product trade `k` is for.
+    let order = |k: u64, id: u64, who: &str, side: Side, price: &str| NewOrder {
+        client_order_id: format!("{id}"),
+        participant: volta_contracts::PartyId::new(who).expect("id"),
+        delivery_start: products[usize::try_from(k).unwrap_or(0) % products.len()],
+        side,
+        kind: Kind::Limit { price: price.parse().expect("price"), time_in_force: TimeInForce::Gtc },
+        quantity: volta_contracts::Energy::from_wh(500),
+    };
+    let start = Instant::now();
+    let (mut written, mut k) = (0_u64, 0_u64);
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while start.elapsed().as_secs_f64() < args.seconds {
+        tick.tick().await;
+        let due = (rate * start.elapsed().as_secs_f64()) as u64;
+        let batch = due.saturating_sub(written);
+        let per_market = batch.div_ceil(args.markets as u64);
+        for (id, leader, market) in &mut markets {
+            let n = per_market.min(due.saturating_sub(written));
+            if n == 0 {
+                break;
+            }
+            let mut changes = volta_trading::Changes::default();
+            let now = Timestamp::now();
+            for _ in 0..n {
+                k += 1;
+                let seller = format!("s{}", k % 16);
+                let sell = market.submit(order(k, 2 * k, &seller, Side::Sell, "0.20"), now).expect("sell");
+                let buyer = format!("b{}", k % 16);
+                let buy = market.submit(order(k, 2 * k + 1, &buyer, Side::Buy, "0.21"), now).expect("buy");
+                for part in [sell, buy] {
+                    // An order's latest state only (the sell rests, then fills).
+                    for entry in part.orders {
+                        changes.orders.retain(|e: &volta_trading::Entry| e.order.id != entry.order.id);
+                        changes.orders.push(entry);
+                    }
+                    changes.trades.extend(part.trades);
+                }
+            }
+            store.apply(tenant, id, leader.epoch, &changes, now).await.expect("store trades");
+            written += n;
+        }
+    }
+    (written, start.elapsed())
+}
+
 #[tokio::main]
 async fn main() {
     let args = match args() {
@@ -227,15 +310,25 @@ async fn main() {
     let before = scrape_all(&ledger_servers).await;
     let applied_before: f64 =
         before.iter().map(|t| value(t, "volta_messages_total{route=\"settlement\",status=\"applied\"}")).sum();
-    let (mut tally, wall, trades) = trade(&trading.url, &args, &products, 0).await;
+    let (wall, trades) = match args.rate {
+        Some(rate) => {
+            let (written, wall) = write_trades(&database, &args, rate, &products).await;
+            println!("direct: {written} trades written to the store in {:.1} s", wall.as_secs_f64());
+            (wall, written)
+        }
+        None => {
+            let (mut tally, wall, trades) = trade(&trading.url, &args, &products, 0).await;
+            Tally::header("");
+            tally.report("Submit (flow)", args.clients, wall, "");
+            (wall, trades)
+        }
+    };
     let during: f64 = scrape_all(&ledger_servers)
         .await
         .iter()
         .map(|t| value(t, "volta_messages_total{route=\"settlement\",status=\"applied\"}"))
         .sum::<f64>()
         - applied_before;
-    Tally::header("");
-    tally.report("Submit (flow)", args.clients, wall, "");
     let settle_start = Instant::now();
     let mut caught_up = None;
     while settle_start.elapsed() < Duration::from_secs(120) {
@@ -266,7 +359,7 @@ async fn main() {
     );
 
     // Phase 2: a backlog in the stream, drained by fresh ledger processes.
-    if over_nats {
+    if over_nats && args.rate.is_none() {
         drop(std::mem::take(&mut ledgers));
         let (_, wall, backlog) = trade(&trading.url, &args, &products, 1_000_000).await;
         println!("\nbacklog: {backlog} trades made in {:.1} s while no ledger ran", wall.as_secs_f64());
@@ -302,7 +395,8 @@ async fn main() {
         .positions;
     let sides: i64 = positions.iter().map(|p| p.trades).sum();
     let (bought, sold): (i64, i64) = positions.iter().fold((0, 0), |(b, s), p| (b + p.bought_wh, s + p.sold_wh));
-    let mut tape = 0_i64;
+    // The trades written straight to the store, and those on the tapes.
+    let mut tape = if args.rate.is_some() { i64::try_from(trades).unwrap_or(0) } else { 0 };
     for m in 0..args.markets {
         let mut after = 0;
         loop {

@@ -432,7 +432,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
 /// consumers of the routes whose service is here (the market ledger where
 /// contracts are, the view of contract positions where trading is) with
 /// their reconcilers, and a relay for the outbox (woken by the returned
-/// notifier after every stored trade or contract change), delivering in
+/// notifier after every stored trade or contract change, and on PostgreSQL
+/// by any process's outbox writes), delivering in
 /// this process or over NATS JetStream. The JetStream consumers are bound
 /// before the server reports SERVING.
 async fn messaging(
@@ -487,6 +488,9 @@ async fn messaging(
         metrics: metrics.clone(),
     };
     tokio::spawn(relay.run(outbox.clone(), stop.clone()));
+    if store.is_postgres() {
+        tokio::spawn(messaging::announcements(config.storage.url.clone(), outbox.clone(), stop.clone()));
+    }
     tracing::info!(
         carrier = if config.messaging.nats_url.is_some() { "nats" } else { "in-process" },
         ledger = contracts,

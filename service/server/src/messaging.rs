@@ -389,6 +389,47 @@ impl Relay {
     }
 }
 
+/// Wakes the relay (`outbox`) whenever a transaction of any process has
+/// written to the outbox (PostgreSQL's notifications on
+/// [`OUTBOX_CHANNEL`](crate::store::messaging::OUTBOX_CHANNEL)), until the
+/// server stops: so a relay starts at once on what another process wrote
+/// (a trading replica's trades, a contract process's changes) rather than
+/// at its next poll. A lost connection is made again; what was announced
+/// meanwhile the relay finds at its next poll.
+pub(crate) async fn announcements(url: String, outbox: Arc<Notify>, mut stopping: watch::Receiver<bool>) {
+    use sqlx::postgres::PgListener;
+    loop {
+        let connect = async {
+            let mut listener = PgListener::connect(&url).await?;
+            listener.listen(crate::store::messaging::OUTBOX_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let listener = tokio::select! {
+            listener = connect => listener,
+            _ = stopping.wait_for(|s| *s) => return,
+        };
+        match listener {
+            Ok(mut listener) => loop {
+                tokio::select! {
+                    heard = listener.recv() => match heard {
+                        Ok(_) => outbox.notify_one(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "lost the outbox's announcements; listening again");
+                            break;
+                        }
+                    },
+                    _ = stopping.wait_for(|s| *s) => return,
+                }
+            },
+            Err(e) => tracing::warn!(error = %e, "cannot listen for the outbox's announcements; the relay polls"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(POLL) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 /// Compares the outbox with the inbox of `route`'s consumer until the
 /// server stops, every third of `grace`: what was published more than
 /// `grace` ago and not handled is sent again (the carrier lost it), counted

@@ -439,7 +439,14 @@ async fn sqlite_settles_every_trade_once_in_order() {
 async fn postgres_settles_every_trade_once_in_order() {
     let Some(db) = support::Scratch::create().await else { return };
     let store = Store::open(&db.url).await.expect("open");
+    // Every transaction that writes to the outbox is announced to the
+    // relays of all processes at its commit.
+    let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.expect("listen");
+    listener.listen(volta_server::store::messaging::OUTBOX_CHANNEL).await.expect("listen");
     exercise(&store).await;
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(30), listener.recv()).await;
+    assert!(matches!(heard, Ok(Ok(_))), "no announcement of the outbox: {heard:?}");
+    drop(listener);
     relay_rounds(&store).await;
     no_trade_without_its_message(&store).await;
     contract_view_follows_changes(&store).await;

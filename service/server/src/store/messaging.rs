@@ -325,8 +325,21 @@ pub(crate) async fn enqueue(
         }
         q.execute(&mut **tx).await.map_err(StoreError::query("write the outbox"))?;
     }
+    // On PostgreSQL the relays of every process hear of it at the commit
+    // (one notification per transaction, whatever it wrote).
+    if !messages.is_empty() && tx.backend_name() == "PostgreSQL" {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT pg_notify('{OUTBOX_CHANNEL}', '')")))
+            .execute(&mut **tx)
+            .await
+            .map_err(StoreError::query("announce the outbox"))?;
+    }
     Ok(())
 }
+
+/// The PostgreSQL channel on which a transaction that wrote to the outbox
+/// is announced at its commit, so that a relay in any process starts at
+/// once rather than at its next poll.
+pub const OUTBOX_CHANNEL: &str = "volta_outbox";
 
 const MESSAGE_COLUMNS: &str = "id, tenant, aggregate, seq, kind, payload, headers, sends";
 
