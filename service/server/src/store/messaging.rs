@@ -445,35 +445,32 @@ fn takeable(columns: &str, now: usize, first_kind: usize, kinds: usize, limit: u
 
 /// Marks messages published and lets any claim on them go.
 async fn mark_published(conn: &mut sqlx::AnyConnection, ids: &[String], now: Timestamp) -> Result<(), StoreError> {
-    let at = super::stored_time(now);
-    for chunk in ids.chunks(256) {
-        let sql = format!(
-            "UPDATE messaging_outbox SET published_at = $1, claimed_by = NULL, claimed_until = NULL, sends = sends + 1 \
-             WHERE id IN ({})",
-            super::placeholders(2, chunk.len())
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at.as_str());
-        for id in chunk {
-            q = q.bind(id.as_str());
-        }
-        q.execute(&mut *conn).await.map_err(StoreError::query("mark messages published"))?;
-    }
-    Ok(())
+    let set = "published_at = $1, claimed_by = NULL, claimed_until = NULL, sends = sends + 1";
+    update_outbox(conn, set, now, ids, "mark messages published").await
 }
 
 /// Holds messages back, unclaimed and unpublished, until `retry_at`.
 async fn hold_back(conn: &mut sqlx::AnyConnection, ids: &[String], retry_at: Timestamp) -> Result<(), StoreError> {
-    let at = super::stored_time(retry_at);
+    update_outbox(conn, "claimed_by = NULL, claimed_until = $1", retry_at, ids, "release outbox messages").await
+}
+
+/// Sets `set` (with the time `at` as `$1`) on the outbox rows `ids`, 256
+/// to a statement.
+async fn update_outbox(
+    conn: &mut sqlx::AnyConnection,
+    set: &str,
+    at: Timestamp,
+    ids: &[String],
+    action: &'static str,
+) -> Result<(), StoreError> {
+    let at = super::stored_time(at);
     for chunk in ids.chunks(256) {
-        let sql = format!(
-            "UPDATE messaging_outbox SET claimed_by = NULL, claimed_until = $1 WHERE id IN ({})",
-            super::placeholders(2, chunk.len())
-        );
+        let sql = format!("UPDATE messaging_outbox SET {set} WHERE id IN ({})", super::placeholders(2, chunk.len()));
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at.as_str());
         for id in chunk {
             q = q.bind(id.as_str());
         }
-        q.execute(&mut *conn).await.map_err(StoreError::query("release outbox messages"))?;
+        q.execute(&mut *conn).await.map_err(StoreError::query(action))?;
     }
     Ok(())
 }
