@@ -34,6 +34,7 @@ fn product() -> Product {
         gate_close: start - SignedDuration::from_mins(5),
         min_price: Price::from_micros(-500_000),
         max_price: Price::from_micros(4_000_000),
+        grid_fee: Price::ZERO,
     }
 }
 
@@ -131,7 +132,7 @@ fn benches(c: &mut Criterion) {
         group.throughput(Throughput::Elements(size as u64));
         group.sample_size(if size >= 100_000 { 10 } else { 30 });
         group.bench_function(format!("auction/{size}"), |b| {
-            b.iter(|| clear(&product().id, &bids, Pricing::PayAsClear).expect("clears"));
+            b.iter(|| clear(&product().id, &bids, Pricing::PayAsClear, Price::ZERO).expect("clears"));
         });
     }
     group.finish();

@@ -206,5 +206,6 @@ pub fn continuous_rules() -> volta_api::pb::trading::MarketRules {
         min_price: "-0.5".into(),
         max_price: "4".into(),
         matching: volta_api::pb::trading::Matching::Continuous.into(),
+        grid_fee: String::new(),
     }
 }

@@ -22,10 +22,15 @@
 //!   orders first); the price level where it runs out is shared pro rata by
 //!   quantity, in whole Wh, the Wh left over by rounding going to the
 //!   largest remainders and, at equal remainders, to the earlier order.
-//! - **Payment.** Pay-as-clear: every accepted order at the clearing price.
-//!   Pay-as-bid: the same accepted orders, each at its own limit (a market
-//!   order at the clearing price); what buyers pay above what sellers
-//!   receive is the operator's surplus, reported.
+//! - **Grid fee.** With a fee per kWh, prices are what buyers pay: a sell's
+//!   limit counts as its ask plus the fee (it sells only where a buyer
+//!   pays both), and a seller receives what the buyer pays less the fee.
+//!   Without a fee, both sides see one price.
+//! - **Payment.** Pay-as-clear: every accepted buy at the clearing price,
+//!   every accepted sell at the clearing price less the fee. Pay-as-bid:
+//!   the same accepted orders, each at its own limit (a market order at the
+//!   clearing price, less the fee for a sell); what buyers pay above what
+//!   sellers receive and the fees is the operator's surplus, reported.
 //! - **Trades.** Accepted buys and sells are paired in priority order (the
 //!   best buy with the best sell), so every kWh has a buyer and a seller.
 //!   A participant's own buy and sell may both be accepted.
@@ -87,39 +92,58 @@ pub struct Clearing {
     pub paid: Decimal,
     /// What sellers receive, exact.
     pub received: Decimal,
+    /// The grid fees of the volume traded, exact.
+    #[serde(default)]
+    pub fees: Decimal,
 }
 
 impl Clearing {
-    /// Buyers' payments above sellers' receipts (zero under pay-as-clear).
+    /// Buyers' payments above sellers' receipts and the grid fees (zero
+    /// under pay-as-clear).
     #[must_use]
     pub fn surplus(&self) -> Decimal {
-        self.paid - self.received
+        self.paid - self.received - self.fees
     }
 }
 
 /// The most orders of one auction.
 pub const MAX_BIDS: usize = 10_000_000;
 
-/// Clears `bids` of `product` under `pricing`.
+/// Clears `bids` of `product` under `pricing`, with grid fee `fee` per kWh
+/// (zero: none).
 ///
 /// # Errors
 /// A quantity that is not positive or too large, a price beyond the
 /// library's bounds, a repeated id, or more than [`MAX_BIDS`] orders; each
-/// named by its position.
-pub fn clear(product: &ProductId, bids: &[Bid], pricing: Pricing) -> Result<Clearing, TradingError> {
+/// named by its position; a fee that is negative or beyond the bounds.
+pub fn clear(product: &ProductId, bids: &[Bid], pricing: Pricing, fee: Price) -> Result<Clearing, TradingError> {
     check(bids)?;
+    if fee < Price::ZERO || fee > Price::LIMIT {
+        return Err(TradingError::invalid(
+            "grid_fee",
+            format!("{fee} per kWh; at least 0 and at most {}", Price::LIMIT),
+        ));
+    }
+    // Each order's limit in what the buyer pays: a sell's ask plus the fee.
+    let limit: Vec<Option<Price>> = bids
+        .iter()
+        .map(|b| match b.side {
+            Side::Buy => b.price,
+            Side::Sell => b.price.map(|p| p + fee),
+        })
+        .collect();
     // Priority order of each side: market orders first, then by price, then by id.
-    let rank = |b: &Bid| match (b.side, b.price) {
+    let rank = |i: usize| match (bids[i].side, limit[i]) {
         (_, None) => (0, 0),
         (Side::Buy, Some(p)) => (1, -p.micros()),
         (Side::Sell, Some(p)) => (1, p.micros()),
     };
     let mut buys: Vec<usize> = (0..bids.len()).filter(|&i| bids[i].side == Side::Buy).collect();
     let mut sells: Vec<usize> = (0..bids.len()).filter(|&i| bids[i].side == Side::Sell).collect();
-    buys.sort_by_key(|&i| (rank(&bids[i]), bids[i].id));
-    sells.sort_by_key(|&i| (rank(&bids[i]), bids[i].id));
+    buys.sort_by_key(|&i| (rank(i), bids[i].id));
+    sells.sort_by_key(|&i| (rank(i), bids[i].id));
 
-    let mut limits: Vec<Price> = bids.iter().filter_map(|b| b.price).collect();
+    let mut limits: Vec<Price> = limit.iter().filter_map(|p| *p).collect();
     limits.sort_unstable();
     limits.dedup();
     // Every limit, and a price between each two neighbours.
@@ -132,12 +156,12 @@ pub fn clear(product: &ProductId, bids: &[Bid], pricing: Pricing) -> Result<Clea
     }
     candidates.dedup();
     let demand_at = |p: Price| -> Energy {
-        buys.iter().map(|&i| &bids[i]).take_while(|b| b.price.is_none_or(|l| l >= p)).map(|b| b.quantity).sum()
+        buys.iter().take_while(|&&i| limit[i].is_none_or(|l| l >= p)).map(|&i| bids[i].quantity).sum()
     };
     let supply_at = |p: Price| -> Energy {
-        sells.iter().map(|&i| &bids[i]).take_while(|b| b.price.is_none_or(|l| l <= p)).map(|b| b.quantity).sum()
+        sells.iter().take_while(|&&i| limit[i].is_none_or(|l| l <= p)).map(|&i| bids[i].quantity).sum()
     };
-    let curves = curves(bids, &buys, &sells, &candidates);
+    let curves = curves(bids, &limit, &buys, &sells, &candidates);
     let nothing = |demand, supply| Clearing {
         price: None,
         volume: Energy::ZERO,
@@ -150,6 +174,7 @@ pub fn clear(product: &ProductId, bids: &[Bid], pricing: Pricing) -> Result<Clea
         trades: Vec::new(),
         paid: Decimal::ZERO,
         received: Decimal::ZERO,
+        fees: Decimal::ZERO,
     };
     // Excess demand is non-increasing in the price: find where it crosses zero.
     let excess: Vec<i64> = curves.iter().map(|(d, s)| d.wh() - s.wh()).collect();
@@ -180,7 +205,7 @@ pub fn clear(product: &ProductId, bids: &[Bid], pricing: Pricing) -> Result<Clea
         let eligible: Vec<usize> = order
             .iter()
             .copied()
-            .take_while(|&i| match (side, bids[i].price) {
+            .take_while(|&i| match (side, limit[i]) {
                 (_, None) => true,
                 (Side::Buy, Some(l)) => l >= price,
                 (Side::Sell, Some(l)) => l <= price,
@@ -188,9 +213,11 @@ pub fn clear(product: &ProductId, bids: &[Bid], pricing: Pricing) -> Result<Clea
             .collect();
         ration(bids, &eligible, volume, &mut accepted);
     }
-    let settle_price = |b: &Bid| match pricing {
-        Pricing::PayAsClear => price,
-        Pricing::PayAsBid => b.price.unwrap_or(price),
+    let settle_price = |b: &Bid| match (pricing, b.side) {
+        (Pricing::PayAsClear, Side::Buy) => price,
+        (Pricing::PayAsClear, Side::Sell) => price - fee,
+        (Pricing::PayAsBid, Side::Buy) => b.price.unwrap_or(price),
+        (Pricing::PayAsBid, Side::Sell) => b.price.unwrap_or(price - fee),
     };
     let fills: Vec<Fill> = bids
         .iter()
@@ -199,8 +226,9 @@ pub fn clear(product: &ProductId, bids: &[Bid], pricing: Pricing) -> Result<Clea
         .collect();
     let paid = fills.iter().filter(|f| f.side == Side::Buy).map(|f| amount(f.quantity, f.price)).sum();
     let received = fills.iter().filter(|f| f.side == Side::Sell).map(|f| amount(f.quantity, f.price)).sum();
-    let trades = pair(product, bids, &buys, &sells, &accepted, &settle_price);
-    Ok(Clearing { price: Some(price), volume, demand, supply, fills, trades, paid, received })
+    let trades = pair(product, bids, &buys, &sells, &accepted, &settle_price, fee);
+    let fees = amount(volume, fee);
+    Ok(Clearing { price: Some(price), volume, demand, supply, fills, trades, paid, received, fees })
 }
 
 fn check(bids: &[Bid]) -> Result<(), TradingError> {
@@ -223,19 +251,26 @@ fn check(bids: &[Bid]) -> Result<(), TradingError> {
     Ok(())
 }
 
-/// Demand and supply at each candidate price (increasing), in one pass.
-fn curves(bids: &[Bid], buys: &[usize], sells: &[usize], candidates: &[Price]) -> Vec<(Energy, Energy)> {
+/// Demand and supply at each candidate price (increasing), in one pass,
+/// with each order at its `limit`.
+fn curves(
+    bids: &[Bid],
+    limit: &[Option<Price>],
+    buys: &[usize],
+    sells: &[usize],
+    candidates: &[Price],
+) -> Vec<(Energy, Energy)> {
     // Demand at p: market buys plus limits >= p. Walk candidates downwards
     // adding buys (sorted by price descending after the market ones).
     let mut demand = vec![Energy::ZERO; candidates.len()];
     let mut b = 0;
     let mut acc = Energy::ZERO;
-    while b < buys.len() && bids[buys[b]].price.is_none() {
+    while b < buys.len() && limit[buys[b]].is_none() {
         acc += bids[buys[b]].quantity;
         b += 1;
     }
     for (k, p) in candidates.iter().enumerate().rev() {
-        while b < buys.len() && bids[buys[b]].price.is_some_and(|l| l >= *p) {
+        while b < buys.len() && limit[buys[b]].is_some_and(|l| l >= *p) {
             acc += bids[buys[b]].quantity;
             b += 1;
         }
@@ -244,12 +279,12 @@ fn curves(bids: &[Bid], buys: &[usize], sells: &[usize], candidates: &[Price]) -
     let mut supply = vec![Energy::ZERO; candidates.len()];
     let mut s = 0;
     let mut acc = Energy::ZERO;
-    while s < sells.len() && bids[sells[s]].price.is_none() {
+    while s < sells.len() && limit[sells[s]].is_none() {
         acc += bids[sells[s]].quantity;
         s += 1;
     }
     for (k, p) in candidates.iter().enumerate() {
-        while s < sells.len() && bids[sells[s]].price.is_some_and(|l| l <= *p) {
+        while s < sells.len() && limit[sells[s]].is_some_and(|l| l <= *p) {
             acc += bids[sells[s]].quantity;
             s += 1;
         }
@@ -311,6 +346,7 @@ fn pair(
     sells: &[usize],
     accepted: &[Energy],
     price_of: &dyn Fn(&Bid) -> Price,
+    fee: Price,
 ) -> Vec<Trade> {
     let mut trades = Vec::new();
     let live = |list: &[usize]| list.iter().copied().filter(|&i| !accepted[i].is_zero()).collect::<Vec<_>>();
@@ -330,6 +366,7 @@ fn pair(
             quantity,
             buyer_price: price_of(b),
             seller_price: price_of(s),
+            grid_fee: fee,
         });
         buy_left -= quantity;
         sell_left -= quantity;

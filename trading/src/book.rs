@@ -6,6 +6,12 @@
 //!   price, the earlier order (the lower id) first.
 //! - **Price.** A trade is at the resting order's price: the incoming order
 //!   takes what the book offers, at that price or better than its limit.
+//! - **Grid fee.** The product's fee per kWh lies between the two sides:
+//!   an incoming bid takes an ask only where the ask plus the fee is within
+//!   its limit, and pays both (the seller receives its ask); an incoming
+//!   ask takes a bid only where the bid less the fee is within its limit,
+//!   and receives that (the buyer pays its bid). So a bid and an ask closer
+//!   than the fee both rest, and no trade is worth less than its fee.
 //! - **Remainders.** A good-till-cancelled limit order's remainder rests; an
 //!   immediate-or-cancel order's and a market order's is cancelled; a
 //!   fill-or-kill order trades all of its quantity at once or nothing.
@@ -113,12 +119,23 @@ const fn key(side: Side, price: Price) -> i64 {
     }
 }
 
-/// Whether an incoming order of `side` with `limit` accepts `price`.
-fn accepts(side: Side, limit: Option<Price>, price: Price) -> bool {
+/// What an incoming order of `side` pays (a buy) or receives (a sell)
+/// per kWh when it takes a resting order at `price`, under `fee`.
+fn taker_price(side: Side, price: Price, fee: Price) -> Price {
+    match side {
+        Side::Buy => price + fee,
+        Side::Sell => price - fee,
+    }
+}
+
+/// Whether an incoming order of `side` with `limit` accepts a resting
+/// order at `price` under grid fee `fee`.
+fn accepts(side: Side, limit: Option<Price>, price: Price, fee: Price) -> bool {
+    let taken = taker_price(side, price, fee);
     match (side, limit) {
         (_, None) => true,
-        (Side::Buy, Some(limit)) => price <= limit,
-        (Side::Sell, Some(limit)) => price >= limit,
+        (Side::Buy, Some(limit)) => taken <= limit,
+        (Side::Sell, Some(limit)) => taken >= limit,
     }
 }
 
@@ -216,7 +233,7 @@ impl Book {
     fn fillable(&self, side: Side, limit: Option<Price>, participant: &PartyId, wanted: Energy) -> Energy {
         let mut total = Energy::ZERO;
         for level in self.sides[index(side.opposite())].values() {
-            if !accepts(side, limit, level.price) {
+            if !accepts(side, limit, level.price, self.product.grid_fee) {
                 break;
             }
             for id in &level.queue {
@@ -237,12 +254,13 @@ impl Book {
     /// self-trade stopped it.
     fn take(&mut self, order: &Order, limit: Option<Price>, trades: &mut Vec<Trade>) -> (Energy, bool) {
         let Self { product, sides, resting } = self;
+        let fee = product.grid_fee;
         let book = &mut sides[index(order.side.opposite())];
         let mut remaining = order.quantity;
         while !remaining.is_zero() {
             let Some(mut entry) = book.first_entry() else { break };
             let level = entry.get_mut();
-            if !accepts(order.side, limit, level.price) {
+            if !accepts(order.side, limit, level.price, fee) {
                 break;
             }
             while !remaining.is_zero() {
@@ -256,9 +274,14 @@ impl Book {
                     return (remaining, true);
                 }
                 let quantity = if maker.remaining < remaining { maker.remaining } else { remaining };
-                let (buy, sell, buyer, seller) = match order.side {
-                    Side::Buy => (order.id, maker_id, order.participant.clone(), maker.participant.clone()),
-                    Side::Sell => (maker_id, order.id, maker.participant.clone(), order.participant.clone()),
+                let taken = taker_price(order.side, level.price, fee);
+                let (buy, sell, buyer, seller, buyer_price, seller_price) = match order.side {
+                    Side::Buy => {
+                        (order.id, maker_id, order.participant.clone(), maker.participant.clone(), taken, level.price)
+                    }
+                    Side::Sell => {
+                        (maker_id, order.id, maker.participant.clone(), order.participant.clone(), level.price, taken)
+                    }
                 };
                 trades.push(Trade {
                     product: product.id.clone(),
@@ -267,8 +290,9 @@ impl Book {
                     buyer,
                     seller,
                     quantity,
-                    buyer_price: level.price,
-                    seller_price: level.price,
+                    buyer_price,
+                    seller_price,
+                    grid_fee: fee,
                 });
                 maker.remaining -= quantity;
                 remaining -= quantity;
@@ -351,7 +375,8 @@ impl Book {
         if self.resting.contains_key(&order.id) {
             return Err(TradingError::DuplicateOrder { id: order.id });
         }
-        if self.best(order.side.opposite()).is_some_and(|best| accepts(order.side, Some(price), best)) {
+        let fee = self.product.grid_fee;
+        if self.best(order.side.opposite()).is_some_and(|best| accepts(order.side, Some(price), best, fee)) {
             return Err(TradingError::invalid("price", format!("order {} at {price} would cross the book", order.id)));
         }
         self.insert(order.id, order.participant.clone(), order.side, price, remaining);

@@ -578,16 +578,18 @@ impl Market {
             .collect();
         // Every order was checked as it came in, so the auction cannot
         // refuse them; if it ever did, nothing clears and all expire.
-        let clearing = auction::clear(&product.id, &bids, pricing).unwrap_or_else(|_| auction::Clearing {
-            price: None,
-            volume: Energy::ZERO,
-            demand: Energy::ZERO,
-            supply: Energy::ZERO,
-            fills: Vec::new(),
-            trades: Vec::new(),
-            paid: Decimal::ZERO,
-            received: Decimal::ZERO,
-        });
+        let clearing =
+            auction::clear(&product.id, &bids, pricing, product.grid_fee).unwrap_or_else(|_| auction::Clearing {
+                price: None,
+                volume: Energy::ZERO,
+                demand: Energy::ZERO,
+                supply: Energy::ZERO,
+                fills: Vec::new(),
+                trades: Vec::new(),
+                paid: Decimal::ZERO,
+                received: Decimal::ZERO,
+                fees: Decimal::ZERO,
+            });
         for fill in clearing.fills.iter().filter(|f| !f.quantity.is_zero()) {
             if let Some(entry) = self.open.get_mut(&fill.id) {
                 entry.filled += fill.quantity;
@@ -676,6 +678,7 @@ mod tests {
             min_price: "-0.5".parse().expect("price"),
             max_price: "4".parse().expect("price"),
             matching: Matching::Continuous,
+            grid_fee: Price::ZERO,
         }
     }
 

@@ -134,9 +134,21 @@ pub struct Trade {
     pub seller: PartyId,
     /// The energy, Wh.
     pub quantity: Energy,
-    /// What the buyer pays per kWh.
+    /// What the buyer pays per kWh, the grid fee included.
     pub buyer_price: Price,
-    /// What the seller receives per kWh (the buyer's price, except under
-    /// pay-as-bid).
+    /// What the seller receives per kWh: the buyer's price less the grid
+    /// fee, except under pay-as-bid (the seller's own limit).
     pub seller_price: Price,
+    /// The grid fee per kWh (the market's), part of what the buyer pays;
+    /// trades stored before fees existed read as none.
+    #[serde(default)]
+    pub grid_fee: Price,
+}
+
+impl Trade {
+    /// The grid fee of the trade, exact.
+    #[must_use]
+    pub fn fee_amount(&self) -> rust_decimal::Decimal {
+        crate::price::amount(self.quantity, self.grid_fee)
+    }
 }

@@ -75,6 +75,25 @@ impl Price {
     }
 }
 
+impl std::ops::Add for Price {
+    type Output = Self;
+
+    /// The sum (saturating: prices checked at the boundary are within a
+    /// thousand per kWh of zero, far from it).
+    fn add(self, other: Self) -> Self {
+        Self(self.0.saturating_add(other.0))
+    }
+}
+
+impl std::ops::Sub for Price {
+    type Output = Self;
+
+    /// The difference (saturating, as the sum).
+    fn sub(self, other: Self) -> Self {
+        Self(self.0.saturating_sub(other.0))
+    }
+}
+
 impl fmt::Display for Price {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.to_decimal())

@@ -59,6 +59,10 @@ pub struct Product {
     pub min_price: Price,
     /// The highest limit price accepted.
     pub max_price: Price,
+    /// The grid fee per kWh traded, which the buyer pays on top of what
+    /// the seller receives (the market's [`MarketRules::grid_fee`]).
+    #[serde(default)]
+    pub grid_fee: Price,
 }
 
 impl Product {
@@ -144,6 +148,14 @@ pub struct MarketRules {
     /// existed are read).
     #[serde(default)]
     pub matching: Matching,
+    /// The grid fee per kWh traded (zero: none; rules stored before it
+    /// existed read as none): a flat network charge on every kWh that
+    /// changes hands, whoever the parties and wherever they are. The buyer
+    /// pays it on top of what the seller receives, so an order trades only
+    /// where a bid covers an ask and the fee; each mechanism states how
+    /// ([`crate::book`], [`crate::auction`]).
+    #[serde(default)]
+    pub grid_fee: Price,
 }
 
 impl MarketRules {
@@ -176,6 +188,12 @@ impl MarketRules {
                 format!("[{}, {}] is not a price range within ±{}", self.min_price, self.max_price, Price::LIMIT),
             ));
         }
+        if self.grid_fee < Price::ZERO || self.grid_fee > Price::LIMIT {
+            return Err(TradingError::invalid(
+                "grid_fee",
+                format!("{} per kWh; at least 0 and at most {}", self.grid_fee, Price::LIMIT),
+            ));
+        }
         Ok(zone)
     }
 
@@ -205,6 +223,7 @@ impl MarketRules {
                 gate_close: t - self.gate_closes_before,
                 min_price: self.min_price,
                 max_price: self.max_price,
+                grid_fee: self.grid_fee,
             });
             t += step;
         }
@@ -227,6 +246,7 @@ mod tests {
             min_price: "-0.5".parse().expect("price"),
             max_price: "4".parse().expect("price"),
             matching: Matching::Continuous,
+            grid_fee: Price::ZERO,
         }
     }
 
@@ -255,5 +275,7 @@ mod tests {
         assert!(bad.check().expect_err("gate").to_string().starts_with("gate_opens_before"));
         let bad = MarketRules { time_zone: "Mars/Base".into(), ..rules() };
         assert!(bad.check().expect_err("zone").to_string().starts_with("time_zone"));
+        let bad = MarketRules { grid_fee: Price::from_micros(-1), ..rules() };
+        assert!(bad.check().expect_err("fee").to_string().starts_with("grid_fee"));
     }
 }

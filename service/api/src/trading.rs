@@ -61,6 +61,7 @@ pub fn rules(message: Option<pb::MarketRules>) -> Result<MarketRules, Status> {
         min_price,
         max_price,
         matching,
+        grid_fee,
     } = message.ok_or_else(|| status::invalid("rules", "missing".to_owned()))?;
     let rules = MarketRules {
         time_zone,
@@ -76,6 +77,7 @@ pub fn rules(message: Option<pb::MarketRules>) -> Result<MarketRules, Status> {
             Ok(pb::Matching::PayAsBid) => Matching::Call(Pricing::PayAsBid),
             Err(_) => return Err(status::invalid("rules.matching", format!("{matching} is not a matching"))),
         },
+        grid_fee: if grid_fee.is_empty() { Price::ZERO } else { price("rules.grid_fee", &grid_fee)? },
     };
     rules.check().map_err(|e| status::trading_at(&e, &|field| format!("rules.{field}")))?;
     Ok(rules)
@@ -97,6 +99,7 @@ pub fn rules_message(rules: &MarketRules) -> pb::MarketRules {
             Matching::Call(Pricing::PayAsBid) => pb::Matching::PayAsBid,
         }
         .into(),
+        grid_fee: rules.grid_fee.to_string(),
     }
 }
 
@@ -314,6 +317,8 @@ pub fn trade_message(record: &TradeRecord, shown: &dyn Fn(&PartyId) -> bool) -> 
         trade_time: Some(timestamp(record.at)),
         seller_price: t.seller_price.to_string(),
         seller_amount: amount(t.quantity, t.seller_price).to_string(),
+        grid_fee: t.grid_fee.to_string(),
+        grid_fee_amount: t.fee_amount().to_string(),
     }
 }
 
@@ -368,6 +373,8 @@ pub enum Auction {
     Call {
         /// How accepted orders pay.
         pricing: Pricing,
+        /// The grid fee per kWh.
+        fee: Price,
         /// Each product's orders, in the order given.
         products: Vec<(Timestamp, ProductId, Vec<Bid>)>,
         /// The order ids, in the order given.
@@ -391,7 +398,7 @@ pub enum Auction {
 /// # Errors
 /// INVALID_ARGUMENT naming the field; OVER_LIMIT past `max_orders`.
 pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Auction, Status> {
-    let pb::ClearAuctionRequest { mechanism, interval_minutes, orders, blocks, network } = request;
+    let pb::ClearAuctionRequest { mechanism, interval_minutes, orders, blocks, network, grid_fee } = request;
     let mechanism = pb::Mechanism::try_from(mechanism).unwrap_or(pb::Mechanism::Unspecified);
     if ![5, 10, 15, 30, 60].contains(&interval_minutes) {
         return Err(status::invalid("interval_minutes", format!("{interval_minutes}; one of 5, 10, 15, 30, 60")));
@@ -438,6 +445,10 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
             if network.is_some() {
                 return Err(status::invalid("network", "a call auction clears one zone: no network".to_owned()));
             }
+            let fee = if grid_fee.is_empty() { Price::ZERO } else { price("grid_fee", &grid_fee)? };
+            if fee < Price::ZERO {
+                return Err(status::invalid("grid_fee", format!("{fee} per kWh; a fee is at least 0")));
+            }
             let mut by_product: std::collections::BTreeMap<(Timestamp, ProductId), Vec<Bid>> =
                 std::collections::BTreeMap::new();
             let mut order = Vec::with_capacity(orders.len());
@@ -469,11 +480,18 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
             let pricing = if mechanism == pb::Mechanism::PayAsBid { Pricing::PayAsBid } else { Pricing::PayAsClear };
             Ok(Auction::Call {
                 pricing,
+                fee,
                 products: by_product.into_iter().map(|((start, product), bids)| (start, product, bids)).collect(),
                 order,
             })
         }
         pb::Mechanism::Welfare => {
+            if !grid_fee.is_empty() {
+                return Err(status::invalid(
+                    "grid_fee",
+                    "welfare clearing charges grid fees per line (network.lines[].fee)".to_owned(),
+                ));
+            }
             let mut steps = Vec::with_capacity(orders.len());
             for (i, o) in orders.into_iter().enumerate() {
                 let pb::AuctionOrder {
@@ -586,12 +604,14 @@ pub fn welfare_refused(error: &volta_trading::TradingError) -> Status {
 #[must_use]
 pub fn call_message(cleared: &[(Timestamp, Clearing)], order: &[OrderId]) -> pb::ClearAuctionResponse {
     let mut fills: HashMap<OrderId, (Energy, Price)> = HashMap::new();
-    let (mut paid, mut received) = (rust_decimal::Decimal::ZERO, rust_decimal::Decimal::ZERO);
+    let (mut paid, mut received, mut fees) =
+        (rust_decimal::Decimal::ZERO, rust_decimal::Decimal::ZERO, rust_decimal::Decimal::ZERO);
     let mut prices = Vec::with_capacity(cleared.len());
     for (start, c) in cleared {
         fills.extend(c.fills.iter().map(|f| (f.id, (f.quantity, f.price))));
         paid += c.paid;
         received += c.received;
+        fees += c.fees;
         prices.push(pb::ClearingPrice {
             delivery_start: Some(timestamp(*start)),
             node: String::new(),
@@ -613,6 +633,7 @@ pub fn call_message(cleared: &[(Timestamp, Clearing)], order: &[OrderId]) -> pb:
         paid: paid.normalize().to_string(),
         received: received.normalize().to_string(),
         welfare: 0.0,
+        grid_fees: fees.normalize().to_string(),
     }
 }
 
@@ -671,6 +692,7 @@ pub fn welfare_message(
         paid: w.paid.normalize().to_string(),
         received: w.received.normalize().to_string(),
         welfare: w.welfare,
+        grid_fees: String::new(),
     }
 }
 
@@ -730,9 +752,16 @@ mod tests {
             min_price: "-0.5".into(),
             max_price: "4".into(),
             matching: 0,
+            grid_fee: String::new(),
         };
         let read = rules(Some(message.clone())).expect("rules");
         assert_eq!(read.matching, Matching::Continuous, "unset is continuous");
+        assert_eq!(read.grid_fee, Price::ZERO, "unset is no fee");
+        let fee = rules(Some(pb::MarketRules { grid_fee: "0.035".into(), ..message.clone() })).expect("fee");
+        assert_eq!(fee.grid_fee, "0.035".parse().expect("price"));
+        assert_eq!(rules(Some(rules_message(&fee))).expect("again"), fee);
+        let bad = rules(Some(pb::MarketRules { grid_fee: "-0.01".into(), ..message.clone() })).expect_err("negative");
+        assert_eq!(field(&bad), "rules.grid_fee");
         assert_eq!(rules(Some(rules_message(&read))).expect("again"), read);
         let call =
             rules(Some(pb::MarketRules { matching: pb::Matching::PayAsBid.into(), ..message.clone() })).expect("call");

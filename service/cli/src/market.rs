@@ -25,12 +25,17 @@ an optional block column (rows sharing a block id form one all-or-nothing
 block over their intervals, welfare only). `start` is the interval's start in
 RFC 3339 with its offset, `price` per kWh (at most six decimals), `kwh` at
 most three decimals. The network (welfare) is TOML: nodes = [...] and
-[[lines]] with id, from, to, capacity_kwh and an optional fee per kWh. The
-rules of each mechanism, ties and rationing included, are in docs/trading.md.";
+[[lines]] with id, from, to, capacity_kwh and an optional fee per kWh.
+
+A call auction can charge a flat grid fee per kWh traded (--grid-fee): prices
+are then what buyers pay, a sell counts at its ask plus the fee, and sellers
+receive the price less the fee. The rules of each mechanism, ties and
+rationing included, are in docs/trading.md.";
 
 pub(super) const AFTER_HELP: &str = "\
 Examples:
   volta market clear orders.csv --mechanism pay-as-clear --plot curves.png
+  volta market clear orders.csv --grid-fee 0.03
   volta market clear orders.csv --mechanism welfare --network park.toml --fills fills.csv";
 
 /// Arguments of `volta market`.
@@ -55,6 +60,9 @@ enum Command {
         /// Minutes of an interval (the product length).
         #[arg(long, default_value_t = 60)]
         minutes: i64,
+        /// A flat grid fee per kWh traded (pay-as-clear, pay-as-bid), paid by buyers on top of what sellers receive.
+        #[arg(long, value_name = "PRICE", default_value = "0")]
+        grid_fee: Price,
         /// Write every order's accepted energy and price to this CSV.
         #[arg(long, value_name = "CSV")]
         fills: Option<PathBuf>,
@@ -86,7 +94,13 @@ struct Row {
 }
 
 pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let Command::Clear { orders, mechanism, network, minutes, fills, plot } = &args.command;
+    let Command::Clear { orders, mechanism, network, minutes, grid_fee, fills, plot } = &args.command;
+    if *grid_fee < Price::ZERO {
+        bail!("--grid-fee {grid_fee}: a fee is at least 0");
+    }
+    if *mechanism == Mechanism::Welfare && *grid_fee != Price::ZERO {
+        bail!("--grid-fee is for call auctions; welfare clearing charges fees per line (the network's fee)");
+    }
     if ![5, 10, 15, 30, 60].contains(minutes) {
         bail!("--minutes {minutes}: one of 5, 10, 15, 30, 60");
     }
@@ -120,6 +134,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 "surplus"
             );
             let mut clearing = std::time::Duration::ZERO;
+            let mut fees = rust_decimal::Decimal::ZERO;
             for (i, (_, product)) in products.iter().enumerate() {
                 let bids: Vec<Bid> = rows
                     .iter()
@@ -133,7 +148,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     })
                     .collect();
                 let started = std::time::Instant::now();
-                let c = volta_trading::clear(product, &bids, pricing)?;
+                let c = volta_trading::clear(product, &bids, pricing, *grid_fee)?;
                 clearing += started.elapsed();
                 say!(
                     "{:<28} {:>10} {:>14} {:>14} {:>14} {:>12}",
@@ -145,12 +160,24 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     c.surplus().round_dp(6)
                 );
                 out.extend(c.fills.iter().map(|f| (f.id, f.quantity, f.price)));
+                fees += c.fees;
                 if i == 0
                     && let Some(path) = plot
                 {
-                    crate::report::market::curves(product.as_str(), &bids, c.price, c.volume, path)?;
+                    // In what buyers pay: a sell at its ask plus the fee.
+                    let shown: Vec<Bid> = bids
+                        .iter()
+                        .map(|b| match (b.side, b.price) {
+                            (Side::Sell, Some(p)) => Bid { price: Some(p + *grid_fee), ..b.clone() },
+                            _ => b.clone(),
+                        })
+                        .collect();
+                    crate::report::market::curves(product.as_str(), &shown, c.price, c.volume, path)?;
                     eprintln!("plot: {}", path.display());
                 }
+            }
+            if *grid_fee != Price::ZERO {
+                say!("grid fees {} ({grid_fee} per kWh; prices are what buyers pay)", fees.normalize());
             }
             eprintln!("cleared {} orders in {:.3} ms", rows.len(), clearing.as_secs_f64() * 1e3);
         }

@@ -1134,10 +1134,10 @@ impl pb::trading_service_server::TradingService for Trading {
         let reply = self
             .shared
             .offload("auction", &cancel, &budget, move || match auction {
-                convert::Auction::Call { pricing, products, order } => {
+                convert::Auction::Call { pricing, fee, products, order } => {
                     let mut cleared = Vec::with_capacity(products.len());
                     for (start, product, bids) in products {
-                        let c = volta_trading::clear(&product, &bids, pricing).map_err(|e| errors::trading(&e))?;
+                        let c = volta_trading::clear(&product, &bids, pricing, fee).map_err(|e| errors::trading(&e))?;
                         cleared.push((start, c));
                     }
                     Ok(convert::call_message(&cleared, &order))

@@ -24,6 +24,7 @@ fn rules() -> MarketRules {
         min_price: "-0.5".parse().expect("price"),
         max_price: "4".parse().expect("price"),
         matching: Matching::Continuous,
+        grid_fee: Price::ZERO,
     }
 }
 

@@ -2,12 +2,12 @@
 
 use rust_decimal::Decimal;
 use volta_contracts::Energy;
-use volta_trading::{Bid, Clearing, Pricing, Side, clear};
+use volta_trading::{Bid, Clearing, Price, Pricing, Side, clear};
 
 use crate::support::{bid, kwh, price, product};
 
 fn run(bids: &[Bid], pricing: Pricing) -> Clearing {
-    clear(&product().id, bids, pricing).expect("clears")
+    clear(&product().id, bids, pricing, Price::ZERO).expect("clears")
 }
 
 fn filled(c: &Clearing) -> Vec<(u64, Energy)> {
@@ -123,9 +123,55 @@ fn market_orders_are_filled_first_and_pay_the_clearing_price() {
 #[test]
 fn bad_bids_are_named_by_position() {
     let zero = [bid(1, "a", Side::Buy, Some("0.1"), 1), bid(2, "b", Side::Sell, Some("0.1"), 0)];
-    let error = clear(&product().id, &zero, Pricing::PayAsClear).expect_err("zero");
+    let error = clear(&product().id, &zero, Pricing::PayAsClear, Price::ZERO).expect_err("zero");
     assert!(error.to_string().starts_with("bids[1].quantity"), "{error}");
     let twice = [bid(1, "a", Side::Buy, Some("0.1"), 1), bid(1, "b", Side::Sell, Some("0.1"), 1)];
-    let error = clear(&product().id, &twice, Pricing::PayAsClear).expect_err("repeated");
+    let error = clear(&product().id, &twice, Pricing::PayAsClear, Price::ZERO).expect_err("repeated");
     assert!(error.to_string().starts_with("bids[1].id"), "{error}");
+}
+
+#[test]
+fn a_grid_fee_stands_between_what_buyers_pay_and_sellers_receive() {
+    // Noon of the park's book in one zone, with a fee of 0.03 per kWh. In
+    // what buyers pay, the PV's ask counts at 0.13 and the CHP's at 0.28.
+    // Below 0.28 only the PV's 8 kWh sell against the canteen's 10 (short
+    // by 2); at 0.28 the CHP's step spans the rest (a horizontal overlap),
+    // so 0.28 is the price: the canteen gets 10 kWh, the PV 8 and the CHP 2,
+    // the EV hub's 0.18 is out. Buyers pay 10 x 0.28 = 2.80, sellers
+    // receive 10 x 0.25 = 2.50, the grid 10 x 0.03 = 0.30.
+    let bids = [
+        bid(1, "pv-roof", Side::Sell, Some("0.10"), 8),
+        bid(2, "canteen", Side::Buy, Some("0.30"), 10),
+        bid(3, "chp", Side::Sell, Some("0.25"), 10),
+        bid(4, "ev-hub", Side::Buy, Some("0.18"), 6),
+    ];
+    let fee = price("0.03");
+    let c = clear(&product().id, &bids, Pricing::PayAsClear, fee).expect("clears");
+    assert_eq!(c.price, Some(price("0.28")));
+    assert_eq!(filled(&c), [(1, kwh(8)), (2, kwh(10)), (3, kwh(2)), (4, kwh(0))]);
+    let prices: Vec<String> = c.fills.iter().map(|f| f.price.to_string()).collect();
+    assert_eq!(prices, ["0.25", "0.28", "0.25", "0.28"]);
+    assert_eq!((c.paid, c.received, c.fees), (Decimal::new(28, 1), Decimal::new(25, 1), Decimal::new(3, 1)));
+    assert_eq!(c.surplus(), Decimal::ZERO);
+    for t in &c.trades {
+        assert_eq!((t.buyer_price, t.seller_price, t.grid_fee), (price("0.28"), price("0.25"), fee));
+    }
+
+    // Without the fee the same book clears at the CHP's 0.25 (the gRPC
+    // test's numbers); with a fee of 0.21 the PV's ask (0.31 with it) is
+    // beyond every bid and nothing trades.
+    let none = clear(&product().id, &bids, Pricing::PayAsClear, Price::ZERO).expect("clears");
+    assert_eq!((none.price, none.volume), (Some(price("0.25")), kwh(10)));
+    let dear = clear(&product().id, &bids, Pricing::PayAsClear, price("0.21")).expect("clears");
+    assert_eq!(dear.volume, kwh(0));
+
+    // Pay-as-bid: the same fills; the canteen pays its 0.30, the sellers
+    // get their asks, and the operator keeps what is left after the fees.
+    let c = clear(&product().id, &bids, Pricing::PayAsBid, fee).expect("clears");
+    assert_eq!(filled(&c), [(1, kwh(8)), (2, kwh(10)), (3, kwh(2)), (4, kwh(0))]);
+    assert_eq!((c.paid, c.received, c.fees), (Decimal::new(3, 0), Decimal::new(13, 1), Decimal::new(3, 1)));
+    assert_eq!(c.surplus(), Decimal::new(14, 1));
+
+    let error = clear(&product().id, &bids, Pricing::PayAsClear, price("-0.01")).expect_err("negative");
+    assert!(error.to_string().starts_with("grid_fee"), "{error}");
 }

@@ -131,3 +131,35 @@ fn a_restored_book_is_the_book_that_was_stored() {
     let crossing = restored.restore(&gtc(3, "c", Side::Buy, "0.13", 1), kwh(1));
     assert!(crossing.is_err(), "a stored book never crosses");
 }
+
+#[test]
+fn a_grid_fee_lies_between_the_sides_and_keeps_a_narrow_spread_apart() {
+    let fee = price("0.03");
+    let mut book = Book::new(volta_trading::Product { grid_fee: fee, ..product() });
+    book.submit(&gtc(1, "pv", Side::Sell, "0.10", 5)).expect("rests");
+    // A bid of 0.12 does not cover the ask and the fee (0.13): both rest.
+    let done = book.submit(&gtc(2, "shop", Side::Buy, "0.12", 4)).expect("rests");
+    assert!(done.trades.is_empty());
+    assert_eq!((book.best(Side::Buy), book.best(Side::Sell)), (Some(price("0.12")), Some(price("0.10"))));
+    // A bid of 0.13 covers both: it pays 0.13, the seller receives its 0.10.
+    let done = book.submit(&gtc(3, "hall", Side::Buy, "0.13", 2)).expect("matches");
+    let t = &done.trades[0];
+    assert_eq!((t.buy, t.sell, t.quantity), (3, 1, kwh(2)));
+    assert_eq!((t.buyer_price, t.seller_price, t.grid_fee), (price("0.13"), price("0.10"), fee));
+    assert_eq!(t.fee_amount(), rust_decimal::Decimal::new(6, 2));
+    // An ask coming in takes the best bid, 0.12, and receives 0.09: a sell
+    // limit of 0.09 accepts it, one of 0.095 does not.
+    let done = book.submit(&gtc(4, "chp", Side::Sell, "0.095", 1)).expect("rests");
+    assert!(done.trades.is_empty());
+    let done = book.submit(&gtc(5, "pv2", Side::Sell, "0.09", 1)).expect("matches");
+    let t = &done.trades[0];
+    assert_eq!((t.buy, t.sell), (2, 5));
+    assert_eq!((t.buyer_price, t.seller_price), (price("0.12"), price("0.09")));
+    // A stored book is rebuilt with the same rule: a bid within the fee of
+    // the best ask rests, one that covers it would cross (a corrupt store).
+    let mut rebuilt = Book::new(volta_trading::Product { grid_fee: fee, ..product() });
+    rebuilt.restore(&gtc(1, "pv", Side::Sell, "0.10", 5), kwh(3)).expect("ask");
+    rebuilt.restore(&gtc(2, "shop", Side::Buy, "0.12", 4), kwh(3)).expect("bid within the fee");
+    let crossing = rebuilt.restore(&gtc(6, "hall", Side::Buy, "0.13", 1), kwh(1)).expect_err("crosses");
+    assert!(matches!(crossing, TradingError::Invalid { .. }), "{crossing:?}");
+}

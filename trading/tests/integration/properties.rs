@@ -1,10 +1,11 @@
-//! Invariants on random books: the continuous book against a plain
-//! reference matcher (a list scanned for the best price, then the earliest
-//! order), and the call auction against a scan of every price.
+//! Invariants on random books, with and without a grid fee: the continuous
+//! book against a plain reference matcher (a list scanned for the best
+//! price, then the earliest order), and the call auction against a scan of
+//! every price.
 
 use proptest::prelude::*;
 use volta_contracts::Energy;
-use volta_trading::{Bid, Book, Cancelled, Kind, Order, Price, Pricing, Side, TimeInForce, clear};
+use volta_trading::{Bid, Book, Cancelled, Kind, Order, Price, Pricing, Product, Side, TimeInForce, clear};
 
 use crate::support::{party, product};
 
@@ -39,11 +40,24 @@ struct Rest {
 /// the Wh that rest, and the Wh cancelled with the reason.
 type Outcome = (Vec<(u64, u64, i64, i64)>, i64, Option<(i64, Cancelled)>);
 
+/// A grid fee per kWh, in millionths: none, one cent, three cents.
+fn fee() -> impl Strategy<Value = i64> {
+    prop_oneof![2 => Just(0_i64), 1 => Just(10_000), 1 => Just(30_000)]
+}
+
+/// The test product with grid fee `fee` (millionths per kWh).
+fn with_fee(fee: i64) -> Product {
+    Product { grid_fee: Price::from_micros(fee), ..product() }
+}
+
 /// The reference: a plain list, scanned for the best price and then the
-/// lowest id at every fill. Returns (trades as (buy, sell, Wh, price),
-/// resting Wh, cancelled Wh and why).
+/// lowest id at every fill, an incoming order paying (a buy) or receiving
+/// (a sell) the resting price moved by the fee. Returns (trades as (buy,
+/// sell, Wh, buyer's price), resting Wh, cancelled Wh and why).
+#[expect(clippy::too_many_arguments, reason = "one order's fields, as the reference takes them")]
 fn reference(
     book: &mut Vec<Rest>,
+    fee: i64,
     id: u64,
     who: u8,
     side: Side,
@@ -53,8 +67,8 @@ fn reference(
 ) -> Outcome {
     let ok = |p: i64| match (side, limit) {
         (_, None) => true,
-        (Side::Buy, Some(l)) => p <= l,
-        (Side::Sell, Some(l)) => p >= l,
+        (Side::Buy, Some(l)) => p + fee <= l,
+        (Side::Sell, Some(l)) => p - fee >= l,
     };
     let best = |book: &Vec<Rest>| {
         book.iter()
@@ -87,7 +101,7 @@ fn reference(
         }
         let q = left.min(book[i].left);
         let (b, s) = if side == Side::Buy { (id, book[i].id) } else { (book[i].id, id) };
-        trades.push((b, s, q, book[i].price));
+        trades.push((b, s, q, if side == Side::Buy { book[i].price + fee } else { book[i].price }));
         left -= q;
         book[i].left -= q;
         if book[i].left == 0 {
@@ -111,8 +125,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn the_book_matches_as_the_reference_does(steps in prop::collection::vec(step(), 1..80)) {
-        let mut book = Book::new(product());
+    fn the_book_matches_as_the_reference_does(steps in prop::collection::vec(step(), 1..80), fee in fee()) {
+        let mut book = Book::new(with_fee(fee));
         let mut plain: Vec<Rest> = Vec::new();
         let mut ids = Vec::new();
         for (n, s) in steps.iter().enumerate() {
@@ -132,20 +146,24 @@ proptest! {
                         placed: "2024-06-03T11:00:00Z".parse().expect("instant"),
                     };
                     let got = book.submit(&order).expect("valid");
-                    let (trades, resting, cancelled) = reference(&mut plain, id, *who, *side, *price, kwh * 1000, *tif);
+                    let (trades, resting, cancelled) =
+                        reference(&mut plain, fee, id, *who, *side, *price, kwh * 1000, *tif);
                     let got_trades: Vec<(u64, u64, i64, i64)> =
                         got.trades.iter().map(|t| (t.buy, t.sell, t.quantity.wh(), t.buyer_price.micros())).collect();
                     prop_assert_eq!(got_trades, trades);
                     prop_assert_eq!(got.resting.wh(), resting);
                     prop_assert_eq!(got.cancelled.map(|(e, why)| (e.wh(), why)), cancelled);
-                    // No trade outside the incoming order's limit.
+                    // No trade outside the incoming order's limit, and the
+                    // fee is exactly what the buyer pays above the seller.
                     for t in &got.trades {
                         let within = match (side, price) {
                             (_, None) => true,
                             (Side::Buy, Some(l)) => t.buyer_price.micros() <= *l,
-                            (Side::Sell, Some(l)) => t.buyer_price.micros() >= *l,
+                            (Side::Sell, Some(l)) => t.seller_price.micros() >= *l,
                         };
                         prop_assert!(within, "trade {:?} outside the limit", t);
+                        prop_assert_eq!(t.buyer_price.micros() - t.seller_price.micros(), fee);
+                        prop_assert_eq!(t.grid_fee.micros(), fee);
                     }
                     ids.push(id);
                 }
@@ -156,9 +174,10 @@ proptest! {
                     prop_assert_eq!(got, want);
                 }
             }
-            // The book never crosses, and its depth is the reference's.
+            // The book never crosses (a bid never covers an ask and the
+            // fee), and its depth is the reference's.
             if let (Some(bid), Some(ask)) = (book.best(Side::Buy), book.best(Side::Sell)) {
-                prop_assert!(bid < ask);
+                prop_assert!(bid.micros() < ask.micros() + fee);
             }
             for side in [Side::Buy, Side::Sell] {
                 let depth: Vec<(i64, i64)> = book.depth(side, 100).iter().map(|d| (d.price.micros(), d.volume.wh())).collect();
@@ -179,6 +198,7 @@ proptest! {
     fn an_auction_clears_the_most_volume_within_every_limit(
         raw in prop::collection::vec((any::<bool>(), prop::option::weighted(0.9, 5_i64..25), 1_i64..5_000), 0..40),
         pay_as_bid in any::<bool>(),
+        fee in fee(),
     ) {
         let bids: Vec<Bid> = raw
             .iter()
@@ -192,11 +212,12 @@ proptest! {
             })
             .collect();
         let pricing = if pay_as_bid { Pricing::PayAsBid } else { Pricing::PayAsClear };
-        let c = clear(&product().id, &bids, pricing).expect("clears");
-        // The greatest volume over every price, by a plain scan.
+        let c = clear(&product().id, &bids, pricing, Price::from_micros(fee)).expect("clears");
+        // The greatest volume over every price buyers pay, by a plain scan:
+        // a sell is in at its ask plus the fee.
         let at = |p: i64| {
             let d: i64 = bids.iter().filter(|b| b.side == Side::Buy && b.price.is_none_or(|l| l.micros() >= p)).map(|b| b.quantity.wh()).sum();
-            let s: i64 = bids.iter().filter(|b| b.side == Side::Sell && b.price.is_none_or(|l| l.micros() <= p)).map(|b| b.quantity.wh()).sum();
+            let s: i64 = bids.iter().filter(|b| b.side == Side::Sell && b.price.is_none_or(|l| l.micros() + fee <= p)).map(|b| b.quantity.wh()).sum();
             d.min(s)
         };
         let best = (0..=300_000).step_by(5_000).map(at).max().unwrap_or(0);
@@ -210,13 +231,23 @@ proptest! {
             prop_assert!(f.quantity <= b.quantity);
             if !f.quantity.is_zero() {
                 let p = c.price.expect("a price when anything trades");
-                // No fill outside its limit.
-                let within = b.price.is_none_or(|l| if b.side == Side::Buy { l >= p } else { l <= p });
-                prop_assert!(within, "bid {} filled at {}", b.id, p);
+                // No fill outside its limit: a buyer pays at most its
+                // limit, a seller receives at least its ask.
+                let within = b.price.is_none_or(|l| if b.side == Side::Buy { l >= f.price } else { l <= f.price });
+                prop_assert!(within, "bid {} filled at {} (clearing {})", b.id, f.price, p);
+                if !pay_as_bid {
+                    let want = if b.side == Side::Buy { p.micros() } else { p.micros() - fee };
+                    prop_assert_eq!(f.price.micros(), want);
+                }
                 let traded: i64 = c.trades.iter().filter(|t| t.buy == b.id || t.sell == b.id).map(|t| t.quantity.wh()).sum();
                 prop_assert_eq!(traded, f.quantity.wh());
             }
         }
         prop_assert!(c.surplus() >= rust_decimal::Decimal::ZERO);
+        prop_assert_eq!(c.fees, volta_trading::price::amount(c.volume, Price::from_micros(fee)));
+        for t in &c.trades {
+            prop_assert_eq!(t.grid_fee.micros(), fee);
+            prop_assert!(t.buyer_price.micros() - t.seller_price.micros() >= fee);
+        }
     }
 }

@@ -15,6 +15,7 @@ pub fn product() -> Product {
         gate_close: start - SignedDuration::from_mins(5),
         min_price: price("-0.5"),
         max_price: price("4"),
+        grid_fee: Price::ZERO,
     }
 }
 

@@ -66,7 +66,7 @@ fn one_node_clears_where_the_marginal_seller_sets_the_price() {
             quantity: s.quantity,
         })
         .collect();
-    let auction = volta_trading::clear(&h, &bids, Pricing::PayAsClear).expect("auction");
+    let auction = volta_trading::clear(&h, &bids, Pricing::PayAsClear, volta_trading::Price::ZERO).expect("auction");
     assert_eq!((auction.price, auction.volume), (Some(price("0.16")), kwh(10)));
 }
 
@@ -207,7 +207,7 @@ proptest! {
             .iter()
             .map(|s| Bid { id: s.id, participant: s.participant.clone(), side: s.side, price: Some(s.price), quantity: s.quantity })
             .collect();
-        let auction = volta_trading::clear(&h, &bids, Pricing::PayAsClear).expect("auction");
+        let auction = volta_trading::clear(&h, &bids, Pricing::PayAsClear, volta_trading::Price::ZERO).expect("auction");
         let value = |filled: &dyn Fn(usize) -> f64| -> f64 {
             book.steps.iter().enumerate().map(|(i, s)| {
                 let v = filled(i) * s.price.micros() as f64 / 1e6;

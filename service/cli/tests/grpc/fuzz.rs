@@ -850,6 +850,7 @@ fn every_rpc_survives_hostile_requests() {
             min_price: "-0.5".into(),
             max_price: "4".into(),
             matching: 0,
+            grid_fee: String::new(),
         }),
     };
     runtime.block_on(trading.clone().create_market(with_token(market, &admin))).expect("market");

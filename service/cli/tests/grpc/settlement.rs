@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 use volta_api::pb::contracts as cpb;
 use volta_api::pb::trading as tpb;
 
-use super::trading::{as_party, create_park, delivery, nth};
+use super::trading::{as_party, create_park, delivery, nth, order, rules};
 use super::{SECRET, Server, reason, with_token};
 use cpb::contract_service_client::ContractServiceClient;
 use tpb::trading_service_client::TradingServiceClient;
@@ -95,6 +95,51 @@ async fn settled_between(trading: &Server, ledger: &Server, admin: &str) -> usiz
     }
     let ledger = from_ledger(&mut contracts, admin).await;
     panic!("the ledger never matched the tape:\nledger {ledger:?}\ntape   {expected:?}");
+}
+
+/// A market with a grid fee: a bid within the fee of an ask rests beside
+/// it; one that covers both trades, the buyer paying the ask and the fee
+/// and the seller receiving its ask, and the ledger books each side so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grid_fee_is_what_the_buyer_pays_above_what_the_seller_receives() {
+    let server = Server::start_in_temp(&[], &[("VOLTA_JWT_HS256_SECRET", SECRET)]);
+    let mut trading = TradingServiceClient::new(server.channel().await);
+    let admin = as_party("acme", "ops", "admin");
+    let (alice, bob) = (as_party("acme", "alice", "operator"), as_party("acme", "bob", "operator"));
+    let rules = tpb::MarketRules { grid_fee: "0.03".into(), ..rules() };
+    let create = tpb::CreateMarketRequest { market_id: "park".into(), rules: Some(rules.clone()) };
+    let made = trading.create_market(with_token(create, &admin)).await.expect("market").into_inner();
+    assert_eq!(made.market.and_then(|m| m.rules).map(|r| r.grid_fee).as_deref(), Some("0.03"));
+    let bad = tpb::CreateMarketRequest {
+        market_id: "negative".into(),
+        rules: Some(tpb::MarketRules { grid_fee: "-0.01".into(), ..rules }),
+    };
+    let refused = trading.create_market(with_token(bad, &admin)).await.expect_err("a negative fee");
+    assert_eq!((refused.code(), super::field(&refused).as_str()), (Code::InvalidArgument, "rules.grid_fee"));
+
+    let start = delivery();
+    let (buy, sell) = (tpb::Side::Buy, tpb::Side::Sell);
+    let submit = |client: &str, side, wh, price: &str| order(client, side, wh, price, start);
+    let ask = trading.submit_order(with_token(submit("a1", sell, 2_000, "0.10"), &alice)).await.expect("ask");
+    assert!(ask.into_inner().trades.is_empty());
+    // 0.12 does not cover the ask and the fee (0.13): it rests too.
+    let low = trading.submit_order(with_token(submit("b1", buy, 4_000, "0.12"), &bob)).await.expect("bid");
+    assert!(low.into_inner().trades.is_empty());
+    let took = trading.submit_order(with_token(submit("b2", buy, 2_000, "0.13"), &bob)).await.expect("bid");
+    let trades = took.into_inner().trades;
+    assert_eq!(trades.len(), 1);
+    let t = &trades[0];
+    let shown = (t.price.as_str(), t.seller_price.as_str(), t.grid_fee.as_str());
+    assert_eq!(shown, ("0.13", "0.1", "0.03"));
+    let amounts = (t.amount.as_str(), t.seller_amount.as_str(), t.grid_fee_amount.as_str());
+    assert_eq!(amounts, ("0.26", "0.2", "0.06"));
+
+    // The ledger: bob paid 0.26 for 2 kWh, alice received 0.20.
+    settled(&server, &admin).await;
+    let mut contracts = ContractServiceClient::new(server.channel().await);
+    let ledger = from_ledger(&mut contracts, &admin).await;
+    assert_eq!(ledger["bob"], (2_000, 0, money("0.26"), Decimal::ZERO, 1));
+    assert_eq!(ledger["alice"], (0, 2_000, Decimal::ZERO, money("0.2"), 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,6 +285,7 @@ fn corrected_trade(start: jiff::Timestamp) -> String {
                 quantity: volta_contracts::Energy::from_wh(1_000),
                 buyer_price: price,
                 seller_price: price,
+                grid_fee: volta_trading::Price::ZERO,
             },
             delivery_start: start,
             delivery_end: start + jiff::SignedDuration::from_mins(15),

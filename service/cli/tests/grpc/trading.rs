@@ -28,6 +28,7 @@ pub(super) fn rules() -> tpb::MarketRules {
         min_price: "-0.5".into(),
         max_price: "4".into(),
         matching: tpb::Matching::Continuous.into(),
+        grid_fee: String::new(),
     }
 }
 
@@ -699,6 +700,7 @@ async fn call_auctions_and_network_clearing_as_a_service() {
         orders: steps.clone(),
         blocks,
         network: Some(network),
+        grid_fee: String::new(),
     };
     // The numbers `volta market clear --mechanism welfare` gives on the same
     // book (README), which the highspy differential test checks.
@@ -736,6 +738,13 @@ async fn call_auctions_and_network_clearing_as_a_service() {
     // The same volumes; the canteen pays its 0.30, the sellers get their own limits.
     assert_eq!(b.fills.iter().map(|f| f.quantity_wh).collect::<Vec<_>>(), [8_000, 10_000, 2_000, 0]);
     assert_eq!((b.paid.as_str(), b.received.as_str()), ("3", "1.3"));
+    // With a grid fee of 0.03 the CHP's ask counts as 0.28, the price: the
+    // canteen pays 2.80, the sellers receive 2.50, the grid 0.30 (the
+    // library's hand-worked case).
+    let fee = tpb::ClearAuctionRequest { grid_fee: "0.03".into(), ..call.clone() };
+    let f = client.clear_auction(with_token(fee, &viewer)).await.expect("with a fee").into_inner();
+    assert_eq!((f.prices[0].price.as_str(), f.prices[0].volume_wh), ("0.28", 10_000));
+    assert_eq!((f.paid.as_str(), f.received.as_str(), f.grid_fees.as_str()), ("2.8", "2.5", "0.3"));
 
     // Refusals by field.
     let mut duplicate = call.clone();
@@ -753,8 +762,10 @@ async fn call_auctions_and_network_clearing_as_a_service() {
         (tpb::ClearAuctionRequest { mechanism: 0, ..call.clone() }, "mechanism"),
         (tpb::ClearAuctionRequest { interval_minutes: 7, ..call.clone() }, "interval_minutes"),
         (tpb::ClearAuctionRequest { blocks: welfare.blocks.clone(), ..call.clone() }, "blocks"),
-        (tpb::ClearAuctionRequest { orders: Vec::new(), ..call }, "orders"),
+        (tpb::ClearAuctionRequest { orders: Vec::new(), ..call.clone() }, "orders"),
         (unknown_node, "orders[0].node"),
+        (tpb::ClearAuctionRequest { grid_fee: "-0.01".into(), ..call.clone() }, "grid_fee"),
+        (tpb::ClearAuctionRequest { grid_fee: "0.01".into(), ..welfare.clone() }, "grid_fee"),
     ];
     for (request, named) in cases {
         let err = client.clear_auction(with_token(request, &viewer)).await.expect_err(named);

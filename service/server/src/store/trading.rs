@@ -68,6 +68,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         "CREATE INDEX trading_trades_by_buyer ON trading_trades (tenant, market, buyer, delivery_start_s);
     CREATE INDEX trading_trades_by_seller ON trading_trades (tenant, market, seller, delivery_start_s)",
     ),
+    // The grid fee per kWh of each trade (the market's rule; none before).
+    (5, "ALTER TABLE trading_trades ADD COLUMN grid_fee_micros BIGINT NOT NULL DEFAULT 0"),
 ];
 
 /// Rows per multi-row INSERT. sqlx's SQLite driver binds by name, at a cost
@@ -279,7 +281,7 @@ const ORDER_COLUMNS: &str = "id, client_order_id, participant, delivery_start_s,
      time_in_force, quantity_wh, filled_wh, state, cancel_reason, placed_at";
 
 const TRADE_COLUMNS: &str = "id, delivery_start_s, delivery_end_s, buy_order, sell_order, buyer, seller, quantity_wh, \
-     buyer_price_micros, seller_price_micros, aggressor, traded_at";
+     buyer_price_micros, seller_price_micros, grid_fee_micros, aggressor, traded_at";
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Query {
@@ -393,6 +395,7 @@ fn trade_from(row: &sqlx::any::AnyRow) -> Result<TradeRecord, StoreError> {
             quantity: Energy::from_wh(row.try_get("quantity_wh").map_err(read)?),
             buyer_price: Price::from_micros(row.try_get("buyer_price_micros").map_err(read)?),
             seller_price: Price::from_micros(row.try_get("seller_price_micros").map_err(read)?),
+            grid_fee: Price::from_micros(row.try_get("grid_fee_micros").map_err(read)?),
         },
         delivery_start: start,
         delivery_end: end,
@@ -583,7 +586,7 @@ impl TradingStore for Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         const ORDER_VALUES: usize = 17;
-        const TRADE_VALUES: usize = 14;
+        const TRADE_VALUES: usize = 15;
         let updated = super::stored_time(now);
         let mut tx = self.pool().begin().await.map_err(StoreError::query("begin a batch"))?;
         let current = sqlx::query(
@@ -638,8 +641,8 @@ impl TradingStore for Store {
         for chunk in changes.trades.chunks(ROWS_PER_INSERT) {
             let sql = format!(
                 "INSERT INTO trading_trades (tenant, market, id, delivery_start_s, delivery_end_s, buy_order, \
-                 sell_order, buyer, seller, quantity_wh, buyer_price_micros, seller_price_micros, aggressor, \
-                 traded_at) VALUES {}",
+                 sell_order, buyer, seller, quantity_wh, buyer_price_micros, seller_price_micros, grid_fee_micros, \
+                 aggressor, traded_at) VALUES {}",
                 values(chunk.len(), TRADE_VALUES)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -657,6 +660,7 @@ impl TradingStore for Store {
                     .bind(t.trade.quantity.wh())
                     .bind(t.trade.buyer_price.micros())
                     .bind(t.trade.seller_price.micros())
+                    .bind(t.trade.grid_fee.micros())
                     .bind(t.aggressor.map_or(AUCTION, side_name))
                     .bind(super::stored_time(t.at));
             }
