@@ -77,10 +77,17 @@ pub async fn ledger(client: &mut Ledger, from: Timestamp, until: Timestamp) -> R
 /// the Prometheus `texts` of several processes: (upper bound s, count).
 #[must_use]
 pub fn latency_buckets<'a>(texts: impl IntoIterator<Item = &'a String>) -> Vec<(f64, f64)> {
-    let prefix = "volta_settlement_latency_seconds_bucket{le=\"";
+    buckets("volta_settlement_latency_seconds", texts)
+}
+
+/// The cumulative buckets of (unlabelled) histogram `metric` summed over
+/// the Prometheus `texts` of several processes: (upper bound, count).
+#[must_use]
+pub fn buckets<'a>(metric: &str, texts: impl IntoIterator<Item = &'a String>) -> Vec<(f64, f64)> {
+    let prefix = format!("{metric}_bucket{{le=\"");
     let mut out: Vec<(f64, f64)> = Vec::new();
     for text in texts {
-        for rest in text.lines().filter_map(|l| l.strip_prefix(prefix)) {
+        for rest in text.lines().filter_map(|l| l.strip_prefix(prefix.as_str())) {
             let Some((le, count)) = rest.split_once("\"} ") else { continue };
             let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
             let count: f64 = count.trim().parse().unwrap_or(0.0);

@@ -32,7 +32,7 @@ use jiff::{SignedDuration, Timestamp};
 use tonic::transport::Channel;
 use volta_api::pb::contracts as cpb;
 use volta_api::pb::trading as tpb;
-use volta_benches::check::{bucket_quantile, latency_buckets};
+use volta_benches::check::{bucket_quantile, buckets, latency_buckets};
 use volta_benches::load::{Server, Tally, continuous_rules, phase, value};
 
 type Trading = tpb::trading_service_client::TradingServiceClient<Channel>;
@@ -356,6 +356,26 @@ async fn main() {
         bucket_quantile(&histogram, 0.99),
         texts.iter().map(|t| value(t, "volta_messages_total{route=\"settlement\",status=\"duplicate\"}")).sum::<f64>(),
         texts.iter().map(|t| value(t, "volta_messages_total{route=\"settlement\",status=\"deferred\"}")).sum::<f64>(),
+    );
+    // The relays' side of it (every process runs one; over NATS the
+    // trading process's carries the trades).
+    let mut all: Vec<&Server> = ledger_servers.clone();
+    if over_nats {
+        all.push(&trading);
+    }
+    let texts = scrape_all(&all).await;
+    let rounds = buckets("volta_messaging_relay_round_seconds", &texts);
+    let sends = buckets("volta_messaging_relay_send_seconds", &texts);
+    let count: f64 = texts.iter().map(|t| value(t, "volta_messaging_relay_batch_messages_count")).sum();
+    let moved: f64 = texts.iter().map(|t| value(t, "volta_messaging_relay_batch_messages_sum")).sum();
+    println!(
+        "relays: {count:.0} rounds, {:.1} messages a round; round p50 <= {:.3} s, p99 <= {:.3} s; \
+         carrier's part p50 <= {:.3} s, p99 <= {:.3} s",
+        moved / count.max(1.0),
+        bucket_quantile(&rounds, 0.5),
+        bucket_quantile(&rounds, 0.99),
+        bucket_quantile(&sends, 0.5),
+        bucket_quantile(&sends, 0.99),
     );
 
     // Phase 2: a backlog in the stream, drained by fresh ledger processes.

@@ -36,7 +36,7 @@
 //! effect.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{Notify, watch};
@@ -366,15 +366,26 @@ impl Relay {
     async fn drain(&self) -> Result<(), StoreError> {
         let kinds = self.carrier.kinds();
         let round = Round { relay: &self.name, kinds: &kinds, limit: BATCH, claim: CLAIM, retry: RETRY };
+        // The carrier's time in the round, for the metrics.
+        let sending = Arc::new(std::sync::Mutex::new(Duration::ZERO));
         let send: &Sender<'_> = &|batch| {
             let carrier = self.carrier.clone();
-            Box::pin(async move { carrier.send(batch).await })
+            let sending = sending.clone();
+            Box::pin(async move {
+                let started = Instant::now();
+                let acked = carrier.send(batch).await;
+                *sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = started.elapsed();
+                acked
+            })
         };
         loop {
+            let started = Instant::now();
             let relayed = self.store.relay_round(&round, send).await?;
             if relayed.batch.is_empty() {
                 return Ok(());
             }
+            let sent = *sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.metrics.relayed(relayed.batch.len(), started.elapsed(), sent);
             let acked: std::collections::HashSet<&str> = relayed.acked.iter().map(String::as_str).collect();
             for route in crate::store::messaging::ROUTES {
                 let sent =

@@ -131,6 +131,15 @@ struct WorkLabels {
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// Buckets for the messaging path: fine where its targets are (tens of
+/// milliseconds), coarse beyond.
+fn messaging_seconds() -> Histogram {
+    Histogram::new([
+        0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0,
+        30.0, 60.0,
+    ])
+}
+
 fn seconds_histogram() -> Histogram {
     // 1 ms to about 9 minutes.
     Histogram::new(exponential_buckets(0.001, 2.0, 20))
@@ -154,6 +163,9 @@ pub struct Metrics {
     auctions: Counter,
     messages: Family<MessageLabels, Counter>,
     settlement_latency: Histogram,
+    relay_round: Histogram,
+    relay_send: Histogram,
+    relay_batch: Histogram,
     drift: Family<RouteLabels, Gauge>,
     backlog: Gauge,
     dead_letters: Family<RouteLabels, Gauge>,
@@ -242,16 +254,27 @@ impl Metrics {
              retried (a dead letter applied on an operator's retry)",
             messages.clone(),
         );
-        // Fine where the targets are (tens of milliseconds), coarse beyond.
-        let settlement_latency = Histogram::new([
-            0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0,
-            10.0, 30.0, 60.0,
-        ]);
+        let settlement_latency = messaging_seconds();
         registry.register(
             "settlement_latency_seconds",
             "From a trade to its settlement in the market ledger",
             settlement_latency.clone(),
         );
+        let relay_round = messaging_seconds();
+        registry.register(
+            "messaging_relay_round_seconds",
+            "A relay's round that moved messages: read the outbox, hand the batch to the carrier, mark what it \
+             acknowledged (on PostgreSQL under the relays' lock, one transaction)",
+            relay_round.clone(),
+        );
+        let relay_send = messaging_seconds();
+        registry.register(
+            "messaging_relay_send_seconds",
+            "The carrier's part of a relay round: from handing over the batch to its last acknowledgement",
+            relay_send.clone(),
+        );
+        let relay_batch = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        registry.register("messaging_relay_batch_messages", "Messages a relay round moved", relay_batch.clone());
         let drift = Family::<RouteLabels, Gauge>::default();
         registry.register(
             "messaging_drift",
@@ -309,6 +332,9 @@ impl Metrics {
             auctions,
             messages,
             settlement_latency,
+            relay_round,
+            relay_send,
+            relay_batch,
             drift,
             backlog,
             dead_letters,
@@ -367,6 +393,14 @@ impl Metrics {
     /// Records a trade's time to settlement.
     pub fn settled(&self, seconds: f64) {
         self.settlement_latency.observe(seconds.max(0.0));
+    }
+
+    /// Records a relay round that moved `messages`, the whole of it and the
+    /// carrier's part.
+    pub fn relayed(&self, messages: usize, round: Duration, send: Duration) {
+        self.relay_batch.observe(messages as f64);
+        self.relay_round.observe(round.as_secs_f64());
+        self.relay_send.observe(send.as_secs_f64());
     }
 
     /// Sets the drift the reconciler of `route` found.

@@ -859,8 +859,14 @@ impl MessagingStore for Store {
         // One transaction: the relays' lock (the relays of every process
         // take turns), the messages read, sent, and marked. A relay that
         // dies mid-round rolls back: what it sent is sent again, and the
-        // stream and the inbox know it.
+        // stream and the inbox know it. For the same reason the round's
+        // commit need not wait for the disk: a mark lost with the database
+        // is a message sent again, never one lost.
         let mut tx = self.pool().begin().await.map_err(StoreError::query("begin a relay round"))?;
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("begin a relay round"))?;
         self.lock_in(&mut tx, RELAY_LOCK).await.map_err(StoreError::query("take the relays' lock"))?;
         let now = Timestamp::now();
         let columns: Vec<String> = MESSAGE_COLUMNS.split(", ").map(|c| format!("o.{c}")).collect();
