@@ -21,6 +21,10 @@
 //!   duals are those of the LP with every block fixed at its decision.
 //!   Without congestion and fees every node has one price; a congested
 //!   line splits them.
+//! - **Grid fee.** A flat fee per kWh traded (the market's, beside the
+//!   lines' fees) lowers what every bid is worth to the welfare by the fee;
+//!   the nodal prices are then what buyers pay, and sellers receive them
+//!   less the fee, as in a call auction.
 //! - **Payment.** Every accepted kWh settles at its node's price. Blocks
 //!   are not forbidden to lose money at those prices: a block accepted
 //!   below its asking (or above its bid) is *paradoxically accepted* and
@@ -131,7 +135,7 @@ pub struct NodalPrice {
     pub product: ProductId,
     /// The node.
     pub node: NodeId,
-    /// The price per kWh.
+    /// The price per kWh buyers pay (sellers receive it less the grid fee).
     pub price: Price,
 }
 
@@ -181,6 +185,13 @@ pub struct Welfare {
     pub paid: Decimal,
     /// What accepted sellers receive, exact.
     pub received: Decimal,
+    /// The flat grid fee per kWh it cleared with.
+    #[serde(default)]
+    pub grid_fee: Price,
+    /// The flat grid fees of the energy traded, exact (the lines' fees are
+    /// in what buyers pay above what sellers receive, beside these).
+    #[serde(default)]
+    pub fees: Decimal,
     /// Seconds in HiGHS (the MILP and the priced LP).
     pub solve_seconds: f64,
 }
@@ -191,24 +202,31 @@ pub const MAX_ORDERS: usize = 1_000_000;
 /// The most intervals of one block.
 pub const MAX_BLOCK_LENGTH: usize = 96 * 7;
 
-/// Clears `book` over `network`, maximising welfare.
+/// Clears `book` over `network` with a flat grid fee of `fee` per kWh
+/// traded (zero: none), maximising welfare.
 ///
 /// # Errors
 /// An order at an unknown node, a bad quantity, price or line, or too many
 /// orders, each named by its path; a failure of the solver.
-pub fn clear(network: &Network, book: &Book, settings: &Settings) -> Result<Welfare, TradingError> {
+pub fn clear(network: &Network, book: &Book, fee: Price, settings: &Settings) -> Result<Welfare, TradingError> {
     check(network, book)?;
+    if fee < Price::ZERO || fee > Price::LIMIT {
+        return Err(TradingError::invalid(
+            "grid_fee",
+            format!("{fee} per kWh; at least 0 and at most {}", Price::LIMIT),
+        ));
+    }
     let started = std::time::Instant::now();
     let decisions = if book.blocks.is_empty() {
         Vec::new()
     } else {
-        let Model { lp, objective, blocks, .. } = Model::build(network, book, Integrality::Integer);
+        let Model { lp, objective, blocks, .. } = Model::build(network, book, fee, Integrality::Integer);
         let s = volta_lp::solve(lp, &objective, settings).map_err(TradingError::Solver)?;
         let x = s.x.ok_or_else(|| TradingError::Solver(format!("no solution found ({:?})", s.outcome)))?;
         blocks.iter().map(|c| x[c.0].round().clamp(0.0, 1.0)).collect()
     };
     // The LP (blocks fixed at their decisions) gives the prices.
-    let model = Model::build(network, book, Integrality::Fixed(decisions));
+    let model = Model::build(network, book, fee, Integrality::Fixed(decisions));
     let Model { lp, objective, steps, blocks, balance, lines: flows, .. } = model;
     let s = volta_lp::solve(lp, &objective, settings).map_err(TradingError::Solver)?;
     if s.outcome != Outcome::Optimal {
@@ -224,7 +242,8 @@ pub fn clear(network: &Network, book: &Book, settings: &Settings) -> Result<Welf
         .map(|((product, node), row)| NodalPrice {
             product: product.clone(),
             node: node.clone(),
-            price: tick(duals[row.0]),
+            // The dual is what a kWh is worth net of the fee: the seller's.
+            price: tick(duals[row.0]) + fee,
         })
         .collect();
     let price_at: HashMap<(&str, &str), Price> =
@@ -232,11 +251,19 @@ pub fn clear(network: &Network, book: &Book, settings: &Settings) -> Result<Welf
 
     let step_results: Vec<(OrderId, Energy)> =
         book.steps.iter().zip(&steps).map(|(o, c)| (o.id, wh(x[c.0] * kwh_of(o.quantity)))).collect();
-    let (mut paid, mut received) = (Decimal::ZERO, Decimal::ZERO);
+    // What a side pays or receives per kWh at a node's price.
+    let settled = |side: Side, price: Price| match side {
+        Side::Buy => price,
+        Side::Sell => price - fee,
+    };
+    let (mut paid, mut received, mut bought) = (Decimal::ZERO, Decimal::ZERO, Energy::ZERO);
     for (o, (_, e)) in book.steps.iter().zip(&step_results) {
-        let value = amount(*e, price_at[&(o.product.as_str(), o.node.as_str())]);
+        let value = amount(*e, settled(o.side, price_at[&(o.product.as_str(), o.node.as_str())]));
         match o.side {
-            Side::Buy => paid += value,
+            Side::Buy => {
+                paid += value;
+                bought += *e;
+            }
             Side::Sell => received += value,
         }
     }
@@ -244,7 +271,7 @@ pub fn clear(network: &Network, book: &Book, settings: &Settings) -> Result<Welf
     for (b, c) in book.blocks.iter().zip(&blocks) {
         let accepted = x[c.0] > 0.5;
         let at_prices: Decimal =
-            b.profile.iter().map(|(p, e)| amount(*e, price_at[&(p.as_str(), b.node.as_str())])).sum();
+            b.profile.iter().map(|(p, e)| amount(*e, settled(b.side, price_at[&(p.as_str(), b.node.as_str())]))).sum();
         let at_limit: Decimal = b.profile.iter().map(|(_, e)| amount(*e, b.price)).sum();
         let surplus = match b.side {
             Side::Buy => at_limit - at_prices,
@@ -252,7 +279,10 @@ pub fn clear(network: &Network, book: &Book, settings: &Settings) -> Result<Welf
         };
         if accepted {
             match b.side {
-                Side::Buy => paid += at_prices,
+                Side::Buy => {
+                    paid += at_prices;
+                    bought += b.profile.iter().map(|(_, e)| *e).sum();
+                }
                 Side::Sell => received += at_prices,
             }
         }
@@ -300,6 +330,8 @@ pub fn clear(network: &Network, book: &Book, settings: &Settings) -> Result<Welf
         flows,
         paid,
         received,
+        grid_fee: fee,
+        fees: amount(bought, fee),
         solve_seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -386,7 +418,7 @@ struct Model {
 }
 
 impl Model {
-    fn build(network: &Network, book: &Book, integrality: Integrality) -> Self {
+    fn build(network: &Network, book: &Book, fee: Price, integrality: Integrality) -> Self {
         let mut lp = Lp::new(integrality);
         let mut objective = Lin::new();
         // Net injection into each (product, node): sells minus buys.
@@ -410,12 +442,17 @@ impl Model {
             Side::Buy => -1.0,
             Side::Sell => 1.0,
         };
+        // What an order is worth to the welfare per kWh: a bid less the fee.
+        let worth = |side: Side, price: Price| match side {
+            Side::Buy => per_kwh(price - fee),
+            Side::Sell => per_kwh(price),
+        };
         let mut steps = Vec::with_capacity(book.steps.len());
         for o in &book.steps {
             let share = lp.col(0.0, 1.0);
             let q = kwh_of(o.quantity);
             // Minimise sells' asks minus buys' bids: the negative welfare.
-            objective.add(share, sign(o.side) * per_kwh(o.price) * q);
+            objective.add(share, sign(o.side) * worth(o.side, o.price) * q);
             let k = index[&(o.product.clone(), o.node.clone())];
             injection[k].1.add(share, sign(o.side) * q);
             steps.push(share);
@@ -424,7 +461,7 @@ impl Model {
         for b in &book.blocks {
             let on = lp.binary();
             let total: f64 = b.profile.iter().map(|(_, e)| kwh_of(*e)).sum();
-            objective.add(on, sign(b.side) * per_kwh(b.price) * total);
+            objective.add(on, sign(b.side) * worth(b.side, b.price) * total);
             for (p, e) in &b.profile {
                 let k = index[&(p.clone(), b.node.clone())];
                 injection[k].1.add(on, sign(b.side) * kwh_of(*e));

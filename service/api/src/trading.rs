@@ -384,6 +384,8 @@ pub enum Auction {
     Welfare {
         /// The network.
         network: Network,
+        /// The flat grid fee per kWh.
+        fee: Price,
         /// The orders.
         book: welfare::Book,
         /// Delivery starts by product.
@@ -437,6 +439,10 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
         Ok(Energy::from_wh(wh))
     };
     let party = |field: &str, p: String| crate::contracts::party_id(field, p);
+    let fee = if grid_fee.is_empty() { Price::ZERO } else { price("grid_fee", &grid_fee)? };
+    if fee < Price::ZERO {
+        return Err(status::invalid("grid_fee", format!("{fee} per kWh; a fee is at least 0")));
+    }
     match mechanism {
         pb::Mechanism::PayAsClear | pb::Mechanism::PayAsBid => {
             if !blocks.is_empty() {
@@ -444,10 +450,6 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
             }
             if network.is_some() {
                 return Err(status::invalid("network", "a call auction clears one zone: no network".to_owned()));
-            }
-            let fee = if grid_fee.is_empty() { Price::ZERO } else { price("grid_fee", &grid_fee)? };
-            if fee < Price::ZERO {
-                return Err(status::invalid("grid_fee", format!("{fee} per kWh; a fee is at least 0")));
             }
             let mut by_product: std::collections::BTreeMap<(Timestamp, ProductId), Vec<Bid>> =
                 std::collections::BTreeMap::new();
@@ -486,12 +488,6 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
             })
         }
         pb::Mechanism::Welfare => {
-            if !grid_fee.is_empty() {
-                return Err(status::invalid(
-                    "grid_fee",
-                    "welfare clearing charges grid fees per line (network.lines[].fee)".to_owned(),
-                ));
-            }
             let mut steps = Vec::with_capacity(orders.len());
             for (i, o) in orders.into_iter().enumerate() {
                 let pb::AuctionOrder {
@@ -577,7 +573,7 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
                     Network { nodes: nodes.into_iter().collect(), lines: Vec::new() }
                 }
             };
-            Ok(Auction::Welfare { network, book: welfare::Book { steps, blocks: book_blocks }, starts })
+            Ok(Auction::Welfare { network, fee, book: welfare::Book { steps, blocks: book_blocks }, starts })
         }
         pb::Mechanism::Unspecified => Err(status::invalid(
             "mechanism",
@@ -665,7 +661,11 @@ pub fn welfare_message(
             .map(|s| pb::AuctionFill {
                 order_id: signed(s.id),
                 quantity_wh: accepted.get(&s.id).map_or(0, |e| e.wh()),
-                price: price_of.get(&(&s.product, s.node.as_str())).map(ToString::to_string).unwrap_or_default(),
+                price: price_of
+                    .get(&(&s.product, s.node.as_str()))
+                    .map(|p| if s.side == Side::Sell { *p - w.grid_fee } else { *p })
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
             })
             .collect(),
         blocks: w
@@ -692,7 +692,7 @@ pub fn welfare_message(
         paid: w.paid.normalize().to_string(),
         received: w.received.normalize().to_string(),
         welfare: w.welfare,
-        grid_fees: String::new(),
+        grid_fees: w.fees.normalize().to_string(),
     }
 }
 

@@ -27,9 +27,9 @@ RFC 3339 with its offset, `price` per kWh (at most six decimals), `kwh` at
 most three decimals. The network (welfare) is TOML: nodes = [...] and
 [[lines]] with id, from, to, capacity_kwh and an optional fee per kWh.
 
-A call auction can charge a flat grid fee per kWh traded (--grid-fee): prices
-are then what buyers pay, a sell counts at its ask plus the fee, and sellers
-receive the price less the fee. The rules of each mechanism, ties and
+Every mechanism can charge a flat grid fee per kWh traded (--grid-fee; under
+welfare on top of the lines' fees): prices are then what buyers pay, a sell
+counts at its ask plus the fee, and sellers receive the price less the fee. The rules of each mechanism, ties and
 rationing included, are in docs/trading.md.";
 
 pub(super) const AFTER_HELP: &str = "\
@@ -60,7 +60,7 @@ enum Command {
         /// Minutes of an interval (the product length).
         #[arg(long, default_value_t = 60)]
         minutes: i64,
-        /// A flat grid fee per kWh traded (pay-as-clear, pay-as-bid), paid by buyers on top of what sellers receive.
+        /// A flat grid fee per kWh traded, paid by buyers on top of what sellers receive (under welfare, beside the lines' fees).
         #[arg(long, value_name = "PRICE", default_value = "0")]
         grid_fee: Price,
         /// Write every order's accepted energy and price to this CSV.
@@ -97,9 +97,6 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let Command::Clear { orders, mechanism, network, minutes, grid_fee, fills, plot } = &args.command;
     if *grid_fee < Price::ZERO {
         bail!("--grid-fee {grid_fee}: a fee is at least 0");
-    }
-    if *mechanism == Mechanism::Welfare && *grid_fee != Price::ZERO {
-        bail!("--grid-fee is for call auctions; welfare clearing charges fees per line (the network's fee)");
     }
     if ![5, 10, 15, 30, 60].contains(minutes) {
         bail!("--minutes {minutes}: one of 5, 10, 15, 30, 60");
@@ -190,7 +187,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 }
             };
             let (book, members) = book(&rows)?;
-            let w = welfare::clear(&network, &book, &volta_lp::Settings::default())?;
+            let w = welfare::clear(&network, &book, *grid_fee, &volta_lp::Settings::default())?;
             say!(
                 "welfare {:.6}; buyers pay {}, sellers receive {} ({:.2} s)",
                 w.welfare,
@@ -198,6 +195,9 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 w.received.round_dp(6).normalize(),
                 w.solve_seconds
             );
+            if *grid_fee != Price::ZERO {
+                say!("grid fees {} ({grid_fee} per kWh; prices are what buyers pay)", w.fees.normalize());
+            }
             say!("{:<28} {:<12} {:>10}", "interval", "node", "price");
             for p in &w.prices {
                 say!("{:<28} {:<12} {:>10}", p.product.as_str(), p.node, p.price);
@@ -223,11 +223,9 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 }
             }
             for r in &rows {
-                out.push((
-                    r.id,
-                    accepted.get(&r.id).copied().unwrap_or(Energy::ZERO),
-                    price_of[&(r.product.as_str(), r.node.as_str())],
-                ));
+                let price = price_of[&(r.product.as_str(), r.node.as_str())];
+                let price = if r.side == Side::Sell { price - *grid_fee } else { price };
+                out.push((r.id, accepted.get(&r.id).copied().unwrap_or(Energy::ZERO), price));
             }
         }
     }

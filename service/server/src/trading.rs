@@ -1142,9 +1142,9 @@ impl pb::trading_service_server::TradingService for Trading {
                     }
                     Ok(convert::call_message(&cleared, &order))
                 }
-                convert::Auction::Welfare { network, book, starts } => {
+                convert::Auction::Welfare { network, fee, book, starts } => {
                     let settings = volta_lp::Settings { time_limit_s: time_limit, ..volta_lp::Settings::default() };
-                    let w = volta_trading::welfare::clear(&network, &book, &settings)
+                    let w = volta_trading::welfare::clear(&network, &book, fee, &settings)
                         .map_err(|e| convert::welfare_refused(&e))?;
                     Ok(convert::welfare_message(&w, &book, &starts))
                 }

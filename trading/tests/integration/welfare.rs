@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use volta_contracts::Energy;
 use volta_lp::Settings;
 use volta_trading::welfare::{Block, Book, Line, Network, Step, clear};
-use volta_trading::{Bid, Pricing, ProductId, Side};
+use volta_trading::{Bid, Price, Pricing, ProductId, Side};
 
 use crate::support::{kwh, party, price, product};
 
@@ -31,6 +31,20 @@ fn step(id: u64, node: &str, product: &ProductId, side: Side, p: &str, q: i64) -
     }
 }
 
+/// The book's steps as the call auction's orders.
+fn as_bids(book: &Book) -> Vec<Bid> {
+    book.steps
+        .iter()
+        .map(|s| Bid {
+            id: s.id,
+            participant: s.participant.clone(),
+            side: s.side,
+            price: Some(s.price),
+            quantity: s.quantity,
+        })
+        .collect()
+}
+
 fn price_at(w: &volta_trading::welfare::Welfare, product: &ProductId, node: &str) -> String {
     w.prices.iter().find(|p| &p.product == product && p.node == node).expect("a price").price.to_string()
 }
@@ -49,25 +63,45 @@ fn one_node_clears_where_the_marginal_seller_sets_the_price() {
         ],
         blocks: vec![],
     };
-    let w = clear(&Network::single("n"), &book, &Settings::default()).expect("clears");
+    let w = clear(&Network::single("n"), &book, Price::ZERO, &Settings::default()).expect("clears");
     assert_eq!(w.steps, [(1, kwh(10)), (2, kwh(6)), (3, kwh(4))]);
     assert_eq!(price_at(&w, &h, "n"), "0.16");
     assert!((w.welfare - 0.76).abs() < 1e-9, "{}", w.welfare);
     assert_eq!((w.paid, w.received), (Decimal::new(16, 1), Decimal::new(16, 1)));
     // The call auction on the same book: the same price and volume.
-    let bids: Vec<Bid> = book
-        .steps
-        .iter()
-        .map(|s| Bid {
-            id: s.id,
-            participant: s.participant.clone(),
-            side: s.side,
-            price: Some(s.price),
-            quantity: s.quantity,
-        })
-        .collect();
-    let auction = volta_trading::clear(&h, &bids, Pricing::PayAsClear, volta_trading::Price::ZERO).expect("auction");
+    let bids = as_bids(&book);
+    let auction = volta_trading::clear(&h, &bids, Pricing::PayAsClear, Price::ZERO).expect("auction");
     assert_eq!((auction.price, auction.volume), (Some(price("0.16")), kwh(10)));
+}
+
+#[test]
+fn a_flat_grid_fee_clears_as_the_call_auction_does() {
+    // The park's noon book in one node with a fee of 0.03: the canteen's
+    // 0.30 is worth 0.27 to the welfare, the EV hub's 0.18 only 0.15. The
+    // canteen's 10 kWh come from the PV's 8 and 2 of the CHP's, which is
+    // marginal: sellers get 0.25, buyers pay 0.28 (the call auction's
+    // price), the welfare is 10 x 0.27 - 0.80 - 0.50 = 1.40, the fees 0.30.
+    let h = product().id;
+    let book = Book {
+        steps: vec![
+            step(1, "n", &h, Side::Sell, "0.10", 8),
+            step(2, "n", &h, Side::Buy, "0.30", 10),
+            step(3, "n", &h, Side::Sell, "0.25", 10),
+            step(4, "n", &h, Side::Buy, "0.18", 6),
+        ],
+        blocks: vec![],
+    };
+    let fee = price("0.03");
+    let w = clear(&Network::single("n"), &book, fee, &Settings::default()).expect("clears");
+    assert_eq!(w.steps, [(1, kwh(8)), (2, kwh(10)), (3, kwh(2)), (4, kwh(0))]);
+    assert_eq!(price_at(&w, &h, "n"), "0.28");
+    assert!((w.welfare - 1.4).abs() < 1e-9, "{}", w.welfare);
+    assert_eq!((w.paid, w.received, w.fees), (Decimal::new(28, 1), Decimal::new(25, 1), Decimal::new(3, 1)));
+    let bids = as_bids(&book);
+    let auction = volta_trading::clear(&h, &bids, Pricing::PayAsClear, fee).expect("auction");
+    assert_eq!((auction.price, auction.volume, auction.fees), (Some(price("0.28")), kwh(10), w.fees));
+    let error = clear(&Network::single("n"), &book, price("-0.01"), &Settings::default()).expect_err("negative");
+    assert!(error.to_string().starts_with("grid_fee"), "{error}");
 }
 
 #[test]
@@ -95,21 +129,21 @@ fn a_congested_line_splits_the_prices_and_a_fee_separates_them() {
     };
     // Room for all: the PV's 8 cross, the CHP supplies 2 and is marginal
     // everywhere: one price, 0.25.
-    let w = clear(&network(100, "0"), &book, &Settings::default()).expect("clears");
+    let w = clear(&network(100, "0"), &book, Price::ZERO, &Settings::default()).expect("clears");
     assert_eq!(w.steps, [(1, kwh(8)), (2, kwh(10)), (3, kwh(2))]);
     assert_eq!((price_at(&w, &h, "a"), price_at(&w, &h, "b")), ("0.25".to_owned(), "0.25".to_owned()));
     assert!(!w.flows[0].congested);
     // A 4 kWh line: 4 cross, the PV is marginal at a (0.10), the CHP at b
     // (0.25); the welfare 3.00 - 0.40 - 1.50 = 1.10; the congestion rent,
     // 4 x (0.25 - 0.10) = 0.60, is what buyers pay above what sellers get.
-    let w = clear(&network(4, "0"), &book, &Settings::default()).expect("clears");
+    let w = clear(&network(4, "0"), &book, Price::ZERO, &Settings::default()).expect("clears");
     assert_eq!(w.steps, [(1, kwh(4)), (2, kwh(10)), (3, kwh(6))]);
     assert_eq!((price_at(&w, &h, "a"), price_at(&w, &h, "b")), ("0.1".to_owned(), "0.25".to_owned()));
     assert_eq!((w.flows[0].energy, w.flows[0].congested), (kwh(4), true));
     assert!((w.welfare - 1.10).abs() < 1e-9, "{}", w.welfare);
     assert_eq!(w.paid - w.received, Decimal::new(6, 1));
     // A fee of 0.01 per kWh on an ample line: a's price is b's less the fee.
-    let w = clear(&network(100, "0.01"), &book, &Settings::default()).expect("clears");
+    let w = clear(&network(100, "0.01"), &book, Price::ZERO, &Settings::default()).expect("clears");
     assert_eq!((price_at(&w, &h, "a"), price_at(&w, &h, "b")), ("0.24".to_owned(), "0.25".to_owned()));
 }
 
@@ -151,7 +185,7 @@ fn a_block_is_all_or_nothing_and_a_loss_at_the_prices_is_reported() {
             },
         ],
     };
-    let w = clear(&Network::single("n"), &book, &Settings::default()).expect("clears");
+    let w = clear(&Network::single("n"), &book, Price::ZERO, &Settings::default()).expect("clears");
     assert!((w.welfare - 0.72).abs() < 1e-9, "{}", w.welfare);
     assert_eq!(w.steps, [(1, kwh(10)), (2, kwh(2)), (3, kwh(4)), (4, kwh(6)), (5, Energy::ZERO)]);
     assert_eq!((price_at(&w, &h1, "n"), price_at(&w, &h2, "n")), ("0.13".to_owned(), "0.05".to_owned()));
@@ -166,13 +200,13 @@ fn a_block_is_all_or_nothing_and_a_loss_at_the_prices_is_reported() {
 fn bad_books_are_named() {
     let h = product().id;
     let unknown = Book { steps: vec![step(1, "x", &h, Side::Buy, "0.2", 1)], blocks: vec![] };
-    let error = clear(&Network::single("n"), &unknown, &Settings::default()).expect_err("node");
+    let error = clear(&Network::single("n"), &unknown, Price::ZERO, &Settings::default()).expect_err("node");
     assert!(error.to_string().starts_with("steps[0].node"), "{error}");
     let looped = Network {
         nodes: vec!["n".into()],
         lines: vec![Line { id: "l".into(), from: "n".into(), to: "n".into(), capacity: kwh(1), fee: price("0") }],
     };
-    let error = clear(&looped, &Book::default(), &Settings::default()).expect_err("loop");
+    let error = clear(&looped, &Book::default(), Price::ZERO, &Settings::default()).expect_err("loop");
     assert!(error.to_string().starts_with("network.lines[0].to"), "{error}");
     let empty = Block {
         id: 1,
@@ -182,8 +216,9 @@ fn bad_books_are_named() {
         price: price("0.1"),
         profile: vec![],
     };
-    let error = clear(&Network::single("n"), &Book { steps: vec![], blocks: vec![empty] }, &Settings::default())
-        .expect_err("empty block");
+    let error =
+        clear(&Network::single("n"), &Book { steps: vec![], blocks: vec![empty] }, Price::ZERO, &Settings::default())
+            .expect_err("empty block");
     assert!(error.to_string().starts_with("blocks[0].profile"), "{error}");
 }
 
@@ -201,13 +236,9 @@ proptest! {
             .map(|(i, (buy, cents, q))| step(i as u64, "n", &h, if *buy { Side::Buy } else { Side::Sell }, &format!("0.{cents:02}"), *q))
             .collect();
         let book = Book { steps, blocks: vec![] };
-        let w = clear(&Network::single("n"), &book, &Settings::default()).expect("clears");
-        let bids: Vec<Bid> = book
-            .steps
-            .iter()
-            .map(|s| Bid { id: s.id, participant: s.participant.clone(), side: s.side, price: Some(s.price), quantity: s.quantity })
-            .collect();
-        let auction = volta_trading::clear(&h, &bids, Pricing::PayAsClear, volta_trading::Price::ZERO).expect("auction");
+        let w = clear(&Network::single("n"), &book, Price::ZERO, &Settings::default()).expect("clears");
+        let bids = as_bids(&book);
+        let auction = volta_trading::clear(&h, &bids, Pricing::PayAsClear, Price::ZERO).expect("auction");
         let value = |filled: &dyn Fn(usize) -> f64| -> f64 {
             book.steps.iter().enumerate().map(|(i, s)| {
                 let v = filled(i) * s.price.micros() as f64 / 1e6;
@@ -263,7 +294,7 @@ proptest! {
                 step(i as u64, &nodes[*node], &h, if *buy { Side::Buy } else { Side::Sell }, &format!("0.{cents:02}"), *q)
             })
             .collect();
-        let w = clear(&network, &Book { steps, blocks: vec![] }, &Settings::default()).expect("clears");
+        let w = clear(&network, &Book { steps, blocks: vec![] }, Price::ZERO, &Settings::default()).expect("clears");
         let first = w.prices[0].price;
         for p in &w.prices {
             prop_assert_eq!(p.price, first, "node {} differs", p.node);
