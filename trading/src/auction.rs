@@ -42,7 +42,7 @@ use volta_contracts::{Energy, PartyId};
 use crate::error::TradingError;
 use crate::order::{OrderId, Side, Trade};
 pub use crate::price::Pricing;
-use crate::price::{Price, amount};
+use crate::price::{Price, amount, settled};
 use crate::product::ProductId;
 
 /// An order of a call auction.
@@ -58,6 +58,19 @@ pub struct Bid {
     pub price: Option<Price>,
     /// The energy, Wh, positive.
     pub quantity: Energy,
+}
+
+impl Bid {
+    /// Its limit in what buyers pay under grid fee `fee`: a sell's ask plus
+    /// the fee (it sells only where a buyer pays both); none for a market
+    /// order.
+    #[must_use]
+    pub fn buyers_limit(&self, fee: Price) -> Option<Price> {
+        match self.side {
+            Side::Buy => self.price,
+            Side::Sell => self.price.map(|p| p + fee),
+        }
+    }
 }
 
 /// What one order got.
@@ -118,20 +131,9 @@ pub const MAX_BIDS: usize = 10_000_000;
 /// named by its position; a fee that is negative or beyond the bounds.
 pub fn clear(product: &ProductId, bids: &[Bid], pricing: Pricing, fee: Price) -> Result<Clearing, TradingError> {
     check(bids)?;
-    if fee < Price::ZERO || fee > Price::LIMIT {
-        return Err(TradingError::invalid(
-            "grid_fee",
-            format!("{fee} per kWh; at least 0 and at most {}", Price::LIMIT),
-        ));
-    }
+    crate::price::check_fee(fee)?;
     // Each order's limit in what the buyer pays: a sell's ask plus the fee.
-    let limit: Vec<Option<Price>> = bids
-        .iter()
-        .map(|b| match b.side {
-            Side::Buy => b.price,
-            Side::Sell => b.price.map(|p| p + fee),
-        })
-        .collect();
+    let limit: Vec<Option<Price>> = bids.iter().map(|b| b.buyers_limit(fee)).collect();
     // Priority order of each side: market orders first, then by price, then by id.
     let rank = |i: usize| match (bids[i].side, limit[i]) {
         (_, None) => (0, 0),
@@ -213,11 +215,12 @@ pub fn clear(product: &ProductId, bids: &[Bid], pricing: Pricing, fee: Price) ->
             .collect();
         ration(bids, &eligible, volume, &mut accepted);
     }
-    let settle_price = |b: &Bid| match (pricing, b.side) {
-        (Pricing::PayAsClear, Side::Buy) => price,
-        (Pricing::PayAsClear, Side::Sell) => price - fee,
-        (Pricing::PayAsBid, Side::Buy) => b.price.unwrap_or(price),
-        (Pricing::PayAsBid, Side::Sell) => b.price.unwrap_or(price - fee),
+    let settle_price = |b: &Bid| {
+        let at_price = settled(b.side, price, fee);
+        match pricing {
+            Pricing::PayAsClear => at_price,
+            Pricing::PayAsBid => b.price.unwrap_or(at_price),
+        }
     };
     let fills: Vec<Fill> = bids
         .iter()

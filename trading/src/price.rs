@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use volta_contracts::Energy;
 
 use crate::error::TradingError;
+use crate::order::Side;
 
 /// Decimals of a price.
 pub const DECIMALS: u32 = 6;
@@ -72,6 +73,30 @@ impl Price {
     #[must_use]
     pub const fn midpoint(self, other: Self) -> Self {
         Self((self.0 + other.0).div_euclid(2))
+    }
+}
+
+/// Checks a grid fee per kWh: at least zero, at most [`Price::LIMIT`].
+///
+/// # Errors
+/// [`TradingError::Invalid`] on `grid_fee`.
+pub fn check_fee(fee: Price) -> Result<Price, TradingError> {
+    if fee < Price::ZERO || fee > Price::LIMIT {
+        return Err(TradingError::invalid(
+            "grid_fee",
+            format!("{fee} per kWh; at least 0 and at most {}", Price::LIMIT),
+        ));
+    }
+    Ok(fee)
+}
+
+/// What a side settles at per kWh where buyers pay `price` under grid fee
+/// `fee`: a buyer `price`, a seller `price` less the fee.
+#[must_use]
+pub fn settled(side: Side, price: Price, fee: Price) -> Price {
+    match side {
+        Side::Buy => price,
+        Side::Sell => price - fee,
     }
 }
 

@@ -188,12 +188,7 @@ impl MarketRules {
                 format!("[{}, {}] is not a price range within ±{}", self.min_price, self.max_price, Price::LIMIT),
             ));
         }
-        if self.grid_fee < Price::ZERO || self.grid_fee > Price::LIMIT {
-            return Err(TradingError::invalid(
-                "grid_fee",
-                format!("{} per kWh; at least 0 and at most {}", self.grid_fee, Price::LIMIT),
-            ));
-        }
+        crate::price::check_fee(self.grid_fee)?;
         Ok(zone)
     }
 

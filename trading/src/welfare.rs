@@ -210,12 +210,7 @@ pub const MAX_BLOCK_LENGTH: usize = 96 * 7;
 /// orders, each named by its path; a failure of the solver.
 pub fn clear(network: &Network, book: &Book, fee: Price, settings: &Settings) -> Result<Welfare, TradingError> {
     check(network, book)?;
-    if fee < Price::ZERO || fee > Price::LIMIT {
-        return Err(TradingError::invalid(
-            "grid_fee",
-            format!("{fee} per kWh; at least 0 and at most {}", Price::LIMIT),
-        ));
-    }
+    crate::price::check_fee(fee)?;
     let started = std::time::Instant::now();
     let decisions = if book.blocks.is_empty() {
         Vec::new()
@@ -252,10 +247,7 @@ pub fn clear(network: &Network, book: &Book, fee: Price, settings: &Settings) ->
     let step_results: Vec<(OrderId, Energy)> =
         book.steps.iter().zip(&steps).map(|(o, c)| (o.id, wh(x[c.0] * kwh_of(o.quantity)))).collect();
     // What a side pays or receives per kWh at a node's price.
-    let settled = |side: Side, price: Price| match side {
-        Side::Buy => price,
-        Side::Sell => price - fee,
-    };
+    let settled = |side: Side, price: Price| crate::price::settled(side, price, fee);
     let (mut paid, mut received, mut bought) = (Decimal::ZERO, Decimal::ZERO, Energy::ZERO);
     for (o, (_, e)) in book.steps.iter().zip(&step_results) {
         let value = amount(*e, settled(o.side, price_at[&(o.product.as_str(), o.node.as_str())]));

@@ -440,9 +440,7 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
     };
     let party = |field: &str, p: String| crate::contracts::party_id(field, p);
     let fee = if grid_fee.is_empty() { Price::ZERO } else { price("grid_fee", &grid_fee)? };
-    if fee < Price::ZERO {
-        return Err(status::invalid("grid_fee", format!("{fee} per kWh; a fee is at least 0")));
-    }
+    volta_trading::price::check_fee(fee).map_err(|e| status::trading(&e))?;
     match mechanism {
         pb::Mechanism::PayAsClear | pb::Mechanism::PayAsBid => {
             if !blocks.is_empty() {
@@ -663,7 +661,7 @@ pub fn welfare_message(
                 quantity_wh: accepted.get(&s.id).map_or(0, |e| e.wh()),
                 price: price_of
                     .get(&(&s.product, s.node.as_str()))
-                    .map(|p| if s.side == Side::Sell { *p - w.grid_fee } else { *p })
+                    .map(|p| volta_trading::price::settled(s.side, *p, w.grid_fee))
                     .map(|p| p.to_string())
                     .unwrap_or_default(),
             })

@@ -95,9 +95,7 @@ struct Row {
 
 pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let Command::Clear { orders, mechanism, network, minutes, grid_fee, fills, plot } = &args.command;
-    if *grid_fee < Price::ZERO {
-        bail!("--grid-fee {grid_fee}: a fee is at least 0");
-    }
+    volta_trading::price::check_fee(*grid_fee).context("--grid-fee")?;
     if ![5, 10, 15, 30, 60].contains(minutes) {
         bail!("--minutes {minutes}: one of 5, 10, 15, 30, 60");
     }
@@ -162,13 +160,8 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     && let Some(path) = plot
                 {
                     // In what buyers pay: a sell at its ask plus the fee.
-                    let shown: Vec<Bid> = bids
-                        .iter()
-                        .map(|b| match (b.side, b.price) {
-                            (Side::Sell, Some(p)) => Bid { price: Some(p + *grid_fee), ..b.clone() },
-                            _ => b.clone(),
-                        })
-                        .collect();
+                    let shown: Vec<Bid> =
+                        bids.iter().map(|b| Bid { price: b.buyers_limit(*grid_fee), ..b.clone() }).collect();
                     crate::report::market::curves(product.as_str(), &shown, c.price, c.volume, path)?;
                     eprintln!("plot: {}", path.display());
                 }
@@ -224,7 +217,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
             for r in &rows {
                 let price = price_of[&(r.product.as_str(), r.node.as_str())];
-                let price = if r.side == Side::Sell { price - *grid_fee } else { price };
+                let price = volta_trading::price::settled(r.side, price, *grid_fee);
                 out.push((r.id, accepted.get(&r.id).copied().unwrap_or(Energy::ZERO), price));
             }
         }
