@@ -40,9 +40,9 @@ use serde::{Deserialize, Serialize};
 use volta_contracts::{Energy, PartyId};
 
 use crate::error::TradingError;
+use crate::order::settled;
 use crate::order::{OrderId, Side, Trade};
-pub use crate::price::Pricing;
-use crate::price::{Price, amount, settled};
+use crate::price::{Price, amount};
 use crate::product::ProductId;
 
 /// An order of a call auction.

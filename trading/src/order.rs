@@ -152,3 +152,13 @@ impl Trade {
         crate::price::amount(self.quantity, self.grid_fee)
     }
 }
+
+/// What a side settles at per kWh where buyers pay `price` under grid fee
+/// `fee`: a buyer `price`, a seller `price` less the fee.
+#[must_use]
+pub fn settled(side: Side, price: Price, fee: Price) -> Price {
+    match side {
+        Side::Buy => price,
+        Side::Sell => price - fee,
+    }
+}

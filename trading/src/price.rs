@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use volta_contracts::Energy;
 
 use crate::error::TradingError;
-use crate::order::Side;
 
 /// Decimals of a price.
 pub const DECIMALS: u32 = 6;
@@ -88,16 +87,6 @@ pub fn check_fee(fee: Price) -> Result<Price, TradingError> {
         ));
     }
     Ok(fee)
-}
-
-/// What a side settles at per kWh where buyers pay `price` under grid fee
-/// `fee`: a buyer `price`, a seller `price` less the fee.
-#[must_use]
-pub fn settled(side: Side, price: Price, fee: Price) -> Price {
-    match side {
-        Side::Buy => price,
-        Side::Sell => price - fee,
-    }
 }
 
 impl std::ops::Add for Price {

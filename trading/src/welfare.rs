@@ -247,7 +247,7 @@ pub fn clear(network: &Network, book: &Book, fee: Price, settings: &Settings) ->
     let step_results: Vec<(OrderId, Energy)> =
         book.steps.iter().zip(&steps).map(|(o, c)| (o.id, wh(x[c.0] * kwh_of(o.quantity)))).collect();
     // What a side pays or receives per kWh at a node's price.
-    let settled = |side: Side, price: Price| crate::price::settled(side, price, fee);
+    let settled = |side: Side, price: Price| crate::order::settled(side, price, fee);
     let (mut paid, mut received, mut bought) = (Decimal::ZERO, Decimal::ZERO, Energy::ZERO);
     for (o, (_, e)) in book.steps.iter().zip(&step_results) {
         let value = amount(*e, settled(o.side, price_at[&(o.product.as_str(), o.node.as_str())]));

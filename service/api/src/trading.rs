@@ -661,7 +661,7 @@ pub fn welfare_message(
                 quantity_wh: accepted.get(&s.id).map_or(0, |e| e.wh()),
                 price: price_of
                     .get(&(&s.product, s.node.as_str()))
-                    .map(|p| volta_trading::price::settled(s.side, *p, w.grid_fee))
+                    .map(|p| volta_trading::order::settled(s.side, *p, w.grid_fee))
                     .map(|p| p.to_string())
                     .unwrap_or_default(),
             })

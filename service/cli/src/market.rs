@@ -217,7 +217,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
             for r in &rows {
                 let price = price_of[&(r.product.as_str(), r.node.as_str())];
-                let price = volta_trading::price::settled(r.side, price, *grid_fee);
+                let price = volta_trading::order::settled(r.side, price, *grid_fee);
                 out.push((r.id, accepted.get(&r.id).copied().unwrap_or(Energy::ZERO), price));
             }
         }
