@@ -40,8 +40,8 @@ use serde::{Deserialize, Serialize};
 use volta_contracts::{Energy, PartyId};
 
 use crate::error::TradingError;
-use crate::order::settled;
-use crate::order::{OrderId, Side, Trade};
+use crate::order::{OrderId, Side, Trade, settled};
+pub use crate::price::Pricing;
 use crate::price::{Price, amount};
 use crate::product::ProductId;
 
