@@ -207,5 +207,6 @@ pub fn continuous_rules() -> volta_api::pb::trading::MarketRules {
         max_price: "4".into(),
         matching: volta_api::pb::trading::Matching::Continuous.into(),
         grid_fee: String::new(),
+        network: None,
     }
 }

@@ -7,10 +7,11 @@
 //! - [`order`]: orders, trades;
 //! - [`book`]: the continuous double auction, price-time priority;
 //! - [`market`]: a market as a service runs it, continuous or a call
-//!   auction per product: books per product, order records and their
+//!   auction per product (uniform or over a network): books per product, order records and their
 //!   states, expiry or clearing at gate closure, and the rebuild from
 //!   stored records;
 //! - [`auction`]: call auctions, pay-as-clear and pay-as-bid;
+//! - [`network`]: the nodes and lines a market clears over;
 //! - [`welfare`]: welfare-maximising clearing over a network on HiGHS, with
 //!   block orders and nodal prices;
 //! - [`bids`]: a site's bid curves from its dispatch case at price levels;
@@ -28,6 +29,7 @@ pub mod book;
 mod error;
 pub mod market;
 pub mod netting;
+pub mod network;
 pub mod order;
 pub mod price;
 pub mod product;

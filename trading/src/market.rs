@@ -32,9 +32,14 @@ use volta_contracts::{Energy, PartyId};
 use crate::auction::{self, Bid};
 use crate::book::{Book, Cancelled, Depth};
 use crate::error::TradingError;
+use crate::network::NodeId;
 use crate::order::{Kind, Order, OrderId, Side, TimeInForce, Trade};
 use crate::price::Price;
 use crate::product::{MarketRules, Matching, Product};
+use crate::welfare;
+
+/// Seconds the solver may take over one product of a welfare market.
+pub const WELFARE_TIME_LIMIT_S: f64 = 60.0;
 
 /// A trade's number, unique in its market, in the order trades happened.
 pub type TradeId = u64;
@@ -128,6 +133,9 @@ pub struct Entry {
     pub state: OrderState,
     /// Why it was cancelled, if it was.
     pub cancel_reason: Option<CancelReason>,
+    /// Its node, in a welfare market; none elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeId>,
 }
 
 impl Entry {
@@ -183,6 +191,37 @@ pub struct AuctionRecord {
     pub orders: usize,
     /// When it cleared.
     pub at: Timestamp,
+    /// What the clearing over the network found, in a welfare market;
+    /// none elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkClearing>,
+}
+
+/// What a welfare market's clearing of a product found over its network.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NetworkClearing {
+    /// The price at each node, what a buyer there pays per kWh (a seller
+    /// receives it less the grid fee), in the network's node order.
+    pub prices: Vec<(NodeId, Price)>,
+    /// Energy on each line, in the network's line order.
+    pub flows: Vec<LineFlow>,
+    /// The welfare reached (what buyers would pay less what sellers ask,
+    /// less the grid and line fees), rounded to the millionth.
+    pub welfare: Decimal,
+    /// Why nothing cleared, when the solver failed; none otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+/// Energy on a line in a product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineFlow {
+    /// The line.
+    pub line: String,
+    /// Wh, positive from the line's `from` node to its `to` node.
+    pub energy: Energy,
+    /// Whether it is at its capacity.
+    pub congested: bool,
 }
 
 /// What a call changed: orders as they are now (new or changed), new
@@ -218,7 +257,7 @@ impl Venue {
     fn new(product: Product, matching: Matching) -> Self {
         match matching {
             Matching::Continuous => Self::Book(Book::new(product)),
-            Matching::Call(_) => Self::Call { product, orders: BTreeSet::new() },
+            Matching::Call(_) | Matching::Welfare => Self::Call { product, orders: BTreeSet::new() },
         }
     }
 
@@ -245,6 +284,8 @@ pub struct NewOrder {
     pub kind: Kind,
     /// Energy, Wh.
     pub quantity: Energy,
+    /// Its node: one of the network's in a welfare market, none elsewhere.
+    pub node: Option<NodeId>,
 }
 
 /// `trade` of `product`, numbered after `last` (which it advances).
@@ -381,6 +422,7 @@ impl Market {
     /// the market is unchanged.
     pub fn submit(&mut self, new: NewOrder, now: Timestamp) -> Result<Changes, TradingError> {
         let product = self.product(new.delivery_start)?;
+        self.check_node(new.node.as_deref())?;
         let order = Order {
             id: self.last_order + 1,
             participant: new.participant,
@@ -415,6 +457,7 @@ impl Market {
                     filled: Energy::ZERO,
                     state: OrderState::Resting,
                     cancel_reason: None,
+                    node: new.node,
                 };
                 self.rest(entry.clone());
                 return Ok(Changes { orders: vec![entry], ..Changes::default() });
@@ -451,6 +494,7 @@ impl Market {
             filled,
             state,
             cancel_reason: execution.cancelled.map(|(_, why)| CancelReason::Rule(why)),
+            node: None,
         };
         changes.orders.push(entry.clone());
         if state == OrderState::Resting {
@@ -474,6 +518,30 @@ impl Market {
             }
         }
         Ok(changes)
+    }
+
+    /// Refuses a node a market does not have: a welfare market's order
+    /// names one of its network's nodes, another market's names none.
+    fn check_node(&self, node: Option<&str>) -> Result<(), TradingError> {
+        match (&self.rules.network, node) {
+            (Some(network), Some(node)) if network.has(node) => Ok(()),
+            (Some(network), Some(node)) => Err(TradingError::invalid(
+                "node",
+                format!("{node:?} is not a node of the market's network ({})", network.nodes.join(", ")),
+            )),
+            (Some(network), None) => Err(TradingError::invalid(
+                "node",
+                format!("a welfare market places each order at a node: one of {}", network.nodes.join(", ")),
+            )),
+            (None, Some(node)) => Err(TradingError::invalid(
+                "node",
+                format!(
+                    "{node:?}; only a welfare market places orders at nodes, and this one is {}",
+                    self.rules.matching.as_str()
+                ),
+            )),
+            (None, None) => Ok(()),
+        }
     }
 
     /// Cancels resting order `id` (as its participant or the operator).
@@ -564,7 +632,11 @@ impl Market {
     /// marking fills on their entries (which [`Self::close`] then takes
     /// out of the book) and adding its trades and outcome to `changes`.
     fn clear_call(&mut self, product: &Product, orders: &BTreeSet<OrderId>, now: Timestamp, changes: &mut Changes) {
-        let Matching::Call(pricing) = self.rules.matching else { return };
+        let pricing = match self.rules.matching {
+            Matching::Call(pricing) => pricing,
+            Matching::Welfare => return self.clear_welfare(product, orders, now, changes),
+            Matching::Continuous => return,
+        };
         let bids: Vec<Bid> = orders
             .iter()
             .filter_map(|id| self.open.get(id))
@@ -612,6 +684,103 @@ impl Market {
             received: clearing.received.normalize(),
             orders: bids.len(),
             at: now,
+            network: None,
+        });
+    }
+
+    /// Clears the call auction of `product` over the market's network:
+    /// the resting `orders` are steps at their nodes (a market order at the
+    /// product's price bound: a buy at its highest, a sell at its lowest),
+    /// welfare is maximised on HiGHS, and the accepted energy is paired
+    /// into trades at the nodal prices ([`welfare::Welfare::trades`]).
+    /// If the solver fails, nothing clears, every order expires, and the
+    /// outcome says why.
+    fn clear_welfare(&mut self, product: &Product, orders: &BTreeSet<OrderId>, now: Timestamp, changes: &mut Changes) {
+        let Some(network) = self.rules.network.clone() else { return };
+        let entries: Vec<&Entry> = orders.iter().filter_map(|id| self.open.get(id)).collect();
+        let book = welfare::Book {
+            steps: entries
+                .iter()
+                .map(|e| welfare::Step {
+                    id: e.order.id,
+                    participant: e.order.participant.clone(),
+                    product: product.id.clone(),
+                    node: e.node.clone().unwrap_or_default(),
+                    side: e.order.side,
+                    price: e.order.limit().unwrap_or(match e.order.side {
+                        Side::Buy => product.max_price,
+                        Side::Sell => product.min_price,
+                    }),
+                    quantity: e.resting(),
+                })
+                .collect(),
+            blocks: Vec::new(),
+        };
+        let collected = entries.len();
+        let settings =
+            volta_lp::Settings { threads: Some(1), time_limit_s: Some(WELFARE_TIME_LIMIT_S), ..Default::default() };
+        let (trades, outcome) = match welfare::clear(&network, &book, product.grid_fee, &settings) {
+            Ok(w) => {
+                let outcome = NetworkClearing {
+                    prices: network
+                        .nodes
+                        .iter()
+                        .map(|n| {
+                            let price = w.prices.iter().find(|p| &p.node == n).map_or(Price::ZERO, |p| p.price);
+                            (n.clone(), price)
+                        })
+                        .collect(),
+                    flows: w
+                        .flows
+                        .iter()
+                        .map(|f| LineFlow { line: f.line.clone(), energy: f.energy, congested: f.congested })
+                        .collect(),
+                    welfare: Decimal::from_f64_retain(w.welfare).unwrap_or_default().round_dp(6).normalize(),
+                    failure: None,
+                };
+                (w.trades(&book), outcome)
+            }
+            Err(e) => (Vec::new(), NetworkClearing { failure: Some(e.to_string()), ..NetworkClearing::default() }),
+        };
+        let (mut paid, mut received, mut volume) = (Decimal::ZERO, Decimal::ZERO, Energy::ZERO);
+        for trade in &trades {
+            for (id, side) in [(trade.buy, Side::Buy), (trade.sell, Side::Sell)] {
+                if let Some(entry) = self.open.get_mut(&id) {
+                    entry.filled += trade.quantity;
+                    if entry.filled == entry.order.quantity {
+                        entry.state = OrderState::Filled;
+                    }
+                }
+                match side {
+                    Side::Buy => paid += crate::price::amount(trade.quantity, trade.buyer_price),
+                    Side::Sell => received += crate::price::amount(trade.quantity, trade.seller_price),
+                }
+            }
+            volume += trade.quantity;
+        }
+        // One price when every node has it (no congestion, no line fees
+        // that bind); each node's own otherwise.
+        let uniform = match outcome.prices.split_first() {
+            Some(((_, first), rest)) if outcome.failure.is_none() && rest.iter().all(|(_, p)| p == first) => {
+                Some(*first)
+            }
+            _ => None,
+        };
+        for trade in trades {
+            changes.trades.push(numbered(&mut self.last_trade, trade, product, None, now));
+        }
+        changes.auctions.push(AuctionRecord {
+            delivery_start: product.delivery_start,
+            delivery_end: product.delivery_end,
+            price: uniform,
+            volume,
+            demand: volume,
+            supply: volume,
+            paid: paid.normalize(),
+            received: received.normalize(),
+            orders: collected,
+            at: now,
+            network: Some(outcome),
         });
     }
 
@@ -679,6 +848,7 @@ mod tests {
             max_price: "4".parse().expect("price"),
             matching: Matching::Continuous,
             grid_fee: Price::ZERO,
+            network: None,
         }
     }
 
@@ -694,7 +864,12 @@ mod tests {
             side,
             kind: Kind::Limit { price: price.parse::<Price>().expect("price"), time_in_force: tif },
             quantity: Energy::from_wh(wh),
+            node: None,
         }
+    }
+
+    fn at_node(node: &str, order: NewOrder) -> NewOrder {
+        NewOrder { node: Some(node.to_owned()), ..order }
     }
 
     #[test]
@@ -838,6 +1013,93 @@ mod tests {
             assert_eq!(market.resting(), 0);
             assert!(market.close(at("2024-06-01T10:00:00Z")).is_empty(), "an auction clears once");
         }
+    }
+
+    /// Two nodes and a 2 kWh line between them, worked by hand: alice's
+    /// 0.10 at `a` is the cheapest energy, but only 2 kWh of it reach
+    /// carol at `b` over the congested line, so bob's 0.20 at `b` sets
+    /// `b`'s price and alice's sets `a`'s.
+    #[test]
+    fn a_welfare_market_clears_each_product_over_its_network_at_nodal_prices() {
+        use crate::network::{Line, Network};
+        let now = at("2024-06-01T08:00:00Z");
+        let network = Network {
+            nodes: vec!["a".into(), "b".into()],
+            lines: vec![Line::new("ab", "a", "b", Energy::from_wh(2_000))],
+        };
+        let rules = MarketRules { matching: Matching::Welfare, network: Some(network), ..rules() };
+        let mut market = Market::new(rules.clone(), 0, 0).expect("market");
+        let orders = [
+            at_node("a", limit("a", "alice", Side::Sell, 5_000, "0.10", TimeInForce::Gtc)),
+            at_node("b", limit("b", "bob", Side::Sell, 5_000, "0.20", TimeInForce::Gtc)),
+            at_node("b", limit("c", "carol", Side::Buy, 4_000, "0.30", TimeInForce::Gtc)),
+            at_node("a", limit("d", "dave", Side::Buy, 1_000, "0.25", TimeInForce::Gtc)),
+        ];
+        for order in orders {
+            let made = market.submit(order, now).expect("submit");
+            assert!(made.trades.is_empty(), "nothing trades before the gate closes");
+        }
+        // Every order names a node of the network, and only here.
+        let none = market.submit(limit("e", "erin", Side::Buy, 1_000, "0.3", TimeInForce::Gtc), now).expect_err("none");
+        assert!(none.to_string().starts_with("node: a welfare market"), "{none}");
+        let unknown = at_node("z", limit("e", "erin", Side::Buy, 1_000, "0.3", TimeInForce::Gtc));
+        let unknown = market.submit(unknown, now).expect_err("unknown");
+        assert!(unknown.to_string().starts_with("node: \"z\" is not a node"), "{unknown}");
+        let mut continuous = Market::new(self::rules(), 0, 0).expect("market");
+        let elsewhere = at_node("a", limit("e", "erin", Side::Buy, 1_000, "0.3", TimeInForce::Gtc));
+        assert!(continuous.submit(elsewhere, now).expect_err("no nodes").to_string().starts_with("node:"));
+
+        let mut rebuilt = Market::new(rules, 4, 0).expect("market");
+        for id in 1..=4 {
+            rebuilt.restore(market.open(id).cloned().expect("resting")).expect("restore");
+        }
+        let gate = at("2024-06-01T09:55:00Z");
+        let closed = market.close(gate);
+        assert_eq!(closed, rebuilt.close(gate), "a market rebuilt from its records clears the same");
+
+        let auction = &closed.auctions[0];
+        let outcome = auction.network.as_ref().expect("a network outcome");
+        assert_eq!(outcome.failure, None);
+        let prices: Vec<_> = outcome.prices.iter().map(|(n, p)| (n.as_str(), p.to_string())).collect();
+        assert_eq!(prices, [("a", "0.1".to_owned()), ("b", "0.2".to_owned())]);
+        assert_eq!(auction.price, None, "the congested line splits the prices");
+        assert_eq!(outcome.flows, [LineFlow { line: "ab".into(), energy: Energy::from_wh(2_000), congested: true }]);
+        // Buyers value 4 × 0.30 + 1 × 0.25, sellers ask 3 × 0.10 + 2 × 0.20.
+        assert_eq!(outcome.welfare.to_string(), "0.75");
+        assert_eq!(auction.volume.wh(), 5_000);
+        // Carol pays b's price for all 4 kWh, dave a's; alice receives a's, bob b's;
+        // the congestion rent, 2 kWh × 0.10, is the operator's.
+        assert_eq!((auction.paid.to_string(), auction.received.to_string()), ("0.9".to_owned(), "0.7".to_owned()));
+        let trades: Vec<_> = closed
+            .trades
+            .iter()
+            .map(|t| {
+                (
+                    t.trade.buy,
+                    t.trade.sell,
+                    t.trade.quantity.wh(),
+                    t.trade.buyer_price.to_string(),
+                    t.trade.seller_price.to_string(),
+                )
+            })
+            .collect();
+        let p = |x: &str| x.to_owned();
+        assert_eq!(
+            trades,
+            [(4, 1, 1_000, p("0.1"), p("0.1")), (3, 2, 2_000, p("0.2"), p("0.2")), (3, 1, 2_000, p("0.2"), p("0.1")),],
+            "same node first, then over the line"
+        );
+        let states: Vec<_> = closed.orders.iter().map(|e| (e.order.id, e.state, e.filled.wh())).collect();
+        assert_eq!(
+            states,
+            [
+                (1, OrderState::Expired, 3_000),
+                (2, OrderState::Expired, 2_000),
+                (3, OrderState::Filled, 4_000),
+                (4, OrderState::Filled, 1_000)
+            ]
+        );
+        assert_eq!(market.resting(), 0);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TradingError;
+use crate::network::Network;
 use crate::price::{Price, Pricing};
 
 /// Identifies a product: its delivery start (UTC) and length in minutes,
@@ -114,17 +115,23 @@ pub enum Matching {
     /// open, and the product clears at once when it closes
     /// ([`crate::auction`]), paid as stated.
     Call(Pricing),
+    /// A call auction over the market's network: orders are collected at
+    /// their nodes while the gate is open, and the product clears when it
+    /// closes by maximising welfare ([`crate::welfare`]), each node at its
+    /// own price where a line is congested.
+    Welfare,
 }
 
 impl Matching {
     /// The matching as stored and shown: `continuous`, `pay_as_clear`,
-    /// `pay_as_bid`.
+    /// `pay_as_bid`, `welfare`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Continuous => "continuous",
             Self::Call(Pricing::PayAsClear) => "pay_as_clear",
             Self::Call(Pricing::PayAsBid) => "pay_as_bid",
+            Self::Welfare => "welfare",
         }
     }
 }
@@ -156,6 +163,10 @@ pub struct MarketRules {
     /// ([`crate::book`], [`crate::auction`]).
     #[serde(default)]
     pub grid_fee: Price,
+    /// The network a welfare market clears over (its orders name their
+    /// node); none for the other matchings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
 }
 
 impl MarketRules {
@@ -189,6 +200,24 @@ impl MarketRules {
             ));
         }
         crate::price::check_fee(self.grid_fee)?;
+        match (self.matching, &self.network) {
+            (Matching::Welfare, Some(network)) => {
+                network.check()?;
+            }
+            (Matching::Welfare, None) => {
+                return Err(TradingError::invalid(
+                    "network",
+                    "a welfare market clears over a network: give its nodes (and lines, if any)",
+                ));
+            }
+            (Matching::Continuous | Matching::Call(_), Some(_)) => {
+                return Err(TradingError::invalid(
+                    "network",
+                    format!("only a welfare market clears over a network; this one is {}", self.matching.as_str()),
+                ));
+            }
+            (Matching::Continuous | Matching::Call(_), None) => {}
+        }
         Ok(zone)
     }
 
@@ -242,6 +271,7 @@ mod tests {
             max_price: "4".parse().expect("price"),
             matching: Matching::Continuous,
             grid_fee: Price::ZERO,
+            network: None,
         }
     }
 
@@ -272,5 +302,13 @@ mod tests {
         assert!(bad.check().expect_err("zone").to_string().starts_with("time_zone"));
         let bad = MarketRules { grid_fee: Price::from_micros(-1), ..rules() };
         assert!(bad.check().expect_err("fee").to_string().starts_with("grid_fee"));
+        let bad = MarketRules { matching: Matching::Welfare, ..rules() };
+        assert!(bad.check().expect_err("no network").to_string().starts_with("network"));
+        let bad = MarketRules { network: Some(Network::single("a")), ..rules() };
+        assert!(bad.check().expect_err("not welfare").to_string().starts_with("network"));
+        let bad = MarketRules { matching: Matching::Welfare, network: Some(Network::single("")), ..rules() };
+        assert!(bad.check().expect_err("unnamed").to_string().starts_with("network.nodes[0]"));
+        let good = MarketRules { matching: Matching::Welfare, network: Some(Network::single("a")), ..rules() };
+        assert!(good.check().is_ok());
     }
 }

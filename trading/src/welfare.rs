@@ -34,7 +34,7 @@
 //! Energies are solved in kWh and reported rounded to the Wh; prices to the
 //! tick (a millionth per kWh).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -42,46 +42,10 @@ use volta_contracts::{Energy, PartyId};
 use volta_lp::{Col, Integrality, Lin, Lp, Outcome, Row, Settings};
 
 use crate::error::TradingError;
-use crate::order::{OrderId, Side};
+pub use crate::network::{Line, Network, NodeId};
+use crate::order::{OrderId, Side, Trade};
 use crate::price::{Price, amount};
 use crate::product::ProductId;
-
-/// A node of the network.
-pub type NodeId = String;
-
-/// A line between two nodes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Line {
-    /// Its name.
-    pub id: String,
-    /// One end.
-    pub from: NodeId,
-    /// The other end.
-    pub to: NodeId,
-    /// The most energy it carries in an interval, each way, Wh.
-    pub capacity: Energy,
-    /// The grid fee per kWh carried, either way.
-    #[serde(default)]
-    pub fee: Price,
-}
-
-/// The network: nodes and lines. One node and no lines is a single zone.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Network {
-    /// The nodes.
-    pub nodes: Vec<NodeId>,
-    /// The lines.
-    #[serde(default)]
-    pub lines: Vec<Line>,
-}
-
-impl Network {
-    /// One node, no lines.
-    #[must_use]
-    pub fn single(node: &str) -> Self {
-        Self { nodes: vec![node.to_owned()], lines: Vec::new() }
-    }
-}
 
 /// A divisible order: one step of a participant's curve in one interval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,6 +292,98 @@ pub fn clear(network: &Network, book: &Book, fee: Price, settings: &Settings) ->
     })
 }
 
+/// An accepted order's energy in one product, to be paired.
+struct Leg<'a> {
+    id: OrderId,
+    participant: &'a PartyId,
+    node: &'a str,
+    left: Energy,
+}
+
+impl Welfare {
+    /// The accepted energy of `book` (the book this clearing was given) as
+    /// trades, product by product: each buyer pays its node's price, each
+    /// seller receives its node's price less the grid fee, so every side's
+    /// energy and money are its own fill at its own node. The pairing is a
+    /// bookkeeping of those fills, not a path through the network: buyers
+    /// and sellers at the same node are paired first, then the rest, each
+    /// list in node order and, within a node, in the book's order. The
+    /// fills are rounded to the Wh; a Wh of rounding that leaves one side
+    /// longer than the other stays unpaired.
+    #[must_use]
+    pub fn trades(&self, book: &Book) -> Vec<Trade> {
+        let price_at: HashMap<(&str, &str), Price> =
+            self.prices.iter().map(|p| ((p.product.as_str(), p.node.as_str()), p.price)).collect();
+        let mut legs: BTreeMap<&ProductId, [Vec<Leg<'_>>; 2]> = BTreeMap::new();
+        let steps = book.steps.iter().zip(&self.steps).map(|(o, (_, e))| {
+            (&o.product, o.side, Leg { id: o.id, participant: &o.participant, node: &o.node, left: *e })
+        });
+        let blocks = book.blocks.iter().zip(&self.blocks).filter(|(_, r)| r.accepted).flat_map(|(b, r)| {
+            b.profile
+                .iter()
+                .map(move |(p, e)| (p, b.side, Leg { id: r.id, participant: &b.participant, node: &b.node, left: *e }))
+        });
+        for (product, side, leg) in steps.chain(blocks) {
+            if !leg.left.is_zero() {
+                legs.entry(product).or_default()[usize::from(side == Side::Sell)].push(leg);
+            }
+        }
+        let mut trades = Vec::new();
+        for (product, [mut buys, mut sells]) in legs {
+            buys.sort_by(|a, b| a.node.cmp(b.node));
+            sells.sort_by(|a, b| a.node.cmp(b.node));
+            let mut trade = |b: &Leg<'_>, s: &Leg<'_>, quantity: Energy| {
+                let at = |node: &str| price_at.get(&(product.as_str(), node)).copied().unwrap_or(Price::ZERO);
+                trades.push(Trade {
+                    product: product.clone(),
+                    buy: b.id,
+                    sell: s.id,
+                    buyer: b.participant.clone(),
+                    seller: s.participant.clone(),
+                    quantity,
+                    buyer_price: at(b.node),
+                    seller_price: crate::order::settled(Side::Sell, at(s.node), self.grid_fee),
+                    grid_fee: self.grid_fee,
+                });
+            };
+            // At each node first (both lists are in node order)...
+            let (mut i, mut j) = (0, 0);
+            while i < buys.len() && j < sells.len() {
+                match buys[i].node.cmp(sells[j].node) {
+                    std::cmp::Ordering::Less => i += 1,
+                    std::cmp::Ordering::Greater => j += 1,
+                    std::cmp::Ordering::Equal => {
+                        let q = buys[i].left.min(sells[j].left);
+                        trade(&buys[i], &sells[j], q);
+                        buys[i].left -= q;
+                        sells[j].left -= q;
+                        i += usize::from(buys[i].left.is_zero());
+                        j += usize::from(sells[j].left.is_zero());
+                    }
+                }
+            }
+            // ...then what flows between nodes.
+            let (mut i, mut j) = (0, 0);
+            loop {
+                while i < buys.len() && buys[i].left.is_zero() {
+                    i += 1;
+                }
+                while j < sells.len() && sells[j].left.is_zero() {
+                    j += 1;
+                }
+                if i == buys.len() || j == sells.len() {
+                    break;
+                }
+                let q = buys[i].left.min(sells[j].left);
+                trade(&buys[i], &sells[j], q);
+                buys[i].left -= q;
+                sells[j].left -= q;
+            }
+        }
+        trades
+    }
+}
+
 /// Per line and interval (in the order of `lines`), the net flow of the
 /// least total flow that serves `injection` within the capacities and pays
 /// the same fees (fees first, then energy moved).
@@ -486,17 +542,7 @@ impl Model {
 
 fn check(network: &Network, book: &Book) -> Result<(), TradingError> {
     crate::at_most("orders", book.steps.len() + book.blocks.len(), MAX_ORDERS)?;
-    crate::at_most("nodes", network.nodes.len(), 10_000)?;
-    crate::at_most("lines", network.lines.len(), 100_000)?;
-    if network.nodes.is_empty() {
-        return Err(TradingError::invalid("network.nodes", "no node"));
-    }
-    let mut nodes = std::collections::HashSet::new();
-    for (i, n) in network.nodes.iter().enumerate() {
-        if !nodes.insert(n.as_str()) {
-            return Err(TradingError::invalid(format!("network.nodes[{i}]"), format!("{n:?} is repeated")));
-        }
-    }
+    let nodes = network.check()?;
     let known = |field: String, node: &str| {
         if nodes.contains(node) {
             Ok(())
@@ -504,19 +550,6 @@ fn check(network: &Network, book: &Book) -> Result<(), TradingError> {
             Err(TradingError::invalid(field, format!("{node:?} is not a node of the network")))
         }
     };
-    for (i, l) in network.lines.iter().enumerate() {
-        known(format!("network.lines[{i}].from"), &l.from)?;
-        known(format!("network.lines[{i}].to"), &l.to)?;
-        if l.from == l.to {
-            return Err(TradingError::invalid(format!("network.lines[{i}].to"), "a line joins two different nodes"));
-        }
-        if l.capacity < Energy::ZERO || l.capacity > crate::order::MAX_QUANTITY {
-            return Err(TradingError::invalid(format!("network.lines[{i}].capacity"), format!("{} kWh", l.capacity)));
-        }
-        if l.fee < Price::ZERO || l.fee > Price::LIMIT {
-            return Err(TradingError::invalid(format!("network.lines[{i}].fee"), format!("{} is not a fee", l.fee)));
-        }
-    }
     let quantity = |field: String, e: Energy| {
         if e <= Energy::ZERO || e > crate::order::MAX_QUANTITY {
             Err(TradingError::invalid(field, format!("{e} kWh; positive and at most {}", crate::order::MAX_QUANTITY)))

@@ -144,6 +144,7 @@ async fn trade(url: &str, args: &Args, products: &Arc<Vec<Timestamp>>, from: usi
                 quantity_wh: 500,
                 limit_price: format!("{:.3}", 0.2 + 0.002 * tick as f64),
                 time_in_force: tpb::TimeInForce::Gtc.into(),
+                node: String::new(),
             };
             let one = match client.submit_order(request).await {
                 Ok(reply) => {
@@ -209,6 +210,7 @@ async fn write_trades(database: &str, args: &Args, rate: f64, products: &[Timest
         side,
         kind: Kind::Limit { price: price.parse().expect("price"), time_in_force: TimeInForce::Gtc },
         quantity: volta_contracts::Energy::from_wh(500),
+        node: None,
     };
     let start = Instant::now();
     let (mut written, mut k) = (0_u64, 0_u64);

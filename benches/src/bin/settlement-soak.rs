@@ -220,6 +220,7 @@ async fn client(
             quantity_wh: 500,
             limit_price: format!("{:.3}", 0.2 + 0.002 * tick as f64),
             time_in_force: tpb::TimeInForce::Gtc.into(),
+            node: String::new(),
         };
         // The same order until it is acknowledged (or the soak ends).
         loop {

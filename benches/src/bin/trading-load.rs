@@ -65,6 +65,7 @@ fn order(client: usize, k: usize, products: &[Timestamp]) -> tpb::SubmitOrderReq
         quantity_wh: 250 + i64::try_from(k % 8).unwrap_or(0) * 125,
         limit_price: format!("{:.3}", 0.2 + 0.001 * tick as f64),
         time_in_force: tif.into(),
+        node: String::new(),
     }
 }
 

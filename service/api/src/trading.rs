@@ -62,6 +62,7 @@ pub fn rules(message: Option<pb::MarketRules>) -> Result<MarketRules, Status> {
         max_price,
         matching,
         grid_fee,
+        network: network_in,
     } = message.ok_or_else(|| status::invalid("rules", "missing".to_owned()))?;
     let rules = MarketRules {
         time_zone,
@@ -75,11 +76,13 @@ pub fn rules(message: Option<pb::MarketRules>) -> Result<MarketRules, Status> {
             Ok(pb::Matching::Unspecified | pb::Matching::Continuous) => Matching::Continuous,
             Ok(pb::Matching::PayAsClear) => Matching::Call(Pricing::PayAsClear),
             Ok(pb::Matching::PayAsBid) => Matching::Call(Pricing::PayAsBid),
+            Ok(pb::Matching::Welfare) => Matching::Welfare,
             Err(_) => return Err(status::invalid("rules.matching", format!("{matching} is not a matching"))),
         },
         grid_fee: if grid_fee.is_empty() { Price::ZERO } else { price("rules.grid_fee", &grid_fee)? },
+        network: network_in.map(|n| network(n, "rules.network")).transpose()?,
     };
-    rules.check().map_err(|e| status::trading_at(&e, &|field| format!("rules.{field}")))?;
+    rules.check().map_err(|e| status::trading_at(&e, &|field| format!("rules.{}", network_field(field))))?;
     Ok(rules)
 }
 
@@ -97,9 +100,82 @@ pub fn rules_message(rules: &MarketRules) -> pb::MarketRules {
             Matching::Continuous => pb::Matching::Continuous,
             Matching::Call(Pricing::PayAsClear) => pb::Matching::PayAsClear,
             Matching::Call(Pricing::PayAsBid) => pb::Matching::PayAsBid,
+            Matching::Welfare => pb::Matching::Welfare,
         }
         .into(),
         grid_fee: rules.grid_fee.to_string(),
+        network: rules.network.as_ref().map(network_message),
+    }
+}
+
+/// A network from its message, its fields named under `prefix`
+/// (`rules.network`); the domain checks the rest
+/// ([`Network::check`], its fields named by [`network_field`]).
+///
+/// # Errors
+/// INVALID_ARGUMENT on a line's fee that is not a price.
+pub fn network(message: pb::Network, prefix: &str) -> Result<Network, Status> {
+    let pb::Network { nodes, lines } = message;
+    use volta_trading::network::{MAX_LINES, MAX_NODES};
+    for (what, len, max) in [("nodes", nodes.len(), MAX_NODES), ("lines", lines.len(), MAX_LINES)] {
+        if len > max {
+            return Err(status::invalid(&format!("{prefix}.{what}"), format!("{len} entries; at most {max}")));
+        }
+    }
+    Ok(Network {
+        nodes,
+        lines: lines
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let pb::Line { line_id, from_node, to_node, capacity_wh, fee } = l;
+                Ok(Line {
+                    id: line_id,
+                    from: from_node,
+                    to: to_node,
+                    capacity: Energy::from_wh(capacity_wh),
+                    fee: if fee.is_empty() { Price::ZERO } else { price(&format!("{prefix}.lines[{i}].fee"), &fee)? },
+                })
+            })
+            .collect::<Result<_, Status>>()?,
+    })
+}
+
+/// A network as sent.
+#[must_use]
+pub fn network_message(network: &Network) -> pb::Network {
+    pb::Network {
+        nodes: network.nodes.clone(),
+        lines: network
+            .lines
+            .iter()
+            .map(|l| pb::Line {
+                line_id: l.id.clone(),
+                from_node: l.from.clone(),
+                to_node: l.to.clone(),
+                capacity_wh: l.capacity.wh(),
+                fee: l.fee.to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// A field of the domain's network (`network.lines[0].capacity`) as the
+/// messages name it (`network.lines[0].capacity_wh`).
+#[must_use]
+pub fn network_field(field: &str) -> String {
+    match field.rsplit_once('.') {
+        Some((head, last)) if head.starts_with("network.lines[") => {
+            let last = match last {
+                "id" => "line_id",
+                "from" => "from_node",
+                "to" => "to_node",
+                "capacity" => "capacity_wh",
+                other => other,
+            };
+            format!("{head}.{last}")
+        }
+        _ => field.to_owned(),
     }
 }
 
@@ -179,6 +255,8 @@ pub struct Submission {
     pub kind: Kind,
     /// Energy, Wh.
     pub quantity: Energy,
+    /// Its node (a welfare market's orders name one).
+    pub node: Option<String>,
 }
 
 impl Submission {
@@ -192,6 +270,7 @@ impl Submission {
             side: self.side,
             kind: self.kind,
             quantity: self.quantity,
+            node: self.node,
         }
     }
 }
@@ -211,7 +290,14 @@ pub fn submission(request: pb::SubmitOrderRequest) -> Result<Submission, Status>
         quantity_wh,
         limit_price,
         time_in_force: tif,
+        node,
     } = request;
+    if node.len() > volta_trading::network::MAX_NAME {
+        return Err(status::invalid(
+            "node",
+            format!("{}; a node's name has 1 to {} bytes", status::shown(&node), volta_trading::network::MAX_NAME),
+        ));
+    }
     let participant = if participant_id.is_empty() {
         None
     } else {
@@ -237,6 +323,7 @@ pub fn submission(request: pb::SubmitOrderRequest) -> Result<Submission, Status>
         side: side("side", side_value)?,
         kind,
         quantity: Energy::from_wh(quantity_wh),
+        node: Some(node).filter(|n| !n.is_empty()),
     })
 }
 
@@ -295,6 +382,7 @@ pub fn order_message(entry: &Entry) -> pb::Order {
         state: state_message(entry.state).into(),
         cancel_reason: entry.cancel_reason.map(|r| r.as_str().to_owned()).unwrap_or_default(),
         placed_time: Some(timestamp(entry.order.placed)),
+        node: entry.node.clone().unwrap_or_default(),
     }
 }
 
@@ -336,6 +424,35 @@ pub fn auction_message(record: &AuctionRecord) -> pb::AuctionResult {
         received: record.received.to_string(),
         orders: i32::try_from(record.orders).unwrap_or(i32::MAX),
         cleared_time: Some(timestamp(record.at)),
+        prices: record.network.as_ref().map_or_else(Vec::new, |n| {
+            n.prices
+                .iter()
+                .map(|(node, price)| pb::ClearingPrice {
+                    delivery_start: Some(timestamp(record.delivery_start)),
+                    node: node.clone(),
+                    price: price.to_string(),
+                    volume_wh: 0,
+                })
+                .collect()
+        }),
+        flows: record.network.as_ref().map_or_else(Vec::new, |n| {
+            n.flows
+                .iter()
+                .map(|f| pb::LineFlow {
+                    delivery_start: Some(timestamp(record.delivery_start)),
+                    line_id: f.line.clone(),
+                    energy_wh: f.energy.wh(),
+                    congested: f.congested,
+                })
+                .collect()
+        }),
+        welfare: record
+            .network
+            .as_ref()
+            .filter(|n| n.failure.is_none())
+            .map(|n| n.welfare.to_string())
+            .unwrap_or_default(),
+        failure: record.network.as_ref().and_then(|n| n.failure.clone()).unwrap_or_default(),
     }
 }
 
@@ -541,27 +658,7 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
                 });
             }
             let network = match network {
-                Some(pb::Network { nodes, lines }) => Network {
-                    nodes,
-                    lines: lines
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, l)| {
-                            let pb::Line { line_id, from_node, to_node, capacity_wh, fee } = l;
-                            Ok(Line {
-                                id: line_id,
-                                from: from_node,
-                                to: to_node,
-                                capacity: Energy::from_wh(capacity_wh),
-                                fee: if fee.is_empty() {
-                                    Price::ZERO
-                                } else {
-                                    price(&format!("network.lines[{i}].fee"), &fee)?
-                                },
-                            })
-                        })
-                        .collect::<Result<_, Status>>()?,
-                },
+                Some(n) => self::network(n, "network")?,
                 None => {
                     let nodes: std::collections::BTreeSet<String> = steps
                         .iter()
@@ -585,12 +682,11 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
 #[must_use]
 pub fn welfare_refused(error: &volta_trading::TradingError) -> Status {
     status::trading_at(error, &|field| {
-        field
-            .replace("steps[", "orders[")
-            .replace(".profile", ".intervals")
-            .replace(".capacity", ".capacity_wh")
-            .replace(".to", ".to_node")
-            .replace("].id", "].order_id")
+        if field.starts_with("network.") {
+            network_field(field)
+        } else {
+            field.replace("steps[", "orders[").replace(".profile", ".intervals").replace("].id", "].order_id")
+        }
     })
 }
 
@@ -708,6 +804,7 @@ mod tests {
             quantity_wh: 1_500,
             limit_price: "0.125".into(),
             time_in_force: 0,
+            node: String::new(),
         }
     }
 
@@ -751,6 +848,7 @@ mod tests {
             max_price: "4".into(),
             matching: 0,
             grid_fee: String::new(),
+            network: None,
         };
         let read = rules(Some(message.clone())).expect("rules");
         assert_eq!(read.matching, Matching::Continuous, "unset is continuous");

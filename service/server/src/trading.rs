@@ -323,7 +323,17 @@ impl Sequencer {
     async fn close(&mut self) -> bool {
         let now = stored_now();
         self.keys = self.keys.split_off(&now);
-        let changes = self.market.close(now);
+        // A welfare market's closing products are solved on HiGHS: off the
+        // runtime's reactor where it has threads to spare, so the server's
+        // other calls go on meanwhile.
+        let welfare = self.market.rules().matching == volta_trading::Matching::Welfare;
+        let changes = if welfare
+            && tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            tokio::task::block_in_place(|| self.market.close(now))
+        } else {
+            self.market.close(now)
+        };
         if changes.is_empty() {
             return true;
         }
@@ -1357,6 +1367,7 @@ mod tests {
                 filled: Energy::from_wh(filled),
                 state: OrderState::Resting,
                 cancel_reason: None,
+                node: None,
             }
         };
         let mut orders = vec![entry(2, 0), entry(1, 0), entry(2, 5), entry(3, 0), entry(1, 7)];

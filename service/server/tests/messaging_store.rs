@@ -38,6 +38,7 @@ fn rules() -> MarketRules {
         max_price: "4".parse().expect("price"),
         matching: Matching::Continuous,
         grid_fee: Price::ZERO,
+        network: None,
     }
 }
 
@@ -53,6 +54,7 @@ fn limit(k: usize, who: &str, side: Side, wh: i64, price: &str) -> NewOrder {
         side,
         kind: Kind::Limit { price: price.parse::<Price>().expect("price"), time_in_force: TimeInForce::Gtc },
         quantity: Energy::from_wh(wh),
+        node: None,
     }
 }
 

@@ -11,6 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 use volta_contracts::{Energy, PartyId};
 use volta_server::store::trading::{OrderFilter, TradingStore as _, client_key};
 use volta_server::store::{Store, StoreError};
+use volta_trading::welfare::{Line, Network};
 use volta_trading::{Kind, Market, MarketRules, Matching, NewOrder, OrderState, Price, Pricing, Side, TimeInForce};
 
 const TENANT: &str = "acme";
@@ -25,6 +26,7 @@ fn rules() -> MarketRules {
         max_price: "4".parse().expect("price"),
         matching: Matching::Continuous,
         grid_fee: Price::ZERO,
+        network: None,
     }
 }
 
@@ -61,6 +63,7 @@ fn generated(rng: &mut Lcg, k: usize) -> NewOrder {
         side,
         kind,
         quantity: Energy::from_wh(250 * (1 + i64::try_from(rng.next(8)).expect("small"))),
+        node: None,
     }
 }
 
@@ -196,6 +199,49 @@ async fn exercise(store: &Store) {
     assert_eq!(sold, stored[0].volume.wh());
     let snapshot = store.snapshot(TENANT, "call").await.expect("snapshot");
     assert!(snapshot.resting.iter().all(|e| e.delivery_start == at("2024-06-01T10:15:00Z")));
+
+    // A welfare market: its rules keep the network, its orders their nodes,
+    // its auctions the nodal prices and flows; rebuilt from the store, it
+    // clears the same.
+    let line = Line { fee: "0.01".parse().expect("price"), ..Line::new("ab", "a", "b", Energy::from_wh(1_500)) };
+    let network = Network { nodes: vec!["a".into(), "b".into()], lines: vec![line] };
+    let grid = MarketRules { matching: Matching::Welfare, network: Some(network), ..rules() };
+    let (record, _) = store.create_market(TENANT, "grid", &grid, now).await.expect("welfare market");
+    assert_eq!(record.rules, grid);
+    let leader = store.lead(TENANT, "grid").await.expect("lead").expect("free");
+    let mut market = Market::new(grid.clone(), 0, 0).expect("market");
+    let mut rng = Lcg(13);
+    for k in 0..60 {
+        let mut order = generated(&mut rng, k);
+        if let Kind::Limit { time_in_force, .. } = &mut order.kind {
+            *time_in_force = TimeInForce::Gtc;
+        }
+        // Sellers mostly at a, buyers mostly at b: the line binds.
+        let node = if (order.side == Side::Sell) == (k % 5 != 0) { "a" } else { "b" };
+        order.node = Some(node.to_owned());
+        let changes = market.submit(order, now).expect("submit");
+        store.apply(TENANT, "grid", leader.epoch, &changes, now).await.expect("apply");
+    }
+    let snapshot = store.snapshot(TENANT, "grid").await.expect("snapshot");
+    assert!(snapshot.resting.iter().all(|e| e.node.is_some()), "every order keeps its node");
+    let mut rebuilt = Market::new(grid, snapshot.last_order, snapshot.last_trade).expect("market");
+    for entry in snapshot.resting {
+        rebuilt.restore(entry).expect("restore");
+    }
+    let closed = market.close(gate);
+    assert_eq!(closed, rebuilt.close(gate), "a welfare market rebuilt from the store clears the same");
+    store.apply(TENANT, "grid", leader.epoch, &closed, gate).await.expect("apply the clearing");
+    let stored = store.auctions(TENANT, "grid", None, 10).await.expect("auctions");
+    assert_eq!(stored, closed.auctions);
+    let outcome = stored[0].network.as_ref().expect("the network's outcome");
+    assert_eq!((outcome.prices.len(), outcome.flows.len(), outcome.failure.as_deref()), (2, 1, None));
+    assert!(outcome.flows[0].congested, "{outcome:?}");
+    assert!(outcome.prices[1].1 > outcome.prices[0].1, "the line splits the prices: {outcome:?}");
+    let trades = store.trades(TENANT, "grid", 0, 1000).await.expect("trades");
+    assert_eq!(trades, closed.trades);
+    let sold: i64 = trades.iter().map(|t| t.trade.quantity.wh()).sum();
+    assert_eq!(sold, stored[0].volume.wh());
+    assert!(sold > 0);
 }
 
 /// A leader that lost its market to another writes nothing (fencing): its

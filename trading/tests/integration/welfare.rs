@@ -302,3 +302,91 @@ proptest! {
         prop_assert!(w.flows.iter().all(|f| !f.congested));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The trades a stored welfare market records from a clearing: on
+    /// random books over a three-node chain with tight lines, a random grid
+    /// fee and blocks, every order's trades add up to its fill, every trade
+    /// is priced at its buyer's and its seller's nodes, and the money on
+    /// the trades is the clearing's.
+    #[test]
+    fn welfare_trades_add_up_to_the_fills_at_the_nodal_prices(
+        raw in prop::collection::vec((any::<bool>(), 5_i64..25, 1_i64..20, 0_usize..3, 0_i64..2), 2..30),
+        capacity in 0_i64..8,
+        fee in 0_i64..3,
+        blocks in prop::collection::vec((any::<bool>(), 5_i64..25, 1_i64..6, 0_usize..3), 0..3),
+    ) {
+        let nodes = ["a", "b", "c"];
+        let network = Network {
+            nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
+            lines: [("ab", "a", "b"), ("bc", "b", "c")]
+                .iter()
+                .map(|(id, from, to)| Line { id: (*id).into(), from: (*from).into(), to: (*to).into(), capacity: kwh(capacity), fee: price("0.01") })
+                .collect(),
+        };
+        let side = |buy: bool| if buy { Side::Buy } else { Side::Sell };
+        let steps: Vec<Step> = raw
+            .iter()
+            .enumerate()
+            .map(|(i, (buy, cents, q, node, h))| step(i as u64, nodes[*node], &hour(*h), side(*buy), &format!("0.{cents:02}"), *q))
+            .collect();
+        let blocks: Vec<Block> = blocks
+            .iter()
+            .enumerate()
+            .map(|(k, (buy, cents, q, node))| Block {
+                id: 1_000 + k as u64,
+                participant: party(&format!("b{k}")),
+                node: nodes[*node].into(),
+                side: side(*buy),
+                price: price(&format!("0.{cents:02}")),
+                profile: vec![(hour(0), kwh(*q)), (hour(1), kwh(*q))],
+            })
+            .collect();
+        let book = Book { steps, blocks };
+        let fee = Price::from_micros(fee * 10_000);
+        let w = clear(&network, &book, fee, &Settings::default()).expect("clears");
+        let trades = w.trades(&book);
+        let at = |product: &ProductId, node: &str| {
+            w.prices.iter().find(|p| &p.product == product && p.node == node).map(|p| p.price).expect("a price")
+        };
+        // Each order's fill per product, from the clearing.
+        let mut fills: std::collections::HashMap<(u64, ProductId), (i64, &str, Side)> = std::collections::HashMap::new();
+        for (s, (_, e)) in book.steps.iter().zip(&w.steps) {
+            fills.insert((s.id, s.product.clone()), (e.wh(), s.node.as_str(), s.side));
+        }
+        for (b, r) in book.blocks.iter().zip(&w.blocks) {
+            for (p, e) in &b.profile {
+                fills.insert((b.id, p.clone()), (if r.accepted { e.wh() } else { 0 }, b.node.as_str(), b.side));
+            }
+        }
+        let mut paired: std::collections::HashMap<(u64, ProductId), i64> = std::collections::HashMap::new();
+        let (mut paid, mut received) = (Decimal::ZERO, Decimal::ZERO);
+        for t in &trades {
+            prop_assert!(t.quantity > Energy::ZERO);
+            let (_, buyer_node, buyer_side) = fills[&(t.buy, t.product.clone())];
+            let (_, seller_node, seller_side) = fills[&(t.sell, t.product.clone())];
+            prop_assert_eq!((buyer_side, seller_side), (Side::Buy, Side::Sell));
+            prop_assert_eq!(t.buyer_price, at(&t.product, buyer_node));
+            prop_assert_eq!(t.seller_price, at(&t.product, seller_node) - fee);
+            prop_assert_eq!(t.grid_fee, fee);
+            *paired.entry((t.buy, t.product.clone())).or_default() += t.quantity.wh();
+            *paired.entry((t.sell, t.product.clone())).or_default() += t.quantity.wh();
+            paid += volta_trading::price::amount(t.quantity, t.buyer_price);
+            received += volta_trading::price::amount(t.quantity, t.seller_price);
+        }
+        // Fills are rounded to the Wh, so a side may be a few Wh longer than
+        // the other; that much stays unpaired, nothing more.
+        let mut unpaired = 0;
+        for (key, (fill, _, _)) in &fills {
+            let got = paired.get(key).copied().unwrap_or(0);
+            prop_assert!(got <= *fill, "order {:?} paired {got} Wh of its {fill}", key);
+            unpaired += fill - got;
+        }
+        prop_assert!(unpaired <= fills.len() as i64, "{unpaired} Wh unpaired");
+        let slack = Decimal::from(unpaired) * Decimal::new(30, 5);
+        prop_assert!((paid - w.paid).abs() <= slack, "paid {paid} against {}", w.paid);
+        prop_assert!((received - w.received).abs() <= slack, "received {received} against {}", w.received);
+    }
+}

@@ -851,6 +851,7 @@ fn every_rpc_survives_hostile_requests() {
             max_price: "4".into(),
             matching: 0,
             grid_fee: String::new(),
+            network: None,
         }),
     };
     runtime.block_on(trading.clone().create_market(with_token(market, &admin))).expect("market");
@@ -888,6 +889,7 @@ fn every_rpc_survives_hostile_requests() {
                     quantity_wh,
                     limit_price,
                     time_in_force: tif,
+                    node: String::new(),
                 }
             },
         );

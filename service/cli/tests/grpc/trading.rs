@@ -29,6 +29,7 @@ pub(super) fn rules() -> tpb::MarketRules {
         max_price: "4".into(),
         matching: tpb::Matching::Continuous.into(),
         grid_fee: String::new(),
+        network: None,
     }
 }
 
@@ -48,6 +49,7 @@ pub(super) fn order(client: &str, side: tpb::Side, wh: i64, price: &str, start: 
         quantity_wh: wh,
         limit_price: price.into(),
         time_in_force: tpb::TimeInForce::Gtc.into(),
+        node: String::new(),
     }
 }
 
@@ -629,6 +631,120 @@ async fn call_markets_clear_at_gate_closure_even_across_a_restart_with_no_call()
     }
     let metrics = super::metrics(&server).await;
     assert!(metrics.contains("volta_trading_auctions_total 1"), "the restarted server cleared one auction");
+}
+
+/// A welfare market: two nodes and a 2 kWh line, the book worked by hand
+/// in the market's unit test (`a_welfare_market_clears_each_product_over_
+/// its_network_at_nodal_prices`): cleared by the server at gate closure,
+/// with no call, stored, and read back over gRPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_welfare_market_clears_over_its_network_at_gate_closure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("volta.db").display());
+    let server = Server::start_with(&["--database", &db], &[("VOLTA_JWT_HS256_SECRET", SECRET)]);
+    let mut client = TradingServiceClient::new(server.channel().await);
+    let admin = as_party("acme", "ops", "admin");
+    let party = |who: &str| as_party("acme", who, "operator");
+
+    let now = Timestamp::now().as_second();
+    let start = Timestamp::from_second((now / 300 + 2) * 300).expect("instant");
+    let line = |to: &str| tpb::Line {
+        line_id: "ab".into(),
+        from_node: "a".into(),
+        to_node: to.into(),
+        capacity_wh: 2_000,
+        fee: String::new(),
+    };
+    let network = |to: &str| tpb::Network { nodes: vec!["a".into(), "b".into()], lines: vec![line(to)] };
+    let rules = tpb::MarketRules {
+        network: Some(network("b")),
+        ..call_rules(tpb::Matching::Welfare, start, SignedDuration::from_secs(10))
+    };
+    // A welfare market needs its network, and a known node at each end of a line.
+    for (bad, path) in [
+        (tpb::MarketRules { network: None, ..rules.clone() }, "rules.network"),
+        (tpb::MarketRules { network: Some(network("c")), ..rules.clone() }, "rules.network.lines[0].to_node"),
+        (tpb::MarketRules { matching: tpb::Matching::PayAsClear.into(), ..rules.clone() }, "rules.network"),
+    ] {
+        let request = tpb::CreateMarketRequest { market_id: "grid".into(), rules: Some(bad) };
+        let refused = client.create_market(with_token(request, &admin)).await.expect_err(path);
+        assert_eq!(field(&refused), path);
+    }
+    let request = tpb::CreateMarketRequest { market_id: "grid".into(), rules: Some(rules.clone()) };
+    client.create_market(with_token(request, &admin)).await.expect("market");
+    let request = tpb::GetMarketRequest { market_id: "grid".into() };
+    let shown = client.get_market(with_token(request, &admin)).await.expect("get").into_inner();
+    let shown = shown.market.and_then(|m| m.rules).expect("rules");
+    assert_eq!(shown.matching(), tpb::Matching::Welfare);
+    assert_eq!(shown.network.expect("network").lines[0].capacity_wh, 2_000);
+
+    let at = |who: &str, node: &str, side, wh, price| tpb::SubmitOrderRequest {
+        market_id: "grid".into(),
+        node: node.into(),
+        ..order(who, side, wh, price, start)
+    };
+    let book = [
+        at("alice", "a", tpb::Side::Sell, 5_000, "0.10"),
+        at("bob", "b", tpb::Side::Sell, 5_000, "0.20"),
+        at("carol", "b", tpb::Side::Buy, 4_000, "0.30"),
+        at("dave", "a", tpb::Side::Buy, 1_000, "0.25"),
+    ];
+    for request in book {
+        let who = request.client_order_id.clone();
+        let placed = client.submit_order(with_token(request, &party(&who))).await.expect("order").into_inner();
+        assert!(placed.trades.is_empty(), "nothing trades before the gate closes");
+    }
+    for (node, why) in [("", "no node"), ("z", "not a node of the network")] {
+        let request = at("erin", node, tpb::Side::Buy, 1_000, "0.3");
+        let refused = client.submit_order(with_token(request, &party("erin"))).await.expect_err(why);
+        assert_eq!(field(&refused), "node", "{why}");
+    }
+
+    let mut waited = 0;
+    let cleared = loop {
+        if let Some(a) = auctions(&mut client, &admin, "grid").await.into_iter().next() {
+            break a;
+        }
+        waited += 1;
+        assert!(waited < 600, "the welfare auction did not clear in a minute");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(cleared.failure, "");
+    let prices: Vec<_> = cleared.prices.iter().map(|p| (p.node.as_str(), p.price.as_str())).collect();
+    assert_eq!(prices, [("a", "0.1"), ("b", "0.2")]);
+    assert_eq!(cleared.price, "", "the congested line splits the prices");
+    let flows: Vec<_> = cleared.flows.iter().map(|f| (f.line_id.as_str(), f.energy_wh, f.congested)).collect();
+    assert_eq!(flows, [("ab", 2_000, true)]);
+    assert_eq!((cleared.welfare.as_str(), cleared.volume_wh, cleared.orders), ("0.75", 5_000, 4));
+    assert_eq!((cleared.paid.as_str(), cleared.received.as_str()), ("0.9", "0.7"));
+
+    let request = tpb::ListTradesRequest { market_id: "grid".into(), after_trade_id: 0, page_size: 0 };
+    let trades = client.list_trades(with_token(request, &admin)).await.expect("trades").into_inner().trades;
+    let seen: Vec<_> = trades
+        .iter()
+        .map(|t| (t.buyer_id.as_str(), t.seller_id.as_str(), t.quantity_wh, t.price.as_str(), t.seller_price.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("dave", "alice", 1_000, "0.1", "0.1"),
+            ("carol", "bob", 2_000, "0.2", "0.2"),
+            ("carol", "alice", 2_000, "0.2", "0.1")
+        ]
+    );
+    let request = tpb::ListOrdersRequest { market_id: "grid".into(), page_size: 10, ..Default::default() };
+    let orders = client.list_orders(with_token(request, &admin)).await.expect("orders").into_inner().orders;
+    let states: Vec<_> =
+        orders.iter().rev().map(|o| (o.participant_id.as_str(), o.node.as_str(), o.state(), o.filled_wh)).collect();
+    assert_eq!(
+        states,
+        [
+            ("alice", "a", tpb::OrderState::Expired, 3_000),
+            ("bob", "b", tpb::OrderState::Expired, 2_000),
+            ("carol", "b", tpb::OrderState::Filled, 4_000),
+            ("dave", "a", tpb::OrderState::Filled, 1_000)
+        ]
+    );
 }
 
 /// The park's book of `datasets/market/park-orders.csv` as auction orders

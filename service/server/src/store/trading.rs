@@ -70,6 +70,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     // The grid fee per kWh of each trade (the market's rule; none before).
     (5, "ALTER TABLE trading_trades ADD COLUMN grid_fee_micros BIGINT NOT NULL DEFAULT 0"),
+    // A welfare market's orders name their node, and its auctions keep what
+    // the clearing over the network found (nodal prices, flows, welfare) as
+    // JSON; both empty elsewhere and before.
+    (
+        6,
+        "ALTER TABLE trading_orders ADD COLUMN node TEXT;
+    ALTER TABLE trading_auctions ADD COLUMN network TEXT",
+    ),
 ];
 
 /// Rows per multi-row INSERT. sqlx's SQLite driver binds by name, at a cost
@@ -278,7 +286,7 @@ pub trait TradingStore: Send + Sync + std::fmt::Debug {
 }
 
 const ORDER_COLUMNS: &str = "id, client_order_id, participant, delivery_start_s, delivery_end_s, side, price_micros, \
-     time_in_force, quantity_wh, filled_wh, state, cancel_reason, placed_at";
+     time_in_force, quantity_wh, filled_wh, state, cancel_reason, placed_at, node";
 
 const TRADE_COLUMNS: &str = "id, delivery_start_s, delivery_end_s, buy_order, sell_order, buyer, seller, quantity_wh, \
      buyer_price_micros, seller_price_micros, grid_fee_micros, aggressor, traded_at";
@@ -365,6 +373,7 @@ fn entry_from(row: &sqlx::any::AnyRow) -> Result<Entry, StoreError> {
         cancel_reason: reason
             .map(|r| CancelReason::parse(&r).ok_or_else(|| corrupt("cancel_reason", &r)))
             .transpose()?,
+        node: row.try_get("node").map_err(read)?,
     })
 }
 
@@ -416,6 +425,7 @@ fn auction_from(row: &sqlx::any::AnyRow) -> Result<AuctionRecord, StoreError> {
     let price: Option<i64> = row.try_get("price_micros").map_err(read)?;
     let at: String = row.try_get("cleared_at").map_err(read)?;
     let orders: i64 = row.try_get("orders").map_err(read)?;
+    let network: Option<String> = row.try_get("network").map_err(read)?;
     Ok(AuctionRecord {
         delivery_start: instant(row.try_get("delivery_start_s").map_err(read)?)?,
         delivery_end: instant(row.try_get("delivery_end_s").map_err(read)?)?,
@@ -427,6 +437,7 @@ fn auction_from(row: &sqlx::any::AnyRow) -> Result<AuctionRecord, StoreError> {
         received: money("received")?,
         orders: usize::try_from(orders).map_err(|e| corrupt("orders", e))?,
         at: at.parse().map_err(|e| corrupt("cleared_at", e))?,
+        network: network.map(|text| serde_json::from_str(&text).map_err(|e| corrupt("network", e))).transpose()?,
     })
 }
 
@@ -585,7 +596,7 @@ impl TradingStore for Store {
         changes: &Changes,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        const ORDER_VALUES: usize = 17;
+        const ORDER_VALUES: usize = 18;
         const TRADE_VALUES: usize = 15;
         let updated = super::stored_time(now);
         let mut tx = self.pool().begin().await.map_err(StoreError::query("begin a batch"))?;
@@ -605,7 +616,7 @@ impl TradingStore for Store {
             let sql = format!(
                 "INSERT INTO trading_orders (tenant, market, id, client_key, client_order_id, participant, \
                  delivery_start_s, delivery_end_s, side, price_micros, time_in_force, quantity_wh, filled_wh, state, \
-                 cancel_reason, placed_at, updated_at) VALUES {} \
+                 cancel_reason, placed_at, updated_at, node) VALUES {} \
                  ON CONFLICT (tenant, market, id) DO UPDATE SET quantity_wh = excluded.quantity_wh, \
                  filled_wh = excluded.filled_wh, state = excluded.state, cancel_reason = excluded.cancel_reason, \
                  updated_at = excluded.updated_at",
@@ -634,7 +645,8 @@ impl TradingStore for Store {
                     .bind(e.state.as_str())
                     .bind(e.cancel_reason.map(CancelReason::as_str))
                     .bind(super::stored_time(e.order.placed))
-                    .bind(updated.as_str());
+                    .bind(updated.as_str())
+                    .bind(e.node.as_deref());
             }
             q.execute(&mut *tx).await.map_err(StoreError::query("store the orders"))?;
         }
@@ -674,8 +686,8 @@ impl TradingStore for Store {
         for a in &changes.auctions {
             sqlx::query(
                 "INSERT INTO trading_auctions (tenant, market, delivery_start_s, delivery_end_s, price_micros, \
-                 volume_wh, demand_wh, supply_wh, paid, received, orders, cleared_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 volume_wh, demand_wh, supply_wh, paid, received, orders, cleared_at, network) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(tenant)
             .bind(market)
@@ -689,6 +701,7 @@ impl TradingStore for Store {
             .bind(a.received.to_string())
             .bind(i64::try_from(a.orders).unwrap_or(i64::MAX))
             .bind(super::stored_time(a.at))
+            .bind(a.network.as_ref().map(|n| serde_json::to_string(n).unwrap_or_default()))
             .execute(&mut *tx)
             .await
             .map_err(StoreError::query("store an auction"))?;
@@ -822,7 +835,7 @@ impl TradingStore for Store {
     ) -> Result<Vec<AuctionRecord>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT delivery_start_s, delivery_end_s, price_micros, volume_wh, demand_wh, supply_wh, paid, received, \
-             orders, cleared_at FROM trading_auctions WHERE tenant = $1 AND market = $2 AND delivery_start_s > $3 \
+             orders, cleared_at, network FROM trading_auctions WHERE tenant = $1 AND market = $2 AND delivery_start_s > $3 \
              ORDER BY delivery_start_s LIMIT {}",
             limit.min(super::MAX_PAGE)
         )))
