@@ -38,6 +38,11 @@ service's view of contract positions exactly once: inside this process by
 default, or over NATS JetStream (--nats-url) when trading and contracts run
 as separate processes (--services) on one PostgreSQL database.
 
+Replicas on one PostgreSQL database share the markets: each market's book
+lives in one of them (its leader), and a replica called for a market
+another leads forwards the call there (--advertise-url says where this one
+is reached), so clients may call any replica.
+
 Logs are JSON lines on stderr (--log-format text for people); Prometheus
 metrics are served on --metrics-listen at GET /metrics.";
 
@@ -51,7 +56,7 @@ Examples:
   grpcurl -plaintext 127.0.0.1:50051 list
   grpcurl -plaintext -d @ 127.0.0.1:50051 volta.dispatch.v1.DispatchService/Schedule < request.json
 
-Environment: VOLTA_CONFIG, VOLTA_SERVICES, VOLTA_NATS_URL, VOLTA_LISTEN, VOLTA_METRICS_LISTEN, VOLTA_SOLVER_SLOTS,
+Environment: VOLTA_CONFIG, VOLTA_SERVICES, VOLTA_NATS_URL, VOLTA_ADVERTISE_URL, VOLTA_LISTEN, VOLTA_METRICS_LISTEN, VOLTA_SOLVER_SLOTS,
 VOLTA_MAX_REQUEST_MIB, VOLTA_DATABASE_URL, VOLTA_LOG_FORMAT, VOLTA_LOG,
 VOLTA_JWT_HS256_SECRET, VOLTA_JWT_RS256_PUBLIC_KEY_FILE, VOLTA_TLS_CERT_FILE,
 VOLTA_TLS_KEY_FILE; OpenTelemetry's OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (or
@@ -101,6 +106,10 @@ pub(super) struct Args {
     /// [default: none, in process].
     #[arg(long, value_name = "URL", env = "VOLTA_NATS_URL")]
     nats_url: Option<String>,
+    /// Where the other replicas reach this one (http://10.0.0.7:50051): they forward the calls of the
+    /// markets this one leads to it [default: the --listen address unless it is 0.0.0.0 or ::].
+    #[arg(long, value_name = "URL", env = "VOLTA_ADVERTISE_URL")]
+    advertise_url: Option<String>,
 }
 
 impl Args {
@@ -115,6 +124,7 @@ impl Args {
         server.metrics_listen = self.metrics_listen.or(server.metrics_listen);
         server.solver_slots = self.solver_slots.or(server.solver_slots);
         server.max_request_mib = self.max_request_mib.unwrap_or(server.max_request_mib);
+        server.advertise_url = self.advertise_url.clone().or(server.advertise_url.take());
         if let Some(url) = &self.database {
             config.storage.url.clone_from(url);
         }

@@ -9,6 +9,7 @@
 //! solver_slots = 2                  # solves at once; more are shed
 //! max_request_mib = 32
 //! max_connection_age_seconds = 300  # clients reconnect (and rebalance) this often
+//! advertise_url = "http://10.0.0.7:50051"  # where other replicas reach this one
 //!
 //! [storage]
 //! url = "postgres://volta@db/volta" # default: sqlite://volta.db
@@ -157,6 +158,11 @@ pub struct Server {
     /// over the replicas added since; none: connections live as long as
     /// their clients keep them.
     pub max_connection_age_seconds: Option<u64>,
+    /// Where the other replicas reach this one (`http://10.0.0.7:50051`):
+    /// a replica called for a market this one leads forwards the call here.
+    /// None: the listening address when it names a host (`127.0.0.1:50051`),
+    /// no forwarding when it listens on every address (`0.0.0.0`).
+    pub advertise_url: Option<String>,
 }
 
 /// Every service `volta serve` can serve.
@@ -171,6 +177,7 @@ impl Default for Server {
             max_request_mib: 32,
             services: SERVICES.iter().map(|s| (*s).to_owned()).collect(),
             max_connection_age_seconds: None,
+            advertise_url: None,
         }
     }
 }
@@ -429,6 +436,14 @@ impl Config {
         if !(1..=64).contains(&self.messaging.partitions) {
             anyhow::bail!("messaging.partitions must be in 1..=64, not {}", self.messaging.partitions);
         }
+        if let Some(url) = &self.server.advertise_url {
+            let scheme = if self.tls.is_some() { "https://" } else { "http://" };
+            if !url.starts_with(scheme) || url.parse::<http::Uri>().is_err() {
+                anyhow::bail!(
+                    "server.advertise_url {url:?}: give {scheme}host:port, the address other replicas reach this one at"
+                );
+            }
+        }
         if self.server.max_connection_age_seconds == Some(0) {
             anyhow::bail!("server.max_connection_age_seconds must be at least 1");
         }
@@ -519,6 +534,13 @@ mod tests {
         // Without auth, the metrics port is held to the same loopback rule.
         let open = Config::from_toml("[server]\nmetrics_listen = \"0.0.0.0:9464\"\n").expect("parse");
         assert!(format!("{:#}", open.check().expect_err("no auth")).contains("metrics_listen"));
+        // The address other replicas reach this one at is a URL of the server's scheme.
+        for bad in ["10.0.0.7:50051", "https://10.0.0.7:50051", "http://"] {
+            let config = Config::from_toml(&format!("[server]\nadvertise_url = {bad:?}\n")).expect("parse");
+            assert!(format!("{:#}", config.check().expect_err(bad)).contains("advertise_url"), "{bad}");
+        }
+        let good = Config::from_toml("[server]\nadvertise_url = \"http://10.0.0.7:50051\"\n").expect("parse");
+        good.check().expect("a plain URL without TLS");
     }
 
     #[test]

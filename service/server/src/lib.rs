@@ -30,6 +30,7 @@ mod messaging;
 pub mod otlp;
 mod planning;
 pub mod projection;
+mod routing;
 pub mod store;
 pub mod telemetry;
 mod trading;
@@ -256,6 +257,29 @@ pub fn serve(config: &Config) -> anyhow::Result<()> {
     runtime.block_on(run(config.clone()))
 }
 
+/// The way to the other replicas, and where they reach this one: the
+/// configured URL, or the listening address unless it is every address.
+fn router(config: &Config, local: std::net::SocketAddr) -> anyhow::Result<routing::Router> {
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let own = config.server.advertise_url.clone().or_else(|| {
+        let url = (!local.ip().is_unspecified()).then(|| format!("{scheme}://{local}"));
+        if url.is_none() {
+            tracing::info!(
+                "listening on every address with no server.advertise_url: other replicas answer NOT_LEADER for the \
+                 markets this one leads instead of forwarding to it"
+            );
+        }
+        url
+    });
+    let ca = match &config.tls {
+        Some(tls) => {
+            Some(std::fs::read(&tls.cert_file).with_context(|| format!("tls.cert_file {}", tls.cert_file.display()))?)
+        }
+        None => None,
+    };
+    Ok(routing::Router::new(own, ca))
+}
+
 async fn run(config: Config) -> anyhow::Result<()> {
     let auth = match &config.auth {
         Some(auth) => Authenticator::from_config(auth)?,
@@ -301,6 +325,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .max_decoding_message_size(max_bytes),
         auth.clone(),
     );
+    // Bound before the trading service starts: a market's leader records
+    // where the other replicas reach it.
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let local = listener.local_addr()?;
     let trading_service = InterceptedService::new(
         pb::trading::trading_service_server::TradingServiceServer::new(trading::Trading::new(
             shared.clone(),
@@ -308,6 +338,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             Arc::new(store.clone()),
             stop_rx.clone(),
             outbox,
+            router(&config, local)?,
         ))
         .max_decoding_message_size(max_bytes),
         auth.clone(),
@@ -353,10 +384,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
     .exporting(spans);
 
     let signals = StopSignals::install()?;
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-    let local = listener.local_addr()?;
     // HTTP/2 flow control against head-of-line blocking: a call waiting for
     // admission is not read, so its data sits in the connection's window. With
     // a connection window of every stream's window added up, waiting calls

@@ -161,6 +161,7 @@ pub struct Metrics {
     orders: Family<OutcomeLabels, Counter>,
     trades: Counter,
     auctions: Counter,
+    forwarded: Family<OutcomeLabels, Counter>,
     messages: Family<MessageLabels, Counter>,
     settlement_latency: Histogram,
     relay_round: Histogram,
@@ -245,6 +246,13 @@ impl Metrics {
         registry.register("trading_trades", "Trades made by the markets, continuous and call auctions", trades.clone());
         let auctions = Counter::default();
         registry.register("trading_auctions", "Call auctions cleared at gate closure", auctions.clone());
+        let forwarded = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "trading_forwarded",
+            "Calls for a market another replica leads, forwarded to it, by status: answered (by the leader, OK or \
+             not) or unreachable",
+            forwarded.clone(),
+        );
         let messages = Family::<MessageLabels, Counter>::default();
         registry.register(
             "messages",
@@ -330,6 +338,7 @@ impl Metrics {
             orders,
             trades,
             auctions,
+            forwarded,
             messages,
             settlement_latency,
             relay_round,
@@ -367,6 +376,12 @@ impl Metrics {
     pub fn trading_closed(&self, auctions: usize, trades: usize) {
         self.auctions.inc_by(u64::try_from(auctions).unwrap_or(0));
         self.trades.inc_by(u64::try_from(trades).unwrap_or(0));
+    }
+
+    /// Counts a call forwarded to a market's leader: `answered` or
+    /// `unreachable`.
+    pub fn forwarded(&self, status: &str) {
+        self.forwarded.get_or_create(&OutcomeLabels { status: status.to_owned() }).inc();
     }
 
     /// Counts a message's outcome on `route`.

@@ -46,6 +46,7 @@ use crate::auth::{Caller, Role};
 use crate::budget::Budget;
 use crate::dead_letters;
 use crate::messaging::POSITIONS;
+use crate::routing::Router;
 use crate::store::StoreError;
 use crate::store::messaging::MessagingStore;
 use crate::store::trading::{Leader, MarketRecord, OrderFilter, TradingStore, client_key};
@@ -150,9 +151,49 @@ struct Markets {
     /// Woken when trades are stored (their messages are in the outbox).
     outbox: Arc<Notify>,
     running: Mutex<HashMap<(String, String), Handle>>,
+    /// Where this replica is reached, and the way to the others.
+    router: Arc<Router>,
+}
+
+/// Where a call for a market goes.
+enum Route {
+    /// This process leads it.
+    Here(Handle),
+    /// Another replica leads it, reached at this URL.
+    There(String),
+    /// Neither is known (an invalid id, no such market, a leader that has
+    /// not said where it is reached, a call forwarded already): the call is
+    /// read, and answered as [`Markets::get`] answers.
+    Undecided,
+}
+
+impl Route {
+    /// The running market, from the route or from `markets`.
+    async fn handle(self, markets: &Markets, tenant: &str, id: &str) -> Result<Handle, Status> {
+        match self {
+            Self::Here(handle) => Ok(handle),
+            Self::There(_) | Self::Undecided => markets.get(tenant, id).await,
+        }
+    }
 }
 
 impl Markets {
+    /// Where a call for market `id` goes (`forwarded`: the call came from
+    /// another replica, and goes no further).
+    async fn route(&self, tenant: &str, id: &str, forwarded: bool) -> Route {
+        if !volta_engine::is_valid_id(id) {
+            return Route::Undecided;
+        }
+        match self.start(tenant, id).await {
+            Ok(Some(handle)) => Route::Here(handle),
+            Ok(None) if !forwarded => match self.store.leader_url(tenant, id).await {
+                Ok(Some(url)) if Some(url.as_str()) != self.router.own() => Route::There(url),
+                Ok(_) | Err(_) => Route::Undecided,
+            },
+            Ok(None) | Err(_) => Route::Undecided,
+        }
+    }
+
     /// Whether this process runs the market.
     async fn is_running(&self, tenant: &str, id: &str) -> bool {
         self.running.lock().await.get(&(tenant.to_owned(), id.to_owned())).is_some_and(|h| !h.commands.is_closed())
@@ -193,6 +234,13 @@ impl Markets {
             across_replicas = leader.lease.is_shared(),
             "this process leads the market"
         );
+        if leader.lease.is_shared()
+            && let Some(url) = self.router.own()
+            && let Err(e) = self.store.advertise(tenant, id, leader.epoch, url).await
+        {
+            // The other replicas answer NOT_LEADER instead of forwarding.
+            tracing::warn!(market = %id, error = %e, "cannot record where this leader is reached");
+        }
         let (market, keys) = load(self.store.as_ref(), tenant, &record).await?;
         let (commands, queue) = mpsc::channel(QUEUE);
         let (events, _) = broadcast::channel(EVENTS);
@@ -665,12 +713,14 @@ impl Trading {
         views: Arc<dyn MessagingStore>,
         stopping: watch::Receiver<bool>,
         outbox: Arc<Notify>,
+        router: Router,
     ) -> Self {
         let markets = Arc::new(Markets {
             store: store.clone(),
             metrics: shared.metrics.clone(),
             outbox,
             running: Mutex::new(HashMap::new()),
+            router: Arc::new(router),
         });
         tokio::spawn(warden(markets.clone(), stopping.clone()));
         Self { shared, store, views, markets, stopping }
@@ -772,6 +822,13 @@ fn after_trade(id: i64) -> Result<TradeId, Status> {
 type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 impl Trading {
+    /// Where a call of `caller` for `market` goes. Only an admitted caller
+    /// (its role checked here; the leader checks the rest again) starts a
+    /// market or is passed on.
+    async fn route<T>(&self, caller: &Caller, request: &Request<T>, market: &str) -> Route {
+        self.markets.route(&caller.tenant, market, Router::is_forwarded(request)).await
+    }
+
     /// MARKET_NOT_FOUND unless the tenant has the market. Read from the
     /// store: a replica that does not lead the market serves store reads.
     async fn exists(&self, tenant: &str, market: &str) -> Result<(), Status> {
@@ -932,9 +989,17 @@ impl pb::trading_service_server::TradingService for Trading {
     ) -> Result<Response<pb::SubmitOrderResponse>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Operator)?;
+        let route = self.route(&caller, &request, &request.get_ref().market_id).await;
+        if let Route::There(url) = &route {
+            return self
+                .markets
+                .router
+                .forward(url, &self.shared.metrics, request, |mut c, r| async move { c.submit_order(r).await })
+                .await;
+        }
         let submission = convert::submission(request.into_inner())?;
         let participant = acting(&caller, submission.participant.clone())?;
-        let market = self.markets.get(&caller.tenant, &submission.market_id).await?;
+        let market = route.handle(&self.markets, &caller.tenant, &submission.market_id).await?;
         let order = submission.order_for(participant);
         let done = market.ask(|reply| Command::Submit { order, reply }).await?;
         self.shared.metrics.traded(done.accepted, done.trades.len());
@@ -952,6 +1017,14 @@ impl pb::trading_service_server::TradingService for Trading {
     ) -> Result<Response<pb::AmendOrderResponse>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Operator)?;
+        let route = self.route(&caller, &request, &request.get_ref().market_id).await;
+        if let Route::There(url) = &route {
+            return self
+                .markets
+                .router
+                .forward(url, &self.shared.metrics, request, |mut c, r| async move { c.amend_order(r).await })
+                .await;
+        }
         let pb::AmendOrderRequest { market_id, order_id, quantity_wh } = request.into_inner();
         let market_id = convert::market_id("market_id", market_id)?;
         let id = convert::order_id(order_id)?;
@@ -959,7 +1032,7 @@ impl pb::trading_service_server::TradingService for Trading {
             return Err(errors::invalid("quantity_wh", format!("{quantity_wh}; a quantity is positive")));
         }
         let owner = if is_operator(&caller) { None } else { Some(participant_of(&caller)?) };
-        let market = self.markets.get(&caller.tenant, &market_id).await?;
+        let market = route.handle(&self.markets, &caller.tenant, &market_id).await?;
         let quantity = Energy::from_wh(quantity_wh);
         let changed = market.ask(|reply| Command::Reduce { id, quantity, owner, reply }).await?;
         let entry = match changed {
@@ -984,11 +1057,19 @@ impl pb::trading_service_server::TradingService for Trading {
     ) -> Result<Response<pb::CancelOrderResponse>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Operator)?;
+        let route = self.route(&caller, &request, &request.get_ref().market_id).await;
+        if let Route::There(url) = &route {
+            return self
+                .markets
+                .router
+                .forward(url, &self.shared.metrics, request, |mut c, r| async move { c.cancel_order(r).await })
+                .await;
+        }
         let pb::CancelOrderRequest { market_id, order_id } = request.into_inner();
         let market_id = convert::market_id("market_id", market_id)?;
         let id = convert::order_id(order_id)?;
         let owner = if is_operator(&caller) { None } else { Some(participant_of(&caller)?) };
-        let market = self.markets.get(&caller.tenant, &market_id).await?;
+        let market = route.handle(&self.markets, &caller.tenant, &market_id).await?;
         let cancelled = market.ask(|reply| Command::Cancel { id, owner, reply }).await?;
         let (entry, now) = match cancelled {
             Some(entry) => (entry, true),
@@ -1069,11 +1150,19 @@ impl pb::trading_service_server::TradingService for Trading {
     async fn get_book(&self, request: Request<pb::GetBookRequest>) -> Result<Response<pb::GetBookResponse>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Viewer)?;
+        let route = self.route(&caller, &request, &request.get_ref().market_id).await;
+        if let Route::There(url) = &route {
+            return self
+                .markets
+                .router
+                .forward(url, &self.shared.metrics, request, |mut c, r| async move { c.get_book(r).await })
+                .await;
+        }
         let pb::GetBookRequest { market_id, delivery_start, depth: levels } = request.into_inner();
         let market_id = convert::market_id("market_id", market_id)?;
         let start = convert::delivery_start("delivery_start", delivery_start)?;
         let levels = depth(levels, MAX_DEPTH, "levels of a book read")?;
-        let market = self.markets.get(&caller.tenant, &market_id).await?;
+        let market = route.handle(&self.markets, &caller.tenant, &market_id).await?;
         let book = market.ask(|reply| Command::Depth { start, levels, reply }).await?;
         Ok(Response::new(pb::GetBookResponse { book: Some(book) }))
     }
@@ -1086,11 +1175,20 @@ impl pb::trading_service_server::TradingService for Trading {
     ) -> Result<Response<Self::WatchBookStream>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Viewer)?;
+        let route = self.route(&caller, &request, &request.get_ref().market_id).await;
+        if let Route::There(url) = &route {
+            let stream = self
+                .markets
+                .router
+                .forward(url, &self.shared.metrics, request, |mut c, r| async move { c.watch_book(r).await })
+                .await?;
+            return Ok(Response::new(Box::pin(stream.into_inner())));
+        }
         let pb::WatchBookRequest { market_id, delivery_start, depth: levels } = request.into_inner();
         let market_id = convert::market_id("market_id", market_id)?;
         let start = convert::delivery_start("delivery_start", delivery_start)?;
         let levels = depth(levels, MAX_WATCH_DEPTH, "levels of a watched book")?;
-        let market = self.markets.get(&caller.tenant, &market_id).await?;
+        let market = route.handle(&self.markets, &caller.tenant, &market_id).await?;
         let mut events = market.events.subscribe();
         let first = market.ask(|reply| Command::Depth { start, levels, reply }).await?;
         let (tx, rx) = mpsc::channel(16);
@@ -1320,10 +1418,19 @@ impl pb::trading_service_server::TradingService for Trading {
     ) -> Result<Response<Self::WatchTradesStream>, Status> {
         let caller = Caller::of(&request)?;
         caller.require(Role::Viewer)?;
+        let route = self.route(&caller, &request, &request.get_ref().market_id).await;
+        if let Route::There(url) = &route {
+            let stream = self
+                .markets
+                .router
+                .forward(url, &self.shared.metrics, request, |mut c, r| async move { c.watch_trades(r).await })
+                .await?;
+            return Ok(Response::new(Box::pin(stream.into_inner())));
+        }
         let pb::WatchTradesRequest { market_id, after_trade_id } = request.into_inner();
         let market_id = convert::market_id("market_id", market_id)?;
         let last = after_trade(after_trade_id)?;
-        let market = self.markets.get(&caller.tenant, &market_id).await?;
+        let market = route.handle(&self.markets, &caller.tenant, &market_id).await?;
         // Subscribe first, then catch up from the store: nothing between
         // the two is missed, and ids already sent are skipped.
         let events = market.events.subscribe();

@@ -964,14 +964,40 @@ async fn replicas_on_postgres_leave_a_market_to_one_leader_and_take_over_when_it
         ..order(client, tpb::Side::Sell, 1_000, "0.2", start)
     };
     a.submit_order(with_token(alice("a1"), &admin)).await.expect("the first replica leads");
-    let refused = b.submit_order(with_token(alice("a2"), &admin)).await.expect_err("a second leader");
+    // The second replica passes calls for the market on to its leader, with
+    // the caller's token: any replica takes any call.
+    let passed = b.submit_order(with_token(alice("a2"), &admin)).await.expect("forwarded to the leader");
+    let passed = passed.into_inner();
+    assert!(passed.accepted);
+    assert_eq!(passed.order.expect("order").order_id, 2);
+    let operator = as_party("acme", "bob", "operator");
+    let not_bobs = b.submit_order(with_token(alice("a3"), &operator)).await.expect_err("the leader checks roles again");
+    assert_eq!(not_bobs.code(), Code::PermissionDenied, "{not_bobs:?}");
+    let shown = book(&mut b, &admin, start).await;
+    assert_eq!(levels(&shown.asks), [("0.2".to_owned(), 2_000, 2)], "the leader's book, read through the other");
+    let watch = tpb::WatchBookRequest {
+        market_id: "park".into(),
+        delivery_start: Some(volta_api::time::timestamp(start)),
+        depth: 5,
+    };
+    let mut watched = b.watch_book(with_token(watch, &admin)).await.expect("watch through the other").into_inner();
+    let first_depth = watched.next().await.expect("a first depth").expect("ok").book.expect("book");
+    assert_eq!(levels(&first_depth.asks), [("0.2".to_owned(), 2_000, 2)]);
+    drop(watched);
+    // A call already forwarded goes no further: a replica that does not
+    // lead the market answers NOT_LEADER (a stale URL costs a hop, never a loop).
+    let mut once = with_token(alice("a3"), &admin);
+    once.metadata_mut().insert("x-volta-forwarded", "http://127.0.0.1:1".parse().expect("ascii"));
+    let refused = b.submit_order(once).await.expect_err("no second hop");
     assert_eq!((refused.code(), reason(&refused).as_str()), (Code::Unavailable, "NOT_LEADER"));
+    let metrics = super::metrics(&second).await;
+    assert!(metrics.contains("volta_trading_forwarded_total{status=\"answered\"} 4"), "{metrics}");
     // Reads that need no book are served by any replica.
     let get = tpb::GetOrderRequest { market_id: "park".into(), order_id: 1 };
     b.get_order(with_token(get, &admin)).await.expect("any replica reads");
     let list = tpb::ListOrdersRequest { market_id: "park".into(), ..Default::default() };
     let listed = b.list_orders(with_token(list, &admin)).await.expect("any replica lists").into_inner();
-    assert_eq!(listed.orders.len(), 1);
+    assert_eq!(listed.orders.len(), 2);
     let tape = tpb::ListTradesRequest { market_id: "park".into(), ..Default::default() };
     b.list_trades(with_token(tape, &admin)).await.expect("any replica reads the tape");
 
@@ -979,9 +1005,10 @@ async fn replicas_on_postgres_leave_a_market_to_one_leader_and_take_over_when_it
     // and the other replica takes the market over from the store.
     first.child.kill().expect("SIGKILL");
     let _ = first.child.wait();
+    // Until then, the dead leader does not answer: NOT_LEADER, retried.
     let mut taken = None;
     for _ in 0..100 {
-        match b.submit_order(with_token(alice("a2"), &admin)).await {
+        match b.submit_order(with_token(alice("a3"), &admin)).await {
             Ok(reply) => {
                 taken = Some(reply.into_inner());
                 break;
@@ -993,7 +1020,7 @@ async fn replicas_on_postgres_leave_a_market_to_one_leader_and_take_over_when_it
         }
     }
     let taken = taken.expect("the second replica took the market over");
-    assert_eq!(taken.order.expect("order").order_id, 2, "ids go on from the store");
+    assert_eq!(taken.order.expect("order").order_id, 3, "ids go on from the store");
     let book = book(&mut b, &admin, start).await;
-    assert_eq!(levels(&book.asks), [("0.2".to_owned(), 2_000, 2)]);
+    assert_eq!(levels(&book.asks), [("0.2".to_owned(), 3_000, 3)]);
 }

@@ -78,6 +78,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
         "ALTER TABLE trading_orders ADD COLUMN node TEXT;
     ALTER TABLE trading_auctions ADD COLUMN network TEXT",
     ),
+    // Where the market's leader is reached (its advertised URL), so that
+    // another replica can forward a call to it.
+    (7, "ALTER TABLE trading_markets ADD COLUMN leader_url TEXT"),
 ];
 
 /// Rows per multi-row INSERT. sqlx's SQLite driver binds by name, at a cost
@@ -159,6 +162,20 @@ pub trait TradingStore: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// A database error.
     async fn lead(&self, tenant: &str, market: &str) -> Result<Option<Leader>, StoreError>;
+
+    /// Records where the leader of `epoch` is reached, unless another
+    /// leadership has begun since.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn advertise(&self, tenant: &str, market: &str, epoch: i64, url: &str) -> Result<(), StoreError>;
+
+    /// Where the market's latest leader said it is reached (none: never
+    /// said, or no such market).
+    ///
+    /// # Errors
+    /// A database error.
+    async fn leader_url(&self, tenant: &str, market: &str) -> Result<Option<String>, StoreError>;
 
     /// How many markets `tenant` has.
     ///
@@ -496,6 +513,29 @@ impl TradingStore for Store {
         .await
         .map_err(StoreError::query("take the market's next epoch"))?;
         Ok(Some(Leader { lease, epoch }))
+    }
+
+    async fn advertise(&self, tenant: &str, market: &str, epoch: i64, url: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE trading_markets SET leader_url = $4 WHERE tenant = $1 AND id = $2 AND leader_epoch = $3")
+            .bind(tenant)
+            .bind(market)
+            .bind(epoch)
+            .bind(url)
+            .execute(self.pool())
+            .await
+            .map_err(StoreError::query("record where the market's leader is reached"))?;
+        Ok(())
+    }
+
+    async fn leader_url(&self, tenant: &str, market: &str) -> Result<Option<String>, StoreError> {
+        let url: Option<Option<String>> =
+            sqlx::query_scalar("SELECT leader_url FROM trading_markets WHERE tenant = $1 AND id = $2")
+                .bind(tenant)
+                .bind(market)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(StoreError::query("read where the market's leader is reached"))?;
+        Ok(url.flatten())
     }
 
     async fn market_count(&self, tenant: &str) -> Result<usize, StoreError> {
