@@ -2,6 +2,7 @@
 //! points, and the identifiers of each.
 
 use std::fmt;
+use std::sync::Arc;
 
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;
@@ -14,7 +15,9 @@ macro_rules! id_type {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        // Shared text: ids are cloned into every trade, position and
+        // message, and a clone of an `Arc<str>` allocates nothing.
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// The id, checked: 1 to 64 ASCII letters, digits, `_`, `-` or
@@ -25,7 +28,7 @@ macro_rules! id_type {
             pub fn new(id: impl Into<String>) -> Result<Self, ContractError> {
                 let id = id.into();
                 if volta_engine::is_valid_id(&id) {
-                    Ok(Self(id))
+                    Ok(Self(Arc::from(id)))
                 } else {
                     Err(ContractError::invalid(
                         $what,
@@ -50,7 +53,7 @@ macro_rules! id_type {
 
         impl From<$name> for String {
             fn from(id: $name) -> String {
-                id.0
+                id.0.as_ref().to_owned()
             }
         }
 

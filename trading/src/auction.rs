@@ -135,15 +135,19 @@ pub fn clear(product: &ProductId, bids: &[Bid], pricing: Pricing, fee: Price) ->
     // Each order's limit in what the buyer pays: a sell's ask plus the fee.
     let limit: Vec<Option<Price>> = bids.iter().map(|b| b.buyers_limit(fee)).collect();
     // Priority order of each side: market orders first, then by price, then by id.
-    let rank = |i: usize| match (bids[i].side, limit[i]) {
-        (_, None) => (0, 0),
-        (Side::Buy, Some(p)) => (1, -p.micros()),
-        (Side::Sell, Some(p)) => (1, p.micros()),
-    };
-    let mut buys: Vec<usize> = (0..bids.len()).filter(|&i| bids[i].side == Side::Buy).collect();
-    let mut sells: Vec<usize> = (0..bids.len()).filter(|&i| bids[i].side == Side::Sell).collect();
-    buys.sort_by_key(|&i| (rank(i), bids[i].id));
-    sells.sort_by_key(|&i| (rank(i), bids[i].id));
+    // (ids are unique, so the order is total and an unstable sort is exact).
+    let rank: Vec<(bool, i64, OrderId)> = bids
+        .iter()
+        .zip(&limit)
+        .map(|(b, l)| match (b.side, l) {
+            (_, None) => (false, 0, b.id),
+            (Side::Buy, Some(p)) => (true, -p.micros(), b.id),
+            (Side::Sell, Some(p)) => (true, p.micros(), b.id),
+        })
+        .collect();
+    let (mut buys, mut sells): (Vec<usize>, Vec<usize>) = (0..bids.len()).partition(|&i| bids[i].side == Side::Buy);
+    buys.sort_unstable_by_key(|&i| rank[i]);
+    sells.sort_unstable_by_key(|&i| rank[i]);
 
     let mut limits: Vec<Price> = limit.iter().filter_map(|p| *p).collect();
     limits.sort_unstable();
@@ -227,16 +231,29 @@ pub fn clear(product: &ProductId, bids: &[Bid], pricing: Pricing, fee: Price) ->
         .zip(&accepted)
         .map(|(b, q)| Fill { id: b.id, side: b.side, quantity: *q, price: settle_price(b) })
         .collect();
-    let paid = fills.iter().filter(|f| f.side == Side::Buy).map(|f| amount(f.quantity, f.price)).sum();
-    let received = fills.iter().filter(|f| f.side == Side::Sell).map(|f| amount(f.quantity, f.price)).sum();
+    // Summed exactly in 1e-9 of the currency (Wh × millionths per kWh),
+    // then made a decimal once.
+    let (mut paid, mut received) = (0_i128, 0_i128);
+    for f in &fills {
+        let value = i128::from(f.quantity.wh()) * i128::from(f.price.micros());
+        match f.side {
+            Side::Buy => paid += value,
+            Side::Sell => received += value,
+        }
+    }
+    let (paid, received) = (nano(paid), nano(received));
     let trades = pair(product, bids, &buys, &sells, &accepted, &settle_price, fee);
     let fees = amount(volume, fee);
     Ok(Clearing { price: Some(price), volume, demand, supply, fills, trades, paid, received, fees })
 }
 
+/// An amount in 1e-9 of the currency as a decimal.
+fn nano(value: i128) -> Decimal {
+    Decimal::from_i128_with_scale(value, 9).normalize()
+}
+
 fn check(bids: &[Bid]) -> Result<(), TradingError> {
     crate::at_most("bids", bids.len(), MAX_BIDS)?;
-    let mut ids = std::collections::HashSet::with_capacity(bids.len());
     for (i, b) in bids.iter().enumerate() {
         if b.quantity <= Energy::ZERO || b.quantity > crate::order::MAX_QUANTITY {
             return Err(TradingError::invalid(
@@ -247,9 +264,14 @@ fn check(bids: &[Bid]) -> Result<(), TradingError> {
         if b.price.is_some_and(|p| p.micros().abs() > Price::LIMIT.micros()) {
             return Err(TradingError::invalid(format!("bids[{i}].price"), format!("beyond ±{}", Price::LIMIT)));
         }
-        if !ids.insert(b.id) {
-            return Err(TradingError::invalid(format!("bids[{i}].id"), format!("{} is repeated", b.id)));
-        }
+    }
+    // Repeated ids, by sorting (cheaper than hashing every id); the later
+    // of two is named.
+    let mut ids: Vec<(OrderId, usize)> = bids.iter().enumerate().map(|(i, b)| (b.id, i)).collect();
+    ids.sort_unstable();
+    if let Some(pair) = ids.windows(2).find(|w| w[0].0 == w[1].0) {
+        let (id, i) = pair[1];
+        return Err(TradingError::invalid(format!("bids[{i}].id"), format!("{id} is repeated")));
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! products across the clock changes.
 
 use std::fmt;
+use std::sync::Arc;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -19,21 +20,36 @@ use crate::price::{Price, Pricing};
 
 /// Identifies a product: its delivery start (UTC) and length in minutes,
 /// `2024-04-06T16:00:00Z/15`.
+///
+/// Shared text: a product's id is cloned into every order and trade, and a
+/// clone of an `Arc<str>` allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ProductId(String);
+#[serde(from = "String", into = "String")]
+pub struct ProductId(Arc<str>);
 
 impl ProductId {
     /// The id of the product delivering from `start` for `minutes`.
     #[must_use]
     pub fn of(start: Timestamp, minutes: i64) -> Self {
-        Self(format!("{start}/{minutes}"))
+        Self(Arc::from(format!("{start}/{minutes}")))
     }
 
     /// The id as text.
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl From<String> for ProductId {
+    fn from(id: String) -> Self {
+        Self(Arc::from(id))
+    }
+}
+
+impl From<ProductId> for String {
+    fn from(id: ProductId) -> Self {
+        id.0.as_ref().to_owned()
     }
 }
 
