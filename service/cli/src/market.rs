@@ -162,7 +162,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     // In what buyers pay: a sell at its ask plus the fee.
                     let shown: Vec<Bid> =
                         bids.iter().map(|b| Bid { price: b.buyers_limit(*grid_fee), ..b.clone() }).collect();
-                    crate::report::market::curves(product.as_str(), &shown, c.price, c.volume, path)?;
+                    crate::report::market::curves(product.as_str(), &shown, *grid_fee, c.price, c.volume, path)?;
                     eprintln!("plot: {}", path.display());
                 }
             }

@@ -10,10 +10,13 @@ use super::plot::{PALETTE, err, legend, register_font};
 
 /// Demand (bids, highest first) and supply (offers, lowest first) as
 /// cumulative step curves in kWh against price, with the clearing price
-/// and volume marked.
+/// and volume marked. Prices are what buyers pay: under grid fee `fee`
+/// the caller gives the offers at their ask plus the fee, and the legend
+/// says so.
 pub(crate) fn curves(
     title: &str,
     bids: &[Bid],
+    fee: Price,
     price: Option<Price>,
     volume: volta_contracts::Energy,
     path: &Path,
@@ -54,7 +57,12 @@ pub(crate) fn curves(
         .build_cartesian_2d(0.0..right, (low - pad)..(high + pad))
         .map_err(err)?;
     chart.configure_mesh().x_desc("kWh").y_desc("price per kWh").draw().map_err(err)?;
-    for (points, colour, name) in [(demand, PALETTE[0], "demand (bids)"), (supply, PALETTE[1], "supply (offers)")] {
+    let offers = if fee == Price::ZERO {
+        "supply (offers)".to_owned()
+    } else {
+        format!("supply (offers at ask + {fee} grid fee)")
+    };
+    for (points, colour, name) in [(demand, PALETTE[0], "demand (bids)".to_owned()), (supply, PALETTE[1], offers)] {
         chart
             .draw_series(LineSeries::new(points, colour.stroke_width(3)))
             .map_err(err)?
