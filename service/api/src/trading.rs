@@ -830,6 +830,7 @@ mod tests {
             (pb::SubmitOrderRequest { delivery_start: None, ..request() }, "delivery_start"),
             (pb::SubmitOrderRequest { time_in_force: 9, ..request() }, "time_in_force"),
             (pb::SubmitOrderRequest { limit_price: String::new(), time_in_force: 2, ..request() }, "time_in_force"),
+            (pb::SubmitOrderRequest { node: "n".repeat(65), ..request() }, "node"),
         ];
         for (request, expected) in cases {
             let status = submission(request).expect_err(expected);
@@ -867,7 +868,30 @@ mod tests {
         assert_eq!(field(&bad), "rules.matching");
         let bad = rules(Some(pb::MarketRules { interval_minutes: 7, ..message.clone() })).expect_err("7");
         assert_eq!(field(&bad), "rules.interval_minutes");
-        let bad = rules(Some(pb::MarketRules { max_price: "x".into(), ..message })).expect_err("price");
+        let bad = rules(Some(pb::MarketRules { max_price: "x".into(), ..message.clone() })).expect_err("price");
         assert_eq!(field(&bad), "rules.max_price");
+        // A welfare market's network: its size checked before it is read,
+        // then each node and line by field.
+        let welfare = |network: pb::Network| pb::MarketRules {
+            matching: pb::Matching::Welfare.into(),
+            network: Some(network),
+            ..message.clone()
+        };
+        let crowd = pb::Network { nodes: (0..10_001).map(|i| format!("n{i}")).collect(), lines: Vec::new() };
+        assert_eq!(field(&rules(Some(welfare(crowd))).expect_err("too many")), "rules.network.nodes");
+        let long = pb::Network { nodes: vec!["n".repeat(65)], lines: Vec::new() };
+        assert_eq!(field(&rules(Some(welfare(long))).expect_err("too long")), "rules.network.nodes[0]");
+        let line = pb::Line {
+            line_id: "ab".into(),
+            from_node: "a".into(),
+            to_node: "b".into(),
+            capacity_wh: -1,
+            fee: String::new(),
+        };
+        let bad = pb::Network { nodes: vec!["a".into(), "b".into()], lines: vec![line] };
+        assert_eq!(field(&rules(Some(welfare(bad))).expect_err("capacity")), "rules.network.lines[0].capacity_wh");
+        let good = pb::Network { nodes: vec!["a".into()], lines: Vec::new() };
+        let read = rules(Some(welfare(good))).expect("a welfare market");
+        assert_eq!(rules_message(&read).network.expect("network").nodes, ["a"]);
     }
 }
