@@ -2,10 +2,12 @@
 //! `benches/benches/` (run them with `cargo bench -p volta-benches`), the
 //! longer timed runs in `src/bin/`.
 
+pub mod cases;
 pub mod check;
 pub mod load;
 pub mod plot;
 
+pub use cases::{campus_weeks, campus_year, day_ahead, tiled};
 use volta_forecasting::{History, ReadOptions, data};
 
 /// Victoria's 2014 half-hourly demand with Melbourne temperature (AEST, as

@@ -25,7 +25,7 @@ pub(crate) fn explain(
     let model = Model::build(case, window, Integrality::Integer, Mode::Elastic);
     let objective = model.objective(options.objective);
     let elastic_options = Options { time_limit_s: Some(options.time_limit_s.unwrap_or(60.0)), ..options.clone() };
-    let (model, raw) = run(model, &objective, &elastic_options)?;
+    let (model, raw) = run(model, &objective, &elastic_options, &[])?;
     let Some(x) = raw.x else { return Ok(None) };
     let schedule = read_schedule(case, &model, &x, None);
     let tol = 1e-5;

@@ -97,6 +97,7 @@ mod rolling;
 mod solve;
 pub mod stochastic;
 pub mod verify;
+mod warm;
 
 use volta_engine::{AssetKind, Case};
 
@@ -125,7 +126,7 @@ use crate::model::{Model, Window};
 pub fn schedule(case: &Case, options: &Options) -> Result<Solution, DispatchError> {
     check_options(options)?;
     let state = CarriedState::default();
-    let window = Window { start: 0, len: case.grid().len(), state: &state, fleets: options.fleets };
+    let window = Window { start: 0, len: case.grid().len(), state: &state, fleets: options.fleets, hint: None };
     solve(case, &window, options, None)
 }
 
@@ -232,7 +233,7 @@ pub fn write_model(
 ) -> std::io::Result<()> {
     let objective = options.objective;
     let state = CarriedState::default();
-    let window = Window { start: 0, len: case.grid().len(), state: &state, fleets: options.fleets };
+    let window = Window { start: 0, len: case.grid().len(), state: &state, fleets: options.fleets, hint: None };
     let model = Model::build(case, &window, volta_lp::Integrality::Integer, model::Mode::Normal);
     let lin = model.objective(objective);
     let title = format!(
@@ -254,7 +255,7 @@ pub fn write_model(
 #[must_use]
 pub fn build_only(case: &Case, objective: Objective) -> (usize, usize) {
     let state = CarriedState::default();
-    let window = Window { start: 0, len: case.grid().len(), state: &state, fleets: true };
+    let window = Window { start: 0, len: case.grid().len(), state: &state, fleets: true, hint: None };
     let mut model = Model::build(case, &window, volta_lp::Integrality::Integer, model::Mode::Normal);
     let size = (model.lp.num_cols(), model.lp.num_rows());
     let objective = model.objective(objective);

@@ -54,6 +54,18 @@ pub(crate) struct Window<'a> {
     pub(crate) state: &'a CarriedState,
     /// Whether identical units are modelled as fleets (see [`crate::fleet`]).
     pub(crate) fleets: bool,
+    /// Commitment to start the solver from (see [`crate::warm`]).
+    pub(crate) hint: Option<&'a Hint>,
+}
+
+/// Commitment decisions known before a window is solved: every committed
+/// unit's on/off state per step, from `first` (a step of the case) on. Built
+/// and read in [`crate::warm`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Hint {
+    pub(crate) first: usize,
+    /// By asset index.
+    pub(crate) on: HashMap<usize, Vec<bool>>,
 }
 
 impl Window<'_> {

@@ -95,6 +95,9 @@ pub struct SolveStats {
     pub solve_seconds: f64,
     /// Time spent on the marginal-price LP, s.
     pub price_seconds: f64,
+    /// Integer columns the solver was started from: a rolling window's
+    /// commitment inherited from the window before (0 for a cold start).
+    pub warm_start: usize,
 }
 
 /// An optimal (or best-found) operating schedule.

@@ -8,6 +8,10 @@
 //! state. The case's end conditions (cyclic or minimum storage levels)
 //! apply only to the window that reaches the end of the case.
 //!
+//! Each window starts the solver from the commitment the window before it
+//! chose over the steps they share ([`RollingOptions::warm_start`], on by
+//! default; see `warm`): the windows are the same problems, solved faster.
+//!
 //! A run that is cancelled (its [`Cancel`](volta_engine::Cancel) token set
 //! by a caller or a deadline) keeps what it committed: it stops before its
 //! next window and returns the stitched schedule so far, with the status
@@ -17,7 +21,7 @@ use serde::Serialize;
 use volta_engine::{AssetKind, Case};
 
 use crate::error::DispatchError;
-use crate::model::{AssetState, CarriedState, Window};
+use crate::model::{AssetState, CarriedState, Hint, Window};
 use crate::options::Options;
 use crate::plan::Infeasibility;
 use crate::plan::{Detail, Schedule, Status};
@@ -31,6 +35,9 @@ pub struct RollingOptions {
     pub commit_steps: usize,
     /// Solver options for every window.
     pub options: Options,
+    /// Start each window's MIP from the previous window's commitment on
+    /// the steps they share (the default); off, every window starts cold.
+    pub warm_start: bool,
 }
 
 impl RollingOptions {
@@ -40,7 +47,12 @@ impl RollingOptions {
     /// default of the CLI, gRPC and Python.
     #[must_use]
     pub fn new(horizon_steps: usize, commit_steps: Option<usize>, options: Options) -> Self {
-        Self { horizon_steps, commit_steps: commit_steps.unwrap_or((horizon_steps / 2).max(1)), options }
+        Self {
+            horizon_steps,
+            commit_steps: commit_steps.unwrap_or((horizon_steps / 2).max(1)),
+            options,
+            warm_start: true,
+        }
     }
 }
 
@@ -59,6 +71,8 @@ pub struct WindowReport {
     pub solve_seconds: f64,
     /// Seconds building the model.
     pub build_seconds: f64,
+    /// Integer columns started from the previous window (0: cold).
+    pub warm_start: usize,
 }
 
 /// The stitched result of a rolling-horizon run.
@@ -100,13 +114,20 @@ pub fn rolling_horizon(
         crate::whole_horizon(case, "a rolling horizon")?;
     }
     let mut state = CarriedState::default();
+    let mut hint: Option<Hint> = None;
     let mut stitched: Option<Schedule> = None;
     let mut windows = Vec::with_capacity(count);
     let mut status = Status::Optimal;
     let mut start = 0;
     while start < total {
         let len = horizon.min(total - start);
-        let window = Window { start, len, state: &state, fleets: rolling.options.fleets };
+        let window = Window {
+            start,
+            len,
+            state: &state,
+            fleets: rolling.options.fleets,
+            hint: hint.as_ref().filter(|_| rolling.warm_start),
+        };
         let solution = match crate::solve(case, &window, &rolling.options, None) {
             Err(DispatchError::Cancelled) => {
                 status = worse(status, Status::Interrupted);
@@ -121,6 +142,7 @@ pub fn rolling_horizon(
             objective: solution.objective,
             solve_seconds: solution.stats.solve_seconds,
             build_seconds: solution.stats.build_seconds,
+            warm_start: solution.stats.warm_start,
         };
         status = worse(status, solution.status);
         let Some(plan) = solution.schedule else {
@@ -129,6 +151,7 @@ pub fn rolling_horizon(
             return Ok(RollingResult { status, schedule: stitched, windows, infeasibility: solution.infeasibility });
         };
         let keep = commit.min(len);
+        hint = Some(Hint::from_schedule(&plan, start));
         let part = truncate(plan, keep);
         progress(&report, Some(&part), count);
         windows.push(report);

@@ -30,11 +30,17 @@ pub(crate) struct Raw {
     pub(crate) ambiguous: bool,
 }
 
-/// Solves `model` minimising `objective`.
-pub(crate) fn run(mut model: Model, objective: &Lin, options: &Options) -> Result<(Model, Raw), DispatchError> {
+/// Solves `model` minimising `objective`, a MIP from the partial
+/// assignment `start` (see [`volta_lp::solve_from`]).
+pub(crate) fn run(
+    mut model: Model,
+    objective: &Lin,
+    options: &Options,
+    start: &[(Col, f64)],
+) -> Result<(Model, Raw), DispatchError> {
     // The LP is consumed by HiGHS; keep the rest of the model for reading.
     let lp = std::mem::replace(&mut model.lp, volta_lp::solve::placeholder());
-    let s = volta_lp::solve(lp, objective, &settings(options)).map_err(DispatchError::Solver)?;
+    let s = volta_lp::solve_from(lp, objective, &settings(options), start).map_err(DispatchError::Solver)?;
     let raw = Raw {
         status: status_of(s.outcome),
         objective: s.objective,
@@ -92,7 +98,9 @@ pub(crate) fn solve_window(
     };
     let is_mip = model.lp.is_mip();
     let binaries = model.lp.integers().to_vec();
-    let (model, mut raw) = run(model, &objective, options)?;
+    let start = window.hint.map(|hint| hint.start(&model, window)).unwrap_or_default();
+    stats.warm_start = start.len();
+    let (model, mut raw) = run(model, &objective, options, &start)?;
     stats.solve_seconds = raw.seconds;
     // Marginal prices: the LP duals, or for a MILP those of the LP with its
     // binaries fixed at the solution.
@@ -106,7 +114,7 @@ pub(crate) fn solve_window(
         extra(&mut lp_model);
         let objective = lp_model.objective(options.objective);
         let lp_options = Options { time_limit_s: None, mip_gap: None, ..options.clone() };
-        if let Ok((_, fixed_raw)) = run(lp_model, &objective, &lp_options) {
+        if let Ok((_, fixed_raw)) = run(lp_model, &objective, &lp_options, &[]) {
             raw.duals = fixed_raw.duals;
         }
         stats.price_seconds = started.elapsed().as_secs_f64();

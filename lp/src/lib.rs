@@ -5,7 +5,8 @@
 //!   evaluate itself, and their hand-over to HiGHS through good_lp;
 //! - [`solve`]: running HiGHS and reading back what it found: the outcome
 //!   (optimal, within the gap, a limit reached, infeasible, unbounded), the
-//!   objective, the MIP's dual bound and gap, the columns and the row duals.
+//!   objective, the MIP's dual bound and gap, the columns and the row duals;
+//!   a MIP may start from a partial assignment ([`solve_from`]).
 //!
 //! Solving goes through the `highs` model good_lp builds rather than
 //! good_lp's own `solve`, which folds memory, iteration and interrupt stops
@@ -16,4 +17,4 @@ pub mod model;
 pub mod solve;
 
 pub use model::{Col, Integrality, Lin, Lp, Row, Sense};
-pub use solve::{Outcome, Settings, Solution, solve};
+pub use solve::{Outcome, Settings, Solution, solve, solve_from};

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use highs::{HighsModelStatus, HighsSolutionStatus};
 
-use crate::model::{Integrality, Lin, Lp};
+use crate::model::{Col, Integrality, Lin, Lp};
 
 /// Solver settings.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -75,7 +75,24 @@ pub struct Solution {
 /// # Errors
 /// HiGHS refused an option, failed, or ended with an error status.
 pub fn solve(lp: Lp, objective: &Lin, settings: &Settings) -> Result<Solution, String> {
+    solve_from(lp, objective, settings, &[])
+}
+
+/// Solves `lp` minimising `objective`, starting a MIP from the values in
+/// `start`: a partial assignment, typically of integer columns. HiGHS fixes
+/// the integer columns given (at integral values within their bounds),
+/// solves for the rest in a small search of its own, and when that finds a
+/// feasible point, the branch and bound begins with it as the incumbent. A
+/// start that leads nowhere costs that small search and changes nothing
+/// else: the problem is the same, and so is its optimum.
+/// Ignored for an LP, and when empty.
+///
+/// # Errors
+/// HiGHS refused an option or the start, failed, or ended with an error
+/// status; a start naming a column the problem does not have.
+pub fn solve_from(lp: Lp, objective: &Lin, settings: &Settings, start: &[(Col, f64)]) -> Result<Solution, String> {
     let is_mip = lp.is_mip();
+    let columns = lp.num_cols();
     let mut highs = lp.into_highs(objective)?;
     if !settings.verbose {
         highs.make_quiet();
@@ -94,6 +111,18 @@ pub fn solve(lp: Lp, objective: &Lin, settings: &Settings) -> Result<Solution, S
     if let Some(threads) = settings.threads {
         let threads = i32::try_from(threads).unwrap_or(i32::MAX);
         set("threads", highs.try_set_option("threads", threads))?;
+    }
+    if is_mip && !start.is_empty() {
+        // HiGHS reads an infinite value as "undefined": what its sparse
+        // start (`Highs_setSparseSolution`) builds, through the safe API.
+        let mut values = vec![f64::INFINITY; columns];
+        for &(col, value) in start {
+            let slot = values.get_mut(col.0).ok_or_else(|| format!("MIP start: no column {}", col.0))?;
+            *slot = value;
+        }
+        highs
+            .try_set_solution(Some(&values), None, None, None)
+            .map_err(|e| format!("HiGHS refused the MIP start: {e:?}"))?;
     }
     let started = Instant::now();
     let solved = highs.try_solve().map_err(|e| format!("HiGHS failed to solve: {e:?}"))?;
@@ -184,5 +213,46 @@ mod tests {
         let s = solve(lp, &Lin::term(x, 1.0), &Settings::default()).expect("solves");
         assert_eq!(s.outcome, Outcome::Infeasible);
         assert!(s.x.is_none());
+    }
+
+    /// A small knapsack-like MIP: 12 binaries, one capacity row.
+    fn knapsack() -> (Lp, Lin, Vec<Col>) {
+        let mut lp = Lp::new(Integrality::Integer);
+        let items: Vec<Col> = (0..12).map(|_| lp.binary()).collect();
+        let weight = |k: usize| 3.0 + (k * 7 % 11) as f64;
+        let value = |k: usize| 4.0 + (k * 5 % 13) as f64;
+        let mut row = Lin::new();
+        let mut objective = Lin::new();
+        for (k, &c) in items.iter().enumerate() {
+            row.add(c, weight(k));
+            objective.add(c, -value(k));
+        }
+        lp.le(row, 40.0);
+        (lp, objective, items)
+    }
+
+    #[test]
+    fn a_mip_start_good_bad_or_partial_leaves_the_optimum_as_it_was() {
+        let (lp, objective, _) = knapsack();
+        let cold = solve(lp, &objective, &Settings::default()).expect("solves");
+        let best = cold.objective.expect("optimum");
+        let optimal_x = cold.x.expect("x");
+        let starts: [Vec<(Col, f64)>; 3] = [
+            // the optimum itself;
+            optimal_x.iter().enumerate().map(|(k, &v)| (Col(k), v.round())).collect(),
+            // everything taken: infeasible, so HiGHS drops it;
+            (0..12).map(|k| (Col(k), 1.0)).collect(),
+            // three items fixed out, the rest left to HiGHS.
+            (0..3).map(|k| (Col(k), 0.0)).collect(),
+        ];
+        for start in starts {
+            let (lp, objective, _) = knapsack();
+            let warm = solve_from(lp, &objective, &Settings::default(), &start).expect("solves");
+            assert_eq!(warm.outcome, Outcome::Optimal);
+            assert!((warm.objective.expect("optimum") - best).abs() < 1e-9, "{start:?}");
+        }
+        let (lp, objective, _) = knapsack();
+        let error = solve_from(lp, &objective, &Settings::default(), &[(Col(12), 1.0)]).expect_err("no column 12");
+        assert!(error.contains("no column 12"), "{error}");
     }
 }

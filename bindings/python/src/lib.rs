@@ -313,7 +313,8 @@ fn pareto<'py>(
 
 /// Simulates a rolling horizon; see `volta.rolling_horizon`.
 #[pyfunction]
-#[pyo3(signature = (case, horizon_steps, commit_steps = None, objective = "cost", time_limit = None, gap = None))]
+#[pyo3(signature = (case, horizon_steps, commit_steps = None, objective = "cost", time_limit = None, gap = None, warm_start = true))]
+#[expect(clippy::too_many_arguments, reason = "one argument per keyword of the Python function")]
 fn rolling_horizon<'py>(
     py: Python<'py>,
     case: &PyCase,
@@ -322,10 +323,11 @@ fn rolling_horizon<'py>(
     objective: &str,
     time_limit: Option<f64>,
     gap: Option<f64>,
+    warm_start: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = options(py, objective, None, time_limit, gap, None)?;
     let cancel = options.cancel.clone();
-    let rolling = RollingOptions::new(horizon_steps, commit_steps, options);
+    let rolling = RollingOptions { warm_start, ..RollingOptions::new(horizon_steps, commit_steps, options) };
     let owned = case.case.clone();
     let result =
         interruptible(py, &cancel, move || volta_dispatch::rolling_horizon(&owned, &rolling, &mut |_, _, _| {}))?

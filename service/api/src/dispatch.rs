@@ -163,6 +163,8 @@ pub struct RollingCall {
     pub commit: Option<SignedDuration>,
     /// Objective, gap and time limit of each window.
     pub solving: Solving,
+    /// Start every window cold (not from the previous window's commitment).
+    pub cold_windows: bool,
 }
 
 impl TryFrom<pb::RollingHorizonRequest> for RollingCall {
@@ -177,6 +179,7 @@ impl TryFrom<pb::RollingHorizonRequest> for RollingCall {
             co2_price,
             mip_gap: gap,
             window_time_limit,
+            cold_windows,
         } = request;
         let horizon = time::length("horizon", horizon)?
             .ok_or_else(|| status::invalid("horizon", "required: the look-ahead of a window".to_owned()))?;
@@ -185,7 +188,7 @@ impl TryFrom<pb::RollingHorizonRequest> for RollingCall {
             mip_gap: mip_gap(gap)?,
             time_limit: time_limit("window_time_limit", window_time_limit)?,
         };
-        Ok(Self { case, horizon, commit: time::length("commit", commit)?, solving })
+        Ok(Self { case, horizon, commit: time::length("commit", commit)?, solving, cold_windows })
     }
 }
 
@@ -369,6 +372,7 @@ pub fn window(report: &WindowReport, index: usize, windows: usize, committed: Op
         solve_time: Some(time::seconds(report.solve_seconds)),
         build_time: Some(time::seconds(report.build_seconds)),
         committed: committed.map(|p| schedule(p, &[])),
+        warm_start_columns: time::count(report.warm_start),
     }
 }
 

@@ -372,12 +372,18 @@ def rolling_horizon(
     *,
     time_limit: float | None = None,
     gap: float | None = None,
+    warm_start: bool = True,
 ) -> Schedule:
     """Simulates the case window by window (model-predictive control),
     carrying storage levels and unit states, and returns the stitched plan.
     Each window optimises ``horizon_steps`` and keeps ``commit_steps``
-    (default: half the window, as the CLI and gRPC do)."""
-    raw = _native.rolling_horizon(_as_case(case)._native, horizon_steps, commit_steps, objective, time_limit, gap)
+    (default: half the window, as the CLI and gRPC do). Each window's solver
+    starts from the commitment the window before chose for the steps they
+    share; ``warm_start=False`` solves every window from scratch (the same
+    schedule, more slowly)."""
+    raw = _native.rolling_horizon(
+        _as_case(case)._native, horizon_steps, commit_steps, objective, time_limit, gap, warm_start
+    )
     return Schedule._from_native(raw)
 
 

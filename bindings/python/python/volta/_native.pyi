@@ -36,6 +36,7 @@ def rolling_horizon(
     objective: str = ...,
     time_limit: float | None = ...,
     gap: float | None = ...,
+    warm_start: bool = ...,
 ) -> dict[str, Any]: ...
 
 class ForecastModel:

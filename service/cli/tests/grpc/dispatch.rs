@@ -309,10 +309,13 @@ async fn pareto_and_rolling_horizon_give_the_library_numbers() {
         }
     }
     let summary = summary.expect("a summary ends the stream");
-    let rolling = volta_dispatch::RollingOptions { horizon_steps: 16, commit_steps: 8, options };
+    let rolling = volta_dispatch::RollingOptions::new(16, Some(8), options);
     let library = volta_dispatch::rolling_horizon(&case, &rolling, &mut |_, _, _| {}).expect("library rolling");
     assert_eq!(windows.len(), library.windows.len());
     assert_eq!(windows.len(), 6);
+    for (sent, solved) in windows.iter().zip(&library.windows) {
+        assert_eq!(usize::try_from(sent.warm_start_columns).ok(), Some(solved.warm_start), "{sent:?}");
+    }
     assert_eq!((windows[1].start_step, windows[1].windows, windows[5].index), (8, 6, 5));
     let plan = library.schedule.expect("stitched");
     // Each window sends the steps it commits: together, the stitched plan.

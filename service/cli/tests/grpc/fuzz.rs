@@ -274,8 +274,8 @@ fn rolling_request() -> impl Strategy<Value = pb::RollingHorizonRequest> {
     let horizon = duration(1..24).prop_map(hours);
     let third = prost_types::Duration { seconds: 1200, nanos: 0 };
     let commit = prop_oneof![3 => duration(1..12).prop_map(hours), 1 => Just(Some(third)), 1 => Just(None)];
-    (case_text(), horizon, commit, objective(), maybe(0.0..0.01)).prop_map(
-        |(case, horizon, commit, objective, mip_gap)| pb::RollingHorizonRequest {
+    (case_text(), horizon, commit, objective(), maybe(0.0..0.01), any::<bool>()).prop_map(
+        |(case, horizon, commit, objective, mip_gap, cold_windows)| pb::RollingHorizonRequest {
             case: Some(case),
             horizon,
             commit,
@@ -283,6 +283,7 @@ fn rolling_request() -> impl Strategy<Value = pb::RollingHorizonRequest> {
             co2_price: None,
             mip_gap,
             window_time_limit: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
+            cold_windows,
         },
     )
 }
