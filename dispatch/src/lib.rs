@@ -4,7 +4,8 @@
 //! every asset that minimises cost, CO2 or a weighted sum of both, subject
 //! to an energy balance on every bus at every step. [`pareto`] traces the
 //! cost–CO2 front; [`rolling_horizon`] simulates a long period window by
-//! window; [`two_stage`] plans under scenarios of the uncertain series and
+//! window, and [`lower_bound`] (its LP relaxation) says how far from optimal
+//! the stitched result can be; [`two_stage`] plans under scenarios of the uncertain series and
 //! [`redispatch`] prices a plan against the day as it turned out. The model is built with Volta's LP layer (volta-lp, on good_lp) and solved by HiGHS.
 //!
 //! ```no_run
@@ -246,6 +247,27 @@ pub fn write_model(
         ModelFormat::Lp => model.lp.write_lp(&lin, &title, out),
         ModelFormat::Mps => model.lp.write_mps(&lin, &title, out),
     }
+}
+
+/// The optimum of the LP relaxation of `case` over its whole horizon (every
+/// integer column continuous within its bounds), minimising `options`'
+/// objective: a lower bound on the objective of any schedule of the case,
+/// a rolling horizon's stitched one included. `None` when the relaxation
+/// has no optimum (an infeasible case).
+///
+/// # Errors
+/// [`DispatchError::Option`] for an option out of range, solver errors,
+/// and [`DispatchError::Cancelled`].
+pub fn lower_bound(case: &Case, options: &Options) -> Result<Option<f64>, DispatchError> {
+    check_options(options)?;
+    options.cancel.check()?;
+    let state = CarriedState::default();
+    let window = Window { start: 0, len: case.grid().len(), state: &state, fleets: options.fleets, hint: None };
+    let model = Model::build(case, &window, volta_lp::Integrality::Relaxed, model::Mode::Normal);
+    let objective = model.objective(options.objective);
+    let lp_options = Options { mip_gap: None, ..options.clone() };
+    let (_, raw) = solve::run(model, &objective, &lp_options, &[])?;
+    Ok(raw.objective.filter(|_| raw.status == Status::Optimal))
 }
 
 /// Builds the model of `case` and hands it to HiGHS without solving it;

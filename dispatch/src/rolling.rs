@@ -38,6 +38,11 @@ pub struct RollingOptions {
     /// Start each window's MIP from the previous window's commitment on
     /// the steps they share (the default); off, every window starts cold.
     pub warm_start: bool,
+    /// Also solve the LP relaxation of the whole horizon, whose optimum
+    /// bounds the cost of any schedule of the case from below, so that the
+    /// result says how far from optimal the stitched one can be at most
+    /// ([`RollingResult::lower_bound`]). The cost objective only.
+    pub lower_bound: bool,
 }
 
 impl RollingOptions {
@@ -52,6 +57,7 @@ impl RollingOptions {
             commit_steps: commit_steps.unwrap_or((horizon_steps / 2).max(1)),
             options,
             warm_start: true,
+            lower_bound: false,
         }
     }
 }
@@ -89,6 +95,11 @@ pub struct RollingResult {
     pub windows: Vec<WindowReport>,
     /// Why the failing window was infeasible, if one was.
     pub infeasibility: Option<Infeasibility>,
+    /// With [`RollingOptions::lower_bound`]: the optimum of the whole
+    /// horizon's LP relaxation, at most the cost of the best schedule, so
+    /// `(cost − lower_bound) / cost` bounds how far the stitched schedule is
+    /// from optimal.
+    pub lower_bound: Option<f64>,
 }
 
 /// Simulates `case` window by window. `progress` is called after each
@@ -109,6 +120,13 @@ pub fn rolling_horizon(
         return Err(DispatchError::Option(format!("need 0 < commit_steps ({commit}) <= horizon_steps ({horizon})")));
     }
     crate::check_options(&rolling.options)?;
+    if rolling.lower_bound && rolling.options.objective != crate::Objective::Cost {
+        return Err(DispatchError::Option(
+            "a lower bound is computed for the cost objective only (the CO2 objective is lexicographic; weigh \
+             CO2 into the cost with a CO2 price instead)"
+                .to_owned(),
+        ));
+    }
     let count = total.div_ceil(commit);
     if count > 1 {
         crate::whole_horizon(case, "a rolling horizon")?;
@@ -148,7 +166,13 @@ pub fn rolling_horizon(
         let Some(plan) = solution.schedule else {
             progress(&report, None, count);
             windows.push(report);
-            return Ok(RollingResult { status, schedule: stitched, windows, infeasibility: solution.infeasibility });
+            return Ok(RollingResult {
+                status,
+                schedule: stitched,
+                windows,
+                infeasibility: solution.infeasibility,
+                lower_bound: None,
+            });
         };
         let keep = commit.min(len);
         hint = Some(Hint::from_schedule(&plan, start));
@@ -176,7 +200,16 @@ pub fn rolling_horizon(
         s.emissions = audit.emissions;
         s
     });
-    Ok(RollingResult { status, schedule, windows, infeasibility: None })
+    // After the windows, so that a cancelled run stops before it too.
+    let lower_bound = if rolling.lower_bound && status != Status::Interrupted {
+        match crate::lower_bound(case, &rolling.options) {
+            Err(DispatchError::Cancelled) => None,
+            other => other?,
+        }
+    } else {
+        None
+    };
+    Ok(RollingResult { status, schedule, windows, infeasibility: None, lower_bound })
 }
 
 fn worse(a: Status, b: Status) -> Status {

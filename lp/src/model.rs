@@ -121,6 +121,9 @@ pub enum Integrality {
     /// Fixed at the given values (in order of creation, rounded into each
     /// column's bounds): an LP.
     Fixed(Vec<f64>),
+    /// Continuous within their bounds: the LP relaxation, whose optimum
+    /// bounds the MILP's from below.
+    Relaxed,
 }
 
 /// What a column's values may be.
@@ -243,6 +246,7 @@ impl Lp {
                 let v = values.get(self.integers.len()).copied().unwrap_or(0.0).round().clamp(0.0, hi);
                 (variable().min(v).max(v), (v, v, Kind::Continuous))
             }
+            Integrality::Relaxed => (variable().min(0.0).max(hi), (0.0, hi, Kind::Continuous)),
         };
         let col = self.push(def, bounds);
         self.integers.push(col);

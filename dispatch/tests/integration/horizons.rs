@@ -148,3 +148,25 @@ fn a_warm_started_rolling_horizon_finds_what_a_cold_one_does() {
         assert!(errors.is_empty(), "{name}: {}", errors.join("\n"));
     }
 }
+
+/// The whole week's LP relaxation bounds the stitched week from below, and
+/// the week solved as one MILP sits between the two.
+#[test]
+fn a_rolling_horizon_reports_a_lower_bound_below_the_best_week() {
+    let case = example("campus.toml");
+    let options = Options { mip_gap: Some(1e-6), prices: false, ..Options::default() };
+    let rolling = RollingOptions { lower_bound: true, ..RollingOptions::new(48, Some(24), options.clone()) };
+    let result = rolling_horizon(&case, &rolling, &mut |_, _, _| {}).expect("runs");
+    let stitched = result.schedule.expect("stitched").cost;
+    let bound = result.lower_bound.expect("a bound");
+    let (_, best) = solve_checked(&case, &options);
+    assert!(bound <= best.cost * (1.0 + 1e-9), "bound {bound} above the optimum {}", best.cost);
+    assert!(best.cost <= stitched * (1.0 + 1e-6), "optimum {} above the stitched {stitched}", best.cost);
+    // A relaxation, not a trivial bound: within a few percent on the campus.
+    assert!(bound >= 0.9 * stitched, "bound {bound} vs stitched {stitched}");
+    eprintln!("campus week: relaxation {bound:.2} <= optimum {:.2} <= stitched {stitched:.2}", best.cost);
+
+    let co2 = RollingOptions { options: Options { objective: volta_dispatch::Objective::Co2, ..options }, ..rolling };
+    let err = rolling_horizon(&case, &co2, &mut |_, _, _| {}).expect_err("the cost objective only");
+    assert!(err.to_string().contains("cost objective only"), "{err}");
+}

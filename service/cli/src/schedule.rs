@@ -41,7 +41,8 @@ With --horizon-h, the case is simulated as a rolling horizon: windows of
 carrying storage levels and unit states across windows. Each window's
 solver starts from the commitment the window before chose for the steps
 they share (a MIP start; --cold-windows turns it off): the same windows,
-solved faster.
+solved faster. --lower-bound also solves the whole horizon's LP relaxation
+and reports how far from optimal the stitched schedule can be at most.
 
 With --write-model FILE.lp (or FILE.mps), the model handed to HiGHS is also
 written in the CPLEX LP (or free MPS) format, which HiGHS, Gurobi, CPLEX,
@@ -122,6 +123,11 @@ pub(super) struct Args {
     /// start saves; the schedule is the same).
     #[arg(long, requires = "horizon_h")]
     cold_windows: bool,
+    /// Rolling horizon: also solve the whole horizon's LP relaxation, a
+    /// lower bound on the cost of any schedule, and report how far from
+    /// optimal the stitched schedule can be at most (cost objective only).
+    #[arg(long, requires = "horizon_h")]
+    lower_bound: bool,
     /// Skip the marginal-price computation.
     #[arg(long)]
     no_prices: bool,
@@ -266,6 +272,8 @@ fn rolling(args: &Args, case: &Case, horizon_h: f64, options: &Options) -> anyho
             "steps_scheduled": plan.map_or(0, |s| s.grid.len()),
             "warm_started_windows": result.windows.iter().filter(|w| w.warm_start > 0).count(),
         },
+        "lower_bound": result.lower_bound,
+        "gap_to_lower_bound": result.lower_bound.zip(plan).map(|(bound, s)| (s.cost - bound) / s.cost.abs().max(1e-9)),
     });
     if let Some(plan) = plan {
         summary["cost_by_category"] = by_category(plan);
