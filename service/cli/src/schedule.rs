@@ -242,8 +242,11 @@ fn rolling(args: &Args, case: &Case, horizon_h: f64, options: &Options) -> anyho
     };
     let horizon = steps(horizon_h, "--horizon-h")?;
     let commit = args.commit_h.map(|h| steps(h, "--commit-h")).transpose()?;
-    let rolling =
-        RollingOptions { warm_start: !args.cold_windows, ..RollingOptions::new(horizon, commit, options.clone()) };
+    let rolling = RollingOptions {
+        warm_start: !args.cold_windows,
+        lower_bound: args.lower_bound,
+        ..RollingOptions::new(horizon, commit, options.clone())
+    };
     let commit = rolling.commit_steps;
     let bar = ProgressBar::new(grid.len().div_ceil(commit) as u64);
     bar.set_style(

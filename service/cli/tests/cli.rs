@@ -209,11 +209,15 @@ fn pareto_and_rolling_horizon_from_the_command_line() {
     assert!((2..=3).contains(&points));
     assert!(dir.path().join("pareto.png").is_file() && dir.path().join("pareto.csv").is_file());
 
-    let out = volta(&["schedule", &case("campus.toml"), "--horizon-h", "48", "--commit-h", "24"]);
+    let out = volta(&["schedule", &case("campus.toml"), "--horizon-h", "48", "--commit-h", "24", "--lower-bound"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary = json(&out);
     assert_eq!(summary["rolling"]["windows"], 7);
     assert_eq!(summary["rolling"]["steps_scheduled"], 168);
+    // The relaxation is below the stitched cost, by a few percent on the campus.
+    let (cost, bound) = (summary["cost"].as_f64().expect("cost"), summary["lower_bound"].as_f64().expect("bound"));
+    let gap = summary["gap_to_lower_bound"].as_f64().expect("gap");
+    assert!(bound < cost && (gap - (cost - bound) / cost).abs() < 1e-12 && gap < 0.05, "{summary}");
 }
 
 #[test]
