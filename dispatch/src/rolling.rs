@@ -41,7 +41,8 @@ pub struct RollingOptions {
     /// Also solve the LP relaxation of the whole horizon, whose optimum
     /// bounds the cost of any schedule of the case from below, so that the
     /// result says how far from optimal the stitched one can be at most
-    /// ([`RollingResult::lower_bound`]). The cost objective only.
+    /// ([`RollingResult::lower_bound`]). The cost objective (without a CO2
+    /// price) only.
     pub lower_bound: bool,
 }
 
@@ -122,9 +123,7 @@ pub fn rolling_horizon(
     crate::check_options(&rolling.options)?;
     if rolling.lower_bound && rolling.options.objective != crate::Objective::Cost {
         return Err(DispatchError::Option(
-            "a lower bound is computed for the cost objective only (the CO2 objective is lexicographic; weigh \
-             CO2 into the cost with a CO2 price instead)"
-                .to_owned(),
+            "a lower bound is computed for the cost objective without a CO2 price only".to_owned(),
         ));
     }
     let count = total.div_ceil(commit);

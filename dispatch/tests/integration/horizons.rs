@@ -168,5 +168,5 @@ fn a_rolling_horizon_reports_a_lower_bound_below_the_best_week() {
 
     let co2 = RollingOptions { options: Options { objective: volta_dispatch::Objective::Co2, ..options }, ..rolling };
     let err = rolling_horizon(&case, &co2, &mut |_, _, _| {}).expect_err("the cost objective only");
-    assert!(err.to_string().contains("cost objective only"), "{err}");
+    assert!(err.to_string().contains("cost objective without a CO2 price only"), "{err}");
 }

@@ -165,6 +165,8 @@ pub struct RollingCall {
     pub solving: Solving,
     /// Start every window cold (not from the previous window's commitment).
     pub cold_windows: bool,
+    /// Also bound the cost from below by the LP relaxation.
+    pub lower_bound: bool,
 }
 
 impl TryFrom<pb::RollingHorizonRequest> for RollingCall {
@@ -180,6 +182,7 @@ impl TryFrom<pb::RollingHorizonRequest> for RollingCall {
             mip_gap: gap,
             window_time_limit,
             cold_windows,
+            lower_bound,
         } = request;
         let horizon = time::length("horizon", horizon)?
             .ok_or_else(|| status::invalid("horizon", "required: the look-ahead of a window".to_owned()))?;
@@ -188,7 +191,11 @@ impl TryFrom<pb::RollingHorizonRequest> for RollingCall {
             mip_gap: mip_gap(gap)?,
             time_limit: time_limit("window_time_limit", window_time_limit)?,
         };
-        Ok(Self { case, horizon, commit: time::length("commit", commit)?, solving, cold_windows })
+        if lower_bound && solving.objective != Objective::Cost {
+            let message = "a lower bound is computed for OBJECTIVE_COST without a co2_price only";
+            return Err(status::invalid("lower_bound", message.to_owned()));
+        }
+        Ok(Self { case, horizon, commit: time::length("commit", commit)?, solving, cold_windows, lower_bound })
     }
 }
 
@@ -388,6 +395,7 @@ pub fn rolling_summary(result: &RollingResult, status: Option<pb::SolveStatus>) 
         costs: costs(plan),
         infeasibility: explanation(result.infeasibility.as_ref()),
         steps: plan.map_or(0, |p| time::count(p.grid.len())),
+        lower_bound: result.lower_bound,
     }
 }
 

@@ -191,8 +191,11 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
                         cancel.cancel();
                     }
                 };
-                let rolling =
-                    RollingOptions { warm_start: !call.cold_windows, ..RollingOptions::new(horizon, commit, options) };
+                let rolling = RollingOptions {
+                    warm_start: !call.cold_windows,
+                    lower_bound: call.lower_bound,
+                    ..RollingOptions::new(horizon, commit, options)
+                };
                 let outcome = volta_dispatch::rolling_horizon(&case, &rolling, &mut progress);
                 if gone {
                     return;

@@ -294,9 +294,10 @@ async fn pareto_and_rolling_horizon_give_the_library_numbers() {
     assert!(front.points.windows(2).all(|w| w[0].cost <= w[1].cost && w[0].co2_kg >= w[1].co2_kg));
 
     let request = pb::RollingHorizonRequest {
-        case: Some(text),
+        case: Some(text.clone()),
         horizon: Some(length("8h")),
         commit: Some(length("4h")),
+        lower_bound: true,
         ..Default::default()
     };
     let mut stream = client.rolling_horizon(request).await.expect("rolling").into_inner();
@@ -309,7 +310,10 @@ async fn pareto_and_rolling_horizon_give_the_library_numbers() {
         }
     }
     let summary = summary.expect("a summary ends the stream");
-    let rolling = volta_dispatch::RollingOptions::new(16, Some(8), options);
+    let rolling = volta_dispatch::RollingOptions {
+        lower_bound: true,
+        ..volta_dispatch::RollingOptions::new(16, Some(8), options)
+    };
     let library = volta_dispatch::rolling_horizon(&case, &rolling, &mut |_, _, _| {}).expect("library rolling");
     assert_eq!(windows.len(), library.windows.len());
     assert_eq!(windows.len(), 6);
@@ -333,6 +337,20 @@ async fn pareto_and_rolling_horizon_give_the_library_numbers() {
     }
     assert!(close(summary.cost.expect("cost"), plan.cost, 1e-9), "{summary:?} vs {}", plan.cost);
     assert_eq!(summary.steps, 48);
+    // The whole horizon's relaxation, as the library finds it, below the stitched cost.
+    let bound = summary.lower_bound.expect("a lower bound was asked for");
+    assert!(close(bound, library.lower_bound.expect("library bound"), 1e-9) && bound <= plan.cost, "{summary:?}");
+    let err = client
+        .rolling_horizon(pb::RollingHorizonRequest {
+            case: Some(text),
+            horizon: Some(length("8h")),
+            objective: pb::Objective::Co2 as i32,
+            lower_bound: true,
+            ..Default::default()
+        })
+        .await
+        .expect_err("a bound of the cost only");
+    assert_eq!((err.code(), super::field(&err)), (Code::InvalidArgument, "lower_bound".to_owned()), "{err:?}");
 
     let err = client
         .rolling_horizon(pb::RollingHorizonRequest { horizon: Some(length("45m")), ..Default::default() })

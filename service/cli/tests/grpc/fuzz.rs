@@ -284,6 +284,7 @@ fn rolling_request() -> impl Strategy<Value = pb::RollingHorizonRequest> {
             mip_gap,
             window_time_limit: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
             cold_windows,
+            lower_bound: false,
         },
     )
 }
