@@ -313,7 +313,7 @@ fn pareto<'py>(
 
 /// Simulates a rolling horizon; see `volta.rolling_horizon`.
 #[pyfunction]
-#[pyo3(signature = (case, horizon_steps, commit_steps = None, objective = "cost", time_limit = None, gap = None, warm_start = true))]
+#[pyo3(signature = (case, horizon_steps, commit_steps = None, objective = "cost", time_limit = None, gap = None, warm_start = true, lower_bound = false))]
 #[expect(clippy::too_many_arguments, reason = "one argument per keyword of the Python function")]
 fn rolling_horizon<'py>(
     py: Python<'py>,
@@ -324,10 +324,12 @@ fn rolling_horizon<'py>(
     time_limit: Option<f64>,
     gap: Option<f64>,
     warm_start: bool,
+    lower_bound: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = options(py, objective, None, time_limit, gap, None)?;
     let cancel = options.cancel.clone();
-    let rolling = RollingOptions { warm_start, ..RollingOptions::new(horizon_steps, commit_steps, options) };
+    let rolling =
+        RollingOptions { warm_start, lower_bound, ..RollingOptions::new(horizon_steps, commit_steps, options) };
     let owned = case.case.clone();
     let result =
         interruptible(py, &cancel, move || volta_dispatch::rolling_horizon(&owned, &rolling, &mut |_, _, _| {}))?
@@ -336,6 +338,10 @@ fn rolling_horizon<'py>(
     out.set_item("status", result.status.name())?;
     out.set_item("windows", result.windows.len())?;
     out.set_item("infeasibility", result.infeasibility.as_ref().map(volta_dispatch::Infeasibility::report))?;
+    // The relaxation's bound is the rolling run's best bound.
+    let cost = result.schedule.as_ref().map(|s| s.cost);
+    out.set_item("best_bound", result.lower_bound)?;
+    out.set_item("gap", result.lower_bound.zip(cost).map(|(bound, cost)| (cost - bound) / cost.abs().max(1e-9)))?;
     let plan = match result.schedule {
         Some(plan) => Some(schedule_dict(py, plan)?),
         None => None,

@@ -124,6 +124,12 @@ def test_pareto_and_rolling_horizon(campus):
     # Windows started from scratch find the same plan to within the gap.
     cold = volta.rolling_horizon(campus, horizon_steps=48, gap=1e-3, warm_start=False)
     assert cold.cost == pytest.approx(rolled.cost, rel=2e-3)
+    # The whole week's LP relaxation bounds the stitched plan from below.
+    bounded = volta.rolling_horizon(campus, horizon_steps=48, gap=1e-3, lower_bound=True)
+    assert bounded.best_bound < bounded.cost
+    assert bounded.gap == pytest.approx((bounded.cost - bounded.best_bound) / bounded.cost, rel=1e-9)
+    assert bounded.gap < 0.05
+    assert rolled.best_bound is None
 
 
 def test_cases_and_results_pickle_for_worker_pools(campus):

@@ -373,6 +373,7 @@ def rolling_horizon(
     time_limit: float | None = None,
     gap: float | None = None,
     warm_start: bool = True,
+    lower_bound: bool = False,
 ) -> Schedule:
     """Simulates the case window by window (model-predictive control),
     carrying storage levels and unit states, and returns the stitched plan.
@@ -380,9 +381,12 @@ def rolling_horizon(
     (default: half the window, as the CLI and gRPC do). Each window's solver
     starts from the commitment the window before chose for the steps they
     share; ``warm_start=False`` solves every window from scratch (the same
-    schedule, more slowly)."""
+    schedule, more slowly). ``lower_bound=True`` also solves the whole
+    horizon's LP relaxation: its optimum is the result's ``best_bound`` and
+    ``gap`` says how far from optimal the stitched plan can be at most (the
+    cost objective only)."""
     raw = _native.rolling_horizon(
-        _as_case(case)._native, horizon_steps, commit_steps, objective, time_limit, gap, warm_start
+        _as_case(case)._native, horizon_steps, commit_steps, objective, time_limit, gap, warm_start, lower_bound
     )
     return Schedule._from_native(raw)
 

@@ -37,6 +37,7 @@ def rolling_horizon(
     time_limit: float | None = ...,
     gap: float | None = ...,
     warm_start: bool = ...,
+    lower_bound: bool = ...,
 ) -> dict[str, Any]: ...
 
 class ForecastModel:
