@@ -127,7 +127,7 @@ use crate::model::{Model, Window};
 pub fn schedule(case: &Case, options: &Options) -> Result<Solution, DispatchError> {
     check_options(options)?;
     let state = CarriedState::default();
-    let window = Window { start: 0, len: case.grid().len(), state: &state, fleets: options.fleets, hint: None };
+    let window = Window::whole(case, &state, options.fleets);
     solve(case, &window, options, None)
 }
 
@@ -234,7 +234,7 @@ pub fn write_model(
 ) -> std::io::Result<()> {
     let objective = options.objective;
     let state = CarriedState::default();
-    let window = Window { start: 0, len: case.grid().len(), state: &state, fleets: options.fleets, hint: None };
+    let window = Window::whole(case, &state, options.fleets);
     let model = Model::build(case, &window, volta_lp::Integrality::Integer, model::Mode::Normal);
     let lin = model.objective(objective);
     let title = format!(
@@ -262,7 +262,7 @@ pub fn lower_bound(case: &Case, options: &Options) -> Result<Option<f64>, Dispat
     check_options(options)?;
     options.cancel.check()?;
     let state = CarriedState::default();
-    let window = Window { start: 0, len: case.grid().len(), state: &state, fleets: options.fleets, hint: None };
+    let window = Window::whole(case, &state, options.fleets);
     let model = Model::build(case, &window, volta_lp::Integrality::Relaxed, model::Mode::Normal);
     let objective = model.objective(options.objective);
     let lp_options = Options { mip_gap: None, ..options.clone() };
@@ -277,7 +277,7 @@ pub fn lower_bound(case: &Case, options: &Options) -> Result<Option<f64>, Dispat
 #[must_use]
 pub fn build_only(case: &Case, objective: Objective) -> (usize, usize) {
     let state = CarriedState::default();
-    let window = Window { start: 0, len: case.grid().len(), state: &state, fleets: true, hint: None };
+    let window = Window::whole(case, &state, true);
     let mut model = Model::build(case, &window, volta_lp::Integrality::Integer, model::Mode::Normal);
     let size = (model.lp.num_cols(), model.lp.num_rows());
     let objective = model.objective(objective);

@@ -68,7 +68,12 @@ pub(crate) struct Hint {
     pub(crate) on: HashMap<usize, Vec<bool>>,
 }
 
-impl Window<'_> {
+impl<'a> Window<'a> {
+    /// The whole horizon of `case` from `state`, started cold.
+    pub(crate) fn whole(case: &Case, state: &'a CarriedState, fleets: bool) -> Self {
+        Self { start: 0, len: case.grid().len(), state, fleets, hint: None }
+    }
+
     fn reaches_end(&self, case: &Case) -> bool {
         self.start + self.len >= case.grid().len()
     }

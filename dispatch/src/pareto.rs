@@ -56,7 +56,7 @@ pub fn pareto(case: &Case, n: usize, options: &Options) -> Result<Front, Dispatc
     }
     crate::check_options(options)?;
     let state = CarriedState::default();
-    let window = Window { start: 0, len: case.grid().len(), state: &state, fleets: options.fleets, hint: None };
+    let window = Window::whole(case, &state, options.fleets);
     let with = |objective| Options { objective, ..options.clone() };
     let (cheap, clean) = rayon::join(
         || crate::solve(case, &window, &with(Objective::Cost), None),

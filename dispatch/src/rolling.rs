@@ -103,6 +103,16 @@ pub struct RollingResult {
     pub lower_bound: Option<f64>,
 }
 
+impl RollingResult {
+    /// `(cost − lower_bound) / cost` of the stitched schedule: at most how
+    /// far from optimal it is. `None` without a bound or a schedule.
+    #[must_use]
+    pub fn gap_to_lower_bound(&self) -> Option<f64> {
+        let cost = self.schedule.as_ref()?.cost;
+        self.lower_bound.map(|bound| (cost - bound) / cost.abs().max(1e-9))
+    }
+}
+
 /// Simulates `case` window by window. `progress` is called after each
 /// window with its report, the steps it commits (`None` when its solve
 /// found no schedule) and the number of windows in all.

@@ -421,7 +421,7 @@ pub(crate) fn build(cases: &[Case], options: &StochasticOptions) -> Result<Built
     let n = base.grid().len();
     let h = base.grid().step_hours();
     let state = CarriedState::default();
-    let window = Window { start: 0, len: n, state: &state, fleets: false, hint: None };
+    let window = Window::whole(base, &state, false);
     let mut lp = Lp::new(Integrality::Integer);
     let mut first = FirstStage { units: Vec::new(), nominations: Vec::new() };
     if options.imbalance_penalty.is_some() {

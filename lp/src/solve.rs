@@ -216,7 +216,7 @@ mod tests {
     }
 
     /// A small knapsack-like MIP: 12 binaries, one capacity row.
-    fn knapsack() -> (Lp, Lin, Vec<Col>) {
+    fn knapsack() -> (Lp, Lin) {
         let mut lp = Lp::new(Integrality::Integer);
         let items: Vec<Col> = (0..12).map(|_| lp.binary()).collect();
         let weight = |k: usize| 3.0 + (k * 7 % 11) as f64;
@@ -228,12 +228,12 @@ mod tests {
             objective.add(c, -value(k));
         }
         lp.le(row, 40.0);
-        (lp, objective, items)
+        (lp, objective)
     }
 
     #[test]
     fn a_mip_start_good_bad_or_partial_leaves_the_optimum_as_it_was() {
-        let (lp, objective, _) = knapsack();
+        let (lp, objective) = knapsack();
         let cold = solve(lp, &objective, &Settings::default()).expect("solves");
         let best = cold.objective.expect("optimum");
         let optimal_x = cold.x.expect("x");
@@ -246,12 +246,12 @@ mod tests {
             (0..3).map(|k| (Col(k), 0.0)).collect(),
         ];
         for start in starts {
-            let (lp, objective, _) = knapsack();
+            let (lp, objective) = knapsack();
             let warm = solve_from(lp, &objective, &Settings::default(), &start).expect("solves");
             assert_eq!(warm.outcome, Outcome::Optimal);
             assert!((warm.objective.expect("optimum") - best).abs() < 1e-9, "{start:?}");
         }
-        let (lp, objective, _) = knapsack();
+        let (lp, objective) = knapsack();
         let error = solve_from(lp, &objective, &Settings::default(), &[(Col(12), 1.0)]).expect_err("no column 12");
         assert!(error.contains("no column 12"), "{error}");
     }

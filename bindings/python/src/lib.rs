@@ -339,9 +339,8 @@ fn rolling_horizon<'py>(
     out.set_item("windows", result.windows.len())?;
     out.set_item("infeasibility", result.infeasibility.as_ref().map(volta_dispatch::Infeasibility::report))?;
     // The relaxation's bound is the rolling run's best bound.
-    let cost = result.schedule.as_ref().map(|s| s.cost);
     out.set_item("best_bound", result.lower_bound)?;
-    out.set_item("gap", result.lower_bound.zip(cost).map(|(bound, cost)| (cost - bound) / cost.abs().max(1e-9)))?;
+    out.set_item("gap", result.gap_to_lower_bound())?;
     let plan = match result.schedule {
         Some(plan) => Some(schedule_dict(py, plan)?),
         None => None,

@@ -276,7 +276,7 @@ fn rolling(args: &Args, case: &Case, horizon_h: f64, options: &Options) -> anyho
             "warm_started_windows": result.windows.iter().filter(|w| w.warm_start > 0).count(),
         },
         "lower_bound": result.lower_bound,
-        "gap_to_lower_bound": result.lower_bound.zip(plan).map(|(bound, s)| (s.cost - bound) / s.cost.abs().max(1e-9)),
+        "gap_to_lower_bound": result.gap_to_lower_bound(),
     });
     if let Some(plan) = plan {
         summary["cost_by_category"] = by_category(plan);
