@@ -208,5 +208,6 @@ pub fn continuous_rules() -> volta_api::pb::trading::MarketRules {
         matching: volta_api::pb::trading::Matching::Continuous.into(),
         grid_fee: String::new(),
         network: None,
+        day_ahead_gate: String::new(),
     }
 }

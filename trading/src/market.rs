@@ -21,6 +21,7 @@
 //! must write before the caller is told; if writing fails, the market is
 //! rebuilt from the store, so memory never runs ahead of what was kept.
 
+use std::collections::hash_map::Entry as Slot;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::Timestamp;
@@ -32,10 +33,11 @@ use volta_contracts::{Energy, PartyId};
 use crate::auction::{self, Bid};
 use crate::book::{Book, Cancelled, Depth};
 use crate::error::TradingError;
-use crate::network::NodeId;
-use crate::order::{Kind, Order, OrderId, Side, TimeInForce, Trade};
+use crate::network::{Network, NodeId};
+use crate::order::{Kind, MAX_CURVE_STEPS, MAX_QUANTITY, Order, OrderId, Shape, Side, TimeInForce, Trade};
 use crate::price::Price;
-use crate::product::{MarketRules, Matching, Product};
+use crate::price::Pricing;
+use crate::product::{MarketRules, Matching, Product, ProductId};
 use crate::welfare;
 
 /// Seconds the solver may take over one product of a welfare market.
@@ -136,6 +138,9 @@ pub struct Entry {
     /// Its node, in a welfare market; none elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<NodeId>,
+    /// A block's intervals or a curve's steps; none for a simple order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<Shape>,
 }
 
 impl Entry {
@@ -286,6 +291,10 @@ pub struct NewOrder {
     pub quantity: Energy,
     /// Its node: one of the network's in a welfare market, none elsewhere.
     pub node: Option<NodeId>,
+    /// A block or a curve (its quantity is then the shape's energy, and a
+    /// block's delivery start its first interval's); none for a simple
+    /// order.
+    pub shape: Option<Shape>,
 }
 
 /// `trade` of `product`, numbered after `last` (which it advances).
@@ -433,6 +442,10 @@ impl Market {
             placed: now,
         };
         order.check(&product)?;
+        let delivery_end = match &new.shape {
+            Some(shape) => self.check_shape(shape, &order, &product)?,
+            None => product.delivery_end,
+        };
         let matching = self.rules.matching;
         let venue = self.books.entry(product.delivery_start).or_insert_with(|| Venue::new(product.clone(), matching));
         let book = match venue {
@@ -453,11 +466,12 @@ impl Market {
                     order,
                     client_order_id: new.client_order_id,
                     delivery_start: product.delivery_start,
-                    delivery_end: product.delivery_end,
+                    delivery_end,
                     filled: Energy::ZERO,
                     state: OrderState::Resting,
                     cancel_reason: None,
                     node: new.node,
+                    shape: new.shape,
                 };
                 self.rest(entry.clone());
                 return Ok(Changes { orders: vec![entry], ..Changes::default() });
@@ -495,6 +509,7 @@ impl Market {
             state,
             cancel_reason: execution.cancelled.map(|(_, why)| CancelReason::Rule(why)),
             node: None,
+            shape: None,
         };
         changes.orders.push(entry.clone());
         if state == OrderState::Resting {
@@ -544,6 +559,115 @@ impl Market {
         }
     }
 
+    /// Refuses a block or a curve the market cannot clear, and returns the
+    /// order's delivery end (a block's last interval's).
+    fn check_shape(&self, shape: &Shape, order: &Order, product: &Product) -> Result<Timestamp, TradingError> {
+        let energy = |field: String, e: Energy| {
+            if e <= Energy::ZERO || e > MAX_QUANTITY {
+                return Err(TradingError::invalid(
+                    field,
+                    format!("{} Wh; positive and at most {MAX_QUANTITY} kWh", e.wh()),
+                ));
+            }
+            Ok(())
+        };
+        let end = match shape {
+            Shape::Curve(steps) => {
+                if self.rules.matching == Matching::Continuous {
+                    return Err(TradingError::invalid(
+                        "curve",
+                        "a continuous market matches each order as it comes: send the steps as limit orders, \
+                         or trade the curve in a call market",
+                    ));
+                }
+                if steps.is_empty() {
+                    return Err(TradingError::invalid("curve", "a curve has at least one step"));
+                }
+                crate::at_most("curve", steps.len(), MAX_CURVE_STEPS)?;
+                for (i, (price, e)) in steps.iter().enumerate() {
+                    product.check_price(*price, &format!("curve[{i}].limit_price"))?;
+                    energy(format!("curve[{i}].quantity_wh"), *e)?;
+                }
+                let prices = steps.iter().map(|(p, _)| *p);
+                let willing = match order.side {
+                    Side::Buy => prices.max(),
+                    Side::Sell => prices.min(),
+                };
+                if willing.is_some_and(|p| order.kind != Kind::Limit { price: p, time_in_force: TimeInForce::Gtc }) {
+                    return Err(TradingError::invalid(
+                        "limit_price",
+                        "a curve order's limit is its most willing step's, good till the gate closes",
+                    ));
+                }
+                product.delivery_end
+            }
+            Shape::Block(profile) => {
+                if self.rules.matching != Matching::Welfare {
+                    return Err(TradingError::invalid(
+                        "block",
+                        format!(
+                            "only a welfare market clears block orders (all or nothing, over its network); this one \
+                             is {}",
+                            self.rules.matching.as_str()
+                        ),
+                    ));
+                }
+                if !matches!(order.kind, Kind::Limit { time_in_force: TimeInForce::Gtc, .. }) {
+                    return Err(TradingError::invalid(
+                        "limit_price",
+                        "a block order has a limit price and rests until its gate closes",
+                    ));
+                }
+                if profile.is_empty() {
+                    return Err(TradingError::invalid("block", "a block spans at least one interval"));
+                }
+                crate::at_most("block", profile.len(), welfare::MAX_BLOCK_LENGTH)?;
+                let mut end = product.delivery_end;
+                for (i, (start, e)) in profile.iter().enumerate() {
+                    let field = || format!("block[{i}].delivery_start");
+                    energy(format!("block[{i}].quantity_wh"), *e)?;
+                    if i == 0 && *start != product.delivery_start {
+                        return Err(TradingError::invalid(field(), "a block order's product is its first interval"));
+                    }
+                    if i > 0 && *start <= profile[i - 1].0 {
+                        return Err(TradingError::invalid(field(), format!("{start}; intervals ascend, each once")));
+                    }
+                    let interval = self.product(*start).map_err(|e| match e {
+                        TradingError::Invalid { reason, .. } => TradingError::invalid(field(), reason),
+                        other @ (TradingError::GateClosed { .. }
+                        | TradingError::UnknownOrder { .. }
+                        | TradingError::Solver(_)
+                        | TradingError::DuplicateOrder { .. }) => other,
+                    })?;
+                    if interval.gate_close != product.gate_close {
+                        return Err(TradingError::invalid(
+                            field(),
+                            format!(
+                                "{start} closes at {}, the block's first interval at {}: a block's intervals close \
+                                 at one gate (a market with a day-ahead gate)",
+                                interval.gate_close, product.gate_close
+                            ),
+                        ));
+                    }
+                    end = interval.delivery_end;
+                }
+                end
+            }
+        };
+        if shape.energy() != order.quantity {
+            return Err(TradingError::invalid(
+                "quantity_wh",
+                format!(
+                    "{} Wh; a {} order's quantity is its energy, {} Wh",
+                    order.quantity.wh(),
+                    shape.as_str(),
+                    shape.energy().wh()
+                ),
+            ));
+        }
+        Ok(end)
+    }
+
     /// Cancels resting order `id` (as its participant or the operator).
     ///
     /// # Errors
@@ -576,6 +700,12 @@ impl Market {
         if quantity == entry.order.quantity {
             return Ok(entry.clone());
         }
+        if let Some(shape) = &entry.shape {
+            return Err(TradingError::invalid(
+                "quantity_wh",
+                format!("order {id} is a {} order, which is not reduced: cancel it and send it again", shape.as_str()),
+            ));
+        }
         if quantity <= entry.filled || quantity >= entry.order.quantity {
             return Err(TradingError::invalid(
                 "quantity_wh",
@@ -597,8 +727,9 @@ impl Market {
     /// Closes the products whose gate has closed by `now`. A continuous
     /// book's resting orders expire; a call auction clears, its accepted
     /// orders are filled (in part where rationed: the rest expires) and its
-    /// rejected ones expire. Returns every order as it is now, the
-    /// auctions' trades and their outcomes.
+    /// rejected ones expire. A welfare market clears the products that
+    /// close together as one book, so that a block may span them. Returns
+    /// every order as it is now, the auctions' trades and their outcomes.
     pub fn close(&mut self, now: Timestamp) -> Changes {
         let closed: BTreeSet<Timestamp> =
             self.books.iter().filter(|(_, v)| v.product().gate_close <= now).map(|(t, _)| *t).collect();
@@ -608,10 +739,24 @@ impl Market {
             // orders unless a product closed.
             return changes;
         }
+        let mut gates: BTreeMap<Timestamp, Vec<(Product, BTreeSet<OrderId>)>> = BTreeMap::new();
         for start in &closed {
             match self.books.remove(start) {
-                Some(Venue::Call { product, orders }) => self.clear_call(&product, &orders, now, &mut changes),
+                Some(Venue::Call { product, orders }) => {
+                    gates.entry(product.gate_close).or_default().push((product, orders));
+                }
                 Some(Venue::Book(_)) | None => {}
+            }
+        }
+        for calls in gates.into_values() {
+            match self.rules.matching {
+                Matching::Call(pricing) => {
+                    for (product, orders) in &calls {
+                        self.clear_call(pricing, product, orders, now, &mut changes);
+                    }
+                }
+                Matching::Welfare => self.clear_welfare(&calls, now, &mut changes),
+                Matching::Continuous => {}
             }
         }
         let mut gone: Vec<OrderId> =
@@ -628,26 +773,49 @@ impl Market {
         changes
     }
 
-    /// Clears the call auction of `product` over its resting `orders`,
-    /// marking fills on their entries (which [`Self::close`] then takes
-    /// out of the book) and adding its trades and outcome to `changes`.
-    fn clear_call(&mut self, product: &Product, orders: &BTreeSet<OrderId>, now: Timestamp, changes: &mut Changes) {
-        let pricing = match self.rules.matching {
-            Matching::Call(pricing) => pricing,
-            Matching::Welfare => return self.clear_welfare(product, orders, now, changes),
-            Matching::Continuous => return,
-        };
-        let bids: Vec<Bid> = orders
-            .iter()
-            .filter_map(|id| self.open.get(id))
-            .map(|e| Bid {
-                id: e.order.id,
-                participant: e.order.participant.clone(),
-                side: e.order.side,
-                price: e.order.limit(),
-                quantity: e.resting(),
-            })
-            .collect();
+    /// Adds `traded` to the fill of order `id`.
+    fn fill(&mut self, id: OrderId, traded: Energy) {
+        if let Some(entry) = self.open.get_mut(&id) {
+            entry.filled += traded;
+            if entry.filled == entry.order.quantity {
+                entry.state = OrderState::Filled;
+            }
+        }
+    }
+
+    /// Clears the call auction of `product` over its resting `orders`
+    /// under `pricing`, marking fills on their entries (which
+    /// [`Self::close`] then takes out of the book) and adding its trades
+    /// and outcome to `changes`. A curve's steps bid as orders of their
+    /// own in the curve's place in time.
+    fn clear_call(
+        &mut self,
+        pricing: Pricing,
+        product: &Product,
+        orders: &BTreeSet<OrderId>,
+        now: Timestamp,
+        changes: &mut Changes,
+    ) {
+        let mut numbers = Numbering::default();
+        let mut bids = Vec::with_capacity(orders.len());
+        let mut collected = 0;
+        for entry in orders.iter().filter_map(|id| self.open.get(id)) {
+            collected += 1;
+            let mut bid = |price: Option<Price>, quantity: Energy| {
+                let id = numbers.next(entry.order.id);
+                bids.push(Bid {
+                    id,
+                    participant: entry.order.participant.clone(),
+                    side: entry.order.side,
+                    price,
+                    quantity,
+                });
+            };
+            match &entry.shape {
+                Some(Shape::Curve(steps)) => steps.iter().for_each(|(price, q)| bid(Some(*price), *q)),
+                Some(Shape::Block(_)) | None => bid(entry.order.limit(), entry.resting()),
+            }
+        }
         // Every order was checked as it came in, so the auction cannot
         // refuse them; if it ever did, nothing clears and all expire.
         let clearing =
@@ -663,14 +831,9 @@ impl Market {
                 fees: Decimal::ZERO,
             });
         for fill in clearing.fills.iter().filter(|f| !f.quantity.is_zero()) {
-            if let Some(entry) = self.open.get_mut(&fill.id) {
-                entry.filled += fill.quantity;
-                if entry.filled == entry.order.quantity {
-                    entry.state = OrderState::Filled;
-                }
-            }
+            self.fill(numbers.order_of(fill.id), fill.quantity);
         }
-        for trade in clearing.trades {
+        for trade in numbers.trades(clearing.trades) {
             changes.trades.push(numbered(&mut self.last_trade, trade, product, None, now));
         }
         changes.auctions.push(AuctionRecord {
@@ -682,106 +845,137 @@ impl Market {
             supply: clearing.supply,
             paid: clearing.paid.normalize(),
             received: clearing.received.normalize(),
-            orders: bids.len(),
+            orders: collected,
             at: now,
             network: None,
         });
     }
 
-    /// Clears the call auction of `product` over the market's network:
-    /// the resting `orders` are steps at their nodes (a market order at the
-    /// product's price bound: a buy at its highest, a sell at its lowest),
-    /// welfare is maximised on HiGHS, and the accepted energy is paired
-    /// into trades at the nodal prices ([`welfare::Welfare::trades`]).
-    /// If the solver fails, nothing clears, every order expires, and the
-    /// outcome says why.
-    fn clear_welfare(&mut self, product: &Product, orders: &BTreeSet<OrderId>, now: Timestamp, changes: &mut Changes) {
+    /// Clears the products in `calls`, which closed together, over the
+    /// market's network as one book: every resting order is a step at its
+    /// node (a market order at the product's price bound: a buy at its
+    /// highest, a seller at its lowest; a curve a step each), a block is
+    /// all or nothing over its intervals, welfare is maximised on HiGHS,
+    /// and the accepted energy is paired into trades at the nodal prices
+    /// ([`welfare::Welfare::trades`]). Each product gets its outcome: its
+    /// nodal prices, flows, welfare, trades and money. If the solver
+    /// fails, nothing clears, every order expires, and each outcome says
+    /// why.
+    fn clear_welfare(&mut self, calls: &[(Product, BTreeSet<OrderId>)], now: Timestamp, changes: &mut Changes) {
         let Some(network) = self.rules.network.clone() else { return };
-        let entries: Vec<&Entry> = orders.iter().filter_map(|id| self.open.get(id)).collect();
-        let book = welfare::Book {
-            steps: entries
-                .iter()
-                .map(|e| welfare::Step {
-                    id: e.order.id,
-                    participant: e.order.participant.clone(),
-                    product: product.id.clone(),
-                    node: e.node.clone().unwrap_or_default(),
-                    side: e.order.side,
-                    price: e.order.limit().unwrap_or(match e.order.side {
-                        Side::Buy => product.max_price,
-                        Side::Sell => product.min_price,
-                    }),
-                    quantity: e.resting(),
-                })
-                .collect(),
-            blocks: Vec::new(),
-        };
-        let collected = entries.len();
-        let settings =
-            volta_lp::Settings { threads: Some(1), time_limit_s: Some(WELFARE_TIME_LIMIT_S), ..Default::default() };
-        let (trades, outcome) = match welfare::clear(&network, &book, product.grid_fee, &settings) {
-            Ok(w) => {
-                let outcome = NetworkClearing {
-                    prices: network
-                        .nodes
-                        .iter()
-                        .map(|n| {
-                            let price = w.prices.iter().find(|p| &p.node == n).map_or(Price::ZERO, |p| p.price);
-                            (n.clone(), price)
-                        })
-                        .collect(),
-                    flows: w
-                        .flows
-                        .iter()
-                        .map(|f| LineFlow { line: f.line.clone(), energy: f.energy, congested: f.congested })
-                        .collect(),
-                    welfare: Decimal::from_f64_retain(w.welfare).unwrap_or_default().round_dp(6).normalize(),
-                    failure: None,
+        // Every product that clears: the books' and any only a block reaches.
+        let mut products: BTreeMap<Timestamp, Product> =
+            calls.iter().map(|(p, _)| (p.delivery_start, p.clone())).collect();
+        let mut collected: BTreeMap<Timestamp, usize> = BTreeMap::new();
+        let mut numbers = Numbering::default();
+        let mut book = welfare::Book::default();
+        for (product, orders) in calls {
+            for entry in orders.iter().filter_map(|id| self.open.get(id)) {
+                let (participant, side) = (entry.order.participant.clone(), entry.order.side);
+                let node = entry.node.clone().unwrap_or_default();
+                let mut step = |price: Price, quantity: Energy| {
+                    let id = numbers.next(entry.order.id);
+                    let (participant, product, node) = (participant.clone(), product.id.clone(), node.clone());
+                    book.steps.push(welfare::Step { id, participant, product, node, side, price, quantity });
                 };
-                (w.trades(&book), outcome)
-            }
-            Err(e) => (Vec::new(), NetworkClearing { failure: Some(e.to_string()), ..NetworkClearing::default() }),
-        };
-        let (mut paid, mut received, mut volume) = (Decimal::ZERO, Decimal::ZERO, Energy::ZERO);
-        for trade in &trades {
-            for (id, side) in [(trade.buy, Side::Buy), (trade.sell, Side::Sell)] {
-                if let Some(entry) = self.open.get_mut(&id) {
-                    entry.filled += trade.quantity;
-                    if entry.filled == entry.order.quantity {
-                        entry.state = OrderState::Filled;
+                match &entry.shape {
+                    Some(Shape::Curve(steps)) => steps.iter().for_each(|(price, q)| step(*price, *q)),
+                    None => {
+                        let bound = match side {
+                            Side::Buy => product.max_price,
+                            Side::Sell => product.min_price,
+                        };
+                        step(entry.order.limit().unwrap_or(bound), entry.resting());
+                    }
+                    Some(Shape::Block(intervals)) => {
+                        let mut profile = Vec::with_capacity(intervals.len());
+                        for (start, e) in intervals {
+                            // Each interval was found on the grid when the
+                            // block came in.
+                            let Ok(interval) = self.interval_id(&mut products, *start) else { continue };
+                            *collected.entry(*start).or_default() += 1;
+                            profile.push((interval, *e));
+                        }
+                        let id = numbers.next(entry.order.id);
+                        let price = entry.order.limit().unwrap_or(product.max_price);
+                        book.blocks.push(welfare::Block { id, participant, node, side, price, profile });
+                        continue;
                     }
                 }
-                match side {
-                    Side::Buy => paid += crate::price::amount(trade.quantity, trade.buyer_price),
-                    Side::Sell => received += crate::price::amount(trade.quantity, trade.seller_price),
-                }
+                *collected.entry(product.delivery_start).or_default() += 1;
             }
-            volume += trade.quantity;
         }
-        // One price when every node has it (no congestion, no line fees
-        // that bind); each node's own otherwise.
-        let uniform = match outcome.prices.split_first() {
-            Some(((_, first), rest)) if outcome.failure.is_none() && rest.iter().all(|(_, p)| p == first) => {
-                Some(*first)
-            }
-            _ => None,
+        let fee = self.rules.grid_fee;
+        let settings =
+            volta_lp::Settings { threads: Some(1), time_limit_s: Some(WELFARE_TIME_LIMIT_S), ..Default::default() };
+        let cleared = welfare::clear(&network, &book, fee, &settings);
+        let trades = match &cleared {
+            Ok(w) => numbers.trades(w.trades(&book)),
+            Err(_) => Vec::new(),
         };
-        for trade in trades {
-            changes.trades.push(numbered(&mut self.last_trade, trade, product, None, now));
+        let mut by_product: HashMap<&str, Vec<&Trade>> = HashMap::new();
+        for trade in &trades {
+            by_product.entry(trade.product.as_str()).or_default().push(trade);
         }
-        changes.auctions.push(AuctionRecord {
-            delivery_start: product.delivery_start,
-            delivery_end: product.delivery_end,
-            price: uniform,
-            volume,
-            demand: volume,
-            supply: volume,
-            paid: paid.normalize(),
-            received: received.normalize(),
-            orders: collected,
-            at: now,
-            network: Some(outcome),
-        });
+        for trade in &trades {
+            self.fill(trade.buy, trade.quantity);
+            self.fill(trade.sell, trade.quantity);
+        }
+        let found = cleared.as_ref().ok().map(|w| Found::of(&network, &book, w, fee));
+        for product in products.values() {
+            let traded = by_product.remove(product.id.as_str()).unwrap_or_default();
+            let outcome = match (&cleared, &found) {
+                (Ok(_), Some(found)) => found.outcome(&network, &product.id),
+                (Err(e), _) => NetworkClearing { failure: Some(e.to_string()), ..NetworkClearing::default() },
+                (Ok(_), None) => NetworkClearing::default(),
+            };
+            let (mut paid, mut received, mut volume) = (Decimal::ZERO, Decimal::ZERO, Energy::ZERO);
+            for trade in &traded {
+                paid += crate::price::amount(trade.quantity, trade.buyer_price);
+                received += crate::price::amount(trade.quantity, trade.seller_price);
+                volume += trade.quantity;
+            }
+            // One price when every node has it (no congestion, no line fees
+            // that bind); each node's own otherwise.
+            let uniform = match outcome.prices.split_first() {
+                Some(((_, first), rest)) if outcome.failure.is_none() && rest.iter().all(|(_, p)| p == first) => {
+                    Some(*first)
+                }
+                _ => None,
+            };
+            for trade in traded {
+                changes.trades.push(numbered(&mut self.last_trade, trade.clone(), product, None, now));
+            }
+            changes.auctions.push(AuctionRecord {
+                delivery_start: product.delivery_start,
+                delivery_end: product.delivery_end,
+                price: uniform,
+                volume,
+                demand: volume,
+                supply: volume,
+                paid: paid.normalize(),
+                received: received.normalize(),
+                orders: collected.get(&product.delivery_start).copied().unwrap_or(0),
+                at: now,
+                network: Some(outcome),
+            });
+        }
+    }
+
+    /// The id of the product delivering from `start`, from `known` or
+    /// found on the grid (and then kept in `known`).
+    fn interval_id(
+        &self,
+        known: &mut BTreeMap<Timestamp, Product>,
+        start: Timestamp,
+    ) -> Result<ProductId, TradingError> {
+        if let Some(product) = known.get(&start) {
+            return Ok(product.id.clone());
+        }
+        let product = self.product(start)?;
+        let id = product.id.clone();
+        known.insert(start, product);
+        Ok(id)
     }
 
     /// Puts a stored resting order back, in id order, after a restart.
@@ -789,11 +983,14 @@ impl Market {
     /// # Errors
     /// An entry that is not resting, off the grid, or that would cross its
     /// book (the store is corrupt).
-    pub fn restore(&mut self, entry: Entry) -> Result<(), TradingError> {
+    pub fn restore(&mut self, mut entry: Entry) -> Result<(), TradingError> {
         if entry.state != OrderState::Resting {
             return Err(TradingError::invalid("state", format!("order {} is not resting", entry.order.id)));
         }
         let product = self.product(entry.delivery_start)?;
+        // A store reads a product from the delivery an order spans, which
+        // for a block is more than its first interval.
+        entry.order.product = product.id.clone();
         let matching = self.rules.matching;
         match self.books.entry(product.delivery_start).or_insert_with(|| Venue::new(product, matching)) {
             Venue::Book(book) => book.restore(&entry.order, entry.resting())?,
@@ -808,8 +1005,9 @@ impl Market {
 
     /// The best `levels` levels of each side of the book of the product
     /// delivering from `start` (empty sides if nothing rests there). A call
-    /// auction's book shows its collected limit orders the same way (its
-    /// market orders have no level).
+    /// auction's book shows its collected limit orders the same way, a
+    /// curve a level per step (its market orders have no level, nor its
+    /// blocks, which span products).
     #[must_use]
     pub fn depth(&self, start: Timestamp, levels: usize) -> (Vec<Depth>, Vec<Depth>) {
         match self.books.get(&start) {
@@ -818,15 +1016,139 @@ impl Market {
             Some(Venue::Call { orders, .. }) => {
                 let mut sides: [BTreeMap<Price, Depth>; 2] = [BTreeMap::new(), BTreeMap::new()];
                 for entry in orders.iter().filter_map(|id| self.open.get(id)) {
-                    let Some(price) = entry.order.limit() else { continue };
                     let side = usize::from(entry.order.side == Side::Sell);
-                    let level = sides[side].entry(price).or_insert(Depth { price, volume: Energy::ZERO, orders: 0 });
-                    level.volume += entry.resting();
-                    level.orders += 1;
+                    let mut show = |price: Price, volume: Energy| {
+                        let level =
+                            sides[side].entry(price).or_insert(Depth { price, volume: Energy::ZERO, orders: 0 });
+                        level.volume += volume;
+                        level.orders += 1;
+                    };
+                    match (&entry.shape, entry.order.limit()) {
+                        (Some(Shape::Curve(steps)), _) => steps.iter().for_each(|(price, e)| show(*price, *e)),
+                        (None, Some(price)) => show(price, entry.resting()),
+                        // A block is not one product's; a market order has no level.
+                        (Some(Shape::Block(_)), _) | (None, None) => {}
+                    }
                 }
                 let [bids, asks] = sides;
                 (bids.into_values().rev().take(levels).collect(), asks.into_values().take(levels).collect())
             }
+        }
+    }
+}
+
+/// The orders of one clearing under numbers of its own, so that a curve
+/// can bid a step at a time: each step is numbered apart, and what the
+/// clearing finds for a number goes to the order that owns it.
+#[derive(Debug, Default)]
+struct Numbering {
+    owners: Vec<OrderId>,
+    /// Whether an order owns more than one number.
+    shared: bool,
+}
+
+impl Numbering {
+    /// The next number, owned by order `id` (an order's numbers are taken
+    /// one after the other).
+    fn next(&mut self, id: OrderId) -> OrderId {
+        self.shared |= self.owners.last() == Some(&id);
+        self.owners.push(id);
+        (self.owners.len() - 1) as OrderId
+    }
+
+    /// The order that owns `number`.
+    fn order_of(&self, number: OrderId) -> OrderId {
+        usize::try_from(number).ok().and_then(|i| self.owners.get(i)).copied().unwrap_or(number)
+    }
+
+    /// `trades` between numbers as trades between their orders, the steps
+    /// of a curve that traded with one order at the same prices as one
+    /// trade, in the order of their first.
+    fn trades(&self, trades: Vec<Trade>) -> Vec<Trade> {
+        let mut out: Vec<Trade> = Vec::with_capacity(trades.len());
+        let mut at: HashMap<(ProductId, OrderId, OrderId, Price, Price), usize> = HashMap::new();
+        for mut trade in trades {
+            trade.buy = self.order_of(trade.buy);
+            trade.sell = self.order_of(trade.sell);
+            if !self.shared {
+                out.push(trade);
+                continue;
+            }
+            let key = (trade.product.clone(), trade.buy, trade.sell, trade.buyer_price, trade.seller_price);
+            match at.entry(key) {
+                Slot::Occupied(first) => out[*first.get()].quantity += trade.quantity,
+                Slot::Vacant(slot) => {
+                    slot.insert(out.len());
+                    out.push(trade);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What a welfare clearing found, by product: nodal prices, flows and
+/// welfare, each looked up once.
+struct Found {
+    prices: HashMap<(ProductId, NodeId), Price>,
+    flows: HashMap<ProductId, Vec<LineFlow>>,
+    welfare: HashMap<ProductId, Decimal>,
+}
+
+impl Found {
+    /// The findings of `w`, the clearing of `book` over `network` under
+    /// grid fee `fee`. A product's welfare is what its accepted buyers
+    /// would pay less the fee, less what its accepted sellers ask, less the
+    /// lines' fees on its flows, exact from the fills rounded to the Wh;
+    /// the products' welfares add up to the clearing's objective (to that
+    /// rounding).
+    fn of(network: &Network, book: &welfare::Book, w: &welfare::Welfare, fee: Price) -> Self {
+        let worth = |side: Side, price: Price, e: Energy| match side {
+            Side::Buy => crate::price::amount(e, price - fee),
+            Side::Sell => -crate::price::amount(e, price),
+        };
+        let mut welfare: HashMap<ProductId, Decimal> = HashMap::new();
+        for (step, (_, e)) in book.steps.iter().zip(&w.steps) {
+            *welfare.entry(step.product.clone()).or_default() += worth(step.side, step.price, *e);
+        }
+        for (block, _) in book.blocks.iter().zip(&w.blocks).filter(|(_, r)| r.accepted) {
+            for (product, e) in &block.profile {
+                *welfare.entry(product.clone()).or_default() += worth(block.side, block.price, *e);
+            }
+        }
+        let line_fee: HashMap<&str, Price> = network.lines.iter().map(|l| (l.id.as_str(), l.fee)).collect();
+        let mut flows: HashMap<ProductId, Vec<LineFlow>> = HashMap::new();
+        for f in &w.flows {
+            let fee = line_fee.get(f.line.as_str()).copied().unwrap_or(Price::ZERO);
+            *welfare.entry(f.product.clone()).or_default() -= crate::price::amount(f.energy.abs(), fee);
+            flows.entry(f.product.clone()).or_default().push(LineFlow {
+                line: f.line.clone(),
+                energy: f.energy,
+                congested: f.congested,
+            });
+        }
+        Self {
+            prices: w.prices.iter().map(|p| ((p.product.clone(), p.node.clone()), p.price)).collect(),
+            flows,
+            welfare,
+        }
+    }
+
+    /// The outcome of `product`: its nodes' prices in the network's order,
+    /// its flows in the lines' order, its welfare to the millionth.
+    fn outcome(&self, network: &Network, product: &ProductId) -> NetworkClearing {
+        NetworkClearing {
+            prices: network
+                .nodes
+                .iter()
+                .map(|n| {
+                    let price = self.prices.get(&(product.clone(), n.clone())).copied().unwrap_or(Price::ZERO);
+                    (n.clone(), price)
+                })
+                .collect(),
+            flows: self.flows.get(product).cloned().unwrap_or_default(),
+            welfare: self.welfare.get(product).copied().unwrap_or_default().round_dp(6).normalize(),
+            failure: None,
         }
     }
 }
@@ -849,6 +1171,7 @@ mod tests {
             matching: Matching::Continuous,
             grid_fee: Price::ZERO,
             network: None,
+            day_ahead_gate: None,
         }
     }
 
@@ -865,6 +1188,7 @@ mod tests {
             kind: Kind::Limit { price: price.parse::<Price>().expect("price"), time_in_force: tif },
             quantity: Energy::from_wh(wh),
             node: None,
+            shape: None,
         }
     }
 

@@ -60,6 +60,53 @@ pub enum Kind {
     Market,
 }
 
+/// The form of an order beyond one quantity at one limit in one interval,
+/// for the call markets that clear many orders at once.
+///
+/// - A **block** is all or nothing: its energy in each of several
+///   intervals, at one limit per kWh over all of them. Only a welfare
+///   market clears blocks (one binary each, [`crate::welfare`]), and every
+///   interval of a block closes at one gate, so a block of more than one
+///   interval needs a market with a day-ahead gate
+///   ([`crate::MarketRules::day_ahead_gate`]). The order's product is the
+///   block's first interval and its quantity the block's energy.
+/// - A **curve** is a participant's steps in one interval, each divisible
+///   at its own limit: how much it buys (or sells) at each price. A call
+///   market clears a curve as that many limit orders with the order's time
+///   priority; the order's limit is its most willing step's (a buyer's
+///   highest, a seller's lowest) and its quantity the steps' energy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// Energy (Wh, positive) by delivery start, ascending.
+    Block(Vec<(Timestamp, Energy)>),
+    /// Limit per kWh and energy (Wh, positive) of each step.
+    Curve(Vec<(Price, Energy)>),
+}
+
+/// The most steps of a curve order.
+pub const MAX_CURVE_STEPS: usize = 256;
+
+impl Shape {
+    /// The energy of all its intervals or steps, Wh.
+    #[must_use]
+    pub fn energy(&self) -> Energy {
+        match self {
+            Self::Block(profile) => profile.iter().map(|(_, e)| *e).sum(),
+            Self::Curve(steps) => steps.iter().map(|(_, e)| *e).sum(),
+        }
+    }
+
+    /// Which form, as stored and shown: `block` or `curve`.
+    #[must_use]
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Block(_) => "block",
+            Self::Curve(_) => "curve",
+        }
+    }
+}
+
 /// An order of a continuous market.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use jiff::civil::Date;
+use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -159,10 +159,20 @@ pub struct MarketRules {
     pub time_zone: String,
     /// Minutes of a delivery interval: 5, 10, 15, 30 or 60.
     pub interval_minutes: i64,
-    /// The gate opens this long before delivery.
+    /// The gate opens this long before delivery (with a day-ahead gate:
+    /// before the delivery day begins).
     pub gate_opens_before: SignedDuration,
-    /// The gate closes this long before delivery (zero: at delivery).
+    /// The gate closes this long before delivery (zero: at delivery; zero
+    /// with a day-ahead gate).
     pub gate_closes_before: SignedDuration,
+    /// A day-ahead gate: every product of a local delivery day closes at
+    /// this local time of the day before (an hour that the clocks skip
+    /// reads as the hour after), and opens `gate_opens_before` before the
+    /// day begins. All of a day's products then clear together, and a
+    /// block order may span them. None: each product has its own gate,
+    /// `gate_closes_before` before its delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day_ahead_gate: Option<Time>,
     /// The lowest limit price.
     pub min_price: Price,
     /// The highest limit price.
@@ -200,11 +210,37 @@ impl MarketRules {
                 format!("{}; one of 5, 10, 15, 30, 60", self.interval_minutes),
             ));
         }
-        if self.gate_closes_before.is_negative() || self.gate_opens_before <= self.gate_closes_before {
-            return Err(TradingError::invalid(
-                "gate_opens_before",
-                "the gate must open before it closes, and close at or before delivery",
-            ));
+        match self.day_ahead_gate {
+            None if self.gate_closes_before.is_negative() || self.gate_opens_before <= self.gate_closes_before => {
+                return Err(TradingError::invalid(
+                    "gate_opens_before",
+                    "the gate must open before it closes, and close at or before delivery",
+                ));
+            }
+            None => {}
+            Some(_) if !self.gate_closes_before.is_zero() => {
+                return Err(TradingError::invalid(
+                    "gate_closes_before",
+                    "a day-ahead gate closes at its time of the day before delivery; leave this zero",
+                ));
+            }
+            Some(at) => {
+                // From the gate to midnight is 24 h less the time of day,
+                // an hour more on the day the clocks go back.
+                let since_midnight = SignedDuration::from_secs(
+                    i64::from(at.hour()) * 3600 + i64::from(at.minute()) * 60 + i64::from(at.second()),
+                );
+                let longest = SignedDuration::from_hours(25) - since_midnight;
+                if self.gate_opens_before <= longest {
+                    return Err(TradingError::invalid(
+                        "gate_opens_before",
+                        format!(
+                            "a day-ahead gate closing at {at} must open more than {longest:#} before the delivery \
+                             day, so that it opens before it closes on every day"
+                        ),
+                    ));
+                }
+            }
         }
         if self.min_price > self.max_price
             || self.min_price < Price::from_micros(-Price::LIMIT.micros())
@@ -252,15 +288,28 @@ impl MarketRules {
         let start = midnight(day)?;
         let end = midnight(day.tomorrow().map_err(|e| TradingError::invalid("day", e.to_string()))?)?;
         let step = SignedDuration::from_mins(self.interval_minutes);
+        let day_ahead = match self.day_ahead_gate {
+            Some(at) => {
+                let eve = day.yesterday().map_err(|e| TradingError::invalid("day", e.to_string()))?;
+                let close = eve
+                    .to_datetime(at)
+                    .to_zoned_datetime(zone.clone())
+                    .map_err(|e| TradingError::invalid("day", e.to_string()))?;
+                Some((start - self.gate_opens_before, close.timestamp()))
+            }
+            None => None,
+        };
         let mut out = Vec::new();
         let mut t = start;
         while t < end {
+            let (gate_open, gate_close) =
+                day_ahead.unwrap_or((t - self.gate_opens_before, t - self.gate_closes_before));
             out.push(Product {
                 id: ProductId::of(t, self.interval_minutes),
                 delivery_start: t,
                 delivery_end: t + step,
-                gate_open: t - self.gate_opens_before,
-                gate_close: t - self.gate_closes_before,
+                gate_open,
+                gate_close,
                 min_price: self.min_price,
                 max_price: self.max_price,
                 grid_fee: self.grid_fee,
@@ -288,6 +337,7 @@ mod tests {
             matching: Matching::Continuous,
             grid_fee: Price::ZERO,
             network: None,
+            day_ahead_gate: None,
         }
     }
 
@@ -306,6 +356,32 @@ mod tests {
         let early = first.check_gate("2024-10-25T21:59:59Z".parse().expect("instant")).expect_err("early");
         assert!(early.to_string().contains("not open yet"), "{early}");
         assert!(first.check_price("4.000001".parse().expect("price"), "price").is_err());
+    }
+
+    #[test]
+    fn a_day_ahead_gate_closes_every_product_of_a_day_at_noon_the_day_before() {
+        let noon = MarketRules {
+            gate_opens_before: SignedDuration::from_hours(48),
+            gate_closes_before: SignedDuration::ZERO,
+            day_ahead_gate: Some(Time::constant(12, 0, 0, 0)),
+            ..rules()
+        };
+        // The spring day (92 quarter hours) closes at noon CET on the 30th,
+        // the autumn day (100) at noon CEST on the 26th.
+        for (day, count, close) in
+            [(date(2024, 3, 31), 92, "2024-03-30T11:00:00Z"), (date(2024, 10, 27), 100, "2024-10-26T10:00:00Z")]
+        {
+            let products = noon.products(day).expect("products");
+            assert_eq!(products.len(), count);
+            let close: Timestamp = close.parse().expect("instant");
+            assert!(products.iter().all(|p| p.gate_close == close && p.gate_open == products[0].gate_open));
+            assert_eq!(products[0].gate_open, products[0].delivery_start - SignedDuration::from_hours(48));
+        }
+        let late = MarketRules { gate_closes_before: SignedDuration::from_mins(5), ..noon.clone() };
+        assert!(late.check().expect_err("both").to_string().starts_with("gate_closes_before"));
+        // Open 12 h before the day and closed at noon the day before: never open.
+        let never = MarketRules { gate_opens_before: SignedDuration::from_hours(13), ..noon };
+        assert!(never.check().expect_err("never open").to_string().starts_with("gate_opens_before"), "13 h");
     }
 
     #[test]

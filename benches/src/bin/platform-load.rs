@@ -379,6 +379,8 @@ async fn client(
                     limit_price: format!("{:.3}", 0.2 + 0.002 * tick as f64),
                     time_in_force: tpb::TimeInForce::Gtc.into(),
                     node: String::new(),
+                    block: Vec::new(),
+                    curve: Vec::new(),
                 };
                 let reply = call(&mut seen, started, "order", || {
                     let (mut c, r) = (market.clone(), request.clone());

@@ -145,6 +145,8 @@ async fn trade(url: &str, args: &Args, products: &Arc<Vec<Timestamp>>, from: usi
                 limit_price: format!("{:.3}", 0.2 + 0.002 * tick as f64),
                 time_in_force: tpb::TimeInForce::Gtc.into(),
                 node: String::new(),
+                block: Vec::new(),
+                curve: Vec::new(),
             };
             let one = match client.submit_order(request).await {
                 Ok(reply) => {
@@ -211,6 +213,7 @@ async fn write_trades(database: &str, args: &Args, rate: f64, products: &[Timest
         kind: Kind::Limit { price: price.parse().expect("price"), time_in_force: TimeInForce::Gtc },
         quantity: volta_contracts::Energy::from_wh(500),
         node: None,
+        shape: None,
     };
     let start = Instant::now();
     let (mut written, mut k) = (0_u64, 0_u64);

@@ -66,6 +66,8 @@ fn order(client: usize, k: usize, products: &[Timestamp]) -> tpb::SubmitOrderReq
         limit_price: format!("{:.3}", 0.2 + 0.001 * tick as f64),
         time_in_force: tif.into(),
         node: String::new(),
+        block: Vec::new(),
+        curve: Vec::new(),
     }
 }
 

@@ -7,6 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 use tonic::Status;
 use volta_contracts::{Energy, PartyId};
 use volta_trading::book::Depth;
+use volta_trading::order::{MAX_CURVE_STEPS, MAX_QUANTITY, Shape};
 use volta_trading::price::amount;
 use volta_trading::welfare::{self, Block, Line, Network, Step, Welfare};
 use volta_trading::{
@@ -63,6 +64,7 @@ pub fn rules(message: Option<pb::MarketRules>) -> Result<MarketRules, Status> {
         matching,
         grid_fee,
         network: network_in,
+        day_ahead_gate,
     } = message.ok_or_else(|| status::invalid("rules", "missing".to_owned()))?;
     let rules = MarketRules {
         time_zone,
@@ -81,6 +83,16 @@ pub fn rules(message: Option<pb::MarketRules>) -> Result<MarketRules, Status> {
         },
         grid_fee: if grid_fee.is_empty() { Price::ZERO } else { price("rules.grid_fee", &grid_fee)? },
         network: network_in.map(|n| network(n, "rules.network")).transpose()?,
+        day_ahead_gate: if day_ahead_gate.is_empty() {
+            None
+        } else {
+            Some(day_ahead_gate.parse::<jiff::civil::Time>().map_err(|_| {
+                status::invalid(
+                    "rules.day_ahead_gate",
+                    format!("{}; a local time of day, HH:MM", status::shown(&day_ahead_gate)),
+                )
+            })?)
+        },
     };
     rules.check().map_err(|e| status::trading_at(&e, &|field| format!("rules.{}", network_field(field))))?;
     Ok(rules)
@@ -105,6 +117,16 @@ pub fn rules_message(rules: &MarketRules) -> pb::MarketRules {
         .into(),
         grid_fee: rules.grid_fee.to_string(),
         network: rules.network.as_ref().map(network_message),
+        day_ahead_gate: rules
+            .day_ahead_gate
+            .map(|t| {
+                if t.second() == 0 && t.subsec_nanosecond() == 0 {
+                    t.strftime("%H:%M").to_string()
+                } else {
+                    t.to_string()
+                }
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -257,6 +279,8 @@ pub struct Submission {
     pub quantity: Energy,
     /// Its node (a welfare market's orders name one).
     pub node: Option<String>,
+    /// A block's intervals or a curve's steps.
+    pub shape: Option<Shape>,
 }
 
 impl Submission {
@@ -271,6 +295,7 @@ impl Submission {
             kind: self.kind,
             quantity: self.quantity,
             node: self.node,
+            shape: self.shape,
         }
     }
 }
@@ -291,6 +316,8 @@ pub fn submission(request: pb::SubmitOrderRequest) -> Result<Submission, Status>
         limit_price,
         time_in_force: tif,
         node,
+        block,
+        curve,
     } = request;
     if node.len() > volta_trading::network::MAX_NAME {
         return Err(status::invalid(
@@ -303,28 +330,142 @@ pub fn submission(request: pb::SubmitOrderRequest) -> Result<Submission, Status>
     } else {
         Some(crate::contracts::party_id("participant_id", participant_id)?)
     };
-    if quantity_wh <= 0 {
-        return Err(status::invalid("quantity_wh", format!("{quantity_wh}; a quantity is positive")));
-    }
-    let kind = if limit_price.is_empty() {
-        if tif != 0 {
-            return Err(status::invalid("time_in_force", "a market order (no limit_price) takes none".to_owned()));
+    let shape = shape(block, curve)?;
+    let (kind, quantity, delivery_start) = match &shape {
+        None => {
+            if quantity_wh <= 0 {
+                return Err(status::invalid("quantity_wh", format!("{quantity_wh}; a quantity is positive")));
+            }
+            let kind = if limit_price.is_empty() {
+                if tif != 0 {
+                    return Err(status::invalid(
+                        "time_in_force",
+                        "a market order (no limit_price) takes none".to_owned(),
+                    ));
+                }
+                Kind::Market
+            } else {
+                Kind::Limit { price: price("limit_price", &limit_price)?, time_in_force: time_in_force(tif)? }
+            };
+            let start = instant("delivery_start", delivery_start)?
+                .ok_or_else(|| status::invalid("delivery_start", "missing".to_owned()))?;
+            (kind, Energy::from_wh(quantity_wh), start)
         }
-        Kind::Market
-    } else {
-        Kind::Limit { price: price("limit_price", &limit_price)?, time_in_force: time_in_force(tif)? }
+        Some(shape) => {
+            let what = shape.as_str();
+            if quantity_wh != 0 {
+                return Err(status::invalid(
+                    "quantity_wh",
+                    format!("{quantity_wh}; a {what} order's quantity is its energy: leave this empty"),
+                ));
+            }
+            if !matches!(time_in_force(tif)?, TimeInForce::Gtc) {
+                return Err(status::invalid(
+                    "time_in_force",
+                    format!("a {what} order rests until its gate closes: TIME_IN_FORCE_GTC or none"),
+                ));
+            }
+            let (limit, start) = match shape {
+                Shape::Block(profile) => {
+                    if delivery_start.is_some() {
+                        return Err(status::invalid(
+                            "delivery_start",
+                            "a block order's delivery start is its first interval's: leave this empty".to_owned(),
+                        ));
+                    }
+                    if limit_price.is_empty() {
+                        return Err(status::invalid(
+                            "limit_price",
+                            "a block order has one limit price per kWh over all its intervals".to_owned(),
+                        ));
+                    }
+                    (price("limit_price", &limit_price)?, profile.first().map(|(t, _)| *t))
+                }
+                Shape::Curve(steps) => {
+                    if !limit_price.is_empty() {
+                        return Err(status::invalid(
+                            "limit_price",
+                            "a curve order's limits are its steps': leave this empty".to_owned(),
+                        ));
+                    }
+                    let prices = steps.iter().map(|(p, _)| *p);
+                    let willing = match side("side", side_value)? {
+                        Side::Buy => prices.max(),
+                        Side::Sell => prices.min(),
+                    };
+                    (willing.unwrap_or(Price::ZERO), instant("delivery_start", delivery_start)?)
+                }
+            };
+            let start = start.ok_or_else(|| status::invalid("delivery_start", "missing".to_owned()))?;
+            (Kind::Limit { price: limit, time_in_force: TimeInForce::Gtc }, shape.energy(), start)
+        }
     };
     Ok(Submission {
         market_id: market_id("market_id", market)?,
         participant,
         client_order_id: client_order_id(client)?,
-        delivery_start: instant("delivery_start", delivery_start)?
-            .ok_or_else(|| status::invalid("delivery_start", "missing".to_owned()))?,
+        delivery_start,
         side: side("side", side_value)?,
         kind,
-        quantity: Energy::from_wh(quantity_wh),
+        quantity,
         node: Some(node).filter(|n| !n.is_empty()),
+        shape,
     })
+}
+
+/// A block's intervals or a curve's steps from a submission, each
+/// interval's start and each step's price and energy read (the market
+/// checks them against its products).
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field (`block[2].quantity_wh`).
+fn shape(block: Vec<pb::BlockInterval>, curve: Vec<pb::CurveStep>) -> Result<Option<Shape>, Status> {
+    let energy = |field: String, wh: i64| {
+        if wh <= 0 || wh > MAX_QUANTITY.wh() {
+            return Err(status::invalid(&field, format!("{wh}; positive and at most {} Wh", MAX_QUANTITY.wh())));
+        }
+        Ok(Energy::from_wh(wh))
+    };
+    match (block.is_empty(), curve.is_empty()) {
+        (true, true) => Ok(None),
+        (false, false) => Err(status::invalid("curve", "an order is a block or a curve, not both".to_owned())),
+        (false, true) => {
+            if block.len() > welfare::MAX_BLOCK_LENGTH {
+                return Err(status::invalid(
+                    "block",
+                    format!("{} intervals; at most {}", block.len(), welfare::MAX_BLOCK_LENGTH),
+                ));
+            }
+            let profile = block
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let field = format!("block[{i}].delivery_start");
+                    let start = instant(&field, b.delivery_start)?
+                        .ok_or_else(|| status::invalid(&field, "missing".to_owned()))?;
+                    Ok((start, energy(format!("block[{i}].quantity_wh"), b.quantity_wh)?))
+                })
+                .collect::<Result<_, Status>>()?;
+            Ok(Some(Shape::Block(profile)))
+        }
+        (true, false) => {
+            if curve.len() > MAX_CURVE_STEPS {
+                return Err(status::invalid("curve", format!("{} steps; at most {MAX_CURVE_STEPS}", curve.len())));
+            }
+            let steps = curve
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let field = format!("curve[{i}].limit_price");
+                    if c.limit_price.is_empty() {
+                        return Err(status::invalid(&field, "missing: every step has its limit".to_owned()));
+                    }
+                    Ok((price(&field, &c.limit_price)?, energy(format!("curve[{i}].quantity_wh"), c.quantity_wh)?))
+                })
+                .collect::<Result<_, Status>>()?;
+            Ok(Some(Shape::Curve(steps)))
+        }
+    }
 }
 
 /// A required delivery start from `field`.
@@ -383,6 +524,19 @@ pub fn order_message(entry: &Entry) -> pb::Order {
         cancel_reason: entry.cancel_reason.map(|r| r.as_str().to_owned()).unwrap_or_default(),
         placed_time: Some(timestamp(entry.order.placed)),
         node: entry.node.clone().unwrap_or_default(),
+        block: match &entry.shape {
+            Some(Shape::Block(profile)) => profile
+                .iter()
+                .map(|(t, e)| pb::BlockInterval { delivery_start: Some(timestamp(*t)), quantity_wh: e.wh() })
+                .collect(),
+            Some(Shape::Curve(_)) | None => Vec::new(),
+        },
+        curve: match &entry.shape {
+            Some(Shape::Curve(steps)) => {
+                steps.iter().map(|(p, e)| pb::CurveStep { limit_price: p.to_string(), quantity_wh: e.wh() }).collect()
+            }
+            Some(Shape::Block(_)) | None => Vec::new(),
+        },
     }
 }
 
@@ -550,7 +704,7 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
         Ok(id)
     };
     let quantity = |field: &str, wh: i64| -> Result<Energy, Status> {
-        if wh <= 0 || Energy::from_wh(wh) > volta_trading::order::MAX_QUANTITY {
+        if wh <= 0 || Energy::from_wh(wh) > MAX_QUANTITY {
             return Err(status::invalid(field, format!("{wh} Wh; positive and at most 1 TWh")));
         }
         Ok(Energy::from_wh(wh))
@@ -805,6 +959,8 @@ mod tests {
             limit_price: "0.125".into(),
             time_in_force: 0,
             node: String::new(),
+            block: Vec::new(),
+            curve: Vec::new(),
         }
     }
 
@@ -839,6 +995,51 @@ mod tests {
     }
 
     #[test]
+    fn block_and_curve_orders_are_read_whole_and_refused_by_field() {
+        let step = |price: &str, wh| pb::CurveStep { limit_price: price.into(), quantity_wh: wh };
+        let curve = || pb::SubmitOrderRequest {
+            limit_price: String::new(),
+            quantity_wh: 0,
+            curve: vec![step("0.1", 1_000), step("0.3", 500), step("0.2", 250)],
+            ..request()
+        };
+        let read = submission(curve()).expect("curve");
+        assert_eq!(read.kind, Kind::Limit { price: Price::from_micros(300_000), time_in_force: TimeInForce::Gtc });
+        assert_eq!(read.quantity, Energy::from_wh(1_750), "a curve's quantity is its steps'");
+        let at = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+        let interval = |seconds, wh| pb::BlockInterval { delivery_start: at(seconds), quantity_wh: wh };
+        let block = || pb::SubmitOrderRequest {
+            delivery_start: None,
+            quantity_wh: 0,
+            block: vec![interval(1_717_236_000, 1_000), interval(1_717_239_600, 2_000)],
+            ..request()
+        };
+        let read = submission(block()).expect("block");
+        assert_eq!((read.delivery_start.as_second(), read.quantity.wh()), (1_717_236_000, 3_000));
+        let cases = [
+            (pb::SubmitOrderRequest { curve: vec![step("", 1)], ..curve() }, "curve[0].limit_price"),
+            (pb::SubmitOrderRequest { curve: vec![step("0.1", 0)], ..curve() }, "curve[0].quantity_wh"),
+            (pb::SubmitOrderRequest { curve: vec![step("0.1", 1); 257], ..curve() }, "curve"),
+            (pb::SubmitOrderRequest { limit_price: "0.1".into(), ..curve() }, "limit_price"),
+            (pb::SubmitOrderRequest { quantity_wh: 1_750, ..curve() }, "quantity_wh"),
+            (pb::SubmitOrderRequest { time_in_force: pb::TimeInForce::Ioc.into(), ..curve() }, "time_in_force"),
+            (pb::SubmitOrderRequest { curve: curve().curve, ..block() }, "curve"),
+            (
+                pb::SubmitOrderRequest { block: vec![interval(1, 1), pb::BlockInterval::default()], ..block() },
+                "block[1].delivery_start",
+            ),
+            (pb::SubmitOrderRequest { block: vec![interval(1, i64::MAX)], ..block() }, "block[0].quantity_wh"),
+            (pb::SubmitOrderRequest { block: vec![interval(1, 1); 673], ..block() }, "block"),
+            (pb::SubmitOrderRequest { limit_price: String::new(), ..block() }, "limit_price"),
+            (pb::SubmitOrderRequest { delivery_start: at(1), ..block() }, "delivery_start"),
+        ];
+        for (request, expected) in cases {
+            let status = submission(request).expect_err(expected);
+            assert_eq!(field(&status), expected, "{status:?}");
+        }
+    }
+
+    #[test]
     fn rules_round_trip_and_are_refused_by_field() {
         let message = pb::MarketRules {
             time_zone: "Europe/Berlin".into(),
@@ -850,6 +1051,7 @@ mod tests {
             matching: 0,
             grid_fee: String::new(),
             network: None,
+            day_ahead_gate: String::new(),
         };
         let read = rules(Some(message.clone())).expect("rules");
         assert_eq!(read.matching, Matching::Continuous, "unset is continuous");
@@ -860,6 +1062,24 @@ mod tests {
         let bad = rules(Some(pb::MarketRules { grid_fee: "-0.01".into(), ..message.clone() })).expect_err("negative");
         assert_eq!(field(&bad), "rules.grid_fee");
         assert_eq!(rules(Some(rules_message(&read))).expect("again"), read);
+        let noon = pb::MarketRules {
+            day_ahead_gate: "12:00".into(),
+            gate_opens_before: Some(duration(SignedDuration::from_hours(48))),
+            ..message.clone()
+        };
+        let day_ahead = rules(Some(noon.clone())).expect("day ahead");
+        assert_eq!(day_ahead.day_ahead_gate, Some(jiff::civil::Time::constant(12, 0, 0, 0)));
+        assert_eq!(rules_message(&day_ahead).day_ahead_gate, "12:00");
+        assert_eq!(rules(Some(rules_message(&day_ahead))).expect("again"), day_ahead);
+        for (gate, opens) in [("noon", 48), ("12:00", 12)] {
+            let bad = pb::MarketRules {
+                day_ahead_gate: gate.into(),
+                gate_opens_before: Some(duration(SignedDuration::from_hours(opens))),
+                ..noon.clone()
+            };
+            let bad = rules(Some(bad)).expect_err(gate);
+            assert_eq!(field(&bad), if opens == 48 { "rules.day_ahead_gate" } else { "rules.gate_opens_before" });
+        }
         let call =
             rules(Some(pb::MarketRules { matching: pb::Matching::PayAsBid.into(), ..message.clone() })).expect("call");
         assert_eq!(call.matching, Matching::Call(Pricing::PayAsBid));

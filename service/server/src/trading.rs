@@ -1475,6 +1475,7 @@ mod tests {
                 state: OrderState::Resting,
                 cancel_reason: None,
                 node: None,
+                shape: None,
             }
         };
         let mut orders = vec![entry(2, 0), entry(1, 0), entry(2, 5), entry(3, 0), entry(1, 7)];

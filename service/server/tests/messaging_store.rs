@@ -39,6 +39,7 @@ fn rules() -> MarketRules {
         matching: Matching::Continuous,
         grid_fee: Price::ZERO,
         network: None,
+        day_ahead_gate: None,
     }
 }
 
@@ -55,6 +56,7 @@ fn limit(k: usize, who: &str, side: Side, wh: i64, price: &str) -> NewOrder {
         kind: Kind::Limit { price: price.parse::<Price>().expect("price"), time_in_force: TimeInForce::Gtc },
         quantity: Energy::from_wh(wh),
         node: None,
+        shape: None,
     }
 }
 

@@ -27,6 +27,7 @@ fn rules() -> MarketRules {
         matching: Matching::Continuous,
         grid_fee: Price::ZERO,
         network: None,
+        day_ahead_gate: None,
     }
 }
 
@@ -64,6 +65,7 @@ fn generated(rng: &mut Lcg, k: usize) -> NewOrder {
         kind,
         quantity: Energy::from_wh(250 * (1 + i64::try_from(rng.next(8)).expect("small"))),
         node: None,
+        shape: None,
     }
 }
 

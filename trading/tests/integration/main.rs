@@ -6,5 +6,6 @@ mod auction;
 mod bids;
 mod book;
 mod properties;
+mod shaped;
 mod support;
 mod welfare;

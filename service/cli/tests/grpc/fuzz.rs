@@ -854,6 +854,7 @@ fn every_rpc_survives_hostile_requests() {
             matching: 0,
             grid_fee: String::new(),
             network: None,
+            day_ahead_gate: String::new(),
         }),
     };
     runtime.block_on(trading.clone().create_market(with_token(market, &admin))).expect("market");
@@ -892,6 +893,8 @@ fn every_rpc_survives_hostile_requests() {
                     limit_price,
                     time_in_force: tif,
                     node: String::new(),
+                    block: Vec::new(),
+                    curve: Vec::new(),
                 }
             },
         );

@@ -21,6 +21,7 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use sqlx::Row as _;
 use volta_contracts::{Energy, PartyId};
+use volta_trading::order::Shape;
 use volta_trading::{
     AuctionRecord, CancelReason, Changes, Entry, Kind, MarketRules, Order, OrderId, OrderState, Price, ProductId, Side,
     TimeInForce, Trade, TradeId, TradeRecord,
@@ -81,6 +82,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // Where the market's leader is reached (its advertised URL), so that
     // another replica can forward a call to it.
     (7, "ALTER TABLE trading_markets ADD COLUMN leader_url TEXT"),
+    // A block order's intervals or a curve order's steps, as JSON; empty for
+    // the other orders and before.
+    (8, "ALTER TABLE trading_orders ADD COLUMN shape TEXT"),
 ];
 
 /// Rows per multi-row INSERT. sqlx's SQLite driver binds by name, at a cost
@@ -303,7 +307,7 @@ pub trait TradingStore: Send + Sync + std::fmt::Debug {
 }
 
 const ORDER_COLUMNS: &str = "id, client_order_id, participant, delivery_start_s, delivery_end_s, side, price_micros, \
-     time_in_force, quantity_wh, filled_wh, state, cancel_reason, placed_at, node";
+     time_in_force, quantity_wh, filled_wh, state, cancel_reason, placed_at, node, shape";
 
 const TRADE_COLUMNS: &str = "id, delivery_start_s, delivery_end_s, buy_order, sell_order, buyer, seller, quantity_wh, \
      buyer_price_micros, seller_price_micros, grid_fee_micros, aggressor, traded_at";
@@ -391,7 +395,19 @@ fn entry_from(row: &sqlx::any::AnyRow) -> Result<Entry, StoreError> {
             .map(|r| CancelReason::parse(&r).ok_or_else(|| corrupt("cancel_reason", &r)))
             .transpose()?,
         node: row.try_get("node").map_err(read)?,
+        shape: row
+            .try_get::<Option<String>, _>("shape")
+            .map_err(read)?
+            .map(|text| serde_json::from_str(&text).map_err(|e| corrupt("shape", e)))
+            .transpose()?,
     })
+}
+
+/// A block's intervals or a curve's steps as stored: JSON.
+fn shape_text(shape: Option<&Shape>) -> Option<String> {
+    // Timestamps, integers and prices as text: nothing here can fail to
+    // serialise.
+    shape.and_then(|s| serde_json::to_string(s).ok())
 }
 
 fn trade_from(row: &sqlx::any::AnyRow) -> Result<TradeRecord, StoreError> {
@@ -636,7 +652,7 @@ impl TradingStore for Store {
         changes: &Changes,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        const ORDER_VALUES: usize = 18;
+        const ORDER_VALUES: usize = 19;
         const TRADE_VALUES: usize = 15;
         let updated = super::stored_time(now);
         let mut tx = self.pool().begin().await.map_err(StoreError::query("begin a batch"))?;
@@ -656,7 +672,7 @@ impl TradingStore for Store {
             let sql = format!(
                 "INSERT INTO trading_orders (tenant, market, id, client_key, client_order_id, participant, \
                  delivery_start_s, delivery_end_s, side, price_micros, time_in_force, quantity_wh, filled_wh, state, \
-                 cancel_reason, placed_at, updated_at, node) VALUES {} \
+                 cancel_reason, placed_at, updated_at, node, shape) VALUES {} \
                  ON CONFLICT (tenant, market, id) DO UPDATE SET quantity_wh = excluded.quantity_wh, \
                  filled_wh = excluded.filled_wh, state = excluded.state, cancel_reason = excluded.cancel_reason, \
                  updated_at = excluded.updated_at",
@@ -686,7 +702,8 @@ impl TradingStore for Store {
                     .bind(e.cancel_reason.map(CancelReason::as_str))
                     .bind(super::stored_time(e.order.placed))
                     .bind(updated.as_str())
-                    .bind(e.node.as_deref());
+                    .bind(e.node.as_deref())
+                    .bind(shape_text(e.shape.as_ref()));
             }
             q.execute(&mut *tx).await.map_err(StoreError::query("store the orders"))?;
         }
