@@ -11,6 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 use volta_contracts::{Energy, PartyId};
 use volta_server::store::trading::{OrderFilter, TradingStore as _, client_key};
 use volta_server::store::{Store, StoreError};
+use volta_trading::order::Shape;
 use volta_trading::welfare::{Line, Network};
 use volta_trading::{Kind, Market, MarketRules, Matching, NewOrder, OrderState, Price, Pricing, Side, TimeInForce};
 
@@ -224,8 +225,34 @@ async fn exercise(store: &Store) {
         let changes = market.submit(order, now).expect("submit");
         store.apply(TENANT, "grid", leader.epoch, &changes, now).await.expect("apply");
     }
+    // A curve and a one-hour block, whole in one row each.
+    let start = market.open(1).expect("the first order rests").delivery_start;
+    let steps = vec![
+        ("0.05".parse().expect("price"), Energy::from_wh(700)),
+        ("0.5".parse().expect("price"), Energy::from_wh(300)),
+    ];
+    let shaped = [
+        (Side::Sell, "0.05", 1_000, Shape::Curve(steps)),
+        (Side::Buy, "3", 400, Shape::Block(vec![(start, Energy::from_wh(400))])),
+    ];
+    for (k, (side, limit, wh, shape)) in shaped.into_iter().enumerate() {
+        let order = NewOrder {
+            client_order_id: format!("shaped-{k}"),
+            participant: PartyId::new(format!("shaper{k}")).expect("id"),
+            delivery_start: start,
+            side,
+            kind: Kind::Limit { price: limit.parse().expect("price"), time_in_force: TimeInForce::Gtc },
+            quantity: Energy::from_wh(wh),
+            node: Some("b".into()),
+            shape: Some(shape),
+        };
+        let changes = market.submit(order, now).expect("a shaped order");
+        store.apply(TENANT, "grid", leader.epoch, &changes, now).await.expect("apply");
+    }
     let snapshot = store.snapshot(TENANT, "grid").await.expect("snapshot");
     assert!(snapshot.resting.iter().all(|e| e.node.is_some()), "every order keeps its node");
+    let kept: Vec<_> = snapshot.resting.iter().filter_map(|e| e.shape.as_ref().map(Shape::as_str)).collect();
+    assert_eq!(kept, ["curve", "block"], "both shapes come back from the store");
     let mut rebuilt = Market::new(grid, snapshot.last_order, snapshot.last_trade).expect("market");
     for entry in snapshot.resting {
         rebuilt.restore(entry).expect("restore");

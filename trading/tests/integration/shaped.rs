@@ -244,7 +244,8 @@ fn blocks_and_curves_are_refused_where_they_cannot_clear_by_field() {
 
     let (h1, h2) = ("2024-06-02T08:00:00Z", "2024-06-02T09:00:00Z");
     let two = || block("b", "x", Side::Sell, "0.1", &[(h1, 1_000), (h2, 1_000)]);
-    starts(refused(rules(Matching::Call(Pricing::PayAsClear)), two()), "block: only a welfare market");
+    let unplaced = NewOrder { node: None, ..two() };
+    starts(refused(rules(Matching::Call(Pricing::PayAsClear)), unplaced), "block: only a welfare market");
     // Each quarter hour has its own gate: a block cannot span two.
     let quarters = block("b", "x", Side::Sell, "0.1", &[(QUARTER, 1_000), ("2024-06-01T10:15:00Z", 1_000)]);
     starts(refused(rules(Matching::Welfare), quarters), "block[1].delivery_start");
