@@ -216,6 +216,27 @@ pub struct NetworkClearing {
     /// Why nothing cleared, when the solver failed; none otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// What became of the block orders that rested in this product (their
+    /// first interval), in order id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<BlockOutcome>,
+}
+
+/// What a block order got in a welfare clearing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockOutcome {
+    /// The block.
+    pub order: OrderId,
+    /// Accepted (whole) or not (at all).
+    pub accepted: bool,
+    /// What it gains at the nodal prices over its limit, over all its
+    /// energy (a seller: prices less its ask; a buyer: its bid less the
+    /// prices); negative where it is accepted at a loss.
+    pub surplus: Decimal,
+    /// Accepted though the prices do not pay it: its uplift is `-surplus`.
+    pub paradoxically_accepted: bool,
+    /// Rejected though the prices would have paid it.
+    pub paradoxically_rejected: bool,
 }
 
 /// Energy on a line in a product.
@@ -921,7 +942,7 @@ impl Market {
             self.fill(trade.buy, trade.quantity);
             self.fill(trade.sell, trade.quantity);
         }
-        let found = cleared.as_ref().ok().map(|w| Found::of(&network, &book, w, fee));
+        let found = cleared.as_ref().ok().map(|w| Found::of(&network, &book, w, fee, &numbers));
         for product in products.values() {
             let traded = by_product.remove(product.id.as_str()).unwrap_or_default();
             let outcome = match (&cleared, &found) {
@@ -1093,6 +1114,8 @@ struct Found {
     prices: HashMap<(ProductId, NodeId), Price>,
     flows: HashMap<ProductId, Vec<LineFlow>>,
     welfare: HashMap<ProductId, Decimal>,
+    /// Blocks by their first interval.
+    blocks: HashMap<ProductId, Vec<BlockOutcome>>,
 }
 
 impl Found {
@@ -1101,8 +1124,8 @@ impl Found {
     /// would pay less the fee, less what its accepted sellers ask, less the
     /// lines' fees on its flows, exact from the fills rounded to the Wh;
     /// the products' welfares add up to the clearing's objective (to that
-    /// rounding).
-    fn of(network: &Network, book: &welfare::Book, w: &welfare::Welfare, fee: Price) -> Self {
+    /// rounding). The book's orders are numbered by `numbers`.
+    fn of(network: &Network, book: &welfare::Book, w: &welfare::Welfare, fee: Price, numbers: &Numbering) -> Self {
         let worth = |side: Side, price: Price, e: Energy| match side {
             Side::Buy => crate::price::amount(e, price - fee),
             Side::Sell => -crate::price::amount(e, price),
@@ -1127,10 +1150,22 @@ impl Found {
                 congested: f.congested,
             });
         }
+        let mut blocks: HashMap<ProductId, Vec<BlockOutcome>> = HashMap::new();
+        for (block, r) in book.blocks.iter().zip(&w.blocks) {
+            let Some((first, _)) = block.profile.first() else { continue };
+            blocks.entry(first.clone()).or_default().push(BlockOutcome {
+                order: numbers.order_of(r.id),
+                accepted: r.accepted,
+                surplus: r.surplus.normalize(),
+                paradoxically_accepted: r.paradoxically_accepted,
+                paradoxically_rejected: r.paradoxically_rejected,
+            });
+        }
         Self {
             prices: w.prices.iter().map(|p| ((p.product.clone(), p.node.clone()), p.price)).collect(),
             flows,
             welfare,
+            blocks,
         }
     }
 
@@ -1149,6 +1184,7 @@ impl Found {
             flows: self.flows.get(product).cloned().unwrap_or_default(),
             welfare: self.welfare.get(product).copied().unwrap_or_default().round_dp(6).normalize(),
             failure: None,
+            blocks: self.blocks.get(product).cloned().unwrap_or_default(),
         }
     }
 }

@@ -607,6 +607,18 @@ pub fn auction_message(record: &AuctionRecord) -> pb::AuctionResult {
             .map(|n| n.welfare.to_string())
             .unwrap_or_default(),
         failure: record.network.as_ref().and_then(|n| n.failure.clone()).unwrap_or_default(),
+        blocks: record.network.as_ref().map_or_else(Vec::new, |n| {
+            n.blocks
+                .iter()
+                .map(|b| pb::BlockOutcome {
+                    order_id: signed(b.order),
+                    accepted: b.accepted,
+                    surplus: b.surplus.to_string(),
+                    paradoxically_accepted: b.paradoxically_accepted,
+                    paradoxically_rejected: b.paradoxically_rejected,
+                })
+                .collect()
+        }),
     }
 }
 

@@ -9,7 +9,8 @@ use volta_contracts::Energy;
 use volta_trading::network::Network;
 use volta_trading::order::Shape;
 use volta_trading::{
-    Changes, Entry, Kind, Market, MarketRules, Matching, NewOrder, OrderState, Price, Pricing, Side, TimeInForce,
+    BlockOutcome, Changes, Entry, Kind, Market, MarketRules, Matching, NewOrder, OrderState, Price, Pricing, Side,
+    TimeInForce,
 };
 
 use crate::support::{party, price};
@@ -187,6 +188,20 @@ fn a_block_is_all_or_nothing_over_the_products_of_a_day_ahead_gate() {
             let a = &closed.auctions[i];
             (a.price, a.volume.wh(), a.orders, a.network.as_ref().expect("network").welfare.to_string())
         };
+        // The block's outcome is its first hour's: at 0.25 and 0.10 its 4 kWh
+        // earn 0.70, 0.10 over its 0.60 asked; at 0.30 and 0.16, 0.92, below
+        // the 1.60 it asks, so its rejection is no paradox.
+        let blocks = |i: usize| closed.auctions[i].network.as_ref().expect("network").blocks.clone();
+        let surplus = if accepted { "0.1" } else { "-0.68" };
+        let outcome_of_g = BlockOutcome {
+            order: 1,
+            accepted,
+            surplus: surplus.parse().expect("decimal"),
+            paradoxically_accepted: false,
+            paradoxically_rejected: false,
+        };
+        assert_eq!(blocks(0), [outcome_of_g]);
+        assert!(blocks(1).is_empty(), "a block is reported with its first interval");
         if accepted {
             assert_eq!(
                 trades,

@@ -885,6 +885,9 @@ async fn block_and_curve_orders_clear_together_at_a_day_ahead_gate_across_a_rest
     // Hour 1 as in the market's test; hour 2: bea 2 x 0.16 + 1 x 0.14,
     // less sue's 1 x 0.10 and the block's 2 x 0.15.
     assert_eq!(outcomes, [("0.25", 3_000, 3, "0.35", ""), ("0.1", 3_000, 3, "0.06", "")]);
+    let blocks: Vec<_> = cleared[0].blocks.iter().map(|b| (b.order_id, b.accepted, b.surplus.as_str())).collect();
+    assert_eq!(blocks, [(1, true, "0.1")], "the block earns 0.70 at the prices, 0.10 over its ask");
+    assert!(cleared[1].blocks.is_empty());
     let request = tpb::ListTradesRequest { market_id: "day".into(), after_trade_id: 0, page_size: 0 };
     let trades = client.list_trades(with_token(request, &admin)).await.expect("trades").into_inner().trades;
     let seen: Vec<_> =
