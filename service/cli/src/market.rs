@@ -69,6 +69,11 @@ enum Command {
         /// Draw the supply and demand curves of the first interval, with the clearing point, to this PNG.
         #[arg(long, value_name = "PNG")]
         plot: Option<PathBuf>,
+        /// Clear every interval this many times in a row (a call auction; 1 to 1000) and report on stderr the first
+        /// clearing's time and the median of the others: the cold call and the steady state, for benchmarks. The
+        /// result is the same each time.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        repeat: u16,
     },
 }
 
@@ -94,7 +99,7 @@ struct Row {
 }
 
 pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let Command::Clear { orders, mechanism, network, minutes, grid_fee, fills, plot } = &args.command;
+    let Command::Clear { orders, mechanism, network, minutes, grid_fee, fills, plot, repeat } = &args.command;
     volta_trading::price::check_fee(*grid_fee).context("--grid-fee")?;
     if ![5, 10, 15, 30, 60].contains(minutes) {
         bail!("--minutes {minutes}: one of 5, 10, 15, 30, 60");
@@ -129,6 +134,8 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 "surplus"
             );
             let mut clearing = std::time::Duration::ZERO;
+            // The time of each repetition after the first, over all intervals.
+            let mut again = vec![std::time::Duration::ZERO; usize::from(*repeat) - 1];
             let mut fees = rust_decimal::Decimal::ZERO;
             for (i, (_, product)) in products.iter().enumerate() {
                 let bids: Vec<Bid> = rows
@@ -145,6 +152,11 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 let started = std::time::Instant::now();
                 let c = volta_trading::clear(product, &bids, pricing, *grid_fee)?;
                 clearing += started.elapsed();
+                for time in &mut again {
+                    let started = std::time::Instant::now();
+                    std::hint::black_box(volta_trading::clear(product, &bids, pricing, *grid_fee)?);
+                    *time += started.elapsed();
+                }
                 say!(
                     "{:<28} {:>10} {:>14} {:>14} {:>14} {:>12}",
                     product.as_str(),
@@ -170,8 +182,16 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 say!("grid fees {} ({grid_fee} per kWh; prices are what buyers pay)", fees.normalize());
             }
             eprintln!("cleared {} orders in {:.3} ms", rows.len(), clearing.as_secs_f64() * 1e3);
+            if !again.is_empty() {
+                again.sort();
+                let median = again[again.len() / 2];
+                eprintln!("then {} times more: median {:.3} ms", again.len(), median.as_secs_f64() * 1e3);
+            }
         }
         Mechanism::Welfare => {
+            if *repeat > 1 {
+                bail!("--repeat times a call auction; a welfare clearing reports its solver's time");
+            }
             let network = match network {
                 Some(path) => read_network(path)?,
                 None => {
