@@ -945,10 +945,12 @@ impl Market {
         let found = cleared.as_ref().ok().map(|w| Found::of(&network, &book, w, fee, &numbers));
         for product in products.values() {
             let traded = by_product.remove(product.id.as_str()).unwrap_or_default();
-            let outcome = match (&cleared, &found) {
-                (Ok(_), Some(found)) => found.outcome(&network, &product.id),
-                (Err(e), _) => NetworkClearing { failure: Some(e.to_string()), ..NetworkClearing::default() },
-                (Ok(_), None) => NetworkClearing::default(),
+            let outcome = match &found {
+                Some(found) => found.outcome(&network, &product.id),
+                None => NetworkClearing {
+                    failure: cleared.as_ref().err().map(ToString::to_string),
+                    ..NetworkClearing::default()
+                },
             };
             let (mut paid, mut received, mut volume) = (Decimal::ZERO, Decimal::ZERO, Energy::ZERO);
             for trade in &traded {
