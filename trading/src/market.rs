@@ -34,7 +34,7 @@ use crate::auction::{self, Bid};
 use crate::book::{Book, Cancelled, Depth};
 use crate::error::TradingError;
 use crate::network::{Network, NodeId};
-use crate::order::{Kind, MAX_CURVE_STEPS, MAX_QUANTITY, Order, OrderId, Shape, Side, TimeInForce, Trade};
+use crate::order::{Kind, MAX_CURVE_STEPS, Order, OrderId, Shape, Side, TimeInForce, Trade, check_energy};
 use crate::price::Price;
 use crate::price::Pricing;
 use crate::product::{MarketRules, Matching, Product, ProductId};
@@ -583,15 +583,6 @@ impl Market {
     /// Refuses a block or a curve the market cannot clear, and returns the
     /// order's delivery end (a block's last interval's).
     fn check_shape(&self, shape: &Shape, order: &Order, product: &Product) -> Result<Timestamp, TradingError> {
-        let energy = |field: String, e: Energy| {
-            if e <= Energy::ZERO || e > MAX_QUANTITY {
-                return Err(TradingError::invalid(
-                    field,
-                    format!("{} Wh; positive and at most {MAX_QUANTITY} kWh", e.wh()),
-                ));
-            }
-            Ok(())
-        };
         let end = match shape {
             Shape::Curve(steps) => {
                 if self.rules.matching == Matching::Continuous {
@@ -607,14 +598,12 @@ impl Market {
                 crate::at_most("curve", steps.len(), MAX_CURVE_STEPS)?;
                 for (i, (price, e)) in steps.iter().enumerate() {
                     product.check_price(*price, &format!("curve[{i}].limit_price"))?;
-                    energy(format!("curve[{i}].quantity_wh"), *e)?;
+                    check_energy(&format!("curve[{i}].quantity_wh"), *e)?;
                 }
-                let prices = steps.iter().map(|(p, _)| *p);
-                let willing = match order.side {
-                    Side::Buy => prices.max(),
-                    Side::Sell => prices.min(),
-                };
-                if willing.is_some_and(|p| order.kind != Kind::Limit { price: p, time_in_force: TimeInForce::Gtc }) {
+                if shape
+                    .limit(order.side)
+                    .is_some_and(|p| order.kind != Kind::Limit { price: p, time_in_force: TimeInForce::Gtc })
+                {
                     return Err(TradingError::invalid(
                         "limit_price",
                         "a curve order's limit is its most willing step's, good till the gate closes",
@@ -646,7 +635,7 @@ impl Market {
                 let mut end = product.delivery_end;
                 for (i, (start, e)) in profile.iter().enumerate() {
                     let field = || format!("block[{i}].delivery_start");
-                    energy(format!("block[{i}].quantity_wh"), *e)?;
+                    check_energy(&format!("block[{i}].quantity_wh"), *e)?;
                     if i == 0 && *start != product.delivery_start {
                         return Err(TradingError::invalid(field(), "a block order's product is its first interval"));
                     }

@@ -97,6 +97,19 @@ impl Shape {
         }
     }
 
+    /// A curve's most willing step's limit on `side` (a buyer's highest,
+    /// a seller's lowest): the order's limit; none for a block or an empty
+    /// curve.
+    #[must_use]
+    pub fn limit(&self, side: Side) -> Option<Price> {
+        let Self::Curve(steps) = self else { return None };
+        let prices = steps.iter().map(|(p, _)| *p);
+        match side {
+            Side::Buy => prices.max(),
+            Side::Sell => prices.min(),
+        }
+    }
+
     /// Which form, as stored and shown: `block` or `curve`.
     #[must_use]
     pub const fn as_str(&self) -> &'static str {
@@ -146,20 +159,27 @@ impl Order {
         if self.product != product.id {
             return Err(TradingError::invalid("product", format!("{} is not {}", self.product, product.id)));
         }
-        if self.quantity <= Energy::ZERO {
-            return Err(TradingError::invalid("quantity", format!("{} kWh is not positive", self.quantity)));
-        }
-        if self.quantity > MAX_QUANTITY {
-            return Err(TradingError::invalid(
-                "quantity",
-                format!("{} kWh is more than {MAX_QUANTITY} kWh", self.quantity),
-            ));
-        }
+        check_energy("quantity", self.quantity)?;
         if let Some(price) = self.limit() {
             product.check_price(price, "price")?;
         }
         product.check_gate(self.placed)
     }
+}
+
+/// Refuses energy at `field` that is not positive or is above
+/// [`MAX_QUANTITY`] (an order's, a block interval's, a curve step's).
+///
+/// # Errors
+/// [`TradingError::Invalid`] on `field`.
+pub fn check_energy(field: &str, e: Energy) -> Result<(), TradingError> {
+    if e <= Energy::ZERO {
+        return Err(TradingError::invalid(field, format!("{e} kWh is not positive")));
+    }
+    if e > MAX_QUANTITY {
+        return Err(TradingError::invalid(field, format!("{e} kWh is more than {MAX_QUANTITY} kWh")));
+    }
+    Ok(())
 }
 
 /// The most energy of one order: 1 TWh (1e12 Wh), so that no sum of a

@@ -550,13 +550,7 @@ fn check(network: &Network, book: &Book) -> Result<(), TradingError> {
             Err(TradingError::invalid(field, format!("{node:?} is not a node of the network")))
         }
     };
-    let quantity = |field: String, e: Energy| {
-        if e <= Energy::ZERO || e > crate::order::MAX_QUANTITY {
-            Err(TradingError::invalid(field, format!("{e} kWh; positive and at most {}", crate::order::MAX_QUANTITY)))
-        } else {
-            Ok(())
-        }
-    };
+    let quantity = |field: String, e: Energy| crate::order::check_energy(&field, e);
     let price = |field: String, p: Price| {
         if p.micros().abs() > Price::LIMIT.micros() {
             Err(TradingError::invalid(field, format!("beyond ±{}", Price::LIMIT)))

@@ -7,7 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 use tonic::Status;
 use volta_contracts::{Energy, PartyId};
 use volta_trading::book::Depth;
-use volta_trading::order::{MAX_CURVE_STEPS, MAX_QUANTITY, Shape};
+use volta_trading::order::{MAX_CURVE_STEPS, Shape, check_energy};
 use volta_trading::price::amount;
 use volta_trading::welfare::{self, Block, Line, Network, Step, Welfare};
 use volta_trading::{
@@ -347,9 +347,7 @@ pub fn submission(request: pb::SubmitOrderRequest) -> Result<Submission, Status>
             } else {
                 Kind::Limit { price: price("limit_price", &limit_price)?, time_in_force: time_in_force(tif)? }
             };
-            let start = instant("delivery_start", delivery_start)?
-                .ok_or_else(|| status::invalid("delivery_start", "missing".to_owned()))?;
-            (kind, Energy::from_wh(quantity_wh), start)
+            (kind, Energy::from_wh(quantity_wh), self::delivery_start("delivery_start", delivery_start)?)
         }
         Some(shape) => {
             let what = shape.as_str();
@@ -381,18 +379,14 @@ pub fn submission(request: pb::SubmitOrderRequest) -> Result<Submission, Status>
                     }
                     (price("limit_price", &limit_price)?, profile.first().map(|(t, _)| *t))
                 }
-                Shape::Curve(steps) => {
+                Shape::Curve(_) => {
                     if !limit_price.is_empty() {
                         return Err(status::invalid(
                             "limit_price",
                             "a curve order's limits are its steps': leave this empty".to_owned(),
                         ));
                     }
-                    let prices = steps.iter().map(|(p, _)| *p);
-                    let willing = match side("side", side_value)? {
-                        Side::Buy => prices.max(),
-                        Side::Sell => prices.min(),
-                    };
+                    let willing = shape.limit(side("side", side_value)?);
                     (willing.unwrap_or(Price::ZERO), instant("delivery_start", delivery_start)?)
                 }
             };
@@ -413,6 +407,17 @@ pub fn submission(request: pb::SubmitOrderRequest) -> Result<Submission, Status>
     })
 }
 
+/// Energy from `wh` in `field`: positive and at most
+/// [`MAX_QUANTITY`](volta_trading::order::MAX_QUANTITY).
+///
+/// # Errors
+/// INVALID_ARGUMENT on the field.
+fn energy(field: &str, wh: i64) -> Result<Energy, Status> {
+    let e = Energy::from_wh(wh);
+    check_energy(field, e).map_err(|error| status::trading_at(&error, &|_| field.to_owned()))?;
+    Ok(e)
+}
+
 /// A block's intervals or a curve's steps from a submission, each
 /// interval's start and each step's price and energy read (the market
 /// checks them against its products).
@@ -420,12 +425,6 @@ pub fn submission(request: pb::SubmitOrderRequest) -> Result<Submission, Status>
 /// # Errors
 /// INVALID_ARGUMENT naming the field (`block[2].quantity_wh`).
 fn shape(block: Vec<pb::BlockInterval>, curve: Vec<pb::CurveStep>) -> Result<Option<Shape>, Status> {
-    let energy = |field: String, wh: i64| {
-        if wh <= 0 || wh > MAX_QUANTITY.wh() {
-            return Err(status::invalid(&field, format!("{wh}; positive and at most {} Wh", MAX_QUANTITY.wh())));
-        }
-        Ok(Energy::from_wh(wh))
-    };
     match (block.is_empty(), curve.is_empty()) {
         (true, true) => Ok(None),
         (false, false) => Err(status::invalid("curve", "an order is a block or a curve, not both".to_owned())),
@@ -440,10 +439,8 @@ fn shape(block: Vec<pb::BlockInterval>, curve: Vec<pb::CurveStep>) -> Result<Opt
                 .into_iter()
                 .enumerate()
                 .map(|(i, b)| {
-                    let field = format!("block[{i}].delivery_start");
-                    let start = instant(&field, b.delivery_start)?
-                        .ok_or_else(|| status::invalid(&field, "missing".to_owned()))?;
-                    Ok((start, energy(format!("block[{i}].quantity_wh"), b.quantity_wh)?))
+                    let start = delivery_start(&format!("block[{i}].delivery_start"), b.delivery_start)?;
+                    Ok((start, energy(&format!("block[{i}].quantity_wh"), b.quantity_wh)?))
                 })
                 .collect::<Result<_, Status>>()?;
             Ok(Some(Shape::Block(profile)))
@@ -460,7 +457,7 @@ fn shape(block: Vec<pb::BlockInterval>, curve: Vec<pb::CurveStep>) -> Result<Opt
                     if c.limit_price.is_empty() {
                         return Err(status::invalid(&field, "missing: every step has its limit".to_owned()));
                     }
-                    Ok((price(&field, &c.limit_price)?, energy(format!("curve[{i}].quantity_wh"), c.quantity_wh)?))
+                    Ok((price(&field, &c.limit_price)?, energy(&format!("curve[{i}].quantity_wh"), c.quantity_wh)?))
                 })
                 .collect::<Result<_, Status>>()?;
             Ok(Some(Shape::Curve(steps)))
@@ -715,12 +712,6 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
         }
         Ok(id)
     };
-    let quantity = |field: &str, wh: i64| -> Result<Energy, Status> {
-        if wh <= 0 || Energy::from_wh(wh) > MAX_QUANTITY {
-            return Err(status::invalid(field, format!("{wh} Wh; positive and at most 1 TWh")));
-        }
-        Ok(Energy::from_wh(wh))
-    };
     let party = |field: &str, p: String| crate::contracts::party_id(field, p);
     let fee = if grid_fee.is_empty() { Price::ZERO } else { price("grid_fee", &grid_fee)? };
     volta_trading::price::check_fee(fee).map_err(|e| status::trading(&e))?;
@@ -754,7 +745,7 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
                     participant: party(&at("participant_id"), participant_id)?,
                     side: side(&at("side"), s)?,
                     price: if limit_price.is_empty() { None } else { Some(price(&at("limit_price"), &limit_price)?) },
-                    quantity: quantity(&at("quantity_wh"), quantity_wh)?,
+                    quantity: energy(&at("quantity_wh"), quantity_wh)?,
                 };
                 let (product, start) = product(&at("delivery_start"), delivery_start)?;
                 order.push(bid.id);
@@ -796,7 +787,7 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
                     node,
                     side: side(&at("side"), s)?,
                     price: price(&at("limit_price"), &limit_price)?,
-                    quantity: quantity(&at("quantity_wh"), quantity_wh)?,
+                    quantity: energy(&at("quantity_wh"), quantity_wh)?,
                 });
             }
             let mut book_blocks = Vec::with_capacity(blocks.len());
@@ -812,7 +803,7 @@ pub fn auction(request: pb::ClearAuctionRequest, max_orders: usize) -> Result<Au
                     let (product, start) =
                         product(&format!("blocks[{i}].intervals[{k}].delivery_start"), delivery_start)?;
                     starts.insert(product.clone(), start);
-                    profile.push((product, quantity(&format!("blocks[{i}].intervals[{k}].quantity_wh"), quantity_wh)?));
+                    profile.push((product, energy(&format!("blocks[{i}].intervals[{k}].quantity_wh"), quantity_wh)?));
                 }
                 book_blocks.push(Block {
                     id: id(at("order_id"), order_id)?,
