@@ -4,7 +4,8 @@
 //! every asset that minimises cost, CO2 or a weighted sum of both, subject
 //! to an energy balance on every bus at every step. [`pareto`] traces the
 //! cost–CO2 front; [`rolling_horizon`] simulates a long period window by
-//! window, and [`lower_bound`] (its LP relaxation) says how far from optimal
+//! window, [`decompose`] solves it as blocks in parallel with consistent
+//! seams, and [`lower_bound`] (its LP relaxation) says how far from optimal
 //! the stitched result can be; [`two_stage`] plans under scenarios of the uncertain series and
 //! [`redispatch`] prices a plan against the day as it turned out. The model is built with Volta's LP layer (volta-lp, on good_lp) and solved by HiGHS.
 //!
@@ -85,6 +86,7 @@
 //! limits. A time limit with an incumbent returns the incumbent.
 //! [`DispatchError`] is reserved for requests that cannot be carried out.
 
+mod decompose;
 mod error;
 mod exact;
 mod explain;
@@ -102,6 +104,7 @@ mod warm;
 
 use volta_engine::{AssetKind, Case};
 
+pub use decompose::{Decomposed, Decomposition, MAX_BLOCKS, SeamReport, Stage, decompose};
 pub use error::DispatchError;
 pub use exact::Exact;
 pub use hedging::{Hedging, HedgingReport, Iteration, progressive_hedging};
@@ -260,14 +263,30 @@ pub fn write_model(
 /// and [`DispatchError::Cancelled`].
 pub fn lower_bound(case: &Case, options: &Options) -> Result<Option<f64>, DispatchError> {
     check_options(options)?;
+    let (_, raw) = relax(case, options, options.fleets)?;
+    Ok(raw.objective.filter(|_| raw.status == Status::Optimal))
+}
+
+/// The LP relaxation of `case` over its whole horizon, every unit on its
+/// own: its optimum (a lower bound, as [`lower_bound`]'s) and its
+/// (fractional) schedule, the on/off states rounded.
+pub(crate) fn relaxation(case: &Case, options: &Options) -> Result<(Option<f64>, Option<Schedule>), DispatchError> {
+    let (model, raw) = relax(case, options, false)?;
+    if raw.status != Status::Optimal {
+        return Ok((None, None));
+    }
+    let schedule = raw.x.as_ref().map(|x| solve::read_schedule(case, &model, x, None));
+    Ok((raw.objective, schedule))
+}
+
+fn relax(case: &Case, options: &Options, fleets: bool) -> Result<(Model, solve::Raw), DispatchError> {
     options.cancel.check()?;
     let state = CarriedState::default();
-    let window = Window::whole(case, &state, options.fleets);
+    let window = Window::whole(case, &state, fleets);
     let model = Model::build(case, &window, volta_lp::Integrality::Relaxed, model::Mode::Normal);
     let objective = model.objective(options.objective);
     let lp_options = Options { mip_gap: None, ..options.clone() };
-    let (_, raw) = solve::run(model, &objective, &lp_options, &[])?;
-    Ok(raw.objective.filter(|_| raw.status == Status::Optimal))
+    solve::run(model, &objective, &lp_options, &[])
 }
 
 /// Builds the model of `case` and hands it to HiGHS without solving it;

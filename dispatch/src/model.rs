@@ -11,7 +11,7 @@
 //!   stays tight (Morales-España et al., 2013);
 //! - identical committed units form fleets (see [`crate::fleet`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use volta_engine::asset::{
     Commitment, Converter, FinalState, Fuel, FuelUse, Grid, Load, RatedAt, Renewable, Shiftable, Storage, Thermal,
@@ -56,6 +56,23 @@ pub(crate) struct Window<'a> {
     pub(crate) fleets: bool,
     /// Commitment to start the solver from (see [`crate::warm`]).
     pub(crate) hint: Option<&'a Hint>,
+    /// Conditions on the window's last steps (see [`Terminal`]).
+    pub(crate) terminal: Option<&'a Terminal>,
+}
+
+/// Conditions on a window's last steps under which a schedule already made
+/// for the steps after the window continues from it: what a decomposition
+/// ([`crate::decompose`]) holds at its seams. Units are read by their own
+/// columns, so a window with a terminal does not form fleets.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Terminal {
+    /// Per storage asset: its level at the end of the window's last step, kWh.
+    pub(crate) storage: BTreeMap<usize, f64>,
+    /// Per committed unit: its on/off states over the window's last steps
+    /// (as many as the vector holds).
+    pub(crate) on: BTreeMap<usize, Vec<bool>>,
+    /// Per unit with ramp limits: its rated output in the window's last step, kW.
+    pub(crate) power: BTreeMap<usize, f64>,
 }
 
 /// Commitment decisions known before a window is solved: every committed
@@ -71,7 +88,7 @@ pub(crate) struct Hint {
 impl<'a> Window<'a> {
     /// The whole horizon of `case` from `state`, started cold.
     pub(crate) fn whole(case: &Case, state: &'a CarriedState, fleets: bool) -> Self {
-        Self { start: 0, len: case.grid().len(), state, fleets, hint: None }
+        Self { start: 0, len: case.grid().len(), state, fleets, hint: None, terminal: None }
     }
 
     fn reaches_end(&self, case: &Case) -> bool {
@@ -218,6 +235,9 @@ impl Model {
         }
         b.order_fleets();
         b.reserves();
+        if let Some(terminal) = window.terminal {
+            b.terminal(terminal);
+        }
         b.finish()
     }
 
@@ -976,6 +996,30 @@ impl<'c> Builder<'c> {
                         self.lp.le(lin, rd * h);
                     }
                 }
+            }
+        }
+    }
+
+    /// Holds the window's last steps to `terminal`.
+    fn terminal(&mut self, terminal: &Terminal) {
+        let Some(last) = self.len.checked_sub(1) else { return };
+        for (&i, &level) in &terminal.storage {
+            if let Some(AssetVars::Storage { energy, .. }) = self.vars.get(i) {
+                self.lp.eq(Lin::term(energy[last], 1.0), level);
+            }
+        }
+        for (&i, states) in &terminal.on {
+            if let Some(AssetVars::Unit(UnitVars { on: Some(u), fleet: None, .. })) = self.vars.get(i) {
+                let held = states.len().min(u.len());
+                let tail = u[u.len() - held..].iter().zip(&states[states.len() - held..]);
+                for (&col, &on) in tail {
+                    self.lp.eq(Lin::term(col, 1.0), if on { 1.0 } else { 0.0 });
+                }
+            }
+        }
+        for (&i, &power) in &terminal.power {
+            if let Some(AssetVars::Unit(UnitVars { x, rated_coef, fleet: None, .. })) = self.vars.get(i) {
+                self.lp.eq(Lin::term(x[last], rated_coef[last]), power);
             }
         }
     }

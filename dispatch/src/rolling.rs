@@ -154,6 +154,7 @@ pub fn rolling_horizon(
             state: &state,
             fleets: rolling.options.fleets,
             hint: hint.as_ref().filter(|_| rolling.warm_start),
+            terminal: None,
         };
         let solution = match crate::solve(case, &window, &rolling.options, None) {
             Err(DispatchError::Cancelled) => {
@@ -201,14 +202,7 @@ pub fn rolling_horizon(
         stitched = Some(merged);
         start += keep;
     }
-    let schedule = stitched.map(|mut s| {
-        let audit = crate::verify::audit(case, &s, 1e-6);
-        s.cost = audit.costs.iter().map(|c| c.amount).sum();
-        s.co2_kg = audit.emissions.iter().map(|e| e.co2_kg).sum();
-        s.costs = audit.costs;
-        s.emissions = audit.emissions;
-        s
-    });
+    let schedule = stitched.map(|s| priced(case, s));
     // After the windows, so that a cancelled run stops before it too.
     let lower_bound = if rolling.lower_bound && status != Status::Interrupted {
         match crate::lower_bound(case, &rolling.options) {
@@ -221,7 +215,18 @@ pub fn rolling_horizon(
     Ok(RollingResult { status, schedule, windows, infeasibility: None, lower_bound })
 }
 
-fn worse(a: Status, b: Status) -> Status {
+/// `plan`, a schedule stitched from windows, with the cost and emissions of
+/// its flows.
+pub(crate) fn priced(case: &Case, mut plan: Schedule) -> Schedule {
+    let audit = crate::verify::audit(case, &plan, 1e-6);
+    plan.cost = audit.costs.iter().map(|c| c.amount).sum();
+    plan.co2_kg = audit.emissions.iter().map(|e| e.co2_kg).sum();
+    plan.costs = audit.costs;
+    plan.emissions = audit.emissions;
+    plan
+}
+
+pub(crate) fn worse(a: Status, b: Status) -> Status {
     let rank = |s: Status| match s {
         Status::Optimal => 0,
         Status::WithinGap => 1,
@@ -233,8 +238,20 @@ fn worse(a: Status, b: Status) -> Status {
 }
 
 /// Keeps the first `keep` steps of every series.
-fn truncate(mut plan: Schedule, keep: usize) -> Schedule {
-    let cut = |v: &mut Vec<f64>| v.truncate(keep);
+fn truncate(plan: Schedule, keep: usize) -> Schedule {
+    slice(plan, 0, keep)
+}
+
+/// Keeps steps `from..to` (of the plan's own grid) of every series.
+pub(crate) fn slice(mut plan: Schedule, from: usize, to: usize) -> Schedule {
+    let cut = |v: &mut Vec<f64>| {
+        v.truncate(to);
+        v.drain(..from.min(v.len()));
+    };
+    let cut_flags = |v: &mut Vec<bool>| {
+        v.truncate(to);
+        v.drain(..from.min(v.len()));
+    };
     for asset in &mut plan.assets {
         for flow in &mut asset.flows {
             cut(&mut flow.kw);
@@ -255,17 +272,20 @@ fn truncate(mut plan: Schedule, keep: usize) -> Schedule {
                     cut(f);
                 }
                 if let Some(on) = on {
-                    on.truncate(keep);
+                    cut_flags(on);
                 }
                 if let Some(s) = starts {
-                    s.truncate(keep);
+                    cut_flags(s);
                 }
             }
             Detail::Grid { import_kw, export_kw } => {
                 cut(import_kw);
                 cut(export_kw);
             }
-            Detail::Storage { charge_kw, discharge_kw, energy_kwh, .. } => {
+            Detail::Storage { charge_kw, discharge_kw, energy_kwh, initial_kwh } => {
+                if from > 0 {
+                    *initial_kwh = energy_kwh.get(from - 1).copied().unwrap_or(*initial_kwh);
+                }
                 cut(charge_kw);
                 cut(discharge_kw);
                 cut(energy_kwh);
@@ -278,12 +298,12 @@ fn truncate(mut plan: Schedule, keep: usize) -> Schedule {
             cut(p);
         }
     }
-    plan.grid = plan.grid.window(0, keep);
+    plan.grid = plan.grid.window(from, to - from);
     plan
 }
 
 /// Appends `next` (the following steps) to `acc`; the caller sets the grid.
-fn append(acc: &mut Schedule, next: Schedule) {
+pub(crate) fn append(acc: &mut Schedule, next: Schedule) {
     for (a, b) in acc.assets.iter_mut().zip(next.assets) {
         for (fa, fb) in a.flows.iter_mut().zip(b.flows) {
             fa.kw.extend(fb.kw);
@@ -341,7 +361,7 @@ fn append(acc: &mut Schedule, next: Schedule) {
 }
 
 /// The state at the end of the stitched schedule `plan`.
-fn carry(case: &Case, plan: &Schedule) -> CarriedState {
+pub(crate) fn carry(case: &Case, plan: &Schedule) -> CarriedState {
     let h = case.grid().step_hours();
     let end = plan.grid.len();
     let mut state = CarriedState::default();

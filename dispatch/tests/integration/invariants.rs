@@ -47,7 +47,7 @@ fn co2_objective_emits_less_and_costs_more_than_cost() {
 
 /// A small random multi-energy case: electricity and heat, a grid, a CHP
 /// under commitment, a heat pump, a boiler, a battery and a heat store.
-fn random_case(elec: &[f64], heat: &[f64], price: &[f64], pv: &[f64], soc0: f64, min_up: u8) -> String {
+pub fn random_case(elec: &[f64], heat: &[f64], price: &[f64], pv: &[f64], soc0: f64, min_up: u8) -> String {
     let list = |v: &[f64]| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(", ");
     format!(
         r#"

@@ -3,6 +3,7 @@
 //! explanations, two-stage stochastic plans.
 
 mod assets;
+mod decomposition;
 mod fleets;
 mod golden;
 mod horizons;

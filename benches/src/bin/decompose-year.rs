@@ -1,0 +1,91 @@
+//! A long horizon decomposed into blocks solved in parallel, against the
+//! rolling horizon on the same case, in one process: by default the campus
+//! year with the CHP under unit commitment; with `--case kazarlis10.toml
+//! --copies 7`, a committed case repeated.
+//!
+//! Prints, per run, the wall time, the stitched cost and how far above the
+//! whole horizon's LP relaxation it is (at most how far from optimal), and
+//! for decompositions the seams widened and the blocks solved again. Every
+//! window is solved to the same gap (HiGHS's default 1e-4 unless `--gap`),
+//! one HiGHS thread each; the blocks run on rayon's pool (one per core).
+//!
+//! `cargo run --release -p volta-benches --bin decompose-year -- [--weeks N | --case NAME --copies N] [--blocks 4,13,52] [--seam-h H] [--gap G]`
+
+use std::time::Instant;
+
+use volta_dispatch::{Decomposition, Options, RollingOptions, decompose, rolling_horizon};
+
+struct Args {
+    weeks: usize,
+    case: Option<String>,
+    copies: usize,
+    blocks: Vec<usize>,
+    seam: Option<usize>,
+    gap: Option<f64>,
+}
+
+fn args() -> Args {
+    let mut args = Args { weeks: 52, case: None, copies: 7, blocks: vec![4, 13, 52], seam: None, gap: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        let int = |v: &str| v.parse::<usize>().unwrap_or_else(|_| panic!("{flag}: not a whole number: {v}"));
+        match flag.as_str() {
+            "--weeks" => args.weeks = int(&value),
+            "--case" => args.case = Some(value.clone()),
+            "--copies" => args.copies = int(&value),
+            "--blocks" => args.blocks = value.split(',').map(int).collect(),
+            "--seam-h" => args.seam = Some(int(&value)),
+            "--gap" => args.gap = Some(value.parse().unwrap_or_else(|_| panic!("--gap: not a number: {value}"))),
+            other => panic!("unknown flag {other} (--weeks, --case, --copies, --blocks, --seam-h, --gap)"),
+        }
+    }
+    args
+}
+
+fn main() {
+    let args = args();
+    let (case, what) = match &args.case {
+        None => (
+            volta_benches::campus_weeks(args.weeks, true),
+            format!("campus, {} weeks (CHP under commitment)", args.weeks),
+        ),
+        Some(name) => (volta_benches::tiled(name, args.copies), format!("{name} repeated {} times", args.copies)),
+    };
+    let options = Options { mip_gap: args.gap, prices: false, threads: Some(1), ..Options::default() };
+    println!(
+        "{what} ({} steps), gap {}, 1 HiGHS thread a window, {} rayon threads",
+        case.grid().len(),
+        args.gap.map_or_else(|| "1e-4 (HiGHS default)".to_owned(), |g| g.to_string()),
+        rayon::current_num_threads(),
+    );
+    let started = Instant::now();
+    let bound = volta_dispatch::lower_bound(&case, &options).expect("relaxation").expect("a bound");
+    println!("LP relaxation of the whole horizon: {bound:.2} in {:.2} s", started.elapsed().as_secs_f64());
+    println!("| run | wall s | stitched cost | above the relaxation | seams widened | blocks solved again |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let above = |cost: f64| format!("{:.3} %", 100.0 * (cost - bound) / cost);
+    let started = Instant::now();
+    let rolling = RollingOptions::new(48, Some(24), options.clone());
+    let result = rolling_horizon(&case, &rolling, &mut |_, _, _| {}).expect("rolling horizon");
+    let cost = result.schedule.as_ref().map_or(f64::NAN, |s| s.cost);
+    let wall = started.elapsed().as_secs_f64();
+    println!("| rolling, 48 h windows keeping 24 h | {wall:.2} | {cost:.2} | {} | – | – |", above(cost));
+    for &blocks in &args.blocks {
+        let started = Instant::now();
+        let d = Decomposition { seam_steps: args.seam, ..Decomposition::new(blocks, options.clone()) };
+        let result = decompose(&case, &d, &|_| {}).expect("decomposition");
+        let wall = started.elapsed().as_secs_f64();
+        let cost = result.schedule.as_ref().map_or(f64::NAN, |s| s.cost);
+        let widened = result.seams.iter().filter(|s| s.attempts > 1 && !s.replaced_block).count();
+        let again = result.seams.iter().filter(|s| s.replaced_block).count();
+        let errors = result.schedule.as_ref().map_or(0, |s| volta_dispatch::verify::check(&case, s, 1e-5).len());
+        assert_eq!(errors, 0, "the stitched schedule breaks an invariant");
+        println!(
+            "| {blocks} blocks, seams of {} steps ({}) | {wall:.2} | {cost:.2} | {} | {widened} | {again} |",
+            result.seam_steps,
+            result.status.name(),
+            above(cost),
+        );
+    }
+}
