@@ -221,6 +221,32 @@ fn pareto_and_rolling_horizon_from_the_command_line() {
 }
 
 #[test]
+fn a_week_in_blocks_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = volta(&["schedule", &case("campus.toml"), "--blocks", "3", "--out", &dir.path().display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = json(&out);
+    assert_eq!(summary["decomposition"]["blocks"], 3, "{summary}");
+    assert_eq!(summary["decomposition"]["block_starts"], serde_json::json!([0, 56, 112]));
+    assert_eq!(summary["decomposition"]["seam_steps"], 24);
+    assert_eq!(summary["decomposition"]["steps_scheduled"], 168);
+    let (cost, bound) = (summary["cost"].as_f64().expect("cost"), summary["lower_bound"].as_f64().expect("bound"));
+    assert!(bound < cost && summary["gap_to_lower_bound"].as_f64().expect("gap") < 0.05, "{summary}");
+    assert!(dir.path().join("schedule.csv").is_file());
+
+    // Blocks that cannot hold two seams, and seams shorter than the CHP's
+    // minimum up time, are refused before any solve.
+    let out = volta(&["schedule", &case("campus.toml"), "--blocks", "4"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use at most 3"));
+    let out = volta(&["schedule", &case("campus.toml"), "--blocks", "2", "--seam-h", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("longest minimum up or down time"));
+    let out = volta(&["schedule", &case("campus.toml"), "--blocks", "2", "--horizon-h", "48"]);
+    assert_eq!(out.status.code(), Some(2), "--blocks and --horizon-h are two ways to cut the horizon");
+}
+
+#[test]
 fn schedule_options_are_checked() {
     let out = volta(&["schedule", &case("campus.toml"), "--gap", "2"]);
     assert_eq!(out.status.code(), Some(1));
