@@ -9,7 +9,11 @@
 //! window is solved to the same gap (HiGHS's default 1e-4 unless `--gap`),
 //! one HiGHS thread each; the blocks run on rayon's pool (one per core).
 //!
-//! `cargo run --release -p volta-benches --bin decompose-year -- [--weeks N | --case NAME --copies N] [--blocks 4,13,52] [--seam-h H] [--gap G]`
+//! With `--whole-limit S`, the whole horizon is also solved as one MILP
+//! (all threads HiGHS wants, stopped after S seconds), the reference the
+//! stitched costs are measured against.
+//!
+//! `cargo run --release -p volta-benches --bin decompose-year -- [--weeks N | --case NAME --copies N] [--blocks 4,13,52] [--seam-h H] [--gap G] [--whole-limit S]`
 
 use std::time::Instant;
 
@@ -22,10 +26,11 @@ struct Args {
     blocks: Vec<usize>,
     seam: Option<usize>,
     gap: Option<f64>,
+    whole: Option<f64>,
 }
 
 fn args() -> Args {
-    let mut args = Args { weeks: 52, case: None, copies: 7, blocks: vec![4, 13, 52], seam: None, gap: None };
+    let mut args = Args { weeks: 52, case: None, copies: 7, blocks: vec![4, 13, 52], seam: None, gap: None, whole: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -34,10 +39,13 @@ fn args() -> Args {
             "--weeks" => args.weeks = int(&value),
             "--case" => args.case = Some(value.clone()),
             "--copies" => args.copies = int(&value),
-            "--blocks" => args.blocks = value.split(',').map(int).collect(),
+            "--blocks" => args.blocks = value.split(',').filter(|v| !v.is_empty()).map(int).collect(),
             "--seam-h" => args.seam = Some(int(&value)),
             "--gap" => args.gap = Some(value.parse().unwrap_or_else(|_| panic!("--gap: not a number: {value}"))),
-            other => panic!("unknown flag {other} (--weeks, --case, --copies, --blocks, --seam-h, --gap)"),
+            "--whole-limit" => {
+                args.whole = Some(value.parse().unwrap_or_else(|_| panic!("--whole-limit: not a number: {value}")));
+            }
+            other => panic!("unknown flag {other} (--weeks, --case, --copies, --blocks, --seam-h, --gap, --whole-limit)"),
         }
     }
     args
@@ -71,6 +79,20 @@ fn main() {
     let cost = result.schedule.as_ref().map_or(f64::NAN, |s| s.cost);
     let wall = started.elapsed().as_secs_f64();
     println!("| rolling, 48 h windows keeping 24 h | {wall:.2} | {cost:.2} | {} | – | – |", above(cost));
+    if let Some(limit) = args.whole {
+        let started = Instant::now();
+        let whole = Options { time_limit_s: Some(limit), threads: None, ..options.clone() };
+        let solution = volta_dispatch::schedule(&case, &whole).expect("the whole horizon");
+        let wall = started.elapsed().as_secs_f64();
+        let cost = solution.schedule.as_ref().map_or(f64::NAN, |s| s.cost);
+        println!(
+            "| one MILP ({}, gap {:.1e}, bound {:.2}) | {wall:.2} | {cost:.2} | {} | – | – |",
+            solution.status.name(),
+            solution.gap.unwrap_or(f64::NAN),
+            solution.best_bound.unwrap_or(f64::NAN),
+            above(cost)
+        );
+    }
     for &blocks in &args.blocks {
         let started = Instant::now();
         let d = Decomposition { seam_steps: args.seam, ..Decomposition::new(blocks, options.clone()) };

@@ -349,6 +349,42 @@ fn rolling_horizon<'py>(
     Ok(out)
 }
 
+/// Schedules a case as blocks solved in parallel; see `volta.decompose`.
+#[pyfunction]
+#[pyo3(signature = (case, blocks, seam_steps = None, objective = "cost", co2_price = None, time_limit = None, gap = None))]
+#[expect(clippy::too_many_arguments, reason = "one argument per keyword of the Python function")]
+fn decompose<'py>(
+    py: Python<'py>,
+    case: &PyCase,
+    blocks: usize,
+    seam_steps: Option<usize>,
+    objective: &str,
+    co2_price: Option<f64>,
+    time_limit: Option<f64>,
+    gap: Option<f64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let options = options(py, objective, co2_price, time_limit, gap, None)?;
+    let cancel = options.cancel.clone();
+    let d = volta_dispatch::Decomposition { seam_steps, ..volta_dispatch::Decomposition::new(blocks, options) };
+    let owned = case.case.clone();
+    let result = interruptible(py, &cancel, move || volta_dispatch::decompose(&owned, &d, &|_| {}))?
+        .map_err(|e| raise(py, Raise::Solver, e.to_string()))?;
+    let out = PyDict::new(py);
+    out.set_item("status", result.status.name())?;
+    out.set_item("infeasibility", result.infeasibility.as_ref().map(volta_dispatch::Infeasibility::report))?;
+    // The relaxation's bound is the decomposition's best bound.
+    out.set_item("best_bound", result.lower_bound)?;
+    out.set_item("gap", result.gap_to_lower_bound())?;
+    let windows = result.blocks.iter().chain(result.seams.iter().map(|s| &s.window));
+    out.set_item("solve_seconds", result.relaxation_seconds + windows.map(|w| w.solve_seconds).sum::<f64>())?;
+    let plan = match result.schedule {
+        Some(plan) => Some(schedule_dict(py, plan)?),
+        None => None,
+    };
+    out.set_item("schedule", plan)?;
+    Ok(out)
+}
+
 /// The grid of a case's `[time]` table (JSON text): the start of every
 /// step in seconds since the epoch, and the time zone. A bad table raises
 /// `CaseError` with the field at fault.
@@ -383,6 +419,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(time_grid, m)?)?;
     m.add_function(wrap_pyfunction!(pareto, m)?)?;
     m.add_function(wrap_pyfunction!(rolling_horizon, m)?)?;
+    m.add_function(wrap_pyfunction!(decompose, m)?)?;
     m.add_class::<forecast::PyModel>()?;
     m.add_function(wrap_pyfunction!(write_model, m)?)?;
     m.add_function(wrap_pyfunction!(forecast::backtest, m)?)?;

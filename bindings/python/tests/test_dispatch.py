@@ -132,6 +132,20 @@ def test_pareto_and_rolling_horizon(campus):
     assert rolled.best_bound is None
 
 
+def test_a_week_in_blocks(campus):
+    blocks = volta.decompose(campus, blocks=3)
+    assert blocks.status in ("optimal", "within_gap")
+    assert len(blocks.times) == 168
+    # The relaxation bounds the stitched week; the week solved whole sits between.
+    whole = volta.schedule(campus, gap=1e-6)
+    assert blocks.best_bound <= whole.cost <= blocks.cost <= 1.015 * whole.cost
+    assert blocks.gap == pytest.approx((blocks.cost - blocks.best_bound) / blocks.cost, rel=1e-9)
+    with pytest.raises(volta.SolverError, match="use at most 3"):
+        volta.decompose(campus, blocks=4)
+    with pytest.raises(volta.SolverError, match="longest minimum up or down time"):
+        volta.decompose(campus, blocks=2, seam_steps=2)
+
+
 def test_cases_and_results_pickle_for_worker_pools(campus):
     import pickle
 

@@ -40,6 +40,7 @@ __all__ = [
     "DayAheadPlan",
     "backtest",
     "case_schema",
+    "decompose",
     "inspect",
     "fields",
     "pareto",
@@ -172,7 +173,7 @@ _SERIES_TABLES = ("flows", "storage_kwh", "commitment", "prices", "unserved_kw")
 
 @dataclass
 class Schedule:
-    """The result of :func:`schedule` or :func:`rolling_horizon`.
+    """The result of :func:`schedule`, :func:`rolling_horizon` or :func:`decompose`.
 
     ``status`` is one of ``optimal``, ``within_gap``, ``time_limit``,
     ``iteration_limit``, ``memory_limit``, ``interrupted`` (the last four:
@@ -388,6 +389,29 @@ def rolling_horizon(
     raw = _native.rolling_horizon(
         _as_case(case)._native, horizon_steps, commit_steps, objective, time_limit, gap, warm_start, lower_bound
     )
+    return Schedule._from_native(raw)
+
+
+def decompose(
+    case: Case | str | PathLike[str] | dict[str, Any],
+    blocks: int,
+    seam_steps: int | None = None,
+    objective: str = "cost",
+    *,
+    co2_price: float | None = None,
+    time_limit: float | None = None,
+    gap: float | None = None,
+) -> Schedule:
+    """Schedules a long case as ``blocks`` blocks solved in parallel, for
+    horizons one MILP would take too long to prove (a year of unit
+    commitment). The whole horizon's LP relaxation gives each block the
+    storage levels and unit states it starts from; then each seam is solved
+    again over ``seam_steps`` steps either side (default: a day, and more
+    than the longest minimum up or down time) so that the stitched plan is
+    feasible end to end. The relaxation's optimum is the result's
+    ``best_bound`` and ``gap`` says how far from optimal the plan can be at
+    most (the cost objective; ``objective="co2"`` is refused)."""
+    raw = _native.decompose(_as_case(case)._native, blocks, seam_steps, objective, co2_price, time_limit, gap)
     return Schedule._from_native(raw)
 
 

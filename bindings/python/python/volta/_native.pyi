@@ -40,6 +40,16 @@ def rolling_horizon(
     lower_bound: bool = ...,
 ) -> dict[str, Any]: ...
 
+def decompose(
+    case: Case,
+    blocks: int,
+    seam_steps: int | None = ...,
+    objective: str = ...,
+    co2_price: float | None = ...,
+    time_limit: float | None = ...,
+    gap: float | None = ...,
+) -> dict[str, Any]: ...
+
 class ForecastModel:
     @staticmethod
     def train(columns: dict[str, Any], options: str, train_until: str | None = ...) -> ForecastModel: ...
