@@ -313,7 +313,7 @@ impl Run<'_> {
         let mut plans = Vec::with_capacity(solved.len());
         for (k, solution) in solved.into_iter().enumerate() {
             let solution = solution?;
-            self.blocks.push(report(self.starts[k], &solution));
+            self.blocks.push(report(self.starts[k], ends[k] - self.starts[k], &solution));
             self.status = worse(self.status, solution.status);
             if k == 0 && solution.schedule.is_none() {
                 // The first block starts from the case's own state.
@@ -356,14 +356,14 @@ impl Run<'_> {
             let end = at + reach;
             // The last resort: the rest of the block from the true state,
             // with the look-ahead the block had.
-            let replace = block.is_none() || end >= next_end;
+            let replace = block.is_none() || end > next_end;
             let terminal = (!replace).then(|| block.as_ref().map(|b| self.terminal(b, end - at))).flatten();
             let len = if replace { (next_end + self.seam).min(total) - from } else { end - from };
             let window =
                 Window { start: from, len, state: &state, fleets: false, hint: None, terminal: terminal.as_ref() };
             attempts += 1;
             let solution = crate::solve(case, &window, &self.d.options, None)?;
-            let report = SeamReport { at, window: report(from, &solution), attempts, replaced_block: replace };
+            let report = SeamReport { at, window: report(from, len, &solution), attempts, replaced_block: replace };
             if solution.status == Status::Infeasible && !replace {
                 reach *= 2;
                 continue;
@@ -425,10 +425,10 @@ impl Run<'_> {
     }
 }
 
-fn report(start: usize, solution: &Solution) -> WindowReport {
+fn report(start: usize, len: usize, solution: &Solution) -> WindowReport {
     WindowReport {
         start,
-        len: solution.schedule.as_ref().map_or(0, |s| s.grid.len()),
+        len,
         status: solution.status,
         objective: solution.objective,
         solve_seconds: solution.stats.solve_seconds,
@@ -581,22 +581,41 @@ initial_soc = 0
         assert!(errors.is_empty(), "{}", errors.join("\n"));
     }
 
+    /// A block two seams long keeps none of its own steps: its seam's window
+    /// ends where the next one starts.
+    #[test]
+    fn a_seam_window_may_end_where_the_next_begins() {
+        let case = case(BATTERY);
+        let d = Decomposition::new(2, Options::default());
+        let mut run = run(&case, &d);
+        let mut acc = solved(&case, 0, 6, &CarriedState::default());
+        let block = block_holding(&case, 0.0);
+        assert!(matches!(run.seam(&mut acc, 1, Some(block), 10), Ok(Seam::Done)));
+        let report = &run.seams[0];
+        assert_eq!((report.attempts, report.replaced_block), (1, false));
+        assert_eq!((report.window.start, report.window.len), (6, 4));
+        assert_eq!(acc.grid, case.grid().window(0, 10));
+    }
+
     #[test]
     fn a_seam_that_no_window_can_make_solves_the_rest_of_the_block_again() {
         let case = case(BATTERY);
         let d = Decomposition::new(2, Options::default());
         let mut run = run(&case, &d);
         let mut acc = solved(&case, 0, 6, &CarriedState::default());
-        // 90 and 80 kWh are out of reach of both windows before the end.
+        // With the next seam's window from step 14: 90 and 80 kWh are out
+        // of reach of both windows that end before it.
         let block = block_holding(&case, 100.0);
-        assert!(matches!(run.seam(&mut acc, 1, Some(block), 16), Ok(Seam::Done)));
+        assert!(matches!(run.seam(&mut acc, 1, Some(block), 14), Ok(Seam::Done)));
         let report = &run.seams[0];
         assert_eq!((report.attempts, report.replaced_block), (3, true));
+        // Solved again with the block's look-ahead, kept up to step 14.
         assert_eq!((report.window.start, report.window.len), (6, 10));
+        assert_eq!(acc.grid, case.grid().window(0, 14));
         let acc = priced(&case, acc);
         let errors = crate::verify::check(&case, &acc, 1e-6);
         assert!(errors.is_empty(), "{}", errors.join("\n"));
-        assert!(level(&acc, 15).abs() < 1e-9, "solved again, the battery stays empty");
+        assert!(level(&acc, 13).abs() < 1e-9, "solved again, the battery stays empty");
     }
 
     #[test]
