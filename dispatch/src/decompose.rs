@@ -329,7 +329,8 @@ impl Run<'_> {
             let Some(acc) = stitched.as_mut() else { break };
             let next_end = self.starts.get(k + 1).map_or(total, |&s| s - self.seam);
             if let Seam::Failed(why) = self.seam(acc, k, block, next_end)? {
-                return Ok(self.result(self.status, stitched, lower_bound, relaxation_seconds, why));
+                let prefix = stitched.map(|s| priced(case, s));
+                return Ok(self.result(self.status, prefix, lower_bound, relaxation_seconds, why));
             }
             progress(Stage::Seam { index: k });
         }

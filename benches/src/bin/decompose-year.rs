@@ -13,7 +13,7 @@
 //! (all threads HiGHS wants, stopped after S seconds), the reference the
 //! stitched costs are measured against.
 //!
-//! `cargo run --release -p volta-benches --bin decompose-year -- [--weeks N | --case NAME --copies N] [--blocks 4,13,52] [--seam-h H] [--gap G] [--whole-limit S]`
+//! `cargo run --release -p volta-benches --bin decompose-year -- [--weeks N | --case NAME --copies N] [--blocks 52,104] [--seam-h H] [--gap G] [--whole-limit S]`
 
 use std::time::Instant;
 
@@ -30,7 +30,7 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut args = Args { weeks: 52, case: None, copies: 7, blocks: vec![4, 13, 52], seam: None, gap: None, whole: None };
+    let mut args = Args { weeks: 52, case: None, copies: 7, blocks: vec![52], seam: None, gap: None, whole: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -45,7 +45,9 @@ fn args() -> Args {
             "--whole-limit" => {
                 args.whole = Some(value.parse().unwrap_or_else(|_| panic!("--whole-limit: not a number: {value}")));
             }
-            other => panic!("unknown flag {other} (--weeks, --case, --copies, --blocks, --seam-h, --gap, --whole-limit)"),
+            other => {
+                panic!("unknown flag {other} (--weeks, --case, --copies, --blocks, --seam-h, --gap, --whole-limit)")
+            }
         }
     }
     args
