@@ -47,7 +47,7 @@ use volta_engine::{AssetKind, Case};
 use crate::error::DispatchError;
 use crate::model::{AssetState, CarriedState, Terminal, Window, steps_covering};
 use crate::options::{Objective, Options};
-use crate::plan::{Detail, Infeasibility, Schedule, Solution, Status};
+use crate::plan::{Detail, Infeasibility, Schedule, Solution, SolveStats, Status};
 use crate::rolling::{WindowReport, append, carry, priced, slice, worse};
 
 /// Blocks a horizon may be cut into.
@@ -113,6 +113,8 @@ pub struct Decomposed {
     /// The whole horizon, stitched; its cost and emissions are recomputed
     /// from its flows. A prefix when a seam could not be made.
     pub schedule: Option<Schedule>,
+    /// The stitched schedule's value of the objective minimised.
+    pub objective: Option<f64>,
     /// The optimum of the whole horizon's LP relaxation, at most the cost of
     /// the best schedule (for the cost objective).
     pub lower_bound: Option<f64>,
@@ -135,6 +137,30 @@ impl Decomposed {
     pub fn gap_to_lower_bound(&self) -> Option<f64> {
         let cost = self.schedule.as_ref()?.cost;
         self.lower_bound.map(|bound| (cost - bound) / cost.abs().max(1e-9))
+    }
+
+    /// As the result of one solve: the relaxation is the best bound, the gap
+    /// to it the gap, and the time is the relaxation's, the blocks' and the
+    /// seams' together.
+    #[must_use]
+    pub fn into_solution(self) -> Solution {
+        let gap = self.gap_to_lower_bound();
+        let windows = self.blocks.iter().chain(self.seams.iter().map(|s| &s.window));
+        let stats = SolveStats {
+            solve_seconds: self.relaxation_seconds + windows.clone().map(|w| w.solve_seconds).sum::<f64>(),
+            build_seconds: windows.map(|w| w.build_seconds).sum(),
+            ..SolveStats::default()
+        };
+        Solution {
+            status: self.status,
+            objective: self.objective,
+            best_bound: self.lower_bound,
+            gap,
+            stats,
+            schedule: self.schedule,
+            infeasibility: self.infeasibility,
+            exact: None,
+        }
     }
 }
 
@@ -413,9 +439,15 @@ impl Run<'_> {
         relaxation_seconds: f64,
         infeasibility: Option<Infeasibility>,
     ) -> Decomposed {
+        let objective = schedule.as_ref().map(|plan| match self.d.options.objective {
+            Objective::Cost => plan.cost,
+            Objective::Co2 => plan.co2_kg,
+            Objective::Weighted { cost_weight, co2_weight } => cost_weight * plan.cost + co2_weight * plan.co2_kg,
+        });
         Decomposed {
             status,
             schedule,
+            objective,
             lower_bound,
             relaxation_seconds,
             seam_steps: self.seam,

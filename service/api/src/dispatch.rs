@@ -5,7 +5,9 @@
 
 use jiff::SignedDuration;
 use tonic::Status;
-use volta_dispatch::{Detail, Front, Infeasibility, Objective, RollingResult, Schedule, Solution, WindowReport};
+use volta_dispatch::{
+    Detail, DispatchError, Front, Infeasibility, MAX_BLOCKS, Objective, RollingResult, Schedule, Solution, WindowReport,
+};
 use volta_engine::{CaseReader, Checked, Format, TimeGrid};
 
 use crate::pb::common;
@@ -93,6 +95,8 @@ pub struct ScheduleCall {
     pub asset_ids: Vec<String>,
     /// Every committed unit on its own (no fleets).
     pub separate_units: bool,
+    /// Blocks solved side by side, and the seams' half width in steps.
+    pub blocks: Option<(usize, Option<usize>)>,
 }
 
 impl TryFrom<pb::ScheduleRequest> for ScheduleCall {
@@ -108,6 +112,8 @@ impl TryFrom<pb::ScheduleRequest> for ScheduleCall {
             view,
             asset_ids,
             separate_units,
+            blocks,
+            seam_steps,
         } = request;
         let full = match pb::ScheduleView::try_from(view) {
             Ok(pb::ScheduleView::Unspecified | pb::ScheduleView::Full) => true,
@@ -122,7 +128,40 @@ impl TryFrom<pb::ScheduleRequest> for ScheduleCall {
             mip_gap: mip_gap(gap)?,
             time_limit: time_limit("time_limit", limit)?,
         };
-        Ok(Self { case, solving, full, asset_ids, separate_units })
+        let blocks = match (blocks, seam_steps) {
+            (None, Some(_)) => {
+                return Err(status::invalid(
+                    "seam_steps",
+                    "seam_steps shape a decomposition: set blocks too".to_owned(),
+                ));
+            }
+            (None, None) => None,
+            (Some(n), _) if n == 0 || n as usize > MAX_BLOCKS => {
+                let message = format!("{n}; a horizon is cut into 1 to {MAX_BLOCKS} blocks");
+                return Err(status::invalid("blocks", message));
+            }
+            (Some(_), Some(0)) => return Err(status::invalid("seam_steps", "0; a seam is at least 1 step".to_owned())),
+            (Some(n), seam) => Some((n as usize, seam.map(|s| s as usize))),
+        };
+        if blocks.is_some() && solving.objective == Objective::Co2 {
+            let message = "a decomposition minimises cost or a weighted sum, not CO2 alone".to_owned();
+            return Err(status::invalid("objective", message));
+        }
+        Ok(Self { case, solving, full, asset_ids, separate_units, blocks })
+    }
+}
+
+/// A decomposition's refusal, on the request field it concerns.
+#[must_use]
+pub fn decomposition_error(err: &DispatchError) -> Status {
+    match err {
+        DispatchError::Option(message) if message.starts_with("blocks") => status::invalid("blocks", message.clone()),
+        DispatchError::Option(message) if message.starts_with("seam_steps") => {
+            status::invalid("seam_steps", message.clone())
+        }
+        other @ (DispatchError::Option(_) | DispatchError::Solver(_) | DispatchError::Cancelled) => {
+            status::dispatch(other)
+        }
     }
 }
 

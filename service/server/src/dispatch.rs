@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use volta_api::dispatch::{self as convert, ParetoCall, RollingCall, ScheduleCall, Solving};
 use volta_api::pb::dispatch::{self as pb, rolling_horizon_response::Event};
 use volta_api::status::{self as errors, Reason};
-use volta_dispatch::{Options, RollingOptions, Schedule, WindowReport};
+use volta_dispatch::{Decomposition, Options, RollingOptions, Schedule, WindowReport};
 use volta_engine::{Cancel, Case};
 
 use crate::Shared;
@@ -108,7 +108,14 @@ impl pb::dispatch_service_server::DispatchService for Dispatch {
             .offload("schedule", &cancel, &budget, move || {
                 let case = authorised_case(&caller, call.case.take(), &limits)?;
                 convert::check_assets(&case, &call.asset_ids)?;
-                let solved = volta_dispatch::schedule(&case, &options).map_err(|e| errors::dispatch(&e))?;
+                let solved = match call.blocks {
+                    None => volta_dispatch::schedule(&case, &options).map_err(|e| errors::dispatch(&e))?,
+                    Some((blocks, seam_steps)) => {
+                        let d = Decomposition { seam_steps, ..Decomposition::new(blocks, options) };
+                        let result = volta_dispatch::decompose(&case, &d, &|_| {});
+                        result.map_err(|e| convert::decomposition_error(&e))?.into_solution()
+                    }
+                };
                 metrics.solved(solved.status.name());
                 Ok(convert::schedule_response(&solved, &call))
             })

@@ -150,6 +150,48 @@ async fn identical_units_are_one_fleet_unless_asked_apart() {
     assert!(close(costs[0], costs[1], 2e-3), "{costs:?}");
 }
 
+/// A week in three blocks: the relaxation is the best bound, the gap the
+/// distance to it, as the library's decomposition reports them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_week_in_blocks_gives_the_library_numbers_and_refuses_by_field() {
+    let server = Server::start(&[]);
+    let mut client = server.client().await;
+    let request = pb::ScheduleRequest {
+        case: Some(case_json("campus.toml")),
+        blocks: Some(3),
+        view: pb::ScheduleView::Summary.into(),
+        ..pb::ScheduleRequest::default()
+    };
+    let reply = client.schedule(request.clone()).await.expect("schedule").into_inner();
+    let case = library_case("campus.toml");
+    let library = volta_dispatch::decompose(
+        &case,
+        &volta_dispatch::Decomposition::new(3, volta_dispatch::Options::default()),
+        &|_| {},
+    )
+    .expect("decomposes");
+    assert!(matches!(reply.status(), pb::SolveStatus::Optimal | pb::SolveStatus::WithinGap), "{reply:?}");
+    let (cost, bound) = (reply.cost.expect("cost"), reply.best_bound.expect("the relaxation"));
+    assert!(close(cost, library.schedule.expect("stitched").cost, 1e-6), "{cost}");
+    assert!(close(bound, library.lower_bound.expect("bound"), 1e-9), "{bound}");
+    assert_eq!(reply.objective, Some(cost));
+    let gap = reply.mip_gap.expect("gap");
+    assert!(bound < cost && (gap - (cost - bound) / cost).abs() < 1e-12 && gap < 0.05, "{reply:?}");
+
+    for (wrong, wanted) in [
+        (pb::ScheduleRequest { blocks: Some(0), ..request.clone() }, "blocks"),
+        (pb::ScheduleRequest { blocks: Some(u32::MAX), ..request.clone() }, "blocks"),
+        (pb::ScheduleRequest { blocks: Some(4), ..request.clone() }, "blocks"),
+        (pb::ScheduleRequest { seam_steps: Some(2), ..request.clone() }, "seam_steps"),
+        (pb::ScheduleRequest { seam_steps: Some(0), ..request.clone() }, "seam_steps"),
+        (pb::ScheduleRequest { blocks: None, seam_steps: Some(24), ..request.clone() }, "seam_steps"),
+        (pb::ScheduleRequest { objective: pb::Objective::Co2.into(), ..request.clone() }, "objective"),
+    ] {
+        let err = client.schedule(wrong).await.expect_err("refused");
+        assert_eq!(super::field(&err), wanted, "{err:?}");
+    }
+}
+
 #[tokio::test]
 async fn an_invalid_case_is_invalid_argument_with_field_violations() {
     let server = Server::start(&[]);

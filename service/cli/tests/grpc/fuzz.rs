@@ -245,16 +245,24 @@ fn duration(sound: std::ops::Range<u32>) -> impl Strategy<Value = Option<prost_t
 fn schedule_request() -> impl Strategy<Value = pb::ScheduleRequest> {
     let view = prop_oneof![10 => Just(1_i32), 1 => any::<i32>()];
     let assets = prop_oneof![10 => Just(Vec::new()), 1 => prop::collection::vec(".{0,12}", 0..3)];
-    (case_text(), objective(), maybe(0.0..0.5), maybe(0.0..0.01), duration(1..3), view, assets, any::<bool>()).prop_map(
-        |(case, objective, co2_price, mip_gap, time_limit, view, asset_ids, separate_units)| pb::ScheduleRequest {
-            case: Some(case),
-            objective,
-            co2_price,
-            mip_gap,
-            time_limit,
-            view: if asset_ids.is_empty() { view } else { 2 },
-            asset_ids,
-            separate_units,
+    // Most solve whole; some in blocks, sound or hostile.
+    let blocks = prop_oneof![10 => Just(None), 2 => (1_u32..4).prop_map(Some), 1 => any::<u32>().prop_map(Some)];
+    let seams = prop_oneof![10 => Just(None), 1 => any::<u32>().prop_map(Some)];
+    let solving = (objective(), maybe(0.0..0.5), maybe(0.0..0.01), duration(1..3));
+    (case_text(), solving, view, assets, any::<bool>(), blocks, seams).prop_map(
+        |(case, (objective, co2_price, mip_gap, time_limit), view, asset_ids, separate_units, blocks, seam_steps)| {
+            pb::ScheduleRequest {
+                case: Some(case),
+                objective,
+                co2_price,
+                mip_gap,
+                time_limit,
+                view: if asset_ids.is_empty() { view } else { 2 },
+                asset_ids,
+                separate_units,
+                blocks,
+                seam_steps,
+            }
         },
     )
 }
