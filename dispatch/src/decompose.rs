@@ -62,7 +62,10 @@ pub struct Decomposition {
     /// look-ahead past its end. `None`: a day's steps, at least one more
     /// than the longest minimum up or down time.
     pub seam_steps: Option<usize>,
-    /// Solver options for every block and seam.
+    /// Solver options for the relaxation and every block and seam. The
+    /// blocks run side by side on rayon's pool, each HiGHS with
+    /// [`Options::threads`] (HiGHS takes one thread count per process, so the
+    /// relaxation's is the blocks'): one thread avoids oversubscribing cores.
     pub options: Options,
 }
 
