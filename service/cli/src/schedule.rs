@@ -42,7 +42,8 @@ carrying storage levels and unit states across windows. Each window's
 solver starts from the commitment the window before chose for the steps
 they share (a MIP start; --cold-windows turns it off): the same windows,
 solved faster. --lower-bound also solves the whole horizon's LP relaxation
-and reports how far from optimal the stitched schedule can be at most.
+and reports how far from optimal the stitched schedule can be at most. Blocks of a week suit a
+year of hourly steps.
 
 With --blocks N, the horizon is cut into N blocks solved in parallel (one
 per core at a time), for long cases one MILP would take too long to prove:
@@ -139,7 +140,8 @@ pub(super) struct Args {
     #[arg(long, requires = "horizon_h")]
     lower_bound: bool,
     /// Decomposition: solve the horizon as this many blocks in parallel,
-    /// with consistent seams and a lower bound.
+    /// with consistent seams and a lower bound (with --threads 1, each block
+    /// keeps to one core).
     #[arg(long, value_name = "N", conflicts_with_all = ["pareto", "horizon_h"])]
     blocks: Option<usize>,
     /// Decomposition: re-solve each seam over this many hours either side,
