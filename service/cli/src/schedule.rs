@@ -42,8 +42,7 @@ carrying storage levels and unit states across windows. Each window's
 solver starts from the commitment the window before chose for the steps
 they share (a MIP start; --cold-windows turns it off): the same windows,
 solved faster. --lower-bound also solves the whole horizon's LP relaxation
-and reports how far from optimal the stitched schedule can be at most. Blocks of a week suit a
-year of hourly steps.
+and reports how far from optimal the stitched schedule can be at most.
 
 With --blocks N, the horizon is cut into N blocks solved in parallel (one
 per core at a time), for long cases one MILP would take too long to prove:
@@ -52,7 +51,8 @@ and unit states it starts from, then each seam is solved again over
 --seam-h hours either side so that the stitched schedule is feasible end to
 end (storage continuous, minimum up and down times and ramps held across
 seams). The relaxation's optimum is reported as a lower bound, with how far
-from optimal the stitched schedule can be at most.
+from optimal the stitched schedule can be at most. Blocks of a week suit a
+year of hourly steps.
 
 With --write-model FILE.lp (or FILE.mps), the model handed to HiGHS is also
 written in the CPLEX LP (or free MPS) format, which HiGHS, Gurobi, CPLEX,
