@@ -39,7 +39,8 @@ pub use auction::{Bid, Clearing, Fill, Pricing, clear};
 pub use book::{Book, Cancelled, Depth, Execution};
 pub use error::TradingError;
 pub use market::{
-    AuctionRecord, BlockOutcome, CancelReason, Changes, Entry, Market, NewOrder, OrderState, TradeId, TradeRecord,
+    AuctionRecord, BlockDepth, BlockOutcome, CancelReason, Changes, Entry, Market, NewOrder, OrderState, TradeId,
+    TradeRecord,
 };
 pub use order::{Kind, Order, OrderId, Side, TimeInForce, Trade};
 pub use price::Price;

@@ -144,6 +144,16 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The delivery starts of the books it shows in: a block's every
+    /// interval, any other order's product.
+    #[must_use]
+    pub fn books(&self) -> Vec<Timestamp> {
+        match &self.shape {
+            Some(Shape::Block(intervals)) => intervals.iter().map(|(at, _)| *at).collect(),
+            Some(Shape::Curve(_)) | None => vec![self.delivery_start],
+        }
+    }
+
     /// Energy still resting, Wh.
     #[must_use]
     pub fn resting(&self) -> Energy {
@@ -1047,6 +1057,58 @@ impl Market {
             }
         }
     }
+
+    /// The block orders resting in a welfare market that deliver in the
+    /// product from `start`, at most `levels` a side: the bids, the highest
+    /// limit first, and the asks, the lowest first (earlier orders first at
+    /// one limit). Each shows its limit (per kWh over the block), its energy
+    /// in this interval and its span, not its owner. A block rests with
+    /// its first interval, and all its intervals close at one gate, so only
+    /// the venues before `start` under the same gate are read.
+    #[must_use]
+    pub fn blocks_at(&self, start: Timestamp, levels: usize) -> (Vec<BlockDepth>, Vec<BlockDepth>) {
+        // Its own venue may hold nothing: a block rests with its first interval.
+        let Ok(gate) = self.product(start).map(|p| p.gate_close) else { return (Vec::new(), Vec::new()) };
+        let mut sides: [Vec<(OrderId, BlockDepth)>; 2] = [Vec::new(), Vec::new()];
+        let venues = self.books.range(..=start).rev().map(|(_, v)| v).take_while(|v| v.product().gate_close == gate);
+        for venue in venues {
+            let Venue::Call { orders, .. } = venue else { continue };
+            for entry in orders.iter().filter_map(|id| self.open.get(id)) {
+                let (Some(Shape::Block(intervals)), Some(price)) = (&entry.shape, entry.order.limit()) else {
+                    continue;
+                };
+                let Some(&(_, volume)) = intervals.iter().find(|(at, _)| *at == start) else { continue };
+                let shown = BlockDepth {
+                    side: entry.order.side,
+                    price,
+                    volume,
+                    block_start: intervals[0].0,
+                    intervals: intervals.len(),
+                };
+                sides[usize::from(entry.order.side == Side::Sell)].push((entry.order.id, shown));
+            }
+        }
+        let [mut bids, mut asks] = sides;
+        bids.sort_by(|(a, x), (b, y)| y.price.cmp(&x.price).then(a.cmp(b)));
+        asks.sort_by(|(a, x), (b, y)| x.price.cmp(&y.price).then(a.cmp(b)));
+        let shown = |side: Vec<(OrderId, BlockDepth)>| side.into_iter().take(levels).map(|(_, d)| d).collect();
+        (shown(bids), shown(asks))
+    }
+}
+
+/// A resting block order as a product's book shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockDepth {
+    /// Buy or sell.
+    pub side: Side,
+    /// Its limit, per kWh over the whole block.
+    pub price: Price,
+    /// Its energy in this product, Wh.
+    pub volume: Energy,
+    /// The start of its first interval.
+    pub block_start: Timestamp,
+    /// How many intervals it spans.
+    pub intervals: usize,
 }
 
 /// The orders of one clearing under numbers of its own, so that a curve

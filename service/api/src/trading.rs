@@ -11,8 +11,8 @@ use volta_trading::order::{MAX_CURVE_STEPS, Shape, check_energy};
 use volta_trading::price::amount;
 use volta_trading::welfare::{self, Block, Line, Network, Step, Welfare};
 use volta_trading::{
-    AuctionRecord, Bid, Clearing, Entry, Kind, MarketRules, Matching, NewOrder, OrderId, OrderState, Price, Pricing,
-    ProductId, Side, TimeInForce, TradeRecord,
+    AuctionRecord, Bid, BlockDepth, Clearing, Entry, Kind, MarketRules, Matching, NewOrder, OrderId, OrderState, Price,
+    Pricing, ProductId, Side, TimeInForce, TradeRecord,
 };
 
 use crate::pb::trading as pb;
@@ -624,10 +624,20 @@ pub fn auction_message(record: &AuctionRecord) -> pb::AuctionResult {
 pub fn book_message(
     delivery_start: Timestamp,
     gate_close: Timestamp,
-    bids: &[Depth],
-    asks: &[Depth],
+    (bids, asks): (&[Depth], &[Depth]),
+    (bid_blocks, ask_blocks): (&[BlockDepth], &[BlockDepth]),
     last_order: u64,
 ) -> pb::Book {
+    let blocks = |side: &[BlockDepth]| {
+        side.iter()
+            .map(|b| pb::BlockLevel {
+                price: b.price.to_string(),
+                quantity_wh: b.volume.wh(),
+                block_start: Some(timestamp(b.block_start)),
+                intervals: crate::time::count(b.intervals),
+            })
+            .collect()
+    };
     let levels = |side: &[Depth]| {
         side.iter()
             .map(|d| pb::Level {
@@ -643,6 +653,8 @@ pub fn book_message(
         bids: levels(bids),
         asks: levels(asks),
         last_order_id: signed(last_order),
+        bid_blocks: blocks(bid_blocks),
+        ask_blocks: blocks(ask_blocks),
     }
 }
 

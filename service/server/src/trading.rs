@@ -473,11 +473,10 @@ impl Sequencer {
                         )));
                         continue;
                     }
-                    let start = order.delivery_start;
                     let refusal = match self.market.submit(order, now) {
                         Ok(made) => {
-                            changed_books.insert(start);
                             let entry = made.orders[0].clone();
+                            changed_books.extend(entry.books());
                             in_batch.insert(key, entry.order.id);
                             let submitted = Submitted { entry, trades: made.trades.clone(), accepted: true };
                             changes.orders.extend(made.orders);
@@ -506,7 +505,7 @@ impl Sequencer {
                     }
                     match self.market.cancel(id) {
                         Ok(entry) => {
-                            changed_books.insert(entry.delivery_start);
+                            changed_books.extend(entry.books());
                             changes.orders.push(entry.clone());
                             pending.push(Pending::Changed(reply, Some(entry)));
                         }
@@ -522,7 +521,7 @@ impl Sequencer {
                     }
                     match self.market.reduce(id, quantity) {
                         Ok(entry) => {
-                            changed_books.insert(entry.delivery_start);
+                            changed_books.extend(entry.books());
                             changes.orders.push(entry.clone());
                             pending.push(Pending::Changed(reply, Some(entry)));
                         }
@@ -633,7 +632,9 @@ impl Sequencer {
     fn book(&self, start: Timestamp, levels: usize) -> Result<pb::Book, Status> {
         let product = self.market.product(start).map_err(|e| errors::trading(&e))?;
         let (bids, asks): (Vec<Depth>, Vec<Depth>) = self.market.depth(start, levels);
-        Ok(convert::book_message(start, product.gate_close, &bids, &asks, self.market.last_order()))
+        let (bid_blocks, ask_blocks) = self.market.blocks_at(start, levels);
+        let last = self.market.last_order();
+        Ok(convert::book_message(start, product.gate_close, (&bids, &asks), (&bid_blocks, &ask_blocks), last))
     }
 }
 

@@ -235,6 +235,44 @@ fn a_block_is_all_or_nothing_over_the_products_of_a_day_ahead_gate() {
     }
 }
 
+/// A block shows in the book of every interval it delivers in, at its limit
+/// and its energy there, and leaves them all when it is cancelled; the
+/// levels of simple orders do not count it.
+#[test]
+fn a_block_shows_in_the_book_of_each_of_its_intervals() {
+    let (h1, h2, h3) = ("2024-06-02T08:00:00Z", "2024-06-02T09:00:00Z", "2024-06-02T10:00:00Z");
+    let now = at(BEFORE);
+    let mut market = Market::new(day_ahead(), 0, 0).expect("market");
+    market.submit(block("g", "gen", Side::Sell, "0.15", &[(h1, 2_000), (h2, 1_000)]), now).expect("block");
+    market.submit(block("l", "lia", Side::Buy, "0.20", &[(h2, 500), (h3, 700)]), now).expect("block");
+    market.submit(block("m", "max", Side::Buy, "0.35", &[(h2, 300)]), now).expect("block");
+    market.submit(at_hour(h2, order("b", "bob", Side::Buy, 3_000, "0.30")), now).expect("order");
+    let shown = |market: &Market, start: &str| {
+        let (bids, asks) = market.blocks_at(at(start), 10);
+        let row = |b: &volta_trading::BlockDepth| (b.price, b.volume.wh(), b.block_start, b.intervals);
+        (bids.iter().map(row).collect::<Vec<_>>(), asks.iter().map(row).collect::<Vec<_>>())
+    };
+    assert_eq!(shown(&market, h1), (vec![], vec![(price("0.15"), 2_000, at(h1), 2)]));
+    assert_eq!(
+        shown(&market, h2),
+        (
+            vec![(price("0.35"), 300, at(h2), 1), (price("0.20"), 500, at(h2), 2)],
+            vec![(price("0.15"), 1_000, at(h1), 2)]
+        )
+    );
+    assert_eq!(shown(&market, h3), (vec![(price("0.20"), 700, at(h2), 2)], vec![]));
+    assert_eq!(market.blocks_at(at(h2), 1).0.len(), 1, "at most the levels asked");
+    let (bids, asks) = market.depth(at(h2), 10);
+    assert_eq!((bids.len(), bids[0].volume.wh(), asks.len()), (1, 3_000, 0), "bob's order alone has a level");
+    // A rebuilt market shows the same; a cancelled block leaves every book.
+    let again = rebuilt(&market, day_ahead(), 4);
+    assert_eq!(again.blocks_at(at(h2), 10), market.blocks_at(at(h2), 10));
+    let entry = market.cancel(1).expect("cancel");
+    assert_eq!(entry.books(), [at(h1), at(h2)]);
+    assert_eq!(shown(&market, h1), (vec![], vec![]));
+    assert!(shown(&market, h2).1.is_empty());
+}
+
 #[test]
 fn blocks_and_curves_are_refused_where_they_cannot_clear_by_field() {
     let now = at(BEFORE);

@@ -855,6 +855,20 @@ async fn block_and_curve_orders_clear_together_at_a_day_ahead_gate_across_a_rest
         let who = request.client_order_id.clone();
         client.submit_order(with_token(request, &party(&who))).await.expect("order");
     }
+    // The block shows in both hours' books, apart from the levels.
+    for start in [h1, h2] {
+        let request = tpb::GetBookRequest {
+            market_id: "day".into(),
+            delivery_start: Some(volta_api::time::timestamp(start)),
+            depth: 10,
+        };
+        let shown = client.get_book(with_token(request, &party("bob"))).await.expect("book").into_inner();
+        let shown = shown.book.expect("book");
+        let blocks: Vec<_> =
+            shown.ask_blocks.iter().map(|b| (b.price.as_str(), b.quantity_wh, b.block_start, b.intervals)).collect();
+        assert_eq!(blocks, [("0.15", 2_000, Some(volta_api::time::timestamp(h1)), 2)], "{start}");
+        assert!(shown.bid_blocks.is_empty() && shown.asks.len() == 1, "{shown:?}");
+    }
     let amend = tpb::AmendOrderRequest { market_id: "day".into(), order_id: 1, quantity_wh: 2_000 };
     let refused = client.amend_order(with_token(amend, &party("gen"))).await.expect_err("a block is not reduced");
     assert_eq!(field(&refused), "quantity_wh");
