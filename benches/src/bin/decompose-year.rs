@@ -9,11 +9,11 @@
 //! window is solved to the same gap (HiGHS's default 1e-4 unless `--gap`),
 //! one HiGHS thread each; the blocks run on rayon's pool (one per core).
 //!
-//! With `--whole-limit S`, the whole horizon is also solved as one MILP
+//! `--lp` takes the campus without commitment (an LP). With `--whole-limit S`, the whole horizon is also solved as one MILP
 //! (all threads HiGHS wants, stopped after S seconds), the reference the
 //! stitched costs are measured against.
 //!
-//! `cargo run --release -p volta-benches --bin decompose-year -- [--weeks N | --case NAME --copies N] [--blocks 52,104] [--seam-h H] [--gap G] [--whole-limit S]`
+//! `cargo run --release -p volta-benches --bin decompose-year -- [--weeks N [--lp] | --case NAME --copies N] [--blocks 52,104] [--seam-h H] [--gap G] [--whole-limit S]`
 
 use std::time::Instant;
 
@@ -27,12 +27,18 @@ struct Args {
     seam: Option<usize>,
     gap: Option<f64>,
     whole: Option<f64>,
+    lp: bool,
 }
 
 fn args() -> Args {
-    let mut args = Args { weeks: 52, case: None, copies: 7, blocks: vec![52], seam: None, gap: None, whole: None };
+    let mut args =
+        Args { weeks: 52, case: None, copies: 7, blocks: vec![52], seam: None, gap: None, whole: None, lp: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--lp" {
+            args.lp = true;
+            continue;
+        }
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         let int = |v: &str| v.parse::<usize>().unwrap_or_else(|_| panic!("{flag}: not a whole number: {v}"));
         match flag.as_str() {
@@ -57,8 +63,8 @@ fn main() {
     let args = args();
     let (case, what) = match &args.case {
         None => (
-            volta_benches::campus_weeks(args.weeks, true),
-            format!("campus, {} weeks (CHP under commitment)", args.weeks),
+            volta_benches::campus_weeks(args.weeks, !args.lp),
+            format!("campus, {} weeks ({})", args.weeks, if args.lp { "an LP" } else { "CHP under commitment" }),
         ),
         Some(name) => (volta_benches::tiled(name, args.copies), format!("{name} repeated {} times", args.copies)),
     };
