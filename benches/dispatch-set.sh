@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The dispatch benchmark set in one command (a benchmark, not a test: about
-# 15 minutes on a 2-core machine, most of it the campus year as one MILP).
+# The dispatch benchmark set in one command (a benchmark, not a test, and a
+# long one on a 2-core machine: the campus year as one MILP alone takes
+# about 3 minutes, the islanded year's rolling horizon more than 10).
 #
 #   benches/dispatch-set.sh            # release build of the benchmark binaries
 #   PROFILE=dev benches/dispatch-set.sh
