@@ -256,10 +256,15 @@ fn seam_steps(case: &Case, asked: Option<usize>, holds: &BTreeMap<usize, usize>)
 }
 
 /// The first step of each block: `blocks` near-equal blocks whose starts
-/// fall on multiples of `align`, each at least two seams long.
+/// fall on multiples of `align`, each at least two seams long (unless there
+/// is one).
 fn block_starts(total: usize, blocks: usize, seam: usize, align: usize) -> Result<Vec<usize>, DispatchError> {
     if blocks == 0 || blocks > MAX_BLOCKS {
         return Err(DispatchError::Option(format!("blocks must be in 1..={MAX_BLOCKS}, not {blocks}")));
+    }
+    if blocks == 1 {
+        // One block has no seam: the case solved whole.
+        return Ok(vec![0]);
     }
     let seam = seam.div_ceil(align) * align;
     let starts: Vec<usize> = (0..blocks).map(|k| k * total / blocks / align * align).collect();
@@ -657,6 +662,7 @@ initial_soc = 0
     #[test]
     fn blocks_start_on_aligned_steps_and_are_at_least_two_seams_long() {
         assert_eq!(block_starts(100, 1, 24, 1).expect("one block"), vec![0]);
+        assert_eq!(block_starts(10, 1, 24, 1).expect("one block of any length"), vec![0]);
         assert_eq!(block_starts(168, 3, 24, 1).expect("fits"), vec![0, 56, 112]);
         // Shifting windows of 6 steps: starts on multiples of 6.
         assert_eq!(block_starts(100, 4, 6, 6).expect("fits"), vec![0, 24, 48, 72]);
