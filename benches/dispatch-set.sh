@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The dispatch benchmark set in one command (a benchmark, not a test, and a
 # long one on a 2-core machine: the campus year as one MILP alone takes
-# about 3 minutes, the islanded year's rolling horizon more than 10).
+# about 3 minutes, and the islanded year's rolling horizon had not finished
+# after 24 minutes when first tried, 2026-12-06).
 #
 #   benches/dispatch-set.sh            # release build of the benchmark binaries
 #   PROFILE=dev benches/dispatch-set.sh
