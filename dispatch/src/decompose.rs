@@ -48,7 +48,7 @@ use crate::error::DispatchError;
 use crate::model::{AssetState, CarriedState, Terminal, Window, steps_covering};
 use crate::options::{Objective, Options};
 use crate::plan::{Detail, Infeasibility, Schedule, Solution, SolveStats, Status};
-use crate::rolling::{WindowReport, append, carry, priced, slice, worse};
+use crate::rolling::{WindowReport, append, carry, gap_below, priced, slice, worse};
 
 /// Blocks a horizon may be cut into.
 pub const MAX_BLOCKS: usize = 1024;
@@ -138,8 +138,15 @@ impl Decomposed {
     /// stitched schedule is. `None` without a bound or a schedule.
     #[must_use]
     pub fn gap_to_lower_bound(&self) -> Option<f64> {
-        let cost = self.schedule.as_ref()?.cost;
-        self.lower_bound.map(|bound| (cost - bound) / cost.abs().max(1e-9))
+        gap_below(self.schedule.as_ref(), self.lower_bound)
+    }
+
+    /// Seconds in HiGHS (the relaxation, the blocks and the seams) and
+    /// seconds building their models.
+    #[must_use]
+    pub fn seconds(&self) -> (f64, f64) {
+        let windows = self.blocks.iter().chain(self.seams.iter().map(|s| &s.window));
+        windows.fold((self.relaxation_seconds, 0.0), |(s, b), w| (s + w.solve_seconds, b + w.build_seconds))
     }
 
     /// As the result of one solve: the relaxation is the best bound, the gap
@@ -148,12 +155,8 @@ impl Decomposed {
     #[must_use]
     pub fn into_solution(self) -> Solution {
         let gap = self.gap_to_lower_bound();
-        let windows = self.blocks.iter().chain(self.seams.iter().map(|s| &s.window));
-        let stats = SolveStats {
-            solve_seconds: self.relaxation_seconds + windows.clone().map(|w| w.solve_seconds).sum::<f64>(),
-            build_seconds: windows.map(|w| w.build_seconds).sum(),
-            ..SolveStats::default()
-        };
+        let (solve_seconds, build_seconds) = self.seconds();
+        let stats = SolveStats { solve_seconds, build_seconds, ..SolveStats::default() };
         Solution {
             status: self.status,
             objective: self.objective,
@@ -419,21 +422,14 @@ impl Run<'_> {
     /// Where `block` stands after its step `upto − 1`, as a seam window
     /// ending there must match.
     fn terminal(&self, block: &Schedule, upto: usize) -> Terminal {
-        let mut terminal = Terminal::default();
+        let mut terminal = storage_at(block, upto);
         for (i, (asset, plan)) in self.case.assets().iter().zip(&block.assets).enumerate() {
-            match &plan.detail {
-                Detail::Storage { energy_kwh, .. } => {
-                    terminal.storage.insert(i, energy_kwh[upto - 1]);
-                }
-                Detail::Unit { output_kw, on, .. } => {
-                    if let (Some(on), Some(&hold)) = (on, self.holds.get(&i)) {
-                        terminal.on.insert(i, on[upto.saturating_sub(hold)..upto].to_vec());
-                    }
-                    if has_ramps(&asset.kind) {
-                        terminal.power.insert(i, output_kw[upto - 1]);
-                    }
-                }
-                Detail::Load { .. } | Detail::Renewable { .. } | Detail::Grid { .. } => {}
+            let Detail::Unit { output_kw, on, .. } = &plan.detail else { continue };
+            if let (Some(on), Some(&hold)) = (on, self.holds.get(&i)) {
+                terminal.on.insert(i, on[upto.saturating_sub(hold)..upto].to_vec());
+            }
+            if has_ramps(&asset.kind) {
+                terminal.power.insert(i, output_kw[upto - 1]);
             }
         }
         terminal
@@ -478,10 +474,10 @@ fn report(start: usize, len: usize, solution: &Solution) -> WindowReport {
     }
 }
 
-/// The relaxation's storage levels after step `upto − 1`.
-fn storage_at(relaxed: &Schedule, upto: usize) -> Terminal {
+/// The storage levels of `plan` after its step `upto − 1`.
+fn storage_at(plan: &Schedule, upto: usize) -> Terminal {
     let mut terminal = Terminal::default();
-    for (i, plan) in relaxed.assets.iter().enumerate() {
+    for (i, plan) in plan.assets.iter().enumerate() {
         if let Detail::Storage { energy_kwh, .. } = &plan.detail {
             terminal.storage.insert(i, energy_kwh[upto - 1]);
         }

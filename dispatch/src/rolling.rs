@@ -108,9 +108,14 @@ impl RollingResult {
     /// far from optimal it is. `None` without a bound or a schedule.
     #[must_use]
     pub fn gap_to_lower_bound(&self) -> Option<f64> {
-        let cost = self.schedule.as_ref()?.cost;
-        self.lower_bound.map(|bound| (cost - bound) / cost.abs().max(1e-9))
+        gap_below(self.schedule.as_ref(), self.lower_bound)
     }
+}
+
+/// `(cost − bound) / cost` of a stitched schedule against a lower bound.
+pub(crate) fn gap_below(schedule: Option<&Schedule>, bound: Option<f64>) -> Option<f64> {
+    let cost = schedule?.cost;
+    bound.map(|bound| (cost - bound) / cost.abs().max(1e-9))
 }
 
 /// Simulates `case` window by window. `progress` is called after each

@@ -1067,6 +1067,10 @@ impl Market {
     /// the venues before `start` under the same gate are read.
     #[must_use]
     pub fn blocks_at(&self, start: Timestamp, levels: usize) -> (Vec<BlockDepth>, Vec<BlockDepth>) {
+        // Only a welfare market takes blocks; its book is asked after every change.
+        if self.rules.matching != Matching::Welfare {
+            return (Vec::new(), Vec::new());
+        }
         // Its own venue may hold nothing: a block rests with its first interval.
         let Ok(gate) = self.product(start).map(|p| p.gate_close) else { return (Vec::new(), Vec::new()) };
         let mut sides: [Vec<(OrderId, BlockDepth)>; 2] = [Vec::new(), Vec::new()];

@@ -369,20 +369,8 @@ fn decompose<'py>(
     let owned = case.case.clone();
     let result = interruptible(py, &cancel, move || volta_dispatch::decompose(&owned, &d, &|_| {}))?
         .map_err(|e| raise(py, Raise::Solver, e.to_string()))?;
-    let out = PyDict::new(py);
-    out.set_item("status", result.status.name())?;
-    out.set_item("infeasibility", result.infeasibility.as_ref().map(volta_dispatch::Infeasibility::report))?;
     // The relaxation's bound is the decomposition's best bound.
-    out.set_item("best_bound", result.lower_bound)?;
-    out.set_item("gap", result.gap_to_lower_bound())?;
-    let windows = result.blocks.iter().chain(result.seams.iter().map(|s| &s.window));
-    out.set_item("solve_seconds", result.relaxation_seconds + windows.map(|w| w.solve_seconds).sum::<f64>())?;
-    let plan = match result.schedule {
-        Some(plan) => Some(schedule_dict(py, plan)?),
-        None => None,
-    };
-    out.set_item("schedule", plan)?;
-    Ok(out)
+    solution_dict(py, result.into_solution())
 }
 
 /// The grid of a case's `[time]` table (JSON text): the start of every

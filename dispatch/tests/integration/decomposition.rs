@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use proptest::prelude::*;
 use volta_dispatch::{Decomposition, Objective, Options, Stage, Status, decompose, schedule, verify};
 
-use crate::invariants::random_case;
+use crate::invariants::{random_case, random_series};
 use crate::support::{case_from_toml, example, solve_checked};
 
 /// The campus week in three blocks: every invariant holds across the seams,
@@ -103,12 +103,7 @@ proptest! {
     /// costs no less than the relaxation.
     #[test]
     fn random_cases_in_blocks_hold_every_invariant(
-        (elec, heat, price, pv) in (48usize..96).prop_flat_map(|n| (
-            prop::collection::vec(20.0..160.0f64, n),
-            prop::collection::vec(0.0..120.0f64, n),
-            prop::collection::vec(0.05..0.40f64, n),
-            prop::collection::vec(0.0..1.0f64, n),
-        )),
+        (elec, heat, price, pv) in random_series(48..96),
         soc0 in 0.1..1.0f64,
         min_up in 1u8..4,
         blocks in 2usize..=4,

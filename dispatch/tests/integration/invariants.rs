@@ -168,6 +168,19 @@ final_soc = 0.3
     )
 }
 
+/// Electricity and heat demand, import price and PV availability of
+/// [`random_case`], over a number of steps drawn from `steps`.
+pub fn random_series(steps: std::ops::Range<usize>) -> impl Strategy<Value = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)> {
+    steps.prop_flat_map(|n| {
+        (
+            prop::collection::vec(20.0..160.0f64, n),
+            prop::collection::vec(0.0..120.0f64, n),
+            prop::collection::vec(0.05..0.40f64, n),
+            prop::collection::vec(0.0..1.0f64, n),
+        )
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
 
@@ -176,12 +189,7 @@ proptest! {
     /// grid has 23 hourly steps on 2024-03-31).
     #[test]
     fn random_cases_hold_every_invariant(
-        (elec, heat, price, pv) in (6usize..30).prop_flat_map(|n| (
-            prop::collection::vec(20.0..160.0f64, n),
-            prop::collection::vec(0.0..120.0f64, n),
-            prop::collection::vec(0.05..0.40f64, n),
-            prop::collection::vec(0.0..1.0f64, n),
-        )),
+        (elec, heat, price, pv) in random_series(6..30),
         soc0 in 0.1..1.0f64,
         min_up in 1u8..4,
     ) {

@@ -257,15 +257,18 @@ fn pareto(args: &Args, case: &Case, n: usize, options: &Options) -> anyhow::Resu
     finish(args, case, first.and_then(|s| s.schedule.as_ref()), status, &mut summary, infeasibility)
 }
 
+/// `hours` of `case` as a positive whole number of steps, or an error naming `flag`.
+fn steps(case: &Case, hours: f64, flag: &str) -> anyhow::Result<usize> {
+    let grid = case.grid();
+    grid.steps_in(hours).filter(|&s| s > 0).with_context(|| {
+        format!("{flag} must be a positive whole number of steps of {} (got {hours} h)", grid.step_text())
+    })
+}
+
 fn rolling(args: &Args, case: &Case, horizon_h: f64, options: &Options) -> anyhow::Result<ExitCode> {
     let grid = case.grid();
-    let steps = |hours: f64, name: &str| {
-        grid.steps_in(hours).filter(|&s| s > 0).with_context(|| {
-            format!("{name} must be a positive whole number of steps of {} (got {hours} h)", grid.step_text())
-        })
-    };
-    let horizon = steps(horizon_h, "--horizon-h")?;
-    let commit = args.commit_h.map(|h| steps(h, "--commit-h")).transpose()?;
+    let horizon = steps(case, horizon_h, "--horizon-h")?;
+    let commit = args.commit_h.map(|h| steps(case, h, "--commit-h")).transpose()?;
     let rolling = RollingOptions {
         warm_start: !args.cold_windows,
         lower_bound: args.lower_bound,
@@ -309,15 +312,7 @@ fn rolling(args: &Args, case: &Case, horizon_h: f64, options: &Options) -> anyho
 }
 
 fn blocks_of(args: &Args, case: &Case, blocks: usize, options: &Options) -> anyhow::Result<ExitCode> {
-    let grid = case.grid();
-    let seam_steps = args
-        .seam_h
-        .map(|hours| {
-            grid.steps_in(hours).filter(|&s| s > 0).with_context(|| {
-                format!("--seam-h must be a positive whole number of steps of {} (got {hours} h)", grid.step_text())
-            })
-        })
-        .transpose()?;
+    let seam_steps = args.seam_h.map(|hours| steps(case, hours, "--seam-h")).transpose()?;
     let d = Decomposition { seam_steps, ..Decomposition::new(blocks, options.clone()) };
     // The relaxation, the blocks and the seams.
     let bar = ProgressBar::new((2 * blocks) as u64);
@@ -328,8 +323,7 @@ fn blocks_of(args: &Args, case: &Case, blocks: usize, options: &Options) -> anyh
     bar.set_message(format!("{} in {blocks} blocks", case.name()));
     let result = volta_dispatch::decompose(case, &d, &|_| bar.inc(1))?;
     bar.finish_and_clear();
-    let windows = result.blocks.iter().chain(result.seams.iter().map(|s| &s.window));
-    let (solve, build) = windows.fold((0.0, 0.0), |(s, b), w| (s + w.solve_seconds, b + w.build_seconds));
+    let (solve, build) = result.seconds();
     let plan = result.schedule.as_ref();
     let mut summary = json!({
         "case": case.name(),
@@ -339,7 +333,7 @@ fn blocks_of(args: &Args, case: &Case, blocks: usize, options: &Options) -> anyh
         "co2_kg": plan.map(|s| s.co2_kg),
         "best_bound": Value::Null,
         "gap": Value::Null,
-        "solve_seconds": solve + result.relaxation_seconds,
+        "solve_seconds": solve,
         "build_seconds": build,
         "currency": case.settings().currency,
         "decomposition": {
