@@ -358,6 +358,10 @@ pub struct Market {
     open: HashMap<OrderId, Entry>,
     /// Resting orders per participant.
     counts: HashMap<PartyId, usize>,
+    /// Resting block orders by the product they rest in (their first
+    /// interval): a book finds the blocks it shows without reading every
+    /// other order under its gate.
+    blocks: BTreeSet<(Timestamp, OrderId)>,
     last_order: OrderId,
     last_trade: TradeId,
 }
@@ -376,6 +380,7 @@ impl Market {
             books: BTreeMap::new(),
             open: HashMap::new(),
             counts: HashMap::new(),
+            blocks: BTreeSet::new(),
             last_order,
             last_trade,
         })
@@ -413,11 +418,17 @@ impl Market {
 
     fn rest(&mut self, entry: Entry) {
         *self.counts.entry(entry.order.participant.clone()).or_default() += 1;
+        if matches!(entry.shape, Some(Shape::Block(_))) {
+            self.blocks.insert((entry.delivery_start, entry.order.id));
+        }
         self.open.insert(entry.order.id, entry);
     }
 
     fn unrest(&mut self, id: OrderId) -> Option<Entry> {
         let entry = self.open.remove(&id)?;
+        if matches!(entry.shape, Some(Shape::Block(_))) {
+            self.blocks.remove(&(entry.delivery_start, id));
+        }
         if let Some(count) = self.counts.get_mut(&entry.order.participant) {
             *count -= 1;
             if *count == 0 {
@@ -1074,23 +1085,27 @@ impl Market {
         // Its own venue may hold nothing: a block rests with its first interval.
         let Ok(gate) = self.product(start).map(|p| p.gate_close) else { return (Vec::new(), Vec::new()) };
         let mut sides: [Vec<(OrderId, BlockDepth)>; 2] = [Vec::new(), Vec::new()];
-        let venues = self.books.range(..=start).rev().map(|(_, v)| v).take_while(|v| v.product().gate_close == gate);
-        for venue in venues {
-            let Venue::Call { orders, .. } = venue else { continue };
-            for entry in orders.iter().filter_map(|id| self.open.get(id)) {
-                let (Some(Shape::Block(intervals)), Some(price)) = (&entry.shape, entry.order.limit()) else {
-                    continue;
-                };
-                let Some(&(_, volume)) = intervals.iter().find(|(at, _)| *at == start) else { continue };
-                let shown = BlockDepth {
-                    side: entry.order.side,
-                    price,
-                    volume,
-                    block_start: intervals[0].0,
-                    intervals: intervals.len(),
-                };
-                sides[usize::from(entry.order.side == Side::Sell)].push((entry.order.id, shown));
-            }
+        // Gates only move forward with delivery: the blocks under this one
+        // rest in the products just before `start`.
+        let under_gate = self
+            .blocks
+            .range(..=(start, OrderId::MAX))
+            .rev()
+            .take_while(|(at, _)| self.books.get(at).is_some_and(|v| v.product().gate_close == gate));
+        for (_, id) in under_gate {
+            let Some(entry) = self.open.get(id) else { continue };
+            let (Some(Shape::Block(intervals)), Some(price)) = (&entry.shape, entry.order.limit()) else {
+                continue;
+            };
+            let Some(&(_, volume)) = intervals.iter().find(|(at, _)| *at == start) else { continue };
+            let shown = BlockDepth {
+                side: entry.order.side,
+                price,
+                volume,
+                block_start: intervals[0].0,
+                intervals: intervals.len(),
+            };
+            sides[usize::from(entry.order.side == Side::Sell)].push((entry.order.id, shown));
         }
         let [mut bids, mut asks] = sides;
         bids.sort_by(|(a, x), (b, y)| y.price.cmp(&x.price).then(a.cmp(b)));
