@@ -44,6 +44,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use volta_engine::{AssetKind, Case};
 
+use crate::Infeasible;
 use crate::error::DispatchError;
 use crate::model::{AssetState, CarriedState, Terminal, Window, steps_covering};
 use crate::options::{Objective, Options};
@@ -337,7 +338,8 @@ impl Run<'_> {
                 };
                 // A store's level that the block cannot reach is a guess
                 // too far: the block ends free instead.
-                let solution = match crate::solve(case, &window, options, None) {
+                let first = if window.terminal.is_some() { Infeasible::Retry } else { Infeasible::Explain };
+                let solution = match crate::solve_then(case, &window, options, None, first) {
                     Ok(s) if s.status == Status::Infeasible && window.terminal.is_some() => {
                         crate::solve(case, &Window { terminal: None, ..window }, options, None)
                     }
@@ -400,7 +402,9 @@ impl Run<'_> {
             let window =
                 Window { start: from, len, state: &state, fleets: false, hint: None, terminal: terminal.as_ref() };
             attempts += 1;
-            let solution = crate::solve(case, &window, &self.d.options, None)?;
+            // Only the last resort's infeasibility is reported, and explained.
+            let infeasible = if replace { Infeasible::Explain } else { Infeasible::Retry };
+            let solution = crate::solve_then(case, &window, &self.d.options, None, infeasible)?;
             let report = SeamReport { at, window: report(from, len, &solution), attempts, replaced_block: replace };
             if solution.status == Status::Infeasible && !replace {
                 reach *= 2;

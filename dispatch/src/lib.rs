@@ -142,6 +142,27 @@ pub(crate) fn solve(
     options: &Options,
     co2_cap: Option<f64>,
 ) -> Result<Solution, DispatchError> {
+    solve_then(case, window, options, co2_cap, Infeasible::Explain)
+}
+
+/// What an infeasible window's solve does besides saying so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Infeasible {
+    /// Finds the constraints that conflict ([`Solution::infeasibility`]).
+    Explain,
+    /// Nothing more: the caller tries another window (a decomposition's
+    /// seam that widens, a block that lets its end go).
+    Retry,
+}
+
+/// [`solve`], explaining an infeasible window only when asked.
+pub(crate) fn solve_then(
+    case: &Case,
+    window: &Window<'_>,
+    options: &Options,
+    co2_cap: Option<f64>,
+    infeasible: Infeasible,
+) -> Result<Solution, DispatchError> {
     let cap = move |model: &mut Model| {
         if let Some(cap) = co2_cap {
             let co2 = model.co2();
@@ -183,7 +204,7 @@ pub(crate) fn solve(
     let schedule = raw.x.as_ref().map(|x| solve::read_schedule(case, &model, x, raw.duals.as_deref()));
     let mut status = raw.status;
     let mut infeasibility = None;
-    if status == Status::Infeasible {
+    if status == Status::Infeasible && infeasible == Infeasible::Explain {
         options.cancel.check()?;
         infeasibility = explain::explain(case, window, options)?;
         if raw.ambiguous && infeasibility.as_ref().is_some_and(|i| i.unexplained) {
