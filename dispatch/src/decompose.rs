@@ -340,7 +340,7 @@ impl Run<'_> {
                 // too far: the block ends free instead.
                 let first = if window.terminal.is_some() { Infeasible::Retry } else { Infeasible::Explain };
                 let solution = match crate::solve_then(case, &window, options, None, first) {
-                    Ok(s) if s.status == Status::Infeasible && window.terminal.is_some() => {
+                    Ok(s) if s.status == Status::Infeasible && first == Infeasible::Retry => {
                         crate::solve(case, &Window { terminal: None, ..window }, options, None)
                     }
                     other => other,
