@@ -183,6 +183,56 @@ where
     (total, start.elapsed())
 }
 
+/// Offers `rate` calls a second in all for `seconds`, spread evenly over
+/// the clients (client `i`'s call `k` is due at `(k * clients + i) / rate`
+/// after the start), each made when it is due whether or not the client's
+/// earlier calls have been answered: an open loop, where a slow server
+/// meets more calls in flight rather than fewer (in [`phase`]'s closed
+/// loop the clients wait, and the latency is the clients' count divided by
+/// the throughput whatever the server does). `call` gets the instant its
+/// call was due and measures latency from it, so a generator that falls
+/// behind charges its delay to the server instead of hiding it. Returns
+/// the tally and the wall time until the last answer.
+pub async fn open_phase<C, F, Fut>(clients: Vec<C>, seconds: f64, rate: f64, call: F) -> (Tally, Duration)
+where
+    C: Clone + Send + 'static,
+    F: Fn(C, usize, Instant) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Tally> + Send + 'static,
+{
+    let call = Arc::new(call);
+    let n = clients.len().max(1);
+    let start = Instant::now();
+    let until = start + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, client)| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut calls = Vec::new();
+                for k in 0.. {
+                    let due = start + Duration::from_secs_f64((k * n + i) as f64 / rate);
+                    if due >= until {
+                        break;
+                    }
+                    tokio::time::sleep_until(due.into()).await;
+                    calls.push(tokio::spawn(call(client.clone(), k, due)));
+                }
+                let mut tally = Tally::default();
+                for one in calls {
+                    tally.merge(one.await.expect("call task"));
+                }
+                tally
+            })
+        })
+        .collect();
+    let mut total = Tally::default();
+    for task in tasks {
+        total.merge(task.await.expect("client task"));
+    }
+    (total, start.elapsed())
+}
+
 /// A series of a server's Prometheus text (0 when absent).
 #[must_use]
 pub fn value(metrics: &str, series: &str) -> f64 {

@@ -9,17 +9,26 @@
 //! fourth call of a client cancels its last order that rested instead.
 //! Then the store is read back: every acknowledged order must be there.
 //!
-//! `cargo run --release -p volta-benches --bin trading-load -- --clients 200 --seconds 20`
+//! With `--rate R` the clients offer `R` calls a second in all, each when
+//! it is due whether or not their earlier calls are answered (an open
+//! loop), and latency counts from when a call was due. Without it each
+//! client calls back to back (a closed loop): the throughput is then the
+//! server's at that concurrency, but by Little's law the mean latency is
+//! the clients' count over the throughput (200 clients at 5,000 orders/s
+//! wait 40 ms on average whatever the server does), so the tail at a
+//! given rate is read from the open loop.
+//!
+//! `cargo run --release -p volta-benches --bin trading-load -- --clients 200 --seconds 20 [--rate 5000]`
 //! (`--database postgres://...` for PostgreSQL; default: a SQLite file).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use jiff::Timestamp;
 use tonic::transport::Channel;
 use volta_api::pb::trading as tpb;
-use volta_benches::load::{Server, Tally, continuous_rules, phase};
+use volta_benches::load::{Server, Tally, continuous_rules, open_phase, phase};
 
 type Client = tpb::trading_service_client::TradingServiceClient<Channel>;
 
@@ -28,11 +37,12 @@ struct Args {
     volta: std::path::PathBuf,
     seconds: f64,
     clients: usize,
+    rate: Option<f64>,
 }
 
 fn args() -> Result<Args, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut args = Args { database: None, volta: exe.with_file_name("volta"), seconds: 20.0, clients: 200 };
+    let mut args = Args { database: None, volta: exe.with_file_name("volta"), seconds: 20.0, clients: 200, rate: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -41,10 +51,17 @@ fn args() -> Result<Args, String> {
             "--volta" => args.volta = value()?.into(),
             "--seconds" => args.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--clients" => args.clients = value()?.parse().map_err(|e| format!("--clients: {e}"))?,
+            "--rate" => {
+                let rate: f64 = value()?.parse().map_err(|e| format!("--rate: {e}"))?;
+                if !(rate.is_finite() && rate > 0.0) {
+                    return Err(format!("--rate: {rate} is not a positive number of calls a second"));
+                }
+                args.rate = Some(rate);
+            }
             _ => {
-                return Err(
-                    "usage: trading-load [--database URL] [--volta PATH] [--seconds S] [--clients N]".to_owned()
-                );
+                return Err("usage: trading-load [--database URL] [--volta PATH] [--seconds S] [--clients N] \
+                            [--rate CALLS_PER_S]"
+                    .to_owned());
             }
         }
     }
@@ -68,6 +85,60 @@ fn order(client: usize, k: usize, products: &[Timestamp]) -> tpb::SubmitOrderReq
         node: String::new(),
         block: Vec::new(),
         curve: Vec::new(),
+    }
+}
+
+/// One client: its connection, its participant, and its last order that
+/// rested (the next cancel's target).
+#[derive(Clone)]
+struct Participant {
+    index: usize,
+    client: Client,
+    resting: Arc<AtomicI64>,
+}
+
+/// What the clients share: the market, its products and the counts.
+struct Flow {
+    market: String,
+    products: Arc<Vec<Timestamp>>,
+    trades: AtomicU64,
+    cancels: AtomicU64,
+}
+
+impl Participant {
+    /// Call `k`: every fourth cancels the last order that rested (when
+    /// one did), the others submit an order. Latency counts from `since`.
+    async fn call(&self, k: usize, flow: &Flow, since: Instant) -> Tally {
+        let mut client = self.client.clone();
+        let resting = self.resting.load(Ordering::Relaxed);
+        if k % 4 == 3 && resting > 0 {
+            self.resting.store(0, Ordering::Relaxed);
+            let request = tpb::CancelOrderRequest { market_id: flow.market.clone(), order_id: resting };
+            return match client.cancel_order(request).await {
+                Ok(_) => {
+                    flow.cancels.fetch_add(1, Ordering::Relaxed);
+                    Tally::ok(since.elapsed())
+                }
+                Err(status) if status.code() == tonic::Code::ResourceExhausted => Tally { shed: 1, ..Tally::default() },
+                Err(_) => Tally { errors: 1, ..Tally::default() },
+            };
+        }
+        let request =
+            tpb::SubmitOrderRequest { market_id: flow.market.clone(), ..order(self.index, k, &flow.products) };
+        match client.submit_order(request).await {
+            Ok(reply) if reply.get_ref().accepted => {
+                let latency = since.elapsed();
+                let reply = reply.into_inner();
+                flow.trades.fetch_add(reply.trades.len() as u64, Ordering::Relaxed);
+                let order = reply.order.unwrap_or_default();
+                if order.state() == tpb::OrderState::Resting {
+                    self.resting.store(order.order_id, Ordering::Relaxed);
+                }
+                Tally::ok(latency)
+            }
+            Err(status) if status.code() == tonic::Code::ResourceExhausted => Tally { shed: 1, ..Tally::default() },
+            Ok(_) | Err(_) => Tally { errors: 1, ..Tally::default() },
+        }
     }
 }
 
@@ -107,57 +178,34 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get)
     );
     let mut clients = Vec::with_capacity(args.clients);
-    for i in 0..args.clients {
+    for index in 0..args.clients {
         let channel = Channel::from_shared(server.url.clone()).expect("url").connect().await.expect("connect");
-        clients.push((i, 0_usize, 0_i64, Client::new(channel)));
+        clients.push(Participant { index, client: Client::new(channel), resting: Arc::new(AtomicI64::new(0)) });
     }
-    let trades = Arc::new(AtomicU64::new(0));
-    Tally::header("target: 5,000 orders/s stored, p99 < 50 ms");
-    let counted = trades.clone();
-    let market_id = market.clone();
-    let cancels = Arc::new(AtomicU64::new(0));
-    let cancelled = cancels.clone();
-    let (mut tally, wall) =
-        phase(clients, args.seconds, move |(i, k, resting, mut client): (usize, usize, i64, Client), _| {
-            let products = products.clone();
-            let market = market.clone();
-            let (trades, cancelled) = (counted.clone(), cancelled.clone());
+    let flow =
+        Arc::new(Flow { market: market.clone(), products, trades: AtomicU64::new(0), cancels: AtomicU64::new(0) });
+    let (mut tally, wall) = if let Some(rate) = args.rate {
+        Tally::header(&format!("target: 5,000 orders/s stored, p99 < 50 ms; offered {rate:.0} calls/s"));
+        let flow = flow.clone();
+        open_phase(clients, args.seconds, rate, move |p: Participant, k, due| {
+            let flow = flow.clone();
+            async move { p.call(k, &flow, due).await }
+        })
+        .await
+    } else {
+        Tally::header("target: 5,000 orders/s stored, p99 < 50 ms");
+        let flow = flow.clone();
+        phase(clients.into_iter().map(|p| (p, 0)).collect(), args.seconds, move |(p, k): (Participant, usize), _| {
+            let flow = flow.clone();
             async move {
-                let start = Instant::now();
-                if k % 4 == 3 && resting > 0 {
-                    let request = tpb::CancelOrderRequest { market_id: market, order_id: resting };
-                    let one = match client.cancel_order(request).await {
-                        Ok(_) => {
-                            cancelled.fetch_add(1, Ordering::Relaxed);
-                            Tally::ok(start.elapsed())
-                        }
-                        Err(status) if status.code() == tonic::Code::ResourceExhausted => {
-                            Tally { shed: 1, ..Tally::default() }
-                        }
-                        Err(_) => Tally { errors: 1, ..Tally::default() },
-                    };
-                    return ((i, k + 1, 0, client), one);
-                }
-                let request = tpb::SubmitOrderRequest { market_id: market, ..order(i, k, &products) };
-                let (one, rested) = match client.submit_order(request).await {
-                    Ok(reply) if reply.get_ref().accepted => {
-                        let reply = reply.into_inner();
-                        trades.fetch_add(reply.trades.len() as u64, Ordering::Relaxed);
-                        let order = reply.order.unwrap_or_default();
-                        let rested = if order.state() == tpb::OrderState::Resting { order.order_id } else { resting };
-                        (Tally::ok(start.elapsed()), rested)
-                    }
-                    Err(status) if status.code() == tonic::Code::ResourceExhausted => {
-                        (Tally { shed: 1, ..Tally::default() }, resting)
-                    }
-                    Ok(_) | Err(_) => (Tally { errors: 1, ..Tally::default() }, resting),
-                };
-                ((i, k + 1, rested, client), one)
+                let one = p.call(k, &flow, Instant::now()).await;
+                ((p, k + 1), one)
             }
         })
-        .await;
+        .await
+    };
     let calls = tally.latencies.len();
-    let cancels = usize::try_from(cancels.load(Ordering::Relaxed)).unwrap_or(0);
+    let cancels = usize::try_from(flow.cancels.load(Ordering::Relaxed)).unwrap_or(0);
     let acknowledged = calls - cancels;
     tally.report("Submit+Cancel", args.clients, wall, "");
     drop(server);
@@ -165,13 +213,13 @@ async fn main() {
     // Every acknowledged order is stored.
     let store = volta_server::store::Store::open(&database).await.expect("open the database");
     let stored: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM trading_orders WHERE market = $1")
-        .bind(&market_id)
+        .bind(&market)
         .fetch_one(store.pool())
         .await
         .expect("count");
     let stored_trades: i64 =
         sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM trading_trades WHERE market = $1")
-            .bind(&market_id)
+            .bind(&market)
             .fetch_one(store.pool())
             .await
             .expect("count");
@@ -179,7 +227,7 @@ async fn main() {
         "\nacknowledged {acknowledged} orders ({:.0}/s), {cancels} cancels and {} trades; stored {stored} orders and \
          {stored_trades} trades{}",
         acknowledged as f64 / wall.as_secs_f64(),
-        trades.load(Ordering::Relaxed),
+        flow.trades.load(Ordering::Relaxed),
         if usize::try_from(stored).unwrap_or(0) >= acknowledged { "" } else { " -- ORDERS LOST" }
     );
 }

@@ -62,6 +62,28 @@ pub(super) async fn create_park(client: &mut TradingServiceClient<Channel>, admi
     assert!(made.created);
 }
 
+/// A SQLite file that outlives the servers started on it: what a restart
+/// must find again.
+struct Durable {
+    _dir: tempfile::TempDir,
+    db: String,
+}
+
+impl Durable {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = format!("sqlite://{}", dir.path().join("volta.db").display());
+        Self { _dir: dir, db }
+    }
+
+    /// A server on the file (with the tests' token secret) and a client of it.
+    async fn start(&self) -> (Server, TradingServiceClient<Channel>) {
+        let server = Server::start_with(&["--database", &self.db], &[("VOLTA_JWT_HS256_SECRET", SECRET)]);
+        let client = TradingServiceClient::new(server.channel().await);
+        (server, client)
+    }
+}
+
 async fn book(client: &mut TradingServiceClient<Channel>, who: &str, start: Timestamp) -> tpb::Book {
     let request = tpb::GetBookRequest {
         market_id: "park".into(),
@@ -77,11 +99,8 @@ fn levels(side: &[tpb::Level]) -> Vec<(String, i64, i32)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_market_from_orders_to_trades_survives_a_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("volta.db").display());
-    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
-    let server = Server::start_with(&["--database", &db], &env);
-    let mut client = TradingServiceClient::new(server.channel().await);
+    let file = Durable::new();
+    let (server, mut client) = file.start().await;
     let admin = as_party("acme", "ops", "admin");
     let alice = as_party("acme", "alice", "operator");
     let bob = as_party("acme", "bob", "operator");
@@ -240,8 +259,7 @@ async fn a_market_from_orders_to_trades_survives_a_restart() {
     assert!(books <= 2, "the amendment's change at most, then the end: {books}");
     drop(client);
     drop(server);
-    let server = Server::start_with(&["--database", &db], &env);
-    let mut client = TradingServiceClient::new(server.channel().await);
+    let (_server, mut client) = file.start().await;
     let after = book(&mut client, &viewer, start).await;
     assert_eq!(after, expected);
     let retry = client.submit_order(with_token(bid, &bob)).await.expect("retry after restart").into_inner();
@@ -411,13 +429,10 @@ async fn concurrent_orders_are_sequenced_stored_and_streamed_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_loses_no_acknowledged_order_and_retries_never_duplicate() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("volta.db").display());
-    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
-    let mut server = Server::start_with(&["--database", &db], &env);
-    let channel = server.channel().await;
+    let file = Durable::new();
+    let (mut server, client) = file.start().await;
     let admin = as_party("acme", "ops", "admin");
-    create_park(&mut TradingServiceClient::new(channel.clone()), &admin).await;
+    create_park(&mut client.clone(), &admin).await;
     let start = delivery();
 
     // Eight clients submit until the server dies under them (SIGKILL:
@@ -425,7 +440,7 @@ async fn a_killed_server_loses_no_acknowledged_order_and_retries_never_duplicate
     let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for p in 0..8 {
-        let mut client = TradingServiceClient::new(channel.clone());
+        let mut client = client.clone();
         let (admin, acknowledged) = (admin.clone(), acknowledged.clone());
         tasks.push(tokio::spawn(async move {
             let mut unanswered = Vec::new();
@@ -457,8 +472,7 @@ async fn a_killed_server_loses_no_acknowledged_order_and_retries_never_duplicate
     drop(server);
     let acknowledged = std::mem::take(&mut *acknowledged.lock().expect("lock"));
 
-    let server = Server::start_with(&["--database", &db], &env);
-    let mut client = TradingServiceClient::new(server.channel().await);
+    let (_server, mut client) = file.start().await;
     // Every acknowledged order is stored under the id it was given.
     for (request, id) in &acknowledged {
         let get = tpb::GetOrderRequest { market_id: "park".into(), order_id: *id };
@@ -506,11 +520,8 @@ async fn auctions(client: &mut TradingServiceClient<Channel>, who: &str, market:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_markets_clear_at_gate_closure_even_across_a_restart_with_no_call() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("volta.db").display());
-    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
-    let server = Server::start_with(&["--database", &db], &env);
-    let mut client = TradingServiceClient::new(server.channel().await);
+    let file = Durable::new();
+    let (server, mut client) = file.start().await;
     let admin = as_party("acme", "ops", "admin");
     let viewer = as_party("acme", "eve", "viewer");
     let party = |who: &str| as_party("acme", who, "operator");
@@ -587,8 +598,7 @@ async fn call_markets_clear_at_gate_closure_even_across_a_restart_with_no_call()
     let _ = tokio::task::block_in_place(|| server.child.wait());
     drop(server);
     tokio::time::sleep(std::time::Duration::try_from(remaining + SignedDuration::from_secs(1)).expect("wait")).await;
-    let server = Server::start_with(&["--database", &db], &env);
-    let mut client = TradingServiceClient::new(server.channel().await);
+    let (server, mut client) = file.start().await;
     let mut waited = 0;
     let late = loop {
         if let Some(a) = auctions(&mut client, &viewer, "bid").await.into_iter().next() {
@@ -642,10 +652,8 @@ async fn call_markets_clear_at_gate_closure_even_across_a_restart_with_no_call()
 /// with no call, stored, and read back over gRPC.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_welfare_market_clears_over_its_network_at_gate_closure() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("volta.db").display());
-    let server = Server::start_with(&["--database", &db], &[("VOLTA_JWT_HS256_SECRET", SECRET)]);
-    let mut client = TradingServiceClient::new(server.channel().await);
+    let file = Durable::new();
+    let (_server, mut client) = file.start().await;
     let admin = as_party("acme", "ops", "admin");
     let party = |who: &str| as_party("acme", who, "operator");
 
@@ -759,11 +767,8 @@ async fn a_welfare_market_clears_over_its_network_at_gate_closure() {
 /// with bea's 3 kWh as a curve of 2 kWh up to 0.16 and 1 kWh up to 0.14.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_and_curve_orders_clear_together_at_a_day_ahead_gate_across_a_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("volta.db").display());
-    let env = [("VOLTA_JWT_HS256_SECRET", SECRET)];
-    let server = Server::start_with(&["--database", &db], &env);
-    let mut client = TradingServiceClient::new(server.channel().await);
+    let file = Durable::new();
+    let (server, mut client) = file.start().await;
     let admin = as_party("acme", "ops", "admin");
     let party = |who: &str| as_party("acme", who, "operator");
 
@@ -879,8 +884,7 @@ async fn block_and_curve_orders_clear_together_at_a_day_ahead_gate_across_a_rest
     let _ = server.child.kill();
     let _ = tokio::task::block_in_place(|| server.child.wait());
     drop(server);
-    let server = Server::start_with(&["--database", &db], &env);
-    let mut client = TradingServiceClient::new(server.channel().await);
+    let (_server, mut client) = file.start().await;
     let mut waited = 0;
     let cleared = loop {
         let found = auctions(&mut client, &admin, "day").await;

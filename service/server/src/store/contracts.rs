@@ -839,7 +839,7 @@ async fn rebuild(
         let sql = format!(
             "INSERT INTO contracts_rollups (tenant, contract, day, period, version, contracted_wh, delivered_wh, amount, \
              intervals, estimated, missing, revision) VALUES {}",
-            values(chunk.len(), COLUMNS)
+            values(conn, chunk.len(), COLUMNS)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in chunk {
@@ -881,7 +881,7 @@ async fn add_to_totals(
              delivered_wh = contracts_totals.delivered_wh + excluded.delivered_wh, \
              intervals = contracts_totals.intervals + excluded.intervals, \
              missing = contracts_totals.missing + excluded.missing",
-            values(chunk.len(), COLUMNS)
+            values(conn, chunk.len(), COLUMNS)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (scope, day, d) in chunk {
@@ -1120,7 +1120,7 @@ impl ContractStore for Store {
         for chunk in readings.chunks(ROWS_PER_INSERT) {
             let sql = format!(
                 "INSERT INTO contracts_readings (tenant, meter, start_s, revision, energy_wh, quality) VALUES {}",
-                values(chunk.len(), COLUMNS)
+                values(&tx, chunk.len(), COLUMNS)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in chunk {
@@ -1189,7 +1189,7 @@ impl ContractStore for Store {
             q.execute(&mut *tx).await.map_err(query("store the prices"))?;
             let sql = format!(
                 "INSERT INTO contracts_prices (tenant, market_index, start_s, price) VALUES {}",
-                values(chunk.len(), 4)
+                values(&tx, chunk.len(), 4)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (start, price) in chunk {

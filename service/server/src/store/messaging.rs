@@ -309,7 +309,7 @@ pub(crate) async fn enqueue(
     for chunk in messages.chunks(8) {
         let sql = format!(
             "INSERT INTO messaging_outbox (id, tenant, aggregate, seq, kind, payload, headers, created_at) VALUES {}",
-            super::values(chunk.len(), COLUMNS)
+            super::values(tx, chunk.len(), COLUMNS)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for m in chunk {
@@ -739,7 +739,7 @@ async fn write_ledger(
             "INSERT INTO contracts_market_ledger (tenant, market, trade_id, side, participant, counterparty, \
                  delivery_start_s, delivery_end_s, quantity_wh, price, amount, message_id, traded_at, applied_at) \
                  VALUES {}",
-            super::values(2 * chunk.len(), 14)
+            super::values(tx, 2 * chunk.len(), 14)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for &(m, trade) in chunk {
@@ -948,7 +948,7 @@ impl MessagingStore for Store {
             let sql = format!(
                 "INSERT INTO messaging_inbox (consumer, id, aggregate, seq, outcome, handled_at) VALUES {} \
                  ON CONFLICT (consumer, id) DO NOTHING RETURNING id",
-                super::values(chunk.len(), 6)
+                super::values(&tx, chunk.len(), 6)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for &i in chunk {
