@@ -176,11 +176,7 @@ where
             })
         })
         .collect();
-    let mut total = Tally::default();
-    for task in tasks {
-        total.merge(task.await.expect("client task"));
-    }
-    (total, start.elapsed())
+    (gather(tasks).await, start.elapsed())
 }
 
 /// Offers `rate` calls a second in all for `seconds`, spread evenly over
@@ -218,19 +214,20 @@ where
                     tokio::time::sleep_until(due.into()).await;
                     calls.push(tokio::spawn(call(client.clone(), k, due)));
                 }
-                let mut tally = Tally::default();
-                for one in calls {
-                    tally.merge(one.await.expect("call task"));
-                }
-                tally
+                gather(calls).await
             })
         })
         .collect();
+    (gather(tasks).await, start.elapsed())
+}
+
+/// The tallies of `tasks`, added up.
+async fn gather(tasks: Vec<tokio::task::JoinHandle<Tally>>) -> Tally {
     let mut total = Tally::default();
     for task in tasks {
-        total.merge(task.await.expect("client task"));
+        total.merge(task.await.expect("a load task"));
     }
-    (total, start.elapsed())
+    total
 }
 
 /// A series of a server's Prometheus text (0 when absent).
