@@ -154,29 +154,21 @@ where
     F: Fn(C, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = (C, Tally)> + Send,
 {
-    let call = Arc::new(call);
     let start = Instant::now();
     let until = start + Duration::from_secs_f64(seconds);
-    let tasks: Vec<_> = clients
-        .into_iter()
-        .enumerate()
-        .map(|(i, client)| {
-            let call = call.clone();
-            tokio::spawn(async move {
-                let mut tally = Tally::default();
-                let mut client = client;
-                let mut k = i;
-                while Instant::now() < until {
-                    let (back, one) = call(client, k).await;
-                    client = back;
-                    tally.merge(one);
-                    k = k.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-                }
-                tally
-            })
-        })
-        .collect();
-    (gather(tasks).await, start.elapsed())
+    let total = each_client(clients, call, move |i, mut client, call| async move {
+        let mut tally = Tally::default();
+        let mut k = i;
+        while Instant::now() < until {
+            let (back, one) = call(client, k).await;
+            client = back;
+            tally.merge(one);
+            k = k.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        }
+        tally
+    })
+    .await;
+    (total, start.elapsed())
 }
 
 /// Offers `rate` calls a second in all for `seconds`, spread evenly over
@@ -195,30 +187,35 @@ where
     F: Fn(C, usize, Instant) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Tally> + Send + 'static,
 {
-    let call = Arc::new(call);
     let n = clients.len().max(1);
     let start = Instant::now();
     let until = start + Duration::from_secs_f64(seconds);
-    let tasks: Vec<_> = clients
-        .into_iter()
-        .enumerate()
-        .map(|(i, client)| {
-            let call = call.clone();
-            tokio::spawn(async move {
-                let mut calls = Vec::new();
-                for k in 0.. {
-                    let due = start + Duration::from_secs_f64((k * n + i) as f64 / rate);
-                    if due >= until {
-                        break;
-                    }
-                    tokio::time::sleep_until(due.into()).await;
-                    calls.push(tokio::spawn(call(client.clone(), k, due)));
-                }
-                gather(calls).await
-            })
-        })
-        .collect();
-    (gather(tasks).await, start.elapsed())
+    let total = each_client(clients, call, move |i, client, call| async move {
+        let mut calls = Vec::new();
+        for k in 0.. {
+            let due = start + Duration::from_secs_f64((k * n + i) as f64 / rate);
+            if due >= until {
+                break;
+            }
+            tokio::time::sleep_until(due.into()).await;
+            calls.push(tokio::spawn(call(client.clone(), k, due)));
+        }
+        gather(calls).await
+    })
+    .await;
+    (total, start.elapsed())
+}
+
+/// Runs `client_loop(i, client, call)` for every client on a task of its
+/// own, all sharing `call`, and adds up their tallies.
+async fn each_client<C, F, L, Fut>(clients: Vec<C>, call: F, client_loop: L) -> Tally
+where
+    L: Fn(usize, C, Arc<F>) -> Fut,
+    Fut: Future<Output = Tally> + Send + 'static,
+{
+    let call = Arc::new(call);
+    let tasks = clients.into_iter().enumerate().map(|(i, client)| tokio::spawn(client_loop(i, client, call.clone())));
+    gather(tasks.collect()).await
 }
 
 /// The tallies of `tasks`, added up.

@@ -370,8 +370,10 @@ mod properties {
                     // held there, so rounding never takes an availability
                     // of 1 in every scenario to 1.0000000000000002.
                     let mean = |t: usize| {
-                        let values = set.iter().map(|s| s.series[j].1[t]);
-                        let (low, high) = values.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+                        let (low, high) = set
+                            .iter()
+                            .map(|s| s.series[j].1[t])
+                            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
                         set.iter().map(|s| s.probability * s.series[j].1[t]).sum::<f64>().clamp(low, high)
                     };
                     (series, (0..STEPS).map(mean).collect())

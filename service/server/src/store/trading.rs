@@ -629,7 +629,7 @@ impl TradingStore for Store {
 
     async fn orders_by_key(&self, tenant: &str, market: &str, keys: &[String]) -> Result<Vec<Entry>, StoreError> {
         let mut found = Vec::new();
-        for chunk in keys.chunks(32) {
+        for chunk in keys.chunks(ROWS_PER_INSERT * 4) {
             let sql = format!(
                 "SELECT {ORDER_COLUMNS} FROM trading_orders WHERE tenant = $1 AND market = $2 AND client_key IN ({})",
                 super::placeholders(3, chunk.len())
