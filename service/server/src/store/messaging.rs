@@ -39,6 +39,7 @@ use std::collections::{HashMap, HashSet};
 
 use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
+use sqlx::Connection as _;
 use sqlx::Row as _;
 use volta_contracts::{Contract, MeteringPoint};
 use volta_trading::{Side, TradeRecord};
@@ -96,6 +97,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         "CREATE INDEX messaging_outbox_held ON messaging_outbox (claimed_until, aggregate, seq)
         WHERE published_at IS NULL AND claimed_until IS NOT NULL",
+    ),
+    // What waits to be sent, by the kinds a relay carries: without the kind
+    // in the index SQLite's planner walked the kind's every message, sent
+    // or not, at every round, so a round's cost grew with the outbox.
+    (
+        5,
+        "CREATE INDEX messaging_outbox_waiting ON messaging_outbox (kind, aggregate, seq) WHERE published_at IS NULL;
+    DROP INDEX messaging_outbox_unpublished",
     ),
 ];
 
@@ -829,10 +838,16 @@ impl MessagingStore for Store {
         for kind in kinds {
             q = q.bind(*kind);
         }
-        let mut tx = self.pool().begin().await.map_err(StoreError::query("claim outbox messages"))?;
-        self.lock_in(&mut tx, RELAY_LOCK).await.map_err(StoreError::query("take the relays' lock"))?;
-        let rows = q.fetch_all(&mut *tx).await.map_err(StoreError::query("claim outbox messages"))?;
-        tx.commit().await.map_err(StoreError::query("claim outbox messages"))?;
+        // A claim lost with the database lets the messages be taken again.
+        let rows = self
+            .relaxed("claim outbox messages", async |conn| {
+                let mut tx = conn.begin().await.map_err(StoreError::query("claim outbox messages"))?;
+                self.lock_in(&mut tx, RELAY_LOCK).await.map_err(StoreError::query("take the relays' lock"))?;
+                let rows = q.fetch_all(&mut *tx).await.map_err(StoreError::query("claim outbox messages"))?;
+                tx.commit().await.map_err(StoreError::query("claim outbox messages"))?;
+                Ok(rows)
+            })
+            .await?;
         let mut messages = rows.iter().map(message_from).collect::<Result<Vec<_>, _>>()?;
         // RETURNING keeps no order: aggregate order again.
         messages.sort_by(|a, b| (&a.aggregate, a.seq).cmp(&(&b.aggregate, b.seq)));
@@ -840,13 +855,12 @@ impl MessagingStore for Store {
     }
 
     async fn published(&self, ids: &[String], now: Timestamp) -> Result<(), StoreError> {
-        let mut conn = self.pool().acquire().await.map_err(StoreError::query("mark messages published"))?;
-        mark_published(&mut conn, ids, now).await
+        // A mark lost with the database is a message sent again.
+        self.relaxed("mark messages published", async |conn| mark_published(conn, ids, now).await).await
     }
 
     async fn release(&self, ids: &[String], retry_at: Timestamp) -> Result<(), StoreError> {
-        let mut conn = self.pool().acquire().await.map_err(StoreError::query("release outbox messages"))?;
-        hold_back(&mut conn, ids, retry_at).await
+        self.relaxed("release outbox messages", async |conn| hold_back(conn, ids, retry_at).await).await
     }
 
     async fn relay_round(&self, round: &Round<'_>, send: &Sender<'_>) -> Result<Relayed, StoreError> {
@@ -1051,12 +1065,21 @@ impl MessagingStore for Store {
     async fn unhandled(&self, route: &Route, before: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
         // A consumer handles an aggregate's messages in order, so its
         // cursor says what it has handled: everything at or below it. Only
-        // what lies beyond a cursor is looked at, not the whole history.
+        // what lies beyond a cursor is looked at, not the whole history: the
+        // kind's aggregates are found one index seek each (a loose index
+        // scan), and each is read from its cursor on. Joining the outbox to
+        // the cursors instead walked every message of the kind (SQLite's
+        // plan), 243 ms against 1.4 ms for 400,000 messages.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT o.id FROM messaging_outbox o LEFT JOIN messaging_cursors c \
-             ON c.consumer = $2 AND c.aggregate = o.aggregate \
-             WHERE o.kind = $3 AND o.published_at IS NOT NULL AND o.published_at < $1 \
-             AND o.seq > COALESCE(c.seq, 0) ORDER BY o.aggregate, o.seq LIMIT {limit}"
+            "WITH RECURSIVE aggregates (aggregate) AS ( \
+               SELECT MIN(aggregate) FROM messaging_outbox WHERE kind = $3 \
+               UNION ALL \
+               SELECT (SELECT MIN(n.aggregate) FROM messaging_outbox n WHERE n.kind = $3 AND n.aggregate > a.aggregate) \
+               FROM aggregates a WHERE a.aggregate IS NOT NULL) \
+             SELECT o.id FROM aggregates a LEFT JOIN messaging_cursors c \
+             ON c.consumer = $2 AND c.aggregate = a.aggregate \
+             JOIN messaging_outbox o ON o.kind = $3 AND o.aggregate = a.aggregate AND o.seq > COALESCE(c.seq, 0) \
+             WHERE o.published_at IS NOT NULL AND o.published_at < $1 ORDER BY o.aggregate, o.seq LIMIT {limit}"
         )))
         .bind(super::stored_time(before))
         .bind(route.consumer)

@@ -458,6 +458,37 @@ impl Store {
         Ok(())
     }
 
+    /// Runs `work` on the writing connection with commits that do not wait
+    /// for the disk: for bookkeeping whose loss in a power cut costs only
+    /// work done again, never an effect (a relay's claims and its marks of
+    /// what was published: a message whose mark is lost is sent again, and
+    /// the inbox knows it). On SQLite (WAL) such a commit writes its pages
+    /// to the log without `fsync`; the next ordinary commit's `fsync` makes
+    /// them durable with it, since the log is written in order. PostgreSQL's
+    /// relay rounds say the same per transaction (`synchronous_commit`), so
+    /// there `work` runs as it is.
+    ///
+    /// # Errors
+    /// A database error, or what `work` returns.
+    pub(crate) async fn relaxed<T>(
+        &self,
+        action: &'static str,
+        work: impl AsyncFnOnce(&mut sqlx::AnyConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::query(action))?;
+        if self.postgres {
+            return work(&mut conn).await;
+        }
+        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await.map_err(StoreError::query(action))?;
+        // Every other transaction on this connection must wait for the disk
+        // again: if the setting cannot be put back (or `work` is dropped
+        // half-way), the connection is closed rather than returned.
+        let mut relaxed = Relaxed { conn, restored: false };
+        let done = work(&mut relaxed.conn).await;
+        relaxed.restored = sqlx::query("PRAGMA synchronous = FULL").execute(&mut *relaxed.conn).await.is_ok();
+        done
+    }
+
     /// Brings every service's schema up to date in one transaction. On
     /// PostgreSQL the transaction first takes an advisory lock, so that
     /// replicas starting together migrate one after the other: the first
@@ -682,6 +713,21 @@ fn record(row: &sqlx::any::AnyRow) -> Result<ModelRecord, StoreError> {
     read().map_err(StoreError::query("read a model row"))
 }
 
+/// The writing connection while its commits do not wait for the disk
+/// ([`Store::relaxed`]): closed, not pooled, unless the setting was put back.
+struct Relaxed {
+    conn: sqlx::pool::PoolConnection<Any>,
+    restored: bool,
+}
+
+impl Drop for Relaxed {
+    fn drop(&mut self) {
+        if !self.restored {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 /// `$first, $first+1, ...` for `count` values.
 pub(crate) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
@@ -711,7 +757,7 @@ pub(crate) fn unavailable(err: &StoreError) -> tonic::Status {
 
 #[cfg(test)]
 mod tests {
-    use super::{connect_url, redacted};
+    use super::{Store, StoreError, connect_url, redacted};
 
     #[test]
     fn sqlite_files_are_created_and_passwords_never_logged() {
@@ -721,5 +767,30 @@ mod tests {
         assert_eq!(redacted("postgres://volta:s3cret@db:5432/volta"), "postgres://volta:***@db:5432/volta");
         assert_eq!(redacted("postgres://volta@db/volta"), "postgres://volta@db/volta");
         assert_eq!(redacted("sqlite://volta.db"), "sqlite://volta.db");
+    }
+
+    async fn synchronous(conn: &mut sqlx::AnyConnection) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous").fetch_one(conn).await.expect("the setting")
+    }
+
+    #[tokio::test]
+    async fn relaxed_work_leaves_the_writer_waiting_for_the_disk_again() {
+        const NORMAL: i64 = 1;
+        const FULL: i64 = 2;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store =
+            Store::connect(&format!("sqlite://{}", dir.path().join("volta.db").display())).await.expect("store");
+        let inside = store.relaxed("look", async |conn| Ok(synchronous(conn).await)).await.expect("relaxed");
+        assert_eq!(inside, NORMAL);
+        let failed: Result<(), StoreError> =
+            store.relaxed("fail", async |_| Err(StoreError::Behind("on purpose".into()))).await;
+        assert!(failed.is_err());
+        // Work dropped half-way (its caller gave up) takes its connection
+        // with it.
+        let hung = store.relaxed("hang", async |_| std::future::pending::<Result<(), StoreError>>().await);
+        assert!(tokio::time::timeout(std::time::Duration::from_secs(1), hung).await.is_err());
+        // One writing connection: whatever comes next runs on the same one.
+        let mut conn = store.pool().acquire().await.expect("the writer");
+        assert_eq!(synchronous(&mut conn).await, FULL);
     }
 }
