@@ -8,8 +8,9 @@
 #   PROFILE=dev benches/dispatch-set.sh
 #
 # 1. Unit commitment at growing size (Kazarlis 10, 20, 40 and 100 units over
-#    24 h, the campus week): Volta with fleets, Volta with the units apart,
-#    and HiGHS reading the model Volta writes (benches/pypsa/run.sh dispatch).
+#    24 h, the campus week, the islanded microgrid's three days): Volta with
+#    fleets, Volta with the units apart, and HiGHS reading the model Volta
+#    writes (benches/pypsa/run.sh dispatch).
 # 2. The campus year with the CHP under commitment: one MILP, the rolling
 #    horizon and 52 weekly blocks (decompose-year), and as an LP.
 # 3. The islanded microgrid (three diesels under commitment) for 363 days at
@@ -26,7 +27,7 @@ cargo build --locked --profile "$profile" -p volta-benches --bin decompose-year 
 dir="$CARGO_TARGET_DIR/$([ "$profile" = dev ] && echo debug || echo "$profile")"
 
 echo "## 1. Unit commitment at growing size"
-benches/pypsa/run.sh dispatch --campus
+benches/pypsa/run.sh dispatch --campus --islanded
 echo "## 2. The campus year"
 "$dir/decompose-year" --blocks 52 --whole-limit 300
 "$dir/decompose-year" --lp --blocks 52 --whole-limit 300
