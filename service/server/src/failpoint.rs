@@ -8,8 +8,9 @@
 //! must not break:
 //! - `outbox.after_commit`: a batch of trades and their messages is stored,
 //!   no caller has been answered and the relay has not been woken;
-//! - `relay.after_send`: the carrier has delivered (the ledger has applied)
-//!   a batch, which is not yet marked published;
+//! - `relay.after_send`: the carrier has a batch not yet marked published
+//!   (JetStream has acknowledged it; in one process, the round's
+//!   transaction has applied it and not yet committed);
 //! - `consumer.after_apply`: a JetStream consumer has applied a batch it
 //!   pulled, which is not yet acknowledged to the stream.
 

@@ -15,8 +15,11 @@
 //!    it takes, and one that dies loses its claim when it expires
 //!    ([`CLAIM`]). Either way an aggregate's messages reach the carrier in
 //!    order.
-//! 3. **Carrier.** In one process ([`InProcess`]) the carrier hands each
-//!    message to the consumer directly and acknowledges it once handled.
+//! 3. **Carrier.** In one process ([`InProcess`]) the consumers keep their
+//!    inbox in the outbox's database, so a round takes its batch, applies
+//!    it and marks it published in one transaction: no claim, no window
+//!    between the effect and the mark. Over NATS JetStream the relay
+//!    publishes with the message id as the stream's de-duplication id.
 //! 4. **Inbox.** A route's consumer ([`Inbox`]) applies a message in one
 //!    transaction with its inbox record and its aggregate's cursor: a
 //!    message seen again is acknowledged and ignored, one that comes before
@@ -32,8 +35,8 @@
 //!
 //! So a crash anywhere (after the commit and before the relay, after the
 //! carrier and before the mark, after the effect and before the ack) ends
-//! in a second delivery the inbox ignores, never in a lost or doubled
-//! effect.
+//! in a second delivery the stream or the inbox ignores, or (in one
+//! process) in a round rolled back, never in a lost or doubled effect.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,7 +46,9 @@ use tokio::sync::{Notify, watch};
 use volta_contracts::Contract;
 
 use crate::store::StoreError;
-use crate::store::messaging::{ContractMessage, Effect, Handled, Message, MessagingStore, Round, Sender, TradeMessage};
+use crate::store::messaging::{
+    ContractMessage, Effect, Handled, InPlace, Message, MessagingStore, Relayed, Round, Sender, TradeMessage,
+};
 pub(crate) use crate::store::messaging::{POSITIONS, Route, SETTLEMENT};
 use crate::telemetry::Metrics;
 
@@ -305,15 +310,49 @@ pub(crate) trait Carrier: Send + Sync + std::fmt::Debug {
 
     /// Sends `messages`; returns the ids acknowledged.
     async fn send(&self, messages: &[Message]) -> Vec<String>;
+
+    /// The carrier as one that applies messages in this process, on the
+    /// database of the outbox: then a relay round can take, apply and mark
+    /// in one transaction.
+    fn in_place(&self) -> Option<&InProcess> {
+        None
+    }
 }
 
 /// The carrier of one process: hands each message to the consumer of its
 /// route and acknowledges what it handled. A message that waits for its
 /// predecessor is not acknowledged, and neither is the rest of its
 /// aggregate (the inbox's cursor holds them back), until the next round.
+/// Its consumers keep their inbox in the relay's database, so a round
+/// applies its batch and marks it published in one transaction
+/// ([`MessagingStore::relay_in_place`]); a round with a message that cannot
+/// be read or applied goes through [`Inbox::handle`], a message at a time
+/// where it must, to record the failure.
 #[derive(Debug)]
 pub(crate) struct InProcess {
     pub(crate) consumers: Vec<Inbox>,
+}
+
+impl InProcess {
+    /// The consumer of `message` and its effect, or why there is none.
+    fn read(&self, message: &Message) -> Result<(&'static str, Effect), String> {
+        let inbox = self
+            .consumers
+            .iter()
+            .find(|c| c.route.kind == message.kind)
+            .ok_or_else(|| format!("no consumer here reads kind {:?}", message.kind))?;
+        read(&inbox.route, message).map(|effect| (inbox.route.consumer, effect))
+    }
+
+    /// Counts what became of a round applied in place, as each consumer
+    /// would have counted its part.
+    fn count(&self, done: &InPlace) {
+        for (message, (consumer, effect, handled)) in done.relayed.batch.iter().zip(&done.outcomes) {
+            if let Some(inbox) = self.consumers.iter().find(|c| c.route.consumer == *consumer) {
+                inbox.count(message, *handled, effect);
+            }
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -333,6 +372,10 @@ impl Carrier for InProcess {
             acked.extend(mine.into_iter().zip(handled).filter(|(_, d)| *d == Delivery::Done).map(|(m, _)| m.id));
         }
         acked
+    }
+
+    fn in_place(&self) -> Option<&InProcess> {
+        Some(self)
     }
 }
 
@@ -380,11 +423,16 @@ impl Relay {
         };
         loop {
             let started = Instant::now();
-            let relayed = self.store.relay_round(&round, send).await?;
+            let (relayed, sent) = match self.round_in_place(&round).await? {
+                Some(relayed) => relayed,
+                None => {
+                    let relayed = self.store.relay_round(&round, send).await?;
+                    (relayed, *sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+                }
+            };
             if relayed.batch.is_empty() {
                 return Ok(());
             }
-            let sent = *sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             self.metrics.relayed(relayed.batch.len(), started.elapsed(), sent);
             let acked: std::collections::HashSet<&str> = relayed.acked.iter().map(String::as_str).collect();
             for route in crate::store::messaging::ROUTES {
@@ -397,6 +445,17 @@ impl Relay {
                 return Ok(());
             }
         }
+    }
+
+    /// A round taken, applied and marked in one transaction, with the time
+    /// spent applying; `None` where the carrier is not in this process, or
+    /// the round is for the consumers to take a message at a time.
+    async fn round_in_place(&self, round: &Round<'_>) -> Result<Option<(Relayed, Duration)>, StoreError> {
+        let Some(local) = self.carrier.in_place() else { return Ok(None) };
+        let read = |m: &Message| local.read(m);
+        let Some(done) = self.store.relay_in_place(round, &read).await? else { return Ok(None) };
+        local.count(&done);
+        Ok(Some((done.relayed, done.applying)))
     }
 }
 
@@ -485,16 +544,29 @@ pub(crate) async fn reconcile(
             (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "the reconciler cannot count the backlog"),
         }
         // What is handled and older than the retention goes, a batch at a
-        // time, so that one pass never holds the database for long.
-        match store.prune(&route, now - retain, PRUNE_BATCH).await {
-            Ok((outbox, inbox)) => {
-                metrics.pruned("outbox", outbox);
-                metrics.pruned("inbox", inbox);
-                if outbox + inbox > 0 {
-                    tracing::info!(route = name, outbox, inbox, "pruned handled messages past messaging.retain_hours");
+        // time (one transaction each, so that none holds the database for
+        // long), batch after batch while they come full: a pass keeps up
+        // with any steady flow of messages.
+        let (mut outbox, mut inbox) = (0, 0);
+        loop {
+            match store.prune(&route, now - retain, PRUNE_BATCH).await {
+                Ok((o, i)) => {
+                    metrics.pruned("outbox", o);
+                    metrics.pruned("inbox", i);
+                    (outbox, inbox) = (outbox + o, inbox + i);
+                    if o.max(i) < PRUNE_BATCH as u64 || *stopping.borrow() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => {
+                    tracing::warn!(route = name, error = %e, "the reconciler cannot prune handled messages");
+                    break;
                 }
             }
-            Err(e) => tracing::warn!(route = name, error = %e, "the reconciler cannot prune handled messages"),
+        }
+        if outbox + inbox > 0 {
+            tracing::info!(route = name, outbox, inbox, "pruned handled messages past messaging.retain_hours");
         }
     }
 }

@@ -6,7 +6,8 @@
 //! and its aggregate moves on; the reconciler finds what was published and
 //! never handled; positions sum the ledger exactly; handled messages are
 //! pruned after their retention and still known as handled; contract
-//! changes reach the trading service's view once each and in order.
+//! changes reach the trading service's view once each and in order; a
+//! round applied in place writes all of its batch or nothing.
 
 mod support;
 
@@ -66,6 +67,18 @@ fn trade_of(message: &Message) -> TradeMessage {
 
 fn effect_of(message: &Message) -> Effect {
     Effect::Trade(trade_of(message))
+}
+
+/// A relay's round of up to 100 trade messages, which holds what it does
+/// not deliver for an hour.
+fn trade_round(relay: &str) -> Round<'_> {
+    Round {
+        relay,
+        kinds: &[TRADE],
+        limit: 100,
+        claim: SignedDuration::from_secs(30),
+        retry: SignedDuration::from_hours(1),
+    }
 }
 
 async fn exercise(store: &Store) {
@@ -227,8 +240,10 @@ async fn exercise(store: &Store) {
     assert_eq!(handled, 20, "every message has an inbox record, the dead one too");
     assert_eq!(store.prune(&SETTLEMENT, now, 100).await.expect("prune"), (0, 0), "nothing older than the retention");
     let old = later + SignedDuration::from_hours(1);
-    assert_eq!(store.prune(&SETTLEMENT, old, 5).await.expect("prune"), (5, 5), "a batch of at most 5");
-    assert_eq!(store.prune(&SETTLEMENT, old, 100).await.expect("prune"), (12, 15), "the 3 sent again are unpublished");
+    // The first five of the market are looked at; 1-3 wait to be sent
+    // again and stay.
+    assert_eq!(store.prune(&SETTLEMENT, old, 5).await.expect("prune"), (2, 5), "a batch of at most 5");
+    assert_eq!(store.prune(&SETTLEMENT, old, 100).await.expect("prune"), (15, 15));
     assert_eq!(store.prune(&SETTLEMENT, old, 100).await.expect("prune"), (0, 0));
     assert_eq!(inbox().await, 0);
     assert_eq!(store.backlog().await.expect("backlog"), 3, "the messages to send again stay");
@@ -377,14 +392,7 @@ async fn relay_rounds(store: &Store) {
         let ids = batch.iter().map(|m| m.id.clone()).collect();
         Box::pin(async move { ids })
     };
-    let kinds = [TRADE];
-    let round = Round {
-        relay: "relay-a",
-        kinds: &kinds,
-        limit: 100,
-        claim: SignedDuration::from_secs(30),
-        retry: SignedDuration::from_hours(1),
-    };
+    let round = trade_round("relay-a");
     let first = store.relay_round(&round, three).await.expect("round");
     assert_eq!(yard(&first.batch), [1, 2, 3, 4, 5, 6]);
     assert!(first.held_back());
@@ -404,6 +412,74 @@ async fn relay_rounds(store: &Store) {
     assert!(!third.held_back());
     let fourth = store.relay_round(&round, everything).await.expect("round");
     assert!(yard(&fourth.batch).is_empty(), "all published");
+}
+
+/// Rounds applied in place (the carrier of one process): a round whose
+/// batch holds a message that cannot be read writes nothing; one that can
+/// applies, marks and holds back in one transaction.
+async fn rounds_in_place(store: &Store) {
+    const LANE: &str = "trading/acme/lane";
+    let now = at("2024-06-01T08:00:00Z");
+    store.create_market(TENANT, "lane", &rules(), now).await.expect("market");
+    let epoch = store.lead(TENANT, "lane").await.expect("lead").expect("free").epoch;
+    let mut market = Market::new(rules(), 0, 0).expect("market");
+    let mut trade = async |k: usize| {
+        let sell = market.submit(limit(2 * k, "alice", Side::Sell, 1_000, "0.2"), now).expect("sell");
+        store.apply(TENANT, "lane", epoch, &sell, now).await.expect("apply");
+        let buy = market.submit(limit(2 * k + 1, "carol", Side::Buy, 1_000, "0.3"), now).expect("buy");
+        store.apply(TENANT, "lane", epoch, &buy, now).await.expect("apply");
+    };
+    for k in 0..6 {
+        trade(k).await;
+    }
+    let ledger = async || -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM contracts_market_ledger WHERE market = 'lane'")
+            .fetch_one(store.pool())
+            .await
+            .expect("count")
+    };
+    let waiting = async || -> i64 {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messaging_outbox WHERE aggregate = 'trading/acme/lane' AND published_at IS NULL",
+        )
+        .fetch_one(store.pool())
+        .await
+        .expect("count")
+    };
+    let lane = |batch: &[Message]| batch.iter().filter(|m| m.aggregate == LANE).map(|m| m.seq).collect::<Vec<_>>();
+    let round = trade_round("relay-a");
+    let poisoned = |m: &Message| {
+        if m.aggregate == LANE && m.seq == 4 { Err("unreadable".to_owned()) } else { Ok((CONSUMER, effect_of(m))) }
+    };
+    assert!(store.relay_in_place(&round, &poisoned).await.expect("round").is_none(), "not for a round in place");
+    assert_eq!((ledger().await, waiting().await), (0, 6), "nothing written");
+
+    let readable = |m: &Message| -> Result<(&'static str, Effect), String> { Ok((CONSUMER, effect_of(m))) };
+    let done = store.relay_in_place(&round, &readable).await.expect("round").expect("in place");
+    assert_eq!(lane(&done.relayed.batch), [1, 2, 3, 4, 5, 6]);
+    assert!(done.outcomes.iter().all(|(c, _, h)| *c == CONSUMER && *h == Handled::Applied), "{:?}", done.outcomes);
+    assert_eq!(done.relayed.acked.len(), done.relayed.batch.len());
+    assert_eq!((ledger().await, waiting().await), (12, 0), "a buyer's and a seller's row per trade, all published");
+    let again = store.relay_in_place(&round, &readable).await.expect("round").expect("in place");
+    assert!(again.relayed.batch.is_empty(), "{:?}", lane(&again.relayed.batch));
+
+    // The consumer's cursor set back (as after its rows were lost): 7 and 8
+    // come before 6 was handled, so they are held back, unpublished.
+    sqlx::query("UPDATE messaging_cursors SET seq = 5 WHERE consumer = $1 AND aggregate = $2")
+        .bind(CONSUMER)
+        .bind(LANE)
+        .execute(store.pool())
+        .await
+        .expect("set the cursor back");
+    trade(6).await;
+    trade(7).await;
+    let held = store.relay_in_place(&round, &readable).await.expect("round").expect("in place");
+    assert_eq!(lane(&held.relayed.batch), [7, 8]);
+    assert!(held.outcomes.iter().all(|(_, _, h)| *h == Handled::Early { expected: 6 }), "{:?}", held.outcomes);
+    assert!(held.relayed.held_back() && held.relayed.acked.is_empty());
+    assert_eq!((ledger().await, waiting().await), (12, 2));
+    let later = store.relay_in_place(&round, &readable).await.expect("round").expect("in place");
+    assert!(lane(&later.relayed.batch).is_empty(), "held until the retry");
 }
 
 /// A trade batch whose outbox write fails is not stored either.
@@ -436,6 +512,7 @@ async fn sqlite_settles_every_trade_once_in_order() {
     let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.expect("open");
     exercise(&store).await;
     relay_rounds(&store).await;
+    rounds_in_place(&store).await;
     no_trade_without_its_message(&store).await;
     contract_view_follows_changes(&store).await;
 }
@@ -453,6 +530,7 @@ async fn postgres_settles_every_trade_once_in_order() {
     assert!(matches!(heard, Ok(Ok(_))), "no announcement of the outbox: {heard:?}");
     drop(listener);
     relay_rounds(&store).await;
+    rounds_in_place(&store).await;
     no_trade_without_its_message(&store).await;
     contract_view_follows_changes(&store).await;
     store.pool().close().await;
