@@ -363,21 +363,43 @@ async fn contract_view_follows_changes(store: &Store) {
     assert_eq!(store.dead_count(consumer).await.expect("dead"), 0);
 }
 
+/// A continuous market of the store, led here, in which alice sells and
+/// carol buys 1 kWh a trade, each trade a message of the market's.
+struct Trades<'s> {
+    store: &'s Store,
+    name: &'static str,
+    epoch: i64,
+    market: Market,
+}
+
+impl<'s> Trades<'s> {
+    const AT: &'static str = "2024-06-01T08:00:00Z";
+
+    async fn open(store: &'s Store, name: &'static str) -> Self {
+        store.create_market(TENANT, name, &rules(), at(Self::AT)).await.expect("market");
+        let epoch = store.lead(TENANT, name).await.expect("lead").expect("free").epoch;
+        Self { store, name, epoch, market: Market::new(rules(), 0, 0).expect("market") }
+    }
+
+    /// Trade `k` (orders `2k` and `2k + 1`), stored.
+    async fn trade(&mut self, k: usize) {
+        let now = at(Self::AT);
+        let sell = self.market.submit(limit(2 * k, "alice", Side::Sell, 1_000, "0.2"), now).expect("sell");
+        self.store.apply(TENANT, self.name, self.epoch, &sell, now).await.expect("apply");
+        let buy = self.market.submit(limit(2 * k + 1, "carol", Side::Buy, 1_000, "0.3"), now).expect("buy");
+        self.store.apply(TENANT, self.name, self.epoch, &buy, now).await.expect("apply");
+    }
+}
+
 /// Relay rounds: what the carrier acknowledged is published; what it did
 /// not is held back until its retry, and everything after it in its market
 /// with it, whichever relay asks.
 async fn relay_rounds(store: &Store) {
     const YARD: &str = "trading/acme/yard";
     // The trades are made at the market's time; the rounds run on the clock.
-    let now = at("2024-06-01T08:00:00Z");
-    store.create_market(TENANT, "yard", &rules(), now).await.expect("market");
-    let epoch = store.lead(TENANT, "yard").await.expect("lead").expect("free").epoch;
-    let mut market = Market::new(rules(), 0, 0).expect("market");
+    let mut market = Trades::open(store, "yard").await;
     for k in 0..6 {
-        let sell = market.submit(limit(2 * k, "alice", Side::Sell, 1_000, "0.2"), now).expect("sell");
-        store.apply(TENANT, "yard", epoch, &sell, now).await.expect("apply");
-        let buy = market.submit(limit(2 * k + 1, "carol", Side::Buy, 1_000, "0.3"), now).expect("buy");
-        store.apply(TENANT, "yard", epoch, &buy, now).await.expect("apply");
+        market.trade(k).await;
     }
     let yard = |batch: &[Message]| batch.iter().filter(|m| m.aggregate == YARD).map(|m| m.seq).collect::<Vec<_>>();
     let yard_ids = |batch: &[Message], upto: u64| -> Vec<String> {
@@ -419,18 +441,9 @@ async fn relay_rounds(store: &Store) {
 /// applies, marks and holds back in one transaction.
 async fn rounds_in_place(store: &Store) {
     const LANE: &str = "trading/acme/lane";
-    let now = at("2024-06-01T08:00:00Z");
-    store.create_market(TENANT, "lane", &rules(), now).await.expect("market");
-    let epoch = store.lead(TENANT, "lane").await.expect("lead").expect("free").epoch;
-    let mut market = Market::new(rules(), 0, 0).expect("market");
-    let mut trade = async |k: usize| {
-        let sell = market.submit(limit(2 * k, "alice", Side::Sell, 1_000, "0.2"), now).expect("sell");
-        store.apply(TENANT, "lane", epoch, &sell, now).await.expect("apply");
-        let buy = market.submit(limit(2 * k + 1, "carol", Side::Buy, 1_000, "0.3"), now).expect("buy");
-        store.apply(TENANT, "lane", epoch, &buy, now).await.expect("apply");
-    };
+    let mut trades = Trades::open(store, "lane").await;
     for k in 0..6 {
-        trade(k).await;
+        trades.trade(k).await;
     }
     let ledger = async || -> i64 {
         sqlx::query_scalar("SELECT COUNT(*) FROM contracts_market_ledger WHERE market = 'lane'")
@@ -471,8 +484,8 @@ async fn rounds_in_place(store: &Store) {
         .execute(store.pool())
         .await
         .expect("set the cursor back");
-    trade(6).await;
-    trade(7).await;
+    trades.trade(6).await;
+    trades.trade(7).await;
     let held = store.relay_in_place(&round, &readable).await.expect("round").expect("in place");
     assert_eq!(lane(&held.relayed.batch), [7, 8]);
     assert!(held.outcomes.iter().all(|(_, _, h)| *h == Handled::Early { expected: 6 }), "{:?}", held.outcomes);

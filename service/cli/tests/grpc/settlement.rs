@@ -334,11 +334,7 @@ async fn crash_at(point: &str, nth: usize) -> Server {
     let failing = [("VOLTA_JWT_HS256_SECRET", SECRET), ("VOLTA_FAILPOINTS", &format!("{point}@{nth}"))];
     let mut server = Server::start_with(&["--database", &db], &failing);
     let answered = trade_until_gone(&server, &admin).await;
-    let status = tokio::task::block_in_place(|| server.child.wait()).expect("exit");
-    {
-        use std::os::unix::process::ExitStatusExt as _;
-        assert_eq!(status.signal(), Some(6), "{point}: the server aborted at the failpoint ({status})");
-    }
+    aborted_at_failpoint(&mut server, &format!("{point}: the server"));
     assert!(answered < 16_000, "{point}: the failpoint was never reached");
     drop(server);
 
@@ -370,6 +366,27 @@ async fn a_crash_after_applying_before_the_mark_settles_nothing_twice() {
         0,
         "a batch applied in place came again:\n{metrics}"
     );
+}
+
+/// Trades ten orders per participant at a time on `trading` until `dying`
+/// (which may be the same process) has stopped at its failpoint; returns
+/// the orders per participant sent.
+async fn trade_until_stopped(trading: &Server, dying: &Server, admin: &str) -> usize {
+    let mut round = 0;
+    while dying.is_running() {
+        assert!(round < 200, "the failpoint was never reached");
+        trade(trading, admin, round, 10).await;
+        round += 10;
+    }
+    round
+}
+
+/// Waits for `server` to exit and checks that it aborted at its failpoint
+/// (SIGABRT: as abruptly as `kill -9`); `who` names it in the failure.
+fn aborted_at_failpoint(server: &mut Server, who: &str) {
+    use std::os::unix::process::ExitStatusExt as _;
+    let status = tokio::task::block_in_place(|| server.child.wait()).expect("exit");
+    assert_eq!(status.signal(), Some(6), "{who} aborted at the failpoint ({status})");
 }
 
 /// Trades `orders` orders per participant, eight at once; returns the
@@ -532,17 +549,8 @@ async fn over_nats_a_crash_after_applying_before_the_ack_settles_nothing_twice()
     let trading = split.process("trading");
     let admin = as_party("acme", "ops", "admin");
     create_park(&mut TradingServiceClient::new(trading.channel().await), &admin).await;
-    let mut round = 0;
-    while ledger.is_running() {
-        assert!(round < 200, "the failpoint was never reached");
-        trade(&trading, &admin, round, 10).await;
-        round += 10;
-    }
-    let status = tokio::task::block_in_place(|| ledger.child.wait()).expect("exit");
-    {
-        use std::os::unix::process::ExitStatusExt as _;
-        assert_eq!(status.signal(), Some(6), "the ledger aborted at the failpoint ({status})");
-    }
+    let round = trade_until_stopped(&trading, &ledger, &admin).await;
+    aborted_at_failpoint(&mut ledger, "the ledger");
     drop(ledger);
     let ledger = split.process("contracts");
     assert!(trade(&trading, &admin, round, 250).await > 0);
@@ -576,17 +584,8 @@ async fn over_nats_a_crash_after_sending_before_the_mark_settles_nothing_twice()
     let mut trading = split.process_with("trading", &[("VOLTA_FAILPOINTS", "relay.after_send@3")]);
     let admin = as_party("acme", "ops", "admin");
     create_park(&mut TradingServiceClient::new(trading.channel().await), &admin).await;
-    let mut round = 0;
-    while trading.is_running() {
-        assert!(round < 200, "the failpoint was never reached");
-        trade(&trading, &admin, round, 10).await;
-        round += 10;
-    }
-    let status = tokio::task::block_in_place(|| trading.child.wait()).expect("exit");
-    {
-        use std::os::unix::process::ExitStatusExt as _;
-        assert_eq!(status.signal(), Some(6), "the trading process aborted at the failpoint ({status})");
-    }
+    let round = trade_until_stopped(&trading, &trading, &admin).await;
+    aborted_at_failpoint(&mut trading, "the trading process");
     drop(trading);
     let trading = split.process("trading");
     assert!(trade(&trading, &admin, round, 250).await > 0);

@@ -13,10 +13,11 @@
 //!   all processes taking turns; on SQLite by claiming them for a while
 //!   (`claimed_by`, `claimed_until`). Where the consumers are in the same
 //!   process and database, a round applies and marks its batch in one
-//!   transaction instead ([`MessagingStore::relay_in_place`]). What the carrier did not take waits
-//!   for a retry (`claimed_until`), and no relay takes a message while an
-//!   earlier one of its aggregate is held or waits, so an aggregate's
-//!   messages reach the carrier in order even when several relays run.
+//!   transaction instead ([`MessagingStore::relay_in_place`]). What the
+//!   carrier did not take waits for a retry (`claimed_until`), and no
+//!   relay takes a message while an earlier one of its aggregate is held
+//!   or waits, so an aggregate's messages reach the carrier in order even
+//!   when several relays run.
 //! - **Inbox** (`messaging_inbox`, `messaging_cursors`): a consumer applies
 //!   message `seq` of an aggregate only after `seq - 1`; it records the id
 //!   and moves the aggregate's cursor in the transaction of the effect, so
@@ -473,8 +474,22 @@ fn takeable(columns: &str, now: usize, first_kind: usize, kinds: usize, limit: u
     )
 }
 
-/// What a round may take at `now` (see [`takeable`]), read on `conn`
-/// inside the round's transaction, in aggregate order.
+/// `WITH RECURSIVE aggregates (aggregate)`: the aggregates of the kind in
+/// placeholder `kind`, found one index seek each (a loose index scan of
+/// `messaging_outbox_by_kind`) rather than by walking the kind's messages;
+/// the last row is a NULL.
+fn kind_aggregates(kind: usize) -> String {
+    format!(
+        "WITH RECURSIVE aggregates (aggregate) AS ( \
+           SELECT MIN(aggregate) FROM messaging_outbox WHERE kind = ${kind} \
+           UNION ALL \
+           SELECT (SELECT MIN(n.aggregate) FROM messaging_outbox n WHERE n.kind = ${kind} AND n.aggregate > a.aggregate) \
+           FROM aggregates a WHERE a.aggregate IS NOT NULL)"
+    )
+}
+
+/// What a round may take at `now` (see [`takeable`]), read on `conn`, in
+/// aggregate order.
 async fn take(conn: &mut sqlx::AnyConnection, round: &Round<'_>, now: Timestamp) -> Result<Vec<Message>, StoreError> {
     let columns: Vec<String> = MESSAGE_COLUMNS.split(", ").map(|c| format!("o.{c}")).collect();
     let sql = takeable(&columns.join(", "), 1, 2, round.kinds.len(), round.limit);
@@ -840,8 +855,8 @@ async fn write_ledger(
     Ok(())
 }
 
-/// Contract `body` into the trading service's view, inside `tx`, unless
-/// the view holds a later change of it.
+/// Contract `body` into the trading service's view, on `conn` (inside its
+/// transaction), unless the view holds a later change of it.
 async fn write_contract_view(
     conn: &mut sqlx::AnyConnection,
     message: &Message,
@@ -1212,15 +1227,11 @@ impl MessagingStore for Store {
         // the cursors instead walked every message of the kind (SQLite's
         // plan), 243 ms against 1.4 ms for 400,000 messages.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "WITH RECURSIVE aggregates (aggregate) AS ( \
-               SELECT MIN(aggregate) FROM messaging_outbox WHERE kind = $3 \
-               UNION ALL \
-               SELECT (SELECT MIN(n.aggregate) FROM messaging_outbox n WHERE n.kind = $3 AND n.aggregate > a.aggregate) \
-               FROM aggregates a WHERE a.aggregate IS NOT NULL) \
-             SELECT o.id FROM aggregates a LEFT JOIN messaging_cursors c \
+            "{} SELECT o.id FROM aggregates a LEFT JOIN messaging_cursors c \
              ON c.consumer = $2 AND c.aggregate = a.aggregate \
              JOIN messaging_outbox o ON o.kind = $3 AND o.aggregate = a.aggregate AND o.seq > COALESCE(c.seq, 0) \
-             WHERE o.published_at IS NOT NULL AND o.published_at < $1 ORDER BY o.aggregate, o.seq LIMIT {limit}"
+             WHERE o.published_at IS NOT NULL AND o.published_at < $1 ORDER BY o.aggregate, o.seq LIMIT {limit}",
+            kind_aggregates(3)
         )))
         .bind(super::stored_time(before))
         .bind(route.consumer)
@@ -1312,16 +1323,12 @@ impl MessagingStore for Store {
         // enough.) A prune lost with the database is done again.
         self.relaxed("prune handled messages", async |conn| {
             let mut tx = conn.begin().await.map_err(StoreError::query("begin pruning"))?;
-            let rows = sqlx::query(
-                "WITH RECURSIVE aggregates (aggregate) AS ( \
-                   SELECT MIN(aggregate) FROM messaging_outbox WHERE kind = $2 \
-                   UNION ALL \
-                   SELECT (SELECT MIN(n.aggregate) FROM messaging_outbox n WHERE n.kind = $2 AND n.aggregate > a.aggregate) \
-                   FROM aggregates a WHERE a.aggregate IS NOT NULL) \
-                 SELECT a.aggregate, c.seq AS handled, \
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{} SELECT a.aggregate, c.seq AS handled, \
                    (SELECT MIN(f.seq) FROM messaging_outbox f WHERE f.aggregate = a.aggregate) AS first \
                  FROM aggregates a JOIN messaging_cursors c ON c.consumer = $1 AND c.aggregate = a.aggregate",
-            )
+                kind_aggregates(2)
+            )))
             .bind(consumer)
             .bind(route.kind)
             .fetch_all(&mut *tx)
@@ -1332,7 +1339,8 @@ impl MessagingStore for Store {
                 let aggregate: String =
                     row.try_get("aggregate").map_err(StoreError::query("read the outbox's aggregates"))?;
                 let handled: i64 = row.try_get("handled").map_err(StoreError::query("read a cursor"))?;
-                let Some(first) = row.try_get::<Option<i64>, _>("first").map_err(StoreError::query("read an aggregate"))?
+                let Some(first) =
+                    row.try_get::<Option<i64>, _>("first").map_err(StoreError::query("read an aggregate"))?
                 else {
                     continue;
                 };
