@@ -8,8 +8,10 @@ ways in one run on the same machine.
 - volta apart:    the same with `--separate-units` (every unit its own
                   binaries, as before fleets);
 - highs on MPS:   HiGHS (highspy) reading the model Volta writes as MPS
-                  (`--write-model FILE.mps`) and solving it with the same gap
-                  and thread count: the limit for this solver on this model.
+                  (`--write-model FILE.mps`) and solving it with the same gap,
+                  thread count and strategy (presolve, LP method, heuristic
+                  effort: what Volta's summary says it used): the limit for
+                  this solver on this model.
                   MPS keeps Volta's column and row order, so HiGHS sees the
                   very problem Volta hands it and takes the same search path;
                   the ratio is what Volta costs around the solver;
@@ -61,16 +63,23 @@ def volta(binary: str, case: Path, gap: float, limit: float, extra: list[str]) -
     if proc.returncode not in (0, 3):
         raise RuntimeError(f"volta failed on {case}: {proc.stderr.strip()}")
     summary = json.loads(proc.stdout)
-    return {"seconds": wall, "status": summary["status"], "cost": summary.get("objective"), "gap": summary.get("gap")}
+    return {"seconds": wall, "status": summary["status"], "cost": summary.get("objective"), "gap": summary.get("gap"),
+            "strategy": summary.get("strategy")}
 
 
-def highs_on_file(model: Path, gap: float, limit: float) -> dict:
+def highs_on_file(model: Path, gap: float, limit: float, strategy: dict | None) -> dict:
+    """HiGHS on the written model, told what Volta told it (the summary's strategy)."""
     started = time.perf_counter()
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("mip_rel_gap", gap)
     h.setOptionValue("threads", 1)
     h.setOptionValue("time_limit", limit)
+    if strategy:
+        h.setOptionValue("presolve", "on" if strategy["presolve"] else "off")
+        h.setOptionValue("mip_lp_solver", strategy["lp_method"])
+        if strategy.get("heuristic_effort") is not None:
+            h.setOptionValue("mip_heuristic_effort", strategy["heuristic_effort"])
     if h.readModel(str(model)) != highspy.HighsStatus.kOk:
         raise RuntimeError(f"HiGHS cannot read {model}")
     h.run()
@@ -109,8 +118,8 @@ def main() -> int:
                                 "--time-limit", "1", "--no-prices"], capture_output=True, check=False)
             ours = volta(args.volta, case, args.gap, args.time_limit, [])
             apart = None if args.no_apart else volta(args.volta, case, args.gap, args.time_limit, ["--separate-units"])
-            direct = highs_on_file(files["mps"], args.gap, args.time_limit)
-            reordered = highs_on_file(files["lp"], args.gap, args.time_limit)
+            direct = highs_on_file(files["mps"], args.gap, args.time_limit, ours["strategy"])
+            reordered = highs_on_file(files["lp"], args.gap, args.time_limit, ours["strategy"])
             costs = [r["cost"] for r in (ours, apart, direct, reordered) if r and r["cost"] is not None]
             spread = (max(costs) - min(costs)) / max(1.0, abs(min(costs))) if costs else 0.0
             # Each is within the gap of the optimum, so two differ by at most twice it.

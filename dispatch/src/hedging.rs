@@ -336,8 +336,8 @@ fn solve_one(
     }
     let first_cols: Vec<(Vec<volta_lp::Col>, bool)> =
         units.iter().map(|(_, c)| (c.clone(), true)).chain(grids.iter().map(|(_, c)| (c.clone(), false))).collect();
-    let solved =
-        volta_lp::solve(built.lp, &objective, &solve::settings(&options.options)).map_err(DispatchError::Solver)?;
+    let (settings, _) = solve::settings(&options.options, &built.lp);
+    let solved = volta_lp::solve(built.lp, &objective, &settings).map_err(DispatchError::Solver)?;
     // The best bound, not the incumbent: a lower bound stays one under a MIP gap.
     let (Some(x), Some(value)) = (solved.x, solved.best_bound.or(solved.objective)) else {
         return Err(DispatchError::Solver(format!(

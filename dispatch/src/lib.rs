@@ -99,6 +99,7 @@ mod plan;
 mod rolling;
 mod solve;
 pub mod stochastic;
+mod strategy;
 pub mod verify;
 mod warm;
 
@@ -118,6 +119,7 @@ pub use plan::{
 pub use plan::{Infeasibility, Violation, ViolationKind};
 pub use rolling::{RollingOptions, RollingResult, WindowReport, rolling_horizon};
 pub use stochastic::{Cvar, Plan, Scenario, StochasticOptions, StochasticSolution, redispatch, two_stage};
+pub use strategy::{Class, DEFAULT_HEURISTIC_EFFORT, LpMethod, Resolved, Strategy};
 
 use crate::model::{Model, Window};
 
@@ -359,6 +361,7 @@ pub(crate) fn check_options(options: &Options) -> Result<(), DispatchError> {
     if options.threads == Some(0) {
         return Err(DispatchError::Option("threads must be at least 1".to_owned()));
     }
+    options.strategy.check()?;
     if let Objective::Weighted { cost_weight, co2_weight } = options.objective {
         for (name, w) in [("cost_weight", cost_weight), ("co2_weight", co2_weight)] {
             if !(w.is_finite() && (0.0..=volta_engine::MAX_MAGNITUDE).contains(&w)) {

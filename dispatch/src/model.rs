@@ -83,6 +83,9 @@ pub(crate) struct Hint {
     pub(crate) first: usize,
     /// By asset index.
     pub(crate) on: HashMap<usize, Vec<bool>>,
+    /// Steps in a day, when a day is a whole number of steps: the steps
+    /// the hint does not cover repeat the commitment of a day before.
+    pub(crate) day: Option<usize>,
 }
 
 impl<'a> Window<'a> {

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use volta_engine::Cancel;
 
+use crate::strategy::Strategy;
+
 /// What the schedule minimises.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -108,6 +110,9 @@ pub struct Options {
     pub mip_gap: Option<f64>,
     /// Solver threads (default: HiGHS's choice).
     pub threads: Option<u32>,
+    /// How HiGHS goes about the problem (default: Volta's choice for the
+    /// problem's class, see [`Strategy`]).
+    pub strategy: Strategy,
     /// Compute marginal prices per bus and step (one extra LP for a MILP).
     pub prices: bool,
     /// Print the solver's log on stderr.
@@ -133,6 +138,7 @@ impl Default for Options {
             time_limit_s: None,
             mip_gap: None,
             threads: None,
+            strategy: Strategy::default(),
             prices: true,
             verbose: false,
             fleets: true,

@@ -98,6 +98,8 @@ pub struct SolveStats {
     /// Integer columns the solver was started from: a rolling window's
     /// commitment inherited from the window before (0 for a cold start).
     pub warm_start: usize,
+    /// How HiGHS was asked to solve (see [`crate::Strategy`]).
+    pub strategy: Option<crate::Resolved>,
 }
 
 /// An optimal (or best-found) operating schedule.

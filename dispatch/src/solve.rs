@@ -12,6 +12,7 @@ use crate::options::Options;
 use crate::plan::{
     AssetSchedule, BusSchedule, CostCategory, CostItem, Detail, EmissionItem, Flow, Schedule, SolveStats, Status,
 };
+use crate::strategy::{Class, Resolved};
 use volta_lp::{Col, Integrality, Lin, Outcome, Settings};
 
 /// What HiGHS returned, before interpretation.
@@ -28,6 +29,8 @@ pub(crate) struct Raw {
     pub(crate) seconds: f64,
     /// HiGHS could not tell infeasible from unbounded.
     pub(crate) ambiguous: bool,
+    /// How HiGHS was asked to solve.
+    pub(crate) strategy: Resolved,
 }
 
 /// Solves `model` minimising `objective`, a MIP from the partial
@@ -40,7 +43,8 @@ pub(crate) fn run(
 ) -> Result<(Model, Raw), DispatchError> {
     // The LP is consumed by HiGHS; keep the rest of the model for reading.
     let lp = std::mem::replace(&mut model.lp, volta_lp::solve::placeholder());
-    let s = volta_lp::solve_from(lp, objective, &settings(options), start).map_err(DispatchError::Solver)?;
+    let (settings, strategy) = settings(options, &lp);
+    let s = volta_lp::solve_from(lp, objective, &settings, start).map_err(DispatchError::Solver)?;
     let raw = Raw {
         status: status_of(s.outcome),
         objective: s.objective,
@@ -50,18 +54,23 @@ pub(crate) fn run(
         duals: s.duals,
         seconds: s.seconds,
         ambiguous: s.ambiguous,
+        strategy,
     };
     Ok((model, raw))
 }
 
-/// HiGHS's settings for `options`.
-pub(crate) fn settings(options: &Options) -> Settings {
-    Settings {
+/// HiGHS's settings for `options` and the problem `lp`, with the strategy
+/// they resolve to for it.
+pub(crate) fn settings(options: &Options, lp: &volta_lp::Lp) -> (Settings, Resolved) {
+    let strategy = options.strategy.resolve(Class::of(lp));
+    let settings = Settings {
         verbose: options.verbose,
         time_limit_s: options.time_limit_s,
         mip_gap: options.mip_gap,
         threads: options.threads,
-    }
+        strategy: strategy.lp(),
+    };
+    (settings, strategy)
 }
 
 /// The status a solver outcome reports.
@@ -102,6 +111,7 @@ pub(crate) fn solve_window(
     stats.warm_start = start.len();
     let (model, mut raw) = run(model, &objective, options, &start)?;
     stats.solve_seconds = raw.seconds;
+    stats.strategy = Some(raw.strategy);
     // Marginal prices: the LP duals, or for a MILP those of the LP with its
     // binaries fixed at the solution.
     if options.prices

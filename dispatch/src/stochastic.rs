@@ -519,7 +519,9 @@ pub(crate) fn extensive(
         ..SolveStats::default()
     };
     options.options.cancel.check()?;
-    let solved = volta_lp::solve(lp, &objective, &solve::settings(&options.options)).map_err(DispatchError::Solver)?;
+    let (settings, strategy) = solve::settings(&options.options, &lp);
+    stats.strategy = Some(strategy);
+    let solved = volta_lp::solve(lp, &objective, &settings).map_err(DispatchError::Solver)?;
     stats.solve_seconds = solved.seconds;
     let mut solution = StochasticSolution {
         status: solve::status_of(solved.outcome),

@@ -17,4 +17,4 @@ pub mod model;
 pub mod solve;
 
 pub use model::{Col, Integrality, Lin, Lp, Row, Sense};
-pub use solve::{Outcome, Settings, Solution, solve, solve_from};
+pub use solve::{LpMethod, Outcome, Settings, Solution, Strategy, solve, solve_from};

@@ -17,6 +17,43 @@ pub struct Settings {
     pub mip_gap: Option<f64>,
     /// Threads HiGHS may use.
     pub threads: Option<u32>,
+    /// How HiGHS goes about the problem (each part unset: HiGHS's choice).
+    pub strategy: Strategy,
+}
+
+/// The algorithm for an LP, and for a MIP's first LP (its root relaxation,
+/// solved without a basis; the LPs of the branch and bound are always
+/// solved by the dual simplex from their parent's basis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LpMethod {
+    /// The simplex method (HiGHS's dual simplex, its usual choice): an
+    /// exact vertex and its basis.
+    Simplex,
+    /// The interior point method (HiGHS's IPX), then a crossover to a
+    /// vertex and its basis, so the duals are those of the simplex.
+    Ipm,
+}
+
+impl LpMethod {
+    /// HiGHS's name for it.
+    fn highs(self) -> &'static str {
+        match self {
+            Self::Simplex => "simplex",
+            Self::Ipm => "ipm",
+        }
+    }
+}
+
+/// How HiGHS goes about a problem: each part left unset is HiGHS's own
+/// choice (simplex for an LP, presolve on, a heuristic effort of 0.05).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Strategy {
+    /// The LP algorithm.
+    pub lp_method: Option<LpMethod>,
+    /// Whether to presolve.
+    pub presolve: Option<bool>,
+    /// The share of a MIP's effort spent on primal heuristics, in [0, 1].
+    pub heuristic_effort: Option<f64>,
 }
 
 /// How a solve ended.
@@ -111,6 +148,19 @@ pub fn solve_from(lp: Lp, objective: &Lin, settings: &Settings, start: &[(Col, f
     if let Some(threads) = settings.threads {
         let threads = i32::try_from(threads).unwrap_or(i32::MAX);
         set("threads", highs.try_set_option("threads", threads))?;
+    }
+    let Strategy { lp_method, presolve, heuristic_effort } = settings.strategy;
+    if let Some(method) = lp_method {
+        let option = if is_mip { "mip_lp_solver" } else { "solver" };
+        set(option, highs.try_set_option(option, method.highs()))?;
+    }
+    if let Some(presolve) = presolve {
+        set("presolve", highs.try_set_option("presolve", if presolve { "on" } else { "off" }))?;
+    }
+    if let Some(effort) = heuristic_effort
+        && is_mip
+    {
+        set("mip_heuristic_effort", highs.try_set_option("mip_heuristic_effort", effort))?;
     }
     if is_mip && !start.is_empty() {
         // HiGHS reads an infinite value as "undefined": what its sparse
@@ -254,5 +304,37 @@ mod tests {
         let (lp, objective) = knapsack();
         let error = solve_from(lp, &objective, &Settings::default(), &[(Col(12), 1.0)]).expect_err("no column 12");
         assert!(error.contains("no column 12"), "{error}");
+    }
+
+    #[test]
+    fn every_strategy_reaches_the_same_optimum_and_a_bad_one_is_refused() {
+        let (lp, objective) = knapsack();
+        let best = solve(lp, &objective, &Settings::default()).expect("solves").objective.expect("optimum");
+        let lp_optimum = |strategy: Strategy| {
+            let mut lp = Lp::new(Integrality::Integer);
+            let a = lp.col(0.0, 3.0);
+            let b = lp.col(0.0, f64::INFINITY);
+            let demand = lp.ge(Lin::term(a, 1.0).with(b, 1.0), 4.0);
+            let s = solve(lp, &Lin::term(a, 2.0).with(b, 3.0), &Settings { strategy, ..Settings::default() })
+                .expect("solves");
+            (s.objective.expect("objective"), s.duals.expect("duals")[demand.0].abs())
+        };
+        for lp_method in [None, Some(LpMethod::Simplex), Some(LpMethod::Ipm)] {
+            for presolve in [None, Some(true), Some(false)] {
+                for heuristic_effort in [None, Some(0.0), Some(1.0)] {
+                    let strategy = Strategy { lp_method, presolve, heuristic_effort };
+                    let (lp, objective) = knapsack();
+                    let settings = Settings { strategy, ..Settings::default() };
+                    let s = solve(lp, &objective, &settings).expect("solves");
+                    assert!((s.objective.expect("optimum") - best).abs() < 1e-9, "{strategy:?}");
+                    let (cost, dual) = lp_optimum(strategy);
+                    assert!((cost - 9.0).abs() < 1e-7 && (dual - 3.0).abs() < 1e-7, "{strategy:?}: {cost} {dual}");
+                }
+            }
+        }
+        let (lp, objective) = knapsack();
+        let strategy = Strategy { heuristic_effort: Some(2.0), ..Strategy::default() };
+        let error = solve(lp, &objective, &Settings { strategy, ..Settings::default() }).expect_err("out of range");
+        assert!(error.contains("mip_heuristic_effort"), "{error}");
     }
 }

@@ -10,11 +10,11 @@
 //! bound of the whole horizon's LP relaxation (timed apart). Both runs solve
 //! each window to the same gap (HiGHS's default 1e-4 unless `--gap`).
 //!
-//! `cargo run --release -p volta-benches --bin rolling-year -- [--weeks N | --case NAME --copies N] [--horizon-h H] [--commit-h C] [--gap G]`
+//! `cargo run --release -p volta-benches --bin rolling-year -- [--weeks N | --case NAME --copies N] [--horizon-h H] [--commit-h C] [--gap G] [--heuristic-effort E] [--presolve on|off] [--windows] [--verbose]`
 
 use std::time::Instant;
 
-use volta_dispatch::{Options, RollingOptions, RollingResult, rolling_horizon};
+use volta_dispatch::{Options, RollingOptions, RollingResult, Strategy, rolling_horizon};
 
 struct Args {
     weeks: usize,
@@ -23,12 +23,42 @@ struct Args {
     horizon: usize,
     commit: usize,
     gap: Option<f64>,
+    /// Print each window's solve time, cold beside warm.
+    windows: bool,
+    /// HiGHS's log on stderr.
+    verbose: bool,
+    /// The heuristic effort of every window (default: Volta's choice).
+    effort: Option<f64>,
+    /// Whether every window is presolved (default: Volta's choice).
+    presolve: Option<bool>,
 }
 
 fn args() -> Args {
-    let mut args = Args { weeks: 52, case: None, copies: 7, horizon: 48, commit: 24, gap: None };
+    let mut args = Args {
+        weeks: 52,
+        case: None,
+        copies: 7,
+        horizon: 48,
+        commit: 24,
+        gap: None,
+        windows: false,
+        verbose: false,
+        effort: None,
+        presolve: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--windows" => {
+                args.windows = true;
+                continue;
+            }
+            "--verbose" => {
+                args.verbose = true;
+                continue;
+            }
+            _ => {}
+        }
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         let int = || value.parse::<usize>().unwrap_or_else(|_| panic!("{flag}: not a whole number: {value}"));
         match flag.as_str() {
@@ -37,8 +67,15 @@ fn args() -> Args {
             "--copies" => args.copies = int(),
             "--horizon-h" => args.horizon = int(),
             "--commit-h" => args.commit = int(),
+            "--presolve" => args.presolve = Some(value == "on"),
+            "--heuristic-effort" => {
+                args.effort =
+                    Some(value.parse().unwrap_or_else(|_| panic!("--heuristic-effort: not a number: {value}")));
+            }
             "--gap" => args.gap = Some(value.parse().unwrap_or_else(|_| panic!("--gap: not a number: {value}"))),
-            other => panic!("unknown flag {other} (--weeks, --case, --copies, --horizon-h, --commit-h, --gap)"),
+            other => panic!(
+                "unknown flag {other} (--weeks, --case, --copies, --horizon-h, --commit-h, --gap, --heuristic-effort, --presolve, --windows, --verbose)"
+            ),
         }
     }
     args
@@ -59,7 +96,15 @@ fn main() {
         ),
         Some(name) => (volta_benches::tiled(name, args.copies), format!("{name} repeated {} times", args.copies)),
     };
-    let options = Options { mip_gap: args.gap, prices: false, threads: Some(1), ..Options::default() };
+    let strategy = Strategy { heuristic_effort: args.effort, presolve: args.presolve, ..Strategy::default() };
+    let options = Options {
+        mip_gap: args.gap,
+        prices: false,
+        threads: Some(1),
+        verbose: args.verbose,
+        strategy,
+        ..Options::default()
+    };
     let warm = RollingOptions::new(args.horizon, Some(args.commit), options.clone());
     let cold = RollingOptions { warm_start: false, ..warm.clone() };
     println!(
@@ -73,6 +118,7 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|");
     let mut walls = Vec::new();
     let mut costs = Vec::new();
+    let mut runs = Vec::new();
     for (name, rolling) in [("cold", &cold), ("warm", &warm)] {
         let (wall, result) = run(&case, rolling);
         let solve: f64 = result.windows.iter().map(|w| w.solve_seconds).sum();
@@ -85,6 +131,17 @@ fn main() {
         );
         walls.push(wall);
         costs.push(cost);
+        runs.push(result);
+    }
+    if args.windows {
+        println!("| window | first step | cold s | warm s | started columns |");
+        println!("|---:|---:|---:|---:|---:|");
+        for (i, (cold, warm)) in runs[0].windows.iter().zip(&runs[1].windows).enumerate() {
+            println!(
+                "| {i} | {} | {:.3} | {:.3} | {} |",
+                cold.start, cold.solve_seconds, warm.solve_seconds, warm.warm_start
+            );
+        }
     }
     println!(
         "warm / cold: {:.2}x faster; stitched costs differ by {:.1e} (relative)",

@@ -229,6 +229,13 @@ fn solution_dict<'py>(py: Python<'py>, solution: Solution) -> PyResult<Bound<'py
     out.set_item("gap", solution.gap)?;
     out.set_item("solve_seconds", solution.stats.solve_seconds)?;
     out.set_item("build_seconds", solution.stats.build_seconds)?;
+    if let Some(strategy) = solution.stats.strategy {
+        let used = PyDict::new(py);
+        used.set_item("lp_method", strategy.lp_method.name())?;
+        used.set_item("presolve", strategy.presolve)?;
+        used.set_item("heuristic_effort", strategy.heuristic_effort)?;
+        out.set_item("strategy", used)?;
+    }
     out.set_item("infeasibility", solution.infeasibility.as_ref().map(volta_dispatch::Infeasibility::report))?;
     out.set_item("exact_cost", solution.exact.map(|e| e.cost))?;
     out.set_item("exact_lower_bound", solution.exact.and_then(|e| e.lower_bound))?;
@@ -264,7 +271,10 @@ fn write_model(
 
 /// Optimises a case; see `volta.schedule`.
 #[pyfunction]
-#[pyo3(signature = (case, objective = "cost", co2_price = None, time_limit = None, gap = None, threads = None, separate_units = false))]
+#[pyo3(signature = (
+    case, objective = "cost", co2_price = None, time_limit = None, gap = None, threads = None, separate_units = false,
+    lp_method = None, presolve = None, heuristic_effort = None,
+))]
 #[expect(clippy::too_many_arguments, reason = "one argument per keyword of volta.schedule")]
 fn schedule<'py>(
     py: Python<'py>,
@@ -275,8 +285,22 @@ fn schedule<'py>(
     gap: Option<f64>,
     threads: Option<u32>,
     separate_units: bool,
+    lp_method: Option<&str>,
+    presolve: Option<bool>,
+    heuristic_effort: Option<f64>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let options = Options { fleets: !separate_units, ..options(py, objective, co2_price, time_limit, gap, threads)? };
+    let lp_method = match lp_method {
+        None => None,
+        Some("simplex") => Some(volta_dispatch::LpMethod::Simplex),
+        Some("ipm") => Some(volta_dispatch::LpMethod::Ipm),
+        Some(other) => {
+            return Err(raise(py, Raise::Solver, format!("lp_method: {other:?} is neither \"simplex\" nor \"ipm\"")));
+        }
+    };
+    let strategy = volta_dispatch::Strategy { lp_method, presolve, heuristic_effort };
+    strategy.check().map_err(|e| raise(py, Raise::Solver, e.to_string()))?;
+    let options =
+        Options { fleets: !separate_units, strategy, ..options(py, objective, co2_price, time_limit, gap, threads)? };
     let owned = case.case.clone();
     let cancel = options.cancel.clone();
     let solved = interruptible(py, &cancel, move || volta_dispatch::schedule(&owned, &options))?;

@@ -31,6 +31,19 @@ def test_kazarlis_reaches_the_published_optimum():
     assert result.exact_lower_bound <= 563_937.7 <= result.cost
 
 
+def test_a_solver_strategy_is_used_reported_and_checked():
+    case = volta.Case.from_file(CASES / "benchmarks" / "kazarlis10.toml")
+    chosen = volta.schedule(case, gap=1e-6)
+    assert set(chosen.strategy) == {"lp_method", "presolve", "heuristic_effort"}
+    set_ = volta.schedule(case, gap=1e-6, lp_method="ipm", presolve=False, heuristic_effort=0.3)
+    assert set_.strategy == {"lp_method": "ipm", "presolve": False, "heuristic_effort": 0.3}
+    assert set_.objective == pytest.approx(chosen.objective, rel=1e-6)
+    with pytest.raises(volta.SolverError, match="strategy.heuristic_effort"):
+        volta.schedule(case, heuristic_effort=1.5)
+    with pytest.raises(volta.SolverError, match="lp_method"):
+        volta.schedule(case, lp_method="barrier")
+
+
 def test_identical_units_as_a_fleet_or_apart_reach_one_optimum():
     # Kazarlis 20: two copies of each unit. Each unit has its own schedule
     # either way.

@@ -10,4 +10,5 @@ mod horizons;
 mod invariants;
 mod statuses;
 mod stochastic;
+mod strategy;
 mod support;

@@ -6,7 +6,8 @@
 use jiff::SignedDuration;
 use tonic::Status;
 use volta_dispatch::{
-    Detail, DispatchError, Front, Infeasibility, MAX_BLOCKS, Objective, RollingResult, Schedule, Solution, WindowReport,
+    Detail, DispatchError, Front, Infeasibility, LpMethod, MAX_BLOCKS, Objective, Resolved, RollingResult, Schedule,
+    Solution, Strategy, WindowReport,
 };
 use volta_engine::{CaseReader, Checked, Format, TimeGrid};
 
@@ -70,6 +71,39 @@ pub(crate) fn time_limit(field: &str, limit: Option<prost_types::Duration>) -> R
     }
 }
 
+/// A request's solver strategy, checked.
+fn solver_strategy(strategy: pb::SolverStrategy) -> Result<Strategy, Status> {
+    let pb::SolverStrategy { lp_method, presolve, heuristic_effort } = strategy;
+    let lp_method = match pb::LpMethod::try_from(lp_method) {
+        Ok(pb::LpMethod::Unspecified) => None,
+        Ok(pb::LpMethod::Simplex) => Some(LpMethod::Simplex),
+        Ok(pb::LpMethod::Ipm) => Some(LpMethod::Ipm),
+        Err(_) => return Err(status::invalid("strategy.lp_method", format!("unknown value {lp_method}"))),
+    };
+    if let Some(effort) = heuristic_effort
+        && !(0.0..=1.0).contains(&effort)
+    {
+        return Err(status::invalid(
+            "strategy.heuristic_effort",
+            format!("{effort:?} is not a share of the effort in [0, 1]"),
+        ));
+    }
+    Ok(Strategy { lp_method, presolve, heuristic_effort })
+}
+
+/// The strategy a solve used, as the API reports it.
+fn used_strategy(strategy: Resolved) -> pb::SolverStrategy {
+    pb::SolverStrategy {
+        lp_method: match strategy.lp_method {
+            LpMethod::Simplex => pb::LpMethod::Simplex,
+            LpMethod::Ipm => pb::LpMethod::Ipm,
+        }
+        .into(),
+        presolve: Some(strategy.presolve),
+        heuristic_effort: strategy.heuristic_effort,
+    }
+}
+
 /// The solver settings every solving request carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Solving {
@@ -79,6 +113,8 @@ pub struct Solving {
     pub mip_gap: Option<f64>,
     /// The requested time limit (of each solve, or each window).
     pub time_limit: Option<SignedDuration>,
+    /// How HiGHS goes about the problem (unset parts: Volta's choice).
+    pub strategy: Strategy,
 }
 
 /// A Schedule request, read and checked (the case is read later, off the
@@ -114,6 +150,7 @@ impl TryFrom<pb::ScheduleRequest> for ScheduleCall {
             separate_units,
             blocks,
             seam_steps,
+            strategy,
         } = request;
         let full = match pb::ScheduleView::try_from(view) {
             Ok(pb::ScheduleView::Unspecified | pb::ScheduleView::Full) => true,
@@ -127,6 +164,7 @@ impl TryFrom<pb::ScheduleRequest> for ScheduleCall {
             objective: objective(kind, co2_price)?,
             mip_gap: mip_gap(gap)?,
             time_limit: time_limit("time_limit", limit)?,
+            strategy: strategy.map(solver_strategy).transpose()?.unwrap_or_default(),
         };
         let blocks = match (blocks, seam_steps) {
             (None, Some(_)) => {
@@ -185,6 +223,7 @@ impl TryFrom<pb::ParetoRequest> for ParetoCall {
             objective: Objective::Cost,
             mip_gap: mip_gap(gap)?,
             time_limit: time_limit("time_limit", limit)?,
+            strategy: Strategy::default(),
         };
         Ok(Self { case, points: time::unsigned("points", points)?, solving })
     }
@@ -229,6 +268,7 @@ impl TryFrom<pb::RollingHorizonRequest> for RollingCall {
             objective: objective(kind, co2_price)?,
             mip_gap: mip_gap(gap)?,
             time_limit: time_limit("window_time_limit", window_time_limit)?,
+            strategy: Strategy::default(),
         };
         if lower_bound && solving.objective != Objective::Cost {
             let message = "a lower bound is computed for OBJECTIVE_COST without a co2_price only";
@@ -384,6 +424,7 @@ pub fn schedule_response(solved: &Solution, call: &ScheduleCall) -> pb::Schedule
         schedule: plan.filter(|_| call.full).map(|p| schedule(p, &call.asset_ids)),
         exact_cost: solved.exact.map(|e| e.cost),
         exact_lower_bound: solved.exact.and_then(|e| e.lower_bound),
+        strategy: solved.stats.strategy.map(used_strategy),
     }
 }
 

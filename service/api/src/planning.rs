@@ -174,6 +174,7 @@ impl TryFrom<pb::PlanRequest> for PlanCall {
                 objective: volta_dispatch::Objective::Cost,
                 mip_gap: mip_gap(gap)?,
                 time_limit: time_limit("time_limit", limit)?,
+                strategy: volta_dispatch::Strategy::default(),
             },
             schedules,
         })

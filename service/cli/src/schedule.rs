@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
-use volta_dispatch::{Decomposition, ModelFormat, Objective, Options, RollingOptions, Schedule, Solution, Status};
+use volta_dispatch::{
+    Decomposition, LpMethod, ModelFormat, Objective, Options, RollingOptions, Schedule, Solution, Status, Strategy,
+};
 use volta_engine::{Case, CaseReader, Error};
 
 use crate::report;
@@ -54,6 +56,11 @@ seams). The relaxation's optimum is reported as a lower bound, with how far
 from optimal the stitched schedule can be at most. Blocks of a week suit a
 year of hourly steps.
 
+The solver strategy (--lp-method, --presolve, --heuristic-effort) is
+Volta's choice for the problem's class unless set; the summary's
+\"strategy\" says what was used. Every strategy solves the same problem:
+the same optimum, a different path to it.
+
 With --write-model FILE.lp (or FILE.mps), the model handed to HiGHS is also
 written in the CPLEX LP (or free MPS) format, which HiGHS, Gurobi, CPLEX,
 SCIP and GLPK read, with
@@ -72,6 +79,7 @@ Examples:
   volta schedule datasets/cases/campus.toml --blocks 3
   volta schedule datasets/cases/campus.toml --write-model campus.lp
   volta schedule datasets/cases/benchmarks/kazarlis100.toml --gap 1e-4
+  volta schedule datasets/cases/islanded.toml --heuristic-effort 0.3
 
 Exit status: 0 with a schedule, 1 on an error (bad case or option), 2 for a
 command line that does not parse, 3 when the case is infeasible or unbounded
@@ -95,6 +103,30 @@ impl ObjectiveArg {
             Self::Co2 => "co2",
             Self::Weighted => "weighted",
         }
+    }
+}
+
+/// The LP algorithm.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LpMethodArg {
+    /// The dual simplex method.
+    Simplex,
+    /// The interior point method, then a crossover to a vertex.
+    Ipm,
+}
+
+fn on_off(value: &str) -> Result<bool, String> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("{other:?} is neither on nor off")),
+    }
+}
+
+fn share(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("{value:?} is not a share in [0, 1]")),
     }
 }
 
@@ -165,6 +197,17 @@ pub(super) struct Args {
     /// Print HiGHS's log on stderr.
     #[arg(long)]
     verbose: bool,
+    /// The LP algorithm, for an LP and a MIP's root relaxation (default:
+    /// Volta's choice for the problem, reported as "strategy" in the summary).
+    #[arg(long, value_enum, value_name = "METHOD", help_heading = "Solver strategy")]
+    lp_method: Option<LpMethodArg>,
+    /// Whether HiGHS presolves (default: Volta's choice).
+    #[arg(long, value_name = "on|off", value_parser = on_off, help_heading = "Solver strategy")]
+    presolve: Option<bool>,
+    /// The share of a MIP's effort spent on primal heuristics, in [0, 1]
+    /// (default: Volta's choice; HiGHS's own is 0.05).
+    #[arg(long, value_name = "SHARE", value_parser = share, help_heading = "Solver strategy")]
+    heuristic_effort: Option<f64>,
     /// Also write the model handed to HiGHS here: FILE.lp in the CPLEX LP
     /// format, FILE.mps in free MPS.
     #[arg(long, value_name = "FILE.lp|FILE.mps", conflicts_with_all = ["pareto", "horizon_h", "blocks"])]
@@ -200,6 +243,14 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         prices: !args.no_prices,
         verbose: args.verbose,
         fleets: !args.separate_units,
+        strategy: Strategy {
+            lp_method: args.lp_method.map(|m| match m {
+                LpMethodArg::Simplex => LpMethod::Simplex,
+                LpMethodArg::Ipm => LpMethod::Ipm,
+            }),
+            presolve: args.presolve,
+            heuristic_effort: args.heuristic_effort,
+        },
         ..Options::default()
     };
     if let Some(n) = args.pareto {
@@ -378,6 +429,7 @@ fn summary(case: &Case, options: &Options, solution: &Solution) -> Value {
         "currency": case.settings().currency,
         "steps": case.grid().len(),
         "model": { "columns": solution.stats.columns, "rows": solution.stats.rows, "binaries": solution.stats.binaries },
+        "strategy": solution.stats.strategy,
     });
     if let Some(plan) = plan {
         value["cost_by_category"] = by_category(plan);

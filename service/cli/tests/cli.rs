@@ -826,6 +826,43 @@ fn test_until_a_date_issues_nothing_on_that_date() {
 }
 
 #[test]
+fn a_solver_strategy_set_on_the_command_line_is_used_reported_and_reaches_the_same_optimum() {
+    let default = volta(&["schedule", &case("campus.toml"), "--no-prices"]);
+    assert!(default.status.success(), "{}", String::from_utf8_lossy(&default.stderr));
+    let default = json(&default);
+    let chosen = &default["strategy"];
+    assert!(chosen["lp_method"].is_string() && chosen["presolve"].is_boolean(), "{chosen}");
+    assert!(chosen["heuristic_effort"].is_number(), "a MIP reports its heuristic effort: {chosen}");
+    let set = volta(&[
+        "schedule",
+        &case("campus.toml"),
+        "--no-prices",
+        "--lp-method",
+        "ipm",
+        "--presolve",
+        "off",
+        "--heuristic-effort",
+        "0.3",
+    ]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let set = json(&set);
+    assert_eq!(set["strategy"], serde_json::json!({ "lp_method": "ipm", "presolve": false, "heuristic_effort": 0.3 }));
+    // Both within HiGHS's 1e-4 gap of the same optimum.
+    let (a, b) = (set["objective"].as_f64().expect("objective"), default["objective"].as_f64().expect("objective"));
+    assert!((a - b).abs() <= 2e-4 * b.abs(), "the same optimum within the gaps: {a} vs {b}");
+    for (flag, value, says) in [
+        ("--heuristic-effort", "1.5", "not a share in [0, 1]"),
+        ("--presolve", "maybe", "neither on nor off"),
+        ("--lp-method", "barrier", "invalid value"),
+    ] {
+        let out = volta(&["schedule", &case("campus.toml"), flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag) && err.contains(says), "{flag} {value}: {err}");
+    }
+}
+
+#[test]
 fn write_model_writes_the_lp_or_mps_with_readable_names_and_checks_its_extension() {
     let dir = tempfile::tempdir().expect("tempdir");
     let lp = dir.path().join("campus.lp");

@@ -62,6 +62,7 @@ pub(crate) fn solve_options(solving: &Solving, budget: &Budget) -> Options {
     Options {
         objective: solving.objective,
         mip_gap: solving.mip_gap,
+        strategy: solving.strategy,
         time_limit_s: budget.time_limit(solving.time_limit.map(|d| d.as_secs_f64())),
         cancel: Cancel::new(),
         ..Options::default()

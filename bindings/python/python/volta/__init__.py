@@ -182,7 +182,9 @@ class Schedule:
     the series are empty and ``infeasibility`` explains why. With quadratic
     fuel curves (taken as linear pieces), ``exact_cost`` is the schedule's
     cost on the curves themselves and ``exact_lower_bound`` a proven lower
-    bound on the exact optimum.
+    bound on the exact optimum. ``strategy`` is how HiGHS was asked to solve
+    (``lp_method``, ``presolve``, ``heuristic_effort``) where one solve made
+    the schedule.
     """
 
     status: str
@@ -196,6 +198,7 @@ class Schedule:
     infeasibility: str | None = None
     exact_cost: float | None = None
     exact_lower_bound: float | None = None
+    strategy: dict[str, Any] | None = None
     times: list[str] = field(default_factory=list)
     cost_by_category: dict[str, float] = field(default_factory=dict)
     costs: list[tuple[str | None, str, float]] = field(default_factory=list)
@@ -220,6 +223,7 @@ class Schedule:
             infeasibility=raw.get("infeasibility"),
             exact_cost=raw.get("exact_cost"),
             exact_lower_bound=raw.get("exact_lower_bound"),
+            strategy=raw.get("strategy"),
             times=plan.get("times", []),
             cost_by_category=plan.get("cost_by_category", {}),
             costs=[tuple(c) for c in plan.get("costs", [])],
@@ -308,6 +312,9 @@ def schedule(
     gap: float | None = None,
     threads: int | None = None,
     separate_units: bool = False,
+    lp_method: str | None = None,
+    presolve: bool | None = None,
+    heuristic_effort: float | None = None,
 ) -> Schedule:
     """Optimises the operation of ``case``.
 
@@ -322,9 +329,26 @@ def schedule(
     its own schedule); ``separate_units=True`` models each on its own. The
     GIL is released while solving, so schedules in a thread pool run in
     parallel.
+
+    The solver strategy is Volta's choice for the problem unless set:
+    ``lp_method`` (``"simplex"`` or ``"ipm"``, for an LP and a MIP's root),
+    ``presolve`` (``True``/``False``) and ``heuristic_effort`` (the share of
+    a MIP's effort on primal heuristics, in [0, 1]). What was used is
+    :attr:`Schedule.strategy`.
     """
     return Schedule._from_native(
-        _native.schedule(_as_case(case)._native, objective, co2_price, time_limit, gap, threads, separate_units)
+        _native.schedule(
+            _as_case(case)._native,
+            objective,
+            co2_price,
+            time_limit,
+            gap,
+            threads,
+            separate_units,
+            lp_method,
+            presolve,
+            heuristic_effort,
+        )
     )
 
 

@@ -27,6 +27,9 @@ def schedule(
     gap: float | None = ...,
     threads: int | None = ...,
     separate_units: bool = ...,
+    lp_method: str | None = ...,
+    presolve: bool | None = ...,
+    heuristic_effort: float | None = ...,
 ) -> dict[str, Any]: ...
 def pareto(case: Case, n: int = ..., time_limit: float | None = ..., gap: float | None = ...) -> list[dict[str, Any]]: ...
 def rolling_horizon(

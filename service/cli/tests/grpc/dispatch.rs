@@ -150,6 +150,39 @@ async fn identical_units_are_one_fleet_unless_asked_apart() {
     assert!(close(costs[0], costs[1], 2e-3), "{costs:?}");
 }
 
+/// A solver strategy in the request is the one used, reported back with
+/// every part set; the optimum is the same; a bad one is refused by field.
+#[tokio::test]
+async fn a_solver_strategy_is_used_and_reported_and_a_bad_one_refused_by_field() {
+    let server = Server::start(&[]);
+    let mut client = server.client().await;
+    let request = |strategy| pb::ScheduleRequest {
+        case: Some(case_json("benchmarks/kazarlis10.toml")),
+        mip_gap: Some(1e-6),
+        view: pb::ScheduleView::Summary.into(),
+        strategy,
+        ..pb::ScheduleRequest::default()
+    };
+    let chosen = client.schedule(request(None)).await.expect("schedule").into_inner();
+    let used = chosen.strategy.expect("the strategy used");
+    assert_ne!(used.lp_method(), pb::LpMethod::Unspecified);
+    assert!(used.presolve.is_some() && used.heuristic_effort.is_some(), "{used:?}");
+    let asked =
+        pb::SolverStrategy { lp_method: pb::LpMethod::Ipm.into(), presolve: Some(false), heuristic_effort: Some(0.3) };
+    let set = client.schedule(request(Some(asked))).await.expect("schedule").into_inner();
+    assert_eq!(set.strategy, Some(asked));
+    assert!(close(set.cost.expect("cost"), chosen.cost.expect("cost"), 1e-6), "{set:?}");
+    for (wrong, wanted) in [
+        (pb::SolverStrategy { heuristic_effort: Some(1.5), ..asked }, "strategy.heuristic_effort"),
+        (pb::SolverStrategy { heuristic_effort: Some(f64::NAN), ..asked }, "strategy.heuristic_effort"),
+        (pb::SolverStrategy { lp_method: 7, ..asked }, "strategy.lp_method"),
+    ] {
+        let err = client.schedule(request(Some(wrong))).await.expect_err("refused");
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(super::field(&err), wanted, "{err:?}");
+    }
+}
+
 /// A week in three blocks: the relaxation is the best bound, the gap the
 /// distance to it, as the library's decomposition reports them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -249,8 +249,26 @@ fn schedule_request() -> impl Strategy<Value = pb::ScheduleRequest> {
     let blocks = prop_oneof![10 => Just(None), 2 => (1_u32..4).prop_map(Some), 1 => any::<u32>().prop_map(Some)];
     let seams = prop_oneof![10 => Just(None), 1 => any::<u32>().prop_map(Some)];
     let solving = (objective(), maybe(0.0..0.5), maybe(0.0..0.01), duration(1..3));
-    (case_text(), solving, view, assets, any::<bool>(), blocks, seams).prop_map(
-        |(case, (objective, co2_price, mip_gap, time_limit), view, asset_ids, separate_units, blocks, seam_steps)| {
+    // Most leave the strategy to Volta; some set it, sound or hostile.
+    let lp_method = prop_oneof![5 => 0_i32..3, 1 => any::<i32>()];
+    let effort = maybe(0.0..1.0);
+    let strategy = prop_oneof![
+        10 => Just(None),
+        3 => (lp_method, prop::option::of(any::<bool>()), effort).prop_map(|(lp_method, presolve, heuristic_effort)| Some(
+            pb::SolverStrategy { lp_method, presolve, heuristic_effort }
+        )),
+    ];
+    (case_text(), solving, view, assets, any::<bool>(), blocks, seams, strategy).prop_map(
+        |(
+            case,
+            (objective, co2_price, mip_gap, time_limit),
+            view,
+            asset_ids,
+            separate_units,
+            blocks,
+            seam_steps,
+            strategy,
+        )| {
             pb::ScheduleRequest {
                 case: Some(case),
                 objective,
@@ -262,6 +280,7 @@ fn schedule_request() -> impl Strategy<Value = pb::ScheduleRequest> {
                 separate_units,
                 blocks,
                 seam_steps,
+                strategy,
             }
         },
     )

@@ -1,0 +1,135 @@
+//! Solver strategies side by side on the benchmark set: each case solved
+//! with HiGHS's defaults and with one part of the strategy changed at a
+//! time (the LP algorithm, presolve, the heuristic effort), and with
+//! Volta's own choice for the case's class. One thread, the default 1e-4
+//! gap; prices off (an LP computes its duals anyway). With `--repeat N`,
+//! the strategies take turns N times and each reports its median.
+//!
+//! This is the measurement behind `Strategy`'s choices (see
+//! `dispatch/src/strategy.rs` and the README): a choice differs from
+//! HiGHS's default only where it was faster here on that class of problem.
+//!
+//! `cargo run --release -p volta-benches --bin solver-strategy -- [--cases a,b,...] [--strategies a,b,...] [--time-limit S] [--repeat N]`
+//!
+//! Cases: kazarlis10, kazarlis20, kazarlis40, kazarlis100, campus-week,
+//! campus-year-lp, campus-year-uc, islanded. Strategies: highs, ipm,
+//! no-presolve, heuristics-0, heuristics-0.3, volta.
+
+use std::time::Instant;
+
+use volta_dispatch::{LpMethod, Options, Solution, Strategy};
+use volta_engine::Case;
+
+const CASES: [&str; 8] = [
+    "kazarlis10",
+    "kazarlis20",
+    "kazarlis40",
+    "kazarlis100",
+    "campus-week",
+    "campus-year-lp",
+    "campus-year-uc",
+    "islanded",
+];
+const STRATEGIES: [&str; 6] = ["highs", "ipm", "no-presolve", "heuristics-0", "heuristics-0.3", "volta"];
+
+fn case(name: &str) -> Case {
+    match name {
+        "campus-week" => Case::from_path(volta_datasets::case("campus.toml")).expect("campus"),
+        "campus-year-lp" => volta_benches::campus_year(false),
+        "campus-year-uc" => volta_benches::campus_year(true),
+        "islanded" => Case::from_path(volta_datasets::case("islanded.toml")).expect("islanded"),
+        kazarlis => Case::from_path(volta_datasets::case(&format!("benchmarks/{kazarlis}.toml")))
+            .unwrap_or_else(|e| panic!("{kazarlis}: {e}")),
+    }
+}
+
+fn strategy(name: &str) -> Strategy {
+    let highs = Strategy::HIGHS;
+    match name {
+        "highs" => highs,
+        "ipm" => Strategy { lp_method: Some(LpMethod::Ipm), ..highs },
+        "no-presolve" => Strategy { presolve: Some(false), ..highs },
+        "heuristics-0" => Strategy { heuristic_effort: Some(0.0), ..highs },
+        "heuristics-0.3" => Strategy { heuristic_effort: Some(0.3), ..highs },
+        "volta" => Strategy::default(),
+        other => panic!("unknown strategy {other} ({})", STRATEGIES.join(", ")),
+    }
+}
+
+fn list(value: &str, known: &[&str]) -> Vec<String> {
+    value
+        .split(',')
+        .map(|s| {
+            assert!(known.contains(&s), "unknown name {s} (one of {})", known.join(", "));
+            s.to_owned()
+        })
+        .collect()
+}
+
+fn main() {
+    let mut cases: Vec<String> = CASES.iter().map(|&c| c.to_owned()).collect();
+    let mut strategies: Vec<String> = STRATEGIES.iter().map(|&s| s.to_owned()).collect();
+    let mut time_limit = 120.0;
+    let mut repeat = 1;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--cases" => cases = list(&value, &CASES),
+            "--strategies" => strategies = list(&value, &STRATEGIES),
+            "--repeat" => repeat = value.parse().unwrap_or_else(|_| panic!("--repeat: not a count: {value}")),
+            "--time-limit" => {
+                time_limit = value.parse().unwrap_or_else(|_| panic!("--time-limit: not a number: {value}"));
+            }
+            other => panic!("unknown flag {other} (--cases, --strategies, --time-limit, --repeat)"),
+        }
+    }
+    println!("one thread, gap 1e-4, time limit {time_limit} s a solve, median of {repeat}");
+    println!("| case | strategy | used | status | wall s (runs) | objective | gap | / highs |");
+    println!("|---|---|---|---|---:|---:|---:|---:|");
+    for name in &cases {
+        let case = case(name);
+        let mut runs: Vec<Vec<(f64, Solution)>> = strategies.iter().map(|_| Vec::new()).collect();
+        for _ in 0..repeat {
+            for (s, runs) in strategies.iter().zip(&mut runs) {
+                let options = Options {
+                    time_limit_s: Some(time_limit),
+                    threads: Some(1),
+                    prices: false,
+                    strategy: strategy(s),
+                    ..Options::default()
+                };
+                let started = Instant::now();
+                let solution = volta_dispatch::schedule(&case, &options).expect("solves");
+                runs.push((started.elapsed().as_secs_f64(), solution));
+            }
+        }
+        let medians: Vec<f64> = runs.iter().map(|r| median(r.iter().map(|(w, _)| *w).collect())).collect();
+        let reference = strategies.iter().position(|s| s == "highs").map(|i| medians[i]);
+        for ((s, runs), wall) in strategies.iter().zip(&runs).zip(&medians) {
+            let solution = &runs[0].1;
+            let used = solution.stats.strategy.map_or_else(
+                || "-".to_owned(),
+                |u| {
+                    let effort = u.heuristic_effort.map_or_else(String::new, |e| format!(", heuristics {e}"));
+                    let presolve = if u.presolve { "" } else { ", no presolve" };
+                    format!("{}{presolve}{effort}", u.lp_method.name())
+                },
+            );
+            let all: Vec<String> = runs.iter().map(|(w, _)| format!("{w:.2}")).collect();
+            println!(
+                "| {name} | {s} | {used} | {} | {wall:.2} ({}) | {} | {} | {} |",
+                solution.status.name(),
+                all.join(", "),
+                solution.objective.map_or_else(|| "-".to_owned(), |o| format!("{o:.2}")),
+                solution.gap.map_or_else(|| "-".to_owned(), |g| format!("{g:.1e}")),
+                reference.map_or_else(|| "-".to_owned(), |r| format!("{:.2}", wall / r)),
+            );
+        }
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}

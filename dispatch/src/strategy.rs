@@ -1,0 +1,192 @@
+//! How HiGHS goes about a problem: the LP algorithm, presolve and the
+//! effort a MIP spends on primal heuristics, chosen by the problem's class
+//! and overridable part by part.
+//!
+//! Every part a caller leaves unset is Volta's choice for the problem at
+//! hand ([`Strategy::resolve`]); a solve reports what it used
+//! ([`SolveStats::strategy`](crate::SolveStats::strategy)). The choices are
+//! HiGHS's own defaults except where a measurement on the benchmark set
+//! (`benches/src/bin/solver-strategy.rs`, numbers in the README) showed
+//! another one faster on that class of problem without changing its
+//! optimum. Every strategy solves the same problem: the optimum, and
+//! within the gap the objective, are the same; a MIP within its gap may
+//! land on another schedule of (nearly) the same cost.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::DispatchError;
+
+/// The algorithm for an LP, and for a MIP's root relaxation (the LPs of
+/// the branch and bound are solved by the dual simplex from their parent's
+/// basis whatever this says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LpMethod {
+    /// The dual simplex method.
+    Simplex,
+    /// The interior point method followed by a crossover to a vertex, so
+    /// that duals and prices are those of a basis.
+    Ipm,
+}
+
+impl LpMethod {
+    /// The name used in case files, on the command line and in reports.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Simplex => "simplex",
+            Self::Ipm => "ipm",
+        }
+    }
+
+    fn lp(self) -> volta_lp::LpMethod {
+        match self {
+            Self::Simplex => volta_lp::LpMethod::Simplex,
+            Self::Ipm => volta_lp::LpMethod::Ipm,
+        }
+    }
+}
+
+/// HiGHS's default share of a MIP's effort spent on primal heuristics.
+pub const DEFAULT_HEURISTIC_EFFORT: f64 = 0.05;
+
+/// How to solve: each part unset (the default) is Volta's choice for the
+/// problem's class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Strategy {
+    /// The LP algorithm.
+    pub lp_method: Option<LpMethod>,
+    /// Whether HiGHS presolves the problem.
+    pub presolve: Option<bool>,
+    /// The share of a MIP's effort spent looking for better schedules by
+    /// primal heuristics (RINS, RENS, feasibility pump), in [0, 1]; HiGHS's
+    /// default is 0.05. Ignored for an LP.
+    pub heuristic_effort: Option<f64>,
+}
+
+/// What a problem is, as far as choosing how to solve it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Class {
+    /// Columns of the model.
+    pub columns: usize,
+    /// Integer columns (0: an LP).
+    pub integers: usize,
+}
+
+impl Class {
+    /// The class of a built problem: a relaxation, or a MIP with its
+    /// integers fixed, is an LP.
+    pub(crate) fn of(lp: &volta_lp::Lp) -> Self {
+        Self { columns: lp.num_cols(), integers: if lp.is_mip() { lp.integers().len() } else { 0 } }
+    }
+}
+
+/// The strategy a solve used: the caller's choices, and Volta's for what
+/// the caller left open.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Resolved {
+    /// The LP algorithm.
+    pub lp_method: LpMethod,
+    /// Whether HiGHS presolved.
+    pub presolve: bool,
+    /// The share of the effort on primal heuristics (none for an LP).
+    pub heuristic_effort: Option<f64>,
+}
+
+impl Strategy {
+    /// HiGHS's defaults, whatever the problem: the reference the benchmark
+    /// measures Volta's choices against.
+    pub const HIGHS: Self = Self {
+        lp_method: Some(LpMethod::Simplex),
+        presolve: Some(true),
+        heuristic_effort: Some(DEFAULT_HEURISTIC_EFFORT),
+    };
+
+    /// The strategy for a problem of `class`: the parts set here, and for
+    /// the others Volta's choice for that class.
+    #[must_use]
+    pub fn resolve(&self, class: Class) -> Resolved {
+        let auto = Self::auto(class);
+        Resolved {
+            lp_method: self.lp_method.or(auto.lp_method).unwrap_or(LpMethod::Simplex),
+            presolve: self.presolve.or(auto.presolve).unwrap_or(true),
+            heuristic_effort: (class.integers > 0)
+                .then(|| self.heuristic_effort.or(auto.heuristic_effort).unwrap_or(DEFAULT_HEURISTIC_EFFORT)),
+        }
+    }
+
+    /// Volta's choice for a problem of `class` (see the module and the
+    /// README's measurements): HiGHS's defaults, but a MIP is not
+    /// presolved.
+    fn auto(class: Class) -> Self {
+        if class.integers > 0 { Self { presolve: Some(false), ..Self::HIGHS } } else { Self::HIGHS }
+    }
+
+    /// Checks the parts that are set.
+    ///
+    /// # Errors
+    /// A heuristic effort outside [0, 1].
+    pub fn check(&self) -> Result<(), DispatchError> {
+        if let Some(effort) = self.heuristic_effort
+            && !(0.0..=1.0).contains(&effort)
+        {
+            return Err(DispatchError::Option(format!(
+                "strategy.heuristic_effort must be a share of the effort in [0, 1], not {effort}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Resolved {
+    /// What HiGHS is told.
+    pub(crate) fn lp(self) -> volta_lp::Strategy {
+        volta_lp::Strategy {
+            lp_method: Some(self.lp_method.lp()),
+            presolve: Some(self.presolve),
+            heuristic_effort: self.heuristic_effort,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LP: Class = Class { columns: 1_000, integers: 0 };
+    const MIP: Class = Class { columns: 1_000, integers: 100 };
+
+    #[test]
+    fn what_is_set_wins_and_an_lp_has_no_heuristics() {
+        let set = Strategy { lp_method: Some(LpMethod::Ipm), presolve: Some(false), heuristic_effort: Some(0.3) };
+        let resolved = set.resolve(MIP);
+        assert_eq!(resolved, Resolved { lp_method: LpMethod::Ipm, presolve: false, heuristic_effort: Some(0.3) });
+        assert_eq!(set.resolve(LP).heuristic_effort, None);
+        let highs = Strategy::HIGHS.resolve(MIP);
+        assert_eq!(highs.lp_method, LpMethod::Simplex);
+        assert!(highs.presolve);
+        assert_eq!(highs.heuristic_effort, Some(DEFAULT_HEURISTIC_EFFORT));
+    }
+
+    #[test]
+    fn an_effort_outside_zero_to_one_is_refused_by_name() {
+        for effort in [-0.1, 1.5, f64::NAN, f64::INFINITY] {
+            let error =
+                Strategy { heuristic_effort: Some(effort), ..Strategy::default() }.check().expect_err("refused");
+            assert!(error.to_string().contains("strategy.heuristic_effort"), "{error}");
+        }
+        for effort in [0.0, 0.05, 1.0] {
+            Strategy { heuristic_effort: Some(effort), ..Strategy::default() }.check().expect("a share");
+        }
+    }
+
+    #[test]
+    fn a_strategy_reads_from_a_case_file_s_names() {
+        let s: Strategy =
+            serde_json::from_str(r#"{"lp_method": "ipm", "presolve": false, "heuristic_effort": 0.3}"#).expect("reads");
+        assert_eq!(s, Strategy { lp_method: Some(LpMethod::Ipm), presolve: Some(false), heuristic_effort: Some(0.3) });
+        assert!(serde_json::from_str::<Strategy>(r#"{"lp": "ipm"}"#).is_err(), "unknown fields are refused");
+        assert!(serde_json::from_str::<Strategy>(r#"{"lp_method": "barrier"}"#).is_err());
+    }
+}

@@ -1,0 +1,75 @@
+//! Every solver strategy solves the same problem: the same optimum, the
+//! same prices for an LP, and a schedule that holds every invariant.
+
+use volta_dispatch::{LpMethod, Options, Status, Strategy};
+
+use crate::support::{example, solve_checked};
+
+const STRATEGIES: [Strategy; 5] = [
+    Strategy::HIGHS,
+    Strategy { lp_method: Some(LpMethod::Ipm), ..Strategy::HIGHS },
+    Strategy { presolve: Some(false), ..Strategy::HIGHS },
+    Strategy { heuristic_effort: Some(0.0), ..Strategy::HIGHS },
+    Strategy { heuristic_effort: Some(0.3), ..Strategy::HIGHS },
+];
+
+/// The Kazarlis day proven to 1e-6 reaches the same cost under every
+/// strategy, and the solve reports the strategy it was given.
+#[test]
+fn a_unit_commitment_reaches_the_same_optimum_under_every_strategy() {
+    let case = example("benchmarks/kazarlis10.toml");
+    let mut costs = Vec::new();
+    for strategy in STRATEGIES {
+        let options = Options { mip_gap: Some(1e-6), prices: false, threads: Some(1), strategy, ..Options::default() };
+        let (solution, plan) = solve_checked(&case, &options);
+        assert_eq!(solution.status, Status::Optimal, "{strategy:?}");
+        let used = solution.stats.strategy.expect("a single solve reports its strategy");
+        assert_eq!(Some(used.lp_method), strategy.lp_method);
+        assert_eq!(Some(used.presolve), strategy.presolve);
+        assert_eq!(used.heuristic_effort, strategy.heuristic_effort);
+        costs.push(plan.cost);
+    }
+    let best = costs.iter().copied().fold(f64::INFINITY, f64::min);
+    for (strategy, cost) in STRATEGIES.iter().zip(&costs) {
+        assert!((cost - best) / best <= 1e-6, "{strategy:?}: {cost} against {best}");
+    }
+}
+
+/// The campus week as an LP (its CHP without commitment): simplex and the
+/// interior point method with its crossover reach the same optimum and the
+/// same marginal prices, with or without presolve; an LP reports no
+/// heuristic effort.
+#[test]
+fn an_lp_has_the_same_optimum_and_prices_under_every_strategy() {
+    let case = campus_as_lp();
+    let mut results = Vec::new();
+    for strategy in STRATEGIES {
+        let options = Options { threads: Some(1), strategy, ..Options::default() };
+        let (solution, plan) = solve_checked(&case, &options);
+        assert_eq!(solution.status, Status::Optimal, "{strategy:?}");
+        assert_eq!(solution.stats.strategy.expect("reported").heuristic_effort, None, "an LP has no heuristics");
+        let prices: Vec<f64> = plan.buses.iter().flat_map(|b| b.price.clone().expect("prices")).collect();
+        results.push((plan.cost, prices));
+    }
+    let (cost, prices) = &results[0];
+    for (strategy, (c, p)) in STRATEGIES.iter().zip(&results) {
+        assert!((c - cost).abs() <= 1e-7 * cost.abs(), "{strategy:?}: {c} against {cost}");
+        // A degenerate LP may have several dual solutions; the campus
+        // week's prices are unique at all but a few steps, where another
+        // vertex may price the bus differently within the same optimum.
+        let differ = p.iter().zip(prices).filter(|(a, b)| (*a - *b).abs() > 1e-6 * b.abs().max(1.0)).count();
+        assert!(differ * 20 <= p.len(), "{strategy:?}: {differ} of {} prices differ", p.len());
+    }
+}
+
+/// The campus week with its CHP's commitment removed: an LP.
+fn campus_as_lp() -> volta_engine::Case {
+    let case = example("campus.toml");
+    let mut doc: serde_json::Value = serde_json::from_str(&case.to_json().expect("json")).expect("parses");
+    for asset in doc["assets"].as_array_mut().expect("assets") {
+        if let Some(map) = asset.as_object_mut() {
+            map.remove("commitment");
+        }
+    }
+    volta_engine::case::CaseReader::new().read_value(doc).expect("validates").case
+}
