@@ -170,6 +170,22 @@ mod tests {
     }
 
     #[test]
+    fn a_relaxed_or_fixed_mip_is_an_lp_and_is_presolved() {
+        use volta_lp::{Integrality, Lp};
+        for (integrality, integers) in
+            [(Integrality::Integer, 2), (Integrality::Relaxed, 0), (Integrality::Fixed(vec![1.0, 0.0]), 0)]
+        {
+            let mut lp = Lp::new(integrality);
+            let _ = (lp.binary(), lp.binary(), lp.col(0.0, 1.0));
+            let class = Class::of(&lp);
+            assert_eq!(class, Class { columns: 3, integers });
+            let chosen = Strategy::default().resolve(class);
+            assert_eq!(chosen.presolve, integers == 0, "{class:?}");
+            assert_eq!(chosen.heuristic_effort.is_some(), integers > 0, "{class:?}");
+        }
+    }
+
+    #[test]
     fn an_effort_outside_zero_to_one_is_refused_by_name() {
         for effort in [-0.1, 1.5, f64::NAN, f64::INFINITY] {
             let error =
