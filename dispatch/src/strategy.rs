@@ -65,11 +65,10 @@ pub struct Strategy {
     pub heuristic_effort: Option<f64>,
 }
 
-/// What a problem is, as far as choosing how to solve it goes.
+/// What a problem is, as far as choosing how to solve it goes (the
+/// measurements found no rule by size).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Class {
-    /// Columns of the model.
-    pub columns: usize,
     /// Integer columns (0: an LP).
     pub integers: usize,
 }
@@ -78,7 +77,7 @@ impl Class {
     /// The class of a built problem: a relaxation, or a MIP with its
     /// integers fixed, is an LP.
     pub(crate) fn of(lp: &volta_lp::Lp) -> Self {
-        Self { columns: lp.num_cols(), integers: if lp.is_mip() { lp.integers().len() } else { 0 } }
+        Self { integers: if lp.is_mip() { lp.integers().len() } else { 0 } }
     }
 }
 
@@ -109,18 +108,22 @@ impl Strategy {
     pub fn resolve(&self, class: Class) -> Resolved {
         let auto = Self::auto(class);
         Resolved {
-            lp_method: self.lp_method.or(auto.lp_method).unwrap_or(LpMethod::Simplex),
-            presolve: self.presolve.or(auto.presolve).unwrap_or(true),
-            heuristic_effort: (class.integers > 0)
-                .then(|| self.heuristic_effort.or(auto.heuristic_effort).unwrap_or(DEFAULT_HEURISTIC_EFFORT)),
+            lp_method: self.lp_method.unwrap_or(auto.lp_method),
+            presolve: self.presolve.unwrap_or(auto.presolve),
+            heuristic_effort: auto.heuristic_effort.map(|effort| self.heuristic_effort.unwrap_or(effort)),
         }
     }
 
     /// Volta's choice for a problem of `class` (see the module and the
     /// README's measurements): HiGHS's defaults, but a MIP is not
-    /// presolved.
-    fn auto(class: Class) -> Self {
-        if class.integers > 0 { Self { presolve: Some(false), ..Self::HIGHS } } else { Self::HIGHS }
+    /// presolved; an LP has no heuristics.
+    fn auto(class: Class) -> Resolved {
+        let mip = class.integers > 0;
+        Resolved {
+            lp_method: LpMethod::Simplex,
+            presolve: !mip,
+            heuristic_effort: mip.then_some(DEFAULT_HEURISTIC_EFFORT),
+        }
     }
 
     /// Checks the parts that are set.
@@ -154,8 +157,8 @@ impl Resolved {
 mod tests {
     use super::*;
 
-    const LP: Class = Class { columns: 1_000, integers: 0 };
-    const MIP: Class = Class { columns: 1_000, integers: 100 };
+    const LP: Class = Class { integers: 0 };
+    const MIP: Class = Class { integers: 100 };
 
     #[test]
     fn what_is_set_wins_and_an_lp_has_no_heuristics() {
@@ -178,7 +181,7 @@ mod tests {
             let mut lp = Lp::new(integrality);
             let _ = (lp.binary(), lp.binary(), lp.col(0.0, 1.0));
             let class = Class::of(&lp);
-            assert_eq!(class, Class { columns: 3, integers });
+            assert_eq!(class, Class { integers });
             let chosen = Strategy::default().resolve(class);
             assert_eq!(chosen.presolve, integers == 0, "{class:?}");
             assert_eq!(chosen.heuristic_effort.is_some(), integers > 0, "{class:?}");

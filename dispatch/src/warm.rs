@@ -69,26 +69,29 @@ impl Hint {
                 continue;
             };
             let len = known.iter().map(|on| on.len()).min().unwrap_or(0);
-            let mut before: Option<Vec<bool>> = None;
+            // The members' on/off as assigned at the window's step before.
+            let mut assigned: Option<Vec<bool>> = None;
             for (t, (&on_col, &start_col)) in on_cols.iter().zip(start_cols).enumerate() {
                 let Some(k) = (window.start + t).checked_sub(self.first) else { continue };
-                // Past the hint: the same hour a day before, if the hint has it.
-                let Some(k) = (k < len).then_some(k).or_else(|| self.day.and_then(|day| k.checked_sub(day))) else {
-                    break;
+                let k = if k < len {
+                    k
+                } else {
+                    // Past the hint: the same hour a day before, if the hint has it.
+                    match self.day.and_then(|day| k.checked_sub(day)) {
+                        Some(before) if before < len => before,
+                        _ => break,
+                    }
                 };
-                if k >= len {
-                    break;
-                }
                 let now: Vec<bool> = known.iter().map(|on| on[k]).collect();
                 start.push((on_col, now.iter().filter(|&&on| on).count() as f64));
                 // A fleet's starts are integers too (a single unit's follow
                 // from its on/off): those from the step before to this one.
-                let before = before.replace(now.clone()).or_else(|| {
+                let previous = assigned.replace(now.clone()).or_else(|| {
                     let k = k.checked_sub(1)?;
                     Some(known.iter().map(|on| on[k]).collect())
                 });
                 if fleet.is_some()
-                    && let Some(before) = before
+                    && let Some(before) = previous
                 {
                     let starts = now.iter().zip(&before).filter(|&(&on, &was)| on && !was).count();
                     start.push((start_col, starts as f64));

@@ -80,15 +80,10 @@ fn solver_strategy(strategy: pb::SolverStrategy) -> Result<Strategy, Status> {
         Ok(pb::LpMethod::Ipm) => Some(LpMethod::Ipm),
         Err(_) => return Err(status::invalid("strategy.lp_method", format!("unknown value {lp_method}"))),
     };
-    if let Some(effort) = heuristic_effort
-        && !(0.0..=1.0).contains(&effort)
-    {
-        return Err(status::invalid(
-            "strategy.heuristic_effort",
-            format!("{effort:?} is not a share of the effort in [0, 1]"),
-        ));
-    }
-    Ok(Strategy { lp_method, presolve, heuristic_effort })
+    let strategy = Strategy { lp_method, presolve, heuristic_effort };
+    // The heuristic effort is the one part with a range.
+    strategy.check().map_err(|e| status::invalid("strategy.heuristic_effort", e.to_string()))?;
+    Ok(strategy)
 }
 
 /// The strategy a solve used, as the API reports it.
