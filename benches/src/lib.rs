@@ -4,6 +4,7 @@
 
 pub mod cases;
 pub mod check;
+pub mod flags;
 pub mod load;
 pub mod plot;
 

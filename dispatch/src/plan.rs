@@ -91,12 +91,14 @@ pub struct SolveStats {
     pub binaries: usize,
     /// Time spent building the model, s.
     pub build_seconds: f64,
-    /// Time spent in HiGHS, s.
+    /// Time spent in HiGHS, s (with [`crate::MipStart::Rounding`], its
+    /// LP relaxation's time included).
     pub solve_seconds: f64,
     /// Time spent on the marginal-price LP, s.
     pub price_seconds: f64,
     /// Integer columns the solver was started from: a rolling window's
-    /// commitment inherited from the window before (0 for a cold start).
+    /// commitment inherited from the window before, or the rounded
+    /// relaxation's commitment (0 for a cold start).
     pub warm_start: usize,
     /// How HiGHS was asked to solve (see [`crate::Strategy`]).
     pub strategy: Option<crate::Resolved>,

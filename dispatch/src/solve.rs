@@ -12,7 +12,8 @@ use crate::options::Options;
 use crate::plan::{
     AssetSchedule, BusSchedule, CostCategory, CostItem, Detail, EmissionItem, Flow, Schedule, SolveStats, Status,
 };
-use crate::strategy::{Class, Resolved};
+use crate::strategy::{Class, MipStart, Resolved};
+use crate::warm;
 use volta_lp::{Col, Integrality, Lin, Outcome, Settings};
 
 /// What HiGHS returned, before interpretation.
@@ -107,10 +108,24 @@ pub(crate) fn solve_window(
     };
     let is_mip = model.lp.is_mip();
     let binaries = model.lp.integers().to_vec();
-    let start = window.hint.map(|hint| hint.start(&model, window)).unwrap_or_default();
+    let mut relaxation_seconds = 0.0;
+    let start = match window.hint {
+        Some(hint) => hint.start(&model, window),
+        None if options.strategy.resolve(Class::of(&model.lp)).mip_start == Some(MipStart::Rounding) => {
+            let (start, seconds) = rounded_start(case, window, options, extra, &model)?;
+            relaxation_seconds = seconds;
+            start
+        }
+        None => Vec::new(),
+    };
     stats.warm_start = start.len();
-    let (model, mut raw) = run(model, &objective, options, &start)?;
-    stats.solve_seconds = raw.seconds;
+    // The relaxation spent part of the time limit: the MIP has the rest.
+    let rest = Options {
+        time_limit_s: options.time_limit_s.map(|limit| (limit - relaxation_seconds).max(0.0)),
+        ..options.clone()
+    };
+    let (model, mut raw) = run(model, &objective, &rest, &start)?;
+    stats.solve_seconds = raw.seconds + relaxation_seconds;
     stats.strategy = Some(raw.strategy);
     // Marginal prices: the LP duals, or for a MILP those of the LP with its
     // binaries fixed at the solution.
@@ -130,6 +145,26 @@ pub(crate) fn solve_window(
         stats.price_seconds = started.elapsed().as_secs_f64();
     }
     Ok((model, raw, stats))
+}
+
+/// The start of [`MipStart::Rounding`] for `model` (built for `window`):
+/// the window's LP relaxation solved, its commitment rounded up (see
+/// [`warm::rounded`]); empty when the relaxation has no solution (the MIP
+/// then says why). Returns the start and the seconds HiGHS took.
+fn rounded_start(
+    case: &Case,
+    window: &Window<'_>,
+    options: &Options,
+    extra: &dyn Fn(&mut Model),
+    model: &Model,
+) -> Result<(Vec<(Col, f64)>, f64), DispatchError> {
+    let mut relaxed = Model::build(case, window, Integrality::Relaxed, Mode::Normal);
+    extra(&mut relaxed);
+    let objective = relaxed.objective(options.objective);
+    let lp_options = Options { mip_gap: None, ..options.clone() };
+    let (_, raw) = run(relaxed, &objective, &lp_options, &[])?;
+    let start = raw.x.as_deref().map(|x| warm::rounded(model, x)).unwrap_or_default();
+    Ok((start, raw.seconds))
 }
 
 /// A member of an aggregated fleet, as the fleet's solution splits it.

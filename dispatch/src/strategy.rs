@@ -1,6 +1,6 @@
-//! How HiGHS goes about a problem: the LP algorithm, presolve and the
-//! effort a MIP spends on primal heuristics, chosen by the problem's class
-//! and overridable part by part.
+//! How HiGHS goes about a problem: the LP algorithm, presolve, the effort
+//! a MIP spends on primal heuristics and where its search starts, chosen
+//! by the problem's class and overridable part by part.
 //!
 //! Every part a caller leaves unset is Volta's choice for the problem at
 //! hand ([`Strategy::resolve`]); a solve reports what it used
@@ -47,6 +47,32 @@ impl LpMethod {
     }
 }
 
+/// Where a MIP's branch and bound takes a first schedule from, besides its
+/// own heuristics. A rolling horizon's windows after the first start from
+/// the window before (see `warm`) whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MipStart {
+    /// Nothing: HiGHS's heuristics find the first schedule.
+    None,
+    /// The LP relaxation is solved first and its commitment rounded up
+    /// (a unit on at any fraction, a fleet's count to the next whole
+    /// number); HiGHS completes the rest (starts, storage modes) in a small
+    /// search and begins from it when that finds a schedule. Costs one LP.
+    Rounding,
+}
+
+impl MipStart {
+    /// The name used in case files, on the command line and in reports.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Rounding => "rounding",
+        }
+    }
+}
+
 /// HiGHS's default share of a MIP's effort spent on primal heuristics.
 pub const DEFAULT_HEURISTIC_EFFORT: f64 = 0.05;
 
@@ -63,6 +89,8 @@ pub struct Strategy {
     /// primal heuristics (RINS, RENS, feasibility pump), in [0, 1]; HiGHS's
     /// default is 0.05. Ignored for an LP.
     pub heuristic_effort: Option<f64>,
+    /// Where a MIP's first schedule comes from. Ignored for an LP.
+    pub mip_start: Option<MipStart>,
 }
 
 /// What a problem is, as far as choosing how to solve it goes (the
@@ -91,6 +119,8 @@ pub struct Resolved {
     pub presolve: bool,
     /// The share of the effort on primal heuristics (none for an LP).
     pub heuristic_effort: Option<f64>,
+    /// Where the first schedule came from (none for an LP).
+    pub mip_start: Option<MipStart>,
 }
 
 impl Strategy {
@@ -100,6 +130,7 @@ impl Strategy {
         lp_method: Some(LpMethod::Simplex),
         presolve: Some(true),
         heuristic_effort: Some(DEFAULT_HEURISTIC_EFFORT),
+        mip_start: Some(MipStart::None),
     };
 
     /// The strategy for a problem of `class`: the parts set here, and for
@@ -111,18 +142,22 @@ impl Strategy {
             lp_method: self.lp_method.unwrap_or(auto.lp_method),
             presolve: self.presolve.unwrap_or(auto.presolve),
             heuristic_effort: auto.heuristic_effort.map(|effort| self.heuristic_effort.unwrap_or(effort)),
+            mip_start: auto.mip_start.map(|start| self.mip_start.unwrap_or(start)),
         }
     }
 
     /// Volta's choice for a problem of `class` (see the module and the
     /// README's measurements): HiGHS's defaults, but a MIP is not
-    /// presolved; an LP has no heuristics.
+    /// presolved; an LP has no heuristics and no start. A MIP starts from
+    /// nothing: the rounded relaxation was faster on some cases and slower
+    /// on others, never by enough to pay for itself everywhere.
     fn auto(class: Class) -> Resolved {
         let mip = class.integers > 0;
         Resolved {
             lp_method: LpMethod::Simplex,
             presolve: !mip,
             heuristic_effort: mip.then_some(DEFAULT_HEURISTIC_EFFORT),
+            mip_start: mip.then_some(MipStart::None),
         }
     }
 
@@ -162,10 +197,24 @@ mod tests {
 
     #[test]
     fn what_is_set_wins_and_an_lp_has_no_heuristics() {
-        let set = Strategy { lp_method: Some(LpMethod::Ipm), presolve: Some(false), heuristic_effort: Some(0.3) };
+        let set = Strategy {
+            lp_method: Some(LpMethod::Ipm),
+            presolve: Some(false),
+            heuristic_effort: Some(0.3),
+            mip_start: Some(MipStart::Rounding),
+        };
         let resolved = set.resolve(MIP);
-        assert_eq!(resolved, Resolved { lp_method: LpMethod::Ipm, presolve: false, heuristic_effort: Some(0.3) });
+        assert_eq!(
+            resolved,
+            Resolved {
+                lp_method: LpMethod::Ipm,
+                presolve: false,
+                heuristic_effort: Some(0.3),
+                mip_start: Some(MipStart::Rounding)
+            }
+        );
         assert_eq!(set.resolve(LP).heuristic_effort, None);
+        assert_eq!(set.resolve(LP).mip_start, None);
         let highs = Strategy::HIGHS.resolve(MIP);
         assert_eq!(highs.lp_method, LpMethod::Simplex);
         assert!(highs.presolve);
@@ -185,6 +234,7 @@ mod tests {
             let chosen = Strategy::default().resolve(class);
             assert_eq!(chosen.presolve, integers == 0, "{class:?}");
             assert_eq!(chosen.heuristic_effort.is_some(), integers > 0, "{class:?}");
+            assert_eq!(chosen.mip_start.is_some(), integers > 0, "{class:?}");
         }
     }
 
@@ -202,9 +252,19 @@ mod tests {
 
     #[test]
     fn a_strategy_reads_from_a_case_file_s_names() {
-        let s: Strategy =
-            serde_json::from_str(r#"{"lp_method": "ipm", "presolve": false, "heuristic_effort": 0.3}"#).expect("reads");
-        assert_eq!(s, Strategy { lp_method: Some(LpMethod::Ipm), presolve: Some(false), heuristic_effort: Some(0.3) });
+        let s: Strategy = serde_json::from_str(
+            r#"{"lp_method": "ipm", "presolve": false, "heuristic_effort": 0.3, "mip_start": "rounding"}"#,
+        )
+        .expect("reads");
+        assert_eq!(
+            s,
+            Strategy {
+                lp_method: Some(LpMethod::Ipm),
+                presolve: Some(false),
+                heuristic_effort: Some(0.3),
+                mip_start: Some(MipStart::Rounding)
+            }
+        );
         assert!(serde_json::from_str::<Strategy>(r#"{"lp": "ipm"}"#).is_err(), "unknown fields are refused");
         assert!(serde_json::from_str::<Strategy>(r#"{"lp_method": "barrier"}"#).is_err());
     }

@@ -26,6 +26,12 @@
 //! integer columns, which then started cold; both are gone. Keeping one
 //! HiGHS model alive across windows would save only the build (0.03 s of
 //! the Kazarlis week): HiGHS starts a changed MIP again either way.
+//!
+//! A problem with no window before it can start from its own LP relaxation
+//! instead ([`MipStart::Rounding`](crate::MipStart::Rounding), see
+//! [`rounded`]): one LP more, and a first schedule before branch and bound
+//! begins. It is an option, not the default: see `strategy` for what it
+//! measured.
 
 use volta_lp::Col;
 
@@ -100,4 +106,22 @@ impl Hint {
         }
         start
     }
+}
+
+/// The MIP start of [`MipStart::Rounding`](crate::MipStart::Rounding):
+/// every commitment column of `model` at the LP relaxation's value `x`
+/// (of the same model relaxed, so the same columns) rounded up, a unit on
+/// at any fraction and a fleet's count to the next whole number. Rounding
+/// up keeps the capacity the relaxation used; the starts, and any other
+/// integer column, are left to HiGHS to complete.
+pub(crate) fn rounded(model: &Model, x: &[f64]) -> Vec<(Col, f64)> {
+    // A relaxation's value within this of a whole number is that number.
+    const WHOLE: f64 = 1e-6;
+    model
+        .vars
+        .iter()
+        .filter_map(|vars| if let AssetVars::Unit(UnitVars { on: Some(on), .. }) = vars { Some(on) } else { None })
+        .flatten()
+        .filter_map(|&col| x.get(col.0).map(|&value| (col, (value - WHOLE).ceil().max(0.0))))
+        .collect()
 }

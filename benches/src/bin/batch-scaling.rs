@@ -13,10 +13,22 @@
 use std::time::Instant;
 
 use jiff::civil::time;
+use volta_benches::flags::Flags;
 use volta_forecasting::{BacktestSpec, FeatureSpec, ForecastSpec, History, ModelSpec, backtest_many};
 
+const USAGE: &str = "\
+usage: batch-scaling [N]
+  N  the number of series backtested (default 1000)";
+
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let mut flags = Flags::new(USAGE);
+    let n: usize = match flags.next_flag() {
+        None => 1000,
+        Some(n) => n.parse().unwrap_or_else(|e| flags.fail(&format!("N: {e}: {n}"))),
+    };
+    if let Some(extra) = flags.next_flag() {
+        flags.unknown(&extra);
+    }
     let series = volta_benches::victoria();
     let len = 48 * 60;
     let many: Vec<History> = (0..n)

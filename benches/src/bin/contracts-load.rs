@@ -27,6 +27,7 @@ use sqlx::Row as _;
 use tonic::transport::Channel;
 use volta_api::pb::common;
 use volta_api::pb::contracts as cpb;
+use volta_benches::flags::Flags;
 use volta_benches::load::{Server, Tally, phase};
 use volta_contracts::Period;
 
@@ -42,6 +43,10 @@ struct Args {
     samples: usize,
 }
 
+const USAGE: &str = "\
+usage: contracts-load --database URL [--volta PATH] [--seconds S] [--clients N] [--year Y]
+    [--zone TZ] [--samples N]";
+
 fn args() -> Result<Args, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut args = Args {
@@ -53,22 +58,17 @@ fn args() -> Result<Args, String> {
         zone: "Australia/Melbourne".into(),
         samples: 200,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+    let mut flags = Flags::new(USAGE);
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--database" => args.database = value()?,
-            "--volta" => args.volta = value()?.into(),
-            "--seconds" => args.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
-            "--clients" => args.clients = value()?.parse().map_err(|e| format!("--clients: {e}"))?,
-            "--year" => args.year = value()?.parse().map_err(|e| format!("--year: {e}"))?,
-            "--zone" => args.zone = value()?,
-            "--samples" => args.samples = value()?.parse().map_err(|e| format!("--samples: {e}"))?,
-            _ => {
-                return Err("usage: contracts-load --database URL [--volta PATH] [--seconds S] [--clients N] \
-                            [--year Y] [--zone TZ] [--samples N]"
-                    .to_owned());
-            }
+            "--database" => args.database = flags.value(&flag),
+            "--volta" => args.volta = flags.value::<String>(&flag).into(),
+            "--seconds" => args.seconds = flags.value(&flag),
+            "--clients" => args.clients = flags.value(&flag),
+            "--year" => args.year = flags.value(&flag),
+            "--zone" => args.zone = flags.value(&flag),
+            "--samples" => args.samples = flags.value(&flag),
+            other => flags.unknown(other),
         }
     }
     if args.database.is_empty() {

@@ -17,6 +17,7 @@
 
 use std::time::Instant;
 
+use volta_benches::flags::Flags;
 use volta_dispatch::{Decomposition, Options, RollingOptions, decompose, rolling_horizon};
 
 struct Args {
@@ -30,30 +31,39 @@ struct Args {
     lp: bool,
 }
 
+const USAGE: &str = "\
+usage: decompose-year [--weeks N [--lp] | --case NAME --copies N] [--blocks 52,104] [--seam-h H]
+                      [--gap G] [--whole-limit S]
+  --weeks N          weeks of the campus with the CHP under commitment (default 52)
+  --lp               the campus without commitment (an LP)
+  --case NAME        a committed case of datasets/cases instead, repeated --copies times (default 7)
+  --blocks a,b,...   the numbers of blocks to try (default 52)
+  --seam-h H         the hours blocks overlap at a seam (default Volta's choice)
+  --gap G            each window's relative MIP gap (default HiGHS's 1e-4)
+  --whole-limit S    also solve the whole horizon as one MILP, stopped after S seconds";
+
 fn args() -> Args {
     let mut args =
         Args { weeks: 52, case: None, copies: 7, blocks: vec![52], seam: None, gap: None, whole: None, lp: false };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--lp" {
-            args.lp = true;
-            continue;
-        }
-        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        let int = |v: &str| v.parse::<usize>().unwrap_or_else(|_| panic!("{flag}: not a whole number: {v}"));
+    let mut flags = Flags::new(USAGE);
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--weeks" => args.weeks = int(&value),
-            "--case" => args.case = Some(value.clone()),
-            "--copies" => args.copies = int(&value),
-            "--blocks" => args.blocks = value.split(',').filter(|v| !v.is_empty()).map(int).collect(),
-            "--seam-h" => args.seam = Some(int(&value)),
-            "--gap" => args.gap = Some(value.parse().unwrap_or_else(|_| panic!("--gap: not a number: {value}"))),
-            "--whole-limit" => {
-                args.whole = Some(value.parse().unwrap_or_else(|_| panic!("--whole-limit: not a number: {value}")));
+            "--lp" => args.lp = true,
+            "--weeks" => args.weeks = flags.value(&flag),
+            "--case" => args.case = Some(flags.value(&flag)),
+            "--copies" => args.copies = flags.value(&flag),
+            "--blocks" => {
+                let value: String = flags.value(&flag);
+                args.blocks = value
+                    .split(',')
+                    .filter(|v| !v.is_empty())
+                    .map(|v| v.parse().unwrap_or_else(|e| flags.fail(&format!("--blocks: {e}: {v}"))))
+                    .collect();
             }
-            other => {
-                panic!("unknown flag {other} (--weeks, --case, --copies, --blocks, --seam-h, --gap, --whole-limit)")
-            }
+            "--seam-h" => args.seam = Some(flags.value(&flag)),
+            "--gap" => args.gap = Some(flags.value(&flag)),
+            "--whole-limit" => args.whole = Some(flags.value(&flag)),
+            other => flags.unknown(other),
         }
     }
     args

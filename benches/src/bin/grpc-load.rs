@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use tonic::Code;
 use tonic::transport::Channel;
 use volta_api::pb::dispatch as pb;
+use volta_benches::flags::Flags;
 use volta_benches::load::{Server, Tally, phase};
 
 type Client = pb::dispatch_service_client::DispatchServiceClient<Channel>;
@@ -43,6 +44,10 @@ struct Args {
     backoff: Duration,
 }
 
+const USAGE: &str = "\
+usage: grpc-load [--url URL | --volta PATH] [--seconds S] [--validate-clients N]
+    [--schedule-clients N] [--backoff-ms MS]";
+
 fn args() -> Result<Args, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut args = Args {
@@ -53,23 +58,16 @@ fn args() -> Result<Args, String> {
         schedule_clients: 100,
         backoff: Duration::from_millis(250),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let number = |v: String| v.parse::<f64>().map_err(|e| format!("{flag}: {e}"));
+    let mut flags = Flags::new(USAGE);
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--url" => args.url = Some(value()?),
-            "--volta" => args.volta = value()?.into(),
-            "--seconds" => args.seconds = number(value()?)?,
-            "--validate-clients" => args.validate_clients = number(value()?)? as usize,
-            "--schedule-clients" => args.schedule_clients = number(value()?)? as usize,
-            "--backoff-ms" => args.backoff = Duration::from_secs_f64(number(value()?)? / 1e3),
-            "-h" | "--help" => {
-                return Err("usage: grpc-load [--url URL | --volta PATH] [--seconds S] [--validate-clients N] \
-                            [--schedule-clients N] [--backoff-ms MS]"
-                    .to_owned());
-            }
-            other => return Err(format!("unknown argument {other}")),
+            "--url" => args.url = Some(flags.value(&flag)),
+            "--volta" => args.volta = flags.value::<String>(&flag).into(),
+            "--seconds" => args.seconds = flags.value(&flag),
+            "--validate-clients" => args.validate_clients = flags.value(&flag),
+            "--schedule-clients" => args.schedule_clients = flags.value(&flag),
+            "--backoff-ms" => args.backoff = Duration::from_secs_f64(flags.value::<f64>(&flag) / 1e3),
+            other => flags.unknown(other),
         }
     }
     Ok(args)

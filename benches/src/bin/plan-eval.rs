@@ -27,6 +27,7 @@
 use std::time::Instant;
 
 use jiff::Timestamp;
+use volta_benches::flags::Flags;
 use volta_dispatch::stochastic::{Cvar, StochasticOptions};
 use volta_dispatch::{Options, redispatch, schedule};
 use volta_engine::case::{CaseReader, Format};
@@ -153,14 +154,21 @@ impl Tally {
     }
 }
 
-fn arg(name: &str) -> Option<usize> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
-}
+const USAGE: &str = "\
+usage: plan-eval [--days N] [--scenarios K]
+  --days N       days planned and evaluated (default 61)
+  --scenarios K  scenarios of each stochastic plan (default 20)";
 
 fn main() {
-    let days = arg("--days").unwrap_or(61);
-    let k = arg("--scenarios").unwrap_or(20);
+    let (mut days, mut k): (usize, usize) = (61, 20);
+    let mut flags = Flags::new(USAGE);
+    while let Some(flag) = flags.next_flag() {
+        match flag.as_str() {
+            "--days" => days = flags.value(&flag),
+            "--scenarios" => k = flags.value(&flag),
+            other => flags.unknown(other),
+        }
+    }
     let history: History = volta_benches::victoria();
     let scale = PEAK_KW / history.target.iter().copied().fold(0.0, f64::max);
     let mut features = FeatureSpec::new(48);

@@ -53,6 +53,7 @@ use volta_api::pb::dispatch as dpb;
 use volta_api::pb::forecast as fpb;
 use volta_api::pb::trading as tpb;
 use volta_benches::check::{Positions, add_tape, ledger};
+use volta_benches::flags::Flags;
 use volta_benches::load::{Server, continuous_rules, value};
 
 type Contracts = cpb::contract_service_client::ContractServiceClient<Channel>;
@@ -99,6 +100,10 @@ struct Args {
     volta: PathBuf,
 }
 
+const USAGE: &str = "\
+usage: platform-load --database postgres://... [--nats URL] [--replicas N] [--seconds S]
+    [--profiles read,statistics,mixed] [--kill] [--out DIR] [--volta PATH]";
+
 fn args() -> Result<Args, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut args = Args {
@@ -111,24 +116,19 @@ fn args() -> Result<Args, String> {
         out: None,
         volta: exe.with_file_name("volta"),
     };
-    let usage = "usage: platform-load --database postgres://... [--nats URL] [--replicas N] [--seconds S] \
-                 [--profiles read,statistics,mixed] [--kill] [--out DIR] [--volta PATH]";
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--kill" {
-            args.kill = true;
-            continue;
-        }
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value\n{usage}"))?;
+    let mut flags = Flags::new(USAGE);
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--database" => args.database = value,
-            "--nats" => args.nats = value,
-            "--replicas" => args.replicas = value.parse().map_err(|e| format!("--replicas: {e}"))?,
-            "--seconds" => args.seconds = value.parse().map_err(|e| format!("--seconds: {e}"))?,
-            "--out" => args.out = Some(value.into()),
-            "--volta" => args.volta = value.into(),
+            "--kill" => args.kill = true,
+            "--database" => args.database = flags.value(&flag),
+            "--nats" => args.nats = flags.value(&flag),
+            "--replicas" => args.replicas = flags.value(&flag),
+            "--seconds" => args.seconds = flags.value(&flag),
+            "--out" => args.out = Some(flags.value::<String>(&flag).into()),
+            "--volta" => args.volta = flags.value::<String>(&flag).into(),
             "--profiles" => {
-                args.profiles = value
+                args.profiles = flags
+                    .value::<String>(&flag)
                     .split(',')
                     .map(|p| match p {
                         "read" => Ok(Profile::Read),
@@ -138,11 +138,11 @@ fn args() -> Result<Args, String> {
                     })
                     .collect::<Result<_, _>>()?;
             }
-            _ => return Err(usage.to_owned()),
+            other => flags.unknown(other),
         }
     }
     if !args.database.starts_with("postgres") {
-        return Err(format!("give --database postgres://... (the processes share it)\n{usage}"));
+        return Err("give --database postgres://... (the processes share it)".to_owned());
     }
     if args.replicas < 2 {
         return Err("--replicas: at least 2, so that one can be killed".to_owned());

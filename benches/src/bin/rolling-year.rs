@@ -14,6 +14,7 @@
 
 use std::time::Instant;
 
+use volta_benches::flags::Flags;
 use volta_dispatch::{Options, RollingOptions, RollingResult, Strategy, rolling_horizon};
 
 struct Args {
@@ -33,6 +34,19 @@ struct Args {
     presolve: Option<bool>,
 }
 
+const USAGE: &str = "\
+usage: rolling-year [--weeks N | --case NAME --copies N] [--horizon-h H] [--commit-h C]
+                    [--gap G] [--heuristic-effort E] [--presolve on|off] [--windows] [--verbose]
+  --weeks N             weeks of the campus with the CHP under commitment (default 52)
+  --case NAME           a committed case of datasets/cases instead, repeated --copies times (default 7)
+  --horizon-h H         each window's length, hours (default 48)
+  --commit-h C          the hours each window keeps (default 24)
+  --gap G               each window's relative MIP gap (default HiGHS's 1e-4)
+  --heuristic-effort E  HiGHS's share of effort on primal heuristics (default Volta's choice)
+  --presolve on|off     whether every window is presolved (default Volta's choice)
+  --windows             print each window's solve time, cold beside warm
+  --verbose             HiGHS's log on stderr";
+
 fn args() -> Args {
     let mut args = Args {
         weeks: 52,
@@ -46,36 +60,26 @@ fn args() -> Args {
         effort: None,
         presolve: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
+    let mut flags = Flags::new(USAGE);
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--windows" => {
-                args.windows = true;
-                continue;
+            "--windows" => args.windows = true,
+            "--verbose" => args.verbose = true,
+            "--weeks" => args.weeks = flags.value(&flag),
+            "--case" => args.case = Some(flags.value(&flag)),
+            "--copies" => args.copies = flags.value(&flag),
+            "--horizon-h" => args.horizon = flags.value(&flag),
+            "--commit-h" => args.commit = flags.value(&flag),
+            "--presolve" => {
+                args.presolve = match flags.value::<String>(&flag).as_str() {
+                    "on" => Some(true),
+                    "off" => Some(false),
+                    other => flags.fail(&format!("--presolve: on or off, not {other}")),
+                }
             }
-            "--verbose" => {
-                args.verbose = true;
-                continue;
-            }
-            _ => {}
-        }
-        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        let int = || value.parse::<usize>().unwrap_or_else(|_| panic!("{flag}: not a whole number: {value}"));
-        match flag.as_str() {
-            "--weeks" => args.weeks = int(),
-            "--case" => args.case = Some(value.clone()),
-            "--copies" => args.copies = int(),
-            "--horizon-h" => args.horizon = int(),
-            "--commit-h" => args.commit = int(),
-            "--presolve" => args.presolve = Some(value == "on"),
-            "--heuristic-effort" => {
-                args.effort =
-                    Some(value.parse().unwrap_or_else(|_| panic!("--heuristic-effort: not a number: {value}")));
-            }
-            "--gap" => args.gap = Some(value.parse().unwrap_or_else(|_| panic!("--gap: not a number: {value}"))),
-            other => panic!(
-                "unknown flag {other} (--weeks, --case, --copies, --horizon-h, --commit-h, --gap, --heuristic-effort, --presolve, --windows, --verbose)"
-            ),
+            "--heuristic-effort" => args.effort = Some(flags.value(&flag)),
+            "--gap" => args.gap = Some(flags.value(&flag)),
+            other => flags.unknown(other),
         }
     }
     args

@@ -33,6 +33,7 @@ use tonic::transport::Channel;
 use volta_api::pb::contracts as cpb;
 use volta_api::pb::trading as tpb;
 use volta_benches::check::{bucket_quantile, buckets, latency_buckets};
+use volta_benches::flags::Flags;
 use volta_benches::load::{Server, Tally, continuous_rules, phase, value};
 
 type Trading = tpb::trading_service_client::TradingServiceClient<Channel>;
@@ -49,6 +50,10 @@ struct Args {
     rate: Option<f64>,
 }
 
+const USAGE: &str = "\
+usage: settlement-load [--database URL] [--nats URL] [--ledgers N] [--volta PATH]
+    [--seconds S] [--clients N] [--markets N] [--rate TRADES_PER_S]";
+
 fn args() -> Result<Args, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut args = Args {
@@ -61,24 +66,18 @@ fn args() -> Result<Args, String> {
         ledgers: 1,
         rate: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let number = |v: String| v.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
+    let mut flags = Flags::new(USAGE);
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--database" => args.database = Some(value()?),
-            "--nats" => args.nats = Some(value()?),
-            "--volta" => args.volta = value()?.into(),
-            "--seconds" => args.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
-            "--clients" => args.clients = number(value()?)?,
-            "--markets" => args.markets = number(value()?)?.max(1),
-            "--ledgers" => args.ledgers = number(value()?)?.max(1),
-            "--rate" => args.rate = Some(value()?.parse().map_err(|e| format!("--rate: {e}"))?),
-            _ => {
-                return Err("usage: settlement-load [--database URL] [--nats URL] [--ledgers N] [--volta PATH] \
-                            [--seconds S] [--clients N] [--markets N] [--rate TRADES_PER_S]"
-                    .to_owned());
-            }
+            "--database" => args.database = Some(flags.value(&flag)),
+            "--nats" => args.nats = Some(flags.value(&flag)),
+            "--volta" => args.volta = flags.value::<String>(&flag).into(),
+            "--seconds" => args.seconds = flags.value(&flag),
+            "--clients" => args.clients = flags.value::<usize>(&flag),
+            "--markets" => args.markets = flags.value::<usize>(&flag).max(1),
+            "--ledgers" => args.ledgers = flags.value::<usize>(&flag).max(1),
+            "--rate" => args.rate = Some(flags.value(&flag)),
+            other => flags.unknown(other),
         }
     }
     if args.rate.is_some() && args.nats.is_none() {

@@ -43,6 +43,7 @@ use tonic::transport::Channel;
 use volta_api::pb::contracts as cpb;
 use volta_api::pb::trading as tpb;
 use volta_benches::check::{Positions, add_tape, bucket_quantile, latency_buckets, ledger as ledger_positions};
+use volta_benches::flags::Flags;
 use volta_benches::load::{Server, continuous_rules, value};
 
 type Trading = tpb::trading_service_client::TradingServiceClient<Channel>;
@@ -62,6 +63,11 @@ struct Args {
     seed: u64,
 }
 
+const USAGE: &str = "\
+usage: settlement-soak --database postgres://... --nats URL [--seconds S] [--kill-every S]
+    [--clients N] [--markets N] [--trading N] [--ledgers N] [--contracts N] [--seed N]
+    [--volta PATH]";
+
 fn args() -> Result<Args, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut args = Args {
@@ -77,28 +83,21 @@ fn args() -> Result<Args, String> {
         contracts: 4,
         seed: 7,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let number = |v: String| v.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
+    let mut flags = Flags::new(USAGE);
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--database" => args.database = value()?,
-            "--nats" => args.nats = value()?,
-            "--volta" => args.volta = value()?.into(),
-            "--seconds" => args.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
-            "--kill-every" => args.kill_every = value()?.parse().map_err(|e| format!("--kill-every: {e}"))?,
-            "--clients" => args.clients = number(value()?)?.max(1),
-            "--markets" => args.markets = number(value()?)?.max(1),
-            "--trading" => args.trading = number(value()?)?.max(1),
-            "--ledgers" => args.ledgers = number(value()?)?.max(1),
-            "--contracts" => args.contracts = number(value()?)?,
-            "--seed" => args.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
-            _ => {
-                return Err("usage: settlement-soak --database postgres://... --nats URL [--seconds S] \
-                            [--kill-every S] [--clients N] [--markets N] [--trading N] [--ledgers N] [--contracts N] \
-                            [--seed N] [--volta PATH]"
-                    .to_owned());
-            }
+            "--database" => args.database = flags.value(&flag),
+            "--nats" => args.nats = flags.value(&flag),
+            "--volta" => args.volta = flags.value::<String>(&flag).into(),
+            "--seconds" => args.seconds = flags.value(&flag),
+            "--kill-every" => args.kill_every = flags.value(&flag),
+            "--clients" => args.clients = flags.value::<usize>(&flag).max(1),
+            "--markets" => args.markets = flags.value::<usize>(&flag).max(1),
+            "--trading" => args.trading = flags.value::<usize>(&flag).max(1),
+            "--ledgers" => args.ledgers = flags.value::<usize>(&flag).max(1),
+            "--contracts" => args.contracts = flags.value::<usize>(&flag),
+            "--seed" => args.seed = flags.value(&flag),
+            other => flags.unknown(other),
         }
     }
     if !args.database.starts_with("postgres") || args.nats.is_empty() {

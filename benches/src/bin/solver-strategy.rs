@@ -1,6 +1,6 @@
 //! Solver strategies side by side on the benchmark set: each case solved
 //! with HiGHS's defaults and with one part of the strategy changed at a
-//! time (the LP algorithm, presolve, the heuristic effort), and with
+//! time (the LP algorithm, presolve, the heuristic effort, the MIP start), and with
 //! Volta's own choice for the case's class. One thread, the default 1e-4
 //! gap; prices off (an LP computes its duals anyway). With `--repeat N`,
 //! the strategies take turns N times and each reports its median.
@@ -13,11 +13,13 @@
 //!
 //! Cases: kazarlis10, kazarlis20, kazarlis40, kazarlis100, campus-week,
 //! campus-year-lp, campus-year-uc, islanded. Strategies: highs, ipm,
-//! no-presolve, heuristics-0, heuristics-0.3, volta.
+//! no-presolve, heuristics-0, heuristics-0.3, volta, volta-rounding
+//! (Volta's choice, started from the LP relaxation rounded up).
 
 use std::time::Instant;
 
-use volta_dispatch::{LpMethod, Options, Solution, Strategy};
+use volta_benches::flags::Flags;
+use volta_dispatch::{LpMethod, MipStart, Options, Solution, Strategy};
 use volta_engine::Case;
 
 const CASES: [&str; 8] = [
@@ -30,7 +32,8 @@ const CASES: [&str; 8] = [
     "campus-year-uc",
     "islanded",
 ];
-const STRATEGIES: [&str; 6] = ["highs", "ipm", "no-presolve", "heuristics-0", "heuristics-0.3", "volta"];
+const STRATEGIES: [&str; 7] =
+    ["highs", "ipm", "no-presolve", "heuristics-0", "heuristics-0.3", "volta", "volta-rounding"];
 
 fn case(name: &str) -> Case {
     match name {
@@ -52,41 +55,47 @@ fn strategy(name: &str) -> Strategy {
         "heuristics-0" => Strategy { heuristic_effort: Some(0.0), ..highs },
         "heuristics-0.3" => Strategy { heuristic_effort: Some(0.3), ..highs },
         "volta" => Strategy::default(),
+        "volta-rounding" => Strategy { mip_start: Some(MipStart::Rounding), ..Strategy::default() },
         other => panic!("unknown strategy {other} ({})", STRATEGIES.join(", ")),
     }
 }
 
-fn list(value: &str, known: &[&str]) -> Vec<String> {
-    value
-        .split(',')
-        .map(|s| {
-            assert!(known.contains(&s), "unknown name {s} (one of {})", known.join(", "));
-            s.to_owned()
-        })
-        .collect()
+const USAGE: &str = "\
+usage: solver-strategy [--cases a,b,...] [--strategies a,b,...] [--time-limit S] [--repeat N]
+  --cases a,b,...       kazarlis10, kazarlis20, kazarlis40, kazarlis100, campus-week,
+                        campus-year-lp, campus-year-uc, islanded (default: all)
+  --strategies a,b,...  highs, ipm, no-presolve, heuristics-0, heuristics-0.3, volta,
+                        volta-rounding (default: all)
+  --time-limit S        seconds a solve may take (default 120)
+  --repeat N            rounds of every strategy; each reports its median (default 1)";
+
+fn list(flags: &mut Flags, flag: &str, known: &[&str]) -> Vec<String> {
+    let value: String = flags.value(flag);
+    let names: Vec<String> = value.split(',').map(str::to_owned).collect();
+    if let Some(unknown) = names.iter().find(|name| !known.contains(&name.as_str())) {
+        flags.fail(&format!("{flag}: unknown name {unknown} (one of {})", known.join(", ")));
+    }
+    names
 }
 
 fn main() {
     let mut cases: Vec<String> = CASES.iter().map(|&c| c.to_owned()).collect();
     let mut strategies: Vec<String> = STRATEGIES.iter().map(|&s| s.to_owned()).collect();
-    let mut time_limit = 120.0;
-    let mut repeat = 1;
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+    let mut time_limit: f64 = 120.0;
+    let mut repeat: usize = 1;
+    let mut flags = Flags::new(USAGE);
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--cases" => cases = list(&value, &CASES),
-            "--strategies" => strategies = list(&value, &STRATEGIES),
-            "--repeat" => repeat = value.parse().unwrap_or_else(|_| panic!("--repeat: not a count: {value}")),
-            "--time-limit" => {
-                time_limit = value.parse().unwrap_or_else(|_| panic!("--time-limit: not a number: {value}"));
-            }
-            other => panic!("unknown flag {other} (--cases, --strategies, --time-limit, --repeat)"),
+            "--cases" => cases = list(&mut flags, &flag, &CASES),
+            "--strategies" => strategies = list(&mut flags, &flag, &STRATEGIES),
+            "--repeat" => repeat = flags.value::<usize>(&flag).max(1),
+            "--time-limit" => time_limit = flags.value(&flag),
+            other => flags.unknown(other),
         }
     }
     println!("one thread, gap 1e-4, time limit {time_limit} s a solve, median of {repeat}");
-    println!("| case | strategy | used | status | wall s (runs) | objective | gap | / highs |");
-    println!("|---|---|---|---|---:|---:|---:|---:|");
+    println!("| case | strategy | used | status | wall s (runs) | objective | gap | / highs | / volta |");
+    println!("|---|---|---|---|---:|---:|---:|---:|---:|");
     for name in &cases {
         let case = case(name);
         let mut runs: Vec<Vec<(f64, Solution)>> = strategies.iter().map(|_| Vec::new()).collect();
@@ -105,7 +114,9 @@ fn main() {
             }
         }
         let medians: Vec<f64> = runs.iter().map(|r| median(r.iter().map(|(w, _)| *w).collect())).collect();
-        let reference = strategies.iter().position(|s| s == "highs").map(|i| medians[i]);
+        let reference = |name: &str| strategies.iter().position(|s| s == name).map(|i| medians[i]);
+        let ratio =
+            |wall: f64, name: &str| reference(name).map_or_else(|| "-".to_owned(), |r| format!("{:.2}", wall / r));
         for ((s, runs), wall) in strategies.iter().zip(&runs).zip(&medians) {
             let solution = &runs[0].1;
             let used = solution.stats.strategy.map_or_else(
@@ -113,17 +124,22 @@ fn main() {
                 |u| {
                     let effort = u.heuristic_effort.map_or_else(String::new, |e| format!(", heuristics {e}"));
                     let presolve = if u.presolve { "" } else { ", no presolve" };
-                    format!("{}{presolve}{effort}", u.lp_method.name())
+                    let start = match u.mip_start {
+                        Some(start @ MipStart::Rounding) => format!(", start {}", start.name()),
+                        Some(MipStart::None) | None => String::new(),
+                    };
+                    format!("{}{presolve}{effort}{start}", u.lp_method.name())
                 },
             );
             let all: Vec<String> = runs.iter().map(|(w, _)| format!("{w:.2}")).collect();
             println!(
-                "| {name} | {s} | {used} | {} | {wall:.2} ({}) | {} | {} | {} |",
+                "| {name} | {s} | {used} | {} | {wall:.2} ({}) | {} | {} | {} | {} |",
                 solution.status.name(),
                 all.join(", "),
                 solution.objective.map_or_else(|| "-".to_owned(), |o| format!("{o:.2}")),
                 solution.gap.map_or_else(|| "-".to_owned(), |g| format!("{g:.1e}")),
-                reference.map_or_else(|| "-".to_owned(), |r| format!("{:.2}", wall / r)),
+                ratio(*wall, "highs"),
+                ratio(*wall, "volta"),
             );
         }
     }

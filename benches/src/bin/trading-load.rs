@@ -28,6 +28,7 @@ use std::time::Instant;
 use jiff::Timestamp;
 use tonic::transport::Channel;
 use volta_api::pb::trading as tpb;
+use volta_benches::flags::Flags;
 use volta_benches::load::{Server, Tally, continuous_rules, open_phase, phase};
 
 type Client = tpb::trading_service_client::TradingServiceClient<Channel>;
@@ -40,29 +41,28 @@ struct Args {
     rate: Option<f64>,
 }
 
+const USAGE: &str = "\
+usage: trading-load [--database URL] [--volta PATH] [--seconds S] [--clients N] [--rate
+    CALLS_PER_S]";
+
 fn args() -> Result<Args, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut args = Args { database: None, volta: exe.with_file_name("volta"), seconds: 20.0, clients: 200, rate: None };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+    let mut flags = Flags::new(USAGE);
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--database" => args.database = Some(value()?),
-            "--volta" => args.volta = value()?.into(),
-            "--seconds" => args.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
-            "--clients" => args.clients = value()?.parse().map_err(|e| format!("--clients: {e}"))?,
+            "--database" => args.database = Some(flags.value(&flag)),
+            "--volta" => args.volta = flags.value::<String>(&flag).into(),
+            "--seconds" => args.seconds = flags.value(&flag),
+            "--clients" => args.clients = flags.value(&flag),
             "--rate" => {
-                let rate: f64 = value()?.parse().map_err(|e| format!("--rate: {e}"))?;
+                let rate: f64 = flags.value(&flag);
                 if !(rate.is_finite() && rate > 0.0) {
                     return Err(format!("--rate: {rate} is not a positive number of calls a second"));
                 }
                 args.rate = Some(rate);
             }
-            _ => {
-                return Err("usage: trading-load [--database URL] [--volta PATH] [--seconds S] [--clients N] \
-                            [--rate CALLS_PER_S]"
-                    .to_owned());
-            }
+            other => flags.unknown(other),
         }
     }
     Ok(args)

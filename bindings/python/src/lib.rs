@@ -234,6 +234,7 @@ fn solution_dict<'py>(py: Python<'py>, solution: Solution) -> PyResult<Bound<'py
         used.set_item("lp_method", strategy.lp_method.name())?;
         used.set_item("presolve", strategy.presolve)?;
         used.set_item("heuristic_effort", strategy.heuristic_effort)?;
+        used.set_item("mip_start", strategy.mip_start.map(volta_dispatch::MipStart::name))?;
         out.set_item("strategy", used)?;
     }
     out.set_item("infeasibility", solution.infeasibility.as_ref().map(volta_dispatch::Infeasibility::report))?;
@@ -273,7 +274,7 @@ fn write_model(
 #[pyfunction]
 #[pyo3(signature = (
     case, objective = "cost", co2_price = None, time_limit = None, gap = None, threads = None, separate_units = false,
-    lp_method = None, presolve = None, heuristic_effort = None,
+    lp_method = None, presolve = None, heuristic_effort = None, mip_start = None,
 ))]
 #[expect(clippy::too_many_arguments, reason = "one argument per keyword of volta.schedule")]
 fn schedule<'py>(
@@ -288,6 +289,7 @@ fn schedule<'py>(
     lp_method: Option<&str>,
     presolve: Option<bool>,
     heuristic_effort: Option<f64>,
+    mip_start: Option<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let lp_method = match lp_method {
         None => None,
@@ -297,7 +299,15 @@ fn schedule<'py>(
             return Err(raise(py, Raise::Solver, format!("lp_method: {other:?} is neither \"simplex\" nor \"ipm\"")));
         }
     };
-    let strategy = volta_dispatch::Strategy { lp_method, presolve, heuristic_effort };
+    let mip_start = match mip_start {
+        None => None,
+        Some("none") => Some(volta_dispatch::MipStart::None),
+        Some("rounding") => Some(volta_dispatch::MipStart::Rounding),
+        Some(other) => {
+            return Err(raise(py, Raise::Solver, format!("mip_start: {other:?} is neither \"none\" nor \"rounding\"")));
+        }
+    };
+    let strategy = volta_dispatch::Strategy { lp_method, presolve, heuristic_effort, mip_start };
     strategy.check().map_err(|e| raise(py, Raise::Solver, e.to_string()))?;
     let options =
         Options { fleets: !separate_units, strategy, ..options(py, objective, co2_price, time_limit, gap, threads)? };

@@ -34,10 +34,14 @@ def test_kazarlis_reaches_the_published_optimum():
 def test_a_solver_strategy_is_used_reported_and_checked():
     case = volta.Case.from_file(CASES / "benchmarks" / "kazarlis10.toml")
     chosen = volta.schedule(case, gap=1e-6)
-    assert set(chosen.strategy) == {"lp_method", "presolve", "heuristic_effort"}
-    set_ = volta.schedule(case, gap=1e-6, lp_method="ipm", presolve=False, heuristic_effort=0.3)
-    assert set_.strategy == {"lp_method": "ipm", "presolve": False, "heuristic_effort": 0.3}
+    assert set(chosen.strategy) == {"lp_method", "presolve", "heuristic_effort", "mip_start"}
+    set_ = volta.schedule(
+        case, gap=1e-6, lp_method="ipm", presolve=False, heuristic_effort=0.3, mip_start="rounding"
+    )
+    assert set_.strategy == {"lp_method": "ipm", "presolve": False, "heuristic_effort": 0.3, "mip_start": "rounding"}
     assert set_.objective == pytest.approx(chosen.objective, rel=1e-6)
+    with pytest.raises(volta.SolverError, match="mip_start"):
+        volta.schedule(case, mip_start="lp")
     with pytest.raises(volta.SolverError, match="strategy.heuristic_effort"):
         volta.schedule(case, heuristic_effort=1.5)
     with pytest.raises(volta.SolverError, match="lp_method"):

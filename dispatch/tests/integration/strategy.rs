@@ -1,16 +1,18 @@
 //! Every solver strategy solves the same problem: the same optimum, the
 //! same prices for an LP, and a schedule that holds every invariant.
 
-use volta_dispatch::{LpMethod, Options, Status, Strategy};
+use volta_dispatch::{LpMethod, MipStart, Options, Status, Strategy};
 
 use crate::support::{example, solve_checked};
 
-const STRATEGIES: [Strategy; 5] = [
+const STRATEGIES: [Strategy; 7] = [
     Strategy::HIGHS,
     Strategy { lp_method: Some(LpMethod::Ipm), ..Strategy::HIGHS },
     Strategy { presolve: Some(false), ..Strategy::HIGHS },
     Strategy { heuristic_effort: Some(0.0), ..Strategy::HIGHS },
     Strategy { heuristic_effort: Some(0.3), ..Strategy::HIGHS },
+    Strategy { mip_start: Some(MipStart::Rounding), ..Strategy::HIGHS },
+    Strategy { mip_start: Some(MipStart::Rounding), presolve: Some(false), ..Strategy::HIGHS },
 ];
 
 /// The Kazarlis day proven to 1e-6 reaches the same cost under every
@@ -27,6 +29,10 @@ fn a_unit_commitment_reaches_the_same_optimum_under_every_strategy() {
         assert_eq!(Some(used.lp_method), strategy.lp_method);
         assert_eq!(Some(used.presolve), strategy.presolve);
         assert_eq!(used.heuristic_effort, strategy.heuristic_effort);
+        assert_eq!(used.mip_start, strategy.mip_start);
+        // The rounded relaxation is a start of every commitment column.
+        let rounded = strategy.mip_start == Some(MipStart::Rounding);
+        assert_eq!(solution.stats.warm_start > 0, rounded, "{strategy:?}: {}", solution.stats.warm_start);
         costs.push(plan.cost);
     }
     let best = costs.iter().copied().fold(f64::INFINITY, f64::min);
@@ -47,7 +53,9 @@ fn an_lp_has_the_same_optimum_and_prices_under_every_strategy() {
         let options = Options { threads: Some(1), strategy, ..Options::default() };
         let (solution, plan) = solve_checked(&case, &options);
         assert_eq!(solution.status, Status::Optimal, "{strategy:?}");
-        assert_eq!(solution.stats.strategy.expect("reported").heuristic_effort, None, "an LP has no heuristics");
+        let used = solution.stats.strategy.expect("reported");
+        assert_eq!(used.heuristic_effort, None, "an LP has no heuristics");
+        assert_eq!((used.mip_start, solution.stats.warm_start), (None, 0), "an LP has no start");
         let prices: Vec<f64> = plan.buses.iter().flat_map(|b| b.price.clone().expect("prices")).collect();
         results.push((plan.cost, prices));
     }

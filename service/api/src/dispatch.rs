@@ -6,8 +6,8 @@
 use jiff::SignedDuration;
 use tonic::Status;
 use volta_dispatch::{
-    Detail, DispatchError, Front, Infeasibility, LpMethod, MAX_BLOCKS, Objective, Resolved, RollingResult, Schedule,
-    Solution, Strategy, WindowReport,
+    Detail, DispatchError, Front, Infeasibility, LpMethod, MAX_BLOCKS, MipStart, Objective, Resolved, RollingResult,
+    Schedule, Solution, Strategy, WindowReport,
 };
 use volta_engine::{CaseReader, Checked, Format, TimeGrid};
 
@@ -73,14 +73,20 @@ pub(crate) fn time_limit(field: &str, limit: Option<prost_types::Duration>) -> R
 
 /// A request's solver strategy, checked.
 fn solver_strategy(strategy: pb::SolverStrategy) -> Result<Strategy, Status> {
-    let pb::SolverStrategy { lp_method, presolve, heuristic_effort } = strategy;
+    let pb::SolverStrategy { lp_method, presolve, heuristic_effort, mip_start } = strategy;
     let lp_method = match pb::LpMethod::try_from(lp_method) {
         Ok(pb::LpMethod::Unspecified) => None,
         Ok(pb::LpMethod::Simplex) => Some(LpMethod::Simplex),
         Ok(pb::LpMethod::Ipm) => Some(LpMethod::Ipm),
         Err(_) => return Err(status::invalid("strategy.lp_method", format!("unknown value {lp_method}"))),
     };
-    let strategy = Strategy { lp_method, presolve, heuristic_effort };
+    let mip_start = match pb::MipStart::try_from(mip_start) {
+        Ok(pb::MipStart::Unspecified) => None,
+        Ok(pb::MipStart::None) => Some(MipStart::None),
+        Ok(pb::MipStart::Rounding) => Some(MipStart::Rounding),
+        Err(_) => return Err(status::invalid("strategy.mip_start", format!("unknown value {mip_start}"))),
+    };
+    let strategy = Strategy { lp_method, presolve, heuristic_effort, mip_start };
     // The heuristic effort is the one part with a range.
     strategy.check().map_err(|e| status::invalid("strategy.heuristic_effort", e.to_string()))?;
     Ok(strategy)
@@ -96,6 +102,12 @@ fn used_strategy(strategy: Resolved) -> pb::SolverStrategy {
         .into(),
         presolve: Some(strategy.presolve),
         heuristic_effort: strategy.heuristic_effort,
+        mip_start: match strategy.mip_start {
+            None => pb::MipStart::Unspecified,
+            Some(MipStart::None) => pb::MipStart::None,
+            Some(MipStart::Rounding) => pb::MipStart::Rounding,
+        }
+        .into(),
     }
 }
 

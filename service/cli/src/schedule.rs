@@ -8,7 +8,8 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use volta_dispatch::{
-    Decomposition, LpMethod, ModelFormat, Objective, Options, RollingOptions, Schedule, Solution, Status, Strategy,
+    Decomposition, LpMethod, MipStart, ModelFormat, Objective, Options, RollingOptions, Schedule, Solution, Status,
+    Strategy,
 };
 use volta_engine::{Case, CaseReader, Error};
 
@@ -115,6 +116,15 @@ enum LpMethodArg {
     Ipm,
 }
 
+/// Where a MIP's first schedule comes from.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum MipStartArg {
+    /// HiGHS's heuristics find it.
+    None,
+    /// The LP relaxation, solved first, its commitment rounded up.
+    Rounding,
+}
+
 fn on_off(value: &str) -> Result<bool, String> {
     match value {
         "on" => Ok(true),
@@ -208,6 +218,10 @@ pub(super) struct Args {
     /// (default: Volta's choice; HiGHS's own is 0.05).
     #[arg(long, value_name = "SHARE", value_parser = share, help_heading = "Solver strategy")]
     heuristic_effort: Option<f64>,
+    /// Where a MIP's first schedule comes from (default: Volta's choice;
+    /// a rolling horizon's later windows start from the window before).
+    #[arg(long, value_enum, value_name = "FROM", help_heading = "Solver strategy")]
+    mip_start: Option<MipStartArg>,
     /// Also write the model handed to HiGHS here: FILE.lp in the CPLEX LP
     /// format, FILE.mps in free MPS.
     #[arg(long, value_name = "FILE.lp|FILE.mps", conflicts_with_all = ["pareto", "horizon_h", "blocks"])]
@@ -250,6 +264,10 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }),
             presolve: args.presolve,
             heuristic_effort: args.heuristic_effort,
+            mip_start: args.mip_start.map(|s| match s {
+                MipStartArg::None => MipStart::None,
+                MipStartArg::Rounding => MipStart::Rounding,
+            }),
         },
         ..Options::default()
     };

@@ -843,10 +843,15 @@ fn a_solver_strategy_set_on_the_command_line_is_used_reported_and_reaches_the_sa
         "off",
         "--heuristic-effort",
         "0.3",
+        "--mip-start",
+        "rounding",
     ]);
     assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
     let set = json(&set);
-    assert_eq!(set["strategy"], serde_json::json!({ "lp_method": "ipm", "presolve": false, "heuristic_effort": 0.3 }));
+    assert_eq!(
+        set["strategy"],
+        serde_json::json!({ "lp_method": "ipm", "presolve": false, "heuristic_effort": 0.3, "mip_start": "rounding" })
+    );
     // Both within HiGHS's 1e-4 gap of the same optimum.
     let (a, b) = (set["objective"].as_f64().expect("objective"), default["objective"].as_f64().expect("objective"));
     assert!((a - b).abs() <= 2e-4 * b.abs(), "the same optimum within the gaps: {a} vs {b}");
@@ -854,6 +859,7 @@ fn a_solver_strategy_set_on_the_command_line_is_used_reported_and_reaches_the_sa
         ("--heuristic-effort", "1.5", "not a share in [0, 1]"),
         ("--presolve", "maybe", "neither on nor off"),
         ("--lp-method", "barrier", "invalid value"),
+        ("--mip-start", "lp", "invalid value"),
     ] {
         let out = volta(&["schedule", &case("campus.toml"), flag, value]);
         assert_eq!(out.status.code(), Some(2), "{flag} {value}");

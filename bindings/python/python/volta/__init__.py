@@ -183,8 +183,8 @@ class Schedule:
     fuel curves (taken as linear pieces), ``exact_cost`` is the schedule's
     cost on the curves themselves and ``exact_lower_bound`` a proven lower
     bound on the exact optimum. ``strategy`` is how HiGHS was asked to solve
-    (``lp_method``, ``presolve``, ``heuristic_effort``) where one solve made
-    the schedule.
+    (``lp_method``, ``presolve``, ``heuristic_effort``, ``mip_start``) where
+    one solve made the schedule.
     """
 
     status: str
@@ -315,6 +315,7 @@ def schedule(
     lp_method: str | None = None,
     presolve: bool | None = None,
     heuristic_effort: float | None = None,
+    mip_start: str | None = None,
 ) -> Schedule:
     """Optimises the operation of ``case``.
 
@@ -333,8 +334,9 @@ def schedule(
     The solver strategy is Volta's choice for the problem unless set:
     ``lp_method`` (``"simplex"`` or ``"ipm"``, for an LP and a MIP's root),
     ``presolve`` (``True``/``False``) and ``heuristic_effort`` (the share of
-    a MIP's effort on primal heuristics, in [0, 1]). What was used is
-    :attr:`Schedule.strategy`.
+    a MIP's effort on primal heuristics, in [0, 1]) and ``mip_start``
+    (``"none"``, or ``"rounding"``: a MIP starts from its LP relaxation with
+    the commitment rounded up). What was used is :attr:`Schedule.strategy`.
     """
     return Schedule._from_native(
         _native.schedule(
@@ -348,6 +350,7 @@ def schedule(
             lp_method,
             presolve,
             heuristic_effort,
+            mip_start,
         )
     )
 

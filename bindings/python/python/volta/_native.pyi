@@ -30,6 +30,7 @@ def schedule(
     lp_method: str | None = ...,
     presolve: bool | None = ...,
     heuristic_effort: float | None = ...,
+    mip_start: str | None = ...,
 ) -> dict[str, Any]: ...
 def pareto(case: Case, n: int = ..., time_limit: float | None = ..., gap: float | None = ...) -> list[dict[str, Any]]: ...
 def rolling_horizon(

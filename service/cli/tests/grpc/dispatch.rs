@@ -167,8 +167,13 @@ async fn a_solver_strategy_is_used_and_reported_and_a_bad_one_refused_by_field()
     let used = chosen.strategy.expect("the strategy used");
     assert_ne!(used.lp_method(), pb::LpMethod::Unspecified);
     assert!(used.presolve.is_some() && used.heuristic_effort.is_some(), "{used:?}");
-    let asked =
-        pb::SolverStrategy { lp_method: pb::LpMethod::Ipm.into(), presolve: Some(false), heuristic_effort: Some(0.3) };
+    assert_ne!(used.mip_start(), pb::MipStart::Unspecified);
+    let asked = pb::SolverStrategy {
+        lp_method: pb::LpMethod::Ipm.into(),
+        presolve: Some(false),
+        heuristic_effort: Some(0.3),
+        mip_start: pb::MipStart::Rounding.into(),
+    };
     let set = client.schedule(request(Some(asked))).await.expect("schedule").into_inner();
     assert_eq!(set.strategy, Some(asked));
     assert!(close(set.cost.expect("cost"), chosen.cost.expect("cost"), 1e-6), "{set:?}");
@@ -176,6 +181,7 @@ async fn a_solver_strategy_is_used_and_reported_and_a_bad_one_refused_by_field()
         (pb::SolverStrategy { heuristic_effort: Some(1.5), ..asked }, "strategy.heuristic_effort"),
         (pb::SolverStrategy { heuristic_effort: Some(f64::NAN), ..asked }, "strategy.heuristic_effort"),
         (pb::SolverStrategy { lp_method: 7, ..asked }, "strategy.lp_method"),
+        (pb::SolverStrategy { mip_start: -1, ..asked }, "strategy.mip_start"),
     ] {
         let err = client.schedule(request(Some(wrong))).await.expect_err("refused");
         assert_eq!(err.code(), Code::InvalidArgument);

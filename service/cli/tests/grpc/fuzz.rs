@@ -252,11 +252,17 @@ fn schedule_request() -> impl Strategy<Value = pb::ScheduleRequest> {
     // Most leave the strategy to Volta; some set it, sound or hostile.
     let lp_method = prop_oneof![5 => 0_i32..3, 1 => any::<i32>()];
     let effort = maybe(0.0..1.0);
+    let mip_start = prop_oneof![5 => 0_i32..3, 1 => any::<i32>()];
     let strategy = prop_oneof![
         10 => Just(None),
-        3 => (lp_method, prop::option::of(any::<bool>()), effort).prop_map(|(lp_method, presolve, heuristic_effort)| Some(
-            pb::SolverStrategy { lp_method, presolve, heuristic_effort }
-        )),
+        3 => (lp_method, prop::option::of(any::<bool>()), effort, mip_start).prop_map(
+            |(lp_method, presolve, heuristic_effort, mip_start)| Some(pb::SolverStrategy {
+                lp_method,
+                presolve,
+                heuristic_effort,
+                mip_start
+            })
+        ),
     ];
     (case_text(), solving, view, assets, any::<bool>(), blocks, seams, strategy).prop_map(
         |(
