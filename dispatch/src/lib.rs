@@ -119,7 +119,7 @@ pub use plan::{
 pub use plan::{Infeasibility, Violation, ViolationKind};
 pub use rolling::{RollingOptions, RollingResult, WindowReport, rolling_horizon};
 pub use stochastic::{Cvar, Plan, Scenario, StochasticOptions, StochasticSolution, redispatch, two_stage};
-pub use strategy::{Class, DEFAULT_HEURISTIC_EFFORT, LpMethod, MipStart, Resolved, Strategy};
+pub use strategy::{Class, DEFAULT_HEURISTIC_EFFORT, LpMethod, MipStart, ROUNDING_FROM_INTEGERS, Resolved, Strategy};
 
 use crate::model::{Model, Window};
 

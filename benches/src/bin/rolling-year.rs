@@ -10,12 +10,12 @@
 //! bound of the whole horizon's LP relaxation (timed apart). Both runs solve
 //! each window to the same gap (HiGHS's default 1e-4 unless `--gap`).
 //!
-//! `cargo run --release -p volta-benches --bin rolling-year -- [--weeks N | --case NAME --copies N] [--horizon-h H] [--commit-h C] [--gap G] [--heuristic-effort E] [--presolve on|off] [--windows] [--verbose]`
+//! `cargo run --release -p volta-benches --bin rolling-year -- [--weeks N | --case NAME --copies N] [--horizon-h H] [--commit-h C] [--gap G] [--heuristic-effort E] [--presolve on|off] [--mip-start none|rounding] [--windows] [--verbose]`
 
 use std::time::Instant;
 
 use volta_benches::flags::Flags;
-use volta_dispatch::{Options, RollingOptions, RollingResult, Strategy, rolling_horizon};
+use volta_dispatch::{MipStart, Options, RollingOptions, RollingResult, Strategy, rolling_horizon};
 
 struct Args {
     weeks: usize,
@@ -32,11 +32,14 @@ struct Args {
     effort: Option<f64>,
     /// Whether every window is presolved (default: Volta's choice).
     presolve: Option<bool>,
+    /// Where a window without one before it starts (default: Volta's choice).
+    mip_start: Option<MipStart>,
 }
 
 const USAGE: &str = "\
 usage: rolling-year [--weeks N | --case NAME --copies N] [--horizon-h H] [--commit-h C]
-                    [--gap G] [--heuristic-effort E] [--presolve on|off] [--windows] [--verbose]
+                    [--gap G] [--heuristic-effort E] [--presolve on|off] [--mip-start none|rounding]
+                    [--windows] [--verbose]
   --weeks N             weeks of the campus with the CHP under commitment (default 52)
   --case NAME           a committed case of datasets/cases instead, repeated --copies times (default 7)
   --horizon-h H         each window's length, hours (default 48)
@@ -44,6 +47,8 @@ usage: rolling-year [--weeks N | --case NAME --copies N] [--horizon-h H] [--comm
   --gap G               each window's relative MIP gap (default HiGHS's 1e-4)
   --heuristic-effort E  HiGHS's share of effort on primal heuristics (default Volta's choice)
   --presolve on|off     whether every window is presolved (default Volta's choice)
+  --mip-start FROM      where a window starts with no window before it, in the cold run, and the
+                        first window in the warm one: none or rounding (default Volta's choice)
   --windows             print each window's solve time, cold beside warm
   --verbose             HiGHS's log on stderr";
 
@@ -59,6 +64,7 @@ fn args() -> Args {
         verbose: false,
         effort: None,
         presolve: None,
+        mip_start: None,
     };
     let mut flags = Flags::new(USAGE);
     while let Some(flag) = flags.next_flag() {
@@ -78,6 +84,13 @@ fn args() -> Args {
                 }
             }
             "--heuristic-effort" => args.effort = Some(flags.value(&flag)),
+            "--mip-start" => {
+                args.mip_start = match flags.value::<String>(&flag).as_str() {
+                    "none" => Some(MipStart::None),
+                    "rounding" => Some(MipStart::Rounding),
+                    other => flags.fail(&format!("--mip-start: none or rounding, not {other}")),
+                }
+            }
             "--gap" => args.gap = Some(flags.value(&flag)),
             other => flags.unknown(other),
         }
@@ -100,7 +113,12 @@ fn main() {
         ),
         Some(name) => (volta_benches::tiled(name, args.copies), format!("{name} repeated {} times", args.copies)),
     };
-    let strategy = Strategy { heuristic_effort: args.effort, presolve: args.presolve, ..Strategy::default() };
+    let strategy = Strategy {
+        heuristic_effort: args.effort,
+        presolve: args.presolve,
+        mip_start: args.mip_start,
+        ..Strategy::default()
+    };
     let options = Options {
         mip_gap: args.gap,
         prices: false,

@@ -11,8 +11,10 @@
 //!
 //! `cargo run --release -p volta-benches --bin solver-strategy -- [--cases a,b,...] [--strategies a,b,...] [--time-limit S] [--repeat N]`
 //!
-//! Cases: kazarlis10, kazarlis20, kazarlis40, kazarlis100, campus-week,
-//! campus-year-lp, campus-year-uc, islanded. Strategies: highs, ipm,
+//! Cases: kazarlis10, kazarlis20, kazarlis40, kazarlis100, kazarlis10-week
+//! (the 10-unit day repeated for a week), campus-week, campus-quarter-uc
+//! (13 weeks, the CHP under commitment), campus-year-lp, campus-year-uc,
+//! islanded. Strategies: highs, ipm,
 //! no-presolve, heuristics-0, heuristics-0.3, volta, volta-rounding
 //! (Volta's choice, started from the LP relaxation rounded up).
 
@@ -22,12 +24,14 @@ use volta_benches::flags::Flags;
 use volta_dispatch::{LpMethod, MipStart, Options, Solution, Strategy};
 use volta_engine::Case;
 
-const CASES: [&str; 8] = [
+const CASES: [&str; 10] = [
     "kazarlis10",
     "kazarlis20",
     "kazarlis40",
     "kazarlis100",
+    "kazarlis10-week",
     "campus-week",
+    "campus-quarter-uc",
     "campus-year-lp",
     "campus-year-uc",
     "islanded",
@@ -38,6 +42,8 @@ const STRATEGIES: [&str; 7] =
 fn case(name: &str) -> Case {
     match name {
         "campus-week" => Case::from_path(volta_datasets::case("campus.toml")).expect("campus"),
+        "kazarlis10-week" => volta_benches::tiled("benchmarks/kazarlis10.toml", 7),
+        "campus-quarter-uc" => volta_benches::campus_weeks(13, true),
         "campus-year-lp" => volta_benches::campus_year(false),
         "campus-year-uc" => volta_benches::campus_year(true),
         "islanded" => Case::from_path(volta_datasets::case("islanded.toml")).expect("islanded"),
@@ -62,8 +68,9 @@ fn strategy(name: &str) -> Strategy {
 
 const USAGE: &str = "\
 usage: solver-strategy [--cases a,b,...] [--strategies a,b,...] [--time-limit S] [--repeat N]
-  --cases a,b,...       kazarlis10, kazarlis20, kazarlis40, kazarlis100, campus-week,
-                        campus-year-lp, campus-year-uc, islanded (default: all)
+  --cases a,b,...       kazarlis10, kazarlis20, kazarlis40, kazarlis100, kazarlis10-week,
+                        campus-week, campus-quarter-uc, campus-year-lp, campus-year-uc,
+                        islanded (default: all)
   --strategies a,b,...  highs, ipm, no-presolve, heuristics-0, heuristics-0.3, volta,
                         volta-rounding (default: all)
   --time-limit S        seconds a solve may take (default 120)
