@@ -47,12 +47,12 @@ def export(volta: str, case: Path, out: Path) -> dict:
     return json.loads(out.read_text())
 
 
-def run_volta(volta: str, case: Path, threads: int) -> dict:
+def run_volta(volta: str, case: Path, threads: int, gap: float = 0.0, time_limit: float | None = None) -> dict:
     start = time.perf_counter()
-    proc = subprocess.run(
-        [volta, "schedule", str(case), "--gap", "0", "--no-prices", "--threads", str(threads)],
-        capture_output=True, text=True,
-    )
+    command = [volta, "schedule", str(case), "--gap", str(gap), "--no-prices", "--threads", str(threads)]
+    if time_limit is not None:
+        command += ["--time-limit", str(time_limit)]
+    proc = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode not in (0, 3):  # 3: solved, no schedule (infeasible)
         raise RuntimeError(f"volta failed on {case}: {proc.stderr.strip()}")
@@ -61,10 +61,10 @@ def run_volta(volta: str, case: Path, threads: int) -> dict:
     return summary
 
 
-def run_pypsa(case: dict, threads: int) -> dict:
+def run_pypsa(case: dict, threads: int, gap: float = 0.0, time_limit: float | None = None) -> dict:
     net = volta_pypsa.to_network(case)
     start = time.perf_counter()
-    status, objective = volta_pypsa.solve(net, threads)
+    status, objective = volta_pypsa.solve(net, threads, gap, time_limit)
     return {"status": status, "objective": objective, "wall_seconds": time.perf_counter() - start}
 
 

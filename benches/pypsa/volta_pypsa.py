@@ -356,12 +356,16 @@ def _storage(net, a, n, h):
             p_nom=discharge_nom, marginal_cost=float(a.get("cycle_cost", 0.0)) * eta_d)
 
 
-def solve(net: pypsa.Network, threads: int = 1) -> tuple[str, float | None]:
-    """Solve with HiGHS to a zero gap; returns (status, objective)."""
+def solve(net: pypsa.Network, threads: int = 1, gap: float = 0.0,
+          time_limit: float | None = None) -> tuple[str, float | None]:
+    """Solve with HiGHS to `gap` (zero by default); returns (status, objective)."""
+    options = {"mip_rel_gap": gap, "output_flag": False, "threads": threads}
+    if time_limit is not None:
+        options["time_limit"] = time_limit
     status, condition = net.optimize(
         solver_name="highs",
         include_objective_constant=False,
-        solver_options={"mip_rel_gap": 0.0, "output_flag": False, "threads": threads},
+        solver_options=options,
         log_to_console=False,
         progress=False,
     )

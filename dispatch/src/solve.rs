@@ -108,24 +108,18 @@ pub(crate) fn solve_window(
     };
     let is_mip = model.lp.is_mip();
     let binaries = model.lp.integers().to_vec();
-    let mut relaxation_seconds = 0.0;
     let start = match window.hint {
-        Some(hint) => hint.start(&model, window),
+        Some(hint) => Start::partial(hint.start(&model, window)),
         None if options.strategy.resolve(Class::of(&model.lp)).mip_start == Some(MipStart::Rounding) => {
-            let (start, seconds) = rounded_start(case, window, options, extra, &model)?;
-            relaxation_seconds = seconds;
-            start
+            rounded_start(case, window, options, extra, &model)?
         }
-        None => Vec::new(),
+        None => Start::partial(Vec::new()),
     };
-    stats.warm_start = start.len();
-    // The relaxation spent part of the time limit: the MIP has the rest.
-    let rest = Options {
-        time_limit_s: options.time_limit_s.map(|limit| (limit - relaxation_seconds).max(0.0)),
-        ..options.clone()
-    };
-    let (model, mut raw) = run(model, &objective, &rest, &start)?;
-    stats.solve_seconds = raw.seconds + relaxation_seconds;
+    stats.warm_start = start.integers;
+    // The LPs behind the start spent part of the time limit: the MIP has the rest.
+    let rest = Options { time_limit_s: remaining(options.time_limit_s, start.seconds), ..options.clone() };
+    let (model, mut raw) = run(model, &objective, &rest, &start.values)?;
+    stats.solve_seconds = raw.seconds + start.seconds;
     stats.strategy = Some(raw.strategy);
     // Marginal prices: the LP duals, or for a MILP those of the LP with its
     // binaries fixed at the solution.
@@ -147,24 +141,68 @@ pub(crate) fn solve_window(
     Ok((model, raw, stats))
 }
 
+/// A MIP start: the values handed to HiGHS, how many integer columns they
+/// set, and the seconds the LPs behind them took.
+struct Start {
+    values: Vec<(Col, f64)>,
+    integers: usize,
+    seconds: f64,
+}
+
+impl Start {
+    /// A start of integer columns only, which HiGHS completes itself.
+    fn partial(values: Vec<(Col, f64)>) -> Self {
+        Self { integers: values.len(), values, seconds: 0.0 }
+    }
+}
+
+/// What is left of a time limit after `spent` seconds.
+fn remaining(limit: Option<f64>, spent: f64) -> Option<f64> {
+    limit.map(|limit| (limit - spent).max(0.0))
+}
+
 /// The start of [`MipStart::Rounding`] for `model` (built for `window`):
-/// the window's LP relaxation solved, its commitment rounded up (see
-/// [`warm::rounded`]); empty when the relaxation has no solution (the MIP
-/// then says why). Returns the start and the seconds HiGHS took.
+/// the window's LP relaxation solved and its commitment rounded up (see
+/// [`warm::rounded`]). When the rounding sets every integer column (units
+/// without fleets or storage modes), the LP with them fixed is solved too,
+/// with presolve, and its solution is the start: complete, so HiGHS only
+/// checks it, where completing a partial start costs it an LP without
+/// presolve (on the campus year 7.4 s, against 1 s or so). Otherwise, or
+/// when that LP has no solution, HiGHS completes the rounded columns
+/// itself. Empty when the relaxation has no solution (the MIP then says
+/// why).
 fn rounded_start(
     case: &Case,
     window: &Window<'_>,
     options: &Options,
     extra: &dyn Fn(&mut Model),
     model: &Model,
-) -> Result<(Vec<(Col, f64)>, f64), DispatchError> {
-    let mut relaxed = Model::build(case, window, Integrality::Relaxed, Mode::Normal);
-    extra(&mut relaxed);
-    let objective = relaxed.objective(options.objective);
-    let lp_options = Options { mip_gap: None, ..options.clone() };
-    let (_, raw) = run(relaxed, &objective, &lp_options, &[])?;
-    let start = raw.x.as_deref().map(|x| warm::rounded(model, x)).unwrap_or_default();
-    Ok((start, raw.seconds))
+) -> Result<Start, DispatchError> {
+    let lp = |integrality: Integrality, spent: f64| -> Result<Raw, DispatchError> {
+        let mut lp_model = Model::build(case, window, integrality, Mode::Normal);
+        extra(&mut lp_model);
+        let objective = lp_model.objective(options.objective);
+        let lp_options =
+            Options { mip_gap: None, time_limit_s: remaining(options.time_limit_s, spent), ..options.clone() };
+        Ok(run(lp_model, &objective, &lp_options, &[])?.1)
+    };
+    let relaxed = lp(Integrality::Relaxed, 0.0)?;
+    let Some(x) = relaxed.x.as_deref() else {
+        return Ok(Start { seconds: relaxed.seconds, ..Start::partial(Vec::new()) });
+    };
+    let rounded = warm::rounded(model, x);
+    let mut start = Start { seconds: relaxed.seconds, ..Start::partial(rounded) };
+    let by_column: HashMap<usize, f64> = start.values.iter().map(|&(col, value)| (col.0, value)).collect();
+    let Some(fixed) = model.lp.integers().iter().map(|col| by_column.get(&col.0).copied()).collect::<Option<Vec<_>>>()
+    else {
+        return Ok(start);
+    };
+    let completed = lp(Integrality::Fixed(fixed), start.seconds)?;
+    start.seconds += completed.seconds;
+    if let Some(x) = completed.x {
+        start.values = x.into_iter().enumerate().map(|(j, value)| (Col(j), value)).collect();
+    }
+    Ok(start)
 }
 
 /// A member of an aggregated fleet, as the fleet's solution splits it.

@@ -57,8 +57,10 @@ pub enum MipStart {
     None,
     /// The LP relaxation is solved first and its commitment rounded up
     /// (a unit on at any fraction, a fleet's count to the next whole
-    /// number); HiGHS completes the rest (starts, storage modes) in a small
-    /// search and begins from it when that finds a schedule. Costs one LP.
+    /// number). When that sets every integer column, the LP with them
+    /// fixed completes the schedule; otherwise HiGHS completes the rest (a
+    /// fleet's starts, storage modes) in a small search. The search begins
+    /// from the completed schedule. Costs one or two LPs.
     Rounding,
 }
 
@@ -79,8 +81,8 @@ pub const DEFAULT_HEURISTIC_EFFORT: f64 = 0.05;
 /// The integer columns from which Volta starts a MIP from its rounded
 /// relaxation ([`MipStart::Rounding`]) unless told otherwise. Measured on
 /// the benchmark set (one thread, the 1e-4 gap): from 1,680 to 8,736
-/// integer columns the start never cost time and took 0.36 to 0.56 of it
-/// on the campus over 13 and 52 weeks; below 1,000 it ranged from 0.62 to
+/// integer columns the start never cost time and took 0.25 to 0.37 of it
+/// on the campus over 13 and 52 weeks; below 1,000 it ranged from 0.73 to
 /// 1.48 of the time without, by the search's luck more than by size, and a
 /// rolling horizon's small windows (48 integer columns, solved at the
 /// root) took 1.29 times as long.
