@@ -91,8 +91,8 @@ pub struct SolveStats {
     pub binaries: usize,
     /// Time spent building the model, s.
     pub build_seconds: f64,
-    /// Time spent in HiGHS, s (with [`crate::MipStart::Rounding`], its
-    /// LP relaxation's time included).
+    /// Time spent in HiGHS, s (with [`crate::MipStart::Rounding`], the
+    /// LPs behind its start included).
     pub solve_seconds: f64,
     /// Time spent on the marginal-price LP, s.
     pub price_seconds: f64,
