@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The dispatch benchmark set in one command (a benchmark, not a test, and a
-# long one on a 2-core machine: the campus year as one MILP alone takes
-# about 3 minutes, and the islanded year's rolling horizon had not finished
-# after 24 minutes when first tried, 2026-12-06).
+# long one on a 2-core machine: the campus year as one MILP took about 3
+# minutes on 2026-12-06 and 20 s on one thread since MIPs are not presolved
+# and large ones start from their rounded relaxation (2026-12-07), and the
+# islanded year's rolling horizon had not finished after 24 minutes when
+# first tried, 2026-12-06).
 #
 #   benches/dispatch-set.sh            # release build of the benchmark binaries
 #   PROFILE=dev benches/dispatch-set.sh
