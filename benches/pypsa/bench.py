@@ -67,7 +67,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--volta", default=os.environ.get("VOLTA_BIN", "volta"))
     parser.add_argument("--case", type=Path, required=True, help="the case to benchmark (a week, hourly)")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="runs of each workload, median reported (default 3; 1 for --year-milp)")
     parser.add_argument("--json", type=Path, help="write the results to this JSON file")
     parser.add_argument("--year-milp", action="store_true",
                         help="also the year with unit commitment to a 1e-4 gap (long; one run unless --repeat)")
@@ -83,13 +84,12 @@ def main() -> int:
         year = tile_year(week)
         (work / "year.json").write_text(json.dumps(year))
         # (name, case, its file, gap, time limit, runs)
-        workloads = [("week_milp", week, work / "week.json", 0.0, None, args.repeat),
-                     ("year_lp", year, work / "year.json", 0.0, None, args.repeat)]
+        workloads = [("week_milp", week, work / "week.json", 0.0, None, args.repeat or 3),
+                     ("year_lp", year, work / "year.json", 0.0, None, args.repeat or 3)]
         if args.year_milp:
             year_uc = tile_year(week, commitment=True)
             (work / "year_uc.json").write_text(json.dumps(year_uc))
-            runs = args.repeat if "--repeat" in sys.argv else 1
-            workloads.append(("year_milp", year_uc, work / "year_uc.json", 1e-4, args.time_limit, runs))
+            workloads.append(("year_milp", year_uc, work / "year_uc.json", 1e-4, args.time_limit, args.repeat or 1))
         agree = True
         for name, case, path, gap, limit, runs in workloads:
             ours, peer = [], []

@@ -30,6 +30,14 @@ pub enum LpMethod {
 }
 
 impl LpMethod {
+    const ALL: [Self; 2] = [Self::Simplex, Self::Ipm];
+
+    /// The method called `name` (see [`Self::name`]).
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|method| method.name() == name)
+    }
+
     /// The name used in case files, on the command line and in reports.
     #[must_use]
     pub fn name(self) -> &'static str {
@@ -65,6 +73,14 @@ pub enum MipStart {
 }
 
 impl MipStart {
+    const ALL: [Self; 2] = [Self::None, Self::Rounding];
+
+    /// The start called `name` (see [`Self::name`]).
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|start| start.name() == name)
+    }
+
     /// The name used in case files, on the command line and in reports.
     #[must_use]
     pub fn name(self) -> &'static str {
@@ -249,6 +265,18 @@ mod tests {
             assert_eq!(chosen.heuristic_effort.is_some(), integers > 0, "{class:?}");
             assert_eq!(chosen.mip_start.is_some(), integers > 0, "{class:?}");
         }
+    }
+
+    #[test]
+    fn names_read_back_and_unknown_ones_are_none() {
+        for method in LpMethod::ALL {
+            assert_eq!(LpMethod::from_name(method.name()), Some(method));
+        }
+        for start in MipStart::ALL {
+            assert_eq!(MipStart::from_name(start.name()), Some(start));
+        }
+        assert_eq!(LpMethod::from_name("barrier"), None);
+        assert_eq!(MipStart::from_name("lp"), None);
     }
 
     #[test]

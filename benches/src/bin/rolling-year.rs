@@ -85,11 +85,10 @@ fn args() -> Args {
             }
             "--heuristic-effort" => args.effort = Some(flags.value(&flag)),
             "--mip-start" => {
-                args.mip_start = match flags.value::<String>(&flag).as_str() {
-                    "none" => Some(MipStart::None),
-                    "rounding" => Some(MipStart::Rounding),
-                    other => flags.fail(&format!("--mip-start: none or rounding, not {other}")),
-                }
+                let name: String = flags.value(&flag);
+                let start = MipStart::from_name(&name);
+                args.mip_start =
+                    Some(start.unwrap_or_else(|| flags.fail(&format!("--mip-start: none or rounding, not {name}"))));
             }
             "--gap" => args.gap = Some(flags.value(&flag)),
             other => flags.unknown(other),

@@ -291,22 +291,20 @@ fn schedule<'py>(
     heuristic_effort: Option<f64>,
     mip_start: Option<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let lp_method = match lp_method {
-        None => None,
-        Some("simplex") => Some(volta_dispatch::LpMethod::Simplex),
-        Some("ipm") => Some(volta_dispatch::LpMethod::Ipm),
-        Some(other) => {
-            return Err(raise(py, Raise::Solver, format!("lp_method: {other:?} is neither \"simplex\" nor \"ipm\"")));
-        }
-    };
-    let mip_start = match mip_start {
-        None => None,
-        Some("none") => Some(volta_dispatch::MipStart::None),
-        Some("rounding") => Some(volta_dispatch::MipStart::Rounding),
-        Some(other) => {
-            return Err(raise(py, Raise::Solver, format!("mip_start: {other:?} is neither \"none\" nor \"rounding\"")));
-        }
-    };
+    let lp_method = lp_method
+        .map(|name| {
+            volta_dispatch::LpMethod::from_name(name).ok_or_else(|| {
+                raise(py, Raise::Solver, format!("lp_method: {name:?} is neither \"simplex\" nor \"ipm\""))
+            })
+        })
+        .transpose()?;
+    let mip_start = mip_start
+        .map(|name| {
+            volta_dispatch::MipStart::from_name(name).ok_or_else(|| {
+                raise(py, Raise::Solver, format!("mip_start: {name:?} is neither \"none\" nor \"rounding\""))
+            })
+        })
+        .transpose()?;
     let strategy = volta_dispatch::Strategy { lp_method, presolve, heuristic_effort, mip_start };
     strategy.check().map_err(|e| raise(py, Raise::Solver, e.to_string()))?;
     let options =
