@@ -475,6 +475,7 @@ fn report(start: usize, len: usize, solution: &Solution) -> WindowReport {
         solve_seconds: solution.stats.solve_seconds,
         build_seconds: solution.stats.build_seconds,
         warm_start: 0,
+        proven_by_relaxation: solution.stats.proven_by_relaxation,
     }
 }
 

@@ -100,6 +100,10 @@ pub struct SolveStats {
     /// commitment inherited from the window before, or the rounded
     /// relaxation's commitment (0 for a cold start).
     pub warm_start: usize,
+    /// The start (complete, with the integer columns fixed) was proven
+    /// within the MIP gap by the LP relaxation's optimum, so the MIP's
+    /// branch and bound was not run: `solve_seconds` is the two LPs'.
+    pub proven_by_relaxation: bool,
     /// How HiGHS was asked to solve (see [`crate::Strategy`]).
     pub strategy: Option<crate::Resolved>,
 }

@@ -80,6 +80,9 @@ pub struct WindowReport {
     pub build_seconds: f64,
     /// Integer columns started from the previous window (0: cold).
     pub warm_start: usize,
+    /// The start was proven within the gap by the window's LP relaxation,
+    /// so its MIP was not solved (see [`crate::SolveStats`]).
+    pub proven_by_relaxation: bool,
 }
 
 /// The stitched result of a rolling-horizon run.
@@ -176,6 +179,7 @@ pub fn rolling_horizon(
             solve_seconds: solution.stats.solve_seconds,
             build_seconds: solution.stats.build_seconds,
             warm_start: solution.stats.warm_start,
+            proven_by_relaxation: solution.stats.proven_by_relaxation,
         };
         status = worse(status, solution.status);
         let Some(plan) = solution.schedule else {

@@ -1,13 +1,10 @@
 //! Columns, affine expressions and constraints: a problem written once in
 //! [`Col`]umns and [`Lin`]ear expressions that Volta can evaluate itself
 //! (cost breakdowns, explanations, audits), and [`Lp::into_highs`] hands it
-//! to HiGHS through good_lp's model builder. Integer columns (binaries, and
+//! to HiGHS, column by column and row by row. Integer columns (binaries, and
 //! the counts of a fleet of identical units) can be *fixed* instead of
 //! declared integer, which turns a MILP into the LP whose duals are the
 //! marginal prices.
-
-use good_lp::solvers::highs::highs;
-use good_lp::{Expression, ProblemVariables, Variable, variable};
 
 /// A column (variable) of the problem, indexing the solution vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -137,8 +134,6 @@ enum Kind {
 
 /// Columns, rows and the integrality of a problem under construction.
 pub struct Lp {
-    vars: ProblemVariables,
-    cols: Vec<Variable>,
     /// Binary and integer columns, in order of creation.
     integers: Vec<Col>,
     integrality: Integrality,
@@ -157,7 +152,7 @@ pub struct Lp {
 
 impl std::fmt::Debug for Lp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lp").field("cols", &self.cols.len()).field("rows", &self.rows.len()).finish_non_exhaustive()
+        f.debug_struct("Lp").field("cols", &self.bounds.len()).field("rows", &self.rows.len()).finish_non_exhaustive()
     }
 }
 
@@ -166,8 +161,6 @@ impl Lp {
     #[must_use]
     pub fn new(integrality: Integrality) -> Self {
         Self {
-            vars: ProblemVariables::new(),
-            cols: Vec::new(),
             integers: Vec::new(),
             integrality,
             rows: Vec::new(),
@@ -209,14 +202,7 @@ impl Lp {
 
     /// A continuous column in `[lo, hi]` (either may be infinite).
     pub fn col(&mut self, lo: f64, hi: f64) -> Col {
-        let mut def = variable();
-        if lo.is_finite() {
-            def = def.min(lo);
-        }
-        if hi.is_finite() {
-            def = def.max(hi);
-        }
-        self.push(def, (lo, hi, Kind::Continuous))
+        self.push((lo, hi, Kind::Continuous))
     }
 
     /// `n` continuous columns in `[lo, hi]`.
@@ -237,25 +223,21 @@ impl Lp {
 
     fn integer_in(&mut self, hi: u32, kind: Kind) -> Col {
         let hi = f64::from(hi);
-        let (def, bounds) = match &self.integrality {
-            Integrality::Integer => {
-                let def = if kind == Kind::Binary { variable().binary() } else { variable().integer().min(0).max(hi) };
-                (def, (0.0, hi, kind))
-            }
+        let bounds = match &self.integrality {
+            Integrality::Integer => (0.0, hi, kind),
             Integrality::Fixed(values) => {
-                let v = values.get(self.integers.len()).copied().unwrap_or(0.0).round().clamp(0.0, hi);
-                (variable().min(v).max(v), (v, v, Kind::Continuous))
+                let v = fixed_value(values.get(self.integers.len()).copied().unwrap_or(0.0), hi);
+                (v, v, Kind::Continuous)
             }
-            Integrality::Relaxed => (variable().min(0.0).max(hi), (0.0, hi, Kind::Continuous)),
+            Integrality::Relaxed => (0.0, hi, Kind::Continuous),
         };
-        let col = self.push(def, bounds);
+        let col = self.push(bounds);
         self.integers.push(col);
         col
     }
 
-    fn push(&mut self, def: good_lp::VariableDefinition, bounds: (f64, f64, Kind)) -> Col {
-        let col = Col(self.cols.len());
-        self.cols.push(self.vars.add(def));
+    fn push(&mut self, bounds: (f64, f64, Kind)) -> Col {
+        let col = Col(self.bounds.len());
         self.bounds.push(bounds);
         let name = self.next_name(false);
         self.col_names.push(name);
@@ -292,7 +274,7 @@ impl Lp {
     /// Columns so far.
     #[must_use]
     pub fn num_cols(&self) -> usize {
-        self.cols.len()
+        self.bounds.len()
     }
 
     /// Rows so far.
@@ -396,7 +378,7 @@ impl Lp {
     pub fn write_mps(&self, objective: &Lin, title: &str, out: &mut impl std::io::Write) -> std::io::Result<()> {
         let num = |v: f64| format!("{v:?}");
         // Column by column: the objective's coefficient, then each row's.
-        let mut entries: Vec<Vec<(&str, f64)>> = vec![Vec::new(); self.cols.len()];
+        let mut entries: Vec<Vec<(&str, f64)>> = vec![Vec::new(); self.bounds.len()];
         for (c, v) in merged_terms(objective) {
             entries[c].push(("obj", v));
         }
@@ -470,31 +452,71 @@ impl Lp {
         writeln!(out, "ENDATA")
     }
 
-    /// Hands the problem to HiGHS (through good_lp) with `objective` minimised.
+    /// Hands the problem to HiGHS with `objective` minimised (its constant
+    /// left out: HiGHS's objective is the linear part), columns and rows in
+    /// the order they were made, a row's terms of one column added up.
     ///
     /// # Errors
-    /// good_lp refused the problem.
+    /// HiGHS refused the problem.
     pub fn into_highs(self, objective: &Lin) -> Result<highs::Model, String> {
-        let Self { vars, cols, rows, .. } = self;
-        let expression = |lin: &Lin| {
-            let mut e = Expression::with_capacity(lin.terms.len());
-            for &(c, v) in &lin.terms {
-                e.add_mul(v, cols[c.0]);
-            }
-            e + lin.constant
-        };
-        let mut problem = vars.minimise(expression(objective)).using(highs);
-        for row in &rows {
-            let e = expression(&row.lin);
-            let constraint = match row.sense {
-                Sense::Le => e.leq(0.0),
-                Sense::Ge => e.geq(0.0),
-                Sense::Eq => e.eq(0.0),
-            };
-            good_lp::SolverModel::add_constraint(&mut problem, constraint);
-        }
-        problem.try_into_inner().map_err(|e| e.to_string())
+        self.into_highs_with_cols(objective).map(|highs| highs.model)
     }
+
+    /// [`Lp::into_highs`], with HiGHS's handle of every column (to change
+    /// its bounds between solves) and the integer columns with their upper
+    /// bounds.
+    pub(crate) fn into_highs_with_cols(self, objective: &Lin) -> Result<Highs, String> {
+        let Self { rows, bounds, integers, .. } = self;
+        let integers = integers.iter().map(|&c| (c, bounds[c.0].1)).collect();
+        let mut costs = vec![0.0; bounds.len()];
+        for &(c, v) in &objective.terms {
+            costs[c.0] += v;
+        }
+        let mut problem = highs::RowProblem::default();
+        let cols: Vec<highs::Col> = bounds
+            .iter()
+            .zip(costs)
+            .map(|(&(lo, hi, kind), cost)| problem.add_column_with_integrality(cost, lo..=hi, kind != Kind::Continuous))
+            .collect();
+        let mut terms: Vec<(Col, f64)> = Vec::new();
+        for row in rows {
+            terms.clear();
+            terms.extend_from_slice(&row.lin.terms);
+            terms.sort_unstable_by_key(|&(c, _)| c.0);
+            let mut merged: Vec<(highs::Col, f64)> = Vec::with_capacity(terms.len());
+            for &(c, v) in &terms {
+                match merged.last_mut() {
+                    Some((last, sum)) if last.index() == c.0 => *sum += v,
+                    _ => merged.push((cols[c.0], v)),
+                }
+            }
+            merged.retain(|&(_, v)| v != 0.0);
+            let rhs = -row.lin.constant + 0.0;
+            match row.sense {
+                Sense::Le => problem.add_row(..=rhs, merged),
+                Sense::Ge => problem.add_row(rhs.., merged),
+                Sense::Eq => problem.add_row(rhs..=rhs, merged),
+            }
+        }
+        let model =
+            problem.try_optimise(highs::Sense::Minimise).map_err(|e| format!("HiGHS refused the problem: {e:?}"))?;
+        Ok(Highs { model, cols, integers })
+    }
+}
+
+/// A problem handed to HiGHS, with the handles to change it.
+pub(crate) struct Highs {
+    pub(crate) model: highs::Model,
+    /// HiGHS's handle of each column.
+    pub(crate) cols: Vec<highs::Col>,
+    /// The integer columns and their upper bounds.
+    pub(crate) integers: Vec<(Col, f64)>,
+}
+
+/// The value an integer column of upper bound `hi` is fixed at for `value`:
+/// the nearest whole number within `[0, hi]`.
+pub(crate) fn fixed_value(value: f64, hi: f64) -> f64 {
+    value.round().clamp(0.0, hi)
 }
 
 /// The terms of `lin` with each column's coefficients added up, in column

@@ -131,6 +131,84 @@ pub fn solve_from(lp: Lp, objective: &Lin, settings: &Settings, start: &[(Col, f
     let is_mip = lp.is_mip();
     let columns = lp.num_cols();
     let mut highs = lp.into_highs(objective)?;
+    configure(&mut highs, settings, is_mip)?;
+    if is_mip && !start.is_empty() {
+        // HiGHS reads an infinite value as "undefined": what its sparse
+        // start (`Highs_setSparseSolution`) builds, through the safe API.
+        let mut values = vec![f64::INFINITY; columns];
+        for &(col, value) in start {
+            let slot = values.get_mut(col.0).ok_or_else(|| format!("MIP start: no column {}", col.0))?;
+            *slot = value;
+        }
+        highs
+            .try_set_solution(Some(&values), None, None, None)
+            .map_err(|e| format!("HiGHS refused the MIP start: {e:?}"))?;
+    }
+    let started = Instant::now();
+    let solved = highs.try_solve().map_err(|e| format!("HiGHS failed to solve: {e:?}"))?;
+    read(&solved, is_mip, started.elapsed().as_secs_f64())
+}
+
+/// A MIP's LP relaxation, and the LP with its integer columns fixed.
+#[derive(Debug, Clone)]
+pub struct RelaxedThenFixed {
+    /// The LP relaxation: its optimum bounds the MIP's from below.
+    pub relaxed: Solution,
+    /// The LP with the integer columns fixed at the values chosen from the
+    /// relaxation's solution, when values were chosen and the relaxation
+    /// had a solution: a schedule of the MIP when it has one.
+    pub fixed: Option<Solution>,
+}
+
+/// Solves the relaxation `lp` (built with [`Integrality::Relaxed`]), then
+/// asks `fix` for a whole value of every integer column, in the order of
+/// [`Lp::integers`], given the relaxation's solution; when it gives them,
+/// fixes the columns there (each rounded into its bounds) and solves again.
+/// The second solve is the same HiGHS model with changed bounds, so it
+/// starts from the relaxation's optimal basis (HiGHS does not presolve a
+/// model with a basis): a handful of dual simplex iterations where a new
+/// model would start from nothing.
+///
+/// # Errors
+/// `lp` is a MIP or `fix` gave the wrong number of values; HiGHS refused an
+/// option, failed, or ended with an error status.
+pub fn solve_relaxed_then_fixed(
+    lp: Lp,
+    objective: &Lin,
+    settings: &Settings,
+    fix: impl FnOnce(&[f64]) -> Option<Vec<f64>>,
+) -> Result<RelaxedThenFixed, String> {
+    if lp.is_mip() {
+        return Err("solve_relaxed_then_fixed takes a relaxation, not a MIP".to_owned());
+    }
+    let crate::model::Highs { model: mut highs, cols, integers } = lp.into_highs_with_cols(objective)?;
+    configure(&mut highs, settings, false)?;
+    let started = Instant::now();
+    let solved = highs.try_solve().map_err(|e| format!("HiGHS failed to solve: {e:?}"))?;
+    let relaxed = read(&solved, false, started.elapsed().as_secs_f64())?;
+    let Some(values) = relaxed.x.as_deref().and_then(fix) else {
+        return Ok(RelaxedThenFixed { relaxed, fixed: None });
+    };
+    if values.len() != integers.len() {
+        return Err(format!("{} values for {} integer columns", values.len(), integers.len()));
+    }
+    let mut highs = highs::Model::from(solved);
+    for (&(col, hi), value) in integers.iter().zip(values) {
+        let v = crate::model::fixed_value(value, hi);
+        highs.change_column_bounds(cols[col.0], v..=v);
+    }
+    if let Some(limit) = settings.time_limit_s {
+        let rest = (limit - relaxed.seconds).max(0.0);
+        highs.try_set_option("time_limit", rest).map_err(|e| format!("HiGHS refused option time_limit: {e:?}"))?;
+    }
+    let started = Instant::now();
+    let solved = highs.try_solve().map_err(|e| format!("HiGHS failed to solve: {e:?}"))?;
+    let fixed = read(&solved, false, started.elapsed().as_secs_f64())?;
+    Ok(RelaxedThenFixed { relaxed, fixed: Some(fixed) })
+}
+
+/// Applies `settings` to a HiGHS model.
+fn configure(highs: &mut highs::Model, settings: &Settings, is_mip: bool) -> Result<(), String> {
     if !settings.verbose {
         highs.make_quiet();
     }
@@ -162,21 +240,11 @@ pub fn solve_from(lp: Lp, objective: &Lin, settings: &Settings, start: &[(Col, f
     {
         set("mip_heuristic_effort", highs.try_set_option("mip_heuristic_effort", effort))?;
     }
-    if is_mip && !start.is_empty() {
-        // HiGHS reads an infinite value as "undefined": what its sparse
-        // start (`Highs_setSparseSolution`) builds, through the safe API.
-        let mut values = vec![f64::INFINITY; columns];
-        for &(col, value) in start {
-            let slot = values.get_mut(col.0).ok_or_else(|| format!("MIP start: no column {}", col.0))?;
-            *slot = value;
-        }
-        highs
-            .try_set_solution(Some(&values), None, None, None)
-            .map_err(|e| format!("HiGHS refused the MIP start: {e:?}"))?;
-    }
-    let started = Instant::now();
-    let solved = highs.try_solve().map_err(|e| format!("HiGHS failed to solve: {e:?}"))?;
-    let seconds = started.elapsed().as_secs_f64();
+    Ok(())
+}
+
+/// What a solve that took `seconds` found.
+fn read(solved: &highs::SolvedModel, is_mip: bool, seconds: f64) -> Result<Solution, String> {
     let has_primal = solved.primal_solution_status() == HighsSolutionStatus::Feasible;
     let mut ambiguous = false;
     #[expect(clippy::wildcard_enum_match_arm, reason = "HighsModelStatus is foreign and non-exhaustive")]
@@ -304,6 +372,78 @@ mod tests {
         let (lp, objective) = knapsack();
         let error = solve_from(lp, &objective, &Settings::default(), &[(Col(12), 1.0)]).expect_err("no column 12");
         assert!(error.contains("no column 12"), "{error}");
+    }
+
+    #[test]
+    fn a_row_s_terms_of_one_column_are_added_up_and_a_zero_sum_drops_out() {
+        // 2a + a - 3a + b >= 1 is b >= 1; a + a <= 3 is a <= 1.5.
+        let mut lp = Lp::new(Integrality::Integer);
+        let a = lp.col(0.0, 10.0);
+        let b = lp.col(0.0, 10.0);
+        lp.ge(Lin::term(a, 2.0).with(a, 1.0).with(a, -3.0).with(b, 1.0), 1.0);
+        lp.le(Lin::term(a, 1.0).with(a, 1.0), 3.0);
+        let s = solve(lp, &Lin::term(a, -1.0).with(b, 1.0), &Settings::default()).expect("solves");
+        let x = s.x.expect("x");
+        assert!((x[0] - 1.5).abs() < 1e-9 && (x[1] - 1.0).abs() < 1e-9, "{x:?}");
+    }
+
+    /// The knapsack's relaxation, built relaxed.
+    fn relaxed_knapsack() -> (Lp, Lin) {
+        let (lp, objective) = knapsack();
+        let mut relaxed = Lp::new(Integrality::Relaxed);
+        for _ in 0..lp.num_cols() {
+            relaxed.binary();
+        }
+        // The same capacity row, rebuilt on the relaxed columns.
+        let weight = |k: usize| 3.0 + (k * 7 % 11) as f64;
+        let mut row = Lin::new();
+        for k in 0..12 {
+            row.add(Col(k), weight(k));
+        }
+        relaxed.le(row, 40.0);
+        (relaxed, objective)
+    }
+
+    #[test]
+    fn a_relaxation_then_its_integers_fixed_bound_and_reach_the_mip() {
+        let (lp, objective) = knapsack();
+        let mip = solve(lp, &objective, &Settings::default()).expect("solves");
+        let best = mip.objective.expect("optimum");
+        let optimal: Vec<f64> = mip.x.expect("x").iter().map(|v| v.round()).collect();
+
+        let (lp, objective) = relaxed_knapsack();
+        let mut seen = None;
+        let both = solve_relaxed_then_fixed(lp, &objective, &Settings::default(), |x| {
+            seen = Some(x.to_vec());
+            // Off by a rounding: fixed values are rounded into the bounds.
+            Some(optimal.iter().map(|v| v + 0.3).collect())
+        })
+        .expect("solves");
+        let relaxed = both.relaxed.objective.expect("relaxation");
+        assert!(relaxed <= best + 1e-9, "the relaxation {relaxed} bounds the MIP {best}");
+        assert!(relaxed < best - 1e-6, "this relaxation is fractional");
+        assert_eq!(seen.map(|x| x.len()), Some(12), "fix sees the relaxation's solution");
+        let fixed = both.fixed.expect("fixed");
+        assert_eq!(fixed.outcome, Outcome::Optimal);
+        assert!((fixed.objective.expect("fixed") - best).abs() < 1e-9);
+        assert!(fixed.duals.is_some(), "an LP: the duals of its rows");
+
+        // Nothing chosen: no second solve.
+        let (lp, objective) = relaxed_knapsack();
+        let both = solve_relaxed_then_fixed(lp, &objective, &Settings::default(), |_| None).expect("solves");
+        assert!(both.fixed.is_none() && both.relaxed.x.is_some());
+        // Infeasible values: an outcome, not an error.
+        let (lp, objective) = relaxed_knapsack();
+        let all = solve_relaxed_then_fixed(lp, &objective, &Settings::default(), |_| Some(vec![1.0; 12]));
+        assert_eq!(all.expect("solves").fixed.expect("solved").outcome, Outcome::Infeasible);
+        // Refusals: a MIP, and the wrong number of values.
+        let (lp, objective) = knapsack();
+        let error = solve_relaxed_then_fixed(lp, &objective, &Settings::default(), |_| None).expect_err("a MIP");
+        assert!(error.contains("relaxation"), "{error}");
+        let (lp, objective) = relaxed_knapsack();
+        let error = solve_relaxed_then_fixed(lp, &objective, &Settings::default(), |_| Some(vec![0.0; 3]))
+            .expect_err("three values");
+        assert!(error.contains("3 values for 12"), "{error}");
     }
 
     #[test]

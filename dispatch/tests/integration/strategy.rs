@@ -103,3 +103,46 @@ fn a_partial_rounded_start_keeps_the_optimum() {
     let (a, b) = (cold_plan.cost, rounded_plan.cost);
     assert!((a - b).abs() <= 1e-6 * a, "{a} against {b}");
 }
+
+/// A start the LP relaxation proves within the gap is the answer and the
+/// MIP is not solved: the campus week started from its rounded relaxation
+/// with a 1 % gap ends there, its bound the relaxation's optimum; the
+/// schedule holds every invariant, costs no less than the optimum proven
+/// by HiGHS and at most 1 % more, and has the prices of the LP with its
+/// commitment fixed when asked for them. At a gap of 1e-9 the same start
+/// goes to HiGHS, which proves the optimum.
+#[test]
+fn a_start_the_relaxation_proves_within_the_gap_ends_the_solve() {
+    let case = example("campus.toml");
+    let options = |gap: f64, prices: bool| Options {
+        mip_gap: Some(gap),
+        prices,
+        threads: Some(1),
+        strategy: Strategy { mip_start: Some(MipStart::Rounding), ..Strategy::default() },
+        ..Options::default()
+    };
+    let (exact, exact_plan) = solve_checked(&case, &options(1e-9, false));
+    assert!(!exact.stats.proven_by_relaxation, "the relaxation is not integral: HiGHS proves the optimum");
+    assert_eq!(exact.status, Status::Optimal);
+    let optimum = exact_plan.cost;
+    for prices in [false, true] {
+        let (proven, plan) = solve_checked(&case, &options(1e-2, prices));
+        assert!(proven.stats.proven_by_relaxation, "{:?}", proven.stats);
+        assert!(proven.stats.warm_start > 0 && proven.stats.warm_start == proven.stats.binaries);
+        assert!(matches!(proven.status, Status::WithinGap | Status::Optimal), "{:?}", proven.status);
+        let (objective, bound, gap) = (
+            proven.objective.expect("objective"),
+            proven.best_bound.expect("the relaxation's optimum"),
+            proven.gap.expect("gap"),
+        );
+        assert!((objective - plan.cost).abs() <= 1e-6 * plan.cost, "{objective} against {}", plan.cost);
+        assert!(bound <= optimum * (1.0 + 1e-9), "bound {bound} above the optimum {optimum}");
+        assert!(gap <= 1e-2 && (gap - (objective - bound) / objective).abs() <= 1e-12, "{gap}");
+        assert!(
+            plan.cost >= optimum * (1.0 - 1e-9) && plan.cost <= optimum * (1.0 + 1e-2),
+            "{} vs {optimum}",
+            plan.cost
+        );
+        assert_eq!(plan.buses.iter().all(|b| b.price.is_some()), prices, "prices only when asked for");
+    }
+}
