@@ -7,7 +7,7 @@
 //! window, [`decompose`] solves it as blocks in parallel with consistent
 //! seams, and [`lower_bound`] (its LP relaxation) says how far from optimal
 //! the stitched result can be; [`two_stage`] plans under scenarios of the uncertain series and
-//! [`redispatch`] prices a plan against the day as it turned out. The model is built with Volta's LP layer (volta-lp, on good_lp) and solved by HiGHS.
+//! [`redispatch`] prices a plan against the day as it turned out. The model is built with Volta's LP layer (volta-lp) and solved by HiGHS.
 //!
 //! ```no_run
 //! use volta_dispatch::{Options, schedule};

@@ -66,9 +66,13 @@ pub enum MipStart {
     /// The LP relaxation is solved first and its commitment rounded up
     /// (a unit on at any fraction, a fleet's count to the next whole
     /// number). When that sets every integer column, the LP with them
-    /// fixed completes the schedule; otherwise HiGHS completes the rest (a
-    /// fleet's starts, storage modes) in a small search. The search begins
-    /// from the completed schedule. Costs one or two LPs.
+    /// fixed (solved again from the relaxation's basis) completes the
+    /// schedule, and if the relaxation proves it within the gap it is the
+    /// answer, with no branch and bound
+    /// ([`SolveStats::proven_by_relaxation`](crate::SolveStats::proven_by_relaxation));
+    /// otherwise HiGHS completes the rest (a fleet's starts, storage modes)
+    /// in a small search. The search begins from the completed schedule.
+    /// Costs one or two LPs.
     Rounding,
 }
 

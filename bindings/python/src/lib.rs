@@ -237,6 +237,7 @@ fn solution_dict<'py>(py: Python<'py>, solution: Solution) -> PyResult<Bound<'py
         used.set_item("mip_start", strategy.mip_start.map(volta_dispatch::MipStart::name))?;
         out.set_item("strategy", used)?;
     }
+    out.set_item("proven_by_relaxation", solution.stats.proven_by_relaxation)?;
     out.set_item("infeasibility", solution.infeasibility.as_ref().map(volta_dispatch::Infeasibility::report))?;
     out.set_item("exact_cost", solution.exact.map(|e| e.cost))?;
     out.set_item("exact_lower_bound", solution.exact.and_then(|e| e.lower_bound))?;
@@ -368,7 +369,12 @@ fn rolling_horizon<'py>(
             .map_err(|e| raise(py, Raise::Solver, e.to_string()))?;
     let out = PyDict::new(py);
     out.set_item("status", result.status.name())?;
-    out.set_item("windows", result.windows.len())?;
+    let rolling = PyDict::new(py);
+    rolling.set_item("windows", result.windows.len())?;
+    rolling.set_item("warm_started_windows", result.windows.iter().filter(|w| w.warm_start > 0).count())?;
+    let proven = result.windows.iter().filter(|w| w.proven_by_relaxation).count();
+    rolling.set_item("proven_by_relaxation_windows", proven)?;
+    out.set_item("rolling", rolling)?;
     out.set_item("infeasibility", result.infeasibility.as_ref().map(volta_dispatch::Infeasibility::report))?;
     // The relaxation's bound is the rolling run's best bound.
     out.set_item("best_bound", result.lower_bound)?;

@@ -40,6 +40,12 @@ def test_a_solver_strategy_is_used_reported_and_checked():
     )
     assert set_.strategy == {"lp_method": "ipm", "presolve": False, "heuristic_effort": 0.3, "mip_start": "rounding"}
     assert set_.objective == pytest.approx(chosen.objective, rel=1e-6)
+    # The Kazarlis relaxation is 1 % below the optimum: nothing it proves at 1e-6.
+    assert not set_.proven_by_relaxation and not chosen.proven_by_relaxation
+    # A start the relaxation proves within a loose gap is the answer.
+    loose = volta.schedule(case, gap=0.05, mip_start="rounding")
+    assert loose.proven_by_relaxation and loose.best_bound <= chosen.objective <= loose.objective
+    assert loose.objective <= 1.05 * chosen.objective
     with pytest.raises(volta.SolverError, match="mip_start"):
         volta.schedule(case, mip_start="lp")
     with pytest.raises(volta.SolverError, match="strategy.heuristic_effort"):
@@ -141,6 +147,11 @@ def test_pareto_and_rolling_horizon(campus):
     # Windows started from scratch find the same plan to within the gap.
     cold = volta.rolling_horizon(campus, horizon_steps=48, gap=1e-3, warm_start=False)
     assert cold.cost == pytest.approx(rolled.cost, rel=2e-3)
+    # Seven windows; the six after the first start from the one before, and
+    # those whose start the relaxation proves within the gap skip the MIP.
+    assert rolled.rolling["windows"] == 7 and rolled.rolling["warm_started_windows"] == 6
+    assert 0 < rolled.rolling["proven_by_relaxation_windows"] <= 6
+    assert cold.rolling["warm_started_windows"] == cold.rolling["proven_by_relaxation_windows"] == 0
     # The whole week's LP relaxation bounds the stitched plan from below.
     bounded = volta.rolling_horizon(campus, horizon_steps=48, gap=1e-3, lower_bound=True)
     assert bounded.best_bound < bounded.cost

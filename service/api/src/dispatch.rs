@@ -432,6 +432,7 @@ pub fn schedule_response(solved: &Solution, call: &ScheduleCall) -> pb::Schedule
         exact_cost: solved.exact.map(|e| e.cost),
         exact_lower_bound: solved.exact.and_then(|e| e.lower_bound),
         strategy: solved.stats.strategy.map(used_strategy),
+        proven_by_relaxation: solved.stats.proven_by_relaxation,
     }
 }
 
@@ -467,6 +468,7 @@ pub fn window(report: &WindowReport, index: usize, windows: usize, committed: Op
         build_time: Some(time::seconds(report.build_seconds)),
         committed: committed.map(|p| schedule(p, &[])),
         warm_start_columns: time::count(report.warm_start),
+        proven_by_relaxation: report.proven_by_relaxation,
     }
 }
 

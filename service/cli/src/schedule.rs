@@ -370,6 +370,7 @@ fn rolling(args: &Args, case: &Case, horizon_h: f64, options: &Options) -> anyho
             "horizon_steps": horizon, "commit_steps": commit, "windows": result.windows.len(),
             "steps_scheduled": plan.map_or(0, |s| s.grid.len()),
             "warm_started_windows": result.windows.iter().filter(|w| w.warm_start > 0).count(),
+            "proven_by_relaxation_windows": result.windows.iter().filter(|w| w.proven_by_relaxation).count(),
         },
         "lower_bound": result.lower_bound,
         "gap_to_lower_bound": result.gap_to_lower_bound(),
@@ -448,6 +449,7 @@ fn summary(case: &Case, options: &Options, solution: &Solution) -> Value {
         "steps": case.grid().len(),
         "model": { "columns": solution.stats.columns, "rows": solution.stats.rows, "binaries": solution.stats.binaries },
         "strategy": solution.stats.strategy,
+        "proven_by_relaxation": solution.stats.proven_by_relaxation,
     });
     if let Some(plan) = plan {
         value["cost_by_category"] = by_category(plan);

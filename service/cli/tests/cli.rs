@@ -214,6 +214,9 @@ fn pareto_and_rolling_horizon_from_the_command_line() {
     let summary = json(&out);
     assert_eq!(summary["rolling"]["windows"], 7);
     assert_eq!(summary["rolling"]["steps_scheduled"], 168);
+    assert_eq!(summary["rolling"]["warm_started_windows"], 6);
+    let proven = summary["rolling"]["proven_by_relaxation_windows"].as_u64().expect("a count");
+    assert!((1..=6).contains(&proven), "warm windows the relaxation proves skip their MIP: {summary}");
     // The relaxation is below the stitched cost, by a few percent on the campus.
     let (cost, bound) = (summary["cost"].as_f64().expect("cost"), summary["lower_bound"].as_f64().expect("bound"));
     let gap = summary["gap_to_lower_bound"].as_f64().expect("gap");
@@ -831,6 +834,7 @@ fn a_solver_strategy_set_on_the_command_line_is_used_reported_and_reaches_the_sa
     assert!(default.status.success(), "{}", String::from_utf8_lossy(&default.stderr));
     let default = json(&default);
     let chosen = &default["strategy"];
+    assert_eq!(default["proven_by_relaxation"], false, "no start, nothing to prove");
     assert!(chosen["lp_method"].is_string() && chosen["presolve"].is_boolean(), "{chosen}");
     assert!(chosen["heuristic_effort"].is_number(), "a MIP reports its heuristic effort: {chosen}");
     let set = volta(&[

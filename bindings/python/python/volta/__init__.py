@@ -184,7 +184,11 @@ class Schedule:
     cost on the curves themselves and ``exact_lower_bound`` a proven lower
     bound on the exact optimum. ``strategy`` is how HiGHS was asked to solve
     (``lp_method``, ``presolve``, ``heuristic_effort``, ``mip_start``) where
-    one solve made the schedule.
+    one solve made the schedule; ``proven_by_relaxation`` says that its MIP
+    start was proven within the gap by the LP relaxation (``best_bound``),
+    so the branch and bound did not run. A rolling run's ``rolling`` counts
+    its ``windows``, the ``warm_started_windows`` and the
+    ``proven_by_relaxation_windows``.
     """
 
     status: str
@@ -199,6 +203,8 @@ class Schedule:
     exact_cost: float | None = None
     exact_lower_bound: float | None = None
     strategy: dict[str, Any] | None = None
+    proven_by_relaxation: bool = False
+    rolling: dict[str, int] | None = None
     times: list[str] = field(default_factory=list)
     cost_by_category: dict[str, float] = field(default_factory=dict)
     costs: list[tuple[str | None, str, float]] = field(default_factory=list)
@@ -224,6 +230,8 @@ class Schedule:
             exact_cost=raw.get("exact_cost"),
             exact_lower_bound=raw.get("exact_lower_bound"),
             strategy=raw.get("strategy"),
+            proven_by_relaxation=raw.get("proven_by_relaxation", False),
+            rolling=raw.get("rolling"),
             times=plan.get("times", []),
             cost_by_category=plan.get("cost_by_category", {}),
             costs=[tuple(c) for c in plan.get("costs", [])],
@@ -408,8 +416,10 @@ def rolling_horizon(
     Each window optimises ``horizon_steps`` and keeps ``commit_steps``
     (default: half the window, as the CLI and gRPC do). Each window's solver
     starts from the commitment the window before chose for the steps they
-    share; ``warm_start=False`` solves every window from scratch (the same
-    schedule, more slowly). ``lower_bound=True`` also solves the whole
+    share; a window whose start its LP relaxation proves within the gap is
+    not solved as a MIP at all (``Schedule.rolling`` counts them);
+    ``warm_start=False`` solves every window from scratch (the same
+    schedule within the gap, more slowly). ``lower_bound=True`` also solves the whole
     horizon's LP relaxation: its optimum is the result's ``best_bound`` and
     ``gap`` says how far from optimal the stitched plan can be at most (the
     cost objective only)."""

@@ -400,6 +400,7 @@ async fn pareto_and_rolling_horizon_give_the_library_numbers() {
     assert_eq!(windows.len(), 6);
     for (sent, solved) in windows.iter().zip(&library.windows) {
         assert_eq!(usize::try_from(sent.warm_start_columns).ok(), Some(solved.warm_start), "{sent:?}");
+        assert_eq!(sent.proven_by_relaxation, solved.proven_by_relaxation, "{sent:?}");
     }
     assert_eq!((windows[1].start_step, windows[1].windows, windows[5].index), (8, 6, 5));
     let plan = library.schedule.expect("stitched");
