@@ -98,7 +98,8 @@ pub struct SolveStats {
     pub price_seconds: f64,
     /// Integer columns the solver was started from: a rolling window's
     /// commitment inherited from the window before, or the rounded
-    /// relaxation's commitment (0 for a cold start).
+    /// relaxation's commitment (0 for a cold start, and for a check,
+    /// [`crate::MipStart::Check`], the relaxation did not prove).
     pub warm_start: usize,
     /// The start (complete, with the integer columns fixed) was proven
     /// within the MIP gap by the LP relaxation's optimum, so the MIP's

@@ -78,7 +78,9 @@ pub struct WindowReport {
     pub solve_seconds: f64,
     /// Seconds building the model.
     pub build_seconds: f64,
-    /// Integer columns started from the previous window (0: cold).
+    /// Integer columns its start set (see [`crate::SolveStats`]): the
+    /// previous window's commitment, or (a window solved cold) its own
+    /// relaxation's when the relaxation proved it; 0: none.
     pub warm_start: usize,
     /// The start was proven within the gap by the window's LP relaxation,
     /// so its MIP was not solved (see [`crate::SolveStats`]).

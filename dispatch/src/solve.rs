@@ -113,6 +113,7 @@ pub(crate) fn solve_window(
     };
     let is_mip = model.lp.is_mip();
     let binaries = model.lp.integers().to_vec();
+    let from_relaxation = options.strategy.resolve(Class::of(&model.lp)).mip_start;
     let start = match window.hint {
         Some(hint) => {
             let values = hint.start(&model, window);
@@ -122,13 +123,13 @@ pub(crate) fn solve_window(
                 Start::partial(values)
             }
         }
-        None if options.strategy.resolve(Class::of(&model.lp)).mip_start == Some(MipStart::Rounding) => {
+        None if matches!(from_relaxation, Some(MipStart::Rounding | MipStart::Check)) => {
             relaxed_then_fixed(case, window, options, extra, &model, |x| warm::rounded(&model, x))?
         }
         None => Start::partial(Vec::new()),
     };
-    stats.warm_start = start.integers;
     if is_mip && let Some(mut raw) = start.proven(options) {
+        stats.warm_start = start.integers;
         // Reported as the MIP's strategy: its start is the answer.
         raw.strategy = settings(options, &model.lp).1;
         stats.solve_seconds = raw.seconds;
@@ -136,6 +137,13 @@ pub(crate) fn solve_window(
         stats.proven_by_relaxation = true;
         return Ok((model, raw, stats));
     }
+    // A check the relaxation did not prove leaves HiGHS its own path.
+    let start = if window.hint.is_none() && from_relaxation == Some(MipStart::Check) {
+        Start { values: Vec::new(), integers: 0, ..start }
+    } else {
+        start
+    };
+    stats.warm_start = start.integers;
     // The LPs behind the start spent part of the time limit: the MIP has the rest.
     let rest = Options { time_limit_s: remaining(options.time_limit_s, start.seconds), ..options.clone() };
     let (model, mut raw) = run(model, &objective, &rest, &start.values)?;

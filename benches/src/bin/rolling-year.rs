@@ -10,7 +10,7 @@
 //! bound of the whole horizon's LP relaxation (timed apart). Both runs solve
 //! each window to the same gap (HiGHS's default 1e-4 unless `--gap`).
 //!
-//! `cargo run --release -p volta-benches --bin rolling-year -- [--weeks N | --case NAME --copies N] [--horizon-h H] [--commit-h C] [--gap G] [--heuristic-effort E] [--presolve on|off] [--mip-start none|rounding] [--windows] [--verbose]`
+//! `cargo run --release -p volta-benches --bin rolling-year -- [--weeks N | --case NAME --copies N] [--horizon-h H] [--commit-h C] [--gap G] [--heuristic-effort E] [--presolve on|off] [--mip-start none|check|rounding] [--windows] [--verbose]`
 
 use std::time::Instant;
 
@@ -38,7 +38,7 @@ struct Args {
 
 const USAGE: &str = "\
 usage: rolling-year [--weeks N | --case NAME --copies N] [--horizon-h H] [--commit-h C]
-                    [--gap G] [--heuristic-effort E] [--presolve on|off] [--mip-start none|rounding]
+                    [--gap G] [--heuristic-effort E] [--presolve on|off] [--mip-start none|check|rounding]
                     [--windows] [--verbose]
   --weeks N             weeks of the campus with the CHP under commitment (default 52)
   --case NAME           a committed case of datasets/cases instead, repeated --copies times (default 7)
@@ -48,7 +48,7 @@ usage: rolling-year [--weeks N | --case NAME --copies N] [--horizon-h H] [--comm
   --heuristic-effort E  HiGHS's share of effort on primal heuristics (default Volta's choice)
   --presolve on|off     whether every window is presolved (default Volta's choice)
   --mip-start FROM      where a window starts with no window before it, in the cold run, and the
-                        first window in the warm one: none or rounding (default Volta's choice)
+                        first window in the warm one: none, check or rounding (default Volta's choice)
   --windows             print each window's solve time, cold beside warm
   --verbose             HiGHS's log on stderr";
 
@@ -87,8 +87,9 @@ fn args() -> Args {
             "--mip-start" => {
                 let name: String = flags.value(&flag);
                 let start = MipStart::from_name(&name);
-                args.mip_start =
-                    Some(start.unwrap_or_else(|| flags.fail(&format!("--mip-start: none or rounding, not {name}"))));
+                args.mip_start = Some(
+                    start.unwrap_or_else(|| flags.fail(&format!("--mip-start: none, check or rounding, not {name}"))),
+                );
             }
             "--gap" => args.gap = Some(flags.value(&flag)),
             other => flags.unknown(other),

@@ -15,7 +15,8 @@
 //! (the 10-unit day repeated for a week), campus-week, campus-quarter-uc
 //! (13 weeks, the CHP under commitment), campus-year-lp, campus-year-uc,
 //! islanded. Strategies: highs, ipm,
-//! no-presolve, heuristics-0, heuristics-0.3, volta, volta-rounding
+//! no-presolve, heuristics-0, heuristics-0.3, volta, volta-none (Volta's choice without the
+//! relaxation's check), volta-rounding
 //! (Volta's choice, started from the LP relaxation rounded up).
 
 use std::time::Instant;
@@ -36,8 +37,8 @@ const CASES: [&str; 10] = [
     "campus-year-uc",
     "islanded",
 ];
-const STRATEGIES: [&str; 7] =
-    ["highs", "ipm", "no-presolve", "heuristics-0", "heuristics-0.3", "volta", "volta-rounding"];
+const STRATEGIES: [&str; 8] =
+    ["highs", "ipm", "no-presolve", "heuristics-0", "heuristics-0.3", "volta", "volta-none", "volta-rounding"];
 
 fn case(name: &str) -> Case {
     match name {
@@ -62,6 +63,7 @@ fn strategy(name: &str) -> Strategy {
         "heuristics-0.3" => Strategy { heuristic_effort: Some(0.3), ..highs },
         "volta" => Strategy::default(),
         "volta-rounding" => Strategy { mip_start: Some(MipStart::Rounding), ..Strategy::default() },
+        "volta-none" => Strategy { mip_start: Some(MipStart::None), ..Strategy::default() },
         other => panic!("unknown strategy {other} ({})", STRATEGIES.join(", ")),
     }
 }
@@ -72,7 +74,7 @@ usage: solver-strategy [--cases a,b,...] [--strategies a,b,...] [--time-limit S]
                         campus-week, campus-quarter-uc, campus-year-lp, campus-year-uc,
                         islanded (default: all)
   --strategies a,b,...  highs, ipm, no-presolve, heuristics-0, heuristics-0.3, volta,
-                        volta-rounding (default: all)
+                        volta-none, volta-rounding (default: all)
   --time-limit S        seconds a solve may take (default 120)
   --repeat N            rounds of every strategy; each reports its median (default 1)";
 
@@ -132,7 +134,7 @@ fn main() {
                     let effort = u.heuristic_effort.map_or_else(String::new, |e| format!(", heuristics {e}"));
                     let presolve = if u.presolve { "" } else { ", no presolve" };
                     let start = match u.mip_start {
-                        Some(start @ MipStart::Rounding) => format!(", start {}", start.name()),
+                        Some(start @ (MipStart::Rounding | MipStart::Check)) => format!(", start {}", start.name()),
                         Some(MipStart::None) | None => String::new(),
                     };
                     format!("{}{presolve}{effort}{start}", u.lp_method.name())

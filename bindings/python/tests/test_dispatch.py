@@ -151,7 +151,8 @@ def test_pareto_and_rolling_horizon(campus):
     # those whose start the relaxation proves within the gap skip the MIP.
     assert rolled.rolling["windows"] == 7 and rolled.rolling["warm_started_windows"] == 6
     assert 0 < rolled.rolling["proven_by_relaxation_windows"] <= 6
-    assert cold.rolling["warm_started_windows"] == cold.rolling["proven_by_relaxation_windows"] == 0
+    # Cold windows check their own rounded relaxation: the start counts where it is the answer.
+    assert cold.rolling["warm_started_windows"] == cold.rolling["proven_by_relaxation_windows"]
     # The whole week's LP relaxation bounds the stitched plan from below.
     bounded = volta.rolling_horizon(campus, horizon_steps=48, gap=1e-3, lower_bound=True)
     assert bounded.best_bound < bounded.cost

@@ -142,7 +142,8 @@ fn a_warm_started_rolling_horizon_finds_what_a_cold_one_does() {
         assert_eq!(warm.windows[0].warm_start, 0, "{name}: the first window has nothing to start from");
         assert!(warm.windows[1..].iter().all(|w| w.warm_start > 0), "{name}: {:?}", warm.windows);
         assert!(warm.windows.len() >= 3, "{name}: {:?}", warm.windows);
-        assert!(cold.windows.iter().all(|w| w.warm_start == 0), "{name}");
+        // A cold window starts from nothing unless its own relaxation proved its rounded start.
+        assert!(cold.windows.iter().all(|w| w.warm_start == 0 || w.proven_by_relaxation), "{name}");
         for (k, (w, c)) in warm.windows.iter().zip(&cold.windows).enumerate() {
             let (w, c) = (w.objective.expect("warm objective"), c.objective.expect("cold objective"));
             assert!((w - c).abs() <= 1e-7 * c.abs().max(1.0), "{name} window {k}: warm {w} vs cold {c}");

@@ -84,6 +84,7 @@ fn solver_strategy(strategy: pb::SolverStrategy) -> Result<Strategy, Status> {
         Ok(pb::MipStart::Unspecified) => None,
         Ok(pb::MipStart::None) => Some(MipStart::None),
         Ok(pb::MipStart::Rounding) => Some(MipStart::Rounding),
+        Ok(pb::MipStart::Check) => Some(MipStart::Check),
         Err(_) => return Err(status::invalid("strategy.mip_start", format!("unknown value {mip_start}"))),
     };
     let strategy = Strategy { lp_method, presolve, heuristic_effort, mip_start };
@@ -106,6 +107,7 @@ fn used_strategy(strategy: Resolved) -> pb::SolverStrategy {
             None => pb::MipStart::Unspecified,
             Some(MipStart::None) => pb::MipStart::None,
             Some(MipStart::Rounding) => pb::MipStart::Rounding,
+            Some(MipStart::Check) => pb::MipStart::Check,
         }
         .into(),
     }

@@ -121,6 +121,9 @@ enum LpMethodArg {
 enum MipStartArg {
     /// HiGHS's heuristics find it.
     None,
+    /// The LP relaxation's commitment rounded up is checked: the answer if
+    /// the relaxation proves it within the gap, else HiGHS starts from nothing.
+    Check,
     /// The LP relaxation, solved first, its commitment rounded up.
     Rounding,
 }
@@ -266,6 +269,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             heuristic_effort: args.heuristic_effort,
             mip_start: args.mip_start.map(|s| match s {
                 MipStartArg::None => MipStart::None,
+                MipStartArg::Check => MipStart::Check,
                 MipStartArg::Rounding => MipStart::Rounding,
             }),
         },

@@ -252,7 +252,7 @@ fn schedule_request() -> impl Strategy<Value = pb::ScheduleRequest> {
     // Most leave the strategy to Volta; some set it, sound or hostile.
     let lp_method = prop_oneof![5 => 0_i32..3, 1 => any::<i32>()];
     let effort = maybe(0.0..1.0);
-    let mip_start = prop_oneof![5 => 0_i32..3, 1 => any::<i32>()];
+    let mip_start = prop_oneof![5 => 0_i32..4, 1 => any::<i32>()];
     let strategy = prop_oneof![
         10 => Just(None),
         3 => (lp_method, prop::option::of(any::<bool>()), effort, mip_start).prop_map(
