@@ -11,6 +11,8 @@
 //! Each window starts the solver from the commitment the window before it
 //! chose over the steps they share ([`RollingOptions::warm_start`], on by
 //! default; see `warm`): the windows are the same problems, solved faster.
+//! A window whose start its LP relaxation proves within the gap is not
+//! solved as a MIP at all ([`WindowReport::proven_by_relaxation`]).
 //!
 //! A run that is cancelled (its [`Cancel`](volta_engine::Cancel) token set
 //! by a caller or a deadline) keeps what it committed: it stops before its
