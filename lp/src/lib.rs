@@ -3,7 +3,7 @@
 //!
 //! - [`model`]: columns, affine expressions and constraints that Volta can
 //!   evaluate itself, and their hand-over to HiGHS;
-//! - [`solve`]: running HiGHS and reading back what it found: the outcome
+//! - [`solve`](mod@solve): running HiGHS and reading back what it found: the outcome
 //!   (optimal, within the gap, a limit reached, infeasible, unbounded), the
 //!   objective, the MIP's dual bound and gap, the columns and the row duals;
 //!   a MIP may start from a partial assignment ([`solve_from`]), and a
