@@ -732,35 +732,31 @@ impl<'c> Builder<'c> {
             self.lp.le(Lin::term(v[t], 1.0).with_lin(&before, 1.0), 1.0);
             self.lp.le(Lin::term(v[t], 1.0).with(u[t], -1.0), 0.0);
         }
-        // A cold start costs more than the hot one the rows above price. A
-        // start is hot when the unit stopped within the lookback: hot[t] ≤
-        // v[t] and hot[t] ≤ Σ w over the lookback, and the cold extra is
-        // extra × (v[t] − hot[t]) (start-up types in the tight form of
-        // Morales-España et al., 2013: tighter than extra × (v[t] − Σ u
-        // over the lookback), and the same at every integral point).
+        // A cold start costs more than the hot one the rows above price.
         if let (Some(cold), Some(after)) = (uc.cold_start_cost, uc.cold_start_after_h) {
             let extra = cold - uc.start_cost;
             let lookback = steps_covering(after, h).max(1);
             if extra > 0.0 {
-                // Hot: off for fewer than `lookback` steps, so stopped at
-                // most `lookback − 1` steps before the start. A unit off
-                // for `hours0` before the window stopped `m` steps before
-                // its first step.
-                let off_steps = (!on0 && hours0.is_finite()).then(|| (hours0 / h + 1e-9).floor() as usize);
                 let mut cold_cost = Lin::new();
-                self.scope(i, "hot");
+                // Steps before the window: on for `hours0` then off, or the reverse.
+                let history_on = |k: usize| {
+                    // k = 1 is the step just before the window.
+                    let within = (k as f64) * h <= hours0 + 1e-9;
+                    if within { on0 } else { !on0 }
+                };
                 for t in 0..n {
-                    let hot = self.lp.col(0.0, 1.0);
-                    self.lp.le(Lin::term(hot, 1.0).with(v[t], -1.0), 0.0);
-                    let mut stops = Lin::term(hot, 1.0);
-                    for k in 1..lookback.min(t + 1) {
-                        stops.add(w[t - k], -1.0);
+                    let c = self.lp.col(0.0, f64::INFINITY);
+                    // c ≥ extra × (v[t] − Σ u over the lookback)
+                    let mut lin = Lin::term(c, 1.0).with(v[t], -extra);
+                    for k in 1..=lookback {
+                        if k <= t {
+                            lin.add(u[t - k], extra);
+                        } else if history_on(k - t) {
+                            lin.add_constant(extra);
+                        }
                     }
-                    if off_steps.is_some_and(|m| t + m < lookback) {
-                        stops.add_constant(-1.0);
-                    }
-                    self.lp.le(stops, 0.0);
-                    cold_cost.add(v[t], extra).add(hot, -extra);
+                    self.lp.ge(lin, 0.0);
+                    cold_cost.add(c, 1.0);
                 }
                 self.cost(i, CostCategory::Startup, cold_cost);
             }
