@@ -113,7 +113,8 @@ pub(crate) fn solve_window(
     };
     let is_mip = model.lp.is_mip();
     let binaries = model.lp.integers().to_vec();
-    let from_relaxation = options.strategy.resolve(Class::of(&model.lp)).mip_start;
+    let resolved = options.strategy.resolve(Class::of(&model.lp));
+    let from_relaxation = resolved.mip_start;
     let start = match window.hint {
         Some(hint) => {
             let values = hint.start(&model, window);
@@ -131,7 +132,7 @@ pub(crate) fn solve_window(
     if is_mip && let Some(mut raw) = start.proven(options) {
         stats.warm_start = start.integers;
         // Reported as the MIP's strategy: its start is the answer.
-        raw.strategy = settings(options, &model.lp).1;
+        raw.strategy = resolved;
         stats.solve_seconds = raw.seconds;
         stats.strategy = Some(raw.strategy);
         stats.proven_by_relaxation = true;

@@ -478,19 +478,9 @@ impl Lp {
             .zip(costs)
             .map(|(&(lo, hi, kind), cost)| problem.add_column_with_integrality(cost, lo..=hi, kind != Kind::Continuous))
             .collect();
-        let mut terms: Vec<(Col, f64)> = Vec::new();
         for row in rows {
-            terms.clear();
-            terms.extend_from_slice(&row.lin.terms);
-            terms.sort_unstable_by_key(|&(c, _)| c.0);
-            let mut merged: Vec<(highs::Col, f64)> = Vec::with_capacity(terms.len());
-            for &(c, v) in &terms {
-                match merged.last_mut() {
-                    Some((last, sum)) if last.index() == c.0 => *sum += v,
-                    _ => merged.push((cols[c.0], v)),
-                }
-            }
-            merged.retain(|&(_, v)| v != 0.0);
+            // The same terms a written model lists for the row.
+            let merged = merged_terms(&row.lin).into_iter().map(|(c, v)| (cols[c], v));
             let rhs = -row.lin.constant + 0.0;
             match row.sense {
                 Sense::Le => problem.add_row(..=rhs, merged),
@@ -519,14 +509,22 @@ pub(crate) fn fixed_value(value: f64, hi: f64) -> f64 {
     value.round().clamp(0.0, hi)
 }
 
-/// The terms of `lin` with each column's coefficients added up, in column
-/// order, zeros dropped: how a written model lists a row or the objective.
+/// The terms of `lin` with each column's coefficients added up (in the
+/// order they were added), in column order, zeros dropped: how a written
+/// model lists a row or the objective, and what HiGHS is handed.
 fn merged_terms(lin: &Lin) -> Vec<(usize, f64)> {
-    let mut merged: std::collections::BTreeMap<usize, f64> = std::collections::BTreeMap::new();
-    for &(c, v) in &lin.terms {
-        *merged.entry(c.0).or_default() += v;
+    let mut terms: Vec<(usize, f64)> = lin.terms.iter().map(|&(c, v)| (c.0, v)).collect();
+    // Stable: a column's coefficients are summed in the order they came.
+    terms.sort_by_key(|&(c, _)| c);
+    let mut merged: Vec<(usize, f64)> = Vec::with_capacity(terms.len());
+    for (c, v) in terms {
+        match merged.last_mut() {
+            Some((last, sum)) if *last == c => *sum += v,
+            _ => merged.push((c, v)),
+        }
     }
-    merged.into_iter().filter(|(_, v)| *v != 0.0).collect()
+    merged.retain(|&(_, v)| v != 0.0);
+    merged
 }
 
 #[cfg(test)]

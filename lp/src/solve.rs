@@ -335,7 +335,12 @@ mod tests {
 
     /// A small knapsack-like MIP: 12 binaries, one capacity row.
     fn knapsack() -> (Lp, Lin) {
-        let mut lp = Lp::new(Integrality::Integer);
+        knapsack_as(Integrality::Integer)
+    }
+
+    /// The knapsack with its binaries declared by `integrality`.
+    fn knapsack_as(integrality: Integrality) -> (Lp, Lin) {
+        let mut lp = Lp::new(integrality);
         let items: Vec<Col> = (0..12).map(|_| lp.binary()).collect();
         let weight = |k: usize| 3.0 + (k * 7 % 11) as f64;
         let value = |k: usize| 4.0 + (k * 5 % 13) as f64;
@@ -389,19 +394,7 @@ mod tests {
 
     /// The knapsack's relaxation, built relaxed.
     fn relaxed_knapsack() -> (Lp, Lin) {
-        let (lp, objective) = knapsack();
-        let mut relaxed = Lp::new(Integrality::Relaxed);
-        for _ in 0..lp.num_cols() {
-            relaxed.binary();
-        }
-        // The same capacity row, rebuilt on the relaxed columns.
-        let weight = |k: usize| 3.0 + (k * 7 % 11) as f64;
-        let mut row = Lin::new();
-        for k in 0..12 {
-            row.add(Col(k), weight(k));
-        }
-        relaxed.le(row, 40.0);
-        (relaxed, objective)
+        knapsack_as(Integrality::Relaxed)
     }
 
     #[test]
