@@ -192,6 +192,19 @@ pub fn decompose(
     }
     if d.blocks > 1 {
         crate::whole_horizon(case, "a decomposition")?;
+        if let Some(asset) = case
+            .assets()
+            .iter()
+            .find(|a| crate::fleet::commitment_of(&a.kind).is_some_and(|(uc, _)| uc.has_trajectories()))
+        {
+            // A seam holds on/off states, not a start-up or shut-down in
+            // progress across it.
+            return Err(DispatchError::Option(format!(
+                "assets.{}.commitment: a decomposition's seams do not carry start-up or shut-down trajectories; \
+                 solve in one model or on a rolling horizon",
+                asset.id
+            )));
+        }
     }
     let total = case.grid().len();
     let holds = holds(case);
@@ -507,7 +520,7 @@ fn guess(case: &Case, relaxed: &Schedule, at: usize) -> CarriedState {
     }
     let mut state = carry(case, &slice(relaxed.clone(), 0, at));
     for (&i, carried) in &mut state.assets {
-        if let AssetState::Unit { power_kw, on, hours_in_state } = carried {
+        if let AssetState::Unit { power_kw, on, hours_in_state, .. } = carried {
             let (min, max) = match &case.assets()[i].kind {
                 AssetKind::Thermal(th) => (th.min_power_kw, th.capacity_kw),
                 AssetKind::Converter(cv) => (cv.min_power_kw, cv.capacity_kw),

@@ -40,7 +40,10 @@ pub(crate) fn exact(case: &Case, schedule: &Schedule, objective: Objective, best
         let worst = q.max_error(th.min_power_kw, th.capacity_kw);
         for (t, (&p, &modelled)) in output_kw.iter().zip(fuel_kw).enumerate() {
             let running = on.as_ref().is_none_or(|on| on[t]);
-            let fuel = if running { exact_fuel(q, th, p, on.is_some()) } else { 0.0 };
+            // Off, a unit gives output on a start-up or shut-down trajectory
+            // only, whose fuel is defined by the pieces (their steepest
+            // rate), not by the curve: the model's is the exact one.
+            let fuel = if running { exact_fuel(q, th, p, on.is_some()) } else { modelled };
             let price = price.at(offset + t) * h;
             change += price * (fuel - modelled);
             if q.approximation == Approximation::Inner {

@@ -18,7 +18,8 @@
 //!   schedule is the sum of unit schedules that meet every unit constraint
 //!   and cost the same (`split` builds them), and every unit schedule sums
 //!   to a count schedule.
-//! - **Ordered** (units with ramp limits, where counts would not be exact):
+//! - **Ordered** (units with ramp limits or start-up and shut-down
+//!   trajectories, where counts would not be exact):
 //!   each unit keeps its own columns, and the units are ordered by hours
 //!   on (`Σ_t on[a] ≥ Σ_t on[b]` for consecutive members), which any
 //!   optimum can be permuted to meet.
@@ -45,7 +46,8 @@ pub(crate) fn commitment_of(kind: &AssetKind) -> Option<(&Commitment, bool)> {
     match kind {
         AssetKind::Thermal(Thermal { commitment: Some(uc), ramp_up_kw_per_h, ramp_down_kw_per_h, .. })
         | AssetKind::Converter(Converter { commitment: Some(uc), ramp_up_kw_per_h, ramp_down_kw_per_h, .. }) => {
-            Some((uc, ramp_up_kw_per_h.is_some() || ramp_down_kw_per_h.is_some()))
+            let trajectories = !uc.startup_trajectory_kw.is_empty() || !uc.shutdown_trajectory_kw.is_empty();
+            Some((uc, ramp_up_kw_per_h.is_some() || ramp_down_kw_per_h.is_some() || trajectories))
         }
         AssetKind::Thermal(_)
         | AssetKind::Converter(_)
@@ -56,10 +58,10 @@ pub(crate) fn commitment_of(kind: &AssetKind) -> Option<(&Commitment, bool)> {
     }
 }
 
-/// The fleets of `case` for a window whose units carry `carried(i)` (on,
-/// and the bits of the hours in that state) into it: committed units equal
-/// in everything but their id, and in what they carry.
-pub(crate) fn fleets(case: &Case, carried: impl Fn(usize) -> Option<(bool, u64)>) -> Vec<Fleet> {
+/// The fleets of `case` for a window whose units carry `carried(i)` (their
+/// state at the window's start) into it: committed units equal in
+/// everything but their id, and in what they carry.
+pub(crate) fn fleets<K: PartialEq>(case: &Case, carried: impl Fn(usize) -> Option<K>) -> Vec<Fleet> {
     let assets = case.assets();
     let mut taken = vec![false; assets.len()];
     let mut fleets = Vec::new();
@@ -189,6 +191,8 @@ mod tests {
             cold_start_cost: Some(25.0),
             cold_start_after_h: cold_after,
             shutdown_cost: 1.0,
+            startup_trajectory_kw: Vec::new(),
+            shutdown_trajectory_kw: Vec::new(),
             initial: volta_engine::asset::InitialState::default(),
         }
     }

@@ -38,8 +38,10 @@ pub struct CarriedState {
 pub(crate) enum AssetState {
     /// Stored energy, kWh.
     Storage { energy_kwh: f64 },
-    /// A unit's last rated output and its on/off history.
-    Unit { power_kw: f64, on: bool, hours_in_state: f64 },
+    /// A unit's last rated output and its on/off history; `starts_in`:
+    /// a start-up trajectory under way brings the unit up at this step of
+    /// the window (its steps before the window were run already).
+    Unit { power_kw: f64, on: bool, hours_in_state: f64, starts_in: Option<usize> },
     /// The highest import so far (for the demand charge).
     Grid { peak_kw: f64 },
     /// Energy already served in the current shifting window, kWh.
@@ -129,6 +131,10 @@ pub(crate) struct UnitVars {
     pub(crate) start: Option<Vec<Col>>,
     pub(crate) stop: Option<Vec<Col>>,
     pub(crate) capacity_kw: f64,
+    /// Rated output on a start-up or shut-down trajectory per step (empty
+    /// for a unit without trajectories): part of the rated flow, outside
+    /// the limits of a running unit.
+    pub(crate) trajectory: Vec<Lin>,
     /// For the leader of an aggregated fleet: its members and their state
     /// before the window; the columns are the fleet's.
     pub(crate) fleet: Option<FleetVars>,
@@ -334,7 +340,9 @@ impl<'c> Builder<'c> {
     fn new(case: &'c Case, window: &Window<'c>, lp: Lp, mode: Mode) -> Self {
         let buses = case.buses().len();
         let carried = |i: usize| match window.state.assets.get(&i) {
-            Some(AssetState::Unit { on, hours_in_state, .. }) => Some((*on, hours_in_state.to_bits())),
+            Some(AssetState::Unit { on, hours_in_state, starts_in, .. }) => {
+                Some((*on, hours_in_state.to_bits(), *starts_in))
+            }
             Some(AssetState::Storage { .. } | AssetState::Grid { .. } | AssetState::Shift { .. }) | None => None,
         };
         let fleets = if window.fleets { fleet::fleets(case, carried) } else { Vec::new() };
@@ -660,6 +668,9 @@ impl<'c> Builder<'c> {
             }
         }
         lin.add(unit.x[t], -unit.rated_coef[t] * scale);
+        if let Some(trajectory) = unit.trajectory.get(t) {
+            lin.add_lin(trajectory, scale);
+        }
         lin
     }
 
@@ -681,6 +692,7 @@ impl<'c> Builder<'c> {
             start: None,
             stop: None,
             capacity_kw: spec.capacity_kw,
+            trajectory: Vec::new(),
             fleet: None,
         };
         let Some(uc) = spec.commitment else {
@@ -691,19 +703,24 @@ impl<'c> Builder<'c> {
                 Some(AssetState::Unit { power_kw, .. }) => Some(power_kw),
                 _ => None,
             };
-            self.ramps(&x, spec, initial, None, None);
+            self.ramps(&x, spec, initial, None, None, &[]);
             return unit;
         };
         // Initial state: from the previous window or the case.
-        let (on0, hours0, power0) = match carried {
-            Some(AssetState::Unit { power_kw, on, hours_in_state }) => (on, hours_in_state, power_kw),
+        let (on0, hours0, power0, starts_in) = match carried {
+            Some(AssetState::Unit { power_kw, on, hours_in_state, starts_in }) => {
+                (on, hours_in_state, power_kw, starts_in)
+            }
             _ => {
                 let on = uc.initial.on;
                 let hours = uc.initial.hours_in_state.unwrap_or(f64::INFINITY);
                 let power = uc.initial.power_kw.unwrap_or(if on { spec.min_power_kw.max(0.0) } else { 0.0 });
-                (on, hours, power)
+                (on, hours, power, None)
             }
         };
+        // Ramps limit the output of a running unit: off, it has none of its
+        // own (a trajectory's output is data).
+        let power0 = if on0 { power0 } else { 0.0 };
         if let Role::Leader(size) = self.roles[i] {
             let (u, v, w) = self.fleet_commitment(i, spec, uc, &x, size, (on0, hours0));
             let fleet = self.fleets.iter().find(|f| f.members[0] == i);
@@ -720,7 +737,8 @@ impl<'c> Builder<'c> {
         self.scope(i, "stop");
         let w = self.lp.cols(n, 0.0, 1.0);
         self.scope(i, "commitment");
-        let switching = Switching { on: &u, start: &v, stop: &w, size: 1.0 };
+        let trajectory = self.trajectory(uc, &v, &w, (on0, hours0), starts_in);
+        let switching = Switching { on: &u, start: &v, stop: &w, size: 1.0, trajectory: &trajectory };
         self.commitment_rows(i, spec, uc, &x, &switching, (on0, hours0));
         for t in 0..n {
             // A start needs the unit off before and on after: with `u`
@@ -761,7 +779,8 @@ impl<'c> Builder<'c> {
                 self.cost(i, CostCategory::Startup, cold_cost);
             }
         }
-        self.ramps(&x, spec, Some(power0), Some(on0), Some((&u, &v, &w)));
+        self.ramps(&x, spec, Some(power0), Some(on0), Some((&u, &v, &w)), &trajectory);
+        unit.trajectory = trajectory;
         unit.on = Some(u);
         unit.start = Some(v);
         unit.stop = Some(w);
@@ -783,9 +802,14 @@ impl<'c> Builder<'c> {
         (on0, hours0): (bool, f64),
     ) {
         let (n, h, all) = (self.len, self.h, sw.size);
-        let (u, v, w) = (sw.on, sw.start, sw.stop);
+        let (u, v, w, trajectory) = (sw.on, sw.start, sw.stop, sw.trajectory);
         for t in 0..n {
-            let rated = Lin::term(x[t], spec.rated_coef[t]);
+            // The output of the running unit: the rated flow less what a
+            // trajectory gives.
+            let mut rated = Lin::term(x[t], spec.rated_coef[t]);
+            if let Some(trajectory) = trajectory.get(t) {
+                rated.add_lin(trajectory, -1.0);
+            }
             self.lp.le(rated.clone().with(u[t], -spec.capacity_kw), 0.0);
             if spec.min_power_kw > 0.0 {
                 self.lp.ge(rated.with(u[t], -spec.min_power_kw), 0.0);
@@ -801,7 +825,8 @@ impl<'c> Builder<'c> {
         // What started within the up time is on; what stopped within the
         // down time is off.
         let steps = |hours: f64| steps_covering(hours, h);
-        let (up, down) = (steps(uc.min_up_h), steps(uc.min_down_h));
+        let min_off_h = uc.min_off_h(h);
+        let (up, down) = (steps(uc.min_up_h), steps(min_off_h));
         for t in 0..n {
             if up > 1 {
                 let mut lin = Lin::term(u[t], -1.0);
@@ -822,7 +847,7 @@ impl<'c> Builder<'c> {
         let must = |min_h: f64| {
             if hours0.is_finite() && hours0 < min_h { steps(min_h - hours0).min(n) } else { 0 }
         };
-        let forced = if on0 { must(uc.min_up_h) } else { must(uc.min_down_h) };
+        let forced = if on0 { must(uc.min_up_h) } else { must(min_off_h) };
         for &col in u.iter().take(forced) {
             self.lp.eq(Lin::term(col, 1.0), if on0 { all } else { 0.0 });
         }
@@ -831,6 +856,59 @@ impl<'c> Builder<'c> {
             cost.add(v[t], uc.start_cost).add(w[t], uc.shutdown_cost);
         }
         self.cost(i, CostCategory::Startup, cost);
+    }
+
+    /// A unit's output on its start-up and shut-down trajectories, per step
+    /// (Morales-España, Gentile and Ramos, 2013): a start at step `s` gives
+    /// the start-up trajectory in the steps just before `s`, a stop at `τ`
+    /// the shut-down trajectory from `τ` on, and a shut-down under way
+    /// before the window goes on. Empty for a unit without trajectories.
+    /// A start whose start-up would have begun before the window is ruled
+    /// out, unless it is the one under way (`starts_in`), which is made.
+    /// The minimum time off (`Commitment::min_off_h`) keeps the
+    /// trajectories to steps where the unit is off.
+    fn trajectory(
+        &mut self,
+        uc: &Commitment,
+        v: &[Col],
+        w: &[Col],
+        (on0, hours0): (bool, f64),
+        starts_in: Option<usize>,
+    ) -> Vec<Lin> {
+        if !uc.has_trajectories() {
+            return Vec::new();
+        }
+        let (up, down) = (&uc.startup_trajectory_kw, &uc.shutdown_trajectory_kw);
+        let mut out = vec![Lin::new(); self.len];
+        for (t, lin) in out.iter_mut().enumerate() {
+            for (k, &kw) in up.iter().rev().enumerate() {
+                // The (k+1)-th step before a start.
+                if let Some(&start) = v.get(t + k + 1)
+                    && kw != 0.0
+                {
+                    lin.add(start, kw);
+                }
+            }
+            for (j, &kw) in down.iter().enumerate().take(t + 1) {
+                if kw != 0.0 {
+                    lin.add(w[t - j], kw);
+                }
+            }
+        }
+        if !on0 && hours0.is_finite() {
+            // Stopped this many steps before the window.
+            let since = (hours0 / self.h).round();
+            for (t, lin) in out.iter_mut().enumerate() {
+                let at = since + t as f64;
+                if at < down.len() as f64 {
+                    lin.add_constant(down[at as usize]);
+                }
+            }
+        }
+        for (s, &start) in v.iter().enumerate().take(up.len()) {
+            self.lp.eq(Lin::term(start, 1.0), if starts_in == Some(s) { 1.0 } else { 0.0 });
+        }
+        out
     }
 
     /// The commitment of an aggregated fleet of `size` identical units
@@ -855,7 +933,7 @@ impl<'c> Builder<'c> {
         self.scope(i, "stop");
         let w = self.lp.cols(n, 0.0, all);
         self.scope(i, "commitment");
-        let switching = Switching { on: &u, start: &v, stop: &w, size: all };
+        let switching = Switching { on: &u, start: &v, stop: &w, size: all, trajectory: &[] };
         self.commitment_rows(i, spec, uc, x, &switching, (on0, hours0));
         // A unit does not start and stop at once: units started are on,
         // units stopped are off, for at least the step (longer minimum
@@ -957,9 +1035,17 @@ impl<'c> Builder<'c> {
         initial_power: Option<f64>,
         initial_on: Option<bool>,
         uc: Option<(&[Col], &[Col], &[Col])>,
+        trajectory: &[Lin],
     ) {
         let h = self.h;
-        let rated = |t: usize| Lin::term(x[t], spec.rated_coef[t]);
+        // The output of the running unit (see `commitment_rows`).
+        let rated = |t: usize| {
+            let mut lin = Lin::term(x[t], spec.rated_coef[t]);
+            if let Some(trajectory) = trajectory.get(t) {
+                lin.add_lin(trajectory, -1.0);
+            }
+            lin
+        };
         for t in 0..self.len {
             let prev = if t == 0 {
                 match initial_power {
@@ -1239,12 +1325,14 @@ impl<'c> Builder<'c> {
 
 /// A commitment's columns per step: the units running, started and
 /// stopped, of `size` units (a unit's binaries, size 1, or an aggregated
-/// fleet's counts).
+/// fleet's counts), and what its start-up and shut-down trajectories give
+/// per step (empty without them; see [`Builder::trajectory`]).
 struct Switching<'a> {
     on: &'a [Col],
     start: &'a [Col],
     stop: &'a [Col],
     size: f64,
+    trajectory: &'a [Lin],
 }
 
 /// What [`Builder::unit`] needs to know about a unit.

@@ -199,6 +199,7 @@ pub fn rolling_horizon(
         };
         let keep = commit.min(len);
         hint = Some(Hint::from_schedule(&plan, start));
+        let under_way = starts_under_way(case, &plan, keep);
         let part = truncate(plan, keep);
         progress(&report, Some(&part), count);
         windows.push(report);
@@ -212,6 +213,11 @@ pub fn rolling_horizon(
         let mut merged = merged;
         merged.grid = case.grid().window(0, start + keep);
         state = carry(case, &merged);
+        for (i, at) in under_way {
+            if let Some(AssetState::Unit { starts_in, .. }) = state.assets.get_mut(&i) {
+                *starts_in = Some(at);
+            }
+        }
         stitched = Some(merged);
         start += keep;
     }
@@ -391,9 +397,16 @@ pub(crate) fn carry(case: &Case, plan: &Schedule) -> CarriedState {
                         let run = on.iter().rev().take_while(|&&b| b == last).count();
                         // A run reaching back to the start continues the initial state.
                         let before = if run == on.len() { initial_run(asset, last) } else { 0.0 };
-                        Some(AssetState::Unit { power_kw, on: last, hours_in_state: run as f64 * h + before })
+                        Some(AssetState::Unit {
+                            power_kw,
+                            on: last,
+                            hours_in_state: run as f64 * h + before,
+                            starts_in: None,
+                        })
                     }
-                    None => Some(AssetState::Unit { power_kw, on: true, hours_in_state: f64::INFINITY }),
+                    None => {
+                        Some(AssetState::Unit { power_kw, on: true, hours_in_state: f64::INFINITY, starts_in: None })
+                    }
                 }
             }
             (AssetKind::Grid(g), Detail::Grid { import_kw, .. }) if g.peak_demand_charge > 0.0 => {
@@ -413,6 +426,26 @@ pub(crate) fn carry(case: &Case, plan: &Schedule) -> CarriedState {
         }
     }
     state
+}
+
+/// The start-ups under way where a window's `plan` is cut after `keep`
+/// steps: units off at the cut that start at a step `s` whose start-up
+/// trajectory began before it, as (asset index, `s - keep`). The next
+/// window must make those starts.
+fn starts_under_way(case: &Case, plan: &Schedule, keep: usize) -> Vec<(usize, usize)> {
+    let mut under_way = Vec::new();
+    for (i, (asset, sched)) in case.assets().iter().zip(&plan.assets).enumerate() {
+        let Some((uc, _)) = crate::fleet::commitment_of(&asset.kind) else { continue };
+        let Detail::Unit { on: Some(on), .. } = &sched.detail else { continue };
+        let steps = uc.startup_trajectory_kw.len();
+        if steps == 0 || keep == 0 || keep >= on.len() || on[keep - 1] {
+            continue;
+        }
+        if let Some(s) = (keep..on.len().min(keep + steps)).find(|&s| on[s]) {
+            under_way.push((i, s - keep));
+        }
+    }
+    under_way
 }
 
 /// Hours a unit had been in `on_state` before the case started.

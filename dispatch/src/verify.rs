@@ -207,6 +207,14 @@ pub(crate) fn audit(case: &Case, schedule: &Schedule, tol: f64) -> Audit {
                         FuelUse::Quadratic(q) if is_on && on.is_some() => {
                             q.approximated(p, th.min_power_kw, th.capacity_kw)
                         }
+                        // Off, on a start-up or shut-down trajectory: no
+                        // no-load fuel, the steepest incremental rate.
+                        FuelUse::Curve(points) if on.is_some() => steepest(&curve_slopes(points)) * p,
+                        FuelUse::Quadratic(q) if on.is_some() => {
+                            let slopes: Vec<f64> =
+                                q.pieces(th.min_power_kw, th.capacity_kw).iter().map(|&(slope, _)| slope).collect();
+                            steepest(&slopes) * p
+                        }
                         // Without commitment the no-load fuel is scaled by an
                         // "on" share the schedule does not report.
                         FuelUse::Curve(_) | FuelUse::Quadratic(_) => 0.0,
@@ -286,11 +294,22 @@ fn check_unit(
 ) -> f64 {
     let le = |a: f64, b: f64| a <= b + tol * a.abs().max(b.abs()).max(1.0);
     let mut cost = 0.0;
+    // What the start-up and shut-down trajectories give, off.
+    let trajectory = match (on, unit.commitment) {
+        (Some(on), Some(uc)) if uc.has_trajectories() => {
+            let (kw, early) = trajectory_output(uc, on, h);
+            if let Some(t) = early {
+                errors.push(format!("{id} step {t}: starts before its start-up trajectory could have run"));
+            }
+            kw
+        }
+        _ => vec![0.0; output.len()],
+    };
     for (t, &p) in output.iter().enumerate() {
         let is_on = on.is_none_or(|o| o[t]);
         let (lo, hi) = match (on, is_on) {
             (Some(_), true) => (unit.min, unit.capacity),
-            (Some(_), false) => (0.0, 0.0),
+            (Some(_), false) => (trajectory[t], trajectory[t]),
             (None, _) => (0.0, unit.capacity),
         };
         if !le(lo, p) || !le(p, hi) {
@@ -314,8 +333,11 @@ fn check_unit(
     };
     // Ramps under commitment, from the initial state: running units move
     // by at most the ramp per step; a start may jump to the larger of the
-    // minimum power and one step's ramp, a stop may drop from it.
-    let initial_power = uc.initial.power_kw.unwrap_or(if uc.initial.on { unit.min.max(0.0) } else { 0.0 });
+    // minimum power and one step's ramp, a stop may drop from it. They
+    // limit the output less what a trajectory gives.
+    let initial_power = if uc.initial.on { uc.initial.power_kw.unwrap_or(unit.min.max(0.0)) } else { 0.0 };
+    let own: Vec<f64> = output.iter().zip(&trajectory).map(|(p, kw)| p - kw).collect();
+    let output = &own;
     for t in 0..output.len() {
         let (prev_p, prev_on) = if t == 0 { (initial_power, uc.initial.on) } else { (output[t - 1], on[t - 1]) };
         let (start, stop) = (on[t] && !prev_on, prev_on && !on[t]);
@@ -340,7 +362,7 @@ fn check_unit(
     for (t, &is_on) in on.iter().enumerate() {
         if is_on != prev_on {
             // A switch: the finished run must have lasted long enough.
-            let (needed, what) = if prev_on { (uc.min_up_h, "up") } else { (uc.min_down_h, "down") };
+            let (needed, what) = if prev_on { (uc.min_up_h, "up") } else { (uc.min_off_h(h), "down") };
             if run_h + 1e-9 < steps(needed) as f64 * h {
                 errors.push(format!("{id} step {t}: switched after {run_h} h, minimum {what} time is {needed} h"));
             }
@@ -361,6 +383,54 @@ fn check_unit(
         prev_on = is_on;
     }
     cost
+}
+
+/// A committed unit's output on its start-up and shut-down trajectories
+/// in each step, read off its on/off series `on` and its initial state (a
+/// unit off for less than its shut-down trajectory is still on it), and
+/// the first step where it starts before its start-up could have run.
+fn trajectory_output(uc: &volta_engine::asset::Commitment, on: &[bool], h: f64) -> (Vec<f64>, Option<usize>) {
+    let (up, down) = (&uc.startup_trajectory_kw, &uc.shutdown_trajectory_kw);
+    let mut kw = vec![0.0; on.len()];
+    let mut early = None;
+    if let (false, Some(hours)) = (uc.initial.on, uc.initial.hours_in_state) {
+        let since = (hours / h).round();
+        for (t, out) in kw.iter_mut().enumerate() {
+            let at = since + t as f64;
+            if at < down.len() as f64 {
+                *out += down[at as usize];
+            }
+        }
+    }
+    let mut prev = uc.initial.on;
+    for (t, &is_on) in on.iter().enumerate() {
+        if is_on && !prev {
+            if t < up.len() {
+                early.get_or_insert(t);
+            }
+            for (k, &p) in up.iter().rev().enumerate() {
+                if let Some(s) = t.checked_sub(k + 1) {
+                    kw[s] += p;
+                }
+            }
+        }
+        if prev && !is_on {
+            for (out, &p) in kw.iter_mut().skip(t).zip(down) {
+                *out += p;
+            }
+        }
+        prev = is_on;
+    }
+    (kw, early)
+}
+
+/// The slopes of a convex piecewise-linear curve's pieces.
+fn curve_slopes(points: &[[f64; 2]]) -> Vec<f64> {
+    points.windows(2).filter(|w| w[1][0] > w[0][0]).map(|w| (w[1][1] - w[0][1]) / (w[1][0] - w[0][0])).collect()
+}
+
+fn steepest(slopes: &[f64]) -> f64 {
+    slopes.iter().copied().fold(0.0, f64::max)
 }
 
 /// The fuel of a convex piecewise-linear curve at output `p`.

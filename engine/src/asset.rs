@@ -397,9 +397,38 @@ pub struct Commitment {
     /// Cost of a shut-down, currency (default 0).
     #[serde(default)]
     pub shutdown_cost: f64,
+    /// Output while starting up, before the unit is up: kW in each step of
+    /// the start-up, in order, in steps of the case's grid (default none: a
+    /// unit is up in the step it starts). The unit is up, at or above its
+    /// minimum power, in the step after the last; each value is at most the
+    /// minimum power. Start-up and shut-down trajectories as in
+    /// Morales-España, Gentile and Ramos (2013).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub startup_trajectory_kw: Vec<f64>,
+    /// Output while shutting down, after the unit is down: kW in each step
+    /// from the one it stops in, in order, in steps of the case's grid
+    /// (default none: a stopped unit gives nothing); each value is at most
+    /// the minimum power.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shutdown_trajectory_kw: Vec<f64>,
     /// State before the first step.
     #[serde(default)]
     pub initial: InitialState,
+}
+
+impl Commitment {
+    /// Whether the unit passes through a start-up or shut-down trajectory.
+    pub fn has_trajectories(&self) -> bool {
+        !self.startup_trajectory_kw.is_empty() || !self.shutdown_trajectory_kw.is_empty()
+    }
+
+    /// The shortest time off between a stop and the next start on a grid of
+    /// `step_h`-hour steps: the minimum down time, or, if longer, the steps
+    /// of the shut-down trajectory followed by those of the start-up one.
+    pub fn min_off_h(&self, step_h: f64) -> f64 {
+        let trajectories = self.startup_trajectory_kw.len() + self.shutdown_trajectory_kw.len();
+        self.min_down_h.max(trajectories as f64 * step_h)
+    }
 }
 
 /// A unit's state just before the horizon starts.

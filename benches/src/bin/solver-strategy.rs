@@ -12,7 +12,8 @@
 //! `cargo run --release -p volta-benches --bin solver-strategy -- [--cases a,b,...] [--strategies a,b,...] [--time-limit S] [--repeat N]`
 //!
 //! Cases: kazarlis10, kazarlis20, kazarlis40, kazarlis100, kazarlis10-week
-//! (the 10-unit day repeated for a week), campus-week, campus-quarter-uc
+//! (the 10-unit day repeated for a week), kazarlis10-trajectories and its
+//! week (the slow units with start-up and shut-down trajectories), campus-week, campus-quarter-uc
 //! (13 weeks, the CHP under commitment), campus-year-lp, campus-year-uc,
 //! islanded. Strategies: highs, ipm,
 //! no-presolve, heuristics-0, heuristics-0.3, volta, volta-none (Volta's choice without the
@@ -25,12 +26,14 @@ use volta_benches::flags::Flags;
 use volta_dispatch::{LpMethod, MipStart, Options, Solution, Strategy};
 use volta_engine::Case;
 
-const CASES: [&str; 10] = [
+const CASES: [&str; 12] = [
     "kazarlis10",
     "kazarlis20",
     "kazarlis40",
     "kazarlis100",
     "kazarlis10-week",
+    "kazarlis10-trajectories",
+    "kazarlis10-trajectories-week",
     "campus-week",
     "campus-quarter-uc",
     "campus-year-lp",
@@ -44,6 +47,7 @@ fn case(name: &str) -> Case {
     match name {
         "campus-week" => Case::from_path(volta_datasets::case("campus.toml")).expect("campus"),
         "kazarlis10-week" => volta_benches::tiled("benchmarks/kazarlis10.toml", 7),
+        "kazarlis10-trajectories-week" => volta_benches::tiled("benchmarks/kazarlis10-trajectories.toml", 7),
         "campus-quarter-uc" => volta_benches::campus_weeks(13, true),
         "campus-year-lp" => volta_benches::campus_year(false),
         "campus-year-uc" => volta_benches::campus_year(true),
@@ -71,7 +75,7 @@ fn strategy(name: &str) -> Strategy {
 const USAGE: &str = "\
 usage: solver-strategy [--cases a,b,...] [--strategies a,b,...] [--time-limit S] [--repeat N]
   --cases a,b,...       kazarlis10, kazarlis20, kazarlis40, kazarlis100, kazarlis10-week,
-                        campus-week, campus-quarter-uc, campus-year-lp, campus-year-uc,
+                        kazarlis10-trajectories, kazarlis10-trajectories-week, campus-week, campus-quarter-uc, campus-year-lp, campus-year-uc,
                         islanded (default: all)
   --strategies a,b,...  highs, ipm, no-presolve, heuristics-0, heuristics-0.3, volta,
                         volta-none, volta-rounding (default: all)

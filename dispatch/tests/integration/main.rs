@@ -12,3 +12,4 @@ mod statuses;
 mod stochastic;
 mod strategy;
 mod support;
+mod trajectories;

@@ -118,6 +118,9 @@ fn take_string(map: &mut Map<String, Value>, key: &str, report: &mut ValidationR
 const MAX_UNKNOWN_FIELDS: usize = 32;
 /// The most linear pieces a quadratic fuel curve may take.
 const MAX_SEGMENTS: u32 = 100;
+/// The most steps a start-up or shut-down trajectory may have (each step of
+/// a trajectory adds its columns' terms to as many rows).
+const MAX_TRAJECTORY_STEPS: usize = 96;
 
 /// Deserialises one item, reporting a structural problem at its exact path:
 /// every unknown field at once (with the nearest known name), then the first
@@ -1020,6 +1023,34 @@ impl Checker<'_> {
         ok
     }
 
+    /// A start-up or shut-down trajectory: at most [`MAX_TRAJECTORY_STEPS`]
+    /// outputs, each between 0 and the unit's minimum power.
+    fn trajectory(&mut self, at: &str, kw: &[f64], min: f64) -> bool {
+        if kw.len() > MAX_TRAJECTORY_STEPS {
+            self.report.error(
+                at,
+                IssueCode::OutOfRange,
+                format!("{} steps, more than the {MAX_TRAJECTORY_STEPS} a trajectory may have", kw.len()),
+            );
+            return false;
+        }
+        let mut ok = true;
+        for (i, &p) in kw.iter().enumerate() {
+            let path = format!("{at}[{i}]");
+            if !self.number(&path, p, Range::NonNegative) {
+                ok = false;
+            } else if p > min + 1e-9 {
+                self.report.error(
+                    path,
+                    IssueCode::Inconsistent,
+                    format!("{p} kW while starting or stopping is above min_power_kw ({min}), where the unit is up"),
+                );
+                ok = false;
+            }
+        }
+        ok
+    }
+
     fn commitment(&mut self, path: &Path, c: &Commitment, min: f64, cap: f64) -> bool {
         let cp = path.child("commitment");
         let mut ok = true;
@@ -1051,6 +1082,11 @@ impl Checker<'_> {
         }
         if let Some(h) = c.cold_start_after_h {
             ok &= self.number(&cp.field("cold_start_after_h"), h, Range::Positive);
+        }
+        for (name, trajectory) in
+            [("startup_trajectory_kw", &c.startup_trajectory_kw), ("shutdown_trajectory_kw", &c.shutdown_trajectory_kw)]
+        {
+            ok &= self.trajectory(&cp.field(name), trajectory, min);
         }
         let ip = cp.child("initial");
         if let Some(h) = c.initial.hours_in_state {

@@ -393,6 +393,33 @@ fn commitment_rules() {
 }
 
 #[test]
+fn trajectories_stay_below_the_minimum_power() {
+    let unit = |trajectories: &str| {
+        format!(
+            "id = \"gen\"\ntype = \"thermal\"\nbus = \"elec\"\ncapacity_kw = 100\nmin_power_kw = 40\nfuel_bus = \"gas\"\nefficiency = 0.35\n[assets.commitment]\n{trajectories}"
+        )
+    };
+    let found = issues(&with_asset(&unit("startup_trajectory_kw = [10, 50]\nshutdown_trajectory_kw = [-1, 20]")));
+    for (path, code) in [
+        ("assets.gen.commitment.startup_trajectory_kw[1]", C::Inconsistent),
+        ("assets.gen.commitment.shutdown_trajectory_kw[0]", C::Negative),
+    ] {
+        assert!(found.iter().any(|i| i.path == path && i.code == code), "{path}: {found:?}");
+    }
+    let long = format!("startup_trajectory_kw = [{}]", vec!["1"; 97].join(", "));
+    assert_issue(&with_asset(&unit(&long)), "assets.gen.commitment.startup_trajectory_kw", C::OutOfRange);
+    let case = parse(&with_asset(&unit("startup_trajectory_kw = [10, 40]\nshutdown_trajectory_kw = [20]")))
+        .expect("trajectories at or below the minimum power are valid");
+    let Some(AssetKind::Thermal(Thermal { commitment: Some(uc), .. })) = case.asset("gen").map(|a| &a.kind) else {
+        panic!("gen is a committed thermal unit")
+    };
+    assert!(uc.has_trajectories());
+    // Three steps of trajectories on an hourly grid keep the unit off three hours.
+    assert_eq!(uc.min_off_h(1.0), 3.0);
+    assert_eq!(uc.min_off_h(0.25), 0.75);
+}
+
+#[test]
 fn storage_bounds() {
     let store = "id = \"bat\"\ntype = \"storage\"\nbus = \"elec\"\nenergy_capacity_kwh = 10\ncharge_power_kw = 5\ndischarge_power_kw = 5\nsoc_min = 0.8\nsoc_max = 0.2";
     assert_issue(&with_asset(store), "assets.bat.soc_min", C::Inconsistent);
