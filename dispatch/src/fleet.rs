@@ -18,8 +18,9 @@
 //!   schedule is the sum of unit schedules that meet every unit constraint
 //!   and cost the same (`split` builds them), and every unit schedule sums
 //!   to a count schedule.
-//! - **Ordered** (units with ramp limits or start-up and shut-down
-//!   trajectories, where counts would not be exact):
+//! - **Ordered** (units with ramp limits, start-up and shut-down
+//!   trajectories or start-up costs in more than two tiers, where counts
+//!   would not be exact):
 //!   each unit keeps its own columns, and the units are ordered by hours
 //!   on (`Σ_t on[a] ≥ Σ_t on[b]` for consecutive members), which any
 //!   optimum can be permuted to meet.
@@ -46,8 +47,10 @@ pub(crate) fn commitment_of(kind: &AssetKind) -> Option<(&Commitment, bool)> {
     match kind {
         AssetKind::Thermal(Thermal { commitment: Some(uc), ramp_up_kw_per_h, ramp_down_kw_per_h, .. })
         | AssetKind::Converter(Converter { commitment: Some(uc), ramp_up_kw_per_h, ramp_down_kw_per_h, .. }) => {
-            let trajectories = !uc.startup_trajectory_kw.is_empty() || !uc.shutdown_trajectory_kw.is_empty();
-            Some((uc, ramp_up_kw_per_h.is_some() || ramp_down_kw_per_h.is_some() || trajectories))
+            // The fleet's matching of stops to starts prices one tier only.
+            let tiers = !uc.start_costs_by_hours_off.is_empty();
+            let apart = ramp_up_kw_per_h.is_some() || ramp_down_kw_per_h.is_some() || uc.has_trajectories() || tiers;
+            Some((uc, apart))
         }
         AssetKind::Thermal(_)
         | AssetKind::Converter(_)
@@ -161,7 +164,8 @@ pub(crate) fn split(
         }
         for &k in &started {
             let cold = warm_for.is_some() && !warm[k];
-            out.startup_cost[k] += if cold { uc.cold_start_cost.unwrap_or(uc.start_cost) } else { uc.start_cost };
+            let cold_cost = uc.cold_start_cost.map_or(uc.start_cost, |c| c.max(uc.start_cost));
+            out.startup_cost[k] += if cold { cold_cost } else { uc.start_cost };
             on[k] = true;
             run[k] = 0.0;
             out.starts[k][t] = true;
@@ -190,6 +194,7 @@ mod tests {
             start_cost: 10.0,
             cold_start_cost: Some(25.0),
             cold_start_after_h: cold_after,
+            start_costs_by_hours_off: Vec::new(),
             shutdown_cost: 1.0,
             startup_trajectory_kw: Vec::new(),
             shutdown_trajectory_kw: Vec::new(),

@@ -43,8 +43,18 @@
 //! `Σ_{τ=t−DT+1..t} w[τ] ≤ 1 − u[t]`, both honoured across the initial
 //! state. Only `u` is integer (`v[t] ≤ u[t]` and `v[t] ≤ 1 − u[t−1]` make
 //! `v` and `w` integral with it); a cold start costs extra when the unit was
-//! off for the whole cold-start lookback. A start may ramp straight to the
-//! larger of the minimum power and the ramp limit.
+//! off for the whole cold-start lookback, and with tiers of start-up costs
+//! by time off each tier adds its increment over the one below the same
+//! way. A start may ramp straight to the larger of the minimum power and
+//! the ramp limit.
+//!
+//! Start-up and shut-down trajectories (Morales-España, Gentile and Ramos,
+//! 2013) split a unit's rated output into what it gives while up (between
+//! `Pmin·u[t]` and `Pmax·u[t]`, under the ramp limits) and what its
+//! trajectories give while it is off: `Σ_k SU[k]·v[t+k]` over the steps
+//! before a start and `Σ_j SD[j]·w[t−j]` from a stop on, with data
+//! outputs; the minimum time off covers both trajectories, so they never
+//! overlap each other or a running step.
 //!
 //! ## Fleets of identical units
 //!

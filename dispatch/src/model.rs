@@ -750,9 +750,13 @@ impl<'c> Builder<'c> {
             self.lp.le(Lin::term(v[t], 1.0).with_lin(&before, 1.0), 1.0);
             self.lp.le(Lin::term(v[t], 1.0).with(u[t], -1.0), 0.0);
         }
-        // A cold start costs more than the hot one the rows above price.
-        if let (Some(cold), Some(after)) = (uc.cold_start_cost, uc.cold_start_after_h) {
-            let extra = cold - uc.start_cost;
+        // A start after a longer time off costs more than the hot one the
+        // rows above price: each tier adds its increment over the one below
+        // to a start that has been off at least its lookback.
+        let mut below = uc.start_cost;
+        for (after, cost) in uc.start_tiers() {
+            let extra = cost - below;
+            below = below.max(cost);
             let lookback = steps_covering(after, h).max(1);
             if extra > 0.0 {
                 let mut cold_cost = Lin::new();

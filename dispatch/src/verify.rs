@@ -367,8 +367,14 @@ fn check_unit(
                 errors.push(format!("{id} step {t}: switched after {run_h} h, minimum {what} time is {needed} h"));
             }
             if is_on {
-                let cold = uc.cold_start_after_h.is_some_and(|after| run_h + 1e-9 >= steps(after).max(1) as f64 * h);
-                cost += if cold { uc.cold_start_cost.unwrap_or(uc.start_cost) } else { uc.start_cost };
+                // The dearest tier whose time off (in whole steps, at
+                // least one) the start has reached; never below the hot cost.
+                cost += uc
+                    .start_tiers()
+                    .into_iter()
+                    .filter(|&(after, _)| run_h + 1e-9 >= steps(after).max(1) as f64 * h)
+                    .map(|(_, tier)| tier)
+                    .fold(uc.start_cost, f64::max);
             } else {
                 cost += uc.shutdown_cost;
             }

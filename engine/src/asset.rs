@@ -394,6 +394,13 @@ pub struct Commitment {
     /// A start after at least this many hours off is cold (default: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cold_start_after_h: Option<f64>,
+    /// Or start-up costs by time off, in steps: `[[hours_off, cost], ...]`,
+    /// a start after at least `hours_off` hours off costs the `cost` of the
+    /// last such entry instead of `start_cost`; hours increasing, costs not
+    /// decreasing (default none). Hot, warm and cold starts are
+    /// `start_cost` and two entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub start_costs_by_hours_off: Vec<[f64; 2]>,
     /// Cost of a shut-down, currency (default 0).
     #[serde(default)]
     pub shutdown_cost: f64,
@@ -417,6 +424,19 @@ pub struct Commitment {
 }
 
 impl Commitment {
+    /// The start-up cost's steps by time off, `(hours_off, cost)` with the
+    /// hours increasing (`start_cost` below the first): the entries of
+    /// `start_costs_by_hours_off`, or the cold start, or none.
+    pub fn start_tiers(&self) -> Vec<(f64, f64)> {
+        match (self.cold_start_cost, self.cold_start_after_h) {
+            _ if !self.start_costs_by_hours_off.is_empty() => {
+                self.start_costs_by_hours_off.iter().map(|&[hours, cost]| (hours, cost)).collect()
+            }
+            (Some(cost), Some(hours)) => vec![(hours, cost)],
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether the unit passes through a start-up or shut-down trajectory.
     pub fn has_trajectories(&self) -> bool {
         !self.startup_trajectory_kw.is_empty() || !self.shutdown_trajectory_kw.is_empty()

@@ -8,6 +8,7 @@ mod fleets;
 mod golden;
 mod horizons;
 mod invariants;
+mod start_costs;
 mod statuses;
 mod stochastic;
 mod strategy;

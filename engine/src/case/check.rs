@@ -118,6 +118,8 @@ fn take_string(map: &mut Map<String, Value>, key: &str, report: &mut ValidationR
 const MAX_UNKNOWN_FIELDS: usize = 32;
 /// The most linear pieces a quadratic fuel curve may take.
 const MAX_SEGMENTS: u32 = 100;
+/// The most tiers of start-up costs by time off.
+const MAX_START_TIERS: usize = 24;
 /// The most steps a start-up or shut-down trajectory may have (each step of
 /// a trajectory adds its columns' terms to as many rows).
 const MAX_TRAJECTORY_STEPS: usize = 96;
@@ -1023,6 +1025,62 @@ impl Checker<'_> {
         ok
     }
 
+    /// Start-up costs by time off: at most [`MAX_START_TIERS`] entries of
+    /// positive, increasing hours and costs not below the one before (nor
+    /// `start_cost`); not beside a cold start.
+    fn start_tiers(&mut self, cp: &Path, c: &Commitment) -> bool {
+        let at = cp.field("start_costs_by_hours_off");
+        let tiers = &c.start_costs_by_hours_off;
+        if tiers.is_empty() {
+            return true;
+        }
+        if c.cold_start_cost.is_some() || c.cold_start_after_h.is_some() {
+            self.report.error(
+                at,
+                IssueCode::Conflict,
+                "give start_costs_by_hours_off or cold_start_cost with cold_start_after_h, not both",
+            );
+            return false;
+        }
+        if tiers.len() > MAX_START_TIERS {
+            self.report.error(
+                at,
+                IssueCode::OutOfRange,
+                format!("{} entries, more than the {MAX_START_TIERS} allowed", tiers.len()),
+            );
+            return false;
+        }
+        let mut ok = true;
+        let (mut hours_before, mut cost_before) = (0.0, c.start_cost);
+        for (i, &[hours, cost]) in tiers.iter().enumerate() {
+            let path = format!("{at}[{i}]");
+            if !(self.number(&format!("{path}[0]"), hours, Range::Positive)
+                && self.number(&format!("{path}[1]"), cost, Range::NonNegative))
+            {
+                ok = false;
+                continue;
+            }
+            if hours <= hours_before {
+                self.report.error(
+                    format!("{path}[0]"),
+                    IssueCode::Inconsistent,
+                    format!("hours off must increase: {hours} after {hours_before}"),
+                );
+                ok = false;
+            }
+            if cost < cost_before {
+                self.report.error(
+                    format!("{path}[1]"),
+                    IssueCode::Inconsistent,
+                    format!("a start after longer off cannot cost less: {cost} after {cost_before}"),
+                );
+                ok = false;
+            }
+            (hours_before, cost_before) = (hours, cost);
+        }
+        ok
+    }
+
     /// A start-up or shut-down trajectory: at most [`MAX_TRAJECTORY_STEPS`]
     /// outputs, each between 0 and the unit's minimum power.
     fn trajectory(&mut self, at: &str, kw: &[f64], min: f64) -> bool {
@@ -1083,6 +1141,7 @@ impl Checker<'_> {
         if let Some(h) = c.cold_start_after_h {
             ok &= self.number(&cp.field("cold_start_after_h"), h, Range::Positive);
         }
+        ok &= self.start_tiers(&cp, c);
         for (name, trajectory) in
             [("startup_trajectory_kw", &c.startup_trajectory_kw), ("shutdown_trajectory_kw", &c.shutdown_trajectory_kw)]
         {

@@ -508,3 +508,32 @@ fn malformed_files_are_errors_not_panics() {
         assert!(matches!(result, Ok(Err(_))), "{text:?}");
     }
 }
+
+#[test]
+fn start_cost_tiers_increase() {
+    let unit = |lines: &str| {
+        format!(
+            "id = \"gen\"\ntype = \"thermal\"\nbus = \"elec\"\ncapacity_kw = 100\nfuel_bus = \"gas\"\nefficiency = 0.35\n[assets.commitment]\nstart_cost = 10\n{lines}"
+        )
+    };
+    let path = "assets.gen.commitment.start_costs_by_hours_off";
+    assert_issue(
+        &with_asset(&unit("start_costs_by_hours_off = [[4, 20], [2, 30]]")),
+        &format!("{path}[1][0]"),
+        C::Inconsistent,
+    );
+    assert_issue(
+        &with_asset(&unit("start_costs_by_hours_off = [[4, 20], [8, 15]]")),
+        &format!("{path}[1][1]"),
+        C::Inconsistent,
+    );
+    assert_issue(&with_asset(&unit("start_costs_by_hours_off = [[4, 5]]")), &format!("{path}[0][1]"), C::Inconsistent);
+    assert_issue(&with_asset(&unit("start_costs_by_hours_off = [[0, 20]]")), &format!("{path}[0][0]"), C::OutOfRange);
+    let both = "start_costs_by_hours_off = [[4, 20]]\ncold_start_cost = 30\ncold_start_after_h = 8";
+    assert_issue(&with_asset(&unit(both)), path, C::Conflict);
+    let case = parse(&with_asset(&unit("start_costs_by_hours_off = [[2, 20], [6, 50]]"))).expect("valid tiers");
+    let Some(AssetKind::Thermal(Thermal { commitment: Some(uc), .. })) = case.asset("gen").map(|a| &a.kind) else {
+        panic!("gen is a committed thermal unit")
+    };
+    assert_eq!(uc.start_tiers(), [(2.0, 20.0), (6.0, 50.0)]);
+}
