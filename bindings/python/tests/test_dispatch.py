@@ -54,6 +54,44 @@ def test_a_solver_strategy_is_used_reported_and_checked():
         volta.schedule(case, lp_method="barrier")
 
 
+def test_start_up_trajectories_and_start_cost_tiers_from_python():
+    # Kazarlis 10 with trajectories on its slow units: off, a unit gives its
+    # trajectory's output (unit_1: 50 and 100 MW before it is up).
+    case = volta.Case.from_file(CASES / "benchmarks" / "kazarlis10-trajectories.toml")
+    result = volta.schedule(case)
+    assert result.status in ("optimal", "within_gap")
+    on_trajectory = [
+        unit
+        for unit, on in result.commitment.items()
+        if np.any((~on) & (result.flows[f"{unit}:system"] > 1.0))
+    ]
+    assert on_trajectory, "some unit passes through a start-up or shut-down"
+    # A start priced by its tier: one dear hour served from 3 h off (warm).
+    doc = {
+        "name": "tiers",
+        "time": {"start": "2024-01-01T00:00", "timezone": "UTC", "step": "1h", "steps": 1},
+        "buses": [{"id": "elec", "carrier": "electricity"}],
+        "assets": [
+            {"id": "site", "type": "load", "bus": "elec", "demand_kw": 100},
+            {"id": "utility", "type": "grid", "bus": "elec", "import_price": 10},
+            {
+                "id": "genset", "type": "thermal", "bus": "elec", "capacity_kw": 100, "min_power_kw": 50,
+                "efficiency": 0.5, "fuel_carrier": "gas", "fuel_price": 0.1,
+                "commitment": {
+                    "start_cost": 5,
+                    "start_costs_by_hours_off": [[2, 20], [6, 50]],
+                    "initial": {"on": False, "hours_in_state": 3},
+                },
+            },
+        ],
+    }
+    assert volta.schedule(volta.Case.from_dict(doc)).cost == pytest.approx(40.0)
+    doc["assets"][2]["commitment"]["start_costs_by_hours_off"] = [[6, 50], [2, 20]]
+    with pytest.raises(volta.CaseError) as err:
+        volta.Case.from_dict(doc)
+    assert any("start_costs_by_hours_off" in path for path, _ in err.value.problems)
+
+
 def test_identical_units_as_a_fleet_or_apart_reach_one_optimum():
     # Kazarlis 20: two copies of each unit. Each unit has its own schedule
     # either way.
