@@ -45,8 +45,12 @@
 //! `v` and `w` integral with it); a cold start costs extra when the unit was
 //! off for the whole cold-start lookback, and with tiers of start-up costs
 //! by time off each tier adds its increment over the one below the same
-//! way. A start may ramp straight to the larger of the minimum power and
-//! the ramp limit.
+//! way: in a small model in the tight form of start-up types (a start is
+//! warm only if a stop falls within the lookback), in a large one in the
+//! compact form `c[t] ≥ extra·(v[t] − Σ u)`; both cost every integral
+//! schedule the same (the size rule and its measurements are at the
+//! model's `TIGHT_STARTS_BELOW`). A start may ramp straight to the larger
+//! of the minimum power and the ramp limit.
 //!
 //! Start-up and shut-down trajectories (Morales-España, Gentile and Ramos,
 //! 2013) split a unit's rated output into what it gives while up (between

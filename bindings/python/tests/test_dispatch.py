@@ -185,10 +185,12 @@ def test_pareto_and_rolling_horizon(campus):
     # Windows started from scratch find the same plan to within the gap.
     cold = volta.rolling_horizon(campus, horizon_steps=48, gap=1e-3, warm_start=False)
     assert cold.cost == pytest.approx(rolled.cost, rel=2e-3)
-    # Seven windows; the six after the first start from the one before, and
+    # Seven windows; the six after the first start from the one before (the
+    # first counts too when the relaxation proves its own rounding), and
     # those whose start the relaxation proves within the gap skip the MIP.
-    assert rolled.rolling["windows"] == 7 and rolled.rolling["warm_started_windows"] == 6
-    assert 0 < rolled.rolling["proven_by_relaxation_windows"] <= 6
+    warm = rolled.rolling["warm_started_windows"]
+    assert rolled.rolling["windows"] == 7 and warm in (6, 7)
+    assert 0 < rolled.rolling["proven_by_relaxation_windows"] <= warm
     # Cold windows check their own rounded relaxation: the start counts where it is the answer.
     assert cold.rolling["warm_started_windows"] == cold.rolling["proven_by_relaxation_windows"]
     # The whole week's LP relaxation bounds the stitched plan from below.
@@ -224,7 +226,7 @@ def test_cases_and_results_pickle_for_worker_pools(campus):
     np.testing.assert_array_equal(copy.flows["unit_1:system"], result.flows["unit_1:system"])
 
 
-def test_ctrl_c_interrupts_a_long_solve(campus):
+def test_ctrl_c_interrupts_a_long_solve():
     import os
     import signal
     import threading
@@ -240,7 +242,8 @@ def test_ctrl_c_interrupts_a_long_solve(campus):
     start = time.monotonic()
     timer.start()
     try:
-        volta.schedule(campus, gap=0.0)
+        # Kazarlis 40 to a zero gap: far longer than the 0.3 s to the signal.
+        volta.schedule(volta.Case.from_file(CASES / "benchmarks" / "kazarlis40.toml"), gap=0.0)
     except KeyboardInterrupt:
         # Within a few polls of the signal, not at the end of the solve.
         assert time.monotonic() - sent[0] < 2.0

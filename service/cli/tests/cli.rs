@@ -214,9 +214,12 @@ fn pareto_and_rolling_horizon_from_the_command_line() {
     let summary = json(&out);
     assert_eq!(summary["rolling"]["windows"], 7);
     assert_eq!(summary["rolling"]["steps_scheduled"], 168);
-    assert_eq!(summary["rolling"]["warm_started_windows"], 6);
+    // Six windows start from the one before; the first, cold, counts too
+    // when the relaxation proves its own rounding.
+    let warm = summary["rolling"]["warm_started_windows"].as_u64().expect("a count");
+    assert!((6..=7).contains(&warm), "{summary}");
     let proven = summary["rolling"]["proven_by_relaxation_windows"].as_u64().expect("a count");
-    assert!((1..=6).contains(&proven), "warm windows the relaxation proves skip their MIP: {summary}");
+    assert!((1..=warm).contains(&proven), "windows the relaxation proves skip their MIP: {summary}");
     // The relaxation is below the stitched cost, by a few percent on the campus.
     let (cost, bound) = (summary["cost"].as_f64().expect("cost"), summary["lower_bound"].as_f64().expect("bound"));
     let gap = summary["gap_to_lower_bound"].as_f64().expect("gap");

@@ -128,19 +128,19 @@ async fn sigterm_lets_a_solve_in_flight_finish_then_exits_0() {
     let mut server = Server::start_with(&[], &[]);
     let mut client = server.client().await;
     let request = pb::ScheduleRequest {
-        case: Some(super::case_json("campus.toml")),
+        case: Some(super::case_json("benchmarks/kazarlis40.toml")),
         view: pb::ScheduleView::Summary.into(),
         ..pb::ScheduleRequest::default()
     };
     let solve = tokio::spawn(async move { client.schedule(request).await });
-    // The solve is under way (a week of unit commitment: seconds) when
+    // The solve is under way (40 units for a day: seconds) when
     // SIGTERM comes, as when Kubernetes stops a pod.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert!(!solve.is_finished(), "the solve ended before SIGTERM: pick a longer case");
     let pid = server.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
     let reply = solve.await.expect("task").expect("the call in flight is answered").into_inner();
-    assert_eq!(reply.status(), pb::SolveStatus::Optimal);
+    assert!(matches!(reply.status(), pb::SolveStatus::Optimal | pb::SolveStatus::WithinGap), "{reply:?}");
     let exit = tokio::task::block_in_place(|| server.child.wait()).expect("exit");
     assert!(exit.success(), "{exit:?}");
     // Stopped: no new connection.
