@@ -1417,7 +1417,7 @@ pub(crate) fn steps_covering(hours: f64, h: f64) -> usize {
 }
 
 /// The `(slope, intercept)` of each segment of a convex fuel curve.
-fn segments(points: &[[f64; 2]]) -> Vec<(f64, f64)> {
+pub(crate) fn segments(points: &[[f64; 2]]) -> Vec<(f64, f64)> {
     points
         .windows(2)
         .filter(|w| w[1][0] > w[0][0])

@@ -209,11 +209,9 @@ pub(crate) fn audit(case: &Case, schedule: &Schedule, tol: f64) -> Audit {
                         }
                         // Off, on a start-up or shut-down trajectory: no
                         // no-load fuel, the steepest incremental rate.
-                        FuelUse::Curve(points) if on.is_some() => steepest(&curve_slopes(points)) * p,
+                        FuelUse::Curve(points) if on.is_some() => steepest(&crate::model::segments(points)) * p,
                         FuelUse::Quadratic(q) if on.is_some() => {
-                            let slopes: Vec<f64> =
-                                q.pieces(th.min_power_kw, th.capacity_kw).iter().map(|&(slope, _)| slope).collect();
-                            steepest(&slopes) * p
+                            steepest(&q.pieces(th.min_power_kw, th.capacity_kw)) * p
                         }
                         // Without commitment the no-load fuel is scaled by an
                         // "on" share the schedule does not report.
@@ -356,6 +354,7 @@ fn check_unit(
         }
     }
     let steps = |hours: f64| crate::model::steps_covering(hours, h);
+    let tiers = uc.start_tiers();
     // Length of the run each step belongs to, counting the initial state.
     let mut prev_on = uc.initial.on;
     let mut run_h = uc.initial.hours_in_state.unwrap_or(f64::INFINITY);
@@ -369,11 +368,10 @@ fn check_unit(
             if is_on {
                 // The dearest tier whose time off (in whole steps, at
                 // least one) the start has reached; never below the hot cost.
-                cost += uc
-                    .start_tiers()
-                    .into_iter()
-                    .filter(|&(after, _)| run_h + 1e-9 >= steps(after).max(1) as f64 * h)
-                    .map(|(_, tier)| tier)
+                cost += tiers
+                    .iter()
+                    .filter(|&&(after, _)| run_h + 1e-9 >= steps(after).max(1) as f64 * h)
+                    .map(|&(_, tier)| tier)
                     .fold(uc.start_cost, f64::max);
             } else {
                 cost += uc.shutdown_cost;
@@ -430,13 +428,9 @@ fn trajectory_output(uc: &volta_engine::asset::Commitment, on: &[bool], h: f64) 
     (kw, early)
 }
 
-/// The slopes of a convex piecewise-linear curve's pieces.
-fn curve_slopes(points: &[[f64; 2]]) -> Vec<f64> {
-    points.windows(2).filter(|w| w[1][0] > w[0][0]).map(|w| (w[1][1] - w[0][1]) / (w[1][0] - w[0][0])).collect()
-}
-
-fn steepest(slopes: &[f64]) -> f64 {
-    slopes.iter().copied().fold(0.0, f64::max)
+/// The steepest slope of a fuel curve's linear pieces `(slope, intercept)`.
+fn steepest(pieces: &[(f64, f64)]) -> f64 {
+    pieces.iter().map(|&(slope, _)| slope).fold(0.0, f64::max)
 }
 
 /// The fuel of a convex piecewise-linear curve at output `p`.

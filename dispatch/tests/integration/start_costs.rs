@@ -6,48 +6,12 @@
 use proptest::prelude::*;
 use volta_dispatch::{Options, RollingOptions, Status, rolling_horizon, verify};
 
-use crate::support::{case_from_toml, solve_checked};
+use crate::support::{case_from_toml, genset_case, solve_checked, unit};
 
-/// A 100 kW load on a grid at `prices` per kWh (one per hourly step) and one
-/// gas unit of 100 kW (50 kW at least) at 0.2 per kWh with the commitment
-/// lines `commitment`.
+/// The gensets case (see [`genset_case`]) with one unit, `genset0`, and
+/// the commitment table's lines `commitment`.
 fn case(prices: &[f64], commitment: &str) -> String {
-    let prices: Vec<String> = prices.iter().map(|p| format!("{p:.3}")).collect();
-    format!(
-        r#"name = "start costs"
-[time]
-start = "2024-01-01T00:00"
-timezone = "UTC"
-step = "1h"
-steps = {steps}
-[[buses]]
-id = "elec"
-carrier = "electricity"
-[[assets]]
-id = "site"
-type = "load"
-bus = "elec"
-demand_kw = 100
-[[assets]]
-id = "utility"
-type = "grid"
-bus = "elec"
-import_price = [{prices}]
-[[assets]]
-id = "genset"
-type = "thermal"
-bus = "elec"
-capacity_kw = 100
-min_power_kw = 50
-efficiency = 0.5
-fuel_carrier = "gas"
-fuel_price = 0.1
-[assets.commitment]
-{commitment}
-"#,
-        steps = prices.len(),
-        prices = prices.join(", "),
-    )
+    genset_case(prices, 1, "", commitment)
 }
 
 const TIERS: &str = "start_cost = 5\nstart_costs_by_hours_off = [[2, 20], [6, 50]]";
@@ -83,9 +47,7 @@ fn starts_inside_the_horizon_are_priced_by_their_time_off() {
     let text = case(&prices, "start_cost = 7\nstart_costs_by_hours_off = [[2, 20], [6, 50]]");
     let (_, plan) = solve_checked(&case_from_toml(&text), &Options::default());
     assert!((plan.cost - 235.0).abs() < 1e-6, "cost {}", plan.cost);
-    let Some(volta_dispatch::Detail::Unit { on: Some(on), .. }) = plan.asset("genset").map(|a| &a.detail) else {
-        panic!("a committed unit")
-    };
+    let (_, on) = unit(&plan, "genset0");
     // On through the first gap; in the second, one hour on (at either end).
     assert!(on[..=3].iter().all(|&b| b), "{on:?}");
     assert_eq!(on[4..10].iter().filter(|&&b| b).count(), 1, "{on:?}");

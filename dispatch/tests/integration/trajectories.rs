@@ -6,72 +6,15 @@
 
 use proptest::prelude::*;
 use volta_dispatch::{
-    Decomposition, Detail, DispatchError, Options, RollingOptions, Schedule, Status, decompose, rolling_horizon, verify,
+    Decomposition, Detail, DispatchError, Options, RollingOptions, Status, decompose, rolling_horizon, verify,
 };
 
-use crate::support::{case_from_toml, solve_checked};
+use crate::support::{case_from_toml, genset_case, solve_checked, unit};
 
-/// An hourly case: a 100 kW load on a grid whose price is `prices` (one per
-/// step), and `units` gas units of 100 kW (at least 50 kW when up) whose
-/// energy costs 0.2 per kWh, with the commitment table's lines `commitment`.
+/// The gensets case (see [`genset_case`]) with `units` units and the
+/// commitment table's lines `commitment`.
 fn case(prices: &[f64], units: usize, commitment: &str) -> String {
-    case_with(prices, units, "", commitment)
-}
-
-/// [`case`] with the unit's extra lines `unit` (ramp limits, say).
-fn case_with(prices: &[f64], units: usize, unit: &str, commitment: &str) -> String {
-    let price_list: Vec<String> = prices.iter().map(f64::to_string).collect();
-    let mut text = format!(
-        r#"name = "trajectories"
-[time]
-start = "2024-01-01T00:00"
-timezone = "UTC"
-step = "1h"
-steps = {steps}
-[[buses]]
-id = "elec"
-carrier = "electricity"
-[[assets]]
-id = "site"
-type = "load"
-bus = "elec"
-demand_kw = 100
-[[assets]]
-id = "utility"
-type = "grid"
-bus = "elec"
-import_price = [{prices}]
-"#,
-        steps = prices.len(),
-        prices = price_list.join(", "),
-    );
-    for k in 0..units {
-        text.push_str(&format!(
-            r#"[[assets]]
-id = "genset{k}"
-type = "thermal"
-bus = "elec"
-capacity_kw = 100
-min_power_kw = 50
-efficiency = 0.5
-fuel_carrier = "gas"
-fuel_price = 0.1
-{unit}
-[assets.commitment]
-{commitment}
-"#
-        ));
-    }
-    text
-}
-
-fn unit<'a>(plan: &'a Schedule, id: &str) -> (&'a [f64], &'a [bool]) {
-    let Detail::Unit { output_kw, on: Some(on), .. } =
-        &plan.asset(id).unwrap_or_else(|| panic!("{id} is in the schedule")).detail
-    else {
-        panic!("{id} is not a committed unit")
-    };
-    (output_kw, on)
+    genset_case(prices, units, "", commitment)
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -205,8 +148,8 @@ proptest! {
             list(&up),
             list(&down),
         );
-        let unit = ramp.map(|r| format!("ramp_up_kw_per_h = {r:.3}\nramp_down_kw_per_h = {r:.3}")).unwrap_or_default();
-        let case = case_from_toml(&case_with(&prices, 1, &unit, &commitment));
+        let unit_lines = ramp.map(|r| format!("ramp_up_kw_per_h = {r:.3}\nramp_down_kw_per_h = {r:.3}")).unwrap_or_default();
+        let case = case_from_toml(&genset_case(&prices, 1, &unit_lines, &commitment));
         let options = Options { mip_gap: Some(1e-9), ..Options::default() };
         let (_, whole) = solve_checked(&case, &options);
         let rolling = RollingOptions::new(horizon, Some(commit.min(horizon)), options);
