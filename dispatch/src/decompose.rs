@@ -23,8 +23,11 @@
 //!    true state and ending where block `k` stands: the same storage levels,
 //!    the same on/off states over the units' longest minimum up or down time
 //!    (the window's last steps), and, for units with ramp limits, the same
-//!    output. Block `k`'s schedule then continues from the seam without
-//!    breaking any constraint. If no such repair exists, the seam window
+//!    output. A start-up trajectory under way across either end of a seam's
+//!    window is carried: a start just after the window gives its start-up
+//!    in the window's last steps, and one begun before it is made. Block
+//!    `k`'s schedule then continues from the seam without breaking any
+//!    constraint. If no such repair exists, the seam window
 //!    doubles towards the next seam, and as a last resort the rest of block
 //!    `k` is solved again from the true state, as a rolling horizon would.
 //!
@@ -49,7 +52,7 @@ use crate::error::DispatchError;
 use crate::model::{AssetState, CarriedState, Terminal, Window, steps_covering};
 use crate::options::{Objective, Options};
 use crate::plan::{Detail, Infeasibility, Schedule, Solution, SolveStats, Status};
-use crate::rolling::{WindowReport, append, carry, gap_below, priced, slice, worse};
+use crate::rolling::{WindowReport, append, carry, gap_below, priced, slice, starts_under_way, worse};
 
 /// Blocks a horizon may be cut into.
 pub const MAX_BLOCKS: usize = 1024;
@@ -192,25 +195,22 @@ pub fn decompose(
     }
     if d.blocks > 1 {
         crate::whole_horizon(case, "a decomposition")?;
-        if let Some(asset) = case
-            .assets()
-            .iter()
-            .find(|a| crate::fleet::commitment_of(&a.kind).is_some_and(|(uc, _)| uc.has_trajectories()))
-        {
-            // A seam holds on/off states, not a start-up or shut-down in
-            // progress across it.
-            return Err(DispatchError::Option(format!(
-                "assets.{}.commitment: a decomposition's seams do not carry start-up or shut-down trajectories; \
-                 solve in one model or on a rolling horizon",
-                asset.id
-            )));
-        }
     }
     let total = case.grid().len();
     let holds = holds(case);
     let seam = seam_steps(case, d.seam_steps, &holds)?;
     let starts = block_starts(total, d.blocks, seam, alignment(case))?;
-    let mut run = Run { case, d, seam, holds, starts, blocks: Vec::new(), seams: Vec::new(), status: Status::Optimal };
+    let mut run = Run {
+        case,
+        d,
+        seam,
+        holds,
+        starts,
+        blocks: Vec::new(),
+        seams: Vec::new(),
+        under_way: Vec::new(),
+        status: Status::Optimal,
+    };
     match run.solve(progress) {
         Err(DispatchError::Cancelled) => Ok(run.result(Status::Interrupted, None, None, 0.0, None)),
         other => other,
@@ -219,6 +219,8 @@ pub fn decompose(
 
 /// The longest minimum up or down time of each committed unit, in steps (at
 /// least one: a seam holds the state its block's first start is read from).
+/// A unit's time off covers its start-up and shut-down trajectories, so
+/// a seam that holds it holds every trajectory that crosses the seam's end.
 fn holds(case: &Case) -> BTreeMap<usize, usize> {
     let h = case.grid().step_hours();
     case.assets()
@@ -230,7 +232,7 @@ fn holds(case: &Case) -> BTreeMap<usize, usize> {
                 AssetKind::Converter(cv) => cv.commitment.as_ref(),
                 AssetKind::Load(_) | AssetKind::Renewable(_) | AssetKind::Grid(_) | AssetKind::Storage(_) => None,
             }?;
-            Some((i, steps_covering(uc.min_up_h, h).max(steps_covering(uc.min_down_h, h)).max(1)))
+            Some((i, steps_covering(uc.min_up_h, h).max(steps_covering(uc.min_off_h(h), h)).max(1)))
         })
         .collect()
 }
@@ -312,6 +314,10 @@ struct Run<'a> {
     starts: Vec<usize>,
     blocks: Vec<WindowReport>,
     seams: Vec<SeamReport>,
+    /// The start-ups under way where the stitched schedule ends: units off
+    /// whose next start, in the plan the schedule's last steps came from, is
+    /// this many steps on and began its start-up before the end.
+    under_way: Vec<(usize, usize)>,
     status: Status,
 }
 
@@ -376,7 +382,10 @@ impl Run<'_> {
         // Seams, in order, from the stitched schedule's true state.
         let first_end = self.starts.get(1).map_or(total, |&s| s - self.seam);
         let mut plans = plans.into_iter();
-        let mut stitched = plans.next().flatten().map(|p| slice(p, 0, first_end));
+        let mut stitched = plans.next().flatten().map(|p| {
+            self.under_way = starts_under_way(case, &p, first_end);
+            slice(p, 0, first_end)
+        });
         for (k, block) in plans.enumerate().map(|(k, block)| (k + 1, block)) {
             let Some(acc) = stitched.as_mut() else { break };
             let next_end = self.starts.get(k + 1).map_or(total, |&s| s - self.seam);
@@ -402,7 +411,12 @@ impl Run<'_> {
         let (case, total) = (self.case, self.case.grid().len());
         let at = self.starts[k];
         let from = at - self.seam;
-        let state = carry(case, acc);
+        let mut state = carry(case, acc);
+        for &(i, steps) in &self.under_way {
+            if let Some(AssetState::Unit { starts_in, .. }) = state.assets.get_mut(&i) {
+                *starts_in = Some(steps);
+            }
+        }
         let mut attempts = 0;
         let mut reach = self.seam;
         loop {
@@ -427,8 +441,12 @@ impl Run<'_> {
             self.seams.push(report);
             let Some(plan) = solution.schedule else { return Ok(Seam::Failed(solution.infeasibility)) };
             let kept = if replace { next_end } else { end };
+            if replace {
+                self.under_way = starts_under_way(case, &plan, next_end - from);
+            }
             append(acc, slice(plan, 0, kept - from));
             if let (Some(block), false) = (block, replace) {
+                self.under_way = starts_under_way(case, &block, next_end - at);
                 append(acc, slice(block, end - at, next_end - at));
             }
             acc.grid = case.grid().window(0, next_end);
@@ -449,6 +467,7 @@ impl Run<'_> {
                 terminal.power.insert(i, output_kw[upto - 1]);
             }
         }
+        terminal.starts_after = starts_under_way(self.case, block, upto).into_iter().collect();
         terminal
     }
 
@@ -602,6 +621,7 @@ initial_soc = 0
             starts: vec![0, 8],
             blocks: Vec::new(),
             seams: Vec::new(),
+            under_way: Vec::new(),
             status: Status::Optimal,
         }
     }

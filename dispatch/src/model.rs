@@ -75,6 +75,10 @@ pub(crate) struct Terminal {
     pub(crate) on: BTreeMap<usize, Vec<bool>>,
     /// Per unit with ramp limits: its rated output in the window's last step, kW.
     pub(crate) power: BTreeMap<usize, f64>,
+    /// Per unit with a start-up trajectory: a start this many steps after
+    /// the window (0: its first step after) whose start-up begins inside
+    /// it; the window's last steps give that start-up's output.
+    pub(crate) starts_after: BTreeMap<usize, usize>,
 }
 
 /// Commitment decisions known before a window is solved: every committed
@@ -327,6 +331,9 @@ struct Builder<'c> {
     /// Whether a unit's dearer starts take the tight form (see
     /// [`TIGHT_STARTS_BELOW`]).
     tight_starts: bool,
+    /// Starts after the window whose start-up begins in it (see
+    /// [`Terminal::starts_after`]).
+    starts_after: BTreeMap<usize, usize>,
 }
 
 /// Below this many steps of committed units in a window, a start's tier
@@ -389,6 +396,7 @@ impl<'c> Builder<'c> {
             headroom: vec![vec![Lin::new(); window.len]; buses],
             fleets,
             roles,
+            starts_after: window.terminal.map(|t| t.starts_after.clone()).unwrap_or_default(),
         }
     }
 
@@ -753,7 +761,8 @@ impl<'c> Builder<'c> {
         self.scope(i, "stop");
         let w = self.lp.cols(n, 0.0, 1.0);
         self.scope(i, "commitment");
-        let trajectory = self.trajectory(uc, &v, &w, (on0, hours0), starts_in);
+        let after = self.starts_after.get(&i).copied();
+        let trajectory = self.trajectory(uc, &v, &w, (on0, hours0), (starts_in, after));
         let switching = Switching { on: &u, start: &v, stop: &w, size: 1.0, trajectory: &trajectory };
         self.commitment_rows(i, spec, uc, &x, &switching, (on0, hours0));
         for t in 0..n {
@@ -928,8 +937,9 @@ impl<'c> Builder<'c> {
     /// the shut-down trajectory from `τ` on, and a shut-down under way
     /// before the window goes on. Empty for a unit without trajectories.
     /// A start whose start-up would have begun before the window is ruled
-    /// out, unless it is the one under way (`starts_in`), which is made.
-    /// The minimum time off (`Commitment::min_off_h`) keeps the
+    /// out, unless it is the one under way (`starts_in`), which is made; a
+    /// start `starts_after` steps after the window gives its start-up in
+    /// the window's last steps. The minimum time off (`Commitment::min_off_h`) keeps the
     /// trajectories to steps where the unit is off.
     fn trajectory(
         &mut self,
@@ -937,7 +947,7 @@ impl<'c> Builder<'c> {
         v: &[Col],
         w: &[Col],
         (on0, hours0): (bool, f64),
-        starts_in: Option<usize>,
+        (starts_in, starts_after): (Option<usize>, Option<usize>),
     ) -> Vec<Lin> {
         if !uc.has_trajectories() {
             return Vec::new();
@@ -956,6 +966,15 @@ impl<'c> Builder<'c> {
             for (j, &kw) in down.iter().enumerate().take(t + 1) {
                 if kw != 0.0 {
                     lin.add(w[t - j], kw);
+                }
+            }
+        }
+        if let Some(after) = starts_after {
+            // A start at step `len + after` of the window, were it longer.
+            let at = self.len + after;
+            for (k, &kw) in up.iter().rev().enumerate() {
+                if let Some(t) = at.checked_sub(k + 1).filter(|&t| t < self.len) {
+                    out[t].add_constant(kw);
                 }
             }
         }

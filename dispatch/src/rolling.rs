@@ -432,7 +432,7 @@ pub(crate) fn carry(case: &Case, plan: &Schedule) -> CarriedState {
 /// steps: units off at the cut that start at a step `s` whose start-up
 /// trajectory began before it, as (asset index, `s - keep`). The next
 /// window must make those starts.
-fn starts_under_way(case: &Case, plan: &Schedule, keep: usize) -> Vec<(usize, usize)> {
+pub(crate) fn starts_under_way(case: &Case, plan: &Schedule, keep: usize) -> Vec<(usize, usize)> {
     let mut under_way = Vec::new();
     for (i, (asset, sched)) in case.assets().iter().zip(&plan.assets).enumerate() {
         let Some((uc, _)) = crate::fleet::commitment_of(&asset.kind) else { continue };

@@ -18,7 +18,8 @@
 //! islanded. Strategies: highs, ipm,
 //! no-presolve, heuristics-0, heuristics-0.3, volta, volta-none (Volta's choice without the
 //! relaxation's check), volta-rounding
-//! (Volta's choice, started from the LP relaxation rounded up).
+//! (Volta's choice, started from the LP relaxation rounded up), volta-presolve (Volta's
+//! choice with HiGHS's presolve on).
 
 use std::time::Instant;
 
@@ -40,8 +41,17 @@ const CASES: [&str; 12] = [
     "campus-year-uc",
     "islanded",
 ];
-const STRATEGIES: [&str; 8] =
-    ["highs", "ipm", "no-presolve", "heuristics-0", "heuristics-0.3", "volta", "volta-none", "volta-rounding"];
+const STRATEGIES: [&str; 9] = [
+    "highs",
+    "ipm",
+    "no-presolve",
+    "heuristics-0",
+    "heuristics-0.3",
+    "volta",
+    "volta-none",
+    "volta-rounding",
+    "volta-presolve",
+];
 
 fn case(name: &str) -> Case {
     match name {
@@ -68,6 +78,7 @@ fn strategy(name: &str) -> Strategy {
         "volta" => Strategy::default(),
         "volta-rounding" => Strategy { mip_start: Some(MipStart::Rounding), ..Strategy::default() },
         "volta-none" => Strategy { mip_start: Some(MipStart::None), ..Strategy::default() },
+        "volta-presolve" => Strategy { presolve: Some(true), ..Strategy::default() },
         other => panic!("unknown strategy {other} ({})", STRATEGIES.join(", ")),
     }
 }
@@ -78,7 +89,7 @@ usage: solver-strategy [--cases a,b,...] [--strategies a,b,...] [--time-limit S]
                         kazarlis10-trajectories, kazarlis10-trajectories-week, campus-week, campus-quarter-uc, campus-year-lp, campus-year-uc,
                         islanded (default: all)
   --strategies a,b,...  highs, ipm, no-presolve, heuristics-0, heuristics-0.3, volta,
-                        volta-none, volta-rounding (default: all)
+                        volta-none, volta-rounding, volta-presolve (default: all)
   --time-limit S        seconds a solve may take (default 120)
   --repeat N            rounds of every strategy; each reports its median (default 1)";
 

@@ -1,13 +1,11 @@
 //! Start-up and shut-down trajectories (Morales-España, Gentile and Ramos,
 //! 2013): a unit gives fixed outputs below its minimum power in the steps
 //! before it is up and after it is down. Solved by hand on a small case,
-//! carried across the cuts of a rolling horizon, and refused where a
-//! decomposition's seams cannot carry them.
+//! carried across the cuts of a rolling horizon and across the seams of a
+//! decomposition into blocks.
 
 use proptest::prelude::*;
-use volta_dispatch::{
-    Decomposition, Detail, DispatchError, Options, RollingOptions, Status, decompose, rolling_horizon, verify,
-};
+use volta_dispatch::{Decomposition, Detail, Options, RollingOptions, Status, decompose, rolling_horizon, verify};
 
 use crate::support::{case_from_toml, genset_case, solve_checked, unit};
 
@@ -113,15 +111,100 @@ fn identical_units_with_trajectories_form_an_ordered_fleet() {
     assert!(close(fleets.cost, apart.cost), "{} against {}", fleets.cost, apart.cost);
 }
 
+/// Three dear hours in every eight, at each of the eight phases, so that
+/// start-ups and shut-downs fall on, before and after the seams of two to
+/// four blocks, with and without ramp limits: every stitched schedule
+/// passes the audit (which recomputes each trajectory from the on/off
+/// series, so a start-up cut by a seam, on either side, is caught) and
+/// costs no less than the one model; each seam holds at its first window
+/// (with ramps, the output the window must end at is the block's, a
+/// trajectory's included); and trajectories do run across seams.
 #[test]
-fn a_decomposition_refuses_trajectories_it_cannot_carry() {
-    let prices = vec![0.1; 48];
-    let case = case_from_toml(&case(&prices, 1, "startup_trajectory_kw = [10]"));
-    let Err(DispatchError::Option(message)) = decompose(&case, &Decomposition::new(2, Options::default()), &|_| {})
-    else {
-        panic!("a decomposition in blocks is refused")
-    };
-    assert!(message.contains("assets.genset0.commitment") && message.contains("trajectories"), "{message}");
+fn a_decomposition_carries_trajectories_across_its_seams() {
+    let commitment = "start_cost = 2\nstartup_trajectory_kw = [10, 30]\nshutdown_trajectory_kw = [20, 5]";
+    let options = Options { mip_gap: Some(1e-9), prices: false, ..Options::default() };
+    let (mut across_start, mut across_end) = (0, 0);
+    for (phase, ramps) in (0..8).flat_map(|p| [(p, false), (p, true)]) {
+        let prices: Vec<f64> = (0..48).map(|t| if (t + 8 - phase) % 8 < 3 { 1.0 } else { 0.1 }).collect();
+        let ramp = if ramps { "ramp_up_kw_per_h = 100\nramp_down_kw_per_h = 100" } else { "" };
+        let case = case_from_toml(&genset_case(&prices, 1, ramp, commitment));
+        let (_, whole) = solve_checked(&case, &options);
+        for (blocks, seam) in (2..=4).flat_map(|b| [(b, 5), (b, 6)]) {
+            let d = Decomposition { seam_steps: Some(seam), ..Decomposition::new(blocks, options.clone()) };
+            let result = decompose(&case, &d, &|_| {}).expect("runs");
+            let what = format!("phase {phase}, ramps {ramps}, {blocks} blocks, seams of {seam}");
+            assert!(matches!(result.status, Status::Optimal), "{what}: {:?}", result.status);
+            let plan = result.schedule.expect("stitched");
+            let errors = verify::check(&case, &plan, 1e-6);
+            assert!(errors.is_empty(), "{what}: {}", errors.join("\n"));
+            assert!(plan.cost >= whole.cost - 1e-6, "{what}: {} below {}", plan.cost, whole.cost);
+            let (output, on) = unit(&plan, "genset0");
+            let on_trajectory = |t: usize| !on[t] && output[t] > 1e-6;
+            for s in &result.seams {
+                assert!(
+                    s.attempts == 1 && !s.replaced_block,
+                    "{what}: the seam at {} took {} windows",
+                    s.at,
+                    s.attempts
+                );
+                let (first, end) = (s.window.start, s.window.start + s.window.len);
+                across_start += usize::from(on_trajectory(first - 1) && on_trajectory(first));
+                across_end += usize::from(on_trajectory(end - 1) && on_trajectory(end));
+            }
+        }
+    }
+    assert!(across_start > 0 && across_end > 0, "trajectories across seams' starts {across_start}, ends {across_end}");
+}
+
+/// A unit of random trajectories, minimum times, ramp and initial state.
+#[derive(Debug, Clone)]
+struct RandomUnit {
+    up: Vec<f64>,
+    down: Vec<f64>,
+    min_up: u8,
+    min_down: u8,
+    ramp: Option<f64>,
+    on: bool,
+    hours: u8,
+}
+
+impl RandomUnit {
+    /// The gensets case with this one unit over `prices`.
+    fn case(&self, prices: &[f64]) -> volta_engine::Case {
+        let list = |v: &[f64]| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(", ");
+        let commitment = format!(
+            "start_cost = 3\nmin_up_h = {}\nmin_down_h = {}\nstartup_trajectory_kw = [{}]\n\
+             shutdown_trajectory_kw = [{}]\ninitial = {{ on = {}, hours_in_state = {} }}",
+            self.min_up,
+            self.min_down,
+            list(&self.up),
+            list(&self.down),
+            self.on,
+            self.hours,
+        );
+        let ramp = self.ramp.map(|r| format!("ramp_up_kw_per_h = {r:.3}\nramp_down_kw_per_h = {r:.3}"));
+        case_from_toml(&genset_case(prices, 1, &ramp.unwrap_or_default(), &commitment))
+    }
+}
+
+/// Random units whose start-up takes `up_steps` steps.
+fn random_unit(up_steps: std::ops::Range<usize>) -> impl Strategy<Value = RandomUnit> {
+    (
+        prop::collection::vec(0.0..50.0f64, up_steps),
+        prop::collection::vec(0.0..50.0f64, 0..3),
+        (0u8..4, 0u8..4),
+        prop::option::of(10.0..80.0f64),
+        (any::<bool>(), 0u8..5),
+    )
+        .prop_map(|(up, down, (min_up, min_down), ramp, (on, hours))| RandomUnit {
+            up,
+            down,
+            min_up,
+            min_down,
+            ramp,
+            on,
+            hours,
+        })
 }
 
 proptest! {
@@ -134,26 +217,39 @@ proptest! {
     #[test]
     fn random_trajectories_hold_in_one_model_and_across_cuts(
         prices in prop::collection::vec(0.05..0.6f64, 10..30),
-        up in prop::collection::vec(0.0..50.0f64, 0..4),
-        down in prop::collection::vec(0.0..50.0f64, 0..3),
-        (min_up, min_down) in (0u8..4, 0u8..4),
-        ramp in prop::option::of(10.0..80.0f64),
-        (on, hours) in (any::<bool>(), 0u8..5),
+        random in random_unit(0..4),
         (horizon, commit) in (4usize..12, 1usize..6),
     ) {
-        let list = |v: &[f64]| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(", ");
-        let commitment = format!(
-            "start_cost = 3\nmin_up_h = {min_up}\nmin_down_h = {min_down}\nstartup_trajectory_kw = [{}]\n\
-             shutdown_trajectory_kw = [{}]\ninitial = {{ on = {on}, hours_in_state = {hours} }}",
-            list(&up),
-            list(&down),
-        );
-        let unit_lines = ramp.map(|r| format!("ramp_up_kw_per_h = {r:.3}\nramp_down_kw_per_h = {r:.3}")).unwrap_or_default();
-        let case = case_from_toml(&genset_case(&prices, 1, &unit_lines, &commitment));
+        let case = random.case(&prices);
         let options = Options { mip_gap: Some(1e-9), ..Options::default() };
         let (_, whole) = solve_checked(&case, &options);
         let rolling = RollingOptions::new(horizon, Some(commit.min(horizon)), options);
         let result = rolling_horizon(&case, &rolling, &mut |_, _, _| {}).expect("rolls");
+        let plan = result.schedule.expect("a stitched schedule");
+        let errors = verify::check(&case, &plan, 1e-6);
+        prop_assert!(errors.is_empty(), "{}", errors.join("\n"));
+        prop_assert!(plan.cost >= whole.cost - 1e-6 * whole.cost.abs().max(1.0), "{} < {}", plan.cost, whole.cost);
+    }
+
+    /// The same random units over two days in two or three blocks: the
+    /// stitched schedule passes the audit and costs no less than the one model.
+    #[test]
+    fn random_trajectories_hold_across_a_decomposition(
+        prices in prop::collection::vec(0.05..0.6f64, 36..60),
+        random in random_unit(1..4),
+        (blocks, wider) in (2usize..=3, 0usize..3),
+    ) {
+        let case = random.case(&prices);
+        let options = Options { mip_gap: Some(1e-9), prices: false, ..Options::default() };
+        let (_, whole) = solve_checked(&case, &options);
+        // The narrowest seam the unit allows (one more step than its longest
+        // minimum time, its time off covering both trajectories), or wider.
+        let hold = usize::from(random.min_up.max(random.min_down)).max(random.up.len() + random.down.len()).max(1);
+        let seam = hold + 1 + wider;
+        let blocks = blocks.min(prices.len() / (2 * seam));
+        prop_assume!(blocks >= 2);
+        let d = Decomposition { seam_steps: Some(seam), ..Decomposition::new(blocks, options) };
+        let result = decompose(&case, &d, &|_| {}).expect("runs");
         let plan = result.schedule.expect("a stitched schedule");
         let errors = verify::check(&case, &plan, 1e-6);
         prop_assert!(errors.is_empty(), "{}", errors.join("\n"));
