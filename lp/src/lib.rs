@@ -22,5 +22,6 @@ pub mod solve;
 
 pub use model::{Col, Integrality, Lin, Lp, Row, Sense};
 pub use solve::{
-    LpMethod, Outcome, RelaxedThenFixed, Settings, Solution, Strategy, solve, solve_from, solve_relaxed_then_fixed,
+    LpMethod, Outcome, RelaxedThenFixed, RelaxedThenFixings, Settings, Solution, Strategy, solve, solve_from,
+    solve_relaxed_then_fixed, solve_relaxed_then_fixings,
 };

@@ -178,33 +178,72 @@ pub fn solve_relaxed_then_fixed(
     settings: &Settings,
     fix: impl FnOnce(&[f64]) -> Option<Vec<f64>>,
 ) -> Result<RelaxedThenFixed, String> {
+    let tried = solve_relaxed_then_fixings(lp, objective, settings, |x| fix(x).into_iter().collect(), |_, _| true)?;
+    Ok(RelaxedThenFixed { relaxed: tried.relaxed, fixed: tried.fixed.into_iter().next() })
+}
+
+/// A MIP's LP relaxation, and the LPs with its integer columns fixed in
+/// turn at several choices of values.
+#[derive(Debug, Clone)]
+pub struct RelaxedThenFixings {
+    /// The LP relaxation: its optimum bounds the MIP's from below.
+    pub relaxed: Solution,
+    /// The LP with the integer columns fixed at each choice tried, in the
+    /// order given, up to the first that was enough.
+    pub fixed: Vec<Solution>,
+}
+
+/// As [`solve_relaxed_then_fixed`], with several choices of the integer
+/// columns' values: `fix` gives them, in order, from the relaxation's
+/// solution, and each is solved in turn (from the basis the one before
+/// left: the choices share most of their values) until `enough` says of
+/// the relaxation and a choice's solution that it will do.
+///
+/// # Errors
+/// `lp` is a MIP or a choice has the wrong number of values; HiGHS refused
+/// an option, failed, or ended with an error status.
+pub fn solve_relaxed_then_fixings(
+    lp: Lp,
+    objective: &Lin,
+    settings: &Settings,
+    fix: impl FnOnce(&[f64]) -> Vec<Vec<f64>>,
+    enough: impl Fn(&Solution, &Solution) -> bool,
+) -> Result<RelaxedThenFixings, String> {
     if lp.is_mip() {
         return Err("solve_relaxed_then_fixed takes a relaxation, not a MIP".to_owned());
     }
     let crate::model::Highs { model: mut highs, cols, integers } = lp.into_highs_with_cols(objective)?;
     configure(&mut highs, settings, false)?;
     let started = Instant::now();
-    let solved = highs.try_solve().map_err(|e| format!("HiGHS failed to solve: {e:?}"))?;
+    let mut solved = highs.try_solve().map_err(|e| format!("HiGHS failed to solve: {e:?}"))?;
     let relaxed = read(&solved, false, started.elapsed().as_secs_f64())?;
-    let Some(values) = relaxed.x.as_deref().and_then(fix) else {
-        return Ok(RelaxedThenFixed { relaxed, fixed: None });
-    };
-    if values.len() != integers.len() {
-        return Err(format!("{} values for {} integer columns", values.len(), integers.len()));
+    let choices = relaxed.x.as_deref().map(fix).unwrap_or_default();
+    if let Some(wrong) = choices.iter().find(|values| values.len() != integers.len()) {
+        return Err(format!("{} values for {} integer columns", wrong.len(), integers.len()));
     }
-    let mut highs = highs::Model::from(solved);
-    for (&(col, hi), value) in integers.iter().zip(values) {
-        let v = crate::model::fixed_value(value, hi);
-        highs.change_column_bounds(cols[col.0], v..=v);
+    let mut spent = relaxed.seconds;
+    let mut fixed = Vec::with_capacity(choices.len());
+    for values in choices {
+        let mut highs = highs::Model::from(solved);
+        for (&(col, hi), value) in integers.iter().zip(values) {
+            let v = crate::model::fixed_value(value, hi);
+            highs.change_column_bounds(cols[col.0], v..=v);
+        }
+        if let Some(limit) = settings.time_limit_s {
+            let rest = (limit - spent).max(0.0);
+            highs.try_set_option("time_limit", rest).map_err(|e| format!("HiGHS refused option time_limit: {e:?}"))?;
+        }
+        let started = Instant::now();
+        solved = highs.try_solve().map_err(|e| format!("HiGHS failed to solve: {e:?}"))?;
+        let solution = read(&solved, false, started.elapsed().as_secs_f64())?;
+        spent += solution.seconds;
+        let done = enough(&relaxed, &solution);
+        fixed.push(solution);
+        if done {
+            break;
+        }
     }
-    if let Some(limit) = settings.time_limit_s {
-        let rest = (limit - relaxed.seconds).max(0.0);
-        highs.try_set_option("time_limit", rest).map_err(|e| format!("HiGHS refused option time_limit: {e:?}"))?;
-    }
-    let started = Instant::now();
-    let solved = highs.try_solve().map_err(|e| format!("HiGHS failed to solve: {e:?}"))?;
-    let fixed = read(&solved, false, started.elapsed().as_secs_f64())?;
-    Ok(RelaxedThenFixed { relaxed, fixed: Some(fixed) })
+    Ok(RelaxedThenFixings { relaxed, fixed })
 }
 
 /// Applies `settings` to a HiGHS model.
@@ -437,6 +476,35 @@ mod tests {
         let error = solve_relaxed_then_fixed(lp, &objective, &Settings::default(), |_| Some(vec![0.0; 3]))
             .expect_err("three values");
         assert!(error.contains("3 values for 12"), "{error}");
+    }
+
+    #[test]
+    fn fixings_are_tried_in_turn_until_one_is_enough() {
+        let (lp, objective) = knapsack();
+        let mip = solve(lp, &objective, &Settings::default()).expect("solves");
+        let best = mip.objective.expect("optimum");
+        let optimal: Vec<f64> = mip.x.expect("x").iter().map(|v| v.round()).collect();
+        let nothing = vec![0.0; 12];
+        let is_best = |_: &Solution, fixed: &Solution| fixed.objective.is_some_and(|o| (o - best).abs() < 1e-9);
+        // The first choice is not enough, the second is, the third is not tried.
+        let choices = |_: &[f64]| vec![nothing.clone(), optimal.clone(), nothing.clone()];
+        let (lp, objective) = relaxed_knapsack();
+        let tried = solve_relaxed_then_fixings(lp, &objective, &Settings::default(), choices, is_best).expect("solves");
+        assert_eq!(tried.fixed.len(), 2);
+        assert!(is_best(&tried.relaxed, &tried.fixed[1]) && !is_best(&tried.relaxed, &tried.fixed[0]));
+        // None enough: every choice tried; none given: none solved.
+        let (lp, objective) = relaxed_knapsack();
+        let all = solve_relaxed_then_fixings(lp, &objective, &Settings::default(), choices, |_, _| false);
+        assert_eq!(all.expect("solves").fixed.len(), 3);
+        let (lp, objective) = relaxed_knapsack();
+        let none = solve_relaxed_then_fixings(lp, &objective, &Settings::default(), |_| Vec::new(), is_best);
+        assert!(none.expect("solves").fixed.is_empty());
+        // A choice of the wrong size is refused before any is solved.
+        let (lp, objective) = relaxed_knapsack();
+        let wrong = |_: &[f64]| vec![optimal.clone(), vec![1.0]];
+        let error =
+            solve_relaxed_then_fixings(lp, &objective, &Settings::default(), wrong, is_best).expect_err("refused");
+        assert!(error.contains("1 values for 12"), "{error}");
     }
 
     #[test]
