@@ -248,8 +248,8 @@ impl Model {
         }
         b.order_fleets();
         b.reserves();
-        if let Some(terminal) = window.terminal {
-            b.terminal(terminal);
+        if let Some(terminal) = b.terminal {
+            b.hold_terminal(terminal);
         }
         b.finish()
     }
@@ -331,9 +331,8 @@ struct Builder<'c> {
     /// Whether a unit's dearer starts take the tight form (see
     /// [`TIGHT_STARTS_BELOW`]).
     tight_starts: bool,
-    /// Starts after the window whose start-up begins in it (see
-    /// [`Terminal::starts_after`]).
-    starts_after: BTreeMap<usize, usize>,
+    /// Conditions on the window's last steps (see [`Terminal`]).
+    terminal: Option<&'c Terminal>,
 }
 
 /// Below this many steps of committed units in a window, a start's tier
@@ -396,7 +395,7 @@ impl<'c> Builder<'c> {
             headroom: vec![vec![Lin::new(); window.len]; buses],
             fleets,
             roles,
-            starts_after: window.terminal.map(|t| t.starts_after.clone()).unwrap_or_default(),
+            terminal: window.terminal,
         }
     }
 
@@ -761,7 +760,7 @@ impl<'c> Builder<'c> {
         self.scope(i, "stop");
         let w = self.lp.cols(n, 0.0, 1.0);
         self.scope(i, "commitment");
-        let after = self.starts_after.get(&i).copied();
+        let after = self.terminal.and_then(|t| t.starts_after.get(&i).copied());
         let trajectory = self.trajectory(uc, &v, &w, (on0, hours0), (starts_in, after));
         let switching = Switching { on: &u, start: &v, stop: &w, size: 1.0, trajectory: &trajectory };
         self.commitment_rows(i, spec, uc, &x, &switching, (on0, hours0));
@@ -939,8 +938,9 @@ impl<'c> Builder<'c> {
     /// A start whose start-up would have begun before the window is ruled
     /// out, unless it is the one under way (`starts_in`), which is made; a
     /// start `starts_after` steps after the window gives its start-up in
-    /// the window's last steps. The minimum time off (`Commitment::min_off_h`) keeps the
-    /// trajectories to steps where the unit is off.
+    /// the window's last steps. The minimum time off
+    /// (`Commitment::min_off_h`) keeps the trajectories to steps where the
+    /// unit is off.
     fn trajectory(
         &mut self,
         uc: &Commitment,
@@ -1173,7 +1173,7 @@ impl<'c> Builder<'c> {
     }
 
     /// Holds the window's last steps to `terminal`.
-    fn terminal(&mut self, terminal: &Terminal) {
+    fn hold_terminal(&mut self, terminal: &Terminal) {
         let Some(last) = self.len.checked_sub(1) else { return };
         for (&i, &level) in &terminal.storage {
             if let Some(AssetVars::Storage { energy, .. }) = self.vars.get(i) {

@@ -124,13 +124,22 @@ pub(crate) fn solve_window(
             // covers a day of the two new ones, the hint alone was given
             // to HiGHS and 2 windows of 46 were proven; the rounding alone
             // was proven in 45.)
+            // Where no rounding can set every integer column (a fleet's
+            // starts and stops), HiGHS completes the hint itself, as it
+            // would the rounding: no LP is solved for it.
             let values = hint.start(&model, window);
-            relaxed_then_fixed(case, window, options, extra, &model, |x| {
-                let rounded = warm::rounded(&model, x);
-                let set: std::collections::HashSet<usize> = values.iter().map(|(col, _)| col.0).collect();
-                let rest = rounded.iter().filter(|(col, _)| !set.contains(&col.0)).copied();
-                vec![values.iter().copied().chain(rest).collect(), rounded]
-            })?
+            let set: std::collections::HashSet<usize> = values.iter().map(|(col, _)| col.0).collect();
+            let missing: Vec<Col> = warm::commitment_columns(&model).filter(|col| !set.contains(&col.0)).collect();
+            let completed = values.iter().copied().chain(missing.iter().map(|&col| (col, 0.0)));
+            if every_integer(&model, &completed.collect::<Vec<_>>()).is_some() {
+                relaxed_then_fixed(case, window, options, extra, &model, |x| {
+                    let rounded = warm::rounded(&model, x);
+                    let rest = rounded.iter().filter(|(col, _)| !set.contains(&col.0)).copied();
+                    vec![values.iter().copied().chain(rest).collect(), rounded]
+                })?
+            } else {
+                Start::partial(values)
+            }
         }
         None if matches!(from_relaxation, Some(MipStart::Rounding | MipStart::Check)) => {
             relaxed_then_fixed(case, window, options, extra, &model, |x| vec![warm::rounded(&model, x)])?
@@ -266,16 +275,17 @@ fn every_integer(model: &Model, start: &[(Col, f64)]) -> Option<Vec<f64>> {
 /// rounded up, [`warm::rounded`]), and, for each choice that sets every
 /// integer column (units without fleets or storage modes), the LP with them
 /// fixed is solved again from the relaxation's basis
-/// ([`volta_lp::solve_relaxed_then_fixings`]) until one is proven within
+/// ([`volta_lp::solve_relaxed_then_fixed`]) until one is proven within
 /// the gap. That choice, or else the first choice's schedule (the window
 /// before's commitment: on the Kazarlis week the cheaper of the two did no
-/// better), is then the start: complete, so HiGHS only checks it (completing a partial start
-/// costs it an LP without presolve: on the campus year 7.4 s, against
-/// 2.4 s), and the relaxation's optimum bounds it, which may prove it
-/// within the gap ([`Start::proven`]): a rolling window's start usually is,
-/// and its MIP is then not solved at all. When the first choice does not
-/// set every integer column, HiGHS completes it itself; no start when the
-/// relaxation has no solution (the MIP then says why).
+/// better), is then the start: complete, so HiGHS only checks it
+/// (completing a partial start costs it an LP without presolve: on the
+/// campus year 7.4 s, against 2.4 s), and the relaxation's optimum bounds
+/// it, which may prove it within the gap ([`Start::proven`]): a rolling
+/// window's start usually is, and its MIP is then not solved at all. When
+/// the first choice does not set every integer column, HiGHS completes it
+/// itself; no start when the relaxation has no solution (the MIP then says
+/// why).
 fn relaxed_then_fixed(
     case: &Case,
     window: &Window<'_>,
@@ -299,7 +309,7 @@ fn relaxed_then_fixed(
             _ => false,
         }
     };
-    let solved = volta_lp::solve_relaxed_then_fixings(
+    let solved = volta_lp::solve_relaxed_then_fixed(
         relaxed.lp,
         &objective,
         &settings,

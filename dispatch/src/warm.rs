@@ -127,11 +127,18 @@ impl Hint {
 pub(crate) fn rounded(model: &Model, x: &[f64]) -> Vec<(Col, f64)> {
     // A relaxation's value within this of a whole number is that number.
     const WHOLE: f64 = 1e-6;
+    commitment_columns(model)
+        .filter_map(|col| x.get(col.0).map(|&value| (col, (value - WHOLE).ceil().max(0.0))))
+        .collect()
+}
+
+/// The on/off (or units on) columns of every committed unit and fleet of
+/// `model`: what [`rounded`] sets.
+pub(crate) fn commitment_columns(model: &Model) -> impl Iterator<Item = Col> + '_ {
     model
         .vars
         .iter()
         .filter_map(|vars| if let AssetVars::Unit(UnitVars { on: Some(on), .. }) = vars { Some(on) } else { None })
         .flatten()
-        .filter_map(|&col| x.get(col.0).map(|&value| (col, (value - WHOLE).ceil().max(0.0))))
-        .collect()
+        .copied()
 }

@@ -7,8 +7,9 @@
 //!   (optimal, within the gap, a limit reached, infeasible, unbounded), the
 //!   objective, the MIP's dual bound and gap, the columns and the row duals;
 //!   a MIP may start from a partial assignment ([`solve_from`]), and a
-//!   relaxation be solved again with its integer columns fixed, from its
-//!   basis ([`solve_relaxed_then_fixed`]).
+//!   relaxation be solved again with its integer columns fixed, at one
+//!   choice of values after another, from its basis
+//!   ([`solve_relaxed_then_fixed`]).
 //!
 //! Problems go to HiGHS through the `highs` crate's model, built here
 //! column by column and row by row (a modelling layer such as good_lp
@@ -22,6 +23,5 @@ pub mod solve;
 
 pub use model::{Col, Integrality, Lin, Lp, Row, Sense};
 pub use solve::{
-    LpMethod, Outcome, RelaxedThenFixed, RelaxedThenFixings, Settings, Solution, Strategy, solve, solve_from,
-    solve_relaxed_then_fixed, solve_relaxed_then_fixings,
+    LpMethod, Outcome, RelaxedThenFixed, Settings, Solution, Strategy, solve, solve_from, solve_relaxed_then_fixed,
 };

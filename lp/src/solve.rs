@@ -149,66 +149,40 @@ pub fn solve_from(lp: Lp, objective: &Lin, settings: &Settings, start: &[(Col, f
     read(&solved, is_mip, started.elapsed().as_secs_f64())
 }
 
-/// A MIP's LP relaxation, and the LP with its integer columns fixed.
+/// A MIP's LP relaxation, and the LPs with its integer columns fixed at
+/// the values chosen from the relaxation's solution.
 #[derive(Debug, Clone)]
 pub struct RelaxedThenFixed {
     /// The LP relaxation: its optimum bounds the MIP's from below.
     pub relaxed: Solution,
-    /// The LP with the integer columns fixed at the values chosen from the
-    /// relaxation's solution, when values were chosen and the relaxation
-    /// had a solution: a schedule of the MIP when it has one.
-    pub fixed: Option<Solution>,
-}
-
-/// Solves the relaxation `lp` (built with [`Integrality::Relaxed`]), then
-/// asks `fix` for a whole value of every integer column, in the order of
-/// [`Lp::integers`], given the relaxation's solution; when it gives them,
-/// fixes the columns there (each rounded into its bounds) and solves again.
-/// The second solve is the same HiGHS model with changed bounds, so it
-/// starts from the relaxation's optimal basis (HiGHS does not presolve a
-/// model with a basis): a handful of dual simplex iterations where a new
-/// model would start from nothing.
-///
-/// # Errors
-/// `lp` is a MIP or `fix` gave the wrong number of values; HiGHS refused an
-/// option, failed, or ended with an error status.
-pub fn solve_relaxed_then_fixed(
-    lp: Lp,
-    objective: &Lin,
-    settings: &Settings,
-    fix: impl FnOnce(&[f64]) -> Option<Vec<f64>>,
-) -> Result<RelaxedThenFixed, String> {
-    let tried = solve_relaxed_then_fixings(lp, objective, settings, |x| fix(x).into_iter().collect(), |_, _| true)?;
-    Ok(RelaxedThenFixed { relaxed: tried.relaxed, fixed: tried.fixed.into_iter().next() })
-}
-
-/// A MIP's LP relaxation, and the LPs with its integer columns fixed in
-/// turn at several choices of values.
-#[derive(Debug, Clone)]
-pub struct RelaxedThenFixings {
-    /// The LP relaxation: its optimum bounds the MIP's from below.
-    pub relaxed: Solution,
     /// The LP with the integer columns fixed at each choice tried, in the
-    /// order given, up to the first that was enough.
+    /// order given, up to the first that was enough (none when no values
+    /// were chosen or the relaxation had no solution): a schedule of the MIP
+    /// where it has one.
     pub fixed: Vec<Solution>,
 }
 
-/// As [`solve_relaxed_then_fixed`], with several choices of the integer
-/// columns' values: `fix` gives them, in order, from the relaxation's
-/// solution, and each is solved in turn (from the basis the one before
-/// left: the choices share most of their values) until `enough` says of
-/// the relaxation and a choice's solution that it will do.
+/// Solves the relaxation `lp` (built with [`Integrality::Relaxed`]), then
+/// asks `fix` for choices of a whole value of every integer column, in the
+/// order of [`Lp::integers`], given the relaxation's solution; fixes the
+/// columns at each choice in turn (each value rounded into its bounds) and
+/// solves again, until `enough` says of the relaxation and a choice's
+/// solution that it will do. Each solve after the first is the same HiGHS
+/// model with changed bounds, so it starts from the basis the one before
+/// left, the relaxation's optimal one first (HiGHS does not presolve a model
+/// with a basis): a handful of dual simplex iterations where a new model
+/// would start from nothing.
 ///
 /// # Errors
 /// `lp` is a MIP or a choice has the wrong number of values; HiGHS refused
 /// an option, failed, or ended with an error status.
-pub fn solve_relaxed_then_fixings(
+pub fn solve_relaxed_then_fixed(
     lp: Lp,
     objective: &Lin,
     settings: &Settings,
     fix: impl FnOnce(&[f64]) -> Vec<Vec<f64>>,
     enough: impl Fn(&Solution, &Solution) -> bool,
-) -> Result<RelaxedThenFixings, String> {
+) -> Result<RelaxedThenFixed, String> {
     if lp.is_mip() {
         return Err("solve_relaxed_then_fixed takes a relaxation, not a MIP".to_owned());
     }
@@ -243,7 +217,7 @@ pub fn solve_relaxed_then_fixings(
             break;
         }
     }
-    Ok(RelaxedThenFixings { relaxed, fixed })
+    Ok(RelaxedThenFixed { relaxed, fixed })
 }
 
 /// Applies `settings` to a HiGHS model.
@@ -445,35 +419,44 @@ mod tests {
 
         let (lp, objective) = relaxed_knapsack();
         let mut seen = None;
-        let both = solve_relaxed_then_fixed(lp, &objective, &Settings::default(), |x| {
-            seen = Some(x.to_vec());
-            // Off by a rounding: fixed values are rounded into the bounds.
-            Some(optimal.iter().map(|v| v + 0.3).collect())
-        })
+        let both = solve_relaxed_then_fixed(
+            lp,
+            &objective,
+            &Settings::default(),
+            |x| {
+                seen = Some(x.to_vec());
+                // Off by a rounding: fixed values are rounded into the bounds.
+                vec![optimal.iter().map(|v| v + 0.3).collect()]
+            },
+            |_, _| true,
+        )
         .expect("solves");
         let relaxed = both.relaxed.objective.expect("relaxation");
         assert!(relaxed <= best + 1e-9, "the relaxation {relaxed} bounds the MIP {best}");
         assert!(relaxed < best - 1e-6, "this relaxation is fractional");
         assert_eq!(seen.map(|x| x.len()), Some(12), "fix sees the relaxation's solution");
-        let fixed = both.fixed.expect("fixed");
+        let fixed = both.fixed.into_iter().next().expect("fixed");
         assert_eq!(fixed.outcome, Outcome::Optimal);
         assert!((fixed.objective.expect("fixed") - best).abs() < 1e-9);
         assert!(fixed.duals.is_some(), "an LP: the duals of its rows");
 
+        let once = |_: &Solution, _: &Solution| true;
         // Nothing chosen: no second solve.
         let (lp, objective) = relaxed_knapsack();
-        let both = solve_relaxed_then_fixed(lp, &objective, &Settings::default(), |_| None).expect("solves");
-        assert!(both.fixed.is_none() && both.relaxed.x.is_some());
+        let both =
+            solve_relaxed_then_fixed(lp, &objective, &Settings::default(), |_| Vec::new(), once).expect("solves");
+        assert!(both.fixed.is_empty() && both.relaxed.x.is_some());
         // Infeasible values: an outcome, not an error.
         let (lp, objective) = relaxed_knapsack();
-        let all = solve_relaxed_then_fixed(lp, &objective, &Settings::default(), |_| Some(vec![1.0; 12]));
-        assert_eq!(all.expect("solves").fixed.expect("solved").outcome, Outcome::Infeasible);
+        let all = solve_relaxed_then_fixed(lp, &objective, &Settings::default(), |_| vec![vec![1.0; 12]], once);
+        assert_eq!(all.expect("solves").fixed[0].outcome, Outcome::Infeasible);
         // Refusals: a MIP, and the wrong number of values.
         let (lp, objective) = knapsack();
-        let error = solve_relaxed_then_fixed(lp, &objective, &Settings::default(), |_| None).expect_err("a MIP");
+        let error =
+            solve_relaxed_then_fixed(lp, &objective, &Settings::default(), |_| Vec::new(), once).expect_err("a MIP");
         assert!(error.contains("relaxation"), "{error}");
         let (lp, objective) = relaxed_knapsack();
-        let error = solve_relaxed_then_fixed(lp, &objective, &Settings::default(), |_| Some(vec![0.0; 3]))
+        let error = solve_relaxed_then_fixed(lp, &objective, &Settings::default(), |_| vec![vec![0.0; 3]], once)
             .expect_err("three values");
         assert!(error.contains("3 values for 12"), "{error}");
     }
@@ -489,21 +472,21 @@ mod tests {
         // The first choice is not enough, the second is, the third is not tried.
         let choices = |_: &[f64]| vec![nothing.clone(), optimal.clone(), nothing.clone()];
         let (lp, objective) = relaxed_knapsack();
-        let tried = solve_relaxed_then_fixings(lp, &objective, &Settings::default(), choices, is_best).expect("solves");
+        let tried = solve_relaxed_then_fixed(lp, &objective, &Settings::default(), choices, is_best).expect("solves");
         assert_eq!(tried.fixed.len(), 2);
         assert!(is_best(&tried.relaxed, &tried.fixed[1]) && !is_best(&tried.relaxed, &tried.fixed[0]));
         // None enough: every choice tried; none given: none solved.
         let (lp, objective) = relaxed_knapsack();
-        let all = solve_relaxed_then_fixings(lp, &objective, &Settings::default(), choices, |_, _| false);
+        let all = solve_relaxed_then_fixed(lp, &objective, &Settings::default(), choices, |_, _| false);
         assert_eq!(all.expect("solves").fixed.len(), 3);
         let (lp, objective) = relaxed_knapsack();
-        let none = solve_relaxed_then_fixings(lp, &objective, &Settings::default(), |_| Vec::new(), is_best);
+        let none = solve_relaxed_then_fixed(lp, &objective, &Settings::default(), |_| Vec::new(), is_best);
         assert!(none.expect("solves").fixed.is_empty());
         // A choice of the wrong size is refused before any is solved.
         let (lp, objective) = relaxed_knapsack();
         let wrong = |_: &[f64]| vec![optimal.clone(), vec![1.0]];
         let error =
-            solve_relaxed_then_fixings(lp, &objective, &Settings::default(), wrong, is_best).expect_err("refused");
+            solve_relaxed_then_fixed(lp, &objective, &Settings::default(), wrong, is_best).expect_err("refused");
         assert!(error.contains("1 values for 12"), "{error}");
     }
 
