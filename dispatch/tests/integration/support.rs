@@ -77,6 +77,20 @@ fuel_price = 0.1
     text
 }
 
+/// Why `plan`, a schedule of `case` stitched from windows or blocks, is
+/// wrong, if it is: it fails the audit, or costs less than `whole`, the
+/// case's optimum as one model (up to a millionth of it).
+pub fn stitched_flaws(case: &Case, plan: &Schedule, whole: f64) -> Result<(), String> {
+    let errors = verify::check(case, plan, 1e-6);
+    if !errors.is_empty() {
+        return Err(errors.join("\n"));
+    }
+    if plan.cost < whole - 1e-6 * whole.abs().max(1.0) {
+        return Err(format!("{} < {whole}", plan.cost));
+    }
+    Ok(())
+}
+
 /// A committed unit's output and on/off series in `plan`.
 pub fn unit<'a>(plan: &'a Schedule, id: &str) -> (&'a [f64], &'a [bool]) {
     let Detail::Unit { output_kw, on: Some(on), .. } =
