@@ -12,6 +12,7 @@
 pub mod contracts;
 pub mod messaging;
 pub mod trading;
+mod wal;
 
 use sqlx::Any;
 use sqlx::Row as _;
@@ -206,6 +207,9 @@ pub struct Store {
     pool: Pool<Any>,
     readers: Pool<Any>,
     postgres: bool,
+    /// A SQLite file's checkpoints (see [`wal`]): held by the clones, the
+    /// task stops with the last.
+    _checkpoints: Option<std::sync::Arc<wal::Checkpoints>>,
 }
 
 /// A right that one process at a time holds (or, shared, several): a
@@ -377,23 +381,35 @@ impl Store {
         // transaction that reads before it writes cannot deadlock against
         // another, and an in-memory database must not be split across
         // connections. A file in WAL mode also gets readers that read
-        // beside the writer (each sees the last commit).
+        // beside the writer (each sees the last commit), and a connection
+        // that copies the writer's log into the file (see `wal`).
         let sqlite = url.starts_with("sqlite:");
         let memory = url.contains(":memory:");
         let target = connect_url(url);
-        let connect = |connections: u32| {
+        let file = sqlite && !memory;
+        let connect = |connections: u32, settings: &'static [&'static str]| {
             PoolOptions::<Any>::new()
                 .max_connections(connections)
                 .acquire_timeout(std::time::Duration::from_secs(30))
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        for setting in settings {
+                            sqlx::query(*setting).execute(&mut *conn).await?;
+                        }
+                        Ok(())
+                    })
+                })
                 .connect(&target)
         };
         let failed = |source| StoreError::Connect { url: redacted(url), source };
-        let pool = connect(if sqlite { 1 } else { 8 }).await.map_err(failed)?;
-        if sqlite && !memory {
-            sqlx::query("PRAGMA journal_mode=WAL").fetch_optional(&pool).await.map_err(failed)?;
+        let pool = connect(if sqlite { 1 } else { 8 }, if file { wal::WRITER } else { &[] }).await.map_err(failed)?;
+        if !file {
+            return Ok(Self { readers: pool.clone(), pool, postgres: !sqlite, _checkpoints: None });
         }
-        let readers = if sqlite && !memory { connect(READERS).await.map_err(failed)? } else { pool.clone() };
-        Ok(Self { pool, readers, postgres: url.starts_with("postgres") })
+        sqlx::query("PRAGMA journal_mode=WAL").fetch_optional(&pool).await.map_err(failed)?;
+        let readers = connect(READERS, &[]).await.map_err(failed)?;
+        let checkpoints = wal::Checkpoints::start(connect(1, wal::CHECKPOINTER).await.map_err(failed)?, wal::LIMITS);
+        Ok(Self { pool, readers, postgres: false, _checkpoints: Some(std::sync::Arc::new(checkpoints)) })
     }
 
     /// Where each service's schema stands, without changing anything. A
