@@ -19,10 +19,9 @@
 //!   [`Limits::try_from`] pages the round asks for that moment (RESTART)
 //!   without waiting for it, and past [`Limits::wait_from`] waits for it.
 //!
-//! Measured (`trading-load --clients 200 --seconds 15`, release, three runs
-//! each alternating with the build before): 5,700 to 6,000 calls/s against
-//! 5,100 to 5,500, p50 33 to 35 ms against 37 to 40 ms, p99 unchanged (55 to
-//! 57 ms against 54 to 57 ms). Durability is unchanged: a commit is durable
+//! Measured (`trading-load --clients 200`, release, five runs back to back
+//! with the build before): 10 to 16 % more calls a second, p50 15 % lower,
+//! p99 unchanged (docs/trading.md has the numbers). Durability is unchanged: a commit is durable
 //! once its frames are in the log (and, with `synchronous = FULL`, synced);
 //! the checkpoint only moves them, syncing the file before the log starts
 //! again.
