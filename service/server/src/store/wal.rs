@@ -21,10 +21,11 @@
 //!
 //! Measured (`trading-load --clients 200`, release, five runs back to back
 //! with the build before): 10 to 16 % more calls a second, p50 15 % lower,
-//! p99 unchanged (docs/trading.md has the numbers). Durability is unchanged: a commit is durable
-//! once its frames are in the log (and, with `synchronous = FULL`, synced);
-//! the checkpoint only moves them, syncing the file before the log starts
-//! again.
+//! p99 unchanged (docs/trading.md has the numbers).
+//!
+//! Durability is unchanged: a commit is durable once its frames are in the
+//! log (and, with `synchronous = FULL`, synced); a checkpoint only moves
+//! them, syncing the file before the log starts again.
 
 use std::time::Duration;
 
@@ -70,13 +71,13 @@ pub(super) const LIMITS: Limits = Limits { try_from: 4_096, wait_from: 65_536 };
 pub(super) struct Checkpoints(tokio::task::JoinHandle<()>);
 
 impl Checkpoints {
-    /// Starts checkpointing on `conn`'s connection to the file (not the
+    /// Starts checkpointing on `pool`'s connection to the file (not the
     /// writer's, and set up with [`CHECKPOINTER`]).
-    pub(super) fn start(conn: Pool<Any>, limits: Limits) -> Self {
+    pub(super) fn start(pool: Pool<Any>, limits: Limits) -> Self {
         Self(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(EVERY).await;
-                let Ok(mut conn) = conn.acquire().await else { continue };
+                let Ok(mut conn) = pool.acquire().await else { continue };
                 if let Err(e) = checkpoint(&mut conn, limits).await {
                     tracing::debug!(error = %e, "a checkpoint of the SQLite log failed; the next one tries again");
                 }
