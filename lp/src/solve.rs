@@ -410,12 +410,16 @@ mod tests {
         knapsack_as(Integrality::Relaxed)
     }
 
-    #[test]
-    fn a_relaxation_then_its_integers_fixed_bound_and_reach_the_mip() {
+    /// The knapsack's optimum and its solution, each value whole.
+    fn knapsack_optimum() -> (f64, Vec<f64>) {
         let (lp, objective) = knapsack();
         let mip = solve(lp, &objective, &Settings::default()).expect("solves");
-        let best = mip.objective.expect("optimum");
-        let optimal: Vec<f64> = mip.x.expect("x").iter().map(|v| v.round()).collect();
+        (mip.objective.expect("optimum"), mip.x.expect("x").iter().map(|v| v.round()).collect())
+    }
+
+    #[test]
+    fn a_relaxation_then_its_integers_fixed_bound_and_reach_the_mip() {
+        let (best, optimal) = knapsack_optimum();
 
         let (lp, objective) = relaxed_knapsack();
         let mut seen = None;
@@ -463,10 +467,7 @@ mod tests {
 
     #[test]
     fn fixings_are_tried_in_turn_until_one_is_enough() {
-        let (lp, objective) = knapsack();
-        let mip = solve(lp, &objective, &Settings::default()).expect("solves");
-        let best = mip.objective.expect("optimum");
-        let optimal: Vec<f64> = mip.x.expect("x").iter().map(|v| v.round()).collect();
+        let (best, optimal) = knapsack_optimum();
         let nothing = vec![0.0; 12];
         let is_best = |_: &Solution, fixed: &Solution| fixed.objective.is_some_and(|o| (o - best).abs() < 1e-9);
         // The first choice is not enough, the second is, the third is not tried.

@@ -151,8 +151,12 @@ mod tests {
 
     const PAGE: u64 = 4096;
 
+    fn url(dir: &Path) -> String {
+        format!("sqlite://{}", dir.join("volta.db").display())
+    }
+
     async fn store(dir: &Path) -> Store {
-        Store::connect(&format!("sqlite://{}", dir.join("volta.db").display())).await.expect("a store")
+        Store::connect(&url(dir)).await.expect("a store")
     }
 
     /// Rows `from..from + rows`, about a page each, in one commit.
@@ -208,8 +212,7 @@ mod tests {
             .execute(store.pool())
             .await
             .expect("create");
-        let url = format!("sqlite://{}", dir.path().join("volta.db").display());
-        let mut conn = sqlx::AnyConnection::connect(&url).await.expect("a connection");
+        let mut conn = sqlx::AnyConnection::connect(&url(dir.path())).await.expect("a connection");
         for setting in CHECKPOINTER {
             sqlx::query(*setting).execute(&mut conn).await.expect("set up");
         }
