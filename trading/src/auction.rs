@@ -149,9 +149,7 @@ pub fn clear(product: &ProductId, bids: &[Bid], pricing: Pricing, fee: Price) ->
     buys.sort_unstable_by_key(|&i| rank[i]);
     sells.sort_unstable_by_key(|&i| rank[i]);
 
-    let mut limits: Vec<Price> = limit.iter().filter_map(|p| *p).collect();
-    limits.sort_unstable();
-    limits.dedup();
+    let limits = distinct_limits(&limit, &buys, &sells);
     // Every limit, and a price between each two neighbours.
     let mut candidates = Vec::with_capacity(2 * limits.len());
     for (k, p) in limits.iter().enumerate() {
@@ -265,8 +263,12 @@ fn check(bids: &[Bid]) -> Result<(), TradingError> {
             return Err(TradingError::invalid(format!("bids[{i}].price"), format!("beyond ±{}", Price::LIMIT)));
         }
     }
-    // Repeated ids, by sorting (cheaper than hashing every id); the later
-    // of two is named.
+    // Repeated ids: none when they come in increasing order (a book read
+    // in the order it was written), else by sorting (cheaper than hashing
+    // every id); the later of two is named.
+    if bids.windows(2).all(|w| w[0].id < w[1].id) {
+        return Ok(());
+    }
     let mut ids: Vec<(OrderId, usize)> = bids.iter().enumerate().map(|(i, b)| (b.id, i)).collect();
     ids.sort_unstable();
     if let Some(pair) = ids.windows(2).find(|w| w[0].0 == w[1].0) {
@@ -274,6 +276,29 @@ fn check(bids: &[Bid]) -> Result<(), TradingError> {
         return Err(TradingError::invalid(format!("bids[{i}].id"), format!("{id} is repeated")));
     }
     Ok(())
+}
+
+/// The distinct limits of both sides, increasing: the two priority orders
+/// merged (buys come by decreasing limit after their market orders, sells
+/// by increasing limit after theirs), with no sort of their own.
+fn distinct_limits(limit: &[Option<Price>], buys: &[usize], sells: &[usize]) -> Vec<Price> {
+    let mut up_buys = buys.iter().rev().map_while(|&i| limit[i]).peekable();
+    let mut up_sells = sells.iter().skip_while(|&&i| limit[i].is_none()).filter_map(|&i| limit[i]).peekable();
+    let mut merged: Vec<Price> = Vec::with_capacity(buys.len() + sells.len());
+    loop {
+        let next = match (up_buys.peek(), up_sells.peek()) {
+            (Some(b), Some(s)) if b <= s => up_buys.next(),
+            (_, Some(_)) => up_sells.next(),
+            (Some(_), None) => up_buys.next(),
+            (None, None) => break,
+        };
+        if let Some(p) = next
+            && merged.last() != Some(&p)
+        {
+            merged.push(p);
+        }
+    }
+    merged
 }
 
 /// Demand and supply at each candidate price (increasing), in one pass,
@@ -373,9 +398,10 @@ fn pair(
     price_of: &dyn Fn(&Bid) -> Price,
     fee: Price,
 ) -> Vec<Trade> {
-    let mut trades = Vec::new();
     let live = |list: &[usize]| list.iter().copied().filter(|&i| !accepted[i].is_zero()).collect::<Vec<_>>();
     let (buys, sells) = (live(buys), live(sells));
+    // Each trade uses up a buy or a sell (the last both).
+    let mut trades = Vec::with_capacity((buys.len() + sells.len()).saturating_sub(1));
     let (mut bi, mut si) = (0, 0);
     let (mut buy_left, mut sell_left) =
         (buys.first().map_or(Energy::ZERO, |&i| accepted[i]), sells.first().map_or(Energy::ZERO, |&i| accepted[i]));

@@ -128,6 +128,12 @@ fn bad_bids_are_named_by_position() {
     let twice = [bid(1, "a", Side::Buy, Some("0.1"), 1), bid(1, "b", Side::Sell, Some("0.1"), 1)];
     let error = clear(&product().id, &twice, Pricing::PayAsClear, Price::ZERO).expect_err("repeated");
     assert!(error.to_string().starts_with("bids[1].id"), "{error}");
+    // Increasing, then one again; and out of order: the later one is named.
+    for ids in [[1, 2, 2], [3, 1, 3]] {
+        let book: Vec<Bid> = ids.iter().map(|&id| bid(id, "a", Side::Buy, Some("0.1"), 1)).collect();
+        let error = clear(&product().id, &book, Pricing::PayAsClear, Price::ZERO).expect_err("repeated");
+        assert!(error.to_string().starts_with("bids[2].id"), "{ids:?}: {error}");
+    }
 }
 
 #[test]

@@ -213,6 +213,11 @@ proptest! {
             .collect();
         let pricing = if pay_as_bid { Pricing::PayAsBid } else { Pricing::PayAsClear };
         let c = clear(&product().id, &bids, pricing, Price::from_micros(fee)).expect("clears");
+        // The order of the ids is no matter (increasing ids skip the sort
+        // that looks for a repeated one).
+        let backwards: Vec<Bid> = bids.iter().map(|b| Bid { id: (raw.len() - b.id as usize) as u64, ..b.clone() }).collect();
+        let again = clear(&product().id, &backwards, pricing, Price::from_micros(fee)).expect("clears");
+        prop_assert_eq!((again.price, again.volume), (c.price, c.volume));
         // The greatest volume over every price buyers pay, by a plain scan:
         // a sell is in at its ask plus the fee.
         let at = |p: i64| {
